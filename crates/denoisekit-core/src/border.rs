@@ -1,0 +1,150 @@
+//! How pixels outside the image are defined.
+//!
+//! Pictured on a row `a b c d` (the bars mark the image edge), padded by three:
+//!
+//! ```text
+//! Replicate   a a a | a b c d | d d d      ImageJ, scikit-image "nearest", the default
+//! Symmetric   c b a | a b c d | d c b      half-sample symmetric, pywt "symmetric"
+//! Reflect     d c b | a b c d | c b a      whole-sample symmetric, OpenCV REFLECT_101
+//! Periodic    b c d | a b c d | a b c      wrap around
+//! Zero        0 0 0 | a b c d | 0 0 0      pad with zeros
+//! ```
+//!
+//! There is deliberately no mode called "constant": numpy means "pad with a value" by it,
+//! pywt means "replicate the edge". The WGSL helper `border_index` in the GPU crate
+//! implements the same mapping and is tested against [`BorderMode::index`].
+
+use crate::error::{DenoiseError, Result};
+use crate::volume::{Volume, VolumeView};
+
+/// Rule for pixels outside the image; see the module docs for pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BorderMode {
+    /// Repeat the edge pixel (ImageJ's convention).
+    #[default]
+    Replicate,
+    /// Mirror including the edge pixel.
+    Symmetric,
+    /// Mirror about the edge pixel, which is not repeated.
+    Reflect,
+    /// Wrap around to the other side.
+    Periodic,
+    /// Zeros outside.
+    Zero,
+}
+
+impl BorderMode {
+    /// Every mode, in the order shown to users.
+    pub const ALL: [BorderMode; 5] = [
+        Self::Replicate,
+        Self::Symmetric,
+        Self::Reflect,
+        Self::Periodic,
+        Self::Zero,
+    ];
+    /// The names accepted by [`BorderMode::from_name`], in the order of [`BorderMode::ALL`].
+    pub const NAMES: &'static [&'static str] =
+        &["replicate", "symmetric", "reflect", "periodic", "zero"];
+
+    /// The user-facing name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Parses a name from [`BorderMode::NAMES`].
+    ///
+    /// # Errors
+    /// [`DenoiseError::InvalidParamValue`] listing the valid names.
+    pub fn from_name(key: &str, s: &str) -> Result<Self> {
+        Self::NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| DenoiseError::InvalidParamValue {
+                name: key.to_string(),
+                value: s.to_string(),
+                expected: format!("one of {}", Self::NAMES.join(", ")),
+            })
+    }
+
+    /// Maps a possibly out-of-range index `i` on an axis of length `n > 0` to the index
+    /// of the pixel that stands there, or `None` where [`BorderMode::Zero`] gives 0.
+    pub fn index(self, i: isize, n: usize) -> Option<usize> {
+        let n = n as isize;
+        if (0..n).contains(&i) {
+            return Some(i as usize);
+        }
+        let j = match self {
+            Self::Replicate => i.clamp(0, n - 1),
+            Self::Periodic => i.rem_euclid(n),
+            Self::Symmetric => {
+                let p = i.rem_euclid(2 * n);
+                if p < n { p } else { 2 * n - 1 - p }
+            }
+            Self::Reflect => {
+                if n == 1 {
+                    0
+                } else {
+                    let p = i.rem_euclid(2 * n - 2);
+                    if p < n { p } else { 2 * n - 2 - p }
+                }
+            }
+            Self::Zero => return None,
+        };
+        Some(j as usize)
+    }
+}
+
+/// A copy of `v` padded by `(pz, py, px)` pixels on both sides of each axis by `mode`.
+pub fn pad(v: &VolumeView<'_>, pz: usize, py: usize, px: usize, mode: BorderMode) -> Volume {
+    let (d, h, w) = v.dim();
+    let idx = |i: usize, p: usize, n: usize| mode.index(i as isize - p as isize, n);
+    Volume::from_shape_fn((d + 2 * pz, h + 2 * py, w + 2 * px), |(z, y, x)| {
+        match (idx(z, pz, d), idx(y, py, h), idx(x, px, w)) {
+            (Some(z), Some(y), Some(x)) => v[(z, y, x)],
+            _ => 0.0,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(mode: BorderMode) -> String {
+        let px = ['a', 'b', 'c', 'd'];
+        (-3..7)
+            .map(|i| mode.index(i, 4).map_or('0', |j| px[j]))
+            .collect()
+    }
+
+    #[test]
+    fn index_matches_module_pictures() {
+        assert_eq!(row(BorderMode::Replicate), "aaaabcdddd");
+        assert_eq!(row(BorderMode::Symmetric), "cbaabcddcb");
+        assert_eq!(row(BorderMode::Reflect), "dcbabcdcba");
+        assert_eq!(row(BorderMode::Periodic), "bcdabcdabc");
+        assert_eq!(row(BorderMode::Zero), "000abcd000");
+    }
+
+    #[test]
+    fn far_outside_stays_in_range() {
+        for m in BorderMode::ALL {
+            for n in 1..5 {
+                for i in -40..40 {
+                    if let Some(j) = m.index(i, n) {
+                        assert!(j < n, "{m:?} {i} {n} -> {j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for m in BorderMode::ALL {
+            assert_eq!(BorderMode::from_name("border", m.name()).unwrap(), m);
+        }
+        assert!(BorderMode::from_name("border", "constant").is_err());
+    }
+}

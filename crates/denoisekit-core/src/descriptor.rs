@@ -1,0 +1,626 @@
+//! Method descriptors: the single source of truth for every method and parameter.
+//!
+//! Each method module declares its parameters once with [`method_params!`], which emits
+//! the typed parameter struct (whose field docs are the help text), the [`ParamSpec`]
+//! table and the conversions between them. The CLI, the JNI `describe` call, the ImageJ
+//! dialog, the docs and the property tests all read these tables; nothing else lists
+//! methods or parameters.
+
+use crate::control::Control;
+use crate::error::{DenoiseError, Result};
+use crate::volume::{Volume, VolumeView};
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
+
+/// How a slider for the parameter should move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Evenly spaced values.
+    Linear,
+    /// Evenly spaced in log space: for ranges that span decades.
+    Log,
+}
+
+/// What a parameter is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Pixels (or planes, for z parameters).
+    Pixels,
+    /// The image's own grey levels, never rescaled by bit depth.
+    Intensity,
+    /// A count (iterations).
+    Count,
+    /// Dimensionless.
+    None,
+}
+
+/// The default of a float parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultValue {
+    /// A fixed number.
+    Fixed(f64),
+    /// This multiple of the image's estimated noise standard deviation
+    /// ([`crate::estimate_sigma`]).
+    TimesNoise(f64),
+}
+
+/// Type and range of a parameter. Bounds are inclusive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamKind {
+    /// A real number in `[min, max]`.
+    Float {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value (may be infinite).
+        max: f64,
+        /// Value used when none is given.
+        default: DefaultValue,
+    },
+    /// An integer in `[min, max]`.
+    Int {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+        /// Value used when none is given.
+        default: i64,
+    },
+    /// One of a fixed list of names.
+    Choice {
+        /// The allowed names.
+        options: &'static [&'static str],
+        /// Name used when none is given.
+        default: &'static str,
+    },
+}
+
+/// One parameter of a method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    /// Stable key, used in macros and on the command line (`snake_case`).
+    pub key: &'static str,
+    /// Short label for dialogs.
+    pub label: &'static str,
+    /// Type, range and default.
+    pub kind: ParamKind,
+    /// Slider scale.
+    pub scale: Scale,
+    /// Unit of the value.
+    pub unit: Unit,
+    /// One or two sentences for users: what it does and how to choose it.
+    pub help: &'static str,
+}
+
+impl ParamSpec {
+    /// A float parameter (key and help are filled in by [`method_params!`]).
+    pub const fn float(label: &'static str, min: f64, max: f64, default: DefaultValue) -> Self {
+        Self::new(label, ParamKind::Float { min, max, default })
+    }
+
+    /// An integer parameter (key and help are filled in by [`method_params!`]).
+    pub const fn int(label: &'static str, min: i64, max: i64, default: i64) -> Self {
+        Self::new(label, ParamKind::Int { min, max, default })
+    }
+
+    /// A choice parameter (key and help are filled in by [`method_params!`]).
+    pub const fn choice(
+        label: &'static str,
+        options: &'static [&'static str],
+        default: &'static str,
+    ) -> Self {
+        Self::new(label, ParamKind::Choice { options, default })
+    }
+
+    const fn new(label: &'static str, kind: ParamKind) -> Self {
+        Self {
+            key: "",
+            label,
+            kind,
+            scale: Scale::Linear,
+            unit: Unit::None,
+            help: "",
+        }
+    }
+
+    /// Sets the unit.
+    pub const fn unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+
+    /// Sets the slider scale.
+    pub const fn scale(mut self, scale: Scale) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    #[doc(hidden)]
+    pub const fn named(mut self, key: &'static str, help: &'static str) -> Self {
+        self.key = key;
+        self.help = help;
+        self
+    }
+
+    /// The help text with the doc-comment indentation removed.
+    pub fn help_text(&self) -> String {
+        self.help.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Checks a value against this parameter's kind and range.
+    ///
+    /// # Errors
+    /// [`DenoiseError::ParamOutOfRange`] or [`DenoiseError::InvalidParamValue`].
+    pub fn check(&self, v: &ParamValue) -> Result<()> {
+        let out_of_range = |value: String, min: String, max: String| DenoiseError::ParamOutOfRange {
+            name: self.key.to_string(),
+            value,
+            min,
+            max,
+        };
+        match (&self.kind, v) {
+            (ParamKind::Float { min, max, .. }, ParamValue::Float(x)) => {
+                if x.is_nan() || *x < *min || *x > *max || x.is_infinite() {
+                    return Err(out_of_range(fmt_num(*x), fmt_num(*min), fmt_num(*max)));
+                }
+            }
+            (ParamKind::Int { min, max, .. }, ParamValue::Int(x)) => {
+                if x < min || x > max {
+                    return Err(out_of_range(x.to_string(), min.to_string(), max.to_string()));
+                }
+            }
+            (ParamKind::Choice { options, .. }, ParamValue::Choice(s)) => {
+                if !options.contains(s) {
+                    return Err(self.invalid(s, format!("one of {}", options.join(", "))));
+                }
+            }
+            (_, other) => {
+                return Err(self.invalid(&other.to_string(), self.kind_name().to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a value as written by a user (CLI, macro, dialog) and checks its range.
+    ///
+    /// # Errors
+    /// [`DenoiseError::InvalidParamValue`] if it does not parse,
+    /// [`DenoiseError::ParamOutOfRange`] if it is outside the range.
+    pub fn parse(&self, raw: &str) -> Result<ParamValue> {
+        let s = raw.trim();
+        let v = match self.kind {
+            ParamKind::Float { .. } => ParamValue::Float(
+                s.parse::<f64>()
+                    .map_err(|_| self.invalid(raw, "a number".into()))?,
+            ),
+            ParamKind::Int { .. } => {
+                // Dialogs and macros may write an integer as "2.0"; accept that, but not "2.5".
+                let x = match s.parse::<i64>() {
+                    Ok(i) => i,
+                    Err(_) => match s.parse::<f64>() {
+                        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+                        _ => return Err(self.invalid(raw, "a whole number".into())),
+                    },
+                };
+                ParamValue::Int(x)
+            }
+            ParamKind::Choice { options, .. } => {
+                let found = options.iter().find(|o| o.eq_ignore_ascii_case(s));
+                match found {
+                    Some(o) => ParamValue::Choice(o),
+                    None => return Err(self.invalid(raw, format!("one of {}", options.join(", ")))),
+                }
+            }
+        };
+        self.check(&v)?;
+        Ok(v)
+    }
+
+    /// The default value, given the noise estimate when the default depends on it.
+    pub fn default_value(&self, noise_sigma: impl FnOnce() -> Result<f64>) -> Result<ParamValue> {
+        Ok(match self.kind {
+            ParamKind::Float { min, max, default } => {
+                let v = match default {
+                    DefaultValue::Fixed(v) => v,
+                    DefaultValue::TimesNoise(k) => k * noise_sigma()?,
+                };
+                ParamValue::Float(v.clamp(min, max))
+            }
+            ParamKind::Int { default, .. } => ParamValue::Int(default),
+            ParamKind::Choice { default, .. } => ParamValue::Choice(default),
+        })
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ParamKind::Float { .. } => "a number",
+            ParamKind::Int { .. } => "a whole number",
+            ParamKind::Choice { .. } => "a choice",
+        }
+    }
+
+    fn invalid(&self, raw: &str, expected: String) -> DenoiseError {
+        DenoiseError::InvalidParamValue {
+            name: self.key.to_string(),
+            value: raw.to_string(),
+            expected,
+        }
+    }
+}
+
+/// Formats a number the way users type it: `1.5`, `0`, `inf`.
+pub fn fmt_num(x: f64) -> String {
+    if x == f64::INFINITY {
+        "inf".into()
+    } else if x == f64::NEG_INFINITY {
+        "-inf".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A parsed, typed parameter value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamValue {
+    /// A real number.
+    Float(f64),
+    /// An integer.
+    Int(i64),
+    /// One of a choice parameter's names.
+    Choice(&'static str),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Float(x) => f.write_str(&fmt_num(*x)),
+            Self::Int(x) => write!(f, "{x}"),
+            Self::Choice(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Conversion between a typed parameter field and a [`ParamValue`].
+pub trait ParamField: Sized {
+    /// Builds the field from a value already checked against its spec.
+    ///
+    /// # Errors
+    /// [`DenoiseError::InvalidParamValue`] on a kind mismatch (a bug in a descriptor).
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self>;
+    /// The field as a value, for range checks and display.
+    fn to_value(&self) -> ParamValue;
+}
+
+impl ParamField for f64 {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::Float(x) => Ok(*x),
+            other => Err(spec.invalid(&other.to_string(), "a number".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Float(*self)
+    }
+}
+
+impl ParamField for usize {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::Int(x) => usize::try_from(*x)
+                .map_err(|_| spec.invalid(&x.to_string(), "a non-negative whole number".into())),
+            other => Err(spec.invalid(&other.to_string(), "a whole number".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+
+impl ParamField for crate::border::BorderMode {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::Choice(s) => Self::from_name(spec.key, s),
+            other => Err(spec.invalid(&other.to_string(), "a border mode".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Choice(self.name())
+    }
+}
+
+/// Parameter values as given by a user: `(key, text)` pairs, not yet checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamValues {
+    pairs: Vec<(String, String)>,
+}
+
+impl ParamValues {
+    /// No values: every parameter takes its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` (replacing an earlier value for the same key).
+    pub fn set(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Sets `key` to `value` in place.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl ToString) {
+        let key = key.into();
+        let value = value.to_string();
+        match self.pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.pairs.push((key, value)),
+        }
+    }
+
+    /// The given pairs, in insertion order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+}
+
+/// Every parameter of a method with a checked value, in descriptor order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    values: Vec<(&'static ParamSpec, ParamValue)>,
+    /// The noise estimate used for defaults, if one was needed.
+    pub noise_sigma: Option<f64>,
+}
+
+impl Resolved {
+    /// The value of parameter `key`.
+    ///
+    /// # Errors
+    /// [`DenoiseError::UnknownParam`] if the method has no such parameter.
+    pub fn get<T: ParamField>(&self, key: &str) -> Result<T> {
+        let (spec, v) = self
+            .values
+            .iter()
+            .find(|(s, _)| s.key == key)
+            .ok_or_else(|| DenoiseError::UnknownParam {
+                method: String::new(),
+                name: key.to_string(),
+                valid: self.keys().join(", "),
+            })?;
+        T::from_value(spec, v)
+    }
+
+    /// The parameter keys, in descriptor order.
+    pub fn keys(&self) -> Vec<&'static str> {
+        self.values.iter().map(|(s, _)| s.key).collect()
+    }
+
+    /// `(key, value)` for every parameter, in descriptor order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, ParamValue)> + '_ {
+        self.values.iter().map(|(s, v)| (s.key, *v))
+    }
+
+    /// The values as a macro-style option string: `sigma=1.5 border=replicate`.
+    pub fn to_options(&self) -> String {
+        self.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Which dimensionalities a method accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dims {
+    /// Single planes only; stacks are refused.
+    D2,
+    /// Planes and volumes (true 3D neighbourhoods).
+    D2D3,
+}
+
+impl Dims {
+    /// Whether an image of `ndim` dimensions (2 or 3) is accepted.
+    pub fn supports(self, ndim: usize) -> bool {
+        match self {
+            Self::D2 => ndim == 2,
+            Self::D2D3 => ndim == 2 || ndim == 3,
+        }
+    }
+
+    /// `"2D"` or `"2D, 3D"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::D2 => "2D",
+            Self::D2D3 => "2D, 3D",
+        }
+    }
+}
+
+/// The signature every method's CPU entry is adapted to.
+pub type RunFn = fn(VolumeView<'_>, &Resolved, &Control) -> Result<Volume>;
+
+/// Everything known about one method. One static instance per method module.
+#[derive(Debug)]
+pub struct MethodDescriptor {
+    /// Stable id, used in macros and on the command line; never renamed.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Family, for menus and docs ("Smoothing", "Edge-preserving", "Patch-based").
+    pub category: &'static str,
+    /// One paragraph for users: what it does and when to pick it.
+    pub summary: &'static str,
+    /// Papers, as "Authors, title, venue year, doi:...".
+    pub references: &'static [&'static str],
+    /// Accepted dimensionalities.
+    pub dims: Dims,
+    /// The parameters, in dialog order.
+    pub params: &'static [ParamSpec],
+    /// If a GPU kernel exists: the largest allowed |GPU - CPU| as a fraction of the
+    /// input's intensity range.
+    pub gpu_tolerance: Option<f32>,
+    /// The CPU implementation.
+    pub run: RunFn,
+}
+
+impl MethodDescriptor {
+    /// Checks given values and fills in defaults; estimates noise only if a default needs it.
+    ///
+    /// # Errors
+    /// [`DenoiseError::UnknownParam`], [`DenoiseError::InvalidParamValue`],
+    /// [`DenoiseError::ParamOutOfRange`].
+    pub fn resolve(
+        &self,
+        given: &ParamValues,
+        mut noise_sigma: impl FnMut() -> Result<f64>,
+    ) -> Result<Resolved> {
+        for (k, _) in given.pairs() {
+            if !self.params.iter().any(|p| p.key == k) {
+                return Err(DenoiseError::UnknownParam {
+                    method: self.id.to_string(),
+                    name: k.clone(),
+                    valid: self.params.iter().map(|p| p.key).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut sigma_used = None;
+        let mut values = Vec::with_capacity(self.params.len());
+        for spec in self.params {
+            let v = match given.pairs().iter().find(|(k, _)| k == spec.key) {
+                Some((_, raw)) => spec.parse(raw)?,
+                None => spec.default_value(|| {
+                    let s = match sigma_used {
+                        Some(s) => s,
+                        None => noise_sigma()?,
+                    };
+                    sigma_used = Some(s);
+                    Ok(s)
+                })?,
+            };
+            values.push((spec, v));
+        }
+        Ok(Resolved {
+            values,
+            noise_sigma: sigma_used,
+        })
+    }
+}
+
+impl Serialize for ParamSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("ParamSpec", 10)?;
+        st.serialize_field("key", self.key)?;
+        st.serialize_field("label", self.label)?;
+        match self.kind {
+            ParamKind::Float { min, max, default } => {
+                st.serialize_field("kind", "float")?;
+                // JSON has no infinity: an open bound is written as null.
+                st.serialize_field("min", &min.is_finite().then_some(min))?;
+                st.serialize_field("max", &max.is_finite().then_some(max))?;
+                match default {
+                    DefaultValue::Fixed(v) => {
+                        st.serialize_field("default", &v)?;
+                        st.serialize_field("default_times_noise", &None::<f64>)?;
+                    }
+                    DefaultValue::TimesNoise(k) => {
+                        st.serialize_field("default", &None::<f64>)?;
+                        st.serialize_field("default_times_noise", &k)?;
+                    }
+                }
+                st.serialize_field("options", &None::<Vec<&str>>)?;
+            }
+            ParamKind::Int { min, max, default } => {
+                st.serialize_field("kind", "int")?;
+                st.serialize_field("min", &min)?;
+                st.serialize_field("max", &max)?;
+                st.serialize_field("default", &default)?;
+                st.serialize_field("default_times_noise", &None::<f64>)?;
+                st.serialize_field("options", &None::<Vec<&str>>)?;
+            }
+            ParamKind::Choice { options, default } => {
+                st.serialize_field("kind", "choice")?;
+                st.serialize_field("min", &None::<f64>)?;
+                st.serialize_field("max", &None::<f64>)?;
+                st.serialize_field("default", default)?;
+                st.serialize_field("default_times_noise", &None::<f64>)?;
+                st.serialize_field("options", options)?;
+            }
+        }
+        st.serialize_field("scale", &self.scale)?;
+        st.serialize_field("unit", &self.unit)?;
+        st.serialize_field("help", &self.help_text())?;
+        st.end()
+    }
+}
+
+impl Serialize for MethodDescriptor {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("MethodDescriptor", 9)?;
+        st.serialize_field("id", self.id)?;
+        st.serialize_field("name", self.name)?;
+        st.serialize_field("category", self.category)?;
+        st.serialize_field("summary", self.summary)?;
+        st.serialize_field("references", self.references)?;
+        st.serialize_field("dims", &[2, 3][..if self.dims == Dims::D2 { 1 } else { 2 }])?;
+        st.serialize_field("gpu", &self.gpu_tolerance.is_some())?;
+        st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;
+        st.serialize_field("params", self.params)?;
+        st.end()
+    }
+}
+
+/// Declares a method's parameter struct and its [`ParamSpec`] table in one place.
+///
+/// Each field is written once, with its doc comment (which becomes the help text), its
+/// Rust type, and a spec built from [`ParamSpec::float`], [`ParamSpec::int`] or
+/// [`ParamSpec::choice`]. The macro emits the struct, `SPECS`, `from_resolved` and
+/// `validate`, so the key, the type and the range can never drift apart.
+#[macro_export]
+macro_rules! method_params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                $field:ident : $ty:ty = $spec:expr
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $( $(#[doc = $doc])+ pub $field: $ty, )+
+        }
+
+        impl $name {
+            /// The parameter table of this method, in dialog order.
+            pub const SPECS: &'static [$crate::ParamSpec] = &[
+                $( $spec.named(stringify!($field), concat!($($doc),+)), )+
+            ];
+
+            /// Builds the struct from values resolved against [`Self::SPECS`].
+            ///
+            /// # Errors
+            /// Only on a kind mismatch between a value and its spec.
+            pub fn from_resolved(r: &$crate::Resolved) -> $crate::Result<Self> {
+                Ok(Self { $( $field: r.get::<$ty>(stringify!($field))?, )+ })
+            }
+
+            /// Checks every field against its range.
+            ///
+            /// # Errors
+            /// [`$crate::DenoiseError::ParamOutOfRange`] for the first field outside its range.
+            pub fn validate(&self) -> $crate::Result<()> {
+                $(
+                    let spec = Self::SPECS
+                        .iter()
+                        .find(|s| s.key == stringify!($field))
+                        .ok_or_else(|| $crate::DenoiseError::InvalidInput {
+                            reason: format!("no spec for {}", stringify!($field)),
+                        })?;
+                    spec.check(&$crate::descriptor::ParamField::to_value(&self.$field))?;
+                )+
+                Ok(())
+            }
+        }
+    };
+}

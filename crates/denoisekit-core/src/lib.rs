@@ -1,0 +1,119 @@
+//! DenoiseKit core: classical image denoisers for microscopy, on the CPU.
+//!
+//! Every method is described once by a [`MethodDescriptor`] in [`methods::REGISTRY`]:
+//! id, parameters with ranges, defaults, units and help. [`run`] is the generic entry used
+//! by the CLI, the JNI layer and the GPU crate's fallback: it validates the image and the
+//! parameters, fills in defaults (estimating the noise only when a default needs it) and
+//! calls the method. Each method is also callable directly with its typed parameters,
+//! e.g. [`denoise_gaussian`].
+//!
+//! Images are [`Volume`]s of `f32` ordered (z, y, x); intensities stay in the image's
+//! own units, never rescaled by bit depth.
+#![deny(missing_docs)]
+
+pub mod border;
+pub mod control;
+pub mod descriptor;
+pub mod error;
+pub mod fastmath;
+pub mod methods;
+pub mod metrics;
+pub mod noise;
+pub mod phantom;
+pub mod volume;
+
+pub use border::BorderMode;
+pub use control::Control;
+pub use descriptor::{
+    DefaultValue, Dims, MethodDescriptor, ParamKind, ParamSpec, ParamValue, ParamValues, Resolved,
+    Scale, Unit,
+};
+pub use error::{DenoiseError, Result};
+pub use methods::bilateral::{BilateralParams, denoise_bilateral};
+pub use methods::gaussian::{GaussianParams, denoise_gaussian};
+pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
+pub use methods::{find, registry};
+pub use noise::estimate_sigma;
+pub use volume::{Shape, Volume, VolumeView, check_input, volume_from_vec};
+
+/// The library version, as written into results and logs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where a job should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// A real GPU if one is present, else the CPU (a software GPU is not preferred).
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// The GPU; an error if there is none.
+    Gpu,
+}
+
+impl Backend {
+    /// The names accepted by [`Backend::from_name`].
+    pub const NAMES: &'static [&'static str] = &["auto", "cpu", "gpu"];
+
+    /// Parses `auto`, `cpu` or `gpu`.
+    ///
+    /// # Errors
+    /// [`DenoiseError::InvalidParamValue`] listing the valid names.
+    pub fn from_name(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            _ => Err(DenoiseError::InvalidParamValue {
+                name: "backend".into(),
+                value: s.into(),
+                expected: format!("one of {}", Self::NAMES.join(", ")),
+            }),
+        }
+    }
+}
+
+/// Validates a job and resolves its parameters without running it.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`], [`DenoiseError::UnsupportedDims`],
+/// [`DenoiseError::InvalidInput`] and the parameter errors of [`MethodDescriptor::resolve`].
+pub fn prepare(
+    id: &str,
+    input: &VolumeView<'_>,
+    values: &ParamValues,
+) -> Result<(&'static MethodDescriptor, Resolved)> {
+    let m = find(id)?;
+    check_input(input)?;
+    let ndim = Shape::of(input).ndim();
+    if !m.dims.supports(ndim) {
+        return Err(DenoiseError::UnsupportedDims {
+            method: m.id.to_string(),
+            dims: ndim,
+            supported: m.dims.label().to_string(),
+        });
+    }
+    let resolved = m.resolve(values, || estimate_sigma(input))?;
+    Ok((m, resolved))
+}
+
+/// Runs method `id` on the CPU with the given (unchecked) parameter values.
+///
+/// # Errors
+/// Everything [`prepare`] reports, and [`DenoiseError::Cancelled`].
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{run, Control, ParamValues};
+/// use ndarray::Array3;
+/// let img = Array3::<f32>::from_elem((1, 8, 8), 3.0);
+/// let out = run("gaussian", img.view(), &ParamValues::new().set("sigma", 1.0), &Control::new()).unwrap();
+/// assert!(out.iter().all(|v| (v - 3.0).abs() < 1e-5));
+/// let err = run("gaussian", img.view(), &ParamValues::new().set("sigma", -1), &Control::new());
+/// assert_eq!(err.unwrap_err().to_string(), "parameter `sigma` = -1 is outside [0, 50]");
+/// ```
+pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
+    let (m, resolved) = prepare(id, &input, values)?;
+    ctl.reset_progress();
+    (m.run)(input, &resolved, ctl)
+}

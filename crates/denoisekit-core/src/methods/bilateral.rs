@@ -1,0 +1,150 @@
+//! The bilateral filter: a Gaussian whose weights also fall with intensity difference.
+//!
+//! Each output pixel is the weighted mean of its window, with weight
+//! `exp(-|Δx|²/2σs² - Δz²/2σz² - (I(q) - I(p))²/2σr²)`. Neighbours across an edge differ
+//! by much more than `sigma_range` and get almost no weight, so edges stay sharp while
+//! flat regions are smoothed. Pick it for images with clear edges and moderate noise;
+//! at high noise it leaves speckles (noise peaks look like edges) where `nl_means` does
+//! better. Computed exactly, pixel by pixel: no range-kernel approximation or grid.
+//!
+//! Cost: O(N · (2r+1)² · (2rz+1)) exponentials, with r = ⌈3σs⌉ by default.
+//! Border: replicate (ImageJ's convention).
+//! Units: `sigma_range` is in the image's own grey levels (a 16-bit image needs values
+//! like 200, a float image in [0, 1] values like 0.1); it is never rescaled.
+//! Accuracy: weights use [`crate::fastmath::fast_exp`] (relative error < 4e-7).
+//!
+//! # References
+//! C. Tomasi, R. Manduchi, "Bilateral filtering for gray and color images", ICCV 1998,
+//! doi:10.1109/ICCV.1998.710815.
+
+use crate::border::{BorderMode, pad};
+use crate::control::Control;
+use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::error::Result;
+use crate::fastmath::fast_exp;
+use crate::volume::{Shape, Volume, VolumeView, check_input};
+use ndarray::Array3;
+use rayon::prelude::*;
+
+crate::method_params! {
+    /// Parameters of [`denoise_bilateral`].
+    pub struct BilateralParams {
+        /// Spatial standard deviation in x and y, in pixels. Larger = smoother; 0 leaves
+        /// the image unchanged.
+        sigma_spatial: f64 = ParamSpec::float("Spatial sigma", 0.0, 20.0, DefaultValue::Fixed(2.0))
+            .unit(Unit::Pixels),
+        /// Intensity difference at which a neighbour's weight falls to 61%, in grey levels.
+        /// Larger = smoother (edges weaker than this are blurred); by default twice the
+        /// estimated noise.
+        sigma_range: f64 = ParamSpec::float("Range sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(2.0))
+            .unit(Unit::Intensity).scale(Scale::Log),
+        /// Window half-width in pixels; 0 chooses ⌈3 · sigma_spatial⌉.
+        radius: usize = ParamSpec::int("Radius", 0, 60, 0).unit(Unit::Pixels),
+        /// Spatial standard deviation across planes, in planes; 0 filters each plane on
+        /// its own. The z half-width is ⌈3 · sigma_spatial_z⌉.
+        sigma_spatial_z: f64 = ParamSpec::float("Spatial sigma (z)", 0.0, 10.0, DefaultValue::Fixed(0.0))
+            .unit(Unit::Pixels),
+    }
+}
+
+/// The registry entry.
+pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
+    id: "bilateral",
+    name: "Bilateral",
+    category: "Edge-preserving",
+    summary: "Exact bilateral filter: Gaussian smoothing that stops at edges stronger than the \
+              range sigma. Good for clear edges at moderate noise.",
+    references: &["C. Tomasi, R. Manduchi, Bilateral filtering for gray and color images, \
+                   ICCV 1998, doi:10.1109/ICCV.1998.710815"],
+    dims: Dims::D2D3,
+    params: BilateralParams::SPECS,
+    gpu_tolerance: None,
+    run,
+};
+
+fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
+    denoise_bilateral(v, &BilateralParams::from_resolved(r)?, ctl)
+}
+
+/// Applies the exact bilateral filter.
+///
+/// # Errors
+/// [`crate::DenoiseError::ParamOutOfRange`], [`crate::DenoiseError::InvalidInput`],
+/// [`crate::DenoiseError::Cancelled`].
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{denoise_bilateral, BilateralParams, Control};
+/// use ndarray::Array3;
+/// // A step edge of height 100 survives a range sigma of 10 untouched.
+/// let img = Array3::from_shape_fn((1, 8, 8), |(_, _, x)| if x < 4 { 0.0f32 } else { 100.0 });
+/// let p = BilateralParams { sigma_spatial: 2.0, sigma_range: 10.0, radius: 0, sigma_spatial_z: 0.0 };
+/// let out = denoise_bilateral(img.view(), &p, &Control::new()).unwrap();
+/// assert!((out[(0, 3, 3)] - 0.0).abs() < 1e-3 && (out[(0, 3, 4)] - 100.0).abs() < 1e-3);
+/// ```
+pub fn denoise_bilateral(input: VolumeView<'_>, p: &BilateralParams, ctl: &Control) -> Result<Volume> {
+    p.validate()?;
+    check_input(&input)?;
+    let s = Shape::of(&input);
+    if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
+        return Ok(input.to_owned());
+    }
+    let r = if p.radius == 0 {
+        (3.0 * p.sigma_spatial).ceil() as usize
+    } else {
+        p.radius
+    };
+    let (rz, sz) = if s.depth > 1 && p.sigma_spatial_z > 0.0 {
+        ((3.0 * p.sigma_spatial_z).ceil() as usize, p.sigma_spatial_z)
+    } else {
+        (0, 1.0)
+    };
+    let padded = pad(&input, rz, r, r, BorderMode::Replicate);
+    let (_, ph, pw) = padded.dim();
+    // Invariant: `pad` builds a standard-layout array.
+    let src = padded.as_slice().unwrap_or(&[]);
+    // Spatial log-weights, one per offset, so each pair needs a single exponential.
+    let offsets: Vec<(usize, usize, usize, f32)> = (0..=2 * rz)
+        .flat_map(|dz| (0..=2 * r).flat_map(move |dy| (0..=2 * r).map(move |dx| (dz, dy, dx))))
+        .filter_map(|(dz, dy, dx)| {
+            let (fz, fy, fx) = (dz as f64 - rz as f64, dy as f64 - r as f64, dx as f64 - r as f64);
+            let lw = -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz);
+            // Terms below e^-30 cannot change an f32 sum that already holds the centre (1).
+            (lw > -30.0).then_some((dz, dy, dx, lw as f32))
+        })
+        .collect();
+    let inv = (1.0 / (2.0 * p.sigma_range * p.sigma_range)) as f32;
+    let w = s.width;
+    let total = (s.depth * s.height) as u64;
+    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
+    // Invariant: freshly allocated, standard layout.
+    let dst = out.as_slice_mut().unwrap_or(&mut []);
+    dst.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(4)
+        .try_for_each_init(
+            || (vec![0.0f32; w], vec![0.0f32; w]),
+            |(num, den), (row, o)| {
+                let (z, y) = (row / s.height, row % s.height);
+                let centre = ((z + rz) * ph + y + r) * pw + r;
+                let c = &src[centre..centre + w];
+                num.fill(0.0);
+                den.fill(0.0);
+                for &(dz, dy, dx, lw) in &offsets {
+                    let start = ((z + dz) * ph + y + dy) * pw + dx;
+                    let nb = &src[start..start + w];
+                    for i in 0..w {
+                        let d = nb[i] - c[i];
+                        let wt = fast_exp(lw - d * d * inv);
+                        num[i] += wt * nb[i];
+                        den[i] += wt;
+                    }
+                }
+                for i in 0..w {
+                    o[i] = num[i] / den[i];
+                }
+                ctl.advance(1, total)
+            },
+        )?;
+    Ok(out)
+}

@@ -1,0 +1,107 @@
+//! Image quality against a clean reference: PSNR and SSIM.
+//!
+//! SSIM follows Wang et al. with scikit-image's defaults (`structural_similarity`): a 7×7
+//! uniform window, K1 = 0.01, K2 = 0.03, sample covariance, averaged over the positions
+//! where the window lies inside the image, so scores agree with `../shared/bench/peers.py`
+//! on 2D images. Stacks are scored plane by plane and averaged (scikit-image would use a
+//! 7×7×7 window).
+//!
+//! # References
+//! Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from
+//! error visibility to structural similarity", IEEE TIP 13(4), 2004,
+//! doi:10.1109/TIP.2003.819861.
+
+use crate::error::{DenoiseError, Result};
+use crate::volume::VolumeView;
+
+fn same_shape(a: &VolumeView<'_>, b: &VolumeView<'_>) -> Result<()> {
+    if a.dim() != b.dim() {
+        return Err(DenoiseError::invalid(format!(
+            "shapes differ: {:?} vs {:?}",
+            a.dim(),
+            b.dim()
+        )));
+    }
+    Ok(())
+}
+
+/// Mean squared error between two images of the same shape.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] if the shapes differ or the images are empty.
+pub fn mse(a: &VolumeView<'_>, b: &VolumeView<'_>) -> Result<f64> {
+    same_shape(a, b)?;
+    if a.is_empty() {
+        return Err(DenoiseError::invalid("empty image"));
+    }
+    let s: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| {
+            let d = *x as f64 - *y as f64;
+            d * d
+        })
+        .sum();
+    Ok(s / a.len() as f64)
+}
+
+/// Peak signal-to-noise ratio in dB for the given data range (max − min of the clean image).
+///
+/// # Errors
+/// As [`mse`]; also if `data_range` is not positive.
+pub fn psnr(clean: &VolumeView<'_>, test: &VolumeView<'_>, data_range: f64) -> Result<f64> {
+    if data_range.is_nan() || data_range <= 0.0 {
+        return Err(DenoiseError::invalid(format!(
+            "data range must be positive, got {data_range}"
+        )));
+    }
+    let m = mse(clean, test)?;
+    Ok(10.0 * (data_range * data_range / m).log10())
+}
+
+/// Mean structural similarity, averaged over planes.
+///
+/// # Errors
+/// As [`psnr`]; also if a plane is smaller than the 7×7 window.
+pub fn ssim(clean: &VolumeView<'_>, test: &VolumeView<'_>, data_range: f64) -> Result<f64> {
+    same_shape(clean, test)?;
+    let (_, h, w) = clean.dim();
+    const WIN: usize = 7;
+    if h < WIN || w < WIN {
+        return Err(DenoiseError::invalid(format!(
+            "SSIM needs planes of at least 7x7 pixels, got {w}x{h}"
+        )));
+    }
+    let n = (WIN * WIN) as f64;
+    let cov_norm = n / (n - 1.0);
+    let c1 = (0.01 * data_range).powi(2);
+    let c2 = (0.03 * data_range).powi(2);
+    let mut total = 0.0;
+    let mut count = 0usize;
+    for (pa, pb) in clean.outer_iter().zip(test.outer_iter()) {
+        for y in 0..=h - WIN {
+            for x in 0..=w - WIN {
+                let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for dy in 0..WIN {
+                    for dx in 0..WIN {
+                        let a = pa[(y + dy, x + dx)] as f64;
+                        let b = pb[(y + dy, x + dx)] as f64;
+                        sa += a;
+                        sb += b;
+                        saa += a * a;
+                        sbb += b * b;
+                        sab += a * b;
+                    }
+                }
+                let (ma, mb) = (sa / n, sb / n);
+                let va = cov_norm * (saa / n - ma * ma);
+                let vb = cov_norm * (sbb / n - mb * mb);
+                let cov = cov_norm * (sab / n - ma * mb);
+                total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                    / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+                count += 1;
+            }
+        }
+    }
+    Ok(total / count as f64)
+}

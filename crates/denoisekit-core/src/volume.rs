@@ -1,0 +1,124 @@
+//! The image type: a 3D `f32` array ordered (z, y, x); a 2D image is a volume with z = 1.
+//!
+//! Pixels are always `f32` in the image's own intensity units: 8- and 16-bit data are
+//! converted without rescaling, so an intensity parameter means the same grey levels
+//! whatever the bit depth of the file.
+
+use crate::error::{DenoiseError, Result};
+use ndarray::{Array3, ArrayView3};
+
+/// An owned image or stack, shape (z, y, x).
+pub type Volume = Array3<f32>;
+/// A borrowed image or stack, shape (z, y, x). Methods take a view and return a new
+/// [`Volume`], so the caller's pixels can never be modified.
+pub type VolumeView<'a> = ArrayView3<'a, f32>;
+
+/// Shape of a volume as (depth, height, width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Number of planes (1 for a 2D image).
+    pub depth: usize,
+    /// Number of rows.
+    pub height: usize,
+    /// Number of columns.
+    pub width: usize,
+}
+
+impl Shape {
+    /// The shape of a view.
+    pub fn of(v: &VolumeView<'_>) -> Self {
+        let (depth, height, width) = v.dim();
+        Self {
+            depth,
+            height,
+            width,
+        }
+    }
+
+    /// 2 for a single plane, 3 for a stack.
+    pub fn ndim(&self) -> usize {
+        if self.depth > 1 { 3 } else { 2 }
+    }
+
+    /// Number of pixels, or `None` if it overflows `usize`.
+    pub fn len(&self) -> Option<usize> {
+        self.depth
+            .checked_mul(self.height)?
+            .checked_mul(self.width)
+    }
+
+    /// Whether any axis has length zero.
+    pub fn is_empty(&self) -> bool {
+        self.depth == 0 || self.height == 0 || self.width == 0
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.depth > 1 {
+            write!(f, "{}x{}x{}", self.width, self.height, self.depth)
+        } else {
+            write!(f, "{}x{}", self.width, self.height)
+        }
+    }
+}
+
+/// Builds a volume from a flat buffer in (z, y, x) order, checking that the lengths agree.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] when `data.len()` differs from `depth * height * width`
+/// or that product overflows.
+pub fn volume_from_vec(depth: usize, height: usize, width: usize, data: Vec<f32>) -> Result<Volume> {
+    let shape = Shape {
+        depth,
+        height,
+        width,
+    };
+    let expected = shape
+        .len()
+        .ok_or_else(|| DenoiseError::invalid(format!("image size {shape} overflows")))?;
+    if expected != data.len() {
+        return Err(DenoiseError::invalid(format!(
+            "image of {shape} needs {expected} pixels, got {}",
+            data.len()
+        )));
+    }
+    Array3::from_shape_vec((depth, height, width), data)
+        .map_err(|e| DenoiseError::invalid(format!("cannot shape {shape}: {e}")))
+}
+
+/// Checks what every method needs: at least 2×2 pixels per plane and finite values.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] naming the first offending pixel (z, y, x) and value,
+/// or the size that is too small.
+pub fn check_input(v: &VolumeView<'_>) -> Result<()> {
+    let s = Shape::of(v);
+    if s.is_empty() {
+        return Err(DenoiseError::invalid(format!(
+            "the image is empty ({}x{}x{} pixels)",
+            s.width, s.height, s.depth
+        )));
+    }
+    if s.width < 2 || s.height < 2 {
+        return Err(DenoiseError::invalid(format!(
+            "the image is {}x{} pixels; denoising needs at least 2x2",
+            s.width, s.height
+        )));
+    }
+    if let Some(((z, y, x), val)) = v.indexed_iter().find(|(_, p)| !p.is_finite()) {
+        return Err(DenoiseError::invalid(format!(
+            "pixel (x={x}, y={y}, z={z}) is {val}; all pixels must be finite numbers"
+        )));
+    }
+    Ok(())
+}
+
+/// Minimum and maximum pixel value (`(0, 0)` for an empty view).
+pub fn min_max(v: &VolumeView<'_>) -> (f32, f32) {
+    let mut it = v.iter().copied();
+    let Some(first) = it.next() else {
+        return (0.0, 0.0);
+    };
+    it.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)))
+}
