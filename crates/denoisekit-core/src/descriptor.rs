@@ -458,6 +458,9 @@ pub struct MethodDescriptor {
     /// If a GPU kernel exists: the largest allowed |GPU - CPU| as a fraction of the
     /// input's intensity range.
     pub gpu_tolerance: Option<f32>,
+    /// Parameter settings (key, value) at which the method returns its input unchanged
+    /// ("zero strength"); checked by the property tests, used for round-trip checks.
+    pub identity: &'static [(&'static str, &'static str)],
     /// The CPU implementation.
     pub run: RunFn,
 }

@@ -1,1 +1,101 @@
+//! DenoiseKit's GPU backend: wgpu compute kernels (Vulkan, Metal, DX12) with the same
+//! answers as the CPU within each method's stated `gpu_tolerance`.
+//!
+//! [`run`] is the entry the CLI and the JNI layer use: it validates the job with
+//! `denoisekit_core::prepare`, picks the device from the requested [`Backend`], and falls
+//! back to the CPU (saying so once in the log) when no usable GPU exists or a GPU step
+//! fails. Kernels are WGSL files beside their host modules in `methods/`.
+#![deny(missing_docs)]
 
+pub mod context;
+pub mod error;
+pub mod methods;
+
+pub use context::{GpuContext, shared};
+pub use error::GpuError;
+
+use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Volume, VolumeView};
+
+/// The GPU implementation of one method.
+pub type GpuRunFn = fn(&GpuContext, VolumeView<'_>, &Resolved, &Control) -> Result<Volume, GpuError>;
+
+/// Methods with a GPU kernel, by id. Each id here has `gpu_tolerance` set in its core
+/// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
+pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[("gaussian", methods::gaussian::run)];
+
+/// The GPU implementation of `id`, if there is one.
+pub fn gpu_method(id: &str) -> Option<GpuRunFn> {
+    GPU_METHODS.iter().find(|(k, _)| *k == id).map(|(_, f)| *f)
+}
+
+/// Which device computed a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// The CPU; with the reason when a GPU was asked for or preferred.
+    Cpu(Option<String>),
+    /// The GPU described.
+    Gpu(String),
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ran::Cpu(None) => write!(f, "CPU ({} threads)", rayon::current_num_threads()),
+            Ran::Cpu(Some(why)) => write!(f, "CPU ({} threads; {why})", rayon::current_num_threads()),
+            Ran::Gpu(name) => write!(f, "GPU {name}"),
+        }
+    }
+}
+
+/// Runs method `id` on the device chosen by `backend`.
+///
+/// - `Cpu`: always the CPU.
+/// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel,
+///   else the CPU. A software adapter such as lavapipe is slower than the native path.
+/// - `Gpu`: any adapter, including software ones; [`DenoiseError::BackendUnavailable`]
+///   if there is none. A method without a GPU kernel runs on the CPU and says so.
+///
+/// A GPU failure in the middle of a job is logged and the job re-runs on the CPU, unless
+/// `Gpu` was required, in which case the error is returned.
+///
+/// # Errors
+/// Everything `denoisekit_core::run` reports, and `BackendUnavailable`.
+pub fn run(
+    id: &str,
+    input: VolumeView<'_>,
+    values: &ParamValues,
+    backend: Backend,
+    ctl: &Control,
+) -> Result<(Volume, Ran), DenoiseError> {
+    let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
+    ctl.reset_progress();
+    let mut why = None;
+    if backend != Backend::Cpu {
+        match (shared(), gpu_method(m.id)) {
+            (Err(e), _) if backend == Backend::Gpu => {
+                return Err(DenoiseError::BackendUnavailable { reason: e.to_string() });
+            }
+            (Err(_), _) => {}
+            (Ok(_), None) => why = Some(format!("no GPU kernel for {} yet", m.id)),
+            (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
+                why = Some(format!("{} is a software GPU", ctx.info.name));
+            }
+            (Ok(ctx), Some(f)) => match f(ctx, input.view(), &resolved, ctl) {
+                Ok(v) => {
+                    ctl.checkpoint()?;
+                    return Ok((v, Ran::Gpu(ctx.describe())));
+                }
+                Err(e) => {
+                    ctl.checkpoint()?;
+                    if backend == Backend::Gpu {
+                        return Err(DenoiseError::BackendUnavailable { reason: e.to_string() });
+                    }
+                    log::warn!("DenoiseKit: GPU failed for {} ({e}); running on the CPU", m.id);
+                    why = Some(format!("GPU failed: {e}"));
+                }
+            },
+        }
+    }
+    let out = (m.run)(input, &resolved, ctl)?;
+    Ok((out, Ran::Cpu(why)))
+}

@@ -59,6 +59,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     dims: Dims::D2D3,
     params: BilateralParams::SPECS,
     gpu_tolerance: None,
+    identity: &[("sigma_spatial", "0")],
     run,
 };
 

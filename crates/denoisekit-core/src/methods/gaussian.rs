@@ -56,6 +56,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     dims: Dims::D2D3,
     params: GaussianParams::SPECS,
     gpu_tolerance: Some(1e-5),
+    identity: &[("sigma", "0"), ("sigma_z", "0")],
     run,
 };
 

@@ -73,6 +73,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     dims: Dims::D2D3,
     params: NlMeansParams::SPECS,
     gpu_tolerance: None,
+    identity: &[("h", "0")],
     run,
 };
 

@@ -1,0 +1,225 @@
+//! Invariants every registered method must satisfy, table-driven over the registry: a
+//! method is tested here the day it is registered.
+
+use denoisekit_core::metrics::mse;
+use denoisekit_core::phantom::{PhantomSpec, phantom};
+use denoisekit_core::{
+    Control, DenoiseError, ParamKind, ParamValues, Volume, registry, run,
+};
+use ndarray::Array3;
+
+fn noisy_2d() -> (Volume, Volume) {
+    let p = phantom(&PhantomSpec {
+        shape: (1, 96, 96),
+        seed: 11,
+        read_noise: 0.1,
+        ..Default::default()
+    });
+    (p.clean, p.noisy)
+}
+
+fn noisy_3d() -> (Volume, Volume) {
+    let p = phantom(&PhantomSpec {
+        shape: (6, 40, 40),
+        seed: 12,
+        read_noise: 0.1,
+        ..Default::default()
+    });
+    (p.clean, p.noisy)
+}
+
+/// Parameters that switch on every z neighbourhood a method has.
+fn three_d_values(id: &str) -> ParamValues {
+    let m = denoisekit_core::find(id).unwrap();
+    let mut v = ParamValues::new();
+    for p in m.params {
+        if p.key.ends_with("_z") {
+            match p.kind {
+                ParamKind::Float { .. } => v.insert(p.key, 1.0),
+                ParamKind::Int { .. } => v.insert(p.key, 1),
+                ParamKind::Choice { .. } => {}
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn shape_is_preserved_and_input_untouched() {
+    for m in registry() {
+        for (_, noisy) in [noisy_2d(), noisy_3d()] {
+            let before = noisy.clone();
+            let out = run(m.id, noisy.view(), &three_d_values(m.id), &Control::new()).unwrap();
+            assert_eq!(out.dim(), noisy.dim(), "{}", m.id);
+            assert_eq!(noisy, before, "{} modified its input", m.id);
+            assert!(out.iter().all(|v| v.is_finite()), "{} produced non-finite output", m.id);
+        }
+    }
+}
+
+#[test]
+fn constant_image_is_unchanged() {
+    for m in registry() {
+        for shape in [(1, 20, 17), (4, 9, 11)] {
+            let img = Array3::<f32>::from_elem(shape, 1234.5);
+            let out = run(m.id, img.view(), &three_d_values(m.id), &Control::new()).unwrap();
+            let worst = out.iter().map(|v| (v - 1234.5).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5 * 1234.5, "{}: constant image changed by {worst}", m.id);
+        }
+    }
+}
+
+#[test]
+fn error_on_phantom_goes_down() {
+    for m in registry() {
+        for (clean, noisy) in [noisy_2d(), noisy_3d()] {
+            let out = run(m.id, noisy.view(), &three_d_values(m.id), &Control::new()).unwrap();
+            let before = mse(&clean.view(), &noisy.view()).unwrap();
+            let after = mse(&clean.view(), &out.view()).unwrap();
+            assert!(after < 0.7 * before, "{}: MSE {before} -> {after}", m.id);
+        }
+    }
+}
+
+#[test]
+fn zero_strength_is_identity() {
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        assert!(!m.identity.is_empty(), "{} declares no identity setting", m.id);
+        let mut v = ParamValues::new();
+        for (k, val) in m.identity {
+            v.insert(*k, val);
+        }
+        let out = run(m.id, noisy.view(), &v, &Control::new()).unwrap();
+        assert_eq!(out, noisy, "{}", m.id);
+    }
+}
+
+#[test]
+fn offset_equivariance() {
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let a = run(m.id, noisy.view(), &ParamValues::new(), &Control::new()).unwrap();
+        let shifted = noisy.mapv(|v| v + 100.0);
+        let b = run(m.id, shifted.view(), &ParamValues::new(), &Control::new()).unwrap();
+        let worst = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| (x + 100.0 - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 2e-3, "{}: offset changed the result by {worst}", m.id);
+    }
+}
+
+fn expect_invalid_input(id: &str, img: &Volume, what: &str) {
+    match run(id, img.view(), &ParamValues::new(), &Control::new()) {
+        Err(DenoiseError::InvalidInput { reason }) => {
+            assert!(reason.contains(what), "{id}: message {reason:?} lacks {what:?}")
+        }
+        other => panic!("{id}: expected InvalidInput for {what}, got {other:?}"),
+    }
+}
+
+#[test]
+fn nan_inf_empty_and_tiny_images_are_rejected() {
+    for m in registry() {
+        let mut img = Array3::<f32>::zeros((1, 8, 8));
+        img[(0, 2, 5)] = f32::NAN;
+        expect_invalid_input(m.id, &img, "pixel (x=5, y=2, z=0) is NaN");
+        img[(0, 2, 5)] = f32::INFINITY;
+        expect_invalid_input(m.id, &img, "is inf");
+        expect_invalid_input(m.id, &Array3::zeros((1, 0, 8)), "empty");
+        expect_invalid_input(m.id, &Array3::zeros((0, 8, 8)), "empty");
+        expect_invalid_input(m.id, &Array3::zeros((1, 1, 1)), "at least 2x2");
+        expect_invalid_input(m.id, &Array3::zeros((3, 1, 9)), "at least 2x2");
+    }
+}
+
+#[test]
+fn every_out_of_range_parameter_is_rejected() {
+    let img = Array3::<f32>::zeros((1, 8, 8));
+    for m in registry() {
+        for p in m.params {
+            let bad: Vec<String> = match p.kind {
+                ParamKind::Float { min, max, .. } => {
+                    let mut b = vec!["nan".to_string(), "inf".to_string(), "-inf".to_string()];
+                    b.push(format!("{}", min - 1.0));
+                    if max.is_finite() {
+                        b.push(format!("{}", max + 1.0));
+                    }
+                    b
+                }
+                ParamKind::Int { min, max, .. } => vec![(min - 1).to_string(), (max + 1).to_string()],
+                ParamKind::Choice { .. } => vec![],
+            };
+            for value in bad {
+                let r = run(m.id, img.view(), &ParamValues::new().set(p.key, &value), &Control::new());
+                match r {
+                    Err(DenoiseError::ParamOutOfRange { ref name, .. }) if name == p.key => {}
+                    other => panic!("{}.{} = {value}: expected ParamOutOfRange, got {other:?}", m.id, p.key),
+                }
+            }
+            let garbage = run(m.id, img.view(), &ParamValues::new().set(p.key, "abc"), &Control::new());
+            assert!(
+                matches!(garbage, Err(DenoiseError::InvalidParamValue { .. })),
+                "{}.{}: {garbage:?}",
+                m.id,
+                p.key
+            );
+        }
+        let unknown = run(m.id, img.view(), &ParamValues::new().set("no_such_key", 1), &Control::new());
+        assert!(matches!(unknown, Err(DenoiseError::UnknownParam { .. })), "{unknown:?}");
+    }
+}
+
+#[test]
+fn typed_params_reject_out_of_range_values() {
+    let img = Array3::<f32>::zeros((1, 8, 8));
+    let p = denoisekit_core::NlMeansParams {
+        h: -1.0,
+        sigma: 0.0,
+        patch_radius: 1,
+        search_radius: 2,
+        patch_radius_z: 0,
+        search_radius_z: 0,
+    };
+    let e = denoisekit_core::denoise_nl_means(img.view(), &p, &Control::new()).unwrap_err();
+    assert_eq!(e.to_string(), "parameter `h` = -1 is outside [0, inf]");
+}
+
+#[test]
+fn unknown_method_lists_the_registry() {
+    let img = Array3::<f32>::zeros((1, 8, 8));
+    let e = run("wiener", img.view(), &ParamValues::new(), &Control::new()).unwrap_err();
+    let msg = e.to_string();
+    for m in registry() {
+        assert!(msg.contains(m.id), "{msg}");
+    }
+}
+
+#[test]
+fn cancelled_control_stops_every_method() {
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let ctl = Control::new();
+        ctl.cancel();
+        let r = run(m.id, noisy.view(), &ParamValues::new(), &ctl);
+        assert_eq!(r.unwrap_err(), DenoiseError::Cancelled, "{}", m.id);
+    }
+}
+
+#[test]
+fn defaults_round_trip_through_the_descriptor() {
+    // The resolved defaults must be accepted again when written out as text, as a
+    // recorded macro would replay them.
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let (_, r) = denoisekit_core::prepare(m.id, &noisy.view(), &ParamValues::new()).unwrap();
+        let mut v = ParamValues::new();
+        for (k, val) in r.iter() {
+            v.insert(k, val);
+        }
+        let (_, again) = denoisekit_core::prepare(m.id, &noisy.view(), &v).unwrap();
+        assert_eq!(r.to_options(), again.to_options(), "{}", m.id);
+    }
+}

@@ -1,0 +1,300 @@
+//! The wgpu device, created once per process and shared by every job.
+//!
+//! wgpu's default error handler panics, which would take the JVM down with it: the
+//! context installs `on_uncaptured_error` (log, never panic) and every fallible step
+//! runs inside an error scope whose error becomes a [`GpuError`]. Compiled pipelines are
+//! cached by kernel name, so a preview that re-runs a method pays for compilation once.
+
+use crate::error::GpuError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use wgpu::util::DeviceExt;
+
+/// Shader source shared by every kernel (border rules), prepended at compilation.
+pub const COMMON_WGSL: &str = include_str!("methods/common.wgsl");
+
+/// A compiled compute kernel family: one module, one layout, a pipeline per entry point.
+#[derive(Debug)]
+pub struct Kernel {
+    /// The explicit bind-group layout shared by the entry points.
+    pub layout: wgpu::BindGroupLayout,
+    /// Pipelines by entry-point name.
+    pub pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+}
+
+/// The binding types a kernel declares, in binding order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// `var<storage, read>`.
+    ReadOnly,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+    /// `var<uniform>`.
+    Uniform,
+}
+
+/// An adapter and device ready for compute.
+#[derive(Debug)]
+pub struct GpuContext {
+    /// The adapter's description (name, backend, device type).
+    pub info: wgpu::AdapterInfo,
+    /// The logical device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Limits granted to the device.
+    pub limits: wgpu::Limits,
+    kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
+}
+
+static SHARED: OnceLock<Result<GpuContext, GpuError>> = OnceLock::new();
+
+/// The process-wide context, created on first use. `Err` (logged once) when there is no
+/// usable adapter; callers then run on the CPU.
+pub fn shared() -> Result<&'static GpuContext, GpuError> {
+    SHARED
+        .get_or_init(|| {
+            let r = GpuContext::new();
+            match &r {
+                Ok(c) => log::info!("DenoiseKit GPU: {}", c.describe()),
+                Err(e) => log::info!("DenoiseKit: no usable GPU ({e}); running on the CPU"),
+            }
+            r
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl GpuContext {
+    /// Requests the highest-performance adapter among Vulkan, Metal and DX12 (or the
+    /// backends in `WGPU_BACKEND`) and a device with the adapter's own buffer limits.
+    ///
+    /// # Errors
+    /// [`GpuError::NoAdapter`] or [`GpuError::Device`].
+    pub fn new() -> Result<Self, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = (wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12).with_env();
+        desc.flags = wgpu::InstanceFlags::from_env_or_default();
+        // Instance::new panics when no backend is compiled for the platform; the features
+        // above always compile at least one on Linux, macOS and Windows, but a panic
+        // elsewhere must not escape.
+        let instance = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wgpu::Instance::new(desc)))
+            .map_err(|_| GpuError::NoAdapter("no wgpu backend for this platform".into()))?;
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let a = adapter.limits();
+        let required = wgpu::Limits {
+            max_storage_buffer_binding_size: a.max_storage_buffer_binding_size,
+            max_buffer_size: a.max_buffer_size,
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("denoisekit"),
+            required_features: wgpu::Features::empty(),
+            required_limits: required.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            log::error!("DenoiseKit GPU error outside a scope: {e}");
+        }));
+        device.set_device_lost_callback(|reason, msg| {
+            log::error!("DenoiseKit GPU device lost ({reason:?}): {msg}");
+        });
+        Ok(Self {
+            info,
+            device,
+            queue,
+            limits: required,
+            kernels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether the adapter is a software rasteriser (e.g. Mesa's lavapipe), which
+    /// `Backend::Auto` does not prefer over the native CPU path.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// "NVIDIA H100 (Vulkan, discrete GPU)".
+    pub fn describe(&self) -> String {
+        let kind = match self.info.device_type {
+            wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+            wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+            wgpu::DeviceType::VirtualGpu => "virtual GPU",
+            wgpu::DeviceType::Cpu => "software renderer",
+            wgpu::DeviceType::Other => "other",
+        };
+        format!("{} ({:?}, {kind})", self.info.name, self.info.backend)
+    }
+
+    /// The kernel `name`, compiled from `wgsl` on first use and cached.
+    ///
+    /// # Errors
+    /// [`GpuError::Validation`] if the shader or a pipeline does not compile.
+    pub fn kernel(
+        &self,
+        name: &'static str,
+        wgsl: &str,
+        bindings: &[Binding],
+        entry_points: &[&'static str],
+    ) -> Result<Arc<Kernel>, GpuError> {
+        let mut cache = self.kernels.lock().map_err(|_| GpuError::Poisoned)?;
+        if let Some(k) = cache.get(name) {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(self.scoped(|| {
+            let source = [COMMON_WGSL, wgsl].concat();
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let entries: Vec<_> = bindings
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    count: None,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: match b {
+                            Binding::ReadOnly => wgpu::BufferBindingType::Storage { read_only: true },
+                            Binding::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                            Binding::Uniform => wgpu::BufferBindingType::Uniform,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                })
+                .collect();
+            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries: &entries,
+            });
+            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipelines = entry_points
+                .iter()
+                .map(|ep| {
+                    let p = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(ep),
+                        layout: Some(&pl),
+                        module: &module,
+                        entry_point: Some(ep),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    });
+                    (*ep, p)
+                })
+                .collect();
+            Kernel { layout, pipelines }
+        })?);
+        cache.insert(name, k.clone());
+        Ok(k)
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes.
+    ///
+    /// # Errors
+    /// The first error either scope caught.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T, GpuError> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            return Err(GpuError::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = v {
+            return Err(GpuError::Validation(e.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// A storage buffer initialised with `data`.
+    pub fn upload(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | extra,
+        })
+    }
+
+    /// An uninitialised storage buffer of `len` floats that can be copied from.
+    pub fn storage(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Copies `len` floats of `buf` back to the host, waiting for the GPU.
+    ///
+    /// # Errors
+    /// [`GpuError::Map`] if the buffer cannot be mapped or the device is lost.
+    pub fn read_back(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        let size = (len * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        let idx = self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(idx),
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Map(e.to_string()))?
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+/// Workgroups needed to cover `n` items with groups of `size`.
+pub fn groups(n: usize, size: u32) -> u32 {
+    (n as u64).div_ceil(size as u64).min(u32::MAX as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups;
+
+    #[test]
+    fn group_counts_round_up() {
+        assert_eq!(groups(0, 16), 0);
+        assert_eq!(groups(1, 16), 1);
+        assert_eq!(groups(16, 16), 1);
+        assert_eq!(groups(17, 16), 2);
+        assert_eq!(groups(1000, 16), 63);
+    }
+}

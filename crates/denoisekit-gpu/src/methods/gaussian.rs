@@ -1,0 +1,158 @@
+//! GPU host for `gaussian` (kernel: `gaussian.wgsl`): three separable passes per tile.
+//!
+//! Stacks larger than the device's storage-binding limit are processed in tiles of whole
+//! planes. Each tile carries ⌈4σz⌉ halo planes on both sides, gathered on the host with
+//! the border rule of the full volume, so tiles join seamlessly (tested against the
+//! untiled result).
+
+use crate::context::{Binding, GpuContext, groups};
+use crate::error::GpuError;
+use denoisekit_core::methods::gaussian::{GaussianParams, gaussian_kernel};
+use denoisekit_core::{Control, Resolved, Volume, VolumeView};
+use ndarray::{Array3, s};
+
+const WGSL: &str = include_str!("gaussian.wgsl");
+const WG: u32 = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Uniforms {
+    width: u32,
+    height: u32,
+    depth_out: u32,
+    radius: u32,
+    border: u32,
+    _pad: [u32; 3],
+}
+const _: () = assert!(size_of::<Uniforms>() % 16 == 0);
+
+/// Runs the method from resolved parameters; see [`gaussian`].
+///
+/// # Errors
+/// As [`gaussian`].
+pub fn run(ctx: &GpuContext, input: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume, GpuError> {
+    let p = GaussianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    gaussian(ctx, input, &p, ctl, None)
+}
+
+/// Separable Gaussian on the GPU. `max_tile_bytes` overrides the device limit (tests use
+/// it to force tiling on small images).
+///
+/// # Errors
+/// [`GpuError`] on any device failure, or `TooLarge` if one plane plus its halo exceeds
+/// the storage-binding limit.
+pub fn gaussian(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    p: &GaussianParams,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = input.dim();
+    let sz = if d > 1 { p.sigma_z } else { 0.0 };
+    let kxy = (p.sigma > 0.0).then(|| gaussian_kernel(p.sigma));
+    let kz = (sz > 0.0).then(|| gaussian_kernel(sz));
+    let rz = kz.as_ref().map_or(0, |k| k.len() / 2);
+    let plane_bytes = (h * w * 4) as u64;
+    let limit = max_tile_bytes
+        .unwrap_or(u64::MAX)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        .min(ctx.limits.max_buffer_size);
+    let planes_fit = (limit / plane_bytes.max(1)) as usize;
+    if planes_fit < 2 * rz + 1 {
+        return Err(GpuError::TooLarge(format!(
+            "a {w}x{h} plane with {rz} halo planes needs {} bytes; the device allows {limit}",
+            plane_bytes * (2 * rz + 1) as u64
+        )));
+    }
+    let tile = (planes_fit - 2 * rz).min(d);
+    let kernel = ctx.kernel(
+        "gaussian",
+        WGSL,
+        &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadOnly, Binding::Uniform],
+        &["convolve_x", "convolve_y", "convolve_z"],
+    )?;
+    let mut out = Array3::<f32>::zeros((d, h, w));
+    let border = p.border as u32;
+    for z0 in (0..d).step_by(tile) {
+        ctl.checkpoint().map_err(|_| GpuError::Map("cancelled".into()))?;
+        let z1 = (z0 + tile).min(d);
+        // Gather the tile with its halo, resolving the z border on the host.
+        let zin: Vec<Option<usize>> = (z0 as isize - rz as isize..z1 as isize + rz as isize)
+            .map(|g| p.border.index(g, d))
+            .collect();
+        let mut host = Vec::with_capacity(zin.len() * h * w);
+        for zi in &zin {
+            match zi {
+                Some(z) => host.extend(input.slice(s![*z, .., ..]).iter()),
+                None => host.extend(std::iter::repeat_n(0.0f32, h * w)),
+            }
+        }
+        let depth_in = zin.len();
+        let res = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+            let a = ctx.upload("gaussian.a", &host, wgpu::BufferUsages::COPY_SRC);
+            let b = ctx.storage("gaussian.b", host.len());
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            let mut cur_is_a = true;
+            let mut passes: Vec<(&str, &[f32], u32)> = Vec::new();
+            if let Some(k) = &kxy {
+                passes.push(("convolve_x", k, depth_in as u32));
+                passes.push(("convolve_y", k, depth_in as u32));
+            }
+            if let Some(k) = &kz {
+                passes.push(("convolve_z", k, (z1 - z0) as u32));
+            }
+            let mut keep = Vec::new();
+            for (entry, k, depth_out) in passes {
+                let weights = ctx.upload("gaussian.weights", k, wgpu::BufferUsages::empty());
+                let u = Uniforms {
+                    width: w as u32,
+                    height: h as u32,
+                    depth_out,
+                    radius: (k.len() / 2) as u32,
+                    border,
+                    _pad: [0; 3],
+                };
+                let ub = wgpu::util::DeviceExt::create_buffer_init(
+                    &ctx.device,
+                    &wgpu::util::BufferInitDescriptor {
+                        label: Some("gaussian.params"),
+                        contents: bytemuck::bytes_of(&u),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    },
+                );
+                let (src, dst) = if cur_is_a { (&a, &b) } else { (&b, &a) };
+                let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(entry),
+                    layout: &kernel.layout,
+                    entries: &[
+                        wgpu::BindGroupEntry { binding: 0, resource: src.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 1, resource: dst.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 2, resource: weights.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 3, resource: ub.as_entire_binding() },
+                    ],
+                });
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    // Invariant: the entry points were compiled together with the kernel.
+                    pass.set_pipeline(&kernel.pipelines[entry]);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(groups(w, WG), groups(h, WG), depth_out);
+                }
+                keep.push((weights, ub, bg));
+                cur_is_a = !cur_is_a;
+            }
+            ctx.queue.submit([enc.finish()]);
+            let result = if cur_is_a { &a } else { &b };
+            // Without a z pass the halo planes are still in the buffer: skip them.
+            let all = ctx.read_back(result, host.len())?;
+            let first = if kz.is_some() { 0 } else { rz * h * w };
+            Ok(all[first..first + (z1 - z0) * h * w].to_vec())
+        })??;
+        out.slice_mut(s![z0..z1, .., ..])
+            .iter_mut()
+            .zip(res)
+            .for_each(|(o, v)| *o = v);
+    }
+    Ok(out)
+}

@@ -1,0 +1,3 @@
+//! GPU hosts, one module per method id, each beside its WGSL kernel.
+
+pub mod gaussian;

@@ -1,0 +1,133 @@
+//! Every GPU kernel gives the CPU's answer within its descriptor's `gpu_tolerance`.
+//!
+//! Runs on any adapter, Mesa's lavapipe included. Without an adapter the tests skip,
+//! unless `DENOISEKIT_REQUIRE_GPU` is set (CI sets it), in which case they fail.
+
+use denoisekit_core::phantom::{PhantomSpec, phantom};
+use denoisekit_core::volume::min_max;
+use denoisekit_core::{Backend, Control, GaussianParams, ParamValues, Volume, registry};
+use denoisekit_gpu::{GPU_METHODS, GpuContext, Ran, gpu_method, run, shared};
+
+fn context() -> Option<&'static GpuContext> {
+    match shared() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
+            panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+fn inputs() -> Vec<Volume> {
+    let mk = |shape, seed| {
+        phantom(&PhantomSpec {
+            shape,
+            seed,
+            ..Default::default()
+        })
+        .noisy
+    };
+    vec![mk((1, 67, 45), 1), mk((5, 33, 29), 2)]
+}
+
+fn max_rel_diff(a: &Volume, b: &Volume, range: f32) -> f32 {
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / range
+}
+
+#[test]
+fn gpu_kernels_and_descriptors_agree() {
+    for m in registry() {
+        assert_eq!(m.gpu_tolerance.is_some(), gpu_method(m.id).is_some(), "{}", m.id);
+    }
+    for (id, _) in GPU_METHODS {
+        assert!(denoisekit_core::find(id).is_ok(), "{id} is not registered");
+    }
+}
+
+#[test]
+fn every_gpu_method_matches_cpu() {
+    let Some(ctx) = context() else { return };
+    eprintln!("GPU: {}", ctx.describe());
+    let mut compared = 0;
+    for m in registry().iter().filter(|m| m.gpu_tolerance.is_some()) {
+        let tol = m.gpu_tolerance.unwrap_or(0.0);
+        // Defaults, plus every choice of every choice parameter, plus every z parameter on.
+        let mut settings = vec![ParamValues::new()];
+        for p in m.params {
+            if let denoisekit_core::ParamKind::Choice { options, .. } = p.kind {
+                settings.extend(options.iter().map(|o| ParamValues::new().set(p.key, o)));
+            }
+            if p.key.ends_with("_z") {
+                settings.push(ParamValues::new().set(p.key, 1.5));
+            }
+        }
+        for img in inputs() {
+            let (lo, hi) = min_max(&img.view());
+            for values in &settings {
+                let (gpu, ran) = run(m.id, img.view(), values, Backend::Gpu, &Control::new()).unwrap();
+                assert!(matches!(ran, Ran::Gpu(_)), "{}: ran on {ran}", m.id);
+                let (cpu, _) = run(m.id, img.view(), values, Backend::Cpu, &Control::new()).unwrap();
+                let d = max_rel_diff(&gpu, &cpu, hi - lo);
+                assert!(d <= tol, "{} {:?} {:?}: GPU-CPU = {d} of range > {tol}", m.id, values, img.dim());
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 0);
+}
+
+#[test]
+fn tiled_gaussian_equals_untiled() {
+    let Some(ctx) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (9, 24, 20),
+        seed: 5,
+        ..Default::default()
+    })
+    .noisy;
+    for border in denoisekit_core::BorderMode::ALL {
+        let p = GaussianParams {
+            sigma: 1.0,
+            sigma_z: 0.7,
+            border,
+        };
+        let plane = (24 * 20 * 4) as u64;
+        // Room for 3 halo planes plus 4 output planes: tiles of 4, 4 and 1 planes.
+        let tiled = denoisekit_gpu::methods::gaussian::gaussian(ctx, img.view(), &p, &Control::new(), Some(plane * 10))
+            .unwrap();
+        let cpu = denoisekit_core::denoise_gaussian(img.view(), &p, &Control::new()).unwrap();
+        let (lo, hi) = min_max(&img.view());
+        let d = max_rel_diff(&tiled, &cpu, hi - lo);
+        assert!(d <= 1e-5, "{border:?}: tiled GPU differs from CPU by {d}");
+    }
+}
+
+#[test]
+fn backend_choice_is_honoured_and_reported() {
+    let img = inputs().remove(0);
+    let (_, ran) = run("gaussian", img.view(), &ParamValues::new(), Backend::Cpu, &Control::new()).unwrap();
+    assert_eq!(ran, Ran::Cpu(None));
+    let Some(ctx) = context() else {
+        let r = run("gaussian", img.view(), &ParamValues::new(), Backend::Gpu, &Control::new());
+        assert!(matches!(r, Err(denoisekit_core::DenoiseError::BackendUnavailable { .. })));
+        return;
+    };
+    let (_, ran) = run("gaussian", img.view(), &ParamValues::new(), Backend::Auto, &Control::new()).unwrap();
+    if ctx.is_software() {
+        assert!(matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("software")), "{ran}");
+    } else {
+        assert!(matches!(ran, Ran::Gpu(_)), "{ran}");
+    }
+    let (_, ran) = run("bilateral", img.view(), &ParamValues::new(), Backend::Gpu, &Control::new()).unwrap();
+    assert!(matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("no GPU kernel")), "{ran}");
+}
+
+#[test]
+fn gpu_errors_are_typed_like_cpu_errors() {
+    let img = Volume::zeros((1, 8, 8));
+    let r = run("gaussian", img.view(), &ParamValues::new().set("sigma", 99), Backend::Gpu, &Control::new());
+    assert!(matches!(r, Err(denoisekit_core::DenoiseError::ParamOutOfRange { .. })), "{r:?}");
+}
