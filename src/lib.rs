@@ -1,1 +1,96 @@
+//! The JNI boundary of DenoiseKit: the native methods of `org.denoisekit.NativeBridge`.
+//!
+//! The Java side wraps each `name0` native in a public `name` that loads the library
+//! first. Each entry is the same few lines: run the safe body from [`bridge`] inside
+//! `with_env` (which catches panics) and resolve errors into a
+//! `DenoiseKitException(kind, message)` with [`throw::ThrowDenoiseKitException`]. No
+//! method or parameter is named here: everything comes from the core registry.
 
+pub mod bridge;
+pub mod throw;
+
+use jni::EnvUnowned;
+use jni::objects::{JClass, JFloatArray, JIntArray, JObjectArray, JString};
+use jni::sys::{jdouble, jint};
+use throw::ThrowDenoiseKitException as Throw;
+
+/// `private static native String version0()`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_version0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+) -> JString<'l> {
+    env.with_env(|env| Ok(env.new_string(denoisekit_core::VERSION)?))
+        .resolve::<Throw>()
+}
+
+/// `private static native String describe0()`: the method registry as JSON.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_describe0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::describe(env)).resolve::<Throw>()
+}
+
+/// `private static native float[] denoise0(String method, float[] pixels, int[] dims,
+/// String[] keys, String[] values, String backend, String[] info)`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    method: JString<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+    keys: JObjectArray<'l, JString<'l>>,
+    values: JObjectArray<'l, JString<'l>>,
+    backend: JString<'l>,
+    info: JObjectArray<'l, JString<'l>>,
+) -> JFloatArray<'l> {
+    env.with_env(|env| {
+        bridge::denoise(
+            env, &method, &pixels, &dims, &keys, &values, &backend, &info,
+        )
+    })
+    .resolve::<Throw>()
+}
+
+/// `private static native String resolve0(String method, float[] pixels, int[] dims,
+/// String[] keys, String[] values)`: every parameter with defaults filled in.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    method: JString<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+    keys: JObjectArray<'l, JString<'l>>,
+    values: JObjectArray<'l, JString<'l>>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::resolve(env, &method, &pixels, &dims, &keys, &values))
+        .resolve::<Throw>()
+}
+
+/// `private static native double estimateNoise0(float[] pixels, int[] dims)`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_estimateNoise0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+) -> jdouble {
+    env.with_env(|env| bridge::estimate_noise(env, &pixels, &dims))
+        .resolve::<Throw>()
+}
+
+/// `private static native int selfTest0(int what)`: see [`bridge::self_test`].
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_selfTest0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    what: jint,
+) -> jint {
+    env.with_env(|_env| bridge::self_test(what))
+        .resolve::<Throw>()
+}

@@ -153,12 +153,13 @@ impl ParamSpec {
     /// # Errors
     /// [`DenoiseError::ParamOutOfRange`] or [`DenoiseError::InvalidParamValue`].
     pub fn check(&self, v: &ParamValue) -> Result<()> {
-        let out_of_range = |value: String, min: String, max: String| DenoiseError::ParamOutOfRange {
-            name: self.key.to_string(),
-            value,
-            min,
-            max,
-        };
+        let out_of_range =
+            |value: String, min: String, max: String| DenoiseError::ParamOutOfRange {
+                name: self.key.to_string(),
+                value,
+                min,
+                max,
+            };
         match (&self.kind, v) {
             (ParamKind::Float { min, max, .. }, ParamValue::Float(x)) => {
                 if x.is_nan() || *x < *min || *x > *max || x.is_infinite() {
@@ -167,7 +168,11 @@ impl ParamSpec {
             }
             (ParamKind::Int { min, max, .. }, ParamValue::Int(x)) => {
                 if x < min || x > max {
-                    return Err(out_of_range(x.to_string(), min.to_string(), max.to_string()));
+                    return Err(out_of_range(
+                        x.to_string(),
+                        min.to_string(),
+                        max.to_string(),
+                    ));
                 }
             }
             (ParamKind::Choice { options, .. }, ParamValue::Choice(s)) => {
@@ -481,7 +486,12 @@ impl MethodDescriptor {
                 return Err(DenoiseError::UnknownParam {
                     method: self.id.to_string(),
                     name: k.clone(),
-                    valid: self.params.iter().map(|p| p.key).collect::<Vec<_>>().join(", "),
+                    valid: self
+                        .params
+                        .iter()
+                        .map(|p| p.key)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }

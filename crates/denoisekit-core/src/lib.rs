@@ -20,13 +20,14 @@ pub mod methods;
 pub mod metrics;
 pub mod noise;
 pub mod phantom;
+pub mod simd;
 pub mod volume;
 
 pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
     DefaultValue, Dims, MethodDescriptor, ParamKind, ParamSpec, ParamValue, ParamValues, Resolved,
-    Scale, Unit,
+    Scale, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
 pub use methods::bilateral::{BilateralParams, denoise_bilateral};

@@ -22,7 +22,10 @@ const DB2_HI: [f64; 4] = [
     -0.224_143_868_041_857_35,
     -0.129_409_522_550_921_45,
 ];
-const HAAR_HI: [f64; 2] = [-std::f64::consts::FRAC_1_SQRT_2, std::f64::consts::FRAC_1_SQRT_2];
+const HAAR_HI: [f64; 2] = [
+    -std::f64::consts::FRAC_1_SQRT_2,
+    std::f64::consts::FRAC_1_SQRT_2,
+];
 
 /// Estimates the standard deviation of additive Gaussian noise, in intensity units.
 ///

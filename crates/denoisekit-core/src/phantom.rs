@@ -110,7 +110,11 @@ pub fn phantom(spec: &PhantomSpec) -> Phantom {
     let n_dots = (60.0 * area * d as f64).ceil() as usize;
     let zc = |rng: &mut Rng| rng.uniform() * d as f64;
     for _ in 0..n_rings {
-        let (cz, cy, cx) = (zc(&mut rng), rng.uniform() * h as f64, rng.uniform() * w as f64);
+        let (cz, cy, cx) = (
+            zc(&mut rng),
+            rng.uniform() * h as f64,
+            rng.uniform() * w as f64,
+        );
         let r = 6.0 + rng.uniform() * 20.0;
         let a = 0.3 + rng.uniform() * 0.5;
         for ((z, y, x), p) in obj.indexed_iter_mut() {
@@ -121,7 +125,11 @@ pub fn phantom(spec: &PhantomSpec) -> Phantom {
         }
     }
     for _ in 0..n_fil {
-        let (mut y, mut x, mut z) = (rng.uniform() * h as f64, rng.uniform() * w as f64, zc(&mut rng));
+        let (mut y, mut x, mut z) = (
+            rng.uniform() * h as f64,
+            rng.uniform() * w as f64,
+            zc(&mut rng),
+        );
         let mut ang = rng.uniform() * std::f64::consts::TAU;
         let a = (0.5 + rng.uniform() * 0.5) as f32;
         let steps = (0.6 * h.min(w) as f64 / 0.5) as usize;
@@ -132,7 +140,11 @@ pub fn phantom(spec: &PhantomSpec) -> Phantom {
             if d > 1 {
                 z = (z + 0.1 * rng.normal()).clamp(0.0, (d - 1) as f64);
             }
-            let (iy, ix, iz) = (y.round() as isize, x.round() as isize, (z as usize).min(d - 1));
+            let (iy, ix, iz) = (
+                y.round() as isize,
+                x.round() as isize,
+                (z as usize).min(d - 1),
+            );
             if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
                 let v = &mut obj[(iz, iy as usize, ix as usize)];
                 *v = v.max(a);
@@ -188,7 +200,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(phantom(&s).noisy, phantom(&s).noisy);
-        let other = PhantomSpec { seed: 2, ..s.clone() };
+        let other = PhantomSpec {
+            seed: 2,
+            ..s.clone()
+        };
         assert_ne!(phantom(&s).noisy, phantom(&other).noisy);
     }
 

@@ -6,6 +6,7 @@
 
 use crate::error::{DenoiseError, Result};
 use ndarray::{Array3, ArrayView3};
+use rayon::prelude::*;
 
 /// An owned image or stack, shape (z, y, x).
 pub type Volume = Array3<f32>;
@@ -42,9 +43,7 @@ impl Shape {
 
     /// Number of pixels, or `None` if it overflows `usize`.
     pub fn len(&self) -> Option<usize> {
-        self.depth
-            .checked_mul(self.height)?
-            .checked_mul(self.width)
+        self.depth.checked_mul(self.height)?.checked_mul(self.width)
     }
 
     /// Whether any axis has length zero.
@@ -68,7 +67,12 @@ impl std::fmt::Display for Shape {
 /// # Errors
 /// [`DenoiseError::InvalidInput`] when `data.len()` differs from `depth * height * width`
 /// or that product overflows.
-pub fn volume_from_vec(depth: usize, height: usize, width: usize, data: Vec<f32>) -> Result<Volume> {
+pub fn volume_from_vec(
+    depth: usize,
+    height: usize,
+    width: usize,
+    data: Vec<f32>,
+) -> Result<Volume> {
     let shape = Shape {
         depth,
         height,
@@ -105,6 +109,16 @@ pub fn check_input(v: &VolumeView<'_>) -> Result<()> {
             "the image is {}x{} pixels; denoising needs at least 2x2",
             s.width, s.height
         )));
+    }
+    // A vectorised, parallel scan first; the slow indexed search only runs on failure.
+    let all_finite = match v.as_slice() {
+        Some(px) => px
+            .par_chunks(1 << 16)
+            .all(|c| c.iter().fold(true, |ok, p| ok & p.is_finite())),
+        None => v.iter().all(|p| p.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
     }
     if let Some(((z, y, x), val)) = v.indexed_iter().find(|(_, p)| !p.is_finite()) {
         return Err(DenoiseError::invalid(format!(

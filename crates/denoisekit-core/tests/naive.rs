@@ -39,7 +39,9 @@ fn gaussian_matches_naive_3d_sum() {
     let fast = denoise_gaussian(v.view(), &p, &Control::new()).unwrap();
     let kern = |s: f64| {
         let r = (4.0 * s).ceil() as isize;
-        let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
+        let k: Vec<f64> = (-r..=r)
+            .map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp())
+            .collect();
         let t: f64 = k.iter().sum();
         (r, k.into_iter().map(|x| x / t).collect::<Vec<_>>())
     };
@@ -74,7 +76,11 @@ fn bilateral_matches_naive_2d_and_3d() {
         };
         let fast = denoise_bilateral(v.view(), &p, &Control::new()).unwrap();
         let r = (3.0f64 * 1.3).ceil() as isize;
-        let rz = if shape.0 > 1 { (3.0f64 * sz).ceil() as isize } else { 0 };
+        let rz = if shape.0 > 1 {
+            (3.0f64 * sz).ceil() as isize
+        } else {
+            0
+        };
         let slow = Volume::from_shape_fn(v.dim(), |(z, y, x)| {
             let c = v[(z, y, x)] as f64;
             let (mut num, mut den) = (0.0, 0.0);
@@ -82,7 +88,8 @@ fn bilateral_matches_naive_2d_and_3d() {
                 for b in -r..=r {
                     for e in -r..=r {
                         let q = at(&v, z as isize + a, y as isize + b, x as isize + e);
-                        let mut lw = -((b * b + e * e) as f64) / (2.0 * 1.3 * 1.3) - (q - c).powi(2) / (2.0 * 2.5 * 2.5);
+                        let mut lw = -((b * b + e * e) as f64) / (2.0 * 1.3 * 1.3)
+                            - (q - c).powi(2) / (2.0 * 2.5 * 2.5);
                         if rz > 0 {
                             lw -= (a * a) as f64 / (2.0 * sz * sz);
                         }

@@ -3,9 +3,7 @@
 
 use denoisekit_core::metrics::mse;
 use denoisekit_core::phantom::{PhantomSpec, phantom};
-use denoisekit_core::{
-    Control, DenoiseError, ParamKind, ParamValues, Volume, registry, run,
-};
+use denoisekit_core::{Control, DenoiseError, ParamKind, ParamValues, Volume, registry, run};
 use ndarray::Array3;
 
 fn noisy_2d() -> (Volume, Volume) {
@@ -52,7 +50,11 @@ fn shape_is_preserved_and_input_untouched() {
             let out = run(m.id, noisy.view(), &three_d_values(m.id), &Control::new()).unwrap();
             assert_eq!(out.dim(), noisy.dim(), "{}", m.id);
             assert_eq!(noisy, before, "{} modified its input", m.id);
-            assert!(out.iter().all(|v| v.is_finite()), "{} produced non-finite output", m.id);
+            assert!(
+                out.iter().all(|v| v.is_finite()),
+                "{} produced non-finite output",
+                m.id
+            );
         }
     }
 }
@@ -63,8 +65,15 @@ fn constant_image_is_unchanged() {
         for shape in [(1, 20, 17), (4, 9, 11)] {
             let img = Array3::<f32>::from_elem(shape, 1234.5);
             let out = run(m.id, img.view(), &three_d_values(m.id), &Control::new()).unwrap();
-            let worst = out.iter().map(|v| (v - 1234.5).abs()).fold(0.0f32, f32::max);
-            assert!(worst <= 1e-5 * 1234.5, "{}: constant image changed by {worst}", m.id);
+            let worst = out
+                .iter()
+                .map(|v| (v - 1234.5).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst <= 1e-5 * 1234.5,
+                "{}: constant image changed by {worst}",
+                m.id
+            );
         }
     }
 }
@@ -85,7 +94,11 @@ fn error_on_phantom_goes_down() {
 fn zero_strength_is_identity() {
     let (_, noisy) = noisy_2d();
     for m in registry() {
-        assert!(!m.identity.is_empty(), "{} declares no identity setting", m.id);
+        assert!(
+            !m.identity.is_empty(),
+            "{} declares no identity setting",
+            m.id
+        );
         let mut v = ParamValues::new();
         for (k, val) in m.identity {
             v.insert(*k, val);
@@ -107,14 +120,21 @@ fn offset_equivariance() {
             .zip(b.iter())
             .map(|(x, y)| (x + 100.0 - y).abs())
             .fold(0.0f32, f32::max);
-        assert!(worst < 2e-3, "{}: offset changed the result by {worst}", m.id);
+        assert!(
+            worst < 2e-3,
+            "{}: offset changed the result by {worst}",
+            m.id
+        );
     }
 }
 
 fn expect_invalid_input(id: &str, img: &Volume, what: &str) {
     match run(id, img.view(), &ParamValues::new(), &Control::new()) {
         Err(DenoiseError::InvalidInput { reason }) => {
-            assert!(reason.contains(what), "{id}: message {reason:?} lacks {what:?}")
+            assert!(
+                reason.contains(what),
+                "{id}: message {reason:?} lacks {what:?}"
+            )
         }
         other => panic!("{id}: expected InvalidInput for {what}, got {other:?}"),
     }
@@ -149,17 +169,32 @@ fn every_out_of_range_parameter_is_rejected() {
                     }
                     b
                 }
-                ParamKind::Int { min, max, .. } => vec![(min - 1).to_string(), (max + 1).to_string()],
+                ParamKind::Int { min, max, .. } => {
+                    vec![(min - 1).to_string(), (max + 1).to_string()]
+                }
                 ParamKind::Choice { .. } => vec![],
             };
             for value in bad {
-                let r = run(m.id, img.view(), &ParamValues::new().set(p.key, &value), &Control::new());
+                let r = run(
+                    m.id,
+                    img.view(),
+                    &ParamValues::new().set(p.key, &value),
+                    &Control::new(),
+                );
                 match r {
                     Err(DenoiseError::ParamOutOfRange { ref name, .. }) if name == p.key => {}
-                    other => panic!("{}.{} = {value}: expected ParamOutOfRange, got {other:?}", m.id, p.key),
+                    other => panic!(
+                        "{}.{} = {value}: expected ParamOutOfRange, got {other:?}",
+                        m.id, p.key
+                    ),
                 }
             }
-            let garbage = run(m.id, img.view(), &ParamValues::new().set(p.key, "abc"), &Control::new());
+            let garbage = run(
+                m.id,
+                img.view(),
+                &ParamValues::new().set(p.key, "abc"),
+                &Control::new(),
+            );
             assert!(
                 matches!(garbage, Err(DenoiseError::InvalidParamValue { .. })),
                 "{}.{}: {garbage:?}",
@@ -167,8 +202,16 @@ fn every_out_of_range_parameter_is_rejected() {
                 p.key
             );
         }
-        let unknown = run(m.id, img.view(), &ParamValues::new().set("no_such_key", 1), &Control::new());
-        assert!(matches!(unknown, Err(DenoiseError::UnknownParam { .. })), "{unknown:?}");
+        let unknown = run(
+            m.id,
+            img.view(),
+            &ParamValues::new().set("no_such_key", 1),
+            &Control::new(),
+        );
+        assert!(
+            matches!(unknown, Err(DenoiseError::UnknownParam { .. })),
+            "{unknown:?}"
+        );
     }
 }
 

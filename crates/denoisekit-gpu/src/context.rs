@@ -73,13 +73,15 @@ impl GpuContext {
     /// [`GpuError::NoAdapter`] or [`GpuError::Device`].
     pub fn new() -> Result<Self, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = (wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12).with_env();
+        desc.backends =
+            (wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12).with_env();
         desc.flags = wgpu::InstanceFlags::from_env_or_default();
         // Instance::new panics when no backend is compiled for the platform; the features
         // above always compile at least one on Linux, macOS and Windows, but a panic
         // elsewhere must not escape.
-        let instance = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wgpu::Instance::new(desc)))
-            .map_err(|_| GpuError::NoAdapter("no wgpu backend for this platform".into()))?;
+        let instance =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wgpu::Instance::new(desc)))
+                .map_err(|_| GpuError::NoAdapter("no wgpu backend for this platform".into()))?;
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
@@ -153,10 +155,12 @@ impl GpuContext {
         }
         let k = Arc::new(self.scoped(|| {
             let source = [COMMON_WGSL, wgsl].concat();
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                });
             let entries: Vec<_> = bindings
                 .iter()
                 .enumerate()
@@ -166,8 +170,12 @@ impl GpuContext {
                     count: None,
                     ty: wgpu::BindingType::Buffer {
                         ty: match b {
-                            Binding::ReadOnly => wgpu::BufferBindingType::Storage { read_only: true },
-                            Binding::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                            Binding::ReadOnly => {
+                                wgpu::BufferBindingType::Storage { read_only: true }
+                            }
+                            Binding::ReadWrite => {
+                                wgpu::BufferBindingType::Storage { read_only: false }
+                            }
                             Binding::Uniform => wgpu::BufferBindingType::Uniform,
                         },
                         has_dynamic_offset: false,
@@ -175,26 +183,32 @@ impl GpuContext {
                     },
                 })
                 .collect();
-            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(name),
-                entries: &entries,
-            });
-            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(name),
+                    entries: &entries,
+                });
+            let pl = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(name),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
             let pipelines = entry_points
                 .iter()
                 .map(|ep| {
-                    let p = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(ep),
-                        layout: Some(&pl),
-                        module: &module,
-                        entry_point: Some(ep),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    });
+                    let p = self
+                        .device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(ep),
+                            layout: Some(&pl),
+                            module: &module,
+                            entry_point: Some(ep),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        });
                     (*ep, p)
                 })
                 .collect();
@@ -225,11 +239,12 @@ impl GpuContext {
 
     /// A storage buffer initialised with `data`.
     pub fn upload(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | extra,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE | extra,
+            })
     }
 
     /// An uninitialised storage buffer of `len` floats that can be copied from.
@@ -237,7 +252,9 @@ impl GpuContext {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (len.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
@@ -272,7 +289,9 @@ impl GpuContext {
             .map_err(|e| GpuError::Map(e.to_string()))?
             .map_err(|e| GpuError::Map(e.to_string()))?;
         let out = {
-            let view = slice.get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?;
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| GpuError::Map(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();

@@ -17,7 +17,8 @@ pub use error::GpuError;
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Volume, VolumeView};
 
 /// The GPU implementation of one method.
-pub type GpuRunFn = fn(&GpuContext, VolumeView<'_>, &Resolved, &Control) -> Result<Volume, GpuError>;
+pub type GpuRunFn =
+    fn(&GpuContext, VolumeView<'_>, &Resolved, &Control) -> Result<Volume, GpuError>;
 
 /// Methods with a GPU kernel, by id. Each id here has `gpu_tolerance` set in its core
 /// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
@@ -41,7 +42,9 @@ impl std::fmt::Display for Ran {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ran::Cpu(None) => write!(f, "CPU ({} threads)", rayon::current_num_threads()),
-            Ran::Cpu(Some(why)) => write!(f, "CPU ({} threads; {why})", rayon::current_num_threads()),
+            Ran::Cpu(Some(why)) => {
+                write!(f, "CPU ({} threads; {why})", rayon::current_num_threads())
+            }
             Ran::Gpu(name) => write!(f, "GPU {name}"),
         }
     }
@@ -73,7 +76,9 @@ pub fn run(
     if backend != Backend::Cpu {
         match (shared(), gpu_method(m.id)) {
             (Err(e), _) if backend == Backend::Gpu => {
-                return Err(DenoiseError::BackendUnavailable { reason: e.to_string() });
+                return Err(DenoiseError::BackendUnavailable {
+                    reason: e.to_string(),
+                });
             }
             (Err(_), _) => {}
             (Ok(_), None) => why = Some(format!("no GPU kernel for {} yet", m.id)),
@@ -88,9 +93,14 @@ pub fn run(
                 Err(e) => {
                     ctl.checkpoint()?;
                     if backend == Backend::Gpu {
-                        return Err(DenoiseError::BackendUnavailable { reason: e.to_string() });
+                        return Err(DenoiseError::BackendUnavailable {
+                            reason: e.to_string(),
+                        });
                     }
-                    log::warn!("DenoiseKit: GPU failed for {} ({e}); running on the CPU", m.id);
+                    log::warn!(
+                        "DenoiseKit: GPU failed for {} ({e}); running on the CPU",
+                        m.id
+                    );
                     why = Some(format!("GPU failed: {e}"));
                 }
             },

@@ -34,13 +34,22 @@ fn inputs() -> Vec<Volume> {
 }
 
 fn max_rel_diff(a: &Volume, b: &Volume, range: f32) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / range
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+        / range
 }
 
 #[test]
 fn gpu_kernels_and_descriptors_agree() {
     for m in registry() {
-        assert_eq!(m.gpu_tolerance.is_some(), gpu_method(m.id).is_some(), "{}", m.id);
+        assert_eq!(
+            m.gpu_tolerance.is_some(),
+            gpu_method(m.id).is_some(),
+            "{}",
+            m.id
+        );
     }
     for (id, _) in GPU_METHODS {
         assert!(denoisekit_core::find(id).is_ok(), "{id} is not registered");
@@ -67,11 +76,19 @@ fn every_gpu_method_matches_cpu() {
         for img in inputs() {
             let (lo, hi) = min_max(&img.view());
             for values in &settings {
-                let (gpu, ran) = run(m.id, img.view(), values, Backend::Gpu, &Control::new()).unwrap();
+                let (gpu, ran) =
+                    run(m.id, img.view(), values, Backend::Gpu, &Control::new()).unwrap();
                 assert!(matches!(ran, Ran::Gpu(_)), "{}: ran on {ran}", m.id);
-                let (cpu, _) = run(m.id, img.view(), values, Backend::Cpu, &Control::new()).unwrap();
+                let (cpu, _) =
+                    run(m.id, img.view(), values, Backend::Cpu, &Control::new()).unwrap();
                 let d = max_rel_diff(&gpu, &cpu, hi - lo);
-                assert!(d <= tol, "{} {:?} {:?}: GPU-CPU = {d} of range > {tol}", m.id, values, img.dim());
+                assert!(
+                    d <= tol,
+                    "{} {:?} {:?}: GPU-CPU = {d} of range > {tol}",
+                    m.id,
+                    values,
+                    img.dim()
+                );
                 compared += 1;
             }
         }
@@ -96,8 +113,14 @@ fn tiled_gaussian_equals_untiled() {
         };
         let plane = (24 * 20 * 4) as u64;
         // Room for 3 halo planes plus 4 output planes: tiles of 4, 4 and 1 planes.
-        let tiled = denoisekit_gpu::methods::gaussian::gaussian(ctx, img.view(), &p, &Control::new(), Some(plane * 10))
-            .unwrap();
+        let tiled = denoisekit_gpu::methods::gaussian::gaussian(
+            ctx,
+            img.view(),
+            &p,
+            &Control::new(),
+            Some(plane * 10),
+        )
+        .unwrap();
         let cpu = denoisekit_core::denoise_gaussian(img.view(), &p, &Control::new()).unwrap();
         let (lo, hi) = min_max(&img.view());
         let d = max_rel_diff(&tiled, &cpu, hi - lo);
@@ -108,26 +131,74 @@ fn tiled_gaussian_equals_untiled() {
 #[test]
 fn backend_choice_is_honoured_and_reported() {
     let img = inputs().remove(0);
-    let (_, ran) = run("gaussian", img.view(), &ParamValues::new(), Backend::Cpu, &Control::new()).unwrap();
+    let (_, ran) = run(
+        "gaussian",
+        img.view(),
+        &ParamValues::new(),
+        Backend::Cpu,
+        &Control::new(),
+    )
+    .unwrap();
     assert_eq!(ran, Ran::Cpu(None));
     let Some(ctx) = context() else {
-        let r = run("gaussian", img.view(), &ParamValues::new(), Backend::Gpu, &Control::new());
-        assert!(matches!(r, Err(denoisekit_core::DenoiseError::BackendUnavailable { .. })));
+        let r = run(
+            "gaussian",
+            img.view(),
+            &ParamValues::new(),
+            Backend::Gpu,
+            &Control::new(),
+        );
+        assert!(matches!(
+            r,
+            Err(denoisekit_core::DenoiseError::BackendUnavailable { .. })
+        ));
         return;
     };
-    let (_, ran) = run("gaussian", img.view(), &ParamValues::new(), Backend::Auto, &Control::new()).unwrap();
+    let (_, ran) = run(
+        "gaussian",
+        img.view(),
+        &ParamValues::new(),
+        Backend::Auto,
+        &Control::new(),
+    )
+    .unwrap();
     if ctx.is_software() {
-        assert!(matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("software")), "{ran}");
+        assert!(
+            matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("software")),
+            "{ran}"
+        );
     } else {
         assert!(matches!(ran, Ran::Gpu(_)), "{ran}");
     }
-    let (_, ran) = run("bilateral", img.view(), &ParamValues::new(), Backend::Gpu, &Control::new()).unwrap();
-    assert!(matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("no GPU kernel")), "{ran}");
+    let (_, ran) = run(
+        "bilateral",
+        img.view(),
+        &ParamValues::new(),
+        Backend::Gpu,
+        &Control::new(),
+    )
+    .unwrap();
+    assert!(
+        matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("no GPU kernel")),
+        "{ran}"
+    );
 }
 
 #[test]
 fn gpu_errors_are_typed_like_cpu_errors() {
     let img = Volume::zeros((1, 8, 8));
-    let r = run("gaussian", img.view(), &ParamValues::new().set("sigma", 99), Backend::Gpu, &Control::new());
-    assert!(matches!(r, Err(denoisekit_core::DenoiseError::ParamOutOfRange { .. })), "{r:?}");
+    let r = run(
+        "gaussian",
+        img.view(),
+        &ParamValues::new().set("sigma", 99),
+        Backend::Gpu,
+        &Control::new(),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(denoisekit_core::DenoiseError::ParamOutOfRange { .. })
+        ),
+        "{r:?}"
+    );
 }

@@ -13,11 +13,18 @@ fn every_wgsl_file_validates() {
     let mut checked = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("src/methods exists") {
         let path = entry.expect("dir entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if !name.ends_with(".wgsl") || name == "common.wgsl" {
             continue;
         }
-        let src = format!("{common}{}", std::fs::read_to_string(&path).expect("read wgsl"));
+        let src = format!(
+            "{common}{}",
+            std::fs::read_to_string(&path).expect("read wgsl")
+        );
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
         Validator::new(ValidationFlags::all(), Capabilities::default())

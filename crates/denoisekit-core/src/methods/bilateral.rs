@@ -54,8 +54,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     category: "Edge-preserving",
     summary: "Exact bilateral filter: Gaussian smoothing that stops at edges stronger than the \
               range sigma. Good for clear edges at moderate noise.",
-    references: &["C. Tomasi, R. Manduchi, Bilateral filtering for gray and color images, \
-                   ICCV 1998, doi:10.1109/ICCV.1998.710815"],
+    references: &[
+        "C. Tomasi, R. Manduchi, Bilateral filtering for gray and color images, \
+                   ICCV 1998, doi:10.1109/ICCV.1998.710815",
+    ],
     dims: Dims::D2D3,
     params: BilateralParams::SPECS,
     gpu_tolerance: None,
@@ -83,7 +85,11 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// let out = denoise_bilateral(img.view(), &p, &Control::new()).unwrap();
 /// assert!((out[(0, 3, 3)] - 0.0).abs() < 1e-3 && (out[(0, 3, 4)] - 100.0).abs() < 1e-3);
 /// ```
-pub fn denoise_bilateral(input: VolumeView<'_>, p: &BilateralParams, ctl: &Control) -> Result<Volume> {
+pub fn denoise_bilateral(
+    input: VolumeView<'_>,
+    p: &BilateralParams,
+    ctl: &Control,
+) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
@@ -108,8 +114,13 @@ pub fn denoise_bilateral(input: VolumeView<'_>, p: &BilateralParams, ctl: &Contr
     let offsets: Vec<(usize, usize, usize, f32)> = (0..=2 * rz)
         .flat_map(|dz| (0..=2 * r).flat_map(move |dy| (0..=2 * r).map(move |dx| (dz, dy, dx))))
         .filter_map(|(dz, dy, dx)| {
-            let (fz, fy, fx) = (dz as f64 - rz as f64, dy as f64 - r as f64, dx as f64 - r as f64);
-            let lw = -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz);
+            let (fz, fy, fx) = (
+                dz as f64 - rz as f64,
+                dy as f64 - r as f64,
+                dx as f64 - r as f64,
+            );
+            let lw =
+                -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz);
             // Terms below e^-30 cannot change an f32 sum that already holds the centre (1).
             (lw > -30.0).then_some((dz, dy, dx, lw as f32))
         })
@@ -120,32 +131,57 @@ pub fn denoise_bilateral(input: VolumeView<'_>, p: &BilateralParams, ctl: &Contr
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     // Invariant: freshly allocated, standard layout.
     let dst = out.as_slice_mut().unwrap_or(&mut []);
+    let geo = RowGeometry {
+        src,
+        ph,
+        pw,
+        r,
+        rz,
+        offsets: &offsets,
+        inv,
+    };
     dst.par_chunks_mut(w)
         .enumerate()
         .with_min_len(4)
-        .try_for_each_init(
-            || (vec![0.0f32; w], vec![0.0f32; w]),
-            |(num, den), (row, o)| {
-                let (z, y) = (row / s.height, row % s.height);
-                let centre = ((z + rz) * ph + y + r) * pw + r;
-                let c = &src[centre..centre + w];
-                num.fill(0.0);
-                den.fill(0.0);
-                for &(dz, dy, dx, lw) in &offsets {
-                    let start = ((z + dz) * ph + y + dy) * pw + dx;
-                    let nb = &src[start..start + w];
-                    for i in 0..w {
-                        let d = nb[i] - c[i];
-                        let wt = fast_exp(lw - d * d * inv);
-                        num[i] += wt * nb[i];
-                        den[i] += wt;
-                    }
-                }
-                for i in 0..w {
-                    o[i] = num[i] / den[i];
-                }
-                ctl.advance(1, total)
-            },
-        )?;
+        .try_for_each(|(row, o)| {
+            let (z, y) = (row / s.height, row % s.height);
+            crate::simd::with_scratch(2 * w, |scratch| bilateral_row(&geo, scratch, z, y, o));
+            ctl.advance(1, total)
+        })?;
     Ok(out)
+}
+
+struct RowGeometry<'a> {
+    src: &'a [f32],
+    ph: usize,
+    pw: usize,
+    r: usize,
+    rz: usize,
+    offsets: &'a [(usize, usize, usize, f32)],
+    inv: f32,
+}
+
+crate::simd_dispatch! {
+    /// Output row `y` of plane `z`: every offset's weights for the whole row at once.
+    fn bilateral_row(g: &RowGeometry<'_>, scratch: &mut [f32], z: usize, y: usize, o: &mut [f32]) {
+        let w = o.len();
+        let (num, den) = scratch.split_at_mut(w);
+        let centre = ((z + g.rz) * g.ph + y + g.r) * g.pw + g.r;
+        let c = &g.src[centre..centre + w];
+        num.fill(0.0);
+        den.fill(0.0);
+        for &(dz, dy, dx, lw) in g.offsets {
+            let start = ((z + dz) * g.ph + y + dy) * g.pw + dx;
+            let nb = &g.src[start..start + w];
+            for (((n, d), &q), &p) in num.iter_mut().zip(den.iter_mut()).zip(nb).zip(c) {
+                let diff = q - p;
+                let wt = fast_exp(lw - diff * diff * g.inv);
+                *n += wt * q;
+                *d += wt;
+            }
+        }
+        for ((o, n), d) in o.iter_mut().zip(num.iter()).zip(den.iter()) {
+            *o = n / d;
+        }
+    }
 }

@@ -141,13 +141,12 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
             bands.push((z, b * BAND, band));
         }
     }
-    bands.into_par_iter().try_for_each_init(
-        || Scratch::new(&geo),
-        |scratch, (z, y0, band)| {
-            geo.band(scratch, z, y0, band);
-            ctl.advance(1, total)
-        },
-    )?;
+    bands.into_par_iter().try_for_each(|(z, y0, band)| {
+        crate::simd::with_scratch(geo.scratch_len(), |scratch| {
+            nlm_band(&geo, scratch, z, y0, band)
+        });
+        ctl.advance(1, total)
+    })?;
     Ok(out)
 }
 
@@ -165,45 +164,43 @@ struct Geometry<'a> {
     inv_h2: f32,
 }
 
-struct Scratch {
-    dist: Vec<f32>,
-    vsum: Vec<f32>,
-    num: Vec<f32>,
-    den: Vec<f32>,
-}
-
-impl Scratch {
-    fn new(g: &Geometry<'_>) -> Self {
-        let dw = g.w + 2 * g.pr;
-        Self {
-            dist: vec![0.0; (BAND + 2 * g.pr) * dw],
-            vsum: vec![0.0; dw],
-            num: vec![0.0; BAND * g.w],
-            den: vec![0.0; BAND * g.w],
-        }
+crate::simd_dispatch! {
+    fn nlm_band(g: &Geometry<'_>, scratch: &mut [f32], z: usize, y0: usize, out: &mut [f32]) {
+        g.band(scratch, z, y0, out)
     }
 }
 
 impl Geometry<'_> {
+    /// Floats of working memory per band: distances, box sums, numerator, denominator.
+    fn scratch_len(&self) -> usize {
+        let dw = self.w + 2 * self.pr;
+        (BAND + 2 * self.pr) * dw + dw + self.w + 2 * BAND * self.w
+    }
+
     fn at(&self, z: usize, y: usize, x: usize) -> usize {
         (z * self.ph + y) * self.pw + x
     }
 
     /// Denoises rows `y0..y0 + out.len() / w` of plane `z` into `out`.
-    fn band(&self, s: &mut Scratch, z: usize, y0: usize, out: &mut [f32]) {
+    #[inline(always)]
+    fn band(&self, scratch: &mut [f32], z: usize, y0: usize, out: &mut [f32]) {
         let (w, pr, sr) = (self.w, self.pr, self.sr);
         let bh = out.len() / w;
         let dw = w + 2 * pr;
         let drows = bh + 2 * pr;
         let zc = z + self.prz + self.srz;
-        s.num[..bh * w].fill(0.0);
-        s.den[..bh * w].fill(0.0);
+        let (dist_all, rest) = scratch.split_at_mut((BAND + 2 * pr) * dw);
+        let (vsum_all, rest) = rest.split_at_mut(dw);
+        let (hsum_all, rest) = rest.split_at_mut(w);
+        let (num_all, den_all) = rest.split_at_mut(BAND * w);
+        num_all[..bh * w].fill(0.0);
+        den_all[..bh * w].fill(0.0);
         for sz in -(self.srz as isize)..=self.srz as isize {
             for sy in -(sr as isize)..=sr as isize {
                 for sx in -(sr as isize)..=sr as isize {
                     // Squared differences over the band plus the patch halo, summed over
                     // the patch's planes. Padded row of band row rr: y0 + rr + sr.
-                    let dist = &mut s.dist[..drows * dw];
+                    let dist = &mut dist_all[..drows * dw];
                     dist.fill(0.0);
                     for dz in -(self.prz as isize)..=self.prz as isize {
                         let za = (zc as isize + dz) as usize;
@@ -215,14 +212,14 @@ impl Geometry<'_> {
                             let b0 = self.at(zb, yb, (sr as isize + sx) as usize);
                             let b = &self.src[b0..][..dw];
                             let d = &mut dist[rr * dw..][..dw];
-                            for i in 0..dw {
-                                let t = a[i] - b[i];
-                                d[i] += t * t;
+                            for ((d, a), b) in d.iter_mut().zip(a).zip(b) {
+                                let t = a - b;
+                                *d += t * t;
                             }
                         }
                     }
                     // Vertical box sums, updated row by row; then horizontal sums, weights.
-                    let vsum = &mut s.vsum[..dw];
+                    let vsum = &mut vsum_all[..dw];
                     vsum.fill(0.0);
                     for rr in 0..2 * pr + 1 {
                         for (v, d) in vsum.iter_mut().zip(&dist[rr * dw..][..dw]) {
@@ -231,31 +228,40 @@ impl Geometry<'_> {
                     }
                     for j in 0..bh {
                         if j > 0 {
-                            let (add, sub) = ((j + 2 * pr) * dw, (j - 1) * dw);
-                            for i in 0..dw {
-                                vsum[i] += dist[add + i] - dist[sub + i];
+                            let add = &dist[(j + 2 * pr) * dw..][..dw];
+                            let sub = &dist[(j - 1) * dw..][..dw];
+                            for ((v, a), b) in vsum.iter_mut().zip(add).zip(sub) {
+                                *v += a - b;
+                            }
+                        }
+                        // Horizontal box sums as whole-row adds, so that they vectorise.
+                        let hsum = &mut hsum_all[..w];
+                        hsum.copy_from_slice(&vsum[..w]);
+                        for t in 1..=2 * pr {
+                            for (h, v) in hsum.iter_mut().zip(&vsum[t..t + w]) {
+                                *h += v;
                             }
                         }
                         let yv = ((y0 + j + pr + sr) as isize + sy) as usize;
                         let zv = (zc as isize + sz) as usize;
-                        let val = &self.src[self.at(zv, yv, (pr as isize + sr as isize + sx) as usize)..][..w];
-                        let num = &mut s.num[j * w..][..w];
-                        let den = &mut s.den[j * w..][..w];
-                        for x in 0..w {
-                            let mut h = 0.0;
-                            for t in 0..2 * pr + 1 {
-                                h += vsum[x + t];
-                            }
-                            let excess = (h * self.inv_n - self.thr).max(0.0);
-                            let wt = fast_exp(-excess * self.inv_h2);
-                            num[x] += wt * val[x];
-                            den[x] += wt;
+                        let xv = (pr as isize + sr as isize + sx) as usize;
+                        let val = &self.src[self.at(zv, yv, xv)..][..w];
+                        let num = &mut num_all[j * w..][..w];
+                        let den = &mut den_all[j * w..][..w];
+                        let (inv_n, thr, inv_h2) = (self.inv_n, self.thr, self.inv_h2);
+                        for (((n, d), &v), &h) in
+                            num.iter_mut().zip(den.iter_mut()).zip(val).zip(hsum.iter())
+                        {
+                            let excess = (h * inv_n - thr).max(0.0);
+                            let wt = fast_exp(-excess * inv_h2);
+                            *n += wt * v;
+                            *d += wt;
                         }
                     }
                 }
             }
         }
-        for (o, (n, d)) in out.iter_mut().zip(s.num.iter().zip(&s.den)) {
+        for (o, (n, d)) in out.iter_mut().zip(num_all.iter().zip(den_all.iter())) {
             *o = n / d;
         }
     }

@@ -24,13 +24,18 @@ struct Uniforms {
     border: u32,
     _pad: [u32; 3],
 }
-const _: () = assert!(size_of::<Uniforms>() % 16 == 0);
+const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs the method from resolved parameters; see [`gaussian`].
 ///
 /// # Errors
 /// As [`gaussian`].
-pub fn run(ctx: &GpuContext, input: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume, GpuError> {
+pub fn run(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+) -> Result<Volume, GpuError> {
     let p = GaussianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
     gaussian(ctx, input, &p, ctl, None)
 }
@@ -69,13 +74,19 @@ pub fn gaussian(
     let kernel = ctx.kernel(
         "gaussian",
         WGSL,
-        &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadOnly, Binding::Uniform],
+        &[
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+            Binding::ReadOnly,
+            Binding::Uniform,
+        ],
         &["convolve_x", "convolve_y", "convolve_z"],
     )?;
     let mut out = Array3::<f32>::zeros((d, h, w));
     let border = p.border as u32;
     for z0 in (0..d).step_by(tile) {
-        ctl.checkpoint().map_err(|_| GpuError::Map("cancelled".into()))?;
+        ctl.checkpoint()
+            .map_err(|_| GpuError::Map("cancelled".into()))?;
         let z1 = (z0 + tile).min(d);
         // Gather the tile with its halo, resolving the z border on the host.
         let zin: Vec<Option<usize>> = (z0 as isize - rz as isize..z1 as isize + rz as isize)
@@ -126,10 +137,22 @@ pub fn gaussian(
                     label: Some(entry),
                     layout: &kernel.layout,
                     entries: &[
-                        wgpu::BindGroupEntry { binding: 0, resource: src.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 1, resource: dst.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 2, resource: weights.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 3, resource: ub.as_entire_binding() },
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: src.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: dst.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: weights.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: ub.as_entire_binding(),
+                        },
                     ],
                 });
                 {

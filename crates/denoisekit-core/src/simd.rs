@@ -1,0 +1,64 @@
+//! Run-time CPU feature dispatch for the pixel loops.
+//!
+//! Release builds target baseline x86-64 (SSE2, 4 floats per instruction) so that the
+//! library loads on any machine. [`simd_dispatch!`] compiles a kernel twice, once more
+//! with AVX2 (8 floats per instruction), and picks the AVX2 copy when the CPU has it.
+//! Both copies come from one body, so they compute the same arithmetic in the same
+//! order: no fused multiply-add is enabled, and results are bit-identical across CPUs.
+
+/// Whether the running CPU supports AVX2 (cached by the standard library).
+#[inline]
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `fn $name(args)` whose body is compiled for baseline and for AVX2, dispatched
+/// at run time. The body must not rely on generic parameters.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            fn avx2($($arg: $ty),*) {
+                generic($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if $crate::simd::has_avx2() {
+                // SAFETY: AVX2 support was detected at run time on this CPU just above.
+                return unsafe { avx2($($arg),*) };
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with a per-thread buffer of at least `len` floats, reused across calls so that
+/// kernels do not allocate (and zero) their working rows on every band of every call.
+/// The buffer's contents are unspecified on entry.
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    // Taking the buffer out (rather than borrowing it) keeps a nested call safe: it
+    // simply gets a fresh buffer.
+    let mut buf = SCRATCH.with(|c| c.take());
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.with(|c| c.set(buf));
+    r
+}

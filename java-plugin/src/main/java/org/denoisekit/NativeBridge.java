@@ -1,0 +1,187 @@
+package org.denoisekit;
+
+import java.io.File;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.FileOutputStream;
+import java.net.URL;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The only class with native methods. Public methods load the library on first use and
+ * report any failure as a {@link DenoiseKitException}, never as an UnsatisfiedLinkError.
+ *
+ * <p>The library is looked for, in order: the system property {@code denoisekit.library}
+ * (an absolute path), a copy bundled in this jar under {@code natives/<os>-<arch>/},
+ * the folder that holds this jar, and finally {@code java.library.path}.
+ */
+public final class NativeBridge {
+    private static final String LIB = "denoisekit";
+    private static volatile String loadError;
+    private static volatile boolean loaded;
+    private static volatile List<MethodSpec> registry;
+
+    private NativeBridge() {}
+
+    private static native String version0();
+    private static native String describe0();
+    private static native float[] denoise0(String method, float[] pixels, int[] dims, String[] keys,
+            String[] values, String backend, String[] info);
+    private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
+    private static native double estimateNoise0(float[] pixels, int[] dims);
+    private static native int selfTest0(int what);
+
+    /** Loads the native library once; throws DenoiseKitException("LibraryNotLoaded") if impossible. */
+    public static synchronized void ensureLoaded() {
+        if (loaded) return;
+        if (loadError != null) throw new DenoiseKitException("LibraryNotLoaded", loadError);
+        List<String> tried = new ArrayList<String>();
+        String explicit = System.getProperty("denoisekit.library");
+        if (explicit != null && tryLoad(explicit, tried)) return;
+        String name = System.mapLibraryName(LIB);
+        String bundled = "/natives/" + platform() + "/" + name;
+        URL res = NativeBridge.class.getResource(bundled);
+        if (res != null) {
+            try {
+                File tmp = File.createTempFile("denoisekit-", "-" + name);
+                tmp.deleteOnExit();
+                InputStream in = res.openStream();
+                OutputStream out = new FileOutputStream(tmp);
+                try {
+                    byte[] buf = new byte[1 << 16];
+                    for (int n; (n = in.read(buf)) > 0; ) out.write(buf, 0, n);
+                } finally {
+                    in.close();
+                    out.close();
+                }
+                if (tryLoad(tmp.getAbsolutePath(), tried)) return;
+            } catch (Exception e) {
+                tried.add(bundled + " (" + e + ")");
+            }
+        }
+        File jarDir = jarFolder();
+        if (jarDir != null && tryLoad(new File(jarDir, name).getAbsolutePath(), tried)) return;
+        try {
+            System.loadLibrary(LIB);
+            loaded = true;
+            return;
+        } catch (Throwable t) {
+            tried.add("java.library.path (" + t.getMessage() + ")");
+        }
+        loadError = "cannot load the DenoiseKit native library " + name + " for " + platform()
+                + "; tried: " + join(tried);
+        throw new DenoiseKitException("LibraryNotLoaded", loadError);
+    }
+
+    private static boolean tryLoad(String path, List<String> tried) {
+        if (!new File(path).isFile()) {
+            tried.add(path + " (no such file)");
+            return false;
+        }
+        try {
+            System.load(path);
+            loaded = true;
+            return true;
+        } catch (Throwable t) {
+            tried.add(path + " (" + t.getMessage() + ")");
+            return false;
+        }
+    }
+
+    private static File jarFolder() {
+        try {
+            URL u = NativeBridge.class.getProtectionDomain().getCodeSource().getLocation();
+            File f = new File(u.toURI());
+            return f.isFile() ? f.getParentFile() : f;
+        } catch (Exception e) {
+            return null;
+        }
+    }
+
+    /** "linux-x86_64", "macos-aarch64", "windows-x86_64", ... */
+    public static String platform() {
+        String os = System.getProperty("os.name", "").toLowerCase();
+        String arch = System.getProperty("os.arch", "").toLowerCase();
+        String o = os.contains("win") ? "windows" : os.contains("mac") ? "macos" : "linux";
+        String a = arch.equals("amd64") || arch.equals("x86_64") ? "x86_64"
+                : arch.equals("aarch64") || arch.equals("arm64") ? "aarch64" : arch;
+        return o + "-" + a;
+    }
+
+    private static String join(List<String> l) {
+        StringBuilder b = new StringBuilder();
+        for (String s : l) {
+            if (b.length() > 0) b.append("; ");
+            b.append(s);
+        }
+        return b.toString();
+    }
+
+    /** The native library version. */
+    public static String version() {
+        ensureLoaded();
+        return version0();
+    }
+
+    /** The registry as JSON (see {@link MethodSpec#parseRegistry}). */
+    public static String describe() {
+        ensureLoaded();
+        return describe0();
+    }
+
+    /** The parsed registry, cached. */
+    public static List<MethodSpec> methods() {
+        List<MethodSpec> r = registry;
+        if (r == null) {
+            r = MethodSpec.parseRegistry(describe());
+            registry = r;
+        }
+        return r;
+    }
+
+    /** The method with this id, or a DenoiseKitException("UnknownMethod") listing the ids. */
+    public static MethodSpec method(String id) {
+        StringBuilder ids = new StringBuilder();
+        for (MethodSpec m : methods()) {
+            if (m.id.equals(id)) return m;
+            ids.append(ids.length() > 0 ? ", " : "").append(m.id);
+        }
+        throw new DenoiseKitException("UnknownMethod", "unknown method `" + id + "`; available methods: " + ids);
+    }
+
+    /**
+     * Denoises an image or stack.
+     *
+     * @param pixels {@code width*height*depth} values, plane after plane, row after row
+     * @param dims {@code {width, height, depth}}
+     * @param keys parameter keys (may be null together with values)
+     * @param values parameter values as text, as in a macro
+     * @param backend "auto", "cpu", "gpu" or null for auto
+     * @param info if non-null and non-empty, receives in [0] a description of the device used
+     * @return a new array; the input is never modified
+     */
+    public static float[] denoise(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            String backend, String[] info) {
+        ensureLoaded();
+        return denoise0(method, pixels, dims, keys, values, backend, info);
+    }
+
+    /** Every parameter of the method, defaults filled in, as "key=value key=value". */
+    public static String resolve(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
+        ensureLoaded();
+        return resolve0(method, pixels, dims, keys, values);
+    }
+
+    /** Standard deviation of Gaussian noise in grey levels (wavelet MAD estimate). */
+    public static double estimateNoise(float[] pixels, int[] dims) {
+        ensureLoaded();
+        return estimateNoise0(pixels, dims);
+    }
+
+    /** Exercises the error bridge: 0 returns 0, 1 and 2 panic natively, 3 fails with "Cancelled". */
+    public static int selfTest(int what) {
+        ensureLoaded();
+        return selfTest0(what);
+    }
+}

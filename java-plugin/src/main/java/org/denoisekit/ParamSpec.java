@@ -1,0 +1,88 @@
+package org.denoisekit;
+
+import java.util.List;
+import java.util.Map;
+
+/** One parameter of a method, as described by the native registry (never written by hand). */
+public final class ParamSpec {
+    public final String key;
+    public final String label;
+    /** "float", "int" or "choice". */
+    public final String kind;
+    /** Bounds; NaN where open (floats) or not applicable (choices). */
+    public final double min;
+    public final double max;
+    /** Fixed default, or NaN when the default is a multiple of the noise estimate. */
+    public final double defaultNumber;
+    /** The multiple of the estimated noise used as default, or NaN. */
+    public final double defaultTimesNoise;
+    public final String defaultChoice;
+    public final String[] options;
+    /** "linear" or "log". */
+    public final String scale;
+    /** "pixels", "intensity", "count" or "none". */
+    public final String unit;
+    public final String help;
+
+    ParamSpec(Map<String, Object> m) {
+        key = (String) m.get("key");
+        label = (String) m.get("label");
+        kind = (String) m.get("kind");
+        min = num(m.get("min"));
+        max = num(m.get("max"));
+        Object d = m.get("default");
+        defaultNumber = d instanceof Double ? (Double) d : Double.NaN;
+        defaultChoice = d instanceof String ? (String) d : null;
+        defaultTimesNoise = num(m.get("default_times_noise"));
+        Object o = m.get("options");
+        if (o instanceof List) {
+            List<?> l = (List<?>) o;
+            options = l.toArray(new String[0]);
+        } else {
+            options = new String[0];
+        }
+        scale = (String) m.get("scale");
+        unit = (String) m.get("unit");
+        help = (String) m.get("help");
+    }
+
+    private static double num(Object o) {
+        return o instanceof Double ? (Double) o : Double.NaN;
+    }
+
+    public boolean isChoice() {
+        return "choice".equals(kind);
+    }
+
+    public boolean isInt() {
+        return "int".equals(kind);
+    }
+
+    /** Whether a value lies in the range (always true for choices). */
+    public boolean inRange(double v) {
+        if (isChoice()) return true;
+        if (Double.isNaN(v) || Double.isInfinite(v)) return false;
+        if (!Double.isNaN(min) && v < min) return false;
+        if (!Double.isNaN(max) && v > max) return false;
+        return !isInt() || v == Math.rint(v);
+    }
+
+    /** "[0, 50]" or "[0, inf)" for messages. */
+    public String rangeText() {
+        String lo = Double.isNaN(min) ? "-inf" : fmt(min);
+        String hi = Double.isNaN(max) ? "inf)" : fmt(max) + "]";
+        return "[" + lo + ", " + hi;
+    }
+
+    public static String fmt(double v) {
+        if (v == Math.rint(v) && Math.abs(v) < 1e15) return Long.toString((long) v);
+        return Double.toString(v);
+    }
+
+    /** The unit as a short suffix for dialogs ("px", "grey levels"), or "". */
+    public String unitSuffix() {
+        if ("pixels".equals(unit)) return "px";
+        if ("intensity".equals(unit)) return "grey levels";
+        return "";
+    }
+}

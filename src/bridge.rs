@@ -1,0 +1,229 @@
+//! The safe bodies of the native entries: copy Java arrays in with bounds checks, call
+//! the library, copy the result out. Every failure is a [`BridgeError`].
+
+use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Volume, volume_from_vec};
+use jni::Env;
+use jni::objects::{JFloatArray, JIntArray, JObjectArray, JString};
+use jni::refs::Reference;
+use thiserror::Error;
+
+/// Why a native call failed; `kind` becomes the Java exception's kind.
+#[derive(Debug, Error)]
+pub enum BridgeError {
+    /// The library refused the job.
+    #[error("{0}")]
+    Denoise(#[from] DenoiseError),
+    /// A Java argument is unusable (null, wrong length, bad dimensions).
+    #[error("{0}")]
+    Argument(String),
+    /// A JNI call failed.
+    #[error("JNI error: {0}")]
+    Jni(#[from] jni::errors::Error),
+}
+
+impl BridgeError {
+    /// The stable kind string shown to Java.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Denoise(e) => e.kind(),
+            Self::Argument(_) => "InvalidArgument",
+            Self::Jni(_) => "Jni",
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, BridgeError>;
+
+/// Sends the library's log (e.g. "no usable GPU; running on the CPU") to stderr, which
+/// ImageJ shows in its console. Installed once; a host that set its own logger keeps it.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info && m.target().starts_with("denoisekit")
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[DenoiseKit {}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLog = StderrLog;
+
+/// Installs the stderr logger on the first native call.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+    });
+}
+
+fn arg(msg: impl Into<String>) -> BridgeError {
+    BridgeError::Argument(msg.into())
+}
+
+/// Reads `{width, height, depth}` and the pixels into a volume.
+pub fn read_volume(
+    env: &mut Env<'_>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+) -> Result<Volume> {
+    if dims.is_null() {
+        return Err(arg("dims is null; expected {width, height, depth}"));
+    }
+    if pixels.is_null() {
+        return Err(arg("pixels is null"));
+    }
+    let n = dims.len(env)?;
+    if n != 3 {
+        return Err(arg(format!(
+            "dims has {n} entries; expected 3: {{width, height, depth}}"
+        )));
+    }
+    let mut d = [0i32; 3];
+    dims.get_region(env, 0, &mut d)?;
+    if d.iter().any(|&x| x < 0) {
+        return Err(arg(format!(
+            "dims {{width={}, height={}, depth={}}} has a negative size",
+            d[0], d[1], d[2]
+        )));
+    }
+    let (w, h, z) = (d[0] as usize, d[1] as usize, d[2] as usize);
+    let len = w
+        .checked_mul(h)
+        .and_then(|x| x.checked_mul(z))
+        .ok_or_else(|| arg(format!("{w}x{h}x{z} pixels overflow")))?;
+    let have = pixels.len(env)?;
+    if have != len {
+        return Err(arg(format!(
+            "pixels has {have} values but {w}x{h}x{z} needs {len}"
+        )));
+    }
+    let mut buf = vec![0.0f32; len];
+    pixels.get_region(env, 0, &mut buf)?;
+    Ok(volume_from_vec(z, h, w, buf)?)
+}
+
+/// Reads parallel `keys`/`values` string arrays (either may be null when both are).
+pub fn read_params(
+    env: &mut Env<'_>,
+    keys: &JObjectArray<'_, JString<'_>>,
+    values: &JObjectArray<'_, JString<'_>>,
+) -> Result<ParamValues> {
+    let mut p = ParamValues::new();
+    if keys.is_null() && values.is_null() {
+        return Ok(p);
+    }
+    if keys.is_null() || values.is_null() {
+        return Err(arg("keys and values must both be null or both be arrays"));
+    }
+    let (nk, nv) = (keys.len(env)?, values.len(env)?);
+    if nk != nv {
+        return Err(arg(format!("{nk} keys but {nv} values")));
+    }
+    for i in 0..nk {
+        let k = keys.get_element(env, i)?;
+        let v = values.get_element(env, i)?;
+        if k.is_null() || v.is_null() {
+            return Err(arg(format!("parameter {i} has a null key or value")));
+        }
+        p.insert(k.try_to_string(env)?, v.try_to_string(env)?);
+    }
+    Ok(p)
+}
+
+/// A required Java string.
+pub fn read_string(env: &mut Env<'_>, s: &JString<'_>, what: &str) -> Result<String> {
+    if s.is_null() {
+        return Err(arg(format!("{what} is null")));
+    }
+    Ok(s.try_to_string(env)?)
+}
+
+/// Copies a volume into a new Java float array.
+pub fn write_volume<'l>(env: &mut Env<'l>, v: &Volume) -> Result<JFloatArray<'l>> {
+    let data: Vec<f32> = v.iter().copied().collect();
+    let out = env.new_float_array(data.len())?;
+    out.set_region(env, 0, &data)?;
+    Ok(out)
+}
+
+/// `denoise`: runs a method and reports the device in `info[0]` when `info` is given.
+#[allow(clippy::too_many_arguments)]
+pub fn denoise<'l>(
+    env: &mut Env<'l>,
+    method: &JString<'_>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+    keys: &JObjectArray<'_, JString<'_>>,
+    values: &JObjectArray<'_, JString<'_>>,
+    backend: &JString<'_>,
+    info: &JObjectArray<'_, JString<'_>>,
+) -> Result<JFloatArray<'l>> {
+    init_logging();
+    let method = read_string(env, method, "method")?;
+    let backend = if backend.is_null() {
+        Backend::Auto
+    } else {
+        Backend::from_name(&backend.try_to_string(env)?)?
+    };
+    let params = read_params(env, keys, values)?;
+    let img = read_volume(env, pixels, dims)?;
+    let (out, ran) = denoisekit_gpu::run(&method, img.view(), &params, backend, &Control::new())?;
+    if !info.is_null() && info.len(env)? > 0 {
+        let s = env.new_string(ran.to_string())?;
+        info.set_element(env, 0, &s)?;
+    }
+    write_volume(env, &out)
+}
+
+/// `resolve`: the full, checked parameter set as a macro option string.
+pub fn resolve<'l>(
+    env: &mut Env<'l>,
+    method: &JString<'_>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+    keys: &JObjectArray<'_, JString<'_>>,
+    values: &JObjectArray<'_, JString<'_>>,
+) -> Result<JString<'l>> {
+    let method = read_string(env, method, "method")?;
+    let params = read_params(env, keys, values)?;
+    let img = read_volume(env, pixels, dims)?;
+    let (_, resolved) = denoisekit_core::prepare(&method, &img.view(), &params)?;
+    Ok(env.new_string(resolved.to_options())?)
+}
+
+/// `estimateNoise`: Gaussian noise sigma in grey levels.
+pub fn estimate_noise(
+    env: &mut Env<'_>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+) -> Result<f64> {
+    let img = read_volume(env, pixels, dims)?;
+    Ok(denoisekit_core::estimate_sigma(&img.view())?)
+}
+
+/// `describe`: the registry as JSON.
+pub fn describe<'l>(env: &mut Env<'l>) -> Result<JString<'l>> {
+    init_logging();
+    let json = serde_json::to_string(denoisekit_core::registry())
+        .map_err(|e| arg(format!("cannot serialise the registry: {e}")))?;
+    Ok(env.new_string(json)?)
+}
+
+/// `selfTest`: exercises the error paths from Java (used by the JVM tests and by users
+/// checking an installation). 0 returns normally; 1 and 2 panic (String and &str
+/// payloads); 3 returns a typed error.
+pub fn self_test(what: i32) -> Result<i32> {
+    match what {
+        0 => Ok(0),
+        1 => panic!("self-test panic number {what}"),
+        2 => panic!("self-test panic"),
+        3 => Err(DenoiseError::Cancelled.into()),
+        _ => Err(arg(format!("selfTest({what}): expected 0..=3"))),
+    }
+}

@@ -1,0 +1,181 @@
+package org.denoisekit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * Every native entry of NativeBridge with good and bad input, run under -Xcheck:jni by
+ * tests/jvm.rs. A bad call must throw DenoiseKitException with a message naming the
+ * problem, and the library must keep working afterwards.
+ */
+class NativeBridgeTest {
+    static final int[] DIMS = {24, 20, 1};
+
+    static float[] noisy(int n, long seed, double sigma) {
+        Random r = new Random(seed);
+        float[] p = new float[n];
+        for (int i = 0; i < n; i++) p[i] = (float) (100 + (i % 7) + sigma * r.nextGaussian());
+        return p;
+    }
+
+    static DenoiseKitException fails(String kind, String messagePart, Executable call) {
+        DenoiseKitException e = assertThrows(DenoiseKitException.class, call);
+        assertEquals(kind, e.getKind(), e.getMessage());
+        assertTrue(e.getMessage().contains(messagePart), "message '" + e.getMessage() + "' lacks '" + messagePart + "'");
+        return e;
+    }
+
+    @Test
+    void versionIsSemver() {
+        assertTrue(NativeBridge.version().matches("\\d+\\.\\d+\\.\\d+.*"), NativeBridge.version());
+    }
+
+    @Test
+    void registryParsesAndKeysDoNotCollideWithDialogKeys() {
+        List<MethodSpec> methods = NativeBridge.methods();
+        assertTrue(methods.size() >= 3);
+        Set<String> ids = new HashSet<String>();
+        for (MethodSpec m : methods) {
+            assertTrue(ids.add(m.id), "duplicate id " + m.id);
+            assertFalse(m.params.isEmpty(), m.id);
+            Set<String> keys = new HashSet<String>();
+            for (ParamSpec p : m.params) {
+                assertTrue(keys.add(p.key), m.id + " repeats " + p.key);
+                for (String reserved : new String[] {"method", "backend", "in_place", "float_result"}) {
+                    assertFalse(p.key.equals(reserved), m.id + " uses the dialog key " + reserved);
+                }
+                assertTrue(p.key.matches("[a-z][a-z0-9_]*"), "macro key " + p.key);
+                assertFalse(p.help.isEmpty(), p.key);
+            }
+        }
+    }
+
+    @Test
+    void everyMethodDenoisesAndLeavesTheInputAlone() {
+        float[] px = noisy(24 * 20, 1, 5);
+        float[] copy = px.clone();
+        for (MethodSpec m : NativeBridge.methods()) {
+            String[] info = new String[1];
+            float[] out = NativeBridge.denoise(m.id, px, DIMS, null, null, "cpu", info);
+            assertEquals(px.length, out.length, m.id);
+            for (float v : out) assertTrue(Float.isFinite(v), m.id);
+            assertTrue(info[0].startsWith("CPU"), info[0]);
+            assertArrayEquals(copy, px, m.id + " modified its input");
+        }
+    }
+
+    @Test
+    void constantStackIsUnchangedIn3d() {
+        float[] px = new float[10 * 9 * 4];
+        java.util.Arrays.fill(px, 777f);
+        float[] out = NativeBridge.denoise("gaussian", px, new int[] {10, 9, 4}, new String[] {"sigma_z"},
+                new String[] {"1"}, null, null);
+        for (float v : out) assertEquals(777f, v, 1e-3f);
+    }
+
+    @Test
+    void resolveFillsEveryDefault() {
+        String opts = NativeBridge.resolve("nl_means", noisy(480, 2, 5), DIMS, new String[] {"h"}, new String[] {"3"});
+        Map<String, String> m = parse(opts);
+        assertEquals("3", m.get("h"));
+        for (ParamSpec p : NativeBridge.method("nl_means").params) assertNotNull(m.get(p.key), p.key);
+    }
+
+    @Test
+    void noiseEstimateIsWithinTenPercent() {
+        double s = NativeBridge.estimateNoise(noisy(128 * 128, 3, 5), new int[] {128, 128, 1});
+        assertEquals(5.0, s, 0.5);
+    }
+
+    @Test
+    void badArraysAreReported() {
+        float[] px = noisy(480, 4, 5);
+        fails("InvalidArgument", "pixels is null", () -> NativeBridge.denoise("gaussian", null, DIMS, null, null, null, null));
+        fails("InvalidArgument", "dims is null", () -> NativeBridge.denoise("gaussian", px, null, null, null, null, null));
+        fails("InvalidArgument", "expected 3", () -> NativeBridge.denoise("gaussian", px, new int[] {24, 20}, null, null, null, null));
+        fails("InvalidArgument", "negative", () -> NativeBridge.denoise("gaussian", px, new int[] {-24, -20, 1}, null, null, null, null));
+        fails("InvalidArgument", "needs", () -> NativeBridge.denoise("gaussian", px, new int[] {25, 20, 1}, null, null, null, null));
+        fails("InvalidArgument", "needs", () -> NativeBridge.denoise("gaussian", px, new int[] {65536, 65536, 65536}, null, null, null, null));
+        fails("InvalidArgument", "null", () -> NativeBridge.denoise(null, px, DIMS, null, null, null, null));
+        fails("InvalidArgument", "both", () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"sigma"}, null, null, null));
+        fails("InvalidArgument", "1 keys but 2 values",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"sigma"}, new String[] {"1", "2"}, null, null));
+        fails("InvalidArgument", "null key",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {null}, new String[] {"1"}, null, null));
+        fails("InvalidArgument", "pixels is null", () -> NativeBridge.estimateNoise(null, DIMS));
+    }
+
+    @Test
+    void badImagesAndParametersAreReported() {
+        float[] px = noisy(480, 5, 5);
+        float[] nan = px.clone();
+        nan[30] = Float.NaN;
+        fails("InvalidInput", "pixel (x=6, y=1, z=0) is NaN", () -> NativeBridge.denoise("bilateral", nan, DIMS, null, null, null, null));
+        fails("InvalidInput", "empty", () -> NativeBridge.denoise("gaussian", new float[0], new int[] {0, 0, 1}, null, null, null, null));
+        fails("InvalidInput", "at least 2x2", () -> NativeBridge.denoise("gaussian", new float[1], new int[] {1, 1, 1}, null, null, null, null));
+        fails("UnknownMethod", "gaussian", () -> NativeBridge.denoise("wiener", px, DIMS, null, null, null, null));
+        fails("UnknownParam", "sigma_z", () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"radius"}, new String[] {"1"}, null, null));
+        fails("ParamOutOfRange", "parameter `sigma` = 51 is outside [0, 50]",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"sigma"}, new String[] {"51"}, null, null));
+        fails("InvalidParamValue", "a number",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"sigma"}, new String[] {"wide"}, null, null));
+        fails("InvalidParamValue", "one of replicate",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, new String[] {"border"}, new String[] {"constant"}, null, null));
+        fails("InvalidParamValue", "one of auto, cpu, gpu", () -> NativeBridge.denoise("gaussian", px, DIMS, null, null, "cuda", null));
+    }
+
+    @Test
+    void panicsBecomeExceptionsAndTheLibraryStaysUsable() {
+        assertEquals(0, NativeBridge.selfTest(0));
+        fails("Internal", "self-test panic number 1", () -> NativeBridge.selfTest(1));
+        fails("Internal", "self-test panic", () -> NativeBridge.selfTest(2));
+        fails("Cancelled", "cancelled", () -> NativeBridge.selfTest(3));
+        float[] out = NativeBridge.denoise("gaussian", noisy(480, 6, 5), DIMS, null, null, "cpu", null);
+        assertEquals(480, out.length);
+    }
+
+    @Test
+    void thousandsOfMixedCallsKeepTheJvmAlive() {
+        Random r = new Random(7);
+        int ok = 0;
+        for (int i = 0; i < 3000; i++) {
+            int w = r.nextInt(6) - 1, h = r.nextInt(6) - 1, d = r.nextInt(3);
+            int len = Math.max(0, w) * Math.max(0, h) * d + (r.nextInt(4) == 0 ? 1 : 0);
+            float[] px = noisy(len, i, 3);
+            if (len > 0 && r.nextInt(5) == 0) px[r.nextInt(len)] = Float.POSITIVE_INFINITY;
+            String method = new String[] {"gaussian", "bilateral", "nl_means", "nope"}[r.nextInt(4)];
+            String[] keys = r.nextBoolean() ? null : new String[] {"sigma", "h", "patch_radius", "zz"}[r.nextInt(4)].split(",");
+            String[] vals = keys == null ? null : new String[] {new String[] {"1", "-3", "nan", "1e300", "x"}[r.nextInt(5)]};
+            try {
+                NativeBridge.denoise(method, px, new int[] {w, h, d}, keys, vals, "cpu", null);
+                ok++;
+            } catch (DenoiseKitException e) {
+                assertFalse(e.getMessage().isEmpty());
+                assertFalse(e.getKind().equals("Internal"), e.getMessage());
+            }
+        }
+        assertTrue(ok > 0, "no call succeeded");
+        assertEquals(480, NativeBridge.denoise("nl_means", noisy(480, 8, 5), DIMS, null, null, "cpu", null).length);
+    }
+
+    static Map<String, String> parse(String options) {
+        Map<String, String> m = new java.util.HashMap<String, String>();
+        for (String kv : options.trim().split("\\s+")) {
+            int eq = kv.indexOf('=');
+            m.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        return m;
+    }
+}
