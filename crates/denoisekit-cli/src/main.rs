@@ -246,6 +246,27 @@ fn parse_params(params: &[String]) -> CliResult<ParamValues> {
     Ok(v)
 }
 
+/// Resolved parameters for display, floats to 4 significant digits. (Replays should use
+/// the full values, which `Resolved::to_options` gives.)
+fn short_options(r: &denoisekit_core::Resolved) -> String {
+    r.iter()
+        .map(|(k, v)| match v {
+            denoisekit_core::ParamValue::Float(x) if x != 0.0 && x.is_finite() => {
+                let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
+                let t = format!("{x:.digits$}");
+                let t = if t.contains('.') {
+                    t.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    t
+                };
+                format!("{k}={t}")
+            }
+            _ => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn describe_default(kind: &ParamKind) -> String {
     match kind {
         ParamKind::Float {
@@ -265,7 +286,7 @@ fn describe_range(kind: &ParamKind) -> String {
     match kind {
         ParamKind::Float { min, max, .. } => format!("[{}, {}]", fmt_num(*min), fmt_num(*max)),
         ParamKind::Int { min, max, .. } => format!("{min}..={max}"),
-        ParamKind::Choice { options, .. } => options.join(" | "),
+        ParamKind::Choice { options, .. } => options.join(", "),
     }
 }
 
@@ -383,7 +404,7 @@ fn demo(input: Option<PathBuf>, noise: f64, out: &Path, backend: Backend) -> Cli
         println!(
             "| {} | {} | {} | {:.1} | {p:.2} | {s:.3} |",
             m.id,
-            resolved.to_options(),
+            short_options(&resolved),
             ran,
             median_ms(times)
         );
@@ -474,7 +495,7 @@ fn bench(
         println!(
             "| {} | {} | {} | {med:.2} | {min:.2} | {:.1} |",
             m.id,
-            resolved.to_options(),
+            short_options(&resolved),
             ran,
             img.len() as f64 / med / 1e3
         );
@@ -500,6 +521,16 @@ mod tests {
             ]
         );
         assert!(parse_params(&["h".into()]).is_err());
+    }
+
+    #[test]
+    fn docs_methods_md_is_generated_from_the_registry() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/methods.md");
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == methods_markdown(registry()),
+            "docs/methods.md is stale: run `denoisekit methods --format markdown > docs/methods.md`"
+        );
     }
 
     #[test]

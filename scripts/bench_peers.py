@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Side-by-side speed and quality of DenoiseKit against the peer tools, same inputs, same run.
+
+Runs ../shared/bench/peers.py (scikit-image, OpenCV) on a seeded synthetic scene with
+Gaussian noise (sigma 0.1), then `denoisekit bench` on the exact same noisy TIFF with the
+same parameters, scores every output with peers.py's own metric code, and prints a
+Markdown table of times, speed ratios and PSNR/SSIM (written to --md if given).
+
+    python3 scripts/bench_peers.py --py /tmp/peers-venv/bin/python --size 1024 --md docs/benchmarks.md
+
+Timing protocol on both sides: one warm-up, median of 5 runs, nothing else running.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers.py")
+
+# (our method, our parameters, [(peer row name, peer library)]): same algorithm settings.
+PAIRS = [
+    ("gaussian", "sigma=1.5 border=replicate", [("gaussian", "skimage"), ("GaussianBlur", "opencv")]),
+    ("bilateral", "sigma_spatial=1.5 sigma_range=0.1 radius=5", [("denoise_bilateral", "skimage"),
+                                                                  ("bilateralFilter", "opencv")]),
+    ("nl_means", "h=0.08 sigma=0.1 patch_radius=2 search_radius=6", [("nl_means fast", "skimage")]),
+]
+
+
+NOTES = """
+### Notes
+
+- Same parameters on both sides. DenoiseKit's `radius`, `patch_radius` and `search_radius`
+  are half-widths: skimage's `win_size=11`, `patch_size=5`, `patch_distance=6` are radius 5,
+  patch radius 2 and search radius 6. OpenCV's `bilateralFilter(d=-1, sigmaSpace=1.5)` uses
+  radius 2, a smaller window, hence its speed and its lower PSNR.
+- Bilateral PSNR: DenoiseKit evaluates the formula exactly (checked against a direct f64
+  evaluation in `crates/denoisekit-core/tests/naive.rs`). scikit-image builds its range
+  look-up table on the image maximum before shifting negative images to start at 0, so on
+  this noisy image (min -0.43, max 1.16) its effective range sigma is 0.1 x 1.59 / 1.16 =
+  0.137, not 0.1. With `sigma_range=0.137` DenoiseKit scores 26.24 dB against
+  scikit-image's 26.14 dB (measured once, same input).
+- NL-means uses scikit-image's fast-mode formulation (box-filtered patch distances minus
+  2 sigma^2, uniform patch weights) with a cache-blocked, vectorised kernel.
+- GPU: no GPU was available when these figures were taken; the Gaussian GPU kernel is
+  checked for correctness on Mesa's lavapipe in the test suite, whose speed says nothing
+  about a real GPU.
+"""
+
+
+def run(cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr)
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--py", default=sys.executable, help="python with the peer packages")
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--out", default="/tmp/denoisekit-bench")
+    ap.add_argument("--cli", default=os.path.join(ROOT, "target", "release", "denoisekit"))
+    ap.add_argument("--md", help="write the table to this Markdown file")
+    a = ap.parse_args()
+    inputs = os.path.join(a.out, "inputs")
+    os.makedirs(inputs, exist_ok=True)
+    n = a.size
+    only = ",".join(p for _, _, peers in PAIRS for p, _ in peers)
+    run([a.py, PEERS, "run", "--shape", str(n), str(n), "--only", only, "--skip", "crop",
+         "--inputs-dir", inputs, "--out", os.path.join(a.out, "peers")])
+    peers = json.load(open(os.path.join(a.out, "peers.json")))
+    env = peers["environment"]
+    clean = os.path.join(inputs, f"synth_{n}x{n}_clean.tif")
+    noisy = os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif")
+    rows = []
+    for method, params, peer_names in PAIRS:
+        save = os.path.join(a.out, "ours")
+        out = run([a.cli, "bench", noisy, "--method", method, "--backend", "cpu", "--save", save]
+                  + params.split())
+        line = next(l for l in out.splitlines() if l.startswith(f"| {method} |"))
+        ms = float(line.split("|")[4])
+        score_json = os.path.join(a.out, f"score_{method}.json")
+        run([a.py, PEERS, "score", "--clean", clean, "--test", os.path.join(save, f"{method}.tif"),
+             "--json", score_json])
+        scores = json.load(open(score_json))[0]
+        for peer, lib in peer_names:
+            r = next(r for r in peers["rows"] if r["method"] == peer and r["lib"] == lib)
+            rows.append((method, params, ms, scores["psnr"], scores["ssim"],
+                         f"{lib} {peer}", r["median_s"] * 1e3, r["psnr"], r["ssim"]))
+    noisy_row = peers["rows"][0]
+    lines = [
+        f"Input: seeded synthetic fluorescence scene {n}x{n} float32 with Gaussian noise sigma 0.1 "
+        f"(noisy PSNR {noisy_row['psnr']:.2f} dB), from `../shared/bench/peers.py`. CPU only, "
+        f"{os.cpu_count()} cores; one warm-up, median of 5. Peer versions: "
+        + ", ".join(f"{k} {v}" for k, v in env.get("versions", env).items() if isinstance(v, str)) + ".",
+        "",
+        "| DenoiseKit | parameters | ms | PSNR | SSIM | peer | ms | PSNR | SSIM | speed-up |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for m, p, ms, ps, ss, peer, pms, pps, pss in rows:
+        lines.append(f"| {m} | `{p}` | {ms:.1f} | {ps:.2f} | {ss:.3f} | {peer} | {pms:.1f} | {pps:.2f} | "
+                     f"{pss:.3f} | {pms / ms:.2f}x |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write("# Benchmarks\n\nGenerated by `scripts/bench_peers.py`; rerun it to refresh. Speed-up is the "
+                    "peer's median time divided by DenoiseKit's, both measured in the same run on the same "
+                    "machine. Timings on shared 2-core machines vary by 10-30% between runs.\n\n"
+                    f"## 2D, {n}x{n}\n\n" + table + NOTES)
+
+
+if __name__ == "__main__":
+    main()
