@@ -65,6 +65,14 @@ pub fn psnr(clean: &VolumeView<'_>, test: &VolumeView<'_>, data_range: f64) -> R
 /// As [`psnr`]; also if a plane is smaller than the 7×7 window.
 pub fn ssim(clean: &VolumeView<'_>, test: &VolumeView<'_>, data_range: f64) -> Result<f64> {
     same_shape(clean, test)?;
+    if data_range.is_nan() || data_range <= 0.0 {
+        return Err(DenoiseError::invalid(format!(
+            "data range must be positive, got {data_range}"
+        )));
+    }
+    if clean.is_empty() {
+        return Err(DenoiseError::invalid("empty image"));
+    }
     let (_, h, w) = clean.dim();
     const WIN: usize = 7;
     if h < WIN || w < WIN {

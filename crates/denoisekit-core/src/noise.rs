@@ -6,7 +6,9 @@
 //! transformed in 2D with the Daubechies-2 (db2) wavelet, as scikit-image's
 //! `estimate_sigma` does; only coefficients whose support lies inside the image are
 //! used, so no border rule can add false detail. The coefficients of all planes are
-//! pooled, which is robust when a few planes are empty or saturated.
+//! pooled, which is robust when a few planes are empty or saturated. Coefficients whose
+//! whole support is flat (clipped background, saturated areas) are excluded: they would
+//! otherwise pull the estimate to zero on images that are mostly clipped background.
 //!
 //! # References
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
@@ -49,18 +51,28 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
         let nx = (s.width - k) / 2 + 1;
         for iy in 0..ny {
             for ix in 0..nx {
+                let first = plane[(2 * iy, 2 * ix)];
+                let mut flat = true;
                 let mut acc = 0.0;
                 for (a, ha) in hi.iter().enumerate() {
                     for (b, hb) in hi.iter().enumerate() {
-                        acc += ha * hb * plane[(2 * iy + a, 2 * ix + b)] as f64;
+                        let v = plane[(2 * iy + a, 2 * ix + b)];
+                        flat &= v == first;
+                        acc += ha * hb * v as f64;
                     }
                 }
-                coeffs.push(acc.abs());
+                // A perfectly flat support is clipped, saturated or synthetic background:
+                // it carries no information about the noise, so it is left out rather than
+                // dragging the median (and every noise-derived default) to zero.
+                if !flat {
+                    coeffs.push(acc.abs());
+                }
             }
         }
     }
     if coeffs.is_empty() {
-        return Err(DenoiseError::invalid("image too small to estimate noise"));
+        // Every support is flat: a constant (or piecewise-constant) image has no noise.
+        return Ok(0.0);
     }
     Ok(median(&mut coeffs) / 0.674_489_750_196_081_7)
 }

@@ -44,6 +44,9 @@ macro_rules! simd_dispatch {
     };
 }
 
+/// Largest scratch buffer (in floats, 16 MiB) a thread keeps between calls.
+const MAX_KEPT_SCRATCH: usize = 4 << 20;
+
 thread_local! {
     static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
@@ -59,6 +62,9 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         buf.resize(len, 0.0);
     }
     let r = f(&mut buf[..len]);
-    SCRATCH.with(|c| c.set(buf));
+    // Keep ordinary working sets for the next call; give an exceptional one back.
+    if buf.len() <= MAX_KEPT_SCRATCH {
+        SCRATCH.with(|c| c.set(buf));
+    }
     r
 }

@@ -119,13 +119,18 @@ pub fn denoise_bilateral(
                 dy as f64 - r as f64,
                 dx as f64 - r as f64,
             );
-            let lw =
-                -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz);
+            let lw = if (dz, dy, dx) == (rz, r, r) {
+                // The centre, also when 2σ² underflows for a tiny sigma (0/0 would be NaN).
+                0.0
+            } else {
+                -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz)
+            };
             // Terms below e^-30 cannot change an f32 sum that already holds the centre (1).
             (lw > -30.0).then_some((dz, dy, dx, lw as f32))
         })
         .collect();
-    let inv = (1.0 / (2.0 * p.sigma_range * p.sigma_range)) as f32;
+    // Capped so that a tiny sigma_range gives 0·MAX = 0 for equal pixels, not 0·inf = NaN.
+    let inv = (1.0 / (2.0 * p.sigma_range * p.sigma_range)).min(f32::MAX as f64) as f32;
     let w = s.width;
     let total = (s.depth * s.height) as u64;
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));

@@ -69,8 +69,9 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// The normalised 1D kernel for `sigma` (> 0): `2⌈4σ⌉ + 1` taps.
 pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     let r = (TRUNCATE * sigma).ceil().max(1.0) as isize;
+    // The centre tap is 1 even when 2σ² underflows to 0 for absurdly small sigma.
     let k: Vec<f64> = (-r..=r)
-        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+        .map(|i| if i == 0 { 1.0 } else { (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() })
         .collect();
     let s: f64 = k.iter().sum();
     k.iter().map(|x| (x / s) as f32).collect()
@@ -106,7 +107,8 @@ pub fn denoise_gaussian(
     let mut out = if p.sigma > 0.0 {
         blur_xy(&input, &gaussian_kernel(p.sigma), p.border, ctl)?
     } else {
-        input.to_owned()
+        // `convolve` below needs standard layout, whatever the caller's strides.
+        input.as_standard_layout().into_owned()
     };
     if s.depth > 1 && p.sigma_z > 0.0 {
         ctl.checkpoint()?;

@@ -126,8 +126,9 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
         sr,
         srz,
         inv_n: 1.0 / ((2 * pr + 1).pow(2) * (2 * prz + 1)) as f32,
-        thr: (2.0 * p.sigma * p.sigma) as f32,
-        inv_h2: (1.0 / (p.h * p.h)) as f32,
+        thr: (2.0 * p.sigma * p.sigma).min(f32::MAX as f64) as f32,
+        // Capped so that a tiny h gives 0·MAX = 0 for identical patches, not NaN.
+        inv_h2: (1.0 / (p.h * p.h)).min(f32::MAX as f64) as f32,
     };
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     // Invariant: freshly allocated, standard layout.
