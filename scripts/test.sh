@@ -7,7 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+# A full JDK: ImageJ's dialogs need AWT's X11 library, which the headless JDK lacks.
+java_home=""
+if command -v javac >/dev/null 2>&1; then
+  java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
+fi
+[ -n "$java_home" ] && [ -f "$java_home/lib/libawt_xawt.so" ] || missing+=(default-jdk)
 [ -f /usr/share/java/ij.jar ] || missing+=(libij-java)
 [ -f /usr/share/java/junit-platform-console-standalone.jar ] || missing+=(junit5)
 command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb xauth)
@@ -26,6 +31,7 @@ export WGPU_BACKEND=vulkan DENOISEKIT_REQUIRE_GPU=1 DENOISEKIT_REQUIRE_JVM=1
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export CARGO_TERM_COLOR=never
 
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo fmt --all -- --check
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked

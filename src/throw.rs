@@ -46,6 +46,11 @@ impl<T: Default> ErrorPolicy<T, BridgeError> for ThrowDenoiseKitException {
         _cap: &mut Self::Captures<'unowned_env_local, 'native_method>,
         err: BridgeError,
     ) -> jni::errors::Result<T> {
+        // A Java exception raised inside a JNI call (an OutOfMemoryError while allocating
+        // the result, say) says more than our wrapper would: let it propagate as is.
+        if matches!(err, BridgeError::Jni(JniError::JavaException)) && env.exception_check() {
+            return Ok(T::default());
+        }
         throw(env, err.kind(), &err.to_string())?;
         Ok(T::default())
     }

@@ -39,19 +39,35 @@ fn cli(env: &Env, args: &[&str]) {
     );
 }
 
+/// Xvfb displays chosen by `xvfb-run -a` can collide when two start at once.
+static DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder.
 fn imagej(env: &Env, input: &Path, options: &str) -> (Vec<f32>, Vec<f32>, String) {
+    imagej_with(env, input, options, None)
+}
+
+fn imagej_with(
+    env: &Env,
+    input: &Path,
+    options: &str,
+    hyperstack: Option<&str>,
+) -> (Vec<f32>, Vec<f32>, String) {
+    let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
     let plugins = env.tmp.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(&env.jar, plugins.join("DenoiseKit_.jar")).unwrap();
     std::fs::copy(&env.lib, plugins.join(env.lib.file_name().unwrap())).unwrap();
     let (out, untouched) = (env.tmp.join("ij_out.tif"), env.tmp.join("untouched.tif"));
-    let arg = format!(
+    let mut arg = format!(
         "{}|{}|{}|{options}",
         input.display(),
         out.display(),
         untouched.display()
     );
+    if let Some(dims) = hyperstack {
+        arg = format!("{arg}|{dims}");
+    }
     let run = Command::new("xvfb-run")
         .args(["-a", "java", "-Xcheck:jni"])
         .arg(format!("-Dplugins.dir={}", env.tmp.display()))
@@ -187,4 +203,98 @@ fn float_plane_with_a_choice_parameter_matches_the_cli() {
     assert_eq!(ij, read_tiff(&cli_out));
     assert_eq!(untouched, read_tiff(&input));
     assert!(log.contains("32-bit 1 slices"), "{log}");
+}
+
+#[test]
+fn eight_bit_image_matches_the_cli_and_stays_eight_bit() {
+    let Some(env) = prerequisites("ij_u8") else {
+        return;
+    };
+    let input = env.tmp.join("u8.tif");
+    cli(
+        &env,
+        &[
+            "phantom",
+            input.to_str().unwrap(),
+            "--shape",
+            "1",
+            "50",
+            "61",
+            "--scale",
+            "200",
+            "--noise",
+            "0.05",
+            "--bits",
+            "8",
+        ],
+    );
+    let params = "sigma_spatial=1.5 sigma_range=20 radius=4";
+    let cli_out = env.tmp.join("cli.tif");
+    let mut args = vec![
+        "run",
+        "bilateral",
+        input.to_str().unwrap(),
+        cli_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ];
+    args.extend(params.split(' '));
+    cli(&env, &args);
+    let (ij, untouched, log) = imagej(
+        &env,
+        &input,
+        &format!("method=bilateral backend=cpu {params}"),
+    );
+    assert_eq!(ij, read_tiff(&cli_out));
+    assert_eq!(untouched, read_tiff(&input));
+    assert!(log.contains("8-bit 1 slices"), "{log}");
+}
+
+#[test]
+fn hyperstack_keeps_dimensions_calibration_and_plane_order() {
+    let Some(env) = prerequisites("ij_hyper") else {
+        return;
+    };
+    let input = env.tmp.join("hyper.tif");
+    // 12 planes = 2 channels x 3 slices x 2 frames. With sigma_z = 0 every plane is
+    // filtered on its own, so the CLI on the flat 12-page file must agree plane by plane:
+    // any mix-up of channel, slice and frame indices shows as a mismatch.
+    cli(
+        &env,
+        &[
+            "phantom",
+            input.to_str().unwrap(),
+            "--shape",
+            "12",
+            "32",
+            "40",
+            "--scale",
+            "1000",
+            "--bits",
+            "16",
+        ],
+    );
+    let cli_out = env.tmp.join("cli.tif");
+    cli(
+        &env,
+        &[
+            "run",
+            "gaussian",
+            input.to_str().unwrap(),
+            cli_out.to_str().unwrap(),
+            "sigma=1.2",
+        ],
+    );
+    let (ij, untouched, log) = imagej_with(
+        &env,
+        &input,
+        "method=gaussian sigma=1.2 sigma_z=0",
+        Some("2,3,2"),
+    );
+    assert_eq!(ij, read_tiff(&cli_out));
+    assert_eq!(untouched, read_tiff(&input));
+    assert!(
+        log.contains("dimensions: c=2 z=3 t=2 voxel=0.25x0.25x0.8 micron"),
+        "{log}"
+    );
 }

@@ -14,7 +14,7 @@
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
 //! Biometrika 81(3), 1994, doi:10.1093/biomet/81.3.425.
 
-use crate::error::{DenoiseError, Result};
+use crate::error::Result;
 use crate::volume::{Shape, VolumeView};
 
 // db2 decomposition high-pass filter (PyWavelets `dec_hi`), applied as a correlation.

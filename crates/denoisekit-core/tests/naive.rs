@@ -78,7 +78,9 @@ fn gaussian_matches_naive_for_every_border_and_band_seams() {
             };
             let fast = denoise_gaussian(v.view(), &p, &Control::new()).unwrap();
             let r = (4.0 * sigma).ceil() as isize;
-            let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+            let k: Vec<f64> = (-r..=r)
+                .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+                .collect();
             let t: f64 = k.iter().sum();
             let (_, h, w) = shape;
             let px = |y: isize, x: isize| match (border.index(y, h), border.index(x, w)) {
@@ -89,12 +91,19 @@ fn gaussian_matches_naive_for_every_border_and_band_seams() {
                 let mut acc = 0.0;
                 for a in -r..=r {
                     for b in -r..=r {
-                        acc += k[(a + r) as usize] * k[(b + r) as usize] * px(y as isize + a, x as isize + b);
+                        acc += k[(a + r) as usize]
+                            * k[(b + r) as usize]
+                            * px(y as isize + a, x as isize + b);
                     }
                 }
                 (acc / (t * t)) as f32
             });
-            assert_close(&fast, &slow, 1e-5, &format!("gaussian {shape:?} {border:?}"));
+            assert_close(
+                &fast,
+                &slow,
+                1e-5,
+                &format!("gaussian {shape:?} {border:?}"),
+            );
         }
     }
 }

@@ -277,8 +277,19 @@ fn tiny_positive_parameters_give_finite_output() {
                     continue;
                 }
                 for tiny in ["1e-30", "1e-300", "5e-324"] {
-                    let out = run(m.id, noisy.view(), &ParamValues::new().set(p.key, tiny), &Control::new()).unwrap();
-                    assert!(out.iter().all(|v| v.is_finite()), "{}.{} = {tiny} gave non-finite output", m.id, p.key);
+                    let out = run(
+                        m.id,
+                        noisy.view(),
+                        &ParamValues::new().set(p.key, tiny),
+                        &Control::new(),
+                    )
+                    .unwrap();
+                    assert!(
+                        out.iter().all(|v| v.is_finite()),
+                        "{}.{} = {tiny} gave non-finite output",
+                        m.id,
+                        p.key
+                    );
                 }
             }
         }
@@ -300,7 +311,10 @@ fn strided_views_give_the_same_result_as_contiguous_copies() {
     }
     let g = ParamValues::new().set("sigma", 0).set("sigma_z", 1);
     let a = run("gaussian", view, &g, &Control::new()).unwrap();
-    assert_eq!(a, run("gaussian", copy.view(), &g, &Control::new()).unwrap());
+    assert_eq!(
+        a,
+        run("gaussian", copy.view(), &g, &Control::new()).unwrap()
+    );
 }
 
 #[test]
@@ -309,7 +323,11 @@ fn noise_estimate_ignores_clipped_background() {
     // images; the rest has noise of sigma 4 on a ramp.
     let mut r = denoisekit_core::phantom::Rng::new(9);
     let img = Array3::from_shape_fn((1, 200, 200), |(_, y, x)| {
-        if x < 140 { 0.0 } else { (50.0 + y as f64 * 0.2 + 4.0 * r.normal()) as f32 }
+        if x < 140 {
+            0.0
+        } else {
+            (50.0 + y as f64 * 0.2 + 4.0 * r.normal()) as f32
+        }
     });
     let s = denoisekit_core::estimate_sigma(&img.view()).unwrap();
     assert!((s - 4.0).abs() < 0.4, "estimated {s}, true 4");
@@ -327,6 +345,9 @@ fn noise_estimate_is_within_ten_percent_on_the_phantom() {
             ..Default::default()
         });
         let s = denoisekit_core::estimate_sigma(&p.noisy.view()).unwrap();
-        assert!((s - sigma).abs() < 0.1 * sigma, "estimated {s}, true {sigma}");
+        assert!(
+            (s - sigma).abs() < 0.1 * sigma,
+            "estimated {s}, true {sigma}"
+        );
     }
 }

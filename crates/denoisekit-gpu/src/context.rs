@@ -7,6 +7,7 @@
 
 use crate::error::GpuError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use wgpu::util::DeviceExt;
 
@@ -45,14 +46,15 @@ pub struct GpuContext {
     /// Limits granted to the device.
     pub limits: wgpu::Limits,
     kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
+    lost: Arc<AtomicBool>,
 }
 
 static SHARED: OnceLock<Result<GpuContext, GpuError>> = OnceLock::new();
 
 /// The process-wide context, created on first use. `Err` (logged once) when there is no
-/// usable adapter; callers then run on the CPU.
+/// usable adapter, or after the device was lost; callers then run on the CPU.
 pub fn shared() -> Result<&'static GpuContext, GpuError> {
-    SHARED
+    let ctx = SHARED
         .get_or_init(|| {
             let r = GpuContext::new();
             match &r {
@@ -62,7 +64,13 @@ pub fn shared() -> Result<&'static GpuContext, GpuError> {
             r
         })
         .as_ref()
-        .map_err(Clone::clone)
+        .map_err(Clone::clone)?;
+    if ctx.lost.load(Ordering::Relaxed) {
+        return Err(GpuError::Device(
+            "the GPU device was lost (driver reset or removal); restart to use it again".into(),
+        ));
+    }
+    Ok(ctx)
 }
 
 impl GpuContext {
@@ -108,8 +116,13 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
             log::error!("DenoiseKit GPU error outside a scope: {e}");
         }));
-        device.set_device_lost_callback(|reason, msg| {
-            log::error!("DenoiseKit GPU device lost ({reason:?}): {msg}");
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            flag.store(true, Ordering::Relaxed);
+            log::error!(
+                "DenoiseKit GPU device lost ({reason:?}): {msg}; using the CPU from now on"
+            );
         });
         Ok(Self {
             info,
@@ -117,6 +130,7 @@ impl GpuContext {
             queue,
             limits: required,
             kernels: Mutex::new(HashMap::new()),
+            lost,
         })
     }
 

@@ -71,7 +71,13 @@ pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     let r = (TRUNCATE * sigma).ceil().max(1.0) as isize;
     // The centre tap is 1 even when 2σ² underflows to 0 for absurdly small sigma.
     let k: Vec<f64> = (-r..=r)
-        .map(|i| if i == 0 { 1.0 } else { (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() })
+        .map(|i| {
+            if i == 0 {
+                1.0
+            } else {
+                (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()
+            }
+        })
         .collect();
     let s: f64 = k.iter().sum();
     k.iter().map(|x| (x / s) as f32).collect()

@@ -70,7 +70,9 @@ pub fn gaussian(
             plane_bytes * (2 * rz + 1) as u64
         )));
     }
-    let tile = (planes_fit - 2 * rz).min(d);
+    // One workgroup layer per plane: a tile may not exceed the dispatch limit in z.
+    let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let tile = (planes_fit - 2 * rz).min(d).min(max_groups - 2 * rz);
     let kernel = ctx.kernel(
         "gaussian",
         WGSL,

@@ -44,6 +44,8 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private boolean inPlace;
     private boolean floatResult;
     private volatile boolean dialogOpen;
+    /** The thread that shows the dialog; ImageJ runs the final pass on it, previews elsewhere. */
+    private Thread dialogThread;
 
     @Override
     public int setup(String arg, ImagePlus imp) {
@@ -70,12 +72,14 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             method = NativeBridge.method(gd1.getNextChoice());
             backend = gd1.getNextChoice();
 
-            Volume all = Volume.ofWholeImage(imp);
-            Map<String, String> defaults = parseOptions(NativeBridge.resolve(method.id, all.pixels, all.dims, null, null));
-            double noise = NativeBridge.estimateNoise(all.pixels, all.dims);
+            // Defaults and the noise readout come from the channel and frame on screen: the
+            // data the preview shows, and one copy instead of the whole hyperstack.
+            Volume here = Volume.ofStack(imp, imp.getC(), imp.getT());
+            Map<String, String> defaults = parseOptions(NativeBridge.resolve(method.id, here.pixels, here.dims, null, null));
+            double noise = NativeBridge.estimateNoise(here.pixels, here.dims);
 
             GenericDialog gd = new GenericDialog("Denoise: " + method.name);
-            gd.addMessage(method.summary);
+            gd.addMessage(wrap(method.summary, 72));
             for (ParamSpec p : method.params) addField(gd, p, defaults.get(p.key));
             gd.addCheckbox("in_place (modify the original image)", false);
             gd.addCheckbox("float_result (32-bit output)", false);
@@ -83,6 +87,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             gd.addHelp(methodHelp(method));
             gd.addPreviewCheckbox(pfr);
             gd.addDialogListener(this);
+            dialogThread = Thread.currentThread();
             dialogOpen = true;
             gd.showDialog();
             dialogOpen = false;
@@ -98,7 +103,26 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             return DONE;
         }
         // Results go to a new window unless asked otherwise: the source stays untouched.
-        return inPlace ? FLAGS : FLAGS | NO_CHANGES | NO_UNDO;
+        if (!inPlace) return FLAGS | NO_CHANGES | NO_UNDO;
+        // ImageJ's Undo holds one slice: offering it after a whole-stack change would
+        // restore a single slice and leave the rest denoised.
+        return imp.getStackSize() > 1 ? FLAGS | NO_UNDO : FLAGS;
+    }
+
+    /** Breaks text into lines of at most {@code width} characters (AWT labels do not wrap). */
+    static String wrap(String text, int width) {
+        StringBuilder out = new StringBuilder();
+        int lineStart = 0;
+        for (String word : text.split(" ")) {
+            if (out.length() - lineStart + word.length() > width && out.length() > lineStart) {
+                out.append('\n');
+                lineStart = out.length();
+            } else if (out.length() > lineStart) {
+                out.append(' ');
+            }
+            out.append(word);
+        }
+        return out.toString();
     }
 
     private static void addField(GenericDialog gd, ParamSpec p, String def) {
@@ -146,6 +170,12 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         }
         inPlace = gd.getNextBoolean();
         floatResult = gd.getNextBoolean();
+        if (inPlace && floatResult) {
+            return "in_place keeps the image's bit depth: untick float_result, or in_place for a 32-bit copy";
+        }
+        if (inPlace && imp.getStack().isVirtual()) {
+            return "in_place is not possible on a virtual stack (its slices are read from disk); untick it";
+        }
         keys = k;
         values = v;
         return null;
@@ -164,9 +194,9 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     @Override
     public void run(ImageProcessor ip) {
         try {
-            if (dialogOpen) {
+            if (dialogOpen && Thread.currentThread() != dialogThread) {
                 preview(ip);
-            } else {
+            } else if (Thread.currentThread() == dialogThread || dialogThread == null) {
                 apply();
             }
         } catch (DenoiseKitException e) {
@@ -335,17 +365,19 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
 
         static Volume ofStack(ImagePlus imp, int c, int t) {
             int w = imp.getWidth(), h = imp.getHeight(), nz = imp.getNSlices();
-            float[] out = new float[w * h * nz];
+            float[] out = new float[checkedSize(w, h, nz)];
             for (int z = 1; z <= nz; z++) copy(imp.getStack().getProcessor(imp.getStackIndex(c, z, t)), out, (z - 1) * w * h);
             return new Volume(out, w, h, nz);
         }
 
-        /** Every plane of the image in stack order (for noise estimation and defaults). */
-        static Volume ofWholeImage(ImagePlus imp) {
-            int w = imp.getWidth(), h = imp.getHeight(), n = imp.getStackSize();
-            float[] out = new float[w * h * n];
-            for (int i = 1; i <= n; i++) copy(imp.getStack().getProcessor(i), out, (i - 1) * w * h);
-            return new Volume(out, w, h, n);
+        /** Java arrays hold at most 2^31 - 1 values: larger volumes need the CLI. */
+        static int checkedSize(int w, int h, int d) {
+            long n = (long) w * h * d;
+            if (n > Integer.MAX_VALUE - 8) {
+                throw new DenoiseKitException("TooLarge", w + "x" + h + "x" + d + " = " + n
+                        + " voxels exceed the 2^31 values a Java array can hold; process fewer slices or use the denoisekit CLI");
+            }
+            return (int) n;
         }
 
         private static void copy(ImageProcessor ip, float[] dst, int offset) {
