@@ -39,6 +39,21 @@ fn cli(env: &Env, args: &[&str]) {
     );
 }
 
+/// Installs the one-jar package (plugin + bundled native library), exactly as a user
+/// drops it into `Fiji.app/plugins/`: no separate library file.
+fn install_plugin(env: &Env) {
+    let plugins = env.tmp.join("plugins");
+    let profile = env.jar.parent().expect("profile dir");
+    let out = Command::new("bash")
+        .arg(env.root.join("scripts/package.sh"))
+        .args([profile, &plugins, &env.lib])
+        .output()
+        .expect("run package.sh");
+    assert!(out.status.success(), "package.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<_> = std::fs::read_dir(&plugins).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("DenoiseKit_.jar")], "only the jar is installed");
+}
+
 /// Xvfb displays chosen by `xvfb-run -a` can collide when two start at once.
 static DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -54,10 +69,7 @@ fn imagej_with(
     hyperstack: Option<&str>,
 ) -> (Vec<f32>, Vec<f32>, String) {
     let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
-    let plugins = env.tmp.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(&env.jar, plugins.join("DenoiseKit_.jar")).unwrap();
-    std::fs::copy(&env.lib, plugins.join(env.lib.file_name().unwrap())).unwrap();
+    install_plugin(env);
     let (out, untouched) = (env.tmp.join("ij_out.tif"), env.tmp.join("untouched.tif"));
     let mut arg = format!(
         "{}|{}|{}|{options}",
