@@ -2,6 +2,8 @@
 //! the library, copy the result out. Every failure is a [`BridgeError`].
 
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Volume, volume_from_vec};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use jni::Env;
 use jni::objects::{JFloatArray, JIntArray, JObjectArray, JString};
 use jni::refs::Reference;
@@ -152,6 +154,48 @@ pub fn write_volume<'l>(env: &mut Env<'l>, v: &Volume) -> Result<JFloatArray<'l>
     Ok(out)
 }
 
+/// Running jobs by the id Java gave them, so that another Java thread can cancel one.
+/// Ids are plain numbers looked up in a map, never pointers: a stale or forged id can at
+/// worst cancel nothing.
+static JOBS: Mutex<Option<HashMap<i64, Control>>> = Mutex::new(None);
+
+/// Registers job `id` (0 = not cancellable) for the duration of the returned guard.
+struct JobGuard(i64);
+
+impl JobGuard {
+    fn start(id: i64) -> (Self, Control) {
+        let ctl = Control::new();
+        if id != 0 {
+            let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.get_or_insert_with(HashMap::new).insert(id, ctl.clone());
+        }
+        (Self(id), ctl)
+    }
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if self.0 != 0 {
+            let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(map) = jobs.as_mut() {
+                map.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// `cancel`: asks job `id` to stop at its next checkpoint; whether it was running.
+pub fn cancel(id: i64) -> Result<bool> {
+    let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(match jobs.as_ref().and_then(|m| m.get(&id)) {
+        Some(ctl) => {
+            ctl.cancel();
+            true
+        }
+        None => false,
+    })
+}
+
 /// `denoise`: runs a method and reports the device in `info[0]` when `info` is given.
 #[allow(clippy::too_many_arguments)]
 pub fn denoise<'l>(
@@ -163,6 +207,7 @@ pub fn denoise<'l>(
     values: &JObjectArray<'_, JString<'_>>,
     backend: &JString<'_>,
     info: &JObjectArray<'_, JString<'_>>,
+    job: i64,
 ) -> Result<JFloatArray<'l>> {
     init_logging();
     let method = read_string(env, method, "method")?;
@@ -173,7 +218,8 @@ pub fn denoise<'l>(
     };
     let params = read_params(env, keys, values)?;
     let img = read_volume(env, pixels, dims)?;
-    let (out, ran) = denoisekit_gpu::run(&method, img.view(), &params, backend, &Control::new())?;
+    let (_guard, ctl) = JobGuard::start(job);
+    let (out, ran) = denoisekit_gpu::run(&method, img.view(), &params, backend, &ctl)?;
     if !info.is_null() && info.len(env)? > 0 {
         let s = env.new_string(ran.to_string())?;
         info.set_element(env, 0, &s)?;
@@ -195,6 +241,22 @@ pub fn resolve<'l>(
     let img = read_volume(env, pixels, dims)?;
     let (_, resolved) = denoisekit_core::prepare(&method, &img.view(), &params)?;
     Ok(env.new_string(resolved.to_options())?)
+}
+
+/// `support`: `{x, y, z}` reach of an output pixel for fully specified parameters.
+pub fn support<'l>(
+    env: &mut Env<'l>,
+    method: &JString<'_>,
+    keys: &JObjectArray<'_, JString<'_>>,
+    values: &JObjectArray<'_, JString<'_>>,
+) -> Result<JIntArray<'l>> {
+    let method = read_string(env, method, "method")?;
+    let params = read_params(env, keys, values)?;
+    let [z, y, x] = denoisekit_core::support(&method, &params)?;
+    let as_int = |v: usize| i32::try_from(v).map_err(|_| arg(format!("support {v} overflows")));
+    let out = env.new_int_array(3)?;
+    out.set_region(env, 0, &[as_int(x)?, as_int(y)?, as_int(z)?])?;
+    Ok(out)
 }
 
 /// `estimateNoise`: Gaussian noise sigma in grey levels.

@@ -11,7 +11,7 @@ pub mod throw;
 
 use jni::EnvUnowned;
 use jni::objects::{JClass, JFloatArray, JIntArray, JObjectArray, JString};
-use jni::sys::{jdouble, jint};
+use jni::sys::{jboolean, jdouble, jint, jlong};
 use throw::ThrowDenoiseKitException as Throw;
 
 /// `private static native String version0()`.
@@ -34,7 +34,8 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_describe0<'l>(
 }
 
 /// `private static native float[] denoise0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values, String backend, String[] info)`.
+/// String[] keys, String[] values, String backend, String[] info, long job)`; `job` is
+/// an id for [`Java_org_denoisekit_NativeBridge_cancel0`], or 0.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
@@ -47,10 +48,11 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
     values: JObjectArray<'l, JString<'l>>,
     backend: JString<'l>,
     info: JObjectArray<'l, JString<'l>>,
+    job: jlong,
 ) -> JFloatArray<'l> {
     env.with_env(|env| {
         bridge::denoise(
-            env, &method, &pixels, &dims, &keys, &values, &backend, &info,
+            env, &method, &pixels, &dims, &keys, &values, &backend, &info, job,
         )
     })
     .resolve::<Throw>()
@@ -92,5 +94,30 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_selfTest0<'l>(
     what: jint,
 ) -> jint {
     env.with_env(|_env| bridge::self_test(what))
+        .resolve::<Throw>()
+}
+
+/// `private static native boolean cancel0(long job)`: stops a running `denoise0` job at
+/// its next checkpoint (it then throws kind `Cancelled`); false if no such job runs.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_cancel0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    job: jlong,
+) -> jboolean {
+    env.with_env(|_env| bridge::cancel(job)).resolve::<Throw>()
+}
+
+/// `private static native int[] support0(String method, String[] keys, String[] values)`:
+/// `{x, y, z}` halo that makes a region's result equal the full result there.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_support0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    method: JString<'l>,
+    keys: JObjectArray<'l, JString<'l>>,
+    values: JObjectArray<'l, JString<'l>>,
+) -> JIntArray<'l> {
+    env.with_env(|env| bridge::support(env, &method, &keys, &values))
         .resolve::<Throw>()
 }

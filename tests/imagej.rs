@@ -310,3 +310,52 @@ fn hyperstack_keeps_dimensions_calibration_and_plane_order() {
         "{log}"
     );
 }
+
+#[test]
+fn gui_record_preview_replay_and_compare() {
+    // The real user interface, driven like a person: menu command, dialogs, the preview
+    // checkbox, OK, and ImageJ's macro recorder (tests/imagej_gui/GuiHarness.java).
+    let Some(env) = prerequisites("ij_gui") else { return };
+    install_plugin(&env);
+    let input = env.tmp.join("scene.tif");
+    cli(&env, &["phantom", input.to_str().unwrap(), "--shape", "1", "200", "256", "--scale", "1000", "--noise", "0.05", "--bits", "16"]);
+    let classes = env.tmp.join("gui-classes");
+    let status = Command::new("javac")
+        .args(["-encoding", "UTF-8", "-cp", "/usr/share/java/ij.jar", "-d"])
+        .arg(&classes)
+        .arg(env.root.join("tests/imagej_gui/org/denoisekit/gui/GuiHarness.java"))
+        .status()
+        .expect("run javac");
+    assert!(status.success(), "javac GuiHarness failed");
+    let shots = env.tmp.join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
+    // A hung dialog must fail the test, not the CI run: coreutils' timeout bounds it.
+    let run = Command::new("timeout")
+        .args(["300", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "java"])
+        .arg(format!("-Dplugins.dir={}", env.tmp.display()))
+        .arg("-cp")
+        .arg(format!("/usr/share/java/ij.jar:{}", classes.display()))
+        .arg("org.denoisekit.gui.GuiHarness")
+        .arg(&input)
+        .arg(&shots)
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .expect("run the GUI harness");
+    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    println!("{log}");
+    assert!(run.status.success(), "GUI harness failed:\n{log}");
+    assert!(log.contains("recorded: run(\"Denoise...\", \"method=nl_means backend=auto h=60 "), "{log}");
+    assert!(log.contains("preview-equals-final: true"), "{log}");
+    assert!(log.contains("replay-identical: true"), "{log}");
+    assert!(log.contains("montage: "), "{log}");
+    for shot in ["denoise-dialog.png", "compare-methods.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} missing");
+    }
+    // Refresh the screenshots shown in the README when asked to.
+    if let Some(dir) = std::env::var_os("DENOISEKIT_UPDATE_SCREENSHOTS") {
+        for shot in ["denoise-dialog.png", "compare-methods.png"] {
+            std::fs::copy(shots.join(shot), Path::new(&dir).join(shot)).unwrap();
+        }
+    }
+}

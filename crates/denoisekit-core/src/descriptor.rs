@@ -440,6 +440,9 @@ impl Dims {
     }
 }
 
+/// Reach of an output pixel, `[z, y, x]`, for resolved parameters.
+pub type SupportFn = fn(&Resolved) -> Result<[usize; 3]>;
+
 /// The signature every method's CPU entry is adapted to.
 pub type RunFn = fn(VolumeView<'_>, &Resolved, &Control) -> Result<Volume>;
 
@@ -466,6 +469,10 @@ pub struct MethodDescriptor {
     /// Parameter settings (key, value) at which the method returns its input unchanged
     /// ("zero strength"); checked by the property tests, used for round-trip checks.
     pub identity: &'static [(&'static str, &'static str)],
+    /// How far, in planes, rows and columns, an output pixel reaches into the input for
+    /// these parameters. A crop extended by this halo gives exactly the full result inside
+    /// the crop: the ImageJ preview relies on it to match the final result to the pixel.
+    pub support: SupportFn,
     /// The CPU implementation.
     pub run: RunFn,
 }

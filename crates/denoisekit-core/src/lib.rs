@@ -118,3 +118,20 @@ pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control)
     ctl.reset_progress();
     (m.run)(input, &resolved, ctl)
 }
+
+/// How far (`[z, y, x]`) an output pixel of method `id` reaches into the input for these
+/// parameters: a region extended by this halo gives exactly the full result inside it.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`], the parameter errors of [`MethodDescriptor::resolve`],
+/// and [`DenoiseError::InvalidInput`] when a noise-dependent parameter is left unset
+/// (there is no image to estimate the noise from).
+pub fn support(id: &str, values: &ParamValues) -> Result<[usize; 3]> {
+    let m = find(id)?;
+    let resolved = m.resolve(values, || {
+        Err(DenoiseError::invalid(
+            "support needs every noise-dependent parameter given explicitly",
+        ))
+    })?;
+    (m.support)(&resolved)
+}

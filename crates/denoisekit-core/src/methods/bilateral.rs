@@ -62,8 +62,25 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     params: BilateralParams::SPECS,
     gpu_tolerance: None,
     identity: &[("sigma_spatial", "0")],
+    support,
     run,
 };
+
+fn support(r: &Resolved) -> Result<[usize; 3]> {
+    let p = BilateralParams::from_resolved(r)?;
+    let (xy, z) = radii(&p);
+    Ok([z, xy, xy])
+}
+
+/// Window half-widths (xy, z) for these parameters.
+fn radii(p: &BilateralParams) -> (usize, usize) {
+    let xy = if p.radius == 0 {
+        (3.0 * p.sigma_spatial).ceil() as usize
+    } else {
+        p.radius
+    };
+    (xy, (3.0 * p.sigma_spatial_z).ceil() as usize)
+}
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_bilateral(v, &BilateralParams::from_resolved(r)?, ctl)
@@ -96,13 +113,9 @@ pub fn denoise_bilateral(
     if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
         return Ok(input.to_owned());
     }
-    let r = if p.radius == 0 {
-        (3.0 * p.sigma_spatial).ceil() as usize
-    } else {
-        p.radius
-    };
+    let (r, rz) = radii(p);
     let (rz, sz) = if s.depth > 1 && p.sigma_spatial_z > 0.0 {
-        ((3.0 * p.sigma_spatial_z).ceil() as usize, p.sigma_spatial_z)
+        (rz, p.sigma_spatial_z)
     } else {
         (0, 1.0)
     };

@@ -59,8 +59,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     params: GaussianParams::SPECS,
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma", "0"), ("sigma_z", "0")],
+    support,
     run,
 };
+
+fn support(r: &Resolved) -> Result<[usize; 3]> {
+    let p = GaussianParams::from_resolved(r)?;
+    let reach = |s: f64| if s > 0.0 { gaussian_kernel(s).len() / 2 } else { 0 };
+    Ok([reach(p.sigma_z), reach(p.sigma), reach(p.sigma)])
+}
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_gaussian(v, &GaussianParams::from_resolved(r)?, ctl)

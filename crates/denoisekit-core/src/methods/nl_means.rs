@@ -29,8 +29,9 @@ use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
 
-/// Rows per band: the band's distance buffer then fits in the L2 cache of 1–4k wide images.
-const BAND: usize = 32;
+/// Rows per band: large enough that the patch halo adds little work, small enough that
+/// the band's distance buffer stays in L2 cache for images up to ~4k wide.
+const BAND: usize = 64;
 
 crate::method_params! {
     /// Parameters of [`denoise_nl_means`].
@@ -74,8 +75,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     params: NlMeansParams::SPECS,
     gpu_tolerance: None,
     identity: &[("h", "0")],
+    support,
     run,
 };
+
+fn support(r: &Resolved) -> Result<[usize; 3]> {
+    let p = NlMeansParams::from_resolved(r)?;
+    let xy = p.patch_radius + p.search_radius;
+    Ok([p.patch_radius_z + p.search_radius_z, xy, xy])
+}
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_nl_means(v, &NlMeansParams::from_resolved(r)?, ctl)
@@ -219,20 +227,15 @@ impl Geometry<'_> {
                             }
                         }
                     }
-                    // Vertical box sums, updated row by row; then horizontal sums, weights.
+                    // Vertical box sums, summed afresh for every row (not a running sum):
+                    // each pixel's distance then has the same rounding wherever its band
+                    // starts, so a crop with a halo reproduces the full result exactly.
                     let vsum = &mut vsum_all[..dw];
-                    vsum.fill(0.0);
-                    for rr in 0..2 * pr + 1 {
-                        for (v, d) in vsum.iter_mut().zip(&dist[rr * dw..][..dw]) {
-                            *v += d;
-                        }
-                    }
                     for j in 0..bh {
-                        if j > 0 {
-                            let add = &dist[(j + 2 * pr) * dw..][..dw];
-                            let sub = &dist[(j - 1) * dw..][..dw];
-                            for ((v, a), b) in vsum.iter_mut().zip(add).zip(sub) {
-                                *v += a - b;
+                        vsum.copy_from_slice(&dist[j * dw..][..dw]);
+                        for rr in 1..2 * pr + 1 {
+                            for (v, d) in vsum.iter_mut().zip(&dist[(j + rr) * dw..][..dw]) {
+                                *v += d;
                             }
                         }
                         // Horizontal box sums as whole-row adds, so that they vectorise.

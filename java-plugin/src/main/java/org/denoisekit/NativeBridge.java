@@ -21,13 +21,16 @@ public final class NativeBridge {
     private static volatile String loadError;
     private static volatile boolean loaded;
     private static volatile List<MethodSpec> registry;
+    private static final java.util.concurrent.atomic.AtomicLong JOBS = new java.util.concurrent.atomic.AtomicLong();
 
     private NativeBridge() {}
 
     private static native String version0();
     private static native String describe0();
     private static native float[] denoise0(String method, float[] pixels, int[] dims, String[] keys,
-            String[] values, String backend, String[] info);
+            String[] values, String backend, String[] info, long job);
+    private static native boolean cancel0(long job);
+    private static native int[] support0(String method, String[] keys, String[] values);
     private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
@@ -163,8 +166,38 @@ public final class NativeBridge {
      */
     public static float[] denoise(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String backend, String[] info) {
+        return denoise(method, pixels, dims, keys, values, backend, info, 0L);
+    }
+
+    /**
+     * As {@link #denoise(String, float[], int[], String[], String[], String, String[])}, as
+     * job {@code job} (from {@link #newJob()}), which another thread may {@link #cancel(long)}:
+     * the call then throws DenoiseKitException kind "Cancelled" and returns no result.
+     */
+    public static float[] denoise(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            String backend, String[] info, long job) {
         ensureLoaded();
-        return denoise0(method, pixels, dims, keys, values, backend, info);
+        return denoise0(method, pixels, dims, keys, values, backend, info, job);
+    }
+
+    /**
+     * How far {@code {x, y, z}} an output pixel reaches into the input for these (complete)
+     * parameters: denoising a region grown by this halo gives exactly the full result there.
+     */
+    public static int[] support(String method, String[] keys, String[] values) {
+        ensureLoaded();
+        return support0(method, keys, values);
+    }
+
+    /** A fresh job id for {@link #cancel(long)}. */
+    public static long newJob() {
+        return JOBS.incrementAndGet();
+    }
+
+    /** Cancels a running job; returns whether it was running. Safe from any thread. */
+    public static boolean cancel(long job) {
+        ensureLoaded();
+        return cancel0(job);
     }
 
     /** Every parameter of the method, defaults filled in, as "key=value key=value". */

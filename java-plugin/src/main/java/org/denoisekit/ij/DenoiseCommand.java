@@ -1,11 +1,12 @@
 package org.denoisekit.ij;
 
+import ij.CompositeImage;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.ImageStack;
-import ij.CompositeImage;
 import ij.gui.DialogListener;
 import ij.gui.GenericDialog;
+import ij.gui.Roi;
 import ij.plugin.filter.ExtendedPlugInFilter;
 import ij.plugin.filter.PlugInFilterRunner;
 import ij.process.ByteProcessor;
@@ -13,37 +14,55 @@ import ij.process.FloatProcessor;
 import ij.process.ImageProcessor;
 import ij.process.ShortProcessor;
 import java.awt.AWTEvent;
+import java.awt.Choice;
+import java.awt.Rectangle;
+import java.awt.TextField;
+import java.awt.event.ActionEvent;
+import java.awt.event.ActionListener;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Vector;
 import org.denoisekit.DenoiseKitException;
 import org.denoisekit.MethodSpec;
 import org.denoisekit.NativeBridge;
 import org.denoisekit.ParamSpec;
 
 /**
- * Plugins &gt; DenoiseKit &gt; Denoise...: choose a method, tune its parameters with a live
- * preview, then denoise the image, stack or hyperstack (each channel and frame as its
- * own z-stack, so 3D methods see the z neighbourhood).
+ * Plugins &gt; DenoiseKit &gt; Denoise...: choose a method, tune its parameters on a live
+ * preview, then denoise the slice, stack or hyperstack (each channel and frame as its own
+ * z-stack, so 3D methods see the z neighbourhood).
  *
- * <p>Both dialogs are built from the native registry: the labels start with the
- * parameter keys, so ImageJ's recorder writes exactly the keys the CLI accepts, e.g.
+ * <p>Both dialogs are built from the native registry. Labels start with the parameter
+ * keys, so ImageJ's recorder writes exactly the keys the CLI accepts, e.g.
  * {@code run("Denoise...", "method=nl_means backend=auto h=0.08 patch_radius=2 search_radius=6")}.
- * The source image is left unchanged unless {@code in_place} is ticked. No state is static:
- * each invocation starts from the method's defaults.
+ *
+ * <p>The preview covers the selection (or the whole slice) and is computed on that region
+ * grown by the method's support halo, in x, y and z, so it equals the final result there
+ * to the pixel. A preview whose settings went stale is cancelled in native code. The
+ * source image is left unchanged unless {@code in_place} is ticked. No state is static.
  */
 public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private static final int FLAGS = DOES_8G | DOES_16 | DOES_32;
     private static final String[] BACKENDS = {"auto", "cpu", "gpu"};
+    private static final String[] SCOPES = {"stack", "slice"};
+    private static final String[] VIEWS = {"denoised", "residual", "split"};
 
     private ImagePlus imp;
     private MethodSpec method;
     private String backend = "auto";
     private String[] keys = new String[0];
     private String[] values = new String[0];
+    private Map<String, String> defaults = new HashMap<String, String>();
+    private String scope = "stack";
+    private String view = "denoised";
     private boolean inPlace;
     private boolean floatResult;
     private volatile boolean dialogOpen;
+    /** Set when ImageJ made its final dialogItemChanged(gd, null) call: values are read. */
+    private volatile boolean finalRead;
+    private volatile String finalProblem;
+    private final java.util.concurrent.CountDownLatch finalReadDone = new java.util.concurrent.CountDownLatch(1);
     /** The thread that shows the dialog; ImageJ runs the final pass on it, previews elsewhere. */
     private Thread dialogThread;
 
@@ -74,16 +93,25 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
 
             // Defaults and the noise readout come from the channel and frame on screen: the
             // data the preview shows, and one copy instead of the whole hyperstack.
-            Volume here = Volume.ofStack(imp, imp.getC(), imp.getT());
-            Map<String, String> defaults = parseOptions(NativeBridge.resolve(method.id, here.pixels, here.dims, null, null));
-            double noise = NativeBridge.estimateNoise(here.pixels, here.dims);
+            Pixels here = Pixels.of(imp, imp.getC(), imp.getT());
+            defaults = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims, null, null));
+            double noise = NativeBridge.estimateNoise(here.data, here.dims);
 
-            GenericDialog gd = new GenericDialog("Denoise: " + method.name);
+            final GenericDialog gd = new GenericDialog("Denoise: " + method.name);
             gd.addMessage(wrap(method.summary, 72));
             for (ParamSpec p : method.params) addField(gd, p, defaults.get(p.key));
+            gd.addButton("Auto (from the noise estimate)", new ActionListener() {
+                @Override
+                public void actionPerformed(ActionEvent e) {
+                    resetToDefaults(gd);
+                }
+            });
+            if (imp.getStackSize() > 1) gd.addChoice("scope", SCOPES, "stack");
             gd.addCheckbox("in_place (modify the original image)", false);
             gd.addCheckbox("float_result (32-bit output)", false);
-            gd.addMessage("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels");
+            gd.addChoice("view", VIEWS, "denoised");
+            gd.addMessage("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels. Preview: "
+                    + (imp.getRoi() != null && imp.getRoi().isArea() ? "the selection" : "the current slice"));
             gd.addHelp(methodHelp(method));
             gd.addPreviewCheckbox(pfr);
             gd.addDialogListener(this);
@@ -92,7 +120,16 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             gd.showDialog();
             dialogOpen = false;
             if (gd.wasCanceled()) return DONE;
-            String problem = readDialog(gd);
+            // After OK, ImageJ calls the listener once more with a null event and records
+            // what it reads; in the interactive case that call runs on the event thread and
+            // may come after this thread wakes up. Reading here as well would record every
+            // option twice, so wait for that call (bounded, for ImageJ versions without it).
+            try {
+                finalReadDone.await(5, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+            }
+            String problem = finalRead ? finalProblem : readDialog(gd);
             if (problem != null) {
                 IJ.error("DenoiseKit", problem);
                 return DONE;
@@ -106,7 +143,51 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         if (!inPlace) return FLAGS | NO_CHANGES | NO_UNDO;
         // ImageJ's Undo holds one slice: offering it after a whole-stack change would
         // restore a single slice and leave the rest denoised.
-        return imp.getStackSize() > 1 ? FLAGS | NO_UNDO : FLAGS;
+        return imp.getStackSize() > 1 && "stack".equals(scope) ? FLAGS | NO_UNDO : FLAGS;
+    }
+
+    private static void addField(GenericDialog gd, ParamSpec p, String def) {
+        String unit = p.unitSuffix();
+        String label = p.key + (unit.isEmpty() ? "" : " (" + unit + ")");
+        if (p.isChoice()) {
+            gd.addChoice(p.key, p.options, def != null ? def : p.defaultChoice);
+            return;
+        }
+        double v = def != null ? Double.parseDouble(def) : p.defaultNumber;
+        if (isSlider(p)) {
+            gd.addSlider(label, p.min, p.max, v, p.isInt() ? 1.0 : 0.01);
+        } else {
+            gd.addNumericField(p.key, v, p.isInt() ? 0 : decimals(v), 10, unit);
+        }
+    }
+
+    /** Bounded linear parameters get sliders; log-scaled or open ones a number field. */
+    private static boolean isSlider(ParamSpec p) {
+        boolean bounded = !Double.isNaN(p.min) && !Double.isNaN(p.max);
+        return bounded && (p.isInt() || "linear".equals(p.scale));
+    }
+
+    /** The Auto button: every field back to the defaults derived from the noise estimate. */
+    private void resetToDefaults(GenericDialog gd) {
+        Vector<?> numbers = gd.getNumericFields();
+        Vector<?> choices = gd.getChoices();
+        int n = 0, c = 0;
+        for (ParamSpec p : method.params) {
+            String v = defaults.get(p.key);
+            if (p.isChoice()) {
+                ((Choice) choices.get(c++)).select(v);
+            } else {
+                double x = Double.parseDouble(v);
+                ((TextField) numbers.get(n++)).setText(IJ.d2s(x, p.isInt() ? 0 : isSlider(p) ? 2 : decimals(x)));
+            }
+        }
+    }
+
+    /** Enough decimals to show about four significant digits. */
+    static int decimals(double v) {
+        if (v == 0 || Double.isNaN(v) || Double.isInfinite(v)) return 2;
+        int d = 3 - (int) Math.floor(Math.log10(Math.abs(v)));
+        return Math.max(1, Math.min(9, d));
     }
 
     /** Breaks text into lines of at most {@code width} characters (AWT labels do not wrap). */
@@ -123,31 +204,6 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             out.append(word);
         }
         return out.toString();
-    }
-
-    private static void addField(GenericDialog gd, ParamSpec p, String def) {
-        String unit = p.unitSuffix();
-        String label = p.key + (unit.isEmpty() ? "" : " (" + unit + ")");
-        if (p.isChoice()) {
-            gd.addChoice(p.key, p.options, def != null ? def : p.defaultChoice);
-            return;
-        }
-        double v = def != null ? Double.parseDouble(def) : p.defaultNumber;
-        boolean bounded = !Double.isNaN(p.min) && !Double.isNaN(p.max);
-        if (p.isInt() && bounded) {
-            gd.addSlider(label, p.min, p.max, v, 1.0);
-        } else if (bounded && "linear".equals(p.scale)) {
-            gd.addSlider(label, p.min, p.max, v, 0.01);
-        } else {
-            gd.addNumericField(p.key, v, p.isInt() ? 0 : decimals(v), 10, unit);
-        }
-    }
-
-    /** Enough decimals to show about four significant digits. */
-    static int decimals(double v) {
-        if (v == 0 || Double.isNaN(v) || Double.isInfinite(v)) return 2;
-        int d = 3 - (int) Math.floor(Math.log10(Math.abs(v)));
-        return Math.max(1, Math.min(9, d));
     }
 
     /** Reads the fields in order; returns a message naming a bad value, or null. */
@@ -168,8 +224,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             }
             v[i] = p.isInt() ? Long.toString(Math.round(x)) : Double.toString(x);
         }
+        scope = imp.getStackSize() > 1 ? gd.getNextChoice() : "slice";
         inPlace = gd.getNextBoolean();
         floatResult = gd.getNextBoolean();
+        view = gd.getNextChoice();
         if (inPlace && floatResult) {
             return "in_place keeps the image's bit depth: untick float_result, or in_place for a 32-bit copy";
         }
@@ -183,7 +241,17 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
 
     @Override
     public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {
+        // ImageJ 1.53 makes the final null-event call twice (from dispose() and from
+        // showDialog()), with the recorder on both times: read, and record, only once.
+        // (The preview also calls with a null event while the dialog is open.)
+        boolean closing = e == null && gd.wasOKed();
+        if (closing && finalRead) return finalProblem == null;
         String problem = readDialog(gd);
+        if (closing) {
+            finalProblem = problem;
+            finalRead = true;
+            finalReadDone.countDown();
+        }
         if (problem != null) IJ.showStatus("DenoiseKit: " + problem);
         return problem == null;
     }
@@ -200,7 +268,9 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                 apply();
             }
         } catch (DenoiseKitException e) {
-            if (dialogOpen) {
+            if ("Cancelled".equals(e.getKind())) {
+                IJ.showStatus("DenoiseKit: cancelled");
+            } else if (dialogOpen) {
                 IJ.showStatus("DenoiseKit: " + e.getMessage());
             } else {
                 IJ.error("DenoiseKit", e.getMessage());
@@ -208,54 +278,115 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         }
     }
 
-    /** The current slice only, written into the displayed processor (restored by ImageJ). */
+    /** The region the preview covers: the selection's bounds, else the whole slice. */
+    static Rectangle previewRegion(ImagePlus imp) {
+        Roi roi = imp.getRoi();
+        Rectangle full = new Rectangle(0, 0, imp.getWidth(), imp.getHeight());
+        return roi != null && roi.isArea() ? roi.getBounds().intersection(full) : full;
+    }
+
+    /**
+     * Denoises {@code region} of the current plane exactly as the final run would: on the
+     * region grown by the method's support in x, y and z. Returns a region-sized plane.
+     */
+    static float[] denoiseRegion(ImagePlus imp, MethodSpec method, String[] keys, String[] values, String backend,
+            Rectangle region, long job) {
+        int[] halo = NativeBridge.support(method.id, keys, values);
+        Rectangle grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
+                region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+        int z = imp.getZ(), nz = imp.getNSlices();
+        int z0 = Math.max(1, z - halo[2]), z1 = Math.min(nz, z + halo[2]);
+        Pixels in = Pixels.of(imp, imp.getC(), z0, z1, imp.getT(), grown);
+        float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, backend, null, job);
+        float[] plane = new float[region.width * region.height];
+        int off = (z - z0) * grown.width * grown.height;
+        for (int y = 0; y < region.height; y++) {
+            System.arraycopy(out, off + (region.y - grown.y + y) * grown.width + (region.x - grown.x), plane,
+                    y * region.width, region.width);
+        }
+        return plane;
+    }
+
     private void preview(ImageProcessor ip) {
-        Volume v = Volume.ofProcessor(ip);
-        float[] out = NativeBridge.denoise(method.id, v.pixels, v.dims, keys, values, backend, null);
-        writeInto(ip, out, 0);
+        Rectangle r = previewRegion(imp);
+        float[] plane;
+        CancelWatch watch = new CancelWatch(Thread.currentThread(), false);
+        try {
+            plane = denoiseRegion(imp, method, keys, values, backend, r, watch.job);
+        } finally {
+            watch.close();
+        }
+        if ("residual".equals(view)) {
+            // What was removed, centred on the middle of the display range so that integer
+            // images can show negative values.
+            Pixels in = Pixels.of(ip, r);
+            float mid = (float) ((ip.getMin() + ip.getMax()) / 2);
+            for (int i = 0; i < plane.length; i++) plane[i] = in.data[i] - plane[i] + (ip instanceof FloatProcessor ? 0 : mid);
+        }
+        Rectangle from = new Rectangle(0, 0, r.width, r.height);
+        if ("split".equals(view)) {
+            int half = r.width / 2;
+            from = new Rectangle(half, 0, r.width - half, r.height);
+            Pixels.write(ip, plane, 0, r.width, from, new Rectangle(r.x + half, r.y, from.width, from.height));
+        } else {
+            Pixels.write(ip, plane, 0, r.width, from, r);
+        }
     }
 
     private void apply() {
         ImageStack stack = imp.getStack();
         int w = imp.getWidth(), h = imp.getHeight();
         int nc = imp.getNChannels(), nz = imp.getNSlices(), nt = imp.getNFrames();
-        ImageStack result = new ImageStack(w, h);
-        ImageProcessor[] outs = new ImageProcessor[stack.getSize()];
+        boolean oneSlice = "slice".equals(scope);
+        int[] cs = oneSlice ? new int[] {imp.getC()} : range(nc);
+        int[] ts = oneSlice ? new int[] {imp.getT()} : range(nt);
         String[] info = new String[1];
         long t0 = System.nanoTime();
         int done = 0;
-        for (int t = 1; t <= nt; t++) {
-            for (int c = 1; c <= nc; c++) {
-                Volume v = Volume.ofStack(imp, c, t);
-                float[] out = NativeBridge.denoise(method.id, v.pixels, v.dims, keys, values, backend, info);
-                for (int z = 1; z <= nz; z++) {
-                    int index = imp.getStackIndex(c, z, t);
-                    if (inPlace) {
-                        writeInto(stack.getProcessor(index), out, (z - 1) * w * h);
+        ImageProcessor[] outs = new ImageProcessor[stack.getSize()];
+        Rectangle full = new Rectangle(0, 0, w, h);
+        CancelWatch watch = new CancelWatch(Thread.currentThread(), true);
+        try {
+            for (int t : ts) {
+                for (int c : cs) {
+                    int z0 = oneSlice ? imp.getZ() : 1, z1 = oneSlice ? imp.getZ() : nz;
+                    float[] out;
+                    if (oneSlice) {
+                        out = denoiseRegion(imp, method, keys, values, backend, full, watch.job);
+                        info[0] = info[0] == null ? "one slice" : info[0];
                     } else {
-                        outs[index - 1] = toProcessor(out, (z - 1) * w * h, w, h, stack.getProcessor(index));
+                        Pixels v = Pixels.of(imp, c, t);
+                        out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, backend, info, watch.job);
                     }
+                    for (int z = z0; z <= z1; z++) {
+                        int index = imp.getStackIndex(c, z, t);
+                        int off = (z - z0) * w * h;
+                        if (inPlace) {
+                            Pixels.write(stack.getProcessor(index), out, off, w, full, full);
+                        } else {
+                            outs[index - 1] = toProcessor(out, off, w, h, stack.getProcessor(index));
+                        }
+                    }
+                    IJ.showProgress(++done, cs.length * ts.length);
                 }
-                IJ.showProgress(++done, nc * nt);
             }
+        } finally {
+            watch.close();
         }
-        String options = optionString();
-        String note = "DenoiseKit " + NativeBridge.version() + ": " + options + " on " + info[0];
+        String note = "DenoiseKit " + NativeBridge.version() + ": " + optionString() + " on " + info[0];
         IJ.log(String.format("%s (%.0f ms)", note, (System.nanoTime() - t0) / 1e6));
         if (inPlace) {
             appendInfo(imp, note);
             imp.updateAndDraw();
             return;
         }
-        for (int i = 0; i < outs.length; i++) result.addSlice(stack.getSliceLabel(i + 1), outs[i]);
-        ImagePlus out = new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, result);
-        out.setDimensions(nc, nz, nt);
-        if (imp.isHyperStack()) out.setOpenAsHyperStack(true);
+        ImagePlus out = oneSlice ? singleSlice(outs) : wholeStack(outs, stack, nc, nz, nt);
         out.setCalibration(imp.getCalibration().copy());
         String srcInfo = (String) imp.getProperty("Info");
         if (srcInfo != null) out.setProperty("Info", srcInfo);
         appendInfo(out, note);
-        if (imp.isComposite() && nc > 1) {
+        if (imp.getOverlay() != null) out.setOverlay(imp.getOverlay().duplicate());
+        if (!oneSlice && imp.isComposite() && nc > 1) {
             CompositeImage ci = new CompositeImage(out, ((CompositeImage) imp).getMode());
             ci.setLuts(((CompositeImage) imp).getLuts());
             out = ci;
@@ -264,6 +395,26 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             out.resetDisplayRange();
         }
         out.show();
+    }
+
+    private ImagePlus singleSlice(ImageProcessor[] outs) {
+        int index = imp.getCurrentSlice();
+        return new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, outs[index - 1]);
+    }
+
+    private ImagePlus wholeStack(ImageProcessor[] outs, ImageStack stack, int nc, int nz, int nt) {
+        ImageStack result = new ImageStack(imp.getWidth(), imp.getHeight());
+        for (int i = 0; i < outs.length; i++) result.addSlice(stack.getSliceLabel(i + 1), outs[i]);
+        ImagePlus out = new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, result);
+        out.setDimensions(nc, nz, nt);
+        if (imp.isHyperStack()) out.setOpenAsHyperStack(true);
+        return out;
+    }
+
+    private static int[] range(int n) {
+        int[] r = new int[n];
+        for (int i = 0; i < n; i++) r[i] = i + 1;
+        return r;
     }
 
     private String optionString() {
@@ -282,21 +433,6 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         return dot > 0 ? title.substring(0, dot) : title;
     }
 
-    /** Result values into an existing processor of any supported type. */
-    private void writeInto(ImageProcessor ip, float[] src, int offset) {
-        int n = ip.getWidth() * ip.getHeight();
-        Object px = ip.getPixels();
-        if (px instanceof float[]) {
-            System.arraycopy(src, offset, px, 0, n);
-        } else if (px instanceof short[]) {
-            short[] p = (short[]) px;
-            for (int i = 0; i < n; i++) p[i] = (short) clampRound(src[offset + i], 65535);
-        } else if (px instanceof byte[]) {
-            byte[] p = (byte[]) px;
-            for (int i = 0; i < n; i++) p[i] = (byte) clampRound(src[offset + i], 255);
-        }
-    }
-
     /** A new processor of the source's type (or float if asked) holding the result. */
     private ImageProcessor toProcessor(float[] src, int offset, int w, int h, ImageProcessor like) {
         ImageProcessor ip;
@@ -307,14 +443,9 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         } else {
             ip = new ByteProcessor(w, h);
         }
-        writeInto(ip, src, offset);
+        Rectangle full = new Rectangle(0, 0, w, h);
+        Pixels.write(ip, src, offset, w, full, full);
         return ip;
-    }
-
-    /** Rounds to the nearest integer and clamps to [0, max]: the type's own range only. */
-    static int clampRound(float v, int max) {
-        long r = Math.round((double) v);
-        return (int) Math.max(0, Math.min(max, r));
     }
 
     static Map<String, String> parseOptions(String options) {
@@ -326,7 +457,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         return m;
     }
 
-    private static String registryHelp(List<MethodSpec> methods) {
+    static String registryHelp(List<MethodSpec> methods) {
         StringBuilder b = new StringBuilder("<html><h2>DenoiseKit methods</h2><dl>");
         for (MethodSpec m : methods) {
             b.append("<dt><b>").append(m.id).append("</b>: ").append(m.name).append("</dt><dd>")
@@ -341,59 +472,11 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             b.append("<dt><b>").append(p.key).append("</b> ").append(p.isChoice() ? String.join(" | ", p.options) : p.rangeText())
                     .append("</dt><dd>").append(p.help).append("</dd>");
         }
-        b.append("</dl><h3>References</h3><ul>");
+        b.append("</dl><p>Views: <b>denoised</b>; <b>residual</b> (input minus output: what was removed; "
+                + "structure here means the setting removes signal); <b>split</b> (left half original, right half denoised).</p>"
+                + "<h3>References</h3><ul>");
         for (String r : m.references) b.append("<li>").append(r).append("</li>");
         return b.append("</ul></html>").toString();
     }
-
-    /** Pixels of one image, slice or z-stack as floats in raw grey levels, with {w, h, d}. */
-    static final class Volume {
-        final float[] pixels;
-        final int[] dims;
-
-        private Volume(float[] pixels, int w, int h, int d) {
-            this.pixels = pixels;
-            this.dims = new int[] {w, h, d};
-        }
-
-        static Volume ofProcessor(ImageProcessor ip) {
-            int n = ip.getWidth() * ip.getHeight();
-            float[] out = new float[n];
-            copy(ip, out, 0);
-            return new Volume(out, ip.getWidth(), ip.getHeight(), 1);
-        }
-
-        static Volume ofStack(ImagePlus imp, int c, int t) {
-            int w = imp.getWidth(), h = imp.getHeight(), nz = imp.getNSlices();
-            float[] out = new float[checkedSize(w, h, nz)];
-            for (int z = 1; z <= nz; z++) copy(imp.getStack().getProcessor(imp.getStackIndex(c, z, t)), out, (z - 1) * w * h);
-            return new Volume(out, w, h, nz);
-        }
-
-        /** Java arrays hold at most 2^31 - 1 values: larger volumes need the CLI. */
-        static int checkedSize(int w, int h, int d) {
-            long n = (long) w * h * d;
-            if (n > Integer.MAX_VALUE - 8) {
-                throw new DenoiseKitException("TooLarge", w + "x" + h + "x" + d + " = " + n
-                        + " voxels exceed the 2^31 values a Java array can hold; process fewer slices or use the denoisekit CLI");
-            }
-            return (int) n;
-        }
-
-        private static void copy(ImageProcessor ip, float[] dst, int offset) {
-            int n = ip.getWidth() * ip.getHeight();
-            Object px = ip.getPixels();
-            if (px instanceof float[]) {
-                System.arraycopy(px, 0, dst, offset, n);
-            } else if (px instanceof short[]) {
-                short[] p = (short[]) px;
-                for (int i = 0; i < n; i++) dst[offset + i] = p[i] & 0xffff;
-            } else if (px instanceof byte[]) {
-                byte[] p = (byte[]) px;
-                for (int i = 0; i < n; i++) dst[offset + i] = p[i] & 0xff;
-            } else {
-                throw new DenoiseKitException("InvalidInput", "DenoiseKit needs an 8-bit, 16-bit or 32-bit grey image");
-            }
-        }
-    }
 }
+

@@ -1,0 +1,184 @@
+package org.denoisekit.gui;
+
+import ij.IJ;
+import ij.ImageJ;
+import ij.ImagePlus;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.plugin.frame.Recorder;
+import java.awt.Button;
+import java.awt.Checkbox;
+import java.awt.Choice;
+import java.awt.Rectangle;
+import java.awt.Robot;
+import java.awt.TextField;
+import java.awt.Window;
+import java.awt.event.ActionEvent;
+import java.awt.event.ItemEvent;
+import java.io.File;
+import java.util.Arrays;
+import javax.imageio.ImageIO;
+
+/**
+ * Drives the real ImageJ user interface the way a person does (menus, dialogs, preview
+ * checkbox, OK button, the macro recorder), under Xvfb, and prints what it observed:
+ *
+ * <pre>
+ * recorded: run("Denoise...", "...")    the line ImageJ's recorder wrote
+ * preview-equals-final: true|false      preview pixels on the selection vs the final result
+ * replay-identical: true|false          the recorded line replayed vs the interactive result
+ * montage: WxH                          Compare Methods output size
+ * </pre>
+ *
+ * Screenshots of the dialog with its preview and the Compare Methods montage go to the
+ * output folder. Arguments: image.tif output-folder.
+ */
+public class GuiHarness {
+    static final long TIMEOUT_MS = 60000;
+
+    public static void main(String[] args) {
+        try {
+            drive(args);
+        } catch (Throwable t) {
+            // AWT's threads would keep the JVM alive after a failure: exit explicitly.
+            t.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void drive(String[] args) throws Exception {
+        String image = args[0];
+        File out = new File(args[1]);
+        new ImageJ(ImageJ.NO_SHOW);
+        ImagePlus imp = IJ.openImage(image);
+        imp.show();
+        waitFor(() -> imp.getWindow() != null && imp.getWindow().isShowing(), "image window");
+        imp.getWindow().setLocation(10, 10);
+        Rectangle roi = new Rectangle(96, 72, 64, 48);
+        imp.setRoi(roi);
+        Recorder recorder = new Recorder();
+        Recorder.record = true;
+
+        IJ.doCommand("Denoise...");
+        GenericDialog d1 = waitDialog("Denoise");
+        ((Choice) d1.getChoices().get(0)).select("nl_means");
+        press(d1, "OK");
+        GenericDialog d2 = waitDialog("Denoise: Non-local means");
+        d2.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 10, 10);
+        ((TextField) d2.getNumericFields().get(0)).setText("60");
+        float[] before = roiPixels(imp, roi);
+        Checkbox preview = d2.getPreviewCheckbox();
+        preview.setState(true);
+        d2.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
+        float[] previewed = waitForStablePreview(imp, roi, before);
+        Thread.sleep(300);
+        screenshot(new File(out, "denoise-dialog.png"), union(imp.getWindow().getBounds(), d2.getBounds()));
+        press(d2, "OK");
+        ImagePlus result = waitImage(imp.getShortTitle() + "-nl_means");
+        System.out.println("preview-equals-final: " + Arrays.equals(previewed, roiPixels(result, roi)));
+
+        // The recorder writes the command's line once the command has returned.
+        waitFor(() -> Recorder.getInstance().getText().contains("run(\"Denoise...\""), "the recorded line");
+        String recorded = null;
+        for (String line : Recorder.getInstance().getText().split("\n")) {
+            if (line.startsWith("run(\"Denoise...\"")) recorded = line;
+        }
+        System.out.println("recorded: " + recorded);
+        String options = recorded.substring(recorded.indexOf(", \"") + 3, recorded.lastIndexOf("\")"));
+        result.setTitle("interactive");
+        IJ.run(imp, "Denoise...", options);
+        ImagePlus replay = waitImage(imp.getShortTitle() + "-nl_means");
+        System.out.println("replay-identical: " + Arrays.equals(allPixels(result), allPixels(replay)));
+
+        imp.setRoi(new Rectangle(40, 36, 176, 128));
+        IJ.run(imp, "Compare Methods...", "backend=cpu residuals");
+        ImagePlus montage = WindowManager.getCurrentImage();
+        System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight());
+        IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
+        recorder.close();
+        System.out.flush();
+        System.exit(0);
+    }
+
+    interface Check {
+        boolean ok() throws Exception;
+    }
+
+    static void waitFor(Check c, String what) throws Exception {
+        long end = System.currentTimeMillis() + TIMEOUT_MS;
+        while (!c.ok()) {
+            if (System.currentTimeMillis() > end) {
+                System.out.println("timeout waiting for " + what);
+                System.exit(2);
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    static GenericDialog waitDialog(final String title) throws Exception {
+        final GenericDialog[] found = new GenericDialog[1];
+        waitFor(() -> {
+            for (Window w : Window.getWindows()) {
+                if (w instanceof GenericDialog && w.isShowing() && title.equals(((GenericDialog) w).getTitle())) {
+                    found[0] = (GenericDialog) w;
+                    return true;
+                }
+            }
+            return false;
+        }, "dialog " + title);
+        return found[0];
+    }
+
+    static ImagePlus waitImage(final String title) throws Exception {
+        waitFor(() -> WindowManager.getImage(title) != null && WindowManager.getImage(title).getWindow() != null,
+                "image " + title);
+        return WindowManager.getImage(title);
+    }
+
+    static void press(GenericDialog gd, String label) {
+        for (Button b : gd.getButtons()) {
+            if (b != null && label.equals(b.getLabel().trim())) {
+                gd.actionPerformed(new ActionEvent(b, ActionEvent.ACTION_PERFORMED, label));
+                return;
+            }
+        }
+        throw new IllegalStateException("no button " + label);
+    }
+
+    /** Waits until the selection's pixels changed from {@code before} and stayed put. */
+    static float[] waitForStablePreview(ImagePlus imp, Rectangle r, float[] before) throws Exception {
+        final float[][] last = {roiPixels(imp, r)};
+        final long[] since = {System.currentTimeMillis()};
+        waitFor(() -> {
+            float[] now = roiPixels(imp, r);
+            if (!Arrays.equals(now, last[0])) {
+                last[0] = now;
+                since[0] = System.currentTimeMillis();
+            }
+            return !Arrays.equals(now, before) && System.currentTimeMillis() - since[0] > 1500;
+        }, "preview");
+        return last[0];
+    }
+
+    static float[] roiPixels(ImagePlus imp, Rectangle r) {
+        float[] px = new float[r.width * r.height];
+        for (int y = 0; y < r.height; y++) {
+            for (int x = 0; x < r.width; x++) px[y * r.width + x] = imp.getProcessor().getPixelValue(r.x + x, r.y + y);
+        }
+        return px;
+    }
+
+    static float[] allPixels(ImagePlus imp) {
+        return roiPixels(imp, new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+    }
+
+    static Rectangle union(Rectangle a, Rectangle b) {
+        Rectangle u = a.union(b);
+        u.grow(4, 4);
+        return u.intersection(new Rectangle(java.awt.Toolkit.getDefaultToolkit().getScreenSize()));
+    }
+
+    static void screenshot(File f, Rectangle r) throws Exception {
+        ImageIO.write(new Robot().createScreenCapture(r), "png", f);
+    }
+}
