@@ -2,11 +2,11 @@
 //! the library, copy the result out. Every failure is a [`BridgeError`].
 
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Volume, volume_from_vec};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use jni::Env;
 use jni::objects::{JFloatArray, JIntArray, JObjectArray, JString};
 use jni::refs::Reference;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use thiserror::Error;
 
 /// Why a native call failed; `kind` becomes the Java exception's kind.
@@ -167,7 +167,8 @@ impl JobGuard {
         let ctl = Control::new();
         if id != 0 {
             let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.get_or_insert_with(HashMap::new).insert(id, ctl.clone());
+            jobs.get_or_insert_with(HashMap::new)
+                .insert(id, ctl.clone());
         }
         (Self(id), ctl)
     }

@@ -49,9 +49,21 @@ fn install_plugin(env: &Env) {
         .args([profile, &plugins, &env.lib])
         .output()
         .expect("run package.sh");
-    assert!(out.status.success(), "package.sh: {}", String::from_utf8_lossy(&out.stderr));
-    let names: Vec<_> = std::fs::read_dir(&plugins).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("DenoiseKit_.jar")], "only the jar is installed");
+    assert!(
+        out.status.success(),
+        "package.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<_> = std::fs::read_dir(&plugins)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("DenoiseKit_.jar")],
+        "only the jar is installed"
+    );
 }
 
 /// Xvfb displays chosen by `xvfb-run -a` can collide when two start at once.
@@ -315,15 +327,36 @@ fn hyperstack_keeps_dimensions_calibration_and_plane_order() {
 fn gui_record_preview_replay_and_compare() {
     // The real user interface, driven like a person: menu command, dialogs, the preview
     // checkbox, OK, and ImageJ's macro recorder (tests/imagej_gui/GuiHarness.java).
-    let Some(env) = prerequisites("ij_gui") else { return };
+    let Some(env) = prerequisites("ij_gui") else {
+        return;
+    };
     install_plugin(&env);
     let input = env.tmp.join("scene.tif");
-    cli(&env, &["phantom", input.to_str().unwrap(), "--shape", "1", "200", "256", "--scale", "1000", "--noise", "0.05", "--bits", "16"]);
+    cli(
+        &env,
+        &[
+            "phantom",
+            input.to_str().unwrap(),
+            "--shape",
+            "1",
+            "200",
+            "256",
+            "--scale",
+            "1000",
+            "--noise",
+            "0.05",
+            "--bits",
+            "16",
+        ],
+    );
     let classes = env.tmp.join("gui-classes");
     let status = Command::new("javac")
         .args(["-encoding", "UTF-8", "-cp", "/usr/share/java/ij.jar", "-d"])
         .arg(&classes)
-        .arg(env.root.join("tests/imagej_gui/org/denoisekit/gui/GuiHarness.java"))
+        .arg(
+            env.root
+                .join("tests/imagej_gui/org/denoisekit/gui/GuiHarness.java"),
+        )
         .status()
         .expect("run javac");
     assert!(status.success(), "javac GuiHarness failed");
@@ -332,7 +365,14 @@ fn gui_record_preview_replay_and_compare() {
     let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
     // A hung dialog must fail the test, not the CI run: coreutils' timeout bounds it.
     let run = Command::new("timeout")
-        .args(["300", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "java"])
+        .args([
+            "300",
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            "java",
+        ])
         .arg(format!("-Dplugins.dir={}", env.tmp.display()))
         .arg("-cp")
         .arg(format!("/usr/share/java/ij.jar:{}", classes.display()))
@@ -342,15 +382,25 @@ fn gui_record_preview_replay_and_compare() {
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .expect("run the GUI harness");
-    let log = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
     println!("{log}");
     assert!(run.status.success(), "GUI harness failed:\n{log}");
-    assert!(log.contains("recorded: run(\"Denoise...\", \"method=nl_means backend=auto h=60 "), "{log}");
+    assert!(
+        log.contains("recorded: run(\"Denoise...\", \"method=nl_means backend=auto h=60 "),
+        "{log}"
+    );
     assert!(log.contains("preview-equals-final: true"), "{log}");
     assert!(log.contains("replay-identical: true"), "{log}");
     assert!(log.contains("montage: "), "{log}");
     for shot in ["denoise-dialog.png", "compare-methods.png"] {
-        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} missing");
+        assert!(
+            shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000),
+            "{shot} missing"
+        );
     }
     // Refresh the screenshots shown in the README when asked to.
     if let Some(dir) = std::env::var_os("DENOISEKIT_UPDATE_SCREENSHOTS") {
@@ -358,4 +408,84 @@ fn gui_record_preview_replay_and_compare() {
             std::fs::copy(shots.join(shot), Path::new(&dir).join(shot)).unwrap();
         }
     }
+}
+
+#[test]
+fn sixteen_bit_data_survives_an_identity_round_trip() {
+    // Full 16-bit range, no clipping to percentiles (DenoisEM clipped 16-bit data).
+    let Some(env) = prerequisites("ij_identity") else {
+        return;
+    };
+    let input = env.tmp.join("wide.tif");
+    cli(
+        &env,
+        &[
+            "phantom",
+            input.to_str().unwrap(),
+            "--shape",
+            "2",
+            "40",
+            "50",
+            "--scale",
+            "60000",
+            "--noise",
+            "0.1",
+            "--bits",
+            "16",
+        ],
+    );
+    let (ij, untouched, _) = imagej(&env, &input, "method=gaussian sigma=0 sigma_z=0");
+    assert_eq!(ij, untouched);
+    assert!(
+        ij.iter().any(|&v| v > 60000.0) && ij.iter().any(|&v| v == 0.0),
+        "test image should span the range"
+    );
+}
+
+#[test]
+fn time_lapse_is_denoised_across_frames() {
+    // A 2D time-lapse (1 slice, 6 frames): the 3D neighbourhood runs along time, so the
+    // result equals the CLI's on the same planes taken as a volume.
+    let Some(env) = prerequisites("ij_frames") else {
+        return;
+    };
+    let input = env.tmp.join("movie.tif");
+    cli(
+        &env,
+        &[
+            "phantom",
+            input.to_str().unwrap(),
+            "--shape",
+            "6",
+            "36",
+            "44",
+            "--scale",
+            "1000",
+            "--noise",
+            "0.04",
+            "--bits",
+            "16",
+        ],
+    );
+    let params = "h=30 sigma=40 patch_radius=1 search_radius=3 patch_radius_z=1 search_radius_z=1";
+    let cli_out = env.tmp.join("cli.tif");
+    let mut args = vec![
+        "run",
+        "nl_means",
+        input.to_str().unwrap(),
+        cli_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ];
+    args.extend(params.split(' '));
+    cli(&env, &args);
+    let (ij, _, log) = imagej_with(
+        &env,
+        &input,
+        &format!("method=nl_means backend=cpu {params} z_axis=frames"),
+        Some("1,1,6"),
+    );
+    assert!(log.contains("dimensions: c=1 z=1 t=6"), "{log}");
+    assert!(log.contains("z_axis=frames"), "{log}");
+    assert_eq!(ij, read_tiff(&cli_out));
 }

@@ -370,12 +370,26 @@ fn crop_with_support_halo_reproduces_the_full_result_exactly() {
             let [hz, hy, hx] = (m.support)(&resolved).unwrap();
             let (z0, z1): (usize, usize) = if d > 1 { (2, 4) } else { (0, 1) };
             let (y0, y1, x0, x1) = (h / 3, h / 3 + 9, w / 4, w / 4 + 13);
-            let (cz0, cy0, cx0) = (z0.saturating_sub(hz), y0.saturating_sub(hy), x0.saturating_sub(hx));
+            let (cz0, cy0, cx0) = (
+                z0.saturating_sub(hz),
+                y0.saturating_sub(hy),
+                x0.saturating_sub(hx),
+            );
             let (cz1, cy1, cx1) = ((z1 + hz).min(d), (y1 + hy).min(h), (x1 + hx).min(w));
             let crop = img.slice(s![cz0..cz1, cy0..cy1, cx0..cx1]);
             let out = run(m.id, crop, &pinned, &Control::new()).unwrap();
-            let part = out.slice(s![z0 - cz0..z1 - cz0, y0 - cy0..y1 - cy0, x0 - cx0..x1 - cx0]);
-            assert_eq!(part, full.slice(s![z0..z1, y0..y1, x0..x1]), "{} on {:?}", m.id, img.dim());
+            let part = out.slice(s![
+                z0 - cz0..z1 - cz0,
+                y0 - cy0..y1 - cy0,
+                x0 - cx0..x1 - cx0
+            ]);
+            assert_eq!(
+                part,
+                full.slice(s![z0..z1, y0..y1, x0..x1]),
+                "{} on {:?}",
+                m.id,
+                img.dim()
+            );
         }
     }
 }

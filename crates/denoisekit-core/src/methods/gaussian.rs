@@ -65,7 +65,13 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
 
 fn support(r: &Resolved) -> Result<[usize; 3]> {
     let p = GaussianParams::from_resolved(r)?;
-    let reach = |s: f64| if s > 0.0 { gaussian_kernel(s).len() / 2 } else { 0 };
+    let reach = |s: f64| {
+        if s > 0.0 {
+            gaussian_kernel(s).len() / 2
+        } else {
+            0
+        }
+    };
     Ok([reach(p.sigma_z), reach(p.sigma), reach(p.sigma)])
 }
 

@@ -170,6 +170,47 @@ class NativeBridgeTest {
         assertEquals(480, NativeBridge.denoise("nl_means", noisy(480, 8, 5), DIMS, null, null, "cpu", null).length);
     }
 
+    @Test
+    void cancelStopsARunningJobAndLeavesNoResult() throws Exception {
+        // A job that runs for seconds (1024^2 NL-means, search window 31x31), cancelled
+        // from another thread shortly after it starts.
+        final int n = 1024;
+        final float[] px = noisy(n * n, 9, 5);
+        final long job = NativeBridge.newJob();
+        final Object[] result = new Object[1];
+        Thread worker = new Thread(() -> {
+            try {
+                result[0] = NativeBridge.denoise("nl_means", px, new int[] {n, n, 1}, new String[] {"search_radius"},
+                        new String[] {"15"}, "cpu", null, job);
+            } catch (DenoiseKitException e) {
+                result[0] = e;
+            }
+        });
+        worker.start();
+        boolean cancelled = false;
+        for (int i = 0; i < 400 && !cancelled; i++) {
+            Thread.sleep(5);
+            cancelled = NativeBridge.cancel(job);
+        }
+        assertTrue(cancelled, "the job was never seen running");
+        worker.join(20000);
+        assertFalse(worker.isAlive(), "cancel did not stop the job");
+        assertTrue(result[0] instanceof DenoiseKitException, "a cancelled job must not return pixels");
+        assertEquals("Cancelled", ((DenoiseKitException) result[0]).getKind());
+        assertFalse(NativeBridge.cancel(job), "a finished job is no longer cancellable");
+        assertFalse(NativeBridge.cancel(-42), "unknown ids are ignored");
+    }
+
+    @Test
+    void supportIsTheMethodsReach() {
+        assertArrayEquals(new int[] {6, 6, 0}, NativeBridge.support("gaussian", new String[] {"sigma", "sigma_z"},
+                new String[] {"1.5", "0"}));
+        assertArrayEquals(new int[] {8, 8, 3}, NativeBridge.support("nl_means",
+                new String[] {"h", "sigma", "patch_radius", "search_radius", "patch_radius_z", "search_radius_z"},
+                new String[] {"1", "1", "2", "6", "1", "2"}));
+        fails("InvalidInput", "noise-dependent", () -> NativeBridge.support("nl_means", null, null));
+    }
+
     static Map<String, String> parse(String options) {
         Map<String, String> m = new java.util.HashMap<String, String>();
         for (String kv : options.trim().split("\\s+")) {

@@ -47,6 +47,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private static final String[] BACKENDS = {"auto", "cpu", "gpu"};
     private static final String[] SCOPES = {"stack", "slice"};
     private static final String[] VIEWS = {"denoised", "residual", "split"};
+    private static final String[] AXES = {"slices", "frames"};
 
     private ImagePlus imp;
     private MethodSpec method;
@@ -55,6 +56,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private String[] values = new String[0];
     private Map<String, String> defaults = new HashMap<String, String>();
     private String scope = "stack";
+    private Pixels.Axis axis = Pixels.Axis.SLICES;
     private String view = "denoised";
     private boolean inPlace;
     private boolean floatResult;
@@ -107,6 +109,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                 }
             });
             if (imp.getStackSize() > 1) gd.addChoice("scope", SCOPES, "stack");
+            if (imp.getNFrames() > 1) {
+                // A time-lapse of single planes is denoised across time by default.
+                gd.addChoice("z_axis", AXES, imp.getNSlices() > 1 ? "slices" : "frames");
+            }
             gd.addCheckbox("in_place (modify the original image)", false);
             gd.addCheckbox("float_result (32-bit output)", false);
             gd.addChoice("view", VIEWS, "denoised");
@@ -225,6 +231,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             v[i] = p.isInt() ? Long.toString(Math.round(x)) : Double.toString(x);
         }
         scope = imp.getStackSize() > 1 ? gd.getNextChoice() : "slice";
+        axis = imp.getNFrames() > 1 && "frames".equals(gd.getNextChoice()) ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
         inPlace = gd.getNextBoolean();
         floatResult = gd.getNextBoolean();
         view = gd.getNextChoice();
@@ -291,12 +298,18 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
      */
     static float[] denoiseRegion(ImagePlus imp, MethodSpec method, String[] keys, String[] values, String backend,
             Rectangle region, long job) {
+        return denoiseRegion(imp, Pixels.Axis.SLICES, method, keys, values, backend, region, job);
+    }
+
+    /** As above, with {@code axis} (slices or frames) as the method's third dimension. */
+    static float[] denoiseRegion(ImagePlus imp, Pixels.Axis axis, MethodSpec method, String[] keys, String[] values,
+            String backend, Rectangle region, long job) {
         int[] halo = NativeBridge.support(method.id, keys, values);
         Rectangle grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
                 region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
-        int z = imp.getZ(), nz = imp.getNSlices();
+        int z = axis.current(imp), nz = axis.length(imp);
         int z0 = Math.max(1, z - halo[2]), z1 = Math.min(nz, z + halo[2]);
-        Pixels in = Pixels.of(imp, imp.getC(), z0, z1, imp.getT(), grown);
+        Pixels in = Pixels.of(imp, axis.indices(imp, imp.getC(), axis.other(imp), z0, z1), grown);
         float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, backend, null, job);
         float[] plane = new float[region.width * region.height];
         int off = (z - z0) * grown.width * grown.height;
@@ -312,7 +325,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         float[] plane;
         CancelWatch watch = new CancelWatch(Thread.currentThread(), false);
         try {
-            plane = denoiseRegion(imp, method, keys, values, backend, r, watch.job);
+            plane = denoiseRegion(imp, axis, method, keys, values, backend, r, watch.job);
         } finally {
             watch.close();
         }
@@ -338,8 +351,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         int w = imp.getWidth(), h = imp.getHeight();
         int nc = imp.getNChannels(), nz = imp.getNSlices(), nt = imp.getNFrames();
         boolean oneSlice = "slice".equals(scope);
+        // Each (channel, position along the other axis) is one volume along `axis`.
         int[] cs = oneSlice ? new int[] {imp.getC()} : range(nc);
-        int[] ts = oneSlice ? new int[] {imp.getT()} : range(nt);
+        int[] others = oneSlice ? new int[] {axis.other(imp)} : range(axis.otherLength(imp));
+        int len = axis.length(imp);
         String[] info = new String[1];
         long t0 = System.nanoTime();
         int done = 0;
@@ -347,27 +362,27 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         Rectangle full = new Rectangle(0, 0, w, h);
         CancelWatch watch = new CancelWatch(Thread.currentThread(), true);
         try {
-            for (int t : ts) {
+            for (int o : others) {
                 for (int c : cs) {
-                    int z0 = oneSlice ? imp.getZ() : 1, z1 = oneSlice ? imp.getZ() : nz;
+                    int a0 = oneSlice ? axis.current(imp) : 1, a1 = oneSlice ? axis.current(imp) : len;
+                    int[] indices = axis.indices(imp, c, o, a0, a1);
                     float[] out;
                     if (oneSlice) {
-                        out = denoiseRegion(imp, method, keys, values, backend, full, watch.job);
-                        info[0] = info[0] == null ? "one slice" : info[0];
+                        out = denoiseRegion(imp, axis, method, keys, values, backend, full, watch.job);
+                        info[0] = "the current plane";
                     } else {
-                        Pixels v = Pixels.of(imp, c, t);
+                        Pixels v = Pixels.of(imp, indices, full);
                         out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, backend, info, watch.job);
                     }
-                    for (int z = z0; z <= z1; z++) {
-                        int index = imp.getStackIndex(c, z, t);
-                        int off = (z - z0) * w * h;
+                    for (int i = 0; i < indices.length; i++) {
+                        int off = i * w * h;
                         if (inPlace) {
-                            Pixels.write(stack.getProcessor(index), out, off, w, full, full);
+                            Pixels.write(stack.getProcessor(indices[i]), out, off, w, full, full);
                         } else {
-                            outs[index - 1] = toProcessor(out, off, w, h, stack.getProcessor(index));
+                            outs[indices[i] - 1] = toProcessor(out, off, w, h, stack.getProcessor(indices[i]));
                         }
                     }
-                    IJ.showProgress(++done, cs.length * ts.length);
+                    IJ.showProgress(++done, cs.length * others.length);
                 }
             }
         } finally {
@@ -419,6 +434,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
 
     private String optionString() {
         StringBuilder b = new StringBuilder("method=" + method.id);
+        if (axis == Pixels.Axis.FRAMES) b.append(" z_axis=frames");
         for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(values[i]);
         return b.toString();
     }

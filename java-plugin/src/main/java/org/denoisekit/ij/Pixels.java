@@ -33,20 +33,57 @@ final class Pixels {
         return (int) n;
     }
 
+    /** The stack planes with these (1-based) indices, in order, cropped to r. */
+    static Pixels of(ImagePlus imp, int[] indices, Rectangle r) {
+        float[] out = new float[checkedSize(r.width, r.height, indices.length)];
+        for (int i = 0; i < indices.length; i++) {
+            copy(imp.getStack().getProcessor(indices[i]), r, out, i * r.width * r.height);
+        }
+        return new Pixels(out, r.width, r.height, indices.length);
+    }
+
     /** Slices {@code z0..z1} (1-based, inclusive) of channel c and frame t, cropped to r. */
     static Pixels of(ImagePlus imp, int c, int z0, int z1, int t, Rectangle r) {
-        int d = z1 - z0 + 1;
-        float[] out = new float[checkedSize(r.width, r.height, d)];
-        for (int z = z0; z <= z1; z++) {
-            ImageProcessor ip = imp.getStack().getProcessor(imp.getStackIndex(c, z, t));
-            copy(ip, r, out, (z - z0) * r.width * r.height);
-        }
-        return new Pixels(out, r.width, r.height, d);
+        return of(imp, Axis.SLICES.indices(imp, c, t, z0, z1), r);
     }
 
     /** The whole z-stack of channel c and frame t. */
     static Pixels of(ImagePlus imp, int c, int t) {
         return of(imp, c, 1, imp.getNSlices(), t, new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+    }
+
+    /** Which hyperstack dimension a 3D method treats as its third axis. */
+    enum Axis {
+        SLICES, FRAMES;
+
+        int length(ImagePlus imp) {
+            return this == SLICES ? imp.getNSlices() : imp.getNFrames();
+        }
+
+        /** Position of the current plane along this axis (1-based). */
+        int current(ImagePlus imp) {
+            return this == SLICES ? imp.getZ() : imp.getT();
+        }
+
+        /** Position along the remaining axis: the frame for SLICES, the slice for FRAMES. */
+        int other(ImagePlus imp) {
+            return this == SLICES ? imp.getT() : imp.getZ();
+        }
+
+        /** Length of the remaining axis. */
+        int otherLength(ImagePlus imp) {
+            return this == SLICES ? imp.getNFrames() : imp.getNSlices();
+        }
+
+        /** Stack indices of positions a0..a1 (1-based, inclusive) along this axis at
+         * channel c and position {@code other} along the remaining axis. */
+        int[] indices(ImagePlus imp, int c, int other, int a0, int a1) {
+            int[] out = new int[a1 - a0 + 1];
+            for (int a = a0; a <= a1; a++) {
+                out[a - a0] = this == SLICES ? imp.getStackIndex(c, a, other) : imp.getStackIndex(c, other, a);
+            }
+            return out;
+        }
     }
 
     /** One processor, cropped to r. */
