@@ -437,7 +437,7 @@ fn sixteen_bit_data_survives_an_identity_round_trip() {
     let (ij, untouched, _) = imagej(&env, &input, "method=gaussian sigma=0 sigma_z=0");
     assert_eq!(ij, untouched);
     assert!(
-        ij.iter().any(|&v| v > 60000.0) && ij.iter().any(|&v| v == 0.0),
+        ij.iter().any(|&v| v > 60000.0) && ij.contains(&0.0),
         "test image should span the range"
     );
 }
