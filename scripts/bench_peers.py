@@ -27,6 +27,7 @@ PAIRS = [
     ("bilateral", "sigma_spatial=1.5 sigma_range=0.1 radius=5", [("denoise_bilateral", "skimage"),
                                                                   ("bilateralFilter", "opencv")]),
     ("nl_means", "h=0.08 sigma=0.1 patch_radius=2 search_radius=6", [("nl_means fast", "skimage")]),
+    ("total_variation", "lambda=0.1", [("denoise_tv_chambolle", "skimage")]),
 ]
 
 

@@ -33,6 +33,7 @@ pub use error::{DenoiseError, Result};
 pub use methods::bilateral::{BilateralParams, denoise_bilateral};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
+pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
 pub use methods::{find, registry};
 pub use noise::estimate_sigma;
 pub use volume::{Shape, Volume, VolumeView, check_input, volume_from_vec};

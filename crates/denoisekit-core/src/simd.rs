@@ -24,14 +24,14 @@ pub fn has_avx2() -> bool {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
-        $vis fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn generic($($arg: $ty),*) $body
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
-            fn avx2($($arg: $ty),*) {
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
                 generic($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
@@ -67,4 +67,38 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         SCRATCH.with(|c| c.set(buf));
     }
     r
+}
+
+/// Sum with eight independent partial sums, so that the loop vectorises (a plain `+=`
+/// chain is a serial dependency the compiler may not reorder). Inline into kernels.
+#[inline(always)]
+pub fn lane_sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// Σ (a − b)², vectorised like [`lane_sum`].
+#[inline(always)]
+pub fn sum_sq_diff(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>()
+        + ra.iter()
+            .zip(rb)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
 }

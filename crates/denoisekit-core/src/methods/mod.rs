@@ -10,12 +10,14 @@ use crate::error::{DenoiseError, Result};
 pub mod bilateral;
 pub mod gaussian;
 pub mod nl_means;
+pub mod total_variation;
 
 /// Every registered method, in the order shown to users.
 pub static REGISTRY: &[&MethodDescriptor] = &[
     &gaussian::DESCRIPTOR,
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
+    &total_variation::DESCRIPTOR,
 ];
 
 /// Every registered method.

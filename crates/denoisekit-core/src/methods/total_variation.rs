@@ -1,0 +1,353 @@
+//! Total-variation denoising (Rudin–Osher–Fatemi) by Chambolle's projection algorithm.
+//!
+//! Minimises `½‖u − f‖² + λ·TV(u)`: the result is piecewise smooth with sharp edges, the
+//! classic choice for EM and for images of compartments with clear boundaries. Large λ
+//! gives "cartoon" images (flat patches, lost fine texture); the residual view shows it.
+//! The iteration is scikit-image's `denoise_tv_chambolle` (same update, same step
+//! τ = 1/(2·ndim), same energy-based stop), so `lambda` equals its `weight` for images in
+//! the same units, and the result matches it within float precision (`tests/reference.rs`).
+//!
+//! Cost: O(N) per iteration, typically 20–100 iterations until the relative change of the
+//! energy falls below `tolerance`.
+//! Border: Neumann (zero gradient across the edge), as the iteration is defined.
+//! 3D: `z_weight` scales the gradient across planes: 0 treats each plane on its own (each
+//! with its own stopping point), 1 is isotropic 3D TV (scikit-image on a 3D array), values
+//! in between suit voxels that are longer in z than in xy.
+//! Units: `lambda` is in the image's grey levels (by default the estimated noise).
+//!
+//! # References
+//! L. I. Rudin, S. Osher, E. Fatemi, "Nonlinear total variation based noise removal
+//! algorithms", Physica D 60, 1992, doi:10.1016/0167-2789(92)90242-F.
+//! A. Chambolle, "An algorithm for total variation minimization and applications",
+//! J. Math. Imaging Vis. 20, 2004, doi:10.1023/B:JMIV.0000011325.36760.1e.
+
+use crate::control::Control;
+use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::error::Result;
+use crate::volume::{Shape, Volume, VolumeView, check_input};
+use ndarray::Array3;
+use rayon::prelude::*;
+
+crate::method_params! {
+    /// Parameters of [`denoise_total_variation`].
+    pub struct TotalVariationParams {
+        /// Regularisation strength in grey levels. Larger = smoother (flatter patches,
+        /// stronger edges kept); 0 leaves the image unchanged. By default the estimated noise.
+        lambda: f64 = ParamSpec::float("Strength lambda", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0))
+            .unit(Unit::Intensity).scale(Scale::Log),
+        /// Upper limit on the number of iterations.
+        max_iterations: usize = ParamSpec::int("Max iterations", 1, 5000, 200).unit(Unit::Count),
+        /// Stop when the energy changes by less than this fraction of its first value.
+        tolerance: f64 = ParamSpec::float("Tolerance", 1e-8, 0.1, DefaultValue::Fixed(2e-4)).scale(Scale::Log),
+        /// Weight of the gradient across planes: 0 = each plane on its own, 1 = isotropic 3D.
+        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)),
+    }
+}
+
+/// The registry entry.
+pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
+    id: "total_variation",
+    name: "Total variation",
+    category: "Variational",
+    summary: "ROF total-variation denoising (Chambolle's algorithm): piecewise-smooth result \
+              with sharp edges. Good for EM and compartments with clear boundaries; large \
+              lambda flattens fine texture.",
+    references: &[
+        "L. I. Rudin, S. Osher, E. Fatemi, Nonlinear total variation based noise removal \
+         algorithms, Physica D 60, 1992, doi:10.1016/0167-2789(92)90242-F",
+        "A. Chambolle, An algorithm for total variation minimization and applications, \
+         J. Math. Imaging Vis. 20, 2004, doi:10.1023/B:JMIV.0000011325.36760.1e",
+    ],
+    dims: Dims::D2D3,
+    params: TotalVariationParams::SPECS,
+    gpu_tolerance: None,
+    identity: &[("lambda", "0")],
+    support,
+    run,
+};
+
+fn support(r: &Resolved) -> Result<[usize; 3]> {
+    // Every iteration spreads information by one pixel; the solution is global in
+    // principle. The bound is the iteration count: exact, though often larger than the image.
+    let p = TotalVariationParams::from_resolved(r)?;
+    let z = if p.z_weight > 0.0 {
+        p.max_iterations
+    } else {
+        0
+    };
+    Ok([z, p.max_iterations, p.max_iterations])
+}
+
+fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
+    denoise_total_variation(v, &TotalVariationParams::from_resolved(r)?, ctl)
+}
+
+/// ROF total-variation denoising; see the module docs.
+///
+/// # Errors
+/// [`crate::DenoiseError::ParamOutOfRange`], [`crate::DenoiseError::InvalidInput`],
+/// [`crate::DenoiseError::Cancelled`].
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{denoise_total_variation, Control, TotalVariationParams};
+/// use ndarray::Array3;
+/// // A noisy-looking checker of ±1 around a step is flattened, the step survives.
+/// let img = Array3::from_shape_fn((1, 16, 16), |(_, y, x)| {
+///     (if x < 8 { 0.0 } else { 10.0 }) + if (x + y) % 2 == 0 { 1.0 } else { -1.0 }
+/// });
+/// let p = TotalVariationParams { lambda: 2.0, max_iterations: 300, tolerance: 1e-6, z_weight: 0.0 };
+/// let out = denoise_total_variation(img.view(), &p, &Control::new()).unwrap();
+/// assert!((out[(0, 8, 3)] - out[(0, 9, 3)]).abs() < 0.2);
+/// assert!(out[(0, 8, 12)] - out[(0, 8, 3)] > 8.0);
+/// ```
+pub fn denoise_total_variation(
+    input: VolumeView<'_>,
+    p: &TotalVariationParams,
+    ctl: &Control,
+) -> Result<Volume> {
+    p.validate()?;
+    check_input(&input)?;
+    let s = Shape::of(&input);
+    if p.lambda == 0.0 {
+        return Ok(input.to_owned());
+    }
+    let f = input.as_standard_layout();
+    // Invariant: `as_standard_layout` yields a contiguous array.
+    let f = f.as_slice().unwrap_or(&[]);
+    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
+    // Invariant: freshly allocated, standard layout.
+    let dst = out.as_slice_mut().unwrap_or(&mut []);
+    if s.depth > 1 && p.z_weight > 0.0 {
+        solve(
+            f,
+            dst,
+            (s.depth, s.height, s.width),
+            p,
+            p.z_weight as f32,
+            ctl,
+        )?;
+    } else {
+        let plane = s.height * s.width;
+        dst.par_chunks_mut(plane)
+            .zip(f.par_chunks(plane))
+            .try_for_each(|(o, fp)| solve(fp, o, (1, s.height, s.width), p, 0.0, ctl))?;
+    }
+    Ok(out)
+}
+
+/// Chambolle's iteration on one volume (or plane), written into `out`.
+fn solve(
+    f: &[f32],
+    out: &mut [f32],
+    (d, h, w): (usize, usize, usize),
+    p: &TotalVariationParams,
+    wz: f32,
+    ctl: &Control,
+) -> Result<()> {
+    let n = f.len();
+    let nz = if wz > 0.0 { n } else { 0 };
+    // The dual variables live in the thread's reusable scratch: fresh multi-megabyte
+    // allocations are returned to the system on free and page-faulted in again on every
+    // call, which cost more than the whole iteration on small images.
+    crate::simd::with_scratch(2 * n + nz, |buf| {
+        buf.fill(0.0);
+        let (px, rest) = buf.split_at_mut(n);
+        let (py, pz) = rest.split_at_mut(n);
+        iterate(f, out, (d, h, w), p, wz, ctl, px, py, pz)
+    })
+}
+
+/// The iterations proper, with the dual variables `p` (zeroed) supplied by the caller.
+#[allow(clippy::too_many_arguments)]
+fn iterate(
+    f: &[f32],
+    out: &mut [f32],
+    (d, h, w): (usize, usize, usize),
+    p: &TotalVariationParams,
+    wz: f32,
+    ctl: &Control,
+    px: &mut [f32],
+    py: &mut [f32],
+    pz: &mut [f32],
+) -> Result<()> {
+    let n = f.len();
+    let ndim = if wz > 0.0 { 2.0 + wz * wz } else { 2.0 };
+    let tau = 1.0 / (2.0 * ndim);
+    // A lambda below f32's range acts as the smallest positive one: the step ratio tau/lambda
+    // is then capped (never inf), so a zero gradient cannot give 0·inf = NaN.
+    let lambda = (p.lambda as f32).max(f32::MIN_POSITIVE);
+    let (mut e_init, mut e_prev) = (0.0f64, 0.0f64);
+    let zeros = vec![0.0f32; w];
+    let plane = h * w;
+    for it in 0..p.max_iterations {
+        ctl.checkpoint()?;
+        // out = f + d, with d the negative divergence of p (zero on the first pass).
+        let e_d: f64 = if it == 0 {
+            out.copy_from_slice(f);
+            0.0
+        } else {
+            let (px, py, pz): (&[f32], &[f32], &[f32]) = (px, py, pz);
+            out.par_chunks_mut(w)
+                .enumerate()
+                .map(|(row, o)| {
+                    let (z, y) = (row / h, row % h);
+                    let i = row * w;
+                    let up = if y > 0 { &py[i - w..i] } else { &zeros[..] };
+                    let (pzc, pzb) = if wz > 0.0 {
+                        (
+                            &pz[i..i + w],
+                            if z > 0 {
+                                &pz[i - plane..i - plane + w]
+                            } else {
+                                &zeros[..]
+                            },
+                        )
+                    } else {
+                        (&zeros[..], &zeros[..])
+                    };
+                    let rows = DualRows {
+                        px: &px[i..i + w],
+                        py: &py[i..i + w],
+                        up,
+                        pz: pzc,
+                        pz_prev: pzb,
+                    };
+                    divergence_row(&rows, wz, &f[i..i + w], o) as f64
+                })
+                .sum()
+        };
+        // Gradient of out, its norm (energy), and the projected update of p in place.
+        let out_r: &[f32] = out;
+        let step = Step { tau, lambda, wz };
+        // The last row and plane have no neighbour: using the row itself gives 0.
+        let neighbours = |row: usize| {
+            let (z, y) = (row / h, row % h);
+            let i = row * w;
+            let o = &out_r[i..i + w];
+            let down = if y + 1 < h {
+                &out_r[i + w..i + 2 * w]
+            } else {
+                o
+            };
+            let back = if z + 1 < d {
+                &out_r[i + plane..i + plane + w]
+            } else {
+                o
+            };
+            (o, down, back)
+        };
+        let e_g: f64 = if wz > 0.0 {
+            px.par_chunks_mut(w)
+                .zip(py.par_chunks_mut(w))
+                .zip(pz.par_chunks_mut(w))
+                .enumerate()
+                .map(|(row, ((pxr, pyr), pzr))| {
+                    let (o, down, back) = neighbours(row);
+                    update_row(o, down, back, pxr, pyr, pzr, &step) as f64
+                })
+                .sum()
+        } else {
+            px.par_chunks_mut(w)
+                .zip(py.par_chunks_mut(w))
+                .enumerate()
+                .map(|(row, (pxr, pyr))| {
+                    let (o, down, _) = neighbours(row);
+                    update_row_2d(o, down, pxr, pyr, &step) as f64
+                })
+                .sum()
+        };
+        let e = (e_d + lambda as f64 * e_g) / n as f64;
+        if it == 0 {
+            e_init = e;
+            e_prev = e;
+        } else if (e_prev - e).abs() < p.tolerance * e_init {
+            break;
+        } else {
+            e_prev = e;
+        }
+    }
+    Ok(())
+}
+
+/// One row of the dual variable p (x, y, z components), with the y component of the row
+/// above and the z component of the plane before (zeros where there is none).
+#[derive(Clone, Copy)]
+struct DualRows<'a> {
+    px: &'a [f32],
+    py: &'a [f32],
+    up: &'a [f32],
+    pz: &'a [f32],
+    pz_prev: &'a [f32],
+}
+
+struct Step {
+    tau: f32,
+    lambda: f32,
+    wz: f32,
+}
+
+crate::simd_dispatch! {
+    /// `o = f + d` for one row, d the negative divergence of p; returns Σ d².
+    fn divergence_row(rows: &DualRows<'_>, wz: f32, f: &[f32], o: &mut [f32]) -> f32 {
+        let w = o.len();
+        let DualRows { px, py, up, pz, pz_prev } = *rows;
+        let d0 = -(px[0] + py[0]) + up[0];
+        o[0] = f[0] + d0;
+        let it = o[1..].iter_mut().zip(&f[1..]).zip(&px[1..]).zip(&px[..w - 1]).zip(&py[1..]).zip(&up[1..]);
+        for (((((o, &f), &pxc), &pxl), &pyc), &u) in it {
+            *o = f + (pxl - pxc - pyc + u);
+        }
+        if wz > 0.0 {
+            for ((o, &a), &b) in o.iter_mut().zip(pz_prev).zip(pz) {
+                *o += wz * (a - b);
+            }
+        }
+        crate::simd::sum_sq_diff(o, f)
+    }
+}
+
+crate::simd_dispatch! {
+    /// Gradient of `o` (with the next row and plane), its norm, and the projected update of
+    /// the row's p; returns Σ |∇o|.
+    fn update_row(o: &[f32], down: &[f32], back: &[f32], px: &mut [f32], py: &mut [f32], pz: &mut [f32], st: &Step) -> f32 {
+        let w = o.len();
+        let (tau, k, wz) = (st.tau, (st.tau / st.lambda).min(f32::MAX), st.wz);
+        crate::simd::with_scratch(w, |norms| {
+            // The last column has no right neighbour: its x gradient is 0.
+            let right = o[1..].iter().chain(std::iter::once(&o[w - 1]));
+            let it = o.iter().zip(right).zip(down).zip(back).zip(px.iter_mut()).zip(py.iter_mut()).zip(pz.iter_mut());
+            for (((((((&c, &r), &dn), &bk), px), py), pz), nm) in it.zip(norms.iter_mut()) {
+                let (gx, gy, gz) = (r - c, dn - c, wz * (bk - c));
+                let norm = (gx * gx + gy * gy + gz * gz).sqrt();
+                *nm = norm;
+                let inv = 1.0 / (1.0 + norm * k);
+                *px = (*px - tau * gx) * inv;
+                *py = (*py - tau * gy) * inv;
+                *pz = (*pz - tau * gz) * inv;
+            }
+            crate::simd::lane_sum(norms)
+        })
+    }
+}
+
+crate::simd_dispatch! {
+    /// [`update_row`] without the z component (planes on their own).
+    fn update_row_2d(o: &[f32], down: &[f32], px: &mut [f32], py: &mut [f32], st: &Step) -> f32 {
+        let w = o.len();
+        let (tau, k) = (st.tau, (st.tau / st.lambda).min(f32::MAX));
+        crate::simd::with_scratch(w, |norms| {
+            let right = o[1..].iter().chain(std::iter::once(&o[w - 1]));
+            let it = o.iter().zip(right).zip(down).zip(px.iter_mut()).zip(py.iter_mut());
+            for (((((&c, &r), &dn), px), py), nm) in it.zip(norms.iter_mut()) {
+                let (gx, gy) = (r - c, dn - c);
+                let norm = (gx * gx + gy * gy).sqrt();
+                *nm = norm;
+                let inv = 1.0 / (1.0 + norm * k);
+                *px = (*px - tau * gx) * inv;
+                *py = (*py - tau * gy) * inv;
+            }
+            crate::simd::lane_sum(norms)
+        })
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Reference outputs of established tools for tests/reference.rs.
+
+Run once with the peer virtualenv of ../shared/bench/README.md:
+    /tmp/peers-venv/bin/python crates/denoisekit-core/tests/data/generate.py
+The files are inputs and outputs of scikit-image, never of DenoiseKit; the Rust tests
+only read them. README.md in this folder records versions and the exact calls.
+"""
+import os
+
+import numpy as np
+import skimage
+import tifffile
+from skimage.filters import gaussian
+from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def scene(shape, seed):
+    """Smooth blobs and a step edge in [0, 1] (clean), and a copy with Gaussian noise sigma 0.1."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij")
+    img = np.where(grids[-1] > shape[-1] / 2, 0.6, 0.2)
+    for _ in range(6):
+        c = [rng.uniform(0, n) for n in shape]
+        r2 = sum((g - ci) ** 2 for g, ci in zip(grids, c))
+        img += 0.4 * np.exp(-r2 / (2 * rng.uniform(2, 6) ** 2))
+    noisy = img + rng.normal(0.0, 0.1, shape)
+    return img.astype(np.float32), noisy.astype(np.float32)
+
+
+def save(name, arr):
+    tifffile.imwrite(os.path.join(HERE, name), np.asarray(arr, dtype=np.float32))
+
+
+def main():
+    c2, x2 = scene((64, 72), seed=7)
+    _, x3 = scene((8, 32, 36), seed=8)
+    save("clean_2d_64x72.tif", c2)
+    save("input_2d_64x72.tif", x2)
+    save("input_3d_8x32x36.tif", x3)
+    f2 = x2.astype(np.float64)
+    f3 = x3.astype(np.float64)
+    save("skimage_tv_chambolle_w0.1_2d.tif", denoise_tv_chambolle(f2, weight=0.1))
+    save("skimage_tv_chambolle_w0.1_3d.tif", denoise_tv_chambolle(f3, weight=0.1))
+    save("skimage_gaussian_s1.5_nearest_2d.tif", gaussian(f2, sigma=1.5, truncate=4.0, mode="nearest"))
+    save("skimage_nl_means_fast_p5_d6_h0.08_s0.1_2d.tif",
+         denoise_nl_means(f2, patch_size=5, patch_distance=6, h=0.08, sigma=0.1, fast_mode=True))
+    print("scikit-image", skimage.__version__, "numpy", np.__version__)
+
+
+if __name__ == "__main__":
+    main()
