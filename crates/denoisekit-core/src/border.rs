@@ -16,6 +16,7 @@
 
 use crate::error::{DenoiseError, Result};
 use crate::volume::{Volume, VolumeView};
+use rayon::prelude::*;
 
 /// Rule for pixels outside the image; see the module docs for pictures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,13 +99,30 @@ impl BorderMode {
 /// A copy of `v` padded by `(pz, py, px)` pixels on both sides of each axis by `mode`.
 pub fn pad(v: &VolumeView<'_>, pz: usize, py: usize, px: usize, mode: BorderMode) -> Volume {
     let (d, h, w) = v.dim();
-    let idx = |i: usize, p: usize, n: usize| mode.index(i as isize - p as isize, n);
-    Volume::from_shape_fn((d + 2 * pz, h + 2 * py, w + 2 * px), |(z, y, x)| {
-        match (idx(z, pz, d), idx(y, py, h), idx(x, px, w)) {
-            (Some(z), Some(y), Some(x)) => v[(z, y, x)],
-            _ => 0.0,
+    let (pd, ph, pw) = (d + 2 * pz, h + 2 * py, w + 2 * px);
+    let mut out = Volume::zeros((pd, ph, pw));
+    let src = v.as_standard_layout();
+    // Invariant: `as_standard_layout` and `zeros` give contiguous arrays.
+    let (Some(src), Some(dst)) = (src.as_slice(), out.as_slice_mut()) else {
+        unreachable!("pad works on standard-layout arrays")
+    };
+    dst.par_chunks_mut(pw).enumerate().for_each(|(row, o)| {
+        let (z, y) = (row / ph, row % ph);
+        let (Some(sz), Some(sy)) = (
+            mode.index(z as isize - pz as isize, d),
+            mode.index(y as isize - py as isize, h),
+        ) else {
+            return; // a zero row: `out` is already zeroed
+        };
+        let line = &src[(sz * h + sy) * w..][..w];
+        o[px..px + w].copy_from_slice(line);
+        for x in (0..px).chain(px + w..pw) {
+            o[x] = mode
+                .index(x as isize - px as isize, w)
+                .map_or(0.0, |j| line[j]);
         }
-    })
+    });
+    out
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub use descriptor::{
 pub use error::{DenoiseError, Result};
 pub use methods::bilateral::{BilateralParams, denoise_bilateral};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
+pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
 pub use methods::{find, registry};

@@ -105,3 +105,28 @@ fn nl_means_is_at_least_as_good_as_scikit_image_fast_mode() {
         "PSNR {ours:.3} dB vs scikit-image {theirs:.3} dB"
     );
 }
+
+#[test]
+fn median_equals_scipy_exactly() {
+    // A median picks one input value: no rounding, so the outputs must be identical.
+    // DenoiseKit's "symmetric" border is scipy's "reflect".
+    let input2 = read("input_2d_64x72.tif");
+    for (radius, file) in [
+        ("1", "scipy_median_size3_reflect_2d.tif"),
+        ("2", "scipy_median_size5_reflect_2d.tif"),
+    ] {
+        let out = denoise(
+            "median",
+            &input2,
+            &[("radius", radius), ("border", "symmetric")],
+        );
+        assert_eq!(out, read(file), "{file}");
+    }
+    let input3 = read("input_3d_8x32x36.tif");
+    let out = denoise(
+        "median",
+        &input3,
+        &[("radius", "1"), ("radius_z", "1"), ("border", "symmetric")],
+    );
+    assert_eq!(out, read("scipy_median_size3_reflect_3d.tif"));
+}

@@ -9,6 +9,7 @@ use crate::error::{DenoiseError, Result};
 
 pub mod bilateral;
 pub mod gaussian;
+pub mod median;
 pub mod nl_means;
 pub mod total_variation;
 
@@ -18,6 +19,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
+    &median::DESCRIPTOR,
 ];
 
 /// Every registered method.

@@ -9,6 +9,8 @@ only read them. README.md in this folder records versions and the exact calls.
 import os
 
 import numpy as np
+import scipy
+import scipy.ndimage as ndi
 import skimage
 import tifffile
 from skimage.filters import gaussian
@@ -47,7 +49,10 @@ def main():
     save("skimage_gaussian_s1.5_nearest_2d.tif", gaussian(f2, sigma=1.5, truncate=4.0, mode="nearest"))
     save("skimage_nl_means_fast_p5_d6_h0.08_s0.1_2d.tif",
          denoise_nl_means(f2, patch_size=5, patch_distance=6, h=0.08, sigma=0.1, fast_mode=True))
-    print("scikit-image", skimage.__version__, "numpy", np.__version__)
+    save("scipy_median_size3_reflect_2d.tif", ndi.median_filter(x2, size=3, mode="reflect"))
+    save("scipy_median_size5_reflect_2d.tif", ndi.median_filter(x2, size=5, mode="reflect"))
+    save("scipy_median_size3_reflect_3d.tif", ndi.median_filter(x3, size=3, mode="reflect"))
+    print("scikit-image", skimage.__version__, "scipy", scipy.__version__, "numpy", np.__version__)
 
 
 if __name__ == "__main__":
