@@ -69,11 +69,8 @@ fn install_plugin(env: &Env) {
 /// Xvfb displays chosen by `xvfb-run -a` can collide when two start at once.
 static DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder.
-fn imagej(env: &Env, input: &Path, options: &str) -> (Vec<f32>, Vec<f32>, String) {
-    imagej_with(env, input, options, None)
-}
-
+/// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder; returns
+/// the result, the source image as saved after the command, and the log.
 fn imagej_with(
     env: &Env,
     input: &Path,
@@ -135,62 +132,84 @@ fn prerequisites(test: &str) -> Option<Env> {
     Some(env)
 }
 
+/// What one comparison between ImageJ and the CLI produced.
+struct Outcome {
+    /// ImageJ's result window.
+    ij: Vec<f32>,
+    /// The CLI's output for the same input and parameters.
+    cli: Vec<f32>,
+    /// The input file.
+    source: Vec<f32>,
+    /// The source image as saved by ImageJ after the command.
+    untouched: Vec<f32>,
+    log: String,
+}
+
+/// Writes a phantom (`phantom`: the CLI's phantom options), denoises it with
+/// `denoisekit run <method> ... <params>` and in ImageJ with the macro options
+/// `method=<method> backend=cpu <params> <extra>` (optionally as a c,z,t hyperstack).
+fn ij_vs_cli(
+    env: &Env,
+    phantom: &str,
+    method: &str,
+    params: &str,
+    extra: &str,
+    hyperstack: Option<&str>,
+) -> Outcome {
+    let input = env.tmp.join("input.tif");
+    let input_s = input.to_str().unwrap();
+    let mut args = vec!["phantom", input_s];
+    args.extend(phantom.split_whitespace());
+    cli(env, &args);
+    let cli_out = env.tmp.join("cli.tif");
+    let mut args = vec![
+        "run",
+        method,
+        input_s,
+        cli_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ];
+    args.extend(params.split_whitespace());
+    cli(env, &args);
+    let options = format!("method={method} backend=cpu {params} {extra}");
+    let (ij, untouched, log) = imagej_with(env, &input, options.trim(), hyperstack);
+    Outcome {
+        ij,
+        cli: read_tiff(&cli_out),
+        source: read_tiff(&input),
+        untouched,
+        log,
+    }
+}
+
 #[test]
 fn recorded_macro_on_a_16_bit_stack_matches_the_cli() {
     let Some(env) = prerequisites("ij_stack") else {
         return;
     };
-    let input = env.tmp.join("stack.tif");
-    cli(
-        &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "4",
-            "48",
-            "56",
-            "--scale",
-            "1000",
-            "--noise",
-            "0.03",
-            "--bits",
-            "16",
-        ],
-    );
     let params = "h=24 sigma=30 patch_radius=2 search_radius=5 patch_radius_z=1 search_radius_z=1";
-    let cli_out = env.tmp.join("cli.tif");
-    let mut args = vec![
-        "run",
-        "nl_means",
-        input.to_str().unwrap(),
-        cli_out.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ];
-    args.extend(params.split(' '));
-    cli(&env, &args);
-    let (ij, untouched, log) = imagej(
+    let o = ij_vs_cli(
         &env,
-        &input,
-        &format!("method=nl_means backend=cpu {params}"),
+        "--shape 4 48 56 --scale 1000 --noise 0.03 --bits 16",
+        "nl_means",
+        params,
+        "",
+        None,
     );
-    let expected = read_tiff(&cli_out);
-    assert_eq!(ij.len(), 4 * 48 * 56);
-    assert_eq!(ij, expected, "ImageJ and CLI results differ");
-    assert_eq!(
-        untouched,
-        read_tiff(&input),
-        "the source image was modified"
-    );
-    assert_ne!(ij, untouched, "nothing was denoised");
+    assert_eq!(o.ij.len(), 4 * 48 * 56);
+    assert_eq!(o.ij, o.cli, "ImageJ and CLI results differ");
+    assert_eq!(o.untouched, o.source, "the source image was modified");
+    assert_ne!(o.ij, o.source, "nothing was denoised");
     assert!(
-        log.contains("result: stack-nl_means 16-bit 4 slices"),
-        "{log}"
+        o.log.contains("result: input-nl_means 16-bit 4 slices"),
+        "{}",
+        o.log
     );
     assert!(
-        log.contains("info: DenoiseKit ") && log.contains("patch_radius_z=1"),
-        "{log}"
+        o.log.contains("info: DenoiseKit ") && o.log.contains("patch_radius_z=1"),
+        "{}",
+        o.log
     );
 }
 
@@ -199,34 +218,17 @@ fn float_plane_with_a_choice_parameter_matches_the_cli() {
     let Some(env) = prerequisites("ij_plane") else {
         return;
     };
-    let input = env.tmp.join("plane.tif");
-    cli(
+    let o = ij_vs_cli(
         &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "1",
-            "40",
-            "40",
-        ],
+        "--shape 1 40 40",
+        "gaussian",
+        "sigma=2 border=reflect",
+        "",
+        None,
     );
-    let (ij, untouched, log) = imagej(&env, &input, "method=gaussian sigma=2 border=reflect");
-    let cli_out = env.tmp.join("cli.tif");
-    cli(
-        &env,
-        &[
-            "run",
-            "gaussian",
-            input.to_str().unwrap(),
-            cli_out.to_str().unwrap(),
-            "sigma=2",
-            "border=reflect",
-        ],
-    );
-    assert_eq!(ij, read_tiff(&cli_out));
-    assert_eq!(untouched, read_tiff(&input));
-    assert!(log.contains("32-bit 1 slices"), "{log}");
+    assert_eq!(o.ij, o.cli);
+    assert_eq!(o.untouched, o.source);
+    assert!(o.log.contains("32-bit 1 slices"), "{}", o.log);
 }
 
 #[test]
@@ -234,93 +236,82 @@ fn eight_bit_image_matches_the_cli_and_stays_eight_bit() {
     let Some(env) = prerequisites("ij_u8") else {
         return;
     };
-    let input = env.tmp.join("u8.tif");
-    cli(
+    let phantom = "--shape 1 50 61 --scale 200 --noise 0.05 --bits 8";
+    let o = ij_vs_cli(
         &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "1",
-            "50",
-            "61",
-            "--scale",
-            "200",
-            "--noise",
-            "0.05",
-            "--bits",
-            "8",
-        ],
-    );
-    let params = "sigma_spatial=1.5 sigma_range=20 radius=4";
-    let cli_out = env.tmp.join("cli.tif");
-    let mut args = vec![
-        "run",
+        phantom,
         "bilateral",
-        input.to_str().unwrap(),
-        cli_out.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ];
-    args.extend(params.split(' '));
-    cli(&env, &args);
-    let (ij, untouched, log) = imagej(
-        &env,
-        &input,
-        &format!("method=bilateral backend=cpu {params}"),
+        "sigma_spatial=1.5 sigma_range=20 radius=4",
+        "",
+        None,
     );
-    assert_eq!(ij, read_tiff(&cli_out));
-    assert_eq!(untouched, read_tiff(&input));
-    assert!(log.contains("8-bit 1 slices"), "{log}");
+    assert_eq!(o.ij, o.cli);
+    assert_eq!(o.untouched, o.source);
+    assert!(o.log.contains("8-bit 1 slices"), "{}", o.log);
 }
 
 #[test]
 fn hyperstack_keeps_dimensions_calibration_and_plane_order() {
-    let Some(env) = prerequisites("ij_hyper") else {
-        return;
-    };
-    let input = env.tmp.join("hyper.tif");
     // 12 planes = 2 channels x 3 slices x 2 frames. With sigma_z = 0 every plane is
     // filtered on its own, so the CLI on the flat 12-page file must agree plane by plane:
     // any mix-up of channel, slice and frame indices shows as a mismatch.
-    cli(
+    let Some(env) = prerequisites("ij_hyper") else {
+        return;
+    };
+    let phantom = "--shape 12 32 40 --scale 1000 --bits 16";
+    let o = ij_vs_cli(
         &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "12",
-            "32",
-            "40",
-            "--scale",
-            "1000",
-            "--bits",
-            "16",
-        ],
-    );
-    let cli_out = env.tmp.join("cli.tif");
-    cli(
-        &env,
-        &[
-            "run",
-            "gaussian",
-            input.to_str().unwrap(),
-            cli_out.to_str().unwrap(),
-            "sigma=1.2",
-        ],
-    );
-    let (ij, untouched, log) = imagej_with(
-        &env,
-        &input,
-        "method=gaussian sigma=1.2 sigma_z=0",
+        phantom,
+        "gaussian",
+        "sigma=1.2 sigma_z=0",
+        "",
         Some("2,3,2"),
     );
-    assert_eq!(ij, read_tiff(&cli_out));
-    assert_eq!(untouched, read_tiff(&input));
+    assert_eq!(o.ij, o.cli);
+    assert_eq!(o.untouched, o.source);
     assert!(
-        log.contains("dimensions: c=2 z=3 t=2 voxel=0.25x0.25x0.8 micron"),
-        "{log}"
+        o.log
+            .contains("dimensions: c=2 z=3 t=2 voxel=0.25x0.25x0.8 micron"),
+        "{}",
+        o.log
     );
+}
+
+#[test]
+fn sixteen_bit_data_survives_an_identity_round_trip() {
+    // Full 16-bit range, no clipping to percentiles (DenoisEM clipped 16-bit data).
+    let Some(env) = prerequisites("ij_identity") else {
+        return;
+    };
+    let phantom = "--shape 2 40 50 --scale 60000 --noise 0.1 --bits 16";
+    let o = ij_vs_cli(&env, phantom, "gaussian", "sigma=0 sigma_z=0", "", None);
+    assert_eq!(o.ij, o.source);
+    assert!(
+        o.source.iter().any(|&v| v > 60000.0) && o.source.contains(&0.0),
+        "test image should span the range"
+    );
+}
+
+#[test]
+fn time_lapse_is_denoised_across_frames() {
+    // A 2D time-lapse (1 slice, 6 frames): the 3D neighbourhood runs along time, so the
+    // result equals the CLI's on the same planes taken as a volume.
+    let Some(env) = prerequisites("ij_frames") else {
+        return;
+    };
+    let phantom = "--shape 6 36 44 --scale 1000 --noise 0.04 --bits 16";
+    let params = "h=30 sigma=40 patch_radius=1 search_radius=3 patch_radius_z=1 search_radius_z=1";
+    let o = ij_vs_cli(
+        &env,
+        phantom,
+        "nl_means",
+        params,
+        "z_axis=frames",
+        Some("1,1,6"),
+    );
+    assert!(o.log.contains("dimensions: c=1 z=1 t=6"), "{}", o.log);
+    assert!(o.log.contains("z_axis=frames"), "{}", o.log);
+    assert_eq!(o.ij, o.cli);
 }
 
 #[test]
@@ -408,84 +399,4 @@ fn gui_record_preview_replay_and_compare() {
             std::fs::copy(shots.join(shot), Path::new(&dir).join(shot)).unwrap();
         }
     }
-}
-
-#[test]
-fn sixteen_bit_data_survives_an_identity_round_trip() {
-    // Full 16-bit range, no clipping to percentiles (DenoisEM clipped 16-bit data).
-    let Some(env) = prerequisites("ij_identity") else {
-        return;
-    };
-    let input = env.tmp.join("wide.tif");
-    cli(
-        &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "2",
-            "40",
-            "50",
-            "--scale",
-            "60000",
-            "--noise",
-            "0.1",
-            "--bits",
-            "16",
-        ],
-    );
-    let (ij, untouched, _) = imagej(&env, &input, "method=gaussian sigma=0 sigma_z=0");
-    assert_eq!(ij, untouched);
-    assert!(
-        ij.iter().any(|&v| v > 60000.0) && ij.contains(&0.0),
-        "test image should span the range"
-    );
-}
-
-#[test]
-fn time_lapse_is_denoised_across_frames() {
-    // A 2D time-lapse (1 slice, 6 frames): the 3D neighbourhood runs along time, so the
-    // result equals the CLI's on the same planes taken as a volume.
-    let Some(env) = prerequisites("ij_frames") else {
-        return;
-    };
-    let input = env.tmp.join("movie.tif");
-    cli(
-        &env,
-        &[
-            "phantom",
-            input.to_str().unwrap(),
-            "--shape",
-            "6",
-            "36",
-            "44",
-            "--scale",
-            "1000",
-            "--noise",
-            "0.04",
-            "--bits",
-            "16",
-        ],
-    );
-    let params = "h=30 sigma=40 patch_radius=1 search_radius=3 patch_radius_z=1 search_radius_z=1";
-    let cli_out = env.tmp.join("cli.tif");
-    let mut args = vec![
-        "run",
-        "nl_means",
-        input.to_str().unwrap(),
-        cli_out.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ];
-    args.extend(params.split(' '));
-    cli(&env, &args);
-    let (ij, _, log) = imagej_with(
-        &env,
-        &input,
-        &format!("method=nl_means backend=cpu {params} z_axis=frames"),
-        Some("1,1,6"),
-    );
-    assert!(log.contains("dimensions: c=1 z=1 t=6"), "{log}");
-    assert!(log.contains("z_axis=frames"), "{log}");
-    assert_eq!(ij, read_tiff(&cli_out));
 }
