@@ -197,28 +197,62 @@ pub fn cancel(id: i64) -> Result<bool> {
     })
 }
 
+/// The Java arguments that describe a job: method, image and parameters.
+pub struct JobArgs<'a, 'l> {
+    /// Method id.
+    pub method: &'a JString<'l>,
+    /// Pixels, plane after plane.
+    pub pixels: &'a JFloatArray<'l>,
+    /// `{width, height, depth}`.
+    pub dims: &'a JIntArray<'l>,
+    /// Parameter keys (or null together with `values`).
+    pub keys: &'a JObjectArray<'l, JString<'l>>,
+    /// Parameter values as text.
+    pub values: &'a JObjectArray<'l, JString<'l>>,
+}
+
+impl<'a, 'l> JobArgs<'a, 'l> {
+    /// Bundles the arguments of a native call.
+    pub fn new(
+        method: &'a JString<'l>,
+        pixels: &'a JFloatArray<'l>,
+        dims: &'a JIntArray<'l>,
+        keys: &'a JObjectArray<'l, JString<'l>>,
+        values: &'a JObjectArray<'l, JString<'l>>,
+    ) -> Self {
+        Self {
+            method,
+            pixels,
+            dims,
+            keys,
+            values,
+        }
+    }
+
+    /// Copies and checks everything: the method id, the parameters and the image.
+    fn read(&self, env: &mut Env<'_>) -> Result<(String, ParamValues, Volume)> {
+        let method = read_string(env, self.method, "method")?;
+        let params = read_params(env, self.keys, self.values)?;
+        let img = read_volume(env, self.pixels, self.dims)?;
+        Ok((method, params, img))
+    }
+}
+
 /// `denoise`: runs a method and reports the device in `info[0]` when `info` is given.
-#[allow(clippy::too_many_arguments)]
 pub fn denoise<'l>(
     env: &mut Env<'l>,
-    method: &JString<'_>,
-    pixels: &JFloatArray<'_>,
-    dims: &JIntArray<'_>,
-    keys: &JObjectArray<'_, JString<'_>>,
-    values: &JObjectArray<'_, JString<'_>>,
+    job_args: &JobArgs<'_, '_>,
     backend: &JString<'_>,
     info: &JObjectArray<'_, JString<'_>>,
     job: i64,
 ) -> Result<JFloatArray<'l>> {
     init_logging();
-    let method = read_string(env, method, "method")?;
     let backend = if backend.is_null() {
         Backend::Auto
     } else {
         Backend::from_name(&backend.try_to_string(env)?)?
     };
-    let params = read_params(env, keys, values)?;
-    let img = read_volume(env, pixels, dims)?;
+    let (method, params, img) = job_args.read(env)?;
     let (_guard, ctl) = JobGuard::start(job);
     let (out, ran) = denoisekit_gpu::run(&method, img.view(), &params, backend, &ctl)?;
     if !info.is_null() && info.len(env)? > 0 {
@@ -229,17 +263,8 @@ pub fn denoise<'l>(
 }
 
 /// `resolve`: the full, checked parameter set as a macro option string.
-pub fn resolve<'l>(
-    env: &mut Env<'l>,
-    method: &JString<'_>,
-    pixels: &JFloatArray<'_>,
-    dims: &JIntArray<'_>,
-    keys: &JObjectArray<'_, JString<'_>>,
-    values: &JObjectArray<'_, JString<'_>>,
-) -> Result<JString<'l>> {
-    let method = read_string(env, method, "method")?;
-    let params = read_params(env, keys, values)?;
-    let img = read_volume(env, pixels, dims)?;
+pub fn resolve<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JString<'l>> {
+    let (method, params, img) = job_args.read(env)?;
     let (_, resolved) = denoisekit_core::prepare(&method, &img.view(), &params)?;
     Ok(env.new_string(resolved.to_options())?)
 }

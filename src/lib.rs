@@ -51,9 +51,8 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
     job: jlong,
 ) -> JFloatArray<'l> {
     env.with_env(|env| {
-        bridge::denoise(
-            env, &method, &pixels, &dims, &keys, &values, &backend, &info, job,
-        )
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        bridge::denoise(env, &args, &backend, &info, job)
     })
     .resolve::<Throw>()
 }
@@ -70,8 +69,11 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
     keys: JObjectArray<'l, JString<'l>>,
     values: JObjectArray<'l, JString<'l>>,
 ) -> JString<'l> {
-    env.with_env(|env| bridge::resolve(env, &method, &pixels, &dims, &keys, &values))
-        .resolve::<Throw>()
+    env.with_env(|env| {
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        bridge::resolve(env, &args)
+    })
+    .resolve::<Throw>()
 }
 
 /// `private static native double estimateNoise0(float[] pixels, int[] dims)`.

@@ -140,13 +140,20 @@ pub fn denoise_total_variation(
 fn solve(
     f: &[f32],
     out: &mut [f32],
-    (d, h, w): (usize, usize, usize),
+    dims: (usize, usize, usize),
     p: &TotalVariationParams,
     wz: f32,
     ctl: &Control,
 ) -> Result<()> {
     let n = f.len();
     let nz = if wz > 0.0 { n } else { 0 };
+    let problem = Problem {
+        f,
+        dims,
+        p,
+        wz,
+        ctl,
+    };
     // The dual variables live in the thread's reusable scratch: fresh multi-megabyte
     // allocations are returned to the system on free and page-faulted in again on every
     // call, which cost more than the whole iteration on small images.
@@ -154,23 +161,34 @@ fn solve(
         buf.fill(0.0);
         let (px, rest) = buf.split_at_mut(n);
         let (py, pz) = rest.split_at_mut(n);
-        iterate(f, out, (d, h, w), p, wz, ctl, px, py, pz)
+        iterate(&problem, out, px, py, pz)
     })
 }
 
-/// The iterations proper, with the dual variables `p` (zeroed) supplied by the caller.
-#[allow(clippy::too_many_arguments)]
-fn iterate(
-    f: &[f32],
-    out: &mut [f32],
-    (d, h, w): (usize, usize, usize),
-    p: &TotalVariationParams,
+/// The input and settings of one solve.
+struct Problem<'a> {
+    f: &'a [f32],
+    dims: (usize, usize, usize),
+    p: &'a TotalVariationParams,
     wz: f32,
-    ctl: &Control,
+    ctl: &'a Control,
+}
+
+/// The iterations proper, with the dual variables `p` (zeroed) supplied by the caller.
+fn iterate(
+    pb: &Problem<'_>,
+    out: &mut [f32],
     px: &mut [f32],
     py: &mut [f32],
     pz: &mut [f32],
 ) -> Result<()> {
+    let Problem {
+        f,
+        dims: (d, h, w),
+        p,
+        wz,
+        ctl,
+    } = *pb;
     let n = f.len();
     let ndim = if wz > 0.0 { 2.0 + wz * wz } else { 2.0 };
     let tau = 1.0 / (2.0 * ndim);
