@@ -125,6 +125,7 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
     // Invariant: `pad` builds a standard-layout array.
     let src = padded.as_slice().unwrap_or(&[]);
     let geo = Geometry {
+        ctl,
         src,
         ph,
         pw,
@@ -160,6 +161,7 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
 }
 
 struct Geometry<'a> {
+    ctl: &'a Control,
     src: &'a [f32],
     ph: usize,
     pw: usize,
@@ -206,6 +208,12 @@ impl Geometry<'_> {
         den_all[..bh * w].fill(0.0);
         for sz in -(self.srz as isize)..=self.srz as isize {
             for sy in -(sr as isize)..=sr as isize {
+                // A band with a large search window takes long: look for a cancel between
+                // shift rows so that a stale preview stops within milliseconds. The
+                // partial band is discarded with the whole job.
+                if self.ctl.is_cancelled() {
+                    return;
+                }
                 for sx in -(sr as isize)..=sr as isize {
                     // Squared differences over the band plus the patch halo, summed over
                     // the patch's planes. Padded row of band row rr: y0 + rr + sr.
