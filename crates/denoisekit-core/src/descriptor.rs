@@ -322,6 +322,18 @@ impl ParamField for usize {
     }
 }
 
+impl ParamField for &'static str {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::Choice(s) => Ok(s),
+            other => Err(spec.invalid(&other.to_string(), "a choice".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Choice(self)
+    }
+}
+
 impl ParamField for crate::border::BorderMode {
     fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
         match v {

@@ -30,6 +30,9 @@ pub use descriptor::{
     Scale, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
+pub use methods::anisotropic_diffusion::{
+    AnisotropicDiffusionParams, denoise_anisotropic_diffusion,
+};
 pub use methods::bilateral::{BilateralParams, denoise_bilateral};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
 pub use methods::median::{MedianParams, denoise_median};

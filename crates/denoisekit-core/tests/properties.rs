@@ -31,7 +31,7 @@ fn three_d_values(id: &str) -> ParamValues {
     let m = denoisekit_core::find(id).unwrap();
     let mut v = ParamValues::new();
     for p in m.params {
-        if p.key.ends_with("_z") {
+        if p.key.ends_with("_z") || p.key.starts_with("z_") {
             match p.kind {
                 ParamKind::Float { .. } => v.insert(p.key, 1.0),
                 ParamKind::Int { .. } => v.insert(p.key, 1),

@@ -130,3 +130,48 @@ fn median_equals_scipy_exactly() {
     );
     assert_eq!(out, read("scipy_median_size3_reflect_3d.tif"));
 }
+
+#[test]
+fn anisotropic_diffusion_matches_medpy() {
+    let input2 = read("input_2d_64x72.tif");
+    for (conductance, file) in [
+        (
+            "exponential",
+            "medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
+        ),
+        (
+            "rational",
+            "medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt2_2d.tif",
+        ),
+    ] {
+        let params = [
+            ("kappa", "0.2"),
+            ("iterations", "10"),
+            ("step", "0.15"),
+            ("conductance", conductance),
+        ];
+        let d = max_diff(
+            &denoise("anisotropic_diffusion", &input2, &params),
+            &read(file),
+            0,
+        );
+        assert!(d < 1e-5, "{conductance}: max |DenoiseKit - MedPy| = {d}");
+    }
+    let params = [
+        ("kappa", "0.2"),
+        ("iterations", "5"),
+        ("step", "0.1"),
+        ("z_weight", "1"),
+    ];
+    let out = denoise(
+        "anisotropic_diffusion",
+        &read("input_3d_8x32x36.tif"),
+        &params,
+    );
+    let d = max_diff(
+        &out,
+        &read("medpy_anisotropic_diffusion_n5_k0.2_g0.1_opt1_3d.tif"),
+        0,
+    );
+    assert!(d < 1e-5, "3D: max |DenoiseKit - MedPy| = {d}");
+}

@@ -7,6 +7,7 @@
 use crate::descriptor::MethodDescriptor;
 use crate::error::{DenoiseError, Result};
 
+pub mod anisotropic_diffusion;
 pub mod bilateral;
 pub mod gaussian;
 pub mod median;
@@ -19,6 +20,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
+    &anisotropic_diffusion::DESCRIPTOR,
     &median::DESCRIPTOR,
 ];
 

@@ -52,6 +52,13 @@ def main():
     save("scipy_median_size3_reflect_2d.tif", ndi.median_filter(x2, size=3, mode="reflect"))
     save("scipy_median_size5_reflect_2d.tif", ndi.median_filter(x2, size=5, mode="reflect"))
     save("scipy_median_size3_reflect_3d.tif", ndi.median_filter(x3, size=3, mode="reflect"))
+    from medpy.filter.smoothing import anisotropic_diffusion
+    save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
+         anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))
+    save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt2_2d.tif",
+         anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=2))
+    save("medpy_anisotropic_diffusion_n5_k0.2_g0.1_opt1_3d.tif",
+         anisotropic_diffusion(x3, niter=5, kappa=0.2, gamma=0.1, option=1))
     print("scikit-image", skimage.__version__, "scipy", scipy.__version__, "numpy", np.__version__)
 
 
