@@ -22,7 +22,10 @@ pub type GpuRunFn =
 
 /// Methods with a GPU kernel, by id. Each id here has `gpu_tolerance` set in its core
 /// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
-pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[("gaussian", methods::gaussian::run)];
+pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[
+    ("gaussian", methods::gaussian::run),
+    ("bilateral", methods::bilateral::run),
+];
 
 /// The GPU implementation of `id`, if there is one.
 pub fn gpu_method(id: &str) -> Option<GpuRunFn> {

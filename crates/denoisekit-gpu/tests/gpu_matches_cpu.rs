@@ -170,8 +170,12 @@ fn backend_choice_is_honoured_and_reported() {
     } else {
         assert!(matches!(ran, Ran::Gpu(_)), "{ran}");
     }
+    // A method without a GPU kernel runs on the CPU and says why.
+    let Some(cpu_only) = registry().iter().find(|m| m.gpu_tolerance.is_none()) else {
+        return;
+    };
     let (_, ran) = run(
-        "bilateral",
+        cpu_only.id,
         img.view(),
         &ParamValues::new(),
         Backend::Gpu,

@@ -60,7 +60,9 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     ],
     dims: Dims::D2D3,
     params: BilateralParams::SPECS,
-    gpu_tolerance: None,
+    // GPU `exp` differs from `fast_exp` by a few ulp and sums in another order; measured
+    // 1.4e-7 of the range on lavapipe.
+    gpu_tolerance: Some(1e-5),
     identity: &[("sigma_spatial", "0")],
     support,
     run,
