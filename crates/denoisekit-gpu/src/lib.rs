@@ -25,6 +25,7 @@ pub type GpuRunFn =
 pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[
     ("gaussian", methods::gaussian::run),
     ("bilateral", methods::bilateral::run),
+    ("nl_means", methods::nl_means::run),
 ];
 
 /// The GPU implementation of `id`, if there is one.

@@ -69,8 +69,13 @@ fn every_gpu_method_matches_cpu() {
             if let denoisekit_core::ParamKind::Choice { options, .. } = p.kind {
                 settings.extend(options.iter().map(|o| ParamValues::new().set(p.key, o)));
             }
-            if p.key.ends_with("_z") {
-                settings.push(ParamValues::new().set(p.key, 1.5));
+            if p.key.ends_with("_z") || p.key.starts_with("z_") {
+                let on = if matches!(p.kind, denoisekit_core::ParamKind::Int { .. }) {
+                    "1"
+                } else {
+                    "1.5"
+                };
+                settings.push(ParamValues::new().set(p.key, on));
             }
         }
         for img in inputs() {
