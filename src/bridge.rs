@@ -254,12 +254,12 @@ pub fn denoise<'l>(
     };
     let (method, params, img) = job_args.read(env)?;
     let (_guard, ctl) = JobGuard::start(job);
-    let (out, ran) = denoisekit_gpu::run(&method, img.view(), &params, backend, &ctl)?;
+    let done = denoisekit_gpu::run(&method, img.view(), &params, backend, &ctl)?;
     if !info.is_null() && info.len(env)? > 0 {
-        let s = env.new_string(ran.to_string())?;
+        let s = env.new_string(done.device.to_string())?;
         info.set_element(env, 0, &s)?;
     }
-    write_volume(env, &out)
+    write_volume(env, &done.volume)
 }
 
 /// `resolve`: the full, checked parameter set as a macro option string.

@@ -155,19 +155,19 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             let (img, bits) = tiffio::read(&input)?;
             let values = parse_params(&params)?;
             let t = Instant::now();
-            let (out, ran) = denoisekit_gpu::run(
+            let done = denoisekit_gpu::run(
                 &method,
                 img.view(),
                 &values,
                 backend.into(),
                 &Control::new(),
             )?;
-            let (_, resolved) = denoisekit_core::prepare(&method, &img.view(), &values)?;
-            tiffio::write(&output, &out, if float { Bits::F32 } else { bits })?;
+            tiffio::write(&output, &done.volume, if float { Bits::F32 } else { bits })?;
+            // Full precision: the line can be pasted back to reproduce the result exactly.
             eprintln!(
                 "{method} {} on {}: {:.1} ms -> {}",
-                resolved.to_options(),
-                ran,
+                done.params.to_options(),
+                done.device,
                 t.elapsed().as_secs_f64() * 1e3,
                 output.display()
             );
@@ -390,7 +390,6 @@ fn demo(input: Option<PathBuf>, noise: f64, out: &Path, backend: Backend) -> Cli
     let mut panels = vec![clean.clone(), noisy.clone()];
     for m in registry() {
         let values = ParamValues::new();
-        let (_, resolved) = denoisekit_core::prepare(m.id, &noisy.view(), &values)?;
         let mut times = Vec::new();
         let mut result = None;
         for _ in 0..3 {
@@ -399,17 +398,17 @@ fn demo(input: Option<PathBuf>, noise: f64, out: &Path, backend: Backend) -> Cli
             times.push(t.elapsed().as_secs_f64() * 1e3);
             result = Some(r);
         }
-        let Some((den, ran)) = result else { continue };
-        let (p, s) = score(&den)?;
+        let Some(done) = result else { continue };
+        let (p, s) = score(&done.volume)?;
         println!(
             "| {} | {} | {} | {:.1} | {p:.2} | {s:.3} |",
             m.id,
-            short_options(&resolved),
-            ran,
+            short_options(&done.params),
+            done.device,
             median_ms(times)
         );
-        tiffio::write(&out.join(format!("{}.tif", m.id)), &den, Bits::F32)?;
-        panels.push(den);
+        tiffio::write(&out.join(format!("{}.tif", m.id)), &done.volume, Bits::F32)?;
+        panels.push(done.volume);
     }
     let png = out.join("montage.png");
     write_montage(&png, &panels, lo, hi)?;
@@ -481,8 +480,7 @@ fn bench(
                 values.insert(k.clone(), v);
             }
         }
-        let (_, resolved) = denoisekit_core::prepare(m.id, &img.view(), &values)?;
-        let (out, ran) = denoisekit_gpu::run(m.id, img.view(), &values, backend, &Control::new())?;
+        let first = denoisekit_gpu::run(m.id, img.view(), &values, backend, &Control::new())?;
         let mut times = Vec::with_capacity(repeats);
         for _ in 0..repeats.max(1) {
             let t = Instant::now();
@@ -495,12 +493,12 @@ fn bench(
         println!(
             "| {} | {} | {} | {med:.2} | {min:.2} | {:.1} |",
             m.id,
-            short_options(&resolved),
-            ran,
+            short_options(&first.params),
+            first.device,
             img.len() as f64 / med / 1e3
         );
         if let Some(dir) = save {
-            tiffio::write(&dir.join(format!("{}.tif", m.id)), &out, Bits::F32)?;
+            tiffio::write(&dir.join(format!("{}.tif", m.id)), &first.volume, Bits::F32)?;
         }
     }
     Ok(())

@@ -54,6 +54,17 @@ impl std::fmt::Display for Ran {
     }
 }
 
+/// A result, the device that computed it and the parameters it used (defaults filled in).
+#[derive(Debug, Clone)]
+pub struct Denoised {
+    /// The denoised image.
+    pub volume: Volume,
+    /// Where it was computed.
+    pub device: Ran,
+    /// Every parameter's value, including noise-derived defaults.
+    pub params: Resolved,
+}
+
 /// Runs method `id` on the device chosen by `backend`.
 ///
 /// - `Cpu`: always the CPU.
@@ -73,7 +84,7 @@ pub fn run(
     values: &ParamValues,
     backend: Backend,
     ctl: &Control,
-) -> Result<(Volume, Ran), DenoiseError> {
+) -> Result<Denoised, DenoiseError> {
     let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
     ctl.reset_progress();
     let mut why = None;
@@ -90,9 +101,13 @@ pub fn run(
                 why = Some(format!("{} is a software GPU", ctx.info.name));
             }
             (Ok(ctx), Some(f)) => match f(ctx, input.view(), &resolved, ctl) {
-                Ok(v) => {
+                Ok(volume) => {
                     ctl.checkpoint()?;
-                    return Ok((v, Ran::Gpu(ctx.describe())));
+                    return Ok(Denoised {
+                        volume,
+                        device: Ran::Gpu(ctx.describe()),
+                        params: resolved,
+                    });
                 }
                 Err(e) => {
                     ctl.checkpoint()?;
@@ -110,6 +125,10 @@ pub fn run(
             },
         }
     }
-    let out = (m.run)(input, &resolved, ctl)?;
-    Ok((out, Ran::Cpu(why)))
+    let volume = (m.run)(input, &resolved, ctl)?;
+    Ok(Denoised {
+        volume,
+        device: Ran::Cpu(why),
+        params: resolved,
+    })
 }

@@ -81,12 +81,15 @@ fn every_gpu_method_matches_cpu() {
         for img in inputs() {
             let (lo, hi) = min_max(&img.view());
             for values in &settings {
-                let (gpu, ran) =
-                    run(m.id, img.view(), values, Backend::Gpu, &Control::new()).unwrap();
+                let gpu = run(m.id, img.view(), values, Backend::Gpu, &Control::new()).unwrap();
+                let ran = &gpu.device;
                 assert!(matches!(ran, Ran::Gpu(_)), "{}: ran on {ran}", m.id);
-                let (cpu, _) =
-                    run(m.id, img.view(), values, Backend::Cpu, &Control::new()).unwrap();
-                let d = max_rel_diff(&gpu, &cpu, hi - lo);
+                let cpu = run(m.id, img.view(), values, Backend::Cpu, &Control::new()).unwrap();
+                assert_eq!(
+                    gpu.params, cpu.params,
+                    "both devices must use the same parameters"
+                );
+                let d = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
                 assert!(
                     d <= tol,
                     "{} {:?} {:?}: GPU-CPU = {d} of range > {tol}",
@@ -136,14 +139,15 @@ fn tiled_gaussian_equals_untiled() {
 #[test]
 fn backend_choice_is_honoured_and_reported() {
     let img = inputs().remove(0);
-    let (_, ran) = run(
+    let ran = run(
         "gaussian",
         img.view(),
         &ParamValues::new(),
         Backend::Cpu,
         &Control::new(),
     )
-    .unwrap();
+    .unwrap()
+    .device;
     assert_eq!(ran, Ran::Cpu(None));
     let Some(ctx) = context() else {
         let r = run(
@@ -159,14 +163,15 @@ fn backend_choice_is_honoured_and_reported() {
         ));
         return;
     };
-    let (_, ran) = run(
+    let ran = run(
         "gaussian",
         img.view(),
         &ParamValues::new(),
         Backend::Auto,
         &Control::new(),
     )
-    .unwrap();
+    .unwrap()
+    .device;
     if ctx.is_software() {
         assert!(
             matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("software")),
@@ -179,14 +184,15 @@ fn backend_choice_is_honoured_and_reported() {
     let Some(cpu_only) = registry().iter().find(|m| m.gpu_tolerance.is_none()) else {
         return;
     };
-    let (_, ran) = run(
+    let ran = run(
         cpu_only.id,
         img.view(),
         &ParamValues::new(),
         Backend::Gpu,
         &Control::new(),
     )
-    .unwrap();
+    .unwrap()
+    .device;
     assert!(
         matches!(ran, Ran::Cpu(Some(ref why)) if why.contains("no GPU kernel")),
         "{ran}"
