@@ -50,7 +50,8 @@ NOTES = """
   the exponential exactly; scikit-image's fast mode uses Schraudolph's approximation and
   drops weights below e^-5, which is where its lower PSNR at the same settings comes from.
 - NL-means and TV are memory-bound on these machines and their ratios move most between
-  runs (TV measured 4.1x to 6.5x, NL-means 5.6x to 7.5x, in runs of the same code).
+  runs: NL-means measured 4.8x to 7.5x in runs of the same code; TV 4.1x to 6.5x with the
+  two-pass iteration and 7.1x with the fused one in this table.
 - GPU: no GPU was available when these figures were taken; the Gaussian GPU kernel is
   checked for correctness on Mesa's lavapipe in the test suite, whose speed says nothing
   about a real GPU.
