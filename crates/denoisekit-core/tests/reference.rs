@@ -175,3 +175,22 @@ fn anisotropic_diffusion_matches_medpy() {
     );
     assert!(d < 1e-5, "3D: max |DenoiseKit - MedPy| = {d}");
 }
+
+#[test]
+fn fourier_filter_matches_numpy() {
+    let out = denoise(
+        "fourier_filter",
+        &read("input_2d_64x72.tif"),
+        &[("cutoff", "0.25"), ("softness", "0.2")],
+    );
+    let d = max_diff(&out, &read("numpy_fourier_lowpass_c0.25_s0.2_2d.tif"), 0);
+    assert!(d < 1e-5, "2D: max |DenoiseKit - numpy| = {d}");
+    let params = [("cutoff", "0.15"), ("softness", "0.3"), ("cutoff_z", "0.2")];
+    let out = denoise("fourier_filter", &read("input_3d_8x32x36.tif"), &params);
+    let d = max_diff(
+        &out,
+        &read("numpy_fourier_lowpass_c0.15_s0.3_cz0.2_3d.tif"),
+        0,
+    );
+    assert!(d < 1e-5, "3D: max |DenoiseKit - numpy| = {d}");
+}

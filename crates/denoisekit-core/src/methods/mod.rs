@@ -9,6 +9,7 @@ use crate::error::{DenoiseError, Result};
 
 pub mod anisotropic_diffusion;
 pub mod bilateral;
+pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
 pub mod nl_means;
@@ -21,6 +22,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &nl_means::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
     &anisotropic_diffusion::DESCRIPTOR,
+    &fourier_filter::DESCRIPTOR,
     &median::DESCRIPTOR,
 ];
 

@@ -32,6 +32,25 @@ def scene(shape, seed):
     return img.astype(np.float32), noisy.astype(np.float32)
 
 
+def fourier_lowpass(x, cutoff, softness, cutoff_z=0.0):
+    """The mask of DenoiseKit's fourier_filter, written independently with numpy's FFT."""
+    if x.ndim == 3 and cutoff_z == 0.0:
+        return np.stack([fourier_lowpass(p, cutoff, softness) for p in x])
+    ext = np.pad(x.astype(np.float64), [(0, n) for n in x.shape], mode="symmetric")
+    spec = np.fft.rfftn(ext)
+    grids = [np.fft.fftfreq(n) for n in ext.shape[:-1]] + [np.fft.rfftfreq(ext.shape[-1])]
+    f = np.meshgrid(*grids, indexing="ij")
+    rho2 = (f[-1] ** 2 + f[-2] ** 2) / cutoff ** 2
+    if x.ndim == 3:
+        rho2 = rho2 + f[0] ** 2 / cutoff_z ** 2
+    rho = np.sqrt(rho2)
+    s = softness
+    m = np.where(rho <= 1 - s, 1.0, np.where(rho >= 1 + s, 0.0,
+                 0.5 * (1 + np.cos(np.pi * (rho - 1 + s) / (2 * s)))))
+    out = np.fft.irfftn(spec * m, s=ext.shape, axes=tuple(range(ext.ndim)))
+    return out[tuple(slice(0, n) for n in x.shape)]
+
+
 def save(name, arr):
     tifffile.imwrite(os.path.join(HERE, name), np.asarray(arr, dtype=np.float32))
 
@@ -52,6 +71,8 @@ def main():
     save("scipy_median_size3_reflect_2d.tif", ndi.median_filter(x2, size=3, mode="reflect"))
     save("scipy_median_size5_reflect_2d.tif", ndi.median_filter(x2, size=5, mode="reflect"))
     save("scipy_median_size3_reflect_3d.tif", ndi.median_filter(x3, size=3, mode="reflect"))
+    save("numpy_fourier_lowpass_c0.25_s0.2_2d.tif", fourier_lowpass(x2, 0.25, 0.2))
+    save("numpy_fourier_lowpass_c0.15_s0.3_cz0.2_3d.tif", fourier_lowpass(x3, 0.15, 0.3, 0.2))
     from medpy.filter.smoothing import anisotropic_diffusion
     save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
          anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))
