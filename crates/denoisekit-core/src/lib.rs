@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod noise;
 pub mod phantom;
 pub mod simd;
+pub mod spectral;
 pub mod volume;
 
 pub use border::BorderMode;

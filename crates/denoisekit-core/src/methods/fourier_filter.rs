@@ -22,18 +22,10 @@
 //! J. W. Goodman, "Introduction to Fourier optics", 3rd ed., Roberts & Co. 2005 (the OTF
 //! cut-off).
 
-use crate::border::BorderMode;
 use crate::control::Control;
 use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
-use ndarray::Array3;
-use rayon::prelude::*;
-use realfft::RealFftPlanner;
-use rustfft::FftPlanner;
-use rustfft::num_complex::Complex;
-
-type C32 = Complex<f32>;
 
 crate::method_params! {
     /// Parameters of [`denoise_fourier_filter`].
@@ -130,134 +122,10 @@ pub fn denoise_fourier_filter(
     if rho_max2.sqrt() <= 1.0 - p.softness {
         return Ok(input.to_owned());
     }
-    let src = input.as_standard_layout();
-    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
-    if use_z {
-        let v = filter_block(&src.view(), p, true, ctl)?;
-        out.assign(&v);
-    } else {
-        for (z, mut plane_out) in out.outer_iter_mut().enumerate() {
-            ctl.checkpoint()?;
-            let one = src.slice(ndarray::s![z..z + 1, .., ..]);
-            let v = filter_block(&one, p, false, ctl)?;
-            plane_out.assign(&v.index_axis(ndarray::Axis(0), 0));
-        }
-    }
-    ctl.checkpoint()?;
-    Ok(out)
-}
-
-/// Filters one block (a plane, or the whole volume when `use_z`) through its mirrored
-/// extension: real FFT along x, complex FFTs along y (and z), mask, and back.
-fn filter_block(
-    v: &VolumeView<'_>,
-    p: &FourierFilterParams,
-    use_z: bool,
-    ctl: &Control,
-) -> Result<Volume> {
-    let (d, h, w) = v.dim();
-    let (ed, eh, ew) = (if use_z { 2 * d } else { 1 }, 2 * h, 2 * w);
-    let k = ew / 2 + 1;
-    let sym = BorderMode::Symmetric;
-    // Mirror extension: index i of the extended axis reads sym.index(i) of the image.
-    let mut ext = vec![0.0f32; ed * eh * ew];
-    ext.par_chunks_mut(ew).enumerate().for_each(|(row, r)| {
-        let (z, y) = (row / eh, row % eh);
-        let zz = if use_z {
-            sym.index(z as isize, d).unwrap_or(0)
-        } else {
-            0
-        };
-        let yy = sym.index(y as isize, h).unwrap_or(0);
-        for (x, o) in r.iter_mut().enumerate() {
-            *o = v[(zz, yy, sym.index(x as isize, w).unwrap_or(0))];
-        }
-    });
-    let mut rplan = RealFftPlanner::<f32>::new();
-    let (r2c, c2r) = (rplan.plan_fft_forward(ew), rplan.plan_fft_inverse(ew));
-    let mut spec = vec![C32::default(); ed * eh * k];
-    ext.par_chunks_mut(ew)
-        .zip(spec.par_chunks_mut(k))
-        .for_each(|(r, c)| {
-            // Invariant: the buffers have the planned lengths, so process cannot fail.
-            let _ = r2c.process(r, c);
-        });
-    ctl.checkpoint()?;
-    let mut cplan = FftPlanner::<f32>::new();
-    fft_axis(&mut spec, (ed, eh, k), 1, &cplan.plan_fft_forward(eh));
-    if use_z {
-        fft_axis(&mut spec, (ed, eh, k), 0, &cplan.plan_fft_forward(ed));
-    }
-    ctl.checkpoint()?;
     let (c, s, cz) = (p.cutoff, p.softness, p.cutoff_z);
-    let freq = |i: usize, n: usize| {
-        let signed = if i <= n / 2 {
-            i as f64
-        } else {
-            i as f64 - n as f64
-        };
-        signed / n as f64
-    };
-    let norm = 1.0 / (ed * eh * ew) as f64;
-    spec.par_chunks_mut(k).enumerate().for_each(|(row, r)| {
-        let (z, y) = (row / eh, row % eh);
-        let fy = freq(y, eh);
+    crate::spectral::apply(&input, use_z, ctl, &move |fz, fy, fx| {
         // (0/0 when a tiny cutoff_z underflows: the zero frequency always passes in z.)
-        let fz = if use_z { freq(z, ed) } else { 0.0 };
         let fz2 = if fz == 0.0 { 0.0 } else { fz * fz / (cz * cz) };
-        for (x, v) in r.iter_mut().enumerate() {
-            let fx = x as f64 / ew as f64;
-            let rho = ((fx * fx + fy * fy) / (c * c) + fz2).sqrt();
-            *v *= (mask(rho, s) * norm) as f32;
-        }
-    });
-    if use_z {
-        fft_axis(&mut spec, (ed, eh, k), 0, &cplan.plan_fft_inverse(ed));
-    }
-    fft_axis(&mut spec, (ed, eh, k), 1, &cplan.plan_fft_inverse(eh));
-    ctl.checkpoint()?;
-    ext.par_chunks_mut(ew)
-        .zip(spec.par_chunks_mut(k))
-        .for_each(|(r, c)| {
-            // The image is real and the mask symmetric: DC and Nyquist are real up to rounding,
-            // which the inverse real FFT requires exactly.
-            c[0].im = 0.0;
-            c[k - 1].im = 0.0;
-            let _ = c2r.process(c, r);
-        });
-    let out = Array3::from_shape_fn((d, h, w), |(z, y, x)| ext[(z * eh + y) * ew + x]);
-    Ok(out)
-}
-
-/// In-place FFT of `data` (shape `dims`, row-major) along axis 0 or 1, through a
-/// transposed copy so that each transform runs on contiguous memory.
-fn fft_axis(
-    data: &mut [C32],
-    (n0, n1, n2): (usize, usize, usize),
-    axis: usize,
-    fft: &std::sync::Arc<dyn rustfft::Fft<f32>>,
-) {
-    // View as (outer, len, inner): the transform runs along `len`.
-    let (outer, len, inner) = if axis == 1 {
-        (n0, n1, n2)
-    } else {
-        (1, n0, n1 * n2)
-    };
-    for block in data.chunks_mut(len * inner).take(outer) {
-        let mut t = vec![C32::default(); len * inner];
-        t.par_chunks_mut(len).enumerate().for_each(|(j, col)| {
-            for (i, c) in col.iter_mut().enumerate() {
-                *c = block[i * inner + j];
-            }
-        });
-        t.par_chunks_mut(len).for_each(|col| fft.process(col));
-        block
-            .par_chunks_mut(inner)
-            .enumerate()
-            .for_each(|(i, row)| {
-                for (j, c) in row.iter_mut().enumerate() {
-                    *c = t[j * len + i];
-                }
-            });
-    }
+        mask(((fx * fx + fy * fy) / (c * c) + fz2).sqrt(), s)
+    })
 }
