@@ -39,6 +39,7 @@ pub use methods::fourier_filter::{FourierFilterParams, denoise_fourier_filter};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
 pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
+pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
 pub use methods::{find, registry};
 pub use noise::estimate_sigma;

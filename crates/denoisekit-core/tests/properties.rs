@@ -393,3 +393,23 @@ fn crop_with_support_halo_reproduces_the_full_result_exactly() {
         }
     }
 }
+
+#[test]
+fn unstable_or_unregularised_settings_are_refused_with_the_bound() {
+    let img = Array3::<f32>::zeros((3, 8, 8));
+    let e = run(
+        "tikhonov",
+        img.view(),
+        &ParamValues::new().set("lambda", 0).set("psf_sigma", 1.5),
+        &Control::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, DenoiseError::ParamOutOfRange { ref name, .. } if name == "lambda"),
+        "{e}"
+    );
+    // An explicit diffusion step above 1/(2(2 + z_weight)) would diverge in 3D.
+    let v = ParamValues::new().set("step", 0.25).set("z_weight", 1);
+    let e = run("anisotropic_diffusion", img.view(), &v, &Control::new()).unwrap_err();
+    assert!(e.to_string().contains("0.1667"), "{e}");
+}

@@ -194,3 +194,38 @@ fn fourier_filter_matches_numpy() {
     );
     assert!(d < 1e-5, "3D: max |DenoiseKit - numpy| = {d}");
 }
+
+#[test]
+fn tikhonov_matches_numpy() {
+    let input2 = read("input_2d_64x72.tif");
+    // (parameters, reference file, tolerance)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, f32);
+    let cases: [Case; 3] = [
+        (
+            &[("lambda", "2")],
+            "numpy_tikhonov_l2_gradient_2d.tif",
+            1e-5,
+        ),
+        (
+            &[("lambda", "3"), ("regulariser", "laplacian")],
+            "numpy_tikhonov_l3_laplacian_2d.tif",
+            1e-5,
+        ),
+        (
+            &[("lambda", "0.01"), ("psf_sigma", "1.5")],
+            "numpy_tikhonov_l0.01_psf1.5_2d.tif",
+            1e-4,
+        ),
+    ];
+    for (params, file, tol) in cases {
+        let d = max_diff(&denoise("tikhonov", &input2, params), &read(file), 0);
+        assert!(d < tol, "{file}: max |DenoiseKit - numpy| = {d}");
+    }
+    let out = denoise(
+        "tikhonov",
+        &read("input_3d_8x32x36.tif"),
+        &[("lambda", "2"), ("z_weight", "1")],
+    );
+    let d = max_diff(&out, &read("numpy_tikhonov_l2_gradient_z1_3d.tif"), 0);
+    assert!(d < 1e-5, "3D: max |DenoiseKit - numpy| = {d}");
+}

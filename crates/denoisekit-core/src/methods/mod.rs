@@ -13,6 +13,7 @@ pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
 pub mod nl_means;
+pub mod tikhonov;
 pub mod total_variation;
 
 /// Every registered method, in the order shown to users.
@@ -21,6 +22,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
+    &tikhonov::DESCRIPTOR,
     &anisotropic_diffusion::DESCRIPTOR,
     &fourier_filter::DESCRIPTOR,
     &median::DESCRIPTOR,

@@ -51,6 +51,22 @@ def fourier_lowpass(x, cutoff, softness, cutoff_z=0.0):
     return out[tuple(slice(0, n) for n in x.shape)]
 
 
+def tikhonov(x, lam, regulariser="gradient", psf_sigma=0.0, z_weight=0.0):
+    """u = K f / (K^2 + lam |L|^2) on the mirror extension, written with numpy's FFT."""
+    if x.ndim == 3 and z_weight == 0.0:
+        return np.stack([tikhonov(p, lam, regulariser, psf_sigma) for p in x])
+    ext = np.pad(x.astype(np.float64), [(0, n) for n in x.shape], mode="symmetric")
+    spec = np.fft.rfftn(ext)
+    grids = [np.fft.fftfreq(n) for n in ext.shape[:-1]] + [np.fft.rfftfreq(ext.shape[-1])]
+    f = np.meshgrid(*grids, indexing="ij")
+    d2 = lambda v: 4 * np.sin(np.pi * v) ** 2
+    grad = d2(f[-1]) + d2(f[-2]) + (z_weight ** 2 * d2(f[0]) if x.ndim == 3 else 0)
+    reg = grad ** 2 if regulariser == "laplacian" else grad
+    k = np.exp(-2 * np.pi ** 2 * psf_sigma ** 2 * (f[-1] ** 2 + f[-2] ** 2))
+    out = np.fft.irfftn(spec * np.minimum(k / (k * k + lam * reg), 1e6), s=ext.shape, axes=tuple(range(ext.ndim)))
+    return out[tuple(slice(0, n) for n in x.shape)]
+
+
 def save(name, arr):
     tifffile.imwrite(os.path.join(HERE, name), np.asarray(arr, dtype=np.float32))
 
@@ -73,6 +89,10 @@ def main():
     save("scipy_median_size3_reflect_3d.tif", ndi.median_filter(x3, size=3, mode="reflect"))
     save("numpy_fourier_lowpass_c0.25_s0.2_2d.tif", fourier_lowpass(x2, 0.25, 0.2))
     save("numpy_fourier_lowpass_c0.15_s0.3_cz0.2_3d.tif", fourier_lowpass(x3, 0.15, 0.3, 0.2))
+    save("numpy_tikhonov_l2_gradient_2d.tif", tikhonov(x2, 2.0))
+    save("numpy_tikhonov_l3_laplacian_2d.tif", tikhonov(x2, 3.0, "laplacian"))
+    save("numpy_tikhonov_l0.01_psf1.5_2d.tif", tikhonov(x2, 0.01, psf_sigma=1.5))
+    save("numpy_tikhonov_l2_gradient_z1_3d.tif", tikhonov(x3, 2.0, z_weight=1.0))
     from medpy.filter.smoothing import anisotropic_diffusion
     save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
          anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))
