@@ -217,3 +217,59 @@ fn gpu_errors_are_typed_like_cpu_errors() {
         "{r:?}"
     );
 }
+
+#[test]
+fn tiled_per_pixel_kernels_equal_untiled() {
+    // Tiles of a few planes with their z halo must reproduce the one-dispatch result
+    // exactly: every output pixel sees the same neighbours in the same order.
+    let Some(ctx) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (9, 20, 24),
+        seed: 6,
+        ..Default::default()
+    })
+    .noisy;
+    let plane = (20 * 24 * 4) as u64;
+    type Tiled = fn(
+        &GpuContext,
+        denoisekit_core::VolumeView<'_>,
+        &denoisekit_core::Resolved,
+        &Control,
+        Option<u64>,
+    ) -> Result<Volume, denoisekit_gpu::GpuError>;
+    let cases: [(&str, ParamValues, Tiled); 2] = [
+        (
+            "bilateral",
+            ParamValues::new().set("sigma_spatial_z", 1),
+            denoisekit_gpu::methods::bilateral::run_tiled,
+        ),
+        (
+            "nl_means",
+            ParamValues::new()
+                .set("patch_radius_z", 1)
+                .set("search_radius_z", 1)
+                .set("search_radius", 3),
+            denoisekit_gpu::methods::nl_means::run_tiled,
+        ),
+    ];
+    for (id, values, tiled) in cases {
+        let (_, resolved) = denoisekit_core::prepare(id, &img.view(), &values).unwrap();
+        let whole = tiled(ctx, img.view(), &resolved, &Control::new(), None).unwrap();
+        // Room for 3 output planes plus the halo on both sides.
+        let halo = if id == "bilateral" { 3 } else { 2 };
+        let parts = tiled(
+            ctx,
+            img.view(),
+            &resolved,
+            &Control::new(),
+            Some(plane * (3 + 2 * halo)),
+        )
+        .unwrap();
+        assert_eq!(parts, whole, "{id}: tiled result differs");
+        let too_small = tiled(ctx, img.view(), &resolved, &Control::new(), Some(plane * 2));
+        assert!(
+            matches!(too_small, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+            "{id}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! GPU host for `bilateral` (kernel: `bilateral.wgsl`): one dispatch over the volume
-//! through [`super::per_pixel`] (volumes beyond the storage-binding limit go to the CPU).
+//! GPU host for `bilateral` (kernel: `bilateral.wgsl`): one dispatch per tile of planes
+//! through [`super::per_pixel_tiled`], with the z window as halo.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -32,6 +32,20 @@ pub fn run(
     r: &Resolved,
     ctl: &Control,
 ) -> Result<Volume, GpuError> {
+    run_tiled(ctx, input, r, ctl, None)
+}
+
+/// As [`run`], in tiles of at most `max_tile_bytes` (tests use it to force tiling).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_tiled(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
     let p = BilateralParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
     let (d, h, w) = input.dim();
     if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
@@ -60,5 +74,14 @@ pub fn run(
         inv_2sz: cap(1.0 / (2.0 * sz * sz)),
         inv_2sr: cap(1.0 / (2.0 * p.sigma_range * p.sigma_range)),
     };
-    super::per_pixel(ctx, "bilateral", WGSL, input, bytemuck::bytes_of(&u))
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    super::per_pixel_tiled(
+        ctx,
+        "bilateral",
+        WGSL,
+        input,
+        radius_z,
+        &uniforms,
+        max_tile_bytes,
+    )
 }

@@ -10,10 +10,54 @@ pub mod nl_means;
 
 const WG: u32 = 16;
 
+/// Runs a one-pass kernel over a volume in tiles of whole planes that fit the device's
+/// storage-binding limit (or `max_tile_bytes`, which tests use to force tiling). Each tile
+/// carries `halo_z` planes of real neighbours on both sides, so that the kernel's own
+/// replicate rule only ever applies at the volume's true edges and tiles join exactly.
+/// `uniforms` gets the tile's depth. A single plane (plus halo) beyond the limit is
+/// refused with `TooLarge`, and `crate::run` then uses the CPU.
+///
+/// # Errors
+/// [`GpuError`] on any device failure.
+pub fn per_pixel_tiled(
+    ctx: &GpuContext,
+    name: &'static str,
+    wgsl: &str,
+    input: VolumeView<'_>,
+    halo_z: usize,
+    uniforms: &dyn Fn(u32) -> Vec<u8>,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = input.dim();
+    let limit = max_tile_bytes
+        .unwrap_or(u64::MAX)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        .min(ctx.limits.max_buffer_size);
+    let planes_fit = ((limit / (h * w * 4).max(1) as u64) as usize)
+        .min(ctx.limits.max_compute_workgroups_per_dimension as usize);
+    if planes_fit < 2 * halo_z + 1 {
+        return Err(GpuError::TooLarge(format!(
+            "a {w}x{h} plane with {halo_z} halo planes on each side exceeds {limit} bytes"
+        )));
+    }
+    let tile = (planes_fit - 2 * halo_z).min(d);
+    if tile >= d {
+        return per_pixel(ctx, name, wgsl, input, &uniforms(d as u32));
+    }
+    let mut out = Volume::zeros((d, h, w));
+    for z0 in (0..d).step_by(tile) {
+        let z1 = (z0 + tile).min(d);
+        let (a, b) = (z0.saturating_sub(halo_z), (z1 + halo_z).min(d));
+        let sub = input.slice(ndarray::s![a..b, .., ..]);
+        let res = per_pixel(ctx, name, wgsl, sub, &uniforms((b - a) as u32))?;
+        out.slice_mut(ndarray::s![z0..z1, .., ..])
+            .assign(&res.slice(ndarray::s![z0 - a..z1 - a, .., ..]));
+    }
+    Ok(out)
+}
+
 /// Runs a one-pass kernel (`main`, one invocation per output pixel, bindings: source,
-/// destination, uniform) over the whole volume. Volumes beyond the storage-binding limit
-/// are refused with `TooLarge`, and `crate::run` then uses the CPU (plane tiling with a
-/// z halo, as for the Gaussian, is still to come for these kernels).
+/// destination, uniform) over the whole volume in one dispatch.
 ///
 /// # Errors
 /// [`GpuError`] on any device failure.

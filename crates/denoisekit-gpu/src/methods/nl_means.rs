@@ -1,5 +1,6 @@
-//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch over the volume
-//! through [`super::per_pixel`], patch distances summed directly per pixel.
+//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch per tile of planes
+//! through [`super::per_pixel_tiled`] (halo: patch plus search radius in z), patch
+//! distances summed directly per pixel.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -36,6 +37,20 @@ pub fn run(
     r: &Resolved,
     ctl: &Control,
 ) -> Result<Volume, GpuError> {
+    run_tiled(ctx, input, r, ctl, None)
+}
+
+/// As [`run`], in tiles of at most `max_tile_bytes` (tests use it to force tiling).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_tiled(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
     let p = NlMeansParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
     let d = input.dim().0;
     let (prz, srz) = if d > 1 {
@@ -64,5 +79,14 @@ pub fn run(
         inv_h2: cap(1.0 / (p.h * p.h)),
         _pad2: 0.0,
     };
-    super::per_pixel(ctx, "nl_means", WGSL, input, bytemuck::bytes_of(&u))
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    super::per_pixel_tiled(
+        ctx,
+        "nl_means",
+        WGSL,
+        input,
+        prz + srz,
+        &uniforms,
+        max_tile_bytes,
+    )
 }
