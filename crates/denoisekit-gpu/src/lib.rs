@@ -16,9 +16,10 @@ pub use error::GpuError;
 
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Volume, VolumeView};
 
-/// The GPU implementation of one method.
+/// The GPU implementation of one method; `Some(bytes)` caps the size of each tile of planes
+/// below the device limit (tests use it to force tiling).
 pub type GpuRunFn =
-    fn(&GpuContext, VolumeView<'_>, &Resolved, &Control) -> Result<Volume, GpuError>;
+    fn(&GpuContext, VolumeView<'_>, &Resolved, &Control, Option<u64>) -> Result<Volume, GpuError>;
 
 /// Methods with a GPU kernel, by id. Each id here has `gpu_tolerance` set in its core
 /// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
@@ -100,7 +101,7 @@ pub fn run(
             (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
                 why = Some(format!("{} is a software GPU", ctx.info.name));
             }
-            (Ok(ctx), Some(f)) => match f(ctx, input.view(), &resolved, ctl) {
+            (Ok(ctx), Some(f)) => match f(ctx, input.view(), &resolved, ctl, None) {
                 Ok(volume) => {
                     ctl.checkpoint()?;
                     return Ok(Denoised {

@@ -241,7 +241,7 @@ fn tiled_per_pixel_kernels_equal_untiled() {
         (
             "bilateral",
             ParamValues::new().set("sigma_spatial_z", 1),
-            denoisekit_gpu::methods::bilateral::run_tiled,
+            denoisekit_gpu::methods::bilateral::run,
         ),
         (
             "nl_means",
@@ -249,7 +249,7 @@ fn tiled_per_pixel_kernels_equal_untiled() {
                 .set("patch_radius_z", 1)
                 .set("search_radius_z", 1)
                 .set("search_radius", 3),
-            denoisekit_gpu::methods::nl_means::run_tiled,
+            denoisekit_gpu::methods::nl_means::run,
         ),
     ];
     for (id, values, tiled) in cases {

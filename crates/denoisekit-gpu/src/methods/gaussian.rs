@@ -35,9 +35,10 @@ pub fn run(
     input: VolumeView<'_>,
     r: &Resolved,
     ctl: &Control,
+    max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = GaussianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
-    gaussian(ctx, input, &p, ctl, None)
+    gaussian(ctx, input, &p, ctl, max_tile_bytes)
 }
 
 /// Separable Gaussian on the GPU. `max_tile_bytes` overrides the device limit (tests use

@@ -30,21 +30,9 @@ const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 /// Runs non-local means on the GPU from resolved parameters.
 ///
 /// # Errors
-/// [`GpuError`] on any device failure, `TooLarge` beyond the storage-binding limit.
+/// [`GpuError`] on any device failure, `TooLarge` when one plane with its z halo exceeds
+/// the storage-binding limit (or `max_tile_bytes`, which tests use to force tiling).
 pub fn run(
-    ctx: &GpuContext,
-    input: VolumeView<'_>,
-    r: &Resolved,
-    ctl: &Control,
-) -> Result<Volume, GpuError> {
-    run_tiled(ctx, input, r, ctl, None)
-}
-
-/// As [`run`], in tiles of at most `max_tile_bytes` (tests use it to force tiling).
-///
-/// # Errors
-/// As [`run`].
-pub fn run_tiled(
     ctx: &GpuContext,
     input: VolumeView<'_>,
     r: &Resolved,

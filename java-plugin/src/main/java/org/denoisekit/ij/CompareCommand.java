@@ -71,7 +71,8 @@ public class CompareCommand implements PlugIn {
         for (MethodSpec m : methods) {
             // Automatic parameters come from the noise in the compared region; pinning them
             // lets the halo-grown computation use the very same values.
-            Map<String, String> auto = DenoiseCommand.parseOptions(NativeBridge.resolve(m.id, input.data, input.dims, null, null));
+            String autoOptions = NativeBridge.resolve(m.id, input.data, input.dims, null, null);
+            Map<String, String> auto = DenoiseCommand.parseOptions(autoOptions);
             String[] keys = auto.keySet().toArray(new String[0]);
             String[] values = new String[keys.length];
             for (int i = 0; i < keys.length; i++) values[i] = auto.get(keys[i]);
@@ -82,7 +83,7 @@ public class CompareCommand implements PlugIn {
             float[] res = new float[out.length];
             for (int i = 0; i < res.length; i++) res[i] = input.data[i] - out[i];
             bottom.addSlice(m.id + " residual", new FloatProcessor(r.width, r.height, res));
-            IJ.log(String.format("  %-10s %8.1f ms  %s", m.id, ms, NativeBridge.resolve(m.id, input.data, input.dims, keys, values)));
+            IJ.log(String.format("  %-10s %8.1f ms  %s", m.id, ms, autoOptions));
             IJ.showProgress(++done, methods.size());
         }
         int n = top.getSize();
