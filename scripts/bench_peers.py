@@ -29,6 +29,7 @@ PAIRS = [
     ("nl_means", "h=0.08 sigma=0.1 patch_radius=2 search_radius=6", [("nl_means fast", "skimage")]),
     ("total_variation", "lambda=0.1", [("denoise_tv_chambolle", "skimage")]),
     ("median", "radius=1 border=symmetric", [("median 3x3", "scipy.ndimage")]),
+    ("wavelet", "wavelet=haar rule=bayes_shrink shrinkage=soft", [("denoise_wavelet", "skimage")]),
 ]
 
 

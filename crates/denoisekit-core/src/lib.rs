@@ -41,6 +41,7 @@ pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
 pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
+pub use methods::wavelet::{WaveletParams, denoise_wavelet};
 pub use methods::{find, registry};
 pub use noise::estimate_sigma;
 pub use volume::{Shape, Volume, VolumeView, check_input, volume_from_vec};

@@ -16,6 +16,7 @@
 
 use crate::error::Result;
 use crate::volume::{Shape, VolumeView};
+use rayon::prelude::*;
 
 // db2 decomposition high-pass filter (PyWavelets `dec_hi`), applied as a correlation.
 const DB2_HI: [f64; 4] = [
@@ -44,32 +45,36 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
         &HAAR_HI
     };
     let k = hi.len();
-    let mut coeffs = Vec::new();
-    for plane in v.outer_iter() {
-        // Valid, downsampled-by-2 positions: the filter support [2i, 2i + k) stays inside.
-        let ny = (s.height - k) / 2 + 1;
-        let nx = (s.width - k) / 2 + 1;
-        for iy in 0..ny {
-            for ix in 0..nx {
-                let first = plane[(2 * iy, 2 * ix)];
+    let src = v.as_standard_layout();
+    let data = src.as_slice().expect("standard layout is contiguous");
+    let (h, w) = (s.height, s.width);
+    // Valid, downsampled-by-2 positions: the filter support [2i, 2i + k) stays inside.
+    let ny = (h - k) / 2 + 1;
+    let nx = (w - k) / 2 + 1;
+    let mut coeffs: Vec<f64> = (0..s.depth * ny)
+        .into_par_iter()
+        .flat_map_iter(|row| {
+            let (z, iy) = (row / ny, row % ny);
+            let plane = &data[z * h * w..(z + 1) * h * w];
+            (0..nx).filter_map(move |ix| {
+                let at = |a: usize, b: usize| plane[(2 * iy + a) * w + 2 * ix + b];
+                let first = at(0, 0);
                 let mut flat = true;
                 let mut acc = 0.0;
                 for (a, ha) in hi.iter().enumerate() {
                     for (b, hb) in hi.iter().enumerate() {
-                        let v = plane[(2 * iy + a, 2 * ix + b)];
+                        let v = at(a, b);
                         flat &= v == first;
-                        acc += ha * hb * v as f64;
+                        acc += ha * hb * f64::from(v);
                     }
                 }
                 // A perfectly flat support is clipped, saturated or synthetic background:
                 // it carries no information about the noise, so it is left out rather than
                 // dragging the median (and every noise-derived default) to zero.
-                if !flat {
-                    coeffs.push(acc.abs());
-                }
-            }
-        }
-    }
+                (!flat).then_some(acc.abs())
+            })
+        })
+        .collect();
     if coeffs.is_empty() {
         // Every support is flat: a constant (or piecewise-constant) image has no noise.
         return Ok(0.0);

@@ -26,7 +26,8 @@ fn noisy_3d() -> (Volume, Volume) {
     (p.clean, p.noisy)
 }
 
-/// Parameters that switch on every z neighbourhood a method has.
+/// Parameters that switch on every z neighbourhood a method has. By convention a z choice
+/// (such as `z_mode`) lists its 3D option last.
 fn three_d_values(id: &str) -> ParamValues {
     let m = denoisekit_core::find(id).unwrap();
     let mut v = ParamValues::new();
@@ -35,7 +36,9 @@ fn three_d_values(id: &str) -> ParamValues {
             match p.kind {
                 ParamKind::Float { .. } => v.insert(p.key, 1.0),
                 ParamKind::Int { .. } => v.insert(p.key, 1),
-                ParamKind::Choice { .. } => {}
+                ParamKind::Choice { options, .. } => {
+                    v.insert(p.key, *options.last().expect("a choice has options"))
+                }
             }
         }
     }

@@ -229,3 +229,44 @@ fn tikhonov_matches_numpy() {
     let d = max_diff(&out, &read("numpy_tikhonov_l2_gradient_z1_3d.tif"), 0);
     assert!(d < 1e-5, "3D: max |DenoiseKit - numpy| = {d}");
 }
+
+#[test]
+fn wavelet_matches_scikit_image() {
+    // Same filters (generated from PyWavelets), same symmetric extension and coefficient
+    // sizes, same thresholds; f32 against float64.
+    let input2 = read("input_2d_64x72.tif");
+    type Case<'a> = (&'a Volume, &'a [(&'a str, &'a str)], &'a str);
+    let input3 = read("input_3d_8x32x36.tif");
+    let cases: [Case; 4] = [
+        (
+            &input2,
+            &[("sigma", "0.1"), ("wavelet", "sym4")],
+            "skimage_wavelet_sym4_bayes_soft_s0.1_2d.tif",
+        ),
+        (
+            &input2,
+            &[
+                ("sigma", "0.1"),
+                ("wavelet", "haar"),
+                ("rule", "visu_shrink"),
+                ("shrinkage", "hard"),
+                ("levels", "3"),
+            ],
+            "skimage_wavelet_db1_visu_hard_s0.1_l3_2d.tif",
+        ),
+        (
+            &input2,
+            &[("sigma", "0.1"), ("wavelet", "coif2"), ("levels", "2")],
+            "skimage_wavelet_coif2_bayes_soft_s0.1_l2_2d.tif",
+        ),
+        (
+            &input3,
+            &[("sigma", "0.1"), ("wavelet", "db2"), ("z_mode", "volume")],
+            "skimage_wavelet_db2_bayes_soft_s0.1_3d.tif",
+        ),
+    ];
+    for (input, params, file) in cases {
+        let d = max_diff(&denoise("wavelet", input, params), &read(file), 0);
+        assert!(d < 1e-5, "{file}: max |DenoiseKit - scikit-image| = {d}");
+    }
+}

@@ -15,6 +15,8 @@ pub mod median;
 pub mod nl_means;
 pub mod tikhonov;
 pub mod total_variation;
+pub mod wavelet;
+mod wavelet_filters;
 
 /// Every registered method, in the order shown to users.
 pub static REGISTRY: &[&MethodDescriptor] = &[
@@ -22,6 +24,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
+    &wavelet::DESCRIPTOR,
     &tikhonov::DESCRIPTOR,
     &anisotropic_diffusion::DESCRIPTOR,
     &fourier_filter::DESCRIPTOR,

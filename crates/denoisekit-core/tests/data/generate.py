@@ -14,7 +14,7 @@ import scipy.ndimage as ndi
 import skimage
 import tifffile
 from skimage.filters import gaussian
-from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -93,6 +93,14 @@ def main():
     save("numpy_tikhonov_l3_laplacian_2d.tif", tikhonov(x2, 3.0, "laplacian"))
     save("numpy_tikhonov_l0.01_psf1.5_2d.tif", tikhonov(x2, 0.01, psf_sigma=1.5))
     save("numpy_tikhonov_l2_gradient_z1_3d.tif", tikhonov(x3, 2.0, z_weight=1.0))
+    save("skimage_wavelet_sym4_bayes_soft_s0.1_2d.tif",
+         denoise_wavelet(f2, sigma=0.1, wavelet="sym4", method="BayesShrink", mode="soft"))
+    save("skimage_wavelet_db1_visu_hard_s0.1_l3_2d.tif",
+         denoise_wavelet(f2, sigma=0.1, wavelet="db1", method="VisuShrink", mode="hard", wavelet_levels=3))
+    save("skimage_wavelet_coif2_bayes_soft_s0.1_l2_2d.tif",
+         denoise_wavelet(f2, sigma=0.1, wavelet="coif2", method="BayesShrink", mode="soft", wavelet_levels=2))
+    save("skimage_wavelet_db2_bayes_soft_s0.1_3d.tif",
+         denoise_wavelet(f3, sigma=0.1, wavelet="db2", method="BayesShrink", mode="soft"))
     from medpy.filter.smoothing import anisotropic_diffusion
     save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
          anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))
