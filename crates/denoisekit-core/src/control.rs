@@ -40,6 +40,17 @@ impl Control {
         }
     }
 
+    /// A control for a sub-step run many times inside a job (a blur inside an iteration):
+    /// it stops when this job is cancelled but reports no progress of its own, so the job
+    /// keeps one progress scale.
+    pub fn quiet(&self) -> Self {
+        Self {
+            cancel: self.cancel.clone(),
+            progress: None,
+            done: Arc::default(),
+        }
+    }
+
     /// A handle that cancels this job from another thread.
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()

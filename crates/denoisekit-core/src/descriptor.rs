@@ -32,6 +32,8 @@ pub enum Unit {
     Intensity,
     /// A count (iterations).
     Count,
+    /// Nanometres (optics: wavelengths, pixel sizes).
+    Nanometres,
     /// Dimensionless.
     None,
 }
@@ -425,6 +427,20 @@ impl Resolved {
     }
 }
 
+/// What a method's output is, which decides the invariants it keeps (the property tests
+/// check each kind's own) and how the plugin presents it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodKind {
+    /// An estimate of the noise-free image: a constant image stays constant and adding an
+    /// offset to the input adds it to the output.
+    Denoise,
+    /// An estimate of the object before the microscope's blur (PSF), for non-negative
+    /// (photon-count-like) data: a constant stays constant and scaling the input scales
+    /// the output, but offsets do not commute (negative values are not photons).
+    Deconvolve,
+}
+
 /// Which dimensionalities a method accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dims {
@@ -471,6 +487,8 @@ pub struct MethodDescriptor {
     pub summary: &'static str,
     /// Papers, as "Authors, title, venue year, doi:...".
     pub references: &'static [&'static str],
+    /// What the output is; see [`MethodKind`].
+    pub kind: MethodKind,
     /// Accepted dimensionalities.
     pub dims: Dims,
     /// The parameters, in dialog order.
@@ -586,12 +604,13 @@ impl Serialize for ParamSpec {
 
 impl Serialize for MethodDescriptor {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("MethodDescriptor", 9)?;
+        let mut st = s.serialize_struct("MethodDescriptor", 10)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("category", self.category)?;
         st.serialize_field("summary", self.summary)?;
         st.serialize_field("references", self.references)?;
+        st.serialize_field("kind", &self.kind)?;
         st.serialize_field("dims", &[2, 3][..if self.dims == Dims::D2 { 1 } else { 2 }])?;
         st.serialize_field("gpu", &self.gpu_tolerance.is_some())?;
         st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;

@@ -27,8 +27,8 @@ pub mod volume;
 pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
-    DefaultValue, Dims, MethodDescriptor, ParamKind, ParamSpec, ParamValue, ParamValues, Resolved,
-    Scale, Unit, fmt_num,
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamKind, ParamSpec, ParamValue,
+    ParamValues, Resolved, Scale, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
 pub use methods::anisotropic_diffusion::{
@@ -39,6 +39,7 @@ pub use methods::fourier_filter::{FourierFilterParams, denoise_fourier_filter};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
 pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
+pub use methods::richardson_lucy::{RichardsonLucyParams, denoise_richardson_lucy};
 pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
 pub use methods::wavelet::{WaveletParams, denoise_wavelet};

@@ -19,7 +19,9 @@
 //! IEEE TPAMI 12(7), 1990, doi:10.1109/34.56205.
 
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+};
 use crate::error::{DenoiseError, Result};
 use crate::fastmath::fast_exp;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
@@ -57,6 +59,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "P. Perona, J. Malik, Scale-space and edge detection using anisotropic \
                    diffusion, IEEE TPAMI 12(7), 1990, doi:10.1109/34.56205",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: AnisotropicDiffusionParams::SPECS,
     gpu_tolerance: None,

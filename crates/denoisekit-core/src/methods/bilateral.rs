@@ -19,7 +19,9 @@
 
 use crate::border::{BorderMode, pad};
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+};
 use crate::error::Result;
 use crate::fastmath::fast_exp;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
@@ -58,6 +60,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "C. Tomasi, R. Manduchi, Bilateral filtering for gray and color images, \
                    ICCV 1998, doi:10.1109/ICCV.1998.710815",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: BilateralParams::SPECS,
     // GPU `exp` differs from `fast_exp` by a few ulp and sums in another order; measured

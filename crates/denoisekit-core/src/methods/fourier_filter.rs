@@ -23,7 +23,7 @@
 //! cut-off).
 
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved};
+use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
@@ -53,6 +53,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
          2005, doi:10.1109/JPROC.2004.840301",
         "J. W. Goodman, Introduction to Fourier optics, 3rd ed., Roberts & Co. 2005",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: FourierFilterParams::SPECS,
     gpu_tolerance: None,

@@ -18,7 +18,9 @@
 
 use crate::border::BorderMode;
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
+};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
@@ -55,6 +57,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "T. Lindeberg, Scale-space theory in computer vision, Springer 1994, \
                    doi:10.1007/978-1-4757-6465-9",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: GaussianParams::SPECS,
     gpu_tolerance: Some(1e-5),

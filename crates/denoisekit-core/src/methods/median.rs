@@ -20,7 +20,7 @@
 
 use crate::border::{BorderMode, pad};
 use crate::control::Control;
-use crate::descriptor::{Dims, MethodDescriptor, ParamSpec, Resolved, Unit};
+use crate::descriptor::{Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
@@ -53,6 +53,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "A. W. Paeth, Median finding on a 3x3 grid, Graphics Gems, Academic Press 1990, \
          doi:10.1016/B978-0-08-050753-8.50045-6",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: MedianParams::SPECS,
     gpu_tolerance: None,

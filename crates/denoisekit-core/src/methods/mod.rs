@@ -13,6 +13,7 @@ pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
 pub mod nl_means;
+pub mod richardson_lucy;
 pub mod tikhonov;
 pub mod total_variation;
 pub mod wavelet;
@@ -29,6 +30,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &anisotropic_diffusion::DESCRIPTOR,
     &fourier_filter::DESCRIPTOR,
     &median::DESCRIPTOR,
+    &richardson_lucy::DESCRIPTOR,
 ];
 
 /// Every registered method.

@@ -22,7 +22,9 @@
 
 use crate::border::{BorderMode, pad};
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+};
 use crate::error::Result;
 use crate::fastmath::fast_exp;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
@@ -71,6 +73,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "J. Darbon et al., Fast nonlocal filtering applied to electron cryomicroscopy, \
          ISBI 2008, doi:10.1109/ISBI.2008.4541250",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: NlMeansParams::SPECS,
     // The GPU sums patch distances directly instead of by box sums (another order) and

@@ -22,7 +22,9 @@
 //! doi:10.1887/0750304359.
 
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+};
 use crate::error::{DenoiseError, Result};
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
@@ -55,6 +57,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "M. Bertero, P. Boccacci, Introduction to inverse problems in imaging, IOP 1998, \
          doi:10.1887/0750304359",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TikhonovParams::SPECS,
     gpu_tolerance: None,

@@ -22,7 +22,9 @@
 //! J. Math. Imaging Vis. 20, 2004, doi:10.1023/B:JMIV.0000011325.36760.1e.
 
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Scale, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
@@ -58,6 +60,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "A. Chambolle, An algorithm for total variation minimization and applications, \
          J. Math. Imaging Vis. 20, 2004, doi:10.1023/B:JMIV.0000011325.36760.1e",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TotalVariationParams::SPECS,
     gpu_tolerance: None,

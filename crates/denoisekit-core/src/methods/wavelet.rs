@@ -38,7 +38,9 @@
 use super::wavelet_filters::{FILTERS, NAMES};
 use crate::border::BorderMode;
 use crate::control::Control;
-use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, ParamSpec, Resolved, Unit};
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
+};
 use crate::error::Result;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
@@ -86,6 +88,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         "R. R. Coifman, D. L. Donoho, Translation-invariant de-noising, Wavelets and \
          Statistics, Springer 1995, doi:10.1007/978-1-4612-2544-7_9",
     ],
+    kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: WaveletParams::SPECS,
     gpu_tolerance: None,
@@ -172,7 +175,7 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
             let count = s.height * s.width;
             let r = spin(&plane, p.cycle_spins, &Settings { count, ..settings }, ctl)?;
             out.slice_mut(s![z..z + 1, .., ..]).assign(&r);
-            ctl.advance((z + 1) as u64, s.depth as u64)?;
+            ctl.advance(1, s.depth as u64)?;
         }
         Ok(out)
     }

@@ -20,7 +20,7 @@ public final class ParamSpec {
     public final String[] options;
     /** "linear" or "log". */
     public final String scale;
-    /** "pixels", "intensity", "count" or "none". */
+    /** "pixels", "intensity", "count", "nanometres" or "none". */
     public final String unit;
     public final String help;
 
@@ -83,6 +83,7 @@ public final class ParamSpec {
     public String unitSuffix() {
         if ("pixels".equals(unit)) return "px";
         if ("intensity".equals(unit)) return "grey levels";
+        if ("nanometres".equals(unit)) return "nm";
         return "";
     }
 }

@@ -1,0 +1,326 @@
+//! Richardson–Lucy deconvolution, optionally with total-variation regularisation.
+//!
+//! For photon-count data `f` blurred by a known point spread function `K`, each iteration
+//! multiplies the estimate by the back-projected ratio of the data to the re-blurred
+//! estimate: `u ← u · Kᵀ(f / K u)`. This is the EM algorithm for the Poisson likelihood
+//! (Richardson 1972, Lucy 1974): the estimate stays non-negative and keeps the total
+//! intensity. It sharpens and also amplifies noise as iterations go on, so the iteration
+//! count is the regulariser; with `tv > 0` the update is divided by
+//! `1 − tv · div(∇u / |∇u|)` (Dey et al. 2006), which suppresses the noise build-up and
+//! lets more iterations run.
+//!
+//! - PSF: `gaussian` (σ in pixels per axis; a 3D blur when `psf_sigma_z > 0` on a stack),
+//!   applied as a direct separable convolution with the chosen border rule; or `airy`, the
+//!   in-focus widefield (Born & Wolf) PSF of a circular pupil from the numerical aperture,
+//!   the emission wavelength and the pixel size, applied per plane through its exact
+//!   optical transfer function `(2/π)(acos ρ − ρ√(1 − ρ²))`, `ρ = f / (2 NA / λ)`, on the
+//!   mirrored image (so its border rule is always `symmetric`).
+//! - Input: negative values (offset-subtracted noise) are not photons; they are treated as
+//!   0. The start is the image itself (floored at 10⁻³ of its mean so that no pixel is stuck
+//!   at 0, since a multiplicative update cannot leave 0), or a flat image at its mean.
+//!   Where the re-blurred estimate vanishes the ratio is taken as 1 (no change).
+//! - 0 iterations returns the input unchanged.
+//!
+//! Cost: two blurs per iteration (the Gaussian's cost, or four FFTs of the doubled plane
+//! for the Airy PSF), plus one gradient pass with TV. With `start = mean`, `border = zero`
+//! and a Gaussian PSF this is exactly `skimage.restoration.richardson_lucy(clip=False)`
+//! on an image of mean 0.5 (tested).
+//!
+//! # References
+//! W. H. Richardson, "Bayesian-based iterative method of image restoration", JOSA 62,
+//! 1972, doi:10.1364/JOSA.62.000055.
+//! L. B. Lucy, "An iterative technique for the rectification of observed distributions",
+//! Astron. J. 79, 1974, doi:10.1086/111605.
+//! N. Dey et al., "Richardson–Lucy algorithm with total variation regularization for 3D
+//! confocal microscope deconvolution", Microsc. Res. Tech. 69, 2006, doi:10.1002/jemt.20294.
+//! M. Born, E. Wolf, "Principles of Optics", 7th ed., Cambridge 1999, §8.5.
+
+use crate::border::BorderMode;
+use crate::control::Control;
+use crate::descriptor::{
+    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
+};
+use crate::error::{DenoiseError, Result};
+use crate::methods::gaussian::{GaussianParams, denoise_gaussian, gaussian_kernel};
+use crate::volume::{Shape, Volume, VolumeView, check_input};
+use ndarray::{Array3, Zip};
+use rayon::prelude::*;
+
+crate::method_params! {
+    /// Parameters of [`denoise_richardson_lucy`].
+    pub struct RichardsonLucyParams {
+        /// Number of iterations. More = sharper and noisier (without TV); 0 returns the
+        /// input unchanged. 10 to 50 is usual.
+        iterations: usize = ParamSpec::int("Iterations", 0, 10_000, 30).unit(Unit::Count),
+        /// PSF model: gaussian (give its sigma) or airy (in-focus widefield PSF from the
+        /// optics: NA, wavelength, pixel size).
+        psf: &'static str = ParamSpec::choice("PSF", &["gaussian", "airy"], "gaussian"),
+        /// Gaussian PSF: standard deviation in x and y, in pixels.
+        psf_sigma: f64 = ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels),
+        /// Gaussian PSF: standard deviation across planes; 0 deconvolves each plane on its own.
+        psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).unit(Unit::Pixels),
+        /// Airy PSF: numerical aperture of the objective.
+        na: f64 = ParamSpec::float("Numerical aperture", 0.05, 1.7, DefaultValue::Fixed(1.4)),
+        /// Airy PSF: emission wavelength, in nanometres.
+        wavelength: f64 = ParamSpec::float("Wavelength", 200.0, 2000.0, DefaultValue::Fixed(520.0)).unit(Unit::Nanometres),
+        /// Airy PSF: pixel size in the sample plane, in nanometres.
+        pixel_size: f64 = ParamSpec::float("Pixel size", 1.0, 100_000.0, DefaultValue::Fixed(65.0)).unit(Unit::Nanometres),
+        /// Total-variation weight (Dey et al.); 0 = plain Richardson–Lucy, 0.001 to 0.01 is
+        /// usual. Larger = flatter regions, fewer noise speckles.
+        tv: f64 = ParamSpec::float("TV weight", 0.0, 0.1, DefaultValue::Fixed(0.0)),
+        /// First estimate: the image itself, or a flat image at its mean.
+        start: &'static str = ParamSpec::choice("Start", &["image", "mean"], "image"),
+        /// Border rule of the Gaussian blur (the Airy PSF always mirrors: symmetric).
+        border: BorderMode = ParamSpec::choice("Border", BorderMode::NAMES, "symmetric"),
+    }
+}
+
+/// The registry entry.
+pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
+    id: "richardson_lucy",
+    name: "Richardson-Lucy deconvolution",
+    category: "Deconvolution",
+    summary: "Iterative maximum-likelihood deconvolution for photon-count data with a \
+              Gaussian or in-focus widefield (Airy) PSF, optionally TV-regularised. \
+              Sharpens blurred fluorescence images; the iteration count trades sharpness \
+              against noise.",
+    references: &[
+        "W. H. Richardson, Bayesian-based iterative method of image restoration, JOSA 1972, \
+         doi:10.1364/JOSA.62.000055",
+        "L. B. Lucy, An iterative technique for the rectification of observed distributions, \
+         Astron. J. 1974, doi:10.1086/111605",
+        "N. Dey et al., Richardson-Lucy algorithm with total variation regularization for 3D \
+         confocal microscope deconvolution, Microsc. Res. Tech. 2006, doi:10.1002/jemt.20294",
+    ],
+    kind: MethodKind::Deconvolve,
+    dims: Dims::D2D3,
+    params: RichardsonLucyParams::SPECS,
+    gpu_tolerance: None,
+    identity: &[("iterations", "0")],
+    support,
+    run,
+};
+
+/// Every output pixel of the Airy path depends on the whole (mirrored) plane.
+const GLOBAL: usize = 1 << 24;
+
+fn support(r: &Resolved) -> Result<[usize; 3]> {
+    let p = RichardsonLucyParams::from_resolved(r)?;
+    if p.psf == "airy" {
+        return Ok([0, GLOBAL, GLOBAL]);
+    }
+    // Each iteration blurs twice (K, then Kᵀ); TV reaches one more pixel.
+    let per = |sigma: f64, tv_reach: usize| {
+        let r = if sigma > 0.0 {
+            gaussian_kernel(sigma).len() / 2
+        } else {
+            0
+        };
+        (p.iterations.saturating_mul(2 * r + tv_reach)).min(GLOBAL)
+    };
+    let tv = usize::from(p.tv > 0.0);
+    let tv_z = if p.psf_sigma_z > 0.0 { tv } else { 0 };
+    Ok([
+        per(p.psf_sigma_z, tv_z),
+        per(p.psf_sigma, tv),
+        per(p.psf_sigma, tv),
+    ])
+}
+
+fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
+    denoise_richardson_lucy(v, &RichardsonLucyParams::from_resolved(r)?, ctl)
+}
+
+/// Richardson–Lucy deconvolution; see the module docs.
+///
+/// # Errors
+/// [`DenoiseError::ParamOutOfRange`], [`DenoiseError::InvalidParamValue`] (a border other
+/// than `symmetric` with the Airy PSF), [`DenoiseError::InvalidInput`],
+/// [`DenoiseError::Cancelled`].
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{denoise_gaussian, denoise_richardson_lucy, BorderMode, Control,
+///                       GaussianParams, RichardsonLucyParams};
+/// use ndarray::Array3;
+/// let mut obj = Array3::<f32>::from_elem((1, 33, 33), 1.0);
+/// obj[(0, 16, 16)] = 50.0;
+/// let blur = GaussianParams { sigma: 1.5, sigma_z: 0.0, border: BorderMode::Symmetric };
+/// let seen = denoise_gaussian(obj.view(), &blur, &Control::new()).unwrap();
+/// let p = RichardsonLucyParams { iterations: 50, psf: "gaussian", psf_sigma: 1.5,
+///     psf_sigma_z: 0.0, na: 1.4, wavelength: 520.0, pixel_size: 65.0, tv: 0.0,
+///     start: "image", border: BorderMode::Symmetric };
+/// let out = denoise_richardson_lucy(seen.view(), &p, &Control::new()).unwrap();
+/// // The point comes back much sharper, and the total intensity is kept.
+/// assert!(out[(0, 16, 16)] > 2.0 * seen[(0, 16, 16)]);
+/// assert!((out.sum() - seen.sum()).abs() < 1e-3 * seen.sum());
+/// ```
+pub fn denoise_richardson_lucy(
+    input: VolumeView<'_>,
+    p: &RichardsonLucyParams,
+    ctl: &Control,
+) -> Result<Volume> {
+    p.validate()?;
+    check_input(&input)?;
+    let airy = p.psf == "airy";
+    if airy && p.border != BorderMode::Symmetric {
+        return Err(DenoiseError::InvalidParamValue {
+            name: "border".into(),
+            value: p.border.name().into(),
+            expected: "symmetric with psf=airy (the Airy PSF is applied in the Fourier \
+                       domain of the mirrored image)"
+                .into(),
+        });
+    }
+    if p.iterations == 0 {
+        return Ok(input.to_owned());
+    }
+    let s = Shape::of(&input);
+    let f: Volume = input.mapv(|v| v.max(0.0));
+    let n = f.len() as f64;
+    let mean = f.par_iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    if mean == 0.0 {
+        // No photons anywhere: the only non-negative explanation is an empty object.
+        return Ok(f);
+    }
+    let mut u = match p.start {
+        "mean" => Array3::from_elem(f.dim(), mean as f32),
+        _ => {
+            let floor = (1e-3 * mean) as f32;
+            f.mapv(|v| v.max(floor))
+        }
+    };
+    let blur = Blur::new(p, s);
+    let quiet = ctl.quiet();
+    // Ratios where K u is below this are left at 1: such pixels have no estimate to
+    // correct, and f / (tiny) would blow up.
+    let tiny = (1e-12 * mean) as f32;
+    // Smoothing of |∇u| in the TV term, in the image's units so that scaling commutes.
+    let eps2 = ((1e-3 * mean) * (1e-3 * mean)) as f32;
+    let use_z_tv = s.depth > 1 && p.psf_sigma_z > 0.0 && !airy;
+    for _ in 0..p.iterations {
+        let reg = (p.tv > 0.0).then(|| tv_divergence(&u, use_z_tv, eps2));
+        let mut ratio = blur.apply(&u, &quiet)?;
+        Zip::from(&mut ratio).and(&f).par_for_each(|k, &fv| {
+            *k = if *k > tiny { fv / *k } else { 1.0 };
+        });
+        let corr = blur.apply(&ratio, &quiet)?;
+        match reg {
+            // tv ≤ 0.1 and |div| ≤ 2·ndim ≤ 6 keep the denominator ≥ 0.4: no sign flips.
+            Some(div) => Zip::from(&mut u)
+                .and(&corr)
+                .and(&div)
+                .par_for_each(|u, &c, &d| *u = *u * c / (1.0 - p.tv as f32 * d)),
+            None => Zip::from(&mut u).and(&corr).par_for_each(|u, &c| *u *= c),
+        }
+        ctl.advance(1, p.iterations as u64)?;
+    }
+    Ok(u)
+}
+
+/// The PSF as an operator (it is symmetric, so `Kᵀ = K`).
+enum Blur {
+    Gaussian(GaussianParams),
+    /// Cut-off frequency of the in-focus OTF, in cycles per pixel.
+    Airy(f64),
+}
+
+impl Blur {
+    fn new(p: &RichardsonLucyParams, s: Shape) -> Self {
+        if p.psf == "airy" {
+            Self::Airy(2.0 * p.na * p.pixel_size / p.wavelength)
+        } else {
+            Self::Gaussian(GaussianParams {
+                sigma: p.psf_sigma,
+                sigma_z: if s.depth > 1 { p.psf_sigma_z } else { 0.0 },
+                border: p.border,
+            })
+        }
+    }
+
+    fn apply(&self, u: &Volume, ctl: &Control) -> Result<Volume> {
+        match self {
+            Self::Gaussian(g) => denoise_gaussian(u.view(), g, ctl),
+            Self::Airy(cutoff) => {
+                let cutoff = *cutoff;
+                crate::spectral::apply(&u.view(), false, ctl, &move |_, fy, fx| {
+                    airy_otf((fx * fx + fy * fy).sqrt() / cutoff)
+                })
+            }
+        }
+    }
+}
+
+/// The incoherent OTF of an aberration-free circular pupil at normalised frequency `rho`
+/// (1 = cut-off 2 NA / λ); 1 at zero frequency.
+pub fn airy_otf(rho: f64) -> f64 {
+    if rho >= 1.0 {
+        0.0
+    } else {
+        std::f64::consts::FRAC_2_PI * (rho.acos() - rho * (1.0 - rho * rho).sqrt())
+    }
+}
+
+/// `div(∇u / |∇u|_ε)` with forward differences for the gradient and backward differences
+/// for the divergence (its adjoint), Neumann at the borders.
+fn tv_divergence(u: &Volume, use_z: bool, eps2: f32) -> Volume {
+    let (d, h, w) = u.dim();
+    let at = |z: usize, y: usize, x: usize| u[(z, y, x)];
+    // Normalised gradient field, one component per axis.
+    let mut px = Array3::<f32>::zeros((d, h, w));
+    let mut py = Array3::<f32>::zeros((d, h, w));
+    let mut pz = Array3::<f32>::zeros((d, h, w));
+    Zip::indexed(&mut px)
+        .and(&mut py)
+        .and(&mut pz)
+        .par_for_each(|(z, y, x), px, py, pz| {
+            let c = at(z, y, x);
+            let gx = if x + 1 < w { at(z, y, x + 1) - c } else { 0.0 };
+            let gy = if y + 1 < h { at(z, y + 1, x) - c } else { 0.0 };
+            let gz = if use_z && z + 1 < d {
+                at(z + 1, y, x) - c
+            } else {
+                0.0
+            };
+            let norm = (gx * gx + gy * gy + gz * gz + eps2).sqrt();
+            (*px, *py, *pz) = (gx / norm, gy / norm, gz / norm);
+        });
+    Array3::from_shape_fn((d, h, w), |(z, y, x)| {
+        // Backward differences with p = 0 outside (the adjoint of the forward gradient
+        // whose last difference is 0).
+        let bx = px[(z, y, x)] - if x > 0 { px[(z, y, x - 1)] } else { 0.0 };
+        let by = py[(z, y, x)] - if y > 0 { py[(z, y - 1, x)] } else { 0.0 };
+        let bz = if use_z {
+            pz[(z, y, x)] - if z > 0 { pz[(z - 1, y, x)] } else { 0.0 }
+        } else {
+            0.0
+        };
+        bx + by + bz
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn airy_otf_is_one_at_zero_and_vanishes_at_the_cutoff() {
+        assert!((airy_otf(0.0) - 1.0).abs() < 1e-15);
+        assert!(airy_otf(0.999_999) < 1e-8);
+        assert_eq!(airy_otf(1.0), 0.0);
+        // Half the cut-off: (2/π)(π/3 − (1/2)(√3/2)) = 0.3910.
+        assert!((airy_otf(0.5) - 0.391_002_218_955_771).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tv_divergence_is_bounded_and_zero_on_constants() {
+        let c = Array3::<f32>::from_elem((3, 5, 6), 7.0);
+        assert!(tv_divergence(&c, true, 1e-6).iter().all(|&v| v == 0.0));
+        let mut rng = crate::phantom::Rng::new(5);
+        let noise = Array3::from_shape_fn((3, 9, 8), |_| rng.normal() as f32);
+        let worst = tv_divergence(&noise, true, 1e-12)
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(worst <= 6.0 + 1e-5, "{worst}");
+    }
+}
