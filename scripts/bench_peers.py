@@ -32,6 +32,7 @@ PAIRS = [
     ("total_variation", "lambda=0.1", [("denoise_tv_chambolle", "skimage")]),
     ("median", "radius=1 border=symmetric", [("median 3x3", "scipy.ndimage")]),
     ("wavelet", "wavelet=haar rule=bayes_shrink shrinkage=soft", [("denoise_wavelet", "skimage")]),
+    ("bm3d", "sigma=0.1", [("bm3d", "bm3d")]),
     # Deconvolution: the noisy input is the object seen through a Gaussian PSF (sigma 1.5);
     # both sides are scored against the object, not the blurred scene.
     ("richardson_lucy", "iterations=30 psf_sigma=1.5", [("richardson_lucy", "skimage")]),

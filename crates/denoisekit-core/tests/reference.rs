@@ -304,3 +304,45 @@ fn richardson_lucy_matches_scikit_image() {
         "max |DenoiseKit - scikit-image| = {d2} (2D), {d3} (3D)"
     );
 }
+
+/// PSNR (range 1) of DenoiseKit's BM3D and of the bm3d package's on one stored case.
+fn bm3d_psnrs(clean: &str, input: &str, reference: &str) -> (f64, f64) {
+    let clean = read(clean);
+    let out = denoise("bm3d", &read(input), &[("sigma", "0.1")]);
+    let ours = psnr(&clean.view(), &out.view(), 1.0).unwrap();
+    let theirs = psnr(&clean.view(), &read(reference).view(), 1.0).unwrap();
+    (ours, theirs)
+}
+
+#[test]
+fn bm3d_is_within_0_2_db_of_the_bm3d_package_on_fluorescence() {
+    // Same two stages, group sizes and thresholds; the package uses the bior1.5 wavelet in
+    // the first stage and a 39x39 window where DenoiseKit uses the DCT and 29x29 (see the
+    // module docs), so pixels differ and quality is compared. The benchmark's synthetic
+    // fluorescence scene (measured: -0.08 dB here, +0.04 dB at 1024x1024).
+    let (ours, theirs) = bm3d_psnrs(
+        "fluo_clean_2d_160x144.tif",
+        "fluo_input_2d_160x144.tif",
+        "bm3d_s0.1_fluo_2d_160x144.tif",
+    );
+    assert!(
+        ours >= theirs - 0.2,
+        "PSNR {ours:.3} dB vs the bm3d package {theirs:.3} dB"
+    );
+}
+
+#[test]
+fn bm3d_gap_on_smooth_scenes_stays_documented() {
+    // On the smooth blob-and-step scene the package's bior1.5 first stage does better:
+    // -0.45 dB measured (tests/data/README.md). This pins the gap so that it cannot
+    // silently grow.
+    let (ours, theirs) = bm3d_psnrs(
+        "clean_2d_128x120.tif",
+        "input_2d_128x120.tif",
+        "bm3d_s0.1_2d_128x120.tif",
+    );
+    assert!(
+        ours >= theirs - 0.5,
+        "PSNR {ours:.3} dB vs the bm3d package {theirs:.3} dB"
+    );
+}

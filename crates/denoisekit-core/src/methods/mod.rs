@@ -9,6 +9,7 @@ use crate::error::{DenoiseError, Result};
 
 pub mod anisotropic_diffusion;
 pub mod bilateral;
+pub mod bm3d;
 pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
@@ -24,6 +25,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &gaussian::DESCRIPTOR,
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
+    &bm3d::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
     &wavelet::DESCRIPTOR,
     &tikhonov::DESCRIPTOR,

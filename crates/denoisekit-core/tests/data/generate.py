@@ -7,6 +7,7 @@ The files are inputs and outputs of scikit-image, never of DenoiseKit; the Rust 
 only read them. README.md in this folder records versions and the exact calls.
 """
 import os
+import sys
 
 import numpy as np
 import scipy
@@ -132,6 +133,19 @@ def main():
     save("rl_input_3d_8x32x36.tif", rl3)
     save("skimage_richardson_lucy_n10_s1.5_z1_3d.tif",
          richardson_lucy(rl3.astype(np.float64), psf3, num_iter=10, clip=False))
+    import bm3d
+    c2b, x2b = scene((128, 120), seed=11)
+    save("clean_2d_128x120.tif", c2b)
+    save("input_2d_128x120.tif", x2b)
+    save("bm3d_s0.1_2d_128x120.tif", bm3d.bm3d(x2b.astype(np.float64), sigma_psd=0.1))
+    # The benchmark's synthetic fluorescence scene (../shared/bench/synth_fluo.py), 160x144.
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "..", "..", "shared", "bench"))
+    import synth_fluo
+    fl = synth_fluo.make_scene((160, 144), seed=3)["clean"].astype(np.float32)
+    fl_noisy = synth_fluo.add_gaussian(fl, sigma=0.1, seed=4).astype(np.float32)
+    save("fluo_clean_2d_160x144.tif", fl)
+    save("fluo_input_2d_160x144.tif", fl_noisy)
+    save("bm3d_s0.1_fluo_2d_160x144.tif", bm3d.bm3d(fl_noisy.astype(np.float64), sigma_psd=0.1))
     from medpy.filter.smoothing import anisotropic_diffusion
     save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
          anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))
