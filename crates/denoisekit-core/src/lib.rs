@@ -35,6 +35,7 @@ pub use methods::anisotropic_diffusion::{
     AnisotropicDiffusionParams, denoise_anisotropic_diffusion,
 };
 pub use methods::bilateral::{BilateralParams, denoise_bilateral};
+pub use methods::bls_gsm::{BlsGsmParams, denoise_bls_gsm};
 pub use methods::bm3d::{Bm3dParams, denoise_bm3d};
 pub use methods::fourier_filter::{FourierFilterParams, denoise_fourier_filter};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};

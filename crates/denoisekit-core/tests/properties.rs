@@ -65,6 +65,18 @@ fn shape_is_preserved_and_input_untouched() {
 }
 
 #[test]
+fn same_input_gives_the_same_output() {
+    // Parallel reductions must not depend on scheduling: a macro replayed on the same
+    // file gives the same pixels.
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let a = run(m.id, noisy.view(), &ParamValues::new(), &Control::new()).unwrap();
+        let b = run(m.id, noisy.view(), &ParamValues::new(), &Control::new()).unwrap();
+        assert_eq!(a, b, "{} is not deterministic", m.id);
+    }
+}
+
+#[test]
 fn constant_image_is_unchanged() {
     for m in registry() {
         for shape in [(1, 20, 17), (4, 9, 11)] {

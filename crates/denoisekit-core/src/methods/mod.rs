@@ -9,6 +9,7 @@ use crate::error::{DenoiseError, Result};
 
 pub mod anisotropic_diffusion;
 pub mod bilateral;
+pub mod bls_gsm;
 pub mod bm3d;
 pub mod fourier_filter;
 pub mod gaussian;
@@ -26,6 +27,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &bilateral::DESCRIPTOR,
     &nl_means::DESCRIPTOR,
     &bm3d::DESCRIPTOR,
+    &bls_gsm::DESCRIPTOR,
     &total_variation::DESCRIPTOR,
     &wavelet::DESCRIPTOR,
     &tikhonov::DESCRIPTOR,
