@@ -32,6 +32,10 @@
 //! J. Roels et al., "An interactive ImageJ plugin for semi-automated image denoising in
 //! electron microscopy", Nat. Commun. 11, 2020, doi:10.1038/s41467-020-14529-0.
 
+// The small dense matrix algebra below (10×10 covariances) reads as the formulas with
+// index loops; iterator chains over rows and columns would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::wavelet_filters::{FILTERS, NAMES};
 use crate::border::BorderMode;
 use crate::control::Control;
@@ -172,7 +176,11 @@ impl Bank {
         let hi = (0..f)
             .map(|k| {
                 let j = f - 1 - k;
-                if j % 2 == 0 { dec_lo[j] } else { -dec_lo[j] }
+                if j.is_multiple_of(2) {
+                    dec_lo[j]
+                } else {
+                    -dec_lo[j]
+                }
             })
             .collect();
         Self {
@@ -540,12 +548,7 @@ impl Model {
 }
 
 /// Position offset (dy, dx) of neighbourhood element `a`, and its 1D responses.
-fn element<'a>(
-    a: usize,
-    j: usize,
-    o: usize,
-    resp: &'a Responses,
-) -> (isize, isize, &'a [f64], &'a [f64]) {
+fn element(a: usize, j: usize, o: usize, resp: &Responses) -> (isize, isize, &[f64], &[f64]) {
     if a < 9 {
         let (dy, dx) = OFFSETS[a];
         let (fy, fx) = resp.band(j, o);
