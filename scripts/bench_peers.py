@@ -24,6 +24,8 @@ PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers.py")
 # (our method, our parameters, [(peer row name, peer library)]): same algorithm settings.
 # Deconvolution methods are scored against the object before the blur.
 AGAINST_OBJECT = {"richardson_lucy"}
+# Transforms whose output is not an estimate of the clean scene: no PSNR.
+UNSCORED = {"top_hat"}
 PAIRS = [
     ("gaussian", "sigma=1.5 border=replicate", [("gaussian", "skimage"), ("GaussianBlur", "opencv")]),
     ("bilateral", "sigma_spatial=1.5 sigma_range=0.1 radius=5", [("denoise_bilateral", "skimage"),
@@ -33,6 +35,9 @@ PAIRS = [
     ("median", "radius=1 border=symmetric", [("median 3x3", "scipy.ndimage")]),
     ("wavelet", "wavelet=haar rule=bayes_shrink shrinkage=soft", [("denoise_wavelet", "skimage")]),
     ("bm3d", "sigma=0.1", [("bm3d", "bm3d")]),
+    # Background removal, not a denoiser: timed only (the output equals scikit-image's
+    # exactly, see crates/denoisekit-core/tests/reference.rs).
+    ("top_hat", "radius=15", [("white_tophat disk(15)", "skimage"), ("white_tophat disk(15) seq", "skimage")]),
     # Deconvolution: the noisy input is the object seen through a Gaussian PSF (sigma 1.5);
     # both sides are scored against the object, not the blurred scene.
     ("richardson_lucy", "iterations=30 psf_sigma=1.5", [("richardson_lucy", "skimage")]),
@@ -110,6 +115,10 @@ def main():
         for peer, lib in peer_names:
             r = next(r for r in peers["rows"] if r["method"] == peer and r["lib"] == lib)
             key = "_vs_object" if vs_object else ""
+            if method in UNSCORED:
+                rows.append((method, params, ms, None, None, f"{lib} {peer}", r["median_s"] * 1e3,
+                             None, None))
+                continue
             rows.append((method + (" (vs object)" if vs_object else ""), params, ms, scores["psnr"],
                          scores["ssim"], f"{lib} {peer}", r["median_s"] * 1e3, r["psnr" + key],
                          r["ssim" + key]))
@@ -123,9 +132,11 @@ def main():
         "| DenoiseKit | parameters | ms | PSNR | SSIM | peer | ms | PSNR | SSIM | speed-up |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
     for m, p, ms, ps, ss, peer, pms, pps, pss in rows:
-        lines.append(f"| {m} | `{p}` | {ms:.1f} | {ps:.2f} | {ss:.3f} | {peer} | {pms:.1f} | {pps:.2f} | "
-                     f"{pss:.3f} | {pms / ms:.2f}x |")
+        lines.append(f"| {m} | `{p}` | {ms:.1f} | {num(ps, '.2f')} | {num(ss, '.3f')} | {peer} | {pms:.1f} | "
+                     f"{num(pps, '.2f')} | {num(pss, '.3f')} | {pms / ms:.2f}x |")
     table = "\n".join(lines) + "\n"
     print(table)
     if a.md:

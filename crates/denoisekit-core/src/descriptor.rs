@@ -439,6 +439,10 @@ pub enum MethodKind {
     /// (photon-count-like) data: a constant stays constant and scaling the input scales
     /// the output, but offsets do not commute (negative values are not photons).
     Deconvolve,
+    /// A transform that removes the background: a constant image becomes 0, the result
+    /// does not change when an offset is added, and there is no strength at which it
+    /// returns its input, except by asking for the background itself at size 0.
+    Background,
 }
 
 /// Which dimensionalities a method accepts.

@@ -43,6 +43,7 @@ pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
 pub use methods::richardson_lucy::{RichardsonLucyParams, denoise_richardson_lucy};
 pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
+pub use methods::top_hat::{TopHatParams, denoise_top_hat};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
 pub use methods::wavelet::{WaveletParams, denoise_wavelet};
 pub use methods::{find, registry};

@@ -368,3 +368,23 @@ fn bls_gsm_beats_wavelet_shrinkage_and_trails_bm3d() {
         "BLS-GSM {bls:.2} dB, BayesShrink {shrink:.2} dB, BM3D {bm3d:.2} dB"
     );
 }
+
+#[test]
+fn top_hat_equals_scikit_image() {
+    // Minima and maxima pick input values; only the final subtraction rounds.
+    let input2 = read("input_2d_64x72.tif");
+    let white = denoise("top_hat", &input2, &[("radius", "5")]);
+    let d1 = max_diff(&white, &read("skimage_white_tophat_disk5_2d.tif"), 0);
+    let black = denoise("top_hat", &input2, &[("radius", "7"), ("mode", "black")]);
+    let d2 = max_diff(&black, &read("skimage_black_tophat_disk7_2d.tif"), 0);
+    let ball = denoise(
+        "top_hat",
+        &read("input_3d_8x32x36.tif"),
+        &[("radius", "2"), ("radius_z", "2")],
+    );
+    let d3 = max_diff(&ball, &read("skimage_white_tophat_ball2_3d.tif"), 0);
+    assert!(
+        d1 == 0.0 && d2 == 0.0 && d3 == 0.0,
+        "max |DenoiseKit - scikit-image|: white {d1}, black {d2}, ball {d3}"
+    );
+}

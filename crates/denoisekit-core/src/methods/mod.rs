@@ -17,6 +17,7 @@ pub mod median;
 pub mod nl_means;
 pub mod richardson_lucy;
 pub mod tikhonov;
+pub mod top_hat;
 pub mod total_variation;
 pub mod wavelet;
 mod wavelet_filters;
@@ -35,6 +36,7 @@ pub static REGISTRY: &[&MethodDescriptor] = &[
     &fourier_filter::DESCRIPTOR,
     &median::DESCRIPTOR,
     &richardson_lucy::DESCRIPTOR,
+    &top_hat::DESCRIPTOR,
 ];
 
 /// Every registered method.

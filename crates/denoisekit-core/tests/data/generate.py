@@ -146,6 +146,10 @@ def main():
     save("fluo_clean_2d_160x144.tif", fl)
     save("fluo_input_2d_160x144.tif", fl_noisy)
     save("bm3d_s0.1_fluo_2d_160x144.tif", bm3d.bm3d(fl_noisy.astype(np.float64), sigma_psd=0.1))
+    from skimage.morphology import ball, black_tophat, disk, white_tophat
+    save("skimage_white_tophat_disk5_2d.tif", white_tophat(x2, disk(5)))
+    save("skimage_black_tophat_disk7_2d.tif", black_tophat(x2, disk(7)))
+    save("skimage_white_tophat_ball2_3d.tif", white_tophat(x3, ball(2)))
     from medpy.filter.smoothing import anisotropic_diffusion
     save("medpy_anisotropic_diffusion_n10_k0.2_g0.15_opt1_2d.tif",
          anisotropic_diffusion(x2, niter=10, kappa=0.2, gamma=0.15, option=1))

@@ -9,6 +9,8 @@ public final class MethodSpec {
     public final String id;
     public final String name;
     public final String category;
+    /** "denoise", "deconvolve" or "background": what the output is. */
+    public final String kind;
     public final String summary;
     public final List<String> references;
     public final boolean supports3d;
@@ -20,6 +22,7 @@ public final class MethodSpec {
         id = (String) m.get("id");
         name = (String) m.get("name");
         category = (String) m.get("category");
+        kind = (String) m.get("kind");
         summary = (String) m.get("summary");
         references = new ArrayList<String>();
         for (Object r : (List<Object>) m.get("references")) references.add((String) r);

@@ -59,7 +59,12 @@ public class CompareCommand implements PlugIn {
     static ImagePlus compare(ImagePlus imp, String backend, boolean residuals) {
         Rectangle r = region(imp);
         Pixels input = Pixels.of(imp, imp.getC(), imp.getZ(), imp.getZ(), imp.getT(), r);
-        List<MethodSpec> methods = NativeBridge.methods();
+        // Denoisers only: a deconvolution or a background remover answers another
+        // question, and its panel on the original's grey range would mislead.
+        List<MethodSpec> methods = new java.util.ArrayList<MethodSpec>();
+        for (MethodSpec m : NativeBridge.methods()) {
+            if ("denoise".equals(m.kind)) methods.add(m);
+        }
         ImageStack top = new ImageStack(r.width, r.height);
         ImageStack bottom = new ImageStack(r.width, r.height);
         top.addSlice("original", new FloatProcessor(r.width, r.height, input.data.clone()));
