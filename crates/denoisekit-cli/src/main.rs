@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use denoisekit_core::metrics::{psnr, ssim};
 use denoisekit_core::volume::min_max;
 use denoisekit_core::{
-    Backend, Control, DefaultValue, MethodDescriptor, ParamKind, ParamValues, Volume,
+    Backend, Control, DefaultValue, MethodDescriptor, MethodKind, ParamKind, ParamValues, Volume,
     estimate_sigma, fmt_num, registry,
 };
 use std::path::{Path, PathBuf};
@@ -307,7 +307,21 @@ fn methods(format: Format) -> CliResult<()> {
                         p.help_text()
                     );
                 }
+                if m.kind == MethodKind::Denoise {
+                    println!("    (and the noise model shared by every denoiser, below)");
+                }
                 println!();
+            }
+            println!("Noise model, shared by every denoiser:");
+            for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
+                println!(
+                    "    {:<16} {:<22} default {:<12} {:?}  {}",
+                    p.key,
+                    describe_range(&p.kind),
+                    describe_default(&p.kind),
+                    p.unit,
+                    p.help_text()
+                );
             }
         }
         Format::Markdown => print!("{}", methods_markdown(registry())),
@@ -342,10 +356,29 @@ fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
                 p.help_text()
             );
         }
+        if m.kind == MethodKind::Denoise {
+            s += "| | | | | Plus the [noise model](#noise-model-shared-by-every-denoiser) parameters. |\n";
+        }
         s += "\nReferences:\n";
         for r in m.references {
             s += &format!("- {r}\n");
         }
+    }
+    s += "\n## Noise model, shared by every denoiser\n\n\
+          With `noise_model=poisson_gaussian` the image is variance-stabilised by the \
+          generalized Anscombe transform before denoising and mapped back by its exact \
+          unbiased inverse (Mäkitalo & Foi, IEEE TIP 2013, doi:10.1109/TIP.2012.2202675); \
+          noise-derived defaults are then measured on the stabilised image.\n\n\
+          | key | range | default | unit | help |\n|---|---|---|---|---|\n";
+    for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
+        s += &format!(
+            "| `{}` | {} | {} | {:?} | {} |\n",
+            p.key,
+            describe_range(&p.kind),
+            describe_default(&p.kind),
+            p.unit,
+            p.help_text()
+        );
     }
     s
 }
@@ -476,7 +509,7 @@ fn bench(
         // Apply only the given keys this method has, so one command can time several methods.
         let mut values = ParamValues::new();
         for (k, v) in given.pairs() {
-            if m.params.iter().any(|p| p.key == k) {
+            if m.all_params().any(|p| p.key == k) {
                 values.insert(k.clone(), v);
             }
         }

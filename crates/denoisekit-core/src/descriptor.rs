@@ -512,6 +512,16 @@ pub struct MethodDescriptor {
 }
 
 impl MethodDescriptor {
+    /// Every parameter a user can set: the method's own, then for denoisers the shared
+    /// noise model ([`crate::vst::NOISE_MODEL_PARAMS`]).
+    pub fn all_params(&self) -> impl Iterator<Item = &'static ParamSpec> + Clone + '_ {
+        let common: &'static [ParamSpec] = match self.kind {
+            MethodKind::Denoise => &crate::vst::NOISE_MODEL_PARAMS,
+            _ => &[],
+        };
+        self.params.iter().chain(common.iter())
+    }
+
     /// Checks given values and fills in defaults; estimates noise only if a default needs it.
     ///
     /// # Errors
@@ -523,13 +533,12 @@ impl MethodDescriptor {
         mut noise_sigma: impl FnMut() -> Result<f64>,
     ) -> Result<Resolved> {
         for (k, _) in given.pairs() {
-            if !self.params.iter().any(|p| p.key == k) {
+            if !self.all_params().any(|p| p.key == k) {
                 return Err(DenoiseError::UnknownParam {
                     method: self.id.to_string(),
                     name: k.clone(),
                     valid: self
-                        .params
-                        .iter()
+                        .all_params()
                         .map(|p| p.key)
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -538,7 +547,7 @@ impl MethodDescriptor {
         }
         let mut sigma_used = None;
         let mut values = Vec::with_capacity(self.params.len());
-        for spec in self.params {
+        for spec in self.all_params() {
             let v = match given.pairs().iter().find(|(k, _)| k == spec.key) {
                 Some((_, raw)) => spec.parse(raw)?,
                 None => spec.default_value(|| {
@@ -618,7 +627,7 @@ impl Serialize for MethodDescriptor {
         st.serialize_field("dims", &[2, 3][..if self.dims == Dims::D2 { 1 } else { 2 }])?;
         st.serialize_field("gpu", &self.gpu_tolerance.is_some())?;
         st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;
-        st.serialize_field("params", self.params)?;
+        st.serialize_field("params", &self.all_params().collect::<Vec<_>>())?;
         st.end()
     }
 }

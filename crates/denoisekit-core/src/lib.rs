@@ -23,6 +23,7 @@ pub mod phantom;
 pub mod simd;
 pub mod spectral;
 pub mod volume;
+pub mod vst;
 
 pub use border::BorderMode;
 pub use control::Control;
@@ -107,8 +108,38 @@ pub fn prepare(
             supported: m.dims.label().to_string(),
         });
     }
-    let resolved = m.resolve(values, || estimate_sigma(input))?;
+    // With a Poisson-Gaussian model the method sees the stabilised image, so its
+    // noise-derived defaults are measured there.
+    let gat = match m.kind {
+        MethodKind::Denoise => vst::Gat::from_values(values)?,
+        _ => None,
+    };
+    let resolved = m.resolve(values, || match &gat {
+        Some(g) => estimate_sigma(&g.forward(input).view()),
+        None => estimate_sigma(input),
+    })?;
     Ok((m, resolved))
+}
+
+/// Runs `f` on the input as the noise model asks: directly, or between the generalized
+/// Anscombe transform and its exact unbiased inverse ([`vst`]).
+///
+/// # Errors
+/// Whatever `f` returns, and the noise-model parameter errors.
+pub fn with_noise_model(
+    input: VolumeView<'_>,
+    resolved: &Resolved,
+    f: impl FnOnce(VolumeView<'_>) -> Result<Volume>,
+) -> Result<Volume> {
+    let gat = match resolved.get::<&'static str>("noise_model") {
+        Ok(_) => vst::Gat::from_resolved(resolved)?,
+        // Methods other than denoisers have no noise model.
+        Err(_) => None,
+    };
+    match gat {
+        Some(g) => Ok(g.inverse(f(g.forward(&input).view())?)),
+        None => f(input),
+    }
 }
 
 /// Runs method `id` on the CPU with the given (unchecked) parameter values.
@@ -129,7 +160,7 @@ pub fn prepare(
 pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
     let (m, resolved) = prepare(id, &input, values)?;
     ctl.reset_progress();
-    (m.run)(input, &resolved, ctl)
+    with_noise_model(input, &resolved, |v| (m.run)(v, &resolved, ctl))
 }
 
 /// How far (`[z, y, x]`) an output pixel of method `id` reaches into the input for these

@@ -88,6 +88,29 @@ pub fn run(
 ) -> Result<Denoised, DenoiseError> {
     let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
     ctl.reset_progress();
+    let mut device = Ran::Cpu(None);
+    // A Poisson-Gaussian noise model wraps whichever device runs in the variance-
+    // stabilising transform and its inverse.
+    let volume = denoisekit_core::with_noise_model(input, &resolved, |v| {
+        let (volume, ran) = run_on_device(m, v, &resolved, backend, ctl)?;
+        device = ran;
+        Ok(volume)
+    })?;
+    Ok(Denoised {
+        volume,
+        device,
+        params: resolved,
+    })
+}
+
+/// Runs a prepared job on the device chosen by `backend` (see [`run`]).
+fn run_on_device(
+    m: &'static denoisekit_core::MethodDescriptor,
+    input: VolumeView<'_>,
+    resolved: &denoisekit_core::Resolved,
+    backend: Backend,
+    ctl: &Control,
+) -> Result<(Volume, Ran), DenoiseError> {
     let mut why = None;
     if backend != Backend::Cpu {
         match (shared(), gpu_method(m.id)) {
@@ -101,14 +124,10 @@ pub fn run(
             (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
                 why = Some(format!("{} is a software GPU", ctx.info.name));
             }
-            (Ok(ctx), Some(f)) => match f(ctx, input.view(), &resolved, ctl, None) {
+            (Ok(ctx), Some(f)) => match f(ctx, input.view(), resolved, ctl, None) {
                 Ok(volume) => {
                     ctl.checkpoint()?;
-                    return Ok(Denoised {
-                        volume,
-                        device: Ran::Gpu(ctx.describe()),
-                        params: resolved,
-                    });
+                    return Ok((volume, Ran::Gpu(ctx.describe())));
                 }
                 Err(e) => {
                     ctl.checkpoint()?;
@@ -126,10 +145,6 @@ pub fn run(
             },
         }
     }
-    let volume = (m.run)(input, &resolved, ctl)?;
-    Ok(Denoised {
-        volume,
-        device: Ran::Cpu(why),
-        params: resolved,
-    })
+    let volume = (m.run)(input, resolved, ctl)?;
+    Ok((volume, Ran::Cpu(why)))
 }
