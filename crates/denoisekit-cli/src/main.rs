@@ -74,8 +74,13 @@ enum Cmd {
         #[arg(long)]
         float: bool,
     },
-    /// Estimate the Gaussian noise standard deviation of an image, in its grey levels.
-    Noise { input: PathBuf },
+    /// Estimate the Gaussian noise standard deviation of an image, in its grey levels; with
+    /// --poisson-gaussian, fit var = a·mean + b instead and print the noise-model options.
+    Noise {
+        input: PathBuf,
+        #[arg(long)]
+        poisson_gaussian: bool,
+    },
     /// Denoise a bundled image with every method, write outputs and a montage, print scores.
     Demo {
         /// Clean image to add noise to (default: the bundled fluorescence nuclei image).
@@ -173,9 +178,21 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             );
             Ok(())
         }
-        Cmd::Noise { input } => {
+        Cmd::Noise {
+            input,
+            poisson_gaussian,
+        } => {
             let (img, _) = tiffio::read(&input)?;
-            println!("{}", estimate_sigma(&img.view())?);
+            if poisson_gaussian {
+                let fit = denoisekit_core::noise::estimate_poisson_gaussian(&img.view())?;
+                println!(
+                    "var = a*mean + b: a = {:.4} (± {:.2}), b = {:.4} (± {:.2}), from {} intensity levels",
+                    fit.a, fit.a_se, fit.b, fit.b_se, fit.levels
+                );
+                println!("{}", fit.options());
+            } else {
+                println!("{}", estimate_sigma(&img.view())?);
+            }
             Ok(())
         }
         Cmd::Demo {
