@@ -74,6 +74,14 @@ enum Cmd {
         #[arg(long)]
         float: bool,
     },
+    /// Choose a method's strength from the image itself (self-supervised, no clean image):
+    /// `denoisekit tune nl_means in.tif`; prints the options to pass to `run` or a macro.
+    Tune {
+        method: String,
+        input: PathBuf,
+        /// Parameters to keep fixed, as key=value (the rest take their defaults).
+        params: Vec<String>,
+    },
     /// Estimate the Gaussian noise standard deviation of an image, in its grey levels; with
     /// --poisson-gaussian, fit var = a·mean + b instead and print the noise-model options.
     Noise {
@@ -176,6 +184,37 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 t.elapsed().as_secs_f64() * 1e3,
                 output.display()
             );
+            Ok(())
+        }
+        Cmd::Tune {
+            method,
+            input,
+            params,
+        } => {
+            let (img, _) = tiffio::read(&input)?;
+            let fixed = parse_params(&params)?;
+            let t0 = std::time::Instant::now();
+            let t = denoisekit_core::tune::tune(&method, img.view(), &fixed, &Control::new())?;
+            let tuned: Vec<String> = t
+                .tuned
+                .iter()
+                .map(|(k, v)| format!("{k}={}", fmt_num(*v)))
+                .collect();
+            println!(
+                "{method}: tuned {} in {:.0} ms ({} runs); self-supervised loss {:.6} at the defaults, {:.6} tuned",
+                tuned.join(" "),
+                t0.elapsed().as_secs_f64() * 1e3,
+                t.evaluations,
+                t.loss_default,
+                t.loss_tuned
+            );
+            let options: Vec<String> = t
+                .values
+                .pairs()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!("{}", options.join(" "));
             Ok(())
         }
         Cmd::Noise {

@@ -93,6 +93,8 @@ pub struct ParamSpec {
     pub unit: Unit,
     /// One or two sentences for users: what it does and how to choose it.
     pub help: &'static str,
+    /// The method's strength: what automatic tuning ([`crate::tune`]) searches.
+    pub tunable: bool,
 }
 
 impl ParamSpec {
@@ -123,7 +125,14 @@ impl ParamSpec {
             scale: Scale::Linear,
             unit: Unit::None,
             help: "",
+            tunable: false,
         }
+    }
+
+    /// Marks the parameter as the method's strength, searched by [`crate::tune`].
+    pub const fn tunable(mut self) -> Self {
+        self.tunable = true;
+        self
     }
 
     /// Sets the unit.
@@ -570,9 +579,10 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 10)?;
+        let mut st = s.serialize_struct("ParamSpec", 11)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
+        st.serialize_field("tunable", &self.tunable)?;
         match self.kind {
             ParamKind::Float { min, max, default } => {
                 st.serialize_field("kind", "float")?;

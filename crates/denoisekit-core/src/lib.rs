@@ -22,6 +22,7 @@ pub mod noise;
 pub mod phantom;
 pub mod simd;
 pub mod spectral;
+pub mod tune;
 pub mod volume;
 pub mod vst;
 

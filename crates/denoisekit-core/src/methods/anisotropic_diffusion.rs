@@ -34,7 +34,7 @@ crate::method_params! {
         /// the diffusion. Larger = smoother (weaker edges are blurred). By default twice
         /// the estimated noise.
         kappa: f64 = ParamSpec::float("Edge threshold kappa", 0.0, f64::INFINITY, DefaultValue::TimesNoise(2.0))
-            .unit(Unit::Intensity).scale(Scale::Log),
+            .unit(Unit::Intensity).scale(Scale::Log).tunable(),
         /// Number of diffusion steps. Larger = smoother; 0 leaves the image unchanged.
         iterations: usize = ParamSpec::int("Iterations", 0, 1000, 10).unit(Unit::Count),
         /// Time step of each iteration; at most 0.25 for planes, 1/(2·(2 + z_weight)) for

@@ -39,7 +39,7 @@ crate::method_params! {
         /// Larger = smoother (edges weaker than this are blurred); by default twice the
         /// estimated noise.
         sigma_range: f64 = ParamSpec::float("Range sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(2.0))
-            .unit(Unit::Intensity).scale(Scale::Log),
+            .unit(Unit::Intensity).scale(Scale::Log).tunable(),
         /// Window half-width in pixels; 0 chooses ⌈3 · sigma_spatial⌉.
         radius: usize = ParamSpec::int("Radius", 0, 60, 0).unit(Unit::Pixels),
         /// Spatial standard deviation across planes, in planes; 0 filters each plane on

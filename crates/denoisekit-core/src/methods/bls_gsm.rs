@@ -53,7 +53,7 @@ crate::method_params! {
     pub struct BlsGsmParams {
         /// Standard deviation of the noise, in grey levels. Default: estimated from the
         /// image. 0 leaves the image unchanged.
-        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity),
+        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity).tunable(),
         /// Wavelet levels. More levels reach coarser structures; 4 suits most images.
         levels: usize = ParamSpec::int("Levels", 1, 6, 4).unit(Unit::Count),
         /// Wavelet filters of the undecimated transform (haar, dbN, symN, coifN).

@@ -56,7 +56,7 @@ crate::method_params! {
     pub struct Bm3dParams {
         /// Standard deviation of the noise, in grey levels. Default: estimated from the
         /// image. 0 leaves the image unchanged.
-        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity),
+        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity).tunable(),
         /// Half-width of the search window for similar patches, in pixels. Larger finds
         /// more matches in repetitive images; cost grows with its square.
         search_radius: usize = ParamSpec::int("Search radius", 1, 30, 14).unit(Unit::Pixels),

@@ -32,7 +32,7 @@ crate::method_params! {
     pub struct FourierFilterParams {
         /// Radius of the pass band in cycles per pixel (0.5 = Nyquist). Smaller = smoother;
         /// at 0.75 or more with the default softness nothing is removed.
-        cutoff: f64 = ParamSpec::float("Cutoff", 0.01, 1.0, DefaultValue::Fixed(0.25)),
+        cutoff: f64 = ParamSpec::float("Cutoff", 0.01, 1.0, DefaultValue::Fixed(0.25)).tunable(),
         /// Width of the soft edge as a fraction of the cutoff (0 = hard edge, which rings).
         softness: f64 = ParamSpec::float("Softness", 0.0, 0.9, DefaultValue::Fixed(0.2)),
         /// Cutoff across planes in cycles per plane; 0 filters each plane on its own.

@@ -35,7 +35,7 @@ crate::method_params! {
         /// Standard deviation in x and y, in pixels. Larger = smoother; 0 leaves planes
         /// unblurred.
         sigma: f64 = ParamSpec::float("Sigma (xy)", 0.0, 50.0, DefaultValue::Fixed(1.5))
-            .unit(Unit::Pixels),
+            .unit(Unit::Pixels).tunable(),
         /// Standard deviation across planes, in planes. 0 blurs each plane on its own;
         /// ignored for single images.
         sigma_z: f64 = ParamSpec::float("Sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0))

@@ -42,7 +42,7 @@ crate::method_params! {
         /// averaged. Larger = smoother; 0 leaves the image unchanged. By default 0.8 × the
         /// estimated noise.
         h: f64 = ParamSpec::float("Strength h", 0.0, f64::INFINITY, DefaultValue::TimesNoise(0.8))
-            .unit(Unit::Intensity).scale(Scale::Log),
+            .unit(Unit::Intensity).scale(Scale::Log).tunable(),
         /// Noise standard deviation in grey levels; 2·sigma² is subtracted from patch
         /// distances. By default the estimated noise; 0 disables the correction.
         sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0))

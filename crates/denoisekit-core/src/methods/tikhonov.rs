@@ -33,7 +33,7 @@ crate::method_params! {
     pub struct TikhonovParams {
         /// Regularisation weight. Larger = smoother; about the square of the smoothing
         /// length in pixels. 0 without a PSF leaves the image unchanged.
-        lambda: f64 = ParamSpec::float("Weight lambda", 0.0, 1e6, DefaultValue::Fixed(2.0)).scale(Scale::Log),
+        lambda: f64 = ParamSpec::float("Weight lambda", 0.0, 1e6, DefaultValue::Fixed(2.0)).scale(Scale::Log).tunable(),
         /// Penalise the gradient (smooth, like a heavy-tailed Gaussian) or the Laplacian
         /// (keeps ramps, suppresses curvature).
         regulariser: &'static str = ParamSpec::choice("Regulariser", &["gradient", "laplacian"], "gradient"),

@@ -36,7 +36,7 @@ crate::method_params! {
         /// Regularisation strength in grey levels. Larger = smoother (flatter patches,
         /// stronger edges kept); 0 leaves the image unchanged. By default the estimated noise.
         lambda: f64 = ParamSpec::float("Strength lambda", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0))
-            .unit(Unit::Intensity).scale(Scale::Log),
+            .unit(Unit::Intensity).scale(Scale::Log).tunable(),
         /// Upper limit on the number of iterations.
         max_iterations: usize = ParamSpec::int("Max iterations", 1, 5000, 200).unit(Unit::Count),
         /// Stop when the energy changes by less than this fraction of its first value.
@@ -173,18 +173,24 @@ fn solve(
 }
 
 /// scikit-image's stopping rule: the energy changed by less than `tolerance` times its
-/// first value.
+/// first value, but never in the first [`MIN_ITERATIONS`]: the dual energy can turn over
+/// early, and two nearly equal values there stopped the iteration after a handful of
+/// steps at some weights (seen as a 1.5 dB dip at lambda 0.107 on the phantom, between
+/// 30.9 dB on either side), which scikit-image's rule shares.
 #[derive(Default)]
 struct Stop {
     first: f64,
     previous: f64,
 }
 
+/// Iterations before the stopping rule may fire.
+const MIN_ITERATIONS: usize = 10;
+
 impl Stop {
     fn converged(&mut self, it: usize, energy: f64, tolerance: f64) -> bool {
         if it == 0 {
             self.first = energy;
-        } else if (self.previous - energy).abs() < tolerance * self.first {
+        } else if it >= MIN_ITERATIONS && (self.previous - energy).abs() < tolerance * self.first {
             return true;
         }
         self.previous = energy;

@@ -51,7 +51,7 @@ crate::method_params! {
     pub struct WaveletParams {
         /// Standard deviation of the noise, in grey levels; the thresholds scale with it.
         /// Default: estimated from the image. 0 leaves the image unchanged.
-        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity),
+        sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity).tunable(),
         /// Wavelet: haar (= db1), Daubechies dbN, symlets symN, coiflets coifN. Longer
         /// filters (larger N) give smoother results and fewer blocky artefacts.
         wavelet: &'static str = ParamSpec::choice("Wavelet", NAMES, "sym4"),

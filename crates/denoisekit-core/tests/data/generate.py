@@ -101,8 +101,12 @@ def main():
     save("input_3d_8x32x36.tif", x3)
     f2 = x2.astype(np.float64)
     f3 = x3.astype(np.float64)
-    save("skimage_tv_chambolle_w0.1_2d.tif", denoise_tv_chambolle(f2, weight=0.1))
-    save("skimage_tv_chambolle_w0.1_3d.tif", denoise_tv_chambolle(f3, weight=0.1))
+    # A tight tolerance: at the default eps=2e-4 scikit-image stops these small images
+    # after fewer than 10 iterations, which DenoiseKit's stopping rule no longer allows.
+    save("skimage_tv_chambolle_w0.1_eps1e-6_2d.tif",
+         denoise_tv_chambolle(f2, weight=0.1, eps=1e-6, max_num_iter=2000))
+    save("skimage_tv_chambolle_w0.1_eps1e-6_3d.tif",
+         denoise_tv_chambolle(f3, weight=0.1, eps=1e-6, max_num_iter=2000))
     save("skimage_gaussian_s1.5_nearest_2d.tif", gaussian(f2, sigma=1.5, truncate=4.0, mode="nearest"))
     save("skimage_nl_means_fast_p5_d6_h0.08_s0.1_2d.tif",
          denoise_nl_means(f2, patch_size=5, patch_distance=6, h=0.08, sigma=0.1, fast_mode=True))

@@ -1,0 +1,269 @@
+//! Self-supervised parameter tuning: the Noise2Self / J-invariance loss (Batson & Royer
+//! 2019), minimised by golden-section search on each tunable parameter's log scale.
+//!
+//! No clean image is needed. A grid of pixels (every 4th in y and x) is hidden: each is
+//! replaced by its neighbours' mean plus fresh noise of the image's level, the method runs
+//! on that image,
+//! and the loss is the mean squared difference between the output and the *noisy* values
+//! at the hidden pixels. Because the output at a hidden pixel cannot have seen that
+//! pixel's own noise, this loss equals the true error against the clean image plus the
+//! noise variance (in expectation), so its minimum is where the true error's is. This is
+//! scikit-image's `calibrate_denoiser` with `approximate_loss=True` (one mask); instead of
+//! evaluating a user-given grid, each parameter the descriptor marks `tunable` is searched
+//! by golden sections of `log(value)` between 1/8 and 8 times its default (clipped to its
+//! range), one parameter after another.
+//!
+//! Large images are tuned on a central crop (at most 256×256 pixels and 8 planes): the
+//! best strength of a method depends on the noise and the kind of structure, not on the
+//! field of view, and the crop keeps the `Auto` button interactive.
+//!
+//! # References
+//! J. Batson, L. Royer, "Noise2Self: blind denoising by self-supervision", ICML 2019,
+//! arXiv:1901.11365.
+
+use crate::control::Control;
+use crate::descriptor::{ParamKind, ParamValue, ParamValues};
+use crate::error::{DenoiseError, Result};
+use crate::volume::{Shape, Volume, VolumeView};
+use ndarray::{Array3, s};
+
+/// Side of the hidden-pixel grid.
+const STRIDE: usize = 4;
+/// Largest crop tuned on.
+const MAX_SIDE: usize = 256;
+const MAX_PLANES: usize = 8;
+/// Golden-section steps per parameter: the bracket shrinks to 0.618^14 ≈ 0.1% of its log
+/// width (a factor of 64), i.e. to within 0.5% of the value.
+const STEPS: usize = 14;
+
+/// What [`tune`] found.
+#[derive(Debug, Clone)]
+pub struct Tuned {
+    /// Every parameter, with the tuned ones at their best values.
+    pub values: ParamValues,
+    /// (key, value) of each tuned parameter.
+    pub tuned: Vec<(&'static str, f64)>,
+    /// Self-supervised loss at the defaults and at the tuned values.
+    pub loss_default: f64,
+    /// See `loss_default`.
+    pub loss_tuned: f64,
+    /// Method runs spent.
+    pub evaluations: usize,
+}
+
+/// Tunes method `id`'s tunable parameters on `input`; `fixed` values are kept as given.
+///
+/// # Errors
+/// Everything [`crate::run`] reports; [`DenoiseError::InvalidInput`] when the method has
+/// nothing to tune (all its tunable parameters were fixed).
+pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
+    let (m, resolved) = crate::prepare(id, &input, fixed)?;
+    let crop = central_crop(&input);
+    let noise_keys: Vec<&str> = crate::vst::NOISE_MODEL_PARAMS
+        .iter()
+        .map(|p| p.key)
+        .collect();
+    // With a Poisson-Gaussian model the search runs on the stabilised image, where the
+    // noise is uniform and the method's parameters live (see `crate::run`).
+    let gat = match m.kind {
+        crate::MethodKind::Denoise => crate::vst::Gat::from_values(fixed)?,
+        _ => None,
+    };
+    let crop = match &gat {
+        Some(g) => g.forward(&crop.view()),
+        None => crop,
+    };
+    let sigma = crate::estimate_sigma(&crop.view())?;
+    let masks = [hide_grid(&crop.view(), (1, 1), sigma)];
+    // The runs inside the search see the (stabilised) crop with the Gaussian model.
+    let mut base = ParamValues::new();
+    for (k, v) in resolved.iter().filter(|(k, _)| !noise_keys.contains(k)) {
+        base.insert(k, v);
+    }
+    let targets: Vec<(&'static str, f64, f64, f64)> = m
+        .params
+        .iter()
+        .filter(|p| p.tunable && !fixed.pairs().iter().any(|(k, _)| k == p.key))
+        .filter_map(|p| {
+            let ParamKind::Float { min, max, .. } = p.kind else {
+                return None;
+            };
+            let (_, ParamValue::Float(d)) = resolved.iter().find(|(k, _)| *k == p.key)? else {
+                return None;
+            };
+            // A zero default (or a flat image's zero noise) gives no scale to search around.
+            (d > 0.0).then(|| (p.key, d, (d / 8.0).max(min), (d * 8.0).min(max)))
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(DenoiseError::invalid(format!(
+            "{id} has nothing to tune: its tunable parameters are fixed, or their defaults \
+             are 0 (a noise-free image)"
+        )));
+    }
+    let mut evaluations = 0usize;
+    let mut loss = |values: &ParamValues| -> Result<f64> {
+        evaluations += 1;
+        ctl.checkpoint()?;
+        let (mut sum, mut count) = (0.0, 0usize);
+        for (masked, hidden) in &masks {
+            let out = crate::run(id, masked.view(), values, &ctl.quiet())?;
+            let out = out.as_slice().expect("standard layout");
+            for &(i, v) in hidden {
+                sum += (f64::from(out[i]) - f64::from(v)).powi(2);
+            }
+            count += hidden.len();
+        }
+        Ok(sum / count as f64)
+    };
+    let loss_default = loss(&base)?;
+    let mut current = base.clone();
+    let mut best_loss = loss_default;
+    let mut tuned = Vec::new();
+    for &(key, default, lo, hi) in &targets {
+        let mut at = |v: f64| -> Result<f64> {
+            let trial = current.clone().set(key, crate::fmt_num(v));
+            loss(&trial)
+        };
+        let (value, l) = golden_log(&mut at, lo, hi)?;
+        // Keep the default if the search found nothing better (a flat loss).
+        let (value, l) = if l < best_loss {
+            (value, l)
+        } else {
+            (default, best_loss)
+        };
+        best_loss = l;
+        current.insert(key, crate::fmt_num(value));
+        tuned.push((key, value));
+        ctl.advance(1, targets.len() as u64)?;
+    }
+    for (k, v) in resolved.iter().filter(|(k, _)| noise_keys.contains(k)) {
+        current.insert(k, v);
+    }
+    Ok(Tuned {
+        values: current,
+        tuned,
+        loss_default,
+        loss_tuned: best_loss,
+        evaluations,
+    })
+}
+
+/// Minimises `f` over `[lo, hi]` on a log scale; returns the best point and value.
+fn golden_log(f: &mut impl FnMut(f64) -> Result<f64>, lo: f64, hi: f64) -> Result<(f64, f64)> {
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (lo.ln(), hi.ln());
+    let mut c = b - g * (b - a);
+    let mut d = a + g * (b - a);
+    let (mut fc, mut fd) = (f(c.exp())?, f(d.exp())?);
+    for _ in 0..STEPS {
+        if fc <= fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - g * (b - a);
+            fc = f(c.exp())?;
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + g * (b - a);
+            fd = f(d.exp())?;
+        }
+    }
+    Ok(if fc <= fd {
+        (c.exp(), fc)
+    } else {
+        (d.exp(), fd)
+    })
+}
+
+/// The central part of the image, at most `MAX_PLANES × MAX_SIDE × MAX_SIDE`.
+fn central_crop(v: &VolumeView<'_>) -> Volume {
+    let sh = Shape::of(v);
+    let take = |n: usize, m: usize| {
+        let k = n.min(m);
+        let start = (n - k) / 2;
+        start..start + k
+    };
+    let (z, y, x) = (
+        take(sh.depth, MAX_PLANES),
+        take(sh.height, MAX_SIDE),
+        take(sh.width, MAX_SIDE),
+    );
+    v.slice(s![z, y, x]).as_standard_layout().into_owned()
+}
+
+/// Hides every `STRIDE`-th pixel in y and x from `(oy, ox)`, replacing it by the weighted
+/// mean of its neighbours (edge 1, diagonal ½) plus Gaussian noise that brings its noise
+/// back to `sigma`. The replacement is independent of the hidden pixel's own noise (what
+/// makes the loss self-supervised) yet looks like an ordinary noisy pixel: a plain mean
+/// looks already denoised, which made bilateral and NL-means prefer too weak settings, and
+/// a copied neighbour creates flat pairs that made TV prefer too strong ones. Returns the
+/// masked image and the (flat index, noisy value) of every hidden pixel.
+fn hide_grid(
+    v: &VolumeView<'_>,
+    (oy, ox): (usize, usize),
+    sigma: f64,
+) -> (Volume, Vec<(usize, f32)>) {
+    let (d, h, w) = v.dim();
+    let mut out: Array3<f32> = v.to_owned();
+    let mut hidden = Vec::new();
+    let mut rng = crate::phantom::Rng::new(0x006e_3273);
+    for z in 0..d {
+        for y in (oy..h).step_by(STRIDE) {
+            for x in (ox..w).step_by(STRIDE) {
+                let (mut sum, mut ws, mut w2) = (0.0f64, 0.0f64, 0.0f64);
+                for dy in -1isize..=1 {
+                    for dx in -1isize..=1 {
+                        let (yy, xx) = (y as isize + dy, x as isize + dx);
+                        if (dy == 0 && dx == 0)
+                            || yy < 0
+                            || xx < 0
+                            || yy as usize >= h
+                            || xx as usize >= w
+                        {
+                            continue;
+                        }
+                        let wt = if dy == 0 || dx == 0 { 1.0 } else { 0.5 };
+                        sum += wt * f64::from(v[(z, yy as usize, xx as usize)]);
+                        ws += wt;
+                        w2 += wt * wt;
+                    }
+                }
+                if ws == 0.0 {
+                    continue;
+                }
+                // The weighted mean carries sigma² · Σw²/(Σw)² of noise; add the rest.
+                let extra = sigma * (1.0 - w2 / (ws * ws)).max(0.0).sqrt();
+                out[(z, y, x)] = (sum / ws + extra * rng.normal()) as f32;
+                hidden.push(((z * h + y) * w + x, v[(z, y, x)]));
+            }
+        }
+    }
+    (out, hidden)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_section_finds_a_minimum_on_the_log_scale() {
+        let mut f = |v: f64| Ok((v.ln() - 3f64.ln()).powi(2));
+        let (x, _) = golden_log(&mut f, 0.5, 40.0).unwrap();
+        assert!((x - 3.0).abs() < 0.05, "{x}");
+    }
+
+    #[test]
+    fn hidden_pixels_are_replaced_by_their_neighbours() {
+        let img = Array3::from_shape_fn((1, 9, 9), |(_, y, x)| (y * 9 + x) as f32);
+        // No noise to restore: on a linear image the weighted mean is the hidden value.
+        let (masked, hidden) = hide_grid(&img.view(), (1, 1), 0.0);
+        // Rows and columns 1 and 5.
+        assert_eq!(hidden.len(), 4);
+        for &(i, v) in &hidden {
+            assert!((masked.as_slice().unwrap()[i] - v).abs() < 1e-4);
+        }
+    }
+}
