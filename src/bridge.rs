@@ -269,6 +269,20 @@ pub fn resolve<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JStr
     Ok(env.new_string(resolved.to_options())?)
 }
 
+/// `tune`: every option after self-supervised tuning of the method's strength (the given
+/// values stay fixed), as a macro-style option string.
+pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JString<'l>> {
+    let (method, params, img) = job_args.read(env)?;
+    let t = denoisekit_core::tune::tune(&method, img.view(), &params, &Control::new())?;
+    let options: Vec<String> = t
+        .values
+        .pairs()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Ok(env.new_string(options.join(" "))?)
+}
+
 /// `support`: `{x, y, z}` reach of an output pixel for fully specified parameters.
 pub fn support<'l>(
     env: &mut Env<'l>,

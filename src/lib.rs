@@ -76,6 +76,25 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
     .resolve::<Throw>()
 }
 
+/// `private static native String tune0(String method, float[] pixels, int[] dims,
+/// String[] keys, String[] values)`: the options after self-supervised tuning.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    method: JString<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+    keys: JObjectArray<'l, JString<'l>>,
+    values: JObjectArray<'l, JString<'l>>,
+) -> JString<'l> {
+    env.with_env(|env| {
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        bridge::tune(env, &args)
+    })
+    .resolve::<Throw>()
+}
+
 /// `private static native double estimateNoise0(float[] pixels, int[] dims)`.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_estimateNoise0<'l>(

@@ -16,8 +16,11 @@
 //!   optical transfer function `(2/π)(acos ρ − ρ√(1 − ρ²))`, `ρ = f / (2 NA / λ)`, on the
 //!   mirrored image (so its border rule is always `symmetric`).
 //! - Input: negative values (offset-subtracted noise) are not photons; they are treated as
-//!   0. The start is the image itself (floored at 10⁻³ of its mean so that no pixel is stuck
-//!   at 0, since a multiplicative update cannot leave 0), or a flat image at its mean.
+//!   0. The start is a flat image at the data's mean (default: on the benchmark scene, 30
+//!   iterations from it score 28.9 dB against the object, from the image itself 26.9 dB,
+//!   whose noise is amplified from the first iteration), or the image itself (floored at
+//!   10⁻³ of its mean so that no pixel is stuck at 0, since a multiplicative update cannot
+//!   leave 0).
 //!   Where the re-blurred estimate vanishes the ratio is taken as 1 (no change).
 //! - 0 iterations returns the input unchanged.
 //!
@@ -68,8 +71,9 @@ crate::method_params! {
         /// Total-variation weight (Dey et al.); 0 = plain Richardson–Lucy, 0.001 to 0.01 is
         /// usual. Larger = flatter regions, fewer noise speckles.
         tv: f64 = ParamSpec::float("TV weight", 0.0, 0.1, DefaultValue::Fixed(0.0)),
-        /// First estimate: the image itself, or a flat image at its mean.
-        start: &'static str = ParamSpec::choice("Start", &["image", "mean"], "image"),
+        /// First estimate: a flat image at the data's mean (the usual choice: early iterations
+        /// stay smooth, so noise builds up later), or the image itself (sharper sooner).
+        start: &'static str = ParamSpec::choice("Start", &["mean", "image"], "mean"),
         /// Border rule of the Gaussian blur (the Airy PSF always mirrors: symmetric).
         border: BorderMode = ParamSpec::choice("Border", BorderMode::NAMES, "symmetric"),
     }

@@ -94,6 +94,22 @@ class NativeBridgeTest {
     }
 
     @Test
+    void tuneChoosesTheStrengthAndKeepsFixedValues() {
+        int[] dims = {64, 64, 1};
+        float[] img = noisy(64 * 64, 7, 5);
+        Map<String, String> m = parse(NativeBridge.tune("total_variation", img, dims,
+                new String[] {"max_iterations"}, new String[] {"50"}));
+        assertEquals("50", m.get("max_iterations"));
+        double lambda = Double.parseDouble(m.get("lambda"));
+        // Searched within 1/8 to 8 times the noise-derived default (the noise is 5).
+        assertTrue(lambda > 5.0 / 8 * 0.8 && lambda < 5.0 * 8 * 1.2, "lambda " + lambda);
+        for (ParamSpec p : NativeBridge.method("total_variation").params) assertNotNull(m.get(p.key), p.key);
+        fails("UnknownMethod", "nope", () -> NativeBridge.tune("nope", img, dims, null, null));
+        fails("InvalidInput", "nothing to tune", () -> NativeBridge.tune("total_variation", img, dims,
+                new String[] {"lambda"}, new String[] {"3"}));
+    }
+
+    @Test
     void noiseEstimateIsWithinTenPercent() {
         double s = NativeBridge.estimateNoise(noisy(128 * 128, 3, 5), new int[] {128, 128, 1});
         assertEquals(5.0, s, 0.5);

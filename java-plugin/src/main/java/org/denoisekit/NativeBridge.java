@@ -32,6 +32,7 @@ public final class NativeBridge {
     private static native boolean cancel0(long job);
     private static native int[] support0(String method, String[] keys, String[] values);
     private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
+    private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
 
@@ -204,6 +205,16 @@ public final class NativeBridge {
     public static String resolve(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
         ensureLoaded();
         return resolve0(method, pixels, dims, keys, values);
+    }
+
+    /**
+     * Every option of {@code method} after choosing its strength from the image itself
+     * (self-supervised, Noise2Self); the given keys stay as given. May take a second or two
+     * for the slowest methods (it runs the method about 17 times on a 256x256 crop).
+     */
+    public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
+        ensureLoaded();
+        return tune0(method, pixels, dims, keys, values);
     }
 
     /** Standard deviation of Gaussian noise in grey levels (wavelet MAD estimate). */

@@ -23,6 +23,8 @@ public final class ParamSpec {
     /** "pixels", "intensity", "count", "nanometres" or "none". */
     public final String unit;
     public final String help;
+    /** Whether this is the method's strength, searched by the self-supervised Auto. */
+    public final boolean tunable;
 
     ParamSpec(Map<String, Object> m) {
         key = (String) m.get("key");
@@ -44,6 +46,7 @@ public final class ParamSpec {
         scale = (String) m.get("scale");
         unit = (String) m.get("unit");
         help = (String) m.get("help");
+        tunable = Boolean.TRUE.equals(m.get("tunable"));
     }
 
     private static double num(Object o) {

@@ -19,6 +19,7 @@ import java.awt.Rectangle;
 import java.awt.TextField;
 import java.awt.event.ActionEvent;
 import java.awt.event.ActionListener;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -108,6 +109,13 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                     resetToDefaults(gd);
                 }
             });
+            final Pixels tuneOn = here;
+            gd.addButton("Auto (self-supervised, from the image)", new ActionListener() {
+                @Override
+                public void actionPerformed(ActionEvent e) {
+                    tuneFields(gd, tuneOn);
+                }
+            });
             if (imp.getStackSize() > 1) gd.addChoice("scope", SCOPES, "stack");
             if (imp.getNFrames() > 1) {
                 // A time-lapse of single planes is denoised across time by default.
@@ -171,6 +179,48 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private static boolean isSlider(ParamSpec p) {
         boolean bounded = !Double.isNaN(p.min) && !Double.isNaN(p.max);
         return bounded && (p.isInt() || "linear".equals(p.scale));
+    }
+
+    /**
+     * The self-supervised Auto button: the method's strength chosen from the image itself
+     * (Noise2Self), every other field kept as it stands; only the tuned fields change.
+     */
+    private void tuneFields(GenericDialog gd, Pixels on) {
+        Vector<?> numbers = gd.getNumericFields();
+        Vector<?> choices = gd.getChoices();
+        List<String> keys = new ArrayList<String>();
+        List<String> values = new ArrayList<String>();
+        int n = 0, c = 0;
+        for (ParamSpec p : method.params) {
+            String v = p.isChoice() ? ((Choice) choices.get(c++)).getSelectedItem()
+                    : ((TextField) numbers.get(n++)).getText().trim();
+            if (!p.tunable) {
+                keys.add(p.key);
+                values.add(v);
+            }
+        }
+        IJ.showStatus("DenoiseKit: tuning " + method.id + "...");
+        Map<String, String> tuned;
+        try {
+            tuned = parseOptions(NativeBridge.tune(method.id, on.data, on.dims,
+                    keys.toArray(new String[0]), values.toArray(new String[0])));
+        } catch (DenoiseKitException ex) {
+            IJ.error("DenoiseKit", ex.getMessage());
+            return;
+        }
+        n = 0;
+        StringBuilder log = new StringBuilder();
+        for (ParamSpec p : method.params) {
+            if (p.isChoice()) continue;
+            TextField f = (TextField) numbers.get(n++);
+            if (p.tunable && tuned.containsKey(p.key)) {
+                double x = Double.parseDouble(tuned.get(p.key));
+                f.setText(IJ.d2s(x, p.isInt() ? 0 : isSlider(p) ? 2 : decimals(x)));
+                log.append(' ').append(p.key).append('=').append(tuned.get(p.key));
+            }
+        }
+        IJ.showStatus("DenoiseKit: self-supervised" + log);
+        IJ.log("DenoiseKit: self-supervised " + method.id + log);
     }
 
     /** The Auto button: every field back to the defaults derived from the noise estimate. */
