@@ -299,6 +299,32 @@ pub fn support<'l>(
     Ok(out)
 }
 
+/// `residualCheck`: an "imager beware" warning when the residual `noisy − denoised` holds
+/// image structure (see `denoisekit_core::metrics::residual_structure`), else "".
+pub fn residual_check<'l>(
+    env: &mut Env<'l>,
+    noisy: &JFloatArray<'_>,
+    denoised: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+) -> Result<JString<'l>> {
+    let a = read_volume(env, noisy, dims)?;
+    let b = read_volume(env, denoised, dims)?;
+    Ok(env.new_string(residual_warning(&a, &b)?.unwrap_or_default())?)
+}
+
+/// The warning for a residual with structure, shared with the command line.
+pub fn residual_warning(noisy: &Volume, denoised: &Volume) -> Result<Option<String>> {
+    use denoisekit_core::metrics::{RESIDUAL_STRUCTURE_WARNING, residual_structure};
+    let s = residual_structure(&noisy.view(), &denoised.view())?;
+    Ok((s > RESIDUAL_STRUCTURE_WARNING).then(|| {
+        format!(
+            "the residual (input minus result) looks like image structure, not noise \
+             (neighbour correlation {s:.3} > {RESIDUAL_STRUCTURE_WARNING}): this setting \
+             removes signal; try a weaker one and check the residual view"
+        )
+    }))
+}
+
 /// `estimateNoise`: Gaussian noise sigma in grey levels.
 pub fn estimate_noise(
     env: &mut Env<'_>,

@@ -95,6 +95,20 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     .resolve::<Throw>()
 }
 
+/// `private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims)`:
+/// a warning when the residual holds image structure, else "".
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_residualCheck0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    noisy: JFloatArray<'l>,
+    denoised: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::residual_check(env, &noisy, &denoised, &dims))
+        .resolve::<Throw>()
+}
+
 /// `private static native double estimateNoise0(float[] pixels, int[] dims)`.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_estimateNoise0<'l>(

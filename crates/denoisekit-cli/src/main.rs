@@ -176,6 +176,17 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 &Control::new(),
             )?;
             tiffio::write(&output, &done.volume, if float { Bits::F32 } else { bits })?;
+            if denoisekit_core::find(&method)?.kind == MethodKind::Denoise {
+                use denoisekit_core::metrics::{RESIDUAL_STRUCTURE_WARNING, residual_structure};
+                let s = residual_structure(&img.view(), &done.volume.view())?;
+                if s > RESIDUAL_STRUCTURE_WARNING {
+                    eprintln!(
+                        "warning: the residual (input minus result) looks like image structure, \
+                         not noise (neighbour correlation {s:.3} > {RESIDUAL_STRUCTURE_WARNING}): \
+                         this setting removes signal; try a weaker one"
+                    );
+                }
+            }
             // Full precision: the line can be pasted back to reproduce the result exactly.
             eprintln!(
                 "{method} {} on {}: {:.1} ms -> {}",

@@ -110,6 +110,25 @@ class NativeBridgeTest {
     }
 
     @Test
+    void residualCheckWarnsWhenStructureIsRemoved() {
+        int w = 64, h = 64;
+        int[] dims = {w, h, 1};
+        float[] img = new float[w * h];
+        Random r = new Random(3);
+        // Bright squares on a dim ground, noise 5.
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                img[y * w + x] = (float) ((((x / 16) + (y / 16)) % 2 == 0 ? 200 : 100) + 5 * r.nextGaussian());
+        // Edge-preserving at its noise-derived defaults: the residual is noise. A wide
+        // Gaussian takes the squares' edges with it.
+        float[] light = NativeBridge.denoise("nl_means", img, dims, null, null, "cpu", null, 0L);
+        float[] heavy = NativeBridge.denoise("gaussian", img, dims, new String[] {"sigma"}, new String[] {"6"}, "cpu", null, 0L);
+        assertEquals("", NativeBridge.residualCheck(img, light, dims));
+        assertTrue(NativeBridge.residualCheck(img, heavy, dims).contains("removes signal"));
+        fails("InvalidArgument", "dims", () -> NativeBridge.residualCheck(img, heavy, new int[] {w, h}));
+    }
+
+    @Test
     void noiseEstimateIsWithinTenPercent() {
         double s = NativeBridge.estimateNoise(noisy(128 * 128, 3, 5), new int[] {128, 128, 1});
         assertEquals(5.0, s, 0.5);

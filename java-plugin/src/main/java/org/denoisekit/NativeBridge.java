@@ -33,6 +33,7 @@ public final class NativeBridge {
     private static native int[] support0(String method, String[] keys, String[] values);
     private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
+    private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
 
@@ -215,6 +216,15 @@ public final class NativeBridge {
     public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
         ensureLoaded();
         return tune0(method, pixels, dims, keys, values);
+    }
+
+    /**
+     * "Imager beware": a warning when the residual (noisy minus denoised) holds image
+     * structure, i.e. the setting removes signal and not only noise; "" when it looks like noise.
+     */
+    public static String residualCheck(float[] noisy, float[] denoised, int[] dims) {
+        ensureLoaded();
+        return residualCheck0(noisy, denoised, dims);
     }
 
     /** Standard deviation of Gaussian noise in grey levels (wavelet MAD estimate). */

@@ -410,6 +410,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         int done = 0;
         ImageProcessor[] outs = new ImageProcessor[stack.getSize()];
         Rectangle full = new Rectangle(0, 0, w, h);
+        String warning = "";
         CancelWatch watch = new CancelWatch(Thread.currentThread(), true);
         try {
             for (int o : others) {
@@ -417,12 +418,15 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                     int a0 = oneSlice ? axis.current(imp) : 1, a1 = oneSlice ? axis.current(imp) : len;
                     int[] indices = axis.indices(imp, c, o, a0, a1);
                     float[] out;
+                    Pixels v = Pixels.of(imp, indices, full);
                     if (oneSlice) {
                         out = denoiseRegion(imp, axis, method, keys, values, backend, full, watch.job);
                         info[0] = "the current plane";
                     } else {
-                        Pixels v = Pixels.of(imp, indices, full);
                         out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, backend, info, watch.job);
+                    }
+                    if (warning.isEmpty() && "denoise".equals(method.kind)) {
+                        warning = NativeBridge.residualCheck(v.data, out, v.dims);
                     }
                     for (int i = 0; i < indices.length; i++) {
                         int off = i * w * h;
@@ -440,6 +444,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         }
         String note = "DenoiseKit " + NativeBridge.version() + ": " + optionString() + " on " + info[0];
         IJ.log(String.format("%s (%.0f ms)", note, (System.nanoTime() - t0) / 1e6));
+        if (!warning.isEmpty()) {
+            IJ.log("DenoiseKit warning: " + warning);
+            IJ.showStatus("DenoiseKit: this setting removes signal (see the Log)");
+        }
         if (inPlace) {
             appendInfo(imp, note);
             imp.updateAndDraw();
