@@ -149,13 +149,31 @@ const BAND: usize = 64;
 /// `r` rows, resolved by the border rule) along x into a small buffer, then along y into
 /// the output, so no full-size intermediate image is written.
 fn blur_xy(input: &VolumeView<'_>, k: &[f32], border: BorderMode, ctl: &Control) -> Result<Volume> {
+    let mut out = Array3::<f32>::zeros(input.dim());
+    blur_xy_into(input, k, border, &mut out, ctl)?;
+    Ok(out)
+}
+
+/// [`blur_xy`] into an existing standard-layout volume of the input's shape (iterative
+/// methods blur twice per iteration; fresh multi-megabyte outputs cost page faults).
+fn blur_xy_into(
+    input: &VolumeView<'_>,
+    k: &[f32],
+    border: BorderMode,
+    out: &mut Volume,
+    ctl: &Control,
+) -> Result<()> {
     let (d, h, w) = input.dim();
     let r = k.len() / 2;
     let src = input.as_standard_layout();
     // Invariant: `as_standard_layout` yields a contiguous array.
     let src = src.as_slice().unwrap_or(&[]);
-    let mut out = Array3::<f32>::zeros((d, h, w));
-    // Invariant: freshly allocated, standard layout.
+    assert_eq!(
+        out.dim(),
+        (d, h, w),
+        "blur_xy_into needs an output of the input's shape"
+    );
+    // Invariant: callers pass owned standard-layout arrays.
     let dst = out.as_slice_mut().unwrap_or(&mut []);
     let mut bands: Vec<(usize, usize, &mut [f32])> = Vec::new();
     for (z, plane) in dst.chunks_mut(h * w).enumerate() {
@@ -182,7 +200,21 @@ fn blur_xy(input: &VolumeView<'_>, k: &[f32], border: BorderMode, ctl: &Control)
         });
         ctl.advance(1, total)
     })?;
-    Ok(out)
+    Ok(())
+}
+
+/// A 2D Gaussian blur (x and y only) of `input` into `out`, reusing its memory.
+///
+/// # Errors
+/// [`crate::DenoiseError::Cancelled`].
+pub(crate) fn blur_plane_into(
+    input: &VolumeView<'_>,
+    sigma: f64,
+    border: BorderMode,
+    out: &mut Volume,
+    ctl: &Control,
+) -> Result<()> {
+    blur_xy_into(input, &gaussian_kernel(sigma), border, out, ctl)
 }
 
 /// Output pixels computed together, held in registers across all taps.

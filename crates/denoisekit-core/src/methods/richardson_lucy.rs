@@ -202,13 +202,16 @@ pub fn denoise_richardson_lucy(
     // Smoothing of |∇u| in the TV term, in the image's units so that scaling commutes.
     let eps2 = ((1e-3 * mean) * (1e-3 * mean)) as f32;
     let use_z_tv = s.depth > 1 && p.psf_sigma_z > 0.0 && !airy;
+    // Two work volumes, reused by every iteration.
+    let mut ratio = Array3::<f32>::zeros(f.dim());
+    let mut corr = Array3::<f32>::zeros(f.dim());
     for _ in 0..p.iterations {
         let reg = (p.tv > 0.0).then(|| tv_divergence(&u, use_z_tv, eps2));
-        let mut ratio = blur.apply(&u, &quiet)?;
+        blur.apply_into(&u, &mut ratio, &quiet)?;
         Zip::from(&mut ratio).and(&f).par_for_each(|k, &fv| {
             *k = if *k > tiny { fv / *k } else { 1.0 };
         });
-        let corr = blur.apply(&ratio, &quiet)?;
+        blur.apply_into(&ratio, &mut corr, &quiet)?;
         match reg {
             // tv ≤ 0.1 and |div| ≤ 2·ndim ≤ 6 keep the denominator ≥ 0.4: no sign flips.
             Some(div) => Zip::from(&mut u)
@@ -239,6 +242,19 @@ impl Blur {
                 sigma_z: if s.depth > 1 { p.psf_sigma_z } else { 0.0 },
                 border: p.border,
             })
+        }
+    }
+
+    /// `K u` into `out` (same shape), without allocating for a 2D Gaussian.
+    fn apply_into(&self, u: &Volume, out: &mut Volume, ctl: &Control) -> Result<()> {
+        match self {
+            Self::Gaussian(g) if g.sigma_z == 0.0 => {
+                crate::methods::gaussian::blur_plane_into(&u.view(), g.sigma, g.border, out, ctl)
+            }
+            _ => {
+                *out = self.apply(u, ctl)?;
+                Ok(())
+            }
         }
     }
 
