@@ -316,7 +316,11 @@ fn parse_params(params: &[String]) -> CliResult<ParamValues> {
 /// Resolved parameters for display, floats to 4 significant digits. (Replays should use
 /// the full values, which `Resolved::to_options` gives.)
 fn short_options(r: &denoisekit_core::Resolved) -> String {
+    // The camera parameters mean nothing under the Gaussian model: leave them out.
+    let gaussian = r.get::<&str>("noise_model").is_ok_and(|m| m == "gaussian");
+    let camera = ["gain", "offset", "read_noise"];
     r.iter()
+        .filter(|(k, _)| !(gaussian && camera.contains(k)))
         .map(|(k, v)| match v {
             denoisekit_core::ParamValue::Float(x) if x != 0.0 && x.is_finite() => {
                 let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
@@ -516,7 +520,12 @@ fn demo(input: Option<PathBuf>, noise: f64, out: &Path, backend: Backend) -> Cli
     write_montage(&png, &panels, lo, hi)?;
     let names: Vec<&str> = ["clean", "noisy"]
         .into_iter()
-        .chain(registry().iter().map(|m| m.id))
+        .chain(
+            registry()
+                .iter()
+                .filter(|m| m.kind == MethodKind::Denoise)
+                .map(|m| m.id),
+        )
         .collect();
     println!(
         "\nWrote {} (panels left to right: {}) and one TIFF per method.",
