@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use denoisekit_core::metrics::{psnr, ssim};
 use denoisekit_core::volume::min_max;
 use denoisekit_core::{
-    Backend, Control, DefaultValue, MethodDescriptor, MethodKind, ParamKind, ParamValues, Volume,
-    estimate_sigma, fmt_num, registry,
+    Backend, Control, DefaultValue, MethodDescriptor, MethodKind, ParamKind, ParamSpec,
+    ParamValues, Volume, estimate_sigma, fmt_num, registry,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -338,6 +338,30 @@ fn short_options(r: &denoisekit_core::Resolved) -> String {
         .join(" ")
 }
 
+/// One parameter as a line of `denoisekit methods`.
+fn text_row(p: &ParamSpec) -> String {
+    format!(
+        "    {:<16} {:<22} default {:<12} {:?}  {}",
+        p.key,
+        describe_range(&p.kind),
+        describe_default(&p.kind),
+        p.unit,
+        p.help_text()
+    )
+}
+
+/// One parameter as a row of docs/methods.md.
+fn markdown_row(p: &ParamSpec) -> String {
+    format!(
+        "| `{}` | {} | {} | {:?} | {} |\n",
+        p.key,
+        describe_range(&p.kind),
+        describe_default(&p.kind),
+        p.unit,
+        p.help_text()
+    )
+}
+
 fn describe_default(kind: &ParamKind) -> String {
     match kind {
         ParamKind::Float {
@@ -369,14 +393,7 @@ fn methods(format: Format) -> CliResult<()> {
                 println!("{} — {} ({}; {})", m.id, m.name, m.category, m.dims.label());
                 println!("    {}", m.summary);
                 for p in m.params {
-                    println!(
-                        "    {:<16} {:<22} default {:<12} {:?}  {}",
-                        p.key,
-                        describe_range(&p.kind),
-                        describe_default(&p.kind),
-                        p.unit,
-                        p.help_text()
-                    );
+                    println!("{}", text_row(p));
                 }
                 if m.kind == MethodKind::Denoise {
                     println!("    (and the noise model shared by every denoiser, below)");
@@ -385,14 +402,7 @@ fn methods(format: Format) -> CliResult<()> {
             }
             println!("Noise model, shared by every denoiser:");
             for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
-                println!(
-                    "    {:<16} {:<22} default {:<12} {:?}  {}",
-                    p.key,
-                    describe_range(&p.kind),
-                    describe_default(&p.kind),
-                    p.unit,
-                    p.help_text()
-                );
+                println!("{}", text_row(p));
             }
         }
         Format::Markdown => print!("{}", methods_markdown(registry())),
@@ -418,14 +428,7 @@ fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
             }
         );
         for p in m.params {
-            s += &format!(
-                "| `{}` | {} | {} | {:?} | {} |\n",
-                p.key,
-                describe_range(&p.kind),
-                describe_default(&p.kind),
-                p.unit,
-                p.help_text()
-            );
+            s += &markdown_row(p);
         }
         if m.kind == MethodKind::Denoise {
             s += "| | | | | Plus the [noise model](#noise-model-shared-by-every-denoiser) parameters. |\n";
@@ -442,14 +445,7 @@ fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
           noise-derived defaults are then measured on the stabilised image.\n\n\
           | key | range | default | unit | help |\n|---|---|---|---|---|\n";
     for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
-        s += &format!(
-            "| `{}` | {} | {} | {:?} | {} |\n",
-            p.key,
-            describe_range(&p.kind),
-            describe_default(&p.kind),
-            p.unit,
-            p.help_text()
-        );
+        s += &markdown_row(p);
     }
     s
 }

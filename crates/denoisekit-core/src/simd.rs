@@ -102,3 +102,9 @@ pub fn sum_sq_diff(a: &[f32], b: &[f32]) -> f32 {
             .map(|(x, y)| (x - y) * (x - y))
             .sum::<f32>()
 }
+
+/// `y += a · x`, element-wise over the shorter of the two (vectorises as a plain loop).
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}

@@ -36,7 +36,7 @@
 // index loops; iterator chains over rows and columns would hide them.
 #![allow(clippy::needless_range_loop)]
 
-use super::wavelet_filters::{FILTERS, NAMES};
+use super::wavelet_filters::NAMES;
 use crate::border::BorderMode;
 use crate::control::Control;
 use crate::descriptor::{
@@ -44,6 +44,7 @@ use crate::descriptor::{
 };
 use crate::error::Result;
 use crate::fastmath::fast_exp;
+use crate::simd::axpy;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
@@ -146,11 +147,7 @@ pub fn denoise_bls_gsm(input: VolumeView<'_>, p: &BlsGsmParams, ctl: &Control) -
         return Ok(input.to_owned());
     }
     let sigma = p.sigma.min(1e6 * range);
-    let (_, dec_lo) = FILTERS
-        .iter()
-        .find(|(n, _)| *n == p.wavelet)
-        .expect("wavelet names are validated against the generated table");
-    let bank = Bank::new(dec_lo);
+    let bank = Bank::named(p.wavelet);
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     for z in 0..s.depth {
         ctl.checkpoint()?;
@@ -170,23 +167,9 @@ struct Bank {
 }
 
 impl Bank {
-    fn new(dec_lo: &[f64]) -> Self {
-        let f = dec_lo.len();
-        // dec_hi = reverse(rec_hi) with rec_hi[k] = (-1)^k dec_lo[k] (see the wavelet module).
-        let hi = (0..f)
-            .map(|k| {
-                let j = f - 1 - k;
-                if j.is_multiple_of(2) {
-                    dec_lo[j]
-                } else {
-                    -dec_lo[j]
-                }
-            })
-            .collect();
-        Self {
-            lo: dec_lo.to_vec(),
-            hi,
-        }
+    fn named(name: &str) -> Self {
+        let (lo, hi) = super::wavelet::analysis_filters(name);
+        Self { lo, hi }
     }
 }
 
@@ -227,12 +210,12 @@ fn denoise_plane(
     for j in 0..levels {
         ctl.checkpoint()?;
         let step = 1 << j;
-        let lx = conv_x(&approx, &g, &bank.lo, step);
-        let hx = conv_x(&approx, &g, &bank.hi, step);
-        let ll = conv_y(&lx, &g, &bank.lo, step);
-        let b0 = conv_y(&lx, &g, &bank.hi, step);
-        let b1 = conv_y(&hx, &g, &bank.lo, step);
-        let b2 = conv_y(&hx, &g, &bank.hi, step);
+        let lx = conv_x(&approx, &g, &bank.lo, step, false);
+        let hx = conv_x(&approx, &g, &bank.hi, step, false);
+        let ll = conv_y(&lx, &g, &bank.lo, step, false);
+        let b0 = conv_y(&lx, &g, &bank.hi, step, false);
+        let b1 = conv_y(&hx, &g, &bank.lo, step, false);
+        let b2 = conv_y(&hx, &g, &bank.hi, step, false);
         bands.push([b0, b1, b2]);
         approx = ll;
     }
@@ -256,16 +239,16 @@ fn denoise_plane(
         let [b0, b1, b2] = &clean[j];
         // Tight frame: x = ¼ Σ over the four bands of the adjoint of their filters.
         let lx = add(
-            &adj_y(&approx, &g, &bank.lo, step),
-            &adj_y(b0, &g, &bank.hi, step),
+            &conv_y(&approx, &g, &bank.lo, step, true),
+            &conv_y(b0, &g, &bank.hi, step, true),
         );
         let hx = add(
-            &adj_y(b1, &g, &bank.lo, step),
-            &adj_y(b2, &g, &bank.hi, step),
+            &conv_y(b1, &g, &bank.lo, step, true),
+            &conv_y(b2, &g, &bank.hi, step, true),
         );
         let x = add(
-            &adj_x(&lx, &g, &bank.lo, step),
-            &adj_x(&hx, &g, &bank.hi, step),
+            &conv_x(&lx, &g, &bank.lo, step, true),
+            &conv_x(&hx, &g, &bank.hi, step, true),
         );
         approx = x.iter().map(|v| 0.25 * v).collect();
     }
@@ -274,72 +257,41 @@ fn denoise_plane(
     }))
 }
 
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
-}
-
 fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
-/// `out[y][x] = Σ_k f[k] in[y][x − k·step]`, periodic.
-fn conv_x(src: &[f32], g: &Grid, f: &[f64], step: usize) -> Vec<f32> {
+/// `out[y][x] = Σ_k f[k] in[y][x − k·step]` (`adjoint`: `in[y][x + k·step]`), periodic.
+fn conv_x(src: &[f32], g: &Grid, f: &[f64], step: usize, adjoint: bool) -> Vec<f32> {
     let w = g.w;
     let mut out = vec![0.0f32; src.len()];
     out.par_chunks_mut(w)
         .zip(src.par_chunks(w))
         .for_each(|(o, row)| {
             for (k, &c) in f.iter().enumerate() {
-                // o[x] += c · row[(x − sh) mod w], in two contiguous pieces.
+                // A periodic shift by `sh`, in two contiguous pieces.
                 let sh = (k * step) % w;
-                let c = c as f32;
-                let (head, tail) = o.split_at_mut(sh);
-                axpy(tail, c, &row[..w - sh]);
-                axpy(head, c, &row[w - sh..]);
-            }
-        });
-    out
-}
-
-/// `out[y][x] = Σ_k f[k] in[y − k·step][x]`, periodic.
-fn conv_y(src: &[f32], g: &Grid, f: &[f64], step: usize) -> Vec<f32> {
-    let (h, w) = (g.h, g.w);
-    let mut out = vec![0.0f32; src.len()];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
-        for (k, &c) in f.iter().enumerate() {
-            let sy = (y + h - (k * step) % h) % h;
-            axpy(o, c as f32, &src[sy * w..(sy + 1) * w]);
-        }
-    });
-    out
-}
-
-/// Adjoint of [`conv_x`]: `out[y][x] = Σ_k f[k] in[y][x + k·step]`.
-fn adj_x(src: &[f32], g: &Grid, f: &[f64], step: usize) -> Vec<f32> {
-    let w = g.w;
-    let mut out = vec![0.0f32; src.len()];
-    out.par_chunks_mut(w)
-        .zip(src.par_chunks(w))
-        .for_each(|(o, row)| {
-            for (k, &c) in f.iter().enumerate() {
-                // o[x] += c · row[(x + sh) mod w], in two contiguous pieces.
-                let sh = (k * step) % w;
-                let c = c as f32;
+                let sh = if adjoint { sh } else { (w - sh) % w };
                 let (head, tail) = o.split_at_mut(w - sh);
-                axpy(head, c, &row[sh..]);
-                axpy(tail, c, &row[..sh]);
+                axpy(head, c as f32, &row[sh..]);
+                axpy(tail, c as f32, &row[..sh]);
             }
         });
     out
 }
 
-/// Adjoint of [`conv_y`]: `out[y][x] = Σ_k f[k] in[y + k·step][x]`.
-fn adj_y(src: &[f32], g: &Grid, f: &[f64], step: usize) -> Vec<f32> {
+/// `out[y][x] = Σ_k f[k] in[y − k·step][x]` (`adjoint`: `in[y + k·step][x]`), periodic.
+fn conv_y(src: &[f32], g: &Grid, f: &[f64], step: usize, adjoint: bool) -> Vec<f32> {
     let (h, w) = (g.h, g.w);
     let mut out = vec![0.0f32; src.len()];
     out.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
         for (k, &c) in f.iter().enumerate() {
-            let sy = (y + k * step) % h;
+            let sh = (k * step) % h;
+            let sy = if adjoint {
+                (y + sh) % h
+            } else {
+                (y + h - sh) % h
+            };
             axpy(o, c as f32, &src[sy * w..(sy + 1) * w]);
         }
     });
@@ -736,31 +688,30 @@ mod tests {
 
     #[test]
     fn undecimated_transform_reconstructs_exactly() {
-        let (_, lo) = FILTERS.iter().find(|(n, _)| *n == "db3").unwrap();
-        let bank = Bank::new(lo);
+        let bank = Bank::named("db3");
         let g = Grid { h: 37, w: 41 };
         let mut rng = crate::phantom::Rng::new(9);
         let x: Vec<f32> = (0..g.h * g.w).map(|_| rng.normal() as f32).collect();
         for step in [1, 2, 4] {
-            let lx = conv_x(&x, &g, &bank.lo, step);
-            let hx = conv_x(&x, &g, &bank.hi, step);
+            let lx = conv_x(&x, &g, &bank.lo, step, false);
+            let hx = conv_x(&x, &g, &bank.hi, step, false);
             let bands = [
-                conv_y(&lx, &g, &bank.lo, step),
-                conv_y(&lx, &g, &bank.hi, step),
-                conv_y(&hx, &g, &bank.lo, step),
-                conv_y(&hx, &g, &bank.hi, step),
+                conv_y(&lx, &g, &bank.lo, step, false),
+                conv_y(&lx, &g, &bank.hi, step, false),
+                conv_y(&hx, &g, &bank.lo, step, false),
+                conv_y(&hx, &g, &bank.hi, step, false),
             ];
             let l = add(
-                &adj_y(&bands[0], &g, &bank.lo, step),
-                &adj_y(&bands[1], &g, &bank.hi, step),
+                &conv_y(&bands[0], &g, &bank.lo, step, true),
+                &conv_y(&bands[1], &g, &bank.hi, step, true),
             );
             let hh = add(
-                &adj_y(&bands[2], &g, &bank.lo, step),
-                &adj_y(&bands[3], &g, &bank.hi, step),
+                &conv_y(&bands[2], &g, &bank.lo, step, true),
+                &conv_y(&bands[3], &g, &bank.hi, step, true),
             );
             let back = add(
-                &adj_x(&l, &g, &bank.lo, step),
-                &adj_x(&hh, &g, &bank.hi, step),
+                &conv_x(&l, &g, &bank.lo, step, true),
+                &conv_x(&hh, &g, &bank.hi, step, true),
             );
             let worst = x
                 .iter()
@@ -792,14 +743,13 @@ mod tests {
     #[test]
     fn noise_covariance_matches_an_empirical_one() {
         // Cw from the filters against the covariance measured on transformed white noise.
-        let (_, lo) = FILTERS.iter().find(|(n, _)| *n == "haar").unwrap();
-        let bank = Bank::new(lo);
+        let bank = Bank::named("haar");
         let resp = Responses::new(&bank, 2);
         let g = Grid { h: 256, w: 256 };
         let mut rng = crate::phantom::Rng::new(10);
         let x: Vec<f32> = (0..g.h * g.w).map(|_| rng.normal() as f32).collect();
-        let lx = conv_x(&x, &g, &bank.lo, 1);
-        let band = conv_y(&lx, &g, &bank.hi, 1); // level 0, orientation 0
+        let lx = conv_x(&x, &g, &bank.lo, 1, false);
+        let band = conv_y(&lx, &g, &bank.hi, 1, false); // level 0, orientation 0
         let emp = |dy: isize, dx: isize| {
             let mut s = 0.0f64;
             for y in 0..g.h {

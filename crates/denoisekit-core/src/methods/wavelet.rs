@@ -42,6 +42,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::Result;
+use crate::simd::axpy;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
@@ -181,6 +182,25 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
     }
 }
 
+/// The analysis low- and high-pass filters (PyWavelets' `dec_lo`, `dec_hi`) of wavelet
+/// `name` from [`NAMES`]. The high-pass follows from the quadrature mirror relations of an
+/// orthogonal bank, checked against PyWavelets by the generator:
+/// `dec_hi[k] = (−1)^(k+1) · dec_lo[F−1−k]`.
+pub(crate) fn analysis_filters(name: &str) -> (Vec<f64>, Vec<f64>) {
+    let (_, lo) = FILTERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("wavelet names are validated against the generated table");
+    let f = lo.len();
+    let hi = (0..f)
+        .map(|k| {
+            let v = lo[f - 1 - k];
+            if k % 2 == 0 { -v } else { v }
+        })
+        .collect();
+    (lo.to_vec(), hi)
+}
+
 /// The four filters of an orthogonal wavelet, reversed where that lets the convolution
 /// loops run forwards.
 struct Bank {
@@ -195,26 +215,15 @@ struct Bank {
 impl Bank {
     /// `name` comes from the validated choice list, which is [`NAMES`].
     fn named(name: &str) -> Self {
-        let (_, lo) = FILTERS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("wavelet names are validated against the generated table");
-        let f = lo.len();
-        // Quadrature mirror relations of an orthogonal bank (checked against PyWavelets by
-        // the generator): rec_lo = reverse(dec_lo), rec_hi[k] = (-1)^k dec_lo[k],
-        // dec_hi = reverse(rec_hi).
-        let rec_lo: Vec<f32> = lo.iter().rev().map(|&v| v as f32).collect();
-        let rec_hi: Vec<f32> = (0..f)
-            .map(|k| if k % 2 == 0 { lo[k] } else { -lo[k] } as f32)
-            .collect();
-        let lo_rev = rec_lo.clone();
-        // dec_hi = reverse(rec_hi), so reversing it again gives rec_hi.
-        let hi_rev = rec_hi.clone();
+        let (lo, hi) = analysis_filters(name);
+        // Reversed analysis filters run forwards in the loops; for an orthogonal bank they
+        // are also the synthesis filters (rec = reverse(dec)).
+        let rev = |f: &[f64]| -> Vec<f32> { f.iter().rev().map(|&v| v as f32).collect() };
         Self {
-            lo_rev,
-            hi_rev,
-            rec_lo,
-            rec_hi,
+            lo_rev: rev(&lo),
+            hi_rev: rev(&hi),
+            rec_lo: rev(&lo),
+            rec_hi: rev(&hi),
         }
     }
 
@@ -556,10 +565,6 @@ fn sym(i: isize, n: usize) -> usize {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
 }
 
 #[cfg(test)]
