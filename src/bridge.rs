@@ -274,13 +274,7 @@ pub fn resolve<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JStr
 pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JString<'l>> {
     let (method, params, img) = job_args.read(env)?;
     let t = denoisekit_core::tune::tune(&method, img.view(), &params, &Control::new())?;
-    let options: Vec<String> = t
-        .values
-        .pairs()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    Ok(env.new_string(options.join(" "))?)
+    Ok(env.new_string(t.values.to_options())?)
 }
 
 /// `support`: `{x, y, z}` reach of an output pixel for fully specified parameters.
@@ -309,20 +303,8 @@ pub fn residual_check<'l>(
 ) -> Result<JString<'l>> {
     let a = read_volume(env, noisy, dims)?;
     let b = read_volume(env, denoised, dims)?;
-    Ok(env.new_string(residual_warning(&a, &b)?.unwrap_or_default())?)
-}
-
-/// The warning for a residual with structure, shared with the command line.
-pub fn residual_warning(noisy: &Volume, denoised: &Volume) -> Result<Option<String>> {
-    use denoisekit_core::metrics::{RESIDUAL_STRUCTURE_WARNING, residual_structure};
-    let s = residual_structure(&noisy.view(), &denoised.view())?;
-    Ok((s > RESIDUAL_STRUCTURE_WARNING).then(|| {
-        format!(
-            "the residual (input minus result) looks like image structure, not noise \
-             (neighbour correlation {s:.3} > {RESIDUAL_STRUCTURE_WARNING}): this setting \
-             removes signal; try a weaker one and check the residual view"
-        )
-    }))
+    let warning = denoisekit_core::metrics::residual_warning(&a.view(), &b.view())?;
+    Ok(env.new_string(warning.unwrap_or_default())?)
 }
 
 /// `estimateNoise`: Gaussian noise sigma in grey levels.

@@ -176,16 +176,11 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 &Control::new(),
             )?;
             tiffio::write(&output, &done.volume, if float { Bits::F32 } else { bits })?;
-            if denoisekit_core::find(&method)?.kind == MethodKind::Denoise {
-                use denoisekit_core::metrics::{RESIDUAL_STRUCTURE_WARNING, residual_structure};
-                let s = residual_structure(&img.view(), &done.volume.view())?;
-                if s > RESIDUAL_STRUCTURE_WARNING {
-                    eprintln!(
-                        "warning: the residual (input minus result) looks like image structure, \
-                         not noise (neighbour correlation {s:.3} > {RESIDUAL_STRUCTURE_WARNING}): \
-                         this setting removes signal; try a weaker one"
-                    );
-                }
+            if denoisekit_core::find(&method)?.kind == MethodKind::Denoise
+                && let Some(w) =
+                    denoisekit_core::metrics::residual_warning(&img.view(), &done.volume.view())?
+            {
+                eprintln!("warning: {w}");
             }
             // Full precision: the line can be pasted back to reproduce the result exactly.
             eprintln!(
@@ -219,13 +214,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 t.loss_default,
                 t.loss_tuned
             );
-            let options: Vec<String> = t
-                .values
-                .pairs()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            println!("{}", options.join(" "));
+            println!("{}", t.values.to_options());
             Ok(())
         }
         Cmd::Noise {

@@ -385,6 +385,15 @@ impl ParamValues {
         }
     }
 
+    /// The values as a macro-style option string, in insertion order.
+    pub fn to_options(&self) -> String {
+        self.pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The given pairs, in insertion order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs

@@ -169,6 +169,25 @@ pub fn residual_structure(noisy: &VolumeView<'_>, denoised: &VolumeView<'_>) -> 
     Ok(corr(0, 1).max(corr(1, 0)))
 }
 
+/// The "imager beware" message when [`residual_structure`] exceeds
+/// [`RESIDUAL_STRUCTURE_WARNING`], shared by the command line and the plugin.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] for different shapes.
+pub fn residual_warning(
+    noisy: &VolumeView<'_>,
+    denoised: &VolumeView<'_>,
+) -> Result<Option<String>> {
+    let s = residual_structure(noisy, denoised)?;
+    Ok((s > RESIDUAL_STRUCTURE_WARNING).then(|| {
+        format!(
+            "the residual (input minus result) looks like image structure, not noise \
+             (neighbour correlation {s:.3} > {RESIDUAL_STRUCTURE_WARNING}): this setting \
+             removes signal; try a weaker one and check the residual view"
+        )
+    }))
+}
+
 #[cfg(test)]
 mod residual_tests {
     use super::*;

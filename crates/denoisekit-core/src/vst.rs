@@ -29,6 +29,7 @@ use crate::descriptor::{DefaultValue, ParamSpec, ParamValue, ParamValues, Resolv
 use crate::error::Result;
 use crate::volume::{Volume, VolumeView};
 use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// The parameters every denoiser shares: the noise model and, for Poisson–Gaussian noise,
 /// the camera's gain, offset and read noise.
@@ -75,7 +76,7 @@ pub struct Gat {
     /// Read noise in photons (`read_noise / gain`).
     s: f64,
     /// `E[f | y]` on the grid `Y_GRID`, with f in photon units (`2√(y + ⅜ + s²)`).
-    table: Vec<f64>,
+    table: Arc<Vec<f64>>,
 }
 
 /// Means (photons) up to which the expectation is tabulated. The closed form is off by
@@ -99,7 +100,7 @@ impl Gat {
             gain,
             offset,
             s,
-            table: expectation_table(s),
+            table: cached_table(s),
         }
     }
 
@@ -213,6 +214,30 @@ fn gaussian_expectations(s: f64, k_max: usize) -> Vec<f64> {
                 / norm
         })
         .collect()
+}
+
+/// [`expectation_table`] for `s`, computed once per value: a run builds the model twice
+/// (to measure noise-derived defaults on the stabilised image, then to run), tuning many
+/// times, and a table costs about 15 ms.
+fn cached_table(s: f64) -> Arc<Vec<f64>> {
+    static CACHE: Mutex<Vec<(u64, Arc<Vec<f64>>)>> = Mutex::new(Vec::new());
+    let key = s.to_bits();
+    let found = CACHE
+        .lock()
+        .ok()
+        .and_then(|c| c.iter().find(|(k, _)| *k == key).map(|(_, t)| t.clone()));
+    if let Some(t) = found {
+        return t;
+    }
+    let t = Arc::new(expectation_table(s));
+    if let Ok(mut c) = CACHE.lock() {
+        // A handful of cameras per session; keep the most recent few.
+        if c.len() >= 8 {
+            c.remove(0);
+        }
+        c.push((key, t.clone()));
+    }
+    t
 }
 
 /// `E[f | y]` on the grid: a Poisson mixture of [`gaussian_expectations`].
