@@ -15,7 +15,7 @@ fi
 [ -n "$java_home" ] && [ -f "$java_home/lib/libawt_xawt.so" ] || missing+=(default-jdk)
 [ -f /usr/share/java/ij.jar ] || missing+=(libij-java)
 [ -f /usr/share/java/junit-platform-console-standalone.jar ] || missing+=(junit5)
-command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb xauth)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

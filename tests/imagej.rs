@@ -6,8 +6,11 @@
 mod common;
 
 use common::{Env, require};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn read_tiff(path: &Path) -> Vec<f32> {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -66,8 +69,63 @@ fn install_plugin(env: &Env) {
     );
 }
 
-/// Xvfb displays chosen by `xvfb-run -a` can collide when two start at once.
+/// One ImageJ at a time: on a 2-core CI machine several JVMs at once starve the GUI
+/// harness, whose waits are timed.
 static DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A private X server for one ImageJ run, stopped when dropped. Started directly rather
+/// than through `xvfb-run`, which installs its "ready" signal handler and then waits for
+/// the server: when the signal lands before the wait starts (a loaded machine), it waits
+/// for ever (a CI run lost 300 s to it). `-displayfd` has Xvfb choose a free display
+/// and print its number once it accepts connections.
+struct Xvfb {
+    server: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let mut server = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let out = server.stdout.take().expect("Xvfb stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.trim().parse::<u32>().is_ok() => Xvfb {
+                server,
+                display: format!(":{}", line.trim()),
+            },
+            other => {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("Xvfb did not report a display within 60 s: {other:?}");
+            }
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
 
 /// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder; returns
 /// the result, the source image as saved after the command, and the log.
@@ -89,15 +147,19 @@ fn imagej_with(
     if let Some(dims) = hyperstack {
         arg = format!("{arg}|{dims}");
     }
-    let run = Command::new("xvfb-run")
-        .args(["-a", "java", "-Xcheck:jni"])
+    let x = Xvfb::start();
+    // A hung ImageJ must fail the test, not the CI run: coreutils' timeout bounds it.
+    let run = Command::new("timeout")
+        .args(["300", "java", "-Xcheck:jni"])
         .arg(format!("-Dplugins.dir={}", env.tmp.display()))
         .args(["-jar", "/usr/share/java/ij.jar", "-batch"])
         .arg(env.root.join("tests/imagej/denoise_stack.ijm"))
         .arg(&arg)
+        .env("DISPLAY", &x.display)
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .expect("run ImageJ");
+    drop(x);
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),
@@ -114,10 +176,10 @@ fn imagej_with(
 fn prerequisites(test: &str) -> Option<Env> {
     let env = Env::find(test)?;
     let xvfb = Command::new("which")
-        .arg("xvfb-run")
+        .arg("Xvfb")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !require(xvfb, "xvfb-run (apt-get install xvfb)")
+    if !require(xvfb, "Xvfb (apt-get install xvfb)")
         || !require(
             Path::new("/usr/share/java/ij.jar").exists(),
             "ImageJ (apt-get install libij-java)",
@@ -355,24 +417,20 @@ fn gui_record_preview_replay_and_compare() {
     std::fs::create_dir_all(&shots).unwrap();
     let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
     // A hung dialog must fail the test, not the CI run: coreutils' timeout bounds it.
+    let x = Xvfb::start();
     let run = Command::new("timeout")
-        .args([
-            "300",
-            "xvfb-run",
-            "-a",
-            "-s",
-            "-screen 0 1280x800x24",
-            "java",
-        ])
+        .args(["300", "java"])
         .arg(format!("-Dplugins.dir={}", env.tmp.display()))
         .arg("-cp")
         .arg(format!("/usr/share/java/ij.jar:{}", classes.display()))
         .arg("org.denoisekit.gui.GuiHarness")
         .arg(&input)
         .arg(&shots)
+        .env("DISPLAY", &x.display)
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .expect("run the GUI harness");
+    drop(x);
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),
