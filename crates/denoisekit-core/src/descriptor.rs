@@ -436,6 +436,16 @@ impl Resolved {
         self.values.iter().map(|(s, v)| (s.key, *v))
     }
 
+    /// Every value given explicitly: running with these resolves to the same values
+    /// without estimating anything again (the key to replaying a job exactly).
+    pub fn to_params(&self) -> ParamValues {
+        let mut v = ParamValues::new();
+        for (k, x) in self.iter() {
+            v.insert(k, x);
+        }
+        v
+    }
+
     /// The values as a macro-style option string: `sigma=1.5 border=replicate`.
     pub fn to_options(&self) -> String {
         self.iter()
@@ -490,6 +500,10 @@ impl Dims {
     }
 }
 
+/// The reach a support function states for an axis along which every output pixel
+/// depends on the whole image (a Fourier transform, sub-band statistics).
+pub const GLOBAL_SUPPORT: usize = 1 << 24;
+
 /// Reach of an output pixel, `[z, y, x]`, for resolved parameters.
 pub type SupportFn = fn(&Resolved) -> Result<[usize; 3]>;
 
@@ -525,6 +539,9 @@ pub struct MethodDescriptor {
     /// these parameters. A crop extended by this halo gives exactly the full result inside
     /// the crop: the ImageJ preview relies on it to match the final result to the pixel.
     pub support: SupportFn,
+    /// Working memory, checked against the budget before a job starts
+    /// ([`crate::memory`]).
+    pub memory: crate::memory::Memory,
     /// The CPU implementation.
     pub run: RunFn,
 }

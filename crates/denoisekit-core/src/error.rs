@@ -66,8 +66,16 @@ pub enum DenoiseError {
         supported: String,
     },
     /// The job needs more memory than allowed.
-    #[error("job needs {bytes} bytes of working memory, more than the limit of {limit} bytes")]
+    #[error(
+        "{job} needs {} of working memory, more than the limit of {} \
+         (set {} to change it, or process fewer planes)",
+        crate::memory::fmt_bytes(*.bytes),
+        crate::memory::fmt_bytes(*.limit),
+        crate::memory::LIMIT_ENV
+    )]
     TooLarge {
+        /// The job, with its method and image size.
+        job: String,
         /// Bytes the job would need.
         bytes: u64,
         /// The configured limit.

@@ -16,12 +16,14 @@ pub mod control;
 pub mod descriptor;
 pub mod error;
 pub mod fastmath;
+pub mod memory;
 pub mod methods;
 pub mod metrics;
 pub mod noise;
 pub mod phantom;
 pub mod simd;
 pub mod spectral;
+pub mod tiling;
 pub mod tune;
 pub mod volume;
 pub mod vst;
@@ -146,7 +148,9 @@ pub fn with_noise_model(
 /// Runs method `id` on the CPU with the given (unchecked) parameter values.
 ///
 /// # Errors
-/// Everything [`prepare`] reports, and [`DenoiseError::Cancelled`].
+/// Everything [`prepare`] reports, [`DenoiseError::Cancelled`], and
+/// [`DenoiseError::TooLarge`] when the job needs more working memory than
+/// [`memory::limit`] and cannot be split into windows of planes ([`tiling`]).
 ///
 /// # Examples
 /// ```
@@ -161,6 +165,10 @@ pub fn with_noise_model(
 pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
     let (m, resolved) = prepare(id, &input, values)?;
     ctl.reset_progress();
+    let limit = memory::limit()?;
+    if memory::need(m, Shape::of(&input), &resolved)? > limit {
+        return tiling::run_in_memory(m, &resolved, input, limit, ctl);
+    }
     with_noise_model(input, &resolved, |v| (m.run)(v, &resolved, ctl))
 }
 

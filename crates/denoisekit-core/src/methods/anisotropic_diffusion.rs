@@ -24,6 +24,7 @@ use crate::descriptor::{
 };
 use crate::error::{DenoiseError, Result};
 use crate::fastmath::fast_exp;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use rayon::prelude::*;
 
@@ -65,6 +66,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("iterations", "0")],
     support,
+    memory: Memory {
+        volume: 3.0,
+        plane: 0.0,
+    },
     run,
 };
 

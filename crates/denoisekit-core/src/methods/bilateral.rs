@@ -24,6 +24,7 @@ use crate::descriptor::{
 };
 use crate::error::Result;
 use crate::fastmath::fast_exp;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -68,6 +69,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma_spatial", "0")],
     support,
+    memory: Memory {
+        volume: 2.0,
+        plane: 0.5,
+    },
     run,
 };
 

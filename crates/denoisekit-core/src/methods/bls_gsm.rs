@@ -44,6 +44,7 @@ use crate::descriptor::{
 };
 use crate::error::Result;
 use crate::fastmath::fast_exp;
+use crate::memory::Memory;
 use crate::simd::axpy;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
@@ -82,10 +83,14 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 33.0,
+    },
     run,
 };
 
-const GLOBAL: usize = 1 << 24;
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
 /// The neighbourhood: 3×3 in the band, then the parent; the centre is index 4.
 const OFFSETS: [(isize, isize); 9] = [

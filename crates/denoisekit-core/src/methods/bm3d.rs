@@ -47,6 +47,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
@@ -89,6 +90,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 9.0,
+    },
     run,
 };
 
@@ -104,8 +109,8 @@ const TAU_HARD: f32 = 4.0;
 const TAU_WIENER: f32 = 1.0;
 /// Reference rows per parallel task.
 const BAND_REFS: usize = 16;
-/// The reference grid is anchored to the image corner, so no crop reproduces it.
-const GLOBAL: usize = 1 << 24;
+// The reference grid is anchored to the image corner, so no crop reproduces it.
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
 fn support(_: &Resolved) -> Result<[usize; 3]> {
     Ok([0, GLOBAL, GLOBAL])

@@ -25,6 +25,7 @@
 use crate::control::Control;
 use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved};
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
 crate::method_params! {
@@ -59,11 +60,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("cutoff", "1"), ("softness", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 12.5,
+    },
     run,
 };
 
-/// The filter is global: every output pixel depends on the whole (mirrored) image.
-const GLOBAL: usize = 1 << 24;
+// The filter is global: every output pixel depends on the whole (mirrored) image.
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
 fn support(r: &Resolved) -> Result<[usize; 3]> {
     let p = FourierFilterParams::from_resolved(r)?;

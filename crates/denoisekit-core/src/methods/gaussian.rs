@@ -22,6 +22,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -63,6 +64,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma", "0"), ("sigma_z", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 0.25,
+    },
     run,
 };
 

@@ -22,6 +22,7 @@ use crate::border::{BorderMode, pad};
 use crate::control::Control;
 use crate::descriptor::{Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit};
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -59,6 +60,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("radius", "0"), ("radius_z", "0")],
     support,
+    memory: Memory {
+        volume: 2.0,
+        plane: 0.25,
+    },
     run,
 };
 

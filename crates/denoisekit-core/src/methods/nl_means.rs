@@ -27,6 +27,7 @@ use crate::descriptor::{
 };
 use crate::error::Result;
 use crate::fastmath::fast_exp;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -81,6 +82,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: Some(1e-5),
     identity: &[("h", "0")],
     support,
+    memory: Memory {
+        volume: 2.0,
+        plane: 1.0,
+    },
     run,
 };
 

@@ -44,7 +44,8 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::{DenoiseError, Result};
-use crate::methods::gaussian::{GaussianParams, denoise_gaussian, gaussian_kernel};
+use crate::memory::Memory;
+use crate::methods::gaussian::{GaussianParams, denoise_gaussian};
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, Zip};
 use rayon::prelude::*;
@@ -102,33 +103,21 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("iterations", "0")],
     support,
+    memory: Memory {
+        volume: 4.0,
+        plane: 0.0,
+    },
     run,
 };
 
-/// Every output pixel of the Airy path depends on the whole (mirrored) plane.
-const GLOBAL: usize = 1 << 24;
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
-fn support(r: &Resolved) -> Result<[usize; 3]> {
-    let p = RichardsonLucyParams::from_resolved(r)?;
-    if p.psf == "airy" {
-        return Ok([0, GLOBAL, GLOBAL]);
-    }
-    // Each iteration blurs twice (K, then Kᵀ); TV reaches one more pixel.
-    let per = |sigma: f64, tv_reach: usize| {
-        let r = if sigma > 0.0 {
-            gaussian_kernel(sigma).len() / 2
-        } else {
-            0
-        };
-        (p.iterations.saturating_mul(2 * r + tv_reach)).min(GLOBAL)
-    };
-    let tv = usize::from(p.tv > 0.0);
-    let tv_z = if p.psf_sigma_z > 0.0 { tv } else { 0 };
-    Ok([
-        per(p.psf_sigma_z, tv_z),
-        per(p.psf_sigma, tv),
-        per(p.psf_sigma, tv),
-    ])
+fn support(_: &Resolved) -> Result<[usize; 3]> {
+    // Every output pixel depends on the whole stack: the flat start, the start's floor,
+    // the ratio guard and the TV smoothing are all set from the data's mean (that is what
+    // makes the method scale-equivariant), and the Airy path filters whole planes. A crop
+    // or a window of planes would see another mean.
+    Ok([GLOBAL; 3])
 }
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {

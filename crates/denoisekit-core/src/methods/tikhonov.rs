@@ -26,6 +26,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
 };
 use crate::error::{DenoiseError, Result};
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
 crate::method_params! {
@@ -63,11 +64,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("lambda", "0"), ("psf_sigma", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 12.5,
+    },
     run,
 };
 
-/// The solution is global: every output pixel depends on the whole (mirrored) image.
-const GLOBAL: usize = 1 << 24;
+// The solution is global: every output pixel depends on the whole (mirrored) image.
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
 /// Upper bound on the transfer function (see the module docs).
 const MAX_GAIN: f64 = 1e6;

@@ -32,6 +32,7 @@ use crate::border::BorderMode;
 use crate::control::Control;
 use crate::descriptor::{Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit};
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -71,6 +72,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("radius", "0"), ("radius_z", "0"), ("output", "background")],
     support,
+    memory: Memory {
+        volume: 3.0,
+        plane: 0.25,
+    },
     run,
 };
 

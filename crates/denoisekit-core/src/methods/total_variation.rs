@@ -26,6 +26,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
 };
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -66,6 +67,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("lambda", "0")],
     support,
+    memory: Memory {
+        volume: 3.0,
+        plane: 0.0,
+    },
     run,
 };
 

@@ -42,6 +42,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::Result;
+use crate::memory::Memory;
 use crate::simd::axpy;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
@@ -95,11 +96,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
     support,
+    memory: Memory {
+        volume: 1.0,
+        plane: 3.0,
+    },
     run,
 };
 
-/// Sub-band statistics make every output pixel depend on the whole plane (or volume).
-const GLOBAL: usize = 1 << 24;
+// Sub-band statistics make every output pixel depend on the whole plane (or volume).
+use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 
 fn support(r: &Resolved) -> Result<[usize; 3]> {
     let p = WaveletParams::from_resolved(r)?;

@@ -1,0 +1,145 @@
+//! Running a job in windows of planes, for stacks whose working memory exceeds the budget.
+//!
+//! A method that reaches `h` planes in z (its descriptor's support) gives, on the planes
+//! `a..b`, exactly the same result from the input planes `a-h..b+h` as from the whole
+//! stack: the windows are processed one after the other, each with its halo, and only
+//! their central planes are kept. Parameters are resolved once for the whole stack, so a
+//! noise-derived default is the same in every window. `tests/properties.rs` checks the
+//! seam-free claim for every method against the untiled result.
+
+use crate::descriptor::{GLOBAL_SUPPORT, MethodDescriptor, Resolved};
+use crate::error::Result;
+use crate::memory;
+use crate::volume::{Shape, Volume, VolumeView};
+use crate::{Control, with_noise_model};
+use ndarray::{Array3, Axis, s};
+use std::ops::Range;
+
+/// How a stack is split: output planes per window and the z halo read around each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Output planes per window.
+    pub window: usize,
+    /// Planes read on each side of a window (clamped at the stack's ends).
+    pub halo: usize,
+}
+
+/// The largest window whose input (with halo), output and working memory fit in
+/// `budget` bytes; `extra_per_plane` is what the caller keeps per window plane besides
+/// (its own read buffer, say). `None` when the method couples the whole stack or not
+/// even one plane fits.
+///
+/// # Errors
+/// The parameter errors of the method's support function.
+pub fn plan(
+    m: &MethodDescriptor,
+    shape: Shape,
+    r: &Resolved,
+    budget: u64,
+    extra_per_plane: u64,
+) -> Result<Option<Plan>> {
+    let halo = (m.support)(r)?[0];
+    if halo >= GLOBAL_SUPPORT {
+        return Ok(None);
+    }
+    let plane_bytes = (shape.height as u64)
+        .saturating_mul(shape.width as u64)
+        .saturating_mul(4);
+    let fits = |window: usize| -> Result<bool> {
+        let planes = (window + 2 * halo).min(shape.depth);
+        let sub = Shape {
+            depth: planes,
+            ..shape
+        };
+        let own = memory::need(m, sub, r)?
+            .saturating_add(plane_bytes.saturating_mul(planes as u64))
+            .saturating_add(extra_per_plane.saturating_mul(planes as u64));
+        Ok(own <= budget)
+    };
+    if !fits(1)? {
+        return Ok(None);
+    }
+    // The need grows with the window: bisect for the largest that fits.
+    let (mut lo, mut hi) = (1, shape.depth.max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(Some(Plan { window: lo, halo }))
+}
+
+/// Runs `m` window by window: `read(range)` returns the input planes of `range`, the
+/// result's planes are handed to `write(first_plane, planes)` in order. Progress is
+/// reported per window; cancellation is honoured inside each.
+///
+/// # Errors
+/// Whatever `read`, `write` or the method return.
+pub fn run_windows(
+    m: &MethodDescriptor,
+    r: &Resolved,
+    depth: usize,
+    plan: Plan,
+    mut read: impl FnMut(Range<usize>) -> Result<Volume>,
+    mut write: impl FnMut(usize, VolumeView<'_>) -> Result<()>,
+    ctl: &Control,
+) -> Result<()> {
+    let inner = ctl.quiet();
+    let mut a = 0;
+    while a < depth {
+        let b = (a + plan.window.max(1)).min(depth);
+        let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
+        let input = read(lo..hi)?;
+        let out = with_noise_model(input.view(), r, |v| (m.run)(v, r, &inner))?;
+        write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
+        ctl.advance((b - a) as u64, depth as u64)?;
+        a = b;
+    }
+    Ok(())
+}
+
+/// [`run_windows`] over a stack in memory, into a new output volume.
+///
+/// # Errors
+/// [`crate::DenoiseError::TooLarge`] when no window fits in `budget`, and whatever the
+/// method returns.
+pub fn run_in_memory(
+    m: &MethodDescriptor,
+    r: &Resolved,
+    input: VolumeView<'_>,
+    budget: u64,
+    ctl: &Control,
+) -> Result<Volume> {
+    let shape = Shape::of(&input);
+    let whole = memory::need(m, shape, r)?;
+    // The output is allocated whole up front; windows share what is left.
+    let out_bytes = (input.len() as u64).saturating_mul(4);
+    let plan = plan(m, shape, r, budget.saturating_sub(out_bytes), 0)?
+        .ok_or_else(|| memory::too_large(m, shape, whole, budget))?;
+    log::info!(
+        "{} on {shape}: {} needed, budget {}: running in windows of {} planes (halo {})",
+        m.id,
+        memory::fmt_bytes(whole),
+        memory::fmt_bytes(budget),
+        plan.window,
+        plan.halo
+    );
+    let mut out = Array3::<f32>::zeros(input.raw_dim());
+    run_windows(
+        m,
+        r,
+        shape.depth,
+        plan,
+        |range| Ok(input.slice_axis(Axis(0), range.into()).to_owned()),
+        |z, planes| {
+            out.slice_mut(s![z..z + planes.len_of(Axis(0)), .., ..])
+                .assign(&planes);
+            Ok(())
+        },
+        ctl,
+    )?;
+    Ok(out)
+}

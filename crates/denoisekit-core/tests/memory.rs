@@ -1,0 +1,146 @@
+//! Working memory: every method's stated need (its descriptor's `memory`) is an upper
+//! bound on what it allocates, measured with a counting allocator, and not a gross
+//! overstatement; a job over the budget runs in windows of planes with the untiled
+//! result, or is refused with `TooLarge` naming the sizes.
+
+use denoisekit_core::memory::{self, FIXED};
+use denoisekit_core::{Control, DenoiseError, MethodKind, ParamValues, Shape, registry, run};
+use ndarray::Array3;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+struct Counting;
+static NOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = NOW.fetch_add(l.size(), Relaxed) + l.size();
+        PEAK.fetch_max(now, Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        NOW.fetch_sub(l.size(), Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // Counted as alloc-then-free: both blocks exist during the copy.
+        let now = NOW.fetch_add(new, Relaxed) + new;
+        PEAK.fetch_max(now, Relaxed);
+        let q = unsafe { System.realloc(p, l, new) };
+        NOW.fetch_sub(l.size(), Relaxed);
+        q
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The tests of this file change the process-wide budget and read process-wide counters.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn scene(shape: (usize, usize, usize)) -> Array3<f32> {
+    Array3::from_shape_fn(shape, |(z, y, x)| {
+        let edge = if (x / 16 + y / 16 + z) % 2 == 0 {
+            40.0
+        } else {
+            10.0
+        };
+        edge + ((x * 7919 + y * 104_729 + z * 31) % 97) as f32 * 0.1
+    })
+}
+
+#[test]
+fn stated_working_memory_bounds_what_every_method_allocates() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut checked = 0;
+    for shape in [(1, 512, 384), (8, 128, 160)] {
+        let img = scene(shape);
+        for m in registry() {
+            if shape.0 > 1 && !m.dims.supports(3) {
+                continue;
+            }
+            // Each model, and the settings that couple a stack through z (a 3D transform).
+            let mut settings = vec![ParamValues::new()];
+            if m.kind == MethodKind::Denoise {
+                settings.push(ParamValues::new().set("noise_model", "poisson_gaussian"));
+            }
+            for (key, value) in [("z_weight", "1"), ("cutoff_z", "0.2"), ("z_mode", "volume")] {
+                if shape.0 > 1 && m.params.iter().any(|p| p.key == key) {
+                    settings.push(ParamValues::new().set(key, value));
+                }
+            }
+            for values in settings {
+                let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
+                let need = memory::need(m, Shape::of(&img.view()), &r).unwrap();
+                let base = NOW.load(Relaxed);
+                PEAK.store(base, Relaxed);
+                let out = run(m.id, img.view(), &r.to_params(), &Control::new()).unwrap();
+                let peak = (PEAK.load(Relaxed) - base) as u64;
+                drop(out);
+                let what = format!("{} {} on {shape:?}", m.id, values.to_options());
+                assert!(
+                    peak <= need,
+                    "{what}: allocated {peak} bytes, states {need}"
+                );
+                assert!(
+                    need - FIXED <= 4 * peak,
+                    "{what}: states {need} bytes, allocates only {peak}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} settings checked");
+}
+
+#[test]
+fn over_the_budget_a_stack_runs_in_windows_with_the_same_result() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let img = scene((12, 96, 80));
+    let values = ParamValues::new()
+        .set("h", 6)
+        .set("sigma", 3)
+        .set("search_radius_z", 1);
+    let whole = run("nl_means", img.view(), &values, &Control::new()).unwrap();
+    // Room for the output and a few planes, not for the whole job.
+    memory::set_limit(Some(FIXED + 12 * 96 * 80 * 4 + 20 * 96 * 80 * 4));
+    let base = NOW.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let tiled = run("nl_means", img.view(), &values, &Control::new());
+    let peak = (PEAK.load(Relaxed) - base) as u64;
+    memory::set_limit(None);
+    assert_eq!(tiled.unwrap(), whole);
+    let whole_need = 3 * 12 * 96 * 80 * 4;
+    assert!(
+        peak < whole_need,
+        "windows allocated {peak} bytes, no less than the whole job's {whole_need}"
+    );
+}
+
+#[test]
+fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let img = scene((4, 64, 64));
+    memory::set_limit(Some(1 << 20));
+    let coupled = run(
+        "fourier_filter",
+        img.view(),
+        &ParamValues::new().set("cutoff_z", 0.2),
+        &Control::new(),
+    );
+    let tiny_budget = run("gaussian", img.view(), &ParamValues::new(), &Control::new());
+    memory::set_limit(None);
+    for r in [coupled, tiny_budget] {
+        let e = r.unwrap_err();
+        assert!(matches!(e, DenoiseError::TooLarge { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("64x64x4"), "{msg}");
+        assert!(msg.contains("more than the limit of 1.0 MiB"), "{msg}");
+        assert!(msg.contains(memory::LIMIT_ENV), "{msg}");
+    }
+    // And the library still works at the default budget.
+    run("gaussian", img.view(), &ParamValues::new(), &Control::new()).unwrap();
+}
