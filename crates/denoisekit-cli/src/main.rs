@@ -4,19 +4,19 @@
 //! nothing is listed by hand. Parameters are given as `key=value`, exactly as in a
 //! recorded ImageJ macro, so a setting tuned in Fiji can be pasted onto the command line.
 
-mod tiffio;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use denoisekit_core::metrics::{psnr, ssim};
+use denoisekit_core::tiling::{self, Plan};
 use denoisekit_core::volume::min_max;
 use denoisekit_core::{
-    Backend, Control, DefaultValue, MethodDescriptor, MethodKind, ParamKind, ParamSpec,
-    ParamValues, Volume, estimate_sigma, fmt_num, registry,
+    Backend, Control, DefaultValue, DenoiseError, MethodDescriptor, MethodKind, ParamKind,
+    ParamSpec, ParamValues, Resolved, Shape, Volume, estimate_sigma, fmt_num, memory, registry,
+    volume_from_vec,
 };
+use denoisekit_tiff::{self as tiffio, Bits};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use tiffio::Bits;
 
 #[derive(Parser)]
 #[command(
@@ -165,8 +165,11 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             backend,
             float,
         } => {
-            let (img, bits) = tiffio::read(&input)?;
             let values = parse_params(&params)?;
+            if let Some(plan) = streaming_plan(&method, &input, &values)? {
+                return stream(&method, &input, &output, float, plan);
+            }
+            let (img, bits) = tiffio::read(&input)?;
             let t = Instant::now();
             let done = denoisekit_gpu::run(
                 &method,
@@ -289,6 +292,148 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             save.as_deref(),
         ),
     }
+}
+
+/// `Some` when the whole job (the stack and the method's working memory) would pass the
+/// memory budget and the method can run in windows of planes: then the stack is streamed.
+fn streaming_plan(
+    method: &str,
+    input: &Path,
+    values: &ParamValues,
+) -> CliResult<Option<(Shape, Resolved, Plan)>> {
+    let m = denoisekit_core::find(method)?;
+    let (depth, height, width) = tiffio::probe(input)?;
+    let shape = Shape {
+        depth,
+        height,
+        width,
+    };
+    // Sizes depend on radii and the noise model, never on the noise level: any stands in.
+    let sizing = m.resolve(values, || Ok(1.0))?;
+    let stack = (shape.len().unwrap_or(usize::MAX) as u64).saturating_mul(4);
+    let whole = stack.saturating_add(memory::need(m, shape, &sizing)?);
+    let limit = memory::limit()?;
+    if whole <= limit {
+        return Ok(None);
+    }
+    // Parameters are resolved once, on the middle planes, so every window uses the same.
+    let mid = depth / 2;
+    let sample = read_planes(input, mid.saturating_sub(2)..(mid + 3).min(depth))?;
+    let (_, r) = if depth > 1 && sample.dim().0 == 1 {
+        // A one-plane sample would be judged as a 2D image.
+        return Err(memory::too_large(m, shape, whole, limit).into());
+    } else {
+        denoisekit_core::prepare(method, &sample.view(), values)?
+    };
+    let plane = (height * width * 4) as u64;
+    match tiling::plan(m, shape, &r, limit, plane)? {
+        Some(plan) => Ok(Some((shape, r, plan))),
+        None => Err(memory::too_large(m, shape, whole, limit).into()),
+    }
+}
+
+/// Planes `range` of a stack, reading only as far as needed.
+fn read_planes(path: &Path, range: std::ops::Range<usize>) -> CliResult<Volume> {
+    let mut r = tiffio::PageReader::open(path)?;
+    for _ in 0..range.start {
+        r.skip_page()?;
+    }
+    let (w, h) = r.dims();
+    let mut data = Vec::with_capacity(range.len() * w * h);
+    for _ in range.clone() {
+        data.extend(r.next_page()?.ok_or("the stack ended early")?);
+    }
+    Ok(volume_from_vec(range.len(), h, w, data)?)
+}
+
+/// Denoises a stack too large for the memory budget page by page: windows of planes with
+/// their z halo are read, denoised on the CPU and written in order, so memory holds one
+/// window, not the file.
+fn stream(
+    method: &str,
+    input: &Path,
+    output: &Path,
+    float: bool,
+    (shape, r, plan): (Shape, Resolved, Plan),
+) -> CliResult<()> {
+    let t = Instant::now();
+    let m = denoisekit_core::find(method)?;
+    eprintln!(
+        "{method}: {shape} does not fit in the memory limit of {}: streaming in windows of {} \
+         planes (z halo {}) on the CPU",
+        memory::fmt_bytes(memory::limit()?),
+        plan.window,
+        plan.halo
+    );
+    let mut reader = tiffio::PageReader::open(input)?;
+    let first = reader.next_page()?.ok_or("the stack has no pages")?;
+    let bits = if float {
+        Bits::F32
+    } else {
+        reader.bits().unwrap_or(Bits::F32)
+    };
+    let mut writer =
+        tiffio::PageWriter::create(output, bits, shape.len().unwrap_or(usize::MAX) as u64)?;
+    let (w, h) = (shape.width, shape.height);
+    // Planes `start..start + ring.len()` of the stack; windows only move forward.
+    let mut ring = std::collections::VecDeque::from([first]);
+    let mut start = 0;
+    // The closures report file errors here; the job sees them as a stop.
+    let io_error = std::cell::RefCell::new(None);
+    let result = tiling::run_windows(
+        m,
+        &r,
+        shape.depth,
+        plan,
+        |range| {
+            while start < range.start {
+                ring.pop_front();
+                start += 1;
+            }
+            while start + ring.len() < range.end {
+                match reader.next_page() {
+                    Ok(Some(px)) => ring.push_back(px),
+                    Ok(None) => {
+                        return Err(DenoiseError::InvalidInput {
+                            reason: "the stack ended early".into(),
+                        });
+                    }
+                    Err(e) => {
+                        *io_error.borrow_mut() = Some(e);
+                        return Err(DenoiseError::Cancelled);
+                    }
+                }
+            }
+            let mut data = Vec::with_capacity(range.len() * w * h);
+            for px in ring.range(..range.len()) {
+                data.extend_from_slice(px);
+            }
+            volume_from_vec(range.len(), h, w, data)
+        },
+        |_, planes| {
+            for plane in planes.outer_iter() {
+                let px = plane.as_standard_layout();
+                let px = px.as_slice().expect("standard layout");
+                if let Err(e) = writer.write_page(w, h, px) {
+                    *io_error.borrow_mut() = Some(e);
+                    return Err(DenoiseError::Cancelled);
+                }
+            }
+            Ok(())
+        },
+        &Control::new(),
+    );
+    if let Some(e) = io_error.into_inner() {
+        return Err(e.into());
+    }
+    result?;
+    eprintln!(
+        "{method} {} on cpu (streamed): {:.1} ms -> {}",
+        r.to_options(),
+        t.elapsed().as_secs_f64() * 1e3,
+        output.display()
+    );
+    Ok(())
 }
 
 fn parse_params(params: &[String]) -> CliResult<ParamValues> {

@@ -10,7 +10,7 @@
 use crate::descriptor::{GLOBAL_SUPPORT, MethodDescriptor, Resolved};
 use crate::error::Result;
 use crate::memory;
-use crate::volume::{Shape, Volume, VolumeView};
+use crate::volume::{Shape, Volume, VolumeView, check_input};
 use crate::{Control, with_noise_model};
 use ndarray::{Array3, Axis, s};
 use std::ops::Range;
@@ -77,7 +77,8 @@ pub fn plan(
 /// reported per window; cancellation is honoured inside each.
 ///
 /// # Errors
-/// Whatever `read`, `write` or the method return.
+/// Whatever `read`, `write` or the method return, and [`crate::DenoiseError::InvalidInput`]
+/// for non-finite pixels in a window.
 pub fn run_windows(
     m: &MethodDescriptor,
     r: &Resolved,
@@ -93,6 +94,13 @@ pub fn run_windows(
         let b = (a + plan.window.max(1)).min(depth);
         let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
         let input = read(lo..hi)?;
+        // Streamed planes were never seen whole: check each window as `run` checks a stack.
+        check_input(&input.view()).map_err(|e| match e {
+            crate::DenoiseError::InvalidInput { reason } => crate::DenoiseError::InvalidInput {
+                reason: format!("{reason} (z counted from plane {lo} of the stack)"),
+            },
+            other => other,
+        })?;
         let out = with_noise_model(input.view(), r, |v| (m.run)(v, r, &inner))?;
         write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
         ctl.advance((b - a) as u64, depth as u64)?;

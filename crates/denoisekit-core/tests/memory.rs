@@ -4,7 +4,9 @@
 //! result, or is refused with `TooLarge` naming the sizes.
 
 use denoisekit_core::memory::{self, FIXED};
-use denoisekit_core::{Control, DenoiseError, MethodKind, ParamValues, Shape, registry, run};
+use denoisekit_core::{
+    Control, DenoiseError, MethodKind, ParamKind, ParamValues, Shape, registry, run,
+};
 use ndarray::Array3;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
@@ -52,11 +54,30 @@ fn scene(shape: (usize, usize, usize)) -> Array3<f32> {
     })
 }
 
+/// Every z neighbourhood and z coupling a method has, switched on (by convention a z
+/// choice lists its 3D option last).
+fn three_d_values(m: &denoisekit_core::MethodDescriptor) -> ParamValues {
+    let mut v = ParamValues::new();
+    for p in m.params {
+        if p.key.ends_with("_z") || p.key.starts_with("z_") {
+            match p.kind {
+                ParamKind::Float { .. } => v.insert(p.key, 0.5),
+                ParamKind::Int { .. } => v.insert(p.key, 1),
+                ParamKind::Choice { options, .. } => {
+                    v.insert(p.key, *options.last().expect("a choice has options"))
+                }
+            }
+        }
+    }
+    v
+}
+
 #[test]
 fn stated_working_memory_bounds_what_every_method_allocates() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut checked = 0;
-    for shape in [(1, 512, 384), (8, 128, 160)] {
+    let mut wrong = Vec::new();
+    for shape in [(1, 1024, 768), (16, 256, 256)] {
         let img = scene(shape);
         for m in registry() {
             if shape.0 > 1 && !m.dims.supports(3) {
@@ -67,10 +88,8 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
             if m.kind == MethodKind::Denoise {
                 settings.push(ParamValues::new().set("noise_model", "poisson_gaussian"));
             }
-            for (key, value) in [("z_weight", "1"), ("cutoff_z", "0.2"), ("z_mode", "volume")] {
-                if shape.0 > 1 && m.params.iter().any(|p| p.key == key) {
-                    settings.push(ParamValues::new().set(key, value));
-                }
+            if shape.0 > 1 {
+                settings.push(three_d_values(m));
             }
             for values in settings {
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
@@ -81,18 +100,25 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
                 let peak = (PEAK.load(Relaxed) - base) as u64;
                 drop(out);
                 let what = format!("{} {} on {shape:?}", m.id, values.to_options());
-                assert!(
-                    peak <= need,
-                    "{what}: allocated {peak} bytes, states {need}"
-                );
-                assert!(
-                    need - FIXED <= 4 * peak,
-                    "{what}: states {need} bytes, allocates only {peak}"
-                );
+                // The fixed allowance would hide everything at test sizes: hold the
+                // stated copies to account, with 1 MiB for small buffers.
+                if peak > need - FIXED + (1 << 20) {
+                    wrong.push(format!(
+                        "{what}: allocated {peak} bytes, states {} plus the fixed allowance",
+                        need - FIXED
+                    ));
+                }
+                if need - FIXED > 4 * peak {
+                    wrong.push(format!(
+                        "{what}: states {} bytes, allocates only {peak}",
+                        need - FIXED
+                    ));
+                }
                 checked += 1;
             }
         }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(checked >= 40, "only {checked} settings checked");
 }
 

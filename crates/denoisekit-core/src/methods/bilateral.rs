@@ -70,7 +70,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     identity: &[("sigma_spatial", "0")],
     support,
     memory: Memory {
-        volume: 2.0,
+        volume: 2.5,
         plane: 0.5,
     },
     run,

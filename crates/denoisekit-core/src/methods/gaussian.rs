@@ -65,7 +65,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     identity: &[("sigma", "0"), ("sigma_z", "0")],
     support,
     memory: Memory {
-        volume: 1.0,
+        volume: 2.0,
         plane: 0.25,
     },
     run,

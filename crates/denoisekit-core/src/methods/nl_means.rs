@@ -83,7 +83,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     identity: &[("h", "0")],
     support,
     memory: Memory {
-        volume: 2.0,
+        volume: 2.5,
         plane: 1.0,
     },
     run,

@@ -104,7 +104,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     identity: &[("iterations", "0")],
     support,
     memory: Memory {
-        volume: 4.0,
+        volume: 6.0,
         plane: 0.0,
     },
     run,

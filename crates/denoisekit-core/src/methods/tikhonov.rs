@@ -66,7 +66,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     support,
     memory: Memory {
         volume: 1.0,
-        plane: 12.5,
+        plane: 24.5,
     },
     run,
 };

@@ -68,7 +68,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     identity: &[("lambda", "0")],
     support,
     memory: Memory {
-        volume: 3.0,
+        volume: 4.0,
         plane: 0.0,
     },
     run,

@@ -98,7 +98,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     support,
     memory: Memory {
         volume: 1.0,
-        plane: 3.0,
+        plane: 4.5,
     },
     run,
 };

@@ -1,0 +1,522 @@
+//! Reading and writing grey-level TIFF images and multi-page stacks, whole or page by page.
+//!
+//! 8-bit, 16-bit and 32-bit float data (and 16/32-bit signed integers, 32-bit unsigned and
+//! 64-bit floats, converted to f32) are read without rescaling. Every page must have the
+//! same size and sample type. Output keeps the input's type by default, rounding and
+//! clamping only to that type's own range, or is written as 32-bit float; files that would
+//! pass 4 GiB are written as BigTIFF.
+//!
+//! Files are untrusted input: a page's claimed size is checked against the memory budget
+//! ([`denoisekit_core::memory::limit`]) before anything is allocated, IFD cycles and
+//! truncated data are errors, and every error names the file and the problem. A stack too
+//! large for memory is refused by [`read`] with its size, and can be processed page by page
+//! with [`PageReader`] and [`PageWriter`] instead.
+
+use denoisekit_core::memory;
+use denoisekit_core::{Volume, volume_from_vec};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Cursor, Read, Seek};
+use std::path::Path;
+use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::encoder::{TiffEncoder, TiffKind, TiffKindBig, TiffKindStandard, colortype};
+
+/// Sample type of an image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bits {
+    /// 8-bit unsigned.
+    U8,
+    /// 16-bit unsigned.
+    U16,
+    /// 32-bit float (also used for any other input type).
+    F32,
+}
+
+impl Bits {
+    /// Rounds and clamps `v` to this type's range (identity for float).
+    pub fn quantise(self, v: f32) -> f32 {
+        match self {
+            Bits::U8 => v.round().clamp(0.0, 255.0),
+            Bits::U16 => v.round().clamp(0.0, 65535.0),
+            Bits::F32 => v,
+        }
+    }
+
+    /// Bytes per sample in a file of this type.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Bits::U8 => 1,
+            Bits::U16 => 2,
+            Bits::F32 => 4,
+        }
+    }
+}
+
+/// A failure to read or write an image file.
+#[derive(Debug, thiserror::Error)]
+pub enum TiffIoError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a TIFF, corrupt, or an unsupported layout.
+    #[error("{path}: not a readable grey-level TIFF: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The data would not fit in the memory budget.
+    #[error(
+        "{path}: {what} needs {} in memory, more than the limit of {} (set {} to change \
+         it; `denoisekit run` processes stacks page by page)",
+        memory::fmt_bytes(*.bytes),
+        memory::fmt_bytes(*.limit),
+        memory::LIMIT_ENV
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// What was to be read: "a 2048x2048x900 stack", "page 3 (65535x65535)".
+        what: String,
+        /// Bytes it needs as f32.
+        bytes: u64,
+        /// The budget.
+        limit: u64,
+    },
+}
+
+fn budget(path: &str) -> Result<u64, TiffIoError> {
+    memory::limit().map_err(|e| TiffIoError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads the pages of a TIFF one at a time, checking that each matches the first.
+pub struct PageReader<R: Read + Seek> {
+    dec: Decoder<R>,
+    path: String,
+    width: u32,
+    height: u32,
+    /// The first decoded page's type.
+    bits: Option<Bits>,
+    /// Pages returned so far.
+    page: usize,
+    /// Whether the decoder stands on a page not yet returned.
+    pending: bool,
+}
+
+impl PageReader<BufReader<File>> {
+    /// Opens a file and reads its first page's header.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file and the problem.
+    pub fn open(path: &Path) -> Result<Self, TiffIoError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|source| TiffIoError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Self::new(BufReader::new(file), p)
+    }
+}
+
+impl<R: Read + Seek> PageReader<R> {
+    /// Starts reading TIFF data from `reader`; `path` names it in messages.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] when the header or the first page's layout is unusable.
+    pub fn new(reader: R, path: String) -> Result<Self, TiffIoError> {
+        let limit = budget(&path)?;
+        let fmt = |e: tiff::TiffError| TiffIoError::Format {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let mut limits = Limits::default();
+        // One page is decoded at a time: let it be as large as the budget allows (the
+        // default 256 MiB would refuse a real 16k x 16k 16-bit plane), never larger.
+        limits.decoding_buffer_size = usize::try_from(limit).unwrap_or(usize::MAX);
+        let dec = Decoder::new(reader).map_err(fmt)?.with_limits(limits);
+        let mut r = Self {
+            dec,
+            path,
+            width: 0,
+            height: 0,
+            bits: None,
+            page: 0,
+            pending: true,
+        };
+        (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(e.to_string()))?;
+        r.check_layout()?;
+        Ok(r)
+    }
+
+    fn fmt(&self, reason: String) -> TiffIoError {
+        TiffIoError::Format {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Checks the page the decoder stands on: grey-level, the first page's size, and a
+    /// size the budget can hold.
+    fn check_layout(&mut self) -> Result<(), TiffIoError> {
+        let n = self.page + 1;
+        let (w, h) = self.dec.dimensions().map_err(|e| self.fmt(e.to_string()))?;
+        let ct = self.dec.colortype().map_err(|e| self.fmt(e.to_string()))?;
+        if !matches!(ct, tiff::ColorType::Gray(_)) {
+            return Err(self.fmt(format!(
+                "page {n} is {ct:?}; only grey-level images are supported"
+            )));
+        }
+        if (w, h) != (self.width, self.height) {
+            return Err(self.fmt(format!(
+                "page {n} is {w}x{h}, unlike the first page ({}x{})",
+                self.width, self.height
+            )));
+        }
+        let bytes = u64::from(w) * u64::from(h) * 4;
+        let limit = budget(&self.path)?;
+        if bytes > limit {
+            return Err(TiffIoError::TooLarge {
+                path: self.path.clone(),
+                what: format!("page {n} ({w}x{h})"),
+                bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Page width and height in pixels.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.width as usize, self.height as usize)
+    }
+
+    /// The file's sample type, known once the first page was read.
+    pub fn bits(&self) -> Option<Bits> {
+        self.bits
+    }
+
+    /// Moves to the next page, if there is one.
+    fn advance(&mut self) -> Result<bool, TiffIoError> {
+        if !self.dec.more_images() {
+            return Ok(false);
+        }
+        self.dec.next_image().map_err(|e| self.fmt(e.to_string()))?;
+        self.check_layout()?;
+        self.pending = true;
+        Ok(true)
+    }
+
+    /// The next page's pixels as f32 (row-major), or `None` after the last page.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] for corrupt data or a page unlike the first.
+    pub fn next_page(&mut self) -> Result<Option<Vec<f32>>, TiffIoError> {
+        if !self.pending && !self.advance()? {
+            return Ok(None);
+        }
+        self.pending = false;
+        self.page += 1;
+        let n = self.page;
+        let page = self.dec.read_image().map_err(|e| self.fmt(e.to_string()))?;
+        let (b, px): (Bits, Vec<f32>) = match page {
+            DecodingResult::U8(v) => (Bits::U8, v.into_iter().map(f32::from).collect()),
+            DecodingResult::U16(v) => (Bits::U16, v.into_iter().map(f32::from).collect()),
+            DecodingResult::F32(v) => (Bits::F32, v),
+            DecodingResult::I16(v) => (Bits::F32, v.into_iter().map(f32::from).collect()),
+            DecodingResult::I32(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
+            DecodingResult::U32(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
+            DecodingResult::F64(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
+            other => {
+                return Err(self.fmt(format!(
+                    "page {n}: unsupported sample type {:?}",
+                    std::mem::discriminant(&other)
+                )));
+            }
+        };
+        if *self.bits.get_or_insert(b) != b {
+            return Err(self.fmt(format!("page {n} has a different sample type")));
+        }
+        let (w, h) = self.dims();
+        if px.len() != w * h {
+            return Err(self.fmt(format!(
+                "page {n} has {} samples for {w}x{h} pixels",
+                px.len()
+            )));
+        }
+        Ok(Some(px))
+    }
+
+    /// Skips the next page without decoding its pixels; `false` after the last page.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] for a corrupt directory or a page unlike the first.
+    pub fn skip_page(&mut self) -> Result<bool, TiffIoError> {
+        if !self.pending && !self.advance()? {
+            return Ok(false);
+        }
+        self.pending = false;
+        self.page += 1;
+        Ok(true)
+    }
+}
+
+/// Number of pages, and their width and height, walking the directories only.
+///
+/// # Errors
+/// [`TiffIoError`] naming the file and the problem.
+pub fn probe(path: &Path) -> Result<(usize, usize, usize), TiffIoError> {
+    let mut r = PageReader::open(path)?;
+    let mut pages = 0;
+    while r.skip_page()? {
+        pages += 1;
+    }
+    let (w, h) = r.dims();
+    Ok((pages, h, w))
+}
+
+/// Reads every page of a TIFF file into a volume (z = page).
+///
+/// # Errors
+/// [`TiffIoError`] naming the file and the problem (corrupt data, colour images, pages of
+/// different sizes or types), or `TooLarge` when the stack exceeds the memory budget.
+pub fn read(path: &Path) -> Result<(Volume, Bits), TiffIoError> {
+    read_pages(PageReader::open(path)?)
+}
+
+/// [`read`] from bytes in memory; `name` names them in messages.
+///
+/// # Errors
+/// As [`read`].
+pub fn read_bytes(data: &[u8], name: &str) -> Result<(Volume, Bits), TiffIoError> {
+    read_pages(PageReader::new(Cursor::new(data), name.to_string())?)
+}
+
+fn read_pages<R: Read + Seek>(mut r: PageReader<R>) -> Result<(Volume, Bits), TiffIoError> {
+    let limit = budget(&r.path)?;
+    let (w, h) = r.dims();
+    let page_bytes = (w * h * 4) as u64;
+    let mut data: Vec<f32> = Vec::new();
+    let mut pages = 0usize;
+    while let Some(px) = r.next_page()? {
+        pages += 1;
+        let bytes = page_bytes.saturating_mul(pages as u64);
+        if bytes > limit {
+            return Err(TiffIoError::TooLarge {
+                path: r.path.clone(),
+                what: format!("a stack of {w}x{h} pages ({pages} read so far)"),
+                bytes,
+                limit,
+            });
+        }
+        data.extend(px);
+    }
+    let v = volume_from_vec(pages, h, w, data).map_err(|e| r.fmt(e.to_string()))?;
+    Ok((v, r.bits().unwrap_or(Bits::F32)))
+}
+
+enum Encoder {
+    Standard(TiffEncoder<BufWriter<File>, TiffKindStandard>),
+    Big(TiffEncoder<BufWriter<File>, TiffKindBig>),
+}
+
+/// Writes a stack page by page.
+pub struct PageWriter {
+    enc: Encoder,
+    path: String,
+    bits: Bits,
+}
+
+/// Classic TIFF offsets are 32-bit; leave room for the directories.
+const CLASSIC_MAX: u64 = 4_000_000_000;
+
+impl PageWriter {
+    /// Creates `path` (and its folder) for about `total_pixels` samples of type `bits`:
+    /// BigTIFF when they would pass the classic format's 4 GiB.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file.
+    pub fn create(path: &Path, bits: Bits, total_pixels: u64) -> Result<Self, TiffIoError> {
+        Self::create_as(
+            path,
+            bits,
+            total_pixels.saturating_mul(bits.bytes()) > CLASSIC_MAX,
+        )
+    }
+
+    /// Creates `path` as a classic TIFF or, with `big`, a BigTIFF.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file.
+    pub fn create_as(path: &Path, bits: Bits, big: bool) -> Result<Self, TiffIoError> {
+        let p = path.display().to_string();
+        let io = |source| TiffIoError::Io {
+            path: p.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = BufWriter::new(File::create(path).map_err(io)?);
+        let fmt = |e: tiff::TiffError| TiffIoError::Format {
+            path: p.clone(),
+            reason: e.to_string(),
+        };
+        let enc = if big {
+            Encoder::Big(TiffEncoder::new_big(file).map_err(fmt)?)
+        } else {
+            Encoder::Standard(TiffEncoder::new(file).map_err(fmt)?)
+        };
+        Ok(Self { enc, path: p, bits })
+    }
+
+    /// Appends one page of `width` x `height` pixels (row-major), quantised to the type.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file.
+    pub fn write_page(
+        &mut self,
+        width: usize,
+        height: usize,
+        px: &[f32],
+    ) -> Result<(), TiffIoError> {
+        let fmt = |e: tiff::TiffError| TiffIoError::Format {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let (w, h) = (
+            u32::try_from(width).map_err(|_| fmt(tiff::TiffError::IntSizeError))?,
+            u32::try_from(height).map_err(|_| fmt(tiff::TiffError::IntSizeError))?,
+        );
+        match &mut self.enc {
+            Encoder::Standard(e) => write_into(e, w, h, px, self.bits),
+            Encoder::Big(e) => write_into(e, w, h, px, self.bits),
+        }
+        .map_err(fmt)
+    }
+}
+
+fn write_into<K: TiffKind>(
+    enc: &mut TiffEncoder<BufWriter<File>, K>,
+    w: u32,
+    h: u32,
+    px: &[f32],
+    bits: Bits,
+) -> tiff::TiffResult<()> {
+    match bits {
+        Bits::U8 => {
+            let b: Vec<u8> = px.iter().map(|&x| Bits::U8.quantise(x) as u8).collect();
+            enc.write_image::<colortype::Gray8>(w, h, &b)
+        }
+        Bits::U16 => {
+            let b: Vec<u16> = px.iter().map(|&x| Bits::U16.quantise(x) as u16).collect();
+            enc.write_image::<colortype::Gray16>(w, h, &b)
+        }
+        Bits::F32 => enc.write_image::<colortype::Gray32Float>(w, h, px),
+    }
+}
+
+/// Writes a volume as a (multi-page) TIFF of the given type.
+///
+/// # Errors
+/// [`TiffIoError`] naming the file.
+pub fn write(path: &Path, v: &Volume, bits: Bits) -> Result<(), TiffIoError> {
+    let (_, h, w) = v.dim();
+    let mut out = PageWriter::create(path, bits, v.len() as u64)?;
+    for plane in v.outer_iter() {
+        match plane.as_slice() {
+            Some(px) => out.write_page(w, h, px)?,
+            None => out.write_page(w, h, &plane.iter().copied().collect::<Vec<_>>())?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denoisekit_core::Volume;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("denoisekit-tiff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    fn stack() -> Volume {
+        Volume::from_shape_fn((3, 5, 7), |(z, y, x)| (z * 35 + y * 7 + x) as f32 * 1.5)
+    }
+
+    #[test]
+    fn every_type_round_trips_classic_and_big() {
+        for bits in [Bits::U8, Bits::U16, Bits::F32] {
+            for big in [false, true] {
+                let path = tmp(&format!("rt-{bits:?}-{big}.tif"));
+                let v = stack();
+                let mut w = PageWriter::create_as(&path, bits, big).unwrap();
+                for plane in v.outer_iter() {
+                    w.write_page(7, 5, plane.as_slice().unwrap()).unwrap();
+                }
+                drop(w);
+                let (back, b) = read(&path).unwrap();
+                assert_eq!(b, bits);
+                assert_eq!(back, v.mapv(|x| bits.quantise(x)), "{bits:?} big={big}");
+                assert_eq!(probe(&path).unwrap(), (3, 5, 7));
+            }
+        }
+    }
+
+    #[test]
+    fn pages_are_read_one_at_a_time_and_skipped_without_decoding() {
+        let path = tmp("pages.tif");
+        write(&path, &stack(), Bits::F32).unwrap();
+        let mut r = PageReader::open(&path).unwrap();
+        assert!(r.skip_page().unwrap());
+        let second = r.next_page().unwrap().unwrap();
+        assert_eq!(second[0], 35.0 * 1.5);
+        assert!(r.next_page().unwrap().is_some());
+        assert!(r.next_page().unwrap().is_none());
+        assert!(!r.skip_page().unwrap());
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_errors_naming_the_file() {
+        let path = tmp("whole.tif");
+        write(&path, &stack(), Bits::U16).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 3, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            let e = read_bytes(&bytes[..cut], "cut.tif")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("cut.tif: "), "{e}");
+        }
+        let e = read_bytes(b"not a tiff at all", "text.tif")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("text.tif: not a readable grey-level TIFF"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pages_of_different_sizes_are_refused() {
+        let path = tmp("mixed.tif");
+        let mut w = PageWriter::create_as(&path, Bits::U8, false).unwrap();
+        w.write_page(4, 4, &[1.0; 16]).unwrap();
+        w.write_page(5, 3, &[1.0; 15]).unwrap();
+        drop(w);
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("page 2 is 5x3, unlike the first page (4x4)"),
+            "{e}"
+        );
+    }
+}
