@@ -127,34 +127,18 @@ impl Drop for Xvfb {
     }
 }
 
-/// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder; returns
-/// the result, the source image as saved after the command, and the log.
-fn imagej_with(
-    env: &Env,
-    input: &Path,
-    options: &str,
-    hyperstack: Option<&str>,
-) -> (Vec<f32>, Vec<f32>, String) {
-    let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
+/// Runs `macro_file` with `arg` in ImageJ (-batch, under its own X server, bounded in
+/// time) with the plugin installed in a fresh plugins folder; returns success and the log.
+fn run_macro(env: &Env, macro_file: &str, arg: &str) -> (bool, String) {
     install_plugin(env);
-    let (out, untouched) = (env.tmp.join("ij_out.tif"), env.tmp.join("untouched.tif"));
-    let mut arg = format!(
-        "{}|{}|{}|{options}",
-        input.display(),
-        out.display(),
-        untouched.display()
-    );
-    if let Some(dims) = hyperstack {
-        arg = format!("{arg}|{dims}");
-    }
     let x = Xvfb::start();
     // A hung ImageJ must fail the test, not the CI run: coreutils' timeout bounds it.
     let run = Command::new("timeout")
         .args(["300", "java", "-Xcheck:jni"])
         .arg(format!("-Dplugins.dir={}", env.tmp.display()))
         .args(["-jar", "/usr/share/java/ij.jar", "-batch"])
-        .arg(env.root.join("tests/imagej/denoise_stack.ijm"))
-        .arg(&arg)
+        .arg(env.root.join("tests/imagej").join(macro_file))
+        .arg(arg)
         .env("DISPLAY", &x.display)
         .env("WGPU_BACKEND", "vulkan")
         .output()
@@ -166,10 +150,30 @@ fn imagej_with(
         String::from_utf8_lossy(&run.stderr)
     );
     println!("{log}");
-    assert!(
-        run.status.success() && out.exists(),
-        "ImageJ macro failed:\n{log}"
+    (run.status.success(), log)
+}
+
+/// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder; returns
+/// the result, the source image as saved after the command, and the log.
+fn imagej_with(
+    env: &Env,
+    input: &Path,
+    options: &str,
+    hyperstack: Option<&str>,
+) -> (Vec<f32>, Vec<f32>, String) {
+    let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
+    let (out, untouched) = (env.tmp.join("ij_out.tif"), env.tmp.join("untouched.tif"));
+    let mut arg = format!(
+        "{}|{}|{}|{options}",
+        input.display(),
+        out.display(),
+        untouched.display()
     );
+    if let Some(dims) = hyperstack {
+        arg = format!("{arg}|{dims}");
+    }
+    let (ok, log) = run_macro(env, "denoise_stack.ijm", &arg);
+    assert!(ok && out.exists(), "ImageJ macro failed:\n{log}");
     (read_tiff(&out), read_tiff(&untouched), log)
 }
 
@@ -445,6 +449,12 @@ fn gui_record_preview_replay_and_compare() {
     assert!(log.contains("preview-equals-final: true"), "{log}");
     assert!(log.contains("replay-identical: true"), "{log}");
     assert!(log.contains("montage: "), "{log}");
+    // A run that fails in its second channel (a NaN) wrote nothing into the image.
+    assert!(
+        log.contains("in-place-failure: pixel (x=5, y=5, z=0) is NaN"),
+        "{log}"
+    );
+    assert!(log.contains("in-place-unchanged: true"), "{log}");
     for shot in ["denoise-dialog.png", "compare-methods.png"] {
         assert!(
             shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000),

@@ -91,7 +91,20 @@ pub fn volume_from_vec(
         .map_err(|e| DenoiseError::invalid(format!("cannot shape {shape}: {e}")))
 }
 
-/// Checks what every method needs: at least 2×2 pixels per plane and finite values.
+/// The largest pixel magnitude accepted. Methods square differences and sum them over
+/// patches and whole images in 32-bit float, which overflows to infinity somewhere past
+/// 1e18; 1e12 leaves a wide margin and is far beyond any detector's range (a 32-bit
+/// integer camera reaches 4.3e9).
+pub const MAX_ABS_PIXEL: f32 = 1e12;
+
+/// The smallest non-zero intensity range accepted: below it, squared noise levels
+/// underflow 32-bit floats (1.2e-38) and estimates become 0/0. A constant image (range 0)
+/// is fine.
+pub const MIN_RANGE: f64 = 1e-15;
+
+/// Checks what every method needs: at least 2×2 pixels per plane, finite values no
+/// larger in magnitude than [`MAX_ABS_PIXEL`], and an intensity range that is 0 or at
+/// least [`MIN_RANGE`].
 ///
 /// # Errors
 /// [`DenoiseError::InvalidInput`] naming the first offending pixel (z, y, x) and value,
@@ -110,20 +123,42 @@ pub fn check_input(v: &VolumeView<'_>) -> Result<()> {
             s.width, s.height
         )));
     }
-    // A vectorised, parallel scan first; the slow indexed search only runs on failure.
-    let all_finite = match v.as_slice() {
+    // NaN fails the comparison too. A vectorised, parallel scan first (which also finds
+    // the range); the slow indexed search only runs on failure.
+    let usable = |p: f32| p.abs() <= MAX_ABS_PIXEL;
+    let scan = |c: &[f32]| {
+        c.iter()
+            .fold((true, f32::MAX, f32::MIN), |(ok, lo, hi), &p| {
+                (ok & usable(p), lo.min(p), hi.max(p))
+            })
+    };
+    let join = |a: (bool, f32, f32), b: (bool, f32, f32)| (a.0 & b.0, a.1.min(b.1), a.2.max(b.2));
+    let (all_usable, lo, hi) = match v.as_slice() {
         Some(px) => px
             .par_chunks(1 << 16)
-            .all(|c| c.iter().fold(true, |ok, p| ok & p.is_finite())),
-        None => v.iter().all(|p| p.is_finite()),
+            .map(scan)
+            .reduce(|| (true, f32::MAX, f32::MIN), join),
+        None => scan(&v.iter().copied().collect::<Vec<_>>()),
     };
-    if all_finite {
+    if all_usable {
+        let range = f64::from(hi) - f64::from(lo);
+        if range > 0.0 && range < MIN_RANGE {
+            return Err(DenoiseError::invalid(format!(
+                "the image's intensity range is {range:.2e}, below {MIN_RANGE:e}: 32-bit \
+                 arithmetic cannot tell its noise from rounding (scale the image first)"
+            )));
+        }
         return Ok(());
     }
-    if let Some(((z, y, x), val)) = v.indexed_iter().find(|(_, p)| !p.is_finite()) {
-        return Err(DenoiseError::invalid(format!(
-            "pixel (x={x}, y={y}, z={z}) is {val}; all pixels must be finite numbers"
-        )));
+    if let Some(((z, y, x), val)) = v.indexed_iter().find(|(_, p)| !usable(**p)) {
+        return Err(DenoiseError::invalid(if val.is_finite() {
+            format!(
+                "pixel (x={x}, y={y}, z={z}) is {val:e}; pixel values must lie within \
+                 ±{MAX_ABS_PIXEL:e} (rescale the image first)"
+            )
+        } else {
+            format!("pixel (x={x}, y={y}, z={z}) is {val}; all pixels must be finite numbers")
+        }));
     }
     Ok(())
 }

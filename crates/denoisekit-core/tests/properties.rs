@@ -339,6 +339,12 @@ fn nan_inf_empty_and_tiny_images_are_rejected() {
         expect_invalid_input(m.id, &Array3::zeros((0, 8, 8)), "empty");
         expect_invalid_input(m.id, &Array3::zeros((1, 1, 1)), "at least 2x2");
         expect_invalid_input(m.id, &Array3::zeros((3, 1, 9)), "at least 2x2");
+        // Finite but beyond what 32-bit arithmetic survives (found by fuzzing: a top-hat
+        // of ±f32::MAX overflowed, BM3D of a subnormal-range image gave NaN).
+        img[(0, 2, 5)] = -f32::MAX;
+        expect_invalid_input(m.id, &img, "must lie within ±1e12");
+        img[(0, 2, 5)] = 1e-40;
+        expect_invalid_input(m.id, &img, "intensity range is 1.00e-40, below 1e-15");
     }
 }
 

@@ -456,10 +456,13 @@ fn match_row(
             }
             // Columns whose shifted partner is inside the plane.
             let lo = (-dx).max(0) as usize;
-            let hi = (w as isize - dx.max(0)) as usize;
-            if hi < lo + K {
+            // Signed: a search window wider than the plane shifts past its far edge
+            // (found by the fuzzer on an 11-pixel-wide image).
+            let hi = w as isize - dx.max(0);
+            if hi < (lo + K) as isize {
                 continue;
             }
+            let hi = hi as usize;
             column_sums(g.data, w, y0, yc, dx, lo, hi, &mut sc.colsum);
             box_sums(&sc.colsum, lo, hi, &mut sc.boxsum);
             // References whose candidate lies inside the plane: lo <= x0 <= hi - K.

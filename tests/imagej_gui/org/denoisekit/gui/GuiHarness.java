@@ -95,9 +95,38 @@ public class GuiHarness {
         ImagePlus montage = WindowManager.getCurrentImage();
         System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight());
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
+        inPlaceFailure();
         recorder.close();
         System.out.flush();
         System.exit(0);
+    }
+
+    /**
+     * An in-place run on two channels whose second holds a NaN fails after the first was
+     * denoised: the image must be exactly as before (nothing written until all succeed).
+     */
+    static void inPlaceFailure() {
+        ImagePlus two = IJ.createImage("two", "32-bit ramp", 40, 32, 2, 1, 1);
+        two.getStack().getProcessor(2).putPixelValue(5, 5, Float.NaN);
+        float[][] before = {(float[]) two.getStack().getProcessor(1).getPixelsCopy(),
+                (float[]) two.getStack().getProcessor(2).getPixelsCopy()};
+        IJ.redirectErrorMessages();
+        try {
+            IJ.run(two, "Denoise...", "method=gaussian sigma=2 in_place");
+        } catch (RuntimeException aborted) {
+            // ImageJ aborts the calling "macro" after a command's error: expected here.
+        }
+        String text = IJ.getLog() == null ? "" : IJ.getLog();
+        int at = text.indexOf("invalid input");
+        System.out.println("in-place-failure: " + (at < 0 ? "(no error logged)" : text.substring(at + 15).split("\n")[0]));
+        boolean same = true;
+        for (int c = 0; c < 2; c++) {
+            float[] now = (float[]) two.getStack().getProcessor(c + 1).getPixels();
+            for (int i = 0; i < now.length; i++) {
+                same &= Float.floatToIntBits(now[i]) == Float.floatToIntBits(before[c][i]);
+            }
+        }
+        System.out.println("in-place-unchanged: " + same);
     }
 
     interface Check {

@@ -411,6 +411,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         ImageProcessor[] outs = new ImageProcessor[stack.getSize()];
         Rectangle full = new Rectangle(0, 0, w, h);
         String warning = "";
+        // In place, nothing is written until every group succeeded: a failure or a cancel
+        // in the third channel must not leave the first two denoised.
+        java.util.List<int[]> doneIndices = new java.util.ArrayList<int[]>();
+        java.util.List<float[]> doneOut = new java.util.ArrayList<float[]>();
         CancelWatch watch = new CancelWatch(Thread.currentThread(), true);
         try {
             for (int o : others) {
@@ -428,12 +432,12 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                     if (warning.isEmpty() && "denoise".equals(method.kind)) {
                         warning = NativeBridge.residualCheck(v.data, out, v.dims);
                     }
-                    for (int i = 0; i < indices.length; i++) {
-                        int off = i * w * h;
-                        if (inPlace) {
-                            Pixels.write(stack.getProcessor(indices[i]), out, off, w, full, full);
-                        } else {
-                            outs[indices[i] - 1] = toProcessor(out, off, w, h, stack.getProcessor(indices[i]));
+                    if (inPlace) {
+                        doneIndices.add(indices);
+                        doneOut.add(out);
+                    } else {
+                        for (int i = 0; i < indices.length; i++) {
+                            outs[indices[i] - 1] = toProcessor(out, i * w * h, w, h, stack.getProcessor(indices[i]));
                         }
                     }
                     IJ.showProgress(++done, cs.length * others.length);
@@ -441,6 +445,12 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             }
         } finally {
             watch.close();
+        }
+        for (int g = 0; g < doneIndices.size(); g++) {
+            int[] indices = doneIndices.get(g);
+            for (int i = 0; i < indices.length; i++) {
+                Pixels.write(stack.getProcessor(indices[i]), doneOut.get(g), i * w * h, w, full, full);
+            }
         }
         String note = "DenoiseKit " + NativeBridge.version() + ": " + optionString() + " on " + info[0];
         IJ.log(String.format("%s (%.0f ms)", note, (System.nanoTime() - t0) / 1e6));
