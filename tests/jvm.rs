@@ -21,15 +21,14 @@ fn every_native_entry_behaves_under_xcheck_jni() {
     }
     let classes = env.tmp.join("jvm-classes");
     std::fs::create_dir_all(&classes).unwrap();
-    let src = env
-        .root
-        .join("tests/jvm_roundtrip/org/denoisekit/NativeBridgeTest.java");
+    let src = env.root.join("tests/jvm_roundtrip/org/denoisekit");
     let status = Command::new("javac")
         .args(["-encoding", "UTF-8", "-d"])
         .arg(&classes)
         .arg("-cp")
         .arg(format!("{}:{junit}", env.jar.display()))
-        .arg(&src)
+        .arg(src.join("NativeBridgeTest.java"))
+        .arg(src.join("HardeningTest.java"))
         .status()
         .expect("run javac");
     assert!(status.success(), "javac failed");
@@ -47,6 +46,7 @@ fn every_native_entry_behaves_under_xcheck_jni() {
         ])
         .arg(format!("{}:{}", classes.display(), env.jar.display()))
         .arg("--select-class=org.denoisekit.NativeBridgeTest")
+        .arg("--select-class=org.denoisekit.HardeningTest")
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .expect("run java");
@@ -68,8 +68,8 @@ fn every_native_entry_behaves_under_xcheck_jni() {
     println!("JVM: {passed} passed, {failed} failed");
     assert!(out.status.success(), "JUnit reported failures");
     assert!(
-        passed >= 10 && failed == 0,
-        "expected at least 10 passing JVM tests"
+        passed >= 17 && failed == 0,
+        "expected at least 17 passing JVM tests"
     );
     for bad in [
         "WARNING in native method",
