@@ -113,7 +113,7 @@ pub fn denoise_top_hat(input: VolumeView<'_>, p: &TopHatParams, ctl: &Control) -
     let s = Shape::of(&input);
     let src = input.as_standard_layout().into_owned();
     let rz = if s.depth > 1 { p.radius_z } else { 0 };
-    let chords = Chords::new(p.radius, rz);
+    let chords = Chords::new(p.radius, rz).folded(s.depth, s.height, s.width);
     let white = p.mode == "white";
     // White: opening = dilate(erode(x)); black: closing = erode(dilate(x)).
     let first = morph(&src, &chords, !white, ctl)?;
@@ -155,10 +155,38 @@ impl Chords {
                 rows.push((dz, dy, c));
             }
         }
+        Self::from_rows(rows)
+    }
+
+    fn from_rows(rows: Vec<(isize, isize, usize)>) -> Self {
         let mut widths: Vec<usize> = rows.iter().map(|&(_, _, c)| c).collect();
         widths.sort_unstable();
         widths.dedup();
         Self { rows, widths }
+    }
+
+    /// The same operator on a `d x h x w` image with the mirror border, with fewer chords
+    /// when the element is larger than the image. The mirrored image repeats every `2h`
+    /// rows (and `2d` planes, `2w` columns), so chords whose offsets agree modulo those
+    /// periods read the same rows: only the widest counts. A half-width of `w` or more
+    /// spans a whole period of the row: it is the row's extreme, as `w` gives. Without
+    /// this a radius of 500 on a 10-pixel image took 40 s (found by fuzzing).
+    fn folded(self, d: usize, h: usize, w: usize) -> Self {
+        let (pd, ph) = (2 * d.max(1) as isize, 2 * h.max(1) as isize);
+        let mut widest = std::collections::HashMap::new();
+        for (dz, dy, c) in self.rows {
+            let slot = widest
+                .entry((dz.rem_euclid(pd), dy.rem_euclid(ph)))
+                .or_insert(0);
+            *slot = (*slot).max(c.min(w));
+        }
+        let mut rows: Vec<_> = widest
+            .into_iter()
+            .map(|((dz, dy), c)| (dz, dy, c))
+            .collect();
+        // A fixed order keeps the floating-point result independent of the hash.
+        rows.sort_unstable();
+        Self::from_rows(rows)
     }
 }
 
@@ -265,6 +293,26 @@ mod tests {
                     };
                     assert_eq!(got, want, "c {c} max {max} x {x}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn folding_an_element_larger_than_the_image_changes_nothing() {
+        let img = Array3::from_shape_fn((3, 5, 4), |(z, y, x)| {
+            ((z * 31 + y * 7 + x * 13) % 11) as f32
+        });
+        for (r, rz) in [(7, 3), (2, 1), (12, 0)] {
+            for max in [false, true] {
+                let full = Chords::new(r, rz);
+                let folded = Chords::new(r, rz).folded(3, 5, 4);
+                assert!(folded.rows.len() <= full.rows.len());
+                let ctl = Control::new();
+                assert_eq!(
+                    morph(&img, &full, max, &ctl).unwrap(),
+                    morph(&img, &folded, max, &ctl).unwrap(),
+                    "r={r} rz={rz} max={max}"
+                );
             }
         }
     }
