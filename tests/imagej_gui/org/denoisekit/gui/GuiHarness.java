@@ -34,7 +34,8 @@ import javax.imageio.ImageIO;
  * output folder. Arguments: image.tif output-folder.
  */
 public class GuiHarness {
-    static final long TIMEOUT_MS = 60000;
+    // Generous: a loaded 2-core machine once took over a minute for one step.
+    static final long TIMEOUT_MS = 120000;
 
     public static void main(String[] args) {
         try {
