@@ -33,7 +33,7 @@ fn phantom(path: &Path) {
     let p = path.to_str().unwrap();
     ok(&cli(
         &[
-            "phantom", p, "--shape", "24", "96", "80", "--scale", "1000", "--bits", "16",
+            "phantom", p, "--shape", "24", "192", "160", "--scale", "1000", "--bits", "16",
         ],
         None,
     ));
@@ -65,7 +65,7 @@ fn streamed_stacks_equal_whole_stack_results_byte_for_byte() {
         args.extend(&params);
         ok(&cli(&args, None));
         args[3] = streamed.to_str().unwrap();
-        let log = ok(&cli(&args, Some("17M")));
+        let log = ok(&cli(&args, Some("22M")));
         assert!(log.contains("streaming in windows of"), "{method}: {log}");
         assert_eq!(
             std::fs::read(&whole).unwrap(),
@@ -89,14 +89,14 @@ fn a_stack_that_cannot_be_streamed_is_refused_with_its_sizes() {
             out.to_str().unwrap(),
             "cutoff_z=0.2",
         ],
-        Some("17M"),
+        Some("22M"),
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("fourier_filter on a 80x96x24 image needs")
-            && err.contains("more than the limit of 17.0 MiB")
+        err.contains("fourier_filter on a 160x192x24 image needs")
+            && err.contains("more than the limit of 22.0 MiB")
             && err.contains("DENOISEKIT_MEMORY_LIMIT"),
         "{err}"
     );
