@@ -127,22 +127,17 @@ impl Drop for Xvfb {
     }
 }
 
-/// Runs `macro_file` with `arg` in ImageJ (-batch, under its own X server, bounded in
-/// time) with the plugin installed in a fresh plugins folder; returns success and the log.
-fn run_macro(env: &Env, macro_file: &str, arg: &str) -> (bool, String) {
-    install_plugin(env);
+/// Runs `java <args>` on a private X server, bounded in time (a hung ImageJ must fail the
+/// test, not the CI run); returns success and stdout plus stderr, which it also prints.
+fn java_on_display(args: &[std::ffi::OsString]) -> (bool, String) {
     let x = Xvfb::start();
-    // A hung ImageJ must fail the test, not the CI run: coreutils' timeout bounds it.
     let run = Command::new("timeout")
-        .args(["300", "java", "-Xcheck:jni"])
-        .arg(format!("-Dplugins.dir={}", env.tmp.display()))
-        .args(["-jar", "/usr/share/java/ij.jar", "-batch"])
-        .arg(env.root.join("tests/imagej").join(macro_file))
-        .arg(arg)
+        .args(["300", "java"])
+        .args(args)
         .env("DISPLAY", &x.display)
         .env("WGPU_BACKEND", "vulkan")
         .output()
-        .expect("run ImageJ");
+        .expect("run java");
     drop(x);
     let log = format!(
         "{}{}",
@@ -151,6 +146,21 @@ fn run_macro(env: &Env, macro_file: &str, arg: &str) -> (bool, String) {
     );
     println!("{log}");
     (run.status.success(), log)
+}
+
+/// Runs `macro_file` with `arg` in ImageJ (-batch) with the plugin installed in a fresh
+/// plugins folder; returns success and the log.
+fn run_macro(env: &Env, macro_file: &str, arg: &str) -> (bool, String) {
+    install_plugin(env);
+    java_on_display(&[
+        "-Xcheck:jni".into(),
+        format!("-Dplugins.dir={}", env.tmp.display()).into(),
+        "-jar".into(),
+        "/usr/share/java/ij.jar".into(),
+        "-batch".into(),
+        env.root.join("tests/imagej").join(macro_file).into(),
+        arg.into(),
+    ])
 }
 
 /// Runs the macro in ImageJ with the plugin installed in a fresh plugins folder; returns
@@ -420,28 +430,15 @@ fn gui_record_preview_replay_and_compare() {
     let shots = env.tmp.join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
-    // A hung dialog must fail the test, not the CI run: coreutils' timeout bounds it.
-    let x = Xvfb::start();
-    let run = Command::new("timeout")
-        .args(["300", "java"])
-        .arg(format!("-Dplugins.dir={}", env.tmp.display()))
-        .arg("-cp")
-        .arg(format!("/usr/share/java/ij.jar:{}", classes.display()))
-        .arg("org.denoisekit.gui.GuiHarness")
-        .arg(&input)
-        .arg(&shots)
-        .env("DISPLAY", &x.display)
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .expect("run the GUI harness");
-    drop(x);
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    println!("{log}");
-    assert!(run.status.success(), "GUI harness failed:\n{log}");
+    let (ok, log) = java_on_display(&[
+        format!("-Dplugins.dir={}", env.tmp.display()).into(),
+        "-cp".into(),
+        format!("/usr/share/java/ij.jar:{}", classes.display()).into(),
+        "org.denoisekit.gui.GuiHarness".into(),
+        input.clone().into(),
+        shots.clone().into(),
+    ]);
+    assert!(ok, "GUI harness failed:\n{log}");
     assert!(
         log.contains("recorded: run(\"Denoise...\", \"method=nl_means backend=auto h=60 "),
         "{log}"

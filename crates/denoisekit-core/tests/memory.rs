@@ -4,10 +4,11 @@
 //! result, or is refused with `TooLarge` naming the sizes.
 
 use denoisekit_core::memory::{self, FIXED};
-use denoisekit_core::{
-    Control, DenoiseError, MethodKind, ParamKind, ParamValues, Shape, registry, run,
-};
+use denoisekit_core::{Control, DenoiseError, MethodKind, ParamValues, Shape, registry, run};
 use ndarray::Array3;
+
+mod settings;
+use settings::three_d_values;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -54,24 +55,6 @@ fn scene(shape: (usize, usize, usize)) -> Array3<f32> {
     })
 }
 
-/// Every z neighbourhood and z coupling a method has, switched on (by convention a z
-/// choice lists its 3D option last).
-fn three_d_values(m: &denoisekit_core::MethodDescriptor) -> ParamValues {
-    let mut v = ParamValues::new();
-    for p in m.params {
-        if p.key.ends_with("_z") || p.key.starts_with("z_") {
-            match p.kind {
-                ParamKind::Float { .. } => v.insert(p.key, 0.5),
-                ParamKind::Int { .. } => v.insert(p.key, 1),
-                ParamKind::Choice { options, .. } => {
-                    v.insert(p.key, *options.last().expect("a choice has options"))
-                }
-            }
-        }
-    }
-    v
-}
-
 #[test]
 fn stated_working_memory_bounds_what_every_method_allocates() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,7 +72,7 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
                 settings.push(ParamValues::new().set("noise_model", "poisson_gaussian"));
             }
             if shape.0 > 1 {
-                settings.push(three_d_values(m));
+                settings.push(three_d_values(m.id));
             }
             for values in settings {
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();

@@ -8,6 +8,9 @@ use denoisekit_core::{
 };
 use ndarray::Array3;
 
+mod settings;
+use settings::three_d_values;
+
 fn noisy_2d() -> (Volume, Volume) {
     let p = phantom(&PhantomSpec {
         shape: (1, 96, 96),
@@ -26,25 +29,6 @@ fn noisy_3d() -> (Volume, Volume) {
         ..Default::default()
     });
     (p.clean, p.noisy)
-}
-
-/// Parameters that switch on every z neighbourhood a method has. By convention a z choice
-/// (such as `z_mode`) lists its 3D option last.
-fn three_d_values(id: &str) -> ParamValues {
-    let m = denoisekit_core::find(id).unwrap();
-    let mut v = ParamValues::new();
-    for p in m.params {
-        if p.key.ends_with("_z") || p.key.starts_with("z_") {
-            match p.kind {
-                ParamKind::Float { .. } => v.insert(p.key, 1.0),
-                ParamKind::Int { .. } => v.insert(p.key, 1),
-                ParamKind::Choice { options, .. } => {
-                    v.insert(p.key, *options.last().expect("a choice has options"))
-                }
-            }
-        }
-    }
-    v
 }
 
 #[test]
