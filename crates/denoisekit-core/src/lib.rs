@@ -165,11 +165,26 @@ pub fn with_noise_model(
 pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
     let (m, resolved) = prepare(id, &input, values)?;
     ctl.reset_progress();
+    run_resolved(m, input, &resolved, ctl)
+}
+
+/// Runs a job [`prepare`] accepted, on the CPU, within the memory budget: whole when its
+/// working memory fits [`memory::limit`], else in windows of planes ([`tiling`]).
+///
+/// # Errors
+/// [`DenoiseError::TooLarge`] when it neither fits nor can be split, and what the method
+/// returns.
+pub fn run_resolved(
+    m: &'static MethodDescriptor,
+    input: VolumeView<'_>,
+    resolved: &Resolved,
+    ctl: &Control,
+) -> Result<Volume> {
     let limit = memory::limit()?;
-    if memory::need(m, Shape::of(&input), &resolved)? > limit {
-        return tiling::run_in_memory(m, &resolved, input, limit, ctl);
+    if memory::need(m, Shape::of(&input), resolved)? > limit {
+        return tiling::run_in_memory(m, resolved, input, limit, ctl);
     }
-    with_noise_model(input, &resolved, |v| (m.run)(v, &resolved, ctl))
+    with_noise_model(input, resolved, |v| (m.run)(v, resolved, ctl))
 }
 
 /// How far (`[z, y, x]`) an output pixel of method `id` reaches into the input for these

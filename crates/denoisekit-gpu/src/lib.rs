@@ -88,14 +88,14 @@ pub fn run(
 ) -> Result<Denoised, DenoiseError> {
     let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
     ctl.reset_progress();
-    let mut device = Ran::Cpu(None);
-    // A Poisson-Gaussian noise model wraps whichever device runs in the variance-
-    // stabilising transform and its inverse.
-    let volume = denoisekit_core::with_noise_model(input, &resolved, |v| {
-        let (volume, ran) = run_on_device(m, v, &resolved, backend, ctl)?;
-        device = ran;
-        Ok(volume)
-    })?;
+    let (volume, device) = match try_gpu(m, input.view(), &resolved, backend, ctl)? {
+        Ok(done) => done,
+        // The CPU path keeps the memory budget (windows of planes, or TooLarge).
+        Err(why) => (
+            denoisekit_core::run_resolved(m, input, &resolved, ctl)?,
+            Ran::Cpu(why),
+        ),
+    };
     Ok(Denoised {
         volume,
         device,
@@ -103,48 +103,54 @@ pub fn run(
     })
 }
 
-/// Runs a prepared job on the device chosen by `backend` (see [`run`]).
-fn run_on_device(
+/// Runs a prepared job on the GPU when `backend` asks for one and one can run it (inside
+/// the noise model's transform); otherwise says why the CPU should (`None`: no reason
+/// worth reporting).
+fn try_gpu(
     m: &'static denoisekit_core::MethodDescriptor,
     input: VolumeView<'_>,
-    resolved: &denoisekit_core::Resolved,
+    resolved: &Resolved,
     backend: Backend,
     ctl: &Control,
-) -> Result<(Volume, Ran), DenoiseError> {
-    let mut why = None;
-    if backend != Backend::Cpu {
-        match (shared(), gpu_method(m.id)) {
-            (Err(e), _) if backend == Backend::Gpu => {
-                return Err(DenoiseError::BackendUnavailable {
-                    reason: e.to_string(),
-                });
-            }
-            (Err(_), _) => {}
-            (Ok(_), None) => why = Some(format!("no GPU kernel for {} yet", m.id)),
-            (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
-                why = Some(format!("{} is a software GPU", ctx.info.name));
-            }
-            (Ok(ctx), Some(f)) => match f(ctx, input.view(), resolved, ctl, None) {
-                Ok(volume) => {
-                    ctl.checkpoint()?;
-                    return Ok((volume, Ran::Gpu(ctx.describe())));
+) -> Result<Result<(Volume, Ran), Option<String>>, DenoiseError> {
+    if backend == Backend::Cpu {
+        return Ok(Err(None));
+    }
+    match (shared(), gpu_method(m.id)) {
+        (Err(e), _) if backend == Backend::Gpu => Err(DenoiseError::BackendUnavailable {
+            reason: e.to_string(),
+        }),
+        (Err(_), _) => Ok(Err(None)),
+        (Ok(_), None) => Ok(Err(Some(format!("no GPU kernel for {} yet", m.id)))),
+        (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
+            Ok(Err(Some(format!("{} is a software GPU", ctx.info.name))))
+        }
+        (Ok(ctx), Some(f)) => {
+            // The closure's error type is the core's: keep the device error aside.
+            let mut failure = None;
+            let done = denoisekit_core::with_noise_model(input, resolved, |v| {
+                f(ctx, v, resolved, ctl, None).map_err(|e| {
+                    failure = Some(e);
+                    DenoiseError::Cancelled
+                })
+            });
+            ctl.checkpoint()?;
+            match (done, failure) {
+                (Ok(volume), _) => Ok(Ok((volume, Ran::Gpu(ctx.describe())))),
+                (Err(_), Some(e)) if backend == Backend::Gpu => {
+                    Err(DenoiseError::BackendUnavailable {
+                        reason: e.to_string(),
+                    })
                 }
-                Err(e) => {
-                    ctl.checkpoint()?;
-                    if backend == Backend::Gpu {
-                        return Err(DenoiseError::BackendUnavailable {
-                            reason: e.to_string(),
-                        });
-                    }
+                (Err(_), Some(e)) => {
                     log::warn!(
                         "DenoiseKit: GPU failed for {} ({e}); running on the CPU",
                         m.id
                     );
-                    why = Some(format!("GPU failed: {e}"));
+                    Ok(Err(Some(format!("GPU failed: {e}"))))
                 }
-            },
+                (Err(e), None) => Err(e),
+            }
         }
     }
-    let volume = (m.run)(input, resolved, ctl)?;
-    Ok((volume, Ran::Cpu(why)))
 }

@@ -1,0 +1,33 @@
+//! The entry the CLI and the plugin call keeps the memory budget on its CPU path: a stack
+//! over the budget runs in windows of planes with the same result, or is refused.
+
+use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, memory};
+use ndarray::Array3;
+
+#[test]
+fn cpu_path_windows_or_refuses_jobs_over_the_budget() {
+    let img = Array3::from_shape_fn((40, 64, 48), |(z, y, x)| {
+        ((x * 7 + y * 13 + z * 29) % 23) as f32 + if (x / 8 + y / 8) % 2 == 0 { 50.0 } else { 0.0 }
+    });
+    let values = ParamValues::new().set("sigma", 1.2).set("sigma_z", 1.0);
+    let ctl = Control::new();
+    let whole = denoisekit_gpu::run("gaussian", img.view(), &values, Backend::Cpu, &ctl).unwrap();
+    // Below the whole job (2 copies), above the output plus a few planes.
+    memory::set_limit(Some(memory::FIXED + (img.len() as u64) * 4 * 19 / 10));
+    let windowed = denoisekit_gpu::run("gaussian", img.view(), &values, Backend::Cpu, &ctl);
+    let coupled = denoisekit_gpu::run(
+        "tikhonov",
+        img.view(),
+        &ParamValues::new().set("z_weight", 1),
+        Backend::Auto,
+        &ctl,
+    );
+    memory::set_limit(None);
+    assert_eq!(windowed.unwrap().volume, whole.volume);
+    let e = coupled.unwrap_err();
+    assert!(matches!(e, DenoiseError::TooLarge { .. }), "{e}");
+    assert!(
+        e.to_string().contains("tikhonov on a 48x64x40 image"),
+        "{e}"
+    );
+}
