@@ -317,6 +317,18 @@ pub fn estimate_noise(
     Ok(denoisekit_core::estimate_sigma(&img.view())?)
 }
 
+/// `estimatePoissonGaussian`: `noise_model=poisson_gaussian gain=… offset=… read_noise=…`
+/// from a fit of local variance against local mean.
+pub fn estimate_poisson_gaussian<'l>(
+    env: &mut Env<'l>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+) -> Result<JString<'l>> {
+    let img = read_volume(env, pixels, dims)?;
+    let fit = denoisekit_core::noise::estimate_poisson_gaussian(&img.view())?;
+    Ok(env.new_string(fit.options())?)
+}
+
 /// `describe`: the registry as JSON.
 pub fn describe<'l>(env: &mut Env<'l>) -> Result<JString<'l>> {
     init_logging();

@@ -121,6 +121,19 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_estimateNoise0<'l>(
         .resolve::<Throw>()
 }
 
+/// `private static native String estimatePoissonGaussian0(float[] pixels, int[] dims)`:
+/// the noise-model options of a `var = a·mean + b` fit.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_estimatePoissonGaussian0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::estimate_poisson_gaussian(env, &pixels, &dims))
+        .resolve::<Throw>()
+}
+
 /// `private static native int selfTest0(int what)`: see [`bridge::self_test`].
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_selfTest0<'l>(

@@ -98,7 +98,8 @@ class HardeningTest {
                         NativeBridge.residualCheck(px, other, dims);
                         break;
                     case 6:
-                        NativeBridge.estimateNoise(px, dims);
+                        if (r.nextBoolean()) NativeBridge.estimateNoise(px, dims);
+                        else NativeBridge.estimatePoissonGaussian(px, dims);
                         break;
                     case 7:
                         assertFalse(NativeBridge.cancel(r.nextLong()), "an unknown job was cancelled");

@@ -135,6 +135,27 @@ class NativeBridgeTest {
     }
 
     @Test
+    void poissonGaussianFitGivesTheCameraOptions() {
+        // Flat bands at 16 levels; variance 2 * mean + 25 (gain 2, read noise 5).
+        int w = 256, h = 256;
+        float[] px = new float[w * h];
+        Random r = new Random(3);
+        for (int y = 0; y < h; y++) {
+            double mean = 100 + 60 * (y / 16);
+            for (int x = 0; x < w; x++) px[y * w + x] = (float) (mean + Math.sqrt(2 * mean + 25) * r.nextGaussian());
+        }
+        Map<String, String> fit = parse(NativeBridge.estimatePoissonGaussian(px, new int[] {w, h, 1}));
+        assertEquals("poisson_gaussian", fit.get("noise_model"));
+        assertEquals(2.0, Double.parseDouble(fit.get("gain")), 0.2);
+        // And the options are accepted as they are by a run.
+        String[] keys = fit.keySet().toArray(new String[0]);
+        String[] values = new String[keys.length];
+        for (int i = 0; i < keys.length; i++) values[i] = fit.get(keys[i]);
+        assertEquals(w * h, NativeBridge.denoise("gaussian", px, new int[] {w, h, 1}, keys, values, "cpu", null).length);
+        fails("InvalidInput", "", () -> NativeBridge.estimatePoissonGaussian(new float[64], new int[] {8, 8, 1}));
+    }
+
+    @Test
     void badArraysAreReported() {
         float[] px = noisy(480, 4, 5);
         fails("InvalidArgument", "pixels is null", () -> NativeBridge.denoise("gaussian", null, DIMS, null, null, null, null));

@@ -35,6 +35,7 @@ public final class NativeBridge {
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native double estimateNoise0(float[] pixels, int[] dims);
+    private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
 
     /** Loads the native library once; throws DenoiseKitException("LibraryNotLoaded") if impossible. */
@@ -231,6 +232,16 @@ public final class NativeBridge {
     public static double estimateNoise(float[] pixels, int[] dims) {
         ensureLoaded();
         return estimateNoise0(pixels, dims);
+    }
+
+    /**
+     * Fits the camera's noise, variance = gain * mean + b, from flat regions (clipped ones
+     * excluded): "noise_model=poisson_gaussian gain=... offset=... read_noise=...".
+     * Throws kind "InvalidInput" when the image has too few flat regions at distinct levels.
+     */
+    public static String estimatePoissonGaussian(float[] pixels, int[] dims) {
+        ensureLoaded();
+        return estimatePoissonGaussian0(pixels, dims);
     }
 
     /** Exercises the error bridge: 0 returns 0, 1 and 2 panic natively, 3 fails with "Cancelled". */

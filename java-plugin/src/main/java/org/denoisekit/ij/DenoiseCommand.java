@@ -103,13 +103,13 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             final GenericDialog gd = new GenericDialog("Denoise: " + method.name);
             gd.addMessage(wrap(method.summary, 72));
             for (ParamSpec p : method.params) addField(gd, p, defaults.get(p.key));
+            final Pixels tuneOn = here;
             gd.addButton("Auto (from the noise estimate)", new ActionListener() {
                 @Override
                 public void actionPerformed(ActionEvent e) {
-                    resetToDefaults(gd);
+                    resetToDefaults(gd, tuneOn);
                 }
             });
-            final Pixels tuneOn = here;
             gd.addButton("Auto (self-supervised, from the image)", new ActionListener() {
                 @Override
                 public void actionPerformed(ActionEvent e) {
@@ -223,13 +223,37 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         IJ.log("DenoiseKit: self-supervised " + method.id + log);
     }
 
-    /** The Auto button: every field back to the defaults derived from the noise estimate. */
-    private void resetToDefaults(GenericDialog gd) {
+    /**
+     * The Auto button: every field back to the defaults derived from the noise estimate.
+     * With the Poisson-Gaussian model selected, the camera's gain, offset and read noise
+     * are fitted to the image first, and the noise-derived defaults measured under them.
+     */
+    private void resetToDefaults(GenericDialog gd, Pixels on) {
         Vector<?> numbers = gd.getNumericFields();
         Vector<?> choices = gd.getChoices();
-        int n = 0, c = 0;
+        Map<String, String> values = defaults;
+        int c = 0;
         for (ParamSpec p : method.params) {
-            String v = defaults.get(p.key);
+            if (!p.isChoice()) continue;
+            Choice field = (Choice) choices.get(c++);
+            if (!"noise_model".equals(p.key) || !"poisson_gaussian".equals(field.getSelectedItem())) continue;
+            try {
+                String fit = NativeBridge.estimatePoissonGaussian(on.data, on.dims);
+                Map<String, String> camera = parseOptions(fit);
+                String[] keys = camera.keySet().toArray(new String[0]);
+                String[] vals = new String[keys.length];
+                for (int i = 0; i < keys.length; i++) vals[i] = camera.get(keys[i]);
+                values = parseOptions(NativeBridge.resolve(method.id, on.data, on.dims, keys, vals));
+                IJ.log("DenoiseKit: camera noise fitted: " + fit);
+            } catch (DenoiseKitException ex) {
+                IJ.error("DenoiseKit", "Poisson-Gaussian fit: " + ex.getMessage());
+                return;
+            }
+        }
+        int n = 0;
+        c = 0;
+        for (ParamSpec p : method.params) {
+            String v = values.get(p.key);
             if (p.isChoice()) {
                 ((Choice) choices.get(c++)).select(v);
             } else {
