@@ -172,8 +172,10 @@ pub fn denoise_richardson_lucy(
     let f: Volume = input.mapv(|v| v.max(0.0));
     let n = f.len() as f64;
     let mean = f.par_iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    if mean == 0.0 {
-        // No photons anywhere: the only non-negative explanation is an empty object.
+    if mean <= crate::volume::MIN_RANGE {
+        // No photons anywhere (or only at the level of float rounding, where the guards
+        // below would underflow to 0: found by fuzzing): the only non-negative
+        // explanation is an empty object.
         return Ok(f);
     }
     let mut u = match p.start {
@@ -187,9 +189,9 @@ pub fn denoise_richardson_lucy(
     let quiet = ctl.quiet();
     // Ratios where K u is below this are left at 1: such pixels have no estimate to
     // correct, and f / (tiny) would blow up.
-    let tiny = (1e-12 * mean) as f32;
+    let tiny = ((1e-12 * mean) as f32).max(f32::MIN_POSITIVE);
     // Smoothing of |∇u| in the TV term, in the image's units so that scaling commutes.
-    let eps2 = ((1e-3 * mean) * (1e-3 * mean)) as f32;
+    let eps2 = (((1e-3 * mean) * (1e-3 * mean)) as f32).max(f32::MIN_POSITIVE);
     let use_z_tv = s.depth > 1 && p.psf_sigma_z > 0.0 && !airy;
     // Two work volumes, reused by every iteration.
     let mut ratio = Array3::<f32>::zeros(f.dim());
