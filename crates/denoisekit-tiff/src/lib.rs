@@ -109,6 +109,8 @@ pub struct PageReader<R: Read + Seek> {
     page: usize,
     /// Whether the decoder stands on a page not yet returned.
     pending: bool,
+    /// The memory budget, read once (it comes from the environment or /proc).
+    limit: u64,
 }
 
 impl PageReader<BufReader<File>> {
@@ -150,6 +152,7 @@ impl<R: Read + Seek> PageReader<R> {
             bits: None,
             page: 0,
             pending: true,
+            limit,
         };
         (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(e.to_string()))?;
         r.check_layout()?;
@@ -180,8 +183,7 @@ impl<R: Read + Seek> PageReader<R> {
                 self.width, self.height
             )));
         }
-        let bytes = u64::from(w) * u64::from(h) * 4;
-        let limit = budget(&self.path)?;
+        let (bytes, limit) = (u64::from(w) * u64::from(h) * 4, self.limit);
         if bytes > limit {
             return Err(TiffIoError::TooLarge {
                 path: self.path.clone(),
@@ -300,7 +302,7 @@ pub fn read_bytes(data: &[u8], name: &str) -> Result<(Volume, Bits), TiffIoError
 }
 
 fn read_pages<R: Read + Seek>(mut r: PageReader<R>) -> Result<(Volume, Bits), TiffIoError> {
-    let limit = budget(&r.path)?;
+    let limit = r.limit;
     let (w, h) = r.dims();
     let page_bytes = (w * h * 4) as u64;
     let mut data: Vec<f32> = Vec::new();
