@@ -75,9 +75,9 @@ NOTES = """
 - Top-hat is background removal: its output equals scikit-image's `white_tophat` pixel
   for pixel (tested), so only time is compared; the "seq" row is scikit-image's faster,
   approximate decomposed disk.
-- GPU: no GPU was available when these figures were taken; the Gaussian GPU kernel is
-  checked for correctness on Mesa's lavapipe in the test suite, whose speed says nothing
-  about a real GPU.
+- GPU: no GPU was available when these figures were taken; the GPU kernels (gaussian,
+  bilateral, nl_means, median, anisotropic_diffusion, total_variation) are checked against
+  the CPU on Mesa's lavapipe in the test suite, whose speed says nothing about a real GPU.
 """
 
 

@@ -251,6 +251,33 @@ impl GpuContext {
         Ok(out)
     }
 
+    /// A uniform buffer holding `bytes`.
+    pub fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// A bind group for `kernel` with `buffers` at bindings 0, 1, 2, … in order.
+    pub fn bind(&self, kernel: &Kernel, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &kernel.layout,
+            entries: &entries,
+        })
+    }
+
     /// A storage buffer initialised with `data`.
     pub fn upload(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {
         self.device
@@ -311,6 +338,21 @@ impl GpuContext {
         staging.unmap();
         Ok(out)
     }
+}
+
+/// Records one dispatch of `kernel`'s entry point `entry` with `bind_group`.
+pub fn dispatch(
+    enc: &mut wgpu::CommandEncoder,
+    kernel: &Kernel,
+    entry: &str,
+    bind_group: &wgpu::BindGroup,
+    workgroups: (u32, u32, u32),
+) {
+    let mut pass = enc.begin_compute_pass(&Default::default());
+    // Invariant: callers name entry points compiled with the kernel.
+    pass.set_pipeline(&kernel.pipelines[entry]);
+    pass.set_bind_group(0, bind_group, &[]);
+    pass.dispatch_workgroups(workgroups.0, workgroups.1, workgroups.2);
 }
 
 /// Workgroups needed to cover `n` items with groups of `size`.

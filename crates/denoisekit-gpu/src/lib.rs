@@ -27,6 +27,9 @@ pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[
     ("gaussian", methods::gaussian::run),
     ("bilateral", methods::bilateral::run),
     ("nl_means", methods::nl_means::run),
+    ("median", methods::median::run),
+    ("anisotropic_diffusion", methods::anisotropic_diffusion::run),
+    ("total_variation", methods::total_variation::run),
 ];
 
 /// The GPU implementation of `id`, if there is one.

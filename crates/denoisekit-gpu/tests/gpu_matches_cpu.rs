@@ -70,10 +70,9 @@ fn every_gpu_method_matches_cpu() {
                 settings.extend(options.iter().map(|o| ParamValues::new().set(p.key, o)));
             }
             if p.key.ends_with("_z") || p.key.starts_with("z_") {
-                let on = if matches!(p.kind, denoisekit_core::ParamKind::Int { .. }) {
-                    "1"
-                } else {
-                    "1.5"
+                let on = match p.kind {
+                    denoisekit_core::ParamKind::Float { max, .. } => 1.5f64.min(max).to_string(),
+                    _ => "1".to_string(),
                 };
                 settings.push(ParamValues::new().set(p.key, on));
             }
@@ -90,6 +89,11 @@ fn every_gpu_method_matches_cpu() {
                     "both devices must use the same parameters"
                 );
                 let d = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
+                eprintln!(
+                    "{} {values:?} {:?}: GPU-CPU = {d:.2e} of range",
+                    m.id,
+                    img.dim()
+                );
                 assert!(
                     d <= tol,
                     "{} {:?} {:?}: GPU-CPU = {d} of range > {tol}",
@@ -219,9 +223,10 @@ fn gpu_errors_are_typed_like_cpu_errors() {
 }
 
 #[test]
-fn tiled_per_pixel_kernels_equal_untiled() {
+fn tiled_kernels_equal_untiled() {
     // Tiles of a few planes with their z halo must reproduce the one-dispatch result
-    // exactly: every output pixel sees the same neighbours in the same order.
+    // exactly: every output pixel sees the same neighbours in the same order, and
+    // iterative kernels carry as many halo planes as iterations.
     let Some(ctx) = context() else { return };
     let img = phantom(&PhantomSpec {
         shape: (9, 20, 24),
@@ -237,11 +242,16 @@ fn tiled_per_pixel_kernels_equal_untiled() {
         &Control,
         Option<u64>,
     ) -> Result<Volume, denoisekit_gpu::GpuError>;
-    let cases: [(&str, ParamValues, Tiled); 2] = [
+    use denoisekit_gpu::methods as gm;
+    // (method, settings, its GPU host, planes of room that give tiles of 3 output planes,
+    // planes of room too small for one plane with its halo)
+    let cases: [(&str, ParamValues, Tiled, u64, u64); 5] = [
         (
             "bilateral",
             ParamValues::new().set("sigma_spatial_z", 1),
-            denoisekit_gpu::methods::bilateral::run,
+            gm::bilateral::run,
+            3 + 2 * 3,
+            2,
         ),
         (
             "nl_means",
@@ -249,27 +259,69 @@ fn tiled_per_pixel_kernels_equal_untiled() {
                 .set("patch_radius_z", 1)
                 .set("search_radius_z", 1)
                 .set("search_radius", 3),
-            denoisekit_gpu::methods::nl_means::run,
+            gm::nl_means::run,
+            3 + 2 * 2,
+            2,
+        ),
+        (
+            "median",
+            ParamValues::new().set("radius", 2).set("radius_z", 1),
+            gm::median::run,
+            3 + 2,
+            2,
+        ),
+        (
+            "anisotropic_diffusion",
+            ParamValues::new().set("z_weight", 0.5).set("iterations", 2),
+            gm::anisotropic_diffusion::run,
+            3 + 2 * 2,
+            4,
+        ),
+        (
+            // Planes on their own: no halo, but two dual arrays per voxel.
+            "total_variation",
+            ParamValues::new(),
+            gm::total_variation::run,
+            2 * 3,
+            1,
         ),
     ];
-    for (id, values, tiled) in cases {
+    for (id, values, tiled, room, too_small) in cases {
         let (_, resolved) = denoisekit_core::prepare(id, &img.view(), &values).unwrap();
         let whole = tiled(ctx, img.view(), &resolved, &Control::new(), None).unwrap();
-        // Room for 3 output planes plus the halo on both sides.
-        let halo = if id == "bilateral" { 3 } else { 2 };
         let parts = tiled(
             ctx,
             img.view(),
             &resolved,
             &Control::new(),
-            Some(plane * (3 + 2 * halo)),
+            Some(plane * room),
         )
         .unwrap();
         assert_eq!(parts, whole, "{id}: tiled result differs");
-        let too_small = tiled(ctx, img.view(), &resolved, &Control::new(), Some(plane * 2));
+        let r = tiled(
+            ctx,
+            img.view(),
+            &resolved,
+            &Control::new(),
+            Some(plane * too_small),
+        );
         assert!(
-            matches!(too_small, Err(denoisekit_gpu::GpuError::TooLarge(_))),
-            "{id}"
+            matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+            "{id}: {r:?}"
         );
     }
+    // Z-coupled TV stops on the whole volume's energy: it is never tiled.
+    let values = ParamValues::new().set("z_weight", 1);
+    let (_, resolved) = denoisekit_core::prepare("total_variation", &img.view(), &values).unwrap();
+    let r = gm::total_variation::run(
+        ctx,
+        img.view(),
+        &resolved,
+        &Control::new(),
+        Some(plane * 24),
+    );
+    assert!(
+        matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+        "{r:?}"
+    );
 }

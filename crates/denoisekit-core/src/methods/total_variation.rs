@@ -64,7 +64,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TotalVariationParams::SPECS,
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0")],
     support,
     memory: Memory {
@@ -189,7 +189,7 @@ struct Stop {
 }
 
 /// Iterations before the stopping rule may fire.
-const MIN_ITERATIONS: usize = 10;
+pub const MIN_ITERATIONS: usize = 10;
 
 impl Stop {
     fn converged(&mut self, it: usize, energy: f64, tolerance: f64) -> bool {

@@ -5,7 +5,7 @@
 //! the border rule of the full volume, so tiles join seamlessly (tested against the
 //! untiled result).
 
-use crate::context::{Binding, GpuContext, groups};
+use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::gaussian::{GaussianParams, gaussian_kernel};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
@@ -127,44 +127,16 @@ pub fn gaussian(
                     border,
                     _pad: [0; 3],
                 };
-                let ub = wgpu::util::DeviceExt::create_buffer_init(
-                    &ctx.device,
-                    &wgpu::util::BufferInitDescriptor {
-                        label: Some("gaussian.params"),
-                        contents: bytemuck::bytes_of(&u),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    },
-                );
+                let ub = ctx.uniform("gaussian.params", bytemuck::bytes_of(&u));
                 let (src, dst) = if cur_is_a { (&a, &b) } else { (&b, &a) };
-                let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(entry),
-                    layout: &kernel.layout,
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: src.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: dst.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: weights.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 3,
-                            resource: ub.as_entire_binding(),
-                        },
-                    ],
-                });
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    // Invariant: the entry points were compiled together with the kernel.
-                    pass.set_pipeline(&kernel.pipelines[entry]);
-                    pass.set_bind_group(0, &bg, &[]);
-                    pass.dispatch_workgroups(groups(w, WG), groups(h, WG), depth_out);
-                }
+                let bg = ctx.bind(&kernel, entry, &[src, dst, &weights, &ub]);
+                dispatch(
+                    &mut enc,
+                    &kernel,
+                    entry,
+                    &bg,
+                    (groups(w, WG), groups(h, WG), depth_out),
+                );
                 keep.push((weights, ub, bg));
                 cur_is_a = !cur_is_a;
             }

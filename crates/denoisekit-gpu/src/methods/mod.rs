@@ -1,12 +1,15 @@
 //! GPU hosts, one module per method id, each beside its WGSL kernel.
 
-use crate::context::{Binding, GpuContext, groups};
+use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
 use denoisekit_core::{Volume, VolumeView};
 
+pub mod anisotropic_diffusion;
 pub mod bilateral;
 pub mod gaussian;
+pub mod median;
 pub mod nl_means;
+pub mod total_variation;
 
 const WG: u32 = 16;
 
@@ -28,28 +31,66 @@ pub fn per_pixel_tiled(
     uniforms: &dyn Fn(u32) -> Vec<u8>,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let (d, h, w) = input.dim();
+    let d = input.dim().0;
+    let tile = tile_planes(ctx, input.dim(), 1, halo_z, max_tile_bytes)?;
+    if tile >= d {
+        return per_pixel(ctx, name, wgsl, input, &uniforms(d as u32));
+    }
+    in_tiles(input, tile, halo_z, |sub| {
+        per_pixel(ctx, name, wgsl, sub, &uniforms(sub.dim().0 as u32))
+    })
+}
+
+/// How many output planes one tile may hold so that its largest buffer (`floats_per_voxel`
+/// floats per voxel of the tile plus `halo_z` planes on both sides) stays within the
+/// device's storage-binding and buffer limits (or `max_tile_bytes`) and its depth within
+/// the dispatch limit. The whole volume when it fits, whatever the halo.
+///
+/// # Errors
+/// `TooLarge` when not even one plane with its halo fits.
+pub fn tile_planes(
+    ctx: &GpuContext,
+    (d, h, w): (usize, usize, usize),
+    floats_per_voxel: usize,
+    halo_z: usize,
+    max_tile_bytes: Option<u64>,
+) -> Result<usize, GpuError> {
     let limit = max_tile_bytes
         .unwrap_or(u64::MAX)
         .min(ctx.limits.max_storage_buffer_binding_size)
         .min(ctx.limits.max_buffer_size);
-    let planes_fit = ((limit / (h * w * 4).max(1) as u64) as usize)
+    let plane_bytes = (h * w * 4 * floats_per_voxel).max(1) as u64;
+    let planes_fit = ((limit / plane_bytes) as usize)
         .min(ctx.limits.max_compute_workgroups_per_dimension as usize);
+    if planes_fit >= d {
+        return Ok(d.max(1));
+    }
     if planes_fit < 2 * halo_z + 1 {
         return Err(GpuError::TooLarge(format!(
             "a {w}x{h} plane with {halo_z} halo planes on each side exceeds {limit} bytes"
         )));
     }
-    let tile = (planes_fit - 2 * halo_z).min(d);
-    if tile >= d {
-        return per_pixel(ctx, name, wgsl, input, &uniforms(d as u32));
-    }
+    Ok((planes_fit - 2 * halo_z).min(d).max(1))
+}
+
+/// Runs `f` on tiles of `tile` planes, each with up to `halo_z` real neighbouring planes
+/// on both sides, and joins the tiles' own planes. `f` must treat a tile's first and last
+/// planes as it treats the volume's; the halo keeps that rule away from the kept planes.
+///
+/// # Errors
+/// The first error of `f`.
+pub fn in_tiles(
+    input: VolumeView<'_>,
+    tile: usize,
+    halo_z: usize,
+    mut f: impl FnMut(VolumeView<'_>) -> Result<Volume, GpuError>,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = input.dim();
     let mut out = Volume::zeros((d, h, w));
-    for z0 in (0..d).step_by(tile) {
+    for z0 in (0..d).step_by(tile.max(1)) {
         let z1 = (z0 + tile).min(d);
         let (a, b) = (z0.saturating_sub(halo_z), (z1 + halo_z).min(d));
-        let sub = input.slice(ndarray::s![a..b, .., ..]);
-        let res = per_pixel(ctx, name, wgsl, sub, &uniforms((b - a) as u32))?;
+        let res = f(input.slice(ndarray::s![a..b, .., ..]))?;
         out.slice_mut(ndarray::s![z0..z1, .., ..])
             .assign(&res.slice(ndarray::s![z0 - a..z1 - a, .., ..]));
     }
@@ -97,40 +138,16 @@ pub fn per_pixel(
     let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
         let a = ctx.upload(name, host, wgpu::BufferUsages::empty());
         let b = ctx.storage(name, host.len());
-        let ub = wgpu::util::DeviceExt::create_buffer_init(
-            &ctx.device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents: uniforms,
-                usage: wgpu::BufferUsages::UNIFORM,
-            },
-        );
-        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(name),
-            layout: &kernel.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: a.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: b.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: ub.as_entire_binding(),
-                },
-            ],
-        });
+        let ub = ctx.uniform(name, uniforms);
+        let bg = ctx.bind(&kernel, name, &[&a, &b, &ub]);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            // Invariant: "main" was compiled with the kernel.
-            pass.set_pipeline(&kernel.pipelines["main"]);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(groups(w, WG), groups(h, WG), d as u32);
-        }
+        dispatch(
+            &mut enc,
+            &kernel,
+            "main",
+            &bg,
+            (groups(w, WG), groups(h, WG), d as u32),
+        );
         ctx.queue.submit([enc.finish()]);
         ctx.read_back(&b, host.len())
     })??;

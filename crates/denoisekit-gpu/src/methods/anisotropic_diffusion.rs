@@ -1,0 +1,142 @@
+//! GPU host for `anisotropic_diffusion` (kernel: `anisotropic_diffusion.wgsl`): all
+//! iterations run on the GPU, alternating between two buffers; the image is uploaded once
+//! and read back once. Submissions of [`ITERATIONS_PER_SUBMIT`] steps keep cancel
+//! responsive.
+//!
+//! Tiling: planes are independent when `z_weight` is 0, so tiles need no halo; with z
+//! coupling each step reaches one plane further, so a tile carries `iterations` halo
+//! planes on both sides (the method's own z support) and its kept planes equal the
+//! untiled result.
+
+use super::{WG, in_tiles, tile_planes};
+use crate::context::{Binding, GpuContext, dispatch, groups};
+use crate::error::GpuError;
+use denoisekit_core::methods::anisotropic_diffusion::AnisotropicDiffusionParams;
+use denoisekit_core::{Control, Resolved, Volume, VolumeView};
+
+const WGSL: &str = include_str!("anisotropic_diffusion.wgsl");
+
+/// Steps recorded per submission: enough to keep the GPU busy, few enough that a cancel
+/// is seen within a few milliseconds on a real GPU.
+const ITERATIONS_PER_SUBMIT: usize = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Uniforms {
+    width: u32,
+    height: u32,
+    depth: u32,
+    exponential: u32,
+    inv_k2: f32,
+    step: f32,
+    wz: f32,
+    _pad: f32,
+}
+const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
+
+/// Runs Perona–Malik diffusion on the GPU from resolved parameters. The stability bound
+/// on `step` was checked by the core's `prepare`; it is checked again here because this
+/// function is public.
+///
+/// # Errors
+/// [`GpuError`] on any device failure, `TooLarge` when one plane with its z halo exceeds
+/// the storage-binding limit (or `max_tile_bytes`, which tests use to force tiling).
+pub fn run(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
+    let p = AnisotropicDiffusionParams::from_resolved(r)
+        .map_err(|e| GpuError::Validation(e.to_string()))?;
+    let (d, h, w) = input.dim();
+    let wz = if d > 1 { p.z_weight as f32 } else { 0.0 };
+    if p.step > 1.0 / (2.0 * (2.0 + wz as f64)) + 1e-12 {
+        return Err(GpuError::Validation(format!(
+            "step {} is above the stability bound",
+            p.step
+        )));
+    }
+    if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
+        return Ok(input.to_owned());
+    }
+    let u = Uniforms {
+        width: w as u32,
+        height: h as u32,
+        depth: d as u32,
+        exponential: u32::from(p.conductance == "exponential"),
+        inv_k2: (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32,
+        step: p.step as f32,
+        wz,
+        _pad: 0.0,
+    };
+    let halo = if wz > 0.0 { p.iterations } else { 0 };
+    let tile = tile_planes(ctx, (d, h, w), 1, halo, max_tile_bytes)?;
+    let ntiles = d.div_ceil(tile) as u64;
+    let total = ntiles * p.iterations.div_ceil(ITERATIONS_PER_SUBMIT) as u64;
+    in_tiles(input, tile, halo, |sub| {
+        let depth = sub.dim().0 as u32;
+        diffuse(ctx, sub, Uniforms { depth, ..u }, p.iterations, ctl, total)
+    })
+}
+
+fn diffuse(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    u: Uniforms,
+    iterations: usize,
+    ctl: &Control,
+    progress_total: u64,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = input.dim();
+    let kernel = ctx.kernel(
+        "anisotropic_diffusion",
+        WGSL,
+        &[Binding::ReadOnly, Binding::ReadWrite, Binding::Uniform],
+        &["main"],
+    )?;
+    let host = input.as_standard_layout();
+    // Invariant: `as_standard_layout` yields a contiguous array.
+    let host = host.as_slice().unwrap_or(&[]);
+    let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+        let a = ctx.upload("ad.a", host, wgpu::BufferUsages::COPY_SRC);
+        let b = ctx.storage("ad.b", host.len());
+        let ub = ctx.uniform("ad.params", bytemuck::bytes_of(&u));
+        let forward = ctx.bind(&kernel, "ad.a_to_b", &[&a, &b, &ub]);
+        let backward = ctx.bind(&kernel, "ad.b_to_a", &[&b, &a, &ub]);
+        let wg = (groups(w, WG), groups(h, WG), d as u32);
+        let mut done = 0;
+        while done < iterations {
+            if ctl.is_cancelled() {
+                return Err(GpuError::Map("cancelled".into()));
+            }
+            let n = ITERATIONS_PER_SUBMIT.min(iterations - done);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            for k in done..done + n {
+                let bg = if k.is_multiple_of(2) {
+                    &forward
+                } else {
+                    &backward
+                };
+                dispatch(&mut enc, &kernel, "main", bg, wg);
+            }
+            let idx = ctx.queue.submit([enc.finish()]);
+            // Waiting here bounds the queued work, so a cancel takes effect promptly.
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(idx),
+                    timeout: None,
+                })
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+            done += n;
+            ctl.advance(1, progress_total)
+                .map_err(|_| GpuError::Map("cancelled".into()))?;
+        }
+        ctx.read_back(
+            if iterations.is_multiple_of(2) { &a } else { &b },
+            host.len(),
+        )
+    })??;
+    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+}

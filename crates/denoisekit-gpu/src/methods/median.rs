@@ -1,0 +1,60 @@
+//! GPU host for `median` (kernel: `median.wgsl`): one dispatch per tile of planes through
+//! [`super::per_pixel_tiled`], with the z window as halo. The kernel selects the median by
+//! bisection on the values' bit patterns, so it returns exactly the CPU's value.
+//!
+//! Cost: about (window + 1) · (bits that differ within the window) reads per pixel, at
+//! most 33 passes over the window; fine for the usual radii, slow for the largest 3D
+//! windows (51 × 51 × 21 values), where the CPU's selection is no faster per pixel.
+
+use crate::context::GpuContext;
+use crate::error::GpuError;
+use denoisekit_core::methods::median::MedianParams;
+use denoisekit_core::{Control, Resolved, Volume, VolumeView};
+
+const WGSL: &str = include_str!("median.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Uniforms {
+    width: u32,
+    height: u32,
+    depth: u32,
+    radius: u32,
+    radius_z: u32,
+    border: u32,
+    _pad: [u32; 2],
+}
+const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
+
+/// Runs the median filter on the GPU from resolved parameters.
+///
+/// # Errors
+/// [`GpuError`] on any device failure, `TooLarge` when one plane with its z halo exceeds
+/// the storage-binding limit (or `max_tile_bytes`, which tests use to force tiling).
+pub fn run(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
+    let p = MedianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let (d, h, w) = input.dim();
+    let rz = if d > 1 { p.radius_z } else { 0 };
+    if p.radius == 0 && rz == 0 {
+        return Ok(input.to_owned());
+    }
+    ctl.checkpoint()
+        .map_err(|_| GpuError::Map("cancelled".into()))?;
+    let u = Uniforms {
+        width: w as u32,
+        height: h as u32,
+        depth: d as u32,
+        radius: p.radius as u32,
+        radius_z: rz as u32,
+        border: p.border as u32,
+        _pad: [0; 2],
+    };
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    super::per_pixel_tiled(ctx, "median", WGSL, input, rz, &uniforms, max_tile_bytes)
+}
