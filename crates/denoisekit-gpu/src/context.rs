@@ -352,7 +352,51 @@ pub fn dispatch(
     // Invariant: callers name entry points compiled with the kernel.
     pass.set_pipeline(&kernel.pipelines[entry]);
     pass.set_bind_group(0, bind_group, &[]);
-    pass.dispatch_workgroups(workgroups.0, workgroups.1, workgroups.2);
+    let x = if fault::due() { u32::MAX } else { workgroups.0 };
+    pass.dispatch_workgroups(x, workgroups.1, workgroups.2);
+}
+
+/// Hooks that make the device fail on purpose, for tests that prove a failure in the
+/// middle of a job is reported, or re-run on the CPU, and never returns a partial image
+/// (`tests/gpu_faults.rs`). Not for production use.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    static DISPATCHES: AtomicU64 = AtomicU64::new(0);
+    static FAIL_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+    static SOFTWARE_AS_HARDWARE: AtomicBool = AtomicBool::new(false);
+
+    /// Dispatches recorded so far in this process.
+    pub fn dispatches() -> u64 {
+        DISPATCHES.load(Ordering::SeqCst)
+    }
+
+    /// Makes the dispatch after the next `n` invalid (a workgroup count beyond every
+    /// device's limit), so that wgpu reports a validation error as a driver fault would.
+    pub fn fail_after(n: u64) {
+        FAIL_AT.store(dispatches() + n, Ordering::SeqCst);
+    }
+
+    /// Cancels a pending [`fail_after`].
+    pub fn clear() {
+        FAIL_AT.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Lets `Backend::Auto` use a software adapter, so that its fallback path can be
+    /// tested on lavapipe.
+    pub fn treat_software_as_hardware(on: bool) {
+        SOFTWARE_AS_HARDWARE.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn software_as_hardware() -> bool {
+        SOFTWARE_AS_HARDWARE.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn due() -> bool {
+        let k = DISPATCHES.fetch_add(1, Ordering::SeqCst);
+        k == FAIL_AT.load(Ordering::SeqCst)
+    }
 }
 
 /// Workgroups needed to cover `n` items with groups of `size`.

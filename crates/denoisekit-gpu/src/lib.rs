@@ -125,7 +125,11 @@ fn try_gpu(
         }),
         (Err(_), _) => Ok(Err(None)),
         (Ok(_), None) => Ok(Err(Some(format!("no GPU kernel for {} yet", m.id)))),
-        (Ok(ctx), Some(_)) if backend == Backend::Auto && ctx.is_software() => {
+        (Ok(ctx), Some(_))
+            if backend == Backend::Auto
+                && ctx.is_software()
+                && !context::fault::software_as_hardware() =>
+        {
             Ok(Err(Some(format!("{} is a software GPU", ctx.info.name))))
         }
         (Ok(ctx), Some(f)) => {

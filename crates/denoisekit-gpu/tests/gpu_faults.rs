@@ -1,0 +1,95 @@
+//! A GPU failure in the middle of a job never yields a wrong image: with `Backend::Gpu`
+//! it is reported as `BackendUnavailable`, with `Backend::Auto` the job re-runs on the
+//! CPU and gives the CPU's exact result, and the device works again afterwards.
+//!
+//! The fault is a real wgpu validation error (a dispatch beyond the device's limits),
+//! injected halfway through each method's dispatches. One test in its own binary: the
+//! fault hooks are process-wide.
+
+use denoisekit_core::phantom::{PhantomSpec, phantom};
+use denoisekit_core::volume::min_max;
+use denoisekit_core::{Backend, Control, DenoiseError, ParamValues};
+use denoisekit_gpu::context::fault;
+use denoisekit_gpu::{GPU_METHODS, Ran, run, shared};
+
+#[test]
+fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
+    let ctx = match shared() {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
+            panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no GPU adapter ({e})");
+            return;
+        }
+    };
+    eprintln!("GPU: {}", ctx.describe());
+    let img = phantom(&PhantomSpec {
+        shape: (3, 40, 36),
+        seed: 11,
+        ..Default::default()
+    })
+    .noisy;
+    let (lo, hi) = min_max(&img.view());
+    fault::treat_software_as_hardware(true);
+    for (id, _) in GPU_METHODS {
+        // z coupling where the method has it, so 3D kernels and halos are exercised.
+        let values = match *id {
+            "gaussian" => ParamValues::new().set("sigma_z", 1),
+            "anisotropic_diffusion" | "total_variation" => ParamValues::new().set("z_weight", 0.5),
+            "median" => ParamValues::new().set("radius_z", 1),
+            _ => ParamValues::new(),
+        };
+        let job = |backend| run(id, img.view(), &values, backend, &Control::new());
+        let cpu = job(Backend::Cpu).unwrap().volume;
+        let before = fault::dispatches();
+        let clean = job(Backend::Gpu).unwrap();
+        assert!(
+            matches!(clean.device, Ran::Gpu(_)),
+            "{id}: {}",
+            clean.device
+        );
+        let n = fault::dispatches() - before;
+        assert!(n > 0, "{id}: no dispatch counted");
+
+        fault::fail_after(n / 2);
+        match job(Backend::Gpu) {
+            Err(DenoiseError::BackendUnavailable { reason }) => {
+                assert!(reason.contains("validation"), "{id}: {reason}")
+            }
+            other => panic!("{id}: a required GPU that failed gave {other:?}"),
+        }
+
+        fault::fail_after(n / 2);
+        let fallback = job(Backend::Auto).unwrap();
+        assert!(
+            matches!(fallback.device, Ran::Cpu(Some(ref why)) if why.contains("GPU failed")),
+            "{id}: {}",
+            fallback.device
+        );
+        assert_eq!(
+            fallback.volume, cpu,
+            "{id}: the fallback is not the CPU result"
+        );
+
+        // The fault was consumed; the device computes correctly again.
+        fault::clear();
+        let again = job(Backend::Gpu).unwrap();
+        assert!(matches!(again.device, Ran::Gpu(_)), "{id}");
+        let tol = denoisekit_core::find(id).unwrap().gpu_tolerance.unwrap();
+        let diff = again
+            .volume
+            .iter()
+            .zip(cpu.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+            / (hi - lo);
+        assert!(diff <= tol, "{id}: after the fault GPU-CPU = {diff}");
+        eprintln!(
+            "{id}: {n} dispatches, fault at {}: reported, fell back, recovered",
+            n / 2
+        );
+    }
+    fault::treat_software_as_hardware(false);
+}
