@@ -25,6 +25,10 @@ pub enum GpuError {
     /// The job does not fit the device's buffer limits even when tiled.
     #[error("image too large for the GPU: {0}")]
     TooLarge(String),
+    /// The job itself is invalid (a parameter combination the method refuses): reported
+    /// as it is, never retried on the CPU.
+    #[error(transparent)]
+    Job(#[from] denoisekit_core::DenoiseError),
     /// A lock was poisoned by a panic in another thread.
     #[error("GPU context lock poisoned")]
     Poisoned,

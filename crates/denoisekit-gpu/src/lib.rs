@@ -136,9 +136,12 @@ fn try_gpu(
             // The closure's error type is the core's: keep the device error aside.
             let mut failure = None;
             let done = denoisekit_core::with_noise_model(input, resolved, |v| {
-                f(ctx, v, resolved, ctl, None).map_err(|e| {
-                    failure = Some(e);
-                    DenoiseError::Cancelled
+                f(ctx, v, resolved, ctl, None).map_err(|e| match e {
+                    GpuError::Job(e) => e,
+                    e => {
+                        failure = Some(e);
+                        DenoiseError::Cancelled
+                    }
                 })
             });
             ctl.checkpoint()?;

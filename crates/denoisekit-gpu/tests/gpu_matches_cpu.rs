@@ -205,6 +205,32 @@ fn backend_choice_is_honoured_and_reported() {
 
 #[test]
 fn gpu_errors_are_typed_like_cpu_errors() {
+    // A parameter combination the method refuses is the same error on either device,
+    // not a GPU failure.
+    let stack = phantom(&PhantomSpec {
+        shape: (3, 16, 16),
+        seed: 3,
+        ..Default::default()
+    })
+    .noisy;
+    let unstable = ParamValues::new().set("z_weight", 1).set("step", 0.25);
+    for backend in [Backend::Cpu, Backend::Gpu] {
+        let r = run(
+            "anisotropic_diffusion",
+            stack.view(),
+            &unstable,
+            backend,
+            &Control::new(),
+        );
+        match (context(), r) {
+            (_, Err(denoisekit_core::DenoiseError::ParamOutOfRange { name, max, .. })) => {
+                assert_eq!(name, "step");
+                assert!(max.contains("stability"), "{max}");
+            }
+            (None, Err(denoisekit_core::DenoiseError::BackendUnavailable { .. })) => {}
+            (_, other) => panic!("{backend:?}: {other:?}"),
+        }
+    }
     let img = Volume::zeros((1, 8, 8));
     let r = run(
         "gaussian",

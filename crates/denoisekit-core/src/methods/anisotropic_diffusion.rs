@@ -114,18 +114,7 @@ pub fn denoise_anisotropic_diffusion(
     check_input(&input)?;
     let s = Shape::of(&input);
     let wz = if s.depth > 1 { p.z_weight as f32 } else { 0.0 };
-    let max_step = 1.0 / (2.0 * (2.0 + wz as f64));
-    if p.step > max_step + 1e-12 {
-        return Err(DenoiseError::ParamOutOfRange {
-            name: "step".into(),
-            value: crate::fmt_num(p.step),
-            min: "0".into(),
-            max: format!(
-                "{max_step:.4} (stability bound for z_weight = {})",
-                p.z_weight
-            ),
-        });
-    }
+    check_stability(p, s.depth)?;
     let mut out = input.as_standard_layout().into_owned();
     if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
         return Ok(out);
@@ -197,6 +186,28 @@ pub fn denoise_anisotropic_diffusion(
         Ok::<(), DenoiseError>(())
     })?;
     Ok(out)
+}
+
+/// Refuses a step above the explicit scheme's stability bound for a volume of `depth`
+/// planes (the GPU kernel shares the check).
+///
+/// # Errors
+/// [`DenoiseError::ParamOutOfRange`] naming the bound.
+pub fn check_stability(p: &AnisotropicDiffusionParams, depth: usize) -> Result<()> {
+    let wz = if depth > 1 { p.z_weight } else { 0.0 };
+    let max_step = 1.0 / (2.0 * (2.0 + wz));
+    if p.step > max_step + 1e-12 {
+        return Err(DenoiseError::ParamOutOfRange {
+            name: "step".into(),
+            value: crate::fmt_num(p.step),
+            min: "0".into(),
+            max: format!(
+                "{max_step:.4} (stability bound for z_weight = {})",
+                p.z_weight
+            ),
+        });
+    }
+    Ok(())
 }
 
 struct Conductance {

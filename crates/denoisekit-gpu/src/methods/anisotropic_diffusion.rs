@@ -34,12 +34,11 @@ struct Uniforms {
 }
 const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
-/// Runs Perona–Malik diffusion on the GPU from resolved parameters. The stability bound
-/// on `step` was checked by the core's `prepare`; it is checked again here because this
-/// function is public.
+/// Runs Perona–Malik diffusion on the GPU from resolved parameters.
 ///
 /// # Errors
-/// [`GpuError`] on any device failure, `TooLarge` when one plane with its z halo exceeds
+/// [`GpuError::Job`] for a step above the stability bound, as on the CPU; [`GpuError`] on
+/// any device failure, `TooLarge` when one plane with its z halo exceeds
 /// the storage-binding limit (or `max_tile_bytes`, which tests use to force tiling).
 pub fn run(
     ctx: &GpuContext,
@@ -52,12 +51,7 @@ pub fn run(
         .map_err(|e| GpuError::Validation(e.to_string()))?;
     let (d, h, w) = input.dim();
     let wz = if d > 1 { p.z_weight as f32 } else { 0.0 };
-    if p.step > 1.0 / (2.0 * (2.0 + wz as f64)) + 1e-12 {
-        return Err(GpuError::Validation(format!(
-            "step {} is above the stability bound",
-            p.step
-        )));
-    }
+    denoisekit_core::methods::anisotropic_diffusion::check_stability(&p, d)?;
     if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
         return Ok(input.to_owned());
     }
