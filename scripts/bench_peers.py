@@ -76,7 +76,8 @@ NOTES = """
   for pixel (tested), so only time is compared; the "seq" row is scikit-image's faster,
   approximate decomposed disk.
 - GPU: no GPU was available when these figures were taken; the GPU kernels (gaussian,
-  bilateral, nl_means, median, anisotropic_diffusion, total_variation) are checked against
+  bilateral, nl_means, median, anisotropic_diffusion, total_variation, tikhonov,
+  fourier_filter) are checked against
   the CPU on Mesa's lavapipe in the test suite, whose speed says nothing about a real GPU.
 """
 

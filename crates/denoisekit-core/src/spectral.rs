@@ -22,6 +22,47 @@ type C32 = Complex<f32>;
 /// A real, even transfer function of (fz, fy, fx) in cycles per plane/pixel.
 pub type Transfer = dyn Fn(f64, f64, f64) -> f64 + Sync;
 
+/// A spectral method's filter for one job: its transfer function and whether it couples
+/// planes. Both the CPU ([`apply`]) and the GPU backend (a DCT, which is what a transform of
+/// the mirrored image amounts to) evaluate the same `transfer`.
+pub struct Filter {
+    /// Whether the volume is filtered as a whole (else each plane on its own).
+    pub use_z: bool,
+    /// The transfer function.
+    pub transfer: Box<dyn Fn(f64, f64, f64) -> f64 + Send + Sync>,
+}
+
+impl Filter {
+    /// Runs the filter on the CPU.
+    ///
+    /// # Errors
+    /// [`crate::DenoiseError::Cancelled`].
+    pub fn apply(&self, input: &VolumeView<'_>, ctl: &Control) -> Result<Volume> {
+        apply(input, self.use_z, ctl, &*self.transfer)
+    }
+
+    /// The transfer function sampled at the frequencies of the mirrored extension that a
+    /// DCT-II of a `(d, h, w)` block sees: `k / (2n)` for `k < n` along each transformed
+    /// axis, in (z, y, x) order; one plane's worth (`h · w`) unless `use_z`.
+    pub fn dct_table(&self, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
+        let dz = if self.use_z { d } else { 1 };
+        let mut t = vec![0.0f32; dz * h * w];
+        t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
+            let (z, y) = (row / h, row % h);
+            let fz = if self.use_z {
+                z as f64 / (2 * d) as f64
+            } else {
+                0.0
+            };
+            let fy = y as f64 / (2 * h) as f64;
+            for (x, o) in r.iter_mut().enumerate() {
+                *o = (self.transfer)(fz, fy, x as f64 / (2 * w) as f64) as f32;
+            }
+        });
+        t
+    }
+}
+
 /// Multiplies the spectrum of `input` by `transfer`: the whole volume at once when
 /// `use_z`, else each plane on its own (then `fz` is always 0).
 ///

@@ -21,20 +21,66 @@ use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Vol
 pub type GpuRunFn =
     fn(&GpuContext, VolumeView<'_>, &Resolved, &Control, Option<u64>) -> Result<Volume, GpuError>;
 
-/// Methods with a GPU kernel, by id. Each id here has `gpu_tolerance` set in its core
+/// A method with a GPU implementation.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuMethod {
+    /// The method's id in the core registry.
+    pub id: &'static str,
+    /// Its GPU implementation.
+    pub run: GpuRunFn,
+    /// The WGSL files (stems under `src/methods/`) it runs; `tests/wgsl_valid.rs` checks
+    /// that every file is validated and used.
+    pub kernels: &'static [&'static str],
+}
+
+/// Methods with a GPU kernel. Each id here has `gpu_tolerance` set in its core
 /// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
-pub static GPU_METHODS: &[(&str, GpuRunFn)] = &[
-    ("gaussian", methods::gaussian::run),
-    ("bilateral", methods::bilateral::run),
-    ("nl_means", methods::nl_means::run),
-    ("median", methods::median::run),
-    ("anisotropic_diffusion", methods::anisotropic_diffusion::run),
-    ("total_variation", methods::total_variation::run),
+pub static GPU_METHODS: &[GpuMethod] = &[
+    GpuMethod {
+        id: "gaussian",
+        run: methods::gaussian::run,
+        kernels: &["gaussian"],
+    },
+    GpuMethod {
+        id: "bilateral",
+        run: methods::bilateral::run,
+        kernels: &["bilateral"],
+    },
+    GpuMethod {
+        id: "nl_means",
+        run: methods::nl_means::run,
+        kernels: &["nl_means"],
+    },
+    GpuMethod {
+        id: "median",
+        run: methods::median::run,
+        kernels: &["median"],
+    },
+    GpuMethod {
+        id: "anisotropic_diffusion",
+        run: methods::anisotropic_diffusion::run,
+        kernels: &["anisotropic_diffusion"],
+    },
+    GpuMethod {
+        id: "total_variation",
+        run: methods::total_variation::run,
+        kernels: &["total_variation"],
+    },
+    GpuMethod {
+        id: "tikhonov",
+        run: methods::tikhonov::run,
+        kernels: &["spectral"],
+    },
+    GpuMethod {
+        id: "fourier_filter",
+        run: methods::fourier_filter::run,
+        kernels: &["spectral"],
+    },
 ];
 
 /// The GPU implementation of `id`, if there is one.
 pub fn gpu_method(id: &str) -> Option<GpuRunFn> {
-    GPU_METHODS.iter().find(|(k, _)| *k == id).map(|(_, f)| *f)
+    GPU_METHODS.iter().find(|m| m.id == id).map(|m| m.run)
 }
 
 /// Which device computed a result.

@@ -33,12 +33,15 @@ fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
     .noisy;
     let (lo, hi) = min_max(&img.view());
     fault::treat_software_as_hardware(true);
-    for (id, _) in GPU_METHODS {
+    for m in GPU_METHODS {
+        let id = m.id;
         // z coupling where the method has it, so 3D kernels and halos are exercised.
-        let values = match *id {
+        let values = match id {
             "gaussian" => ParamValues::new().set("sigma_z", 1),
             "anisotropic_diffusion" | "total_variation" => ParamValues::new().set("z_weight", 0.5),
             "median" => ParamValues::new().set("radius_z", 1),
+            "tikhonov" => ParamValues::new().set("z_weight", 0.5).set("psf_sigma", 1),
+            "fourier_filter" => ParamValues::new().set("cutoff_z", 0.3),
             _ => ParamValues::new(),
         };
         let job = |backend| run(id, img.view(), &values, backend, &Control::new());

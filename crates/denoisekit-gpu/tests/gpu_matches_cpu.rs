@@ -51,8 +51,12 @@ fn gpu_kernels_and_descriptors_agree() {
             m.id
         );
     }
-    for (id, _) in GPU_METHODS {
-        assert!(denoisekit_core::find(id).is_ok(), "{id} is not registered");
+    for m in GPU_METHODS {
+        assert!(
+            denoisekit_core::find(m.id).is_ok(),
+            "{} is not registered",
+            m.id
+        );
     }
 }
 
@@ -350,4 +354,43 @@ fn tiled_kernels_equal_untiled() {
         matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
         "{r:?}"
     );
+}
+
+#[test]
+fn spectral_kernels_hold_their_tolerance_on_a_large_plane_and_a_strong_deconvolution() {
+    // The DCT sums grow with the axis length, and deconvolution amplifies rounding by its
+    // gain: check both at a realistic size against the CPU's FFTs.
+    let Some(_) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (1, 384, 416),
+        seed: 8,
+        ..Default::default()
+    })
+    .noisy;
+    let (lo, hi) = min_max(&img.view());
+    let cases = [
+        (
+            "tikhonov",
+            ParamValues::new().set("psf_sigma", 2).set("lambda", 0.01),
+        ),
+        (
+            "tikhonov",
+            ParamValues::new()
+                .set("regulariser", "laplacian")
+                .set("lambda", 50),
+        ),
+        (
+            "fourier_filter",
+            ParamValues::new().set("cutoff", 0.1).set("softness", 0),
+        ),
+    ];
+    for (id, values) in cases {
+        let tol = denoisekit_core::find(id).unwrap().gpu_tolerance.unwrap();
+        let gpu = run(id, img.view(), &values, Backend::Gpu, &Control::new()).unwrap();
+        assert!(matches!(gpu.device, Ran::Gpu(_)), "{id}: {}", gpu.device);
+        let cpu = run(id, img.view(), &values, Backend::Cpu, &Control::new()).unwrap();
+        let d = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
+        eprintln!("{id} {values:?}: GPU-CPU = {d:.2e} of range");
+        assert!(d <= tol, "{id} {values:?}: GPU-CPU = {d} of range > {tol}");
+    }
 }

@@ -57,7 +57,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: FourierFilterParams::SPECS,
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-5),
     identity: &[("cutoff", "1"), ("softness", "0")],
     support,
     memory: Memory {
@@ -115,10 +115,18 @@ pub fn denoise_fourier_filter(
 ) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
-    let s = Shape::of(&input);
-    let use_z = s.depth > 1 && p.cutoff_z > 0.0;
+    match filter(p, Shape::of(&input).depth) {
+        Some(f) => f.apply(&input, ctl),
+        None => Ok(input.to_owned()),
+    }
+}
+
+/// The job's filter on a stack of `depth` planes; `None` when it passes every frequency
+/// present (the input is then returned exactly, not through two transforms).
+pub fn filter(p: &FourierFilterParams, depth: usize) -> Option<crate::spectral::Filter> {
+    let use_z = depth > 1 && p.cutoff_z > 0.0;
     // The highest frequency present is 0.5 per axis; if it is inside the flat pass band,
-    // the filter is the identity (returned exactly, not through two transforms).
+    // the filter is the identity.
     let rho_max2 = 0.5 / (p.cutoff * p.cutoff)
         + if use_z {
             0.25 / (p.cutoff_z * p.cutoff_z)
@@ -126,12 +134,15 @@ pub fn denoise_fourier_filter(
             0.0
         };
     if rho_max2.sqrt() <= 1.0 - p.softness {
-        return Ok(input.to_owned());
+        return None;
     }
     let (c, s, cz) = (p.cutoff, p.softness, p.cutoff_z);
-    crate::spectral::apply(&input, use_z, ctl, &move |fz, fy, fx| {
-        // (0/0 when a tiny cutoff_z underflows: the zero frequency always passes in z.)
-        let fz2 = if fz == 0.0 { 0.0 } else { fz * fz / (cz * cz) };
-        mask(((fx * fx + fy * fy) / (c * c) + fz2).sqrt(), s)
+    Some(crate::spectral::Filter {
+        use_z,
+        transfer: Box::new(move |fz, fy, fx| {
+            // (0/0 when a tiny cutoff_z underflows: the zero frequency always passes in z.)
+            let fz2 = if fz == 0.0 { 0.0 } else { fz * fz / (cz * cz) };
+            mask(((fx * fx + fy * fy) / (c * c) + fz2).sqrt(), s)
+        }),
     })
 }

@@ -61,7 +61,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TikhonovParams::SPECS,
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0"), ("psf_sigma", "0")],
     support,
     memory: Memory {
@@ -111,7 +111,18 @@ pub fn denoise_tikhonov(
 ) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
-    let s = Shape::of(&input);
+    match filter(p, Shape::of(&input).depth)? {
+        Some(f) => f.apply(&input, ctl),
+        None => Ok(input.to_owned()),
+    }
+}
+
+/// The job's filter on a stack of `depth` planes; `None` for the identity (`lambda` 0
+/// without a PSF).
+///
+/// # Errors
+/// [`DenoiseError::ParamOutOfRange`] for `lambda` 0 with a PSF.
+pub fn filter(p: &TikhonovParams, depth: usize) -> Result<Option<crate::spectral::Filter>> {
     if p.psf_sigma > 0.0 && p.lambda == 0.0 {
         return Err(DenoiseError::ParamOutOfRange {
             name: "lambda".into(),
@@ -121,17 +132,20 @@ pub fn denoise_tikhonov(
         });
     }
     if p.lambda == 0.0 {
-        return Ok(input.to_owned());
+        return Ok(None);
     }
-    let use_z = s.depth > 1 && p.z_weight > 0.0;
+    let use_z = depth > 1 && p.z_weight > 0.0;
     let (lambda, wz2, sigma2) = (p.lambda, p.z_weight * p.z_weight, p.psf_sigma * p.psf_sigma);
     let laplacian = p.regulariser == "laplacian";
     let two_pi2 = 2.0 * std::f64::consts::PI * std::f64::consts::PI;
-    crate::spectral::apply(&input, use_z, ctl, &move |fz, fy, fx| {
-        let d2 = |f: f64| 4.0 * (std::f64::consts::PI * f).sin().powi(2);
-        let grad = d2(fx) + d2(fy) + wz2 * d2(fz);
-        let reg = if laplacian { grad * grad } else { grad };
-        let k = (-two_pi2 * sigma2 * (fx * fx + fy * fy)).exp();
-        (k / (k * k + lambda * reg)).min(MAX_GAIN)
-    })
+    Ok(Some(crate::spectral::Filter {
+        use_z,
+        transfer: Box::new(move |fz, fy, fx| {
+            let d2 = |f: f64| 4.0 * (std::f64::consts::PI * f).sin().powi(2);
+            let grad = d2(fx) + d2(fy) + wz2 * d2(fz);
+            let reg = if laplacian { grad * grad } else { grad };
+            let k = (-two_pi2 * sigma2 * (fx * fx + fy * fy)).exp();
+            (k / (k * k + lambda * reg)).min(MAX_GAIN)
+        }),
+    }))
 }

@@ -47,8 +47,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p = AnisotropicDiffusionParams::from_resolved(r)
-        .map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = AnisotropicDiffusionParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
     let wz = if d > 1 { p.z_weight as f32 } else { 0.0 };
     denoisekit_core::methods::anisotropic_diffusion::check_stability(&p, d)?;

@@ -34,7 +34,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p = BilateralParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = BilateralParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
     if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
         return Ok(input.to_owned());

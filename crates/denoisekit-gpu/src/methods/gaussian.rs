@@ -37,7 +37,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p = GaussianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = GaussianParams::from_resolved(r)?;
     gaussian(ctx, input, &p, ctl, max_tile_bytes)
 }
 

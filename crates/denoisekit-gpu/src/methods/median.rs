@@ -38,7 +38,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p = MedianParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = MedianParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
     let rz = if d > 1 { p.radius_z } else { 0 };
     if p.radius == 0 && rz == 0 {

@@ -6,9 +6,12 @@ use denoisekit_core::{Volume, VolumeView};
 
 pub mod anisotropic_diffusion;
 pub mod bilateral;
+pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
 pub mod nl_means;
+pub mod spectral;
+pub mod tikhonov;
 pub mod total_variation;
 
 const WG: u32 = 16;

@@ -39,7 +39,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p = NlMeansParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = NlMeansParams::from_resolved(r)?;
     let d = input.dim().0;
     let (prz, srz) = if d > 1 {
         (p.patch_radius_z, p.search_radius_z)

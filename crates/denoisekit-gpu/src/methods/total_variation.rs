@@ -57,8 +57,7 @@ pub fn run(
     ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let p =
-        TotalVariationParams::from_resolved(r).map_err(|e| GpuError::Validation(e.to_string()))?;
+    let p = TotalVariationParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
     if p.lambda == 0.0 {
         return Ok(input.to_owned());
