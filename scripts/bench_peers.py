@@ -77,7 +77,7 @@ NOTES = """
   approximate decomposed disk.
 - GPU: no GPU was available when these figures were taken; the GPU kernels (gaussian,
   bilateral, nl_means, median, anisotropic_diffusion, total_variation, tikhonov,
-  fourier_filter) are checked against
+  fourier_filter, richardson_lucy) are checked against
   the CPU on Mesa's lavapipe in the test suite, whose speed says nothing about a real GPU.
 """
 

@@ -76,6 +76,11 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::fourier_filter::run,
         kernels: &["spectral"],
     },
+    GpuMethod {
+        id: "richardson_lucy",
+        run: methods::richardson_lucy::run,
+        kernels: &["richardson_lucy", "gaussian", "spectral"],
+    },
 ];
 
 /// The GPU implementation of `id`, if there is one.

@@ -42,6 +42,7 @@ fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
             "median" => ParamValues::new().set("radius_z", 1),
             "tikhonov" => ParamValues::new().set("z_weight", 0.5).set("psf_sigma", 1),
             "fourier_filter" => ParamValues::new().set("cutoff_z", 0.3),
+            "richardson_lucy" => ParamValues::new().set("psf_sigma_z", 1).set("tv", 0.005),
             _ => ParamValues::new(),
         };
         let job = |backend| run(id, img.view(), &values, backend, &Control::new());

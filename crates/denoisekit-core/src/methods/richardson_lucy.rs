@@ -100,7 +100,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Deconvolve,
     dims: Dims::D2D3,
     params: RichardsonLucyParams::SPECS,
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-4),
     identity: &[("iterations", "0")],
     support,
     memory: Memory {
@@ -155,44 +155,19 @@ pub fn denoise_richardson_lucy(
 ) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
-    let airy = p.psf == "airy";
-    if airy && p.border != BorderMode::Symmetric {
-        return Err(DenoiseError::InvalidParamValue {
-            name: "border".into(),
-            value: p.border.name().into(),
-            expected: "symmetric with psf=airy (the Airy PSF is applied in the Fourier \
-                       domain of the mirrored image)"
-                .into(),
-        });
-    }
-    if p.iterations == 0 {
-        return Ok(input.to_owned());
-    }
-    let s = Shape::of(&input);
-    let f: Volume = input.mapv(|v| v.max(0.0));
-    let n = f.len() as f64;
-    let mean = f.par_iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    if mean <= crate::volume::MIN_RANGE {
-        // No photons anywhere (or only at the level of float rounding, where the guards
-        // below would underflow to 0: found by fuzzing): the only non-negative
-        // explanation is an empty object.
-        return Ok(f);
-    }
-    let mut u = match p.start {
-        "mean" => Array3::from_elem(f.dim(), mean as f32),
-        _ => {
-            let floor = (1e-3 * mean) as f32;
-            f.mapv(|v| v.max(floor))
-        }
+    let Setup {
+        f,
+        mut u,
+        tiny,
+        eps2,
+        use_z_tv,
+    } = match setup(input, p)? {
+        Start::Done(v) => return Ok(v),
+        Start::Iterate(s) => s,
     };
+    let s = Shape::of(&input);
     let blur = Blur::new(p, s);
     let quiet = ctl.quiet();
-    // Ratios where K u is below this are left at 1: such pixels have no estimate to
-    // correct, and f / (tiny) would blow up.
-    let tiny = ((1e-12 * mean) as f32).max(f32::MIN_POSITIVE);
-    // Smoothing of |∇u| in the TV term, in the image's units so that scaling commutes.
-    let eps2 = (((1e-3 * mean) * (1e-3 * mean)) as f32).max(f32::MIN_POSITIVE);
-    let use_z_tv = s.depth > 1 && p.psf_sigma_z > 0.0 && !airy;
     // Two work volumes, reused by every iteration.
     let mut ratio = Array3::<f32>::zeros(f.dim());
     let mut corr = Array3::<f32>::zeros(f.dim());
@@ -216,17 +191,94 @@ pub fn denoise_richardson_lucy(
     Ok(u)
 }
 
+/// What the iteration starts from; shared with the GPU backend so that both devices
+/// begin from the same data, estimate and guards.
+pub struct Setup {
+    /// The data, negative values set to 0.
+    pub f: Volume,
+    /// The first estimate.
+    pub u: Volume,
+    /// Ratios where `K u` is at most this are left at 1: such pixels have no estimate to
+    /// correct, and f / (tiny) would blow up.
+    pub tiny: f32,
+    /// Smoothing of |∇u| in the TV term, in the image's units so that scaling commutes.
+    pub eps2: f32,
+    /// Whether the TV term includes the z gradient (a 3D Gaussian PSF on a stack).
+    pub use_z_tv: bool,
+}
+
+/// Either the finished result (no iterations, or no photons) or the iteration's setup.
+pub enum Start {
+    /// The result, without iterating.
+    Done(Volume),
+    /// Iterate from this.
+    Iterate(Setup),
+}
+
+/// Checks the PSF choice and sets up the iteration for `input`.
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] for a border other than `symmetric` with the Airy
+/// PSF.
+pub fn setup(input: VolumeView<'_>, p: &RichardsonLucyParams) -> Result<Start> {
+    let airy = p.psf == "airy";
+    if airy && p.border != BorderMode::Symmetric {
+        return Err(DenoiseError::InvalidParamValue {
+            name: "border".into(),
+            value: p.border.name().into(),
+            expected: "symmetric with psf=airy (the Airy PSF is applied in the Fourier \
+                       domain of the mirrored image)"
+                .into(),
+        });
+    }
+    if p.iterations == 0 {
+        return Ok(Start::Done(input.to_owned()));
+    }
+    let f: Volume = input.mapv(|v| v.max(0.0));
+    let n = f.len() as f64;
+    let mean = f.par_iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    if mean <= crate::volume::MIN_RANGE {
+        // No photons anywhere (or only at the level of float rounding, where the guards
+        // below would underflow to 0: found by fuzzing): the only non-negative
+        // explanation is an empty object.
+        return Ok(Start::Done(f));
+    }
+    let u = match p.start {
+        "mean" => Array3::from_elem(f.dim(), mean as f32),
+        _ => {
+            let floor = (1e-3 * mean) as f32;
+            f.mapv(|v| v.max(floor))
+        }
+    };
+    Ok(Start::Iterate(Setup {
+        f,
+        u,
+        tiny: ((1e-12 * mean) as f32).max(f32::MIN_POSITIVE),
+        eps2: (((1e-3 * mean) * (1e-3 * mean)) as f32).max(f32::MIN_POSITIVE),
+        use_z_tv: input.dim().0 > 1 && p.psf_sigma_z > 0.0 && !airy,
+    }))
+}
+
+/// The Airy PSF's transfer function for one plane, as a spectral filter (the CPU and GPU
+/// apply the same one).
+pub fn airy_filter(p: &RichardsonLucyParams) -> crate::spectral::Filter {
+    let cutoff = 2.0 * p.na * p.pixel_size / p.wavelength;
+    crate::spectral::Filter {
+        use_z: false,
+        transfer: Box::new(move |_, fy, fx| airy_otf((fx * fx + fy * fy).sqrt() / cutoff)),
+    }
+}
+
 /// The PSF as an operator (it is symmetric, so `Kᵀ = K`).
 enum Blur {
     Gaussian(GaussianParams),
-    /// Cut-off frequency of the in-focus OTF, in cycles per pixel.
-    Airy(f64),
+    Airy(crate::spectral::Filter),
 }
 
 impl Blur {
     fn new(p: &RichardsonLucyParams, s: Shape) -> Self {
         if p.psf == "airy" {
-            Self::Airy(2.0 * p.na * p.pixel_size / p.wavelength)
+            Self::Airy(airy_filter(p))
         } else {
             Self::Gaussian(GaussianParams {
                 sigma: p.psf_sigma,
@@ -252,12 +304,7 @@ impl Blur {
     fn apply(&self, u: &Volume, ctl: &Control) -> Result<Volume> {
         match self {
             Self::Gaussian(g) => denoise_gaussian(u.view(), g, ctl),
-            Self::Airy(cutoff) => {
-                let cutoff = *cutoff;
-                crate::spectral::apply(&u.view(), false, ctl, &move |_, fy, fx| {
-                    airy_otf((fx * fx + fy * fy).sqrt() / cutoff)
-                })
-            }
+            Self::Airy(filter) => filter.apply(&u.view(), ctl),
         }
     }
 }

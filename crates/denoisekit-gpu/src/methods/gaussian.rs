@@ -11,18 +11,25 @@ use denoisekit_core::methods::gaussian::{GaussianParams, gaussian_kernel};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 use ndarray::{Array3, s};
 
-const WGSL: &str = include_str!("gaussian.wgsl");
+pub(crate) const WGSL: &str = include_str!("gaussian.wgsl");
+/// Every entry point of the kernel, compiled together (Richardson–Lucy reuses them).
+pub(crate) const ENTRY_POINTS: &[&str] = &[
+    "convolve_x",
+    "convolve_y",
+    "convolve_z",
+    "convolve_z_border",
+];
 const WG: u32 = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth_out: u32,
-    radius: u32,
-    border: u32,
-    _pad: [u32; 3],
+pub(crate) struct Uniforms {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) depth_out: u32,
+    pub(crate) radius: u32,
+    pub(crate) border: u32,
+    pub(crate) _pad: [u32; 3],
 }
 const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
@@ -83,7 +90,7 @@ pub fn gaussian(
             Binding::ReadOnly,
             Binding::Uniform,
         ],
-        &["convolve_x", "convolve_y", "convolve_z"],
+        ENTRY_POINTS,
     )?;
     let mut out = Array3::<f32>::zeros((d, h, w));
     let border = p.border as u32;

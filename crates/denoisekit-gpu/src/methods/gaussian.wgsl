@@ -70,3 +70,23 @@ fn convolve_z(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     dst[id.z * plane_len + xy] = acc;
 }
+
+// convolve_z for a volume held whole on the GPU (Richardson-Lucy's blur): the z border is
+// resolved here by border_index, as convolve_x and convolve_y do in the plane, instead of
+// by halo planes gathered on the host. `depth_out` is the volume's depth.
+@compute @workgroup_size(16, 16, 1)
+fn convolve_z_border(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x >= p.width || id.y >= p.height || id.z >= p.depth_out) {
+        return;
+    }
+    let plane_len = p.height * p.width;
+    let xy = id.y * p.width + id.x;
+    var acc = 0.0;
+    for (var t = 0u; t <= 2u * p.radius; t++) {
+        let j = border_index(i32(id.z) + i32(t) - i32(p.radius), i32(p.depth_out), p.border);
+        if (j >= 0) {
+            acc += weights[t] * src[u32(j) * plane_len + xy];
+        }
+    }
+    dst[id.z * plane_len + xy] = acc;
+}

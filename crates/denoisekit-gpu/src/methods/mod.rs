@@ -10,11 +10,43 @@ pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;
 pub mod nl_means;
+pub mod richardson_lucy;
 pub mod spectral;
 pub mod tikhonov;
 pub mod total_variation;
 
 const WG: u32 = 16;
+
+/// One recorded dispatch of a multi-pass job, built once and replayed every iteration.
+pub(crate) struct Pass {
+    pub(crate) kernel: std::sync::Arc<crate::context::Kernel>,
+    pub(crate) entry: &'static str,
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub(crate) groups: (u32, u32, u32),
+    /// The pass's own uniform buffer, kept alive with it.
+    pub(crate) _uniform: wgpu::Buffer,
+}
+
+impl Pass {
+    /// Records the pass into `enc`.
+    pub(crate) fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        dispatch(enc, &self.kernel, self.entry, &self.bind_group, self.groups);
+    }
+}
+
+/// The buffers a chain of `n` passes from `x` ends in `y` reads and writes, alternating
+/// with the scratch `s`: `[x, …, s, y]`. `s` may be `x` when `n` is odd (the input is then
+/// overwritten).
+pub(crate) fn chain<'a>(
+    n: usize,
+    x: &'a wgpu::Buffer,
+    y: &'a wgpu::Buffer,
+    s: &'a wgpu::Buffer,
+) -> Vec<&'a wgpu::Buffer> {
+    let mut seq = vec![x];
+    seq.extend((1..=n).map(|k| if (n - k) % 2 == 0 { y } else { s }));
+    seq
+}
 
 /// Runs a one-pass kernel over a volume in tiles of whole planes that fit the device's
 /// storage-binding limit (or `max_tile_bytes`, which tests use to force tiling). Each tile

@@ -8,8 +8,8 @@
 //! accepts any size. Planes filtered on their own are tiled freely; a z-coupled volume
 //! must fit the device in one piece.
 
-use super::{WG, in_tiles, tile_planes};
-use crate::context::{Binding, GpuContext, dispatch, groups};
+use super::{Pass, WG, chain, in_tiles, tile_planes};
+use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use denoisekit_core::spectral::Filter;
 use denoisekit_core::{Control, Volume, VolumeView};
@@ -30,7 +30,7 @@ struct Uniforms {
 const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// `cos(π m / (2n))` for `m < 4n`: every cosine a DCT of length `n` needs.
-fn cos_table(n: usize) -> Vec<f32> {
+pub(crate) fn cos_table(n: usize) -> Vec<f32> {
     (0..4 * n)
         .map(|m| (std::f64::consts::PI * m as f64 / (2 * n) as f64).cos() as f32)
         .collect()
@@ -55,17 +55,7 @@ pub fn apply(
             "a z-coupled spectral filter of {w}x{h}x{d} needs the whole volume on the GPU"
         )));
     }
-    let kernel = ctx.kernel(
-        "spectral",
-        WGSL,
-        &[
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-            Binding::ReadOnly,
-            Binding::Uniform,
-        ],
-        &["dct", "multiply"],
-    )?;
+    let kernel = kernel(ctx)?;
     let transfer = filter.dct_table((d, h, w));
     let (cos_x, cos_y) = (cos_table(w), cos_table(h));
     let cos_z = filter.use_z.then(|| cos_table(d));
@@ -79,52 +69,132 @@ pub fn apply(
         let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
             let a = ctx.upload("spectral.a", host, wgpu::BufferUsages::COPY_SRC);
             let b = ctx.storage("spectral.b", host.len());
-            let tx = ctx.upload("spectral.cos_x", &cos_x, wgpu::BufferUsages::empty());
-            let ty = ctx.upload("spectral.cos_y", &cos_y, wgpu::BufferUsages::empty());
-            let tz = cos_z
-                .as_ref()
-                .map(|c| ctx.upload("spectral.cos_z", c, wgpu::BufferUsages::empty()));
-            let tt = ctx.upload("spectral.transfer", &transfer, wgpu::BufferUsages::empty());
-            // (entry, axis, inverse, table)
-            let mut passes: Vec<(&str, u32, u32, &wgpu::Buffer)> =
-                vec![("dct", 0, 0, &tx), ("dct", 1, 0, &ty)];
-            if let Some(tz) = &tz {
-                passes.push(("dct", 2, 0, tz));
-            }
-            passes.push(("multiply", 0, 0, &tt));
-            if let Some(tz) = &tz {
-                passes.push(("dct", 2, 1, tz));
-            }
-            passes.extend([("dct", 1, 1, &ty), ("dct", 0, 1, &tx)]);
+            let tables = Tables::new(
+                ctx,
+                filter.use_z,
+                &transfer,
+                &cos_x,
+                &cos_y,
+                cos_z.as_deref(),
+            );
+            // An odd number of passes: the input buffer can serve as the scratch.
+            let passes = passes(ctx, &kernel, (d, h, w), &tables, &a, &b, &a);
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            let mut keep = Vec::new();
-            for (k, (entry, axis, inverse, table)) in passes.iter().enumerate() {
-                let u = Uniforms {
-                    width: w as u32,
-                    height: h as u32,
-                    depth: d as u32,
-                    axis: *axis,
-                    inverse: *inverse,
-                    table_len: transfer.len() as u32,
-                    _pad: [0; 2],
-                };
-                let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(&u));
-                let (src, dst) = if k.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
-                let bg = ctx.bind(&kernel, entry, &[src, dst, table, &ub]);
-                dispatch(
-                    &mut enc,
-                    &kernel,
-                    entry,
-                    &bg,
-                    (groups(w, WG), groups(h, WG), d as u32),
-                );
-                keep.push((ub, bg));
-            }
+            passes.iter().for_each(|p| p.record(&mut enc));
             ctx.queue.submit([enc.finish()]);
-            let result = if passes.len().is_multiple_of(2) { &a } else { &b };
-            ctx.read_back(result, host.len())
+            ctx.read_back(&b, host.len())
         })??;
         denoisekit_core::volume_from_vec(d, h, w, out)
             .map_err(|e| GpuError::Validation(e.to_string()))
     })
+}
+
+/// The kernel, compiled once per process.
+pub(crate) fn kernel(ctx: &GpuContext) -> Result<std::sync::Arc<crate::context::Kernel>, GpuError> {
+    ctx.kernel(
+        "spectral",
+        WGSL,
+        &[
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+            Binding::ReadOnly,
+            Binding::Uniform,
+        ],
+        &["dct", "multiply"],
+    )
+}
+
+/// The device-side tables of one filter: cosines per transformed axis and the transfer.
+pub(crate) struct Tables {
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    z: Option<wgpu::Buffer>,
+    transfer: wgpu::Buffer,
+    transfer_len: usize,
+}
+
+impl Tables {
+    /// Uploads the tables (`cos_z` only when the filter couples planes).
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        use_z: bool,
+        transfer: &[f32],
+        cos_x: &[f32],
+        cos_y: &[f32],
+        cos_z: Option<&[f32]>,
+    ) -> Self {
+        let up = |label, data: &[f32]| ctx.upload(label, data, wgpu::BufferUsages::empty());
+        Self {
+            x: up("spectral.cos_x", cos_x),
+            y: up("spectral.cos_y", cos_y),
+            z: cos_z.filter(|_| use_z).map(|c| up("spectral.cos_z", c)),
+            transfer: up("spectral.transfer", transfer),
+            transfer_len: transfer.len(),
+        }
+    }
+
+    /// Tables for `filter` on a `(d, h, w)` block.
+    pub(crate) fn for_filter(
+        ctx: &GpuContext,
+        filter: &Filter,
+        (d, h, w): (usize, usize, usize),
+    ) -> Self {
+        let cos_z = filter.use_z.then(|| cos_table(d));
+        Self::new(
+            ctx,
+            filter.use_z,
+            &filter.dct_table((d, h, w)),
+            &cos_table(w),
+            &cos_table(h),
+            cos_z.as_deref(),
+        )
+    }
+}
+
+/// The passes that filter `x` into `y` (DCT per axis, multiply, inverse DCT per axis in
+/// reverse order), alternating with the scratch `s`; always an odd number of passes.
+pub(crate) fn passes(
+    ctx: &GpuContext,
+    kernel: &std::sync::Arc<crate::context::Kernel>,
+    (d, h, w): (usize, usize, usize),
+    t: &Tables,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    s: &wgpu::Buffer,
+) -> Vec<Pass> {
+    // (entry, axis, inverse, table)
+    let mut spec: Vec<(&'static str, u32, u32, &wgpu::Buffer)> =
+        vec![("dct", 0, 0, &t.x), ("dct", 1, 0, &t.y)];
+    if let Some(tz) = &t.z {
+        spec.push(("dct", 2, 0, tz));
+    }
+    spec.push(("multiply", 0, 0, &t.transfer));
+    if let Some(tz) = &t.z {
+        spec.push(("dct", 2, 1, tz));
+    }
+    spec.extend([("dct", 1, 1, &t.y), ("dct", 0, 1, &t.x)]);
+    let bufs = chain(spec.len(), x, y, s);
+    spec.iter()
+        .enumerate()
+        .map(|(k, (entry, axis, inverse, table))| {
+            let u = Uniforms {
+                width: w as u32,
+                height: h as u32,
+                depth: d as u32,
+                axis: *axis,
+                inverse: *inverse,
+                table_len: t.transfer_len as u32,
+                _pad: [0; 2],
+            };
+            let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(&u));
+            let bind_group = ctx.bind(kernel, entry, &[bufs[k], bufs[k + 1], table, &ub]);
+            Pass {
+                kernel: kernel.clone(),
+                entry,
+                bind_group,
+                groups: (groups(w, WG), groups(h, WG), d as u32),
+                _uniform: ub,
+            }
+        })
+        .collect()
 }
