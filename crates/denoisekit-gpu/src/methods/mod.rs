@@ -44,7 +44,7 @@ pub(crate) fn chain<'a>(
     s: &'a wgpu::Buffer,
 ) -> Vec<&'a wgpu::Buffer> {
     let mut seq = vec![x];
-    seq.extend((1..=n).map(|k| if (n - k) % 2 == 0 { y } else { s }));
+    seq.extend((1..=n).map(|k| if (n - k).is_multiple_of(2) { y } else { s }));
     seq
 }
 
