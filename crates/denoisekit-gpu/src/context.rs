@@ -46,7 +46,43 @@ pub struct GpuContext {
     /// Limits granted to the device.
     pub limits: wgpu::Limits,
     kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
+    pool: Mutex<Vec<wgpu::Buffer>>,
+    created: std::sync::atomic::AtomicU64,
     lost: Arc<AtomicBool>,
+}
+
+/// Idle buffers kept for reuse at most this many bytes in all: enough for every buffer of
+/// a 2048 x 2048 preview of any method (Richardson-Lucy with TV holds 8 image-sized
+/// buffers), small next to a GPU's memory.
+const POOL_BYTES: u64 = 512 << 20;
+
+/// A storage or staging buffer borrowed from the context's pool; it goes back to the pool
+/// when dropped, so that a preview re-run on an image of the same size allocates nothing.
+#[derive(Debug)]
+pub struct Pooled<'a> {
+    ctx: &'a GpuContext,
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        // Invariant: `buffer` is only taken in `drop`.
+        self.buffer.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut pool)) = (self.buffer.take(), self.ctx.pool.lock()) {
+            pool.push(b);
+            // Oldest first out, until the idle buffers fit the cap.
+            let mut total: u64 = pool.iter().map(wgpu::Buffer::size).sum();
+            while total > POOL_BYTES && !pool.is_empty() {
+                total -= pool.remove(0).size();
+            }
+        }
+    }
 }
 
 static SHARED: OnceLock<Result<GpuContext, GpuError>> = OnceLock::new();
@@ -130,6 +166,8 @@ impl GpuContext {
             queue,
             limits: required,
             kernels: Mutex::new(HashMap::new()),
+            pool: Mutex::new(Vec::new()),
+            created: std::sync::atomic::AtomicU64::new(0),
             lost,
         })
     }
@@ -278,26 +316,53 @@ impl GpuContext {
         })
     }
 
-    /// A storage buffer initialised with `data`.
-    pub fn upload(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    /// A buffer of `size` bytes with `usage`, from the pool when one of that size and
+    /// usage is idle. Its contents are whatever the last user left.
+    fn take(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Pooled<'_> {
+        let reused = self.pool.lock().ok().and_then(|mut pool| {
+            let i = pool
+                .iter()
+                .position(|b| b.size() == size && b.usage() == usage)?;
+            Some(pool.swap_remove(i))
+        });
+        let buffer = reused.unwrap_or_else(|| {
+            self.created.fetch_add(1, Ordering::Relaxed);
+            self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::STORAGE | extra,
+                size,
+                usage,
+                mapped_at_creation: false,
             })
+        });
+        Pooled {
+            ctx: self,
+            buffer: Some(buffer),
+        }
     }
 
-    /// An uninitialised storage buffer of `len` floats that can be copied from.
-    pub fn storage(&self, label: &str, len: usize) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: (len.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE
+    /// Storage and staging buffers created so far (not counting reuses from the pool).
+    pub fn buffers_created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// A storage buffer holding `data` (pooled; the copy is queued before any later
+    /// submission).
+    pub fn upload(&self, label: &str, data: &[f32]) -> Pooled<'_> {
+        let b = self.storage(label, data.len());
+        self.queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+        b
+    }
+
+    /// A storage buffer of `len` floats (pooled: its contents are undefined) that can be
+    /// copied to and from.
+    pub fn storage(&self, label: &str, len: usize) -> Pooled<'_> {
+        self.take(
+            label,
+            (len.max(1) * 4) as u64,
+            wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
+        )
     }
 
     /// Copies `len` floats of `buf` back to the host, waiting for the GPU.
@@ -306,12 +371,11 @@ impl GpuContext {
     /// [`GpuError::Map`] if the buffer cannot be mapped or the device is lost.
     pub fn read_back(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
         let size = (len * 4) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("staging"),
+        let staging = self.take(
+            "staging",
             size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
         let idx = self.queue.submit([enc.finish()]);

@@ -93,7 +93,7 @@ fn diffuse(
     // Invariant: `as_standard_layout` yields a contiguous array.
     let host = host.as_slice().unwrap_or(&[]);
     let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-        let a = ctx.upload("ad.a", host, wgpu::BufferUsages::COPY_SRC);
+        let a = ctx.upload("ad.a", host);
         let b = ctx.storage("ad.b", host.len());
         let ub = ctx.uniform("ad.params", bytemuck::bytes_of(&u));
         let forward = ctx.bind(&kernel, "ad.a_to_b", &[&a, &b, &ub]);

@@ -111,7 +111,7 @@ pub fn gaussian(
         }
         let depth_in = zin.len();
         let res = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-            let a = ctx.upload("gaussian.a", &host, wgpu::BufferUsages::COPY_SRC);
+            let a = ctx.upload("gaussian.a", &host);
             let b = ctx.storage("gaussian.b", host.len());
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             let mut cur_is_a = true;
@@ -125,7 +125,7 @@ pub fn gaussian(
             }
             let mut keep = Vec::new();
             for (entry, k, depth_out) in passes {
-                let weights = ctx.upload("gaussian.weights", k, wgpu::BufferUsages::empty());
+                let weights = ctx.upload("gaussian.weights", k);
                 let u = Uniforms {
                     width: w as u32,
                     height: h as u32,

@@ -171,7 +171,7 @@ pub fn per_pixel(
     // Invariant: `as_standard_layout` yields a contiguous array.
     let host = host.as_slice().unwrap_or(&[]);
     let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-        let a = ctx.upload(name, host, wgpu::BufferUsages::empty());
+        let a = ctx.upload(name, host);
         let b = ctx.storage(name, host.len());
         let ub = ctx.uniform(name, uniforms);
         let bg = ctx.bind(&kernel, name, &[&a, &b, &ub]);

@@ -18,7 +18,7 @@
 //! for tv 0.01), which `tests/gpu_matches_cpu.rs` checks against that sensitivity.
 
 use super::{Pass, WG, chain, gaussian, spectral, tile_planes};
-use crate::context::{Binding, GpuContext, groups};
+use crate::context::{Binding, GpuContext, Pooled, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::gaussian::gaussian_kernel;
 use denoisekit_core::methods::richardson_lucy::{
@@ -93,8 +93,8 @@ pub fn run(
     let (f, u0) = (f.as_slice().unwrap_or(&[]), u.as_slice().unwrap_or(&[]));
     let grid = (groups(w, WG), groups(h, WG), d as u32);
     let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-        let fb = ctx.upload("rl.f", f, wgpu::BufferUsages::empty());
-        let ub = ctx.upload("rl.u", u0, wgpu::BufferUsages::COPY_SRC);
+        let fb = ctx.upload("rl.f", f);
+        let ub = ctx.upload("rl.u", u0);
         let (t1, t2, s) = (
             ctx.storage("rl.t1", n),
             ctx.storage("rl.t2", n),
@@ -161,24 +161,26 @@ pub fn run(
 }
 
 /// The PSF on the device: the Gaussian's taps per axis, or the Airy filter's tables.
-enum Blur {
+enum Blur<'a> {
     Gaussian {
         kernel: std::sync::Arc<crate::context::Kernel>,
-        /// (entry point, taps, border) per pass.
-        axes: Vec<(&'static str, wgpu::Buffer, u32)>,
+        /// Taps in the plane, then across planes if the PSF is 3D.
+        taps: Vec<Pooled<'a>>,
+        /// (entry point, index into `taps`, radius) per pass.
+        axes: Vec<(&'static str, usize, u32)>,
         dims: (usize, usize, usize),
         border: u32,
     },
     Airy {
         kernel: std::sync::Arc<crate::context::Kernel>,
-        tables: spectral::Tables,
+        tables: spectral::Tables<'a>,
         dims: (usize, usize, usize),
     },
 }
 
-impl Blur {
+impl<'a> Blur<'a> {
     fn new(
-        ctx: &GpuContext,
+        ctx: &'a GpuContext,
         p: &RichardsonLucyParams,
         (d, h, w): (usize, usize, usize),
     ) -> Result<Self, GpuError> {
@@ -201,22 +203,21 @@ impl Blur {
             ],
             gaussian::ENTRY_POINTS,
         )?;
-        let taps = |sigma| {
+        let taps_of = |sigma| {
             let k = gaussian_kernel(sigma);
-            let radius = (k.len() / 2) as u32;
-            (
-                ctx.upload("rl.taps", &k, wgpu::BufferUsages::empty()),
-                radius,
-            )
+            ((k.len() / 2) as u32, ctx.upload("rl.taps", &k))
         };
-        let (kxy, rxy) = taps(p.psf_sigma);
-        let mut axes = vec![("convolve_x", kxy.clone(), rxy), ("convolve_y", kxy, rxy)];
+        let (rxy, kxy) = taps_of(p.psf_sigma);
+        let mut taps = vec![kxy];
+        let mut axes = vec![("convolve_x", 0, rxy), ("convolve_y", 0, rxy)];
         if d > 1 && p.psf_sigma_z > 0.0 {
-            let (kz, rz) = taps(p.psf_sigma_z);
-            axes.push(("convolve_z_border", kz, rz));
+            let (rz, kz) = taps_of(p.psf_sigma_z);
+            taps.push(kz);
+            axes.push(("convolve_z_border", 1, rz));
         }
         Ok(Self::Gaussian {
             kernel,
+            taps,
             axes,
             dims: (d, h, w),
             border: p.border as u32,
@@ -239,6 +240,7 @@ impl Blur {
             } => spectral::passes(ctx, kernel, *dims, tables, x, y, s),
             Self::Gaussian {
                 kernel,
+                taps,
                 axes,
                 dims: (d, h, w),
                 border,
@@ -246,7 +248,7 @@ impl Blur {
                 let bufs = chain(axes.len(), x, y, s);
                 axes.iter()
                     .enumerate()
-                    .map(|(k, (entry, taps, radius))| {
+                    .map(|(k, (entry, which, radius))| {
                         let u = gaussian::Uniforms {
                             width: *w as u32,
                             height: *h as u32,
@@ -256,8 +258,11 @@ impl Blur {
                             _pad: [0; 3],
                         };
                         let uniform = ctx.uniform("rl.blur", bytemuck::bytes_of(&u));
-                        let bind_group =
-                            ctx.bind(kernel, entry, &[bufs[k], bufs[k + 1], taps, &uniform]);
+                        let bind_group = ctx.bind(
+                            kernel,
+                            entry,
+                            &[bufs[k], bufs[k + 1], &taps[*which], &uniform],
+                        );
                         Pass {
                             kernel: kernel.clone(),
                             entry,

@@ -9,7 +9,7 @@
 //! must fit the device in one piece.
 
 use super::{Pass, WG, chain, in_tiles, tile_planes};
-use crate::context::{Binding, GpuContext, groups};
+use crate::context::{Binding, GpuContext, Pooled, groups};
 use crate::error::GpuError;
 use denoisekit_core::spectral::Filter;
 use denoisekit_core::{Control, Volume, VolumeView};
@@ -67,7 +67,7 @@ pub fn apply(
         // Invariant: `as_standard_layout` yields a contiguous array.
         let host = host.as_slice().unwrap_or(&[]);
         let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-            let a = ctx.upload("spectral.a", host, wgpu::BufferUsages::COPY_SRC);
+            let a = ctx.upload("spectral.a", host);
             let b = ctx.storage("spectral.b", host.len());
             let tables = Tables::new(
                 ctx,
@@ -105,25 +105,25 @@ pub(crate) fn kernel(ctx: &GpuContext) -> Result<std::sync::Arc<crate::context::
 }
 
 /// The device-side tables of one filter: cosines per transformed axis and the transfer.
-pub(crate) struct Tables {
-    x: wgpu::Buffer,
-    y: wgpu::Buffer,
-    z: Option<wgpu::Buffer>,
-    transfer: wgpu::Buffer,
+pub(crate) struct Tables<'a> {
+    x: Pooled<'a>,
+    y: Pooled<'a>,
+    z: Option<Pooled<'a>>,
+    transfer: Pooled<'a>,
     transfer_len: usize,
 }
 
-impl Tables {
+impl<'a> Tables<'a> {
     /// Uploads the tables (`cos_z` only when the filter couples planes).
     pub(crate) fn new(
-        ctx: &GpuContext,
+        ctx: &'a GpuContext,
         use_z: bool,
         transfer: &[f32],
         cos_x: &[f32],
         cos_y: &[f32],
         cos_z: Option<&[f32]>,
     ) -> Self {
-        let up = |label, data: &[f32]| ctx.upload(label, data, wgpu::BufferUsages::empty());
+        let up = |label, data: &[f32]| ctx.upload(label, data);
         Self {
             x: up("spectral.cos_x", cos_x),
             y: up("spectral.cos_y", cos_y),
@@ -135,7 +135,7 @@ impl Tables {
 
     /// Tables for `filter` on a `(d, h, w)` block.
     pub(crate) fn for_filter(
-        ctx: &GpuContext,
+        ctx: &'a GpuContext,
         filter: &Filter,
         (d, h, w): (usize, usize, usize),
     ) -> Self {
@@ -157,22 +157,24 @@ pub(crate) fn passes(
     ctx: &GpuContext,
     kernel: &std::sync::Arc<crate::context::Kernel>,
     (d, h, w): (usize, usize, usize),
-    t: &Tables,
+    t: &Tables<'_>,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     s: &wgpu::Buffer,
 ) -> Vec<Pass> {
     // (entry, axis, inverse, table)
+    let (tx, ty, tt): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer) = (&t.x, &t.y, &t.transfer);
+    let tz: Option<&wgpu::Buffer> = t.z.as_deref();
     let mut spec: Vec<(&'static str, u32, u32, &wgpu::Buffer)> =
-        vec![("dct", 0, 0, &t.x), ("dct", 1, 0, &t.y)];
-    if let Some(tz) = &t.z {
+        vec![("dct", 0, 0, tx), ("dct", 1, 0, ty)];
+    if let Some(tz) = tz {
         spec.push(("dct", 2, 0, tz));
     }
-    spec.push(("multiply", 0, 0, &t.transfer));
-    if let Some(tz) = &t.z {
+    spec.push(("multiply", 0, 0, tt));
+    if let Some(tz) = tz {
         spec.push(("dct", 2, 1, tz));
     }
-    spec.extend([("dct", 1, 1, &t.y), ("dct", 0, 1, &t.x)]);
+    spec.extend([("dct", 1, 1, ty), ("dct", 0, 1, tx)]);
     let bufs = chain(spec.len(), x, y, s);
     spec.iter()
         .enumerate()

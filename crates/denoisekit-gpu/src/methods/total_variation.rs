@@ -136,14 +136,10 @@ fn solve(
     let partials = (u.groups_x * u.groups_y) as usize * d;
     let dual_len = if u.per_plane != 0 { 2 * n } else { 3 * n };
     let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
-        let f = ctx.upload("tv.f", host, wgpu::BufferUsages::empty());
+        let f = ctx.upload("tv.f", host);
         let out = ctx.storage("tv.out", n);
-        let dual = ctx.upload("tv.dual", &vec![0.0; dual_len], wgpu::BufferUsages::empty());
-        let scratch = ctx.upload(
-            "tv.scratch",
-            &vec![0.0; 4 * n_groups + 2 * partials],
-            wgpu::BufferUsages::COPY_SRC,
-        );
+        let dual = ctx.upload("tv.dual", &vec![0.0; dual_len]);
+        let scratch = ctx.upload("tv.scratch", &vec![0.0; 4 * n_groups + 2 * partials]);
         let ub = ctx.uniform("tv.params", bytemuck::bytes_of(&u));
         let bg = ctx.bind(&kernel, "tv", &[&f, &out, &dual, &scratch, &ub]);
         let grid = (u.groups_x, u.groups_y, d as u32);
