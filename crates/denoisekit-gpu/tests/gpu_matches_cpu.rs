@@ -416,6 +416,19 @@ fn demanding_settings_hold_their_tolerance() {
             ParamValues::new().set("cutoff", 0.1).set("softness", 0),
             false,
         ),
+        // Beyond 27 values the median kernel selects by bisection instead of in registers.
+        (
+            "median",
+            &stack,
+            ParamValues::new().set("radius", 3).set("radius_z", 1),
+            false,
+        ),
+        (
+            "median",
+            &plane,
+            ParamValues::new().set("radius", 6).set("border", "zero"),
+            false,
+        ),
         ("richardson_lucy", &plane, rl("airy", 0.0, 100), false),
         ("richardson_lucy", &plane, rl("gaussian", 0.0, 100), false),
         ("richardson_lucy", &plane, rl("airy", 0.002, 30), false),

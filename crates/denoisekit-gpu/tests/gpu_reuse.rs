@@ -43,8 +43,16 @@ fn same_size_reruns_reuse_buffers_and_give_the_same_pixels() {
         let before = ctx.buffers_created();
         let again = go(&a);
         let created = ctx.buffers_created() - before;
-        assert_eq!(created, 0, "{}: a same-size re-run created {created} buffers", m.id);
-        assert_eq!(again, first, "{}: a re-run with pooled buffers differs", m.id);
+        assert_eq!(
+            created, 0,
+            "{}: a same-size re-run created {created} buffers",
+            m.id
+        );
+        assert_eq!(
+            again, first,
+            "{}: a re-run with pooled buffers differs",
+            m.id
+        );
         // Another size in between (other buffers, possibly evicting), then the first again.
         let _ = go(&b);
         assert_eq!(go(&a), first, "{}: differs after another size", m.id);

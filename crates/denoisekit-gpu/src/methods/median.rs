@@ -1,10 +1,13 @@
 //! GPU host for `median` (kernel: `median.wgsl`): one dispatch per tile of planes through
-//! [`super::per_pixel_tiled`], with the z window as halo. The kernel selects the median by
-//! bisection on the values' bit patterns, so it returns exactly the CPU's value.
+//! [`super::per_pixel_tiled`], with the z window as halo. Windows of up to 27 values
+//! (3 × 3, 5 × 5, 3 × 3 × 3) are selected in registers; larger ones by bisection on the
+//! values' bit patterns. Both return exactly the CPU's value (tested for both paths).
 //!
-//! Cost: about (window + 1) · (bits that differ within the window) reads per pixel, at
-//! most 33 passes over the window; fine for the usual radii, slow for the largest 3D
-//! windows (51 × 51 × 21 values), where the CPU's selection is no faster per pixel.
+//! Cost: small windows, one read per value; larger ones about (window + 1) · (bits that
+//! differ within the window) reads per pixel, at most 33 passes over the window; fine for
+//! the usual radii, slow for the largest 3D windows (51 × 51 × 21 values), where the CPU's
+//! selection is no faster per pixel. On lavapipe the 3 × 3 path took 58 ms for 512²
+//! against 907 ms by bisection.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;

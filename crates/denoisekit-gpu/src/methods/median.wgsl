@@ -1,6 +1,7 @@
 // Exact median over a box window (denoisekit_core median.rs), one invocation per output
-// pixel, without a per-thread window buffer (a 51x51x21 window would not fit in private
-// memory): the k-th smallest value is built bit by bit from the top over order-preserving
+// pixel. Windows of up to 27 values are selected in registers; larger ones (up to
+// 51x51x21, which would not fit in private memory) without a window buffer: the k-th
+// smallest value is built bit by bit from the top over order-preserving
 // 32-bit keys, each bit costing one pass over the window that counts keys below the
 // candidate. The keys order floats as f32::total_cmp does, so the result is the CPU's
 // value bit for bit.
@@ -60,6 +61,39 @@ fn count_below(cx: i32, cy: i32, cz: i32, t: u32) -> u32 {
     return n;
 }
 
+// Windows of up to 27 values (3x3, 5x5, 3x3x3) fit in registers: select the rank-th key
+// there, with no second pass over memory.
+const SMALL: u32 = 27u;
+
+fn small_median(cx: i32, cy: i32, cz: i32, n: u32) -> u32 {
+    let r = i32(p.radius);
+    let rz = i32(p.radius_z);
+    var win: array<u32, 27>;
+    var m = 0u;
+    for (var z = cz - rz; z <= cz + rz; z++) {
+        for (var y = cy - r; y <= cy + r; y++) {
+            for (var x = cx - r; x <= cx + r; x++) {
+                win[m] = sample(x, y, z);
+                m++;
+            }
+        }
+    }
+    // Partial selection sort up to the middle.
+    let rank = n / 2u;
+    for (var i = 0u; i <= rank; i++) {
+        var best = i;
+        for (var j = i + 1u; j < n; j++) {
+            if (win[j] < win[best]) {
+                best = j;
+            }
+        }
+        let t = win[i];
+        win[i] = win[best];
+        win[best] = t;
+    }
+    return win[rank];
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if (id.x >= p.width || id.y >= p.height || id.z >= p.depth) {
@@ -70,6 +104,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let cz = i32(id.z);
     let r = i32(p.radius);
     let rz = i32(p.radius_z);
+    let size = u32((2 * r + 1) * (2 * r + 1) * (2 * rz + 1));
+    if (size <= SMALL) {
+        dst[(id.z * p.height + id.y) * p.width + id.x] = value_of(small_median(cx, cy, cz, size));
+        return;
+    }
     // The answer lies between the window's smallest and largest key: the bits above
     // their highest difference are known.
     var lo = 0xffffffffu;
