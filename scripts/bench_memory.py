@@ -1,7 +1,7 @@
 """Peak memory of `denoisekit run` on a 4 GiB stack, streamed under a memory limit.
 
-Writes the "## Memory" section of docs/benchmarks.md (replacing it; the rest of the
-file is left as scripts/bench_peers.py wrote it):
+Writes the "## Memory" section of docs/benchmarks.md (replacing it; the other sections
+are left as the other benchmark scripts wrote them):
 
     python3 scripts/bench_memory.py --py /tmp/peers-venv/bin/python --md docs/benchmarks.md
 
@@ -65,7 +65,7 @@ section = (
 )
 print(section)
 if a.md:
-    text = open(a.md).read() if os.path.exists(a.md) else ""
-    head = text.split("\n## Memory\n")[0].rstrip("\n")
-    with open(a.md, "w") as f:
-        f.write(head + "\n\n" + section)
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from md_sections import replace_section
+
+    replace_section(a.md, "Memory", section)

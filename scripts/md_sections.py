@@ -1,0 +1,20 @@
+"""Replace one '## ' section of a Markdown file, keeping every other section as it is.
+
+The benchmark scripts each own a section of docs/benchmarks.md; none may drop another's.
+"""
+import os
+
+
+def replace_section(path, title, section):
+    """Writes `section` (starting with '## {title}') in place of the section of that title
+    in `path`, or appends it; the other sections are left untouched."""
+    text = open(path).read() if os.path.exists(path) else ""
+    marker = f"\n## {title}\n"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        nxt = rest.find("\n## ")
+        tail = rest[nxt:] if nxt >= 0 else ""
+    else:
+        head, tail = text, ""
+    with open(path, "w") as f:
+        f.write(head.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + tail)
