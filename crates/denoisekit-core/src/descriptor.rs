@@ -542,6 +542,9 @@ pub struct MethodDescriptor {
     /// Working memory, checked against the budget before a job starts
     /// ([`crate::memory`]).
     pub memory: crate::memory::Memory,
+    /// The working memory of particular settings when they need more than `memory`
+    /// states (a filter that couples planes, say); `None` for most methods.
+    pub memory_for: Option<fn(&Resolved) -> crate::memory::Memory>,
     /// The CPU implementation.
     pub run: RunFn,
 }

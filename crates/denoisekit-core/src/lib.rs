@@ -21,6 +21,7 @@ pub mod methods;
 pub mod metrics;
 pub mod noise;
 pub mod phantom;
+pub mod psf;
 pub mod simd;
 pub mod spectral;
 pub mod tiling;

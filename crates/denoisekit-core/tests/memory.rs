@@ -74,6 +74,21 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
             if shape.0 > 1 {
                 settings.push(three_d_values(m.id));
             }
+            if shape.0 > 1 && m.memory_for.is_some() {
+                // Settings may change what it needs: every option of every choice (with
+                // two iterations where there are iterations: memory does not grow with them).
+                for p in m.params {
+                    if let denoisekit_core::ParamKind::Choice { options, .. } = p.kind {
+                        for o in options {
+                            let mut v = ParamValues::new().set(p.key, o);
+                            if m.params.iter().any(|q| q.key == "iterations") {
+                                v = v.set("iterations", 2);
+                            }
+                            settings.push(v);
+                        }
+                    }
+                }
+            }
             for values in settings {
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
                 let need = memory::need(m, Shape::of(&img.view()), &r).unwrap();

@@ -70,6 +70,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 3.0,
         plane: 0.0,
     },
+    memory_for: None,
     run,
 };
 

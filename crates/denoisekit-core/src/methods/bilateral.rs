@@ -73,6 +73,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 2.5,
         plane: 0.5,
     },
+    memory_for: None,
     run,
 };
 

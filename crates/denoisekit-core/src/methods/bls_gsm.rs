@@ -87,6 +87,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 1.0,
         plane: 33.0,
     },
+    memory_for: None,
     run,
 };
 

@@ -94,6 +94,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 1.0,
         plane: 9.0,
     },
+    memory_for: None,
     run,
 };
 

@@ -64,6 +64,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 1.0,
         plane: 24.5,
     },
+    memory_for: None,
     run,
 };
 

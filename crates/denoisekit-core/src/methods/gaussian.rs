@@ -68,6 +68,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 2.0,
         plane: 0.25,
     },
+    memory_for: None,
     run,
 };
 

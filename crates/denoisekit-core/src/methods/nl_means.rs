@@ -86,6 +86,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 2.5,
         plane: 1.0,
     },
+    memory_for: None,
     run,
 };
 

@@ -76,6 +76,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 3.0,
         plane: 0.25,
     },
+    memory_for: None,
     run,
 };
 

@@ -71,6 +71,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 4.0,
         plane: 0.0,
     },
+    memory_for: None,
     run,
 };
 

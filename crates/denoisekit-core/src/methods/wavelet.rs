@@ -100,6 +100,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 1.0,
         plane: 4.5,
     },
+    memory_for: None,
     run,
 };
 

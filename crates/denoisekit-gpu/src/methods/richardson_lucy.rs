@@ -1,12 +1,13 @@
 //! GPU host for `richardson_lucy` (kernel: `richardson_lucy.wgsl`, with the blurs from
 //! `gaussian.wgsl` or `spectral.wgsl`): the data, the estimate and every work buffer stay
 //! on the GPU for all iterations; the estimate is read back once. The start, the guards
-//! and the PSF come from the core (`richardson_lucy::setup`, `airy_filter`), so both
+//! and the PSF come from the core (`richardson_lucy::setup`, `psf_filter`), so both
 //! devices iterate from the same point.
 //!
 //! One iteration: (TV gradient and divergence), `K u` (three separable passes for a 3D
 //! Gaussian, two for a plane, five DCT passes per plane for the Airy PSF), the ratio,
-//! `Kᵀ` of the ratio (the PSF is symmetric), the update. Every output depends on the whole
+//! `Kᵀ` of the ratio (the PSF is symmetric), the update. The Born–Wolf PSF runs the DCT
+//! passes along z too. Every output depends on the whole
 //! stack (the start and guards come from its mean), so the stack must fit the device in
 //! one piece; otherwise the CPU runs it.
 //!
@@ -22,7 +23,7 @@ use crate::context::{Binding, GpuContext, Pooled, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::gaussian::gaussian_kernel;
 use denoisekit_core::methods::richardson_lucy::{
-    RichardsonLucyParams, Setup, Start, airy_filter, setup,
+    RichardsonLucyParams, Setup, Start, psf_filter, setup,
 };
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -160,7 +161,7 @@ pub fn run(
     denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
 }
 
-/// The PSF on the device: the Gaussian's taps per axis, or the Airy filter's tables.
+/// The PSF on the device: the Gaussian's taps per axis, or the optical PSF's tables.
 enum Blur<'a> {
     Gaussian {
         kernel: std::sync::Arc<crate::context::Kernel>,
@@ -171,7 +172,8 @@ enum Blur<'a> {
         dims: (usize, usize, usize),
         border: u32,
     },
-    Airy {
+    /// The Airy (per plane) or Born–Wolf (whole stack) filter's tables.
+    Spectral {
         kernel: std::sync::Arc<crate::context::Kernel>,
         tables: spectral::Tables<'a>,
         dims: (usize, usize, usize),
@@ -184,9 +186,8 @@ impl<'a> Blur<'a> {
         p: &RichardsonLucyParams,
         (d, h, w): (usize, usize, usize),
     ) -> Result<Self, GpuError> {
-        if p.psf == "airy" {
-            let filter = airy_filter(p);
-            return Ok(Self::Airy {
+        if let Some(filter) = psf_filter(p, (d, h, w)) {
+            return Ok(Self::Spectral {
                 kernel: spectral::kernel(ctx)?,
                 tables: spectral::Tables::for_filter(ctx, &filter, (d, h, w)),
                 dims: (d, h, w),
@@ -233,7 +234,7 @@ impl<'a> Blur<'a> {
         s: &wgpu::Buffer,
     ) -> Vec<Pass> {
         match self {
-            Self::Airy {
+            Self::Spectral {
                 kernel,
                 tables,
                 dims,
