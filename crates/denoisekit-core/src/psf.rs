@@ -175,12 +175,12 @@ pub fn otf_octant(psf: &[f32], (d, h, w): (usize, usize, usize)) -> Vec<f32> {
 pub fn octant_filter(otf: Vec<f32>, (d, h, w): (usize, usize, usize)) -> Filter {
     let (h1, w1) = (h + 1, w + 1);
     let idx = |f: f64, n: usize| ((f.abs() * (2 * n) as f64).round() as usize).min(n);
-    Filter {
-        use_z: d > 0,
-        transfer: Box::new(move |fz, fy, fx| {
+    Filter::new(
+        d > 0,
+        Box::new(move |fz, fy, fx| {
             f64::from(otf[(idx(fz, d) * h1 + idx(fy, h)) * w1 + idx(fx, w)])
         }),
-    }
+    )
 }
 
 /// The 3D widefield (Born & Wolf) blur of a `(depth, height, width)` stack as a spectral

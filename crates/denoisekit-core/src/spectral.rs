@@ -1,26 +1,35 @@
 //! Filtering by a real transfer function in the Fourier domain, shared by the spectral
-//! methods (`fourier_filter`, `tikhonov`).
+//! methods (`fourier_filter`, `tikhonov`, the optical PSFs of `richardson_lucy`).
 //!
-//! The image is extended by mirroring to twice its size along each transformed axis (an
-//! even extension, as a DCT does) before the FFT, so opposite edges do not leak into each
-//! other, a constant image stays constant, and finite-difference operators have the
-//! Neumann boundary rule. Frequencies are in cycles per pixel (per plane for z), signed,
-//! in [-0.5, 0.5].
+//! The filter acts on the image extended by mirroring to twice its size along each
+//! transformed axis (an even extension), so opposite edges do not leak into each other, a
+//! constant image stays constant, and finite-difference operators have the Neumann
+//! boundary rule. Frequencies are in cycles per pixel (per plane for z), in [0, 0.5].
+//!
+//! On that extension the Fourier transform is a DCT-II, so the filter runs as a DCT-II
+//! along each axis, a multiplication by the transfer function at `k / (2n)`, and the
+//! inverse DCT-III, each computed from one complex FFT of the line's own length (Makhoul
+//! 1980): no doubled copy is ever built. Working memory: the block and one transposed copy.
+//!
+//! # References
+//! J. Makhoul, "A fast cosine transform in one and multiple dimensions", IEEE TASSP 28(1),
+//! 1980, doi:10.1109/TASSP.1980.1163351.
 
-use crate::border::BorderMode;
 use crate::control::Control;
 use crate::error::Result;
 use crate::volume::{Volume, VolumeView};
-use ndarray::Array3;
 use rayon::prelude::*;
-use realfft::RealFftPlanner;
-use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
 
 type C32 = Complex<f32>;
 
 /// A real, even transfer function of (fz, fy, fx) in cycles per plane/pixel.
 pub type Transfer = dyn Fn(f64, f64, f64) -> f64 + Sync;
+
+/// A transfer function sampled for one block shape.
+type SampledTable = ((usize, usize, usize), Arc<Vec<f32>>);
 
 /// A spectral method's filter for one job: its transfer function and whether it couples
 /// planes. Both the CPU ([`apply`]) and the GPU backend (a DCT, which is what a transform of
@@ -30,21 +39,50 @@ pub struct Filter {
     pub use_z: bool,
     /// The transfer function.
     pub transfer: Box<dyn Fn(f64, f64, f64) -> f64 + Send + Sync>,
+    /// The last sampled table and its block shape: an iterative method (Richardson–Lucy)
+    /// applies the same filter twice per iteration, and the transfer can be costly.
+    cache: std::sync::Mutex<Option<SampledTable>>,
 }
 
 impl Filter {
+    /// A filter from its transfer function.
+    pub fn new(use_z: bool, transfer: Box<dyn Fn(f64, f64, f64) -> f64 + Send + Sync>) -> Self {
+        Self {
+            use_z,
+            transfer,
+            cache: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Runs the filter on the CPU.
     ///
     /// # Errors
     /// [`crate::DenoiseError::Cancelled`].
     pub fn apply(&self, input: &VolumeView<'_>, ctl: &Control) -> Result<Volume> {
-        apply(input, self.use_z, ctl, &*self.transfer)
+        let (d, h, w) = input.dim();
+        let block = if self.use_z { (d, h, w) } else { (1, h, w) };
+        let table = {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match &*c {
+                Some((dims, t)) if *dims == block => t.clone(),
+                _ => {
+                    let t = Arc::new(self.dct_table(block));
+                    *c = Some((block, t.clone()));
+                    t
+                }
+            }
+        };
+        apply_table(input, self.use_z, ctl, &table)
     }
 
     /// The transfer function sampled at the frequencies of the mirrored extension that a
     /// DCT-II of a `(d, h, w)` block sees: `k / (2n)` for `k < n` along each transformed
     /// axis, in (z, y, x) order; one plane's worth (`h · w`) unless `use_z`.
-    pub fn dct_table(&self, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
+    pub fn dct_table(&self, dims: (usize, usize, usize)) -> Vec<f32> {
+        self.table_of(&*self.transfer, dims)
+    }
+
+    fn table_of(&self, transfer: &Transfer, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
         let dz = if self.use_z { d } else { 1 };
         let mut t = vec![0.0f32; dz * h * w];
         t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
@@ -56,7 +94,7 @@ impl Filter {
             };
             let fy = y as f64 / (2 * h) as f64;
             for (x, o) in r.iter_mut().enumerate() {
-                *o = (self.transfer)(fz, fy, x as f64 / (2 * w) as f64) as f32;
+                *o = transfer(fz, fy, x as f64 / (2 * w) as f64) as f32;
             }
         });
         t
@@ -75,120 +113,150 @@ pub fn apply(
     transfer: &Transfer,
 ) -> Result<Volume> {
     let (d, h, w) = input.dim();
-    let src = input.as_standard_layout();
-    let mut out = Array3::<f32>::zeros((d, h, w));
-    if use_z {
-        out.assign(&filter_block(&src.view(), true, ctl, transfer)?);
-    } else {
-        for (z, mut plane_out) in out.outer_iter_mut().enumerate() {
-            ctl.checkpoint()?;
-            let one = src.slice(ndarray::s![z..z + 1, .., ..]);
-            let v = filter_block(&one, false, ctl, transfer)?;
-            plane_out.assign(&v.index_axis(ndarray::Axis(0), 0));
-        }
-    }
-    ctl.checkpoint()?;
-    Ok(out)
+    let f = Filter::new(use_z, Box::new(|_, _, _| 0.0));
+    let table = f.table_of(transfer, if use_z { (d, h, w) } else { (1, h, w) });
+    apply_table(input, use_z, ctl, &table)
 }
 
-/// Filters one block (a plane, or the whole volume when `use_z`) through its mirrored
-/// extension: real FFT along x, complex FFTs along y (and z), transfer, and back.
-fn filter_block(
-    v: &VolumeView<'_>,
+/// [`apply`] with the transfer already sampled by [`Filter::dct_table`] for one block.
+fn apply_table(
+    input: &VolumeView<'_>,
     use_z: bool,
     ctl: &Control,
-    transfer: &Transfer,
+    table: &[f32],
 ) -> Result<Volume> {
-    let (d, h, w) = v.dim();
-    let (ed, eh, ew) = (if use_z { 2 * d } else { 1 }, 2 * h, 2 * w);
-    let k = ew / 2 + 1;
-    let sym = BorderMode::Symmetric;
-    // Mirror extension: index i of the extended axis reads sym.index(i) of the image.
-    let mut ext = vec![0.0f32; ed * eh * ew];
-    ext.par_chunks_mut(ew).enumerate().for_each(|(row, r)| {
-        let (z, y) = (row / eh, row % eh);
-        let zz = if use_z {
-            sym.index(z as isize, d).unwrap_or(0)
-        } else {
-            0
-        };
-        let yy = sym.index(y as isize, h).unwrap_or(0);
-        for (x, o) in r.iter_mut().enumerate() {
-            *o = v[(zz, yy, sym.index(x as isize, w).unwrap_or(0))];
-        }
-    });
-    let mut rplan = RealFftPlanner::<f32>::new();
-    let (r2c, c2r) = (rplan.plan_fft_forward(ew), rplan.plan_fft_inverse(ew));
-    let mut spec = vec![C32::default(); ed * eh * k];
-    ext.par_chunks_mut(ew)
-        .zip(spec.par_chunks_mut(k))
-        .for_each(|(r, c)| {
-            // Invariant: the buffers have the planned lengths, so process cannot fail.
-            let _ = r2c.process(r, c);
-        });
-    ctl.checkpoint()?;
-    let mut cplan = FftPlanner::<f32>::new();
-    fft_axis(&mut spec, (ed, eh, k), 1, &cplan.plan_fft_forward(eh));
+    let (d, h, w) = input.dim();
+    let mut out = input.as_standard_layout().into_owned();
+    // Invariant: `into_owned` of a standard-layout view is contiguous.
+    let a = out.as_slice_mut().unwrap_or(&mut []);
     if use_z {
-        fft_axis(&mut spec, (ed, eh, k), 0, &cplan.plan_fft_forward(ed));
+        filter_block(a, (d, h, w), use_z, ctl, table)?;
+    } else {
+        for plane in a.chunks_mut(h * w) {
+            ctl.checkpoint()?;
+            filter_block(plane, (1, h, w), false, ctl, table)?;
+        }
     }
     ctl.checkpoint()?;
-    let freq = |i: usize, n: usize| {
-        let signed = if i <= n / 2 {
-            i as f64
-        } else {
-            i as f64 - n as f64
-        };
-        signed / n as f64
-    };
-    let norm = 1.0 / (ed * eh * ew) as f64;
-    spec.par_chunks_mut(k).enumerate().for_each(|(row, r)| {
-        let (z, y) = (row / eh, row % eh);
-        let (fz, fy) = (if use_z { freq(z, ed) } else { 0.0 }, freq(y, eh));
-        for (x, v) in r.iter_mut().enumerate() {
-            *v *= (transfer(fz, fy, x as f64 / ew as f64) * norm) as f32;
-        }
-    });
-    if use_z {
-        fft_axis(&mut spec, (ed, eh, k), 0, &cplan.plan_fft_inverse(ed));
-    }
-    fft_axis(&mut spec, (ed, eh, k), 1, &cplan.plan_fft_inverse(eh));
-    ctl.checkpoint()?;
-    ext.par_chunks_mut(ew)
-        .zip(spec.par_chunks_mut(k))
-        .for_each(|(r, c)| {
-            // The image is real and the mask symmetric: DC and Nyquist are real up to rounding,
-            // which the inverse real FFT requires exactly.
-            c[0].im = 0.0;
-            c[k - 1].im = 0.0;
-            let _ = c2r.process(c, r);
-        });
-    let out = Array3::from_shape_fn((d, h, w), |(z, y, x)| ext[(z * eh + y) * ew + x]);
     Ok(out)
 }
 
-/// In-place FFT of `data` (shape `dims`, row-major) along axis 0 or 1, through a
-/// transposed copy so that each transform runs on contiguous memory.
-fn fft_axis(
-    data: &mut [C32],
+/// Filters one block in place (a plane, or the whole volume when `use_z`): DCT-II along
+/// x, y (and z), the sampled transfer, DCT-III back in reverse order.
+fn filter_block(
+    a: &mut [f32],
+    (d, h, w): (usize, usize, usize),
+    use_z: bool,
+    ctl: &Control,
+    table: &[f32],
+) -> Result<()> {
+    let dims = (d, h, w);
+    let axes: &[usize] = if use_z { &[2, 1, 0] } else { &[2, 1] };
+    let len = |axis: usize| [d, h, w][axis];
+    for &axis in axes {
+        let t = Dct::new(len(axis));
+        along_axis(a, dims, axis, |line, buf| t.forward(line, buf));
+        ctl.checkpoint()?;
+    }
+    a.par_chunks_mut(w)
+        .zip(table.par_chunks(w))
+        .for_each(|(r, t)| r.iter_mut().zip(t).for_each(|(v, k)| *v *= k));
+    for &axis in axes.iter().rev() {
+        let t = Dct::new(len(axis));
+        along_axis(a, dims, axis, |line, buf| t.inverse(line, buf));
+        ctl.checkpoint()?;
+    }
+    Ok(())
+}
+
+/// An unnormalised DCT-II of length `n` (`X_k = Σ x_j cos(π k (2j + 1) / (2n))`) and its
+/// exact inverse, each through one complex FFT of length `n`.
+struct Dct {
+    n: usize,
+    fft: Arc<dyn Fft<f32>>,
+    ifft: Arc<dyn Fft<f32>>,
+    /// `exp(−iπk / (2n))`, computed in f64.
+    twiddle: Vec<C32>,
+}
+
+impl Dct {
+    fn new(n: usize) -> Self {
+        let mut planner = FftPlanner::<f32>::new();
+        let twiddle = (0..n)
+            .map(|k| {
+                let a = -std::f64::consts::PI * k as f64 / (2 * n) as f64;
+                C32::new(a.cos() as f32, a.sin() as f32)
+            })
+            .collect();
+        Self {
+            n,
+            fft: planner.plan_fft_forward(n),
+            ifft: planner.plan_fft_inverse(n),
+            twiddle,
+        }
+    }
+
+    /// In place; `buf` holds `n` complex values of scratch.
+    fn forward(&self, x: &mut [f32], buf: &mut [C32]) {
+        let n = self.n;
+        // Even samples forward, odd samples backward (Makhoul's reordering).
+        for j in 0..n.div_ceil(2) {
+            buf[j] = C32::new(x[2 * j], 0.0);
+        }
+        for j in 0..n / 2 {
+            buf[n - 1 - j] = C32::new(x[2 * j + 1], 0.0);
+        }
+        self.fft.process(buf);
+        for (k, o) in x.iter_mut().enumerate() {
+            *o = (buf[k] * self.twiddle[k]).re;
+        }
+    }
+
+    /// The inverse of [`Dct::forward`], in place.
+    fn inverse(&self, x: &mut [f32], buf: &mut [C32]) {
+        let n = self.n;
+        buf[0] = C32::new(x[0], 0.0);
+        for k in 1..n {
+            buf[k] = self.twiddle[k].conj() * C32::new(x[k], -x[n - k]);
+        }
+        self.ifft.process(buf);
+        let scale = 1.0 / n as f32;
+        for j in 0..n.div_ceil(2) {
+            x[2 * j] = buf[j].re * scale;
+        }
+        for j in 0..n / 2 {
+            x[2 * j + 1] = buf[n - 1 - j].re * scale;
+        }
+    }
+}
+
+/// Runs `op` on every line of `a` (shape `dims`, row-major) along `axis` (0 = z, 1 = y,
+/// 2 = x), in parallel; lines across rows go through a transposed copy so that each runs
+/// on contiguous memory. `op` gets the line and a complex scratch of its length.
+fn along_axis(
+    a: &mut [f32],
     (n0, n1, n2): (usize, usize, usize),
     axis: usize,
-    fft: &std::sync::Arc<dyn rustfft::Fft<f32>>,
+    op: impl Fn(&mut [f32], &mut [C32]) + Sync,
 ) {
+    let len = [n0, n1, n2][axis];
+    let scratch = || vec![C32::default(); len];
+    if axis == 2 {
+        a.par_chunks_mut(n2)
+            .for_each_init(scratch, |buf, line| op(line, buf));
+        return;
+    }
     // View as (outer, len, inner): the transform runs along `len`.
-    let (outer, len, inner) = if axis == 1 {
-        (n0, n1, n2)
-    } else {
-        (1, n0, n1 * n2)
-    };
-    for block in data.chunks_mut(len * inner).take(outer) {
-        let mut t = vec![C32::default(); len * inner];
+    let (outer, inner) = if axis == 1 { (n0, n2) } else { (1, n1 * n2) };
+    let mut t = vec![0.0f32; len * inner];
+    for block in a.chunks_mut(len * inner).take(outer) {
         t.par_chunks_mut(len).enumerate().for_each(|(j, col)| {
             for (i, c) in col.iter_mut().enumerate() {
                 *c = block[i * inner + j];
             }
         });
-        t.par_chunks_mut(len).for_each(|col| fft.process(col));
+        t.par_chunks_mut(len)
+            .for_each_init(scratch, |buf, line| op(line, buf));
         block
             .par_chunks_mut(inner)
             .enumerate()
@@ -197,5 +265,40 @@ fn fft_axis(
                     *c = t[j * len + i];
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_matches_its_definition_and_inverts() {
+        for n in [1usize, 2, 3, 8, 15, 64, 97] {
+            let x: Vec<f32> = (0..n).map(|j| ((j * 37 + 11) % 17) as f32 - 8.0).collect();
+            let t = Dct::new(n);
+            let mut buf = vec![C32::default(); n];
+            let mut y = x.clone();
+            t.forward(&mut y, &mut buf);
+            for (k, yk) in y.iter().enumerate() {
+                let want: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| {
+                        f64::from(v)
+                            * (std::f64::consts::PI * (k * (2 * j + 1)) as f64 / (2 * n) as f64)
+                                .cos()
+                    })
+                    .sum();
+                assert!(
+                    (f64::from(*yk) - want).abs() < 1e-4 * n as f64,
+                    "n={n} k={k}"
+                );
+            }
+            t.inverse(&mut y, &mut buf);
+            for (a, b) in y.iter().zip(&x) {
+                assert!((a - b).abs() < 1e-4, "n={n}: {a} vs {b}");
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Border: the image is extended by mirroring before the transform (an even extension,
 //! as a DCT does), so opposite edges do not leak into each other and a constant image
-//! stays constant. Cost: O(N log N), with the extension, 4× (8× in 3D) the image.
+//! stays constant. Cost: O(N log N): a DCT of the image and back, computed in place.
 //! Mask: `ρ = √((fx² + fy²)/cutoff² + fz²/cutoff_z²)`; 1 for ρ ≤ 1 − s, 0 for ρ ≥ 1 + s,
 //! `½(1 + cos(π(ρ − 1 + s)/(2s)))` between (s = softness).
 //! 3D: `cutoff_z` > 0 filters across planes too (in cycles per plane); 0 filters each
@@ -62,7 +62,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     support,
     memory: Memory {
         volume: 1.0,
-        plane: 24.5,
+        plane: 2.25,
     },
     memory_for: None,
     run,
@@ -138,12 +138,12 @@ pub fn filter(p: &FourierFilterParams, depth: usize) -> Option<crate::spectral::
         return None;
     }
     let (c, s, cz) = (p.cutoff, p.softness, p.cutoff_z);
-    Some(crate::spectral::Filter {
+    Some(crate::spectral::Filter::new(
         use_z,
-        transfer: Box::new(move |fz, fy, fx| {
+        Box::new(move |fz, fy, fx| {
             // (0/0 when a tiny cutoff_z underflows: the zero frequency always passes in z.)
             let fz2 = if fz == 0.0 { 0.0 } else { fz * fz / (cz * cz) };
             mask(((fx * fx + fy * fy) / (c * c) + fz2).sqrt(), s)
         }),
-    })
+    ))
 }

@@ -27,8 +27,9 @@
 //!   Where the re-blurred estimate vanishes the ratio is taken as 1 (no change).
 //! - 0 iterations returns the input unchanged.
 //!
-//! Cost: two blurs per iteration (the Gaussian's cost, or four FFTs of the doubled plane
-//! for the Airy PSF), plus one gradient pass with TV. With `start = mean`, `border = zero`
+//! Cost: two blurs per iteration (the Gaussian's cost, or a DCT of each plane, of the
+//! whole stack for Born–Wolf, and back for the optical PSFs), plus one gradient pass with
+//! TV. With `start = mean`, `border = zero`
 //! and a Gaussian PSF this is exactly `skimage.restoration.richardson_lucy(clip=False)`
 //! on an image of mean 0.5 (tested).
 //!
@@ -123,13 +124,14 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     run,
 };
 
-/// The Born–Wolf PSF filters the whole mirrored stack at once (the 3D transforms of
-/// `spectral` with z coupling) and holds its transfer function's octant.
+/// The Born–Wolf PSF filters the whole stack at once (a transposed copy in the 3D
+/// transforms of `spectral`), holds its transfer function's octant, and computes that
+/// octant through a double-precision copy (measured peak: 9.4 copies).
 fn memory_for(r: &Resolved) -> Memory {
     match r.get::<&str>("psf") {
         Ok("born_wolf") => Memory {
-            volume: 7.0,
-            plane: 24.5,
+            volume: 9.0,
+            plane: 1.5,
         },
         _ => DESCRIPTOR.memory,
     }
@@ -313,10 +315,10 @@ pub fn setup(input: VolumeView<'_>, p: &RichardsonLucyParams) -> Result<Start> {
 /// apply the same one).
 pub fn airy_filter(p: &RichardsonLucyParams) -> crate::spectral::Filter {
     let cutoff = 2.0 * p.na * p.pixel_size / p.wavelength;
-    crate::spectral::Filter {
-        use_z: false,
-        transfer: Box::new(move |_, fy, fx| airy_otf((fx * fx + fy * fy).sqrt() / cutoff)),
-    }
+    crate::spectral::Filter::new(
+        false,
+        Box::new(move |_, fy, fx| airy_otf((fx * fx + fy * fy).sqrt() / cutoff)),
+    )
 }
 
 /// The optical PSFs as spectral filters for a stack of `dims` (`None` for the Gaussian,

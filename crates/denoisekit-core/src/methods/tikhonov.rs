@@ -66,7 +66,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     support,
     memory: Memory {
         volume: 1.0,
-        plane: 24.5,
+        plane: 2.25,
     },
     memory_for: None,
     run,
@@ -139,14 +139,14 @@ pub fn filter(p: &TikhonovParams, depth: usize) -> Result<Option<crate::spectral
     let (lambda, wz2, sigma2) = (p.lambda, p.z_weight * p.z_weight, p.psf_sigma * p.psf_sigma);
     let laplacian = p.regulariser == "laplacian";
     let two_pi2 = 2.0 * std::f64::consts::PI * std::f64::consts::PI;
-    Ok(Some(crate::spectral::Filter {
+    Ok(Some(crate::spectral::Filter::new(
         use_z,
-        transfer: Box::new(move |fz, fy, fx| {
+        Box::new(move |fz, fy, fx| {
             let d2 = |f: f64| 4.0 * (std::f64::consts::PI * f).sin().powi(2);
             let grad = d2(fx) + d2(fy) + wz2 * d2(fz);
             let reg = if laplacian { grad * grad } else { grad };
             let k = (-two_pi2 * sigma2 * (fx * fx + fy * fy)).exp();
             (k / (k * k + lambda * reg)).min(MAX_GAIN)
         }),
-    }))
+    )))
 }
