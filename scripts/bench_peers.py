@@ -176,12 +176,13 @@ def main():
     table = "\n".join(lines) + "\n"
     print(table)
     if a.md:
-        # Later sections belong to scripts/bench_memory.py and scripts/bench_median.py:
-        # keep everything from the first of them.
+        # Later sections belong to scripts/bench_memory.py, bench_median.py and
+        # bench_tune.py: keep everything from the first of them.
         kept = ""
         if os.path.exists(a.md):
             text = open(a.md).read()
-            starts = [text.find(f"\n## {t}\n") for t in ("Memory", "Median, large windows")]
+            owned = ("Memory", "Median, large windows", "Self-supervised tuning, 512x512")
+            starts = [text.find(f"\n## {t}\n") for t in owned]
             starts = [i for i in starts if i >= 0]
             if starts:
                 kept = text[min(starts):]
