@@ -26,7 +26,7 @@ use std::sync::Arc;
 type C32 = Complex<f32>;
 
 /// A real, even transfer function of (fz, fy, fx) in cycles per plane/pixel.
-pub type Transfer = dyn Fn(f64, f64, f64) -> f64 + Sync;
+pub type Transfer = dyn Fn(f64, f64, f64) -> f64 + Send + Sync;
 
 /// A transfer function sampled for one block shape.
 type SampledTable = ((usize, usize, usize), Arc<Vec<f32>>);
@@ -38,7 +38,7 @@ pub struct Filter {
     /// Whether the volume is filtered as a whole (else each plane on its own).
     pub use_z: bool,
     /// The transfer function.
-    pub transfer: Box<dyn Fn(f64, f64, f64) -> f64 + Send + Sync>,
+    pub transfer: Box<Transfer>,
     /// The last sampled table and its block shape: an iterative method (Richardson–Lucy)
     /// applies the same filter twice per iteration, and the transfer can be costly.
     cache: std::sync::Mutex<Option<SampledTable>>,
@@ -46,7 +46,7 @@ pub struct Filter {
 
 impl Filter {
     /// A filter from its transfer function.
-    pub fn new(use_z: bool, transfer: Box<dyn Fn(f64, f64, f64) -> f64 + Send + Sync>) -> Self {
+    pub fn new(use_z: bool, transfer: Box<Transfer>) -> Self {
         Self {
             use_z,
             transfer,
@@ -78,11 +78,8 @@ impl Filter {
     /// The transfer function sampled at the frequencies of the mirrored extension that a
     /// DCT-II of a `(d, h, w)` block sees: `k / (2n)` for `k < n` along each transformed
     /// axis, in (z, y, x) order; one plane's worth (`h · w`) unless `use_z`.
-    pub fn dct_table(&self, dims: (usize, usize, usize)) -> Vec<f32> {
-        self.table_of(&*self.transfer, dims)
-    }
-
-    fn table_of(&self, transfer: &Transfer, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
+    pub fn dct_table(&self, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
+        let transfer = &self.transfer;
         let dz = if self.use_z { d } else { 1 };
         let mut t = vec![0.0f32; dz * h * w];
         t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
@@ -101,24 +98,8 @@ impl Filter {
     }
 }
 
-/// Multiplies the spectrum of `input` by `transfer`: the whole volume at once when
-/// `use_z`, else each plane on its own (then `fz` is always 0).
-///
-/// # Errors
-/// [`crate::DenoiseError::Cancelled`].
-pub fn apply(
-    input: &VolumeView<'_>,
-    use_z: bool,
-    ctl: &Control,
-    transfer: &Transfer,
-) -> Result<Volume> {
-    let (d, h, w) = input.dim();
-    let f = Filter::new(use_z, Box::new(|_, _, _| 0.0));
-    let table = f.table_of(transfer, if use_z { (d, h, w) } else { (1, h, w) });
-    apply_table(input, use_z, ctl, &table)
-}
-
-/// [`apply`] with the transfer already sampled by [`Filter::dct_table`] for one block.
+/// Filters `input` with the transfer already sampled by [`Filter::dct_table`] for one
+/// block: the whole volume at once when `use_z`, else each plane on its own.
 fn apply_table(
     input: &VolumeView<'_>,
     use_z: bool,

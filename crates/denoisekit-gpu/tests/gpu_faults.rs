@@ -6,24 +6,17 @@
 //! injected halfway through each method's dispatches. One test in its own binary: the
 //! fault hooks are process-wide.
 
+mod common;
+
 use denoisekit_core::phantom::{PhantomSpec, phantom};
 use denoisekit_core::volume::min_max;
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues};
 use denoisekit_gpu::context::fault;
-use denoisekit_gpu::{GPU_METHODS, Ran, run, shared};
+use denoisekit_gpu::{GPU_METHODS, Ran, run};
 
 #[test]
 fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
-    let ctx = match shared() {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
-            panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no GPU adapter ({e})");
-            return;
-        }
-    };
+    let Some(ctx) = common::context() else { return };
     eprintln!("GPU: {}", ctx.describe());
     let img = phantom(&PhantomSpec {
         shape: (3, 40, 36),

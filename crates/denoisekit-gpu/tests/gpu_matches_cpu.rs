@@ -3,23 +3,14 @@
 //! Runs on any adapter, Mesa's lavapipe included. Without an adapter the tests skip,
 //! unless `DENOISEKIT_REQUIRE_GPU` is set (CI sets it), in which case they fail.
 
+mod common;
+
 use denoisekit_core::phantom::{PhantomSpec, phantom};
 use denoisekit_core::volume::min_max;
 use denoisekit_core::{Backend, Control, GaussianParams, ParamValues, Volume, registry};
-use denoisekit_gpu::{GPU_METHODS, GpuContext, Ran, gpu_method, run, shared};
+use denoisekit_gpu::{GPU_METHODS, GpuContext, Ran, gpu_method, run};
 
-fn context() -> Option<&'static GpuContext> {
-    match shared() {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
-            panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no GPU adapter ({e})");
-            None
-        }
-    }
-}
+use common::context;
 
 fn inputs() -> Vec<Volume> {
     let mk = |shape, seed| {

@@ -3,22 +3,15 @@
 //! result: every run of a method gives the same pixels as its first run. One test in its
 //! own binary, because the allocation counter is process-wide.
 
+mod common;
+
 use denoisekit_core::phantom::{PhantomSpec, phantom};
 use denoisekit_core::{Backend, Control, ParamValues};
-use denoisekit_gpu::{GPU_METHODS, Ran, run, shared};
+use denoisekit_gpu::{GPU_METHODS, Ran, run};
 
 #[test]
 fn same_size_reruns_reuse_buffers_and_give_the_same_pixels() {
-    let ctx = match shared() {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
-            panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no GPU adapter ({e})");
-            return;
-        }
-    };
+    let Some(ctx) = common::context() else { return };
     let img = |shape, seed| {
         phantom(&PhantomSpec {
             shape,
