@@ -235,6 +235,20 @@ fn gpu_errors_are_typed_like_cpu_errors() {
             (_, other) => panic!("{backend:?}: {other:?}"),
         }
     }
+    // A cancelled job is Cancelled on the GPU as on the CPU, never a device failure and
+    // never pixels.
+    if context().is_some() {
+        for m in GPU_METHODS {
+            let ctl = Control::new();
+            ctl.cancel();
+            let r = run(m.id, stack.view(), &ParamValues::new(), Backend::Gpu, &ctl);
+            assert!(
+                matches!(r, Err(denoisekit_core::DenoiseError::Cancelled)),
+                "{}: {r:?}",
+                m.id
+            );
+        }
+    }
     let img = Volume::zeros((1, 8, 8));
     let r = run(
         "gaussian",

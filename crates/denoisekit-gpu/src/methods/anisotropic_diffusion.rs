@@ -67,7 +67,7 @@ pub fn run(
     let halo = if wz > 0.0 { p.iterations } else { 0 };
     let tile = tile_planes(ctx, (d, h, w), 1, halo, max_tile_bytes)?;
     let ntiles = d.div_ceil(tile) as u64;
-    let total = ntiles * p.iterations.div_ceil(ITERATIONS_PER_SUBMIT) as u64;
+    let total = ntiles * p.iterations as u64;
     in_tiles(input, tile, halo, |sub| {
         let depth = sub.dim().0 as u32;
         diffuse(ctx, sub, Uniforms { depth, ..u }, p.iterations, ctl, total)
@@ -99,33 +99,23 @@ fn diffuse(
         let forward = ctx.bind(&kernel, "ad.a_to_b", &[&a, &b, &ub]);
         let backward = ctx.bind(&kernel, "ad.b_to_a", &[&b, &a, &ub]);
         let wg = (groups(w, WG), groups(h, WG), d as u32);
-        let mut done = 0;
-        while done < iterations {
-            if ctl.is_cancelled() {
-                return Err(GpuError::Map("cancelled".into()));
-            }
-            let n = ITERATIONS_PER_SUBMIT.min(iterations - done);
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            for k in done..done + n {
-                let bg = if k.is_multiple_of(2) {
-                    &forward
-                } else {
-                    &backward
-                };
-                dispatch(&mut enc, &kernel, "main", bg, wg);
-            }
-            let idx = ctx.queue.submit([enc.finish()]);
-            // Waiting here bounds the queued work, so a cancel takes effect promptly.
-            ctx.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(idx),
-                    timeout: None,
-                })
-                .map_err(|e| GpuError::Map(e.to_string()))?;
-            done += n;
-            ctl.advance(1, progress_total)
-                .map_err(|_| GpuError::Map("cancelled".into()))?;
-        }
+        super::iterate(
+            ctx,
+            ctl,
+            (iterations, ITERATIONS_PER_SUBMIT),
+            progress_total,
+            |enc, first, count| {
+                for k in first..first + count {
+                    let bg = if k.is_multiple_of(2) {
+                        &forward
+                    } else {
+                        &backward
+                    };
+                    dispatch(enc, &kernel, "main", bg, wg);
+                }
+            },
+            || Ok(false),
+        )?;
         ctx.read_back(
             if iterations.is_multiple_of(2) { &a } else { &b },
             host.len(),

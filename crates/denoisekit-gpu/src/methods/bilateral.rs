@@ -39,8 +39,7 @@ pub fn run(
     if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
         return Ok(input.to_owned());
     }
-    ctl.checkpoint()
-        .map_err(|_| GpuError::Map("cancelled".into()))?;
+    ctl.checkpoint()?;
     let radius = if p.radius == 0 {
         (3.0 * p.sigma_spatial).ceil() as usize
     } else {

@@ -95,8 +95,7 @@ pub fn gaussian(
     let mut out = Array3::<f32>::zeros((d, h, w));
     let border = p.border as u32;
     for z0 in (0..d).step_by(tile) {
-        ctl.checkpoint()
-            .map_err(|_| GpuError::Map("cancelled".into()))?;
+        ctl.checkpoint()?;
         let z1 = (z0 + tile).min(d);
         // Gather the tile with its halo, resolving the z border on the host.
         let zin: Vec<Option<usize>> = (z0 as isize - rz as isize..z1 as isize + rz as isize)

@@ -47,8 +47,7 @@ pub fn run(
     if p.radius == 0 && rz == 0 {
         return Ok(input.to_owned());
     }
-    ctl.checkpoint()
-        .map_err(|_| GpuError::Map("cancelled".into()))?;
+    ctl.checkpoint()?;
     let u = Uniforms {
         width: w as u32,
         height: h as u32,

@@ -34,6 +34,45 @@ impl Pass {
     }
 }
 
+/// Runs `iterations` steps of an iterative kernel in submissions of `per_submit`:
+/// `record(enc, first, count)` records steps `first..first + count`. After each
+/// submission the host waits for it (so that queued work, and with it a cancel's latency,
+/// stays bounded), checks cancel, reports the steps done as progress out of
+/// `progress_total`, and asks
+/// `stop()` whether to end early.
+///
+/// # Errors
+/// `Cancelled` (as [`GpuError::Job`]), device errors, and those of `stop`.
+pub(crate) fn iterate(
+    ctx: &GpuContext,
+    ctl: &denoisekit_core::Control,
+    (iterations, per_submit): (usize, usize),
+    progress_total: u64,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder, usize, usize),
+    mut stop: impl FnMut() -> Result<bool, GpuError>,
+) -> Result<(), GpuError> {
+    let mut done = 0;
+    while done < iterations {
+        ctl.checkpoint()?;
+        let count = per_submit.min(iterations - done);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        record(&mut enc, done, count);
+        let idx = ctx.queue.submit([enc.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(idx),
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        done += count;
+        ctl.advance(count as u64, progress_total)?;
+        if stop()? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The buffers a chain of `n` passes from `x` ends in `y` reads and writes, alternating
 /// with the scratch `s`: `[x, …, s, y]`. `s` may be `x` when `n` is odd (the input is then
 /// overwritten).

@@ -49,8 +49,7 @@ pub fn run(
     if p.h == 0.0 || (p.search_radius == 0 && srz == 0) {
         return Ok(input.to_owned());
     }
-    ctl.checkpoint()
-        .map_err(|_| GpuError::Map("cancelled".into()))?;
+    ctl.checkpoint()?;
     let cap = |x: f64| x.min(f32::MAX as f64) as f32;
     let (_, h, w) = input.dim();
     let u = Uniforms {

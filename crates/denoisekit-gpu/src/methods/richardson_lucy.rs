@@ -135,27 +135,18 @@ pub fn run(
         iteration.push(step("ratio", [&fb, &t1, &none]));
         iteration.extend(blur.passes(ctx, &t1, &t2, &s));
         iteration.push(step("update", [&t2, &ub, div.as_ref().unwrap_or(&none)]));
-        let mut done = 0;
-        while done < p.iterations {
-            if ctl.is_cancelled() {
-                return Err(GpuError::Map("cancelled".into()));
-            }
-            let k = ITERATIONS_PER_SUBMIT.min(p.iterations - done);
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            for _ in 0..k {
-                iteration.iter().for_each(|pass| pass.record(&mut enc));
-            }
-            let idx = ctx.queue.submit([enc.finish()]);
-            ctx.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(idx),
-                    timeout: None,
-                })
-                .map_err(|e| GpuError::Map(e.to_string()))?;
-            done += k;
-            ctl.advance(k as u64, p.iterations as u64)
-                .map_err(|_| GpuError::Map("cancelled".into()))?;
-        }
+        super::iterate(
+            ctx,
+            ctl,
+            (p.iterations, ITERATIONS_PER_SUBMIT),
+            p.iterations as u64,
+            |enc, _, count| {
+                for _ in 0..count {
+                    iteration.iter().for_each(|pass| pass.record(enc));
+                }
+            },
+            || Ok(false),
+        )?;
         ctx.read_back(&ub, n)
     })??;
     denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))

@@ -60,8 +60,7 @@ pub fn apply(
     let (cos_x, cos_y) = (cos_table(w), cos_table(h));
     let cos_z = filter.use_z.then(|| cos_table(d));
     in_tiles(input, tile, 0, |sub| {
-        ctl.checkpoint()
-            .map_err(|_| GpuError::Map("cancelled".into()))?;
+        ctl.checkpoint()?;
         let (d, h, w) = sub.dim();
         let host = sub.as_standard_layout();
         // Invariant: `as_standard_layout` yields a contiguous array.

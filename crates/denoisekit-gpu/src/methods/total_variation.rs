@@ -93,7 +93,7 @@ pub fn run(
         tolerance: p.tolerance as f32,
         _pad1: [0.0; 3],
     };
-    let total = d.div_ceil(tile) as u64 * p.max_iterations.div_ceil(ITERATIONS_PER_SUBMIT) as u64;
+    let total = d.div_ceil(tile) as u64 * p.max_iterations as u64;
     in_tiles(input, tile, 0, |sub| {
         let depth = sub.dim().0 as u32;
         solve(
@@ -143,28 +143,24 @@ fn solve(
         let ub = ctx.uniform("tv.params", bytemuck::bytes_of(&u));
         let bg = ctx.bind(&kernel, "tv", &[&f, &out, &dual, &scratch, &ub]);
         let grid = (u.groups_x, u.groups_y, d as u32);
-        let mut done = 0;
-        while done < max_iterations {
-            if ctl.is_cancelled() {
-                return Err(GpuError::Map("cancelled".into()));
-            }
-            let k = ITERATIONS_PER_SUBMIT.min(max_iterations - done);
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            for _ in 0..k {
-                dispatch(&mut enc, &kernel, "divergence", &bg, grid);
-                dispatch(&mut enc, &kernel, "update", &bg, grid);
-                dispatch(&mut enc, &kernel, "stop", &bg, (n_groups as u32, 1, 1));
-            }
-            ctx.queue.submit([enc.finish()]);
-            done += k;
-            ctl.advance(1, progress_total)
-                .map_err(|_| GpuError::Map("cancelled".into()))?;
+        super::iterate(
+            ctx,
+            ctl,
+            (max_iterations, ITERATIONS_PER_SUBMIT),
+            progress_total,
+            |enc, _, count| {
+                for _ in 0..count {
+                    dispatch(enc, &kernel, "divergence", &bg, grid);
+                    dispatch(enc, &kernel, "update", &bg, grid);
+                    dispatch(enc, &kernel, "stop", &bg, (n_groups as u32, 1, 1));
+                }
+            },
             // [first, previous, stopped, iteration] per group.
-            let state = ctx.read_back(&scratch, 4 * n_groups)?;
-            if state.chunks(4).all(|s| s[2] != 0.0) {
-                break;
-            }
-        }
+            || {
+                let state = ctx.read_back(&scratch, 4 * n_groups)?;
+                Ok(state.chunks(4).all(|s| s[2] != 0.0))
+            },
+        )?;
         ctx.read_back(&out, n)
     })??;
     denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
