@@ -89,10 +89,7 @@ fn diffuse(
         &[Binding::ReadOnly, Binding::ReadWrite, Binding::Uniform],
         &["main"],
     )?;
-    let host = input.as_standard_layout();
-    // Invariant: `as_standard_layout` yields a contiguous array.
-    let host = host.as_slice().unwrap_or(&[]);
-    let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+    super::on_device(ctx, input, |host| {
         let a = ctx.upload("ad.a", host);
         let b = ctx.storage("ad.b", host.len());
         let ub = ctx.uniform("ad.params", bytemuck::bytes_of(&u));
@@ -120,6 +117,5 @@ fn diffuse(
             if iterations.is_multiple_of(2) { &a } else { &b },
             host.len(),
         )
-    })??;
-    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+    })
 }

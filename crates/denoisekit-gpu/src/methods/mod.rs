@@ -34,6 +34,24 @@ impl Pass {
     }
 }
 
+/// Runs `job` on the input's values in (z, y, x) order inside the device's error scopes
+/// and returns what it reads back (the same number of values) as a volume of the input's
+/// shape: the upload-run-read-back frame every host shares.
+///
+/// # Errors
+/// The first error of the scopes or of `job`.
+pub(crate) fn on_device(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    job: impl FnOnce(&[f32]) -> Result<Vec<f32>, GpuError>,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = input.dim();
+    let host = input.as_standard_layout();
+    // Invariant: `as_standard_layout` yields a contiguous array.
+    let out = ctx.scoped(|| job(host.as_slice().unwrap_or(&[])))??;
+    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+}
+
 /// Runs `iterations` steps of an iterative kernel in submissions of `per_submit`:
 /// `record(enc, first, count)` records steps `first..first + count`. After each
 /// submission the host waits for it (so that queued work, and with it a cancel's latency,
@@ -206,10 +224,7 @@ pub fn per_pixel(
         &[Binding::ReadOnly, Binding::ReadWrite, Binding::Uniform],
         &["main"],
     )?;
-    let host = input.as_standard_layout();
-    // Invariant: `as_standard_layout` yields a contiguous array.
-    let host = host.as_slice().unwrap_or(&[]);
-    let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+    on_device(ctx, input, |host| {
         let a = ctx.upload(name, host);
         let b = ctx.storage(name, host.len());
         let ub = ctx.uniform(name, uniforms);
@@ -224,6 +239,5 @@ pub fn per_pixel(
         );
         ctx.queue.submit([enc.finish()]);
         ctx.read_back(&b, host.len())
-    })??;
-    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+    })
 }

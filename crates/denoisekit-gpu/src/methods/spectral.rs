@@ -8,7 +8,7 @@
 //! accepts any size. Planes filtered on their own are tiled freely; a z-coupled volume
 //! must fit the device in one piece.
 
-use super::{Pass, WG, chain, in_tiles, tile_planes};
+use super::{Pass, WG, chain, in_tiles, on_device, tile_planes};
 use crate::context::{Binding, GpuContext, Pooled, groups};
 use crate::error::GpuError;
 use denoisekit_core::spectral::Filter;
@@ -62,10 +62,7 @@ pub fn apply(
     in_tiles(input, tile, 0, |sub| {
         ctl.checkpoint()?;
         let (d, h, w) = sub.dim();
-        let host = sub.as_standard_layout();
-        // Invariant: `as_standard_layout` yields a contiguous array.
-        let host = host.as_slice().unwrap_or(&[]);
-        let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+        on_device(ctx, sub, |host| {
             let a = ctx.upload("spectral.a", host);
             let b = ctx.storage("spectral.b", host.len());
             let tables = Tables::new(
@@ -82,9 +79,7 @@ pub fn apply(
             passes.iter().for_each(|p| p.record(&mut enc));
             ctx.queue.submit([enc.finish()]);
             ctx.read_back(&b, host.len())
-        })??;
-        denoisekit_core::volume_from_vec(d, h, w, out)
-            .map_err(|e| GpuError::Validation(e.to_string()))
+        })
     })
 }
 

@@ -129,13 +129,10 @@ fn solve(
         ],
         &["divergence", "update", "stop"],
     )?;
-    let host = input.as_standard_layout();
-    // Invariant: `as_standard_layout` yields a contiguous array.
-    let host = host.as_slice().unwrap_or(&[]);
     let n_groups = if u.per_plane != 0 { d } else { 1 };
     let partials = (u.groups_x * u.groups_y) as usize * d;
     let dual_len = if u.per_plane != 0 { 2 * n } else { 3 * n };
-    let out = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+    super::on_device(ctx, input, |host| {
         let f = ctx.upload("tv.f", host);
         let out = ctx.storage("tv.out", n);
         let dual = ctx.upload("tv.dual", &vec![0.0; dual_len]);
@@ -162,6 +159,5 @@ fn solve(
             },
         )?;
         ctx.read_back(&out, n)
-    })??;
-    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+    })
 }
