@@ -357,10 +357,38 @@ impl ParamField for crate::border::BorderMode {
     }
 }
 
-/// Parameter values as given by a user: `(key, text)` pairs, not yet checked.
+/// An image a method takes besides the one it processes (a measured PSF, say). The
+/// caller supplies it under `key` ([`ParamValues::with_image`]): the CLI reads a TIFF file
+/// named by `key=path`, the ImageJ plugin offers the open images and records
+/// `key=[title]`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ImageInput {
+    /// Stable key, as for parameters.
+    pub key: &'static str,
+    /// Short label for dialogs.
+    pub label: &'static str,
+    /// What the image must be, for users.
+    pub help: &'static str,
+    /// The choice that needs it, as `(parameter key, option)`; the image is ignored
+    /// under any other option.
+    pub when: (&'static str, &'static str),
+    /// A valid image for an input of shape (depth, height, width), for tests, demos and
+    /// fuzzing seeds: with it, the method's result under `when` matches its default one
+    /// (for a PSF: the default model sampled).
+    #[serde(skip)]
+    pub example: fn((usize, usize, usize)) -> Volume,
+}
+
+/// An image given with a job, shared rather than copied between the values, the
+/// resolved job and its replays.
+pub type SharedVolume = std::sync::Arc<Volume>;
+
+/// Parameter values as given by a user: `(key, text)` pairs, not yet checked, and the
+/// images of the method's [`ImageInput`]s.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParamValues {
     pairs: Vec<(String, String)>,
+    images: Vec<(String, SharedVolume)>,
 }
 
 impl ParamValues {
@@ -398,12 +426,34 @@ impl ParamValues {
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }
+
+    /// Supplies the image of input `key` (replacing an earlier one).
+    pub fn with_image(mut self, key: impl Into<String>, image: impl Into<SharedVolume>) -> Self {
+        self.insert_image(key, image);
+        self
+    }
+
+    /// Supplies the image of input `key` in place.
+    pub fn insert_image(&mut self, key: impl Into<String>, image: impl Into<SharedVolume>) {
+        let key = key.into();
+        let image = image.into();
+        match self.images.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = image,
+            None => self.images.push((key, image)),
+        }
+    }
+
+    /// The supplied images, in insertion order.
+    pub fn images(&self) -> &[(String, SharedVolume)] {
+        &self.images
+    }
 }
 
 /// Every parameter of a method with a checked value, in descriptor order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
     values: Vec<(&'static ParamSpec, ParamValue)>,
+    images: Vec<(&'static str, SharedVolume)>,
     /// The noise estimate used for defaults, if one was needed.
     pub noise_sigma: Option<f64>,
 }
@@ -426,6 +476,14 @@ impl Resolved {
         T::from_value(spec, v)
     }
 
+    /// The image supplied for input `key`, if any.
+    pub fn image(&self, key: &str) -> Option<&Volume> {
+        self.images
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+
     /// The parameter keys, in descriptor order.
     pub fn keys(&self) -> Vec<&'static str> {
         self.values.iter().map(|(s, _)| s.key).collect()
@@ -443,10 +501,14 @@ impl Resolved {
         for (k, x) in self.iter() {
             v.insert(k, x);
         }
+        for (k, image) in &self.images {
+            v.insert_image(*k, image.clone());
+        }
         v
     }
 
-    /// The values as a macro-style option string: `sigma=1.5 border=replicate`.
+    /// The values as a macro-style option string: `sigma=1.5 border=replicate`. Images
+    /// are not in it: only the caller knows their names (a file, a window title).
     pub fn to_options(&self) -> String {
         self.iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -529,6 +591,8 @@ pub struct MethodDescriptor {
     pub dims: Dims,
     /// The parameters, in dialog order.
     pub params: &'static [ParamSpec],
+    /// Images the method takes besides its input (most take none).
+    pub images: &'static [ImageInput],
     /// If a GPU kernel exists: the largest allowed |GPU - CPU| as a fraction of the
     /// input's intensity range.
     pub gpu_tolerance: Option<f32>,
@@ -542,9 +606,10 @@ pub struct MethodDescriptor {
     /// Working memory, checked against the budget before a job starts
     /// ([`crate::memory`]).
     pub memory: crate::memory::Memory,
-    /// The working memory of particular settings when they need more than `memory`
-    /// states (a filter that couples planes, say); `None` for most methods.
-    pub memory_for: Option<fn(&Resolved) -> crate::memory::Memory>,
+    /// The working memory of particular settings, for an input of the given shape, when
+    /// they need more than `memory` states (a filter that couples planes, say); `None` for
+    /// most methods.
+    pub memory_for: Option<fn(&Resolved, crate::volume::Shape) -> crate::memory::Memory>,
     /// The CPU implementation.
     pub run: RunFn,
 }
@@ -558,6 +623,27 @@ impl MethodDescriptor {
             _ => &[],
         };
         self.params.iter().chain(common.iter())
+    }
+
+    /// `values` with the [`ImageInput::example`] image of every input that they select,
+    /// for an input of shape `dims`.
+    pub fn with_example_images(
+        &self,
+        values: &ParamValues,
+        dims: (usize, usize, usize),
+    ) -> ParamValues {
+        let mut v = values.clone();
+        for input in self.images {
+            let (key, option) = input.when;
+            let chosen = values
+                .pairs()
+                .iter()
+                .any(|(k, val)| k == key && val.trim().eq_ignore_ascii_case(option));
+            if chosen {
+                v.insert_image(input.key, (input.example)(dims));
+            }
+        }
+        v
     }
 
     /// Checks given values and fills in defaults; estimates noise only if a default needs it.
@@ -583,6 +669,37 @@ impl MethodDescriptor {
                 });
             }
         }
+        let mut images = Vec::with_capacity(given.images().len());
+        for (k, image) in given.images() {
+            let Some(input) = self.images.iter().find(|i| i.key == k) else {
+                return Err(DenoiseError::UnknownParam {
+                    method: self.id.to_string(),
+                    name: k.clone(),
+                    valid: match self.images.len() {
+                        0 => format!(
+                            "{} (it takes no image besides its input)",
+                            self.all_params()
+                                .map(|p| p.key)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        _ => format!(
+                            "{} (images: {})",
+                            self.all_params()
+                                .map(|p| p.key)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            self.images
+                                .iter()
+                                .map(|i| i.key)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    },
+                });
+            };
+            images.push((input.key, image.clone()));
+        }
         let mut sigma_used = None;
         let mut values = Vec::with_capacity(self.params.len());
         for spec in self.all_params() {
@@ -601,6 +718,7 @@ impl MethodDescriptor {
         }
         Ok(Resolved {
             values,
+            images,
             noise_sigma: sigma_used,
         })
     }
@@ -656,7 +774,7 @@ impl Serialize for ParamSpec {
 
 impl Serialize for MethodDescriptor {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("MethodDescriptor", 10)?;
+        let mut st = s.serialize_struct("MethodDescriptor", 11)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("category", self.category)?;
@@ -667,6 +785,7 @@ impl Serialize for MethodDescriptor {
         st.serialize_field("gpu", &self.gpu_tolerance.is_some())?;
         st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;
         st.serialize_field("params", &self.all_params().collect::<Vec<_>>())?;
+        st.serialize_field("images", self.images)?;
         st.end()
     }
 }

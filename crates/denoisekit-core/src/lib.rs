@@ -13,6 +13,7 @@
 
 pub mod border;
 pub mod control;
+pub mod convolve;
 pub mod descriptor;
 pub mod error;
 pub mod fastmath;
@@ -32,8 +33,8 @@ pub mod vst;
 pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
-    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamKind, ParamSpec, ParamValue,
-    ParamValues, Resolved, Scale, Unit, fmt_num,
+    DefaultValue, Dims, ImageInput, MethodDescriptor, MethodKind, ParamKind, ParamSpec, ParamValue,
+    ParamValues, Resolved, Scale, SharedVolume, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
 pub use methods::anisotropic_diffusion::{
@@ -46,7 +47,9 @@ pub use methods::fourier_filter::{FourierFilterParams, denoise_fourier_filter};
 pub use methods::gaussian::{GaussianParams, denoise_gaussian};
 pub use methods::median::{MedianParams, denoise_median};
 pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
-pub use methods::richardson_lucy::{RichardsonLucyParams, denoise_richardson_lucy};
+pub use methods::richardson_lucy::{
+    RichardsonLucyParams, denoise_richardson_lucy, denoise_richardson_lucy_psf,
+};
 pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
 pub use methods::top_hat::{TopHatParams, denoise_top_hat};
 pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};

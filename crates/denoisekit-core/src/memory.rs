@@ -134,7 +134,7 @@ pub fn need(m: &MethodDescriptor, shape: Shape, r: &Resolved) -> Result<u64> {
         _ => 0.0,
     };
     let copies = |n: f32, of: u64| (f64::from(n) * of as f64).min(u64::MAX as f64 / 4.0) as u64;
-    let mem = m.memory_for.map_or(m.memory, |f| f(r));
+    let mem = m.memory_for.map_or(m.memory, |f| f(r, shape));
     Ok(copies(mem.volume + gat, volume)
         .saturating_add(copies(mem.plane, in_flight))
         .saturating_add(FIXED))

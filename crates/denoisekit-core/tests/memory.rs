@@ -90,6 +90,8 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
                 }
             }
             for values in settings {
+                // A choice that needs an image (psf=image) gets the descriptor's example.
+                let values = m.with_example_images(&values, shape);
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
                 let need = memory::need(m, Shape::of(&img.view()), &r).unwrap();
                 let base = NOW.load(Relaxed);

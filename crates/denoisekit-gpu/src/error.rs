@@ -25,6 +25,10 @@ pub enum GpuError {
     /// The job does not fit the device's buffer limits even when tiled.
     #[error("image too large for the GPU: {0}")]
     TooLarge(String),
+    /// These settings have no GPU kernel (the method has one for others): the job runs
+    /// on the CPU, with this reason, whatever the backend asked for.
+    #[error("{0}")]
+    Unsupported(String),
     /// The job itself is invalid (a parameter combination the method refuses): reported
     /// as it is, never retried on the CPU.
     #[error(transparent)]

@@ -126,7 +126,8 @@ pub struct Denoised {
 /// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel,
 ///   else the CPU. A software adapter such as lavapipe is slower than the native path.
 /// - `Gpu`: any adapter, including software ones; [`DenoiseError::BackendUnavailable`]
-///   if there is none. A method without a GPU kernel runs on the CPU and says so.
+///   if there is none. A method without a GPU kernel, or settings without one
+///   ([`GpuError::Unsupported`]), run on the CPU and say so.
 ///
 /// A GPU failure in the middle of a job is logged and the job re-runs on the CPU, unless
 /// `Gpu` was required, in which case the error is returned.
@@ -198,6 +199,7 @@ fn try_gpu(
             ctl.checkpoint()?;
             match (done, failure) {
                 (Ok(volume), _) => Ok(Ok((volume, Ran::Gpu(ctx.describe())))),
+                (Err(_), Some(GpuError::Unsupported(why))) => Ok(Err(Some(why))),
                 (Err(_), Some(e)) if backend == Backend::Gpu => {
                     Err(DenoiseError::BackendUnavailable {
                         reason: e.to_string(),

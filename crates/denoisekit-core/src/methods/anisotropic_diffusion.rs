@@ -63,6 +63,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: AnisotropicDiffusionParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("iterations", "0")],
     support,

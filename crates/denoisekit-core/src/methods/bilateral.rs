@@ -64,6 +64,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: BilateralParams::SPECS,
+    images: &[],
     // GPU `exp` differs from `fast_exp` by a few ulp and sums in another order; measured
     // 1.4e-7 of the range on lavapipe.
     gpu_tolerance: Some(1e-5),

@@ -87,6 +87,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: Bm3dParams::SPECS,
+    images: &[],
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
     support,

@@ -57,6 +57,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: FourierFilterParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("cutoff", "1"), ("softness", "0")],
     support,

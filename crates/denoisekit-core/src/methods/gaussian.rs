@@ -61,6 +61,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: GaussianParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma", "0"), ("sigma_z", "0")],
     support,

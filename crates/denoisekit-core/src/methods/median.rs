@@ -63,6 +63,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: MedianParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(0.0),
     identity: &[("radius", "0"), ("radius_z", "0")],
     support,

@@ -77,6 +77,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: NlMeansParams::SPECS,
+    images: &[],
     // The GPU sums patch distances directly instead of by box sums (another order) and
     // uses its own exp; measured 2.4e-7 of the range on lavapipe.
     gpu_tolerance: Some(1e-5),

@@ -61,6 +61,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TikhonovParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0"), ("psf_sigma", "0")],
     support,

@@ -69,6 +69,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Background,
     dims: Dims::D2D3,
     params: TopHatParams::SPECS,
+    images: &[],
     gpu_tolerance: None,
     identity: &[("radius", "0"), ("radius_z", "0"), ("output", "background")],
     support,

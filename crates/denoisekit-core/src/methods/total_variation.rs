@@ -64,6 +64,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: TotalVariationParams::SPECS,
+    images: &[],
     gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0")],
     support,

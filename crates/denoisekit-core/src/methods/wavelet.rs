@@ -93,6 +93,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
     params: WaveletParams::SPECS,
+    images: &[],
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
     support,

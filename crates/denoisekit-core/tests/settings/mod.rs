@@ -1,6 +1,24 @@
 //! Parameter settings shared by the table-driven tests.
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
 
-use denoisekit_core::{ParamKind, ParamValues};
+use denoisekit_core::{MethodDescriptor, ParamKind, ParamValues};
+
+/// The settings a table-driven test runs method `m` with on an input of shape `dims`:
+/// `base`, then `base` with each image input (a measured PSF) selected and given the
+/// descriptor's example image.
+pub fn with_image_inputs(
+    m: &MethodDescriptor,
+    base: &ParamValues,
+    dims: (usize, usize, usize),
+) -> Vec<ParamValues> {
+    let mut all = vec![m.with_example_images(base, dims)];
+    for input in m.images {
+        let (key, option) = input.when;
+        all.push(m.with_example_images(&base.clone().set(key, option), dims));
+    }
+    all
+}
 
 /// Parameters that switch on every z neighbourhood a method has. By convention a z choice
 /// (such as `z_mode`) lists its 3D option last.

@@ -61,6 +61,11 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = RichardsonLucyParams::from_resolved(r)?;
+    if p.psf == "image" {
+        return Err(GpuError::Unsupported(
+            "no GPU kernel for a PSF image (psf=image) yet".into(),
+        ));
+    }
     let Setup {
         f,
         u,
