@@ -209,6 +209,58 @@ pub struct JobArgs<'a, 'l> {
     pub keys: &'a JObjectArray<'l, JString<'l>>,
     /// Parameter values as text.
     pub values: &'a JObjectArray<'l, JString<'l>>,
+    /// The method's other images (a PSF), if any.
+    pub images: Images<'a, 'l>,
+}
+
+/// Images given with a job for a method's image inputs: keys, pixels and `{width,
+/// height, depth}` per image; all three null, or arrays of one length.
+pub struct Images<'a, 'l> {
+    /// Input keys (`psf_image`).
+    pub keys: &'a JObjectArray<'l, JString<'l>>,
+    /// Pixels of each image, plane after plane.
+    pub pixels: &'a JObjectArray<'l, JFloatArray<'l>>,
+    /// Dimensions of each image.
+    pub dims: &'a JObjectArray<'l, JIntArray<'l>>,
+}
+
+impl Images<'_, '_> {
+    /// Copies and checks the images into `into`.
+    fn read(&self, env: &mut Env<'_>, into: &mut ParamValues) -> Result<()> {
+        let nulls = [
+            self.keys.is_null(),
+            self.pixels.is_null(),
+            self.dims.is_null(),
+        ];
+        if nulls.iter().all(|&n| n) {
+            return Ok(());
+        }
+        if nulls.iter().any(|&n| n) {
+            return Err(arg(
+                "imageKeys, imagePixels and imageDims must all be null or all be arrays",
+            ));
+        }
+        let n = self.keys.len(env)?;
+        let (np, nd) = (self.pixels.len(env)?, self.dims.len(env)?);
+        if np != n || nd != n {
+            return Err(arg(format!(
+                "{n} image keys but {np} pixel arrays and {nd} dims arrays"
+            )));
+        }
+        for i in 0..n {
+            let key = self.keys.get_element(env, i)?;
+            if key.is_null() {
+                return Err(arg(format!("image {i} has a null key")));
+            }
+            let key = key.try_to_string(env)?;
+            let pixels = self.pixels.get_element(env, i)?;
+            let dims = self.dims.get_element(env, i)?;
+            let image =
+                read_volume(env, &pixels, &dims).map_err(|e| arg(format!("image `{key}`: {e}")))?;
+            into.insert_image(key, image);
+        }
+        Ok(())
+    }
 }
 
 impl<'a, 'l> JobArgs<'a, 'l> {
@@ -219,6 +271,7 @@ impl<'a, 'l> JobArgs<'a, 'l> {
         dims: &'a JIntArray<'l>,
         keys: &'a JObjectArray<'l, JString<'l>>,
         values: &'a JObjectArray<'l, JString<'l>>,
+        images: Images<'a, 'l>,
     ) -> Self {
         Self {
             method,
@@ -226,13 +279,15 @@ impl<'a, 'l> JobArgs<'a, 'l> {
             dims,
             keys,
             values,
+            images,
         }
     }
 
     /// Copies and checks everything: the method id, the parameters and the image.
     fn read(&self, env: &mut Env<'_>) -> Result<(String, ParamValues, Volume)> {
         let method = read_string(env, self.method, "method")?;
-        let params = read_params(env, self.keys, self.values)?;
+        let mut params = read_params(env, self.keys, self.values)?;
+        self.images.read(env, &mut params)?;
         let img = read_volume(env, self.pixels, self.dims)?;
         Ok((method, params, img))
     }

@@ -34,8 +34,10 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_describe0<'l>(
 }
 
 /// `private static native float[] denoise0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values, String backend, String[] info, long job)`; `job` is
-/// an id for [`Java_org_denoisekit_NativeBridge_cancel0`], or 0.
+/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
+/// int[][] imageDims, String backend, String[] info, long job)`; `job` is an id for
+/// [`Java_org_denoisekit_NativeBridge_cancel0`], or 0. The image arrays (all null, or of
+/// one length) supply the method's image inputs, such as a PSF.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
@@ -46,19 +48,28 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
     dims: JIntArray<'l>,
     keys: JObjectArray<'l, JString<'l>>,
     values: JObjectArray<'l, JString<'l>>,
+    image_keys: JObjectArray<'l, JString<'l>>,
+    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
+    image_dims: JObjectArray<'l, JIntArray<'l>>,
     backend: JString<'l>,
     info: JObjectArray<'l, JString<'l>>,
     job: jlong,
 ) -> JFloatArray<'l> {
     env.with_env(|env| {
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        let images = bridge::Images {
+            keys: &image_keys,
+            pixels: &image_pixels,
+            dims: &image_dims,
+        };
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
         bridge::denoise(env, &args, &backend, &info, job)
     })
     .resolve::<Throw>()
 }
 
 /// `private static native String resolve0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values)`: every parameter with defaults filled in.
+/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
+/// int[][] imageDims)`: every parameter with defaults filled in.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
     mut env: EnvUnowned<'l>,
@@ -68,16 +79,25 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
     dims: JIntArray<'l>,
     keys: JObjectArray<'l, JString<'l>>,
     values: JObjectArray<'l, JString<'l>>,
+    image_keys: JObjectArray<'l, JString<'l>>,
+    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
+    image_dims: JObjectArray<'l, JIntArray<'l>>,
 ) -> JString<'l> {
     env.with_env(|env| {
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        let images = bridge::Images {
+            keys: &image_keys,
+            pixels: &image_pixels,
+            dims: &image_dims,
+        };
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
         bridge::resolve(env, &args)
     })
     .resolve::<Throw>()
 }
 
 /// `private static native String tune0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values)`: the options after self-supervised tuning.
+/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
+/// int[][] imageDims)`: the options after self-supervised tuning.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     mut env: EnvUnowned<'l>,
@@ -87,9 +107,17 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     dims: JIntArray<'l>,
     keys: JObjectArray<'l, JString<'l>>,
     values: JObjectArray<'l, JString<'l>>,
+    image_keys: JObjectArray<'l, JString<'l>>,
+    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
+    image_dims: JObjectArray<'l, JIntArray<'l>>,
 ) -> JString<'l> {
     env.with_env(|env| {
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values);
+        let images = bridge::Images {
+            keys: &image_keys,
+            pixels: &image_pixels,
+            dims: &image_dims,
+        };
+        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
         bridge::tune(env, &args)
     })
     .resolve::<Throw>()

@@ -368,6 +368,78 @@ fn sixteen_bit_data_survives_an_identity_round_trip() {
     );
 }
 
+/// Writes a float stack as a multi-page TIFF.
+fn write_f32_stack(path: &Path, (d, h, w): (usize, usize, usize), data: &[f32]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(f)).unwrap();
+    for plane in data.chunks(h * w).take(d) {
+        enc.write_image::<tiff::encoder::colortype::Gray32Float>(w as u32, h as u32, plane)
+            .unwrap();
+    }
+}
+
+#[test]
+fn measured_psf_is_chosen_among_the_open_images() {
+    // Richardson-Lucy with psf=image: the macro names an open image as psf_image, as the
+    // recorder writes it; the result equals the CLI's with the same PSF file.
+    let Some(env) = prerequisites("ij_psf") else {
+        return;
+    };
+    let input = env.tmp.join("input.tif");
+    let input_s = input.to_str().unwrap();
+    cli(
+        &env,
+        &[
+            "phantom", input_s, "--shape", "5", "40", "44", "--scale", "1000", "--bits", "16",
+        ],
+    );
+    // An asymmetric 3x5x7 PSF: a Gaussian with a tail to the right.
+    let psf = env.tmp.join("psf.tif");
+    let dims = (3, 5, 7);
+    let data: Vec<f32> = (0..3 * 5 * 7)
+        .map(|i| {
+            let (z, y, x) = (
+                (i / 35) as f32 - 1.0,
+                ((i / 7) % 5) as f32 - 2.0,
+                (i % 7) as f32 - 3.0,
+            );
+            let tail = if x > 0.0 { 0.5 } else { 0.0 };
+            (-(x * x + y * y + 2.0 * z * z) / 3.0).exp() + tail * (-(y * y + z * z)).exp()
+        })
+        .collect();
+    write_f32_stack(&psf, dims, &data);
+    let cli_out = env.tmp.join("cli.tif");
+    let params = "iterations=8 psf=image";
+    let psf_arg = format!("psf_image={}", psf.display());
+    let mut args = vec!["run", "richardson_lucy", input_s, cli_out.to_str().unwrap()];
+    args.extend(["--backend", "cpu", "iterations=8", "psf=image", &psf_arg]);
+    cli(&env, &args);
+
+    let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
+    let (out, untouched) = (env.tmp.join("ij_out.tif"), env.tmp.join("untouched.tif"));
+    let arg = format!(
+        "{}|{}|{}|method=richardson_lucy backend=cpu {params} psf_image=psf.tif|open:{}",
+        input.display(),
+        out.display(),
+        untouched.display(),
+        psf.display()
+    );
+    let (ok, log) = run_macro(&env, "denoise_stack.ijm", &arg);
+    assert!(ok && out.exists(), "ImageJ macro failed:\n{log}");
+    let (ij, source) = (read_tiff(&out), read_tiff(&input));
+    assert_eq!(ij, read_tiff(&cli_out), "ImageJ and CLI results differ");
+    assert_eq!(
+        read_tiff(&untouched),
+        source,
+        "the source image was modified"
+    );
+    assert_ne!(ij, source, "nothing was deconvolved");
+    assert!(
+        log.contains("psf=image") && log.contains("psf_image=[psf.tif]"),
+        "{log}"
+    );
+}
+
 #[test]
 fn time_lapse_is_denoised_across_frames() {
     // A 2D time-lapse (1 slice, 6 frames): the 3D neighbourhood runs along time, so the

@@ -187,8 +187,9 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             }
             // Full precision: the line can be pasted back to reproduce the result exactly.
             eprintln!(
-                "{method} {} on {}: {:.1} ms -> {}",
+                "{method} {}{} on {}: {:.1} ms -> {}",
                 done.params.to_options(),
+                image_words(&params),
                 done.device,
                 t.elapsed().as_secs_f64() * 1e3,
                 output.display()
@@ -217,7 +218,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 t.loss_default,
                 t.loss_tuned
             );
-            println!("{}", t.values.to_options());
+            println!("{}{}", t.values.to_options(), image_words(&params));
             Ok(())
         }
         Cmd::Noise {
@@ -436,15 +437,43 @@ fn stream(
     Ok(())
 }
 
+/// `key=value` words as parameter values; a key naming a method's image input
+/// ([`denoisekit_core::ImageInput`], such as `psf_image`) takes a TIFF file's path, whose
+/// image is read and supplied.
 fn parse_params(params: &[String]) -> CliResult<ParamValues> {
     let mut v = ParamValues::new();
     for p in params {
         let (k, val) = p
             .split_once('=')
             .ok_or_else(|| format!("parameter {p:?} is not of the form key=value"))?;
-        v.insert(k.trim(), val.trim());
+        let (k, val) = (k.trim(), val.trim());
+        if is_image_key(k) {
+            let (image, _) = tiffio::read(Path::new(val))?;
+            v.insert_image(k, image);
+        } else {
+            v.insert(k, val);
+        }
     }
     Ok(v)
+}
+
+fn is_image_key(k: &str) -> bool {
+    registry()
+        .iter()
+        .any(|m| m.images.iter().any(|i| i.key == k))
+}
+
+/// The `key=path` words of image inputs, to complete a replayable option line (the
+/// resolved options cannot name the files).
+fn image_words(params: &[String]) -> String {
+    params
+        .iter()
+        .filter(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, _)| is_image_key(k.trim()))
+        })
+        .map(|p| format!(" {}", p.trim()))
+        .collect()
 }
 
 /// Resolved parameters for display, floats to 4 significant digits. (Replays should use
@@ -529,6 +558,9 @@ fn methods(format: Format) -> CliResult<()> {
                 for p in m.params {
                     println!("{}", text_row(p));
                 }
+                for i in m.images {
+                    println!("{}", image_row(i, false));
+                }
                 if m.kind == MethodKind::Denoise {
                     println!("    (and the noise model shared by every denoiser, below)");
                 }
@@ -542,6 +574,21 @@ fn methods(format: Format) -> CliResult<()> {
         Format::Markdown => print!("{}", methods_markdown(registry())),
     }
     Ok(())
+}
+
+/// A method's image input as a row of `methods`' text or markdown table.
+fn image_row(i: &denoisekit_core::ImageInput, markdown: bool) -> String {
+    let (when, opt) = i.when;
+    let help = format!(
+        "{} Used with {when}={opt}. On the command line: `{}=file.tif`; in ImageJ, an \
+         open image.",
+        i.help, i.key
+    );
+    if markdown {
+        format!("| `{}` | an image | | | {help} |\n", i.key)
+    } else {
+        format!("    {:<16} {:<22} {help}", i.key, "an image")
+    }
 }
 
 /// "2 copies of the image + 0.5 of a plane per plane in flight", as the docs state it.
@@ -580,6 +627,9 @@ fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
         );
         for p in m.params {
             s += &markdown_row(p);
+        }
+        for i in m.images {
+            s += &image_row(i, true);
         }
         if m.kind == MethodKind::Denoise {
             s += "| | | | | Plus the [noise model](#noise-model-shared-by-every-denoiser) parameters. |\n";
@@ -736,6 +786,11 @@ fn bench(
         for (k, v) in given.pairs() {
             if m.all_params().any(|p| p.key == k) {
                 values.insert(k.clone(), v);
+            }
+        }
+        for (k, image) in given.images() {
+            if m.images.iter().any(|i| i.key == k) {
+                values.insert_image(k.clone(), image.clone());
             }
         }
         let first = denoisekit_gpu::run(m.id, img.view(), &values, backend, &Control::new())?;

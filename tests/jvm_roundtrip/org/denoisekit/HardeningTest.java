@@ -26,6 +26,23 @@ class HardeningTest {
     static final String[] VALUES = {"-1", "0", "0.5", "3", "1e308", "-1e308", "nan", "inf", "", "x", "2.0", "1e-320"};
     static final int[] ODD_DIMS = {0, -1, 1, 65536, 1 << 20, Integer.MAX_VALUE, Integer.MIN_VALUE};
 
+    /** Image inputs of any shape, keys and consistency: a PSF, a wrong key, mismatched arrays, nulls. */
+    static Images images(Random r, int seed) {
+        int n = r.nextInt(3);
+        String[] keys = new String[n];
+        float[][] px = new float[r.nextInt(8) == 0 ? n + 1 : n][];
+        int[][] dims = new int[n][];
+        for (int k = 0; k < n; k++) {
+            keys[k] = new String[] {"psf_image", "psf_image", "zz", null}[r.nextInt(4)];
+            dims[k] = r.nextInt(10) == 0 ? new int[] {-1, 3, 1} : new int[] {dim(r, 6), dim(r, 6), 1 + r.nextInt(3)};
+            long product = (long) dims[k][0] * dims[k][1] * dims[k][2];
+            boolean fits = product >= 0 && product <= 1500 && r.nextInt(10) < 8;
+            px[k] = r.nextInt(12) == 0 ? null : image(fits ? (int) product : r.nextInt(40), seed + k);
+        }
+        if (r.nextInt(10) == 0) return Images.raw(keys, null, dims);
+        return Images.raw(keys, px, dims);
+    }
+
     static float[] image(int n, long seed) {
         Random r = new Random(seed);
         float[] p = new float[n];
@@ -79,8 +96,11 @@ class HardeningTest {
             try {
                 switch (r.nextInt(9)) {
                     case 0:
-                    case 1:
                         NativeBridge.denoise(method, px, dims, keys, values, backend, new String[r.nextInt(2)]);
+                        break;
+                    case 1:
+                        // With image inputs (a PSF): well-formed or not, for any method.
+                        NativeBridge.denoise(method, px, dims, keys, values, images(r, i), backend, null, 0L);
                         break;
                     case 2:
                         NativeBridge.resolve(method, px, dims, keys, values);

@@ -156,6 +156,44 @@ class NativeBridgeTest {
     }
 
     @Test
+    void imageInputsTravelWithTheJobAndAreChecked() {
+        MethodSpec rl = NativeBridge.method("richardson_lucy");
+        assertEquals(1, rl.images.size());
+        MethodSpec.ImageInput in = rl.images.get(0);
+        assertEquals("psf_image", in.key);
+        assertEquals("psf", in.whenKey);
+        assertEquals("image", in.whenValue);
+        float[] px = noisy(480, 6, 2);
+        String[] keys = {"psf", "iterations"};
+        String[] values = {"image", "5"};
+        // A 3x3 box PSF given as an image, and the same PSF without it: refused by name.
+        float[] box = new float[9];
+        java.util.Arrays.fill(box, 1f);
+        Images psf = new Images.Builder().put("psf_image", box, new int[] {3, 3, 1}).build();
+        float[] out = NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values, psf, "cpu", null, 0L);
+        assertEquals(px.length, out.length);
+        assertFalse(java.util.Arrays.equals(px, out));
+        fails("InvalidParamValue", "psf_image", () -> NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values, "cpu", null));
+        assertTrue(NativeBridge.resolve("richardson_lucy", px, DIMS, keys, values, psf).contains("psf=image"));
+        // Bad image arrays: named, and the library keeps working.
+        fails("InvalidArgument", "all be null",
+                () -> NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values,
+                        Images.raw(new String[] {"psf_image"}, null, null), "cpu", null, 0L));
+        fails("InvalidArgument", "1 image keys but 2 pixel arrays",
+                () -> NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values,
+                        Images.raw(new String[] {"psf_image"}, new float[2][], new int[1][]), "cpu", null, 0L));
+        fails("InvalidArgument", "image `psf_image`: pixels has 9 values",
+                () -> NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values,
+                        Images.raw(new String[] {"psf_image"}, new float[][] {box}, new int[][] {{4, 4, 1}}), "cpu", null, 0L));
+        fails("InvalidArgument", "null key",
+                () -> NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values,
+                        Images.raw(new String[] {null}, new float[][] {box}, new int[][] {{3, 3, 1}}), "cpu", null, 0L));
+        fails("UnknownParam", "takes no image",
+                () -> NativeBridge.denoise("gaussian", px, DIMS, null, null, psf, "cpu", null, 0L));
+        assertArrayEquals(out, NativeBridge.denoise("richardson_lucy", px, DIMS, keys, values, psf, "cpu", null, 0L));
+    }
+
+    @Test
     void badArraysAreReported() {
         float[] px = noisy(480, 4, 5);
         fails("InvalidArgument", "pixels is null", () -> NativeBridge.denoise("gaussian", null, DIMS, null, null, null, null));

@@ -16,6 +16,28 @@ public final class MethodSpec {
     public final boolean supports3d;
     public final boolean gpu;
     public final List<ParamSpec> params;
+    /** Images the method takes besides its input (most take none). */
+    public final List<ImageInput> images;
+
+    /** An image a method takes besides its input, such as a measured PSF. */
+    public static final class ImageInput {
+        public final String key;
+        public final String label;
+        public final String help;
+        /** The parameter and option that need the image ({@code psf}, {@code image}). */
+        public final String whenKey;
+        public final String whenValue;
+
+        @SuppressWarnings("unchecked")
+        ImageInput(Map<String, Object> m) {
+            key = (String) m.get("key");
+            label = (String) m.get("label");
+            help = (String) m.get("help");
+            List<Object> when = (List<Object>) m.get("when");
+            whenKey = (String) when.get(0);
+            whenValue = (String) when.get(1);
+        }
+    }
 
     @SuppressWarnings("unchecked")
     MethodSpec(Map<String, Object> m) {
@@ -32,6 +54,8 @@ public final class MethodSpec {
         gpu = Boolean.TRUE.equals(m.get("gpu"));
         params = new ArrayList<ParamSpec>();
         for (Object p : (List<Object>) m.get("params")) params.add(new ParamSpec((Map<String, Object>) p));
+        images = new ArrayList<ImageInput>();
+        for (Object i : (List<Object>) m.get("images")) images.add(new ImageInput((Map<String, Object>) i));
     }
 
     /** Parses the JSON returned by {@link NativeBridge#describe()}. */

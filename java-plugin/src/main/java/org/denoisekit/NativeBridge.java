@@ -28,11 +28,14 @@ public final class NativeBridge {
     private static native String version0();
     private static native String describe0();
     private static native float[] denoise0(String method, float[] pixels, int[] dims, String[] keys,
-            String[] values, String backend, String[] info, long job);
+            String[] values, String[] imageKeys, float[][] imagePixels, int[][] imageDims, String backend,
+            String[] info, long job);
     private static native boolean cancel0(long job);
     private static native int[] support0(String method, String[] keys, String[] values);
-    private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
-    private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values);
+    private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            String[] imageKeys, float[][] imagePixels, int[][] imageDims);
+    private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            String[] imageKeys, float[][] imagePixels, int[][] imageDims);
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
@@ -179,8 +182,18 @@ public final class NativeBridge {
      */
     public static float[] denoise(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String backend, String[] info, long job) {
+        return denoise(method, pixels, dims, keys, values, null, backend, info, job);
+    }
+
+    /**
+     * As {@link #denoise(String, float[], int[], String[], String[], String, String[], long)},
+     * with the method's other images (its {@link MethodSpec#images}, such as a PSF), or null.
+     */
+    public static float[] denoise(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            Images images, String backend, String[] info, long job) {
         ensureLoaded();
-        return denoise0(method, pixels, dims, keys, values, backend, info, job);
+        Images i = images == null ? Images.NONE : images;
+        return denoise0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims, backend, info, job);
     }
 
     /**
@@ -205,8 +218,15 @@ public final class NativeBridge {
 
     /** Every parameter of the method, defaults filled in, as "key=value key=value". */
     public static String resolve(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
+        return resolve(method, pixels, dims, keys, values, null);
+    }
+
+    /** As {@link #resolve(String, float[], int[], String[], String[])}, with the method's other images. */
+    public static String resolve(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            Images images) {
         ensureLoaded();
-        return resolve0(method, pixels, dims, keys, values);
+        Images i = images == null ? Images.NONE : images;
+        return resolve0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims);
     }
 
     /**
@@ -215,8 +235,15 @@ public final class NativeBridge {
      * for the slowest methods (it runs the method about 17 times on a 256x256 crop).
      */
     public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
+        return tune(method, pixels, dims, keys, values, null);
+    }
+
+    /** As {@link #tune(String, float[], int[], String[], String[])}, with the method's other images. */
+    public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            Images images) {
         ensureLoaded();
-        return tune0(method, pixels, dims, keys, values);
+        Images i = images == null ? Images.NONE : images;
+        return tune0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims);
     }
 
     /**

@@ -4,6 +4,7 @@ import ij.CompositeImage;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.ImageStack;
+import ij.WindowManager;
 import ij.gui.DialogListener;
 import ij.gui.GenericDialog;
 import ij.gui.Roi;
@@ -25,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Vector;
 import org.denoisekit.DenoiseKitException;
+import org.denoisekit.Images;
 import org.denoisekit.MethodSpec;
 import org.denoisekit.NativeBridge;
 import org.denoisekit.ParamSpec;
@@ -55,6 +57,9 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     private String backend = "auto";
     private String[] keys = new String[0];
     private String[] values = new String[0];
+    /** The image chosen for each of the method's image inputs ("none" if none). */
+    private String[] imageTitles = new String[0];
+    private Images images;
     private Map<String, String> defaults = new HashMap<String, String>();
     private String scope = "stack";
     private Pixels.Axis axis = Pixels.Axis.SLICES;
@@ -103,6 +108,9 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             final GenericDialog gd = new GenericDialog("Denoise: " + method.name);
             gd.addMessage(wrap(method.summary, 72));
             for (ParamSpec p : method.params) addField(gd, p, defaults.get(p.key));
+            // Image inputs (a PSF) come after every parameter, so the parameters' choice
+            // fields keep their positions for the Auto buttons.
+            for (MethodSpec.ImageInput in : method.images) gd.addChoice(in.key, imageChoices(imp), NONE);
             final Pixels tuneOn = here;
             gd.addButton("Auto (from the noise estimate)", new ActionListener() {
                 @Override
@@ -160,6 +168,45 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         return imp.getStackSize() > 1 && "stack".equals(scope) ? FLAGS | NO_UNDO : FLAGS;
     }
 
+    private static final String NONE = "none";
+
+    /** "none", then the titles of the open images other than {@code imp}. */
+    private static String[] imageChoices(ImagePlus imp) {
+        List<String> t = new ArrayList<String>();
+        t.add(NONE);
+        int[] ids = WindowManager.getIDList();
+        if (ids != null) {
+            for (int id : ids) {
+                ImagePlus other = WindowManager.getImage(id);
+                if (other != null && other != imp) t.add(other.getTitle());
+            }
+        }
+        return t.toArray(new String[0]);
+    }
+
+    /**
+     * The images the settings need, read from the chosen windows (the first channel and
+     * frame of each, as a z-stack); a message naming what is missing, or null.
+     */
+    private String readImages(String[] k, String[] v, String[] titles) {
+        Images.Builder b = new Images.Builder();
+        for (int i = 0; i < method.images.size(); i++) {
+            MethodSpec.ImageInput in = method.images.get(i);
+            boolean needed = false;
+            for (int j = 0; j < k.length; j++) needed |= k[j].equals(in.whenKey) && v[j].equals(in.whenValue);
+            if (!needed) continue;
+            ImagePlus src = NONE.equals(titles[i]) ? null : WindowManager.getImage(titles[i]);
+            if (src == null) {
+                return in.whenKey + "=" + in.whenValue + " needs " + in.key
+                        + ": open the image (" + in.label + ") and choose it";
+            }
+            Pixels px = Pixels.of(src, 1, 1);
+            b.put(in.key, px.data, px.dims);
+        }
+        images = b.build();
+        return null;
+    }
+
     private static void addField(GenericDialog gd, ParamSpec p, String def) {
         String unit = p.unitSuffix();
         String label = p.key + (unit.isEmpty() ? "" : " (" + unit + ")");
@@ -203,7 +250,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         Map<String, String> tuned;
         try {
             tuned = parseOptions(NativeBridge.tune(method.id, on.data, on.dims,
-                    keys.toArray(new String[0]), values.toArray(new String[0])));
+                    keys.toArray(new String[0]), values.toArray(new String[0]), images));
         } catch (DenoiseKitException ex) {
             IJ.error("DenoiseKit", ex.getMessage());
             return;
@@ -304,6 +351,11 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             }
             v[i] = p.isInt() ? Long.toString(Math.round(x)) : Double.toString(x);
         }
+        String[] titles = new String[method.images.size()];
+        for (int i = 0; i < titles.length; i++) titles[i] = gd.getNextChoice();
+        String missing = readImages(k, v, titles);
+        if (missing != null) return missing;
+        imageTitles = titles;
         scope = imp.getStackSize() > 1 ? gd.getNextChoice() : "slice";
         axis = imp.getNFrames() > 1 && "frames".equals(gd.getNextChoice()) ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
         inPlace = gd.getNextBoolean();
@@ -372,19 +424,22 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
      */
     static float[] denoiseRegion(ImagePlus imp, MethodSpec method, String[] keys, String[] values, String backend,
             Rectangle region, long job) {
-        return denoiseRegion(imp, Pixels.Axis.SLICES, method, keys, values, backend, region, job);
+        return denoiseRegion(imp, Pixels.Axis.SLICES, method, keys, values, null, backend, region, job);
     }
 
-    /** As above, with {@code axis} (slices or frames) as the method's third dimension. */
+    /**
+     * As above, with {@code axis} (slices or frames) as the method's third dimension and the
+     * method's other images (or null).
+     */
     static float[] denoiseRegion(ImagePlus imp, Pixels.Axis axis, MethodSpec method, String[] keys, String[] values,
-            String backend, Rectangle region, long job) {
+            Images images, String backend, Rectangle region, long job) {
         int[] halo = NativeBridge.support(method.id, keys, values);
         Rectangle grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
                 region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
         int z = axis.current(imp), nz = axis.length(imp);
         int z0 = Math.max(1, z - halo[2]), z1 = Math.min(nz, z + halo[2]);
         Pixels in = Pixels.of(imp, axis.indices(imp, imp.getC(), axis.other(imp), z0, z1), grown);
-        float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, backend, null, job);
+        float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, images, backend, null, job);
         float[] plane = new float[region.width * region.height];
         int off = (z - z0) * grown.width * grown.height;
         for (int y = 0; y < region.height; y++) {
@@ -399,7 +454,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         float[] plane;
         CancelWatch watch = new CancelWatch(Thread.currentThread(), false);
         try {
-            plane = denoiseRegion(imp, axis, method, keys, values, backend, r, watch.job);
+            plane = denoiseRegion(imp, axis, method, keys, values, images, backend, r, watch.job);
         } finally {
             watch.close();
         }
@@ -448,10 +503,11 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                     float[] out;
                     Pixels v = Pixels.of(imp, indices, full);
                     if (oneSlice) {
-                        out = denoiseRegion(imp, axis, method, keys, values, backend, full, watch.job);
+                        out = denoiseRegion(imp, axis, method, keys, values, images, backend, full, watch.job);
                         info[0] = "the current plane";
                     } else {
-                        out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, backend, info, watch.job);
+                        out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, images, backend, info,
+                                watch.job);
                     }
                     if (warning.isEmpty() && "denoise".equals(method.kind)) {
                         warning = NativeBridge.residualCheck(v.data, out, v.dims);
@@ -528,6 +584,11 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         StringBuilder b = new StringBuilder("method=" + method.id);
         if (axis == Pixels.Axis.FRAMES) b.append(" z_axis=frames");
         for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(values[i]);
+        for (int i = 0; i < imageTitles.length; i++) {
+            if (!NONE.equals(imageTitles[i])) {
+                b.append(' ').append(method.images.get(i).key).append("=[").append(imageTitles[i]).append(']');
+            }
+        }
         return b.toString();
     }
 
@@ -579,6 +640,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         for (ParamSpec p : m.params) {
             b.append("<dt><b>").append(p.key).append("</b> ").append(p.isChoice() ? String.join(" | ", p.options) : p.rangeText())
                     .append("</dt><dd>").append(p.help).append("</dd>");
+        }
+        for (MethodSpec.ImageInput in : m.images) {
+            b.append("<dt><b>").append(in.key).append("</b> an open image</dt><dd>").append(in.help)
+                    .append(" Used with ").append(in.whenKey).append('=').append(in.whenValue).append(".</dd>");
         }
         b.append("</dl><p>Views: <b>denoised</b>; <b>residual</b> (input minus output: what was removed; "
                 + "structure here means the setting removes signal); <b>split</b> (left half original, right half denoised).</p>"
