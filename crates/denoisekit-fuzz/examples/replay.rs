@@ -8,6 +8,9 @@ fn main() {
     let data = std::fs::read(&path).expect("read the input");
     let (m, values, input) = denoisekit_fuzz::decode_job(&data);
     println!("{} {} on {:?}", m.id, values.to_options(), input.dim());
+    for (k, image) in values.images() {
+        println!("{k}: {image:?}");
+    }
     println!("input: {input:?}");
     match denoisekit_core::run(
         m.id,

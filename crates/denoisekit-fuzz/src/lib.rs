@@ -235,7 +235,8 @@ pub fn run(data: &[u8]) {
     }
 }
 
-/// The job a `run_method` input describes: method, parameters, image.
+/// The job a `run_method` input describes: method, parameters (with any image inputs),
+/// image.
 pub fn decode_job(data: &[u8]) -> (&'static MethodDescriptor, ParamValues, Volume) {
     let mut b = Bytes(data);
     let m = *b.pick(registry());
@@ -262,6 +263,24 @@ pub fn decode_job(data: &[u8]) -> (&'static MethodDescriptor, ParamValues, Volum
                 _ => v,
             };
             values.insert(spec.key, v);
+        }
+    }
+    // Image inputs (a PSF): absent, or a small image of any shape, including empty, with
+    // the same pixel classes as the input.
+    for input in m.images {
+        if b.u8() % 4 != 0 {
+            let k = (
+                usize::from(b.u8() % 4),
+                usize::from(b.u8() % 6),
+                usize::from(b.u8() % 6),
+            );
+            let px: Vec<f32> = (0..k.0 * k.1 * k.2)
+                .map(|_| pixel(&mut b, specials))
+                .collect();
+            values.insert_image(
+                input.key,
+                Volume::from_shape_vec(k, px).expect("shape matches"),
+            );
         }
     }
     let px: Vec<f32> = (0..n).map(|_| pixel(&mut b, specials)).collect();
