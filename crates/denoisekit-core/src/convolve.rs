@@ -12,17 +12,18 @@
 //! planes couples them. The kernel is real, so its adjoint (correlation, the mirrored
 //! kernel: Richardson–Lucy's `Kᵀ`) multiplies by the conjugate transfer function.
 //!
-//! Working memory: the kernel's spectrum and one block spectrum, each as large as the
-//! padded image in `f32`, and a transposed copy while transforming across planes.
+//! Working memory: the kernel's spectrum, one block's spectrum and the columns being
+//! transformed, each about as large as the padded image (or plane) in `f32`, kept between
+//! calls.
 
 use crate::control::Control;
 use crate::error::{DenoiseError, Result};
-use crate::spectral::{C32, along_axis};
+use crate::spectral::C32;
 use crate::volume::{Volume, VolumeView};
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The smallest length `≥ n` whose only prime factors are 2, 3, 5 and 7.
 pub fn fast_len(n: usize) -> usize {
@@ -49,6 +50,8 @@ struct Axis {
     pad: usize,
     /// Padded length: the transform's.
     len: usize,
+    /// The image sample each padded position mirrors.
+    source: Vec<usize>,
 }
 
 impl Axis {
@@ -56,15 +59,91 @@ impl Axis {
         // The kernel reaches `size / 2` samples one way and `(size - 1) / 2` the other.
         let pad = kernel / 2;
         let len = if kernel > 1 { fast_len(n + 2 * pad) } else { n };
-        Self { n, pad, len }
+        let source = (0..len)
+            .map(|i| {
+                crate::BorderMode::Symmetric
+                    .index(i as isize - pad as isize, n)
+                    .unwrap_or(0)
+            })
+            .collect();
+        Self {
+            n,
+            pad,
+            len,
+            source,
+        }
     }
+}
 
-    /// The image sample that padded position `i` mirrors.
-    fn source(&self, i: usize) -> usize {
-        crate::BorderMode::Symmetric
-            .index(i as isize - self.pad as isize, self.n)
-            .unwrap_or(0)
+/// Complex samples [`fft_columns`] gathers per task (64 KiB): enough neighbouring columns
+/// that rows move in runs of several cache lines, few enough to stay in the core's cache.
+const GATHER: usize = 8192;
+
+/// Transforms every column of `a`, which holds `outer` blocks of `len x inner` samples
+/// (row-major), in place. Columns are gathered in groups of neighbours (8 to 64, so that
+/// a group holds about [`GATHER`] samples) into a small buffer, transformed there, and written back row by row through `t`, so that
+/// both passes move memory in runs instead of one sample per cache line (a plain
+/// transpose of a whole stack read each line of it several times over).
+fn fft_columns(
+    a: &mut [C32],
+    (outer, len, inner): (usize, usize, usize),
+    fft: &dyn Fft<f32>,
+    t: &mut Vec<C32>,
+) {
+    let group = (GATHER / len.max(1)).clamp(8, 64);
+    let groups = inner.div_ceil(group);
+    let size = outer * groups * len * group;
+    if t.len() < size {
+        t.resize(size, C32::default());
     }
+    let from: &[C32] = a;
+    t[..size]
+        .par_chunks_mut(len * group)
+        .enumerate()
+        .for_each_init(
+            || {
+                (
+                    vec![C32::default(); len * group],
+                    vec![C32::default(); fft.get_inplace_scratch_len()],
+                )
+            },
+            |(lines, scratch), (g, chunk)| {
+                let (o, x0) = (g / groups, (g % groups) * group);
+                let width = group.min(inner - x0);
+                let base = o * len * inner + x0;
+                for i in 0..len {
+                    for (b, &v) in from[base + i * inner..][..width].iter().enumerate() {
+                        lines[b * len + i] = v;
+                    }
+                }
+                for line in lines.chunks_mut(len).take(width) {
+                    fft.process_with_scratch(line, scratch);
+                }
+                for i in 0..len {
+                    for b in 0..width {
+                        chunk[i * group + b] = lines[b * len + i];
+                    }
+                }
+            },
+        );
+    let t: &[C32] = t;
+    a.par_chunks_mut(inner).enumerate().for_each(|(r, row)| {
+        let (o, i) = (r / len, r % len);
+        for c in 0..groups {
+            let x0 = c * group;
+            let width = group.min(inner - x0);
+            row[x0..x0 + width]
+                .copy_from_slice(&t[((o * groups + c) * len + i) * group..][..width]);
+        }
+    });
+}
+
+/// Buffers reused by every [`Convolver::apply_into`] call: fresh multi-megabyte
+/// allocations are page-faulted in each time, which cost as much as the transforms.
+#[derive(Default)]
+struct Work {
+    spec: Vec<C32>,
+    columns: Vec<C32>,
 }
 
 /// A kernel's transfer function for one image shape, ready to convolve images of it.
@@ -80,6 +159,7 @@ pub struct Convolver {
     /// Forward and inverse FFTs across rows, then across planes.
     y: [Arc<dyn Fft<f32>>; 2],
     z: [Arc<dyn Fft<f32>>; 2],
+    work: Mutex<Work>,
 }
 
 impl Convolver {
@@ -116,6 +196,7 @@ impl Convolver {
                 planner.plan_fft_inverse(axes[0].len),
             ],
             axes,
+            work: Mutex::new(Work::default()),
         };
         // The kernel wrapped around the origin: its centre goes to index 0.
         let [lz, ly, lx] = [c.axes[0].len, c.axes[1].len, c.axes[2].len];
@@ -126,7 +207,8 @@ impl Convolver {
             placed[(zz * ly + wrap(y, kh, ly)) * lx + wrap(x, kw, lx)] = v;
         }
         let planes = if use_z { lz } else { 1 };
-        let mut otf = c.forward(planes, |z, y, row| {
+        let mut otf = Vec::new();
+        c.forward(planes, &mut otf, &mut Vec::new(), |z, y, row| {
             row.copy_from_slice(&placed[(z * ly + y) * lx..][..lx]);
         });
         let scale = 1.0 / (lx * ly * if use_z { lz } else { 1 }) as f32;
@@ -140,11 +222,18 @@ impl Convolver {
         self.axes[2].len / 2 + 1
     }
 
-    /// The spectrum of a `planes x len_y x len_x` block whose rows `fill(z, y, row)`
-    /// writes.
-    fn forward(&self, planes: usize, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<C32> {
+    /// Into `spec`: the spectrum of a `planes x len_y x len_x` block whose rows
+    /// `fill(z, y, row)` writes.
+    fn forward(
+        &self,
+        planes: usize,
+        spec: &mut Vec<C32>,
+        columns: &mut Vec<C32>,
+        fill: impl Fn(usize, usize, &mut [f32]) + Sync,
+    ) {
         let (ly, lx, half) = (self.axes[1].len, self.axes[2].len, self.half());
-        let mut spec = vec![C32::default(); planes * ly * half];
+        // Every sample is written below: a reused buffer needs no clearing.
+        spec.resize(planes * ly * half, C32::default());
         spec.par_chunks_mut(half).enumerate().for_each_init(
             || (vec![0.0f32; lx], self.r2c.make_scratch_vec()),
             |(row, scratch), (i, out)| {
@@ -153,15 +242,10 @@ impl Convolver {
                 let _ = self.r2c.process_with_scratch(row, out, scratch);
             },
         );
-        along_axis(&mut spec, (planes, ly, half), 1, |line, _| {
-            self.y[0].process(line)
-        });
+        fft_columns(spec, (planes, ly, half), &*self.y[0], columns);
         if self.use_z {
-            along_axis(&mut spec, (planes, ly, half), 0, |line, _| {
-                self.z[0].process(line)
-            });
+            fft_columns(spec, (1, planes, ly * half), &*self.z[0], columns);
         }
-        spec
     }
 
     /// `K u` (or `Kᵀ u` when `adjoint`) into `out`, both of the image's shape.
@@ -184,13 +268,15 @@ impl Convolver {
         } else {
             (0..d).map(|z| (z, 1)).collect()
         };
+        let mut work = self.work.lock().unwrap_or_else(|e| e.into_inner());
+        let Work { spec, columns } = &mut *work;
         for (z0, planes) in blocks {
             ctl.checkpoint()?;
-            let mut spec = self.forward(planes, |z, y, row| {
-                let src = if self.use_z { az.source(z) } else { z0 };
-                let line = u.slice(ndarray::s![src, ay.source(y), ..]);
-                for (x, r) in row.iter_mut().enumerate() {
-                    *r = line[ax.source(x)];
+            self.forward(planes, spec, columns, |z, y, row| {
+                let src = if self.use_z { az.source[z] } else { z0 };
+                let line = u.slice(ndarray::s![src, ay.source[y], ..]);
+                for (r, &x) in row.iter_mut().zip(&ax.source) {
+                    *r = line[x];
                 }
             });
             let otf_plane = ly * half;
@@ -202,15 +288,14 @@ impl Convolver {
                     }
                 });
             if self.use_z {
-                along_axis(&mut spec, (planes, ly, half), 0, |line, _| {
-                    self.z[1].process(line)
-                });
+                fft_columns(spec, (1, planes, ly * half), &*self.z[1], columns);
             }
-            along_axis(&mut spec, (planes, ly, half), 1, |line, _| {
-                self.y[1].process(line)
-            });
-            // Only the rows inside the image come back to real space.
+            // Only the planes and rows inside the image come back to real space.
             let z_range = if self.use_z { az.pad..az.pad + d } else { 0..1 };
+            let inside = &mut spec[z_range.start * ly * half..z_range.end * ly * half];
+            fft_columns(inside, (z_range.len(), ly, half), &*self.y[1], columns);
+            let z_range = 0..z_range.len();
+            let spec: &[C32] = inside;
             let out_planes: Vec<_> = if self.use_z {
                 out.outer_iter_mut().collect()
             } else {
@@ -260,9 +345,8 @@ impl Convolver {
         // One spectrum (2 floats per complex sample, half a row of them) per block.
         let block = (planes * ay.len * (ax.len / 2 + 1) * 2) as f32;
         let image = (d * h * w).max(1) as f32;
-        // The kernel's spectrum, the block's, and the transposed copy across planes.
-        let copies = if kernel.0 > 1 { 3.0 } else { 2.0 };
-        (copies * block) / image
+        // The kernel's spectrum, the block's, and the gathered columns.
+        (3.0 * block) / image
     }
 }
 

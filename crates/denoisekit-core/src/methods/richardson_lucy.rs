@@ -252,7 +252,7 @@ pub fn denoise_richardson_lucy_psf(
     if let Start::Iterate(s) = &mut start {
         s.use_z_tv = input.dim().0 > 1 && psf.dim().0 > 1;
     }
-    iterate(start, p, &Blur::Measured(measured), ctl)
+    iterate(start, p, &Blur::Measured(Box::new(measured)), ctl)
 }
 
 /// Checks a PSF image against the input's shape, clips its negative samples, normalises
@@ -467,7 +467,7 @@ pub fn psf_filter(
 enum Blur {
     Gaussian(GaussianParams),
     Spectral(crate::spectral::Filter),
-    Measured(Convolver),
+    Measured(Box<Convolver>),
 }
 
 impl Blur {
