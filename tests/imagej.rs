@@ -524,6 +524,15 @@ fn gui_record_preview_replay_and_compare() {
         "{log}"
     );
     assert!(log.contains("in-place-unchanged: true"), "{log}");
+    // The Auto button under the Poisson-Gaussian model fits the camera (true gain 2).
+    let gain = log
+        .lines()
+        .find_map(|l| l.strip_prefix("pg-auto: gain="))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok());
+    assert!(
+        gain.is_some_and(|g| (g - 2.0).abs() < 0.2),
+        "Poisson-Gaussian Auto gave gain {gain:?}:\n{log}"
+    );
     for shot in ["denoise-dialog.png", "compare-methods.png"] {
         assert!(
             shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000),

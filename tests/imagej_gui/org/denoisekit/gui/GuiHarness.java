@@ -28,6 +28,7 @@ import javax.imageio.ImageIO;
  * preview-equals-final: true|false      preview pixels on the selection vs the final result
  * replay-identical: true|false          the recorded line replayed vs the interactive result
  * montage: WxH                          Compare Methods output size
+ * pg-auto: gain=G offset=O read_noise=R  the Auto button's camera fit (Poisson-Gaussian model)
  * </pre>
  *
  * Screenshots of the dialog with its preview and the Compare Methods montage go to the
@@ -97,6 +98,7 @@ public class GuiHarness {
         System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight());
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
         inPlaceFailure();
+        poissonGaussianAuto();
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -128,6 +130,82 @@ public class GuiHarness {
             }
         }
         System.out.println("in-place-unchanged: " + same);
+    }
+
+    /**
+     * The noise-estimate Auto button with the Poisson-Gaussian model selected, on a
+     * camera-like image whose variance is 2 * mean + 25 (gain 2): the button fits the
+     * camera from the image and fills gain, offset and read noise, the last three number
+     * fields (the noise model's parameters follow the method's own).
+     */
+    static void poissonGaussianAuto() throws Exception {
+        int w = 256, h = 256;
+        ImagePlus pg = IJ.createImage("pg", "32-bit black", w, h, 1);
+        float[] px = (float[]) pg.getProcessor().getPixels();
+        java.util.Random r = new java.util.Random(3);
+        for (int y = 0; y < h; y++) {
+            double mean = 100 + 60 * (y / 16);
+            for (int x = 0; x < w; x++) px[y * w + x] = (float) (mean + Math.sqrt(2 * mean + 25) * r.nextGaussian());
+        }
+        pg.show();
+        waitFor(() -> pg.getWindow() != null && pg.getWindow().isShowing(), "pg window");
+        IJ.doCommand("Denoise...");
+        GenericDialog d1 = waitDialog("Denoise");
+        ((Choice) d1.getChoices().get(0)).select("gaussian");
+        press(d1, "OK");
+        GenericDialog d2 = waitDialogStarting("Denoise: ");
+        for (Object o : d2.getChoices()) {
+            Choice c = (Choice) o;
+            for (int i = 0; i < c.getItemCount(); i++) {
+                if ("poisson_gaussian".equals(c.getItem(i))) c.select(i);
+            }
+        }
+        java.util.Vector<?> numbers = d2.getNumericFields();
+        TextField gain = (TextField) numbers.get(numbers.size() - 3);
+        String before = gain.getText();
+        click(d2, "Auto (from the noise estimate)");
+        waitFor(() -> !gain.getText().equals(before), "the fitted gain");
+        System.out.println("pg-auto: gain=" + gain.getText()
+                + " offset=" + ((TextField) numbers.get(numbers.size() - 2)).getText()
+                + " read_noise=" + ((TextField) numbers.get(numbers.size() - 1)).getText());
+        press(d2, "Cancel");
+        pg.changes = false;
+        pg.close();
+    }
+
+    /** Runs the listeners of the dialog's button labelled {@code label} (one of its own). */
+    static void click(java.awt.Container in, String label) {
+        for (java.awt.Component c : in.getComponents()) {
+            if (c instanceof Button && label.equals(((Button) c).getLabel())) {
+                for (java.awt.event.ActionListener l : ((Button) c).getActionListeners()) {
+                    l.actionPerformed(new ActionEvent(c, ActionEvent.ACTION_PERFORMED, label));
+                }
+                return;
+            }
+            if (c instanceof java.awt.Container) {
+                try {
+                    click((java.awt.Container) c, label);
+                    return;
+                } catch (IllegalStateException notHere) {
+                    // keep looking
+                }
+            }
+        }
+        throw new IllegalStateException("no button " + label);
+    }
+
+    static GenericDialog waitDialogStarting(final String prefix) throws Exception {
+        final GenericDialog[] found = new GenericDialog[1];
+        waitFor(() -> {
+            for (Window w : Window.getWindows()) {
+                if (w instanceof GenericDialog && w.isShowing() && ((GenericDialog) w).getTitle().startsWith(prefix)) {
+                    found[0] = (GenericDialog) w;
+                    return true;
+                }
+            }
+            return false;
+        }, "dialog " + prefix);
+        return found[0];
     }
 
     interface Check {
