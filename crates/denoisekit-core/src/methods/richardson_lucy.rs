@@ -146,11 +146,18 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
 pub const PSF_IMAGE: &str = "psf_image";
 
 /// The default Gaussian PSF (σ 1.5 in x and y; on a stack also 1 across planes, the
-/// tests' 3D setting) sampled with the Gaussian path's own taps: the example PSF image.
+/// tests' 3D setting) as an image: the example PSF image.
 fn example_psf((depth, _, _): (usize, usize, usize)) -> Volume {
-    let kxy = crate::methods::gaussian::gaussian_kernel(1.5);
-    let kz = if depth > 1 {
-        crate::methods::gaussian::gaussian_kernel(1.0)
+    sampled_gaussian_psf(1.5, if depth > 1 { 1.0 } else { 0.0 })
+}
+
+/// The Gaussian PSF of `sigma` (and `sigma_z` across planes, if positive) sampled with
+/// the Gaussian path's own taps, so that as a PSF image it gives the Gaussian path's
+/// result.
+fn sampled_gaussian_psf(sigma: f64, sigma_z: f64) -> Volume {
+    let kxy = crate::methods::gaussian::gaussian_kernel(sigma);
+    let kz = if sigma_z > 0.0 {
+        crate::methods::gaussian::gaussian_kernel(sigma_z)
     } else {
         vec![1.0]
     };
@@ -596,20 +603,24 @@ mod tests {
         }
     }
 
-    /// The phantom's sharp object and its observation through `p`'s PSF with Gaussian noise.
-    fn observe(p: &RichardsonLucyParams, noise: f64) -> (Volume, Volume) {
-        use crate::phantom::{PhantomSpec, add_gaussian_noise, phantom};
-        let object = phantom(&PhantomSpec {
-            shape: (1, 80, 72),
-            seed: 21,
+    /// The phantom's sharp object (before any PSF, without noise).
+    fn sharp_object(shape: (usize, usize, usize), seed: u64) -> Volume {
+        crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape,
+            seed,
             psf_sigma: 0.0,
             read_noise: 0.0,
             ..Default::default()
         })
-        .clean;
+        .clean
+    }
+
+    /// The phantom's sharp object and its observation through `p`'s PSF with Gaussian noise.
+    fn observe(p: &RichardsonLucyParams, noise: f64) -> (Volume, Volume) {
+        let object = sharp_object((1, 80, 72), 21);
         let k = Blur::new(p, Shape::of(&object.view()));
         let seen = k.apply(&object, &Control::new()).unwrap();
-        (object, add_gaussian_noise(&seen, noise, 22))
+        (object, crate::phantom::add_gaussian_noise(&seen, noise, 22))
     }
 
     fn mse(a: &Volume, b: &Volume) -> f64 {
@@ -660,20 +671,6 @@ mod tests {
         assert!(e.to_string().contains("refractive_index"), "{e}");
     }
 
-    /// The Gaussian PSF of `sigma` (and `sigma_z` across planes) sampled as an image with
-    /// the Gaussian path's own taps.
-    fn gaussian_psf_image(sigma: f64, sigma_z: f64) -> Volume {
-        let kxy = crate::methods::gaussian::gaussian_kernel(sigma);
-        let kz = if sigma_z > 0.0 {
-            crate::methods::gaussian::gaussian_kernel(sigma_z)
-        } else {
-            vec![1.0]
-        };
-        Array3::from_shape_fn((kz.len(), kxy.len(), kxy.len()), |(z, y, x)| {
-            kz[z] * kxy[y] * kxy[x]
-        })
-    }
-
     #[test]
     fn psf_image_of_a_gaussian_equals_the_gaussian_psf() {
         // The FFT path with the sampled taps and the direct separable convolution, both
@@ -694,7 +691,7 @@ mod tests {
                 ..params()
             };
             let want = denoise_richardson_lucy(img.view(), &p, &Control::new()).unwrap();
-            let psf = gaussian_psf_image(1.3, sz);
+            let psf = sampled_gaussian_psf(1.3, sz);
             let q = RichardsonLucyParams { psf: "image", ..p };
             let got =
                 denoise_richardson_lucy_psf(img.view(), &q, psf.view(), &Control::new()).unwrap();
@@ -712,14 +709,7 @@ mod tests {
         // A comet-shaped PSF (a motion tail to the right): deconvolving with it must undo
         // the blur; with the mirrored PSF (what using K in place of Kᵀ amounts to) the
         // estimate does not improve as much.
-        let object = crate::phantom::phantom(&crate::phantom::PhantomSpec {
-            shape: (1, 64, 64),
-            seed: 5,
-            psf_sigma: 0.0,
-            read_noise: 0.0,
-            ..Default::default()
-        })
-        .clean;
+        let object = sharp_object((1, 64, 64), 5);
         let mut psf = Volume::zeros((1, 7, 7));
         for (i, w) in [8.0, 5.0, 3.0, 2.0].iter().enumerate() {
             psf[(0, 3, 3 + i)] = *w;
@@ -778,7 +768,7 @@ mod tests {
         let values = crate::ParamValues::new()
             .set("psf", "image")
             .set("iterations", 5)
-            .with_image(PSF_IMAGE, gaussian_psf_image(1.0, 0.0));
+            .with_image(PSF_IMAGE, sampled_gaussian_psf(1.0, 0.0));
         let out = crate::run("richardson_lucy", img.view(), &values, &Control::new()).unwrap();
         assert!(out.iter().all(|v| (v - 5.0).abs() < 1e-4));
         let unknown = crate::ParamValues::new().with_image("psf_imgae", Volume::ones((1, 1, 1)));
