@@ -61,9 +61,12 @@ NOTES = """
   2 sigma^2, uniform patch weights) with a cache-blocked, vectorised kernel, but evaluates
   the exponential exactly; scikit-image's fast mode uses Schraudolph's approximation and
   drops weights below e^-5, which is where its lower PSNR at the same settings comes from.
-- NL-means and TV are memory-bound on these machines and their ratios move most between
-  runs: NL-means measured 4.8x to 7.5x in runs of the same code; TV 4.1x to 6.5x with the
-  two-pass iteration and 7.1x with the fused one in this table.
+- NL-means and TV ratios move most between runs on these shared machines: NL-means
+  measured 4.8x to 7.5x in runs of the same code. TV measured 4.1x to 6.5x with the
+  two-pass iteration and 4.4x to 7.1x with the fused one, whose update of p did not
+  vectorise; with that loop vectorising (same arithmetic, bit-identical output) it is
+  9.9x in this table. Small times (Gaussian, median) swing by 2x with the machine's load:
+  the Gaussian measured 2.0 ms in an earlier run of the same code.
 - Wavelet: the same transform and thresholds as scikit-image (outputs equal within 5e-7,
   tested); DenoiseKit's default is sym4, 1.7 dB better than Haar on this scene, and
   `cycle_spins=3` adds 1.2 dB more.

@@ -541,22 +541,22 @@ crate::simd_dispatch! {
         let (tau, k) = (st.tau, (st.tau / st.lambda).min(f32::MAX));
         crate::simd::with_scratch(w, |norms| {
             #[inline(always)]
-            fn one(c: f32, r: f32, dn: f32, px: &mut f32, py: &mut f32, nm: &mut f32, tau: f32, k: f32) {
+            fn one(c: f32, r: f32, dn: f32, p: (&mut f32, &mut f32), nm: &mut f32, tau: f32, k: f32) {
                 let (gx, gy) = (r - c, dn - c);
                 let norm = (gx * gx + gy * gy).sqrt();
                 *nm = norm;
                 let inv = 1.0 / (1.0 + norm * k);
-                *px = (*px - tau * gx) * inv;
-                *py = (*py - tau * gy) * inv;
+                *p.0 = (*p.0 - tau * gx) * inv;
+                *p.1 = (*p.1 - tau * gy) * inv;
             }
             // Equal-length slices (the last column, whose right neighbour is itself,
             // apart): a loop the compiler vectorises, where a chained iterator was not.
             let n = w - 1;
             let it = o[..n].iter().zip(&o[1..]).zip(&down[..n]).zip(&mut px[..n]).zip(&mut py[..n]);
             for (((((&c, &r), &dn), px), py), nm) in it.zip(&mut norms[..n]) {
-                one(c, r, dn, px, py, nm, tau, k);
+                one(c, r, dn, (px, py), nm, tau, k);
             }
-            one(o[n], o[n], down[n], &mut px[n], &mut py[n], &mut norms[n], tau, k);
+            one(o[n], o[n], down[n], (&mut px[n], &mut py[n]), &mut norms[n], tau, k);
             crate::simd::lane_sum(norms)
         })
     }
