@@ -255,8 +255,11 @@ impl Images<'_, '_> {
             let key = key.try_to_string(env)?;
             let pixels = self.pixels.get_element(env, i)?;
             let dims = self.dims.get_element(env, i)?;
-            let image =
-                read_volume(env, &pixels, &dims).map_err(|e| arg(format!("image `{key}`: {e}")))?;
+            // Name the image in argument errors; JNI and library errors keep their kind.
+            let image = read_volume(env, &pixels, &dims).map_err(|e| match e {
+                BridgeError::Argument(m) => arg(format!("image `{key}`: {m}")),
+                other => other,
+            })?;
             into.insert_image(key, image);
         }
         Ok(())

@@ -9,12 +9,14 @@
 //! way theirs does.
 //!
 //! A kernel of one plane convolves each plane of a stack on its own; a kernel of several
-//! planes couples them. The kernel is real, so its adjoint (correlation, the mirrored
-//! kernel: Richardson–Lucy's `Kᵀ`) multiplies by the conjugate transfer function.
+//! planes couples them. The adjoint (Richardson–Lucy's `Kᵀ`) is the exact transpose of
+//! "mirror, convolve, crop": embed in zeros, correlate (the conjugate transfer
+//! function), and add every mirrored position back onto the sample it mirrors. For a
+//! kernel even along each axis the operator is a symmetric matrix and `Kᵀ = K`.
 //!
-//! Working memory: the kernel's spectrum, one block's spectrum and the columns being
-//! transformed, each about as large as the padded image (or plane) in `f32`, kept between
-//! calls.
+//! Working memory: the kernel's spectrum, one block's spectrum, the columns being
+//! transformed and the adjoint's real-space block, each about as large as the padded
+//! image (or plane) in `f32`, kept between calls.
 
 use crate::control::Control;
 use crate::error::{DenoiseError, Result};
@@ -52,6 +54,9 @@ struct Axis {
     len: usize,
     /// The image sample each padded position mirrors.
     source: Vec<usize>,
+    /// For each image sample, the padded positions within the kernel's reach
+    /// (`0..n + 2 pad`) that mirror it: what the adjoint folds back onto it.
+    targets: Vec<Vec<usize>>,
 }
 
 impl Axis {
@@ -65,12 +70,17 @@ impl Axis {
                     .index(i as isize - pad as isize, n)
                     .unwrap_or(0)
             })
-            .collect();
+            .collect::<Vec<usize>>();
+        let mut targets = vec![Vec::new(); n];
+        for (p, &i) in source.iter().enumerate().take(n + 2 * pad) {
+            targets[i].push(p);
+        }
         Self {
             n,
             pad,
             len,
             source,
+            targets,
         }
     }
 }
@@ -144,6 +154,8 @@ fn fft_columns(
 struct Work {
     spec: Vec<C32>,
     columns: Vec<C32>,
+    /// The adjoint's padded result in real space, before folding.
+    real: Vec<f32>,
 }
 
 /// A kernel's transfer function for one image shape, ready to convolve images of it.
@@ -151,6 +163,9 @@ pub struct Convolver {
     axes: [Axis; 3],
     /// Whether the kernel spans planes (the z axis is transformed).
     use_z: bool,
+    /// Whether the kernel equals its mirror image: then the operator is a symmetric
+    /// matrix and its adjoint is the correlation of the mirrored image, like itself.
+    symmetric: bool,
     /// The kernel's spectrum, scaled by the inverse transforms' `1 / N`; shape
     /// `(len_z, len_y, len_x / 2 + 1)` (len_z = depth when planes are independent).
     otf: Vec<C32>,
@@ -182,8 +197,20 @@ impl Convolver {
         let use_z = kd > 1;
         let mut real = RealFftPlanner::<f32>::new();
         let mut planner = FftPlanner::<f32>::new();
+        // Even along each axis on its own about its centre sample (size / 2): then the
+        // DCT diagonalises the mirrored operator, which makes it a symmetric matrix. Point
+        // symmetry is not enough in 2D and 3D, and an even-sized kernel never qualifies,
+        // since its mirror image is centred half a sample away.
+        let odd = kd % 2 == 1 && kh % 2 == 1 && kw % 2 == 1;
+        let symmetric = odd
+            && kernel.indexed_iter().all(|((z, y, x), &v)| {
+                v == kernel[(kd - 1 - z, y, x)]
+                    && v == kernel[(z, kh - 1 - y, x)]
+                    && v == kernel[(z, y, kw - 1 - x)]
+            });
         let mut c = Self {
             use_z,
+            symmetric,
             otf: Vec::new(),
             r2c: real.plan_fft_forward(axes[2].len),
             c2r: real.plan_fft_inverse(axes[2].len),
@@ -217,6 +244,11 @@ impl Convolver {
         Ok(c)
     }
 
+    /// Whether the kernel equals its mirror image (then `Kᵀ = K`).
+    pub fn is_symmetric(&self) -> bool {
+        self.symmetric
+    }
+
     /// Complex samples per row of a spectrum.
     fn half(&self) -> usize {
         self.axes[2].len / 2 + 1
@@ -248,7 +280,13 @@ impl Convolver {
         }
     }
 
-    /// `K u` (or `Kᵀ u` when `adjoint`) into `out`, both of the image's shape.
+    /// `K u` (or `Kᵀ u` when `adjoint`) into `out`, both of the image's shape (`out` in
+    /// standard layout, as a fresh volume is).
+    ///
+    /// `K` is "mirror the image, convolve, keep the image's part". Its exact transpose
+    /// is "embed in zeros, correlate, add each mirrored position back onto the sample it
+    /// mirrors": that is what `adjoint` computes, except for a symmetric kernel, whose
+    /// operator is a symmetric matrix (`Kᵀ = K`, taken the cheaper way).
     ///
     /// # Errors
     /// [`DenoiseError::Cancelled`].
@@ -259,9 +297,10 @@ impl Convolver {
         out: &mut Volume,
         ctl: &Control,
     ) -> Result<()> {
+        let fold = adjoint && !self.symmetric;
         let [az, ay, ax] = &self.axes;
         let (ly, lx, half) = (ay.len, ax.len, self.half());
-        let d = az.n;
+        let (d, h, w) = (az.n, ay.n, ax.n);
         // Without z coupling every plane is its own block against the same plane spectrum.
         let blocks: Vec<(usize, usize)> = if self.use_z {
             vec![(0, az.len)]
@@ -269,14 +308,28 @@ impl Convolver {
             (0..d).map(|z| (z, 1)).collect()
         };
         let mut work = self.work.lock().unwrap_or_else(|e| e.into_inner());
-        let Work { spec, columns } = &mut *work;
+        let Work {
+            spec,
+            columns,
+            real,
+        } = &mut *work;
         for (z0, planes) in blocks {
             ctl.checkpoint()?;
             self.forward(planes, spec, columns, |z, y, row| {
-                let src = if self.use_z { az.source[z] } else { z0 };
-                let line = u.slice(ndarray::s![src, ay.source[y], ..]);
-                for (r, &x) in row.iter_mut().zip(&ax.source) {
-                    *r = line[x];
+                let zi = if self.use_z { az.source[z] } else { z0 };
+                let line = u.slice(ndarray::s![zi, ay.source[y], ..]);
+                if !fold {
+                    for (r, &x) in row.iter_mut().zip(&ax.source) {
+                        *r = line[x];
+                    }
+                    return;
+                }
+                row.fill(0.0);
+                let inside_z = !self.use_z || (az.pad..az.pad + d).contains(&z);
+                if inside_z && (ay.pad..ay.pad + h).contains(&y) {
+                    for (r, &v) in row[ax.pad..ax.pad + w].iter_mut().zip(line) {
+                        *r = v;
+                    }
                 }
             });
             let otf_plane = ly * half;
@@ -290,44 +343,67 @@ impl Convolver {
             if self.use_z {
                 fft_columns(spec, (1, planes, ly * half), &*self.z[1], columns);
             }
-            // Only the planes and rows inside the image come back to real space.
-            let z_range = if self.use_z { az.pad..az.pad + d } else { 0..1 };
-            let inside = &mut spec[z_range.start * ly * half..z_range.end * ly * half];
-            fft_columns(inside, (z_range.len(), ly, half), &*self.y[1], columns);
-            let z_range = 0..z_range.len();
-            let spec: &[C32] = inside;
-            let out_planes: Vec<_> = if self.use_z {
-                out.outer_iter_mut().collect()
-            } else {
-                out.outer_iter_mut().skip(z0).take(1).collect()
+            // Back to real space: the planes and rows inside the image, or, to fold, every
+            // one within the kernel's reach.
+            let (z_range, y_range) = match (self.use_z, fold) {
+                (false, false) => (0..1, ay.pad..ay.pad + h),
+                (false, true) => (0..1, 0..h + 2 * ay.pad),
+                (true, false) => (az.pad..az.pad + d, ay.pad..ay.pad + h),
+                (true, true) => (0..d + 2 * az.pad, 0..h + 2 * ay.pad),
             };
-            out_planes
-                .into_par_iter()
-                .zip(z_range.into_par_iter())
-                .for_each_init(
-                    || {
-                        (
-                            vec![0.0f32; lx],
-                            self.c2r.make_scratch_vec(),
-                            vec![C32::default(); half],
-                        )
-                    },
-                    |(row, scratch, buf), (mut plane, zp)| {
-                        for (y, mut out_row) in plane.outer_iter_mut().enumerate() {
-                            let i = (zp * ly + ay.pad + y) * half;
-                            buf.copy_from_slice(&spec[i..i + half]);
-                            // A real signal's spectrum: these are real up to rounding.
-                            buf[0].im = 0.0;
-                            if lx.is_multiple_of(2) {
-                                buf[half - 1].im = 0.0;
-                            }
-                            let _ = self.c2r.process_with_scratch(buf, row, scratch);
-                            for (o, &r) in out_row.iter_mut().zip(&row[ax.pad..]) {
-                                *o = r;
-                            }
-                        }
+            let sub = &mut spec[z_range.start * ly * half..z_range.end * ly * half];
+            fft_columns(sub, (z_range.len(), ly, half), &*self.y[1], columns);
+            let sub: &[C32] = sub;
+            let (nz, ny) = (z_range.len(), y_range.len());
+            // One real row per (plane, row) of the ranges, in parallel.
+            let inverse =
+                |i: usize, row: &mut [f32], scratch: &mut Vec<C32>, buf: &mut Vec<C32>| {
+                    let at = ((i / ny) * ly + y_range.start + i % ny) * half;
+                    buf.copy_from_slice(&sub[at..at + half]);
+                    // A real signal's spectrum: these are real up to rounding.
+                    buf[0].im = 0.0;
+                    if lx.is_multiple_of(2) {
+                        buf[half - 1].im = 0.0;
+                    }
+                    let _ = self.c2r.process_with_scratch(buf, row, scratch);
+                };
+            let init = || (self.c2r.make_scratch_vec(), vec![C32::default(); half]);
+            let first_plane = if self.use_z { 0 } else { z0 };
+            let n_planes = if self.use_z { d } else { 1 };
+            let out_rows = &mut out.as_slice_mut().expect("a fresh volume")
+                [first_plane * h * w..(first_plane + n_planes) * h * w];
+            if !fold {
+                out_rows.par_chunks_mut(w).enumerate().for_each_init(
+                    || (vec![0.0f32; lx], init()),
+                    |(row, (scratch, buf)), (i, o)| {
+                        inverse(i, row, scratch, buf);
+                        o.copy_from_slice(&row[ax.pad..ax.pad + w]);
                     },
                 );
+                continue;
+            }
+            real.resize(nz * ny * lx, 0.0);
+            real.par_chunks_mut(lx)
+                .enumerate()
+                .for_each_init(init, |(scratch, buf), (i, row)| {
+                    inverse(i, row, scratch, buf)
+                });
+            let real: &[f32] = real;
+            out_rows.par_chunks_mut(w).enumerate().for_each(|(i, o)| {
+                let (zi, yi) = (first_plane + i / h, i % h);
+                let zs: &[usize] = if self.use_z { &az.targets[zi] } else { &[0] };
+                o.fill(0.0);
+                for &zp in zs {
+                    for &yp in &ay.targets[yi] {
+                        let row = &real[(zp * ny + yp) * lx..][..lx];
+                        for (x, o) in o.iter_mut().enumerate() {
+                            for &xp in &ax.targets[x] {
+                                *o += row[xp];
+                            }
+                        }
+                    }
+                }
+            });
         }
         Ok(())
     }
@@ -345,8 +421,9 @@ impl Convolver {
         // One spectrum (2 floats per complex sample, half a row of them) per block.
         let block = (planes * ay.len * (ax.len / 2 + 1) * 2) as f32;
         let image = (d * h * w).max(1) as f32;
-        // The kernel's spectrum, the block's, and the gathered columns.
-        (3.0 * block) / image
+        // The kernel's spectrum, the block's, the gathered columns and the adjoint's
+        // real-space block.
+        (4.0 * block) / image
     }
 }
 
@@ -398,34 +475,66 @@ mod tests {
         assert_eq!(fast_len(271), 280);
     }
 
+    /// Kernel shapes: odd and even sizes, planes alone and coupled, as large as the image,
+    /// and larger than it (mirrored more than once).
+    type Dims = (usize, usize, usize);
+
+    const CASES: [(Dims, Dims); 5] = [
+        ((1, 13, 17), (1, 5, 4)),
+        ((3, 9, 10), (1, 3, 7)),
+        ((5, 8, 11), (3, 4, 5)),
+        ((4, 6, 7), (4, 6, 7)),
+        ((2, 5, 4), (5, 9, 11)),
+    ];
+
     #[test]
     fn equals_direct_convolution_of_the_mirrored_image() {
-        // Asymmetric kernels of odd and even sizes, planes alone and coupled, and a
-        // kernel as large as the image.
-        for (dims, kdims) in [
-            ((1, 13, 17), (1, 5, 4)),
-            ((3, 9, 10), (1, 3, 7)),
-            ((5, 8, 11), (3, 4, 5)),
-            ((4, 6, 7), (4, 6, 7)),
-            // Larger than the image: mirrored more than once.
-            ((2, 5, 4), (5, 9, 11)),
-        ] {
+        for (dims, kdims) in CASES {
             let u = noise(dims, 1);
             let k = noise(kdims, 2);
             let c = Convolver::new(&k.view(), dims).unwrap();
-            for adjoint in [false, true] {
-                let mut out = Volume::zeros(dims);
-                c.apply_into(&u, adjoint, &mut out, &Control::new())
-                    .unwrap();
-                let want = direct(&u, &k, adjoint);
-                let err = out
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+            let mut out = Volume::zeros(dims);
+            c.apply_into(&u, false, &mut out, &Control::new()).unwrap();
+            let want = direct(&u, &k, false);
+            let err = out
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 2e-5 * k.sum() + 1e-6, "{dims:?} {kdims:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn adjoint_is_the_transpose() {
+        // <K x, y> = <x, Kᵀ y> for asymmetric kernels (the folded correlation), for
+        // point-symmetric ones (which still need it) and for kernels even along every axis
+        // (taken as K itself).
+        for (dims, kdims) in CASES {
+            let k = noise(kdims, 2);
+            let point = &k + &k.slice(ndarray::s![..;-1, ..;-1, ..;-1]);
+            let even = {
+                let a = &k + &k.slice(ndarray::s![..;-1, .., ..]);
+                let b = &a + &a.slice(ndarray::s![.., ..;-1, ..]);
+                &b + &b.slice(ndarray::s![.., .., ..;-1])
+            };
+            for kernel in [k.clone(), point, even] {
+                let c = Convolver::new(&kernel.view(), dims).unwrap();
+                let (x, y) = (noise(dims, 3), noise(dims, 4));
+                let (mut kx, mut kty) = (Volume::zeros(dims), Volume::zeros(dims));
+                c.apply_into(&x, false, &mut kx, &Control::new()).unwrap();
+                c.apply_into(&y, true, &mut kty, &Control::new()).unwrap();
+                let dot = |a: &Volume, b: &Volume| -> f64 {
+                    a.iter()
+                        .zip(b)
+                        .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                        .sum()
+                };
+                let (left, right) = (dot(&kx, &y), dot(&x, &kty));
                 assert!(
-                    err < 2e-5 * k.sum() as f32 + 1e-6,
-                    "{dims:?} {kdims:?} {adjoint}: {err}"
+                    (left - right).abs() < 1e-5 * left.abs(),
+                    "{dims:?} {kdims:?} symmetric={}: {left} vs {right}",
+                    c.symmetric
                 );
             }
         }

@@ -80,6 +80,10 @@ pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control)
     for (k, v) in resolved.iter().filter(|(k, _)| !noise_keys.contains(k)) {
         base.insert(k, v);
     }
+    // Image inputs (a PSF) go with every trial, and into the result for replaying.
+    for (k, image) in fixed.images() {
+        base.insert_image(k.clone(), image.clone());
+    }
     let targets: Vec<(&'static str, f64, f64, f64)> = m
         .params
         .iter()

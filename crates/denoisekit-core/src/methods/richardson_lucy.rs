@@ -20,9 +20,11 @@
 //!   whole mirrored stack through its transfer function, computed once per job; or
 //!   `image`, a measured or computed PSF given as an image (`psf_image`: a TIFF file on
 //!   the command line, an open image in ImageJ), applied by FFT convolution of the
-//!   mirrored image ([`crate::convolve`]). Its centre is the pixel at `size / 2` on each
-//!   axis; negative samples (over-subtracted background) are set to 0 and it is
-//!   normalised to sum 1, so the flux is kept. A single-plane PSF deconvolves each plane
+//!   mirrored image ([`crate::convolve`]), with the exact transpose of that operator for
+//!   `Kᵀ` (a measured PSF need not be symmetric) and the EM normalisation by `Kᵀ 1`, which
+//!   differs from 1 near the borders for an asymmetric PSF. Its centre is the pixel at
+//!   `size / 2` on each axis; negative samples (over-subtracted background) are set to 0
+//!   and it is normalised to sum 1, so the flux is kept. A single-plane PSF deconvolves each plane
 //!   of a stack on its own; a PSF of several planes couples them. A PSF larger than the
 //!   image is fine (the mirroring repeats), but costs transforms of its size.
 //! - Input: negative values (offset-subtracted noise) are not photons; they are treated as
@@ -254,17 +256,21 @@ pub fn denoise_richardson_lucy_psf(
 ) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
-    let measured = measured_psf(&psf, input.dim())?;
-    let mut start = setup_with(input, p, true)?;
-    if let Start::Iterate(s) = &mut start {
-        s.use_z_tv = input.dim().0 > 1 && psf.dim().0 > 1;
-    }
-    iterate(start, p, &Blur::Measured(Box::new(measured)), ctl)
+    // The PSF is checked before anything else, so that a bad one is reported even
+    // where the result would not need it (0 iterations).
+    let kernel = checked_psf(&psf, input.dim())?;
+    let s = match setup_with(input, p, true)? {
+        Start::Done(v) => return Ok(v),
+        Start::Iterate(s) => s,
+    };
+    let use_z_tv = input.dim().0 > 1 && psf.dim().0 > 1;
+    let blur = Blur::measured(&kernel, input.dim(), &ctl.quiet())?;
+    iterate(Start::Iterate(Setup { use_z_tv, ..s }), p, &blur, ctl)
 }
 
-/// Checks a PSF image against the input's shape, clips its negative samples, normalises
-/// it to sum 1 and prepares its transfer function.
-fn measured_psf(psf: &VolumeView<'_>, dims: (usize, usize, usize)) -> Result<Convolver> {
+/// Checks a PSF image against the input's shape, clips its negative samples and
+/// normalises it to sum 1.
+fn checked_psf(psf: &VolumeView<'_>, dims: (usize, usize, usize)) -> Result<Volume> {
     let (kd, kh, kw) = psf.dim();
     let d = dims.0;
     let refuse = |expected: String| DenoiseError::InvalidParamValue {
@@ -290,8 +296,7 @@ fn measured_psf(psf: &VolumeView<'_>, dims: (usize, usize, usize)) -> Result<Con
     if !(sum > 0.0 && sum.is_finite()) {
         return Err(refuse("a PSF with positive values".into()));
     }
-    let kernel = positive.mapv(|v| (v / sum) as f32);
-    Convolver::new(&kernel.view(), dims)
+    Ok(positive.mapv(|v| (v / sum) as f32))
 }
 
 /// The iteration from `start`; shared by every PSF.
@@ -474,10 +479,27 @@ pub fn psf_filter(
 enum Blur {
     Gaussian(GaussianParams),
     Spectral(crate::spectral::Filter),
-    Measured(Box<Convolver>),
+    /// A measured PSF, and `Kᵀ 1` when it is asymmetric (see [`Blur::measured`]).
+    Measured(Box<Convolver>, Option<Volume>),
 }
 
 impl Blur {
+    /// A measured PSF as an operator on images of `dims`. With mirrored borders an
+    /// asymmetric PSF's operator has column sums `Kᵀ 1` other than 1 near the borders, so
+    /// the EM update divides by them (Richardson–Lucy's normalisation, which a PSF of
+    /// sum 1 otherwise makes 1): the back-projection below returns `Kᵀ r / Kᵀ 1`.
+    fn measured(kernel: &Volume, dims: (usize, usize, usize), ctl: &Control) -> Result<Self> {
+        let conv = Convolver::new(&kernel.view(), dims)?;
+        let norm = if conv.is_symmetric() {
+            None
+        } else {
+            let mut n = Volume::zeros(dims);
+            conv.apply_into(&Volume::ones(dims), true, &mut n, ctl)?;
+            Some(n)
+        };
+        Ok(Self::Measured(Box::new(conv), norm))
+    }
+
     fn new(p: &RichardsonLucyParams, s: Shape) -> Self {
         match psf_filter(p, (s.depth, s.height, s.width)) {
             Some(f) => Self::Spectral(f),
@@ -493,7 +515,7 @@ impl Blur {
     /// PSF.
     fn apply_into(&self, u: &Volume, out: &mut Volume, ctl: &Control) -> Result<()> {
         match self {
-            Self::Measured(c) => c.apply_into(u, false, out, ctl),
+            Self::Measured(c, _) => c.apply_into(u, false, out, ctl),
             Self::Gaussian(g) if g.sigma_z == 0.0 => {
                 crate::methods::gaussian::blur_plane_into(&u.view(), g.sigma, g.border, out, ctl)
             }
@@ -507,7 +529,16 @@ impl Blur {
     /// `Kᵀ u` into `out`.
     fn adjoint_into(&self, u: &Volume, out: &mut Volume, ctl: &Control) -> Result<()> {
         match self {
-            Self::Measured(c) => c.apply_into(u, true, out, ctl),
+            Self::Measured(c, norm) => {
+                c.apply_into(u, true, out, ctl)?;
+                if let Some(norm) = norm {
+                    // A sample no output sees (Kᵀ 1 = 0) keeps its estimate.
+                    Zip::from(&mut *out).and(norm).par_for_each(|o, &n| {
+                        *o = if n > 1e-6 { *o / n } else { 1.0 };
+                    });
+                }
+                Ok(())
+            }
             _ => self.apply_into(u, out, ctl),
         }
     }
@@ -516,7 +547,7 @@ impl Blur {
         match self {
             Self::Gaussian(g) => denoise_gaussian(u.view(), g, ctl),
             Self::Spectral(filter) => filter.apply(&u.view(), ctl),
-            Self::Measured(_) => {
+            Self::Measured(..) => {
                 let mut out = Volume::zeros(u.dim());
                 self.apply_into(u, &mut out, ctl)?;
                 Ok(out)
@@ -716,10 +747,10 @@ mod tests {
             psf[(0, 2, 3 + i)] = 0.3 * w;
             psf[(0, 4, 3 + i)] = 0.3 * w;
         }
-        let k = measured_psf(&psf.view(), object.dim()).unwrap();
+        let kernel = checked_psf(&psf.view(), object.dim()).unwrap();
+        let k = Blur::measured(&kernel, object.dim(), &Control::new()).unwrap();
         let mut seen = Volume::zeros(object.dim());
-        k.apply_into(&object, false, &mut seen, &Control::new())
-            .unwrap();
+        k.apply_into(&object, &mut seen, &Control::new()).unwrap();
         let p = RichardsonLucyParams {
             psf: "image",
             iterations: 60,

@@ -60,6 +60,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
     /** The image chosen for each of the method's image inputs ("none" if none). */
     private String[] imageTitles = new String[0];
     private Images images;
+    /** The images read for the settings being checked; {@link #images} once they pass. */
+    private Images pending;
+    /** The last image read for an input and its pixels: dialog events re-read nothing. */
+    private final Map<String, Object[]> readCache = new HashMap<String, Object[]>();
     private Map<String, String> defaults = new HashMap<String, String>();
     private String scope = "stack";
     private Pixels.Axis axis = Pixels.Axis.SLICES;
@@ -200,10 +204,17 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                 return in.whenKey + "=" + in.whenValue + " needs " + in.key
                         + ": open the image (" + in.label + ") and choose it";
             }
-            Pixels px = Pixels.of(src, 1, 1);
+            Object[] cached = readCache.get(in.key);
+            Pixels px;
+            if (cached != null && cached[0] == src && cached[1] == src.getStack()) {
+                px = (Pixels) cached[2];
+            } else {
+                px = Pixels.of(src, 1, 1);
+                readCache.put(in.key, new Object[] {src, src.getStack(), px});
+            }
             b.put(in.key, px.data, px.dims);
         }
-        images = b.build();
+        pending = b.build();
         return null;
     }
 
@@ -369,6 +380,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         }
         keys = k;
         values = v;
+        images = pending;
         return null;
     }
 
