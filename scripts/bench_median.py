@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from md_sections import publish  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, "target", "release", "denoisekit")
 REAL = os.path.join(ROOT, "..", "shared", "data", "real")
@@ -107,12 +110,7 @@ def main():
         "| image | window | DenoiseKit (ms) | scipy (ms) | speed-up | pixels differing |\n"
         "|---|---|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n"
     )
-    print(section)
-    if a.md:
-        sys.path.insert(0, os.path.join(ROOT, "scripts"))
-        from md_sections import replace_section
-
-        replace_section(a.md, "Median, large windows", section)
+    publish(section, a.md)
 
 
 if __name__ == "__main__":

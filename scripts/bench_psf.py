@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from md_sections import replace_section  # noqa: E402
+from md_sections import publish  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, "target", "release", "denoisekit")
@@ -144,10 +144,7 @@ def main():
     for label, peak, s, peer_ms, dk_ms in rows:
         lines.append(f"| {label} | {peak:.0f} | {s['seen']:.2f} | {peer_ms:.0f} | {s['peer']:.2f} | "
                      f"{dk_ms:.0f} | {s['dk']:.2f} | {peer_ms / dk_ms:.2f}x |")
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if a.md:
-        replace_section(a.md, "Richardson-Lucy with a measured PSF", section)
+    publish("\n".join(lines) + "\n", a.md)
 
 
 if __name__ == "__main__":

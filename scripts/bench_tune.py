@@ -21,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from md_sections import publish  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, "target", "release", "denoisekit")
 IMAGE = os.path.join(ROOT, "..", "shared", "data", "real", "fluo_nuclei_dsb2018_512x512_u16.tif")
@@ -109,12 +112,7 @@ def main():
         "| method | DenoiseKit choice | ms | PSNR | scikit-image search | ms | PSNR | speed-up |\n"
         "|---|---|---:|---:|---|---:|---:|---:|\n" + "\n".join(rows) + "\n"
     )
-    print(section)
-    if a.md:
-        sys.path.insert(0, os.path.join(ROOT, "scripts"))
-        from md_sections import replace_section
-
-        replace_section(a.md, "Self-supervised tuning, 512x512", section)
+    publish(section, a.md)
 
 
 if __name__ == "__main__":

@@ -18,3 +18,12 @@ def replace_section(path, title, section):
         head, tail = text, ""
     with open(path, "w") as f:
         f.write(head.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + tail)
+
+
+def publish(section, path=None):
+    """Prints a benchmark script's section and, given a Markdown file, writes it there
+    in place of the section of the same title (its first line, '## title')."""
+    print(section)
+    if path:
+        title = section.split("\n", 1)[0].removeprefix("## ").strip()
+        replace_section(path, title, section)
