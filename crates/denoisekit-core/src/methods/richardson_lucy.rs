@@ -171,15 +171,19 @@ fn sampled_gaussian_psf(sigma: f64, sigma_z: f64) -> Volume {
 /// The Born–Wolf PSF filters the whole stack at once (a transposed copy in the 3D
 /// transforms of `spectral`), holds its transfer function's octant, and computes that
 /// octant through a double-precision copy (measured peak: 9.4 copies). A PSF image needs
-/// its spectrum and a block's on the padded grid ([`Convolver::memory_ratio`]).
+/// its spectrum and a block's on the padded grid ([`Convolver::memory_ratio`]), and
+/// `Kᵀ 1` when it is asymmetric.
 fn memory_for(r: &Resolved, s: Shape) -> Memory {
     match (r.get::<&str>("psf"), r.image(PSF_IMAGE)) {
         (Ok("born_wolf"), _) => Memory {
             volume: 9.0,
             plane: 1.5,
         },
+        // Plus `Kᵀ 1` for an asymmetric PSF (counted always: a symmetric one is rare in
+        // measured data).
         (Ok("image"), Some(psf)) => Memory {
             volume: DESCRIPTOR.memory.volume
+                + 1.0
                 + Convolver::memory_ratio(psf.dim(), (s.depth, s.height, s.width)),
             plane: 0.0,
         },
