@@ -214,11 +214,11 @@ impl Dct {
 /// Runs `op` on every line of `a` (shape `dims`, row-major) along `axis` (0 = z, 1 = y,
 /// 2 = x), in parallel; lines across rows go through a transposed copy so that each runs
 /// on contiguous memory. `op` gets the line and a complex scratch of its length.
-pub(crate) fn along_axis<T: Copy + Default + Send + Sync>(
-    a: &mut [T],
+fn along_axis(
+    a: &mut [f32],
     (n0, n1, n2): (usize, usize, usize),
     axis: usize,
-    op: impl Fn(&mut [T], &mut [C32]) + Sync,
+    op: impl Fn(&mut [f32], &mut [C32]) + Sync,
 ) {
     let len = [n0, n1, n2][axis];
     let scratch = || vec![C32::default(); len];
@@ -229,7 +229,7 @@ pub(crate) fn along_axis<T: Copy + Default + Send + Sync>(
     }
     // View as (outer, len, inner): the transform runs along `len`.
     let (outer, inner) = if axis == 1 { (n0, n2) } else { (1, n1 * n2) };
-    let mut t = vec![T::default(); len * inner];
+    let mut t = vec![0.0f32; len * inner];
     for block in a.chunks_mut(len * inner).take(outer) {
         t.par_chunks_mut(len).enumerate().for_each(|(j, col)| {
             for (i, c) in col.iter_mut().enumerate() {
