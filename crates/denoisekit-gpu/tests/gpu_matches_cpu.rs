@@ -383,19 +383,6 @@ fn tiled_kernels_equal_untiled() {
     );
 }
 
-/// The input with one ulp added to about half of its pixels (a fixed pseudo-random half).
-fn nudged(img: &Volume) -> Volume {
-    let mut k = 12345u32;
-    img.mapv(|v| {
-        k = k.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        if k >> 31 == 1 {
-            f32::from_bits(v.to_bits() + 1)
-        } else {
-            v
-        }
-    })
-}
-
 #[test]
 fn demanding_settings_hold_their_tolerance() {
     // The DCT sums grow with the axis length, deconvolution amplifies rounding by its
@@ -421,13 +408,12 @@ fn demanding_settings_hold_their_tolerance() {
             .set("tv", tv)
             .set("iterations", iterations)
     };
-    // (method, image, settings, ill-conditioned)
+    // (method, image, settings)
     let cases = [
         (
             "tikhonov",
             &large,
             ParamValues::new().set("psf_sigma", 2).set("lambda", 0.01),
-            false,
         ),
         (
             "tikhonov",
@@ -435,48 +421,39 @@ fn demanding_settings_hold_their_tolerance() {
             ParamValues::new()
                 .set("regulariser", "laplacian")
                 .set("lambda", 50),
-            false,
         ),
         (
             "fourier_filter",
             &large,
             ParamValues::new().set("cutoff", 0.1).set("softness", 0),
-            false,
         ),
         // Beyond 27 values the median kernel selects by bisection instead of in registers.
         (
             "median",
             &stack,
             ParamValues::new().set("radius", 3).set("radius_z", 1),
-            false,
         ),
         (
             "median",
             &plane,
             ParamValues::new().set("radius", 6).set("border", "zero"),
-            false,
         ),
-        ("richardson_lucy", &plane, rl("airy", 0.0, 100), false),
-        ("richardson_lucy", &plane, rl("gaussian", 0.0, 100), false),
-        ("richardson_lucy", &plane, rl("airy", 0.002, 30), false),
-        ("richardson_lucy", &stack, rl("born_wolf", 0.0, 30), false),
+        ("richardson_lucy", &plane, rl("airy", 0.0, 100)),
+        ("richardson_lucy", &plane, rl("gaussian", 0.0, 100)),
+        ("richardson_lucy", &plane, rl("airy", 0.002, 30)),
+        // The largest TV weight (an H100 once differed by 0.4% of the range at 0.005).
+        (
+            "richardson_lucy",
+            &stack,
+            rl("gaussian", 0.005, 30).set("psf_sigma_z", 1),
+        ),
+        ("richardson_lucy", &stack, rl("born_wolf", 0.0, 30)),
         (
             "richardson_lucy",
             &stack,
             rl("gaussian", 0.002, 30)
                 .set("psf_sigma_z", 1)
                 .set("start", "image"),
-            false,
-        ),
-        // Strong TV makes the iteration amplify a one-ulp change of the input to about
-        // 1e-3 of the range on the CPU alone (|grad u| / |grad u|_eps flips in flat
-        // regions): compared relative to that sensitivity.
-        ("richardson_lucy", &plane, rl("airy", 0.01, 30), true),
-        (
-            "richardson_lucy",
-            &stack,
-            rl("gaussian", 0.01, 30).set("psf_sigma_z", 1),
-            true,
         ),
         // The iterates are the CPU's (bit-identical on lavapipe); where to stop is decided
         // from energies summed in f32 on the GPU and in f64 on the CPU, so with a tolerance
@@ -488,7 +465,6 @@ fn demanding_settings_hold_their_tolerance() {
             ParamValues::new()
                 .set("z_weight", 0.7)
                 .set("max_iterations", 400),
-            false,
         ),
         (
             "total_variation",
@@ -497,10 +473,9 @@ fn demanding_settings_hold_their_tolerance() {
                 .set("z_weight", 0.7)
                 .set("tolerance", 1e-8)
                 .set("max_iterations", 150),
-            false,
         ),
     ];
-    for (id, img, values, ill_conditioned) in cases {
+    for (id, img, values) in cases {
         let (lo, hi) = min_max(&img.view());
         let tol = denoisekit_core::find(id).unwrap().gpu_tolerance.unwrap();
         let gpu = run(id, img.view(), &values, Backend::Gpu, &Control::new()).unwrap();
@@ -515,29 +490,7 @@ fn demanding_settings_hold_their_tolerance() {
             .sum::<f64>()
             / gpu.volume.len() as f64
             / f64::from(hi - lo);
-        if ill_conditioned {
-            let moved = run(
-                id,
-                nudged(img).view(),
-                &values,
-                Backend::Cpu,
-                &Control::new(),
-            )
-            .unwrap()
-            .volume;
-            let sensitivity = max_rel_diff(&moved, &cpu.volume, hi - lo);
-            eprintln!(
-                "{id} {values:?}: GPU-CPU = {d:.2e} of range (mean {mean:.1e}); \
-                 CPU vs CPU on a 1-ulp nudged input: {sensitivity:.2e}"
-            );
-            assert!(sensitivity > tol, "{id} {values:?} is not ill-conditioned");
-            assert!(
-                d <= 10.0 * sensitivity && mean <= f64::from(tol),
-                "{id} {values:?}: GPU-CPU = {d} of range (mean {mean}), CPU sensitivity {sensitivity}"
-            );
-        } else {
-            eprintln!("{id} {values:?}: GPU-CPU = {d:.2e} of range (mean {mean:.1e})");
-            assert!(d <= tol, "{id} {values:?}: GPU-CPU = {d} of range > {tol}");
-        }
+        eprintln!("{id} {values:?}: GPU-CPU = {d:.2e} of range (mean {mean:.1e})");
+        assert!(d <= tol, "{id} {values:?}: GPU-CPU = {d} of range > {tol}");
     }
 }

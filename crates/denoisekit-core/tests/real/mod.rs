@@ -9,8 +9,8 @@ use denoisekit_core::{
 };
 use std::path::Path;
 
-/// The clean nuclei scene, grey levels 0..~235.
-pub fn nuclei() -> Volume {
+/// The bundled nuclei as recorded (16-bit, with their own noise), as float.
+pub fn nuclei_raw() -> Volume {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/fluo_nuclei_dsb2018_512x512_u16.tif");
     let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -20,7 +20,12 @@ pub fn nuclei() -> Volume {
         tiff::decoder::DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
         _ => panic!("expected 16-bit"),
     };
-    let raw = volume_from_vec(1, h as usize, w as usize, data).expect("shape");
+    volume_from_vec(1, h as usize, w as usize, data).expect("shape")
+}
+
+/// The clean nuclei scene, grey levels 0..~235.
+pub fn nuclei() -> Volume {
+    let raw = nuclei_raw();
     let smooth = GaussianParams {
         sigma: 1.5,
         sigma_z: 0.0,

@@ -51,7 +51,7 @@ fn update(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let i = index(id);
     if (p.tv > 0.0) {
-        // tv <= 0.1 and |div| <= 6 keep the denominator >= 0.4.
+        // tv <= 0.005 and |div| <= 6 keep the denominator >= 0.97.
         b[i] = b[i] * a[i] / (1.0 - p.tv * c[i]);
     } else {
         b[i] = b[i] * a[i];
