@@ -125,6 +125,8 @@ pub struct Denoised {
 /// - `Cpu`: always the CPU.
 /// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel,
 ///   else the CPU. A software adapter such as lavapipe is slower than the native path.
+/// - With either, a job whose GPU path would not fit the host memory budget whole runs
+///   on the CPU, which splits it into windows of planes or refuses it (`TooLarge`).
 /// - `Gpu`: any adapter, including software ones; [`DenoiseError::BackendUnavailable`]
 ///   if there is none. A method without a GPU kernel, or settings without one
 ///   ([`GpuError::Unsupported`]), run on the CPU and say so.
@@ -158,6 +160,19 @@ pub fn run(
     })
 }
 
+/// Host memory of a GPU job beyond its input: the upload's staging copy, the read-back
+/// staging buffer and the output, plus the noise model's transformed copy.
+fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
+    let volume = (input.len() as u64).saturating_mul(4);
+    let copies = match resolved.get::<&str>("noise_model") {
+        Ok(model) if model != "gaussian" => 4,
+        _ => 3,
+    };
+    volume
+        .saturating_mul(copies)
+        .saturating_add(denoisekit_core::memory::FIXED)
+}
+
 /// Runs a prepared job on the GPU when `backend` asks for one and one can run it (inside
 /// the noise model's transform); otherwise says why the CPU should (`None`: no reason
 /// worth reporting).
@@ -183,6 +198,15 @@ fn try_gpu(
                 && !context::fault::software_as_hardware() =>
         {
             Ok(Err(Some(format!("{} is a software GPU", ctx.info.name))))
+        }
+        (Ok(_), Some(_)) if host_need(&input, resolved) > denoisekit_core::memory::limit()? => {
+            // The CPU path windows the job or refuses it; the GPU path holds it whole.
+            let limit = denoisekit_core::memory::limit()?;
+            Ok(Err(Some(format!(
+                "the GPU path needs {} of host memory, over the budget of {}",
+                denoisekit_core::memory::fmt_bytes(host_need(&input, resolved)),
+                denoisekit_core::memory::fmt_bytes(limit)
+            ))))
         }
         (Ok(ctx), Some(f)) => {
             // The closure's error type is the core's: keep the device error aside.
