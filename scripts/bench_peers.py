@@ -78,16 +78,18 @@ NOTES = """
 - Top-hat is background removal: its output equals scikit-image's `white_tophat` pixel
   for pixel (tested), so only time is compared; the "seq" row is scikit-image's faster,
   approximate decomposed disk.
-- GPU: no GPU was available when these figures were taken; the GPU kernels (gaussian,
-  bilateral, nl_means, median, anisotropic_diffusion, total_variation, tikhonov,
-  fourier_filter, richardson_lucy) are checked against
-  the CPU on Mesa's lavapipe in the test suite, whose speed says nothing about a real GPU.
+- CPU only: the GPU kernels are timed in [GPU](#gpu), on a machine lent with an H100.
+  The test suite checks them against the CPU on Mesa's lavapipe, whose speed says nothing
+  about a real GPU.
 """
 
 
 def run(cmd, **kw):
     print("+", " ".join(cmd), file=sys.stderr)
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+    done = subprocess.run(cmd, text=True, capture_output=True, **kw)
+    if done.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
 
 
 def main():
