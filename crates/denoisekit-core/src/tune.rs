@@ -32,9 +32,10 @@ const STRIDE: usize = 4;
 /// Largest crop tuned on.
 const MAX_SIDE: usize = 256;
 const MAX_PLANES: usize = 8;
-/// Golden-section steps per parameter: the bracket shrinks to 0.618^14 ≈ 0.1% of its log
-/// width (a factor of 64), i.e. to within 0.5% of the value.
-const STEPS: usize = 14;
+/// Golden-section steps per parameter: the bracket shrinks to 0.618^10 ≈ 0.8% of its log
+/// width (a factor of 64), i.e. to within 1.7% of the value. Against 14 steps (0.5%) the
+/// tuned PSNR of the 40 cases in tests/tuning.rs moved by at most 0.02 dB, for 4 fewer runs.
+const STEPS: usize = 10;
 
 /// What [`tune`] found.
 #[derive(Debug, Clone)]
