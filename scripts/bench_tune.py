@@ -106,9 +106,9 @@ def main():
             peer = json.loads(subprocess.run([a.py, "-c", PEER, clean, noisy, fn, json.dumps(kw), pkey,
                                               grid, str(a.repeats)], capture_output=True, text=True,
                                              check=True).stdout)
-            rows.append(f"| {method} | `{value[:len(key) + 7]}` | {ms:.0f} | {psnr:.2f} | {fn} "
+            rows.append(f"| {method} | `{value[:len(key) + 7]}` | {ms:.1f} | {psnr:.2f} | {fn} "
                         f"{pkey} in {grid.replace('np.', '')} | {peer['ms']:.0f} | {peer['psnr']:.2f} | "
-                        f"{peer['ms'] / ms:.0f}x |")
+                        f"{peer['ms'] / ms:.1f}x |")
             print(rows[-1], file=sys.stderr)
     section = (
         "## Self-supervised tuning, 512x512\n\n"

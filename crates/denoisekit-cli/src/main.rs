@@ -211,7 +211,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 .map(|(k, v)| format!("{k}={}", fmt_num(*v)))
                 .collect();
             println!(
-                "{method}: tuned {} in {:.0} ms ({} runs); self-supervised loss {:.6} at the defaults, {:.6} tuned",
+                "{method}: tuned {} in {:.1} ms ({} runs); self-supervised loss {:.6} at the defaults, {:.6} tuned",
                 tuned.join(" "),
                 t0.elapsed().as_secs_f64() * 1e3,
                 t.evaluations,

@@ -58,6 +58,13 @@ pub struct Tuned {
 /// Everything [`crate::run`] reports; [`DenoiseError::InvalidInput`] when the method has
 /// nothing to tune (all its tunable parameters were fixed).
 pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
+    // Run the whole search on a pool thread: called from outside the pool (the CLI's main
+    // thread, a Java thread), every parallel loop of every trial would otherwise hand its
+    // work to the pool and sleep on a latch, which dominated tuning the wavelet.
+    rayon::scope(|_| tune_here(id, input, fixed, ctl))
+}
+
+fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
     let (m, resolved) = crate::prepare(id, &input, fixed)?;
     let crop = central_crop(&input);
     let noise_keys: Vec<&str> = crate::vst::NOISE_MODEL_PARAMS
