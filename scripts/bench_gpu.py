@@ -53,8 +53,8 @@ NOTES = """
   costs little. The Gaussian's time is not in moving the bytes (bilateral moves the same
   ones in 6.9 ms at 2048x2048) but, most likely, in its host gathering planes with their
   z halo element by element and scattering them back (not profiled on the GPU yet);
-  Tikhonov and the Fourier filter run their FFTs as WGSL passes. `Auto` still picks the
-  GPU for these three; on a machine with many cores `backend=cpu` is faster for them.
+  Tikhonov and the Fourier filter run their FFTs as WGSL passes. So `Auto` keeps these
+  three on the CPU (`GpuMethod::auto`); `backend=gpu` still runs them on the GPU.
 - The peer (scikit-image, SciPy) runs on one core; the CPU column uses all of them.
 """
 

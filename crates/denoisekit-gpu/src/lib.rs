@@ -31,6 +31,11 @@ pub struct GpuMethod {
     /// The WGSL files (stems under `src/methods/`) it runs; `tests/wgsl_valid.rs` checks
     /// that every file is validated and used.
     pub kernels: &'static [&'static str],
+    /// Whether `Auto` picks the GPU. False where a real GPU was slower end to end than
+    /// the CPU: on an H100 against 16 cores (docs/benchmarks.md#gpu), the Gaussian took
+    /// 0.13x to 0.21x the CPU's speed, Tikhonov 0.68x to 1.0x, the Fourier filter 0.55x
+    /// to 0.89x. `Gpu` still runs them there.
+    pub auto: bool,
 }
 
 /// Methods with a GPU kernel. Each id here has `gpu_tolerance` set in its core
@@ -40,52 +45,66 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         id: "gaussian",
         run: methods::gaussian::run,
         kernels: &["gaussian"],
+        auto: false,
     },
     GpuMethod {
         id: "bilateral",
         run: methods::bilateral::run,
         kernels: &["bilateral"],
+        auto: true,
     },
     GpuMethod {
         id: "nl_means",
         run: methods::nl_means::run,
         kernels: &["nl_means"],
+        auto: true,
     },
     GpuMethod {
         id: "median",
         run: methods::median::run,
         kernels: &["median"],
+        auto: true,
     },
     GpuMethod {
         id: "anisotropic_diffusion",
         run: methods::anisotropic_diffusion::run,
         kernels: &["anisotropic_diffusion"],
+        auto: true,
     },
     GpuMethod {
         id: "total_variation",
         run: methods::total_variation::run,
         kernels: &["total_variation"],
+        auto: true,
     },
     GpuMethod {
         id: "tikhonov",
         run: methods::tikhonov::run,
         kernels: &["spectral"],
+        auto: false,
     },
     GpuMethod {
         id: "fourier_filter",
         run: methods::fourier_filter::run,
         kernels: &["spectral"],
+        auto: false,
     },
     GpuMethod {
         id: "richardson_lucy",
         run: methods::richardson_lucy::run,
         kernels: &["richardson_lucy", "gaussian", "spectral"],
+        auto: true,
     },
 ];
 
 /// The GPU implementation of `id`, if there is one.
 pub fn gpu_method(id: &str) -> Option<GpuRunFn> {
     GPU_METHODS.iter().find(|m| m.id == id).map(|m| m.run)
+}
+
+/// Whether `Backend::Auto` runs method `id` on a hardware GPU (see [`GpuMethod::auto`]).
+pub fn auto_on_gpu(id: &str) -> bool {
+    GPU_METHODS.iter().any(|m| m.id == id && m.auto)
 }
 
 /// Which device computed a result.
@@ -123,8 +142,9 @@ pub struct Denoised {
 /// Runs method `id` on the device chosen by `backend`.
 ///
 /// - `Cpu`: always the CPU.
-/// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel,
-///   else the CPU. A software adapter such as lavapipe is slower than the native path.
+/// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel that
+///   beats the CPU ([`GpuMethod::auto`]), else the CPU. A software adapter such as
+///   lavapipe is slower than the native path.
 /// - With either, a job whose GPU path would not fit the host memory budget whole runs
 ///   on the CPU, which splits it into windows of planes or refuses it (`TooLarge`).
 /// - `Gpu`: any adapter, including software ones; [`DenoiseError::BackendUnavailable`]
@@ -199,6 +219,9 @@ fn try_gpu(
         {
             Ok(Err(Some(format!("{} is a software GPU", ctx.info.name))))
         }
+        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => Ok(Err(Some(
+            format!("{} is faster on the CPU than on a GPU", m.id),
+        ))),
         (Ok(_), Some(_)) if host_need(&input, resolved) > denoisekit_core::memory::limit()? => {
             // The CPU path windows the job or refuses it; the GPU path holds it whole.
             let limit = denoisekit_core::memory::limit()?;

@@ -184,8 +184,9 @@ fn backend_choice_is_honoured_and_reported() {
         ));
         return;
     };
+    // Auto on a method whose kernel beats the CPU (tests/gpu_auto.rs covers the others).
     let ran = run(
-        "gaussian",
+        "bilateral",
         img.view(),
         &ParamValues::new(),
         Backend::Auto,

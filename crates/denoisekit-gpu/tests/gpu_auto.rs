@@ -1,0 +1,56 @@
+//! `Auto` runs a method on a hardware GPU only where its kernel beats the CPU; `Gpu` runs
+//! every kernel. On an H100 the Gaussian, Tikhonov and the Fourier filter were slower end
+//! to end than 16 CPU cores, so `Auto` keeps them on the CPU and says why.
+//!
+//! One test in its own binary: it treats a software adapter as hardware, process-wide.
+
+mod common;
+
+use denoisekit_core::phantom::{PhantomSpec, phantom};
+use denoisekit_core::{Backend, Control, ParamValues};
+use denoisekit_gpu::context::fault;
+use denoisekit_gpu::{GPU_METHODS, Ran, auto_on_gpu, run};
+
+#[test]
+fn auto_runs_on_the_gpu_only_the_kernels_that_beat_the_cpu() {
+    let Some(_) = common::context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (1, 48, 40),
+        seed: 3,
+        ..Default::default()
+    })
+    .noisy;
+    fault::treat_software_as_hardware(true);
+    let slower: Vec<&str> = GPU_METHODS
+        .iter()
+        .filter(|m| !m.auto)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(slower, ["gaussian", "tikhonov", "fourier_filter"]);
+    for m in GPU_METHODS {
+        let job = |backend| {
+            run(
+                m.id,
+                img.view(),
+                &ParamValues::new(),
+                backend,
+                &Control::new(),
+            )
+            .unwrap()
+            .device
+        };
+        let auto = job(Backend::Auto);
+        if auto_on_gpu(m.id) {
+            assert!(matches!(auto, Ran::Gpu(_)), "{}: {auto}", m.id);
+        } else {
+            assert!(
+                matches!(auto, Ran::Cpu(Some(ref why)) if why.contains("faster on the CPU")),
+                "{}: {auto}",
+                m.id
+            );
+        }
+        let required = job(Backend::Gpu);
+        assert!(matches!(required, Ran::Gpu(_)), "{}: {required}", m.id);
+    }
+    fault::treat_software_as_hardware(false);
+}
