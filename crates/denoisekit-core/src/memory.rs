@@ -129,15 +129,21 @@ pub fn need(m: &MethodDescriptor, shape: Shape, r: &Resolved) -> Result<u64> {
     } else {
         plane.saturating_mul(d.min(rayon::current_num_threads() as u64).max(1))
     };
-    let gat = match r.get::<&str>("noise_model") {
-        Ok(model) if model != "gaussian" => 1.0,
-        _ => 0.0,
-    };
+    let gat = noise_model_copies(r);
     let copies = |n: f32, of: u64| (f64::from(n) * of as f64).min(u64::MAX as f64 / 4.0) as u64;
     let mem = m.memory_for.map_or(m.memory, |f| f(r, shape));
     Ok(copies(mem.volume + gat, volume)
         .saturating_add(copies(mem.plane, in_flight))
         .saturating_add(FIXED))
+}
+
+/// Copies of the image that the noise model adds to any job: the stabilised copy of a
+/// Poisson-Gaussian model's transform.
+pub fn noise_model_copies(r: &Resolved) -> f32 {
+    match r.get::<&str>("noise_model") {
+        Ok(model) if model != "gaussian" => 1.0,
+        _ => 0.0,
+    }
 }
 
 /// The `TooLarge` error for a job that needs `bytes` against `limit`.

@@ -145,11 +145,12 @@ pub struct Denoised {
 /// - `Auto`: the GPU if it is a real (hardware) adapter and the method has a kernel that
 ///   beats the CPU ([`GpuMethod::auto`]), else the CPU. A software adapter such as
 ///   lavapipe is slower than the native path.
-/// - With either, a job whose GPU path would not fit the host memory budget whole runs
-///   on the CPU, which splits it into windows of planes or refuses it (`TooLarge`).
 /// - `Gpu`: any adapter, including software ones; [`DenoiseError::BackendUnavailable`]
 ///   if there is none. A method without a GPU kernel, or settings without one
 ///   ([`GpuError::Unsupported`]), run on the CPU and say so.
+/// - With `Auto` or `Gpu`, a job whose GPU path would not fit the host memory budget
+///   whole runs on the CPU, which splits it into windows of planes or refuses it
+///   (`TooLarge`), and says so.
 ///
 /// A GPU failure in the middle of a job is logged and the job re-runs on the CPU, unless
 /// `Gpu` was required, in which case the error is returned.
@@ -183,14 +184,9 @@ pub fn run(
 /// Host memory of a GPU job beyond its input: the upload's staging copy, the read-back
 /// staging buffer and the output, plus the noise model's transformed copy.
 fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
-    let volume = (input.len() as u64).saturating_mul(4);
-    let copies = match resolved.get::<&str>("noise_model") {
-        Ok(model) if model != "gaussian" => 4,
-        _ => 3,
-    };
-    volume
-        .saturating_mul(copies)
-        .saturating_add(denoisekit_core::memory::FIXED)
+    let copies = 3.0 + f64::from(denoisekit_core::memory::noise_model_copies(resolved));
+    let bytes = (input.len() as f64 * 4.0 * copies).min(u64::MAX as f64 / 2.0) as u64;
+    bytes.saturating_add(denoisekit_core::memory::FIXED)
 }
 
 /// Runs a prepared job on the GPU when `backend` asks for one and one can run it (inside
@@ -222,16 +218,20 @@ fn try_gpu(
         (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => Ok(Err(Some(
             format!("{} is faster on the CPU than on a GPU", m.id),
         ))),
-        (Ok(_), Some(_)) if host_need(&input, resolved) > denoisekit_core::memory::limit()? => {
-            // The CPU path windows the job or refuses it; the GPU path holds it whole.
-            let limit = denoisekit_core::memory::limit()?;
-            Ok(Err(Some(format!(
-                "the GPU path needs {} of host memory, over the budget of {}",
-                denoisekit_core::memory::fmt_bytes(host_need(&input, resolved)),
-                denoisekit_core::memory::fmt_bytes(limit)
-            ))))
-        }
         (Ok(ctx), Some(f)) => {
+            // The CPU path windows a job over the budget or refuses it; the GPU path holds
+            // it whole.
+            let (need, limit) = (
+                host_need(&input, resolved),
+                denoisekit_core::memory::limit()?,
+            );
+            if need > limit {
+                return Ok(Err(Some(format!(
+                    "the GPU path needs {} of host memory, over the budget of {}",
+                    denoisekit_core::memory::fmt_bytes(need),
+                    denoisekit_core::memory::fmt_bytes(limit)
+                ))));
+            }
             // The closure's error type is the core's: keep the device error aside.
             let mut failure = None;
             let done = denoisekit_core::with_noise_model(input, resolved, |v| {
