@@ -68,13 +68,6 @@ print(json.dumps({"max_rel": float(np.abs(a - b).max() / rng)}))
 """
 
 
-def bench(cli, noisy, method, params, backend, save):
-    out = bench_peers.run([cli, "bench", noisy, "--method", method, "--backend", backend,
-                           "--save", save] + params.split())
-    cells = next(l for l in out.splitlines() if l.startswith(f"| {method} |")).split("|")
-    return float(cells[4]), cells[3].strip()
-
-
 def section(rows, device, n, shape3d, peer_repeats):
     z, h, w = shape3d
     cpu = platform.processor() or platform.machine()
@@ -141,7 +134,7 @@ def main():
             for backend in ("gpu", "cpu"):
                 save = os.path.join(a.out, f"{label}_{backend}")
                 os.makedirs(save, exist_ok=True)
-                times[backend], dev = bench(a.cli, noisy, method, params, backend, save)
+                times[backend], dev = bench_peers.bench(a.cli, noisy, method, params, backend, save)
                 if backend == "gpu":
                     device = dev
                     if not dev.lower().startswith("gpu"):

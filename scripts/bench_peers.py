@@ -92,6 +92,15 @@ def run(cmd, **kw):
     return done.stdout
 
 
+def bench(cli, image, method, params, backend, save):
+    """Times `method` with `denoisekit bench` (writing its output into `save`); returns the
+    median in ms and the device the CLI reports."""
+    out = run([cli, "bench", image, "--method", method, "--backend", backend, "--save", save]
+              + params.split())
+    cells = next(l for l in out.splitlines() if l.startswith(f"| {method} |")).split("|")
+    return float(cells[4]), cells[3].strip()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--py", default=sys.executable, help="python with the peer packages")
@@ -113,10 +122,7 @@ def main():
     rows = []
     for method, params, peer_names in PAIRS:
         save = os.path.join(a.out, "ours")
-        out = run([a.cli, "bench", noisy, "--method", method, "--backend", "cpu", "--save", save]
-                  + params.split())
-        line = next(l for l in out.splitlines() if l.startswith(f"| {method} |"))
-        ms = float(line.split("|")[4])
+        ms, _ = bench(a.cli, noisy, method, params, "cpu", save)
         score_json = os.path.join(a.out, f"score_{method}.json")
         vs_object = method in AGAINST_OBJECT
         target = os.path.join(inputs, f"synth_{n}x{n}_object.tif") if vs_object else clean
