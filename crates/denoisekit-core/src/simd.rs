@@ -69,6 +69,12 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     r
 }
 
+/// Frees this thread's kept [`with_scratch`] buffer: for measuring what a call allocates
+/// from a known start, whichever thread ran earlier work.
+pub fn release_scratch() {
+    drop(SCRATCH.with(std::cell::Cell::take));
+}
+
 /// Sum with eight independent partial sums, so that the loop vectorises (a plain `+=`
 /// chain is a serial dependency the compiler may not reorder). Inline into kernels.
 #[inline(always)]

@@ -94,6 +94,10 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
                 let values = m.with_example_images(&values, shape);
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
                 let need = memory::need(m, Shape::of(&img.view()), &r).unwrap();
+                // Scratch kept from earlier jobs would hide this job's own: start clean on
+                // every thread that may run it.
+                rayon::broadcast(|_| denoisekit_core::simd::release_scratch());
+                denoisekit_core::simd::release_scratch();
                 let base = NOW.load(Relaxed);
                 PEAK.store(base, Relaxed);
                 let out = run(m.id, img.view(), &r.to_params(), &Control::new()).unwrap();

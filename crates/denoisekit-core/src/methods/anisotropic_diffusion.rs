@@ -71,9 +71,18 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         volume: 3.0,
         plane: 0.0,
     },
-    memory_for: None,
+    memory_for: Some(memory_for),
     run,
 };
+
+fn memory_for(r: &Resolved, s: Shape) -> Memory {
+    // The output and a flux per axis; a stack coupled through z has a third flux.
+    let z_flux = s.depth > 1 && r.get::<f64>("z_weight").is_ok_and(|w| w > 0.0);
+    Memory {
+        volume: if z_flux { 4.0 } else { 3.0 },
+        plane: 0.0,
+    }
+}
 
 fn support(r: &Resolved) -> Result<[usize; 3]> {
     // Each step moves information by one pixel along each axis.
