@@ -572,6 +572,21 @@ pub type SupportFn = fn(&Resolved) -> Result<[usize; 3]>;
 /// The signature every method's CPU entry is adapted to.
 pub type RunFn = fn(VolumeView<'_>, &Resolved, &Control) -> Result<Volume>;
 
+/// How [`crate::tune`] scores a setting without a clean image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuneLoss {
+    /// Noise2Self: hide a grid of pixels, run on the rest, score the prediction of the
+    /// hidden ones. Assumes only that the noise is independent from pixel to pixel.
+    Masked,
+    /// Monte-Carlo SURE: the method runs on the image itself, and its divergence comes
+    /// from a second run on a slightly perturbed copy. Assumes Gaussian noise of the
+    /// estimated level (true on the stabilised image of a Poisson-Gaussian model). For
+    /// methods whose masked loss is measured to be biased (BM3D: see [`crate::tune`]);
+    /// each trial costs two runs.
+    Sure,
+}
+
 /// Everything known about one method. One static instance per method module.
 #[derive(Debug)]
 pub struct MethodDescriptor {
@@ -610,6 +625,8 @@ pub struct MethodDescriptor {
     /// they need more than `memory` states (a filter that couples planes, say); `None` for
     /// most methods.
     pub memory_for: Option<fn(&Resolved, crate::volume::Shape) -> crate::memory::Memory>,
+    /// How self-supervised tuning scores this method's settings.
+    pub tune_loss: TuneLoss,
     /// The CPU implementation.
     pub run: RunFn,
 }
@@ -774,7 +791,7 @@ impl Serialize for ParamSpec {
 
 impl Serialize for MethodDescriptor {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("MethodDescriptor", 11)?;
+        let mut st = s.serialize_struct("MethodDescriptor", 12)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("category", self.category)?;
@@ -786,6 +803,7 @@ impl Serialize for MethodDescriptor {
         st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;
         st.serialize_field("params", &self.all_params().collect::<Vec<_>>())?;
         st.serialize_field("images", self.images)?;
+        st.serialize_field("tune_loss", &self.tune_loss)?;
         st.end()
     }
 }

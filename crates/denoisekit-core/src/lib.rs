@@ -34,7 +34,7 @@ pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
     DefaultValue, Dims, ImageInput, MethodDescriptor, MethodKind, ParamKind, ParamSpec, ParamValue,
-    ParamValues, Resolved, Scale, SharedVolume, Unit, fmt_num,
+    ParamValues, Resolved, Scale, SharedVolume, TuneLoss, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
 pub use methods::anisotropic_diffusion::{

@@ -72,6 +72,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 0.0,
     },
     memory_for: Some(memory_for),
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

@@ -75,6 +75,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 0.5,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

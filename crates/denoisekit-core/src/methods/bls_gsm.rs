@@ -89,6 +89,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 33.0,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

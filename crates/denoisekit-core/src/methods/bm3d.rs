@@ -96,6 +96,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 9.0,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Sure,
     run,
 };
 

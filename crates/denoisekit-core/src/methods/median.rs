@@ -72,6 +72,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 0.25,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

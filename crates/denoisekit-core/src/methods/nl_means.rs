@@ -88,6 +88,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 1.0,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

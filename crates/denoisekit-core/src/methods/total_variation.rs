@@ -73,6 +73,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 0.0,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

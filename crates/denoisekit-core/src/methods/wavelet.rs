@@ -102,6 +102,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         plane: 4.5,
     },
     memory_for: None,
+    tune_loss: crate::descriptor::TuneLoss::Masked,
     run,
 };
 

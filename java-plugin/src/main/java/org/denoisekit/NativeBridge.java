@@ -231,8 +231,9 @@ public final class NativeBridge {
 
     /**
      * Every option of {@code method} after choosing its strength from the image itself
-     * (self-supervised, Noise2Self); the given keys stay as given. May take a second or two
-     * for the slowest methods (it runs the method about 17 times on a 256x256 crop).
+     * (self-supervised: Noise2Self, or SURE for BM3D); the given keys stay as given. May
+     * take a second or two for the slowest methods (it runs the method about 13 times per
+     * tuned parameter on a 256x256 crop, twice as often for BM3D).
      */
     public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values) {
         return tune(method, pixels, dims, keys, values, null);

@@ -241,7 +241,8 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
 
     /**
      * The self-supervised Auto button: the method's strength chosen from the image itself
-     * (Noise2Self), every other field kept as it stands; only the tuned fields change.
+     * (Noise2Self, or SURE for BM3D), every other field kept as it stands; only the tuned
+     * fields change.
      */
     private void tuneFields(GenericDialog gd, Pixels on) {
         Vector<?> numbers = gd.getNumericFields();
