@@ -12,6 +12,7 @@ Timing protocol on both sides: one warm-up, median of 5 runs, nothing else runni
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -33,7 +34,10 @@ PAIRS = [
     ("nl_means", "h=0.08 sigma=0.1 patch_radius=2 search_radius=6", [("nl_means fast", "skimage")]),
     ("total_variation", "lambda=0.1", [("denoise_tv_chambolle", "skimage")]),
     ("median", "radius=1 border=symmetric", [("median 3x3", "scipy.ndimage")]),
-    ("wavelet", "wavelet=haar rule=bayes_shrink shrinkage=soft", [("denoise_wavelet", "skimage")]),
+    # `levels` is set to scikit-image's depth for the image (see skimage_depth); DenoiseKit's
+    # automatic depth is deeper.
+    ("wavelet", "wavelet=haar rule=bayes_shrink shrinkage=soft levels={haar_depth}",
+     [("denoise_wavelet", "skimage")]),
     ("bm3d", "sigma=0.1", [("bm3d", "bm3d")]),
     # Background removal, not a denoiser: timed only (the output equals scikit-image's
     # exactly, see crates/denoisekit-core/tests/reference.rs).
@@ -101,6 +105,12 @@ def bench(cli, image, method, params, backend, save):
     return float(cells[4]), cells[3].strip()
 
 
+def skimage_depth(n, filter_len):
+    """denoise_wavelet's default number of levels on an n x n image: 3 fewer than
+    pywt.dwt_max_level allows, at least 1."""
+    return max(int(math.floor(math.log2(n / (filter_len - 1)))) - 3, 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--py", default=sys.executable, help="python with the peer packages")
@@ -121,6 +131,7 @@ def main():
     noisy = os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif")
     rows = []
     for method, params, peer_names in PAIRS:
+        params = params.format(haar_depth=skimage_depth(n, 2))
         save = os.path.join(a.out, "ours")
         ms, _ = bench(a.cli, noisy, method, params, "cpu", save)
         score_json = os.path.join(a.out, f"score_{method}.json")

