@@ -124,3 +124,33 @@ fn self_supervised_parameters_are_within_half_a_db_of_the_oracle_on_a_real_image
         &compare(&crop(&clean_counts), &crop(&noisy), &model),
     );
 }
+
+#[test]
+#[ignore = "needs ../shared/data/real beside the repository; run for docs/benchmarks.md"]
+fn self_supervised_parameters_on_electron_micrographs() {
+    // Two EM modalities: a serial-section TEM plane (8-bit) and a STEM annular dark-field
+    // image of atom columns (float), each smoothed into a clean scene and given Gaussian
+    // noise of 5% and 12% of its range.
+    for (name, file, y, x) in [
+        (
+            "ssTEM",
+            "em_sstem_drosophila_vnc_30x512x512_u8.tif",
+            176,
+            176,
+        ),
+        ("STEM ADF", "em_stem_adf_srtio3_400x380_f32.tif", 110, 100),
+    ] {
+        let raw = real::shared_plane(file).unwrap_or_else(|| panic!("{file} not found"));
+        let clean = real::smoothed(&raw, 1.0)
+            .slice(s![.., y..y + 160, x..x + 160])
+            .to_owned();
+        let (lo, hi) = denoisekit_core::volume::min_max(&clean.view());
+        for frac in [0.05, 0.12] {
+            let noisy = add_gaussian_noise(&clean, frac * f64::from(hi - lo), 44);
+            check(
+                &format!("{name}, Gaussian {:.0}% of range", frac * 100.0),
+                &compare(&clean, &noisy, &ParamValues::new()),
+            );
+        }
+    }
+}

@@ -44,3 +44,32 @@ pub fn camera(peak: f64, gain: f64, offset: f64, read: f64, seed: u64) -> Volume
         (gain * rng.poisson(photons) + offset + read * rng.normal()) as f32
     })
 }
+
+/// The first plane of a file in `../shared/data/real` (beside the repository; not
+/// bundled, so only the documentation's tables use it), as float; `None` when absent.
+pub fn shared_plane(name: &str) -> Option<Volume> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/real")
+        .join(name);
+    let f = std::fs::File::open(&path).ok()?;
+    let mut dec = tiff::decoder::Decoder::new(std::io::BufReader::new(f)).expect("tiff");
+    let (w, h) = dec.dimensions().expect("dimensions");
+    let data = match dec.read_image().expect("image") {
+        tiff::decoder::DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
+        tiff::decoder::DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
+        tiff::decoder::DecodingResult::F32(v) => v,
+        _ => panic!("{name}: unexpected sample type"),
+    };
+    Some(volume_from_vec(1, h as usize, w as usize, data).expect("shape"))
+}
+
+/// A clean scene from a recorded image: smoothed (Gaussian, `sigma` pixels) to remove
+/// most of its own noise, as [`nuclei`] is.
+pub fn smoothed(raw: &Volume, sigma: f64) -> Volume {
+    let p = GaussianParams {
+        sigma,
+        sigma_z: 0.0,
+        border: BorderMode::Symmetric,
+    };
+    denoise_gaussian(raw.view(), &p, &Control::new()).expect("smoothing")
+}
