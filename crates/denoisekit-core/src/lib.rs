@@ -167,9 +167,30 @@ pub fn with_noise_model(
 /// assert_eq!(err.unwrap_err().to_string(), "parameter `sigma` = -1 is outside [0, 50]");
 /// ```
 pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
-    let (m, resolved) = prepare(id, &input, values)?;
-    ctl.reset_progress();
-    run_resolved(m, input, &resolved, ctl)
+    on_pool_if_small(input.len(), || {
+        let (m, resolved) = prepare(id, &input, values)?;
+        ctl.reset_progress();
+        run_resolved(m, input, &resolved, ctl)
+    })
+}
+
+/// Largest job, in voxels, that runs whole on a pool thread ([`on_pool_if_small`]).
+const SMALL_JOB: usize = 1 << 17;
+
+/// Runs `f` on a pool thread when the image is small. Called from outside the pool (the
+/// CLI's main thread, a Java thread), every parallel loop hands its work to the pool and
+/// sleeps on a latch; on a small image, where a loop takes microseconds, that hand-off
+/// was most of the time (replaying the fuzz corpus of images up to 4x12x12: 72 s with
+/// it, 12.7 s without, on one pool thread). Large jobs keep handing over loop by loop:
+/// a pool thread that waits inside a loop may take up queued work, and a whole queued
+/// job would hold back the job it was waiting in (and that job's cancel) until it ends.
+fn on_pool_if_small<R: Send>(voxels: usize, f: impl FnOnce() -> R + Send) -> R {
+    if voxels <= SMALL_JOB {
+        // Already on a pool thread, `scope` runs `f` in place.
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
 }
 
 /// Runs a job [`prepare`] accepted, on the CPU, within the memory budget: whole when its
@@ -185,11 +206,7 @@ pub fn run_resolved(
     ctl: &Control,
 ) -> Result<Volume> {
     let limit = memory::limit()?;
-    // Run on a pool thread: called from outside the pool (the CLI's main thread, a Java
-    // thread), every parallel loop would hand its work to the pool and sleep on a latch.
-    // On small images, where a loop is microseconds, that hand-off was most of the time
-    // (replaying the fuzz corpus: 72 s with it, 12.7 s without, on one pool thread).
-    rayon::scope(|_| {
+    on_pool_if_small(input.len(), || {
         if memory::need(m, Shape::of(&input), resolved)? > limit {
             return tiling::run_in_memory(m, resolved, input, limit, ctl);
         }
