@@ -580,8 +580,9 @@ pub enum TuneLoss {
     /// hidden ones. Assumes only that the noise is independent from pixel to pixel.
     Masked,
     /// Monte-Carlo SURE: the method runs on the image itself, and its divergence comes
-    /// from a second run on a slightly perturbed copy. Assumes Gaussian noise of the
-    /// estimated level (true on the stabilised image of a Poisson-Gaussian model). For
+    /// from a second run on a slightly perturbed copy. Assumes independent, roughly
+    /// Gaussian noise of a known variance: the estimated level, or, where the image's
+    /// own Poisson-Gaussian fit finds the noise growing with the signal, that fit. For
     /// methods whose masked loss is measured to be biased (BM3D: see [`crate::tune`]);
     /// each trial costs two runs.
     Sure,
