@@ -52,7 +52,8 @@ NOTES = """
   iterations: Richardson-Lucy, diffusion, TV). It loses to a many-core CPU where a pixel
   costs little. The Gaussian's time is not in moving the bytes (bilateral moves the same
   ones in 6.9 ms at 2048x2048) but, most likely, in its host gathering planes with their
-  z halo element by element and scattering them back (not profiled on the GPU yet);
+  z halo element by element and scattering them back (not profiled on the GPU; these
+  copies are slice copies since 8bb4d34, not yet re-measured on a GPU);
   Tikhonov and the Fourier filter run their FFTs as WGSL passes. So `Auto` keeps these
   three on the CPU (`GpuMethod::auto`); `backend=gpu` still runs them on the GPU.
 - The peer (scikit-image, SciPy) runs on one core; the CPU column uses all of them.

@@ -77,11 +77,19 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
 };
 
 fn memory_for(r: &Resolved, s: Shape) -> Memory {
-    // The output and a flux per axis; a stack coupled through z has a third flux.
-    let z_flux = s.depth > 1 && r.get::<f64>("z_weight").is_ok_and(|w| w > 0.0);
+    // Plus a third flux, across planes, when z is coupled.
+    let z_flux =
+        AnisotropicDiffusionParams::from_resolved(r).is_ok_and(|p| p.z_weight_for(s.depth) > 0.0);
     Memory {
-        volume: if z_flux { 4.0 } else { 3.0 },
-        plane: 0.0,
+        volume: DESCRIPTOR.memory.volume + if z_flux { 1.0 } else { 0.0 },
+        ..DESCRIPTOR.memory
+    }
+}
+
+impl AnisotropicDiffusionParams {
+    /// The z weight in effect: a single plane has no neighbours across z.
+    fn z_weight_for(&self, depth: usize) -> f64 {
+        if depth > 1 { self.z_weight } else { 0.0 }
     }
 }
 
@@ -125,7 +133,7 @@ pub fn denoise_anisotropic_diffusion(
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    let wz = if s.depth > 1 { p.z_weight as f32 } else { 0.0 };
+    let wz = p.z_weight_for(s.depth) as f32;
     check_stability(p, s.depth)?;
     let mut out = input.as_standard_layout().into_owned();
     if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
@@ -206,7 +214,7 @@ pub fn denoise_anisotropic_diffusion(
 /// # Errors
 /// [`DenoiseError::ParamOutOfRange`] naming the bound.
 pub fn check_stability(p: &AnisotropicDiffusionParams, depth: usize) -> Result<()> {
-    let wz = if depth > 1 { p.z_weight } else { 0.0 };
+    let wz = p.z_weight_for(depth);
     let max_step = 1.0 / (2.0 * (2.0 + wz));
     if p.step > max_step + 1e-12 {
         return Err(DenoiseError::ParamOutOfRange {

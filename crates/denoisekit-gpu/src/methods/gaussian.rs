@@ -93,11 +93,11 @@ pub fn gaussian(
     )?;
     let border = p.border as u32;
     let input = input.as_standard_layout();
-    // Invariant: `as_standard_layout` yields a contiguous array.
-    let flat = input.as_slice().unwrap_or(&[]);
+    let flat = input.as_slice().expect("standard layout is contiguous");
     let n = h * w;
-    // Whole planes move with slice copies: an element-wise gather and scatter of the
-    // planes made the Gaussian (three cheap passes) slower on an H100 than on 16 cores.
+    // Whole planes move with slice copies, never element by element: the three passes
+    // are cheap, so host copies are much of the Gaussian's time (53 ms for 2048² on an
+    // H100 with element-wise copies, where bilateral took 6.9 ms).
     let whole = tile >= d;
     let mut out = if whole {
         Vec::new()
@@ -166,9 +166,7 @@ pub fn gaussian(
             ctx.queue.submit([enc.finish()]);
             let result = if cur_is_a { &a } else { &b };
             // The z pass writes the tile's own planes first; without one there is no halo.
-            let mut all = ctx.read_back(result, host.len())?;
-            all.truncate((z1 - z0) * n);
-            Ok(all)
+            ctx.read_back(result, (z1 - z0) * n)
         })??;
         if whole {
             out = res;
