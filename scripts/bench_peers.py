@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 
@@ -122,7 +121,7 @@ def main():
     inputs = os.path.join(a.out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     n = a.size
-    only = ",".join([p for _, _, peers in PAIRS for p, _ in peers] + ["calibrate_denoiser TV"])
+    only = ",".join([p for _, _, peers in PAIRS for p, _ in peers])
     run([a.py, PEERS, "run", "--shape", str(n), str(n), "--only", only, "--skip", "crop",
          "--inputs-dir", inputs, "--out", os.path.join(a.out, "peers")])
     peers = json.load(open(os.path.join(a.out, "peers.json")))
@@ -156,26 +155,6 @@ def main():
             rows.append((method + (" (vs object)" if vs_object else ""), params, ms, scores["psnr"],
                          scores["ssim"], f"{lib} {peer}", r["median_s"] * 1e3, r["psnr" + key],
                          r["ssim" + key]))
-    # Self-supervised tuning of TV against scikit-image's calibrate_denoiser (J-invariant,
-    # stride 4, approximate loss) over 10 weights on the whole image; DenoiseKit searches
-    # lambda by golden sections on a 256x256 central crop.
-    tune_rows = []
-    cal = next((r for r in peers["rows"] if r["method"] == "calibrate_denoiser TV"), None)
-    if cal is not None:
-        out = run([a.cli, "tune", "total_variation", noisy])
-        first, options = out.splitlines()[0], out.splitlines()[1].split()
-        tune_ms = float(re.search(r"in ([0-9.]+) ms", first).group(1))
-        save = os.path.join(a.out, "ours")
-        run([a.cli, "run", "total_variation", noisy, os.path.join(save, "tuned_tv.tif"), "--float",
-             "--backend", "cpu"] + options)
-        score_json = os.path.join(a.out, "score_tuned_tv.json")
-        run([a.py, PEERS, "score", "--clean", clean, "--test", os.path.join(save, "tuned_tv.tif"),
-             "--json", score_json])
-        sc = json.load(open(score_json))[0]
-        lam = next(o for o in options if o.startswith("lambda="))
-        tune_rows.append(f"| total_variation | DenoiseKit `tune` ({lam}) | {tune_ms:.0f} | {sc['psnr']:.2f} | "
-                         f"skimage calibrate_denoiser (10 weights) | {cal['median_s'] * 1e3:.0f} | "
-                         f"{cal['psnr']:.2f} | {cal['median_s'] * 1e3 / tune_ms:.1f}x |")
     noisy_row = peers["rows"][0]
     lines = [
         f"Input: seeded synthetic fluorescence scene {n}x{n} float32 with Gaussian noise sigma 0.1 "
@@ -191,10 +170,6 @@ def main():
     for m, p, ms, ps, ss, peer, pms, pps, pss in rows:
         lines.append(f"| {m} | `{p}` | {ms:.1f} | {num(ps, '.2f')} | {num(ss, '.3f')} | {peer} | {pms:.1f} | "
                      f"{num(pps, '.2f')} | {num(pss, '.3f')} | {pms / ms:.2f}x |")
-    if tune_rows:
-        lines += ["", "Self-supervised parameter choice (no clean image), then the method at the chosen value:",
-                  "", "| method | DenoiseKit | ms | PSNR | peer | ms | PSNR | speed-up |",
-                  "|---|---|---:|---:|---|---:|---:|---:|"] + tune_rows
     table = "\n".join(lines) + "\n"
     print(table)
     if a.md:
