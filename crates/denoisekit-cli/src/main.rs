@@ -89,7 +89,7 @@ enum Cmd {
         #[arg(long)]
         poisson_gaussian: bool,
     },
-    /// Denoise a bundled image with every method, write outputs and a montage, print scores.
+    /// Denoise a bundled image with every denoiser, write outputs and a montage, print scores.
     Demo {
         /// Clean image to add noise to (default: the bundled fluorescence nuclei image).
         #[arg(long)]
@@ -607,14 +607,35 @@ fn memory_text(m: &memory::Memory) -> String {
     t + " ([memory budget](robustness.md#memory))"
 }
 
-fn tuning_text(m: &MethodDescriptor) -> &'static str {
-    match (m.params.iter().any(|p| p.tunable), m.tune_loss) {
-        (false, _) => "",
-        (true, TuneLoss::Masked) => {
-            " Self-supervised tuning ([`tune`](macros.md)): Noise2Self (hidden pixels predicted)."
+fn tuning_text(m: &MethodDescriptor) -> String {
+    let keys: Vec<String> = m
+        .params
+        .iter()
+        .filter(|p| p.tunable)
+        .map(|p| format!("`{}`", p.key))
+        .collect();
+    if keys.is_empty() {
+        return String::new();
+    }
+    let loss = match m.tune_loss {
+        TuneLoss::Masked => "Noise2Self (hidden pixels predicted)",
+        TuneLoss::Sure => {
+            "Monte-Carlo SURE (the error estimated from the noise level and a second, perturbed run)"
         }
-        (true, TuneLoss::Sure) => {
-            " Self-supervised tuning ([`tune`](macros.md)): Monte-Carlo SURE (the error estimated from the noise level and a second, perturbed run)."
+    };
+    format!(
+        " Self-supervised tuning ([`tune`](macros.md)) of {}: {loss}.",
+        keys.join(", ")
+    )
+}
+
+/// Whether the method has a GPU kernel, and whether `backend=auto` uses it.
+fn gpu_text(m: &MethodDescriptor) -> &'static str {
+    match (m.gpu_tolerance.is_some(), denoisekit_gpu::auto_on_gpu(m.id)) {
+        (false, _) => "not yet",
+        (true, true) => "yes",
+        (true, false) => {
+            "with `backend=gpu` (`auto` keeps it on the CPU, faster on an H100: [GPU benchmarks](benchmarks.md#gpu))"
         }
     }
 }
@@ -630,11 +651,7 @@ fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
             m.name,
             m.summary,
             m.dims.label(),
-            if m.gpu_tolerance.is_some() {
-                "yes"
-            } else {
-                "not yet"
-            },
+            gpu_text(m),
             memory_text(&m.memory),
             tuning_text(m)
         );
