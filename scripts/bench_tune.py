@@ -8,8 +8,9 @@ sections are left as the other benchmark scripts wrote them):
     python3 scripts/bench_tune.py --py /tmp/peers-venv/bin/python --md docs/benchmarks.md
 
 The image is ../shared/data/real/fluo_nuclei_dsb2018_512x512_u16.tif scaled to [0, 1]
-with seeded Gaussian noise of sigma 0.1. scikit-image searches a grid of 10 values over
-the interval DenoiseKit's golden-section search covers; both results are scored against
+with seeded Gaussian noise of sigma 0.1. scikit-image searches its fixed grid of 10 values
+on the whole image; DenoiseKit searches 1/8 to 8 times the image's default on a central
+crop, so the intervals differ; both results are scored against
 the clean image with the same PSNR code. Times: the parameter choice only, wall clock,
 the median of --repeats runs on each side (the Gaussian's few milliseconds swing by 2x
 between single runs on a shared machine).

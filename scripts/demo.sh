@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the bundled input: denoise data/fluo_nuclei_dsb2018_512x512_u16.tif
-# (with synthetic noise of known level) with every method at its default or
+# (with synthetic noise of known level) with every denoiser at its default or
 # noise-derived parameters; writes out/demo/*.tif and out/demo/montage.png and prints a
 # table of method / time / PSNR / SSIM.
 set -euo pipefail

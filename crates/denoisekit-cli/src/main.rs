@@ -635,7 +635,7 @@ fn gpu_text(m: &MethodDescriptor) -> &'static str {
         (false, _) => "not yet",
         (true, true) => "yes",
         (true, false) => {
-            "with `backend=gpu` (`auto` keeps it on the CPU, faster on an H100: [GPU benchmarks](benchmarks.md#gpu))"
+            "with `backend=gpu` (`auto` keeps it on the CPU, as fast or faster on an H100: [GPU benchmarks](benchmarks.md#gpu))"
         }
     }
 }
