@@ -49,6 +49,7 @@ public class GuiHarness {
     }
 
     static void drive(String[] args) throws Exception {
+        watchdog();
         String image = args[0];
         File out = new File(args[1]);
         new ImageJ(ImageJ.NO_SHOW);
@@ -63,7 +64,7 @@ public class GuiHarness {
 
         IJ.doCommand("Denoise...");
         GenericDialog d1 = waitDialog("Denoise");
-        ((Choice) d1.getChoices().get(0)).select("nl_means");
+        choose(d1, "nl_means");
         press(d1, "OK");
         GenericDialog d2 = waitDialog("Denoise: Non-local means");
         d2.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 10, 10);
@@ -151,7 +152,7 @@ public class GuiHarness {
         waitFor(() -> pg.getWindow() != null && pg.getWindow().isShowing(), "pg window");
         IJ.doCommand("Denoise...");
         GenericDialog d1 = waitDialog("Denoise");
-        ((Choice) d1.getChoices().get(0)).select("gaussian");
+        choose(d1, "gaussian");
         press(d1, "OK");
         GenericDialog d2 = waitDialogStarting("Denoise: ");
         for (Object o : d2.getChoices()) {
@@ -217,6 +218,7 @@ public class GuiHarness {
         while (!c.ok()) {
             if (System.currentTimeMillis() > end) {
                 System.out.println("timeout waiting for " + what);
+                describeState();
                 System.exit(2);
             }
             Thread.sleep(50);
@@ -251,6 +253,49 @@ public class GuiHarness {
             }
         }
         throw new IllegalStateException("no button " + label);
+    }
+
+    static void choose(GenericDialog gd, String item) {
+        Choice c = (Choice) gd.getChoices().get(0);
+        c.select(item);
+        if (!item.equals(c.getSelectedItem())) {
+            throw new IllegalStateException("selected " + c.getSelectedItem() + ", not " + item);
+        }
+    }
+
+    /**
+     * Twice a suite run timed out (after 120 s) waiting for the parameter dialog that
+     * follows the method dialog's OK; pressing the buttons on the event thread instead
+     * hung the harness once until the test's 300 s limit. A stuck event thread would
+     * explain both. Whatever step hangs, this prints the windows and every thread's stack
+     * before the test's own limit.
+     */
+    static void watchdog() {
+        Thread t = new Thread(() -> {
+            try {
+                Thread.sleep(2 * TIMEOUT_MS);
+            } catch (InterruptedException e) {
+                return;
+            }
+            System.out.println("watchdog: the harness ran for " + 2 * TIMEOUT_MS / 1000 + " s");
+            describeState();
+            System.exit(3);
+        }, "gui-harness-watchdog");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** On a timeout: the windows on screen and every thread's stack, to tell a hang from a slow step. */
+    static void describeState() {
+        for (Window w : Window.getWindows()) {
+            String title = w instanceof java.awt.Dialog ? ((java.awt.Dialog) w).getTitle()
+                    : w instanceof java.awt.Frame ? ((java.awt.Frame) w).getTitle() : "";
+            System.out.println("window: " + w.getClass().getName() + " \"" + title + "\" showing=" + w.isShowing());
+        }
+        for (java.util.Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
+            System.out.println("thread \"" + e.getKey().getName() + "\" " + e.getKey().getState());
+            for (StackTraceElement f : e.getValue()) System.out.println("    at " + f);
+        }
     }
 
     /** Waits until the selection's pixels changed from {@code before} and stayed put. */
