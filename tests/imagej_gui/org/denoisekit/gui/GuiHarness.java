@@ -261,7 +261,9 @@ public class GuiHarness {
      * show() reaches that wait is never noticed, and show() waits forever: caught by
      * describeState with the plugin thread in WaitDispatchSupport.enter under the
      * disposed "Denoise" dialog and the event thread idle (3 times in about 80 runs of the
-     * imagej tests, one of them under added CPU load). A person's click cannot come that early; the harness's could.
+     * imagej tests, one of them under added CPU load). A person's click cannot come that
+     * early; the harness's could. If a JDK renames these frames, press() times out with
+     * the stacks printed rather than passing silently.
      */
     static boolean inModalWait() {
         for (StackTraceElement[] stack : Thread.getAllStackTraces().values()) {
