@@ -185,6 +185,11 @@ impl Drop for JobGuard {
     }
 }
 
+/// `gpuCompiled`: whether this build has the GPU backend.
+pub fn gpu_compiled() -> Result<bool> {
+    Ok(denoisekit_gpu::COMPILED_WITH_GPU)
+}
+
 /// `cancel`: asks job `id` to stop at its next checkpoint; whether it was running.
 pub fn cancel(id: i64) -> Result<bool> {
     let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());

@@ -197,3 +197,14 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_support0<'l>(
     env.with_env(|env| bridge::support(env, &method, &keys, &values))
         .resolve::<Throw>()
 }
+
+/// `private static native boolean gpuCompiled0()`: whether this build has the GPU backend
+/// (the macOS builds, linked without Apple's Metal framework, do not).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_gpuCompiled0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+) -> jboolean {
+    env.with_env(|_env| bridge::gpu_compiled())
+        .resolve::<Throw>()
+}

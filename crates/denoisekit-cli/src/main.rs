@@ -142,9 +142,14 @@ enum Cmd {
 type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .init();
+    // wgpu-hal logs each backend it probes and cannot open (DX12 under Wine, Vulkan
+    // without a driver) as an error; the one line that matters, "no usable GPU ...;
+    // running on the CPU", is ours. RUST_LOG shows them again.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,wgpu_hal=off"),
+    )
+    .format_timestamp(None)
+    .init();
     match dispatch(Cli::parse().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

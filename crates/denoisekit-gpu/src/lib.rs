@@ -7,10 +7,13 @@
 //! fails. Kernels are WGSL files beside their host modules in `methods/`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "wgpu")]
 pub mod context;
 pub mod error;
+#[cfg(feature = "wgpu")]
 pub mod methods;
 
+#[cfg(feature = "wgpu")]
 pub use context::{GpuContext, shared};
 pub use error::GpuError;
 
@@ -18,6 +21,7 @@ use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Vol
 
 /// The GPU implementation of one method; `Some(bytes)` caps the size of each tile of planes
 /// below the device limit (tests use it to force tiling).
+#[cfg(feature = "wgpu")]
 pub type GpuRunFn =
     fn(&GpuContext, VolumeView<'_>, &Resolved, &Control, Option<u64>) -> Result<Volume, GpuError>;
 
@@ -27,6 +31,7 @@ pub struct GpuMethod {
     /// The method's id in the core registry.
     pub id: &'static str,
     /// Its GPU implementation.
+    #[cfg(feature = "wgpu")]
     pub run: GpuRunFn,
     /// The WGSL files (stems under `src/methods/`) it runs; `tests/wgsl_valid.rs` checks
     /// that every file is validated and used.
@@ -43,54 +48,63 @@ pub struct GpuMethod {
 pub static GPU_METHODS: &[GpuMethod] = &[
     GpuMethod {
         id: "gaussian",
+        #[cfg(feature = "wgpu")]
         run: methods::gaussian::run,
         kernels: &["gaussian"],
         auto: false,
     },
     GpuMethod {
         id: "bilateral",
+        #[cfg(feature = "wgpu")]
         run: methods::bilateral::run,
         kernels: &["bilateral"],
         auto: true,
     },
     GpuMethod {
         id: "nl_means",
+        #[cfg(feature = "wgpu")]
         run: methods::nl_means::run,
         kernels: &["nl_means"],
         auto: true,
     },
     GpuMethod {
         id: "median",
+        #[cfg(feature = "wgpu")]
         run: methods::median::run,
         kernels: &["median"],
         auto: true,
     },
     GpuMethod {
         id: "anisotropic_diffusion",
+        #[cfg(feature = "wgpu")]
         run: methods::anisotropic_diffusion::run,
         kernels: &["anisotropic_diffusion"],
         auto: true,
     },
     GpuMethod {
         id: "total_variation",
+        #[cfg(feature = "wgpu")]
         run: methods::total_variation::run,
         kernels: &["total_variation"],
         auto: true,
     },
     GpuMethod {
         id: "tikhonov",
+        #[cfg(feature = "wgpu")]
         run: methods::tikhonov::run,
         kernels: &["spectral"],
         auto: false,
     },
     GpuMethod {
         id: "fourier_filter",
+        #[cfg(feature = "wgpu")]
         run: methods::fourier_filter::run,
         kernels: &["spectral"],
         auto: false,
     },
     GpuMethod {
         id: "richardson_lucy",
+        #[cfg(feature = "wgpu")]
         run: methods::richardson_lucy::run,
         kernels: &["richardson_lucy", "gaussian", "spectral"],
         auto: true,
@@ -98,6 +112,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
 ];
 
 /// The GPU implementation of `id`, if there is one.
+#[cfg(feature = "wgpu")]
 pub fn gpu_method(id: &str) -> Option<GpuRunFn> {
     GPU_METHODS.iter().find(|m| m.id == id).map(|m| m.run)
 }
@@ -181,8 +196,16 @@ pub fn run(
     })
 }
 
+/// Whether this build holds the GPU backend: builds without the `wgpu` feature (the
+/// macOS ones) run every job on the CPU.
+pub const COMPILED_WITH_GPU: bool = cfg!(feature = "wgpu");
+
+/// Why a build without the GPU backend runs on the CPU, as the device line shows it.
+pub const NO_GPU_IN_BUILD: &str = "this build of DenoiseKit has no GPU support";
+
 /// Host memory of a GPU job beyond its input: the upload's staging copy, the read-back
 /// staging buffer and the output, plus the noise model's transformed copy.
+#[cfg(feature = "wgpu")]
 fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
     let copies = 3.0 + f64::from(denoisekit_core::memory::noise_model_copies(resolved));
     let bytes = (input.len() as f64 * 4.0 * copies).min(u64::MAX as f64 / 2.0) as u64;
@@ -192,6 +215,7 @@ fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
 /// Runs a prepared job on the GPU when `backend` asks for one and one can run it (inside
 /// the noise model's transform); otherwise says why the CPU should (`None`: no reason
 /// worth reporting).
+#[cfg(feature = "wgpu")]
 fn try_gpu(
     m: &'static denoisekit_core::MethodDescriptor,
     input: VolumeView<'_>,
@@ -262,5 +286,72 @@ fn try_gpu(
                 (Err(e), None) => Err(e),
             }
         }
+    }
+}
+
+/// A build without the GPU backend: `Gpu` is refused, `Auto` runs on the CPU and says
+/// why, in the device line of each result and once in the log.
+#[cfg(not(feature = "wgpu"))]
+fn try_gpu(
+    _m: &'static denoisekit_core::MethodDescriptor,
+    _input: VolumeView<'_>,
+    _resolved: &Resolved,
+    backend: Backend,
+    _ctl: &Control,
+) -> Result<Result<(Volume, Ran), Option<String>>, DenoiseError> {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    match backend {
+        Backend::Cpu => Ok(Err(None)),
+        Backend::Gpu => Err(DenoiseError::BackendUnavailable {
+            reason: format!("{NO_GPU_IN_BUILD}; use backend=auto or backend=cpu"),
+        }),
+        Backend::Auto => {
+            LOGGED.call_once(|| log::info!("DenoiseKit: {NO_GPU_IN_BUILD}; running on the CPU"));
+            Ok(Err(Some(NO_GPU_IN_BUILD.to_string())))
+        }
+    }
+}
+
+/// The CPU-only build (`--no-default-features`, as for macOS): run by scripts/test.sh.
+#[cfg(all(test, not(feature = "wgpu")))]
+mod without_gpu {
+    use super::*;
+
+    #[test]
+    fn auto_runs_on_the_cpu_and_says_why_and_gpu_is_refused() {
+        let img = Volume::from_shape_fn((1, 16, 16), |(_, y, x)| (x * y) as f32);
+        let values = ParamValues::new();
+        let auto = run(
+            "gaussian",
+            img.view(),
+            &values,
+            Backend::Auto,
+            &Control::new(),
+        )
+        .unwrap();
+        assert_eq!(auto.device, Ran::Cpu(Some(NO_GPU_IN_BUILD.to_string())));
+        let cpu = run(
+            "gaussian",
+            img.view(),
+            &values,
+            Backend::Cpu,
+            &Control::new(),
+        )
+        .unwrap();
+        assert_eq!(auto.volume, cpu.volume);
+        assert_eq!(cpu.device, Ran::Cpu(None));
+        match run(
+            "gaussian",
+            img.view(),
+            &values,
+            Backend::Gpu,
+            &Control::new(),
+        ) {
+            Err(DenoiseError::BackendUnavailable { reason }) => {
+                assert!(reason.contains(NO_GPU_IN_BUILD), "{reason}")
+            }
+            other => panic!("backend=gpu in a CPU-only build gave {other:?}"),
+        }
+        const { assert!(!COMPILED_WITH_GPU) };
     }
 }

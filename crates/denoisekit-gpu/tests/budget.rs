@@ -2,6 +2,7 @@
 //! over the budget runs in windows of planes with the same result, or is refused. A job
 //! whose GPU path would hold more than the budget goes to the CPU path (an H100 once ran
 //! such a job whole, where lavapipe, which `Auto` skips, had hidden it).
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, memory};
 use denoisekit_gpu::Ran;

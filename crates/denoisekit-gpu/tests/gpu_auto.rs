@@ -3,6 +3,7 @@
 //! to end than 16 CPU cores, so `Auto` keeps them on the CPU and says why.
 //!
 //! One test in its own binary: it treats a software adapter as hardware, process-wide.
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 mod common;
 

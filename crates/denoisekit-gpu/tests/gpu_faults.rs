@@ -5,6 +5,7 @@
 //! The fault is a real wgpu validation error (a dispatch beyond the device's limits),
 //! injected halfway through each method's dispatches. One test in its own binary: the
 //! fault hooks are process-wide.
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 mod common;
 

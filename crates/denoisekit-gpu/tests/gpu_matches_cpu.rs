@@ -2,6 +2,7 @@
 //!
 //! Runs on any adapter, Mesa's lavapipe included. Without an adapter the tests skip,
 //! unless `DENOISEKIT_REQUIRE_GPU` is set (CI sets it), in which case they fail.
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 mod common;
 

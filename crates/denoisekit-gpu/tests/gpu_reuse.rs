@@ -2,6 +2,7 @@
 //! come back from the context's pool), and reused buffers never leak old contents into a
 //! result: every run of a method gives the same pixels as its first run. One test in its
 //! own binary, because the allocation counter is process-wide.
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 mod common;
 

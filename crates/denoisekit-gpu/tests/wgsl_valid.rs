@@ -2,6 +2,7 @@
 //! shared helpers exactly as at pipeline creation. The files checked must be exactly the
 //! kernels the GPU methods declare, so an empty or moved folder fails instead of passing
 //! vacuously.
+#![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
 
 use denoisekit_core::registry;
 use naga::valid::{Capabilities, ValidationFlags, Validator};

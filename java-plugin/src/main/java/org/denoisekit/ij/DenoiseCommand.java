@@ -137,7 +137,8 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             gd.addCheckbox("float_result (32-bit output)", false);
             gd.addChoice("view", VIEWS, "denoised");
             gd.addMessage("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels. Preview: "
-                    + (imp.getRoi() != null && imp.getRoi().isArea() ? "the selection" : "the current slice"));
+                    + (imp.getRoi() != null && imp.getRoi().isArea() ? "the selection" : "the current slice")
+                    + "\nDevice: " + deviceLine(backend));
             gd.addHelp(methodHelp(method));
             gd.addPreviewCheckbox(pfr);
             gd.addDialogListener(this);
@@ -170,6 +171,14 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         // ImageJ's Undo holds one slice: offering it after a whole-stack change would
         // restore a single slice and leave the rest denoised.
         return imp.getStackSize() > 1 && "stack".equals(scope) ? FLAGS | NO_UNDO : FLAGS;
+    }
+
+    /** What the chosen backend will run on, as far as is known before a run. */
+    static String deviceLine(String backend) {
+        if (!NativeBridge.gpuCompiled()) return "CPU only: this build of DenoiseKit has no GPU support";
+        if ("cpu".equals(backend)) return "the CPU";
+        if ("gpu".equals(backend)) return "the GPU (an error if there is none)";
+        return "a hardware GPU where it beats the CPU, else the CPU (the Log says which)";
     }
 
     private static final String NONE = "none";
