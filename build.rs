@@ -27,6 +27,11 @@ fn java_sources(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
+    // A macOS library is named by its install name when something links against it; the
+    // linker's default is the build path, which means nothing on a user's Mac.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libdenoisekit.dylib");
+    }
     println!("cargo:rerun-if-changed=java-plugin/src/main");
     println!("cargo:rerun-if-env-changed=DENOISEKIT_IJ_JAR");
     let ij = env::var("DENOISEKIT_IJ_JAR").unwrap_or_else(|_| "/usr/share/java/ij.jar".into());
@@ -81,8 +86,24 @@ fn main() {
     );
     let resources = Path::new("java-plugin/src/main/resources");
     let jar = profile_dir.join("DenoiseKit_.jar");
+    // The version names the native library's cache folder; Java 22+ warns on every
+    // System.load unless the jar declares that it needs native access.
+    let manifest = out_dir.join("MANIFEST.MF");
+    fs::write(
+        &manifest,
+        format!(
+            "Implementation-Title: DenoiseKit\nImplementation-Version: {}\nEnable-Native-Access: ALL-UNNAMED\n",
+            env::var("CARGO_PKG_VERSION").unwrap_or_default()
+        ),
+    )
+    .expect("write the jar manifest");
     let mut cmd = Command::new("jar");
-    cmd.arg("cf").arg(&jar).arg("-C").arg(&classes).arg(".");
+    cmd.arg("cfm")
+        .arg(&jar)
+        .arg(&manifest)
+        .arg("-C")
+        .arg(&classes)
+        .arg(".");
     if resources.exists() {
         cmd.arg("-C").arg(resources).arg(".");
     }

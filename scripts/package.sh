@@ -1,42 +1,136 @@
 #!/usr/bin/env bash
-# Packs the one jar a Fiji user installs: the plugin classes plus the native library for
-# this platform under natives/<os>-<arch>/, which NativeBridge extracts and loads once.
+# Builds what a user downloads, from this Linux x86_64 machine: one DenoiseKit_.jar that
+# carries the native library of every platform Fiji runs on, under
+# natives/<os>-<arch>/ (NativeBridge extracts the one it needs once), and the
+# `denoisekit` command line for each platform.
 #
-#   bash scripts/package.sh [PROFILE_DIR] [OUT_DIR] [LIBRARY]
+#   bash scripts/package.sh [--out DIR] [--platforms LIST] [--no-build]
+#   bash scripts/package.sh --assemble OUT_JAR PLUGIN_JAR PLATFORM=LIBRARY...
 #
-# PROFILE_DIR defaults to target/release (run `cargo build --release` first); the jar is
-# written to OUT_DIR/DenoiseKit_.jar (default PROFILE_DIR/dist). LIBRARY overrides the
-# native library's path (the tests pass the one cargo test built). Builds for other
-# platforms add their library under their own natives/<os>-<arch>/ folder the same way.
+# The first form builds (profile `dist`: release code, stripped) and writes
+#   DIR/DenoiseKit_.jar                      (default DIR: dist)
+#   DIR/cli/<platform>/denoisekit[.exe]
+#   DIR/SHA256SUMS
+# for LIST (comma-separated; default every platform below), each built into
+# target/<triple>/dist/; the plugin classes come from `cargo build --release`.
+# --no-build packs what earlier builds left. The second form only packs: it copies
+# PLUGIN_JAR to OUT_JAR and adds each library under natives/PLATFORM/ (the tests use it
+# with the library cargo test built).
+#
+# Needs (scripts/test.sh installs them): rustup targets x86_64-pc-windows-gnu,
+# aarch64-unknown-linux-gnu, aarch64-apple-darwin, x86_64-apple-darwin; Debian's
+# mingw-w64 for Windows; `pip install ziglang cargo-zigbuild`, which links the Linux
+# (against an old glibc) and macOS builds.
+# The macOS builds have no GPU backend (wgpu's Metal backend links Apple frameworks that
+# do not exist on Linux): they are compiled and link-checked here, not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-profile="${1:-target/release}"
-out="${2:-$profile/dist}"
 
-case "$(uname -s)" in
-  Linux) os=linux; lib=libdenoisekit.so ;;
-  Darwin) os=macos; lib=libdenoisekit.dylib ;;
-  MINGW*|MSYS*|CYGWIN*) os=windows; lib=denoisekit.dll ;;
-  *) echo "package.sh: unsupported OS $(uname -s)" >&2; exit 1 ;;
-esac
-case "$(uname -m)" in
-  x86_64|amd64) arch=x86_64 ;;
-  aarch64|arm64) arch=aarch64 ;;
-  *) arch="$(uname -m)" ;;
-esac
+ALL="linux-x86_64 linux-aarch64 windows-x86_64 macos-aarch64 macos-x86_64"
+# The oldest glibc the Linux builds need (CentOS 7, Ubuntu 14.04 and later).
+GLIBC=2.17
+# The oldest macOS the macOS builds load on.
+MACOS=11.0
 
-libpath="${3:-$profile/$lib}"
-for f in "$profile/DenoiseKit_.jar" "$libpath"; do
-  [ -f "$f" ] || { echo "package.sh: $f is missing: run cargo build --release (with a JDK and ImageJ installed)" >&2; exit 1; }
-done
-stage="$(mktemp -d)"
-trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/natives/$os-$arch" "$out"
-cp "$libpath" "$stage/natives/$os-$arch/$lib"
-# Debug line tables are for developers' backtraces; users get the stripped library.
-if command -v strip >/dev/null 2>&1 && [ "$os" = linux ]; then
-  strip --strip-debug "$stage/natives/$os-$arch/$lib"
+triple() {
+  case "$1" in
+    linux-x86_64) echo x86_64-unknown-linux-gnu ;;
+    linux-aarch64) echo aarch64-unknown-linux-gnu ;;
+    windows-x86_64) echo x86_64-pc-windows-gnu ;;
+    macos-aarch64) echo aarch64-apple-darwin ;;
+    macos-x86_64) echo x86_64-apple-darwin ;;
+    *) echo "package.sh: unknown platform $1 (known: $ALL)" >&2; exit 2 ;;
+  esac
+}
+
+libname() {
+  case "$1" in
+    windows-*) echo denoisekit.dll ;;
+    macos-*) echo libdenoisekit.dylib ;;
+    *) echo libdenoisekit.so ;;
+  esac
+}
+
+exename() {
+  case "$1" in windows-*) echo denoisekit.exe ;; *) echo denoisekit ;; esac
+}
+
+# Copies PLUGIN_JAR to OUT_JAR with each PLATFORM=LIBRARY under natives/PLATFORM/.
+assemble() {
+  local out_jar="$1" plugin_jar="$2"
+  shift 2
+  [ -f "$plugin_jar" ] || { echo "package.sh: $plugin_jar is missing: run cargo build --release (with a JDK and ImageJ installed)" >&2; exit 1; }
+  local stage
+  stage="$(mktemp -d)"
+  trap 'rm -rf "$stage"' RETURN
+  for pair in "$@"; do
+    local platform="${pair%%=*}" lib="${pair#*=}"
+    triple "$platform" >/dev/null
+    [ -f "$lib" ] || { echo "package.sh: $lib is missing" >&2; exit 1; }
+    mkdir -p "$stage/natives/$platform"
+    local dest="$stage/natives/$platform/$(libname "$platform")"
+    cp "$lib" "$dest"
+    # Debug line tables are for developers' backtraces; users get the stripped library
+    # (the `dist` builds are stripped already).
+    # (Only a Linux x86_64 library can be stripped here; any other is packed as it is.)
+    if [ "$platform" = linux-x86_64 ] && command -v strip >/dev/null 2>&1; then
+      strip --strip-debug "$dest" 2>/dev/null || true
+    fi
+  done
+  mkdir -p "$(dirname "$out_jar")"
+  cp "$plugin_jar" "$out_jar.part"
+  jar uf "$out_jar.part" -C "$stage" natives
+  mv "$out_jar.part" "$out_jar"
+}
+
+if [ "${1:-}" = --assemble ]; then
+  shift
+  [ $# -ge 3 ] || { echo "usage: package.sh --assemble OUT_JAR PLUGIN_JAR PLATFORM=LIBRARY..." >&2; exit 2; }
+  assemble "$@"
+  echo "$1"
+  exit 0
 fi
-cp "$profile/DenoiseKit_.jar" "$out/DenoiseKit_.jar"
-jar uf "$out/DenoiseKit_.jar" -C "$stage" natives
-echo "$out/DenoiseKit_.jar ($os-$arch)"
+
+out=dist
+platforms="$ALL"
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --platforms) platforms="${2//,/ }"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    *) echo "package.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+
+pairs=()
+mkdir -p "$out"
+for platform in $platforms; do
+  t="$(triple "$platform")"
+  dir="target/$t/dist"
+  if [ $build = 1 ]; then
+    case "$platform" in
+      linux-*|macos-*)
+        command -v cargo-zigbuild >/dev/null || { echo "package.sh: $platform needs cargo-zigbuild (pip install ziglang cargo-zigbuild)" >&2; exit 1; }
+        case "$platform" in
+          # Linked against glibc 2.17's symbols (zig brings the stubs), so that the library
+          # loads on every distribution Fiji runs on, not only on ones as new as this.
+          linux-*) cargo zigbuild --profile dist --locked --target "$t.$GLIBC" -p denoisekit-jni -p denoisekit-cli ;;
+          # No Metal to link against here: the CPU-only build. (rustc warns that xcrun is
+          # missing; zig supplies the macOS system library stubs instead.)
+          # zig's own default is the newest macOS it knows, which older Macs refuse to load.
+          macos-*) MACOSX_DEPLOYMENT_TARGET=$MACOS cargo zigbuild --profile dist --locked --target "$t" \
+                     -p denoisekit-jni -p denoisekit-cli --no-default-features ;;
+        esac ;;
+      *)
+        cargo build --profile dist --locked --target "$t" -p denoisekit-jni -p denoisekit-cli ;;
+    esac
+  fi
+  pairs+=("$platform=$dir/$(libname "$platform")")
+  mkdir -p "$out/cli/$platform"
+  cp "$dir/$(exename "$platform")" "$out/cli/$platform/"
+done
+[ -f target/release/DenoiseKit_.jar ] || cargo build --release --locked -p denoisekit-jni
+assemble "$out/DenoiseKit_.jar" target/release/DenoiseKit_.jar "${pairs[@]}"
+(cd "$out" && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum > SHA256SUMS)
+echo "$out/DenoiseKit_.jar: $(du -k "$out/DenoiseKit_.jar" | cut -f1) KiB, natives for: $platforms"

@@ -1,9 +1,9 @@
 package org.denoisekit;
 
 import java.io.File;
+import java.io.FileOutputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.FileOutputStream;
 import java.net.URL;
 import java.util.ArrayList;
 import java.util.List;
@@ -13,17 +13,29 @@ import java.util.List;
  * report any failure as a {@link DenoiseKitException}, never as an UnsatisfiedLinkError.
  *
  * <p>The library is looked for, in order: the system property {@code denoisekit.library}
- * (an absolute path), a copy bundled in this jar under {@code natives/<os>-<arch>/},
+ * (an absolute path), a copy bundled in this jar under {@code natives/<os>-<arch>/}
+ * (extracted once into a cache folder named after its content, see {@link #cacheRoots()}),
  * the folder that holds this jar, and finally {@code java.library.path}.
  */
 public final class NativeBridge {
     private static final String LIB = "denoisekit";
+    /** Every platform a release jar carries, as {@link #platform()} names them. */
+    public static final String[] PLATFORMS = {"linux-x86_64", "linux-aarch64", "windows-x86_64", "macos-aarch64",
+        "macos-x86_64"};
+    /** Cache folders are "v<version>-<content hash>". */
+    private static final String VERSION_PREFIX = "v" + jarVersion() + "-";
     private static volatile String loadError;
     private static volatile boolean loaded;
     private static volatile List<MethodSpec> registry;
     private static final java.util.concurrent.atomic.AtomicLong JOBS = new java.util.concurrent.atomic.AtomicLong();
 
     private NativeBridge() {}
+
+    private static String jarVersion() {
+        Package p = NativeBridge.class.getPackage();
+        String v = p == null ? null : p.getImplementationVersion();
+        return v == null ? "dev" : v.replaceAll("[^A-Za-z0-9._-]", "_");
+    }
 
     private static native String version0();
     private static native String describe0();
@@ -40,6 +52,7 @@ public final class NativeBridge {
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
+    private static native boolean gpuCompiled0();
 
     /** Loads the native library once; throws DenoiseKitException("LibraryNotLoaded") if impossible. */
     public static synchronized void ensureLoaded() {
@@ -53,21 +66,21 @@ public final class NativeBridge {
         URL res = NativeBridge.class.getResource(bundled);
         if (res != null) {
             try {
-                File tmp = File.createTempFile("denoisekit-", "-" + name);
-                tmp.deleteOnExit();
-                InputStream in = res.openStream();
-                OutputStream out = new FileOutputStream(tmp);
-                try {
-                    byte[] buf = new byte[1 << 16];
-                    for (int n; (n = in.read(buf)) > 0; ) out.write(buf, 0, n);
-                } finally {
-                    in.close();
-                    out.close();
+                byte[] bytes = readAll(res);
+                String folder = VERSION_PREFIX + sha256(bytes).substring(0, 16);
+                for (File root : cacheRoots()) {
+                    File lib = new File(new File(root, folder), name);
+                    try {
+                        if (extractOnce(bytes, lib) && tryLoad(lib.getAbsolutePath(), tried)) return;
+                    } catch (Exception e) {
+                        tried.add(lib + " (" + e + ")");
+                    }
                 }
-                if (tryLoad(tmp.getAbsolutePath(), tried)) return;
             } catch (Exception e) {
                 tried.add(bundled + " (" + e + ")");
             }
+        } else {
+            tried.add("jar:" + bundled + " (not in this jar, which carries " + bundledPlatforms() + ")");
         }
         File jarDir = jarFolder();
         if (jarDir != null && tryLoad(new File(jarDir, name).getAbsolutePath(), tried)) return;
@@ -78,9 +91,144 @@ public final class NativeBridge {
         } catch (Throwable t) {
             tried.add("java.library.path (" + t.getMessage() + ")");
         }
-        loadError = "cannot load the DenoiseKit native library " + name + " for " + platform()
-                + "; tried: " + join(tried);
+        loadError = "Cannot load the DenoiseKit native library " + name + " for " + platform() + " (Java "
+                + System.getProperty("java.version") + ", " + System.getProperty("os.name") + " "
+                + System.getProperty("os.arch") + ").\nTried: " + join(tried) + ".\nWhat to do: " + advice();
         throw new DenoiseKitException("LibraryNotLoaded", loadError);
+    }
+
+    /** Platforms whose library is in this jar: "linux-x86_64, windows-x86_64, ...". */
+    public static String bundledPlatforms() {
+        StringBuilder b = new StringBuilder();
+        for (String p : PLATFORMS) {
+            if (NativeBridge.class.getResource("/natives/" + p + "/" + libraryFile(p)) != null) {
+                b.append(b.length() > 0 ? ", " : "").append(p);
+            }
+        }
+        return b.length() > 0 ? b.toString() : "no native library";
+    }
+
+    private static String libraryFile(String platform) {
+        return platform.startsWith("windows") ? LIB + ".dll"
+                : platform.startsWith("macos") ? "lib" + LIB + ".dylib" : "lib" + LIB + ".so";
+    }
+
+    private static String advice() {
+        String p = platform();
+        boolean known = false;
+        for (String q : PLATFORMS) known |= q.equals(p);
+        if (!known) {
+            return "DenoiseKit is built for " + join(java.util.Arrays.asList(PLATFORMS))
+                    + "; this Java reports " + p + ". A 32-bit Java cannot load it: use Fiji's bundled 64-bit Java.";
+        }
+        if (NativeBridge.class.getResource("/natives/" + p + "/" + libraryFile(p)) == null) {
+            return "this DenoiseKit_.jar was packaged without " + p + ": install the release jar, which carries every platform.";
+        }
+        if (p.startsWith("windows")) {
+            return "check that your antivirus did not quarantine denoisekit.dll in the folder above, and that the folder is writable"
+                    + " (or start Fiji with -Ddenoisekit.cache=<a writable folder>).";
+        }
+        return "check that the folder above is writable (or start Fiji with -Ddenoisekit.cache=<a writable folder>).";
+    }
+
+    /**
+     * Where the bundled library is extracted, in order: {@code -Ddenoisekit.cache}, the
+     * user's cache folder, the temporary folder. The library's folder is named after its
+     * version and content, so each Fiji start reuses one copy (a loaded DLL cannot be
+     * deleted on Windows: a copy per start would pile up) and an upgrade never loads a
+     * stale one.
+     */
+    private static List<File> cacheRoots() {
+        List<File> roots = new ArrayList<File>();
+        String explicit = System.getProperty("denoisekit.cache");
+        if (explicit != null && !explicit.isEmpty()) roots.add(new File(explicit));
+        String home = System.getProperty("user.home", "");
+        String os = System.getProperty("os.name", "").toLowerCase();
+        if (os.contains("win")) {
+            String local = System.getenv("LOCALAPPDATA");
+            if (local != null && !local.isEmpty()) roots.add(new File(local, "DenoiseKit" + File.separator + "natives"));
+        } else if (os.contains("mac")) {
+            if (!home.isEmpty()) roots.add(new File(home, "Library/Caches/DenoiseKit/natives"));
+        } else {
+            String xdg = System.getenv("XDG_CACHE_HOME");
+            File base = xdg != null && xdg.startsWith("/") ? new File(xdg) : home.isEmpty() ? null : new File(home, ".cache");
+            if (base != null) roots.add(new File(base, "denoisekit/natives"));
+        }
+        String tmp = System.getProperty("java.io.tmpdir");
+        String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9._-]", "_");
+        if (tmp != null) roots.add(new File(tmp, "denoisekit-" + user));
+        return roots;
+    }
+
+    /**
+     * Makes {@code lib} hold exactly {@code bytes}; true when it does. An existing copy is
+     * checked byte for byte (a truncated or altered file is replaced). The new copy is
+     * written beside it under a name of its own and renamed into place, so two Fijis
+     * starting at once never load a half-written file. No File.createTempFile: it seeds
+     * SecureRandom, which crashes some JVMs under Wine and costs time on a fresh start.
+     */
+    private static boolean extractOnce(byte[] bytes, File lib) throws java.io.IOException {
+        if (sameContent(lib, bytes)) return true;
+        File dir = lib.getParentFile();
+        if (!dir.isDirectory() && !dir.mkdirs() && !dir.isDirectory()) {
+            throw new java.io.IOException("cannot create the folder " + dir);
+        }
+        File part = new File(dir, lib.getName() + "." + Long.toHexString(System.nanoTime()) + "-"
+                + Long.toHexString(Thread.currentThread().getId()) + ".part");
+        OutputStream out = new FileOutputStream(part);
+        try {
+            out.write(bytes);
+        } finally {
+            out.close();
+        }
+        try {
+            java.nio.file.Files.move(part.toPath(), lib.toPath(), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (java.io.IOException e) {
+            // Another process may have put the same file in place (and, on Windows, loaded
+            // it, so it cannot be replaced): that copy is as good as ours.
+            if (!sameContent(lib, bytes)) throw e;
+        } finally {
+            part.delete();
+        }
+        return sameContent(lib, bytes);
+    }
+
+    private static boolean sameContent(File f, byte[] bytes) throws java.io.IOException {
+        if (!f.isFile() || f.length() != bytes.length) return false;
+        InputStream in = new java.io.FileInputStream(f);
+        try {
+            byte[] buf = new byte[1 << 16];
+            int at = 0;
+            for (int n; (n = in.read(buf)) > 0; at += n) {
+                if (at + n > bytes.length) return false;
+                for (int i = 0; i < n; i++) {
+                    if (buf[i] != bytes[at + i]) return false;
+                }
+            }
+            return at == bytes.length;
+        } finally {
+            in.close();
+        }
+    }
+
+    private static byte[] readAll(URL res) throws java.io.IOException {
+        InputStream in = res.openStream();
+        try {
+            java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream(1 << 24);
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) b.write(buf, 0, n);
+            return b.toByteArray();
+        } finally {
+            in.close();
+        }
+    }
+
+    private static String sha256(byte[] bytes) throws java.security.NoSuchAlgorithmException {
+        byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+        StringBuilder b = new StringBuilder();
+        for (byte x : d) b.append(String.format("%02x", x & 0xff));
+        return b.toString();
     }
 
     private static boolean tryLoad(String path, List<String> tried) {
@@ -112,8 +260,8 @@ public final class NativeBridge {
     public static String platform() {
         String os = System.getProperty("os.name", "").toLowerCase();
         String arch = System.getProperty("os.arch", "").toLowerCase();
-        String o = os.contains("win") ? "windows" : os.contains("mac") ? "macos" : "linux";
-        String a = arch.equals("amd64") || arch.equals("x86_64") ? "x86_64"
+        String o = os.contains("win") ? "windows" : os.contains("mac") || os.contains("darwin") ? "macos" : "linux";
+        String a = arch.equals("amd64") || arch.equals("x86_64") || arch.equals("x86-64") ? "x86_64"
                 : arch.equals("aarch64") || arch.equals("arm64") ? "aarch64" : arch;
         return o + "-" + a;
     }
@@ -270,6 +418,12 @@ public final class NativeBridge {
     public static String estimatePoissonGaussian(float[] pixels, int[] dims) {
         ensureLoaded();
         return estimatePoissonGaussian0(pixels, dims);
+    }
+
+    /** Whether this build has GPU kernels (the macOS builds run on the CPU only). */
+    public static boolean gpuCompiled() {
+        ensureLoaded();
+        return gpuCompiled0();
     }
 
     /** Exercises the error bridge: 0 returns 0, 1 and 2 panic natively, 3 fails with "Cancelled". */
