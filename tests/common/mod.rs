@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// Artifacts of the current build.
 pub struct Env {
@@ -81,5 +85,84 @@ impl Env {
             cli,
             tmp,
         })
+    }
+}
+
+/// Every page of a grey TIFF, as floats.
+pub fn read_tiff(path: &Path) -> Vec<f32> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut dec = tiff::decoder::Decoder::new(std::io::BufReader::new(f)).expect("tiff header");
+    let mut all = Vec::new();
+    loop {
+        match dec.read_image().expect("tiff page") {
+            tiff::decoder::DecodingResult::U8(v) => all.extend(v.into_iter().map(f32::from)),
+            tiff::decoder::DecodingResult::U16(v) => all.extend(v.into_iter().map(f32::from)),
+            tiff::decoder::DecodingResult::F32(v) => all.extend(v),
+            _ => panic!("unexpected sample type in {}", path.display()),
+        }
+        if !dec.more_images() {
+            return all;
+        }
+        dec.next_image().expect("next page");
+    }
+}
+
+/// One ImageJ at a time: on a 2-core CI machine several JVMs at once starve the GUI
+/// harness, whose waits are timed.
+pub static DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A private X server for one ImageJ run, stopped when dropped. Started directly rather
+/// than through `xvfb-run`, which installs its "ready" signal handler and then waits for
+/// the server: when the signal lands before the wait starts (a loaded machine), it waits
+/// for ever (a CI run lost 300 s to it). `-displayfd` has Xvfb choose a free display
+/// and print its number once it accepts connections.
+pub struct Xvfb {
+    server: Child,
+    /// The display to set in DISPLAY, e.g. ":3".
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts a server and waits until it accepts connections (60 s at most).
+    pub fn start() -> Xvfb {
+        let mut server = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let out = server.stdout.take().expect("Xvfb stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.trim().parse::<u32>().is_ok() => Xvfb {
+                server,
+                display: format!(":{}", line.trim()),
+            },
+            other => {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("Xvfb did not report a display within 60 s: {other:?}");
+            }
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
     }
 }

@@ -610,7 +610,9 @@ pub struct MethodDescriptor {
     /// Images the method takes besides its input (most take none).
     pub images: &'static [ImageInput],
     /// If a GPU kernel exists: the largest allowed |GPU - CPU| as a fraction of the
-    /// input's intensity range.
+    /// input's intensity range. It also bounds the difference between CPU architectures
+    /// (arm64 against x86_64); a method with no GPU kernel must agree across them bit
+    /// for bit (`tests/platforms.rs`).
     pub gpu_tolerance: Option<f32>,
     /// Parameter settings (key, value) at which the method returns its input unchanged
     /// ("zero strength"); checked by the property tests, used for round-trip checks.
