@@ -86,8 +86,9 @@ fn main() {
     );
     let resources = Path::new("java-plugin/src/main/resources");
     let jar = profile_dir.join("DenoiseKit_.jar");
-    // The version names the native library's cache folder; Java 22+ warns on every
-    // System.load unless the jar declares that it needs native access.
+    // The version names the native library's cache folder. Enable-Native-Access silences
+    // Java 24+'s restricted-method warning for `java -jar` runs only (README: in Fiji
+    // the launcher's --enable-native-access does it).
     let manifest = out_dir.join("MANIFEST.MF");
     fs::write(
         &manifest,

@@ -56,19 +56,20 @@ exename() {
 }
 
 # Copies PLUGIN_JAR to OUT_JAR with each PLATFORM=LIBRARY under natives/PLATFORM/.
-assemble() {
-  local out_jar="$1" plugin_jar="$2"
+# Runs in a subshell, so that its clean-up trap covers every way out of it.
+assemble() (
+  out_jar="$1" plugin_jar="$2"
   shift 2
+  command -v jar >/dev/null || { echo "package.sh: needs a JDK's jar tool" >&2; exit 1; }
   [ -f "$plugin_jar" ] || { echo "package.sh: $plugin_jar is missing: run cargo build --release (with a JDK and ImageJ installed)" >&2; exit 1; }
-  local stage
   stage="$(mktemp -d)"
-  trap 'rm -rf "$stage"' RETURN
+  trap 'rm -rf "$stage" "$out_jar.part"' EXIT
   for pair in "$@"; do
-    local platform="${pair%%=*}" lib="${pair#*=}"
+    platform="${pair%%=*}" lib="${pair#*=}"
     triple "$platform" >/dev/null
     [ -f "$lib" ] || { echo "package.sh: $lib is missing" >&2; exit 1; }
     mkdir -p "$stage/natives/$platform"
-    local dest="$stage/natives/$platform/$(libname "$platform")"
+    dest="$stage/natives/$platform/$(libname "$platform")"
     cp "$lib" "$dest"
     # Debug line tables are for developers' backtraces; users get the stripped library
     # (the `dist` builds are stripped already).
@@ -81,7 +82,7 @@ assemble() {
   cp "$plugin_jar" "$out_jar.part"
   jar uf "$out_jar.part" -C "$stage" natives
   mv "$out_jar.part" "$out_jar"
-}
+)
 
 if [ "${1:-}" = --assemble ]; then
   shift
@@ -96,6 +97,9 @@ platforms="$ALL"
 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
+    --out|--platforms) [ $# -ge 2 ] || { echo "package.sh: $1 needs a value (see the header of $0)" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --out) out="$2"; shift 2 ;;
     --platforms) platforms="${2//,/ }"; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -104,7 +108,12 @@ while [ $# -gt 0 ]; do
 done
 
 pairs=()
+# Only what this run packs: no CLI of an earlier run with other platforms.
+rm -rf "$out/cli" "$out/SHA256SUMS" "$out/DenoiseKit_.jar"
 mkdir -p "$out"
+# The plugin classes: always rebuilt when building (a no-op when up to date), so that new
+# Java sources never ship beside old natives.
+[ $build = 1 ] && cargo build --release --locked -p denoisekit-jni
 for platform in $platforms; do
   t="$(triple "$platform")"
   dir="target/$t/dist"
@@ -130,7 +139,6 @@ for platform in $platforms; do
   mkdir -p "$out/cli/$platform"
   cp "$dir/$(exename "$platform")" "$out/cli/$platform/"
 done
-[ -f target/release/DenoiseKit_.jar ] || cargo build --release --locked -p denoisekit-jni
 assemble "$out/DenoiseKit_.jar" target/release/DenoiseKit_.jar "${pairs[@]}"
 (cd "$out" && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum > SHA256SUMS)
 echo "$out/DenoiseKit_.jar: $(du -k "$out/DenoiseKit_.jar" | cut -f1) KiB, natives for: $platforms"

@@ -88,6 +88,8 @@ fn run_macro(env: &Env, macro_file: &str, arg: &str) -> (bool, String) {
     java_on_display(&[
         "-Xcheck:jni".into(),
         format!("-Dplugins.dir={}", env.tmp.display()).into(),
+        // The library is extracted into the scratch folder, not the user's cache.
+        format!("-Ddenoisekit.cache={}", env.tmp.join("cache").display()).into(),
         "-jar".into(),
         "/usr/share/java/ij.jar".into(),
         "-batch".into(),
@@ -437,6 +439,8 @@ fn gui_record_preview_replay_and_compare() {
     let _one_at_a_time = DISPLAY.lock().unwrap_or_else(|e| e.into_inner());
     let (ok, log) = java_on_display(&[
         format!("-Dplugins.dir={}", env.tmp.display()).into(),
+        // The library is extracted into the scratch folder, not the user's cache.
+        format!("-Ddenoisekit.cache={}", env.tmp.join("cache").display()).into(),
         "-cp".into(),
         format!("/usr/share/java/ij.jar:{}", classes.display()).into(),
         "org.denoisekit.gui.GuiHarness".into(),

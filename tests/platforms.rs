@@ -274,7 +274,8 @@ fn inspect(path: &Path) -> Binary {
                     CommandVariant::VersionMinMacosx(v) => v.version,
                     CommandVariant::CodeSignature(c) => {
                         let (at, len) = (c.dataoff as usize, c.datasize as usize);
-                        signature_valid = Some(code_signature_valid(&bytes, &bytes[at..at + len]));
+                        signature_valid =
+                            Some(code_signature_valid(&bytes[..at], &bytes[at..at + len]));
                         continue;
                     }
                     _ => continue,
@@ -306,11 +307,11 @@ fn inspect(path: &Path) -> Binary {
     }
 }
 
-/// Whether the Mach-O code signature `blob` (a big-endian SuperBlob) has a CodeDirectory
-/// whose page hashes match `file`. Apple Silicon kills a process that maps arm64 code
+/// Whether the Mach-O code signature `blob` (a big-endian SuperBlob) has a SHA-256
+/// CodeDirectory whose page hashes cover exactly `signed` (the file up to the signature). Apple Silicon kills a process that maps arm64 code
 /// with a broken signature, so a library altered after linking (stripped, say) would take
 /// Fiji down with it: the linker's ad-hoc signature must still hold.
-fn code_signature_valid(file: &[u8], blob: &[u8]) -> bool {
+fn code_signature_valid(signed: &[u8], blob: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
     if blob.len() < 12 || be(blob, 0) != 0xfade_0cc0 {
@@ -324,13 +325,16 @@ fn code_signature_valid(file: &[u8], blob: &[u8]) -> bool {
         let cd = &blob[at..at + be(blob, at + 4)];
         let (hash_offset, n_code, code_limit) = (be(cd, 16), be(cd, 28), be(cd, 32));
         let (hash_size, hash_type, page_shift) = (cd[36] as usize, cd[37], cd[39]);
-        // 2: SHA-256, the type every current linker writes.
-        if hash_type != 2 || hash_size != 32 || code_limit > file.len() {
+        // 2: SHA-256, the type every current linker writes; others are alternatives.
+        if hash_type != 2 || hash_size != 32 {
+            continue;
+        }
+        if code_limit != signed.len() {
             return false;
         }
         let page = 1usize << page_shift;
         return (0..n_code).all(|p| {
-            let chunk = &file[p * page..((p + 1) * page).min(code_limit)];
+            let chunk = &signed[p * page..((p + 1) * page).min(code_limit)];
             let want = &cd[hash_offset + p * 32..hash_offset + (p + 1) * 32];
             Sha256::digest(chunk).as_slice() == want
         }) && n_code == code_limit.div_ceil(page);
@@ -398,6 +402,17 @@ fn system_library(platform: &str, lib: &str) -> bool {
     }
 }
 
+/// What `inspect` calls a binary of this platform.
+fn binary_kind(platform: &str) -> &'static str {
+    match platform {
+        "linux-x86_64" => "ELF x86_64",
+        "linux-aarch64" => "ELF aarch64",
+        "windows-x86_64" => "PE x86_64",
+        "macos-aarch64" => "Mach-O arm64",
+        _ => "Mach-O x86_64",
+    }
+}
+
 #[test]
 fn the_jar_carries_every_platform_with_every_native_method_exported() {
     let Some(dist) = Dist::find("jar") else {
@@ -416,13 +431,7 @@ fn the_jar_carries_every_platform_with_every_native_method_exported() {
         let path = natives.join(platform).join(lib);
         assert!(path.is_file(), "the jar lacks natives/{platform}/{lib}");
         let b = inspect(&path);
-        let want = match *platform {
-            "linux-x86_64" => "ELF x86_64",
-            "linux-aarch64" => "ELF aarch64",
-            "windows-x86_64" => "PE x86_64",
-            "macos-aarch64" => "Mach-O arm64",
-            _ => "Mach-O x86_64",
-        };
+        let want = binary_kind(platform);
         println!(
             "{platform}: {} {} KiB, needs {:?}, min macOS {:?}, glibc {:?}",
             b.kind,
@@ -461,8 +470,8 @@ fn the_jar_carries_every_platform_with_every_native_method_exported() {
             }
         }
         if let Some(v) = b.glibc {
-            // Debian 11, Ubuntu 20.04 and RHEL 9 ship glibc 2.31 to 2.34.
-            assert!(v <= (2, 34), "{platform} needs glibc {v:?}");
+            // package.sh links against glibc 2.17's symbols (README: "glibc 2.17+").
+            assert!(v <= (2, 17), "{platform} needs glibc {v:?}");
         }
     }
 }
@@ -474,11 +483,7 @@ fn every_platform_has_a_command_line() {
     };
     for (platform, _, _) in PLATFORMS {
         let b = inspect(&dist.cli(platform));
-        assert!(
-            b.kind.ends_with("x86_64") == platform.ends_with("x86_64"),
-            "cli/{platform} is {}",
-            b.kind
-        );
+        assert_eq!(b.kind, binary_kind(platform), "cli/{platform}");
         let foreign: Vec<_> = b
             .needs
             .iter()
@@ -575,8 +580,9 @@ struct Wine {
 }
 
 static WINE: OnceLock<Option<Wine>> = OnceLock::new();
-/// One Windows program at a time: Wine programs are heavy on 2 cores.
-static WINE_LOCK: Mutex<()> = Mutex::new(());
+/// One heavy test at a time (Wine, qemu, a JVM running the timed hostile calls): on 2
+/// cores two of them at once starve each other, and the hostile calls time cancellation.
+static HEAVY: Mutex<()> = Mutex::new(());
 
 impl Wine {
     fn get(dist: &Dist) -> Option<&'static Wine> {
@@ -640,7 +646,7 @@ fn windows_cli_under_wine_writes_the_linux_bytes_for_every_method() {
         return;
     };
     let Some(wine) = Wine::get(&dist) else { return };
-    let _one = WINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let linux = dist.cli("linux-x86_64");
     let expected = run_all(&dist, &|| Command::new(&linux), "linux", &unix_path);
     let exe = dist.cli("windows-x86_64");
@@ -676,6 +682,7 @@ fn arm64_cli_under_qemu_matches_x86_64_for_every_method() {
     ) {
         return;
     }
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let linux = dist.cli("linux-x86_64");
     let expected = run_all(&dist, &|| Command::new(&linux), "x86_64", &unix_path);
     let exe = dist.cli("linux-aarch64");
@@ -689,6 +696,12 @@ fn arm64_cli_under_qemu_matches_x86_64_for_every_method() {
     for (((id, tolerance), e), (_, g)) in expected.iter().zip(&got) {
         let (a, b) = (read_tiff(e), read_tiff(g));
         assert_eq!(a.len(), b.len(), "{}", g.display());
+        assert!(
+            a.iter().chain(&b).all(|v| v.is_finite()),
+            "{id}: a non-finite value in {} or {}",
+            e.display(),
+            g.display()
+        );
         if a == b {
             identical += 1;
             continue;
@@ -847,7 +860,7 @@ fn windows_imagej_replays_recorded_macros_with_the_packaged_jar() {
 
     let win = install("windows");
     let (ok, log, secs) = {
-        let _one = WINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
         let mut java = wine.command("timeout");
         java.args(["400", "wine"]).arg(&java_exe);
         imagej_replay(
@@ -863,9 +876,10 @@ fn windows_imagej_replays_recorded_macros_with_the_packaged_jar() {
         ok && win.join("montage.tif").is_file(),
         "Windows ImageJ failed:\n{log}"
     );
+    // "Zelle éü 1": the accented title survived into the result's title.
     assert!(
-        log.contains("Zelle \u{e9}\u{fc} 1") || log.contains("result: Zelle"),
-        "the accented title did not reach the log:\n{log}"
+        log.contains("title codes: 90 101 108 108 101 32 233 252 32 49 "),
+        "the accented title did not survive:\n{log}"
     );
 
     let cli = read_tiff(&cli_out);
@@ -1009,6 +1023,7 @@ fn linux_jvm_passes_the_hostile_jni_calls_with_the_packaged_library() {
     let Some(classes) = hostile_call_classes(&dist) else {
         return;
     };
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let cache = dist.tmp.join("cache");
     hostile_calls(
         Command::new("timeout")
@@ -1037,7 +1052,7 @@ fn windows_jvm_passes_the_hostile_jni_calls_under_xcheck_jni() {
         return;
     };
     let Some(wine) = Wine::get(&dist) else { return };
-    let _one = WINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let users = wine.prefix.join("drive_c/users");
     for e in std::fs::read_dir(&users).into_iter().flatten().flatten() {
         let _ = std::fs::remove_dir_all(e.path().join("AppData/Local/DenoiseKit"));
@@ -1100,7 +1115,8 @@ fn a_missing_or_foreign_library_is_reported_with_the_paths_tried_and_what_to_do(
             &missing,
             "not in this jar, which carries no native library",
         ),
-        ("foreign", &foreign, "libdenoisekit.so"),
+        // The system's refusal, quoted: HotSpot names the architecture it found.
+        ("foreign", &foreign, "the system refused to load it"),
     ] {
         let jar = dir.join("DenoiseKit_.jar");
         run_ok(
@@ -1119,12 +1135,15 @@ fn a_missing_or_foreign_library_is_reported_with_the_paths_tried_and_what_to_do(
                     "-Ddenoisekit.cache={}",
                     dir.join("cache").display()
                 ))
+                // Every other place the loader tries lies in the scratch folder too.
+                .arg(format!("-Duser.home={}", dir.join("home").display()))
+                .arg(format!("-Djava.io.tmpdir={}", dir.display()))
+                .env("XDG_CACHE_HOME", dir.join("xdg"))
                 .arg("-Djava.library.path=/nonexistent")
                 .arg("Probe"),
         );
         let text = String::from_utf8_lossy(&out.stdout);
         println!("{case}:\n{text}");
-        let lines: Vec<&str> = text.lines().collect();
         assert!(!text.contains("LOADED"), "{case}: loaded anyway");
         assert!(
             text.contains("STILL RUNNING"),
@@ -1144,7 +1163,7 @@ fn a_missing_or_foreign_library_is_reported_with_the_paths_tried_and_what_to_do(
         }
         // The second call reports the same problem without trying again.
         assert!(
-            lines.len() >= 2 && text.matches("LibraryNotLoaded").count() == 2,
+            text.matches("LibraryNotLoaded").count() == 2,
             "{case}: {text}"
         );
     }

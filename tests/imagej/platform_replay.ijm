@@ -17,6 +17,11 @@ source = getImageID();
 run("Denoise...", args[3]);
 if (getImageID() == source) exit("Denoise... wrote into the source instead of a new window");
 print("result: " + getTitle() + " " + bitDepth() + "-bit");
+// The title's characters as numbers: the console's encoding cannot garble them.
+t = getTitle();
+codes = "";
+for (i = 0; i < lengthOf(t); i++) codes = codes + charCodeAt(t, i) + " ";
+print("title codes: " + codes);
 saveAs("Tiff", args[1]);
 selectImage(source);
 run("Compare Methods...", "backend=auto");

@@ -26,6 +26,9 @@ public final class NativeBridge {
     private static final String VERSION_PREFIX = "v" + jarVersion() + "-";
     private static volatile String loadError;
     private static volatile boolean loaded;
+    /** The error of the last failed System.load, and whether the system refused a library we wrote. */
+    private static String lastError = "";
+    private static boolean refused;
     private static volatile List<MethodSpec> registry;
     private static final java.util.concurrent.atomic.AtomicLong JOBS = new java.util.concurrent.atomic.AtomicLong();
 
@@ -71,7 +74,18 @@ public final class NativeBridge {
                 for (File root : cacheRoots()) {
                     File lib = new File(new File(root, folder), name);
                     try {
-                        if (extractOnce(bytes, lib) && tryLoad(lib.getAbsolutePath(), tried)) return;
+                        if (!extractOnce(bytes, lib)) continue;
+                        if (tryLoad(lib.getAbsolutePath(), tried)) return;
+                        // ImageJ's "Refresh Menus" or "Compile and Run" makes a new plugin
+                        // class loader, and a JVM lets one file be loaded by one class
+                        // loader only: this one gets a copy of its own.
+                        File own = new File(lib.getParentFile(), "cl" + Integer.toHexString(
+                                System.identityHashCode(NativeBridge.class.getClassLoader())) + "-" + name);
+                        if (lastError.contains("another classloader") && extractOnce(bytes, own)
+                                && tryLoad(own.getAbsolutePath(), tried)) return;
+                        // The same bytes elsewhere would be refused the same way.
+                        refused = true;
+                        break;
                     } catch (Exception e) {
                         tried.add(lib + " (" + e + ")");
                     }
@@ -117,18 +131,27 @@ public final class NativeBridge {
         String p = platform();
         boolean known = false;
         for (String q : PLATFORMS) known |= q.equals(p);
+        String restart = " Then restart Fiji.";
         if (!known) {
-            return "DenoiseKit is built for " + join(java.util.Arrays.asList(PLATFORMS))
-                    + "; this Java reports " + p + ". A 32-bit Java cannot load it: use Fiji's bundled 64-bit Java.";
+            String arch = System.getProperty("os.arch", "");
+            boolean bits32 = arch.equals("x86") || arch.matches("i[3-6]86") || arch.equals("arm");
+            return "DenoiseKit is built for " + join(java.util.Arrays.asList(PLATFORMS)) + "; this Java reports " + p
+                    + (bits32 ? ", a 32-bit Java: start Fiji with its bundled 64-bit Java." : ", which it does not support yet.");
         }
         if (NativeBridge.class.getResource("/natives/" + p + "/" + libraryFile(p)) == null) {
-            return "this DenoiseKit_.jar was packaged without " + p + ": install the release jar, which carries every platform.";
+            return "this DenoiseKit_.jar was packaged without " + p
+                    + ": install the release jar, which carries every platform." + restart;
         }
-        if (p.startsWith("windows")) {
-            return "check that your antivirus did not quarantine denoisekit.dll in the folder above, and that the folder is writable"
-                    + " (or start Fiji with -Ddenoisekit.cache=<a writable folder>).";
+        if (refused) {
+            String why = p.startsWith("linux")
+                    ? " On Linux it needs glibc 2.17 or newer, and a folder not mounted noexec"
+                            + " (start Fiji with -Ddenoisekit.cache=<a folder in your home>)."
+                    : p.startsWith("windows")
+                            ? " Check that your antivirus did not quarantine or block denoisekit.dll in that folder."
+                            : " macOS 11 or newer is needed.";
+            return "the library was written but the system refused to load it (" + lastError + ")." + why + restart;
         }
-        return "check that the folder above is writable (or start Fiji with -Ddenoisekit.cache=<a writable folder>).";
+        return "no folder above could be written: start Fiji with -Ddenoisekit.cache=<a writable folder>." + restart;
     }
 
     /**
@@ -144,10 +167,11 @@ public final class NativeBridge {
         if (explicit != null && !explicit.isEmpty()) roots.add(new File(explicit));
         String home = System.getProperty("user.home", "");
         String os = System.getProperty("os.name", "").toLowerCase();
-        if (os.contains("win")) {
+        boolean mac = os.contains("mac") || os.contains("darwin");
+        if (!mac && os.contains("win")) {
             String local = System.getenv("LOCALAPPDATA");
             if (local != null && !local.isEmpty()) roots.add(new File(local, "DenoiseKit" + File.separator + "natives"));
-        } else if (os.contains("mac")) {
+        } else if (mac) {
             if (!home.isEmpty()) roots.add(new File(home, "Library/Caches/DenoiseKit/natives"));
         } else {
             String xdg = System.getenv("XDG_CACHE_HOME");
@@ -157,7 +181,44 @@ public final class NativeBridge {
         String tmp = System.getProperty("java.io.tmpdir");
         String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9._-]", "_");
         if (tmp != null) roots.add(new File(tmp, "denoisekit-" + user));
-        return roots;
+        if (!mac && os.contains("win")) {
+            // Java before 17 loads a DLL through the system code page: a user name it cannot
+            // encode (Cyrillic on a Western Windows) fails every folder above.
+            String shared = System.getenv("ProgramData");
+            if (shared != null && !shared.isEmpty()) roots.add(new File(shared, "DenoiseKit\\natives\\" + user));
+        }
+        List<File> usable = new ArrayList<File>();
+        for (File r : roots) {
+            if (r.isAbsolute() && encodable(r.getPath())) usable.add(r);
+        }
+        return usable;
+    }
+
+    /** Whether the JVM's file-name encoding (the code page on Windows) can spell {@code path}. */
+    private static boolean encodable(String path) {
+        try {
+            String enc = System.getProperty("sun.jnu.encoding");
+            return enc == null || java.nio.charset.Charset.forName(enc).newEncoder().canEncode(path);
+        } catch (Exception e) {
+            return true;
+        }
+    }
+
+    /**
+     * On Linux and macOS a folder in the shared temporary folder has a name others can guess:
+     * it must be this user's and writable by no one else, or another user could swap the
+     * library between our check and the load.
+     */
+    private static void checkPrivate(File dir) throws java.io.IOException {
+        java.nio.file.Path d = dir.toPath();
+        if (!java.nio.file.Files.getFileStore(d).supportsFileAttributeView("posix")) return;
+        String me = System.getProperty("user.name");
+        String owner = java.nio.file.Files.getOwner(d).getName();
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> perms = java.nio.file.Files.getPosixFilePermissions(d);
+        if (me != null && !me.equals(owner) || perms.contains(java.nio.file.attribute.PosixFilePermission.GROUP_WRITE)
+                || perms.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_WRITE)) {
+            throw new java.io.IOException(dir + " belongs to " + owner + " or is writable by others: not used");
+        }
     }
 
     /**
@@ -168,18 +229,37 @@ public final class NativeBridge {
      * SecureRandom, which crashes some JVMs under Wine and costs time on a fresh start.
      */
     private static boolean extractOnce(byte[] bytes, File lib) throws java.io.IOException {
-        if (sameContent(lib, bytes)) return true;
         File dir = lib.getParentFile();
+        File root = dir.getParentFile();
+        String tmp = System.getProperty("java.io.tmpdir");
+        boolean shared = tmp != null && root != null && new File(tmp).equals(root.getParentFile());
+        if (shared) {
+            if (!root.isDirectory() && root.mkdir()) {
+                root.setReadable(false, false);
+                root.setWritable(false, false);
+                root.setExecutable(false, false);
+                root.setReadable(true, true);
+                root.setWritable(true, true);
+                root.setExecutable(true, true);
+            }
+            checkPrivate(root);
+        }
+        if (sameContent(lib, bytes)) return true;
         if (!dir.isDirectory() && !dir.mkdirs() && !dir.isDirectory()) {
             throw new java.io.IOException("cannot create the folder " + dir);
         }
         File part = new File(dir, lib.getName() + "." + Long.toHexString(System.nanoTime()) + "-"
                 + Long.toHexString(Thread.currentThread().getId()) + ".part");
-        OutputStream out = new FileOutputStream(part);
         try {
-            out.write(bytes);
-        } finally {
-            out.close();
+            OutputStream out = new FileOutputStream(part);
+            try {
+                out.write(bytes);
+            } finally {
+                out.close();
+            }
+        } catch (java.io.IOException e) {
+            part.delete();
+            throw e;
         }
         try {
             java.nio.file.Files.move(part.toPath(), lib.toPath(), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
@@ -241,6 +321,7 @@ public final class NativeBridge {
             loaded = true;
             return true;
         } catch (Throwable t) {
+            lastError = String.valueOf(t.getMessage());
             tried.add(path + " (" + t.getMessage() + ")");
             return false;
         }
@@ -260,7 +341,7 @@ public final class NativeBridge {
     public static String platform() {
         String os = System.getProperty("os.name", "").toLowerCase();
         String arch = System.getProperty("os.arch", "").toLowerCase();
-        String o = os.contains("win") ? "windows" : os.contains("mac") || os.contains("darwin") ? "macos" : "linux";
+        String o = os.contains("mac") || os.contains("darwin") ? "macos" : os.contains("win") ? "windows" : "linux";
         String a = arch.equals("amd64") || arch.equals("x86_64") || arch.equals("x86-64") ? "x86_64"
                 : arch.equals("aarch64") || arch.equals("arm64") ? "aarch64" : arch;
         return o + "-" + a;
@@ -423,7 +504,14 @@ public final class NativeBridge {
     /** Whether this build has GPU kernels (the macOS builds run on the CPU only). */
     public static boolean gpuCompiled() {
         ensureLoaded();
-        return gpuCompiled0();
+        try {
+            return gpuCompiled0();
+        } catch (UnsatisfiedLinkError e) {
+            // A library found beside the jar or on java.library.path may be older than it.
+            throw new DenoiseKitException("LibraryNotLoaded", "the DenoiseKit native library that was loaded is not the"
+                    + " version of this plugin (" + e.getMessage() + "): remove old denoisekit libraries from Fiji's"
+                    + " folders and restart Fiji");
+        }
     }
 
     /** Exercises the error bridge: 0 returns 0, 1 and 2 panic natively, 3 fails with "Cancelled". */
