@@ -88,6 +88,10 @@ enum Cmd {
         input: PathBuf,
         #[arg(long)]
         poisson_gaussian: bool,
+        /// Choose between the Gaussian and the Poisson-Gaussian model from the image;
+        /// prints why, then the noise-model options to pass to `run`.
+        #[arg(long, conflicts_with = "poisson_gaussian")]
+        auto: bool,
     },
     /// Denoise a bundled image with every denoiser, write outputs and a montage, print scores.
     Demo {
@@ -229,9 +233,14 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
         Cmd::Noise {
             input,
             poisson_gaussian,
+            auto,
         } => {
             let (img, _) = tiffio::read(&input)?;
-            if poisson_gaussian {
+            if auto {
+                let choice = denoisekit_core::noise::choose_noise_model(&img.view())?;
+                println!("{}", choice.reason);
+                println!("{}", choice.options());
+            } else if poisson_gaussian {
                 let fit = denoisekit_core::noise::estimate_poisson_gaussian(&img.view())?;
                 println!(
                     "var = a*mean + b: a = {:.4} (± {:.2}), b = {:.4} (± {:.2}), from {} intensity levels",

@@ -223,16 +223,18 @@ impl Variance {
     /// Poisson-Gaussian model grows with the signal; one σ² (the wavelet estimate, set by
     /// the dim background) then weighs the divergence too little where it is bright, and
     /// BM3D's SURE chose 6.5 where 12 was best (4.6 dB below, on the nuclei as camera
-    /// counts). When the image's own fit finds a significant slope, each pixel gets
-    /// `a·mean + b` from a local mean (SURE for independent noise of unequal variances).
+    /// counts). When the image's noise is signal-dependent by the rule `noise_model=auto`
+    /// uses ([`crate::noise::choose_noise_model`]), each pixel gets `a·mean + b` from a
+    /// local mean (SURE for independent noise of unequal variances).
     fn of(image: &Volume, sigma: f64) -> Variance {
         let uniform = Variance::Uniform(sigma * sigma);
-        let Ok(fit) = crate::noise::estimate_poisson_gaussian(&image.view()) else {
-            return uniform;
+        let fit = match crate::noise::choose_noise_model(&image.view()) {
+            Ok(crate::noise::NoiseChoice {
+                model: crate::noise::NoiseModel::PoissonGaussian(fit),
+                ..
+            }) => fit,
+            _ => return uniform,
         };
-        if !(fit.a > 3.0 * fit.a_se && fit.a > 0.0) {
-            return uniform;
-        }
         let local = crate::methods::gaussian::GaussianParams {
             sigma: 2.0,
             sigma_z: 0.0,
