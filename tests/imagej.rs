@@ -483,3 +483,76 @@ fn gui_record_preview_replay_and_compare() {
         }
     }
 }
+
+#[test]
+fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
+    let Some(env) = prerequisites("ij_auto") else {
+        return;
+    };
+    // Photon-like noise (variance = 2 x mean, normal approximation) on smooth blobs, as
+    // 32-bit grey levels: the Poisson-Gaussian model must be chosen, in ImageJ as on the
+    // command line, from the whole plane.
+    let (h, w) = (96, 112);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut normal = move || {
+        let mut u = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (a, b) = (u().max(1e-12), u());
+        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+    };
+    let data: Vec<f32> = (0..h * w)
+        .map(|i| {
+            let (y, x) = ((i / w) as f64, (i % w) as f64);
+            let photons = 20.0
+                + 180.0 * (-(((x - 40.0).powi(2) + (y - 50.0).powi(2)) / 600.0)).exp()
+                + 120.0 * (-(((x - 85.0).powi(2) + (y - 30.0).powi(2)) / 300.0)).exp();
+            let mean = 2.0 * photons + 100.0;
+            (mean + (2.0 * (mean - 100.0)).sqrt() * normal()) as f32
+        })
+        .collect();
+    let input = env.tmp.join("photons.tif");
+    write_f32_stack(&input, (1, h, w), &data);
+    let cli_out = env.tmp.join("cli.tif");
+    cli(
+        &env,
+        &[
+            "run",
+            "nl_means",
+            input.to_str().unwrap(),
+            cli_out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "h=0.8",
+            "sigma=1",
+            "noise_model=auto",
+        ],
+    );
+    // h and sigma are given: the dialog's defaults for them were measured before the model
+    // was chosen (with the Gaussian model), the CLI's after.
+    let (ij, untouched, log) = imagej_with(
+        &env,
+        &input,
+        "method=nl_means backend=cpu h=0.8 sigma=1 noise_model=auto",
+        None,
+    );
+    assert_eq!(
+        ij,
+        read_tiff(&cli_out),
+        "ImageJ and the CLI chose differently"
+    );
+    assert_eq!(untouched, data);
+    assert!(
+        log.contains("noise_model=auto chose: noise_model=poisson_gaussian gain="),
+        "{log}"
+    );
+    // The result's Info records the values used, not "auto".
+    let info = log.lines().find(|l| l.starts_with("info:")).unwrap_or("");
+    assert!(
+        info.contains("noise_model=poisson_gaussian") && !info.contains("noise_model=auto"),
+        "{info}"
+    );
+}

@@ -115,6 +115,10 @@ pub fn prepare(
             supported: m.dims.label().to_string(),
         });
     }
+    let values = &*match m.kind {
+        MethodKind::Denoise => resolve_noise_model(input, values)?,
+        _ => std::borrow::Cow::Borrowed(values),
+    };
     // With a Poisson-Gaussian model the method sees the stabilised image, so its
     // noise-derived defaults are measured there.
     let gat = match m.kind {
@@ -126,6 +130,35 @@ pub fn prepare(
         None => estimate_sigma(input),
     })?;
     Ok((m, resolved))
+}
+
+/// `values` with `noise_model=auto` replaced by the model this image calls for and that
+/// model's gain, offset and read noise ([`noise::choose_noise_model`]): the run, what it
+/// reports and a replay of that report then use the same numbers. Other values are
+/// returned as they are.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] for an invalid image.
+pub fn resolve_noise_model<'v>(
+    input: &VolumeView<'_>,
+    values: &'v ParamValues,
+) -> Result<std::borrow::Cow<'v, ParamValues>> {
+    let auto = values
+        .pairs()
+        .iter()
+        .any(|(k, v)| k == "noise_model" && v.trim() == "auto");
+    if !auto {
+        return Ok(std::borrow::Cow::Borrowed(values));
+    }
+    let choice = noise::choose_noise_model(input)?;
+    log::info!("DenoiseKit: noise_model=auto: {}", choice.reason);
+    let mut chosen = values.clone();
+    for pair in choice.options().split_whitespace() {
+        if let Some((k, v)) = pair.split_once('=') {
+            chosen.insert(k, v);
+        }
+    }
+    Ok(std::borrow::Cow::Owned(chosen))
 }
 
 /// Runs `f` on the input as the noise model asks: directly, or between the generalized

@@ -78,6 +78,11 @@ pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control)
 }
 
 fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
+    // noise_model=auto is decided on the whole image, not on the crop searched below.
+    let fixed = &*match crate::find(id)?.kind {
+        crate::MethodKind::Denoise => crate::resolve_noise_model(&input, fixed)?,
+        _ => std::borrow::Cow::Borrowed(fixed),
+    };
     let (m, resolved) = crate::prepare(id, &input, fixed)?;
     let crop = central_crop(&input);
     let noise_keys: Vec<&str> = crate::vst::NOISE_MODEL_PARAMS

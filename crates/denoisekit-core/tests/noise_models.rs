@@ -33,3 +33,43 @@ fn gaussian_sigma_is_within_ten_percent_on_a_real_image() {
         );
     }
 }
+
+#[test]
+fn noise_model_auto_runs_and_reports_the_model_chosen_from_the_image() {
+    use denoisekit_core::noise::{NoiseModel, choose_noise_model};
+    use denoisekit_core::{Control, ParamValues, prepare, run};
+    let auto = ParamValues::new().set("noise_model", "auto");
+    // Photon noise on the real nuclei: the Poisson-Gaussian model, with the fitted camera.
+    let photons = camera(100.0, 2.0, 100.0, 3.0, 7);
+    let choice = choose_noise_model(&photons.view()).unwrap();
+    assert!(
+        matches!(choice.model, NoiseModel::PoissonGaussian(_)),
+        "{choice:?}"
+    );
+    let mut explicit = ParamValues::new();
+    for pair in choice.options().split_whitespace() {
+        let (k, v) = pair.split_once('=').unwrap();
+        explicit.insert(k, v);
+    }
+    let (_, resolved) = prepare("nl_means", &photons.view(), &auto).unwrap();
+    let (_, expected) = prepare("nl_means", &photons.view(), &explicit).unwrap();
+    assert_eq!(resolved.to_options(), expected.to_options());
+    assert!(
+        resolved
+            .to_options()
+            .contains("noise_model=poisson_gaussian")
+    );
+    let ctl = Control::new();
+    assert_eq!(
+        run("nl_means", photons.view(), &auto, &ctl).unwrap(),
+        run("nl_means", photons.view(), &explicit, &ctl).unwrap()
+    );
+    // Gaussian noise of one level: the Gaussian model.
+    let gaussian = denoisekit_core::phantom::add_gaussian_noise(&nuclei(), 10.0, 8);
+    let (_, resolved) = prepare("gaussian", &gaussian.view(), &auto).unwrap();
+    assert!(
+        resolved.to_options().contains("noise_model=gaussian"),
+        "{}",
+        resolved.to_options()
+    );
+}

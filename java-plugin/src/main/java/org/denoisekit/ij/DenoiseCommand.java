@@ -173,6 +173,33 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         return imp.getStackSize() > 1 && "stack".equals(scope) ? FLAGS | NO_UNDO : FLAGS;
     }
 
+    /** noise_model=auto's choice on the plane on screen, made once per dialog. */
+    private Map<String, String> autoNoise;
+
+    /**
+     * Replaces noise_model=auto by the model chosen on the channel and frame on screen, with
+     * its gain, offset and read noise: a preview of a region would otherwise fit the region
+     * and differ from the result. The Log and the result's Info show the values used.
+     */
+    private void pinAutoNoiseModel(String[] k, String[] v) {
+        int model = java.util.Arrays.asList(k).indexOf("noise_model");
+        if (model < 0 || !"auto".equals(v[model])) return;
+        if (autoNoise == null) {
+            Pixels here = Pixels.of(imp, imp.getC(), imp.getT());
+            autoNoise = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims,
+                    new String[] {"noise_model"}, new String[] {"auto"}));
+            StringBuilder chose = new StringBuilder();
+            for (int i = model; i < k.length; i++) chose.append(' ').append(k[i]).append('=').append(autoNoise.get(k[i]));
+            IJ.log("DenoiseKit noise_model=auto chose:" + chose);
+        }
+        // The noise model's parameters are the shared block that every denoiser's list
+        // ends with, from noise_model on (MethodDescriptor::all_params).
+        for (int i = model; i < k.length; i++) {
+            String chosen = autoNoise.get(k[i]);
+            if (chosen != null) v[i] = chosen;
+        }
+    }
+
     /** What the chosen backend will run on, as far as is known before a run. */
     static String deviceLine(String backend) {
         if (!NativeBridge.gpuCompiled()) return "CPU only: this build of DenoiseKit has no GPU support";
@@ -372,6 +399,7 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             }
             v[i] = p.isInt() ? Long.toString(Math.round(x)) : Double.toString(x);
         }
+        pinAutoNoiseModel(k, v);
         String[] titles = new String[method.images.size()];
         for (int i = 0; i < titles.length; i++) titles[i] = gd.getNextChoice();
         String missing = readImages(k, v, titles);
