@@ -73,3 +73,25 @@ fn noise_model_auto_runs_and_reports_the_model_chosen_from_the_image() {
         resolved.to_options()
     );
 }
+
+#[test]
+fn noise_model_auto_answers_on_any_image_without_panicking() {
+    use denoisekit_core::{Control, ParamValues, Volume, run};
+    let auto = ParamValues::new().set("noise_model", "auto");
+    let patterns: [&dyn Fn(usize, usize, usize) -> f32; 5] = [
+        &|_, _, _| 7.0,
+        &|z, y, x| ((x * 31 + y * 17 + z * 7) % 13) as f32,
+        &|_, y, x| if (x + y) % 2 == 0 { 0.0 } else { 65535.0 },
+        &|_, y, x| 1e30 * ((x * y) % 5) as f32,
+        &|_, y, x| -3.0e-20 * (x as f32 - y as f32),
+    ];
+    for shape in [(1, 1, 1), (1, 2, 3), (1, 9, 9), (2, 12, 40), (1, 64, 64)] {
+        for f in patterns {
+            let img = Volume::from_shape_fn(shape, |(z, y, x)| f(z, y, x));
+            // An answer, or an error naming the problem: never a panic or a NaN image.
+            if let Ok(out) = run("gaussian", img.view(), &auto, &Control::new()) {
+                assert!(out.iter().all(|v| v.is_finite()), "{shape:?}");
+            }
+        }
+    }
+}
