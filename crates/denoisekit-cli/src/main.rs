@@ -92,6 +92,11 @@ enum Cmd {
         /// prints why, then the noise-model options to pass to `run`.
         #[arg(long, conflicts_with = "poisson_gaussian")]
         auto: bool,
+        /// Measure the noise's spatial correlation between neighbouring pixels (on the
+        /// variance-stabilised image when the noise is photon noise); with --auto, printed
+        /// as the second line.
+        #[arg(long)]
+        correlation: bool,
     },
     /// Denoise a bundled image with every denoiser, write outputs and a montage, print scores.
     Demo {
@@ -234,12 +239,37 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             input,
             poisson_gaussian,
             auto,
+            correlation,
         } => {
             let (img, _) = tiffio::read(&input)?;
+            let correlated = |choice: &denoisekit_core::noise::NoiseChoice| {
+                match denoisekit_core::correlation::estimate_correlation_for(&img.view(), choice) {
+                    Ok(c) => format!(
+                        "{}; pointwise noise sd {:.4}{}",
+                        c.describe(),
+                        c.variance.sqrt(),
+                        if matches!(
+                            choice.model,
+                            denoisekit_core::noise::NoiseModel::Gaussian { .. }
+                        ) {
+                            ""
+                        } else {
+                            " (stabilised units)"
+                        }
+                    ),
+                    Err(e) => format!("noise correlation not measured: {e}"),
+                }
+            };
             if auto {
                 let choice = denoisekit_core::noise::choose_noise_model(&img.view())?;
                 println!("{}", choice.reason);
+                if correlation {
+                    println!("{}", correlated(&choice));
+                }
                 println!("{}", choice.options());
+            } else if correlation {
+                let choice = denoisekit_core::noise::choose_noise_model(&img.view())?;
+                println!("{}", correlated(&choice));
             } else if poisson_gaussian {
                 let fit = denoisekit_core::noise::estimate_poisson_gaussian(&img.view())?;
                 println!(

@@ -14,6 +14,7 @@
 pub mod border;
 pub mod control;
 pub mod convolve;
+pub mod correlation;
 pub mod descriptor;
 pub mod error;
 pub mod fastmath;
