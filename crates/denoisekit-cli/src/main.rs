@@ -76,11 +76,18 @@ enum Cmd {
     },
     /// Choose a method's strength from the image itself (self-supervised, no clean image):
     /// `denoisekit tune nl_means in.tif`; prints the options to pass to `run` or a macro.
+    /// `denoisekit tune auto in.tif` tunes every denoiser, ranks them by one self-supervised
+    /// loss and prints the expected best last, as `<method> <options>`.
     Tune {
+        /// Method id, or `auto` to rank the denoisers.
         method: String,
         input: PathBuf,
         /// Parameters to keep fixed, as key=value (the rest take their defaults).
         params: Vec<String>,
+        /// With `auto`: the denoisers to rank, comma-separated (default: every denoiser
+        /// with a tunable parameter).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
     },
     /// Estimate the Gaussian noise standard deviation of an image, in its grey levels; with
     /// --poisson-gaussian, fit var = a·mean + b instead and print the noise-model options.
@@ -214,10 +221,46 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             method,
             input,
             params,
+            methods,
         } => {
             let (img, _) = tiffio::read(&input)?;
             let fixed = parse_params(&params)?;
             let t0 = std::time::Instant::now();
+            if method == "auto" {
+                let ids: Vec<&str> = methods.iter().map(String::as_str).collect();
+                let ranked =
+                    denoisekit_core::tune::rank(&ids, img.view(), &fixed, &Control::new())?;
+                println!(
+                    "{} denoisers tuned and ranked in {:.1} s by the self-supervised loss \
+                     (an estimate of the squared error plus the noise variance; lower is better):",
+                    ranked.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+                for (i, r) in ranked.iter().enumerate() {
+                    let tuned: Vec<String> = r
+                        .tuned
+                        .tuned
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", fmt_num(*v)))
+                        .collect();
+                    println!(
+                        "{}{:>2}. {:<22} loss {:.6}  {}",
+                        if i == 0 { "*" } else { " " },
+                        i + 1,
+                        r.id,
+                        r.loss,
+                        tuned.join(" ")
+                    );
+                }
+                let best = &ranked[0];
+                println!(
+                    "{} {}{}",
+                    best.id,
+                    best.tuned.values.to_options(),
+                    image_words(&params)
+                );
+                return Ok(());
+            }
             let t = denoisekit_core::tune::tune(&method, img.view(), &fixed, &Control::new())?;
             let tuned: Vec<String> = t
                 .tuned

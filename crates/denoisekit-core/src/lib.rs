@@ -133,7 +133,8 @@ pub fn prepare(
     Ok((m, resolved))
 }
 
-/// `values` with `noise_model=auto` replaced by the model this image calls for and that
+/// `values` with `noise_model=auto` (given, or unset: the default) replaced by the model
+/// this image calls for and that
 /// model's gain, offset and read noise ([`noise::choose_noise_model`]): the run, what it
 /// reports and a replay of that report then use the same numbers. Other values are
 /// returned as they are.
@@ -144,10 +145,12 @@ pub fn resolve_noise_model<'v>(
     input: &VolumeView<'_>,
     values: &'v ParamValues,
 ) -> Result<std::borrow::Cow<'v, ParamValues>> {
-    let auto = values
-        .pairs()
-        .iter()
-        .any(|(k, v)| k == "noise_model" && v.trim() == "auto");
+    // Unset, the model is the descriptor's default (auto).
+    let spec = &vst::NOISE_MODEL_PARAMS[0];
+    let auto = match values.pairs().iter().find(|(k, _)| k == spec.key) {
+        Some((_, v)) => v.trim() == "auto",
+        None => spec.default_value(|| Ok(0.0))? == ParamValue::Choice("auto"),
+    };
     if !auto {
         return Ok(std::borrow::Cow::Borrowed(values));
     }

@@ -97,42 +97,13 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         TuneLoss::Sure => BUDGET / 2,
         _ => BUDGET,
     };
-    let tiles = sample_tiles(&input, budget);
-    let noise_keys: Vec<&str> = crate::vst::NOISE_MODEL_PARAMS
-        .iter()
-        .map(|p| p.key)
-        .collect();
-    // With a Poisson-Gaussian model the search runs on the stabilised image, where the
-    // noise is uniform and the method's parameters live (see `crate::run`).
-    let gat = match m.kind {
-        crate::MethodKind::Denoise => crate::vst::Gat::from_values(fixed)?,
-        _ => None,
-    };
-    let tiles: Vec<Volume> = match &gat {
-        Some(g) => tiles.iter().map(|t| g.forward(&t.view())).collect(),
-        None => tiles,
-    };
-    // The noise is measured on all tiles at once, as planes of one stack (both estimates
-    // work plane by plane and pool the planes).
-    let stack = stack_planes(&tiles);
-    // Correlated noise breaks both losses' premise (a pixel's noise is independent of its
-    // neighbours'); when it is measured, the mask hides the correlated neighbours too and
-    // SURE weighs its divergence by the covariance. Its variance is the pointwise one,
-    // which the wavelet estimate understates on correlated noise.
-    let correlation = crate::correlation::estimate_correlation(&stack.view())
-        .ok()
-        .filter(|c| c.radius > 0);
-    let sigma = match &correlation {
-        Some(c) => c.variance.sqrt(),
-        None => crate::estimate_sigma(&stack.view())?,
-    };
-    let (radius, rho) = match &correlation {
-        Some(c) => {
-            log::info!("DenoiseKit: tuning for correlated noise: {}", c.describe());
-            (c.radius, c.significant())
-        }
-        None => (0, Vec::new()),
-    };
+    let Sample {
+        tiles,
+        sigma,
+        radius,
+        rho,
+        stack,
+    } = Sample::new(m, &input, fixed, budget)?;
     let sure = m.tune_loss == TuneLoss::Sure && sigma > 0.0;
     let photon_fit = if sure {
         Variance::photon_fit(&stack)
@@ -152,15 +123,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
             (tile, score)
         })
         .collect();
-    // The runs inside the search see the (stabilised) tiles with the Gaussian model.
-    let mut base = ParamValues::new();
-    for (k, v) in resolved.iter().filter(|(k, _)| !noise_keys.contains(k)) {
-        base.insert(k, v);
-    }
-    // Image inputs (a PSF) go with every trial, and into the result for replaying.
-    for (k, image) in fixed.images() {
-        base.insert_image(k.clone(), image.clone());
-    }
+    let base = trial_values(&resolved, fixed);
     let targets: Vec<(&'static str, f64, f64, f64)> = m
         .params
         .iter()
@@ -183,34 +146,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         )));
     }
     let mut evaluations = 0usize;
-    let mut loss = |values: &ParamValues| -> Result<f64> {
-        ctl.checkpoint()?;
-        let quiet = ctl.quiet();
-        // Every tile's squared errors, pooled (SURE's per pixel, the mask's per hidden pixel).
-        let (mut total, mut count) = (0.0f64, 0usize);
-        for (tile, score) in &scores {
-            match score {
-                Score::Masked((masked, hidden)) => {
-                    evaluations += 1;
-                    let out = crate::run(id, masked.view(), values, &quiet)?;
-                    let out = out.as_slice().expect("standard layout");
-                    total += hidden
-                        .iter()
-                        .map(|&(i, v)| (f64::from(out[i]) - f64::from(v)).powi(2))
-                        .sum::<f64>();
-                    count += hidden.len();
-                }
-                Score::Sure(p) => {
-                    evaluations += 2;
-                    let out = crate::run(id, tile.view(), values, &quiet)?;
-                    let moved = crate::run(id, p.perturbed.view(), values, &quiet)?;
-                    total += p.loss(tile, &out, &moved) * tile.len() as f64;
-                    count += tile.len();
-                }
-            }
-        }
-        Ok(total / count.max(1) as f64)
-    };
+    let mut loss = |values: &ParamValues| pooled_loss(id, &scores, values, ctl, &mut evaluations);
     let loss_default = loss(&base)?;
     let mut current = base.clone();
     let mut best_loss = loss_default;
@@ -232,7 +168,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         tuned.push((key, value));
         ctl.advance(1, targets.len() as u64)?;
     }
-    for (k, v) in resolved.iter().filter(|(k, _)| noise_keys.contains(k)) {
+    for (k, v) in resolved.iter().filter(|(k, _)| is_noise_key(k)) {
         current.insert(k, v);
     }
     Ok(Tuned {
@@ -242,6 +178,208 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         loss_tuned: best_loss,
         evaluations,
     })
+}
+
+fn is_noise_key(key: &str) -> bool {
+    crate::vst::NOISE_MODEL_PARAMS.iter().any(|p| p.key == key)
+}
+
+/// The values a trial runs with: the resolved ones but the noise model (the runs see the
+/// stabilised tiles with the Gaussian model), and the image inputs (a PSF) of `fixed`.
+fn trial_values(resolved: &crate::Resolved, fixed: &ParamValues) -> ParamValues {
+    let mut base = ParamValues::new();
+    for (k, v) in resolved.iter().filter(|(k, _)| !is_noise_key(k)) {
+        base.insert(k, v);
+    }
+    // Explicit: unset, the model would be the default (auto), chosen again on every trial.
+    if resolved.iter().any(|(k, _)| is_noise_key(k)) {
+        base.insert("noise_model", "gaussian");
+    }
+    for (k, image) in fixed.images() {
+        base.insert_image(k.clone(), image.clone());
+    }
+    base
+}
+
+/// Every tile's squared errors with method `id` at `values`, pooled (SURE's per pixel,
+/// the mask's per hidden pixel); counts the method runs in `evaluations`.
+fn pooled_loss(
+    id: &str,
+    scores: &[(Volume, Score)],
+    values: &ParamValues,
+    ctl: &Control,
+    evaluations: &mut usize,
+) -> Result<f64> {
+    ctl.checkpoint()?;
+    let quiet = ctl.quiet();
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for (tile, score) in scores {
+        match score {
+            Score::Masked((masked, hidden)) => {
+                *evaluations += 1;
+                let out = crate::run(id, masked.view(), values, &quiet)?;
+                let out = out.as_slice().expect("standard layout");
+                total += hidden
+                    .iter()
+                    .map(|&(i, v)| (f64::from(out[i]) - f64::from(v)).powi(2))
+                    .sum::<f64>();
+                count += hidden.len();
+            }
+            Score::Sure(p) => {
+                *evaluations += 2;
+                let out = crate::run(id, tile.view(), values, &quiet)?;
+                let moved = crate::run(id, p.perturbed.view(), values, &quiet)?;
+                total += p.loss(tile, &out, &moved) * tile.len() as f64;
+                count += tile.len();
+            }
+        }
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+/// One denoiser's place in [`rank`].
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// The method.
+    pub id: &'static str,
+    /// Its tuning.
+    pub tuned: Tuned,
+    /// The masked self-supervised loss at its tuned values, on the tiles and mask every
+    /// ranked method shares: an estimate of its squared error plus the noise variance.
+    pub loss: f64,
+}
+
+/// Tunes each method of `ids` (every denoiser with a tunable parameter when empty) and
+/// ranks them by one loss: the masked loss at each one's tuned values, on the same tiles
+/// and the same hidden pixels (a method tuned by SURE is scored by the mask too, so that
+/// the losses compare). Lowest, the expected best, first. The noise model is resolved
+/// once, on the whole image.
+///
+/// # Errors
+/// What [`tune`] reports for any of them.
+pub fn rank(
+    ids: &[&str],
+    input: VolumeView<'_>,
+    fixed: &ParamValues,
+    ctl: &Control,
+) -> Result<Vec<Ranked>> {
+    rayon::scope(|_| {
+        let ids: Vec<&'static str> = if ids.is_empty() {
+            crate::registry()
+                .iter()
+                .filter(|m| {
+                    m.kind == crate::MethodKind::Denoise && m.params.iter().any(|p| p.tunable)
+                })
+                .map(|m| m.id)
+                .collect()
+        } else {
+            ids.iter()
+                .map(|id| crate::find(id).map(|m| m.id))
+                .collect::<Result<_>>()?
+        };
+        if let Some(m) = ids
+            .iter()
+            .map(|id| crate::find(id))
+            .find_map(|m| m.ok().filter(|m| m.kind != crate::MethodKind::Denoise))
+        {
+            return Err(DenoiseError::invalid(format!(
+                "{} is not a denoiser: only denoisers are ranked by the self-supervised loss",
+                m.id
+            )));
+        }
+        let Some(&first) = ids.first() else {
+            return Err(DenoiseError::invalid("no method to rank"));
+        };
+        let fixed = crate::resolve_noise_model(&input, fixed)?;
+        let sample = Sample::new(crate::find(first)?, &input, &fixed, BUDGET)?;
+        let scores: Vec<(Volume, Score)> = sample
+            .tiles
+            .iter()
+            .map(|t| (t.clone(), sample.masked(t)))
+            .collect();
+        let mut ranked = Vec::with_capacity(ids.len());
+        for id in ids {
+            let tuned = tune_here(id, input, &fixed, ctl)?;
+            let (_, resolved) = crate::prepare(id, &input, &tuned.values)?;
+            let mut runs = 0;
+            let loss = pooled_loss(
+                id,
+                &scores,
+                &trial_values(&resolved, &tuned.values),
+                ctl,
+                &mut runs,
+            )?;
+            ranked.push(Ranked { id, tuned, loss });
+        }
+        ranked.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+        Ok(ranked)
+    })
+}
+
+/// The tiles a search runs on (stabilised when the noise model asks) and their noise.
+struct Sample {
+    tiles: Vec<Volume>,
+    /// The noise's pointwise standard deviation.
+    sigma: f64,
+    /// How far the noise's correlation reaches (0: independent), and its coefficients.
+    radius: usize,
+    rho: Vec<(crate::correlation::Lag, f64)>,
+    /// The tiles' planes as one stack.
+    stack: Volume,
+}
+
+impl Sample {
+    /// `fixed` has its noise model resolved ([`crate::resolve_noise_model`]).
+    fn new(
+        m: &crate::MethodDescriptor,
+        input: &VolumeView<'_>,
+        fixed: &ParamValues,
+        budget: usize,
+    ) -> Result<Sample> {
+        let tiles = sample_tiles(input, budget);
+        // With a Poisson-Gaussian model the search runs on the stabilised image, where the
+        // noise is uniform and the method's parameters live (see `crate::run`).
+        let gat = match m.kind {
+            crate::MethodKind::Denoise => crate::vst::Gat::from_values(fixed)?,
+            _ => None,
+        };
+        let tiles: Vec<Volume> = match &gat {
+            Some(g) => tiles.iter().map(|t| g.forward(&t.view())).collect(),
+            None => tiles,
+        };
+        // The noise is measured on all tiles at once, as planes of one stack (both
+        // estimates work plane by plane and pool the planes).
+        let stack = stack_planes(&tiles);
+        // Correlated noise breaks both losses' premise (a pixel's noise is independent of
+        // its neighbours'); when it is measured, the mask hides the correlated neighbours
+        // too and SURE weighs its divergence by the covariance. Its variance is the
+        // pointwise one, which the wavelet estimate understates on correlated noise.
+        let correlation = crate::correlation::estimate_correlation(&stack.view())
+            .ok()
+            .filter(|c| c.radius > 0);
+        let sigma = match &correlation {
+            Some(c) => c.variance.sqrt(),
+            None => crate::estimate_sigma(&stack.view())?,
+        };
+        let (radius, rho) = match &correlation {
+            Some(c) => {
+                log::info!("DenoiseKit: tuning for correlated noise: {}", c.describe());
+                (c.radius, c.significant())
+            }
+            None => (0, Vec::new()),
+        };
+        Ok(Sample {
+            tiles,
+            sigma,
+            radius,
+            rho,
+            stack,
+        })
+    }
+
+    fn masked(&self, tile: &Volume) -> Score {
+        Score::Masked(hide_grid(&tile.view(), (1, 1), self.sigma, self.radius))
+    }
 }
 
 /// What a trial is scored on.

@@ -37,15 +37,16 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
     ParamSpec::choice(
         "Noise model",
         &["gaussian", "poisson_gaussian", "auto"],
-        "gaussian",
+        "auto",
     )
     .named(
         "noise_model",
-        "gaussian: the noise does not depend on the signal. poisson_gaussian: photon noise \
-         plus read noise (fluorescence, low-dose EM): the image is variance-stabilised \
-         before denoising and mapped back without bias. auto: one of the two, chosen from \
-         the image with its gain, offset and read noise (`denoisekit noise --auto` says \
-         why); the run reports the model and values it used.",
+        "auto (the default): gaussian or poisson_gaussian, chosen from the image with its \
+         gain, offset and read noise (`denoisekit noise --auto` says why); the run reports \
+         the model and values it used, which replay exactly. gaussian: the noise does not \
+         depend on the signal. poisson_gaussian: photon noise plus read noise \
+         (fluorescence, low-dose EM): the image is variance-stabilised before denoising \
+         and mapped back without bias.",
     ),
     ParamSpec::float("Gain", 1e-6, 1e6, DefaultValue::Fixed(1.0))
         .scale(Scale::Log)
