@@ -408,12 +408,15 @@ fn solve_linear(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(c, p);
         b.swap(c, p);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for k in c..n {
-                a[r][k] -= f * a[c][k];
+        let bc = b[c];
+        let (upper, lower) = a.split_at_mut(c + 1);
+        let pivot = &upper[c];
+        for (row, br) in lower.iter_mut().zip(&mut b[c + 1..]) {
+            let f = row[c] / pivot[c];
+            for (v, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                *v -= f * p;
             }
-            b[r] -= f * b[c];
+            *br -= f * bc;
         }
     }
     let mut x = vec![0.0; n];

@@ -202,7 +202,10 @@ mod residual_tests {
             read_noise: 0.1,
             ..Default::default()
         });
+        // Strengths in the image's grey levels: the Gaussian model, not the stabilised
+        // units that noise_model=auto (the default) may choose on this photon noise.
         let score = |id: &str, v: ParamValues| {
+            let v = v.set("noise_model", "gaussian");
             let out = run(id, p.noisy.view(), &v, &Control::new()).unwrap();
             residual_structure(&p.noisy.view(), &out.view()).unwrap()
         };

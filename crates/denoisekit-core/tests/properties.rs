@@ -268,7 +268,8 @@ fn poisson_gaussian_model_denoises_photon_limited_images() {
     let before = mse(&p.clean.view(), &p.noisy.view()).unwrap();
     for m in registry().iter().filter(|m| m.kind == MethodKind::Denoise) {
         let pg = run(m.id, p.noisy.view(), &model, &Control::new()).unwrap();
-        let g = run(m.id, p.noisy.view(), &ParamValues::new(), &Control::new()).unwrap();
+        let gaussian = ParamValues::new().set("noise_model", "gaussian");
+        let g = run(m.id, p.noisy.view(), &gaussian, &Control::new()).unwrap();
         let (e_pg, e_g) = (
             mse(&p.clean.view(), &pg.view()).unwrap(),
             mse(&p.clean.view(), &g.view()).unwrap(),
