@@ -453,6 +453,13 @@ fn gui_record_preview_replay_and_compare() {
         "{log}"
     );
     assert!(log.contains("preview-equals-final: true"), "{log}");
+    // One Auto: the dialog opened at the self-supervised strength (NL-means is quick on
+    // this image) and shows the preview's residual check in the dialog itself.
+    assert!(
+        log.contains("strength-line: Strength: self-supervised from the slice on screen (h="),
+        "{log}"
+    );
+    assert!(log.contains("residual-line: Residual check: "), "{log}");
     assert!(log.contains("replay-identical: true"), "{log}");
     assert!(log.contains("montage: "), "{log}");
     // A run that fails in its second channel (a NaN) wrote nothing into the image.

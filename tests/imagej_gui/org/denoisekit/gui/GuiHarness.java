@@ -74,6 +74,12 @@ public class GuiHarness {
         preview.setState(true);
         d2.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
         float[] previewed = waitForStablePreview(imp, roi, before);
+        // The dialog says what strength it opened at, and shows the preview's residual check.
+        waitFor(() -> labelStarting(d2, "Residual check: ") != null
+                && !labelStarting(d2, "Residual check: ").contains("shown with the preview"), "the residual check");
+        System.out.println("residual-line: " + labelStarting(d2, "Residual check: ").replace('\n', ' '));
+        String info = labelStarting(d2, "Estimated noise sigma");
+        System.out.println("strength-line: " + info.substring(info.indexOf("Strength: ")).replace('\n', ' '));
         Thread.sleep(300);
         screenshot(new File(out, "denoise-dialog.png"), union(imp.getWindow().getBounds(), d2.getBounds()));
         press(d2, "OK");
@@ -167,7 +173,7 @@ public class GuiHarness {
         // already in place: start from a value the fit will not give.
         gain.setText("1");
         String before = gain.getText();
-        click(d2, "Auto (from the noise estimate)");
+        click(d2, "Auto");
         waitFor(() -> !gain.getText().equals(before), "the fitted gain");
         System.out.println("pg-auto: gain=" + gain.getText()
                 + " offset=" + ((TextField) numbers.get(numbers.size() - 2)).getText()
@@ -175,6 +181,32 @@ public class GuiHarness {
         press(d2, "Cancel");
         pg.changes = false;
         pg.close();
+    }
+
+    /** A MultiLineLabel's lines (it has no getter: read its field). */
+    static String multiLineText(ij.gui.MultiLineLabel label) {
+        try {
+            java.lang.reflect.Field f = ij.gui.MultiLineLabel.class.getDeclaredField("lines");
+            f.setAccessible(true);
+            return String.join("\n", (String[]) f.get(label));
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot read a MultiLineLabel", e);
+        }
+    }
+
+    /** The text of the first label in {@code in} that starts with {@code prefix}, or null. */
+    static String labelStarting(java.awt.Container in, String prefix) {
+        for (java.awt.Component c : in.getComponents()) {
+            String text = null;
+            if (c instanceof ij.gui.MultiLineLabel) text = multiLineText((ij.gui.MultiLineLabel) c);
+            else if (c instanceof java.awt.Label) text = ((java.awt.Label) c).getText();
+            if (text != null && text.startsWith(prefix)) return text;
+            if (c instanceof java.awt.Container) {
+                String inner = labelStarting((java.awt.Container) c, prefix);
+                if (inner != null) return inner;
+            }
+        }
+        return null;
     }
 
     /** Runs the listeners of the dialog's button labelled {@code label} (one of its own). */

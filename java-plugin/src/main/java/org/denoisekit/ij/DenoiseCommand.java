@@ -109,6 +109,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             defaults = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims, null, null));
             double noise = NativeBridge.estimateNoise(here.data, here.dims);
 
+            // The dialog opens at the self-supervised strength when that search is quick
+            // here, else at the noise-derived defaults; its message says which.
+            String strength = openingStrength(here);
+
             final GenericDialog gd = new GenericDialog("Denoise: " + method.name);
             gd.addMessage(wrap(method.summary, 72));
             for (ParamSpec p : method.params) addField(gd, p, defaults.get(p.key));
@@ -116,16 +120,10 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             // fields keep their positions for the Auto buttons.
             for (MethodSpec.ImageInput in : method.images) gd.addChoice(in.key, imageChoices(imp), NONE);
             final Pixels tuneOn = here;
-            gd.addButton("Auto (from the noise estimate)", new ActionListener() {
+            gd.addButton("Auto", new ActionListener() {
                 @Override
                 public void actionPerformed(ActionEvent e) {
-                    resetToDefaults(gd, tuneOn);
-                }
-            });
-            gd.addButton("Auto (self-supervised, from the image)", new ActionListener() {
-                @Override
-                public void actionPerformed(ActionEvent e) {
-                    tuneFields(gd, tuneOn);
+                    auto(gd, tuneOn);
                 }
             });
             if (imp.getStackSize() > 1) gd.addChoice("scope", SCOPES, "stack");
@@ -138,7 +136,12 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             gd.addChoice("view", VIEWS, "denoised");
             gd.addMessage("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels. Preview: "
                     + (imp.getRoi() != null && imp.getRoi().isArea() ? "the selection" : "the current slice")
-                    + "\nDevice: " + deviceLine(backend));
+                    + "\nDevice: " + deviceLine(backend) + "\nStrength: " + strength);
+            if ("denoise".equals(method.kind)) {
+                // The residual check of each preview, where the user looks (not only the Log).
+                gd.addMessage(RESIDUAL_IDLE);
+                residualLabel = gd.getMessage();
+            }
             gd.addHelp(methodHelp(method));
             gd.addPreviewCheckbox(pfr);
             gd.addDialogListener(this);
@@ -269,6 +272,102 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         }
     }
 
+    private static final String RESIDUAL_IDLE = "Residual check: shown with the preview";
+
+    /** The dialog's residual-check line, updated by each preview (denoisers only). */
+    private java.awt.Component residualLabel;
+
+    /** The longest self-supervised search the dialog runs on opening, in ms. */
+    private static final double OPENING_TUNE_MS = 2000;
+
+    /** Method runs a search takes: golden sections on one parameter (SURE: two per trial). */
+    private static final int SEARCH_RUNS = 13;
+
+    /**
+     * Puts the self-supervised strength into {@link #defaults} when the search is quick on
+     * the plane {@code here} (one run at the defaults, timed, times the runs of a search,
+     * at most {@link #OPENING_TUNE_MS}); says which strength the dialog opens at. A macro
+     * gives every value, so nothing is searched then.
+     */
+    private String openingStrength(Pixels here) {
+        boolean tunable = false;
+        for (ParamSpec p : method.params) tunable |= p.tunable;
+        if (!tunable || !"denoise".equals(method.kind)) return "the method's defaults";
+        if (ij.Macro.getOptions() != null) return "as given";
+        String[] k = defaults.keySet().toArray(new String[0]);
+        String[] v = new String[k.length];
+        for (int i = 0; i < k.length; i++) v[i] = defaults.get(k[i]);
+        try {
+            long t0 = System.nanoTime();
+            NativeBridge.denoise(method.id, here.data, here.dims, k, v, "cpu", new String[1]);
+            // Tuning runs on at most 2^18 voxels of the plane (tune.rs's budget).
+            double share = Math.min(1.0, (double) (1 << 18) / here.data.length);
+            double estimate = (System.nanoTime() - t0) / 1e6 * share * 2 * SEARCH_RUNS;
+            if (estimate > OPENING_TUNE_MS) {
+                return "from the noise estimate; Auto searches it from the image (about "
+                        + IJ.d2s(estimate / 1000, 0) + " s)";
+            }
+            List<String> keys = new ArrayList<String>();
+            List<String> values = new ArrayList<String>();
+            for (ParamSpec p : method.params) {
+                if (p.tunable) continue;
+                keys.add(p.key);
+                values.add(defaults.get(p.key));
+            }
+            Map<String, String> tuned = parseOptions(NativeBridge.tune(method.id, here.data, here.dims,
+                    keys.toArray(new String[0]), values.toArray(new String[0])));
+            StringBuilder chose = new StringBuilder();
+            for (ParamSpec p : method.params) {
+                if (p.tunable && tuned.containsKey(p.key)) {
+                    defaults.put(p.key, tuned.get(p.key));
+                    double x = Double.parseDouble(tuned.get(p.key));
+                    chose.append(' ').append(p.key).append('=').append(IJ.d2s(x, p.isInt() ? 0 : decimals(x)));
+                }
+            }
+            IJ.log("DenoiseKit: self-supervised " + method.id + chose);
+            return "self-supervised from the slice on screen (" + chose.toString().trim() + "); Auto repeats it";
+        } catch (DenoiseKitException e) {
+            return "from the noise estimate (the self-supervised search failed: " + e.getMessage() + ")";
+        }
+    }
+
+    /**
+     * The Auto button. Under the Poisson-Gaussian model the camera's gain, offset and read
+     * noise are fitted first; then the method's strength is searched self-supervised
+     * (Noise2Self, or SURE for BM3D) with every other field kept, or, for a method with
+     * nothing to search, every field goes back to the defaults derived from the noise.
+     */
+    private void auto(GenericDialog gd, Pixels on) {
+        boolean tunable = false;
+        for (ParamSpec p : method.params) tunable |= p.tunable;
+        if (!tunable) {
+            resetToDefaults(gd, on);
+            IJ.showStatus("DenoiseKit Auto: the defaults from the noise estimate");
+            return;
+        }
+        if (!fitCamera(gd, on)) return;
+        tuneFields(gd, on);
+    }
+
+    /** Puts the residual check of the latest preview into the dialog. */
+    private void showResidualCheck(String warning) {
+        final String text = warning.isEmpty()
+                ? "Residual check: no structure in what this setting removes"
+                : wrap("Residual check: " + warning, 72);
+        final java.awt.Component label = residualLabel;
+        java.awt.EventQueue.invokeLater(new Runnable() {
+            @Override
+            public void run() {
+                if (label instanceof ij.gui.MultiLineLabel) ((ij.gui.MultiLineLabel) label).setText(text);
+                else if (label instanceof java.awt.Label) ((java.awt.Label) label).setText(text);
+                label.setForeground(text.startsWith("Residual check: no structure") ? java.awt.Color.black
+                        : new java.awt.Color(0xb0, 0x30, 0x00));
+                java.awt.Container top = label.getParent();
+                if (top != null) top.validate();
+            }
+        });
+    }
+
     /** Bounded linear parameters get sliders; log-scaled or open ones a number field. */
     private static boolean isSlider(ParamSpec p) {
         boolean bounded = !Double.isNaN(p.min) && !Double.isNaN(p.max);
@@ -324,9 +423,18 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
      * are fitted to the image first, and the noise-derived defaults measured under them.
      */
     private void resetToDefaults(GenericDialog gd, Pixels on) {
-        Vector<?> numbers = gd.getNumericFields();
+        Map<String, String> values = cameraValues(gd, on);
+        if (values == null) return;
+        setFields(gd, values);
+    }
+
+    /**
+     * The defaults measured under the camera fitted to {@code on} when the Poisson-Gaussian
+     * model is selected, else {@link #defaults}; null (after telling the user) if the fit
+     * failed.
+     */
+    private Map<String, String> cameraValues(GenericDialog gd, Pixels on) {
         Vector<?> choices = gd.getChoices();
-        Map<String, String> values = defaults;
         int c = 0;
         for (ParamSpec p : method.params) {
             if (!p.isChoice()) continue;
@@ -338,17 +446,42 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                 String[] keys = camera.keySet().toArray(new String[0]);
                 String[] vals = new String[keys.length];
                 for (int i = 0; i < keys.length; i++) vals[i] = camera.get(keys[i]);
-                values = parseOptions(NativeBridge.resolve(method.id, on.data, on.dims, keys, vals));
                 IJ.log("DenoiseKit: camera noise fitted: " + fit);
+                return parseOptions(NativeBridge.resolve(method.id, on.data, on.dims, keys, vals));
             } catch (DenoiseKitException ex) {
                 IJ.error("DenoiseKit", "Poisson-Gaussian fit: " + ex.getMessage());
-                return;
+                return null;
             }
         }
+        return defaults;
+    }
+
+    /** Under the Poisson-Gaussian model, the camera fields from a fit; false if it failed. */
+    private boolean fitCamera(GenericDialog gd, Pixels on) {
+        Map<String, String> values = cameraValues(gd, on);
+        if (values == null) return false;
+        if (values == defaults) return true;
+        Map<String, String> camera = new java.util.HashMap<String, String>();
+        for (String key : new String[] {"gain", "offset", "read_noise"}) {
+            if (values.containsKey(key)) camera.put(key, values.get(key));
+        }
+        setFields(gd, camera);
+        return true;
+    }
+
+    /** Sets the fields named in {@code values}; the others keep what they show. */
+    private void setFields(GenericDialog gd, Map<String, String> values) {
+        Vector<?> numbers = gd.getNumericFields();
+        Vector<?> choices = gd.getChoices();
         int n = 0;
-        c = 0;
+        int c = 0;
         for (ParamSpec p : method.params) {
             String v = values.get(p.key);
+            if (v == null) {
+                if (p.isChoice()) c++;
+                else n++;
+                continue;
+            }
             if (p.isChoice()) {
                 ((Choice) choices.get(c++)).select(v);
             } else {
@@ -508,10 +641,17 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
         } finally {
             watch.close();
         }
+        Pixels in = Pixels.of(ip, r);
+        if (residualLabel != null) {
+            try {
+                showResidualCheck(NativeBridge.residualCheck(in.data, plane, in.dims));
+            } catch (DenoiseKitException e) {
+                showResidualCheck("not measured on this region (" + e.getMessage() + ")");
+            }
+        }
         if ("residual".equals(view)) {
             // What was removed, centred on the middle of the display range so that integer
             // images can show negative values.
-            Pixels in = Pixels.of(ip, r);
             float mid = (float) ((ip.getMin() + ip.getMax()) / 2);
             for (int i = 0; i < plane.length; i++) plane[i] = in.data[i] - plane[i] + (ip instanceof FloatProcessor ? 0 : mid);
         }
