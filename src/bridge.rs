@@ -340,6 +340,31 @@ pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JString
     Ok(env.new_string(t.values.to_options())?)
 }
 
+/// `rank`: the denoisers in `methods` (comma-separated; empty: all with a tunable
+/// parameter) tuned and ranked by one self-supervised loss, one line per method, best
+/// first: `<id> <loss> <options>`.
+pub fn rank<'l>(
+    env: &mut Env<'l>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+    methods: &JString<'_>,
+) -> Result<JString<'l>> {
+    let img = read_volume(env, pixels, dims)?;
+    let methods = read_string(env, methods, "methods")?;
+    let ids: Vec<&str> = methods
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    let ranked =
+        denoisekit_core::tune::rank(&ids, img.view(), &ParamValues::new(), &Control::new())?;
+    let lines: Vec<String> = ranked
+        .iter()
+        .map(|r| format!("{} {} {}", r.id, r.loss, r.tuned.values.to_options()))
+        .collect();
+    Ok(env.new_string(lines.join("\n"))?)
+}
+
 /// `support`: `{x, y, z}` reach of an output pixel for fully specified parameters.
 pub fn support<'l>(
     env: &mut Env<'l>,

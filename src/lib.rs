@@ -123,6 +123,20 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     .resolve::<Throw>()
 }
 
+/// `private static native String rank0(float[] pixels, int[] dims, String methods)`: the
+/// denoisers tuned and ranked by one self-supervised loss, best first.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_rank0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+    methods: JString<'l>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::rank(env, &pixels, &dims, &methods))
+        .resolve::<Throw>()
+}
+
 /// `private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims)`:
 /// a warning when the residual holds image structure, else "".
 #[unsafe(no_mangle)]

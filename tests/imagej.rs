@@ -462,6 +462,16 @@ fn gui_record_preview_replay_and_compare() {
     assert!(log.contains("residual-line: Residual check: "), "{log}");
     assert!(log.contains("replay-identical: true"), "{log}");
     assert!(log.contains("montage: "), "{log}");
+    // Compare Methods, tuned: every denoiser's loss logged, the expected best named.
+    let best = log
+        .lines()
+        .find_map(|l| l.strip_prefix("compare-best: "))
+        .map(str::trim);
+    assert!(
+        best.is_some_and(|id| denoisekit_core::find(id).is_ok()),
+        "Compare Methods named no best denoiser ({best:?}):\n{log}"
+    );
+    assert!(log.contains("compare-bm3d-loss: yes"), "{log}");
     // A run that fails in its second channel (a NaN) wrote nothing into the image.
     assert!(
         log.contains("in-place-failure: pixel (x=5, y=5, z=0) is NaN"),

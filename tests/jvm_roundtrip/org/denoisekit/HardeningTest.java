@@ -108,7 +108,13 @@ class HardeningTest {
                     case 3:
                         // Tuning runs the method ~17 times: small images only.
                         if (product > 400) continue;
-                        NativeBridge.tune(method, px, dims, keys, values);
+                        if (r.nextInt(4) == 0) {
+                            // Ranking tunes several: one method, a list, or all of them.
+                            String[] lists = {method, "gaussian," + method, null, "median"};
+                            NativeBridge.rank(px, dims, lists[r.nextInt(lists.length)]);
+                        } else {
+                            NativeBridge.tune(method, px, dims, keys, values);
+                        }
                         break;
                     case 4:
                         NativeBridge.support(method, keys, values);

@@ -28,6 +28,7 @@ import javax.imageio.ImageIO;
  * preview-equals-final: true|false      preview pixels on the selection vs the final result
  * replay-identical: true|false          the recorded line replayed vs the interactive result
  * montage: WxH                          Compare Methods output size
+ * compare-best: ID                      the denoiser Compare Methods (tuned) expects best
  * pg-auto: gain=G offset=O read_noise=R  the Auto button's camera fit (Poisson-Gaussian model)
  * </pre>
  *
@@ -100,9 +101,16 @@ public class GuiHarness {
         System.out.println("replay-identical: " + Arrays.equals(allPixels(result), allPixels(replay)));
 
         imp.setRoi(new Rectangle(40, 36, 176, 128));
-        IJ.run(imp, "Compare Methods...", "backend=cpu residuals");
+        IJ.run(imp, "Compare Methods...", "backend=cpu residuals tuned");
         ImagePlus montage = WindowManager.getCurrentImage();
         System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight());
+        // Tuned, each denoiser's loss is logged and the expected best named.
+        for (String line : IJ.getLog().split("\n")) {
+            if (line.contains("expected best by the self-supervised loss: ")) {
+                System.out.println("compare-best: " + line.substring(line.indexOf(": ") + 2));
+            }
+            if (line.trim().startsWith("bm3d ") && line.contains(" loss ")) System.out.println("compare-bm3d-loss: yes");
+        }
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
         inPlaceFailure();
         poissonGaussianAuto();

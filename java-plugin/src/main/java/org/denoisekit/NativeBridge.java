@@ -52,6 +52,7 @@ public final class NativeBridge {
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String[] imageKeys, float[][] imagePixels, int[][] imageDims);
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
+    private static native String rank0(float[] pixels, int[] dims, String methods);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
@@ -474,6 +475,19 @@ public final class NativeBridge {
         ensureLoaded();
         Images i = images == null ? Images.NONE : images;
         return tune0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims);
+    }
+
+    /**
+     * The denoisers tuned on this image and ranked by one self-supervised loss (the masked
+     * loss on the same pixels for all): lines {@code "<id> <loss> <options>"}, the expected
+     * best first.
+     *
+     * @param methods comma-separated method ids, or null or "" for every denoiser with a
+     *     tunable parameter
+     */
+    public static String[] rank(float[] pixels, int[] dims, String methods) {
+        ensureLoaded();
+        return rank0(pixels, dims, methods == null ? "" : methods).split("\n");
     }
 
     /**
