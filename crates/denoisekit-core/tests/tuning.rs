@@ -127,10 +127,19 @@ fn self_supervised_parameters_are_within_half_a_db_of_the_oracle_on_a_real_image
         "nuclei, Poisson-Gaussian",
         &compare(&crop(&clean_counts), &crop(&noisy), &model),
     );
-    // The same counts with the Gaussian model (a user who did not set the camera): the
-    // noise level varies with the signal, which SURE (BM3D) does not assume.
+    // The same counts with the Gaussian model (a user who chose it): the noise level
+    // varies with the signal, which SURE (BM3D) does not assume.
     check(
         "nuclei, Poisson-Gaussian, Gaussian model",
+        &compare(
+            &crop(&clean_counts),
+            &crop(&noisy),
+            &ParamValues::new().set("noise_model", "gaussian"),
+        ),
+    );
+    // Nothing set (noise_model=auto): the camera fitted from the image.
+    check(
+        "nuclei, Poisson-Gaussian, auto model",
         &compare(&crop(&clean_counts), &crop(&noisy), &ParamValues::new()),
     );
 }
