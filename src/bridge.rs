@@ -417,6 +417,19 @@ pub fn estimate_poisson_gaussian<'l>(
     Ok(env.new_string(fit.options())?)
 }
 
+/// `noiseCorrelation`: whether the noise is independent between pixels, in a few words
+/// (measured on the variance-stabilised image when the noise is photon noise).
+pub fn noise_correlation<'l>(
+    env: &mut Env<'l>,
+    pixels: &JFloatArray<'_>,
+    dims: &JIntArray<'_>,
+) -> Result<JString<'l>> {
+    let img = read_volume(env, pixels, dims)?;
+    let choice = denoisekit_core::noise::choose_noise_model(&img.view())?;
+    let c = denoisekit_core::correlation::estimate_correlation_for(&img.view(), &choice)?;
+    Ok(env.new_string(c.summary())?)
+}
+
 /// `describe`: the registry as JSON.
 pub fn describe<'l>(env: &mut Env<'l>) -> Result<JString<'l>> {
     init_logging();

@@ -176,6 +176,19 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_estimatePoissonGaussian0
         .resolve::<Throw>()
 }
 
+/// `private static native String noiseCorrelation0(float[] pixels, int[] dims)`: whether
+/// the noise is correlated between neighbouring pixels, in a few words.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_noiseCorrelation0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    pixels: JFloatArray<'l>,
+    dims: JIntArray<'l>,
+) -> JString<'l> {
+    env.with_env(|env| bridge::noise_correlation(env, &pixels, &dims))
+        .resolve::<Throw>()
+}
+
 /// `private static native int selfTest0(int what)`: see [`bridge::self_test`].
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_selfTest0<'l>(

@@ -472,6 +472,29 @@ fn gui_record_preview_replay_and_compare() {
         "Compare Methods named no best denoiser ({best:?}):\n{log}"
     );
     assert!(log.contains("compare-bm3d-loss: yes"), "{log}");
+    // The first dialog suggests a denoiser (not the median it showed: it has nothing to
+    // tune, so it is not ranked), and the dialog reports the noise's correlation.
+    let suggested = log
+        .lines()
+        .find_map(|l| l.strip_prefix("suggest: "))
+        .map(str::trim);
+    assert!(
+        suggested.is_some_and(|id| id != "median" && denoisekit_core::find(id).is_ok()),
+        "Suggest selected {suggested:?}:\n{log}"
+    );
+    // The scene's background is clipped at 0 (16-bit), which leaves too few pixels to
+    // measure the correlation: the dialog says so. The unclipped image of white noise is
+    // measured, and independent.
+    assert!(
+        log.lines().any(|l| l.starts_with("noise-line: ")
+            && l.contains("correlation not measured: too few smooth pixels")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.starts_with("noise-line-pg: ")
+            && l.contains("grey levels, independent between pixels")),
+        "{log}"
+    );
     // A run that fails in its second channel (a NaN) wrote nothing into the image.
     assert!(
         log.contains("in-place-failure: pixel (x=5, y=5, z=0) is NaN"),

@@ -84,6 +84,24 @@ impl NoiseCorrelation {
             .collect()
     }
 
+    /// A few words for a dialog: independent, or how far and how strong.
+    pub fn summary(&self) -> String {
+        if self.radius == 0 {
+            return "independent between pixels".to_string();
+        }
+        let nearest = self
+            .lags
+            .iter()
+            .filter(|(l, _, _)| matches!(l, (0, 1) | (1, 0)))
+            .map(|(_, r, _)| *r)
+            .fold(0.0f64, |a, r| if r.abs() > a.abs() { r } else { a });
+        format!(
+            "correlated up to {} pixel{} ({nearest:.2} with the nearest neighbours)",
+            self.radius,
+            if self.radius == 1 { "" } else { "s" }
+        )
+    }
+
     /// One sentence for the user.
     pub fn describe(&self) -> String {
         let nearest: Vec<String> = self

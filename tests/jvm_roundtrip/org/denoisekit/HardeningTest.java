@@ -124,8 +124,10 @@ class HardeningTest {
                         NativeBridge.residualCheck(px, other, dims);
                         break;
                     case 6:
-                        if (r.nextBoolean()) NativeBridge.estimateNoise(px, dims);
-                        else NativeBridge.estimatePoissonGaussian(px, dims);
+                        int which = r.nextInt(3);
+                        if (which == 0) NativeBridge.estimateNoise(px, dims);
+                        else if (which == 1) NativeBridge.estimatePoissonGaussian(px, dims);
+                        else NativeBridge.noiseCorrelation(px, dims);
                         break;
                     case 7:
                         assertFalse(NativeBridge.cancel(r.nextLong()), "an unknown job was cancelled");

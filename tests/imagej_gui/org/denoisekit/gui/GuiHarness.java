@@ -29,6 +29,9 @@ import javax.imageio.ImageIO;
  * replay-identical: true|false          the recorded line replayed vs the interactive result
  * montage: WxH                          Compare Methods output size
  * compare-best: ID                      the denoiser Compare Methods (tuned) expects best
+ * suggest: ID                           the denoiser the first dialog's Suggest selected
+ * noise-line: TEXT                      the dialog's noise readout, with the correlation
+ * noise-line-pg: TEXT                   the same on an unclipped image of white noise
  * pg-auto: gain=G offset=O read_noise=R  the Auto button's camera fit (Poisson-Gaussian model)
  * </pre>
  *
@@ -80,6 +83,7 @@ public class GuiHarness {
                 && !labelStarting(d2, "Residual check: ").contains("shown with the preview"), "the residual check");
         System.out.println("residual-line: " + labelStarting(d2, "Residual check: ").replace('\n', ' '));
         String info = labelStarting(d2, "Estimated noise sigma");
+        System.out.println("noise-line: " + info.replace('\n', ' '));
         System.out.println("strength-line: " + info.substring(info.indexOf("Strength: ")).replace('\n', ' '));
         Thread.sleep(300);
         screenshot(new File(out, "denoise-dialog.png"), union(imp.getWindow().getBounds(), d2.getBounds()));
@@ -114,6 +118,7 @@ public class GuiHarness {
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
         inPlaceFailure();
         poissonGaussianAuto();
+        suggestMethod(imp);
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -181,6 +186,7 @@ public class GuiHarness {
         // already in place: start from a value the fit will not give.
         gain.setText("1");
         String before = gain.getText();
+        System.out.println("noise-line-pg: " + labelStarting(d2, "Estimated noise sigma").replace('\n', ' '));
         click(d2, "Auto");
         waitFor(() -> !gain.getText().equals(before), "the fitted gain");
         System.out.println("pg-auto: gain=" + gain.getText()
@@ -189,6 +195,18 @@ public class GuiHarness {
         press(d2, "Cancel");
         pg.changes = false;
         pg.close();
+    }
+
+    /** The first dialog's Suggest button selects the denoiser the ranking expects best. */
+    static void suggestMethod(ImagePlus imp) throws Exception {
+        imp.deleteRoi();
+        IJ.selectWindow(imp.getID());
+        IJ.doCommand("Denoise...");
+        GenericDialog d1 = waitDialog("Denoise");
+        choose(d1, "median");
+        click(d1, "Suggest a method");
+        System.out.println("suggest: " + ((Choice) d1.getChoices().get(0)).getSelectedItem());
+        press(d1, "Cancel");
     }
 
     /** A MultiLineLabel's lines (it has no getter: read its field). */

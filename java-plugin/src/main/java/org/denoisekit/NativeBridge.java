@@ -55,6 +55,7 @@ public final class NativeBridge {
     private static native String rank0(float[] pixels, int[] dims, String methods);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
+    private static native String noiseCorrelation0(float[] pixels, int[] dims);
     private static native int selfTest0(int what);
     private static native boolean gpuCompiled0();
 
@@ -513,6 +514,16 @@ public final class NativeBridge {
     public static String estimatePoissonGaussian(float[] pixels, int[] dims) {
         ensureLoaded();
         return estimatePoissonGaussian0(pixels, dims);
+    }
+
+    /**
+     * Whether the noise is correlated between neighbouring pixels, in a few words
+     * ("independent between pixels", or how far and how strongly); self-supervised tuning
+     * accounts for it.
+     */
+    public static String noiseCorrelation(float[] pixels, int[] dims) {
+        ensureLoaded();
+        return noiseCorrelation0(pixels, dims);
     }
 
     /** Whether this build has GPU kernels (the macOS builds run on the CPU only). */

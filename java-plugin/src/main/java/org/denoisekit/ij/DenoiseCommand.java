@@ -94,9 +94,17 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             List<MethodSpec> methods = NativeBridge.methods();
             String[] ids = new String[methods.size()];
             for (int i = 0; i < ids.length; i++) ids[i] = methods.get(i).id;
-            GenericDialog gd1 = new GenericDialog("Denoise");
+            final GenericDialog gd1 = new GenericDialog("Denoise");
             gd1.addChoice("method", ids, ids[0]);
             gd1.addChoice("backend", BACKENDS, "auto");
+            gd1.addButton("Suggest a method", new ActionListener() {
+                @Override
+                public void actionPerformed(ActionEvent e) {
+                    suggest(gd1);
+                }
+            });
+            gd1.addMessage("Suggest tunes every denoiser on the slice on screen and selects the one\n"
+                    + "expected best by the self-supervised loss (seconds to a minute).");
             gd1.addHelp(registryHelp(methods));
             gd1.showDialog();
             if (gd1.wasCanceled()) return DONE;
@@ -108,6 +116,12 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             Pixels here = Pixels.of(imp, imp.getC(), imp.getT());
             defaults = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims, null, null));
             double noise = NativeBridge.estimateNoise(here.data, here.dims);
+            String correlation;
+            try {
+                correlation = NativeBridge.noiseCorrelation(here.data, here.dims);
+            } catch (DenoiseKitException e) {
+                correlation = "correlation not measured: " + e.getMessage().replaceFirst("^invalid input: ", "");
+            }
 
             // The dialog opens at the self-supervised strength when that search is quick
             // here, else at the noise-derived defaults; its message says which.
@@ -134,7 +148,8 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
             gd.addCheckbox("in_place (modify the original image)", false);
             gd.addCheckbox("float_result (32-bit output)", false);
             gd.addChoice("view", VIEWS, "denoised");
-            gd.addMessage("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels. Preview: "
+            gd.addMessage(wrap("Estimated noise sigma: " + IJ.d2s(noise, 4, 4) + " grey levels, " + correlation
+                    + ".", 80) + "\nPreview: "
                     + (imp.getRoi() != null && imp.getRoi().isArea() ? "the selection" : "the current slice")
                     + "\nDevice: " + deviceLine(backend) + "\nStrength: " + strength);
             if ("denoise".equals(method.kind)) {
@@ -366,6 +381,34 @@ public class DenoiseCommand implements ExtendedPlugInFilter, DialogListener {
                 if (top != null) top.validate();
             }
         });
+    }
+
+    /**
+     * The first dialog's Suggest button: every denoiser tuned on the plane on screen and
+     * ranked by one self-supervised loss ({@link NativeBridge#rank}); the expected best is
+     * selected, and the ranking logged with each one's loss.
+     */
+    private void suggest(GenericDialog gd1) {
+        Pixels here = Pixels.of(imp, imp.getC(), imp.getT());
+        IJ.showStatus("DenoiseKit: tuning every denoiser to suggest one...");
+        String[] ranked;
+        try {
+            ranked = NativeBridge.rank(here.data, here.dims, null);
+        } catch (DenoiseKitException ex) {
+            IJ.error("DenoiseKit", "Suggest: " + ex.getMessage());
+            return;
+        }
+        IJ.log("DenoiseKit: denoisers ranked by the self-supervised loss on " + imp.getTitle()
+                + " (lower is better):");
+        for (int i = 0; i < ranked.length; i++) {
+            String[] idLoss = ranked[i].split(" ", 3);
+            if (idLoss.length < 2) continue;
+            double loss = Double.parseDouble(idLoss[1]);
+            IJ.log(String.format("  %s %-22s loss %s", i == 0 ? "*" : " ", idLoss[0], IJ.d2s(loss, decimals(loss))));
+        }
+        String best = ranked[0].split(" ", 2)[0];
+        ((Choice) gd1.getChoices().get(0)).select(best);
+        IJ.showStatus("DenoiseKit: suggested " + best + " (the ranking is in the Log)");
     }
 
     /** Bounded linear parameters get sliders; log-scaled or open ones a number field. */
