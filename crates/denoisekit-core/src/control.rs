@@ -16,6 +16,7 @@ pub struct Control {
     cancel: Arc<AtomicBool>,
     progress: Option<Arc<ProgressFn>>,
     done: Arc<AtomicU64>,
+    memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for Control {
@@ -48,6 +49,27 @@ impl Control {
             cancel: self.cancel.clone(),
             progress: None,
             done: Arc::default(),
+            memory_limit: self.memory_limit,
+        }
+    }
+
+    /// This job's working-memory budget in bytes, in place of the process-wide one
+    /// ([`crate::memory::limit`]): several jobs sharing a machine (Dask workers on one
+    /// node) each get their share instead of each claiming most of it.
+    #[must_use]
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes.max(1));
+        self
+    }
+
+    /// The budget this job must fit: its own, else [`crate::memory::limit`].
+    ///
+    /// # Errors
+    /// The errors of [`crate::memory::limit`].
+    pub fn memory_limit(&self) -> Result<u64> {
+        match self.memory_limit {
+            Some(b) => Ok(b),
+            None => crate::memory::limit(),
         }
     }
 

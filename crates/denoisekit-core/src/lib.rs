@@ -191,7 +191,7 @@ pub fn with_noise_model(
 /// # Errors
 /// Everything [`prepare`] reports, [`DenoiseError::Cancelled`], and
 /// [`DenoiseError::TooLarge`] when the job needs more working memory than
-/// [`memory::limit`] and cannot be split into windows of planes ([`tiling`]).
+/// the job's budget ([`Control::memory_limit`]) and cannot be split into windows of planes ([`tiling`]).
 ///
 /// # Examples
 /// ```
@@ -231,7 +231,7 @@ fn on_pool_if_small<R: Send>(voxels: usize, f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Runs a job [`prepare`] accepted, on the CPU, within the memory budget: whole when its
-/// working memory fits [`memory::limit`], else in windows of planes ([`tiling`]).
+/// working memory fits the job's budget ([`Control::memory_limit`]), else in windows of planes ([`tiling`]).
 ///
 /// # Errors
 /// [`DenoiseError::TooLarge`] when it neither fits nor can be split, and what the method
@@ -242,7 +242,7 @@ pub fn run_resolved(
     resolved: &Resolved,
     ctl: &Control,
 ) -> Result<Volume> {
-    let limit = memory::limit()?;
+    let limit = ctl.memory_limit()?;
     on_pool_if_small(input.len(), || {
         if memory::need(m, Shape::of(&input), resolved)? > limit {
             return tiling::run_in_memory(m, resolved, input, limit, ctl);

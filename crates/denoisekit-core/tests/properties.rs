@@ -599,6 +599,52 @@ fn crop_with_support_halo_reproduces_the_full_result_exactly() {
 }
 
 #[test]
+fn total_variation_is_local_with_a_fixed_iteration_count_and_global_with_its_stop() {
+    // A crop grown by max_iterations reproduces the full result only when the energy
+    // stop is off: the stop's iteration depends on the whole image (1.7e-3 apart on a
+    // 1024^2 crop before this was stated).
+    use ndarray::s;
+    let (_, img) = noisy_3d();
+    let (d, h, w) = img.dim();
+    for z_weight in [0.0, 1.0] {
+        let v = ParamValues::new()
+            .set("tolerance", 0)
+            .set("max_iterations", 5)
+            .set("z_weight", z_weight)
+            .set("noise_model", "gaussian");
+        let (m, r) = denoisekit_core::prepare("total_variation", &img.view(), &v).unwrap();
+        // The crop's own noise estimate would give another lambda.
+        let v = r.to_params();
+        let [hz, hy, hx] = (m.support)(&r).unwrap();
+        assert_eq!([hy, hx], [5, 5]);
+        assert_eq!(hz, if z_weight > 0.0 { 5 } else { 0 });
+        let full = run("total_variation", img.view(), &v, &Control::new()).unwrap();
+        let (y0, y1, x0, x1) = (h / 2 - 3, h / 2 + 3, w / 2 - 4, w / 2 + 4);
+        let (z0, z1) = (d / 2, d / 2 + 1);
+        let crop = img.slice(s![
+            z0.saturating_sub(hz)..(z1 + hz).min(d),
+            y0 - hy..y1 + hy,
+            x0 - hx..x1 + hx
+        ]);
+        assert!(
+            crop.dim().1 < h && crop.dim().2 < w,
+            "the crop must be a real crop"
+        );
+        let out = run("total_variation", crop, &v, &Control::new()).unwrap();
+        let oz = z0 - z0.saturating_sub(hz);
+        assert_eq!(
+            out.slice(s![oz..oz + 1, hy..hy + y1 - y0, hx..hx + x1 - x0]),
+            full.slice(s![z0..z1, y0..y1, x0..x1]),
+            "z_weight {z_weight}"
+        );
+    }
+    let (m, r) =
+        denoisekit_core::prepare("total_variation", &img.view(), &ParamValues::new()).unwrap();
+    let global = denoisekit_core::descriptor::GLOBAL_SUPPORT;
+    assert_eq!((m.support)(&r).unwrap(), [0, global, global]);
+}
+
+#[test]
 fn unstable_or_unregularised_settings_are_refused_with_the_bound() {
     let img = Array3::<f32>::zeros((3, 8, 8));
     let e = run(

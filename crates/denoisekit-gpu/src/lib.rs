@@ -245,10 +245,7 @@ fn try_gpu(
         (Ok(ctx), Some(f)) => {
             // The CPU path windows a job over the budget or refuses it; the GPU path holds
             // it whole.
-            let (need, limit) = (
-                host_need(&input, resolved),
-                denoisekit_core::memory::limit()?,
-            );
+            let (need, limit) = (host_need(&input, resolved), ctl.memory_limit()?);
             if need > limit {
                 return Ok(Err(Some(format!(
                     "the GPU path needs {} of host memory, over the budget of {}",

@@ -9,6 +9,9 @@
 //!
 //! Cost: O(N) per iteration, typically 20–100 iterations until the relative change of the
 //! energy falls below `tolerance`.
+//! Locality: the stop depends on the whole plane's (or, in 3D, the whole volume's) energy,
+//! so the method is global; with `tolerance=0` it runs exactly `max_iterations` and an
+//! output pixel depends only on input pixels up to `max_iterations` away.
 //! Border: Neumann (zero gradient across the edge), as the iteration is defined.
 //! 3D: `z_weight` scales the gradient across planes: 0 treats each plane on its own (each
 //! with its own stopping point), 1 is isotropic 3D TV (scikit-image on a 3D array), values
@@ -23,7 +26,8 @@
 
 use crate::control::Control;
 use crate::descriptor::{
-    DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
+    DefaultValue, Dims, GLOBAL_SUPPORT, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale,
+    Unit,
 };
 use crate::error::Result;
 use crate::memory::Memory;
@@ -41,7 +45,10 @@ crate::method_params! {
         /// Upper limit on the number of iterations.
         max_iterations: usize = ParamSpec::int("Max iterations", 1, 5000, 200).unit(Unit::Count),
         /// Stop when the energy changes by less than this fraction of its first value.
-        tolerance: f64 = ParamSpec::float("Tolerance", 1e-8, 0.1, DefaultValue::Fixed(2e-4)).scale(Scale::Log),
+        /// 0 never stops early: exactly `max_iterations`, which makes the result local (a
+        /// region grown by `max_iterations` pixels gives the same pixels), so the image can
+        /// be processed in chunks.
+        tolerance: f64 = ParamSpec::float("Tolerance", 0.0, 0.1, DefaultValue::Fixed(2e-4)).scale(Scale::Log),
         /// Weight of the gradient across planes: 0 = each plane on its own, 1 = isotropic 3D.
         z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)),
     }
@@ -78,15 +85,18 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
 };
 
 fn support(r: &Resolved) -> Result<[usize; 3]> {
-    // Every iteration spreads information by one pixel; the solution is global in
-    // principle. The bound is the iteration count: exact, though often larger than the image.
+    // Every iteration spreads information by one pixel, so a fixed iteration count
+    // reaches that far. The energy-based stop is global: the iteration at which it fires
+    // depends on every pixel of the (coupled) input, so a crop stops elsewhere.
     let p = TotalVariationParams::from_resolved(r)?;
-    let z = if p.z_weight > 0.0 {
-        p.max_iterations
+    let reach = if p.tolerance > 0.0 {
+        GLOBAL_SUPPORT
     } else {
-        0
+        p.max_iterations
     };
-    Ok([z, p.max_iterations, p.max_iterations])
+    // With z_weight 0 every plane is its own problem with its own stop.
+    let z = if p.z_weight > 0.0 { reach } else { 0 };
+    Ok([z, reach, reach])
 }
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
