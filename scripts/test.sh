@@ -6,7 +6,7 @@
 # runs every test: Rust unit, property, naive-reference and doc tests, GPU-vs-CPU on
 # lavapipe, the JVM tests under -Xcheck:jni, the ImageJ macro tests under Xvfb, and the
 # platform tests (tests/platforms.rs: Windows under Wine, arm64 under qemu, macOS
-# link checks).
+# link checks), and the Python package's tests (scripts/test_python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,3 +68,6 @@ bash scripts/package.sh
 cargo test --release --workspace --locked
 # The CPU-only build the macOS packages use: backend=auto says why, backend=gpu refuses.
 cargo test --release --locked -p denoisekit-gpu --no-default-features --lib
+# The Python package: its wheel installed into a fresh venv, pytest (API, Dask, OME-Zarr,
+# a LocalCluster with a killed worker).
+bash scripts/test_python.sh

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod zarr;
+
 #[derive(Parser)]
 #[command(
     name = "denoisekit",
@@ -73,6 +75,16 @@ enum Cmd {
         /// Write 32-bit float instead of the input's own type.
         #[arg(long)]
         float: bool,
+        /// OME-Zarr input: run on a local Dask cluster of N worker processes (default:
+        /// one per core).
+        #[arg(long, conflicts_with = "scheduler")]
+        workers: Option<usize>,
+        /// OME-Zarr input: run on the Dask cluster at this scheduler address.
+        #[arg(long)]
+        scheduler: Option<String>,
+        /// OME-Zarr input: continue an interrupted run into the same output.
+        #[arg(long)]
+        resume: bool,
     },
     /// Choose a method's strength from the image itself (self-supervised, no clean image):
     /// `denoisekit tune nl_means in.tif`; prints the options to pass to `run` or a macro.
@@ -185,7 +197,31 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             params,
             backend,
             float,
+            workers,
+            scheduler,
+            resume,
         } => {
+            if zarr::is_zarr(&input) {
+                let cluster = zarr::Cluster {
+                    workers,
+                    scheduler,
+                    resume,
+                };
+                let b = backend
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string());
+                return Ok(zarr::run(
+                    &method,
+                    &input,
+                    &output,
+                    &params,
+                    b.as_deref().unwrap_or("auto"),
+                    &cluster,
+                )?);
+            }
+            if workers.is_some() || scheduler.is_some() || resume {
+                return Err("--workers, --scheduler and --resume apply to OME-Zarr input".into());
+            }
             let values = parse_params(&params)?;
             if let Some(plan) = streaming_plan(&method, &input, &values)? {
                 return stream(&method, &input, &output, float, plan);

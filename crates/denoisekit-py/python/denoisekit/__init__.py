@@ -1,0 +1,295 @@
+"""DenoiseKit: classical image denoisers for microscopy, 2D and 3D, CPU and GPU.
+
+In the idiom of scikit-image: functions on NumPy arrays, parameters as keyword
+arguments. Every method, parameter, range and default comes from the library's registry
+(the same descriptors that build the Fiji dialog and the command line), so
+``denoisekit.describe("nl_means")`` is the reference and nothing here lists methods by
+hand.
+
+    >>> import numpy as np, denoisekit
+    >>> noisy = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    >>> out = denoisekit.denoise(noisy, "nl_means")          # noise-derived defaults
+    >>> denoisekit.resolve("nl_means", noisy)["h"] > 0        # ... and what they were
+    True
+
+Images are 2D ``(y, x)`` or 3D ``(z, y, x)`` arrays of uint8, uint16, int16, float32 or
+float64, in their own grey levels (never rescaled); results are float32. For (t, c, z,
+y, x) data, and volumes larger than memory, see :mod:`denoisekit.dask`.
+
+Every call releases the GIL for the whole computation; Ctrl-C cancels it. Errors are
+``ValueError`` (a parameter outside its range, with the range; a NaN pixel; a wrong
+shape), :class:`TooLargeError` (a ``MemoryError``: the job does not fit its memory budget,
+refused before allocating) and :class:`BackendUnavailableError` (``backend="gpu"``
+without a usable GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import _native
+from ._native import BackendUnavailableError, TooLargeError
+
+__all__ = [
+    "BackendUnavailableError",
+    "NoiseEstimate",
+    "TooLargeError",
+    "Tuned",
+    "denoise",
+    "describe",
+    "estimate_noise",
+    "get_num_threads",
+    "methods",
+    "rank",
+    "residual_check",
+    "resolve",
+    "set_num_threads",
+    "support",
+    "tune",
+]
+
+__version__: str = _native.version()
+
+log = logging.getLogger("denoisekit")
+
+#: Input dtypes, converted to float32 in their own units (never rescaled).
+DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict]:
+    return {m["id"]: m for m in json.loads(_native.registry_json())}
+
+
+def methods(kind: Optional[str] = None) -> list[str]:
+    """The method ids, in registry order; ``kind`` filters by ``"denoise"``,
+    ``"deconvolve"`` or ``"background"``."""
+    return [m for m, d in _registry().items() if kind is None or d["kind"] == kind]
+
+
+def describe(method: str) -> dict:
+    """The method's descriptor: name, summary, references, and each parameter's key,
+    kind, range, default (or multiple of the noise), unit, scale and help."""
+    try:
+        return json.loads(json.dumps(_registry()[method]))
+    except KeyError:
+        raise ValueError(
+            f"unknown method `{method}`; available methods: {', '.join(methods())}"
+        ) from None
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for every later call that does not pass ``threads=`` (0: every core)."""
+    if int(n) < 0:
+        raise ValueError(f"set_num_threads: n = {n} is outside [0, inf]")
+    _native.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The threads a call without ``threads=`` uses."""
+    return _native.get_num_threads()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"a boolean ({value}) is not a parameter value")
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        # repr: the shortest text that reads back as the same float.
+        return repr(float(value)) if math.isfinite(value) else str(float(value))
+    return str(value)
+
+
+def _split(method: str, params: Mapping[str, Any]):
+    """Scalar parameters as ``key=value`` strings; image inputs (a measured PSF) as
+    float32 volumes."""
+    image_keys = {i["key"] for i in describe(method)["images"]}
+    pairs, images = [], []
+    for k, v in params.items():
+        if k in image_keys:
+            images.append((k, _volume(v, what=k)[0]))
+        else:
+            pairs.append((k, _format(v)))
+    return pairs, images
+
+
+def _typed(method: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    kinds = {p["key"]: p["kind"] for p in describe(method)["params"]}
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        kind = kinds.get(k)
+        out[k] = int(v) if kind == "int" else float(v) if kind == "float" else v
+    return out
+
+
+def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
+    """A (z, y, x) float32 view or copy, and whether the input was 2D."""
+    a = np.asarray(image)
+    if a.dtype.type not in DTYPES:
+        raise ValueError(
+            f"{what}: dtype {a.dtype} is not supported; use one of "
+            f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
+        )
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+        raise ValueError(
+            f"{what}: shape {a.shape} looks like an RGB(A) image (y, x, channel); "
+            "denoise each channel with channel_axis=-1, or convert to grey first"
+        )
+    if a.ndim not in (2, 3):
+        raise ValueError(
+            f"{what}: expected a 2D (y, x) or 3D (z, y, x) image, got shape {a.shape}; "
+            "for channels pass channel_axis=, for (t, c, z, y, x) use denoisekit.dask"
+        )
+    two_d = a.ndim == 2
+    v = a[np.newaxis] if two_d else a
+    # float32 in any strides is read in place; other dtypes are converted once.
+    return v.astype(np.float32, copy=False), two_d
+
+
+def denoise(
+    image: Any,
+    method: str,
+    *,
+    out: Optional[np.ndarray] = None,
+    backend: str = "auto",
+    threads: Optional[int] = None,
+    memory_limit: Optional[int] = None,
+    channel_axis: Optional[int] = None,
+    **params: Any,
+) -> np.ndarray:
+    """Denoises ``image`` with ``method``; returns a float32 array of the same shape.
+
+    ``params`` are the method's parameters (``describe(method)``); unset ones take their
+    defaults, noise-derived ones measured on this image. ``backend`` is ``"auto"`` (a
+    hardware GPU where the method gains from it, else the CPU), ``"cpu"`` or ``"gpu"``.
+    ``threads`` and ``memory_limit`` (bytes) apply to this call only; a stack over the
+    memory budget is processed in windows of planes with exactly the same result, or
+    refused with :class:`TooLargeError` when the method couples the whole stack.
+    ``channel_axis`` denoises each channel on its own (each with its own noise).
+    """
+    if channel_axis is not None:
+        a = np.moveaxis(np.asarray(image), channel_axis, -1)
+        res = np.stack(
+            [
+                denoise(a[..., c], method, backend=backend, threads=threads,
+                        memory_limit=memory_limit, **params)
+                for c in range(a.shape[-1])
+            ],
+            axis=-1,
+        )
+        res = np.moveaxis(res, -1, channel_axis)
+        if out is not None:
+            np.copyto(out, res)
+            return out
+        return res
+    vol, two_d = _volume(image)
+    target = None
+    if out is not None:
+        if out.dtype != np.float32 or out.shape != np.shape(image):
+            raise ValueError(
+                f"out must be float32 of shape {np.shape(image)}, got {out.dtype} {out.shape}"
+            )
+        target = out[np.newaxis] if two_d else out
+    pairs, images = _split(method, params)
+    res, device, _ = _native.denoise(
+        vol, method, pairs, images, backend, threads, memory_limit, target
+    )
+    log.info("%s ran on %s", method, device)
+    if out is not None:
+        return out
+    return res[0] if two_d else res
+
+
+def resolve(method: str, image: Any = None, **params: Any) -> dict[str, Any]:
+    """Every parameter's value as ``denoise`` would use it: defaults filled in,
+    ``noise_model=auto`` and noise-derived values measured on ``image`` and pinned.
+    Passing the result back (``denoise(other, method, **resolved)``) replays exactly."""
+    pairs, images = _split(method, params)
+    vol = None if image is None else _volume(image)[0]
+    return _typed(method, _native.resolve(method, pairs, images, vol))
+
+
+def support(method: str, **params: Any) -> tuple[Optional[int], Optional[int], Optional[int]]:
+    """How far, ``(z, y, x)``, an output pixel reaches into the input for these
+    parameters (``None``: the whole axis). A region grown by this halo gives exactly the
+    whole image's result inside it. Noise-derived parameters must be given (see
+    :func:`resolve`)."""
+    pairs, _ = _split(method, params)
+    z, y, x = _native.support(method, pairs)
+    return z, y, x
+
+
+@dataclass
+class Tuned:
+    """What :func:`tune` found."""
+
+    #: Every parameter, the tuned ones at their chosen values: pass to ``denoise``.
+    params: dict[str, Any]
+    #: The tuned parameters alone.
+    tuned: dict[str, float]
+    #: Self-supervised loss at the defaults and at the tuned values.
+    loss_default: float
+    loss_tuned: float
+    #: Method runs spent.
+    evaluations: int
+
+
+def tune(image: Any, method: str, *, threads: Optional[int] = None, **params: Any) -> Tuned:
+    """Chooses the method's strength from the image alone (Noise2Self masked loss, or
+    Monte-Carlo SURE for BM3D); the given parameters stay fixed."""
+    vol, _ = _volume(image)
+    pairs, images = _split(method, params)
+    values, tuned, l0, l1, n = _native.tune(vol, method, pairs, images, threads)
+    return Tuned(_typed(method, values), dict(tuned), l0, l1, n)
+
+
+def rank(image: Any, methods: Sequence[str] = (), *, threads: Optional[int] = None):
+    """Tunes each denoiser (every tunable one when ``methods`` is empty) and ranks them
+    by one self-supervised loss: ``[(method, loss, params)]``, the expected best first."""
+    vol, _ = _volume(image)
+    return [
+        (m, loss, _typed(m, values))
+        for m, loss, values in _native.rank(vol, list(methods), threads)
+    ]
+
+
+@dataclass
+class NoiseEstimate:
+    """The image's noise, as ``noise_model=auto`` sees it."""
+
+    #: Gaussian noise standard deviation, grey levels (wavelet MAD).
+    sigma: float
+    #: ``"gaussian"`` or ``"poisson_gaussian"``.
+    model: str
+    #: The noise-model parameters that make a run use this model exactly.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Why this model, with the numbers.
+    reason: str = ""
+    #: The noise's spatial correlation in a few words, and how far it reaches (pixels).
+    correlation: str = ""
+    correlation_radius: int = 0
+
+
+def estimate_noise(image: Any) -> NoiseEstimate:
+    """The noise level, the noise model ``auto`` chooses (with the camera's gain, offset
+    and read noise for photon noise) and the noise's spatial correlation."""
+    vol, _ = _volume(image)
+    sigma, opts, reason, corr, radius = _native.estimate_noise(vol)
+    typed = {k: (v if k == "noise_model" else float(v)) for k, v in opts}
+    return NoiseEstimate(sigma, typed["noise_model"], typed, reason, corr, radius)
+
+
+def residual_check(noisy: Any, denoised: Any) -> Optional[str]:
+    """"Imager beware": a warning when ``noisy - denoised`` holds image structure (the
+    denoiser removed signal, not only noise), else ``None``."""
+    a, _ = _volume(noisy, "noisy")
+    b, _ = _volume(denoised, "denoised")
+    return _native.residual_check(a, b)

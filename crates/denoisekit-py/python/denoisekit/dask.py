@@ -1,0 +1,441 @@
+"""Volumes larger than memory: DenoiseKit on Dask arrays and OME-Zarr stores.
+
+The result equals a whole-volume run with the same (resolved) parameters, bit for bit:
+
+- parameters are resolved once, on the client, from a sample of the volume (noise-derived
+  defaults and ``noise_model=auto`` pinned), so every chunk uses the same numbers; with a
+  channel axis each channel is resolved on its own, as its noise differs;
+- each chunk is read with a halo of the method's support along every spatial axis (what
+  :func:`denoisekit.support` states, and the core's tests check: a region grown by it
+  gives exactly the whole result inside it); non-spatial axes (t, c) get none;
+- at the volume's true edges nothing is padded: the method applies its own border mode
+  there, as in a whole run (``border=periodic`` wraps the halo around instead);
+- a method whose support is the whole axis (a Fourier transform, wavelet sub-band
+  statistics, the energy-based stop of total variation) is run with that axis whole (a
+  plane-wise method chunked in z only), or refused with the reason when a chunk would
+  then exceed ``max_chunk_bytes``: never approximated.
+
+Inside a task the core runs single-threaded by default (Dask runs one task per worker
+thread: more would oversubscribe the cores), and within a budget of half the worker's
+memory limit divided among its threads, so an oversized chunk raises
+:class:`denoisekit.TooLargeError` instead of being killed by the nanny.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+import denoisekit as _dk
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as e:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "denoisekit.dask needs dask: pip install 'denoisekit[dask]'"
+    ) from e
+
+__all__ = ["denoise", "denoise_ome_zarr", "plan", "resolve_params"]
+
+#: Largest chunk (bytes, float32) accepted when a global axis forces an axis whole.
+MAX_CHUNK_BYTES = 2 << 30
+
+SPATIAL = "zyx"
+
+
+def _axes_for(ndim: int, axes: Optional[str]) -> str:
+    if axes is None:
+        if ndim == 2:
+            return "yx"
+        if ndim == 3:
+            return "zyx"
+        raise ValueError(
+            f"a {ndim}D array needs axes=, e.g. axes='tczyx', 'czyx' or 'tyx'"
+        )
+    axes = axes.lower()
+    if len(axes) != ndim or len(set(axes)) != ndim or not set(axes) <= set("tczyx"):
+        raise ValueError(
+            f"axes={axes!r} must name each of the {ndim} axes once, from t, c, z, y, x"
+        )
+    if "y" not in axes or "x" not in axes:
+        raise ValueError(f"axes={axes!r} must include y and x")
+    return axes
+
+
+def _sample(arr, axes: str, index: dict) -> np.ndarray:
+    """The central region (up to 8 planes of 512 x 512) at the given non-spatial index:
+    what the noise is measured on. Reading it touches only the chunks it overlaps."""
+    side = {"z": 8, "y": 512, "x": 512}
+    sl = []
+    for i, a in enumerate(axes):
+        n = arr.shape[i]
+        if a in side:
+            w = min(n, side[a])
+            sl.append(slice((n - w) // 2, (n - w) // 2 + w))
+        else:
+            sl.append(index.get(a, 0))
+    return np.asarray(arr[tuple(sl)])
+
+
+def resolve_params(arr, method: str, axes: Optional[str] = None, **params: Any) -> list[dict]:
+    """The parameters every chunk will use, one dict per channel (one in all without a
+    channel axis): defaults filled in, noise-derived values measured on a central sample
+    (at t = 0) unless given."""
+    axes = _axes_for(arr.ndim, axes)
+    channels = arr.shape[axes.index("c")] if "c" in axes else 1
+    out = []
+    for c in range(channels):
+        sample = _sample(arr, axes, {"c": c, "t": 0})
+        out.append(_dk.resolve(method, sample, **params))
+    return out
+
+
+def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
+         max_chunk_bytes: int = MAX_CHUNK_BYTES):
+    """``(depth per axis, chunks to run with)`` for one method on one array: a global axis
+    (or a halo as long as the axis) is taken whole; refused when that makes a chunk too
+    large."""
+    reach = dict(zip(SPATIAL, _dk.support(method, **params)))
+    if "z" not in axes:
+        reach.pop("z")
+    depth, new_chunks = {}, list(chunks)
+    for i, a in enumerate(axes):
+        if a not in SPATIAL:
+            depth[i] = 0
+            continue
+        r = reach[a]
+        if r is None or r >= shape[i]:
+            new_chunks[i] = (shape[i],)
+            depth[i] = 0
+        else:
+            depth[i] = r
+    biggest = 4
+    for i, c in enumerate(new_chunks):
+        biggest *= max(c) + 2 * depth.get(i, 0) if len(c) > 1 else max(c)
+    if biggest > max_chunk_bytes:
+        whole = [a for i, a in enumerate(axes) if a in SPATIAL and len(new_chunks[i]) == 1
+                 and len(chunks[i]) > 1]
+        why = (
+            f"{method} couples every voxel along {', '.join(whole)} with these parameters"
+            if whole else f"the halo of {method} makes chunks large"
+        )
+        raise ValueError(
+            f"{why}: a chunk would hold {biggest / 2**30:.2f} GiB (over max_chunk_bytes = "
+            f"{max_chunk_bytes / 2**30:.2f} GiB). Use smaller chunks along the other axes, "
+            f"raise max_chunk_bytes, or choose parameters with a finite support "
+            f"(denoisekit.support('{method}', ...))"
+        )
+    return depth, tuple(tuple(c) for c in new_chunks)
+
+
+def _task_budget(memory_limit, threads):
+    """Threads and memory for one task: single-threaded, and half the worker's memory
+    limit shared among its threads, inside a distributed worker; as given otherwise."""
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+    except (ImportError, ValueError):
+        return memory_limit, threads if threads is not None else 1
+    if memory_limit is None:
+        limit = getattr(getattr(w, "memory_manager", None), "memory_limit", None)
+        if limit:
+            memory_limit = int(limit // (2 * max(1, w.state.nthreads)))
+    return memory_limit, threads if threads is not None else 1
+
+
+def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict],
+               channel0: int, backend: str, threads, memory_limit) -> np.ndarray:
+    """Denoises every (z, y, x) or (y, x) volume of one block."""
+    memory_limit, threads = _task_budget(memory_limit, threads)
+    out = np.empty(block.shape, np.float32)
+    lead = [i for i, a in enumerate(axes) if a not in SPATIAL]
+    ci = axes.index("c") if "c" in axes else None
+    # Spatial axes are last in every layout we accept (OME-Zarr's order); move them there
+    # for other orders.
+    spatial = [i for i, a in enumerate(axes) if a in SPATIAL]
+    b = np.moveaxis(block, spatial, list(range(len(lead), block.ndim)))
+    o = np.moveaxis(out, spatial, list(range(len(lead), block.ndim)))
+    for idx in np.ndindex(*b.shape[: len(lead)]):
+        c = channel0 + idx[lead.index(ci)] if ci is not None else 0
+        params = per_channel[c if len(per_channel) > 1 else 0]
+        _dk.denoise(b[idx], method, out=o[idx], backend=backend, threads=threads,
+                    memory_limit=memory_limit, **params)
+    return out
+
+
+def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu",
+            threads: Optional[int] = None, memory_limit: Optional[int] = None,
+            max_chunk_bytes: int = MAX_CHUNK_BYTES, params_per_channel: Optional[list] = None,
+            **params: Any):
+    """A lazy Dask array: ``arr`` denoised chunk by chunk with exact halos (float32,
+    ``arr``'s chunks). ``axes`` names the axes (default ``'yx'`` or ``'zyx'``; needed
+    for 4D and 5D, e.g. ``'tczyx'``). Parameters are resolved now, on this machine (see
+    :func:`resolve_params`); the resolved values are on the result as ``.attrs``-free
+    ``result.denoisekit_params``. ``backend`` defaults to the CPU: a cluster's workers
+    rarely share one GPU well."""
+    if not isinstance(arr, da.Array):
+        arr = da.asarray(arr)
+    axes = _axes_for(arr.ndim, axes)
+    per_channel = params_per_channel or resolve_params(arr, method, axes, **params)
+    depth, chunks = {}, None
+    for p in per_channel:
+        d, ch = plan(arr.shape, arr.chunks, axes, method, p, max_chunk_bytes)
+        depth = {i: max(depth.get(i, 0), v) for i, v in d.items()}
+        chunks = ch if chunks is None else tuple(
+            a if len(a) < len(b) else b for a, b in zip(chunks, ch))
+    if "c" in axes and len(per_channel) > 1:
+        ci = axes.index("c")
+        chunks = chunks[:ci] + ((1,) * arr.shape[ci],) + chunks[ci + 1:]
+    src = arr.rechunk(chunks) if chunks != arr.chunks else arr
+    periodic = any(p.get("border") == "periodic" for p in per_channel)
+    boundary = {
+        i: ("periodic" if periodic and axes[i] in SPATIAL else "none") for i in range(arr.ndim)
+    }
+
+    def block_fn(block, block_info=None):
+        c0 = 0
+        if block_info and "c" in axes:
+            c0 = block_info[0]["array-location"][axes.index("c")][0]
+        return _run_block(block, axes, method, per_channel, c0, backend, threads,
+                          memory_limit)
+
+    if any(depth.values()):
+        res = src.map_overlap(block_fn, depth=depth, boundary=boundary, trim=True,
+                              dtype=np.float32, meta=np.empty((0,) * arr.ndim, np.float32))
+    else:
+        res = src.map_blocks(block_fn, dtype=np.float32,
+                             meta=np.empty((0,) * arr.ndim, np.float32))
+    if res.chunks != arr.chunks:
+        res = res.rechunk(arr.chunks)
+    res.denoisekit_params = per_channel
+    return res
+
+
+# --- OME-Zarr ---------------------------------------------------------------------------
+
+PROGRESS = "denoisekit_progress"
+
+
+def _ome(group) -> tuple[dict, str]:
+    """The OME metadata of an image group and its layout: ``"0.5"`` (under ``ome``,
+    Zarr v3) or ``"0.4"`` (top level, Zarr v2)."""
+    attrs = dict(group.attrs)
+    if "ome" in attrs and "multiscales" in attrs["ome"]:
+        return attrs["ome"], "0.5"
+    if "multiscales" in attrs:
+        return {"multiscales": attrs["multiscales"]}, "0.4"
+    raise ValueError(
+        "not an OME-Zarr image: the group has no 'multiscales' metadata (OME-NGFF 0.4 or 0.5)"
+    )
+
+
+_OPEN: dict = {}
+
+
+def _open(path: str, name: str, mode: str = "r"):
+    """Zarr arrays opened once per worker process (a task per chunk would otherwise
+    re-read the metadata every time)."""
+    import zarr
+
+    key = (path, name, mode)
+    if key not in _OPEN:
+        _OPEN[key] = zarr.open_group(path, mode=mode)[name]
+    return _OPEN[key]
+
+
+def _units(shape, chunks, whole):
+    """The output regions one task each writes: the chunk grid, with the axes in
+    ``whole`` taken in one piece."""
+    ranges = []
+    for n, c, w in zip(shape, chunks, whole):
+        ranges.append([(0, n)] if w else [(s, min(s + c, n)) for s in range(0, n, c)])
+    return ranges
+
+
+def _read_halo(arr, region, depth, periodic):
+    """``region`` grown by ``depth`` on each side: clamped at the volume's edges (the
+    method applies its own border mode there), or wrapped around for a periodic border."""
+    sl, crop, wrap = [], [], False
+    for i, ((lo, hi), d) in enumerate(zip(region, depth)):
+        n = arr.shape[i]
+        if periodic and d:
+            sl.append(np.arange(lo - d, hi + d) % n)
+            crop.append(slice(d, d + hi - lo))
+            wrap = True
+        else:
+            a, b = max(0, lo - d), min(n, hi + d)
+            sl.append(np.arange(a, b) if wrap else slice(a, b))
+            crop.append(slice(lo - a, lo - a + hi - lo))
+    if wrap:
+        sl = [s if isinstance(s, np.ndarray) else np.arange(s.start, s.stop) for s in sl]
+        block = arr.oindex[tuple(sl)]
+    else:
+        block = arr[tuple(sl)]
+    return np.asarray(block), tuple(crop)
+
+
+def _unit_task(src, src_name, dst, axes, method, per_channel, region, unit_index, depth,
+               periodic, backend, threads, memory_limit):
+    """One task: read the region and its halo from the source store, denoise, write the
+    region (whole chunks only, so tasks never share a chunk), then mark it done."""
+    done = _open(dst, PROGRESS, "r+")
+    if done[unit_index]:
+        return 0
+    block, crop = _read_halo(_open(src, src_name), region, depth, periodic)
+    c0 = region[axes.index("c")][0] if "c" in axes else 0
+    res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit)
+    out = _open(dst, "0", "r+")
+    out[tuple(slice(lo, hi) for lo, hi in region)] = res[crop]
+    # The mark is written after the data: a task killed in between leaves its region
+    # unmarked, and resume rewrites it whole.
+    done[unit_index] = 1
+    return int(np.prod([hi - lo for lo, hi in region]))
+
+
+def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
+                     overwrite: bool = False, backend: str = "cpu",
+                     threads: Optional[int] = None, memory_limit: Optional[int] = None,
+                     max_chunk_bytes: int = MAX_CHUNK_BYTES, pyramid: Optional[int] = None,
+                     **params: Any) -> dict:
+    """Denoises the OME-Zarr image at ``src`` (its level 0) into a new OME-Zarr image at
+    ``dst``, on the current Dask scheduler (a ``distributed.Client`` when one is active).
+
+    One task per output chunk reads that chunk plus its halo straight from the store and
+    writes the chunk; the axes, units and scales are copied; a pyramid of ``pyramid``
+    levels (default: as many as ``src`` has) is built from the written level 0 by 2x2
+    means in y and x; the resolved parameters and the DenoiseKit version are recorded
+    under the ``denoisekit`` attribute. ``resume=True`` continues a run that was
+    interrupted (a crash, a killed worker or client): regions already written and marked
+    are kept, the others rewritten, with the parameters recorded by the first run.
+    Returns a summary: tasks, voxels, seconds, parameters.
+    """
+    import zarr
+
+    t0 = time.perf_counter()
+    sg = zarr.open_group(src, mode="r")
+    ome, version = _ome(sg)
+    ms = ome["multiscales"][0]
+    axes = "".join(a["name"].lower() for a in ms["axes"])
+    axes = _axes_for(len(axes), axes)
+    src_name = ms["datasets"][0]["path"]
+    a0 = sg[src_name]
+    fmt = a0.metadata.zarr_format
+    levels = len(ms["datasets"]) if pyramid is None else max(1, int(pyramid))
+    smallest = min(a0.shape[axes.index("y")], a0.shape[axes.index("x")])
+    levels = min(levels, 1 + int(math.log2(max(1, smallest))))
+
+    existing = None
+    if resume:
+        try:
+            existing = zarr.open_group(dst, mode="r+")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            existing = None
+    if existing is not None:
+        info = dict(existing.attrs).get("denoisekit")
+        if info is None or info.get("source") != src or info.get("method") != method:
+            raise ValueError(
+                f"resume: {dst} was not written by denoise_ome_zarr({src!r}, ..., {method!r})"
+            )
+        if info.get("complete"):
+            return {"tasks": 0, "voxels": 0, "seconds": time.perf_counter() - t0,
+                    "params": info["params"], "resumed": True}
+        per_channel = info["params"]
+        dg = existing
+    else:
+        per_channel = resolve_params(a0, method, axes, **params)
+        dg = zarr.open_group(dst, mode="w" if overwrite else "w-", zarr_format=fmt)
+        kw = {"dimension_names": list(axes)} if fmt == 3 else {}
+        dg.create_array("0", shape=a0.shape, chunks=a0.chunks, dtype="float32",
+                        fill_value=0.0, **kw)
+        info = {"version": _dk.__version__, "method": method, "source": src,
+                "params": per_channel, "complete": False}
+        _write_ome(dg, ome, version, ms, axes, levels, info)
+
+    depth_map, run_chunks = {}, None
+    chunk_tuples = tuple(
+        tuple(min(c, n - s) for s in range(0, n, c)) for n, c in zip(a0.shape, a0.chunks))
+    for p in per_channel:
+        d, ch = plan(a0.shape, chunk_tuples, axes, method, p, max_chunk_bytes)
+        depth_map = {i: max(depth_map.get(i, 0), v) for i, v in d.items()}
+        run_chunks = ch if run_chunks is None else tuple(
+            a if len(a) < len(b) else b for a, b in zip(run_chunks, ch))
+    whole = [len(c) == 1 and n > a0.chunks[i] for i, (c, n) in
+             enumerate(zip(run_chunks, a0.shape))]
+    per_axis = _units(a0.shape, a0.chunks, whole)
+    grid = tuple(len(r) for r in per_axis)
+    if PROGRESS not in dg:
+        dg.create_array(PROGRESS, shape=grid, chunks=(1,) * len(grid), dtype="uint8",
+                        fill_value=0)
+    done = np.asarray(dg[PROGRESS][...])
+    depth = [depth_map.get(i, 0) for i in range(len(axes))]
+    periodic = any(p.get("border") == "periodic" for p in per_channel)
+    tasks = []
+    for idx in np.ndindex(*grid):
+        if done[idx]:
+            continue
+        region = tuple(per_axis[i][j] for i, j in enumerate(idx))
+        tasks.append(dask.delayed(_unit_task, pure=False)(
+            src, src_name, dst, axes, method, per_channel, region, idx, depth, periodic,
+            backend, threads, memory_limit))
+    voxels = sum(dask.compute(*tasks)) if tasks else 0
+    _OPEN.clear()
+    _build_pyramid(dst, axes, levels)
+    info = dict(dg.attrs)["denoisekit"]
+    info["complete"] = True
+    dg.attrs["denoisekit"] = info
+    del dg[PROGRESS]
+    return {"tasks": len(tasks), "voxels": voxels, "seconds": time.perf_counter() - t0,
+            "params": per_channel, "resumed": existing is not None}
+
+
+def _write_ome(dg, ome, version, ms, axes, levels, info):
+    """The OME metadata of the result: the source's axes (with units), its level-0
+    transformations, and each pyramid level's scale doubled in y and x."""
+    base = ms["datasets"][0].get("coordinateTransformations", [])
+    scale = next((t["scale"] for t in base if t["type"] == "scale"), [1.0] * len(axes))
+    trans = next((t["translation"] for t in base if t["type"] == "translation"), None)
+    datasets = []
+    for k in range(levels):
+        f = [2.0 ** k if a in "yx" else 1.0 for a in axes]
+        t = [{"type": "scale", "scale": [s * g for s, g in zip(scale, f)]}]
+        if trans is not None or k:
+            t0 = trans or [0.0] * len(axes)
+            # A 2^k mean moves the first pixel's centre by (2^k - 1)/2 source pixels.
+            t.append({"type": "translation",
+                      "translation": [o + s * (g - 1) / 2 for o, s, g in zip(t0, scale, f)]})
+        datasets.append({"path": str(k), "coordinateTransformations": t})
+    m = {k: v for k, v in ms.items() if k not in ("datasets", "metadata", "type")}
+    m["datasets"] = datasets
+    m["type"] = "mean"
+    m["metadata"] = {"method": "denoisekit " + info["method"], "version": info["version"]}
+    if version == "0.5":
+        dg.attrs["ome"] = {"version": ome.get("version", "0.5"), "multiscales": [m]}
+    else:
+        m.setdefault("version", "0.4")
+        dg.attrs["multiscales"] = [m]
+    dg.attrs["denoisekit"] = info
+
+
+def _build_pyramid(dst, axes, levels):
+    """Levels 1.. from the stored level 0, each the 2x2 mean (in y and x) of the one
+    before, written chunk-aligned through Dask."""
+    import zarr
+
+    dg = zarr.open_group(dst, mode="r+")
+    fmt = dg["0"].metadata.zarr_format
+    for k in range(1, levels):
+        prev = da.from_zarr(dg[str(k - 1)])
+        factors = {i: (2 if a in "yx" else 1) for i, a in enumerate(axes)}
+        low = da.coarsen(np.mean, prev, factors, trim_excess=True).astype(np.float32)
+        chunks = dg["0"].chunks
+        kw = {"dimension_names": list(axes)} if fmt == 3 else {}
+        arr = dg.create_array(str(k), shape=low.shape, dtype="float32", fill_value=0.0,
+                              chunks=tuple(min(c, n) for c, n in zip(chunks, low.shape)),
+                              overwrite=True, **kw)
+        da.store(low.rechunk(arr.chunks), arr, lock=False)

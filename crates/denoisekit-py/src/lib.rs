@@ -1,0 +1,429 @@
+//! `denoisekit._native`: the registry's methods on NumPy arrays, for the Python package.
+//!
+//! Deliberately thin, like the JNI boundary: images arrive as `float32` (z, y, x) arrays
+//! (the pure-Python layer converts dtypes and adds the plane axis of 2D images),
+//! parameters as `key=value` strings exactly as in a macro or on the command line, and
+//! every method, parameter, range and default is read from the core's registry. Each job
+//! runs with the GIL released, on its own thread, while the calling thread watches for
+//! Ctrl-C and cancels the job through its [`Control`]; a panic becomes a Python
+//! exception, never an abort of the interpreter.
+
+use denoisekit_core::descriptor::GLOBAL_SUPPORT;
+use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Volume, VolumeView};
+use numpy::{PyArray3, PyArrayMethods, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pyo3::create_exception!(
+    _native,
+    TooLargeError,
+    PyMemoryError,
+    "The job needs more working memory than its budget (`memory_limit=`, \
+     DENOISEKIT_MEMORY_LIMIT, or 80% of the memory available): refused before allocating."
+);
+pyo3::create_exception!(
+    _native,
+    BackendUnavailableError,
+    PyRuntimeError,
+    "backend='gpu' was asked for and no usable GPU (or no GPU kernel for the method) exists."
+);
+
+/// Why a job ended without a result.
+enum Failure {
+    Core(DenoiseError),
+    Panic(String),
+}
+
+impl From<DenoiseError> for Failure {
+    fn from(e: DenoiseError) -> Self {
+        Self::Core(e)
+    }
+}
+
+fn to_py(f: Failure) -> PyErr {
+    match f {
+        Failure::Core(e) => match e {
+            DenoiseError::TooLarge { .. } => {
+                TooLargeError::new_err(format!("{e}; or pass memory_limit= (bytes) to this call"))
+            }
+            DenoiseError::Cancelled => PyKeyboardInterrupt::new_err("cancelled"),
+            DenoiseError::BackendUnavailable { .. } => {
+                BackendUnavailableError::new_err(e.to_string())
+            }
+            DenoiseError::InvalidInput { .. }
+            | DenoiseError::ParamOutOfRange { .. }
+            | DenoiseError::InvalidParamValue { .. }
+            | DenoiseError::UnknownParam { .. }
+            | DenoiseError::UnknownMethod { .. }
+            | DenoiseError::UnsupportedDims { .. } => PyValueError::new_err(e.to_string()),
+            // The error type is non-exhaustive: a kind added later is still reported.
+            _ => PyRuntimeError::new_err(e.to_string()),
+        },
+        Failure::Panic(msg) => PyRuntimeError::new_err(format!(
+            "internal error in DenoiseKit (please report it): {msg}"
+        )),
+    }
+}
+
+/// Threads for calls that do not say: 0 = rayon's global pool (every core).
+static DEFAULT_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// One pool per thread count asked for, kept: building a pool costs a thread spawn per
+/// thread, and a Dask worker calls once per chunk.
+fn pool(threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let n = threads.unwrap_or_else(|| DEFAULT_THREADS.load(Ordering::Relaxed));
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
+        return Ok(Some(p.clone()));
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(move |i| format!("denoisekit-{n}-{i}"))
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))?;
+    let p = Arc::new(p);
+    pools.push((n, p.clone()));
+    Ok(Some(p))
+}
+
+/// Runs `job` with the GIL released on a thread of its own (inside the pool for
+/// `threads`), while this thread checks for signals every 50 ms: Ctrl-C cancels the job
+/// at its next checkpoint and raises `KeyboardInterrupt` once it has stopped.
+fn run_job<T: Send>(
+    py: Python<'_>,
+    threads: Option<usize>,
+    ctl: &Control,
+    job: impl FnOnce(&Control) -> Result<T, DenoiseError> + Send,
+) -> PyResult<T> {
+    let pool = pool(threads)?;
+    let outcome = py.detach(move || {
+        std::thread::scope(|s| {
+            let (tx, rx) = channel();
+            s.spawn(move || {
+                let run = || match &pool {
+                    Some(p) => p.install(|| job(ctl)),
+                    None => job(ctl),
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .map_err(|p| {
+                        Failure::Panic(
+                            p.downcast_ref::<&str>()
+                                .map(|s| (*s).to_string())
+                                .or_else(|| p.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".into()),
+                        )
+                    })
+                    .and_then(|r| r.map_err(Failure::from));
+                let _ = tx.send(r);
+            });
+            let mut interrupted: Option<PyErr> = None;
+            loop {
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(r) => return (r, interrupted),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if interrupted.is_none()
+                            && let Err(e) = Python::attach(|py| py.check_signals())
+                        {
+                            ctl.cancel();
+                            interrupted = Some(e);
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return (Err(Failure::Panic("the job's thread ended".into())), None);
+                    }
+                }
+            }
+        })
+    });
+    match outcome {
+        // The signal handler's own exception (KeyboardInterrupt, or what a custom
+        // handler raised) wins over the job's "cancelled".
+        (_, Some(e)) => Err(e),
+        (r, None) => r.map_err(to_py),
+    }
+}
+
+/// `key=value` pairs, as Python receives them.
+type Pairs = Vec<(String, String)>;
+
+fn values(params: Vec<(String, String)>) -> ParamValues {
+    let mut v = ParamValues::new();
+    for (k, x) in params {
+        v.insert(k, x);
+    }
+    v
+}
+
+fn with_images(
+    mut v: ParamValues,
+    images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
+) -> ParamValues {
+    for (k, img) in images {
+        v.insert_image(k, img.as_array().to_owned());
+    }
+    v
+}
+
+fn pairs(r: &denoisekit_core::Resolved) -> Vec<(String, String)> {
+    r.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn options_pairs(v: &ParamValues) -> Vec<(String, String)> {
+    v.pairs().to_vec()
+}
+
+/// The library version.
+#[pyfunction]
+fn version() -> &'static str {
+    denoisekit_core::VERSION
+}
+
+/// The registry: every method's descriptor, as JSON.
+#[pyfunction]
+fn registry_json() -> PyResult<String> {
+    serde_json::to_string(denoisekit_core::registry())
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot serialise the registry: {e}")))
+}
+
+/// Whether this build has GPU kernels.
+#[pyfunction]
+fn gpu_compiled() -> bool {
+    denoisekit_gpu::COMPILED_WITH_GPU
+}
+
+/// Threads for every later call that does not give `threads=` (0: all cores).
+#[pyfunction]
+fn set_num_threads(n: usize) {
+    DEFAULT_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The thread count a call without `threads=` uses.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    match DEFAULT_THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n,
+    }
+}
+
+/// `(z, y, x)` reach of an output pixel; `None` where it is the whole axis.
+#[pyfunction]
+fn support(method: &str, params: Vec<(String, String)>) -> PyResult<[Option<usize>; 3]> {
+    let s = denoisekit_core::support(method, &values(params)).map_err(|e| to_py(e.into()))?;
+    Ok(s.map(|r| (r < GLOBAL_SUPPORT).then_some(r)))
+}
+
+/// Every parameter's value as the method would use it; noise-derived ones measured on
+/// `image` (without an image they must be given).
+#[pyfunction]
+#[pyo3(signature = (method, params, images, image=None))]
+fn resolve(
+    py: Python<'_>,
+    method: &str,
+    params: Vec<(String, String)>,
+    images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
+    image: Option<PyReadonlyArray3<'_, f32>>,
+) -> PyResult<Vec<(String, String)>> {
+    let v = with_images(values(params), images);
+    match image {
+        Some(img) => {
+            let view = img.as_array();
+            run_job(py, None, &Control::new(), |_| {
+                denoisekit_core::prepare(method, &view, &v).map(|(_, r)| pairs(&r))
+            })
+        }
+        None => {
+            let m = denoisekit_core::find(method).map_err(|e| to_py(e.into()))?;
+            let r = m
+                .resolve(&v, || {
+                    Err(DenoiseError::InvalidInput {
+                        reason: format!(
+                            "{method}: a noise-dependent parameter is unset; give it, or pass \
+                             image= to measure the noise"
+                        ),
+                    })
+                })
+                .map_err(|e| to_py(e.into()))?;
+            Ok(pairs(&r))
+        }
+    }
+}
+
+/// Denoises `image` (float32, z/y/x); returns the result and the device that ran it.
+#[pyfunction]
+#[pyo3(signature = (image, method, params, images, backend="auto", threads=None, memory_limit=None, out=None))]
+#[allow(clippy::too_many_arguments)]
+fn denoise<'py>(
+    py: Python<'py>,
+    image: PyReadonlyArray3<'py, f32>,
+    method: &str,
+    params: Vec<(String, String)>,
+    images: Vec<(String, PyReadonlyArray3<'py, f32>)>,
+    backend: &str,
+    threads: Option<usize>,
+    memory_limit: Option<u64>,
+    out: Option<Bound<'py, PyArray3<f32>>>,
+) -> PyResult<(Bound<'py, PyArray3<f32>>, String, Pairs)> {
+    let backend = Backend::from_name(backend).map_err(|e| to_py(e.into()))?;
+    if let Some(o) = &out
+        && o.shape() != image.shape()
+    {
+        return Err(PyValueError::new_err(format!(
+            "out has shape {:?}, the image {:?}",
+            o.shape(),
+            image.shape()
+        )));
+    }
+    let v = with_images(values(params), images);
+    let view: VolumeView<'_> = image.as_array();
+    let mut ctl = Control::new();
+    if let Some(b) = memory_limit {
+        ctl = ctl.with_memory_limit(b);
+    }
+    let done = run_job(py, threads, &ctl, |ctl| {
+        denoisekit_gpu::run(method, view, &v, backend, ctl)
+    })?;
+    let device = done.device.to_string();
+    let resolved = pairs(&done.params);
+    let arr = match out {
+        Some(o) => {
+            o.readwrite().as_array_mut().assign(&done.volume);
+            o
+        }
+        None => owned(py, done.volume),
+    };
+    Ok((arr, device, resolved))
+}
+
+fn owned(py: Python<'_>, v: Volume) -> Bound<'_, PyArray3<f32>> {
+    numpy::IntoPyArray::into_pyarray(v, py)
+}
+
+/// Self-supervised tuning: `(every value, [(tuned key, value)], loss at the defaults,
+/// loss tuned, method runs)`.
+#[pyfunction]
+#[pyo3(signature = (image, method, params, images, threads=None))]
+#[allow(clippy::type_complexity)]
+fn tune(
+    py: Python<'_>,
+    image: PyReadonlyArray3<'_, f32>,
+    method: &str,
+    params: Vec<(String, String)>,
+    images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
+    threads: Option<usize>,
+) -> PyResult<(Vec<(String, String)>, Vec<(String, f64)>, f64, f64, usize)> {
+    let v = with_images(values(params), images);
+    let view = image.as_array();
+    let t = run_job(py, threads, &Control::new(), |ctl| {
+        denoisekit_core::tune::tune(method, view, &v, ctl)
+    })?;
+    Ok((
+        options_pairs(&t.values),
+        t.tuned.iter().map(|(k, x)| (k.to_string(), *x)).collect(),
+        t.loss_default,
+        t.loss_tuned,
+        t.evaluations,
+    ))
+}
+
+/// The denoisers tuned and ranked by one loss, best first: `(id, loss, values)`.
+#[pyfunction]
+#[pyo3(signature = (image, methods, threads=None))]
+#[allow(clippy::type_complexity)]
+fn rank(
+    py: Python<'_>,
+    image: PyReadonlyArray3<'_, f32>,
+    methods: Vec<String>,
+    threads: Option<usize>,
+) -> PyResult<Vec<(String, f64, Vec<(String, String)>)>> {
+    let view = image.as_array();
+    let ids: Vec<&str> = methods.iter().map(String::as_str).collect();
+    let ranked = run_job(py, threads, &Control::new(), |ctl| {
+        denoisekit_core::tune::rank(&ids, view, &ParamValues::new(), ctl)
+    })?;
+    Ok(ranked
+        .into_iter()
+        .map(|r| (r.id.to_string(), r.loss, options_pairs(&r.tuned.values)))
+        .collect())
+}
+
+/// The noise: `(Gaussian sigma, chosen model's options, why, correlation summary,
+/// correlation radius)`.
+#[pyfunction]
+fn estimate_noise(
+    py: Python<'_>,
+    image: PyReadonlyArray3<'_, f32>,
+) -> PyResult<(f64, Pairs, String, String, usize)> {
+    let view = image.as_array();
+    run_job(py, None, &Control::new(), |_| {
+        let sigma = denoisekit_core::estimate_sigma(&view)?;
+        let choice = denoisekit_core::noise::choose_noise_model(&view)?;
+        let c = denoisekit_core::correlation::estimate_correlation_for(&view, &choice)?;
+        let opts = choice
+            .options()
+            .split_whitespace()
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok((sigma, opts, choice.reason, c.summary(), c.radius))
+    })
+}
+
+/// The "imager beware" check: a warning when the residual holds image structure.
+#[pyfunction]
+fn residual_check(
+    py: Python<'_>,
+    noisy: PyReadonlyArray3<'_, f32>,
+    denoised: PyReadonlyArray3<'_, f32>,
+) -> PyResult<Option<String>> {
+    let (a, b) = (noisy.as_array(), denoised.as_array());
+    if a.shape() != b.shape() {
+        return Err(PyValueError::new_err(format!(
+            "the images differ in shape: {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    run_job(py, None, &Control::new(), |_| {
+        denoisekit_core::metrics::residual_warning(&a, &b)
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Named by their real module, so that pickling (a Dask worker's error on its way to
+    // the client) finds the same classes again and `except TooLargeError` works there.
+    for (name, ty) in [
+        ("TooLargeError", m.py().get_type::<TooLargeError>()),
+        (
+            "BackendUnavailableError",
+            m.py().get_type::<BackendUnavailableError>(),
+        ),
+    ] {
+        ty.setattr("__module__", "denoisekit._native")?;
+        m.add(name, ty)?;
+    }
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(registry_json, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_compiled, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(support, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve, m)?)?;
+    m.add_function(wrap_pyfunction!(denoise, m)?)?;
+    m.add_function(wrap_pyfunction!(tune, m)?)?;
+    m.add_function(wrap_pyfunction!(rank, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_noise, m)?)?;
+    m.add_function(wrap_pyfunction!(residual_check, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+"""Dask arrays: chunked results equal the whole-volume result, bit for bit."""
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+import denoisekit as dk
+import denoisekit.dask as dkd
+
+# Settings that keep every method quick on small test volumes; the rest are defaults.
+QUICK = {
+    "total_variation": {"tolerance": 0, "max_iterations": 7},
+    "richardson_lucy": {"iterations": 4},
+    "anisotropic_diffusion": {"iterations": 5},
+    "top_hat": {"radius": 4},
+    "bm3d": {"search_radius": 6},
+}
+
+
+@pytest.fixture(autouse=True)
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def whole(img, method, params):
+    return dk.denoise(img, method, backend="cpu", **params)
+
+
+@pytest.mark.parametrize("method", dk.methods())
+@pytest.mark.parametrize("chunks", [(32, 40), (9, 7)], ids=["uneven", "smaller-than-halo"])
+def test_2d_chunks_equal_the_whole_image(noisy2d, method, chunks):
+    arr = da.from_array(noisy2d, chunks=chunks)
+    res = dkd.denoise(arr, method, **QUICK.get(method, {}))
+    (params,) = res.denoisekit_params
+    assert res.chunks == arr.chunks
+    np.testing.assert_array_equal(res.compute(), whole(noisy2d, method, params), err_msg=method)
+
+
+@pytest.mark.parametrize("method", dk.methods())
+def test_3d_chunks_equal_the_whole_volume(noisy3d, method):
+    extra = {"gaussian": {"sigma_z": 1.0}, "median": {"radius_z": 1},
+             "nl_means": {"patch_radius_z": 1, "search_radius_z": 2},
+             "total_variation": {"z_weight": 1.0}, "anisotropic_diffusion": {"z_weight": 0.5},
+             "bilateral": {"sigma_spatial_z": 1.0}, "top_hat": {"radius_z": 2}}
+    params = {**QUICK.get(method, {}), **extra.get(method, {})}
+    arr = da.from_array(noisy3d, chunks=(4, 16, 20))
+    res = dkd.denoise(arr, method, **params)
+    (resolved,) = res.denoisekit_params
+    np.testing.assert_array_equal(res.compute(), whole(noisy3d, method, resolved),
+                                  err_msg=method)
+
+
+@pytest.mark.parametrize("method", ["gaussian", "median", "richardson_lucy"])
+@pytest.mark.parametrize("border", ["replicate", "symmetric", "reflect", "periodic", "zero"])
+def test_every_border_mode(noisy2d, method, border):
+    arr = da.from_array(noisy2d, chunks=(25, 31))
+    params = {**QUICK.get(method, {}), "border": border}
+    if method == "median":
+        params["radius"] = 4
+    res = dkd.denoise(arr, method, **params)
+    (resolved,) = res.denoisekit_params
+    np.testing.assert_array_equal(res.compute(), whole(noisy2d, method, resolved),
+                                  err_msg=f"{method} border={border}")
+
+
+def test_5d_each_channel_with_its_own_noise(noisy3d):
+    rng = np.random.default_rng(1)
+    vol = np.stack([np.stack([noisy3d * (1 + c) + rng.normal(0, 5 * (c + 1), noisy3d.shape)
+                              for c in range(2)]) for _ in range(2)]).astype(np.float32)
+    arr = da.from_array(vol, chunks=(1, 2, 5, 16, 16))
+    res = dkd.denoise(arr, "nl_means", axes="tczyx", patch_radius_z=1, search_radius_z=1)
+    per_channel = res.denoisekit_params
+    assert len(per_channel) == 2 and per_channel[0]["h"] != per_channel[1]["h"]
+    out = res.compute()
+    for t in range(2):
+        for c in range(2):
+            np.testing.assert_array_equal(out[t, c], whole(vol[t, c], "nl_means", per_channel[c]))
+
+
+def test_plane_wise_methods_run_with_the_global_axes_whole(noisy3d):
+    # The wavelet on planes is global in y and x, local (0) in z: chunked in z only.
+    arr = da.from_array(noisy3d, chunks=(3, 16, 16))
+    depth, chunks = dkd.plan(arr.shape, arr.chunks, "zyx", "wavelet",
+                             dk.resolve("wavelet", noisy3d))
+    assert depth == {0: 0, 1: 0, 2: 0}
+    assert chunks == (arr.chunks[0], (noisy3d.shape[1],), (noisy3d.shape[2],))
+
+
+def test_a_global_method_whose_chunk_would_be_too_large_is_refused(noisy3d):
+    arr = da.from_array(noisy3d, chunks=(3, 16, 16))
+    with pytest.raises(ValueError, match="couples every voxel along z, y, x"):
+        dkd.denoise(arr, "fourier_filter", cutoff_z=0.5, max_chunk_bytes=1 << 10)
+
+
+def test_bad_axes_are_refused(noisy3d):
+    arr = da.from_array(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="needs axes="):
+        dkd.denoise(arr, "gaussian")
+    with pytest.raises(ValueError, match="name each of the 4 axes once"):
+        dkd.denoise(arr, "gaussian", axes="zzyx")
