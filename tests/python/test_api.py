@@ -67,6 +67,14 @@ def test_2d_strided_and_out_arguments(noisy2d, noisy3d):
     np.testing.assert_array_equal(out, a)
     with pytest.raises(ValueError, match="out must be float32"):
         dk.denoise(noisy2d, "gaussian", out=np.empty((3, 3), np.float32))
+    # In place, when asked for: the input is read before it is overwritten.
+    inplace = noisy2d.copy()
+    assert dk.denoise(inplace, "nl_means", h=10, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, a)
+    frozen = np.empty(noisy2d.shape, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out cannot be written"):
+        dk.denoise(noisy2d, "gaussian", out=frozen)
 
 
 def test_bad_input_gets_a_clear_error(noisy2d):

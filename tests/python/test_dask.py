@@ -52,8 +52,9 @@ def test_3d_chunks_equal_the_whole_volume(noisy3d, method):
                                   err_msg=method)
 
 
-@pytest.mark.parametrize("method", ["gaussian", "median", "richardson_lucy"])
-@pytest.mark.parametrize("border", ["replicate", "symmetric", "reflect", "periodic", "zero"])
+# The methods with a border choice and a finite support (Richardson-Lucy's is global).
+@pytest.mark.parametrize("method", ["gaussian", "median"])
+@pytest.mark.parametrize("border", dk.describe("gaussian")["params"][2]["options"])
 def test_every_border_mode(noisy2d, method, border):
     arr = da.from_array(noisy2d, chunks=(25, 31))
     params = {**QUICK.get(method, {}), "border": border}
@@ -100,3 +101,38 @@ def test_bad_axes_are_refused(noisy3d):
         dkd.denoise(arr, "gaussian")
     with pytest.raises(ValueError, match="name each of the 4 axes once"):
         dkd.denoise(arr, "gaussian", axes="zzyx")
+
+
+def test_periodic_border_in_3d(noisy3d):
+    arr = da.from_array(noisy3d, chunks=(4, 15, 20))
+    res = dkd.denoise(arr, "gaussian", sigma=1.2, sigma_z=1.0, border="periodic")
+    (r,) = res.denoisekit_params
+    np.testing.assert_array_equal(res.compute(), whole(noisy3d, "gaussian", r))
+
+
+@pytest.mark.parametrize("axes", ["yxz", "xzy", "zcyx", "yxc"])
+def test_any_axis_order(noisy3d, axes):
+    """The core reads (z, y, x): other layouts are transposed to it, halos per letter."""
+    zyx = noisy3d if "z" in axes else noisy3d[:2]  # for "yxc", two channels
+    canon = "zyx" if "z" in axes else "cyx"
+    if "c" in axes and "z" in axes:
+        zyx = np.stack([noisy3d, noisy3d * 0.7])
+        canon = "czyx"
+    arr_np = np.transpose(zyx, [canon.index(a) for a in axes]).copy()
+    params = {"sigma": 1.2, "sigma_z": 1.0} if "z" in axes else {"sigma": 1.2}
+    res = dkd.denoise(da.from_array(arr_np, chunks=7), "gaussian", axes=axes, **params)
+    got = np.transpose(res.compute(), [axes.index(a) for a in canon])
+    per_channel = res.denoisekit_params
+    if "c" in canon:
+        want = np.stack([whole(zyx[c], "gaussian", per_channel[c]) for c in range(len(zyx))])
+    else:
+        want = whole(zyx, "gaussian", per_channel[0])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_edge_chunks_a_few_pixels_wide(noisy3d):
+    # x = 47 in chunks of 22 leaves an edge chunk 3 wide: a chunk, not a colour image.
+    arr = da.from_array(noisy3d.astype(np.uint8), chunks=(5, 18, 22))
+    res = dkd.denoise(arr, "median", radius=1)
+    (r,) = res.denoisekit_params
+    np.testing.assert_array_equal(res.compute(), whole(noisy3d.astype(np.uint8), "median", r))

@@ -93,6 +93,8 @@ def test_zarr_v2_ome_04_is_read_and_written_in_kind(tmp_path, noisy3d):
         s = dkd.denoise_ome_zarr(src, dst, "median", radius=2, radius_z=1)
     out = zarr.open_group(dst, mode="r")
     assert out["0"].metadata.zarr_format == 2 and "multiscales" in dict(out.attrs)
+    # OME-NGFF allows only "/" chunk keys.
+    assert (pathlib.Path(dst) / "0" / "0" / "0" / "0").is_file()
     np.testing.assert_array_equal(out["0"][...],
                                   dk.denoise(vol, "median", **s["params"][0]))
 
@@ -111,7 +113,7 @@ def test_resume_rewrites_exactly_the_unfinished_chunks(source, tmp_path, monkeyp
 
     monkeypatch.setattr(dkd, "_unit_task", crashing)
     with dask.config.set(scheduler="synchronous"), pytest.raises(RuntimeError, match="simulated"):
-        dkd.denoise_ome_zarr(src, dst, "gaussian", sigma=1.2, sigma_z=0.8)
+        dkd.denoise_ome_zarr(src, dst, "gaussian", sigma=1.2, sigma_z=0.8, pyramid=3)
     monkeypatch.setattr(dkd, "_unit_task", real)
     g = zarr.open_group(dst, mode="r+")
     done = g[dkd.PROGRESS][...]
@@ -120,9 +122,14 @@ def test_resume_rewrites_exactly_the_unfinished_chunks(source, tmp_path, monkeyp
     idx = tuple(np.argwhere(done == 0)[0])
     region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, g["0"].chunks))
     g["0"][region] = -1.0
+    with pytest.raises(ValueError, match="sigma=1.2 vs 2.0"):
+        dkd.denoise_ome_zarr(src, dst, "gaussian", resume=True, sigma=2.0)
     with dask.config.set(scheduler="synchronous"):
-        s = dkd.denoise_ome_zarr(src, dst, "gaussian", resume=True)
+        s = dkd.denoise_ome_zarr(src, dst, "gaussian", resume=True, sigma=1.2)
     assert s["resumed"] and s["tasks"] == done.size - done.sum()
+    # The pyramid the first run announced is the one built.
+    out = zarr.open_group(dst, mode="r")
+    assert [d["path"] for d in ome(out)["datasets"]] == ["0", "1", "2"] and "2" in out
     np.testing.assert_array_equal(zarr.open_group(dst, mode="r")["0"][...],
                                   expected(vol, "gaussian", s["params"]))
     # Finished: a second resume has nothing to do; a new run refuses to overwrite.

@@ -35,6 +35,21 @@ pub fn run(
     cluster: &Cluster,
 ) -> Result<(), String> {
     let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
+    let missing = || {
+        format!(
+            "OME-Zarr needs the Python package with Dask: {python} cannot import \
+             denoisekit.dask; pip install 'denoisekit[dask]' there, or set {PYTHON_ENV} to a \
+             Python that has it"
+        )
+    };
+    // Checked first, so that a failed job is never mistaken for a missing package.
+    let probe = Command::new(&python)
+        .args(["-c", "import denoisekit.dask"])
+        .output()
+        .map_err(|e| format!("{} ({e})", missing()))?;
+    if !probe.status.success() {
+        return Err(missing());
+    }
     let mut cmd = Command::new(&python);
     cmd.args(["-m", "denoisekit.zarr_cli", method])
         .arg(input)
@@ -50,18 +65,14 @@ pub fn run(
     if cluster.resume {
         cmd.arg("--resume");
     }
-    let status = cmd.status().map_err(|e| {
-        format!(
-            "OME-Zarr needs the Python package with Dask: cannot start {python} ({e}); \
-             pip install 'denoisekit[dask]' and set {PYTHON_ENV} to that Python"
-        )
-    })?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(format!(
-            "OME-Zarr needs the Python package with Dask in {python}: pip install \
-             'denoisekit[dask]', or set {PYTHON_ENV} to a Python that has it"
-        )),
-        _ => Err(format!("the Dask job failed ({status})")),
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {python}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Dask job failed ({status}); its error is above"
+        ))
     }
 }

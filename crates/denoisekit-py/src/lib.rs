@@ -13,9 +13,9 @@ use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Volume, Volum
 use numpy::{PyArray3, PyArrayMethods, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pyo3::create_exception!(
@@ -72,26 +72,38 @@ fn to_py(f: Failure) -> PyErr {
 /// Threads for calls that do not say: 0 = rayon's global pool (every core).
 static DEFAULT_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// One pool per thread count asked for, kept: building a pool costs a thread spawn per
-/// thread, and a Dask worker calls once per chunk.
-fn pool(threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
-    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+/// Idle pools by thread count. A pool is checked out for one call at a time: two calls
+/// sharing a pool would queue behind each other (Dask runs a call per worker thread, all
+/// with `threads=1`), and a spawned thread per call costs more than keeping them.
+static IDLE: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new());
+
+/// A pool lent to one call; back to [`IDLE`] when dropped.
+struct Lent(Option<(usize, rayon::ThreadPool)>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            IDLE.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+        }
+    }
+}
+
+fn pool(threads: Option<usize>) -> PyResult<Lent> {
     let n = threads.unwrap_or_else(|| DEFAULT_THREADS.load(Ordering::Relaxed));
     if n == 0 {
-        return Ok(None);
+        return Ok(Lent(None));
     }
-    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
-        return Ok(Some(p.clone()));
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = idle.iter().position(|(k, _)| *k == n) {
+        return Ok(Lent(Some(idle.swap_remove(i))));
     }
+    drop(idle);
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(move |i| format!("denoisekit-{n}-{i}"))
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))?;
-    let p = Arc::new(p);
-    pools.push((n, p.clone()));
-    Ok(Some(p))
+    Ok(Lent(Some((n, p))))
 }
 
 /// Runs `job` with the GIL released on a thread of its own (inside the pool for
@@ -108,8 +120,8 @@ fn run_job<T: Send>(
         std::thread::scope(|s| {
             let (tx, rx) = channel();
             s.spawn(move || {
-                let run = || match &pool {
-                    Some(p) => p.install(|| job(ctl)),
+                let run = || match &pool.0 {
+                    Some((_, p)) => p.install(|| job(ctl)),
                     None => job(ctl),
                 };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
@@ -284,6 +296,15 @@ fn denoise<'py>(
             image.shape()
         )));
     }
+    // Borrowed for writing before the job: a read-only `out` is refused before the work.
+    let mut target = match &out {
+        Some(o) => Some(o.try_readwrite().map_err(|e| {
+            PyValueError::new_err(format!(
+                "out cannot be written ({e}); pass a writeable float32 array that is not the input"
+            ))
+        })?),
+        None => None,
+    };
     let v = with_images(values(params), images);
     let view: VolumeView<'_> = image.as_array();
     let mut ctl = Control::new();
@@ -295,11 +316,12 @@ fn denoise<'py>(
     })?;
     let device = done.device.to_string();
     let resolved = pairs(&done.params);
+    if let Some(t) = target.as_mut() {
+        t.as_array_mut().assign(&done.volume);
+    }
+    drop(target);
     let arr = match out {
-        Some(o) => {
-            o.readwrite().as_array_mut().assign(&done.volume);
-            o
-        }
+        Some(o) => o,
         None => owned(py, done.volume),
     };
     Ok((arr, device, resolved))

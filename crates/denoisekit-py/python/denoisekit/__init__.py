@@ -138,7 +138,8 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
             f"{what}: dtype {a.dtype} is not supported; use one of "
             f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
         )
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+    # A colour image read with tifffile/imageio is (y, x, 3|4) uint8; a stack never is.
+    if a.ndim == 3 and a.dtype == np.uint8 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
         raise ValueError(
             f"{what}: shape {a.shape} looks like an RGB(A) image (y, x, channel); "
             "denoise each channel with channel_axis=-1, or convert to grey first"
@@ -193,19 +194,33 @@ def denoise(
     vol, two_d = _volume(image)
     target = None
     if out is not None:
-        if out.dtype != np.float32 or out.shape != np.shape(image):
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 \
+                or out.shape != np.shape(image):
             raise ValueError(
-                f"out must be float32 of shape {np.shape(image)}, got {out.dtype} {out.shape}"
+                f"out must be float32 of shape {np.shape(image)}, got "
+                f"{getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}"
             )
+        if np.shares_memory(out, vol):
+            # In place: the input is read while the result is formed.
+            np.copyto(out, denoise(image, method, backend=backend, threads=threads,
+                                   memory_limit=memory_limit, **params))
+            return out
         target = out[np.newaxis] if two_d else out
+    res = _run(vol, method, params, backend, threads, memory_limit, target)
+    if out is not None:
+        return out
+    return res[0] if two_d else res
+
+
+def _run(vol, method, params, backend, threads, memory_limit, target=None):
+    """One (z, y, x) float32 volume through the core, no shape heuristics (the Dask
+    driver's chunks come here: an edge chunk 3 pixels wide is not a colour image)."""
     pairs, images = _split(method, params)
     res, device, _ = _native.denoise(
         vol, method, pairs, images, backend, threads, memory_limit, target
     )
     log.info("%s ran on %s", method, device)
-    if out is not None:
-        return out
-    return res[0] if two_d else res
+    return res
 
 
 def resolve(method: str, image: Any = None, **params: Any) -> dict[str, Any]:

@@ -23,9 +23,12 @@ memory limit divided among its threads, so an oversized chunk raises
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import threading
 import time
+import uuid
+from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -79,7 +82,10 @@ def _sample(arr, axes: str, index: dict) -> np.ndarray:
             sl.append(slice((n - w) // 2, (n - w) // 2 + w))
         else:
             sl.append(index.get(a, 0))
-    return np.asarray(arr[tuple(sl)])
+    block = np.asarray(arr[tuple(sl)])
+    # The core reads (z, y, x): put the spatial axes in that order whatever the layout.
+    spatial = [a for a in axes if a in side]
+    return np.transpose(block, sorted(range(len(spatial)), key=lambda i: SPATIAL.index(spatial[i])))
 
 
 def resolve_params(arr, method: str, axes: Optional[str] = None, **params: Any) -> list[dict]:
@@ -133,6 +139,13 @@ def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
     return depth, tuple(tuple(c) for c in new_chunks)
 
 
+def _available_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _task_budget(memory_limit, threads):
     """Threads and memory for one task: single-threaded, and half the worker's memory
     limit shared among its threads, inside a distributed worker; as given otherwise."""
@@ -141,6 +154,14 @@ def _task_budget(memory_limit, threads):
 
         w = get_worker()
     except (ImportError, ValueError):
+        if memory_limit is None:
+            # Dask's local schedulers run a task per core at once: each gets its share.
+            sched = dask.config.get("scheduler", None)
+            n = 1 if sched in ("sync", "synchronous", "single-threaded") else (
+                dask.config.get("num_workers", None) or os.cpu_count() or 1)
+            avail = _available_memory()
+            if avail:
+                memory_limit = int(0.8 * avail / n)
         return memory_limit, threads if threads is not None else 1
     if memory_limit is None:
         limit = getattr(getattr(w, "memory_manager", None), "memory_limit", None)
@@ -156,16 +177,19 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
     out = np.empty(block.shape, np.float32)
     lead = [i for i, a in enumerate(axes) if a not in SPATIAL]
     ci = axes.index("c") if "c" in axes else None
-    # Spatial axes are last in every layout we accept (OME-Zarr's order); move them there
-    # for other orders.
-    spatial = [i for i, a in enumerate(axes) if a in SPATIAL]
+    # The core reads (z, y, x): views with the spatial axes last, in that order, whatever
+    # the array's layout (OME-Zarr's is already so).
+    spatial = sorted((i for i, a in enumerate(axes) if a in SPATIAL),
+                     key=lambda i: SPATIAL.index(axes[i]))
     b = np.moveaxis(block, spatial, list(range(len(lead), block.ndim)))
     o = np.moveaxis(out, spatial, list(range(len(lead), block.ndim)))
     for idx in np.ndindex(*b.shape[: len(lead)]):
         c = channel0 + idx[lead.index(ci)] if ci is not None else 0
         params = per_channel[c if len(per_channel) > 1 else 0]
-        _dk.denoise(b[idx], method, out=o[idx], backend=backend, threads=threads,
-                    memory_limit=memory_limit, **params)
+        vol = b[idx].astype(np.float32, copy=False)
+        res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params, backend,
+                       threads, memory_limit)
+        o[idx] = res if vol.ndim == 3 else res[0]
     return out
 
 
@@ -235,18 +259,64 @@ def _ome(group) -> tuple[dict, str]:
     )
 
 
-_OPEN: dict = {}
+class _Store:
+    """What one worker process keeps for one run: the opened arrays (a task per chunk
+    would otherwise re-read the metadata every time) and the source chunks it decoded
+    last. A unit's halo reaches into up to 26 neighbouring chunks, and a compressed
+    chunk is decoded whole even for a thin slab of it: without the cache every chunk
+    would be decoded by each of its neighbours (27 times in 3D)."""
+
+    _lock = threading.Lock()
+    _current: Optional["_Store"] = None
+
+    def __init__(self, run: str, capacity: int):
+        self.run, self.capacity = run, capacity
+        self.arrays: dict = {}
+        self.chunks: OrderedDict = OrderedDict()
+        self.bytes = 0
+
+    @classmethod
+    def get(cls, run: str) -> "_Store":
+        with cls._lock:
+            if cls._current is None or cls._current.run != run:
+                cls._current = cls(run, _cache_capacity())
+            return cls._current
+
+    def array(self, path: str, name: str, mode: str = "r"):
+        import zarr
+
+        key = (path, name, mode)
+        with self._lock:
+            if key not in self.arrays:
+                self.arrays[key] = zarr.open_group(path, mode=mode)[name]
+            return self.arrays[key]
+
+    def chunk(self, arr, idx) -> np.ndarray:
+        with self._lock:
+            if idx in self.chunks:
+                self.chunks.move_to_end(idx)
+                return self.chunks[idx]
+        sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in
+                   zip(idx, arr.chunks, arr.shape))
+        block = np.asarray(arr[sl])
+        with self._lock:
+            self.chunks[idx] = block
+            self.bytes += block.nbytes
+            while self.bytes > self.capacity and len(self.chunks) > 1:
+                _, old = self.chunks.popitem(last=False)
+                self.bytes -= old.nbytes
+        return block
 
 
-def _open(path: str, name: str, mode: str = "r"):
-    """Zarr arrays opened once per worker process (a task per chunk would otherwise
-    re-read the metadata every time)."""
-    import zarr
+def _cache_capacity() -> int:
+    """A quarter of the worker's memory limit (or of the available memory)."""
+    try:
+        from distributed import get_worker
 
-    key = (path, name, mode)
-    if key not in _OPEN:
-        _OPEN[key] = zarr.open_group(path, mode=mode)[name]
-    return _OPEN[key]
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        limit = None
+    return int((limit or _available_memory() or 4 << 30) // 4)
 
 
 def _units(shape, chunks, whole):
@@ -258,44 +328,74 @@ def _units(shape, chunks, whole):
     return ranges
 
 
-def _read_halo(arr, region, depth, periodic):
-    """``region`` grown by ``depth`` on each side: clamped at the volume's edges (the
-    method applies its own border mode there), or wrapped around for a periodic border."""
-    sl, crop, wrap = [], [], False
-    for i, ((lo, hi), d) in enumerate(zip(region, depth)):
-        n = arr.shape[i]
-        if periodic and d:
-            sl.append(np.arange(lo - d, hi + d) % n)
-            crop.append(slice(d, d + hi - lo))
-            wrap = True
-        else:
-            a, b = max(0, lo - d), min(n, hi + d)
-            sl.append(np.arange(a, b) if wrap else slice(a, b))
-            crop.append(slice(lo - a, lo - a + hi - lo))
-    if wrap:
-        sl = [s if isinstance(s, np.ndarray) else np.arange(s.start, s.stop) for s in sl]
-        block = arr.oindex[tuple(sl)]
-    else:
-        block = arr[tuple(sl)]
-    return np.asarray(block), tuple(crop)
+def _segments(lo, hi, d, n, periodic):
+    """Source intervals ``[(start, stop)]`` that make up ``[lo - d, hi + d)`` along an axis
+    of length ``n``: clamped at the edges (the method applies its own border mode there),
+    or wrapped around for a periodic border; and where the region starts in the result."""
+    if periodic and d:
+        segs, x = [], lo - d
+        while x < hi + d:
+            start = x % n
+            stop = min(n, start + (hi + d - x))
+            segs.append((start, stop))
+            x += stop - start
+        return segs, d
+    a, b = max(0, lo - d), min(n, hi + d)
+    return [(a, b)], lo - a
 
 
-def _unit_task(src, src_name, dst, axes, method, per_channel, region, unit_index, depth,
-               periodic, backend, threads, memory_limit):
+def _read_halo(store, arr, region, depth, periodic):
+    """``region`` grown by ``depth``, assembled from (cached) source chunks; and the
+    slices of the result that are ``region`` itself."""
+    per_axis, crop = [], []
+    for (lo, hi), d, n in zip(region, depth, arr.shape):
+        segs, off = _segments(lo, hi, d, n, periodic)
+        per_axis.append(segs)
+        crop.append(slice(off, off + hi - lo))
+    shape = [sum(b - a for a, b in segs) for segs in per_axis]
+    out = np.empty(shape, arr.dtype)
+    # Every (segment, chunk) piece along each axis: (source lo, hi, chunk index, dest lo).
+    pieces = []
+    for segs, c in zip(per_axis, arr.chunks):
+        ax, dst = [], 0
+        for a, b in segs:
+            for ci in range(a // c, (b - 1) // c + 1):
+                lo, hi = max(a, ci * c), min(b, (ci + 1) * c)
+                ax.append((lo - ci * c, hi - ci * c, ci, dst + lo - a))
+            dst += b - a
+        pieces.append(ax)
+    for combo in np.ndindex(*[len(p) for p in pieces]):
+        parts = [pieces[i][j] for i, j in enumerate(combo)]
+        chunk = store.chunk(arr, tuple(p[2] for p in parts))
+        out[tuple(slice(p[3], p[3] + p[1] - p[0]) for p in parts)] = \
+            chunk[tuple(slice(p[0], p[1]) for p in parts)]
+    return out, tuple(crop)
+
+
+def _unit_task(run, src, src_name, dst, axes, method, per_channel, region, unit_index,
+               depth, periodic, backend, threads, memory_limit):
     """One task: read the region and its halo from the source store, denoise, write the
     region (whole chunks only, so tasks never share a chunk), then mark it done."""
-    done = _open(dst, PROGRESS, "r+")
+    store = _Store.get(run)
+    done = store.array(dst, PROGRESS, "r+")
     if done[unit_index]:
         return 0
-    block, crop = _read_halo(_open(src, src_name), region, depth, periodic)
+    block, crop = _read_halo(store, store.array(src, src_name), region, depth, periodic)
     c0 = region[axes.index("c")][0] if "c" in axes else 0
     res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit)
-    out = _open(dst, "0", "r+")
+    out = store.array(dst, "0", "r+")
     out[tuple(slice(lo, hi) for lo, hi in region)] = res[crop]
     # The mark is written after the data: a task killed in between leaves its region
     # unmarked, and resume rewrites it whole.
     done[unit_index] = 1
     return int(np.prod([hi - lo for lo, hi in region]))
+
+
+def _array_kw(fmt: int, axes: str) -> dict:
+    """Zarr v3: named dimensions; v2: '/' chunk keys, the only ones OME-NGFF allows."""
+    if fmt == 3:
+        return {"dimension_names": list(axes)}
+    return {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
 
 
 def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
@@ -312,8 +412,9 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
     means in y and x; the resolved parameters and the DenoiseKit version are recorded
     under the ``denoisekit`` attribute. ``resume=True`` continues a run that was
     interrupted (a crash, a killed worker or client): regions already written and marked
-    are kept, the others rewritten, with the parameters recorded by the first run.
-    Returns a summary: tasks, voxels, seconds, parameters.
+    are kept, the others rewritten, with the parameters and pyramid recorded by the first
+    run (parameters given again must agree with them). Returns a summary: tasks, voxels,
+    seconds, parameters.
     """
     import zarr
 
@@ -342,19 +443,27 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
             raise ValueError(
                 f"resume: {dst} was not written by denoise_ome_zarr({src!r}, ..., {method!r})"
             )
+        per_channel = info["params"]
+        given = _dk._typed(method, _dk._split(method, params)[0])
+        differ = {k: (per_channel[0].get(k), v) for k, v in given.items()
+                  if any(p.get(k) != v for p in per_channel)}
+        if differ:
+            raise ValueError(
+                "resume: these parameters differ from the first run's (recorded, given): "
+                + ", ".join(f"{k}={a} vs {b}" for k, (a, b) in differ.items())
+                + "; resume without them, or start again with overwrite=True")
         if info.get("complete"):
             return {"tasks": 0, "voxels": 0, "seconds": time.perf_counter() - t0,
-                    "params": info["params"], "resumed": True}
-        per_channel = info["params"]
+                    "params": per_channel, "resumed": True}
+        levels = info.get("levels", levels)
         dg = existing
     else:
         per_channel = resolve_params(a0, method, axes, **params)
         dg = zarr.open_group(dst, mode="w" if overwrite else "w-", zarr_format=fmt)
-        kw = {"dimension_names": list(axes)} if fmt == 3 else {}
         dg.create_array("0", shape=a0.shape, chunks=a0.chunks, dtype="float32",
-                        fill_value=0.0, **kw)
+                        fill_value=0.0, **_array_kw(fmt, axes))
         info = {"version": _dk.__version__, "method": method, "source": src,
-                "params": per_channel, "complete": False}
+                "params": per_channel, "levels": levels, "complete": False}
         _write_ome(dg, ome, version, ms, axes, levels, info)
 
     depth_map, run_chunks = {}, None
@@ -371,20 +480,20 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
     grid = tuple(len(r) for r in per_axis)
     if PROGRESS not in dg:
         dg.create_array(PROGRESS, shape=grid, chunks=(1,) * len(grid), dtype="uint8",
-                        fill_value=0)
+                        fill_value=0, **({} if fmt == 3 else _array_kw(fmt, axes)))
     done = np.asarray(dg[PROGRESS][...])
     depth = [depth_map.get(i, 0) for i in range(len(axes))]
     periodic = any(p.get("border") == "periodic" for p in per_channel)
+    run = uuid.uuid4().hex
     tasks = []
     for idx in np.ndindex(*grid):
         if done[idx]:
             continue
         region = tuple(per_axis[i][j] for i, j in enumerate(idx))
         tasks.append(dask.delayed(_unit_task, pure=False)(
-            src, src_name, dst, axes, method, per_channel, region, idx, depth, periodic,
-            backend, threads, memory_limit))
+            run, src, src_name, dst, axes, method, per_channel, region, idx, depth,
+            periodic, backend, threads, memory_limit))
     voxels = sum(dask.compute(*tasks)) if tasks else 0
-    _OPEN.clear()
     _build_pyramid(dst, axes, levels)
     info = dict(dg.attrs)["denoisekit"]
     info["complete"] = True
@@ -434,8 +543,7 @@ def _build_pyramid(dst, axes, levels):
         factors = {i: (2 if a in "yx" else 1) for i, a in enumerate(axes)}
         low = da.coarsen(np.mean, prev, factors, trim_excess=True).astype(np.float32)
         chunks = dg["0"].chunks
-        kw = {"dimension_names": list(axes)} if fmt == 3 else {}
         arr = dg.create_array(str(k), shape=low.shape, dtype="float32", fill_value=0.0,
                               chunks=tuple(min(c, n) for c, n in zip(chunks, low.shape)),
-                              overwrite=True, **kw)
+                              overwrite=True, **_array_kw(fmt, axes))
         da.store(low.rechunk(arr.chunks), arr, lock=False)

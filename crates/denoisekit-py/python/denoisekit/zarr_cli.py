@@ -58,8 +58,10 @@ def main(argv=None) -> int:
             n_workers=a.workers or os.cpu_count() or 1, threads_per_worker=1,
             processes=True, dashboard_address=None, memory_limit=a.memory_per_worker)
         client = distributed.Client(cluster)
+    # Workers on other machines (or in other folders) resolve paths themselves.
+    src, dst = (p if "://" in p else os.path.abspath(p) for p in (a.input, a.output))
     try:
-        summary = dkd.denoise_ome_zarr(a.input, a.output, a.method, resume=a.resume,
+        summary = dkd.denoise_ome_zarr(src, dst, a.method, resume=a.resume,
                                        overwrite=a.overwrite, backend=a.backend, **params)
     except (ValueError, MemoryError) as e:
         print(f"denoisekit-zarr: {e}", file=sys.stderr)
