@@ -391,6 +391,31 @@ def _unit_task(run, src, src_name, dst, axes, method, per_channel, region, unit_
     return int(np.prod([hi - lo for lo, hi in region]))
 
 
+def _compute(tasks) -> int:
+    """Runs the unit tasks on the active scheduler. On a distributed cluster each worker
+    is given a contiguous run of the grid (still movable to another worker if it dies):
+    neighbouring units then share the worker's cache of decoded source chunks, where
+    spreading them round-robin made every worker decode most chunks of the volume."""
+    if not tasks:
+        return 0
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        client = None
+    if client is None:
+        return sum(dask.compute(*[dask.delayed(_unit_task, pure=False)(*t) for t in tasks]))
+    workers = sorted(client.scheduler_info()["workers"]) or [None]
+    futures = [
+        client.submit(_unit_task, *t, pure=False, allow_other_workers=True,
+                      workers=None if workers[0] is None else
+                      [workers[k * len(workers) // len(tasks)]])
+        for k, t in enumerate(tasks)
+    ]
+    return sum(client.gather(futures))
+
+
 def _array_kw(fmt: int, axes: str) -> dict:
     """Zarr v3: named dimensions; v2: '/' chunk keys, the only ones OME-NGFF allows."""
     if fmt == 3:
@@ -490,10 +515,9 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         if done[idx]:
             continue
         region = tuple(per_axis[i][j] for i, j in enumerate(idx))
-        tasks.append(dask.delayed(_unit_task, pure=False)(
-            run, src, src_name, dst, axes, method, per_channel, region, idx, depth,
-            periodic, backend, threads, memory_limit))
-    voxels = sum(dask.compute(*tasks)) if tasks else 0
+        tasks.append((run, src, src_name, dst, axes, method, per_channel, region, idx, depth,
+                      periodic, backend, threads, memory_limit))
+    voxels = _compute(tasks)
     _build_pyramid(dst, axes, levels)
     info = dict(dg.attrs)["denoisekit"]
     info["complete"] = True
