@@ -6,7 +6,8 @@ use jni::Env;
 use jni::objects::{JFloatArray, JIntArray, JObjectArray, JString};
 use jni::refs::Reference;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// Why a native call failed; `kind` becomes the Java exception's kind.
@@ -154,21 +155,27 @@ pub fn write_volume<'l>(env: &mut Env<'l>, v: &Volume) -> Result<JFloatArray<'l>
     Ok(out)
 }
 
-/// Running jobs by the id Java gave them, so that another Java thread can cancel one.
-/// Ids are plain numbers looked up in a map, never pointers: a stale or forged id can at
-/// worst cancel nothing.
-static JOBS: Mutex<Option<HashMap<i64, Control>>> = Mutex::new(None);
+/// Running jobs by the id Java gave them, so that another Java thread can cancel one or
+/// read its progress. Ids are plain numbers looked up in a map, never pointers: a stale or
+/// forged id can at worst cancel nothing.
+static JOBS: Mutex<Option<HashMap<i64, Job>>> = Mutex::new(None);
+
+/// A running job: its control (to cancel it) and the fraction it has done, as f64 bits.
+type Job = (Control, Arc<AtomicU64>);
 
 /// Registers job `id` (0 = not cancellable) for the duration of the returned guard.
 struct JobGuard(i64);
 
 impl JobGuard {
     fn start(id: i64) -> (Self, Control) {
-        let ctl = Control::new();
+        // The fraction done, as f64 bits: written by worker threads, read by Java's poll.
+        let done = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let sink = Arc::clone(&done);
+        let ctl = Control::with_progress(move |f| sink.store(f.to_bits(), Ordering::Relaxed));
         if id != 0 {
             let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
             jobs.get_or_insert_with(HashMap::new)
-                .insert(id, ctl.clone());
+                .insert(id, (ctl.clone(), done));
         }
         (Self(id), ctl)
     }
@@ -185,6 +192,17 @@ impl Drop for JobGuard {
     }
 }
 
+/// `progress`: the fraction of job `id` done, in [0, 1]; -1 when no such job is running.
+pub fn progress(id: i64) -> Result<f64> {
+    let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(jobs
+        .as_ref()
+        .and_then(|m| m.get(&id))
+        .map_or(-1.0, |(_, done)| {
+            f64::from_bits(done.load(Ordering::Relaxed)).clamp(0.0, 1.0)
+        }))
+}
+
 /// `gpuCompiled`: whether this build has the GPU backend.
 pub fn gpu_compiled() -> Result<bool> {
     Ok(denoisekit_gpu::COMPILED_WITH_GPU)
@@ -194,7 +212,7 @@ pub fn gpu_compiled() -> Result<bool> {
 pub fn cancel(id: i64) -> Result<bool> {
     let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
     Ok(match jobs.as_ref().and_then(|m| m.get(&id)) {
-        Some(ctl) => {
+        Some((ctl, _)) => {
             ctl.cancel();
             true
         }
@@ -334,9 +352,10 @@ pub fn resolve<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JStr
 
 /// `tune`: every option after self-supervised tuning of the method's strength (the given
 /// values stay fixed), as a macro-style option string.
-pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>) -> Result<JString<'l>> {
+pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>, job: i64) -> Result<JString<'l>> {
     let (method, params, img) = job_args.read(env)?;
-    let t = denoisekit_core::tune::tune(&method, img.view(), &params, &Control::new())?;
+    let (_guard, ctl) = JobGuard::start(job);
+    let t = denoisekit_core::tune::tune(&method, img.view(), &params, &ctl)?;
     Ok(env.new_string(t.values.to_options())?)
 }
 
@@ -348,6 +367,7 @@ pub fn rank<'l>(
     pixels: &JFloatArray<'_>,
     dims: &JIntArray<'_>,
     methods: &JString<'_>,
+    job: i64,
 ) -> Result<JString<'l>> {
     let img = read_volume(env, pixels, dims)?;
     let methods = read_string(env, methods, "methods")?;
@@ -356,8 +376,8 @@ pub fn rank<'l>(
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .collect();
-    let ranked =
-        denoisekit_core::tune::rank(&ids, img.view(), &ParamValues::new(), &Control::new())?;
+    let (_guard, ctl) = JobGuard::start(job);
+    let ranked = denoisekit_core::tune::rank(&ids, img.view(), &ParamValues::new(), &ctl)?;
     let lines: Vec<String> = ranked
         .iter()
         .map(|r| format!("{} {} {}", r.id, r.loss, r.tuned.values.to_options()))

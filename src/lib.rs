@@ -97,7 +97,8 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
 
 /// `private static native String tune0(String method, float[] pixels, int[] dims,
 /// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
-/// int[][] imageDims)`: the options after self-supervised tuning.
+/// int[][] imageDims, long job)`: the options after self-supervised tuning (job as for
+/// `denoise0`).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     mut env: EnvUnowned<'l>,
@@ -110,6 +111,7 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
     image_keys: JObjectArray<'l, JString<'l>>,
     image_pixels: JObjectArray<'l, JFloatArray<'l>>,
     image_dims: JObjectArray<'l, JIntArray<'l>>,
+    job: jlong,
 ) -> JString<'l> {
     env.with_env(|env| {
         let images = bridge::Images {
@@ -118,13 +120,13 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
             dims: &image_dims,
         };
         let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
-        bridge::tune(env, &args)
+        bridge::tune(env, &args, job)
     })
     .resolve::<Throw>()
 }
 
-/// `private static native String rank0(float[] pixels, int[] dims, String methods)`: the
-/// denoisers tuned and ranked by one self-supervised loss, best first.
+/// `private static native String rank0(float[] pixels, int[] dims, String methods, long job)`:
+/// the denoisers tuned and ranked by one self-supervised loss, best first.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_rank0<'l>(
     mut env: EnvUnowned<'l>,
@@ -132,8 +134,9 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_rank0<'l>(
     pixels: JFloatArray<'l>,
     dims: JIntArray<'l>,
     methods: JString<'l>,
+    job: jlong,
 ) -> JString<'l> {
-    env.with_env(|env| bridge::rank(env, &pixels, &dims, &methods))
+    env.with_env(|env| bridge::rank(env, &pixels, &dims, &methods, job))
         .resolve::<Throw>()
 }
 
@@ -209,6 +212,18 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_cancel0<'l>(
     job: jlong,
 ) -> jboolean {
     env.with_env(|_env| bridge::cancel(job)).resolve::<Throw>()
+}
+
+/// `private static native double progress0(long job)`: the fraction of a running job done,
+/// or -1 when none runs under that id.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_progress0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    job: jlong,
+) -> jdouble {
+    env.with_env(|_env| bridge::progress(job))
+        .resolve::<Throw>()
 }
 
 /// `private static native int[] support0(String method, String[] keys, String[] values)`:

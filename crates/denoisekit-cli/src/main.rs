@@ -603,10 +603,7 @@ fn image_words(params: &[String]) -> String {
 /// the full values, which `Resolved::to_options` gives.)
 fn short_options(r: &denoisekit_core::Resolved) -> String {
     // The camera parameters mean nothing under the Gaussian model: leave them out.
-    let gaussian = r.get::<&str>("noise_model").is_ok_and(|m| m == "gaussian");
-    let camera = ["gain", "offset", "read_noise"];
-    r.iter()
-        .filter(|(k, _)| !(gaussian && camera.contains(k)))
+    r.iter_used()
         .map(|(k, v)| match v {
             denoisekit_core::ParamValue::Float(x) if x != 0.0 && x.is_finite() => {
                 let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;

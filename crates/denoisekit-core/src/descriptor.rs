@@ -30,6 +30,8 @@ pub enum Unit {
     Pixels,
     /// The image's own grey levels, never rescaled by bit depth.
     Intensity,
+    /// Grey levels per detected photon (a camera's gain).
+    IntensityPerPhoton,
     /// A count (iterations).
     Count,
     /// Nanometres (optics: wavelengths, pixel sizes).
@@ -95,6 +97,11 @@ pub struct ParamSpec {
     pub help: &'static str,
     /// The method's strength: what automatic tuning ([`crate::tune`]) searches.
     pub tunable: bool,
+    /// Acts along z only: it means nothing on a 2D image, and front ends hide it there.
+    pub along_z: bool,
+    /// Used only when another parameter has this value (`("noise_model",
+    /// "poisson_gaussian")`); front ends hide or leave it out otherwise.
+    pub when: Option<(&'static str, &'static str)>,
 }
 
 impl ParamSpec {
@@ -126,7 +133,28 @@ impl ParamSpec {
             unit: Unit::None,
             help: "",
             tunable: false,
+            along_z: false,
+            when: None,
         }
+    }
+
+    /// Marks the parameter as acting along z only.
+    pub const fn along_z(mut self) -> Self {
+        self.along_z = true;
+        self
+    }
+
+    /// Marks the parameter as used only when parameter `key` is `value`.
+    pub const fn when(mut self, key: &'static str, value: &'static str) -> Self {
+        self.when = Some((key, value));
+        self
+    }
+
+    /// Whether the parameter is used under `values` (a value for its `when` key, if any):
+    /// true when that key is absent, so a partial list hides nothing.
+    pub fn applies(&self, value_of: impl Fn(&str) -> Option<String>) -> bool {
+        self.when
+            .is_none_or(|(key, value)| value_of(key).is_none_or(|v| v == value))
     }
 
     /// Marks the parameter as the method's strength, searched by [`crate::tune`].
@@ -494,6 +522,21 @@ impl Resolved {
         self.values.iter().map(|(s, v)| (s.key, *v))
     }
 
+    /// As [`Self::iter`], without the parameters whose [`ParamSpec::when`] does not hold
+    /// (the camera's gain under the Gaussian model): what a person needs to read.
+    pub fn iter_used(&self) -> impl Iterator<Item = (&'static str, ParamValue)> + '_ {
+        let value_of = |key: &str| {
+            self.values
+                .iter()
+                .find(|(s, _)| s.key == key)
+                .map(|(_, v)| v.to_string())
+        };
+        self.values
+            .iter()
+            .filter(move |(s, _)| s.applies(value_of))
+            .map(|(s, v)| (s.key, *v))
+    }
+
     /// Every value given explicitly: running with these resolves to the same values
     /// without estimating anything again (the key to replaying a job exactly).
     pub fn to_params(&self) -> ParamValues {
@@ -746,10 +789,12 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 11)?;
+        let mut st = s.serialize_struct("ParamSpec", 13)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
+        st.serialize_field("along_z", &self.along_z)?;
+        st.serialize_field("when", &self.when.map(|(k, v)| [k, v]))?;
         match self.kind {
             ParamKind::Float { min, max, default } => {
                 st.serialize_field("kind", "float")?;

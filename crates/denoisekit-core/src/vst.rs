@@ -50,7 +50,8 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
     ),
     ParamSpec::float("Gain", 1e-6, 1e6, DefaultValue::Fixed(1.0))
         .scale(Scale::Log)
-        .unit(Unit::Intensity)
+        .unit(Unit::IntensityPerPhoton)
+        .when("noise_model", "poisson_gaussian")
         .named(
             "gain",
             "poisson_gaussian only: grey levels per detected photon (electron), from the \
@@ -63,12 +64,14 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
         DefaultValue::Fixed(0.0),
     )
     .unit(Unit::Intensity)
+    .when("noise_model", "poisson_gaussian")
     .named(
         "offset",
         "poisson_gaussian only: the grey level of zero photons (camera baseline).",
     ),
     ParamSpec::float("Read noise", 0.0, 1e9, DefaultValue::Fixed(0.0))
         .unit(Unit::Intensity)
+        .when("noise_model", "poisson_gaussian")
         .named(
             "read_noise",
             "poisson_gaussian only: standard deviation of the signal-independent noise, \

@@ -51,6 +51,93 @@ fn shape_is_preserved_and_input_untouched() {
 }
 
 #[test]
+fn parameters_along_z_change_nothing_on_a_2d_image() {
+    // Front ends hide `along_z` parameters on 2D images: that must lose nothing. And the
+    // marks must be complete: a z parameter named by the convention is marked.
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        for p in m.params {
+            let named_z = p.key.ends_with("_z") || p.key.starts_with("z_");
+            assert_eq!(
+                p.along_z, named_z,
+                "{}.{}: along_z vs its name",
+                m.id, p.key
+            );
+        }
+        let z = three_d_values(m.id);
+        for (plain, with_z) in with_image_inputs(m, &ParamValues::new(), noisy.dim())
+            .into_iter()
+            .zip(with_image_inputs(m, &z, noisy.dim()))
+        {
+            let a = run(m.id, noisy.view(), &plain, &Control::new()).unwrap();
+            let b = run(m.id, noisy.view(), &with_z, &Control::new()).unwrap();
+            assert_eq!(a, b, "{}: {} changed a 2D result", m.id, z.to_options());
+        }
+    }
+}
+
+#[test]
+fn camera_parameters_change_nothing_under_another_noise_model() {
+    // Front ends show a parameter only `when` its condition holds.
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let conditional: Vec<_> = m.all_params().filter(|p| p.when.is_some()).collect();
+        if conditional.is_empty() {
+            continue;
+        }
+        let (key, value) = conditional[0].when.unwrap();
+        let other = m
+            .all_params()
+            .find(|p| p.key == key)
+            .and_then(|p| match p.kind {
+                ParamKind::Choice { options, .. } => {
+                    options.iter().find(|o| **o != value && **o != "auto")
+                }
+                _ => None,
+            })
+            .expect("a when condition names a choice with another option");
+        let base = ParamValues::new().set(key, other);
+        let mut changed = base.clone();
+        for p in &conditional {
+            assert_eq!(p.when, Some((key, value)), "{}.{}", m.id, p.key);
+            changed = match p.kind {
+                ParamKind::Float { min, max, .. } => changed.set(
+                    p.key,
+                    if max.is_finite() {
+                        (min.max(0.0) + 1.0).min(max)
+                    } else {
+                        3.0
+                    },
+                ),
+                ParamKind::Int { max, .. } => changed.set(p.key, max),
+                ParamKind::Choice { options, .. } => changed.set(p.key, options[0]),
+            };
+        }
+        let a = run(
+            m.id,
+            noisy.view(),
+            &m.with_example_images(&base, noisy.dim()),
+            &Control::new(),
+        )
+        .unwrap();
+        let b = run(
+            m.id,
+            noisy.view(),
+            &m.with_example_images(&changed, noisy.dim()),
+            &Control::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            b,
+            "{}: {} changed the result",
+            m.id,
+            changed.to_options()
+        );
+    }
+}
+
+#[test]
 fn same_input_gives_the_same_output() {
     // Parallel reductions must not depend on scheduling: a macro replayed on the same
     // file gives the same pixels.

@@ -78,7 +78,7 @@ crate::method_params! {
         /// Gaussian PSF: standard deviation in x and y, in pixels.
         psf_sigma: f64 = ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels),
         /// Gaussian PSF: standard deviation across planes; 0 deconvolves each plane on its own.
-        psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).unit(Unit::Pixels),
+        psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).along_z().unit(Unit::Pixels),
         /// Airy PSF: numerical aperture of the objective.
         na: f64 = ParamSpec::float("Numerical aperture", 0.05, 1.7, DefaultValue::Fixed(1.4)),
         /// Airy PSF: emission wavelength, in nanometres.
@@ -89,7 +89,7 @@ crate::method_params! {
         /// water, 1.0 air); above the numerical aperture.
         refractive_index: f64 = ParamSpec::float("Refractive index", 1.0, 2.0, DefaultValue::Fixed(1.515)),
         /// Born–Wolf PSF: distance between planes, in nanometres.
-        z_step: f64 = ParamSpec::float("Z step", 1.0, 100_000.0, DefaultValue::Fixed(200.0)).unit(Unit::Nanometres),
+        z_step: f64 = ParamSpec::float("Z step", 1.0, 100_000.0, DefaultValue::Fixed(200.0)).along_z().unit(Unit::Nanometres),
         /// Total-variation weight (Dey et al.); 0 = plain Richardson–Lucy, 0.002 is typical.
         /// Larger = flatter regions, fewer noise speckles. It stops at 0.005: from about
         /// 0.01 the iteration turns chaotic, and rounding, not the data, decides pixels.

@@ -20,13 +20,13 @@ pub fn with_image_inputs(
     all
 }
 
-/// Parameters that switch on every z neighbourhood a method has. By convention a z choice
-/// (such as `z_mode`) lists its 3D option last.
+/// Parameters that switch on every z neighbourhood a method has (those its descriptor marks
+/// `along_z`). By convention a z choice (such as `z_mode`) lists its 3D option last.
 pub fn three_d_values(id: &str) -> ParamValues {
     let m = denoisekit_core::find(id).unwrap();
     let mut v = ParamValues::new();
     for p in m.params {
-        if p.key.ends_with("_z") || p.key.starts_with("z_") {
+        if p.along_z {
             match p.kind {
                 ParamKind::Float { .. } => v.insert(p.key, 1.0),
                 ParamKind::Int { .. } => v.insert(p.key, 1),

@@ -50,9 +50,10 @@ public final class NativeBridge {
     private static native String resolve0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String[] imageKeys, float[][] imagePixels, int[][] imageDims);
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
-            String[] imageKeys, float[][] imagePixels, int[][] imageDims);
+            String[] imageKeys, float[][] imagePixels, int[][] imageDims, long job);
+    private static native double progress0(long job);
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
-    private static native String rank0(float[] pixels, int[] dims, String methods);
+    private static native String rank0(float[] pixels, int[] dims, String methods, long job);
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
     private static native String noiseCorrelation0(float[] pixels, int[] dims);
@@ -441,6 +442,15 @@ public final class NativeBridge {
         return JOBS.incrementAndGet();
     }
 
+    /**
+     * The fraction of running job {@code job} done, in [0, 1], or -1 when no job runs under
+     * that id (not started yet, or finished). Safe from any thread.
+     */
+    public static double progress(long job) {
+        ensureLoaded();
+        return progress0(job);
+    }
+
     /** Cancels a running job; returns whether it was running. Safe from any thread. */
     public static boolean cancel(long job) {
         ensureLoaded();
@@ -473,9 +483,15 @@ public final class NativeBridge {
     /** As {@link #tune(String, float[], int[], String[], String[])}, with the method's other images. */
     public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             Images images) {
+        return tune(method, pixels, dims, keys, values, images, 0L);
+    }
+
+    /** As above, as job {@code job}: cancellable, with its progress readable. */
+    public static String tune(String method, float[] pixels, int[] dims, String[] keys, String[] values,
+            Images images, long job) {
         ensureLoaded();
         Images i = images == null ? Images.NONE : images;
-        return tune0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims);
+        return tune0(method, pixels, dims, keys, values, i.keys, i.pixels, i.dims, job);
     }
 
     /**
@@ -487,8 +503,13 @@ public final class NativeBridge {
      *     tunable parameter
      */
     public static String[] rank(float[] pixels, int[] dims, String methods) {
+        return rank(pixels, dims, methods, 0L);
+    }
+
+    /** As above, as job {@code job}: cancellable, with its progress readable. */
+    public static String[] rank(float[] pixels, int[] dims, String methods, long job) {
         ensureLoaded();
-        return rank0(pixels, dims, methods == null ? "" : methods).split("\n");
+        return rank0(pixels, dims, methods == null ? "" : methods, job).split("\n");
     }
 
     /**

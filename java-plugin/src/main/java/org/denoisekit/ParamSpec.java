@@ -20,11 +20,15 @@ public final class ParamSpec {
     public final String[] options;
     /** "linear" or "log". */
     public final String scale;
-    /** "pixels", "intensity", "count", "nanometres" or "none". */
+    /** "pixels", "intensity", "intensity_per_photon", "count", "nanometres" or "none". */
     public final String unit;
     public final String help;
     /** Whether this is the method's strength, searched by the self-supervised Auto. */
     public final boolean tunable;
+    /** Acts along z only: it means nothing on a 2D image. */
+    public final boolean alongZ;
+    /** {key, value}: used only when parameter key has that value; null if always used. */
+    public final String[] when;
 
     ParamSpec(Map<String, Object> m) {
         key = (String) m.get("key");
@@ -47,6 +51,9 @@ public final class ParamSpec {
         unit = (String) m.get("unit");
         help = (String) m.get("help");
         tunable = Boolean.TRUE.equals(m.get("tunable"));
+        alongZ = Boolean.TRUE.equals(m.get("along_z"));
+        Object w = m.get("when");
+        when = w instanceof List ? ((List<?>) w).toArray(new String[0]) : null;
     }
 
     private static double num(Object o) {
@@ -86,6 +93,7 @@ public final class ParamSpec {
     public String unitSuffix() {
         if ("pixels".equals(unit)) return "px";
         if ("intensity".equals(unit)) return "grey levels";
+        if ("intensity_per_photon".equals(unit)) return "grey levels/photon";
         if ("nanometres".equals(unit)) return "nm";
         return "";
     }
