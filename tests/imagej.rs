@@ -448,69 +448,125 @@ fn gui_record_preview_replay_and_compare() {
         shots.clone().into(),
     ]);
     assert!(ok, "GUI harness failed:\n{log}");
+    let line = |prefix: &str| -> String {
+        log.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{log}"))
+            .trim()
+            .to_string()
+    };
+    // The panel's Apply records the line that replays it, exactly.
     assert!(
-        log.contains("recorded: run(\"Denoise...\", \"method=nl_means backend=auto h=60 "),
+        line("recorded: ").starts_with("run(\"Denoise...\", \"method=nl_means backend=auto h=60 "),
         "{log}"
     );
-    assert!(log.contains("preview-equals-final: true"), "{log}");
-    // One Auto: the dialog opened at the self-supervised strength (NL-means is quick on
-    // this image) and shows the preview's residual check in the dialog itself.
+    assert_eq!(line("preview-equals-final: "), "true", "{log}");
+    assert_eq!(line("replay-identical: "), "true", "{log}");
+    // One Auto: the panel opened at the self-supervised strength (NL-means is quick on this
+    // image) and shows the preview's residual check itself.
     assert!(
-        log.contains("strength-line: Strength: self-supervised from the slice on screen (h="),
+        line("strength-line: ")
+            .starts_with("Strength: self-supervised from the slice on screen (h="),
         "{log}"
     );
-    assert!(log.contains("residual-line: Residual check: "), "{log}");
-    assert!(log.contains("replay-identical: true"), "{log}");
-    assert!(log.contains("montage: "), "{log}");
-    // Compare Methods, tuned: every denoiser's loss logged, the expected best named.
-    let best = log
-        .lines()
-        .find_map(|l| l.strip_prefix("compare-best: "))
-        .map(str::trim);
     assert!(
-        best.is_some_and(|id| denoisekit_core::find(id).is_ok()),
+        line("residual-line: ").starts_with("Residual check: "),
+        "{log}"
+    );
+    // Only the fields that apply: no z on a 2D image, z on a stack; the camera's fields
+    // under the Poisson-Gaussian model only.
+    assert_eq!(line("z-fields-on-2d: "), "hidden", "{log}");
+    assert_eq!(line("z-fields-on-3d: "), "shown", "{log}");
+    assert!(
+        line("camera-fields: ").starts_with("hidden under gaussian true"),
+        "{log}"
+    );
+    // A bad value is named at its field with the allowed range.
+    assert!(
+        line("bad-value: ").contains("\"abc\" is not a number; allowed: [0"),
+        "{log}"
+    );
+    // The residual of a 32-bit image is drawn with its own contrast: grey around the
+    // middle with visible spread, not a black square.
+    let contrast = line("residual-contrast: ");
+    let num = |key: &str| -> f64 {
+        contrast
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {contrast}"))
+    };
+    assert!((100.0..156.0).contains(&num("mean=")), "{contrast}");
+    assert!(num("std=") > 15.0, "{contrast}");
+    // A 3D job's progress moves while it runs, and Stop cancels one without a result.
+    let progress = line("progress-3d: ");
+    let steps: usize = progress.split(' ').next().unwrap().parse().unwrap();
+    assert!(steps >= 2, "{progress}");
+    let stop = line("stop: ");
+    assert!(
+        stop.contains("stopped") && stop.ends_with("stack-nl_means: 1"),
+        "{stop}"
+    );
+    assert!(line("montage: ").contains('x'), "{log}");
+    // Compare Methods, tuned: every denoiser's loss logged, the expected best named; a
+    // click on a tile opens the panel on that method.
+    let best = line("compare-best: ");
+    assert!(
+        denoisekit_core::find(&best).is_ok(),
         "Compare Methods named no best denoiser ({best:?}):\n{log}"
     );
     assert!(log.contains("compare-bm3d-loss: yes"), "{log}");
-    // The first dialog suggests a denoiser (not the median it showed: it has nothing to
-    // tune, so it is not ranked), and the dialog reports the noise's correlation.
-    let suggested = log
-        .lines()
-        .find_map(|l| l.strip_prefix("suggest: "))
-        .map(str::trim);
+    assert_eq!(line("compare-click: "), "bm3d", "{log}");
+    // Suggest selects a denoiser (not the median it showed: it has nothing to tune, so it
+    // is not ranked).
+    let suggested = line("suggest: ");
     assert!(
-        suggested.is_some_and(|id| id != "median" && denoisekit_core::find(id).is_ok()),
+        suggested != "median" && denoisekit_core::find(&suggested).is_ok(),
         "Suggest selected {suggested:?}:\n{log}"
     );
     // The scene's background is clipped at 0 (16-bit), which leaves too few pixels to
-    // measure the correlation: the dialog says so. The unclipped image of white noise is
+    // measure the correlation: the panel says so. The unclipped image of white noise is
     // measured, and independent.
     assert!(
-        log.lines().any(|l| l.starts_with("noise-line: ")
-            && l.contains("correlation not measured: too few smooth pixels")),
+        line("noise-line: ").contains("correlation not measured: too few smooth pixels"),
         "{log}"
     );
     assert!(
-        log.lines().any(|l| l.starts_with("noise-line-pg: ")
-            && l.contains("grey levels, independent between pixels")),
+        line("noise-line-pg: ").contains("grey levels, independent between pixels"),
         "{log}"
     );
-    // A run that fails in its second channel (a NaN) wrote nothing into the image.
+    // A run that fails in its second channel (a NaN) wrote nothing into the image, and
+    // the error says how to go on.
+    let failure = line("in-place-failure: ");
     assert!(
-        log.contains("in-place-failure: pixel (x=5, y=5, z=0) is NaN"),
+        failure.starts_with("pixel (x=5, y=5, z=0) is NaN") && failure.contains("nan_masked"),
+        "{failure}"
+    );
+    assert_eq!(line("in-place-unchanged: "), "true", "{log}");
+    assert_eq!(line("nan-masked: "), "true", "{log}");
+    // An RGB image: a 3-channel copy offered and opened, the original untouched; a macro
+    // is told how to make that copy.
+    assert_eq!(
+        line("rgb-copy: "),
+        "3 channels, 8-bit; original unchanged true",
         "{log}"
     );
-    assert!(log.contains("in-place-unchanged: true"), "{log}");
-    // The Auto button under the Poisson-Gaussian model fits the camera (true gain 2).
-    let gain = log
-        .lines()
-        .find_map(|l| l.strip_prefix("pg-auto: gain="))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok());
+    assert_eq!(line("rgb-macro: "), "true", "{log}");
+    // Auto under the Poisson-Gaussian model fits the camera (true gain 2).
+    let gain = line("pg-auto: gain=")
+        .split_whitespace()
+        .next()
+        .and_then(|g| g.parse::<f64>().ok());
     assert!(
         gain.is_some_and(|g| (g - 2.0).abs() < 0.2),
         "Poisson-Gaussian Auto gave gain {gain:?}:\n{log}"
     );
-    for shot in ["denoise-dialog.png", "compare-methods.png"] {
+    const SHOTS: [&str; 3] = [
+        "denoise-panel.png",
+        "denoise-residual.png",
+        "compare-methods.png",
+    ];
+    for shot in SHOTS {
         assert!(
             shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000),
             "{shot} missing"
@@ -518,7 +574,7 @@ fn gui_record_preview_replay_and_compare() {
     }
     // Refresh the screenshots shown in the README when asked to.
     if let Some(dir) = std::env::var_os("DENOISEKIT_UPDATE_SCREENSHOTS") {
-        for shot in ["denoise-dialog.png", "compare-methods.png"] {
+        for shot in SHOTS {
             std::fs::copy(shots.join(shot), Path::new(&dir).join(shot)).unwrap();
         }
     }

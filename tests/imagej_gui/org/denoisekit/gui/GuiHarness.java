@@ -4,43 +4,44 @@ import ij.IJ;
 import ij.ImageJ;
 import ij.ImagePlus;
 import ij.WindowManager;
-import ij.gui.GenericDialog;
 import ij.plugin.frame.Recorder;
-import java.awt.Button;
-import java.awt.Checkbox;
-import java.awt.Choice;
 import java.awt.Rectangle;
 import java.awt.Robot;
-import java.awt.TextField;
 import java.awt.Window;
-import java.awt.event.ActionEvent;
-import java.awt.event.ItemEvent;
 import java.io.File;
 import java.util.Arrays;
 import javax.imageio.ImageIO;
 
 /**
- * Drives the real ImageJ user interface the way a person does (menus, dialogs, preview
- * checkbox, OK button, the macro recorder), under Xvfb, and prints what it observed:
+ * Drives the real ImageJ user interface the way a person does (the menu command, the
+ * Denoise panel's method list, fields, buttons and view, a Compare Methods tile, the macro
+ * recorder), under Xvfb, and prints what it observed, one "key: value" line each
+ * (tests/imagej.rs reads them):
  *
  * <pre>
- * recorded: run("Denoise...", "...")    the line ImageJ's recorder wrote
- * preview-equals-final: true|false      preview pixels on the selection vs the final result
- * replay-identical: true|false          the recorded line replayed vs the interactive result
- * montage: WxH                          Compare Methods output size
- * compare-best: ID                      the denoiser Compare Methods (tuned) expects best
- * suggest: ID                           the denoiser the first dialog's Suggest selected
- * noise-line: TEXT                      the dialog's noise readout, with the correlation
- * noise-line-pg: TEXT                   the same on an unclipped image of white noise
- * pg-auto: gain=G offset=O read_noise=R  the Auto button's camera fit (Poisson-Gaussian model)
+ * strength-line, noise-line, residual-line   the panel's lines
+ * z-fields-on-2d / -3d: hidden|shown         whether z parameters are offered
+ * bad-value: TEXT                            the message under a field holding "abc"
+ * preview-equals-final: true|false           preview pixels on the selection vs Apply's result
+ * recorded: run("Denoise...", "...")         the line Apply recorded
+ * replay-identical: true|false               that line replayed vs the interactive result
+ * montage, compare-best, compare-bm3d-loss   Compare Methods (tuned)
+ * compare-click: ID                          the method the panel shows after a tile's click
+ * suggest: ID                                the denoiser Suggest selected
+ * preview-latency / preview-peer: ...        the preview latency benchmark (printed only)
+ * progress-3d, stop                          a 3D job's progress bar, and Stop
+ * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
+ * rgb-copy, rgb-macro                        the way forward for an RGB image
+ * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
+ * residual-contrast: mean=M std=S            the residual view's grey levels on a 32-bit image
  * </pre>
  *
- * Screenshots of the dialog with its preview and the Compare Methods montage go to the
+ * Screenshots of the panel, its residual view and the Compare Methods montage go to the
  * output folder. Arguments: image.tif output-folder.
  */
 public class GuiHarness {
     // Generous: a loaded 2-core machine once took over a minute for one step.
-    static final long TIMEOUT_MS = 120000;
+    static final long TIMEOUT_MS = Long.getLong("harness.timeout", 120000);
 
     public static void main(String[] args) {
         try {
@@ -56,42 +57,55 @@ public class GuiHarness {
         watchdog();
         String image = args[0];
         File out = new File(args[1]);
+        args1 = out;
         new ImageJ(ImageJ.NO_SHOW);
         ImagePlus imp = IJ.openImage(image);
         imp.show();
         waitFor(() -> imp.getWindow() != null && imp.getWindow().isShowing(), "image window");
         imp.getWindow().setLocation(10, 10);
-        Rectangle roi = new Rectangle(96, 72, 64, 48);
+        Rectangle roi = new Rectangle(72, 24, 96, 72);
         imp.setRoi(roi);
         Recorder recorder = new Recorder();
         Recorder.record = true;
 
         IJ.doCommand("Denoise...");
-        GenericDialog d1 = waitDialog("Denoise");
-        choose(d1, "nl_means");
-        press(d1, "OK");
-        GenericDialog d2 = waitDialog("Denoise: Non-local means");
-        d2.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 10, 10);
-        ((TextField) d2.getNumericFields().get(0)).setText("60");
-        float[] before = roiPixels(imp, roi);
-        Checkbox preview = d2.getPreviewCheckbox();
-        preview.setState(true);
-        d2.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
-        float[] previewed = waitForStablePreview(imp, roi, before);
-        // The dialog says what strength it opened at, and shows the preview's residual check.
-        waitFor(() -> labelStarting(d2, "Residual check: ") != null
-                && !labelStarting(d2, "Residual check: ").contains("shown with the preview"), "the residual check");
-        System.out.println("residual-line: " + labelStarting(d2, "Residual check: ").replace('\n', ' '));
-        String info = labelStarting(d2, "Estimated noise sigma");
-        System.out.println("noise-line: " + info.replace('\n', ' '));
-        System.out.println("strength-line: " + info.substring(info.indexOf("Strength: ")).replace('\n', ' '));
+        Window panel = waitPanel(imp.getTitle());
+        chooseMethod(panel, "nl_means");
+        // The panel opens at the self-supervised strength when the search is quick here; on
+        // a loaded machine it may judge it too slow and say so: then Auto does it.
+        waitFor(() -> text(panel, "strength").startsWith("Strength: self-supervised")
+                || text(panel, "strength").contains("Auto searches it"), "the opening strength");
+        if (text(panel, "strength").contains("Auto searches it")) {
+            System.out.println("opening: " + text(panel, "strength"));
+            waitFor(() -> find(panel, "Auto").isEnabled(), "the panel idle");
+            click(panel, "Auto");
+            waitFor(() -> text(panel, "strength").startsWith("Strength: self-supervised"), "Auto's strength");
+        }
+        System.out.println("strength-line: " + text(panel, "strength"));
+        // No z fields on a 2D image.
+        System.out.println("z-fields-on-2d: " + (find(panel, "search_radius_z").isShowing() ? "shown" : "hidden"));
+        // A bad value is shown at its field, and the preview waits for a good one.
+        setText(panel, "h", "abc");
+        waitFor(() -> find(panel, "h.error").isShowing(), "the error at the field");
+        System.out.println("bad-value: " + text(panel, "h.error"));
+        Object before = shown(panel);
+        setText(panel, "h", "60");
+        waitFor(() -> shown(panel) != before && shown(panel) != null, "the preview");
+        float[] previewed = stablePreview(panel);
+        waitFor(() -> text(panel, "residual").startsWith("Residual check: ")
+                && !text(panel, "residual").contains("shown with the preview"), "the residual check");
+        System.out.println("residual-line: " + text(panel, "residual"));
+        System.out.println("noise-line: " + text(panel, "noise"));
         Thread.sleep(300);
-        screenshot(new File(out, "denoise-dialog.png"), union(imp.getWindow().getBounds(), d2.getBounds()));
-        press(d2, "OK");
+        hideLog();
+        screenshot(new File(out, "denoise-panel.png"), union(imp.getWindow().getBounds(), panel.getBounds()));
+        click(panel, "Apply");
         ImagePlus result = waitImage(imp.getShortTitle() + "-nl_means");
+        // The result keeps the source's 16 bits: the preview's floats round the same way.
+        for (int i = 0; i < previewed.length; i++) previewed[i] = Math.max(0, Math.min(65535, Math.round(previewed[i])));
         System.out.println("preview-equals-final: " + Arrays.equals(previewed, roiPixels(result, roi)));
 
-        // The recorder writes the command's line once the command has returned.
+        // The panel records its line once the job succeeded.
         waitFor(() -> Recorder.getInstance().getText().contains("run(\"Denoise...\""), "the recorded line");
         String recorded = null;
         for (String line : Recorder.getInstance().getText().split("\n")) {
@@ -116,9 +130,13 @@ public class GuiHarness {
             if (line.trim().startsWith("bm3d ") && line.contains(" loss ")) System.out.println("compare-bm3d-loss: yes");
         }
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
+        compareClick(montage, panel);
+        suggestMethod(panel);
+        latency(out);
+        progressOnAStack();
         inPlaceFailure();
+        rgbWayForward();
         poissonGaussianAuto();
-        suggestMethod(imp);
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -150,13 +168,21 @@ public class GuiHarness {
             }
         }
         System.out.println("in-place-unchanged: " + same);
+        // The way forward the error names: NaN as masked-out, NaN again in the result only there.
+        IJ.run(two, "Denoise...", "method=gaussian sigma=2 nan_masked");
+        ImagePlus masked = WindowManager.getImage("two-gaussian");
+        boolean ok = masked != null;
+        for (int c = 0; ok && c < 2; c++) {
+            float[] now = (float[]) masked.getStack().getProcessor(c + 1).getPixels();
+            for (int i = 0; i < now.length; i++) ok &= Float.isNaN(now[i]) == (c == 1 && i == 5 * 40 + 5);
+        }
+        System.out.println("nan-masked: " + ok);
     }
 
     /**
-     * The noise-estimate Auto button with the Poisson-Gaussian model selected, on a
-     * camera-like image whose variance is 2 * mean + 25 (gain 2): the button fits the
-     * camera from the image and fills gain, offset and read noise, the last three number
-     * fields (the noise model's parameters follow the method's own).
+     * On a 32-bit camera-like image whose variance is 2 * mean + 25 (gain 2): the camera
+     * fields appear only under the Poisson-Gaussian model, Auto fits them, and the residual
+     * view has its own contrast (it was a black square on 32-bit images).
      */
     static void poissonGaussianAuto() throws Exception {
         int w = 256, h = 256;
@@ -167,108 +193,387 @@ public class GuiHarness {
             double mean = 100 + 60 * (y / 16);
             for (int x = 0; x < w; x++) px[y * w + x] = (float) (mean + Math.sqrt(2 * mean + 25) * r.nextGaussian());
         }
+        pg.resetDisplayRange();
         pg.show();
         waitFor(() -> pg.getWindow() != null && pg.getWindow().isShowing(), "pg window");
         IJ.doCommand("Denoise...");
-        GenericDialog d1 = waitDialog("Denoise");
-        choose(d1, "gaussian");
-        press(d1, "OK");
-        GenericDialog d2 = waitDialogStarting("Denoise: ");
-        for (Object o : d2.getChoices()) {
-            Choice c = (Choice) o;
-            for (int i = 0; i < c.getItemCount(); i++) {
-                if ("poisson_gaussian".equals(c.getItem(i))) c.select(i);
-            }
-        }
-        java.util.Vector<?> numbers = d2.getNumericFields();
-        TextField gain = (TextField) numbers.get(numbers.size() - 3);
-        // With noise_model=auto the default, the dialog may open with the fitted gain
-        // already in place: start from a value the fit will not give.
-        gain.setText("1");
-        String before = gain.getText();
-        System.out.println("noise-line-pg: " + labelStarting(d2, "Estimated noise sigma").replace('\n', ' '));
-        click(d2, "Auto");
-        waitFor(() -> !gain.getText().equals(before), "the fitted gain");
-        System.out.println("pg-auto: gain=" + gain.getText()
-                + " offset=" + ((TextField) numbers.get(numbers.size() - 2)).getText()
-                + " read_noise=" + ((TextField) numbers.get(numbers.size() - 1)).getText());
-        press(d2, "Cancel");
+        Window panel = waitPanel("pg");
+        chooseMethod(panel, "gaussian");
+        waitFor(() -> find(panel, "noise_model") != null && find(panel, "noise_model").isEnabled(), "the fields");
+        System.out.println("noise-line-pg: " + text(panel, "noise"));
+        onEdt(() -> ((javax.swing.JComboBox<?>) find(panel, "noise_model")).setSelectedItem("gaussian"));
+        Thread.sleep(200);
+        boolean hiddenUnderGaussian = !find(panel, "gain").isShowing();
+        onEdt(() -> ((javax.swing.JComboBox<?>) find(panel, "noise_model")).setSelectedItem("poisson_gaussian"));
+        waitFor(() -> find(panel, "gain").isShowing(), "the camera fields");
+        System.out.println("camera-fields: hidden under gaussian " + hiddenUnderGaussian + ", shown under poisson_gaussian");
+        setText(panel, "gain", "1");
+        click(panel, "Auto");
+        waitFor(() -> !text(panel, "gain").equals("1") && find(panel, "Auto").isEnabled(), "the fitted gain");
+        System.out.println("pg-auto: gain=" + text(panel, "gain") + " offset=" + text(panel, "offset")
+                + " read_noise=" + text(panel, "read_noise"));
+        // The residual view of a 32-bit image: grey around the middle, with visible spread.
+        onEdt(() -> ((javax.swing.JComboBox<?>) find(panel, "view")).setSelectedIndex(2));
+        Object last = shown(panel);
+        setText(panel, "sigma", "3");
+        waitFor(() -> shown(panel) != last, "the residual preview");
+        byte[] greys = (byte[]) panel.getClass().getMethod("residualGreys").invoke(panel);
+        double mean = 0, sq = 0;
+        for (byte b : greys) mean += (b & 0xff);
+        mean /= greys.length;
+        for (byte b : greys) sq += ((b & 0xff) - mean) * ((b & 0xff) - mean);
+        System.out.println(String.format("residual-contrast: mean=%.1f std=%.1f", mean, Math.sqrt(sq / greys.length)));
+        Thread.sleep(300);
+        hideLog();
+        screenshot(new File(args1, "denoise-residual.png"), union(pg.getWindow().getBounds(), panel.getBounds()));
+        panel.dispose();
         pg.changes = false;
         pg.close();
     }
 
-    /** The first dialog's Suggest button selects the denoiser the ranking expects best. */
-    static void suggestMethod(ImagePlus imp) throws Exception {
-        imp.deleteRoi();
-        IJ.selectWindow(imp.getID());
+    static File args1;
+
+    /** Suggest selects the denoiser the ranking expects best, with its tuned values. */
+    static void suggestMethod(Window panel) throws Exception {
+        chooseMethod(panel, "median");
+        click(panel, "Suggest a method");
+        waitFor(() -> text(panel, "strength").contains("Suggest ranked"), "the suggestion");
+        System.out.println("suggest: " + selectedMethod(panel));
+        onEdt(panel::dispose);
+    }
+
+    /**
+     * An RGB image: the panel offers a 3-channel copy and opens on it; the original stays
+     * RGB and untouched. From a macro, the error gives the lines that make the copy.
+     */
+    static void rgbWayForward() throws Exception {
+        ImagePlus rgb = IJ.createImage("rgb", "RGB ramp", 64, 48, 1);
+        int[] before = ((int[]) rgb.getProcessor().getPixelsCopy());
+        rgb.show();
+        waitFor(() -> rgb.getWindow() != null && rgb.getWindow().isShowing(), "rgb window");
         IJ.doCommand("Denoise...");
-        GenericDialog d1 = waitDialog("Denoise");
-        choose(d1, "median");
-        click(d1, "Suggest a method");
-        System.out.println("suggest: " + ((Choice) d1.getChoices().get(0)).getSelectedItem());
-        press(d1, "Cancel");
-    }
-
-    /** A MultiLineLabel's lines (it has no getter: read its field). */
-    static String multiLineText(ij.gui.MultiLineLabel label) {
+        final java.awt.Dialog[] offer = new java.awt.Dialog[1];
+        waitFor(() -> {
+            for (Window w : Window.getWindows()) {
+                if (w instanceof ij.gui.YesNoCancelDialog && w.isShowing()) offer[0] = (java.awt.Dialog) w;
+            }
+            return offer[0] != null;
+        }, "the RGB offer");
+        waitFor(GuiHarness::inModalWait, "the offer waiting for an answer");
+        java.awt.Button yes = null;
+        for (java.awt.Component c : offer[0].getComponents()) yes = yes != null ? yes : button(c, "Make a copy");
+        final java.awt.Button press = yes;
+        onEdt(() -> ((java.awt.event.ActionListener) offer[0]).actionPerformed(
+                new java.awt.event.ActionEvent(press, java.awt.event.ActionEvent.ACTION_PERFORMED, "Make a copy")));
+        Window panel = waitPanel("rgb-channels");
+        ImagePlus copy = WindowManager.getImage("rgb-channels");
+        boolean same = Arrays.equals(before, (int[]) rgb.getProcessor().getPixels());
+        System.out.println("rgb-copy: " + copy.getNChannels() + " channels, " + copy.getBitDepth()
+                + "-bit; original unchanged " + same);
+        onEdt(panel::dispose);
+        IJ.redirectErrorMessages();
         try {
-            java.lang.reflect.Field f = ij.gui.MultiLineLabel.class.getDeclaredField("lines");
-            f.setAccessible(true);
-            return String.join("\n", (String[]) f.get(label));
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot read a MultiLineLabel", e);
+            IJ.run(rgb, "Denoise...", "method=gaussian sigma=1");
+        } catch (RuntimeException aborted) {
+            // The macro is aborted after the error: expected.
         }
+        String log = IJ.getLog() == null ? "" : IJ.getLog();
+        System.out.println("rgb-macro: " + (log.contains("is RGB") && log.contains("Make Composite")));
+        rgb.changes = false;
+        rgb.close();
+        copy.changes = false;
+        copy.close();
     }
 
-    /** The text of the first label in {@code in} that starts with {@code prefix}, or null. */
-    static String labelStarting(java.awt.Container in, String prefix) {
+    static java.awt.Button button(java.awt.Component c, String label) {
+        if (c instanceof java.awt.Button && label.equals(((java.awt.Button) c).getLabel())) return (java.awt.Button) c;
+        if (c instanceof java.awt.Container) {
+            for (java.awt.Component inner : ((java.awt.Container) c).getComponents()) {
+                java.awt.Button b = button(inner, label);
+                if (b != null) return b;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Whether a thread is blocked in a modal Dialog.show(). A dialog hidden before its
+     * show() reaches that wait is never noticed, and show() waits forever (seen 3 times in
+     * about 80 runs with the former modal dialogs). A person's click cannot come that
+     * early; the harness's could. If a JDK renames these frames, the wait times out with
+     * the stacks printed rather than passing silently.
+     */
+    static boolean inModalWait() {
+        for (StackTraceElement[] stack : Thread.getAllStackTraces().values()) {
+            boolean waiting = false;
+            for (StackTraceElement f : stack) {
+                if (f.getClassName().equals("java.awt.WaitDispatchSupport") && f.getMethodName().equals("enter")) waiting = true;
+                if (waiting && f.getClassName().equals("java.awt.Dialog") && f.getMethodName().equals("show")) return true;
+            }
+        }
+        return false;
+    }
+
+    /** The Log opens over the panel: out of the way for a screenshot. */
+    static void hideLog() throws Exception {
+        java.awt.Window log = WindowManager.getWindow("Log");
+        if (log != null) onEdt(() -> log.setVisible(false));
+        Thread.sleep(200);
+    }
+
+    /** A click on the bm3d tile of Compare Methods opens the panel on bm3d. */
+    static void compareClick(ImagePlus montage, Window panel) throws Exception {
+        java.util.List<String> ids = new java.util.ArrayList<String>();
+        Class<?> bridge = Class.forName("org.denoisekit.NativeBridge", true, IJ.getClassLoader());
+        for (Object m : (java.util.List<?>) bridge.getMethod("methods").invoke(null)) {
+            if ("denoise".equals(m.getClass().getField("kind").get(m))) ids.add((String) m.getClass().getField("id").get(m));
+        }
+        int tile = montage.getWidth() / (ids.size() + 1);
+        int x = tile * (ids.indexOf("bm3d") + 1) + tile / 2;
+        ij.gui.ImageCanvas canvas = montage.getCanvas();
+        double mag = canvas.getMagnification();
+        java.awt.event.MouseEvent click = new java.awt.event.MouseEvent(canvas, java.awt.event.MouseEvent.MOUSE_CLICKED,
+                System.currentTimeMillis(), 0, (int) ((x - canvas.getSrcRect().x) * mag), 20, 1, false);
+        onEdt(() -> {
+            for (java.awt.event.MouseListener l : canvas.getMouseListeners()) l.mouseClicked(click);
+        });
+        waitFor(() -> "bm3d".equals(selectedMethod(panel)), "the panel on bm3d");
+        waitFor(() -> find(panel, "Apply").isEnabled(), "bm3d's fields");
+        System.out.println("compare-click: " + selectedMethod(panel));
+    }
+
+    /**
+     * The preview's latency, from a change of the strength to new pixels handed to the
+     * view, for a 256x256 selection with the fast methods (a benchmark: printed, never
+     * asserted).
+     */
+    static void latency(File out) throws Exception {
+        ImagePlus big = IJ.createImage("latency", "32-bit black", 512, 512, 1);
+        float[] px = (float[]) big.getProcessor().getPixels();
+        java.util.Random r = new java.util.Random(5);
+        for (int i = 0; i < px.length; i++) px[i] = (float) (100 + 50 * Math.sin(i % 512 / 20.0) + 10 * r.nextGaussian());
+        big.resetDisplayRange();
+        big.show();
+        waitFor(() -> big.getWindow() != null && big.getWindow().isShowing(), "latency window");
+        big.setRoi(new Rectangle(128, 128, 256, 256));
+        IJ.doCommand("Denoise...");
+        Window panel = waitPanel("latency");
+        String[][] cases = {{"gaussian", "sigma", "1.5", "2"}, {"median", "radius", "1", "2"},
+                {"bilateral", "sigma_range", "20", "30"}, {"anisotropic_diffusion", "kappa", "15", "20"}};
+        for (String[] c : cases) {
+            chooseMethod(panel, c[0]);
+            waitFor(() -> find(panel, "Apply").isEnabled() && find(panel, c[1]) != null, c[0] + " fields");
+            Thread.sleep(500);
+            double[] ms = new double[15];
+            for (int i = 0; i < ms.length; i++) {
+                Object last = shown(panel);
+                setText(panel, c[1], c[2 + i % 2]);
+                waitFor(() -> shown(panel) != last, "a preview");
+                ms[i] = panel_latency(panel);
+            }
+            Arrays.sort(ms);
+            System.out.println(String.format("preview-latency: %s median %.1f ms, p90 %.1f ms (n=%d, 256x256)", c[0],
+                    ms[ms.length / 2], ms[(int) (ms.length * 0.9)], ms.length));
+        }
+        // A peer in the same run: ImageJ's own filters on the same region, compute only
+        // (no window, no halo, no repaint), as its preview of Gaussian Blur... would run them.
+        ij.process.ImageProcessor crop = big.getProcessor().crop();
+        String[] peers = {"gaussian blur sigma 2", "median radius 1"};
+        for (String peer : peers) {
+            double[] ms = new double[15];
+            for (int i = 0; i < ms.length; i++) {
+                ij.process.ImageProcessor ip = crop.duplicate();
+                long t0 = System.nanoTime();
+                if (peer.startsWith("gaussian")) new ij.plugin.filter.GaussianBlur().blurGaussian(ip, 2, 2, 0.002);
+                else new ij.plugin.filter.RankFilters().rank(ip, 1, ij.plugin.filter.RankFilters.MEDIAN);
+                ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+            Arrays.sort(ms);
+            System.out.println(String.format("preview-peer: ImageJ %s median %.1f ms (n=%d, 256x256, compute only)", peer,
+                    ms[ms.length / 2], ms.length));
+        }
+        panel.dispose();
+        big.changes = false;
+        big.close();
+    }
+
+    static double panel_latency(Window panel) throws Exception {
+        Object s = shown(panel);
+        return s.getClass().getField("latencyMs").getDouble(s);
+    }
+
+    /**
+     * A 3D job shows progress as it runs (the bar moves), and Stop cancels the next one
+     * without a result.
+     */
+    static void progressOnAStack() throws Exception {
+        ImagePlus st = IJ.createImage("stack", "32-bit black", 192, 192, 24);
+        java.util.Random r = new java.util.Random(7);
+        for (int z = 1; z <= 24; z++) {
+            float[] px = (float[]) st.getStack().getPixels(z);
+            for (int i = 0; i < px.length; i++) px[i] = (float) (100 + 40 * Math.cos(i / 700.0 + z) + 8 * r.nextGaussian());
+        }
+        st.resetDisplayRange();
+        st.show();
+        waitFor(() -> st.getWindow() != null && st.getWindow().isShowing(), "stack window");
+        IJ.doCommand("Denoise...");
+        Window panel = waitPanel("stack");
+        chooseMethod(panel, "nl_means");
+        waitFor(() -> find(panel, "Apply").isEnabled(), "nl_means fields");
+        System.out.println("z-fields-on-3d: " + (find(panel, "search_radius_z").isShowing() ? "shown" : "hidden"));
+        setText(panel, "search_radius_z", "2");
+        setText(panel, "patch_radius_z", "1");
+        onEdt(() -> ((javax.swing.JCheckBox) findText(panel, "Preview")).setSelected(false));
+        click(panel, "Apply");
+        javax.swing.JProgressBar bar = (javax.swing.JProgressBar) find(panel, "progress");
+        java.util.Set<Integer> seen = new java.util.TreeSet<Integer>();
+        String eta = "";
+        long end = System.currentTimeMillis() + TIMEOUT_MS;
+        while (WindowManager.getImage("stack-nl_means") == null && System.currentTimeMillis() < end) {
+            if (!bar.isIndeterminate() && bar.getValue() > 0 && bar.getValue() < 1000) seen.add(bar.getValue());
+            String t = text(panel, "progress-text");
+            if (t.contains("%")) eta = t;
+            Thread.sleep(20);
+        }
+        waitImage("stack-nl_means");
+        System.out.println("progress-3d: " + seen.size() + " values between 0 and 100%; last text: " + eta);
+        // Stop: the same job again, cancelled once it reports progress.
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle again");
+        click(panel, "Apply");
+        waitFor(() -> bar.getValue() > 0 && !bar.isIndeterminate(), "progress to stop");
+        click(panel, "Stop");
+        waitFor(() -> text(panel, "progress-text").contains("stopped"), "the stop");
+        System.out.println("stop: " + text(panel, "progress-text") + "; images named stack-nl_means: "
+                + countImages("stack-nl_means"));
+        panel.dispose();
+    }
+
+    static int countImages(String title) {
+        int n = 0;
+        for (int id : WindowManager.getIDList()) {
+            if (title.equals(WindowManager.getImage(id).getTitle())) n++;
+        }
+        return n;
+    }
+
+    // ---- the panel, as a person sees it (the harness is compiled without the plugin) ----
+
+    static Window waitPanel(String imageTitle) throws Exception {
+        final Window[] found = new Window[1];
+        waitFor(() -> {
+            for (Window w : Window.getWindows()) {
+                if (w instanceof javax.swing.JFrame && w.isShowing()
+                        && ("DenoiseKit - " + imageTitle).equals(((javax.swing.JFrame) w).getTitle())) {
+                    found[0] = w;
+                    return true;
+                }
+            }
+            return false;
+        }, "the panel on " + imageTitle);
+        return found[0];
+    }
+
+    /** The component named {@code name} (or a button with that text), or null. */
+    static java.awt.Component find(java.awt.Container in, String name) {
         for (java.awt.Component c : in.getComponents()) {
-            String text = null;
-            if (c instanceof ij.gui.MultiLineLabel) text = multiLineText((ij.gui.MultiLineLabel) c);
-            else if (c instanceof java.awt.Label) text = ((java.awt.Label) c).getText();
-            if (text != null && text.startsWith(prefix)) return text;
+            if (name.equals(c.getName())) return c;
+            if (c instanceof javax.swing.AbstractButton && name.equals(((javax.swing.AbstractButton) c).getText())) return c;
             if (c instanceof java.awt.Container) {
-                String inner = labelStarting((java.awt.Container) c, prefix);
+                java.awt.Component inner = find((java.awt.Container) c, name);
                 if (inner != null) return inner;
             }
         }
         return null;
     }
 
-    /** Runs the listeners of the dialog's button labelled {@code label} (one of its own). */
-    static void click(java.awt.Container in, String label) {
-        for (java.awt.Component c : in.getComponents()) {
-            if (c instanceof Button && label.equals(((Button) c).getLabel())) {
-                for (java.awt.event.ActionListener l : ((Button) c).getActionListeners()) {
-                    l.actionPerformed(new ActionEvent(c, ActionEvent.ACTION_PERFORMED, label));
-                }
-                return;
-            }
-            if (c instanceof java.awt.Container) {
-                try {
-                    click((java.awt.Container) c, label);
-                    return;
-                } catch (IllegalStateException notHere) {
-                    // keep looking
-                }
-            }
-        }
-        throw new IllegalStateException("no button " + label);
+    static java.awt.Component findText(java.awt.Container in, String text) {
+        return find(in, text);
     }
 
-    static GenericDialog waitDialogStarting(final String prefix) throws Exception {
-        final GenericDialog[] found = new GenericDialog[1];
-        waitFor(() -> {
-            for (Window w : Window.getWindows()) {
-                if (w instanceof GenericDialog && w.isShowing() && ((GenericDialog) w).getTitle().startsWith(prefix)) {
-                    found[0] = (GenericDialog) w;
-                    return true;
-                }
-            }
-            return false;
-        }, "dialog " + prefix);
-        return found[0];
+    /** A label's or field's text, HTML line breaks as spaces. */
+    static String text(java.awt.Container in, String name) throws Exception {
+        final String[] out = new String[1];
+        onEdt(() -> {
+            java.awt.Component c = find(in, name);
+            String t = c instanceof javax.swing.JLabel ? ((javax.swing.JLabel) c).getText()
+                    : c instanceof javax.swing.text.JTextComponent ? ((javax.swing.text.JTextComponent) c).getText() : "";
+            out[0] = t == null ? "" : t.replace("<br>", " ").replaceAll("<[^>]+>", "").trim();
+        });
+        return out[0];
     }
+
+    static void setText(java.awt.Container in, String name, String value) throws Exception {
+        onEdt(() -> ((javax.swing.text.JTextComponent) find(in, name)).setText(value));
+    }
+
+    static void click(java.awt.Container in, String label) throws Exception {
+        onEdt(() -> ((javax.swing.AbstractButton) find(in, label)).doClick(0));
+    }
+
+    static void chooseMethod(Window panel, String id) throws Exception {
+        onEdt(() -> {
+            javax.swing.JList<?> list = (javax.swing.JList<?>) find(panel, "methods");
+            for (int i = 0; i < list.getModel().getSize(); i++) {
+                Object v = list.getModel().getElementAt(i);
+                if (!(v instanceof String) && id.equals(idOf(v))) list.setSelectedIndex(i);
+            }
+        });
+        waitFor(() -> id.equals(selectedMethod(panel)), "method " + id);
+        waitFor(() -> find(panel, "Apply").isEnabled(), "method " + id + " loaded");
+    }
+
+    static String idOf(Object methodSpec) {
+        try {
+            return (String) methodSpec.getClass().getField("id").get(methodSpec);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String selectedMethod(Window panel) throws Exception {
+        final String[] out = new String[1];
+        onEdt(() -> {
+            Object v = ((javax.swing.JList<?>) find(panel, "methods")).getSelectedValue();
+            out[0] = v == null || v instanceof String ? null : idOf(v);
+        });
+        return out[0];
+    }
+
+    static Object shown(Window panel) throws Exception {
+        return panel.getClass().getMethod("shown").invoke(panel);
+    }
+
+    /** The preview's pixels once no newer preview came for 1.5 s. */
+    static float[] stablePreview(Window panel) throws Exception {
+        final Object[] last = {shown(panel)};
+        final long[] since = {System.currentTimeMillis()};
+        waitFor(() -> {
+            Object now = shown(panel);
+            if (now != last[0]) {
+                last[0] = now;
+                since[0] = System.currentTimeMillis();
+            }
+            return System.currentTimeMillis() - since[0] > 1500;
+        }, "a stable preview");
+        return (float[]) last[0].getClass().getField("pixels").get(last[0]);
+    }
+
+    /** Every label's text in a window, for a timeout's report. */
+    static void labels(java.awt.Container in) {
+        for (java.awt.Component c : in.getComponents()) {
+            if (c instanceof javax.swing.JLabel) System.out.println("  label " + c.getName() + ": " + ((javax.swing.JLabel) c).getText());
+            if (c instanceof java.awt.Container) labels((java.awt.Container) c);
+        }
+    }
+
+    static void onEdt(Runnable r) throws Exception {
+        if (javax.swing.SwingUtilities.isEventDispatchThread()) r.run();
+        else javax.swing.SwingUtilities.invokeAndWait(r);
+    }
+
+
+
+
 
     interface Check {
         boolean ok() throws Exception;
@@ -286,19 +591,6 @@ public class GuiHarness {
         }
     }
 
-    static GenericDialog waitDialog(final String title) throws Exception {
-        final GenericDialog[] found = new GenericDialog[1];
-        waitFor(() -> {
-            for (Window w : Window.getWindows()) {
-                if (w instanceof GenericDialog && w.isShowing() && title.equals(((GenericDialog) w).getTitle())) {
-                    found[0] = (GenericDialog) w;
-                    return true;
-                }
-            }
-            return false;
-        }, "dialog " + title);
-        return found[0];
-    }
 
     static ImagePlus waitImage(final String title) throws Exception {
         waitFor(() -> WindowManager.getImage(title) != null && WindowManager.getImage(title).getWindow() != null,
@@ -306,48 +598,12 @@ public class GuiHarness {
         return WindowManager.getImage(title);
     }
 
-    static void press(GenericDialog gd, String label) throws Exception {
-        waitFor(GuiHarness::inModalWait, "the plugin waiting in its dialog");
-        for (Button b : gd.getButtons()) {
-            if (b != null && label.equals(b.getLabel().trim())) {
-                gd.actionPerformed(new ActionEvent(b, ActionEvent.ACTION_PERFORMED, label));
-                return;
-            }
-        }
-        throw new IllegalStateException("no button " + label);
-    }
 
-    /**
-     * Whether a thread is blocked in a modal Dialog.show(). A dialog hidden before its
-     * show() reaches that wait is never noticed, and show() waits forever: caught by
-     * describeState with the plugin thread in WaitDispatchSupport.enter under the
-     * disposed "Denoise" dialog and the event thread idle (3 times in about 80 runs of the
-     * imagej tests, one of them under added CPU load). A person's click cannot come that
-     * early; the harness's could. If a JDK renames these frames, press() times out with
-     * the stacks printed rather than passing silently.
-     */
-    static boolean inModalWait() {
-        for (StackTraceElement[] stack : Thread.getAllStackTraces().values()) {
-            boolean waiting = false;
-            for (StackTraceElement f : stack) {
-                if (f.getClassName().equals("java.awt.WaitDispatchSupport") && f.getMethodName().equals("enter")) waiting = true;
-                if (waiting && f.getClassName().equals("java.awt.Dialog") && f.getMethodName().equals("show")) return true;
-            }
-        }
-        return false;
-    }
 
-    static void choose(GenericDialog gd, String item) {
-        Choice c = (Choice) gd.getChoices().get(0);
-        c.select(item);
-        if (!item.equals(c.getSelectedItem())) {
-            throw new IllegalStateException("selected " + c.getSelectedItem() + ", not " + item);
-        }
-    }
 
     /**
      * Whatever step hangs, prints the windows and every thread's stack before the test's
-     * own 300 s limit (see inModalWait for the hang this found).
+     * own 300 s limit.
      */
     static void watchdog() {
         Thread t = new Thread(() -> {
@@ -367,6 +623,7 @@ public class GuiHarness {
     /** On a timeout: the windows on screen and every thread's stack, to tell a hang from a slow step. */
     static void describeState() {
         for (Window w : Window.getWindows()) {
+            if (w instanceof javax.swing.JFrame && w.isShowing()) labels(w);
             String title = w instanceof java.awt.Dialog ? ((java.awt.Dialog) w).getTitle()
                     : w instanceof java.awt.Frame ? ((java.awt.Frame) w).getTitle() : "";
             System.out.println("window: " + w.getClass().getName() + " \"" + title + "\" showing=" + w.isShowing());
@@ -377,20 +634,6 @@ public class GuiHarness {
         }
     }
 
-    /** Waits until the selection's pixels changed from {@code before} and stayed put. */
-    static float[] waitForStablePreview(ImagePlus imp, Rectangle r, float[] before) throws Exception {
-        final float[][] last = {roiPixels(imp, r)};
-        final long[] since = {System.currentTimeMillis()};
-        waitFor(() -> {
-            float[] now = roiPixels(imp, r);
-            if (!Arrays.equals(now, last[0])) {
-                last[0] = now;
-                since[0] = System.currentTimeMillis();
-            }
-            return !Arrays.equals(now, before) && System.currentTimeMillis() - since[0] > 1500;
-        }, "preview");
-        return last[0];
-    }
 
     static float[] roiPixels(ImagePlus imp, Rectangle r) {
         float[] px = new float[r.width * r.height];

@@ -4,24 +4,47 @@ import ij.IJ;
 import org.denoisekit.NativeBridge;
 
 /**
- * Cancels a native job when the thread that waits for it is interrupted (ImageJ does
- * that to a preview whose settings are stale) or when the user presses Esc. Native code
- * cannot see Java interrupts, so a small daemon thread polls and forwards them.
+ * Cancels a native job when the thread that waits for it is interrupted (a preview whose
+ * settings are stale), when the user presses Esc or when {@link #cancel()} is called, and
+ * forwards the job's progress. Native code cannot see Java interrupts or keys, so a small
+ * daemon thread polls and forwards them.
  */
 final class CancelWatch implements AutoCloseable {
+    /** Receives the fraction of the whole run done, in [0, 1]. */
+    interface Progress {
+        void update(double fraction);
+    }
+
     private static final long POLL_MS = 10;
+    /** Progress is forwarded at most this often: ImageJ's bar repaints on every call. */
+    private static final long PROGRESS_MS = 100;
     final long job = NativeBridge.newJob();
     private final Thread watcher;
     private volatile boolean done;
+    private volatile boolean cancelled;
+    /** A run of several native calls: which call of how many runs now. */
+    private volatile int stage;
+    private volatile int stages = 1;
 
-    CancelWatch(final Thread waiter, final boolean escapeCancels) {
+    CancelWatch(Thread waiter, boolean escapeCancels) {
+        this(waiter, escapeCancels, null);
+    }
+
+    CancelWatch(final Thread waiter, final boolean escapeCancels, final Progress progress) {
         watcher = new Thread(new Runnable() {
             @Override
             public void run() {
+                long lastReport = 0;
                 while (!done) {
-                    if (waiter.isInterrupted() || (escapeCancels && IJ.escapePressed())) {
+                    if (cancelled || waiter.isInterrupted() || (escapeCancels && IJ.escapePressed())) {
+                        cancelled = true;
                         NativeBridge.cancel(job);
-                        return;
+                    }
+                    long now = System.currentTimeMillis();
+                    if (progress != null && now - lastReport >= PROGRESS_MS) {
+                        double f = NativeBridge.progress(job);
+                        if (f >= 0) progress.update((stage + f) / stages);
+                        lastReport = now;
                     }
                     try {
                         Thread.sleep(POLL_MS);
@@ -30,9 +53,25 @@ final class CancelWatch implements AutoCloseable {
                     }
                 }
             }
-        }, "DenoiseKit cancel watch");
+        }, "DenoiseKit job watch");
         watcher.setDaemon(true);
         watcher.start();
+    }
+
+    /** The next native call is call {@code i} (0-based) of {@code n}. */
+    void stage(int i, int n) {
+        stages = Math.max(1, n);
+        stage = i;
+    }
+
+    /** Stops the job at its next checkpoint (it then throws kind "Cancelled"). */
+    void cancel() {
+        cancelled = true;
+        NativeBridge.cancel(job);
+    }
+
+    boolean wasCancelled() {
+        return cancelled;
     }
 
     @Override

@@ -35,9 +35,26 @@ final class Pixels {
 
     /** The stack planes with these (1-based) indices, in order, cropped to r. */
     static Pixels of(ImagePlus imp, int[] indices, Rectangle r) {
+        return of(imp, indices, r, null);
+    }
+
+    /**
+     * As above; with {@code fill} non-null, each float plane's non-finite pixels are first
+     * filled from the whole plane ({@link NanFill}).
+     */
+    static Pixels of(ImagePlus imp, int[] indices, Rectangle r, NanFill fill) {
         float[] out = new float[checkedSize(r.width, r.height, indices.length)];
         for (int i = 0; i < indices.length; i++) {
-            copy(imp.getStack().getProcessor(indices[i]), r, out, i * r.width * r.height);
+            ImageProcessor ip = imp.getStack().getProcessor(indices[i]);
+            if (fill != null && ip.getPixels() instanceof float[]) {
+                float[] plane = fill.plane((float[]) ip.getPixels(), ip.getWidth(), ip.getHeight());
+                for (int y = 0; y < r.height; y++) {
+                    System.arraycopy(plane, (r.y + y) * ip.getWidth() + r.x, out, i * r.width * r.height + y * r.width,
+                            r.width);
+                }
+            } else {
+                copy(ip, r, out, i * r.width * r.height);
+            }
         }
         return new Pixels(out, r.width, r.height, indices.length);
     }

@@ -1,0 +1,283 @@
+package org.denoisekit.ij;
+
+import ij.CompositeImage;
+import ij.IJ;
+import ij.ImagePlus;
+import ij.ImageStack;
+import ij.Undo;
+import ij.process.ByteProcessor;
+import ij.process.FloatProcessor;
+import ij.process.ImageProcessor;
+import ij.process.ShortProcessor;
+import java.awt.Rectangle;
+import java.util.ArrayList;
+import java.util.List;
+import org.denoisekit.Images;
+import org.denoisekit.MethodSpec;
+import org.denoisekit.NativeBridge;
+
+/**
+ * One Denoise... run, fully specified: what the panel's Apply and a macro's
+ * {@code run("Denoise...", options)} both execute, so that a recorded line replays the
+ * interactive result to the pixel. {@link #options()} is that line's option string.
+ */
+final class DenoiseJob {
+    static final String NONE = "none";
+
+    final ImagePlus imp;
+    final MethodSpec method;
+    final String backend;
+    /** Every parameter, in descriptor order, as the text passed to the library. */
+    final String[] keys;
+    final String[] values;
+    final Images images;
+    /** The image chosen for each of the method's image inputs ("none" if none). */
+    final String[] imageTitles;
+    final boolean oneSlice;
+    final Pixels.Axis axis;
+    final boolean inPlace;
+    final boolean floatResult;
+    /** NaN pixels treated as masked-out ({@link NanFill}) instead of refused. */
+    final boolean nanMasked;
+
+    DenoiseJob(ImagePlus imp, MethodSpec method, String backend, String[] keys, String[] values, Images images,
+            String[] imageTitles, boolean oneSlice, Pixels.Axis axis, boolean inPlace, boolean floatResult,
+            boolean nanMasked) {
+        this.imp = imp;
+        this.method = method;
+        this.backend = backend;
+        this.keys = keys;
+        this.values = values;
+        this.images = images;
+        this.imageTitles = imageTitles;
+        this.oneSlice = oneSlice;
+        this.axis = axis;
+        this.inPlace = inPlace;
+        this.floatResult = floatResult;
+        this.nanMasked = nanMasked;
+    }
+
+    /** A problem with the output options, or null. */
+    String check() {
+        if (inPlace && floatResult) {
+            return "in_place keeps the image's bit depth: untick float_result, or in_place for a 32-bit copy";
+        }
+        if (inPlace && imp.getStack().isVirtual()) {
+            return "in_place is not possible on a virtual stack (its slices are read from disk); untick it";
+        }
+        return null;
+    }
+
+    /** The macro options that replay this job: {@code run("Denoise...", options())}. */
+    String options() {
+        StringBuilder b = new StringBuilder("method=").append(method.id).append(" backend=").append(backend);
+        for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(values[i]);
+        for (int i = 0; i < imageTitles.length; i++) {
+            if (!NONE.equals(imageTitles[i])) {
+                b.append(' ').append(method.images.get(i).key).append("=[").append(imageTitles[i]).append(']');
+            }
+        }
+        if (imp.getStackSize() > 1) b.append(" scope=").append(oneSlice ? "slice" : "stack");
+        if (imp.getNFrames() > 1) b.append(" z_axis=").append(axis == Pixels.Axis.FRAMES ? "frames" : "slices");
+        if (inPlace) b.append(" in_place");
+        if (floatResult) b.append(" float_result");
+        if (nanMasked) b.append(" nan_masked");
+        return b.toString();
+    }
+
+    /**
+     * Denoises {@code region} of the current plane exactly as the final run would: on the
+     * region grown by the method's support in x, y and z. Returns a region-sized plane.
+     */
+    static float[] denoiseRegion(ImagePlus imp, MethodSpec method, String[] keys, String[] values, String backend,
+            Rectangle region, long job) {
+        return denoiseRegion(imp, Pixels.Axis.SLICES, method, keys, values, null, backend, region, null, job);
+    }
+
+    /**
+     * As above, with {@code axis} (slices or frames) as the method's third dimension, the
+     * method's other images (or null) and NaN handling (null: NaN is refused).
+     */
+    static float[] denoiseRegion(ImagePlus imp, Pixels.Axis axis, MethodSpec method, String[] keys, String[] values,
+            Images images, String backend, Rectangle region, NanFill fill, long job) {
+        int[] halo = NativeBridge.support(method.id, keys, values);
+        Rectangle grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
+                region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+        int z = axis.current(imp), nz = axis.length(imp);
+        int z0 = Math.max(1, z - halo[2]), z1 = Math.min(nz, z + halo[2]);
+        Pixels in = Pixels.of(imp, axis.indices(imp, imp.getC(), axis.other(imp), z0, z1), grown, fill);
+        float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, images, backend, null, job);
+        float[] plane = new float[region.width * region.height];
+        int off = (z - z0) * grown.width * grown.height;
+        for (int y = 0; y < region.height; y++) {
+            System.arraycopy(out, off + (region.y - grown.y + y) * grown.width + (region.x - grown.x), plane,
+                    y * region.width, region.width);
+        }
+        if (fill != null) {
+            int[] here = axis.indices(imp, imp.getC(), axis.other(imp), z, z);
+            NanFill.restore(Pixels.of(imp, here, region).data, plane);
+        }
+        return plane;
+    }
+
+    /** What a finished run reports: the result's note and the residual check's warning. */
+    static final class Outcome {
+        final ImagePlus result;
+        final String note;
+        final String warning;
+        final double ms;
+
+        Outcome(ImagePlus result, String note, String warning, double ms) {
+            this.result = result;
+            this.note = note;
+            this.warning = warning;
+            this.ms = ms;
+        }
+    }
+
+    /**
+     * Runs the job under {@code watch} (cancellation and progress): each channel and
+     * position along the other axis is one volume along {@link #axis}. In place, nothing
+     * is written until every volume succeeded. Returns the shown result (or the source).
+     */
+    Outcome run(CancelWatch watch) {
+        ImageStack stack = imp.getStack();
+        int w = imp.getWidth(), h = imp.getHeight();
+        int nc = imp.getNChannels(), nz = imp.getNSlices(), nt = imp.getNFrames();
+        int[] cs = oneSlice ? new int[] {imp.getC()} : range(nc);
+        int[] others = oneSlice ? new int[] {axis.other(imp)} : range(axis.otherLength(imp));
+        int len = axis.length(imp);
+        String[] info = new String[1];
+        long t0 = System.nanoTime();
+        int done = 0;
+        int groups = cs.length * others.length;
+        ImageProcessor[] outs = new ImageProcessor[stack.getSize()];
+        Rectangle full = new Rectangle(0, 0, w, h);
+        String warning = "";
+        NanFill fill = nanMasked ? new NanFill() : null;
+        List<int[]> doneIndices = new ArrayList<int[]>();
+        List<float[]> doneOut = new ArrayList<float[]>();
+        for (int o : others) {
+            for (int c : cs) {
+                watch.stage(done, groups);
+                int a0 = oneSlice ? axis.current(imp) : 1, a1 = oneSlice ? axis.current(imp) : len;
+                int[] indices = axis.indices(imp, c, o, a0, a1);
+                float[] out;
+                Pixels v = Pixels.of(imp, indices, full, fill);
+                if (oneSlice) {
+                    out = denoiseRegion(imp, axis, method, keys, values, images, backend, full, fill, watch.job);
+                    info[0] = "the current plane";
+                } else {
+                    out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, images, backend, info,
+                            watch.job);
+                    if (fill != null) NanFill.restore(Pixels.of(imp, indices, full).data, out);
+                }
+                if (warning.isEmpty() && "denoise".equals(method.kind) && fill == null) {
+                    warning = NativeBridge.residualCheck(v.data, out, v.dims);
+                }
+                if (inPlace) {
+                    doneIndices.add(indices);
+                    doneOut.add(out);
+                } else {
+                    for (int i = 0; i < indices.length; i++) {
+                        outs[indices[i] - 1] = toProcessor(out, i * w * h, w, h, stack.getProcessor(indices[i]));
+                    }
+                }
+                done++;
+            }
+        }
+        watch.stage(groups, groups);
+        if (inPlace && doneIndices.size() == 1 && doneIndices.get(0).length == 1) {
+            // One plane changed: ImageJ's Undo can restore it (it holds one slice only).
+            ImageProcessor ip = stack.getProcessor(doneIndices.get(0)[0]);
+            ip.snapshot();
+            Undo.setup(Undo.FILTER, imp);
+        } else if (inPlace) {
+            Undo.reset();
+        }
+        for (int g = 0; g < doneIndices.size(); g++) {
+            int[] indices = doneIndices.get(g);
+            for (int i = 0; i < indices.length; i++) {
+                Pixels.write(stack.getProcessor(indices[i]), doneOut.get(g), i * w * h, w, full, full);
+            }
+        }
+        double ms = (System.nanoTime() - t0) / 1e6;
+        String note = "DenoiseKit " + NativeBridge.version() + ": " + options() + " on " + info[0];
+        if (inPlace) {
+            appendInfo(imp, note);
+            imp.changes = true;
+            imp.updateAndDraw();
+            return new Outcome(imp, note, warning, ms);
+        }
+        ImagePlus out = oneSlice ? singleSlice(outs) : wholeStack(outs, stack, nc, nz, nt);
+        out.setCalibration(imp.getCalibration().copy());
+        String srcInfo = (String) imp.getProperty("Info");
+        if (srcInfo != null) out.setProperty("Info", srcInfo);
+        appendInfo(out, note);
+        if (imp.getOverlay() != null) out.setOverlay(imp.getOverlay().duplicate());
+        if (!oneSlice && imp.isComposite() && nc > 1) {
+            CompositeImage ci = new CompositeImage(out, ((CompositeImage) imp).getMode());
+            ci.setLuts(((CompositeImage) imp).getLuts());
+            out = ci;
+        } else {
+            out.getProcessor().setColorModel(imp.getProcessor().getColorModel());
+            out.resetDisplayRange();
+        }
+        return new Outcome(out, note, warning, ms);
+    }
+
+    /** Logs a finished run: the line that replays it and the residual check. */
+    static void log(Outcome o) {
+        IJ.log(String.format("%s (%.0f ms)", o.note, o.ms));
+        if (!o.warning.isEmpty()) IJ.log("DenoiseKit warning: " + o.warning);
+    }
+
+    private ImagePlus singleSlice(ImageProcessor[] outs) {
+        int index = imp.getCurrentSlice();
+        return new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, outs[index - 1]);
+    }
+
+    private ImagePlus wholeStack(ImageProcessor[] outs, ImageStack stack, int nc, int nz, int nt) {
+        ImageStack result = new ImageStack(imp.getWidth(), imp.getHeight());
+        for (int i = 0; i < outs.length; i++) result.addSlice(stack.getSliceLabel(i + 1), outs[i]);
+        ImagePlus out = new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, result);
+        out.setDimensions(nc, nz, nt);
+        if (imp.isHyperStack()) out.setOpenAsHyperStack(true);
+        return out;
+    }
+
+    private static int[] range(int n) {
+        int[] r = new int[n];
+        for (int i = 0; i < n; i++) r[i] = i + 1;
+        return r;
+    }
+
+    /** Adds a line to the Info property; the property always ends in a line break, so
+     * Show Info's own lines start on a new line after it. */
+    private static void appendInfo(ImagePlus im, String line) {
+        String old = (String) im.getProperty("Info");
+        if (old == null) old = "";
+        if (!old.isEmpty() && !old.endsWith("\n")) old += "\n";
+        im.setProperty("Info", old + line + "\n");
+    }
+
+    private static String stripExtension(String title) {
+        int dot = title.lastIndexOf('.');
+        return dot > 0 ? title.substring(0, dot) : title;
+    }
+
+    /** A new processor of the source's type (or float if asked) holding the result. */
+    private ImageProcessor toProcessor(float[] src, int offset, int w, int h, ImageProcessor like) {
+        ImageProcessor ip;
+        if (floatResult || like instanceof FloatProcessor) {
+            ip = new FloatProcessor(w, h);
+        } else if (like instanceof ShortProcessor) {
+            ip = new ShortProcessor(w, h);
+        } else {
+            ip = new ByteProcessor(w, h);
+        }
+        Rectangle full = new Rectangle(0, 0, w, h);
+        Pixels.write(ip, src, offset, w, full, full);
+        return ip;
+    }
+}
