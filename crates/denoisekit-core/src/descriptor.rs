@@ -99,6 +99,10 @@ pub struct ParamSpec {
     pub tunable: bool,
     /// Acts along z only: it means nothing on a 2D image, and front ends hide it there.
     pub along_z: bool,
+    /// The value that switches the method's z neighbourhood on (`sigma_z = 1`,
+    /// `z_mode = volume`); `None` for one that only describes the z axis (`z_step`) or
+    /// acts in the plane. [`MethodDescriptor::three_d_values`] collects them.
+    pub three_d: Option<ParamValue>,
     /// Used only when another parameter has this value (`("noise_model",
     /// "poisson_gaussian")`); front ends hide or leave it out otherwise.
     pub when: Option<(&'static str, &'static str)>,
@@ -134,13 +138,22 @@ impl ParamSpec {
             help: "",
             tunable: false,
             along_z: false,
+            three_d: None,
             when: None,
         }
     }
 
-    /// Marks the parameter as acting along z only.
+    /// Marks the parameter as describing the z axis only (it changes nothing in 2D).
     pub const fn along_z(mut self) -> Self {
         self.along_z = true;
+        self
+    }
+
+    /// Marks the parameter as acting along z, with `value` the setting that switches the
+    /// method's z neighbourhood on.
+    pub const fn three_d(mut self, value: ParamValue) -> Self {
+        self.along_z = true;
+        self.three_d = Some(value);
         self
     }
 
@@ -678,6 +691,18 @@ pub struct MethodDescriptor {
 }
 
 impl MethodDescriptor {
+    /// The settings that switch on every z neighbourhood the method has (each parameter's
+    /// [`ParamSpec::three_d`]): what "3D" means for it in benchmarks and tests.
+    pub fn three_d_values(&self) -> ParamValues {
+        let mut v = ParamValues::new();
+        for p in self.params {
+            if let Some(on) = p.three_d {
+                v.insert(p.key, on);
+            }
+        }
+        v
+    }
+
     /// Every parameter a user can set: the method's own, then for denoisers the shared
     /// noise model ([`crate::vst::NOISE_MODEL_PARAMS`]).
     pub fn all_params(&self) -> impl Iterator<Item = &'static ParamSpec> + Clone + '_ {
@@ -789,11 +814,12 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 13)?;
+        let mut st = s.serialize_struct("ParamSpec", 14)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
         st.serialize_field("along_z", &self.along_z)?;
+        st.serialize_field("three_d", &self.three_d.map(|v| v.to_string()))?;
         st.serialize_field("when", &self.when.map(|(k, v)| [k, v]))?;
         match self.kind {
             ParamKind::Float { min, max, default } => {

@@ -38,23 +38,7 @@ pub use descriptor::{
     ParamValues, Resolved, Scale, SharedVolume, TuneLoss, Unit, fmt_num,
 };
 pub use error::{DenoiseError, Result};
-pub use methods::anisotropic_diffusion::{
-    AnisotropicDiffusionParams, denoise_anisotropic_diffusion,
-};
-pub use methods::bilateral::{BilateralParams, denoise_bilateral};
-pub use methods::bls_gsm::{BlsGsmParams, denoise_bls_gsm};
-pub use methods::bm3d::{Bm3dParams, denoise_bm3d};
-pub use methods::fourier_filter::{FourierFilterParams, denoise_fourier_filter};
-pub use methods::gaussian::{GaussianParams, denoise_gaussian};
-pub use methods::median::{MedianParams, denoise_median};
-pub use methods::nl_means::{NlMeansParams, denoise_nl_means};
-pub use methods::richardson_lucy::{
-    RichardsonLucyParams, denoise_richardson_lucy, denoise_richardson_lucy_psf,
-};
-pub use methods::tikhonov::{TikhonovParams, denoise_tikhonov};
-pub use methods::top_hat::{TopHatParams, denoise_top_hat};
-pub use methods::total_variation::{TotalVariationParams, denoise_total_variation};
-pub use methods::wavelet::{WaveletParams, denoise_wavelet};
+pub use methods::api::*;
 pub use methods::{find, registry};
 pub use noise::estimate_sigma;
 pub use volume::{Shape, Volume, VolumeView, check_input, volume_from_vec};
@@ -168,13 +152,16 @@ pub fn resolve_noise_model<'v>(
 /// Runs `f` on the input as the noise model asks: directly, or between the generalized
 /// Anscombe transform and its exact unbiased inverse ([`vst`]).
 ///
+/// `f` reports in its own error type (the GPU's keeps device errors apart from the job's),
+/// into which the noise model's errors convert.
+///
 /// # Errors
 /// Whatever `f` returns, and the noise-model parameter errors.
-pub fn with_noise_model(
+pub fn with_noise_model<E: From<DenoiseError>>(
     input: VolumeView<'_>,
     resolved: &Resolved,
-    f: impl FnOnce(VolumeView<'_>) -> Result<Volume>,
-) -> Result<Volume> {
+    f: impl FnOnce(VolumeView<'_>) -> std::result::Result<Volume, E>,
+) -> std::result::Result<Volume, E> {
     let gat = match resolved.get::<&'static str>("noise_model") {
         Ok(_) => vst::Gat::from_resolved(resolved)?,
         // Methods other than denoisers have no noise model.

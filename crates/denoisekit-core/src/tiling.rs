@@ -76,18 +76,21 @@ pub fn plan(
 /// result's planes are handed to `write(first_plane, planes)` in order. Progress is
 /// reported per window; cancellation is honoured inside each.
 ///
+/// `read` and `write` report in their own error type (a file's I/O error stays one), into
+/// which the method's errors convert.
+///
 /// # Errors
 /// Whatever `read`, `write` or the method return, and [`crate::DenoiseError::InvalidInput`]
 /// for non-finite pixels in a window.
-pub fn run_windows(
+pub fn run_windows<E: From<crate::DenoiseError>>(
     m: &MethodDescriptor,
     r: &Resolved,
     depth: usize,
     plan: Plan,
-    mut read: impl FnMut(Range<usize>) -> Result<Volume>,
-    mut write: impl FnMut(usize, VolumeView<'_>) -> Result<()>,
+    mut read: impl FnMut(Range<usize>) -> std::result::Result<Volume, E>,
+    mut write: impl FnMut(usize, VolumeView<'_>) -> std::result::Result<(), E>,
     ctl: &Control,
-) -> Result<()> {
+) -> std::result::Result<(), E> {
     let inner = ctl.quiet();
     let mut a = 0;
     while a < depth {
@@ -101,7 +104,7 @@ pub fn run_windows(
             },
             other => other,
         })?;
-        let out = with_noise_model(input.view(), r, |v| (m.run)(v, r, &inner))?;
+        let out: Volume = with_noise_model(input.view(), r, |v| (m.run)(v, r, &inner))?;
         write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
         ctl.advance((b - a) as u64, depth as u64)?;
         a = b;

@@ -77,6 +77,28 @@ fn parameters_along_z_change_nothing_on_a_2d_image() {
 }
 
 #[test]
+fn three_d_values_switch_the_z_neighbourhood_on() {
+    // What benchmarks and tests call 3D must change a volume's result: a three_d value
+    // that left the method plane by plane would time and test 2D under a 3D name.
+    let (_, noisy) = noisy_3d();
+    for m in registry() {
+        let z = m.three_d_values();
+        if z.pairs().is_empty() {
+            continue;
+        }
+        let plain = run(m.id, noisy.view(), &ParamValues::new(), &Control::new()).unwrap();
+        let with_z = run(m.id, noisy.view(), &z, &Control::new()).unwrap();
+        assert_ne!(
+            plain,
+            with_z,
+            "{}: {} changed nothing in 3D",
+            m.id,
+            z.to_options()
+        );
+    }
+}
+
+#[test]
 fn camera_parameters_change_nothing_under_another_noise_model() {
     // Front ends show a parameter only `when` its condition holds.
     let (_, noisy) = noisy_2d();
@@ -767,7 +789,7 @@ fn windows_of_planes_give_the_untiled_result_exactly() {
             let whole = run(m.id, noisy.view(), &r.to_params(), &Control::new()).unwrap();
             let mut tiled = Array3::<f32>::zeros(noisy.raw_dim());
             let plan = denoisekit_core::tiling::Plan { window: 2, halo };
-            denoisekit_core::tiling::run_windows(
+            denoisekit_core::tiling::run_windows::<DenoiseError>(
                 m,
                 &r,
                 noisy.dim().0,

@@ -182,9 +182,9 @@ pub fn run(
     let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
     ctl.reset_progress();
     let (volume, device) = match try_gpu(m, input.view(), &resolved, backend, ctl)? {
-        Ok(done) => done,
+        Attempt::Done(volume, device) => (volume, device),
         // The CPU path keeps the memory budget (windows of planes, or TooLarge).
-        Err(why) => (
+        Attempt::UseCpu(why) => (
             denoisekit_core::run_resolved(m, input, &resolved, ctl)?,
             Ran::Cpu(why),
         ),
@@ -212,9 +212,16 @@ fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
     bytes.saturating_add(denoisekit_core::memory::FIXED)
 }
 
+/// What a job's GPU attempt came to (the job's own errors are returned beside it).
+enum Attempt {
+    /// The GPU computed the result.
+    Done(Volume, Ran),
+    /// The CPU should run it, for this reason (`None`: none worth reporting).
+    UseCpu(Option<String>),
+}
+
 /// Runs a prepared job on the GPU when `backend` asks for one and one can run it (inside
-/// the noise model's transform); otherwise says why the CPU should (`None`: no reason
-/// worth reporting).
+/// the noise model's transform); otherwise says why the CPU should.
 #[cfg(feature = "wgpu")]
 fn try_gpu(
     m: &'static denoisekit_core::MethodDescriptor,
@@ -222,65 +229,61 @@ fn try_gpu(
     resolved: &Resolved,
     backend: Backend,
     ctl: &Control,
-) -> Result<Result<(Volume, Ran), Option<String>>, DenoiseError> {
+) -> Result<Attempt, DenoiseError> {
     if backend == Backend::Cpu {
-        return Ok(Err(None));
+        return Ok(Attempt::UseCpu(None));
     }
     match (shared(), gpu_method(m.id)) {
         (Err(e), _) if backend == Backend::Gpu => Err(DenoiseError::BackendUnavailable {
             reason: e.to_string(),
         }),
-        (Err(_), _) => Ok(Err(None)),
-        (Ok(_), None) => Ok(Err(Some(format!("no GPU kernel for {} yet", m.id)))),
+        (Err(_), _) => Ok(Attempt::UseCpu(None)),
+        (Ok(_), None) => Ok(Attempt::UseCpu(Some(format!(
+            "no GPU kernel for {} yet",
+            m.id
+        )))),
         (Ok(ctx), Some(_))
             if backend == Backend::Auto
                 && ctx.is_software()
                 && !context::fault::software_as_hardware() =>
         {
-            Ok(Err(Some(format!("{} is a software GPU", ctx.info.name))))
+            Ok(Attempt::UseCpu(Some(format!(
+                "{} is a software GPU",
+                ctx.info.name
+            ))))
         }
-        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => Ok(Err(Some(
-            format!("{} is faster on the CPU than on a GPU", m.id),
-        ))),
+        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => Ok(Attempt::UseCpu(
+            Some(format!("{} is faster on the CPU than on a GPU", m.id)),
+        )),
         (Ok(ctx), Some(f)) => {
             // The CPU path windows a job over the budget or refuses it; the GPU path holds
             // it whole.
             let (need, limit) = (host_need(&input, resolved), ctl.memory_limit()?);
             if need > limit {
-                return Ok(Err(Some(format!(
+                return Ok(Attempt::UseCpu(Some(format!(
                     "the GPU path needs {} of host memory, over the budget of {}",
                     denoisekit_core::memory::fmt_bytes(need),
                     denoisekit_core::memory::fmt_bytes(limit)
                 ))));
             }
-            // The closure's error type is the core's: keep the device error aside.
-            let mut failure = None;
             let done = denoisekit_core::with_noise_model(input, resolved, |v| {
-                f(ctx, v, resolved, ctl, None).map_err(|e| match e {
-                    GpuError::Job(e) => e,
-                    e => {
-                        failure = Some(e);
-                        DenoiseError::Cancelled
-                    }
-                })
+                f(ctx, v, resolved, ctl, None)
             });
             ctl.checkpoint()?;
-            match (done, failure) {
-                (Ok(volume), _) => Ok(Ok((volume, Ran::Gpu(ctx.describe())))),
-                (Err(_), Some(GpuError::Unsupported(why))) => Ok(Err(Some(why))),
-                (Err(_), Some(e)) if backend == Backend::Gpu => {
-                    Err(DenoiseError::BackendUnavailable {
-                        reason: e.to_string(),
-                    })
-                }
-                (Err(_), Some(e)) => {
+            match done {
+                Ok(volume) => Ok(Attempt::Done(volume, Ran::Gpu(ctx.describe()))),
+                Err(GpuError::Job(e)) => Err(e),
+                Err(GpuError::Unsupported(why)) => Ok(Attempt::UseCpu(Some(why))),
+                Err(e) if backend == Backend::Gpu => Err(DenoiseError::BackendUnavailable {
+                    reason: e.to_string(),
+                }),
+                Err(e) => {
                     log::warn!(
                         "DenoiseKit: GPU failed for {} ({e}); running on the CPU",
                         m.id
                     );
-                    Ok(Err(Some(format!("GPU failed: {e}"))))
+                    Ok(Attempt::UseCpu(Some(format!("GPU failed: {e}"))))
                 }
-                (Err(e), None) => Err(e),
             }
         }
     }
@@ -295,16 +298,16 @@ fn try_gpu(
     _resolved: &Resolved,
     backend: Backend,
     _ctl: &Control,
-) -> Result<Result<(Volume, Ran), Option<String>>, DenoiseError> {
+) -> Result<Attempt, DenoiseError> {
     static LOGGED: std::sync::Once = std::sync::Once::new();
     match backend {
-        Backend::Cpu => Ok(Err(None)),
+        Backend::Cpu => Ok(Attempt::UseCpu(None)),
         Backend::Gpu => Err(DenoiseError::BackendUnavailable {
             reason: format!("{NO_GPU_IN_BUILD}; use backend=auto or backend=cpu"),
         }),
         Backend::Auto => {
             LOGGED.call_once(|| log::info!("DenoiseKit: {NO_GPU_IN_BUILD}; running on the CPU"));
-            Ok(Err(Some(NO_GPU_IN_BUILD.to_string())))
+            Ok(Attempt::UseCpu(Some(NO_GPU_IN_BUILD.to_string())))
         }
     }
 }

@@ -45,7 +45,7 @@ crate::method_params! {
         /// (Perona–Malik 2, favours wide regions).
         conductance: &'static str = ParamSpec::choice("Conductance", &["exponential", "rational"], "exponential"),
         /// Weight of the flux across planes: 0 = each plane on its own, 1 = isotropic 3D.
-        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).along_z(),
+        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)),
     }
 }
 

@@ -45,7 +45,7 @@ crate::method_params! {
         radius: usize = ParamSpec::int("Radius", 0, 60, 0).unit(Unit::Pixels),
         /// Spatial standard deviation across planes, in planes; 0 filters each plane on
         /// its own. The z half-width is ⌈3 · sigma_spatial_z⌉.
-        sigma_spatial_z: f64 = ParamSpec::float("Spatial sigma (z)", 0.0, 10.0, DefaultValue::Fixed(0.0)).along_z()
+        sigma_spatial_z: f64 = ParamSpec::float("Spatial sigma (z)", 0.0, 10.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0))
             .unit(Unit::Pixels),
     }
 }

@@ -37,7 +37,7 @@ crate::method_params! {
         /// Width of the soft edge as a fraction of the cutoff (0 = hard edge, which rings).
         softness: f64 = ParamSpec::float("Softness", 0.0, 0.9, DefaultValue::Fixed(0.2)),
         /// Cutoff across planes in cycles per plane; 0 filters each plane on its own.
-        cutoff_z: f64 = ParamSpec::float("Cutoff (z)", 0.0, 1.0, DefaultValue::Fixed(0.0)).along_z(),
+        cutoff_z: f64 = ParamSpec::float("Cutoff (z)", 0.0, 1.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)),
     }
 }
 

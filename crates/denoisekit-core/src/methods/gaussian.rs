@@ -39,7 +39,7 @@ crate::method_params! {
             .unit(Unit::Pixels).tunable(),
         /// Standard deviation across planes, in planes. 0 blurs each plane on its own;
         /// ignored for single images.
-        sigma_z: f64 = ParamSpec::float("Sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).along_z()
+        sigma_z: f64 = ParamSpec::float("Sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0))
             .unit(Unit::Pixels),
         /// What lies beyond the image edge: replicate (ImageJ), symmetric, reflect
         /// (OpenCV), periodic or zero.

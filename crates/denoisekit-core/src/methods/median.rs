@@ -39,7 +39,7 @@ crate::method_params! {
         /// bigger specks, loses more detail; 0 leaves planes unfiltered.
         radius: usize = ParamSpec::int("Radius", 0, 25, 1).unit(Unit::Pixels),
         /// Half-width across planes; 0 filters each plane on its own.
-        radius_z: usize = ParamSpec::int("Radius (z)", 0, 10, 0).along_z().unit(Unit::Pixels),
+        radius_z: usize = ParamSpec::int("Radius (z)", 0, 10, 0).three_d(crate::descriptor::ParamValue::Int(1)).unit(Unit::Pixels),
         /// What lies beyond the image edge: replicate (ImageJ), symmetric (scipy's
         /// "reflect"), reflect, periodic or zero.
         border: BorderMode = ParamSpec::choice("Border", BorderMode::NAMES, "replicate"),

@@ -1,43 +1,51 @@
 //! The method registry: the only list of methods in DenoiseKit.
 //!
-//! To add a method: write `methods/<id>.rs` with its `method_params!` table, its
-//! `denoise_<id>` function and a `DESCRIPTOR`, then add one line to [`REGISTRY`]. The CLI,
-//! the JNI `describe` call, the ImageJ dialog, the docs and the property tests pick it up.
+//! To add a method (docs/architecture.md, "Adding a method", says the same): write
+//! `methods/<id>.rs` with a `//!` header, its `method_params!` table, `pub fn
+//! denoise_<id>` and a `pub static DESCRIPTOR`; add its line to the `registry!` list below
+//! (module, parameters struct, functions: that one line registers it and re-exports its
+//! API); regenerate docs/methods.md. Optionally a GPU kernel in `denoisekit-gpu`. The CLI,
+//! the JNI `describe` call, the Fiji panel, Python, the docs and the property tests pick it
+//! up from the registry.
 
 use crate::descriptor::MethodDescriptor;
 use crate::error::{DenoiseError, Result};
 
-pub mod anisotropic_diffusion;
-pub mod bilateral;
-pub mod bls_gsm;
-pub mod bm3d;
-pub mod fourier_filter;
-pub mod gaussian;
-pub mod median;
-pub mod nl_means;
-pub mod richardson_lucy;
-pub mod tikhonov;
-pub mod top_hat;
-pub mod total_variation;
-pub mod wavelet;
-mod wavelet_filters;
+/// Declares each method's module, its entry in [`REGISTRY`] (in the order given, which is
+/// the order users see) and the re-export of its typed API (parameters struct, `denoise_*`
+/// functions) that `lib.rs` publishes: one line per method, so a method cannot be
+/// registered without its API, or exported without being registered.
+macro_rules! registry {
+    ($($id:ident => $params:ident, $($func:ident),+;)+) => {
+        $(pub mod $id;)+
 
-/// Every registered method, in the order shown to users.
-pub static REGISTRY: &[&MethodDescriptor] = &[
-    &gaussian::DESCRIPTOR,
-    &bilateral::DESCRIPTOR,
-    &nl_means::DESCRIPTOR,
-    &bm3d::DESCRIPTOR,
-    &bls_gsm::DESCRIPTOR,
-    &total_variation::DESCRIPTOR,
-    &wavelet::DESCRIPTOR,
-    &tikhonov::DESCRIPTOR,
-    &anisotropic_diffusion::DESCRIPTOR,
-    &fourier_filter::DESCRIPTOR,
-    &median::DESCRIPTOR,
-    &richardson_lucy::DESCRIPTOR,
-    &top_hat::DESCRIPTOR,
-];
+        /// Every registered method, in the order shown to users.
+        pub static REGISTRY: &[&MethodDescriptor] = &[$(&$id::DESCRIPTOR),+];
+
+        /// Each method's typed API, re-exported at the crate root.
+        pub mod api {
+            $(pub use super::$id::{$params, $($func),+};)+
+        }
+    };
+}
+
+registry! {
+    gaussian => GaussianParams, denoise_gaussian;
+    bilateral => BilateralParams, denoise_bilateral;
+    nl_means => NlMeansParams, denoise_nl_means;
+    bm3d => Bm3dParams, denoise_bm3d;
+    bls_gsm => BlsGsmParams, denoise_bls_gsm;
+    total_variation => TotalVariationParams, denoise_total_variation;
+    wavelet => WaveletParams, denoise_wavelet;
+    tikhonov => TikhonovParams, denoise_tikhonov;
+    anisotropic_diffusion => AnisotropicDiffusionParams, denoise_anisotropic_diffusion;
+    fourier_filter => FourierFilterParams, denoise_fourier_filter;
+    median => MedianParams, denoise_median;
+    richardson_lucy => RichardsonLucyParams, denoise_richardson_lucy, denoise_richardson_lucy_psf;
+    top_hat => TopHatParams, denoise_top_hat;
+}
+
+mod wavelet_filters;
 
 /// Every registered method.
 pub fn registry() -> &'static [&'static MethodDescriptor] {

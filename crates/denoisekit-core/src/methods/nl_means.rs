@@ -55,9 +55,9 @@ crate::method_params! {
         /// (cost grows with its square).
         search_radius: usize = ParamSpec::int("Search radius", 0, 30, 6).unit(Unit::Pixels),
         /// Patch half-width across planes; 0 uses 2D patches.
-        patch_radius_z: usize = ParamSpec::int("Patch radius (z)", 0, 5, 0).along_z().unit(Unit::Pixels),
+        patch_radius_z: usize = ParamSpec::int("Patch radius (z)", 0, 5, 0).three_d(crate::descriptor::ParamValue::Int(1)).unit(Unit::Pixels),
         /// Search half-width across planes; 0 searches each plane on its own.
-        search_radius_z: usize = ParamSpec::int("Search radius (z)", 0, 10, 0).along_z().unit(Unit::Pixels),
+        search_radius_z: usize = ParamSpec::int("Search radius (z)", 0, 10, 0).three_d(crate::descriptor::ParamValue::Int(1)).unit(Unit::Pixels),
     }
 }
 

@@ -78,7 +78,7 @@ crate::method_params! {
         /// Gaussian PSF: standard deviation in x and y, in pixels.
         psf_sigma: f64 = ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels),
         /// Gaussian PSF: standard deviation across planes; 0 deconvolves each plane on its own.
-        psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).along_z().unit(Unit::Pixels),
+        psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)).unit(Unit::Pixels),
         /// Airy PSF: numerical aperture of the objective.
         na: f64 = ParamSpec::float("Numerical aperture", 0.05, 1.7, DefaultValue::Fixed(1.4)),
         /// Airy PSF: emission wavelength, in nanometres.

@@ -41,7 +41,7 @@ crate::method_params! {
         /// Standard deviation of a Gaussian PSF to deconvolve, in pixels; 0 only denoises.
         psf_sigma: f64 = ParamSpec::float("PSF sigma", 0.0, 20.0, DefaultValue::Fixed(0.0)).unit(Unit::Pixels),
         /// Weight of the regulariser across planes: 0 = each plane on its own, 1 = isotropic 3D.
-        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).along_z(),
+        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)),
     }
 }
 

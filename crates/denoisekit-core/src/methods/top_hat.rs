@@ -43,7 +43,7 @@ crate::method_params! {
         /// Radius of the disk, in pixels: larger than the largest object to keep.
         radius: usize = ParamSpec::int("Radius", 0, 500, 15).unit(Unit::Pixels),
         /// Radius across planes (an ellipsoid); 0 treats each plane on its own.
-        radius_z: usize = ParamSpec::int("Radius (z)", 0, 100, 0).along_z().unit(Unit::Pixels),
+        radius_z: usize = ParamSpec::int("Radius (z)", 0, 100, 0).three_d(crate::descriptor::ParamValue::Int(1)).unit(Unit::Pixels),
         /// white: bright objects on a dark background (fluorescence); black: dark objects on
         /// a bright background (bright field, EM).
         mode: &'static str = ParamSpec::choice("Objects", &["white", "black"], "white"),

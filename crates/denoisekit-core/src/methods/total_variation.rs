@@ -50,7 +50,7 @@ crate::method_params! {
         /// be processed in chunks.
         tolerance: f64 = ParamSpec::float("Tolerance", 0.0, 0.1, DefaultValue::Fixed(2e-4)).scale(Scale::Log),
         /// Weight of the gradient across planes: 0 = each plane on its own, 1 = isotropic 3D.
-        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).along_z(),
+        z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)),
     }
 }
 

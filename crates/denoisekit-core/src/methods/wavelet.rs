@@ -72,7 +72,7 @@ crate::method_params! {
         /// blocky artefacts of the decimated transform; costs (n+1)^2 times more in 2D.
         cycle_spins: usize = ParamSpec::int("Cycle spins", 0, 7, 0).unit(Unit::Pixels),
         /// planes: each plane on its own; volume: a 3D wavelet transform across planes.
-        z_mode: &'static str = ParamSpec::choice("Z mode", &["planes", "volume"], "planes").along_z(),
+        z_mode: &'static str = ParamSpec::choice("Z mode", &["planes", "volume"], "planes").three_d(crate::descriptor::ParamValue::Choice("volume")),
     }
 }
 

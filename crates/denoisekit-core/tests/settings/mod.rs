@@ -2,7 +2,7 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
-use denoisekit_core::{MethodDescriptor, ParamKind, ParamValues};
+use denoisekit_core::{MethodDescriptor, ParamValues};
 
 /// The settings a table-driven test runs method `m` with on an input of shape `dims`:
 /// `base`, then `base` with each image input (a measured PSF) selected and given the
@@ -20,21 +20,8 @@ pub fn with_image_inputs(
     all
 }
 
-/// Parameters that switch on every z neighbourhood a method has (those its descriptor marks
-/// `along_z`). By convention a z choice (such as `z_mode`) lists its 3D option last.
+/// Parameters that switch on every z neighbourhood a method has (its descriptor's
+/// [`denoisekit_core::ParamSpec::three_d`] values).
 pub fn three_d_values(id: &str) -> ParamValues {
-    let m = denoisekit_core::find(id).unwrap();
-    let mut v = ParamValues::new();
-    for p in m.params {
-        if p.along_z {
-            match p.kind {
-                ParamKind::Float { .. } => v.insert(p.key, 1.0),
-                ParamKind::Int { .. } => v.insert(p.key, 1),
-                ParamKind::Choice { options, .. } => {
-                    v.insert(p.key, *options.last().expect("a choice has options"))
-                }
-            }
-        }
-    }
-    v
+    denoisekit_core::find(id).unwrap().three_d_values()
 }
