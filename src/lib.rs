@@ -226,6 +226,17 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_progress0<'l>(
         .resolve::<Throw>()
 }
 
+/// `private static native String backends0()`: the backend names, comma-separated, the
+/// default first (front ends list them instead of typing their own).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_backends0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+) -> JString<'l> {
+    env.with_env(|env| Ok(env.new_string(denoisekit_core::Backend::NAMES.join(","))?))
+        .resolve::<Throw>()
+}
+
 /// `private static native int[] support0(String method, String[] keys, String[] values)`:
 /// `{x, y, z}` halo that makes a region's result equal the full result there.
 #[unsafe(no_mangle)]

@@ -435,6 +435,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ty.setattr("__module__", "denoisekit._native")?;
         m.add(name, ty)?;
     }
+    // The backend names, default first: front ends list these instead of their own.
+    m.add("BACKENDS", Backend::NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(registry_json, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_compiled, m)?)?;

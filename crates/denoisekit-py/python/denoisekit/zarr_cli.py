@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from denoisekit._native import BACKENDS
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="denoisekit-zarr", description=__doc__.split("\n\n")[0])
@@ -34,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true",
                     help="continue an interrupted run into the same output")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    ap.add_argument("--backend", default="cpu", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--backend", default="cpu", choices=BACKENDS)
     a = ap.parse_args(argv)
     params = {}
     for p in a.params:

@@ -53,7 +53,8 @@ class NativeBridgeTest {
             Set<String> keys = new HashSet<String>();
             for (ParamSpec p : m.params) {
                 assertTrue(keys.add(p.key), m.id + " repeats " + p.key);
-                for (String reserved : new String[] {"method", "backend", "in_place", "float_result"}) {
+                for (String reserved : new String[] {"method", "backend", "scope", "z_axis", "in_place",
+                        "float_result", "nan_masked", "view"}) {
                     assertFalse(p.key.equals(reserved), m.id + " uses the dialog key " + reserved);
                 }
                 assertTrue(p.key.matches("[a-z][a-z0-9_]*"), "macro key " + p.key);
@@ -280,12 +281,15 @@ class NativeBridgeTest {
                 result[0] = e;
             }
         });
+        assertEquals(-1.0, NativeBridge.progress(job), "a job not started has no progress");
         worker.start();
-        boolean cancelled = false;
-        for (int i = 0; i < 400 && !cancelled; i++) {
+        double seen = -1;
+        for (int i = 0; i < 400 && seen < 0; i++) {
             Thread.sleep(5);
-            cancelled = NativeBridge.cancel(job);
+            seen = NativeBridge.progress(job);
         }
+        assertTrue(seen >= 0 && seen <= 1, "progress of a running job: " + seen);
+        boolean cancelled = NativeBridge.cancel(job);
         assertTrue(cancelled, "the job was never seen running");
         worker.join(20000);
         assertFalse(worker.isAlive(), "cancel did not stop the job");
@@ -293,6 +297,44 @@ class NativeBridgeTest {
         assertEquals("Cancelled", ((DenoiseKitException) result[0]).getKind());
         assertFalse(NativeBridge.cancel(job), "a finished job is no longer cancellable");
         assertFalse(NativeBridge.cancel(-42), "unknown ids are ignored");
+        assertEquals(-1.0, NativeBridge.progress(job), "a finished job has no progress");
+        assertEquals(-1.0, NativeBridge.progress(-42));
+    }
+
+    @Test
+    void tuneAndRankAreCancellableJobs() throws Exception {
+        final int n = 512;
+        final float[] px = noisy(n * n, 9, 5);
+        for (final boolean rank : new boolean[] {false, true}) {
+            final long job = NativeBridge.newJob();
+            final Object[] result = new Object[1];
+            Thread worker = new Thread(() -> {
+                try {
+                    result[0] = rank ? NativeBridge.rank(px, new int[] {n, n, 1}, "nl_means,bm3d", job)
+                            : NativeBridge.tune("bm3d", px, new int[] {n, n, 1}, null, null, null, job);
+                } catch (DenoiseKitException e) {
+                    result[0] = e;
+                }
+            });
+            worker.start();
+            boolean cancelled = false;
+            for (int i = 0; i < 400 && !cancelled; i++) {
+                Thread.sleep(5);
+                cancelled = NativeBridge.cancel(job);
+            }
+            assertTrue(cancelled, (rank ? "rank" : "tune") + " was never seen running");
+            worker.join(20000);
+            assertFalse(worker.isAlive(), "cancel did not stop " + (rank ? "rank" : "tune"));
+            assertTrue(result[0] instanceof DenoiseKitException, "a cancelled search returns nothing");
+            assertEquals("Cancelled", ((DenoiseKitException) result[0]).getKind());
+        }
+    }
+
+    @Test
+    void backendsAreTheLibrarysNames() {
+        List<String> names = java.util.Arrays.asList(NativeBridge.backends());
+        assertEquals("auto", names.get(0), "auto is the default and comes first");
+        assertTrue(names.contains("cpu") && names.contains("gpu"), names.toString());
     }
 
     @Test

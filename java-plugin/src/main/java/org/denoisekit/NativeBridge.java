@@ -52,6 +52,7 @@ public final class NativeBridge {
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String[] imageKeys, float[][] imagePixels, int[][] imageDims, long job);
     private static native double progress0(long job);
+    private static native String backends0();
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native String rank0(float[] pixels, int[] dims, String methods, long job);
     private static native double estimateNoise0(float[] pixels, int[] dims);
@@ -449,6 +450,12 @@ public final class NativeBridge {
     public static double progress(long job) {
         ensureLoaded();
         return progress0(job);
+    }
+
+    /** The backend names the library accepts, the default ("auto") first. */
+    public static String[] backends() {
+        ensureLoaded();
+        return backends0().split(",");
     }
 
     /** Cancels a running job; returns whether it was running. Safe from any thread. */

@@ -33,7 +33,7 @@ public class CompareCommand implements PlugIn {
             return;
         }
         GenericDialog gd = new GenericDialog("Compare Methods");
-        gd.addChoice("backend", new String[] {"auto", "cpu", "gpu"}, "auto");
+        gd.addChoice("backend", NativeBridge.backends(), "auto");
         gd.addCheckbox("residuals (input minus output, underneath)", false);
         gd.addCheckbox("tuned (each denoiser tuned self-supervised, ranked by one loss; slower)", true);
         gd.showDialog();

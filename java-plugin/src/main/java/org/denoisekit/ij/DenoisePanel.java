@@ -95,7 +95,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     private final JLabel residualLine = new JLabel(" ");
     private final JLabel regionLine = new JLabel(" ");
     private final JLabel deviceLine = new JLabel(" ");
-    private final JComboBox<String> backend = new JComboBox<String>(new String[] {"auto", "cpu", "gpu"});
+    private final JComboBox<String> backend = new JComboBox<String>(NativeBridge.backends());
     private final JComboBox<String> scope = new JComboBox<String>(new String[] {"stack", "slice"});
     private final JComboBox<String> zAxis = new JComboBox<String>(new String[] {"slices", "frames"});
     private final JCheckBox inPlace = new JCheckBox("In place (modify the original)");

@@ -1,0 +1,136 @@
+//! Streaming: a stack larger than the memory budget read, denoised and written in windows
+//! of planes (with the method's z halo), so it never sits in memory whole.
+
+use crate::*;
+
+/// `Some` when the whole job (the stack and the method's working memory) would pass the
+/// memory budget and the method can run in windows of planes: then the stack is streamed.
+pub(crate) fn streaming_plan(
+    method: &str,
+    input: &Path,
+    values: &ParamValues,
+) -> CliResult<Option<(Shape, Resolved, Plan)>> {
+    let m = denoisekit_core::find(method)?;
+    let (depth, height, width) = tiffio::probe(input)?;
+    let shape = Shape {
+        depth,
+        height,
+        width,
+    };
+    // Sizes depend on radii and the noise model, never on the noise level: any stands in.
+    let sizing = m.resolve(values, || Ok(1.0))?;
+    let stack = (shape.len().unwrap_or(usize::MAX) as u64).saturating_mul(4);
+    let whole = stack.saturating_add(memory::need(m, shape, &sizing)?);
+    let limit = memory::limit()?;
+    if whole <= limit {
+        return Ok(None);
+    }
+    // Parameters are resolved once, on the middle planes, so every window uses the same.
+    let mid = depth / 2;
+    let sample = read_planes(input, mid.saturating_sub(2)..(mid + 3).min(depth))?;
+    let (_, r) = if depth > 1 && sample.dim().0 == 1 {
+        // A one-plane sample would be judged as a 2D image.
+        return Err(memory::too_large(m, shape, whole, limit).into());
+    } else {
+        denoisekit_core::prepare(method, &sample.view(), values)?
+    };
+    let plane = (height * width * 4) as u64;
+    match tiling::plan(m, shape, &r, limit, plane)? {
+        Some(plan) => Ok(Some((shape, r, plan))),
+        None => Err(memory::too_large(m, shape, whole, limit).into()),
+    }
+}
+
+/// Planes `range` of a stack, reading only as far as needed.
+pub(crate) fn read_planes(path: &Path, range: std::ops::Range<usize>) -> CliResult<Volume> {
+    let mut r = tiffio::PageReader::open(path)?;
+    for _ in 0..range.start {
+        r.skip_page()?;
+    }
+    let (w, h) = r.dims();
+    let mut data = Vec::with_capacity(range.len() * w * h);
+    for _ in range.clone() {
+        data.extend(r.next_page()?.ok_or("the stack ended early")?);
+    }
+    Ok(volume_from_vec(range.len(), h, w, data)?)
+}
+
+/// Denoises a stack too large for the memory budget page by page: windows of planes with
+/// their z halo are read, denoised on the CPU and written in order, so memory holds one
+/// window, not the file.
+pub(crate) fn stream(
+    method: &str,
+    input: &Path,
+    output: &Path,
+    float: bool,
+    (shape, r, plan): (Shape, Resolved, Plan),
+) -> CliResult<()> {
+    let t = Instant::now();
+    let m = denoisekit_core::find(method)?;
+    eprintln!(
+        "{method}: {shape} does not fit in the memory limit of {}: streaming in windows of {} \
+         planes (z halo {}) on the CPU",
+        memory::fmt_bytes(memory::limit()?),
+        plan.window,
+        plan.halo
+    );
+    let mut reader = tiffio::PageReader::open(input)?;
+    let first = reader.next_page()?.ok_or("the stack has no pages")?;
+    let bits = if float {
+        Bits::F32
+    } else {
+        reader.bits().unwrap_or(Bits::F32)
+    };
+    let mut writer =
+        tiffio::PageWriter::create(output, bits, shape.len().unwrap_or(usize::MAX) as u64)?;
+    let (w, h) = (shape.width, shape.height);
+    // Planes `start..start + ring.len()` of the stack; windows only move forward.
+    let mut ring = std::collections::VecDeque::from([first]);
+    let mut start = 0;
+    let (ctl, bar) = crate::progress::Progress::start(&format!("{method} (streamed)"));
+    tiling::run_windows(
+        m,
+        &r,
+        shape.depth,
+        plan,
+        |range| -> CliResult<Volume> {
+            while start < range.start {
+                ring.pop_front();
+                start += 1;
+            }
+            while start + ring.len() < range.end {
+                match reader.next_page()? {
+                    Some(px) => ring.push_back(px),
+                    None => {
+                        return Err(DenoiseError::InvalidInput {
+                            reason: "the stack ended early".into(),
+                        }
+                        .into());
+                    }
+                }
+            }
+            let mut data = Vec::with_capacity(range.len() * w * h);
+            for px in ring.range(..range.len()) {
+                data.extend_from_slice(px);
+            }
+            Ok(volume_from_vec(range.len(), h, w, data)?)
+        },
+        |_, planes| -> CliResult<()> {
+            for plane in planes.outer_iter() {
+                let px = plane.as_standard_layout();
+                let px = px.as_slice().expect("standard layout");
+                writer.write_page(w, h, px)?;
+            }
+            Ok(())
+        },
+        &ctl,
+    )?;
+    drop(bar);
+    eprintln!(
+        "{method} {} on cpu (streamed): {:.1} ms -> {}",
+        r.to_options(),
+        t.elapsed().as_secs_f64() * 1e3,
+        output.display()
+    );
+    Ok(())
+}
