@@ -390,10 +390,13 @@ fn system_library(platform: &str, lib: &str) -> bool {
                 ]
                 .contains(&l.as_str())
         }
-        // Every macOS 11+: the system library, libiconv, libc++ and libobjc.
+        // Every macOS 11+: the system library, libiconv (with libcharset, which Apple's
+        // libiconv.2.dylib itself loads; the CLI names it directly since its terminal
+        // progress bar), libc++ and libobjc.
         _ => {
             l == "/usr/lib/libsystem.b.dylib"
                 || l == "/usr/lib/libiconv.2.dylib"
+                || l == "/usr/lib/libcharset.1.dylib"
                 || l == "/usr/lib/libc++.1.dylib"
                 || l == "/usr/lib/libobjc.a.dylib"
                 || l.starts_with("/system/library/frameworks/corefoundation.framework/")
