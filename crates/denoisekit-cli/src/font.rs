@@ -128,7 +128,8 @@ mod tests {
         // 'l' starts with two pixels at columns 1-2 of row 0: (2 + 2, 3) at scale 2.
         assert_eq!(img[3 * w + 4], 255);
         assert_eq!(img[3 * w + 2], 0);
+        // 'm' at x = 35: its first column (row 2) lands inside, the rest is clipped.
         draw(&mut img, w, (35, 15), "mmm", 2, 255);
-        assert_eq!(img.len(), w * h);
+        assert_eq!(img[(15 + 2 * 2) * w + 35], 255);
     }
 }

@@ -423,7 +423,7 @@ public class GuiHarness {
         System.out.println("z-fields-on-3d: " + (find(panel, "search_radius_z").isShowing() ? "shown" : "hidden"));
         setText(panel, "search_radius_z", "2");
         setText(panel, "patch_radius_z", "1");
-        onEdt(() -> ((javax.swing.JCheckBox) findText(panel, "Preview")).setSelected(false));
+        onEdt(() -> ((javax.swing.JCheckBox) find(panel, "Preview")).setSelected(false));
         click(panel, "Apply");
         javax.swing.JProgressBar bar = (javax.swing.JProgressBar) find(panel, "progress");
         java.util.Set<Integer> seen = new java.util.TreeSet<Integer>();
@@ -484,10 +484,6 @@ public class GuiHarness {
             }
         }
         return null;
-    }
-
-    static java.awt.Component findText(java.awt.Container in, String text) {
-        return find(in, text);
     }
 
     /** A label's or field's text, HTML line breaks as spaces. */

@@ -562,7 +562,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         }
         s.titles = new String[imageInputs.size()];
         for (int i = 0; i < s.titles.length; i++) s.titles[i] = (String) imageInputs.get(i).getSelectedItem();
-        s.region = region(imp);
+        s.region = DenoiseCommand.previewRegion(imp);
         return s;
     }
 
@@ -637,16 +637,13 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         String problem;
     }
 
-    static Rectangle region(ImagePlus imp) {
-        return DenoiseCommand.previewRegion(imp);
-    }
 
     // ---- preview ----
 
     /** Something changed: a new preview replaces the one in flight. */
     private void changed() {
         if (loading || method == null || closed) return;
-        Rectangle r = region(imp);
+        Rectangle r = DenoiseCommand.previewRegion(imp);
         Roi roi = imp.getRoi();
         regionLine.setText("Preview: " + (roi != null && roi.isArea() ? "the selection" : "the centre of the slice")
                 + " (" + r.width + "x" + r.height + " at " + r.x + ", " + r.y + "), slice " + imp.getCurrentSlice()

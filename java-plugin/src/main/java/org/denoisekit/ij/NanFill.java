@@ -42,10 +42,12 @@ final class NanFill {
         for (int i = 0; i < n; i++) {
             known[i] = !Float.isNaN(src[i]) && !Float.isInfinite(src[i]);
         }
+        // Neighbour offsets; a pixel on an edge skips the ones outside the plane.
+        int[] step = {-1, 1, -w, w};
         // The first wave: unknown pixels next to a known one, in raster order.
         boolean[] queued = new boolean[n];
         for (int i = 0; i < n; i++) {
-            if (!known[i] && hasKnownNeighbour(known, i, w, h)) {
+            if (!known[i] && hasKnownNeighbour(known, i, w, h, step)) {
                 queue[tail++] = i;
                 queued[i] = true;
             }
@@ -62,29 +64,33 @@ final class NanFill {
             int x = i % w, y = i / w;
             double sum = 0;
             int count = 0;
-            int[] nb = {x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1};
-            for (int j : nb) {
-                if (j >= 0 && known[j]) {
+            for (int k = 0; k < 4; k++) {
+                if (!inside(k, x, y, w, h)) continue;
+                int j = i + step[k];
+                if (known[j]) {
                     sum += out[j];
                     count++;
-                }
-            }
-            out[i] = (float) (sum / count);
-            known[i] = true;
-            for (int j : nb) {
-                if (j >= 0 && !known[j] && !queued[j]) {
+                } else if (!queued[j]) {
                     queued[j] = true;
                     queue[tail++] = j;
                 }
             }
+            out[i] = (float) (sum / count);
+            known[i] = true;
         }
         return out;
     }
 
-    private static boolean hasKnownNeighbour(boolean[] known, int i, int w, int h) {
-        int x = i % w, y = i / w;
-        return (x > 0 && known[i - 1]) || (x < w - 1 && known[i + 1]) || (y > 0 && known[i - w])
-                || (y < h - 1 && known[i + w]);
+    /** Whether neighbour k (left, right, up, down) of (x, y) lies in the plane. */
+    private static boolean inside(int k, int x, int y, int w, int h) {
+        return k == 0 ? x > 0 : k == 1 ? x < w - 1 : k == 2 ? y > 0 : y < h - 1;
+    }
+
+    private static boolean hasKnownNeighbour(boolean[] known, int i, int w, int h, int[] step) {
+        for (int k = 0; k < 4; k++) {
+            if (inside(k, i % w, i / w, w, h) && known[i + step[k]]) return true;
+        }
+        return false;
     }
 
     /** Puts NaN back wherever {@code input} (the unfilled pixels of a job) was not finite. */
