@@ -14,60 +14,26 @@
 //! pywt means "replicate the edge". The WGSL helper `border_index` in the GPU crate
 //! implements the same mapping and is tested against [`BorderMode::index`].
 
-use crate::error::{DenoiseError, Result};
 use crate::volume::{Volume, VolumeView};
 use rayon::prelude::*;
 
-/// Rule for pixels outside the image; see the module docs for pictures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BorderMode {
-    /// Repeat the edge pixel (ImageJ's convention).
-    #[default]
-    Replicate,
-    /// Mirror including the edge pixel.
-    Symmetric,
-    /// Mirror about the edge pixel, which is not repeated.
-    Reflect,
-    /// Wrap around to the other side.
-    Periodic,
-    /// Zeros outside.
-    Zero,
+crate::choice_enum! {
+    /// Rule for pixels outside the image; see the module docs for pictures.
+    pub enum BorderMode {
+        /// Repeat the edge pixel (ImageJ's convention).
+        Replicate = "replicate",
+        /// Mirror including the edge pixel.
+        Symmetric = "symmetric",
+        /// Mirror about the edge pixel, which is not repeated.
+        Reflect = "reflect",
+        /// Wrap around to the other side.
+        Periodic = "periodic",
+        /// Zeros outside.
+        Zero = "zero",
+    }
 }
 
 impl BorderMode {
-    /// Every mode, in the order shown to users.
-    pub const ALL: [BorderMode; 5] = [
-        Self::Replicate,
-        Self::Symmetric,
-        Self::Reflect,
-        Self::Periodic,
-        Self::Zero,
-    ];
-    /// The names accepted by [`BorderMode::from_name`], in the order of [`BorderMode::ALL`].
-    pub const NAMES: &'static [&'static str] =
-        &["replicate", "symmetric", "reflect", "periodic", "zero"];
-
-    /// The user-facing name.
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// Parses a name from [`BorderMode::NAMES`].
-    ///
-    /// # Errors
-    /// [`DenoiseError::InvalidParamValue`] listing the valid names.
-    pub fn from_name(key: &str, s: &str) -> Result<Self> {
-        Self::NAMES
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(s))
-            .map(|i| Self::ALL[i])
-            .ok_or_else(|| DenoiseError::InvalidParamValue {
-                name: key.to_string(),
-                value: s.to_string(),
-                expected: format!("one of {}", Self::NAMES.join(", ")),
-            })
-    }
-
     /// Maps a possibly out-of-range index `i` on an axis of length `n > 0` to the index
     /// of the pixel that stands there, or `None` where [`BorderMode::Zero`] gives 0.
     pub fn index(self, i: isize, n: usize) -> Option<usize> {

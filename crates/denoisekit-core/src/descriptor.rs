@@ -386,16 +386,83 @@ impl ParamField for &'static str {
     }
 }
 
-impl ParamField for crate::border::BorderMode {
-    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
-        match v {
-            ParamValue::Choice(s) => Self::from_name(spec.key, s),
-            other => Err(spec.invalid(&other.to_string(), "a border mode".into())),
+/// Declares the typed enum of a choice parameter: each variant with the name users type.
+///
+/// The enum gets `ALL`, `NAMES` (in the same order, for [`ParamSpec::choice`]), a `const`
+/// `name` and `value` (for a spec's default and [`ParamSpec::three_d`]), `from_name` and
+/// [`ParamField`], so a kernel matches on variants and a misspelt option cannot compile.
+#[macro_export]
+macro_rules! choice_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[doc = $doc:literal])+ $variant:ident = $text:literal ),+ $(,)?
         }
-    }
-    fn to_value(&self) -> ParamValue {
-        ParamValue::Choice(self.name())
-    }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl $name {
+            /// Every option, in the order shown to users.
+            pub const ALL: [Self; Self::NAMES.len()] = [$(Self::$variant),+];
+            /// The names users type, in the order of `ALL`.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The user-facing name.
+            pub const fn name(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+
+            /// The option as a parameter value.
+            pub const fn value(self) -> $crate::descriptor::ParamValue {
+                $crate::descriptor::ParamValue::Choice(self.name())
+            }
+
+            /// Parses a name from `NAMES` (any case) for the parameter `key`.
+            ///
+            /// # Errors
+            /// [`$crate::DenoiseError::InvalidParamValue`] listing the valid names.
+            pub fn from_name(key: &str, s: &str) -> $crate::Result<Self> {
+                Self::NAMES
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(s))
+                    .map(|i| Self::ALL[i])
+                    .ok_or_else(|| $crate::DenoiseError::InvalidParamValue {
+                        name: key.to_string(),
+                        value: s.to_string(),
+                        expected: format!("one of {}", Self::NAMES.join(", ")),
+                    })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl $crate::descriptor::ParamField for $name {
+            fn from_value(
+                spec: &$crate::ParamSpec,
+                v: &$crate::descriptor::ParamValue,
+            ) -> $crate::Result<Self> {
+                match v {
+                    $crate::descriptor::ParamValue::Choice(s) => Self::from_name(spec.key, s),
+                    other => Err($crate::DenoiseError::InvalidParamValue {
+                        name: spec.key.to_string(),
+                        value: other.to_string(),
+                        expected: format!("one of {}", Self::NAMES.join(", ")),
+                    }),
+                }
+            }
+            fn to_value(&self) -> $crate::descriptor::ParamValue {
+                self.value()
+            }
+        }
+    };
 }
 
 /// An image a method takes besides the one it processes (a measured PSF, say). The

@@ -132,8 +132,8 @@ pub fn resolve_noise_model<'v>(
     // Unset, the model is the descriptor's default (auto).
     let spec = &vst::NOISE_MODEL_PARAMS[0];
     let auto = match values.pairs().iter().find(|(k, _)| k == spec.key) {
-        Some((_, v)) => v.trim() == "auto",
-        None => spec.default_value(|| Ok(0.0))? == ParamValue::Choice("auto"),
+        Some((_, v)) => spec.parse(v)? == vst::NoiseModelChoice::Auto.value(),
+        None => spec.default_value(|| Ok(0.0))? == vst::NoiseModelChoice::Auto.value(),
     };
     if !auto {
         return Ok(std::borrow::Cow::Borrowed(values));
@@ -162,7 +162,7 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     resolved: &Resolved,
     f: impl FnOnce(VolumeView<'_>) -> std::result::Result<Volume, E>,
 ) -> std::result::Result<Volume, E> {
-    let gat = match resolved.get::<&'static str>("noise_model") {
+    let gat = match resolved.get::<vst::NoiseModelChoice>("noise_model") {
         Ok(_) => vst::Gat::from_resolved(resolved)?,
         // Methods other than denoisers have no noise model.
         Err(_) => None,

@@ -140,8 +140,8 @@ pub fn need(m: &MethodDescriptor, shape: Shape, r: &Resolved) -> Result<u64> {
 /// Copies of the image that the noise model adds to any job: the stabilised copy of a
 /// Poisson-Gaussian model's transform.
 pub fn noise_model_copies(r: &Resolved) -> f32 {
-    match r.get::<&str>("noise_model") {
-        Ok(model) if model != "gaussian" => 1.0,
+    match r.get::<crate::vst::NoiseModelChoice>("noise_model") {
+        Ok(model) if model != crate::vst::NoiseModelChoice::Gaussian => 1.0,
         _ => 0.0,
     }
 }

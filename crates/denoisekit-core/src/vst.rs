@@ -31,13 +31,27 @@ use crate::volume::{Volume, VolumeView};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
+crate::choice_enum! {
+    /// The noise models a denoiser can be told to assume.
+    pub enum NoiseModelChoice {
+        /// Noise that does not depend on the signal.
+        Gaussian = "gaussian",
+        /// Photon noise plus read noise, variance-stabilised before denoising.
+        PoissonGaussian = "poisson_gaussian",
+        /// One of the two, chosen from the image.
+        Auto = "auto",
+    }
+}
+
+const PG: &str = NoiseModelChoice::PoissonGaussian.name();
+
 /// The parameters every denoiser shares: the noise model and, for Poisson–Gaussian noise,
 /// the camera's gain, offset and read noise.
 pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
     ParamSpec::choice(
         "Noise model",
-        &["gaussian", "poisson_gaussian", "auto"],
-        "auto",
+        NoiseModelChoice::NAMES,
+        NoiseModelChoice::Auto.name(),
     )
     .named(
         "noise_model",
@@ -51,7 +65,7 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
     ParamSpec::float("Gain", 1e-6, 1e6, DefaultValue::Fixed(1.0))
         .scale(Scale::Log)
         .unit(Unit::IntensityPerPhoton)
-        .when("noise_model", "poisson_gaussian")
+        .when("noise_model", PG)
         .named(
             "gain",
             "poisson_gaussian only: grey levels per detected photon (electron), from the \
@@ -64,14 +78,14 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
         DefaultValue::Fixed(0.0),
     )
     .unit(Unit::Intensity)
-    .when("noise_model", "poisson_gaussian")
+    .when("noise_model", PG)
     .named(
         "offset",
         "poisson_gaussian only: the grey level of zero photons (camera baseline).",
     ),
     ParamSpec::float("Read noise", 0.0, 1e9, DefaultValue::Fixed(0.0))
         .unit(Unit::Intensity)
-        .when("noise_model", "poisson_gaussian")
+        .when("noise_model", PG)
         .named(
             "read_noise",
             "poisson_gaussian only: standard deviation of the signal-independent noise, \
@@ -120,7 +134,7 @@ impl Gat {
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] if the noise-model values are missing.
     pub fn from_resolved(r: &Resolved) -> Result<Option<Self>> {
-        if r.get::<&'static str>("noise_model")? != "poisson_gaussian" {
+        if r.get::<NoiseModelChoice>("noise_model")? != NoiseModelChoice::PoissonGaussian {
             return Ok(None);
         }
         Ok(Some(Self::new(
@@ -147,7 +161,7 @@ impl Gat {
             ParamValue::Float(x) => x,
             _ => unreachable!("the gain, offset and read noise are float parameters"),
         };
-        if value(model)? != ParamValue::Choice("poisson_gaussian") {
+        if value(model)? != NoiseModelChoice::PoissonGaussian.value() {
             return Ok(None);
         }
         Ok(Some(Self::new(

@@ -28,6 +28,16 @@ use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use rayon::prelude::*;
 
+crate::choice_enum! {
+    /// Perona and Malik's conductance functions.
+    pub enum Conductance {
+        /// exp(-(|∇u|/κ)²): keeps high-contrast edges.
+        Exponential = "exponential",
+        /// 1 / (1 + (|∇u|/κ)²): favours wide regions.
+        Rational = "rational",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_anisotropic_diffusion`].
     pub struct AnisotropicDiffusionParams {
@@ -43,7 +53,7 @@ crate::method_params! {
         step: f64 = ParamSpec::float("Step", 0.0, 0.25, DefaultValue::Fixed(0.15)),
         /// Conductance: exponential (Perona–Malik 1, keeps high-contrast edges) or rational
         /// (Perona–Malik 2, favours wide regions).
-        conductance: &'static str = ParamSpec::choice("Conductance", &["exponential", "rational"], "exponential"),
+        conductance: Conductance = ParamSpec::choice("Conductance", Conductance::NAMES, Conductance::Exponential.name()),
         /// Weight of the flux across planes: 0 = each plane on its own, 1 = isotropic 3D.
         z_weight: f64 = ParamSpec::float("Z weight", 0.0, 1.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)),
     }
@@ -112,14 +122,14 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_anisotropic_diffusion, AnisotropicDiffusionParams, Control};
+/// use denoisekit_core::{denoise_anisotropic_diffusion, AnisotropicDiffusionParams, Conductance, Control};
 /// use ndarray::Array3;
 /// // Small wiggles (±1) are smoothed, the step of 100 is kept.
 /// let img = Array3::from_shape_fn((1, 12, 12), |(_, y, x)| {
 ///     (if x < 6 { 0.0 } else { 100.0 }) + if (x + y) % 2 == 0 { 1.0 } else { -1.0 }
 /// });
 /// let p = AnisotropicDiffusionParams {
-///     kappa: 5.0, iterations: 20, step: 0.2, conductance: "exponential", z_weight: 0.0,
+///     kappa: 5.0, iterations: 20, step: 0.2, conductance: Conductance::Exponential, z_weight: 0.0,
 /// };
 /// let out = denoise_anisotropic_diffusion(img.view(), &p, &Control::new()).unwrap();
 /// assert!((out[(0, 5, 2)] - out[(0, 6, 2)]).abs() < 0.5);
@@ -141,11 +151,11 @@ pub fn denoise_anisotropic_diffusion(
     }
     let (d, h, w) = (s.depth, s.height, s.width);
     let n = d * h * w;
-    let exponential = p.conductance == "exponential";
+    let exponential = p.conductance == Conductance::Exponential;
     // Invariant: `into_owned` of a standard-layout view is contiguous.
     let u = out.as_slice_mut().unwrap_or(&mut []);
     let inv_k2 = (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32;
-    let cond = Conductance {
+    let cond = FluxRule {
         inv_k2,
         exponential,
     };
@@ -230,7 +240,7 @@ pub fn check_stability(p: &AnisotropicDiffusionParams, depth: usize) -> Result<(
     Ok(())
 }
 
-struct Conductance {
+struct FluxRule {
     inv_k2: f32,
     exponential: bool,
 }
@@ -238,7 +248,7 @@ struct Conductance {
 crate::simd_dispatch! {
     /// `flux = g(δ)·δ·weight` with `δ = next − c` for one row (`next` may be shorter by one:
     /// the remaining entries are left for the caller).
-    fn flux_row(c: &[f32], next: &[f32], flux: &mut [f32], cond: &Conductance, weight: f32) {
+    fn flux_row(c: &[f32], next: &[f32], flux: &mut [f32], cond: &FluxRule, weight: f32) {
         for ((f, &a), &b) in flux.iter_mut().zip(c).zip(next) {
             let delta = b - a;
             let t = delta * delta * cond.inv_k2;

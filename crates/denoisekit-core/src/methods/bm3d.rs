@@ -52,6 +52,16 @@ use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
 
+crate::choice_enum! {
+    /// Which of BM3D's two stages run.
+    pub enum Stages {
+        /// The basic estimate, then Wiener filtering.
+        Both = "both",
+        /// The hard-thresholded basic estimate only.
+        Hard = "hard",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_bm3d`].
     pub struct Bm3dParams {
@@ -66,7 +76,7 @@ crate::method_params! {
         step: usize = ParamSpec::int("Reference step", 1, 8, 3).unit(Unit::Pixels),
         /// both: basic estimate, then Wiener filtering (best); hard: the basic estimate only
         /// (about twice as fast).
-        stages: &'static str = ParamSpec::choice("Stages", &["both", "hard"], "both"),
+        stages: Stages = ParamSpec::choice("Stages", Stages::NAMES, Stages::Both.name()),
     }
 }
 
@@ -131,12 +141,12 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_bm3d, Bm3dParams, Control};
+/// use denoisekit_core::{denoise_bm3d, Bm3dParams, Control, Stages};
 /// use denoisekit_core::phantom::add_gaussian_noise;
 /// use ndarray::Array3;
 /// let clean = Array3::from_shape_fn((1, 48, 48), |(_, y, x)| if (x / 12 + y / 12) % 2 == 0 { 1.0 } else { 0.0 });
 /// let noisy = add_gaussian_noise(&clean, 0.2, 1);
-/// let p = Bm3dParams { sigma: 0.2, search_radius: 8, step: 3, stages: "both" };
+/// let p = Bm3dParams { sigma: 0.2, search_radius: 8, step: 3, stages: Stages::Both };
 /// let out = denoise_bm3d(noisy.view(), &p, &Control::new()).unwrap();
 /// let err = |a: &Array3<f32>| (a - &clean).mapv(|v| v * v).mean().unwrap();
 /// assert!(err(&out) < 0.1 * err(&noisy));
@@ -155,7 +165,10 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
     let sigma = p.sigma.min(1e6 * range) as f32;
     let s = Shape::of(&input);
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
-    let stages = if p.stages == "both" { 2 } else { 1 };
+    let stages = match p.stages {
+        Stages::Both => 2,
+        Stages::Hard => 1,
+    };
     let progress = Progress {
         ctl,
         total: (s.depth * stages * grid(s.height.max(K), p.step).len()) as u64,

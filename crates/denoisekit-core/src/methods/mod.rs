@@ -13,8 +13,8 @@ use crate::error::{DenoiseError, Result};
 
 /// Declares each method's module, its entry in [`REGISTRY`] (in the order given, which is
 /// the order users see) and the re-export of its typed API (parameters struct, `denoise_*`
-/// functions) that `lib.rs` publishes: one line per method, so a method cannot be
-/// registered without its API, or exported without being registered.
+/// functions, the enums of its choices) that `lib.rs` publishes: one line per method, so a
+/// method cannot be registered without its API, or exported without being registered.
 macro_rules! registry {
     ($($id:ident => $params:ident, $($func:ident),+;)+) => {
         $(pub mod $id;)+
@@ -33,16 +33,16 @@ registry! {
     gaussian => GaussianParams, denoise_gaussian;
     bilateral => BilateralParams, denoise_bilateral;
     nl_means => NlMeansParams, denoise_nl_means;
-    bm3d => Bm3dParams, denoise_bm3d;
+    bm3d => Bm3dParams, denoise_bm3d, Stages;
     bls_gsm => BlsGsmParams, denoise_bls_gsm;
     total_variation => TotalVariationParams, denoise_total_variation;
-    wavelet => WaveletParams, denoise_wavelet;
-    tikhonov => TikhonovParams, denoise_tikhonov;
-    anisotropic_diffusion => AnisotropicDiffusionParams, denoise_anisotropic_diffusion;
+    wavelet => WaveletParams, denoise_wavelet, ThresholdRule, Shrinkage, ZMode;
+    tikhonov => TikhonovParams, denoise_tikhonov, Regulariser;
+    anisotropic_diffusion => AnisotropicDiffusionParams, denoise_anisotropic_diffusion, Conductance;
     fourier_filter => FourierFilterParams, denoise_fourier_filter;
     median => MedianParams, denoise_median;
-    richardson_lucy => RichardsonLucyParams, denoise_richardson_lucy, denoise_richardson_lucy_psf;
-    top_hat => TopHatParams, denoise_top_hat;
+    richardson_lucy => RichardsonLucyParams, denoise_richardson_lucy, denoise_richardson_lucy_psf, PsfModel, StartEstimate;
+    top_hat => TopHatParams, denoise_top_hat, TopHatMode, TopHatOutput;
 }
 
 mod wavelet_filters;

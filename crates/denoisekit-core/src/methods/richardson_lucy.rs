@@ -64,6 +64,30 @@ use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, Zip};
 use rayon::prelude::*;
 
+crate::choice_enum! {
+    /// The point spread functions Richardson–Lucy deconvolves.
+    pub enum PsfModel {
+        /// A Gaussian of given widths.
+        Gaussian = "gaussian",
+        /// The in-focus widefield PSF of the optics.
+        Airy = "airy",
+        /// The 3D widefield PSF of the optics.
+        BornWolf = "born_wolf",
+        /// A measured PSF, given as an image.
+        Image = "image",
+    }
+}
+
+crate::choice_enum! {
+    /// Richardson–Lucy's first estimate.
+    pub enum StartEstimate {
+        /// A flat image at the data's mean.
+        Mean = "mean",
+        /// The image itself.
+        Image = "image",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_richardson_lucy`].
     pub struct RichardsonLucyParams {
@@ -74,7 +98,7 @@ crate::method_params! {
         /// optics: NA, wavelength, pixel size), born_wolf (the 3D widefield PSF of a
         /// stack: also the refractive index and the z step) or image (a measured PSF,
         /// given as psf_image, centred, at the image's pixel size).
-        psf: &'static str = ParamSpec::choice("PSF", &["gaussian", "airy", "born_wolf", "image"], "gaussian"),
+        psf: PsfModel = ParamSpec::choice("PSF", PsfModel::NAMES, PsfModel::Gaussian.name()),
         /// Gaussian PSF: standard deviation in x and y, in pixels.
         psf_sigma: f64 = ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels),
         /// Gaussian PSF: standard deviation across planes; 0 deconvolves each plane on its own.
@@ -96,7 +120,7 @@ crate::method_params! {
         tv: f64 = ParamSpec::float("TV weight", 0.0, 0.005, DefaultValue::Fixed(0.0)),
         /// First estimate: a flat image at the data's mean (the usual choice: early iterations
         /// stay smooth, so noise builds up later), or the image itself (sharper sooner).
-        start: &'static str = ParamSpec::choice("Start", &["mean", "image"], "mean"),
+        start: StartEstimate = ParamSpec::choice("Start", StartEstimate::NAMES, StartEstimate::Mean.name()),
         /// Border rule of the Gaussian blur (the Airy and Born–Wolf PSFs always mirror:
         /// symmetric).
         border: BorderMode = ParamSpec::choice("Border", BorderMode::NAMES, "symmetric"),
@@ -131,7 +155,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         help: "The measured PSF for psf=image: a bead image or a computed PSF at the \
                image's pixel size (and z step), centred, background subtracted; one plane \
                for plane-by-plane deconvolution, several planes for a 3D PSF.",
-        when: ("psf", "image"),
+        when: ("psf", PsfModel::Image.name()),
         example: example_psf,
     }],
     gpu_tolerance: Some(1e-4),
@@ -176,14 +200,14 @@ fn sampled_gaussian_psf(sigma: f64, sigma_z: f64) -> Volume {
 /// its spectrum and a block's on the padded grid ([`Convolver::memory_ratio`]), and
 /// `Kᵀ 1` when it is asymmetric.
 fn memory_for(r: &Resolved, s: Shape) -> Memory {
-    match (r.get::<&str>("psf"), r.image(PSF_IMAGE)) {
-        (Ok("born_wolf"), _) => Memory {
+    match (r.get::<PsfModel>("psf"), r.image(PSF_IMAGE)) {
+        (Ok(PsfModel::BornWolf), _) => Memory {
             volume: 9.0,
             plane: 1.5,
         },
         // Plus `Kᵀ 1` for an asymmetric PSF (counted always: a symmetric one is rare in
         // measured data).
-        (Ok("image"), Some(psf)) => Memory {
+        (Ok(PsfModel::Image), Some(psf)) => Memory {
             volume: DESCRIPTOR.memory.volume
                 + 1.0
                 + Convolver::memory_ratio(psf.dim(), (s.depth, s.height, s.width)),
@@ -206,7 +230,7 @@ fn support(_: &Resolved) -> Result<[usize; 3]> {
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     let p = RichardsonLucyParams::from_resolved(r)?;
     match (p.psf, r.image(PSF_IMAGE)) {
-        ("image", Some(psf)) => denoise_richardson_lucy_psf(v, &p, psf.view(), ctl),
+        (PsfModel::Image, Some(psf)) => denoise_richardson_lucy_psf(v, &p, psf.view(), ctl),
         _ => denoise_richardson_lucy(v, &p, ctl),
     }
 }
@@ -222,15 +246,15 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// # Examples
 /// ```
 /// use denoisekit_core::{denoise_gaussian, denoise_richardson_lucy, BorderMode, Control,
-///                       GaussianParams, RichardsonLucyParams};
+///                       GaussianParams, PsfModel, RichardsonLucyParams, StartEstimate};
 /// use ndarray::Array3;
 /// let mut obj = Array3::<f32>::from_elem((1, 33, 33), 1.0);
 /// obj[(0, 16, 16)] = 50.0;
 /// let blur = GaussianParams { sigma: 1.5, sigma_z: 0.0, border: BorderMode::Symmetric };
 /// let seen = denoise_gaussian(obj.view(), &blur, &Control::new()).unwrap();
-/// let p = RichardsonLucyParams { iterations: 50, psf: "gaussian", psf_sigma: 1.5,
+/// let p = RichardsonLucyParams { iterations: 50, psf: PsfModel::Gaussian, psf_sigma: 1.5,
 ///     psf_sigma_z: 0.0, na: 1.4, wavelength: 520.0, pixel_size: 65.0,
-///     refractive_index: 1.515, z_step: 200.0, tv: 0.0, start: "image",
+///     refractive_index: 1.515, z_step: 200.0, tv: 0.0, start: StartEstimate::Image,
 ///     border: BorderMode::Symmetric };
 /// let out = denoise_richardson_lucy(seen.view(), &p, &Control::new()).unwrap();
 /// // The point comes back much sharper, and the total intensity is kept.
@@ -376,7 +400,7 @@ pub fn setup(input: VolumeView<'_>, p: &RichardsonLucyParams) -> Result<Start> {
 }
 
 fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) -> Result<Start> {
-    if p.psf == "image" && !has_psf {
+    if p.psf == PsfModel::Image && !has_psf {
         return Err(DenoiseError::InvalidParamValue {
             name: "psf".into(),
             value: "image".into(),
@@ -386,7 +410,7 @@ fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) ->
             ),
         });
     }
-    let optical = p.psf != "gaussian";
+    let optical = p.psf != PsfModel::Gaussian;
     if optical && p.border != BorderMode::Symmetric {
         return Err(DenoiseError::InvalidParamValue {
             name: "border".into(),
@@ -399,7 +423,7 @@ fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) ->
         });
     }
     let depth = input.dim().0;
-    if p.psf == "born_wolf" {
+    if p.psf == PsfModel::BornWolf {
         if depth < 2 {
             return Err(DenoiseError::InvalidParamValue {
                 name: "psf".into(),
@@ -432,8 +456,8 @@ fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) ->
         return Ok(Start::Done(f));
     }
     let u = match p.start {
-        "mean" => Array3::from_elem(f.dim(), mean as f32),
-        _ => {
+        StartEstimate::Mean => Array3::from_elem(f.dim(), mean as f32),
+        StartEstimate::Image => {
             let floor = (1e-3 * mean) as f32;
             f.mapv(|v| v.max(floor))
         }
@@ -449,7 +473,7 @@ fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) ->
         // tv = 0.0075 and the error against the truth moves by 0.3% (tests/conditioning.rs).
         eps2: (((0.1 * mean) * (0.1 * mean)) as f32).max(f32::MIN_POSITIVE),
         use_z_tv: depth > 1
-            && (p.psf == "born_wolf" || (p.psf == "gaussian" && p.psf_sigma_z > 0.0)),
+            && (p.psf == PsfModel::BornWolf || (p.psf == PsfModel::Gaussian && p.psf_sigma_z > 0.0)),
     }))
 }
 
@@ -470,8 +494,8 @@ pub fn psf_filter(
     dims: (usize, usize, usize),
 ) -> Option<crate::spectral::Filter> {
     match p.psf {
-        "airy" => Some(airy_filter(p)),
-        "born_wolf" => Some(crate::psf::born_wolf_filter(
+        PsfModel::Airy => Some(airy_filter(p)),
+        PsfModel::BornWolf => Some(crate::psf::born_wolf_filter(
             &crate::psf::Widefield {
                 na: p.na,
                 wavelength: p.wavelength,
@@ -481,7 +505,7 @@ pub fn psf_filter(
             },
             dims,
         )),
-        _ => None,
+        PsfModel::Gaussian | PsfModel::Image => None,
     }
 }
 
@@ -631,7 +655,7 @@ mod tests {
     fn params() -> RichardsonLucyParams {
         RichardsonLucyParams {
             iterations: 30,
-            psf: "gaussian",
+            psf: PsfModel::Gaussian,
             psf_sigma: 1.5,
             psf_sigma_z: 0.0,
             na: 1.4,
@@ -640,7 +664,7 @@ mod tests {
             refractive_index: 1.515,
             z_step: 200.0,
             tv: 0.0,
-            start: "image",
+            start: StartEstimate::Image,
             border: BorderMode::Symmetric,
         }
     }
@@ -674,12 +698,12 @@ mod tests {
         use crate::phantom::{PhantomSpec, add_gaussian_noise, phantom};
         // 60x/1.4 oil, 520 nm, 100 nm pixels, 250 nm planes.
         let p = RichardsonLucyParams {
-            psf: "born_wolf",
+            psf: PsfModel::BornWolf,
             na: 1.4,
             pixel_size: 100.0,
             z_step: 250.0,
             iterations: 60,
-            start: "mean",
+            start: StartEstimate::Mean,
             ..params()
         };
         let object = phantom(&PhantomSpec {
@@ -734,7 +758,7 @@ mod tests {
             };
             let want = denoise_richardson_lucy(img.view(), &p, &Control::new()).unwrap();
             let psf = sampled_gaussian_psf(1.3, sz);
-            let q = RichardsonLucyParams { psf: "image", ..p };
+            let q = RichardsonLucyParams { psf: PsfModel::Image, ..p };
             let got =
                 denoise_richardson_lucy_psf(img.view(), &q, psf.view(), &Control::new()).unwrap();
             let err = got
@@ -763,7 +787,7 @@ mod tests {
         let mut seen = Volume::zeros(object.dim());
         k.apply_into(&object, &mut seen, &Control::new()).unwrap();
         let p = RichardsonLucyParams {
-            psf: "image",
+            psf: PsfModel::Image,
             iterations: 60,
             ..params()
         };
@@ -784,7 +808,7 @@ mod tests {
     fn bad_psf_images_are_refused_by_name() {
         let img = Volume::from_elem((1, 16, 16), 5.0);
         let p = RichardsonLucyParams {
-            psf: "image",
+            psf: PsfModel::Image,
             ..params()
         };
         let run = |psf: Volume| {
@@ -822,7 +846,7 @@ mod tests {
     fn airy_psf_is_deconvolved() {
         // 40x/0.6 widefield at 520 nm, 160 nm pixels: an Airy disc about 3 pixels across.
         let p = RichardsonLucyParams {
-            psf: "airy",
+            psf: PsfModel::Airy,
             na: 0.6,
             pixel_size: 160.0,
             ..params()

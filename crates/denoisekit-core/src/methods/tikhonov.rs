@@ -29,6 +29,16 @@ use crate::error::{DenoiseError, Result};
 use crate::memory::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
+crate::choice_enum! {
+    /// What Tikhonov regularisation penalises.
+    pub enum Regulariser {
+        /// The gradient.
+        Gradient = "gradient",
+        /// The Laplacian.
+        Laplacian = "laplacian",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_tikhonov`].
     pub struct TikhonovParams {
@@ -37,7 +47,7 @@ crate::method_params! {
         lambda: f64 = ParamSpec::float("Weight lambda", 0.0, 1e6, DefaultValue::Fixed(2.0)).scale(Scale::Log).tunable(),
         /// Penalise the gradient (smooth, like a heavy-tailed Gaussian) or the Laplacian
         /// (keeps ramps, suppresses curvature).
-        regulariser: &'static str = ParamSpec::choice("Regulariser", &["gradient", "laplacian"], "gradient"),
+        regulariser: Regulariser = ParamSpec::choice("Regulariser", Regulariser::NAMES, Regulariser::Gradient.name()),
         /// Standard deviation of a Gaussian PSF to deconvolve, in pixels; 0 only denoises.
         psf_sigma: f64 = ParamSpec::float("PSF sigma", 0.0, 20.0, DefaultValue::Fixed(0.0)).unit(Unit::Pixels),
         /// Weight of the regulariser across planes: 0 = each plane on its own, 1 = isotropic 3D.
@@ -97,10 +107,10 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_tikhonov, Control, TikhonovParams};
+/// use denoisekit_core::{denoise_tikhonov, Control, Regulariser, TikhonovParams};
 /// use ndarray::Array3;
 /// let img = Array3::from_shape_fn((1, 16, 16), |(_, y, x)| ((x * 7 + y * 3) % 5) as f32);
-/// let p = TikhonovParams { lambda: 4.0, regulariser: "gradient", psf_sigma: 0.0, z_weight: 0.0 };
+/// let p = TikhonovParams { lambda: 4.0, regulariser: Regulariser::Gradient, psf_sigma: 0.0, z_weight: 0.0 };
 /// let out = denoise_tikhonov(img.view(), &p, &Control::new()).unwrap();
 /// // Smoother, with the same mean (the zero frequency passes unchanged).
 /// let spread = |v: &Array3<f32>| v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min);
@@ -139,7 +149,7 @@ pub fn filter(p: &TikhonovParams, depth: usize) -> Result<Option<crate::spectral
     }
     let use_z = depth > 1 && p.z_weight > 0.0;
     let (lambda, wz2, sigma2) = (p.lambda, p.z_weight * p.z_weight, p.psf_sigma * p.psf_sigma);
-    let laplacian = p.regulariser == "laplacian";
+    let laplacian = p.regulariser == Regulariser::Laplacian;
     let two_pi2 = 2.0 * std::f64::consts::PI * std::f64::consts::PI;
     Ok(Some(crate::spectral::Filter::new(
         use_z,

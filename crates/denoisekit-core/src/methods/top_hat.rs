@@ -37,6 +37,26 @@ use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;
 
+crate::choice_enum! {
+    /// Which objects a top-hat keeps.
+    pub enum TopHatMode {
+        /// Bright objects on a dark background.
+        White = "white",
+        /// Dark objects on a bright background.
+        Black = "black",
+    }
+}
+
+crate::choice_enum! {
+    /// What a top-hat returns.
+    pub enum TopHatOutput {
+        /// The image with the background removed.
+        Foreground = "foreground",
+        /// The removed background.
+        Background = "background",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_top_hat`].
     pub struct TopHatParams {
@@ -46,10 +66,10 @@ crate::method_params! {
         radius_z: usize = ParamSpec::int("Radius (z)", 0, 100, 0).three_d(crate::descriptor::ParamValue::Int(1)).unit(Unit::Pixels),
         /// white: bright objects on a dark background (fluorescence); black: dark objects on
         /// a bright background (bright field, EM).
-        mode: &'static str = ParamSpec::choice("Objects", &["white", "black"], "white"),
+        mode: TopHatMode = ParamSpec::choice("Objects", TopHatMode::NAMES, TopHatMode::White.name()),
         /// foreground: the image with the background removed; background: the removed
         /// background itself.
-        output: &'static str = ParamSpec::choice("Output", &["foreground", "background"], "foreground"),
+        output: TopHatOutput = ParamSpec::choice("Output", TopHatOutput::NAMES, TopHatOutput::Foreground.name()),
     }
 }
 
@@ -100,12 +120,12 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_top_hat, Control, TopHatParams};
+/// use denoisekit_core::{denoise_top_hat, Control, TopHatMode, TopHatOutput, TopHatParams};
 /// use ndarray::Array3;
 /// // A small bright spot on a sloping background.
 /// let mut img = Array3::from_shape_fn((1, 40, 40), |(_, y, x)| 0.01 * (x + y) as f32);
 /// img[(0, 20, 20)] += 5.0;
-/// let p = TopHatParams { radius: 4, radius_z: 0, mode: "white", output: "foreground" };
+/// let p = TopHatParams { radius: 4, radius_z: 0, mode: TopHatMode::White, output: TopHatOutput::Foreground };
 /// let out = denoise_top_hat(img.view(), &p, &Control::new()).unwrap();
 /// assert!((out[(0, 20, 20)] - 5.0).abs() < 0.05);
 /// assert!(out[(0, 5, 30)].abs() < 1e-5);
@@ -117,11 +137,11 @@ pub fn denoise_top_hat(input: VolumeView<'_>, p: &TopHatParams, ctl: &Control) -
     let src = input.as_standard_layout().into_owned();
     let rz = if s.depth > 1 { p.radius_z } else { 0 };
     let chords = Chords::new(p.radius, rz).folded(s.depth, s.height, s.width);
-    let white = p.mode == "white";
+    let white = p.mode == TopHatMode::White;
     // White: opening = dilate(erode(x)); black: closing = erode(dilate(x)).
     let first = morph(&src, &chords, !white, ctl)?;
     let background = morph(&first, &chords, white, ctl)?;
-    if p.output == "background" {
+    if p.output == TopHatOutput::Background {
         return Ok(background);
     }
     let mut out = background;

@@ -48,6 +48,36 @@ use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
 
+crate::choice_enum! {
+    /// How wavelet shrinkage sets its thresholds.
+    pub enum ThresholdRule {
+        /// One threshold per sub-band, from its own statistics.
+        BayesShrink = "bayes_shrink",
+        /// One universal threshold, σ·√(2 ln n).
+        VisuShrink = "visu_shrink",
+    }
+}
+
+crate::choice_enum! {
+    /// What thresholding does to the coefficients it keeps.
+    pub enum Shrinkage {
+        /// Shrinks them towards zero by the threshold.
+        Soft = "soft",
+        /// Keeps them unchanged.
+        Hard = "hard",
+    }
+}
+
+crate::choice_enum! {
+    /// Whether a transform treats a stack as planes or as one volume.
+    pub enum ZMode {
+        /// Each plane on its own.
+        Planes = "planes",
+        /// One 3D transform across planes.
+        Volume = "volume",
+    }
+}
+
 crate::method_params! {
     /// Parameters of [`denoise_wavelet`].
     pub struct WaveletParams {
@@ -59,10 +89,10 @@ crate::method_params! {
         wavelet: &'static str = ParamSpec::choice("Wavelet", NAMES, "sym4"),
         /// Threshold rule: bayes_shrink (one per sub-band, adapts to the image; the usual
         /// choice) or visu_shrink (one universal threshold; smoother, loses fine detail).
-        rule: &'static str = ParamSpec::choice("Threshold rule", &["bayes_shrink", "visu_shrink"], "bayes_shrink"),
+        rule: ThresholdRule = ParamSpec::choice("Threshold rule", ThresholdRule::NAMES, ThresholdRule::BayesShrink.name()),
         /// Soft thresholding shrinks every kept coefficient (smooth results); hard keeps them
         /// unchanged (sharper, with more ringing).
-        shrinkage: &'static str = ParamSpec::choice("Shrinkage", &["soft", "hard"], "soft"),
+        shrinkage: Shrinkage = ParamSpec::choice("Shrinkage", Shrinkage::NAMES, Shrinkage::Soft.name()),
         /// Decomposition levels; 0 = automatic: with bayes_shrink as many as the image
         /// allows (scikit-image's 3 fewer leaves coarse noise on small images: 10 dB lower
         /// on a 160x160 crop), with visu_shrink 3 fewer, at least 1 (as scikit-image).
@@ -72,7 +102,7 @@ crate::method_params! {
         /// blocky artefacts of the decimated transform; costs (n+1)^2 times more in 2D.
         cycle_spins: usize = ParamSpec::int("Cycle spins", 0, 7, 0).unit(Unit::Pixels),
         /// planes: each plane on its own; volume: a 3D wavelet transform across planes.
-        z_mode: &'static str = ParamSpec::choice("Z mode", &["planes", "volume"], "planes").three_d(crate::descriptor::ParamValue::Choice("volume")),
+        z_mode: ZMode = ParamSpec::choice("Z mode", ZMode::NAMES, ZMode::Planes.name()).three_d(ZMode::Volume.value()),
     }
 }
 
@@ -114,7 +144,7 @@ use crate::descriptor::GLOBAL_SUPPORT as GLOBAL;
 fn support(r: &Resolved) -> Result<[usize; 3]> {
     let p = WaveletParams::from_resolved(r)?;
     Ok([
-        if p.z_mode == "volume" { GLOBAL } else { 0 },
+        if p.z_mode == ZMode::Volume { GLOBAL } else { 0 },
         GLOBAL,
         GLOBAL,
     ])
@@ -132,11 +162,12 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_wavelet, Control, WaveletParams};
+/// use denoisekit_core::{denoise_wavelet, Control, Shrinkage, ThresholdRule, WaveletParams, ZMode};
 /// use ndarray::Array3;
 /// let img = Array3::from_shape_fn((1, 32, 32), |(_, y, x)| if (x * 7 + y * 3) % 5 == 0 { 1.0 } else { 0.0 });
-/// let p = WaveletParams { sigma: 0.3, wavelet: "haar", rule: "visu_shrink", shrinkage: "soft",
-///                         levels: 0, cycle_spins: 0, z_mode: "planes" };
+/// let p = WaveletParams { sigma: 0.3, wavelet: "haar", rule: ThresholdRule::VisuShrink,
+///                         shrinkage: Shrinkage::Soft, levels: 0, cycle_spins: 0,
+///                         z_mode: ZMode::Planes };
 /// let out = denoise_wavelet(img.view(), &p, &Control::new()).unwrap();
 /// // The pattern is flattened towards its mean, which the approximation band keeps.
 /// assert!((out.mean().unwrap() - img.mean().unwrap()).abs() < 1e-5);
@@ -154,8 +185,8 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
     let settings = Settings {
         bank: &bank,
         sigma: p.sigma,
-        visu: p.rule == "visu_shrink",
-        hard: p.shrinkage == "hard",
+        visu: p.rule == ThresholdRule::VisuShrink,
+        hard: p.shrinkage == Shrinkage::Hard,
         levels: p.levels,
         // VisuShrink's universal threshold counts the pixels of the image, not of a
         // mirror-padded spin.
@@ -170,7 +201,7 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
             &Settings { count, ..settings },
             ctl,
         )
-    } else if p.z_mode == "volume" {
+    } else if p.z_mode == ZMode::Volume {
         let count = s.depth * s.height * s.width;
         spin(
             &src.view(),

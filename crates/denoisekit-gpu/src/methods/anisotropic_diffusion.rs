@@ -11,7 +11,7 @@
 use super::{WG, in_tiles, tile_planes};
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::methods::anisotropic_diffusion::AnisotropicDiffusionParams;
+use denoisekit_core::methods::anisotropic_diffusion::{AnisotropicDiffusionParams, Conductance};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("anisotropic_diffusion.wgsl");
@@ -58,7 +58,7 @@ pub fn run(
         width: w as u32,
         height: h as u32,
         depth: d as u32,
-        exponential: u32::from(p.conductance == "exponential"),
+        exponential: u32::from(p.conductance == Conductance::Exponential),
         inv_k2: (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32,
         step: p.step as f32,
         wz,

@@ -25,7 +25,7 @@ use denoisekit_core::methods::gaussian::gaussian_kernel;
 use denoisekit_core::methods::richardson_lucy::{
     RichardsonLucyParams, Setup, Start, psf_filter, setup,
 };
-use denoisekit_core::{Control, Resolved, Volume, VolumeView};
+use denoisekit_core::{Control, PsfModel, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("richardson_lucy.wgsl");
 
@@ -61,7 +61,7 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = RichardsonLucyParams::from_resolved(r)?;
-    if p.psf == "image" {
+    if p.psf == PsfModel::Image {
         return Err(GpuError::Unsupported(
             "no GPU kernel for a PSF image (psf=image) yet".into(),
         ));
