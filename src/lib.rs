@@ -33,96 +33,70 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_describe0<'l>(
     env.with_env(|env| bridge::describe(env)).resolve::<Throw>()
 }
 
-/// `private static native float[] denoise0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
-/// int[][] imageDims, String backend, String[] info, long job)`; `job` is an id for
-/// [`Java_org_denoisekit_NativeBridge_cancel0`], or 0. The image arrays (all null, or of
-/// one length) supply the method's image inputs, such as a PSF.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "system" fn Java_org_denoisekit_NativeBridge_denoise0<'l>(
-    mut env: EnvUnowned<'l>,
-    _c: JClass<'l>,
-    method: JString<'l>,
-    pixels: JFloatArray<'l>,
-    dims: JIntArray<'l>,
-    keys: JObjectArray<'l, JString<'l>>,
-    values: JObjectArray<'l, JString<'l>>,
-    image_keys: JObjectArray<'l, JString<'l>>,
-    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
-    image_dims: JObjectArray<'l, JIntArray<'l>>,
-    backend: JString<'l>,
-    info: JObjectArray<'l, JString<'l>>,
-    job: jlong,
-) -> JFloatArray<'l> {
-    env.with_env(|env| {
-        let images = bridge::Images {
-            keys: &image_keys,
-            pixels: &image_pixels,
-            dims: &image_dims,
-        };
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
-        bridge::denoise(env, &args, &backend, &info, job)
-    })
-    .resolve::<Throw>()
+/// Declares a JNI job entry: a native whose first eight arguments are one job (`String
+/// method, float[] pixels, int[] dims, String[] keys, String[] values, String[] imageKeys,
+/// float[][] imagePixels, int[][] imageDims`), assembled into a [`bridge::JobArgs`] for
+/// `body`, followed by the entry's own arguments. The image arrays (all null, or of one
+/// length) supply the method's image inputs, such as a PSF.
+macro_rules! job_entry {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($($extra:ident: $ty:ty),*) -> $ret:ident;
+        |$env:ident, $args:ident| $body:expr
+    ) => {
+        $(#[$meta])*
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "system" fn $name<'l>(
+            mut env: EnvUnowned<'l>,
+            _c: JClass<'l>,
+            method: JString<'l>,
+            pixels: JFloatArray<'l>,
+            dims: JIntArray<'l>,
+            keys: JObjectArray<'l, JString<'l>>,
+            values: JObjectArray<'l, JString<'l>>,
+            image_keys: JObjectArray<'l, JString<'l>>,
+            image_pixels: JObjectArray<'l, JFloatArray<'l>>,
+            image_dims: JObjectArray<'l, JIntArray<'l>>,
+            $($extra: $ty),*
+        ) -> $ret<'l> {
+            env.with_env(|$env| {
+                let images = bridge::Images {
+                    keys: &image_keys,
+                    pixels: &image_pixels,
+                    dims: &image_dims,
+                };
+                let $args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
+                $body
+            })
+            .resolve::<Throw>()
+        }
+    };
 }
 
-/// `private static native String resolve0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
-/// int[][] imageDims)`: every parameter with defaults filled in.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_org_denoisekit_NativeBridge_resolve0<'l>(
-    mut env: EnvUnowned<'l>,
-    _c: JClass<'l>,
-    method: JString<'l>,
-    pixels: JFloatArray<'l>,
-    dims: JIntArray<'l>,
-    keys: JObjectArray<'l, JString<'l>>,
-    values: JObjectArray<'l, JString<'l>>,
-    image_keys: JObjectArray<'l, JString<'l>>,
-    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
-    image_dims: JObjectArray<'l, JIntArray<'l>>,
-) -> JString<'l> {
-    env.with_env(|env| {
-        let images = bridge::Images {
-            keys: &image_keys,
-            pixels: &image_pixels,
-            dims: &image_dims,
-        };
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
-        bridge::resolve(env, &args)
-    })
-    .resolve::<Throw>()
+job_entry! {
+    /// `private static native float[] denoise0(<job>, String backend, String[] info, long
+    /// job)`; `job` is an id for [`Java_org_denoisekit_NativeBridge_cancel0`] and
+    /// [`Java_org_denoisekit_NativeBridge_progress0`], or 0.
+    fn Java_org_denoisekit_NativeBridge_denoise0(
+        backend: JString<'l>,
+        info: JObjectArray<'l, JString<'l>>,
+        job: jlong
+    ) -> JFloatArray;
+    |env, args| bridge::denoise(env, &args, &backend, &info, job)
 }
 
-/// `private static native String tune0(String method, float[] pixels, int[] dims,
-/// String[] keys, String[] values, String[] imageKeys, float[][] imagePixels,
-/// int[][] imageDims, long job)`: the options after self-supervised tuning (job as for
-/// `denoise0`).
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_org_denoisekit_NativeBridge_tune0<'l>(
-    mut env: EnvUnowned<'l>,
-    _c: JClass<'l>,
-    method: JString<'l>,
-    pixels: JFloatArray<'l>,
-    dims: JIntArray<'l>,
-    keys: JObjectArray<'l, JString<'l>>,
-    values: JObjectArray<'l, JString<'l>>,
-    image_keys: JObjectArray<'l, JString<'l>>,
-    image_pixels: JObjectArray<'l, JFloatArray<'l>>,
-    image_dims: JObjectArray<'l, JIntArray<'l>>,
-    job: jlong,
-) -> JString<'l> {
-    env.with_env(|env| {
-        let images = bridge::Images {
-            keys: &image_keys,
-            pixels: &image_pixels,
-            dims: &image_dims,
-        };
-        let args = bridge::JobArgs::new(&method, &pixels, &dims, &keys, &values, images);
-        bridge::tune(env, &args, job)
-    })
-    .resolve::<Throw>()
+job_entry! {
+    /// `private static native String resolve0(<job>)`: every parameter with defaults filled in.
+    fn Java_org_denoisekit_NativeBridge_resolve0() -> JString;
+    |env, args| bridge::resolve(env, &args)
+}
+
+job_entry! {
+    /// `private static native String tune0(<job>, long job)`: the options after
+    /// self-supervised tuning (`job` as for `denoise0`).
+    fn Java_org_denoisekit_NativeBridge_tune0(job: jlong) -> JString;
+    |env, args| bridge::tune(env, &args, job)
 }
 
 /// `private static native String rank0(float[] pixels, int[] dims, String methods, long job)`:
