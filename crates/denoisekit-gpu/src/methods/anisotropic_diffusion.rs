@@ -20,19 +20,19 @@ const WGSL: &str = include_str!("anisotropic_diffusion.wgsl");
 /// is seen within a few milliseconds on a real GPU.
 const ITERATIONS_PER_SUBMIT: usize = 16;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    exponential: u32,
-    inv_k2: f32,
-    step: f32,
-    wz: f32,
-    _pad: f32,
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        exponential: u32,
+        inv_k2: f32,
+        step: f32,
+        wz: f32,
+        _pad: f32,
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs Perona–Malik diffusion on the GPU from resolved parameters.
 ///

@@ -8,19 +8,19 @@ use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("bilateral.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    radius: u32,
-    radius_z: u32,
-    inv_2ss: f32,
-    inv_2sz: f32,
-    inv_2sr: f32,
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        radius: u32,
+        radius_z: u32,
+        inv_2ss: f32,
+        inv_2sz: f32,
+        inv_2sr: f32,
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs the bilateral filter on the GPU from resolved parameters.
 ///

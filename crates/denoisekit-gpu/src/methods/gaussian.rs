@@ -20,17 +20,17 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
 ];
 const WG: u32 = 16;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct Uniforms {
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) depth_out: u32,
-    pub(crate) radius: u32,
-    pub(crate) border: u32,
-    pub(crate) _pad: [u32; 3],
+uniforms! {
+    wgsl = WGSL;
+    pub(crate) struct Uniforms {
+        pub(crate) width: u32,
+        pub(crate) height: u32,
+        pub(crate) depth_out: u32,
+        pub(crate) radius: u32,
+        pub(crate) border: u32,
+        pub(crate) _pad: [u32; 3],
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs the method from resolved parameters; see [`gaussian`].
 ///

@@ -16,18 +16,18 @@ use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("median.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    radius: u32,
-    radius_z: u32,
-    border: u32,
-    _pad: [u32; 2],
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        radius: u32,
+        radius_z: u32,
+        border: u32,
+        _pad: [u32; 2],
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs the median filter on the GPU from resolved parameters.
 ///

@@ -4,6 +4,39 @@ use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
 use denoisekit_core::{Volume, VolumeView};
 
+/// Declares a kernel's uniform block: the `#[repr(C)]` struct uploaded as its WGSL
+/// `var<uniform>`, padded to 16 bytes. `wgsl` names the kernel's source; a test generated
+/// beside the struct checks its fields (name, order, offset, type) and size against
+/// naga's reflection of that source, so the two sides cannot drift. Fields whose names
+/// start with `_` are padding: only the bytes they cover are compared.
+macro_rules! uniforms {
+    (
+        wgsl = $wgsl:path;
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($fvis:vis $field:ident: $ty:ty),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($fvis $field: $ty),+
+        }
+        const _: () = assert!(size_of::<$name>().is_multiple_of(16));
+
+        #[cfg(test)]
+        #[test]
+        fn uniforms_match_wgsl() {
+            let fields = [$((stringify!($field), std::mem::offset_of!($name, $field), stringify!($ty))),+];
+            $crate::methods::layout::check($wgsl, &fields, size_of::<$name>());
+        }
+    };
+}
+
+#[cfg(test)]
+mod layout;
+
 pub mod anisotropic_diffusion;
 pub mod bilateral;
 pub mod fourier_filter;

@@ -9,23 +9,23 @@ use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("nl_means.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    patch_radius: u32,
-    search_radius: u32,
-    patch_radius_z: u32,
-    search_radius_z: u32,
-    _pad: u32,
-    inv_n: f32,
-    thr: f32,
-    inv_h2: f32,
-    _pad2: f32,
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        patch_radius: u32,
+        search_radius: u32,
+        patch_radius_z: u32,
+        search_radius_z: u32,
+        _pad: u32,
+        inv_n: f32,
+        thr: f32,
+        inv_h2: f32,
+        _pad2: f32,
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs non-local means on the GPU from resolved parameters.
 ///

@@ -33,19 +33,19 @@ const WGSL: &str = include_str!("richardson_lucy.wgsl");
 /// progress.
 const ITERATIONS_PER_SUBMIT: usize = 8;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    use_z: u32,
-    tiny: f32,
-    eps2: f32,
-    tv: f32,
-    _pad: f32,
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        use_z: u32,
+        tiny: f32,
+        eps2: f32,
+        tv: f32,
+        _pad: f32,
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs Richardson–Lucy deconvolution on the GPU from resolved parameters.
 ///

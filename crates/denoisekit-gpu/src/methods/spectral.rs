@@ -16,18 +16,18 @@ use denoisekit_core::{Control, Volume, VolumeView};
 
 const WGSL: &str = include_str!("spectral.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    axis: u32,
-    inverse: u32,
-    table_len: u32,
-    _pad: [u32; 2],
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        axis: u32,
+        inverse: u32,
+        table_len: u32,
+        _pad: [u32; 2],
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// `cos(π m / (2n))` for `m < 4n`: every cosine a DCT of length `n` needs.
 pub(crate) fn cos_table(n: usize) -> Vec<f32> {

@@ -26,25 +26,25 @@ const WGSL: &str = include_str!("total_variation.wgsl");
 /// whether every group has stopped.
 const ITERATIONS_PER_SUBMIT: usize = 16;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniforms {
-    width: u32,
-    height: u32,
-    depth: u32,
-    groups_x: u32,
-    groups_y: u32,
-    per_plane: u32,
-    min_iterations: u32,
-    _pad0: u32,
-    tau: f32,
-    k: f32,
-    lambda: f32,
-    wz: f32,
-    tolerance: f32,
-    _pad1: [f32; 3],
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        depth: u32,
+        groups_x: u32,
+        groups_y: u32,
+        per_plane: u32,
+        min_iterations: u32,
+        _pad0: u32,
+        tau: f32,
+        k: f32,
+        lambda: f32,
+        wz: f32,
+        tolerance: f32,
+        _pad1: [f32; 3],
+    }
 }
-const _: () = assert!(size_of::<Uniforms>().is_multiple_of(16));
 
 /// Runs ROF total variation on the GPU from resolved parameters.
 ///
