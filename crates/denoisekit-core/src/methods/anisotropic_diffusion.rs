@@ -143,23 +143,20 @@ pub fn denoise_anisotropic_diffusion(
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    let wz = p.z_weight_for(s.depth) as f32;
-    check_stability(p, s.depth)?;
+    let plan = plan(p, s.depth)?;
     let mut out = input.as_standard_layout().into_owned();
-    if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
+    let Some(plan) = plan else {
         return Ok(out);
-    }
+    };
     let (d, h, w) = (s.depth, s.height, s.width);
     let n = d * h * w;
-    let exponential = p.conductance == Conductance::Exponential;
     // Invariant: `into_owned` of a standard-layout view is contiguous.
     let u = out.as_slice_mut().unwrap_or(&mut []);
-    let inv_k2 = (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32;
     let cond = FluxRule {
-        inv_k2,
-        exponential,
+        inv_k2: plan.inv_k2,
+        exponential: plan.exponential,
     };
-    let step = p.step as f32;
+    let (step, wz) = (plan.step, plan.wz);
     let plane = h * w;
     let nflux = if wz > 0.0 { 3 } else { 2 };
     crate::simd::with_scratch(nflux * n, |flux| {
@@ -218,12 +215,40 @@ pub fn denoise_anisotropic_diffusion(
     Ok(out)
 }
 
-/// Refuses a step above the explicit scheme's stability bound for a volume of `depth`
-/// planes (the GPU kernel shares the check).
+/// What the diffusion does to a stack of some depth: the one derivation of its step and
+/// conductance, which the CPU kernel and the GPU host both run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    /// Time step of each iteration.
+    pub step: f32,
+    /// `1/κ²`, capped at f32's largest value.
+    pub inv_k2: f32,
+    /// The exponential conductance (else the rational one).
+    pub exponential: bool,
+    /// Weight of the flux across planes; 0 on a single plane.
+    pub wz: f32,
+}
+
+/// The plan for a stack of `depth` planes, or `None` where the result is the input.
 ///
 /// # Errors
-/// [`DenoiseError::ParamOutOfRange`] naming the bound.
-pub fn check_stability(p: &AnisotropicDiffusionParams, depth: usize) -> Result<()> {
+/// [`DenoiseError::ParamOutOfRange`] for a step above the stability bound.
+pub fn plan(p: &AnisotropicDiffusionParams, depth: usize) -> Result<Option<Plan>> {
+    check_stability(p, depth)?;
+    if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(Plan {
+        step: p.step as f32,
+        inv_k2: (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32,
+        exponential: p.conductance == Conductance::Exponential,
+        wz: p.z_weight_for(depth) as f32,
+    }))
+}
+
+/// Refuses a step above the explicit scheme's stability bound for a volume of `depth`
+/// planes.
+fn check_stability(p: &AnisotropicDiffusionParams, depth: usize) -> Result<()> {
     let wz = p.z_weight_for(depth);
     let max_step = 1.0 / (2.0 * (2.0 + wz));
     if p.step > max_step + 1e-12 {

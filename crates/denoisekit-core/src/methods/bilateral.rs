@@ -95,6 +95,43 @@ fn radii(p: &BilateralParams) -> (usize, usize) {
     (xy, (3.0 * p.sigma_spatial_z).ceil() as usize)
 }
 
+/// What the filter does to a stack of some depth: the one derivation of its window and
+/// weights, which the CPU kernel and the GPU host both run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    /// Half-width of the window in the plane.
+    pub radius: usize,
+    /// Half-width across planes; 0 filters each plane on its own.
+    pub radius_z: usize,
+    /// Spatial sigma in the plane.
+    pub sigma: f64,
+    /// Spatial sigma across planes (1 where `radius_z` is 0, where it is not used).
+    pub sigma_z: f64,
+    /// `1 / (2·sigma_range²)`, capped so that a tiny sigma_range gives 0·MAX = 0 for equal
+    /// pixels, not 0·inf = NaN.
+    pub inv_2sr: f32,
+}
+
+/// The plan for a stack of `depth` planes, or `None` where the result is the input.
+pub fn plan(p: &BilateralParams, depth: usize) -> Option<Plan> {
+    if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
+        return None;
+    }
+    let (radius, rz) = radii(p);
+    let (radius_z, sigma_z) = if depth > 1 && p.sigma_spatial_z > 0.0 {
+        (rz, p.sigma_spatial_z)
+    } else {
+        (0, 1.0)
+    };
+    Some(Plan {
+        radius,
+        radius_z,
+        sigma: p.sigma_spatial,
+        sigma_z,
+        inv_2sr: (1.0 / (2.0 * p.sigma_range * p.sigma_range)).min(f32::MAX as f64) as f32,
+    })
+}
+
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_bilateral(v, &BilateralParams::from_resolved(r)?, ctl)
 }
@@ -123,15 +160,10 @@ pub fn denoise_bilateral(
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
+    let Some(plan) = plan(p, s.depth) else {
         return Ok(input.to_owned());
-    }
-    let (r, rz) = radii(p);
-    let (rz, sz) = if s.depth > 1 && p.sigma_spatial_z > 0.0 {
-        (rz, p.sigma_spatial_z)
-    } else {
-        (0, 1.0)
     };
+    let (r, rz, sz) = (plan.radius, plan.radius_z, plan.sigma_z);
     let padded = pad(&input, rz, r, r, BorderMode::Replicate);
     let (_, ph, pw) = padded.dim();
     // Invariant: `pad` builds a standard-layout array.
@@ -149,14 +181,13 @@ pub fn denoise_bilateral(
                 // The centre, also when 2σ² underflows for a tiny sigma (0/0 would be NaN).
                 0.0
             } else {
-                -(fx * fx + fy * fy) / (2.0 * p.sigma_spatial.powi(2)) - fz * fz / (2.0 * sz * sz)
+                -(fx * fx + fy * fy) / (2.0 * plan.sigma.powi(2)) - fz * fz / (2.0 * sz * sz)
             };
             // Terms below e^-30 cannot change an f32 sum that already holds the centre (1).
             (lw > -30.0).then_some((dz, dy, dx, lw as f32))
         })
         .collect();
-    // Capped so that a tiny sigma_range gives 0·MAX = 0 for equal pixels, not 0·inf = NaN.
-    let inv = (1.0 / (2.0 * p.sigma_range * p.sigma_range)).min(f32::MAX as f64) as f32;
+    let inv = plan.inv_2sr;
     let w = s.width;
     let total = (s.depth * s.height) as u64;
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));

@@ -90,6 +90,25 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_gaussian(v, &GaussianParams::from_resolved(r)?, ctl)
 }
 
+/// The blur's separable kernels for a stack of some depth: the one derivation that the
+/// CPU kernel and the GPU host both run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernels {
+    /// The kernel along x and y, or `None` for no blur in the plane.
+    pub xy: Option<Vec<f32>>,
+    /// The kernel along z, or `None` for no blur across planes (always on one plane).
+    pub z: Option<Vec<f32>>,
+}
+
+/// The kernels for a stack of `depth` planes.
+pub fn kernels(p: &GaussianParams, depth: usize) -> Kernels {
+    let sz = if depth > 1 { p.sigma_z } else { 0.0 };
+    Kernels {
+        xy: (p.sigma > 0.0).then(|| gaussian_kernel(p.sigma)),
+        z: (sz > 0.0).then(|| gaussian_kernel(sz)),
+    }
+}
+
 /// The normalised 1D kernel for `sigma` (> 0): `2⌈4σ⌉ + 1` taps.
 pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     let r = (TRUNCATE * sigma).ceil().max(1.0) as isize;
@@ -134,16 +153,16 @@ pub fn denoise_gaussian(
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    let mut out = if p.sigma > 0.0 {
-        blur_xy(&input, &gaussian_kernel(p.sigma), p.border, ctl)?
-    } else {
+    let k = kernels(p, s.depth);
+    let mut out = match &k.xy {
+        Some(kxy) => blur_xy(&input, kxy, p.border, ctl)?,
         // `convolve` below needs standard layout, whatever the caller's strides.
-        input.as_standard_layout().into_owned()
+        None => input.as_standard_layout().into_owned(),
     };
-    if s.depth > 1 && p.sigma_z > 0.0 {
+    if let Some(kz) = &k.z {
         ctl.checkpoint()?;
         let mut z = Array3::<f32>::zeros((s.depth, s.height, s.width));
-        convolve(&out, &mut z, Axis::Z, &gaussian_kernel(p.sigma_z), p.border);
+        convolve(&out, &mut z, Axis::Z, kz, p.border);
         out = z;
     }
     ctl.checkpoint()?;

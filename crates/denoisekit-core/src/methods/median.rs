@@ -86,6 +86,14 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_median(v, &MedianParams::from_resolved(r)?, ctl)
 }
 
+/// The window's half-widths (in the plane, across planes) for a stack of `depth`
+/// planes, or `None` where the result is the input: the one derivation that the CPU
+/// kernel and the GPU host both run.
+pub fn radii(p: &MedianParams, depth: usize) -> Option<(usize, usize)> {
+    let rz = if depth > 1 { p.radius_z } else { 0 };
+    (p.radius > 0 || rz > 0).then_some((p.radius, rz))
+}
+
 /// Median filter; see the module docs.
 ///
 /// # Errors
@@ -106,11 +114,9 @@ pub fn denoise_median(input: VolumeView<'_>, p: &MedianParams, ctl: &Control) ->
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    let rz = if s.depth > 1 { p.radius_z } else { 0 };
-    let r = p.radius;
-    if r == 0 && rz == 0 {
+    let Some((r, rz)) = radii(p, s.depth) else {
         return Ok(input.to_owned());
-    }
+    };
     let padded = pad(&input, rz, r, r, p.border);
     let window = (2 * r + 1) * (2 * r + 1) * (2 * rz + 1);
     if window >= HISTOGRAM_FROM {

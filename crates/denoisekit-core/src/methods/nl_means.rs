@@ -98,6 +98,48 @@ fn support(r: &Resolved) -> Result<[usize; 3]> {
     Ok([p.patch_radius_z + p.search_radius_z, xy, xy])
 }
 
+/// What the filter does to a stack of some depth: the one derivation of its radii and
+/// weights, which the CPU kernel and the GPU host both run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    /// Patch half-width in the plane.
+    pub patch_radius: usize,
+    /// Search half-width in the plane.
+    pub search_radius: usize,
+    /// Patch half-width across planes (0 on a single plane).
+    pub patch_radius_z: usize,
+    /// Search half-width across planes (0 on a single plane).
+    pub search_radius_z: usize,
+    /// One over the number of pixels in a patch.
+    pub inv_n: f32,
+    /// `2σ²`: the mean squared patch distance that pure noise gives, subtracted first.
+    pub thr: f32,
+    /// `1 / h²`, capped so that a tiny h gives 0·MAX = 0 for identical patches, not NaN.
+    pub inv_h2: f32,
+}
+
+/// The plan for a stack of `depth` planes, or `None` where the result is the input.
+pub fn plan(p: &NlMeansParams, depth: usize) -> Option<Plan> {
+    let (prz, srz) = if depth > 1 {
+        (p.patch_radius_z, p.search_radius_z)
+    } else {
+        (0, 0)
+    };
+    if p.h == 0.0 || (p.search_radius == 0 && srz == 0) {
+        return None;
+    }
+    let pr = p.patch_radius;
+    Some(Plan {
+        patch_radius: pr,
+        search_radius: p.search_radius,
+        patch_radius_z: prz,
+        search_radius_z: srz,
+        inv_n: 1.0 / ((2 * pr + 1).pow(2) * (2 * prz + 1)) as f32,
+        thr: (2.0 * p.sigma * p.sigma).min(f32::MAX as f64) as f32,
+        inv_h2: (1.0 / (p.h * p.h)).min(f32::MAX as f64) as f32,
+    })
+}
+
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     denoise_nl_means(v, &NlMeansParams::from_resolved(r)?, ctl)
 }
@@ -123,15 +165,15 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    let (pr, sr) = (p.patch_radius, p.search_radius);
-    let (prz, srz) = if s.depth > 1 {
-        (p.patch_radius_z, p.search_radius_z)
-    } else {
-        (0, 0)
-    };
-    if p.h == 0.0 || (sr == 0 && srz == 0) {
+    let Some(plan) = plan(p, s.depth) else {
         return Ok(input.to_owned());
-    }
+    };
+    let (pr, sr, prz, srz) = (
+        plan.patch_radius,
+        plan.search_radius,
+        plan.patch_radius_z,
+        plan.search_radius_z,
+    );
     let (pz, py, px) = (prz + srz, pr + sr, pr + sr);
     let padded = pad(&input, pz, py, px, BorderMode::Replicate);
     let (_, ph, pw) = padded.dim();
@@ -147,10 +189,9 @@ pub fn denoise_nl_means(input: VolumeView<'_>, p: &NlMeansParams, ctl: &Control)
         prz,
         sr,
         srz,
-        inv_n: 1.0 / ((2 * pr + 1).pow(2) * (2 * prz + 1)) as f32,
-        thr: (2.0 * p.sigma * p.sigma).min(f32::MAX as f64) as f32,
-        // Capped so that a tiny h gives 0·MAX = 0 for identical patches, not NaN.
-        inv_h2: (1.0 / (p.h * p.h)).min(f32::MAX as f64) as f32,
+        inv_n: plan.inv_n,
+        thr: plan.thr,
+        inv_h2: plan.inv_h2,
     };
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     // Invariant: freshly allocated, standard layout.

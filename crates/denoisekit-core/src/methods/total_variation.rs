@@ -130,29 +130,22 @@ pub fn denoise_total_variation(
     p.validate()?;
     check_input(&input)?;
     let s = Shape::of(&input);
-    if p.lambda == 0.0 {
+    let Some(step) = plan(p, s.depth) else {
         return Ok(input.to_owned());
-    }
+    };
     let f = input.as_standard_layout();
     // Invariant: `as_standard_layout` yields a contiguous array.
     let f = f.as_slice().unwrap_or(&[]);
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     // Invariant: freshly allocated, standard layout.
     let dst = out.as_slice_mut().unwrap_or(&mut []);
-    if s.depth > 1 && p.z_weight > 0.0 {
-        solve(
-            f,
-            dst,
-            (s.depth, s.height, s.width),
-            p,
-            p.z_weight as f32,
-            ctl,
-        )?;
+    if step.wz > 0.0 {
+        solve(f, dst, (s.depth, s.height, s.width), p, step, ctl)?;
     } else {
         let plane = s.height * s.width;
         dst.par_chunks_mut(plane)
             .zip(f.par_chunks(plane))
-            .try_for_each(|(o, fp)| solve(fp, o, (1, s.height, s.width), p, 0.0, ctl))?;
+            .try_for_each(|(o, fp)| solve(fp, o, (1, s.height, s.width), p, step, ctl))?;
     }
     Ok(out)
 }
@@ -163,16 +156,16 @@ fn solve(
     out: &mut [f32],
     dims: (usize, usize, usize),
     p: &TotalVariationParams,
-    wz: f32,
+    step: Step,
     ctl: &Control,
 ) -> Result<()> {
     let n = f.len();
-    let nz = if wz > 0.0 { n } else { 0 };
+    let nz = if step.wz > 0.0 { n } else { 0 };
     let problem = Problem {
         f,
         dims,
         p,
-        wz,
+        step,
         ctl,
     };
     // The dual variables live in the thread's reusable scratch: fresh multi-megabyte
@@ -182,7 +175,7 @@ fn solve(
         buf.fill(0.0);
         let (px, rest) = buf.split_at_mut(n);
         let (py, pz) = rest.split_at_mut(n);
-        if wz > 0.0 {
+        if step.wz > 0.0 {
             iterate(&problem, out, px, py, pz)
         } else {
             iterate_plane(&problem, out, px, py)
@@ -234,13 +227,7 @@ fn iterate_plane(pb: &Problem<'_>, out: &mut [f32], px: &mut [f32], py: &mut [f3
         ..
     } = *pb;
     let n = f.len();
-    let tau = 0.25f32;
-    let lambda = (p.lambda as f32).max(f32::MIN_POSITIVE);
-    let step = Step {
-        tau,
-        lambda,
-        wz: 0.0,
-    };
+    let step = pb.step;
     let zeros = vec![0.0f32; w];
     let nbands = h.div_ceil(BAND);
     // Per band: py of the row above it, then px and py of the row below it.
@@ -326,7 +313,7 @@ fn iterate_plane(pb: &Problem<'_>, out: &mut [f32], px: &mut [f32], py: &mut [f3
                 (sd, sg)
             })
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        if stop.converged(it, (e_d + lambda as f64 * e_g) / n as f64, p.tolerance) {
+        if stop.converged(it, (e_d + step.lambda as f64 * e_g) / n as f64, p.tolerance) {
             break;
         }
     }
@@ -366,7 +353,7 @@ struct Problem<'a> {
     f: &'a [f32],
     dims: (usize, usize, usize),
     p: &'a TotalVariationParams,
-    wz: f32,
+    step: Step,
     ctl: &'a Control,
 }
 
@@ -383,15 +370,11 @@ fn iterate(
         f,
         dims: (d, h, w),
         p,
-        wz,
+        step,
         ctl,
     } = *pb;
     let n = f.len();
-    let ndim = if wz > 0.0 { 2.0 + wz * wz } else { 2.0 };
-    let tau = 1.0 / (2.0 * ndim);
-    // A lambda below f32's range acts as the smallest positive one: the step ratio tau/lambda
-    // is then capped (never inf), so a zero gradient cannot give 0·inf = NaN.
-    let lambda = (p.lambda as f32).max(f32::MIN_POSITIVE);
+    let wz = step.wz;
     let mut stop = Stop::default();
     let zeros = vec![0.0f32; w];
     let plane = h * w;
@@ -434,7 +417,6 @@ fn iterate(
         };
         // Gradient of out, its norm (energy), and the projected update of p in place.
         let out_r: &[f32] = out;
-        let step = Step { tau, lambda, wz };
         // The last row and plane have no neighbour: using the row itself gives 0.
         let neighbours = |row: usize| {
             let (z, y) = (row / h, row % h);
@@ -462,7 +444,7 @@ fn iterate(
                 update_row(o, down, back, pxr, pyr, pzr, &step) as f64
             })
             .sum();
-        if stop.converged(it, (e_d + lambda as f64 * e_g) / n as f64, p.tolerance) {
+        if stop.converged(it, (e_d + step.lambda as f64 * e_g) / n as f64, p.tolerance) {
             break;
         }
     }
@@ -480,10 +462,38 @@ struct DualRows<'a> {
     pz_prev: &'a [f32],
 }
 
-struct Step {
-    tau: f32,
-    lambda: f32,
-    wz: f32,
+/// Chambolle's step for a stack: the one derivation that the CPU iteration and the GPU
+/// host both run ([`plan`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The dual step, `1/(2·(2 + wz²))`: 1/(2·ndim) with the z axis weighted by `wz²`.
+    pub tau: f32,
+    /// The weight, at least the smallest positive f32: the ratio `tau/lambda` is then
+    /// capped (never inf), so a zero gradient cannot give 0·inf = NaN.
+    pub lambda: f32,
+    /// The z gradient's weight; 0 solves each plane on its own.
+    pub wz: f32,
+}
+
+impl Step {
+    fn new(lambda: f64, wz: f32) -> Self {
+        Self {
+            tau: 1.0 / (2.0 * (2.0 + wz * wz)),
+            lambda: (lambda as f32).max(f32::MIN_POSITIVE),
+            wz,
+        }
+    }
+
+    /// `tau / lambda`, capped at f32's largest value.
+    pub fn ratio(&self) -> f32 {
+        (self.tau / self.lambda).min(f32::MAX)
+    }
+}
+
+/// The step for a stack of `depth` planes, or `None` where the result is the input.
+pub fn plan(p: &TotalVariationParams, depth: usize) -> Option<Step> {
+    let wz = if depth > 1 { p.z_weight as f32 } else { 0.0 };
+    (p.lambda != 0.0).then(|| Step::new(p.lambda, wz))
 }
 
 crate::simd_dispatch! {
@@ -511,7 +521,7 @@ crate::simd_dispatch! {
     /// the row's p; returns Σ |∇o|.
     fn update_row(o: &[f32], down: &[f32], back: &[f32], px: &mut [f32], py: &mut [f32], pz: &mut [f32], st: &Step) -> f32 {
         let w = o.len();
-        let (tau, k, wz) = (st.tau, (st.tau / st.lambda).min(f32::MAX), st.wz);
+        let (tau, k, wz) = (st.tau, st.ratio(), st.wz);
         crate::simd::with_scratch(w, |norms| {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
@@ -549,7 +559,7 @@ crate::simd_dispatch! {
     /// [`update_row`] without the z component (planes on their own).
     fn update_row_2d(o: &[f32], down: &[f32], px: &mut [f32], py: &mut [f32], st: &Step) -> f32 {
         let w = o.len();
-        let (tau, k) = (st.tau, (st.tau / st.lambda).min(f32::MAX));
+        let (tau, k) = (st.tau, st.ratio());
         crate::simd::with_scratch(w, |norms| {
             #[inline(always)]
             fn one(c: f32, r: f32, dn: f32, p: (&mut f32, &mut f32), nm: &mut f32, tau: f32, k: f32) {
@@ -598,7 +608,7 @@ mod tests {
             f: &f,
             dims: (1, h, w),
             p: &p,
-            wz,
+            step: Step::new(p.lambda, wz),
             ctl: &ctl,
         };
         let (mut a, mut b) = (vec![0.0; h * w], vec![0.0; h * w]);

@@ -11,7 +11,7 @@
 use super::{WG, in_tiles, tile_planes};
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::methods::anisotropic_diffusion::{AnisotropicDiffusionParams, Conductance};
+use denoisekit_core::methods::anisotropic_diffusion::{AnisotropicDiffusionParams, plan};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("anisotropic_diffusion.wgsl");
@@ -49,22 +49,20 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = AnisotropicDiffusionParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
-    let wz = if d > 1 { p.z_weight as f32 } else { 0.0 };
-    denoisekit_core::methods::anisotropic_diffusion::check_stability(&p, d)?;
-    if p.iterations == 0 || p.step == 0.0 || p.kappa == 0.0 {
+    let Some(plan) = plan(&p, d)? else {
         return Ok(input.to_owned());
-    }
+    };
     let u = Uniforms {
         width: w as u32,
         height: h as u32,
         depth: d as u32,
-        exponential: u32::from(p.conductance == Conductance::Exponential),
-        inv_k2: (1.0 / (p.kappa * p.kappa)).min(f32::MAX as f64) as f32,
-        step: p.step as f32,
-        wz,
+        exponential: u32::from(plan.exponential),
+        inv_k2: plan.inv_k2,
+        step: plan.step,
+        wz: plan.wz,
         _pad: 0.0,
     };
-    let halo = if wz > 0.0 { p.iterations } else { 0 };
+    let halo = if plan.wz > 0.0 { p.iterations } else { 0 };
     let tile = tile_planes(ctx, (d, h, w), 1, halo, max_tile_bytes)?;
     let ntiles = d.div_ceil(tile) as u64;
     let total = ntiles * p.iterations as u64;

@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use denoisekit_core::methods::bilateral::BilateralParams;
+use denoisekit_core::methods::bilateral::{BilateralParams, plan};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("bilateral.wgsl");
@@ -36,30 +36,20 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = BilateralParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
-    if p.sigma_spatial == 0.0 || p.sigma_range == 0.0 {
+    let Some(plan) = plan(&p, d) else {
         return Ok(input.to_owned());
-    }
+    };
     ctl.checkpoint()?;
-    let radius = if p.radius == 0 {
-        (3.0 * p.sigma_spatial).ceil() as usize
-    } else {
-        p.radius
-    };
-    let (radius_z, sz) = if d > 1 && p.sigma_spatial_z > 0.0 {
-        ((3.0 * p.sigma_spatial_z).ceil() as usize, p.sigma_spatial_z)
-    } else {
-        (0, 1.0)
-    };
     let cap = |x: f64| x.min(f32::MAX as f64) as f32;
     let u = Uniforms {
         width: w as u32,
         height: h as u32,
         depth: d as u32,
-        radius: radius as u32,
-        radius_z: radius_z as u32,
-        inv_2ss: cap(1.0 / (2.0 * p.sigma_spatial * p.sigma_spatial)),
-        inv_2sz: cap(1.0 / (2.0 * sz * sz)),
-        inv_2sr: cap(1.0 / (2.0 * p.sigma_range * p.sigma_range)),
+        radius: plan.radius as u32,
+        radius_z: plan.radius_z as u32,
+        inv_2ss: cap(1.0 / (2.0 * plan.sigma * plan.sigma)),
+        inv_2sz: cap(1.0 / (2.0 * plan.sigma_z * plan.sigma_z)),
+        inv_2sr: plan.inv_2sr,
     };
     let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
     super::per_pixel_tiled(
@@ -67,7 +57,7 @@ pub fn run(
         "bilateral",
         WGSL,
         input,
-        radius_z,
+        plan.radius_z,
         &uniforms,
         max_tile_bytes,
     )

@@ -7,7 +7,7 @@
 
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::methods::gaussian::{GaussianParams, gaussian_kernel};
+use denoisekit_core::methods::gaussian::{GaussianParams, Kernels, kernels};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 pub(crate) const WGSL: &str = include_str!("gaussian.wgsl");
@@ -61,9 +61,7 @@ pub fn gaussian(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
-    let sz = if d > 1 { p.sigma_z } else { 0.0 };
-    let kxy = (p.sigma > 0.0).then(|| gaussian_kernel(p.sigma));
-    let kz = (sz > 0.0).then(|| gaussian_kernel(sz));
+    let Kernels { xy: kxy, z: kz } = kernels(p, d);
     let rz = kz.as_ref().map_or(0, |k| k.len() / 2);
     let plane_bytes = (h * w * 4) as u64;
     let limit = max_tile_bytes

@@ -11,7 +11,7 @@
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use denoisekit_core::methods::median::MedianParams;
+use denoisekit_core::methods::median::{MedianParams, radii};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("median.wgsl");
@@ -43,16 +43,15 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = MedianParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
-    let rz = if d > 1 { p.radius_z } else { 0 };
-    if p.radius == 0 && rz == 0 {
+    let Some((radius, rz)) = radii(&p, d) else {
         return Ok(input.to_owned());
-    }
+    };
     ctl.checkpoint()?;
     let u = Uniforms {
         width: w as u32,
         height: h as u32,
         depth: d as u32,
-        radius: p.radius as u32,
+        radius: radius as u32,
         radius_z: rz as u32,
         border: p.border as u32,
         _pad: [0; 2],

@@ -4,7 +4,7 @@
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use denoisekit_core::methods::nl_means::NlMeansParams;
+use denoisekit_core::methods::nl_means::{NlMeansParams, plan};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("nl_means.wgsl");
@@ -40,30 +40,23 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = NlMeansParams::from_resolved(r)?;
-    let d = input.dim().0;
-    let (prz, srz) = if d > 1 {
-        (p.patch_radius_z, p.search_radius_z)
-    } else {
-        (0, 0)
-    };
-    if p.h == 0.0 || (p.search_radius == 0 && srz == 0) {
+    let (d, h, w) = input.dim();
+    let Some(plan) = plan(&p, d) else {
         return Ok(input.to_owned());
-    }
+    };
     ctl.checkpoint()?;
-    let cap = |x: f64| x.min(f32::MAX as f64) as f32;
-    let (_, h, w) = input.dim();
     let u = Uniforms {
         width: w as u32,
         height: h as u32,
         depth: d as u32,
-        patch_radius: p.patch_radius as u32,
-        search_radius: p.search_radius as u32,
-        patch_radius_z: prz as u32,
-        search_radius_z: srz as u32,
+        patch_radius: plan.patch_radius as u32,
+        search_radius: plan.search_radius as u32,
+        patch_radius_z: plan.patch_radius_z as u32,
+        search_radius_z: plan.search_radius_z as u32,
         _pad: 0,
-        inv_n: 1.0 / ((2 * p.patch_radius + 1).pow(2) * (2 * prz + 1)) as f32,
-        thr: cap(2.0 * p.sigma * p.sigma),
-        inv_h2: cap(1.0 / (p.h * p.h)),
+        inv_n: plan.inv_n,
+        thr: plan.thr,
+        inv_h2: plan.inv_h2,
         _pad2: 0.0,
     };
     let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
@@ -72,7 +65,7 @@ pub fn run(
         "nl_means",
         WGSL,
         input,
-        prz + srz,
+        plan.patch_radius_z + plan.search_radius_z,
         &uniforms,
         max_tile_bytes,
     )

@@ -17,7 +17,7 @@
 use super::{WG, in_tiles, tile_planes};
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::methods::total_variation::{MIN_ITERATIONS, TotalVariationParams};
+use denoisekit_core::methods::total_variation::{MIN_ITERATIONS, TotalVariationParams, plan};
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("total_variation.wgsl");
@@ -61,15 +61,10 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = TotalVariationParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
-    if p.lambda == 0.0 {
+    let Some(step) = plan(&p, d) else {
         return Ok(input.to_owned());
-    }
-    let wz = if d > 1 { p.z_weight as f32 } else { 0.0 };
-    // As the CPU: tau = 1/(2·ndim) with the z axis weighted by wz², and a lambda below
-    // f32's range acting as the smallest positive one.
-    let tau = 1.0 / (2.0 * (2.0 + wz * wz));
-    let lambda = (p.lambda as f32).max(f32::MIN_POSITIVE);
-    let per_plane = wz == 0.0;
+    };
+    let per_plane = step.wz == 0.0;
     let floats = if per_plane { 2 } else { 3 };
     let tile = tile_planes(ctx, (d, h, w), floats, 0, max_tile_bytes)?;
     if !per_plane && tile < d {
@@ -86,10 +81,10 @@ pub fn run(
         per_plane: u32::from(per_plane),
         min_iterations: MIN_ITERATIONS as u32,
         _pad0: 0,
-        tau,
-        k: (tau / lambda).min(f32::MAX),
-        lambda,
-        wz,
+        tau: step.tau,
+        k: step.ratio(),
+        lambda: step.lambda,
+        wz: step.wz,
         tolerance: p.tolerance as f32,
         _pad1: [0.0; 3],
     };
