@@ -25,7 +25,7 @@
 use crate::control::Control;
 use crate::descriptor::{DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved};
 use crate::error::Result;
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
 crate::method_params! {

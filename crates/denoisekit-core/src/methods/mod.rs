@@ -1,12 +1,13 @@
 //! The method registry: the only list of methods in DenoiseKit.
 //!
 //! To add a method (docs/architecture.md, "Adding a method", says the same): write
-//! `methods/<id>.rs` with a `//!` header, its `method_params!` table, `pub fn
-//! denoise_<id>` and a `pub static DESCRIPTOR`; add its line to the `registry!` list below
-//! (module, parameters struct, functions: that one line registers it and re-exports its
-//! API); regenerate docs/methods.md. Optionally a GPU kernel in `denoisekit-gpu`. The CLI,
-//! the JNI `describe` call, the Fiji panel, Python, the docs and the property tests pick it
-//! up from the registry.
+//! `methods/<id>.rs` with a `//!` header, its `method_params!` table (choices as
+//! `choice_enum!` enums), `pub fn denoise_<id>` and a `pub static DESCRIPTOR`; add its
+//! line to the `registry!` list below (module, parameters struct, functions, choice enums:
+//! that one line registers it and re-exports its API); regenerate docs/methods.md.
+//! Optionally a GPU kernel in `denoisekit-gpu`, consuming a `plan` the CPU kernel derives
+//! too. The CLI, the JNI `describe` call, the Fiji panel, Python, the docs and the
+//! property tests pick it up from the registry.
 
 use crate::descriptor::MethodDescriptor;
 use crate::error::{DenoiseError, Result};

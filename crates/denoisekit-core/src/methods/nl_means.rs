@@ -27,7 +27,7 @@ use crate::descriptor::{
 };
 use crate::error::Result;
 use crate::fastmath::fast_exp;
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;

@@ -58,7 +58,7 @@ use crate::descriptor::{
     DefaultValue, Dims, ImageInput, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::{DenoiseError, Result};
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::methods::gaussian::{GaussianParams, denoise_gaussian};
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, Zip};

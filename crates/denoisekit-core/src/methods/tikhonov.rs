@@ -26,7 +26,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Scale, Unit,
 };
 use crate::error::{DenoiseError, Result};
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 
 crate::choice_enum! {

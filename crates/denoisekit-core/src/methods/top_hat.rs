@@ -32,7 +32,7 @@ use crate::border::BorderMode;
 use crate::control::Control;
 use crate::descriptor::{Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit};
 use crate::error::Result;
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;

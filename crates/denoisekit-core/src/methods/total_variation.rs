@@ -30,7 +30,7 @@ use crate::descriptor::{
     Unit,
 };
 use crate::error::Result;
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::Array3;
 use rayon::prelude::*;

@@ -42,7 +42,7 @@ use crate::descriptor::{
     DefaultValue, Dims, MethodDescriptor, MethodKind, ParamSpec, Resolved, Unit,
 };
 use crate::error::Result;
-use crate::memory::Memory;
+use crate::descriptor::Memory;
 use crate::simd::axpy;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use ndarray::{Array3, s};

@@ -69,9 +69,9 @@ pub enum DenoiseError {
     #[error(
         "{job} needs {} of working memory, more than the limit of {} \
          (set {} to change it, or process fewer planes)",
-        crate::memory::fmt_bytes(*.bytes),
-        crate::memory::fmt_bytes(*.limit),
-        crate::memory::LIMIT_ENV
+        crate::format::fmt_bytes(*.bytes),
+        crate::format::fmt_bytes(*.limit),
+        MEMORY_LIMIT_ENV
     )]
     TooLarge {
         /// The job, with its method and image size.
@@ -117,3 +117,8 @@ impl DenoiseError {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = DenoiseError> = std::result::Result<T, E>;
+
+/// The environment variable that sets the memory budget, in bytes or with a K/M/G/T
+/// suffix (binary units): `DENOISEKIT_MEMORY_LIMIT=8G`. Declared with the error whose
+/// message names it ([`DenoiseError::TooLarge`]); read by [`crate::budget::limit`].
+pub const MEMORY_LIMIT_ENV: &str = "DENOISEKIT_MEMORY_LIMIT";

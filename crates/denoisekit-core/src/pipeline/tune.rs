@@ -87,11 +87,11 @@ pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control)
 
 fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
     // noise_model=auto is decided on the whole image, not on the tiles searched below.
-    let fixed = &*match crate::find(id)?.kind {
-        crate::MethodKind::Denoise => crate::resolve_noise_model(&input, fixed)?,
+    let fixed = &*match crate::methods::find(id)?.kind {
+        crate::descriptor::MethodKind::Denoise => crate::job::resolve_noise_model(&input, fixed)?,
         _ => std::borrow::Cow::Borrowed(fixed),
     };
-    let (m, resolved) = crate::prepare(id, &input, fixed)?;
+    let (m, resolved) = crate::job::prepare(id, &input, fixed)?;
     // SURE runs the method twice per trial: half the sample keeps its search as quick.
     let budget = match m.tune_loss {
         TuneLoss::Sure => BUDGET / 2,
@@ -153,7 +153,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
     let mut tuned = Vec::new();
     for &(key, default, lo, hi) in &targets {
         let mut at = |v: f64| -> Result<f64> {
-            let trial = current.clone().set(key, crate::fmt_num(v));
+            let trial = current.clone().set(key, crate::format::fmt_num(v));
             loss(&trial)
         };
         let (value, l) = golden_log(&mut at, lo, hi)?;
@@ -164,7 +164,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
             (default, best_loss)
         };
         best_loss = l;
-        current.insert(key, crate::fmt_num(value));
+        current.insert(key, crate::format::fmt_num(value));
         tuned.push((key, value));
         ctl.advance(1, targets.len() as u64)?;
     }
@@ -217,7 +217,7 @@ fn pooled_loss(
         match score {
             Score::Masked((masked, hidden)) => {
                 *evaluations += 1;
-                let out = crate::run(id, masked.view(), values, &quiet)?;
+                let out = crate::job::run(id, masked.view(), values, &quiet)?;
                 let out = out.as_slice().expect("standard layout");
                 total += hidden
                     .iter()
@@ -227,8 +227,8 @@ fn pooled_loss(
             }
             Score::Sure(p) => {
                 *evaluations += 2;
-                let out = crate::run(id, tile.view(), values, &quiet)?;
-                let moved = crate::run(id, p.perturbed.view(), values, &quiet)?;
+                let out = crate::job::run(id, tile.view(), values, &quiet)?;
+                let moved = crate::job::run(id, p.perturbed.view(), values, &quiet)?;
                 total += p.loss(tile, &out, &moved) * tile.len() as f64;
                 count += tile.len();
             }
@@ -265,23 +265,23 @@ pub fn rank(
 ) -> Result<Vec<Ranked>> {
     rayon::scope(|_| {
         let ids: Vec<&'static str> = if ids.is_empty() {
-            crate::registry()
+            crate::methods::registry()
                 .iter()
                 .filter(|m| {
-                    m.kind == crate::MethodKind::Denoise && m.params.iter().any(|p| p.tunable)
+                    m.kind == crate::descriptor::MethodKind::Denoise
+                        && m.params.iter().any(|p| p.tunable)
                 })
                 .map(|m| m.id)
                 .collect()
         } else {
             ids.iter()
-                .map(|id| crate::find(id).map(|m| m.id))
+                .map(|id| crate::methods::find(id).map(|m| m.id))
                 .collect::<Result<_>>()?
         };
-        if let Some(m) = ids
-            .iter()
-            .map(|id| crate::find(id))
-            .find_map(|m| m.ok().filter(|m| m.kind != crate::MethodKind::Denoise))
-        {
+        if let Some(m) = ids.iter().map(|id| crate::methods::find(id)).find_map(|m| {
+            m.ok()
+                .filter(|m| m.kind != crate::descriptor::MethodKind::Denoise)
+        }) {
             return Err(DenoiseError::invalid(format!(
                 "{} is not a denoiser: only denoisers are ranked by the self-supervised loss",
                 m.id
@@ -290,8 +290,8 @@ pub fn rank(
         let Some(&first) = ids.first() else {
             return Err(DenoiseError::invalid("no method to rank"));
         };
-        let fixed = crate::resolve_noise_model(&input, fixed)?;
-        let sample = Sample::new(crate::find(first)?, &input, &fixed, BUDGET)?;
+        let fixed = crate::job::resolve_noise_model(&input, fixed)?;
+        let sample = Sample::new(crate::methods::find(first)?, &input, &fixed, BUDGET)?;
         let scores: Vec<(Volume, Score)> = sample
             .tiles
             .iter()
@@ -300,7 +300,7 @@ pub fn rank(
         let mut ranked = Vec::with_capacity(ids.len());
         for id in ids {
             let tuned = tune_here(id, input, &fixed, ctl)?;
-            let (_, resolved) = crate::prepare(id, &input, &tuned.values)?;
+            let (_, resolved) = crate::job::prepare(id, &input, &tuned.values)?;
             let mut runs = 0;
             let loss = pooled_loss(
                 id,
@@ -340,7 +340,7 @@ impl Sample {
         // With a Poisson-Gaussian model the search runs on the stabilised image, where the
         // noise is uniform and the method's parameters live (see `crate::run`).
         let gat = match m.kind {
-            crate::MethodKind::Denoise => crate::vst::Gat::from_values(fixed)?,
+            crate::descriptor::MethodKind::Denoise => crate::vst::Gat::from_values(fixed)?,
             _ => None,
         };
         let tiles: Vec<Volume> = match &gat {
@@ -359,7 +359,7 @@ impl Sample {
             .filter(|c| c.radius > 0);
         let sigma = match &correlation {
             Some(c) => c.variance.sqrt(),
-            None => crate::estimate_sigma(&stack.view())?,
+            None => crate::noise::estimate_sigma(&stack.view())?,
         };
         let (radius, rho) = match &correlation {
             Some(c) => {
@@ -446,7 +446,9 @@ impl Variance {
             sigma_z: 0.0,
             border: crate::BorderMode::Symmetric,
         };
-        let Ok(mean) = crate::denoise_gaussian(image.view(), &local, &Control::new()) else {
+        let Ok(mean) =
+            crate::methods::gaussian::denoise_gaussian(image.view(), &local, &Control::new())
+        else {
             return uniform;
         };
         // The floor keeps a pixel darker than the fit's zero from a negative variance.
@@ -478,7 +480,7 @@ fn sure_probe(
     // rounding of the output does not swamp it (Deledalle et al., SIAM J. Imaging Sci.
     // 2014, §5).
     let eps = 2.0 * sigma / (image.len() as f64).powf(0.3);
-    let mut rng = crate::phantom::Rng::new(0x5e7e_b0a7);
+    let mut rng = crate::rng::Rng::new(0x5e7e_b0a7);
     let mut perturbed = image.as_standard_layout().into_owned();
     let mut step_sq = 0.0;
     for p in perturbed.iter_mut() {
@@ -632,7 +634,7 @@ fn hide_grid(
     let (d, h, w) = v.dim();
     let mut out: Array3<f32> = v.to_owned();
     let mut hidden = Vec::new();
-    let mut rng = crate::phantom::Rng::new(0x006e_3273);
+    let mut rng = crate::rng::Rng::new(0x006e_3273);
     for z in 0..d {
         for y in (oy..h).step_by(STRIDE) {
             for x in (ox..w).step_by(STRIDE) {
@@ -678,7 +680,7 @@ fn hide_blocks(
     let r = radius as isize;
     let mut out: Array3<f32> = v.to_owned();
     let mut hidden = Vec::new();
-    let mut rng = crate::phantom::Rng::new(0x006e_3273);
+    let mut rng = crate::rng::Rng::new(0x006e_3273);
     let inside = |y: isize, x: isize| y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w;
     for z in 0..d {
         for y in (oy..h).step_by(STRIDE * (radius + 1)) {
@@ -741,8 +743,9 @@ mod tests {
             ("bm3d", "sigma", 0.2),
         ] {
             let values = ParamValues::new().set(key, v);
-            let out = crate::run(id, p.noisy.view(), &values, &Control::new()).unwrap();
-            let moved = crate::run(id, probe.perturbed.view(), &values, &Control::new()).unwrap();
+            let out = crate::job::run(id, p.noisy.view(), &values, &Control::new()).unwrap();
+            let moved =
+                crate::job::run(id, probe.perturbed.view(), &values, &Control::new()).unwrap();
             let sure = probe.loss(&p.noisy, &out, &moved) - 0.01;
             let mse = (&out - &p.clean)
                 .mapv(|e| f64::from(e).powi(2))
@@ -760,8 +763,8 @@ mod tests {
         let (noisy, clean) = (p.noisy.mapv(|v| v + 1e5), p.clean.mapv(|v| v + 1e5));
         let probe = sure_probe(&noisy, 0.1, Variance::Uniform(0.01), &[]).unwrap();
         let values = ParamValues::new().set("sigma", 1.0);
-        let out = crate::run("gaussian", noisy.view(), &values, &Control::new()).unwrap();
-        let moved = crate::run("gaussian", probe.perturbed.view(), &values, &Control::new());
+        let out = crate::job::run("gaussian", noisy.view(), &values, &Control::new()).unwrap();
+        let moved = crate::job::run("gaussian", probe.perturbed.view(), &values, &Control::new());
         let sure = probe.loss(&noisy, &out, &moved.unwrap()) - 0.01;
         let mse = (&out - &clean)
             .mapv(|e| f64::from(e).powi(2))
@@ -782,7 +785,7 @@ mod tests {
         let level =
             |y: usize, x: usize| 0.1 + 0.9 * (((y / 16) * 7 + (x / 16) * 3) % 10) as f64 / 9.0;
         let clean = Array3::from_shape_fn((1, 256, 256), |(_, y, x)| level(y, x) as f32);
-        let mut rng = crate::phantom::Rng::new(6);
+        let mut rng = crate::rng::Rng::new(6);
         let noisy =
             clean.mapv(|x| (rng.poisson(f64::from(x) * 30.0) / 30.0 + 0.02 * rng.normal()) as f32);
         let Variance::PerPixel(var) = Variance::of(&noisy, 0.1, Variance::photon_fit(&noisy))

@@ -7,11 +7,12 @@
 //! noise-derived default is the same in every window. `tests/properties.rs` checks the
 //! seam-free claim for every method against the untiled result.
 
+use crate::control::Control;
 use crate::descriptor::{GLOBAL_SUPPORT, MethodDescriptor, Resolved};
 use crate::error::Result;
+use crate::job::with_noise_model;
 use crate::memory;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
-use crate::{Control, with_noise_model};
 use ndarray::{Array3, Axis, s};
 use std::ops::Range;
 

@@ -54,7 +54,7 @@ impl Control {
     }
 
     /// This job's working-memory budget in bytes, in place of the process-wide one
-    /// ([`crate::memory::limit`]): several jobs sharing a machine (Dask workers on one
+    /// ([`crate::budget::limit`]): several jobs sharing a machine (Dask workers on one
     /// node) each get their share instead of each claiming most of it.
     #[must_use]
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {
@@ -62,14 +62,14 @@ impl Control {
         self
     }
 
-    /// The budget this job must fit: its own, else [`crate::memory::limit`].
+    /// The budget this job must fit: its own, else [`crate::budget::limit`].
     ///
     /// # Errors
-    /// The errors of [`crate::memory::limit`].
+    /// The errors of [`crate::budget::limit`].
     pub fn memory_limit(&self) -> Result<u64> {
         match self.memory_limit {
             Some(b) => Ok(b),
-            None => crate::memory::limit(),
+            None => crate::budget::limit(),
         }
     }
 

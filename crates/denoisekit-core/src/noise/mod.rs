@@ -14,6 +14,9 @@
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
 //! Biometrika 81(3), 1994, doi:10.1093/biomet/81.3.425.
 
+pub mod correlation;
+pub mod vst;
+
 use crate::error::Result;
 use crate::volume::{Shape, VolumeView};
 use rayon::prelude::*;
@@ -234,10 +237,10 @@ fn intensity_percentiles(v: &VolumeView<'_>, p: f64, q: f64) -> (f64, f64) {
 /// `x` to four significant digits: no fit here is more precise than that.
 fn sig4(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
-        return crate::fmt_num(x);
+        return crate::format::fmt_num(x);
     }
     let decimals = (3 - x.abs().log10().floor() as i32).max(0) as usize;
-    crate::fmt_num(format!("{x:.decimals$}").parse().unwrap_or(x))
+    crate::format::fmt_num(format!("{x:.decimals$}").parse().unwrap_or(x))
 }
 
 /// Cells of 2×2 pixels per side of a block.

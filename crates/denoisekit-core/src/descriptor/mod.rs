@@ -6,8 +6,11 @@
 //! dialog, the docs and the property tests all read these tables; nothing else lists
 //! methods or parameters.
 
+pub mod noise_model;
+
 use crate::control::Control;
 use crate::error::{DenoiseError, Result};
+use crate::format::fmt_num;
 use crate::volume::{Volume, VolumeView};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
@@ -306,15 +309,15 @@ impl ParamSpec {
     }
 }
 
-/// Formats a number the way users type it: `1.5`, `0`, `inf`.
-pub fn fmt_num(x: f64) -> String {
-    if x == f64::INFINITY {
-        "inf".into()
-    } else if x == f64::NEG_INFINITY {
-        "-inf".into()
-    } else {
-        format!("{x}")
-    }
+/// A method's working memory, in `f32` copies of the image (output included, input
+/// excluded).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Memory {
+    /// Copies of the whole volume (the output counts as one).
+    pub volume: f32,
+    /// Copies of one plane per plane in flight (transforms, padded buffers, per-thread
+    /// aggregation).
+    pub plane: f32,
 }
 
 /// A parsed, typed parameter value.
@@ -658,6 +661,17 @@ pub enum MethodKind {
     Background,
 }
 
+impl MethodKind {
+    /// The heading front ends group methods of this kind under.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Denoise => "Denoisers",
+            Self::Deconvolve => "Deconvolution",
+            Self::Background => "Background removal",
+        }
+    }
+}
+
 /// Which dimensionalities a method accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dims {
@@ -746,11 +760,11 @@ pub struct MethodDescriptor {
     pub support: SupportFn,
     /// Working memory, checked against the budget before a job starts
     /// ([`crate::memory`]).
-    pub memory: crate::memory::Memory,
+    pub memory: Memory,
     /// The working memory of particular settings, for an input of the given shape, when
     /// they need more than `memory` states (a filter that couples planes, say); `None` for
     /// most methods.
-    pub memory_for: Option<fn(&Resolved, crate::volume::Shape) -> crate::memory::Memory>,
+    pub memory_for: Option<fn(&Resolved, crate::volume::Shape) -> Memory>,
     /// How self-supervised tuning scores this method's settings.
     pub tune_loss: TuneLoss,
     /// The CPU implementation.
@@ -771,10 +785,10 @@ impl MethodDescriptor {
     }
 
     /// Every parameter a user can set: the method's own, then for denoisers the shared
-    /// noise model ([`crate::vst::NOISE_MODEL_PARAMS`]).
+    /// noise model ([`noise_model::NOISE_MODEL_PARAMS`]).
     pub fn all_params(&self) -> impl Iterator<Item = &'static ParamSpec> + Clone + '_ {
         let common: &'static [ParamSpec] = match self.kind {
-            MethodKind::Denoise => &crate::vst::NOISE_MODEL_PARAMS,
+            MethodKind::Denoise => &noise_model::NOISE_MODEL_PARAMS,
             _ => &[],
         };
         self.params.iter().chain(common.iter())
@@ -932,13 +946,14 @@ impl Serialize for ParamSpec {
 
 impl Serialize for MethodDescriptor {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("MethodDescriptor", 12)?;
+        let mut st = s.serialize_struct("MethodDescriptor", 13)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("category", self.category)?;
         st.serialize_field("summary", self.summary)?;
         st.serialize_field("references", self.references)?;
         st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("kind_title", self.kind.title())?;
         st.serialize_field("dims", &[2, 3][..if self.dims == Dims::D2 { 1 } else { 2 }])?;
         st.serialize_field("gpu", &self.gpu_tolerance.is_some())?;
         st.serialize_field("gpu_tolerance", &self.gpu_tolerance)?;

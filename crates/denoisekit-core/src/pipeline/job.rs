@@ -1,0 +1,220 @@
+//! A job from request to result: validate the image, resolve the parameters (choosing
+//! the noise model and estimating the noise where a default needs it), then run the
+//! method on the CPU within the memory budget, around the noise model's transform.
+
+use crate::control::Control;
+use crate::descriptor::{MethodDescriptor, MethodKind, ParamValues, Resolved};
+use crate::error::{DenoiseError, Result};
+use crate::methods::find;
+use crate::noise::{self, estimate_sigma, vst};
+use crate::pipeline::{memory, tiling};
+use crate::volume::{Shape, Volume, VolumeView, check_input};
+
+/// Where a job should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// A real GPU if one is present, else the CPU (a software GPU is not preferred).
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// The GPU; an error if there is none.
+    Gpu,
+}
+
+impl Backend {
+    /// The names accepted by [`Backend::from_name`].
+    pub const NAMES: &'static [&'static str] = &["auto", "cpu", "gpu"];
+
+    /// Parses `auto`, `cpu` or `gpu`.
+    ///
+    /// # Errors
+    /// [`DenoiseError::InvalidParamValue`] listing the valid names.
+    pub fn from_name(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            _ => Err(DenoiseError::InvalidParamValue {
+                name: "backend".into(),
+                value: s.into(),
+                expected: format!("one of {}", Self::NAMES.join(", ")),
+            }),
+        }
+    }
+}
+
+/// Validates a job and resolves its parameters without running it.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`], [`DenoiseError::UnsupportedDims`],
+/// [`DenoiseError::InvalidInput`] and the parameter errors of [`MethodDescriptor::resolve`].
+pub fn prepare(
+    id: &str,
+    input: &VolumeView<'_>,
+    values: &ParamValues,
+) -> Result<(&'static MethodDescriptor, Resolved)> {
+    let m = find(id)?;
+    check_input(input)?;
+    let ndim = Shape::of(input).ndim();
+    if !m.dims.supports(ndim) {
+        return Err(DenoiseError::UnsupportedDims {
+            method: m.id.to_string(),
+            dims: ndim,
+            supported: m.dims.label().to_string(),
+        });
+    }
+    let values = &*match m.kind {
+        MethodKind::Denoise => resolve_noise_model(input, values)?,
+        _ => std::borrow::Cow::Borrowed(values),
+    };
+    // With a Poisson-Gaussian model the method sees the stabilised image, so its
+    // noise-derived defaults are measured there.
+    let gat = match m.kind {
+        MethodKind::Denoise => vst::Gat::from_values(values)?,
+        _ => None,
+    };
+    let resolved = m.resolve(values, || match &gat {
+        Some(g) => estimate_sigma(&g.forward(input).view()),
+        None => estimate_sigma(input),
+    })?;
+    Ok((m, resolved))
+}
+
+/// `values` with `noise_model=auto` (given, or unset: the default) replaced by the model
+/// this image calls for and that
+/// model's gain, offset and read noise ([`noise::choose_noise_model`]): the run, what it
+/// reports and a replay of that report then use the same numbers. Other values are
+/// returned as they are.
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] for an invalid image.
+pub fn resolve_noise_model<'v>(
+    input: &VolumeView<'_>,
+    values: &'v ParamValues,
+) -> Result<std::borrow::Cow<'v, ParamValues>> {
+    // Unset, the model is the descriptor's default (auto).
+    let spec = &vst::NOISE_MODEL_PARAMS[0];
+    let auto = match values.pairs().iter().find(|(k, _)| k == spec.key) {
+        Some((_, v)) => spec.parse(v)? == vst::NoiseModelChoice::Auto.value(),
+        None => spec.default_value(|| Ok(0.0))? == vst::NoiseModelChoice::Auto.value(),
+    };
+    if !auto {
+        return Ok(std::borrow::Cow::Borrowed(values));
+    }
+    let choice = noise::choose_noise_model(input)?;
+    log::info!("DenoiseKit: noise_model=auto: {}", choice.reason);
+    let mut chosen = values.clone();
+    for pair in choice.options().split_whitespace() {
+        if let Some((k, v)) = pair.split_once('=') {
+            chosen.insert(k, v);
+        }
+    }
+    Ok(std::borrow::Cow::Owned(chosen))
+}
+
+/// Runs `f` on the input as the noise model asks: directly, or between the generalized
+/// Anscombe transform and its exact unbiased inverse ([`vst`]).
+///
+/// `f` reports in its own error type (the GPU's keeps device errors apart from the job's),
+/// into which the noise model's errors convert.
+///
+/// # Errors
+/// Whatever `f` returns, and the noise-model parameter errors.
+pub fn with_noise_model<E: From<DenoiseError>>(
+    input: VolumeView<'_>,
+    resolved: &Resolved,
+    f: impl FnOnce(VolumeView<'_>) -> std::result::Result<Volume, E>,
+) -> std::result::Result<Volume, E> {
+    let gat = match resolved.get::<vst::NoiseModelChoice>("noise_model") {
+        Ok(_) => vst::Gat::from_resolved(resolved)?,
+        // Methods other than denoisers have no noise model.
+        Err(_) => None,
+    };
+    match gat {
+        Some(g) => Ok(g.inverse(f(g.forward(&input).view())?)),
+        None => f(input),
+    }
+}
+
+/// Runs method `id` on the CPU with the given (unchecked) parameter values.
+///
+/// # Errors
+/// Everything [`prepare`] reports, [`DenoiseError::Cancelled`], and
+/// [`DenoiseError::TooLarge`] when the job needs more working memory than
+/// the job's budget ([`Control::memory_limit`]) and cannot be split into windows of planes ([`tiling`]).
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{run, Control, ParamValues};
+/// use ndarray::Array3;
+/// let img = Array3::<f32>::from_elem((1, 8, 8), 3.0);
+/// let out = run("gaussian", img.view(), &ParamValues::new().set("sigma", 1.0), &Control::new()).unwrap();
+/// assert!(out.iter().all(|v| (v - 3.0).abs() < 1e-5));
+/// let err = run("gaussian", img.view(), &ParamValues::new().set("sigma", -1), &Control::new());
+/// assert_eq!(err.unwrap_err().to_string(), "parameter `sigma` = -1 is outside [0, 50]");
+/// ```
+pub fn run(id: &str, input: VolumeView<'_>, values: &ParamValues, ctl: &Control) -> Result<Volume> {
+    on_pool_if_small(input.len(), || {
+        let (m, resolved) = prepare(id, &input, values)?;
+        ctl.reset_progress();
+        run_resolved(m, input, &resolved, ctl)
+    })
+}
+
+/// Largest job, in voxels, that runs whole on a pool thread ([`on_pool_if_small`]).
+const SMALL_JOB: usize = 1 << 17;
+
+/// Runs `f` on a pool thread when the image is small. Called from outside the pool (the
+/// CLI's main thread, a Java thread), every parallel loop hands its work to the pool and
+/// sleeps on a latch; on a small image, where a loop takes microseconds, that hand-off
+/// was most of the time (replaying the fuzz corpus of images up to 4x12x12: 72 s with
+/// it, 12.7 s without, on one pool thread). Large jobs keep handing over loop by loop:
+/// a pool thread that waits inside a loop may take up queued work, and a whole queued
+/// job would hold back the job it was waiting in (and that job's cancel) until it ends.
+fn on_pool_if_small<R: Send>(voxels: usize, f: impl FnOnce() -> R + Send) -> R {
+    if voxels <= SMALL_JOB {
+        // Already on a pool thread, `scope` runs `f` in place.
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
+/// Runs a job [`prepare`] accepted, on the CPU, within the memory budget: whole when its
+/// working memory fits the job's budget ([`Control::memory_limit`]), else in windows of planes ([`tiling`]).
+///
+/// # Errors
+/// [`DenoiseError::TooLarge`] when it neither fits nor can be split, and what the method
+/// returns.
+pub fn run_resolved(
+    m: &'static MethodDescriptor,
+    input: VolumeView<'_>,
+    resolved: &Resolved,
+    ctl: &Control,
+) -> Result<Volume> {
+    let limit = ctl.memory_limit()?;
+    on_pool_if_small(input.len(), || {
+        if memory::need(m, Shape::of(&input), resolved)? > limit {
+            return tiling::run_in_memory(m, resolved, input, limit, ctl);
+        }
+        with_noise_model(input, resolved, |v| (m.run)(v, resolved, ctl))
+    })
+}
+
+/// How far (`[z, y, x]`) an output pixel of method `id` reaches into the input for these
+/// parameters: a region extended by this halo gives exactly the full result inside it.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`], the parameter errors of [`MethodDescriptor::resolve`],
+/// and [`DenoiseError::InvalidInput`] when a noise-dependent parameter is left unset
+/// (there is no image to estimate the noise from).
+pub fn support(id: &str, values: &ParamValues) -> Result<[usize; 3]> {
+    let m = find(id)?;
+    let resolved = m.resolve(values, || {
+        Err(DenoiseError::invalid(
+            "support needs every noise-dependent parameter given explicitly",
+        ))
+    })?;
+    (m.support)(&resolved)
+}
