@@ -11,6 +11,8 @@ public final class MethodSpec {
     public final String category;
     /** "denoise", "deconvolve" or "background": what the output is. */
     public final String kind;
+    /** The heading methods of this kind are listed under ("Denoisers"). */
+    public final String kindTitle;
     public final String summary;
     public final List<String> references;
     public final boolean supports3d;
@@ -45,6 +47,7 @@ public final class MethodSpec {
         name = (String) m.get("name");
         category = (String) m.get("category");
         kind = (String) m.get("kind");
+        kindTitle = (String) m.get("kind_title");
         summary = (String) m.get("summary");
         references = new ArrayList<String>();
         for (Object r : (List<Object>) m.get("references")) references.add((String) r);

@@ -75,8 +75,6 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     /** Method runs a search takes: golden sections on one parameter (SURE: two per trial). */
     private static final int SEARCH_RUNS = 13;
     private static final String PREF = "denoisekit.panel.";
-    private static final String[] KINDS = {"denoise", "deconvolve", "background"};
-    private static final String[] KIND_TITLES = {"Denoisers", "Deconvolution", "Background removal"};
     private static final Color WARN = new Color(0xb0, 0x30, 0x00);
 
     private final ImagePlus imp;
@@ -183,14 +181,16 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         progress.setName("progress");
         progressText.setName("progress-text");
         viewMode.setName("view");
-        for (int k = 0; k < KINDS.length; k++) {
-            boolean header = false;
-            for (MethodSpec m : methods) {
-                if (!KINDS[k].equals(m.kind)) continue;
-                if (!header) listModel.addElement(KIND_TITLES[k]);
-                header = true;
-                listModel.addElement(m);
-            }
+        // Grouped by kind, the kinds in the order the registry first lists them, each under
+        // the heading the registry gives it.
+        Map<String, List<MethodSpec>> byKind = new LinkedHashMap<String, List<MethodSpec>>();
+        for (MethodSpec m : methods) {
+            if (!byKind.containsKey(m.kind)) byKind.put(m.kind, new ArrayList<MethodSpec>());
+            byKind.get(m.kind).add(m);
+        }
+        for (List<MethodSpec> group : byKind.values()) {
+            listModel.addElement(group.get(0).kindTitle);
+            for (MethodSpec m : group) listModel.addElement(m);
         }
         list.setSelectionMode(ListSelectionModel.SINGLE_SELECTION);
         list.setCellRenderer(new DefaultListCellRenderer() {
