@@ -9,7 +9,7 @@
 //! of the wrong shape or with non-finite pixels from finite input.
 
 use denoisekit_core::{
-    Control, DenoiseError, MethodDescriptor, ParamKind, ParamValues, Volume, memory, registry,
+    Control, DenoiseError, MethodDescriptor, ParamKind, ParamValues, Unit, Volume, memory, registry,
 };
 use std::sync::Once;
 
@@ -256,10 +256,11 @@ pub fn decode_job(data: &[u8]) -> (&'static MethodDescriptor, ParamValues, Volum
                 ("read_noise", Ok(x)) if (0.0..=1e4).contains(&x) => {
                     ["0", "0.5", "3", "40"][(x as usize) % 4].to_string()
                 }
-                // Time grows with the iteration count by design (10 000 Richardson-Lucy
-                // iterations take seconds on any image): a fuzzer looks for hangs, not
-                // for long jobs, which cancel stops (tests/jvm_roundtrip).
-                (k, Ok(x)) if k.contains("iteration") && x > 200.0 => "200".to_string(),
+                // Time grows with a count of repeated work by design (10 000
+                // Richardson-Lucy iterations or training steps take seconds on any image):
+                // a fuzzer looks for hangs, not for long jobs, which cancel stops
+                // (tests/jvm_roundtrip).
+                (_, Ok(x)) if spec.unit == Unit::Count && x > 200.0 => "200".to_string(),
                 _ => v,
             };
             values.insert(spec.key, v);
