@@ -1,0 +1,484 @@
+//! Zero-shot Noise2Noise: a small convolutional network trained on the noisy image itself.
+//!
+//! No clean data and no pre-trained model: each image trains its own network, about 20k
+//! weights at the default width (two 3x3 convolutions of `width` channels with leaky
+//! ReLUs and a 1x1 convolution, predicting the noise, which is subtracted). Each step takes
+//! a random patch and its two half-resolution sub-images, the means of the diagonal and
+//! of the anti-diagonal pixel pairs of every 2x2 block, whose noise is independent when
+//! the image's noise is independent between pixels. The network denoising one
+//! sub-image is scored against the other (a symmetric Noise2Noise loss), plus a
+//! consistency term: denoising then sub-sampling must agree with sub-sampling then
+//! denoising. Every pixel contributes to every step, which is why a few hundred Adam
+//! steps suffice.
+//!
+//! Pick it for structure that repeats across the image (membranes, filaments, textures),
+//! where a network learns what the classical priors do not know. It assumes noise that is
+//! independent between pixels (check with `denoisekit noise`): with `noise_model =
+//! poisson_gaussian` (or `auto`) photon noise is variance-stabilised first. Stacks train
+//! one network on patches from every plane and apply it plane by plane (2D kernels).
+//!
+//! The image is normalised to zero mean and unit standard deviation before training, so
+//! the learning rate does not depend on its units. Training is deterministic: the same
+//! seed gives the same weights, on any machine and any number of threads (sums run in a
+//! fixed order, without fused multiply-add).
+//!
+//! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward at `9·width²`
+//! multiply-adds each, then one forward pass over the image.
+//!
+//! # References
+//! Y. Mansour, R. Heckel, "Zero-Shot Noise2Noise: Efficient Image Denoising without any
+//! Data", CVPR 2023, doi:10.1109/CVPR52729.2023.01347.
+//! D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+//! arXiv:1412.6980.
+
+pub mod net;
+
+use crate::control::Control;
+use crate::descriptor::{
+    DefaultValue, Dims, GLOBAL_SUPPORT, Memory, MethodDescriptor, MethodKind, ParamSpec,
+    Resolved, Scale, Unit,
+};
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::volume::{Shape, Volume, VolumeView, check_input};
+use net::Net;
+use ndarray::Array3;
+
+crate::method_params! {
+    /// Parameters of [`denoise_zs_n2n`].
+    pub struct ZsN2nParams {
+        /// Adam steps, each on one random patch. More = a closer fit; the learning rate is
+        /// halved for the second half. 0 leaves the image unchanged.
+        steps: usize = ParamSpec::int("Training steps", 0, 100_000, 400).unit(Unit::Count),
+        /// Channels of the two hidden layers. Wider learns more detail and costs its
+        /// square in time.
+        width: usize = ParamSpec::int("Width", 1, 64, 24).unit(Unit::Count),
+        /// Adam's step size on the normalised image.
+        learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
+        /// Side of the square patch each step trains on, in pixels (even; at most the
+        /// image). Larger patches give smoother gradients and cost their area.
+        patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
+        /// Seed of the initial weights and of the patch positions.
+        seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
+    }
+}
+
+/// The registry entry.
+pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
+    id: "zs_n2n",
+    name: "Zero-shot Noise2Noise (learned)",
+    category: "Learned",
+    summary: "A small network trained on the image itself in seconds, with no clean data \
+              (Mansour & Heckel 2023); assumes noise independent between pixels. On real \
+              widefield noise it is still 2.4 to 6.5 dB below BM3D at CPU training \
+              budgets (docs/benchmarks.md): prefer BM3D for now.",
+    references: &[
+        "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
+         any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
+    ],
+    kind: MethodKind::Denoise,
+    dims: Dims::D2D3,
+    params: ZsN2nParams::SPECS,
+    images: &[],
+    gpu_tolerance: None,
+    identity: &[("steps", "0")],
+    support,
+    memory: Memory {
+        volume: 2.0,
+        plane: 3.0,
+    },
+    memory_for: Some(memory_for),
+    tune_loss: crate::descriptor::TuneLoss::Masked,
+    run,
+};
+
+/// Every output pixel depends on the whole stack: the weights are trained on patches
+/// from all of it, and the normalisation uses its mean and spread.
+fn support(_: &Resolved) -> Result<[usize; 3]> {
+    Ok([GLOBAL_SUPPORT; 3])
+}
+
+/// The normalised copy and the output; while applying, three plane copies (the mirrored
+/// input, its result, the result mirrored back) and the feature maps of one band of rows;
+/// the training's patch maps (independent of the image's size).
+fn memory_for(r: &Resolved, s: Shape) -> Memory {
+    let Ok(p) = ZsN2nParams::from_resolved(r) else {
+        return DESCRIPTOR.memory;
+    };
+    let (h, w) = (s.height as f32, s.width as f32);
+    let c = p.width as f32;
+    let band = band_rows(s.height) as f32;
+    let apply = (band + 4.0) * (w + 4.0) * (2.0 * c + 2.0);
+    let side = p.patch.min(s.height).min(s.width) as f32 + 4.0;
+    // Three passes (the patch and its halves, 1.5 patches in all) keep their maps, and
+    // the backward pass adds two gradient maps of the same size.
+    let train = 1.5 * side * side * (4.0 * c + 4.0) + 4.0 * 9.0 * c * c * 4.0;
+    // Planes are applied one after another, so their working set counts once, not per
+    // plane (the support is global, so plane copies would count for the whole stack).
+    Memory {
+        volume: 2.0 + (train + 3.0 * h * w + apply) / (s.depth as f32 * h * w),
+        plane: 0.0,
+    }
+}
+
+/// Rows per band when applying the network: bounded maps for tall images.
+fn band_rows(h: usize) -> usize {
+    h.div_ceil(16).max(16).min(h)
+}
+
+fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
+    denoise_zs_n2n(v, &ZsN2nParams::from_resolved(r)?, ctl)
+}
+
+/// Trains the network on the image and applies it; see the module docs.
+///
+/// # Errors
+/// [`crate::DenoiseError::ParamOutOfRange`], [`crate::DenoiseError::InvalidInput`],
+/// [`crate::DenoiseError::Cancelled`].
+///
+/// # Examples
+/// ```
+/// use denoisekit_core::{denoise_zs_n2n, Control, ZsN2nParams};
+/// use denoisekit_core::phantom::Rng;
+/// use ndarray::Array3;
+/// let mut rng = Rng::new(1);
+/// let clean = Array3::from_shape_fn((1, 32, 32), |(_, y, _)| if y % 8 < 4 { 1.0f32 } else { 0.0 });
+/// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
+/// let p = ZsN2nParams { steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0 };
+/// let out = denoise_zs_n2n(noisy.view(), &p, &Control::new()).unwrap();
+/// let err = |a: &Array3<f32>| (a - &clean).mapv(|d| d * d).mean().unwrap();
+/// assert!(err(&out) < err(&noisy));
+/// ```
+pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
+    p.validate()?;
+    check_input(&input)?;
+    if p.steps == 0 {
+        return Ok(input.to_owned());
+    }
+    let s = Shape::of(&input);
+    let src = input.as_standard_layout();
+    // Invariant: `as_standard_layout` yields a contiguous array.
+    let flat = src.as_slice().unwrap_or(&[]);
+    let (mean, std) = mean_std(flat);
+    if std == 0.0 || !std.is_finite() {
+        return Ok(input.to_owned());
+    }
+    let norm: Vec<f32> = flat
+        .iter()
+        .map(|&v| ((f64::from(v) - mean) / std) as f32)
+        .collect();
+    let total = (p.steps + s.depth) as u64;
+    let net = train(&norm, s, p, |_| ctl.advance(1, total))?;
+    let plane = s.height * s.width;
+    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
+    // Invariant: freshly allocated, standard layout.
+    let dst = out.as_slice_mut().unwrap_or(&mut []);
+    for (z, o) in dst.chunks_mut(plane).enumerate() {
+        apply(&net, &norm[z * plane..(z + 1) * plane], (s.height, s.width), o);
+        for v in o.iter_mut() {
+            *v = (f64::from(*v) * std + mean) as f32;
+        }
+        ctl.advance(1, total)?;
+    }
+    Ok(out)
+}
+
+/// Mean and standard deviation, summed in f64 in one fixed order.
+fn mean_std(x: &[f32]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
+}
+
+/// A copy of an `h` x `w` plane mirrored left-right and/or top-bottom (its own inverse).
+fn flipped(img: &[f32], (h, w): (usize, usize), (fy, fx): (bool, bool)) -> Vec<f32> {
+    let mut out = vec![0.0; h * w];
+    for (y, row) in out.chunks_mut(w).enumerate() {
+        let sy = if fy { h - 1 - y } else { y };
+        let src = &img[sy * w..(sy + 1) * w];
+        if fx {
+            row.iter_mut().zip(src.iter().rev()).for_each(|(o, &v)| *o = v);
+        } else {
+            row.copy_from_slice(src);
+        }
+    }
+    out
+}
+
+/// The four mirror images of a plane: the network is applied to each and the results,
+/// mirrored back, are averaged (its errors differ between them; the image does not).
+const FLIPS: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
+
+/// `x - net(x)` on one normalised plane, averaged over [`FLIPS`], in bands of rows.
+fn apply(net: &Net, img: &[f32], (h, w): (usize, usize), out: &mut [f32]) {
+    let band = band_rows(h);
+    out.fill(0.0);
+    for flip in FLIPS {
+        let src = flipped(img, (h, w), flip);
+        let mut denoised = vec![0.0f32; h * w];
+        for y0 in (0..h).step_by(band) {
+            let y1 = (y0 + band).min(h);
+            let pass = net::forward(net, &src, (h, w), (y0, y1));
+            for ((o, &x), &n) in denoised[y0 * w..y1 * w]
+                .iter_mut()
+                .zip(&src[y0 * w..y1 * w])
+                .zip(&pass.net)
+            {
+                *o = x - n;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(flipped(&denoised, (h, w), flip)) {
+            *o += 0.25 * v;
+        }
+    }
+}
+
+/// Adam's state: the first and second moments of every weight.
+struct Adam {
+    m: Net,
+    v: Net,
+    /// `β1^t` and `β2^t`, kept as running products (the same bits on every platform).
+    b1t: f64,
+    b2t: f64,
+}
+
+impl Adam {
+    const B1: f64 = 0.9;
+    const B2: f64 = 0.999;
+    const EPS: f32 = 1e-8;
+
+    fn new(net: &Net) -> Self {
+        Self {
+            m: net.zeros_like(),
+            v: net.zeros_like(),
+            b1t: 1.0,
+            b2t: 1.0,
+        }
+    }
+
+    fn step(&mut self, net: &mut Net, grads: &Net, lr: f64) {
+        self.b1t *= Self::B1;
+        self.b2t *= Self::B2;
+        let (b1, b2) = (Self::B1 as f32, Self::B2 as f32);
+        let c1 = (1.0 - self.b1t) as f32;
+        let c2 = (1.0 - self.b2t) as f32;
+        let lr = lr as f32;
+        let params = net.tensors_mut();
+        let ms = self.m.tensors_mut();
+        let vs = self.v.tensors_mut();
+        for (((w, g), m), v) in params.into_iter().zip(grads.tensors()).zip(ms).zip(vs) {
+            for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                let mh = *m / c1;
+                let vh = *v / c2;
+                *w -= lr * mh / (vh.sqrt() + Self::EPS);
+            }
+        }
+    }
+}
+
+/// The two half-resolution sub-images of a `p` x `p` patch: means of the anti-diagonal
+/// and of the diagonal pixel pair of each 2x2 block.
+fn halves(patch: &[f32], p: usize) -> (Vec<f32>, Vec<f32>) {
+    let q = p / 2;
+    let mut d1 = vec![0.0; q * q];
+    let mut d2 = vec![0.0; q * q];
+    for i in 0..q {
+        for j in 0..q {
+            let at = |y: usize, x: usize| patch[(2 * i + y) * p + 2 * j + x];
+            d1[i * q + j] = 0.5 * (at(0, 1) + at(1, 0));
+            d2[i * q + j] = 0.5 * (at(0, 0) + at(1, 1));
+        }
+    }
+    (d1, d2)
+}
+
+/// The loss of one patch and its gradient with respect to the weights (added to `grads`).
+fn loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Net) -> f64 {
+    let q = p / 2;
+    let (y1, y2) = halves(patch, p);
+    let full = net::forward(net, patch, (p, p), (0, p));
+    let pass1 = net::forward(net, &y1, (q, q), (0, q));
+    let pass2 = net::forward(net, &y2, (q, q), (0, q));
+    // g(z) = z - net(z) for the halves and the patch.
+    let a: Vec<f32> = y1.iter().zip(&pass1.net).map(|(y, n)| y - n).collect();
+    let b: Vec<f32> = y2.iter().zip(&pass2.net).map(|(y, n)| y - n).collect();
+    let f: Vec<f32> = patch.iter().zip(&full.net).map(|(y, n)| y - n).collect();
+    let (f1, f2) = halves(&f, p);
+    let m = (q * q) as f32;
+    let mut loss = 0.0f64;
+    let mut ga = vec![0.0f32; q * q];
+    let mut gb = vec![0.0f32; q * q];
+    let mut gf1 = vec![0.0f32; q * q];
+    let mut gf2 = vec![0.0f32; q * q];
+    for i in 0..q * q {
+        let (ra, rb) = (a[i] - y2[i], b[i] - y1[i]);
+        let (ca, cb) = (a[i] - f1[i], b[i] - f2[i]);
+        loss += 0.5 * f64::from(ra * ra + rb * rb + ca * ca + cb * cb);
+        ga[i] = (ra + ca) / m;
+        gb[i] = (rb + cb) / m;
+        gf1[i] = -ca / m;
+        gf2[i] = -cb / m;
+    }
+    let mut gf = vec![0.0f32; p * p];
+    for i in 0..q {
+        for j in 0..q {
+            let k = i * q + j;
+            gf[(2 * i) * p + 2 * j + 1] += 0.5 * gf1[k];
+            gf[(2 * i + 1) * p + 2 * j] += 0.5 * gf1[k];
+            gf[(2 * i) * p + 2 * j] += 0.5 * gf2[k];
+            gf[(2 * i + 1) * p + 2 * j + 1] += 0.5 * gf2[k];
+        }
+    }
+    // d/dnet = -d/dg.
+    let neg = |g: Vec<f32>| g.into_iter().map(|v| -v).collect::<Vec<_>>();
+    net::backward(net, &full, &neg(gf), grads);
+    net::backward(net, &pass1, &neg(ga), grads);
+    net::backward(net, &pass2, &neg(gb), grads);
+    loss / f64::from(m)
+}
+
+/// Trains a network on patches of the normalised stack `norm`; `step_done` is called
+/// after each step with its loss (and may cancel).
+pub fn train(
+    norm: &[f32],
+    s: Shape,
+    p: &ZsN2nParams,
+    mut step_done: impl FnMut(f64) -> Result<()>,
+) -> Result<Net> {
+    let mut rng = Rng::new(p.seed as u64 ^ 0x2a5e_2e2a);
+    let mut net = Net::init(p.width, &mut rng);
+    let mut adam = Adam::new(&net);
+    // An even side that fits the image.
+    let side = (p.patch.min(s.height).min(s.width) / 2 * 2).max(2);
+    let plane = s.height * s.width;
+    let mut patch = vec![0.0f32; side * side];
+    let pick = |rng: &mut Rng, n: usize| ((rng.uniform() * n as f64) as usize).min(n - 1);
+    for step in 0..p.steps {
+        let z = pick(&mut rng, s.depth);
+        let y0 = pick(&mut rng, s.height - side + 1);
+        let x0 = pick(&mut rng, s.width - side + 1);
+        for (r, row) in patch.chunks_mut(side).enumerate() {
+            let at = z * plane + (y0 + r) * s.width + x0;
+            row.copy_from_slice(&norm[at..at + side]);
+        }
+        // A random mirror image of the patch: four times the training data.
+        let flip = FLIPS[pick(&mut rng, FLIPS.len())];
+        let patch = flipped(&patch, (side, side), flip);
+        let mut grads = net.zeros_like();
+        let loss = loss_and_grad(&net, &patch, side, &mut grads);
+        // Halved for the second half, as Mansour & Heckel's schedule.
+        let lr = if 2 * step < p.steps {
+            p.learning_rate
+        } else {
+            p.learning_rate / 2.0
+        };
+        adam.step(&mut net, &grads, lr);
+        step_done(loss)?;
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy_patch(p: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..p * p)
+            .map(|i| ((i % p) as f32 / p as f32) + 0.3 * rng.normal() as f32)
+            .collect()
+    }
+
+    /// The hand-written gradient against central finite differences of the loss, for
+    /// weights of every tensor.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = Rng::new(3);
+        let net = Net::init(3, &mut rng);
+        let patch = noisy_patch(6, 4);
+        let mut grads = net.zeros_like();
+        loss_and_grad(&net, &patch, 6, &mut grads);
+        let loss_at = |n: &Net| {
+            let mut g = n.zeros_like();
+            loss_and_grad(n, &patch, 6, &mut g)
+        };
+        let mut checked = 0;
+        for t in 0..6 {
+            let len = net.tensors()[t].len();
+            for i in (0..len).step_by((len / 5).max(1)) {
+                let eps = 1e-2f32;
+                let mut plus = net.clone();
+                plus.tensors_mut()[t][i] += eps;
+                let mut minus = net.clone();
+                minus.tensors_mut()[t][i] -= eps;
+                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * f64::from(eps));
+                let an = f64::from(grads.tensors()[t][i]);
+                assert!(
+                    (fd - an).abs() <= 2e-3 + 0.03 * fd.abs().max(an.abs()),
+                    "tensor {t} weight {i}: finite difference {fd}, gradient {an}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20);
+    }
+
+    /// Applying in bands of rows gives the whole plane's result bit for bit: a band reads
+    /// the rows around it from the image, and zero padding is only at the image's edges.
+    #[test]
+    fn bands_of_rows_give_the_whole_plane() {
+        let mut rng = Rng::new(9);
+        let net = Net::init(5, &mut rng);
+        let (h, w) = (37, 23);
+        let img = noisy_patch(40, 2)[..h * w].to_vec();
+        let whole = net::forward(&net, &img, (h, w), (0, h)).net;
+        for band in [1, 4, 16] {
+            let mut pieces = Vec::new();
+            for y0 in (0..h).step_by(band) {
+                pieces.extend(net::forward(&net, &img, (h, w), (y0, (y0 + band).min(h))).net);
+            }
+            assert_eq!(pieces, whole, "bands of {band} rows");
+        }
+    }
+
+    /// Training lowers the loss and the same seed gives the same weights, whatever the
+    /// thread count.
+    #[test]
+    fn training_is_deterministic_and_learns() {
+        let s = Shape {
+            depth: 1,
+            height: 24,
+            width: 24,
+        };
+        let img = noisy_patch(24, 5);
+        let p = ZsN2nParams {
+            steps: 60,
+            width: 4,
+            learning_rate: 0.005,
+            patch: 16,
+            seed: 7,
+        };
+        let mut losses = Vec::new();
+        let a = train(&img, s, &p, |l| {
+            losses.push(l);
+            Ok(())
+        })
+        .unwrap();
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = one_thread.install(|| train(&img, s, &p, |_| Ok(())).unwrap());
+        assert_eq!(a, b);
+        let early: f64 = losses[..10].iter().sum();
+        let late: f64 = losses[losses.len() - 10..].iter().sum();
+        assert!(late < early, "loss {early} -> {late}");
+    }
+}
