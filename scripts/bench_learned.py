@@ -22,14 +22,14 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import PAIRS, cli, psnr, tune  # noqa: E402
+from bench_real_pairs import PAIRS, psnr, run, tune  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 
 def timed_run(method, noisy, out, options):
     t = time.perf_counter()
-    cli("run", method, noisy, out, "--float", "--backend", "cpu", *options)
-    return tifffile.imread(out), time.perf_counter() - t
+    img = run(method, noisy, out, options)
+    return img, time.perf_counter() - t
 
 
 def main():

@@ -452,14 +452,8 @@ macro_rules! choice_enum {
                 spec: &$crate::ParamSpec,
                 v: &$crate::descriptor::ParamValue,
             ) -> $crate::Result<Self> {
-                match v {
-                    $crate::descriptor::ParamValue::Choice(s) => Self::from_name(spec.key, s),
-                    other => Err($crate::DenoiseError::InvalidParamValue {
-                        name: spec.key.to_string(),
-                        value: other.to_string(),
-                        expected: format!("one of {}", Self::NAMES.join(", ")),
-                    }),
-                }
+                // A number is no name: `from_name` refuses it with the names allowed.
+                Self::from_name(spec.key, &v.to_string())
             }
             fn to_value(&self) -> $crate::descriptor::ParamValue {
                 self.value()

@@ -71,8 +71,8 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     category: "Learned",
     summary: "A small network trained on the image itself in seconds, with no clean data \
               (Mansour & Heckel 2023); assumes noise independent between pixels. On real \
-              widefield noise it is still 2.4 to 6.5 dB below BM3D at CPU training \
-              budgets (docs/benchmarks.md): prefer BM3D for now.",
+              widefield noise it is still several dB below BM3D at CPU training budgets \
+              (docs/benchmarks.md): prefer BM3D for now.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
@@ -112,8 +112,9 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     let apply = (band + 4.0) * (w + 4.0) * (2.0 * c + 2.0);
     let side = p.patch.min(s.height).min(s.width) as f32 + 4.0;
     // Three passes (the patch and its halves, 1.5 patches in all) keep their maps, and
-    // the backward pass adds two gradient maps of the same size.
-    let train = 1.5 * side * side * (4.0 * c + 4.0) + 4.0 * 9.0 * c * c * 4.0;
+    // the backward pass adds two gradient maps of the same size; plus the weights, their
+    // gradients, Adam's two moments and the transposed w2.
+    let train = 1.5 * side * side * (4.0 * c + 4.0) + 5.0 * 9.0 * c * c;
     // Planes are applied one after another, so their working set counts once, not per
     // plane (the support is global, so plane copies would count for the whole stack).
     Memory {
@@ -318,14 +319,16 @@ fn loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Net) -> f64 {
     let mut gb = vec![0.0f32; q * q];
     let mut gf1 = vec![0.0f32; q * q];
     let mut gf2 = vec![0.0f32; q * q];
+    // Gradients with respect to the network's outputs: g(z) = z - net(z), so each is
+    // minus the gradient with respect to g.
     for i in 0..q * q {
         let (ra, rb) = (a[i] - y2[i], b[i] - y1[i]);
         let (ca, cb) = (a[i] - f1[i], b[i] - f2[i]);
         loss += 0.5 * f64::from(ra * ra + rb * rb + ca * ca + cb * cb);
-        ga[i] = (ra + ca) / m;
-        gb[i] = (rb + cb) / m;
-        gf1[i] = -ca / m;
-        gf2[i] = -cb / m;
+        ga[i] = -(ra + ca) / m;
+        gb[i] = -(rb + cb) / m;
+        gf1[i] = ca / m;
+        gf2[i] = cb / m;
     }
     let mut gf = vec![0.0f32; p * p];
     for i in 0..q {
@@ -337,11 +340,10 @@ fn loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Net) -> f64 {
             gf[(2 * i + 1) * p + 2 * j + 1] += 0.5 * gf2[k];
         }
     }
-    // d/dnet = -d/dg.
-    let neg = |g: Vec<f32>| g.into_iter().map(|v| -v).collect::<Vec<_>>();
-    net::backward(net, &full, &neg(gf), grads);
-    net::backward(net, &pass1, &neg(ga), grads);
-    net::backward(net, &pass2, &neg(gb), grads);
+    let wt = net.w2_transposed();
+    net::backward(net, &wt, &full, &gf, grads);
+    net::backward(net, &wt, &pass1, &ga, grads);
+    net::backward(net, &wt, &pass2, &gb, grads);
     loss / f64::from(m)
 }
 

@@ -80,24 +80,9 @@ impl Net {
         ]
     }
 
-    /// Number of weights.
-    pub fn len(&self) -> usize {
-        self.tensors().iter().map(|t| t.len()).sum()
-    }
-
-    /// Whether there are no weights (never, for `c > 0`).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn add(&mut self, other: &Self) {
-        for (a, b) in self.tensors_mut().into_iter().zip(other.tensors()) {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        }
-    }
-
-    /// `w2` transposed to `[k][co][ci]`, for the gradient with respect to the input.
-    fn w2_transposed(&self) -> Vec<f32> {
+    /// `w2` transposed to `[k][co][ci]`, for the gradient with respect to the input
+    /// ([`backward`]; computed once per step, shared by its passes).
+    pub(super) fn w2_transposed(&self) -> Vec<f32> {
         let c = self.c;
         let mut t = vec![0.0; 9 * c * c];
         for k in 0..9 {
@@ -373,8 +358,8 @@ fn through_activation(g: &mut Map, a: &Map, (h, w): (usize, usize)) {
 }
 
 /// Adds to `grads` the gradient of a loss whose gradient with respect to `net(x)` on the
-/// pass's pixels is `g_out`.
-pub(super) fn backward(net: &Net, pass: &Pass, g_out: &[f32], grads: &mut Net) {
+/// pass's pixels is `g_out`; `wt` is [`Net::w2_transposed`].
+pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads: &mut Net) {
     let c = net.c;
     let a2 = &pass.a2;
     // Output layer.
@@ -403,18 +388,13 @@ pub(super) fn backward(net: &Net, pass: &Pass, g_out: &[f32], grads: &mut Net) {
     through_activation(&mut g2, a2, dims);
     // Second convolution.
     let (gw2, gb2) = grad_w(&pass.a1, &g2, net.w2.len());
-    let mut g1 = grad_input(&pass.a1, &g2, &net.w2_transposed());
+    let mut g1 = grad_input(&pass.a1, &g2, wt);
     through_activation(&mut g1, &pass.a1, dims);
     // First convolution.
     let (gw1, gb1) = grad_w(&pass.x, &g1, net.w1.len());
-    let step = Net {
-        c,
-        w1: gw1,
-        b1: gb1,
-        w2: gw2,
-        b2: gb2,
-        w3: vec![0.0; c],
-        b3: vec![0.0],
-    };
-    grads.add(&step);
+    let add = |to: &mut [f32], from: &[f32]| to.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+    add(&mut grads.w1, &gw1);
+    add(&mut grads.b1, &gb1);
+    add(&mut grads.w2, &gw2);
+    add(&mut grads.b2, &gb2);
 }
