@@ -504,8 +504,9 @@ fn every_platform_has_a_command_line() {
 }
 
 /// The methods, from the Linux CLI (the registry): (id, stated tolerance against another
-/// device as a fraction of the range; 0 where the descriptor states none).
-fn methods(dist: &Dist) -> Vec<(String, f32)> {
+/// device as a fraction of the range, 0 where the descriptor states none; its `quick`
+/// settings as `key=value` arguments).
+fn methods(dist: &Dist) -> Vec<(String, f32, Vec<String>)> {
     let out = run_ok(Command::new(dist.cli("linux-x86_64")).args(["methods", "--format", "json"]));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("methods json");
     let methods: Vec<_> = json
@@ -514,7 +515,13 @@ fn methods(dist: &Dist) -> Vec<(String, f32)> {
         .iter()
         .map(|m| {
             let id = m["id"].as_str().expect("id").to_string();
-            (id, m["gpu_tolerance"].as_f64().unwrap_or(0.0) as f32)
+            let quick = m["quick"]
+                .as_object()
+                .expect("quick settings")
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().expect("a value as text")))
+                .collect();
+            (id, m["gpu_tolerance"].as_f64().unwrap_or(0.0) as f32, quick)
         })
         .collect();
     assert!(methods.len() >= 13, "{methods:?}");
@@ -543,8 +550,10 @@ fn inputs(dist: &Dist) -> Vec<PathBuf> {
     inputs
 }
 
-/// `denoisekit run <id> <input> <out> --backend cpu --float` for every method and input,
-/// through `runner` (the CLI, or Wine or qemu running it); (method, output) in order.
+/// `denoisekit run <id> <input> <out> --backend cpu --float` at the method's quick
+/// settings, for every method and input, through `runner` (the CLI, or Wine or qemu
+/// running it); (method, output) in order. Quick settings keep an emulator from spending
+/// minutes training or iterating: what is compared is the same code path on two CPUs.
 fn run_all(
     dist: &Dist,
     runner: &dyn Fn() -> Command,
@@ -552,7 +561,8 @@ fn run_all(
     to_host_path: &dyn Fn(&Path) -> String,
 ) -> Vec<((String, f32), PathBuf)> {
     let mut outs = Vec::new();
-    for m in methods(dist) {
+    for (id, tolerance, quick) in methods(dist) {
+        let m = (id, tolerance);
         for input in inputs(dist) {
             let stem = input.file_stem().unwrap().to_string_lossy().to_string();
             let out = dist.tmp.join(format!("{tag}-{}-{stem}.tif", m.0));
@@ -560,7 +570,8 @@ fn run_all(
             cmd.args(["run", &m.0])
                 .arg(to_host_path(&input))
                 .arg(to_host_path(&out))
-                .args(["--backend", "cpu", "--float"]);
+                .args(["--backend", "cpu", "--float"])
+                .args(&quick);
             run_ok(&mut cmd);
             outs.push((m.clone(), out));
         }

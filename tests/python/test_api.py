@@ -31,7 +31,7 @@ def test_every_method_gives_the_command_lines_pixels(cli, noisy2d, tmp_path):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, noisy2d)
     for m in dk.methods():
-        params = {"iterations": 5} if m == "richardson_lucy" else {}
+        params = dk.describe(m)["quick"]
         dst = tmp_path / f"{m}.tif"
         subprocess.run([cli, "run", m, src, dst, "--float", "--backend", "cpu",
                         *[f"{k}={v}" for k, v in params.items()]],

@@ -8,14 +8,16 @@ import pytest
 import denoisekit as dk
 import denoisekit.dask as dkd
 
-# Settings that keep every method quick on small test volumes; the rest are defaults.
-QUICK = {
-    "total_variation": {"tolerance": 0, "max_iterations": 7},
-    "richardson_lucy": {"iterations": 4},
-    "anisotropic_diffusion": {"iterations": 5},
-    "top_hat": {"radius": 4},
-    "bm3d": {"search_radius": 6},
-}
+
+def quick(method):
+    """The descriptor's settings that keep a method cheap on small test volumes."""
+    return dict(dk.describe(method)["quick"])
+
+
+def three_d(method):
+    """The descriptor's settings that switch on every z neighbourhood of a method."""
+    return {p["key"]: p["three_d"] for p in dk.describe(method)["params"]
+            if p["three_d"] is not None}
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +34,7 @@ def whole(img, method, params):
 @pytest.mark.parametrize("chunks", [(32, 40), (9, 7)], ids=["uneven", "smaller-than-halo"])
 def test_2d_chunks_equal_the_whole_image(noisy2d, method, chunks):
     arr = da.from_array(noisy2d, chunks=chunks)
-    res = dkd.denoise(arr, method, **QUICK.get(method, {}))
+    res = dkd.denoise(arr, method, **quick(method))
     (params,) = res.denoisekit_params
     assert res.chunks == arr.chunks
     np.testing.assert_array_equal(res.compute(), whole(noisy2d, method, params), err_msg=method)
@@ -40,11 +42,7 @@ def test_2d_chunks_equal_the_whole_image(noisy2d, method, chunks):
 
 @pytest.mark.parametrize("method", dk.methods())
 def test_3d_chunks_equal_the_whole_volume(noisy3d, method):
-    extra = {"gaussian": {"sigma_z": 1.0}, "median": {"radius_z": 1},
-             "nl_means": {"patch_radius_z": 1, "search_radius_z": 2},
-             "total_variation": {"z_weight": 1.0}, "anisotropic_diffusion": {"z_weight": 0.5},
-             "bilateral": {"sigma_spatial_z": 1.0}, "top_hat": {"radius_z": 2}}
-    params = {**QUICK.get(method, {}), **extra.get(method, {})}
+    params = {**quick(method), **three_d(method)}
     arr = da.from_array(noisy3d, chunks=(4, 16, 20))
     res = dkd.denoise(arr, method, **params)
     (resolved,) = res.denoisekit_params
@@ -57,7 +55,7 @@ def test_3d_chunks_equal_the_whole_volume(noisy3d, method):
 @pytest.mark.parametrize("border", dk.describe("gaussian")["params"][2]["options"])
 def test_every_border_mode(noisy2d, method, border):
     arr = da.from_array(noisy2d, chunks=(25, 31))
-    params = {**QUICK.get(method, {}), "border": border}
+    params = {**quick(method), "border": border}
     if method == "median":
         params["radius"] = 4
     res = dkd.denoise(arr, method, **params)

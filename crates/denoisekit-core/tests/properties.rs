@@ -9,7 +9,7 @@ use denoisekit_core::{
 use ndarray::Array3;
 
 mod settings;
-use settings::{three_d_values, with_image_inputs};
+use settings::{quick, three_d_values, with_image_inputs};
 
 fn noisy_2d() -> (Volume, Volume) {
     let p = phantom(&PhantomSpec {
@@ -35,7 +35,7 @@ fn noisy_3d() -> (Volume, Volume) {
 fn shape_is_preserved_and_input_untouched() {
     for m in registry() {
         for (_, noisy) in [noisy_2d(), noisy_3d()] {
-            for values in with_image_inputs(m, &three_d_values(m.id), noisy.dim()) {
+            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), noisy.dim()) {
                 let before = noisy.clone();
                 let out = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
                 assert_eq!(out.dim(), noisy.dim(), "{}", m.id);
@@ -64,8 +64,8 @@ fn parameters_along_z_change_nothing_on_a_2d_image() {
                 m.id, p.key
             );
         }
-        let z = three_d_values(m.id);
-        for (plain, with_z) in with_image_inputs(m, &ParamValues::new(), noisy.dim())
+        let z = quick(m, &three_d_values(m.id));
+        for (plain, with_z) in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.dim())
             .into_iter()
             .zip(with_image_inputs(m, &z, noisy.dim()))
         {
@@ -165,7 +165,7 @@ fn same_input_gives_the_same_output() {
     // file gives the same pixels.
     let (_, noisy) = noisy_2d();
     for m in registry() {
-        for values in with_image_inputs(m, &ParamValues::new(), noisy.dim()) {
+        for values in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.dim()) {
             let a = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
             let b = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
             assert_eq!(
@@ -189,7 +189,7 @@ fn constant_image_is_unchanged() {
         };
         for shape in [(1, 20, 17), (4, 9, 11)] {
             let img = Array3::<f32>::from_elem(shape, 1234.5);
-            for values in with_image_inputs(m, &three_d_values(m.id), shape) {
+            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), shape) {
                 let out = run(m.id, img.view(), &values, &Control::new()).unwrap();
                 let worst = out.iter().map(|v| (v - want).abs()).fold(0.0f32, f32::max);
                 assert!(
@@ -573,6 +573,27 @@ fn cancelled_control_stops_every_method() {
 }
 
 #[test]
+fn quick_settings_are_valid_and_still_filter() {
+    // The end-to-end suites (emulators, Python, Dask) run every method at these settings:
+    // a key that is not a parameter, a value out of range, or a setting that made the
+    // method return its input would leave them testing nothing.
+    let (_, noisy) = noisy_2d();
+    for m in registry() {
+        let values = m.quick_values();
+        denoisekit_core::prepare(m.id, &noisy.view(), &values)
+            .unwrap_or_else(|e| panic!("{} quick {}: {e}", m.id, values.to_options()));
+        let out = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
+        assert_ne!(
+            out,
+            noisy,
+            "{} quick {} changed nothing",
+            m.id,
+            values.to_options()
+        );
+    }
+}
+
+#[test]
 fn defaults_round_trip_through_the_descriptor() {
     // The resolved defaults must be accepted again when written out as text, as a
     // recorded macro would replay them.
@@ -601,7 +622,7 @@ fn tiny_positive_parameters_give_finite_output() {
                     let out = run(
                         m.id,
                         noisy.view(),
-                        &ParamValues::new().set(p.key, tiny),
+                        &quick(m, &ParamValues::new().set(p.key, tiny)),
                         &Control::new(),
                     )
                     .unwrap();
@@ -625,6 +646,7 @@ fn strided_views_give_the_same_result_as_contiguous_copies() {
     let copy = view.to_owned();
     for m in registry() {
         for values in [three_d_values(m.id), ParamValues::new()] {
+            let values = quick(m, &values);
             let a = run(m.id, view, &values, &Control::new()).unwrap();
             let b = run(m.id, copy.view(), &values, &Control::new()).unwrap();
             assert_eq!(a, b, "{}", m.id);
@@ -680,7 +702,7 @@ fn crop_with_support_halo_reproduces_the_full_result_exactly() {
     for (_, img) in [noisy_2d(), noisy_3d()] {
         let (d, h, w) = img.dim();
         for m in registry() {
-            let values = three_d_values(m.id);
+            let values = quick(m, &three_d_values(m.id));
             let full = run(m.id, img.view(), &values, &Control::new()).unwrap();
             let (_, resolved) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
             // Pin noise-derived defaults: the crop's own noise estimate would differ.
@@ -789,6 +811,7 @@ fn windows_of_planes_give_the_untiled_result_exactly() {
     let mut tiled_methods = 0;
     for m in registry() {
         for values in [ParamValues::new(), three_d_values(m.id)] {
+            let values = quick(m, &values);
             let (_, r) = denoisekit_core::prepare(m.id, &noisy.view(), &values).unwrap();
             let halo = (m.support)(&r).unwrap()[0];
             if halo >= denoisekit_core::descriptor::GLOBAL_SUPPORT {

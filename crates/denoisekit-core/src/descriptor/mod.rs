@@ -14,6 +14,7 @@ use crate::format::fmt_num;
 use crate::volume::{Volume, VolumeView};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
+use std::collections::BTreeMap;
 
 /// How a slider for the parameter should move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -748,6 +749,11 @@ pub struct MethodDescriptor {
     /// Parameter settings (key, value) at which the method returns its input unchanged
     /// ("zero strength"); checked by the property tests, used for round-trip checks.
     pub identity: &'static [(&'static str, &'static str)],
+    /// Settings (key, value) that keep the method's full code path but make it cheap on
+    /// small images, for end-to-end tests that run every method on slow hosts (an
+    /// emulator, Wine, every chunking of a Dask array); empty where the defaults are
+    /// already cheap. Not a recommendation: the results are those of fewer iterations.
+    pub quick: &'static [(&'static str, &'static str)],
     /// How far, in planes, rows and columns, an output pixel reaches into the input for
     /// these parameters. A crop extended by this halo gives exactly the full result inside
     /// the crop: the ImageJ preview relies on it to match the final result to the pixel.
@@ -774,6 +780,15 @@ impl MethodDescriptor {
             if let Some(on) = p.three_d {
                 v.insert(p.key, on);
             }
+        }
+        v
+    }
+
+    /// The [`MethodDescriptor::quick`] settings as values.
+    pub fn quick_values(&self) -> ParamValues {
+        let mut v = ParamValues::new();
+        for (k, val) in self.quick {
+            v.insert(*k, *val);
         }
         v
     }
@@ -940,7 +955,7 @@ impl Serialize for ParamSpec {
 
 impl Serialize for MethodDescriptor {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("MethodDescriptor", 13)?;
+        let mut st = s.serialize_struct("MethodDescriptor", 14)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("category", self.category)?;
@@ -954,6 +969,10 @@ impl Serialize for MethodDescriptor {
         st.serialize_field("params", &self.all_params().collect::<Vec<_>>())?;
         st.serialize_field("images", self.images)?;
         st.serialize_field("tune_loss", &self.tune_loss)?;
+        st.serialize_field(
+            "quick",
+            &self.quick.iter().copied().collect::<BTreeMap<_, _>>(),
+        )?;
         st.end()
     }
 }

@@ -76,6 +76,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("iterations", "0")],
+    quick: &[("iterations", "5")],
     support,
     memory: Memory {
         volume: 3.0,

@@ -69,6 +69,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     // 1.4e-7 of the range on lavapipe.
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma_spatial", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 2.5,

@@ -83,6 +83,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 1.0,

@@ -100,6 +100,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: None,
     identity: &[("sigma", "0")],
+    quick: &[("search_radius", "6")],
     support,
     memory: Memory {
         volume: 1.0,

@@ -60,6 +60,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("cutoff", "1"), ("softness", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 1.0,

@@ -64,6 +64,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(1e-5),
     identity: &[("sigma", "0"), ("sigma_z", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 2.0,

@@ -67,6 +67,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(0.0),
     identity: &[("radius", "0"), ("radius_z", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 2.0,

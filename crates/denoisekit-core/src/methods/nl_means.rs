@@ -82,6 +82,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     // uses its own exp; measured 2.4e-7 of the range on lavapipe.
     gpu_tolerance: Some(1e-5),
     identity: &[("h", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 2.5,

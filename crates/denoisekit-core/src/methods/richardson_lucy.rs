@@ -160,6 +160,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     }],
     gpu_tolerance: Some(1e-4),
     identity: &[("iterations", "0")],
+    quick: &[("iterations", "4")],
     support,
     memory: Memory {
         volume: 6.0,

@@ -74,6 +74,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0"), ("psf_sigma", "0")],
+    quick: &[],
     support,
     memory: Memory {
         volume: 1.0,

@@ -92,6 +92,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: None,
     identity: &[("radius", "0"), ("radius_z", "0"), ("output", "background")],
+    quick: &[("radius", "4")],
     support,
     memory: Memory {
         volume: 3.0,

@@ -74,6 +74,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: Some(1e-4),
     identity: &[("lambda", "0")],
+    quick: &[("tolerance", "0"), ("max_iterations", "7")],
     support,
     memory: Memory {
         volume: 4.0,

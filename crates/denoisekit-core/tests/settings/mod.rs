@@ -25,3 +25,14 @@ pub fn with_image_inputs(
 pub fn three_d_values(id: &str) -> ParamValues {
     denoisekit_core::find(id).unwrap().three_d_values()
 }
+
+/// `base` over the method's [`MethodDescriptor::quick`] settings: for the tests that check
+/// structure (shapes, determinism, seams, crops) rather than quality, where a trained or
+/// iterated method's full default budget would only cost time.
+pub fn quick(m: &MethodDescriptor, base: &ParamValues) -> ParamValues {
+    let mut v = m.quick_values();
+    for (k, val) in base.pairs() {
+        v.insert(k.clone(), val);
+    }
+    v
+}

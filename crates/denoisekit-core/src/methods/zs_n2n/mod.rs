@@ -83,6 +83,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     images: &[],
     gpu_tolerance: None,
     identity: &[("steps", "0")],
+    quick: &[("steps", "12")],
     support,
     memory: Memory {
         volume: 2.0,
