@@ -203,6 +203,16 @@ pub fn progress(id: i64) -> Result<f64> {
         }))
 }
 
+/// `note`: what running job `id` says about how it is going (a training loss), or ""
+/// when it says nothing or no such job is running.
+pub fn note(id: i64) -> Result<String> {
+    let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(jobs
+        .as_ref()
+        .and_then(|m| m.get(&id))
+        .map_or_else(String::new, |(ctl, _)| ctl.note()))
+}
+
 /// `gpuCompiled`: whether this build has the GPU backend.
 pub fn gpu_compiled() -> Result<bool> {
     Ok(denoisekit_gpu::COMPILED_WITH_GPU)

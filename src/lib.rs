@@ -200,6 +200,18 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_progress0<'l>(
         .resolve::<Throw>()
 }
 
+/// `private static native String note0(long job)`: what a running job says about how it
+/// is going (a training loss), or "".
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_note0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    job: jlong,
+) -> JString<'l> {
+    env.with_env(|env| Ok(env.new_string(bridge::note(job)?)?))
+        .resolve::<Throw>()
+}
+
 /// `private static native String backends0()`: the backend names, comma-separated, the
 /// default first (front ends list them instead of typing their own).
 #[unsafe(no_mangle)]

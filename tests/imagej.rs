@@ -225,6 +225,46 @@ fn recorded_macro_on_a_16_bit_stack_matches_the_cli() {
 }
 
 #[test]
+fn weights_saved_by_the_cli_replay_in_a_macro() {
+    // Train once, apply many: a batch macro names the weights file (a path with a space,
+    // in brackets as ImageJ writes it) and gets the trained run's pixels without training.
+    let Some(env) = prerequisites("ij_weights") else {
+        return;
+    };
+    let input = env.tmp.join("input.tif");
+    let input_s = input.to_str().unwrap();
+    cli(
+        &env,
+        &[
+            "phantom", input_s, "--shape", "1", "48", "56", "--scale", "1000", "--noise", "0.05",
+            "--bits", "16",
+        ],
+    );
+    let weights = env.tmp.join("my weights.json");
+    let trained = env.tmp.join("trained.tif");
+    cli(
+        &env,
+        &[
+            "run",
+            "zs_n2n",
+            input_s,
+            trained.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "steps=20",
+            &format!("save_weights={}", weights.display()),
+        ],
+    );
+    let named = format!("weights=[{}]", weights.display());
+    let options = format!("method=zs_n2n backend=cpu {named}");
+    let (ij, untouched, log) = imagej_with(&env, &input, &options, None);
+    assert_eq!(ij, read_tiff(&trained), "{log}");
+    assert_eq!(untouched, read_tiff(&input));
+    // Recorded as given: the replayed macro names the same file.
+    assert!(log.contains(&named), "{log}");
+}
+
+#[test]
 fn float_plane_with_a_choice_parameter_matches_the_cli() {
     let Some(env) = prerequisites("ij_plane") else {
         return;

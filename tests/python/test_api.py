@@ -41,6 +41,25 @@ def test_every_method_gives_the_command_lines_pixels(cli, noisy2d, tmp_path):
         np.testing.assert_array_equal(ours, tifffile.imread(dst), err_msg=m)
 
 
+def test_weights_trained_in_python_replay_on_the_command_line(cli, noisy2d, tmp_path):
+    """Train once in Python, apply from the file here and on the command line."""
+    import tifffile
+
+    weights = tmp_path / "my weights.json"
+    trained = dk.denoise(noisy2d, "zs_n2n", backend="cpu", steps=12, save_weights=weights)
+    assert weights.is_file()
+    np.testing.assert_array_equal(dk.denoise(noisy2d, "zs_n2n", weights=weights), trained)
+    other = noisy2d[::-1].copy()
+    src, dst = tmp_path / "other.tif", tmp_path / "other-out.tif"
+    tifffile.imwrite(src, other)
+    subprocess.run([cli, "run", "zs_n2n", src, dst, "--float", "--backend", "cpu",
+                    f"weights={weights}"], check=True, capture_output=True)
+    np.testing.assert_array_equal(dk.denoise(other, "zs_n2n", weights=str(weights)),
+                                  tifffile.imread(dst))
+    with pytest.raises(ValueError, match="missing.json"):
+        dk.denoise(other, "zs_n2n", weights=tmp_path / "missing.json")
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
 def test_integer_and_double_inputs_are_read_in_their_own_units(noisy2d, dtype):
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None

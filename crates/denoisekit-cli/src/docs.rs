@@ -38,6 +38,7 @@ pub(crate) fn describe_default(kind: &ParamKind) -> String {
         } => format!("{} × noise", fmt_num(*k)),
         ParamKind::Int { default, .. } => default.to_string(),
         ParamKind::Choice { default, .. } => default.to_string(),
+        ParamKind::File { .. } => "none".to_string(),
     }
 }
 
@@ -46,6 +47,8 @@ pub(crate) fn describe_range(kind: &ParamKind) -> String {
         ParamKind::Float { min, max, .. } => format!("[{}, {}]", fmt_num(*min), fmt_num(*max)),
         ParamKind::Int { min, max, .. } => format!("{min}..={max}"),
         ParamKind::Choice { options, .. } => options.join(", "),
+        ParamKind::File { writes: true } => "a file to write".to_string(),
+        ParamKind::File { writes: false } => "a file to read".to_string(),
     }
 }
 

@@ -33,8 +33,8 @@ pub use pipeline::{job, memory, tiling, tune};
 pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
-    DefaultValue, Dims, ImageInput, MethodDescriptor, MethodKind, ParamKind, ParamSpec, ParamValue,
-    ParamValues, Resolved, Scale, SharedVolume, TuneLoss, Unit,
+    DefaultValue, Dims, FilePath, ImageInput, MethodDescriptor, MethodKind, ParamKind, ParamSpec,
+    ParamValue, ParamValues, Resolved, Scale, SharedVolume, TuneLoss, Unit,
 };
 pub use error::{DenoiseError, Result};
 pub use format::fmt_num;

@@ -161,6 +161,12 @@ fn value(b: &mut Bytes<'_>, kind: &ParamKind) -> Option<String> {
     let r = f64::from(b.u16()) / 65535.0;
     match (b.u8() % 12, kind) {
         (0..=3, _) => None,
+        // A fuzzer must not write files wherever its junk names point.
+        (_, ParamKind::File { writes: true }) => None,
+        (_, ParamKind::File { .. }) => Some(
+            b.pick(&["no_such_weights.json", "", "nan", "[ ]", "/"])
+                .to_string(),
+        ),
         (4, _) => Some(
             b.pick(&["nan", "inf", "-inf", "", "1e999", "-0", "0x10", "½"])
                 .to_string(),

@@ -5,8 +5,8 @@
 //! within one unit of work, the equivalent of ImageJ's `Thread.isInterrupted()` checks.
 
 use crate::error::{DenoiseError, Result};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 type ProgressFn = dyn Fn(f64) + Send + Sync;
 
@@ -17,6 +17,7 @@ pub struct Control {
     progress: Option<Arc<ProgressFn>>,
     done: Arc<AtomicU64>,
     memory_limit: Option<u64>,
+    note: Arc<Mutex<String>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -50,6 +51,7 @@ impl Control {
             progress: None,
             done: Arc::default(),
             memory_limit: self.memory_limit,
+            note: Arc::default(),
         }
     }
 
@@ -116,5 +118,17 @@ impl Control {
     /// Starts a new job with this control: progress counts from zero again.
     pub fn reset_progress(&self) {
         self.done.store(0, Ordering::Relaxed);
+        self.set_note("");
+    }
+
+    /// Says in a few words how the job is going ("training loss 0.43 (from 0.61)"), for a
+    /// front end to show beside its progress; replaces the previous note.
+    pub fn set_note(&self, note: impl Into<String>) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note.into();
+    }
+
+    /// The latest [`Control::set_note`], or "" when there is none.
+    pub fn note(&self) -> String {
+        self.note.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -82,6 +82,14 @@ pub enum ParamKind {
         /// Name used when none is given.
         default: &'static str,
     },
+    /// A file's path; empty (the default) for none. The method reads it when it runs, or
+    /// writes it when `writes` is set: front ends offer a save dialog for those, and leave
+    /// them empty in previews, trials and tuning, where a written file would hold the
+    /// result of a crop or a masked image.
+    File {
+        /// The method writes the file (else it reads it).
+        writes: bool,
+    },
 }
 
 /// One parameter of a method.
@@ -130,6 +138,16 @@ impl ParamSpec {
         default: &'static str,
     ) -> Self {
         Self::new(label, ParamKind::Choice { options, default })
+    }
+
+    /// A file parameter (key and help are filled in by [`method_params!`]).
+    pub const fn file(label: &'static str, writes: bool) -> Self {
+        Self::new(label, ParamKind::File { writes })
+    }
+
+    /// Whether the method writes to this parameter's file.
+    pub const fn writes(&self) -> bool {
+        matches!(self.kind, ParamKind::File { writes: true })
     }
 
     const fn new(label: &'static str, kind: ParamKind) -> Self {
@@ -236,6 +254,9 @@ impl ParamSpec {
                     return Err(self.invalid(s, format!("one of {}", options.join(", "))));
                 }
             }
+            // Whether the file can be read or written is known only when the method runs,
+            // which names the file and the problem.
+            (ParamKind::File { .. }, ParamValue::File(_)) => {}
             (_, other) => {
                 return Err(self.invalid(&other.to_string(), self.kind_name().to_string()));
             }
@@ -273,6 +294,14 @@ impl ParamSpec {
                     None => return Err(self.invalid(raw, format!("one of {}", options.join(", ")))),
                 }
             }
+            // Macro syntax brackets a value with spaces: `weights=[C:/my data/w.json]`.
+            ParamKind::File { .. } => {
+                let path = s
+                    .strip_prefix('[')
+                    .and_then(|p| p.strip_suffix(']'))
+                    .unwrap_or(s);
+                ParamValue::File(intern(path.trim()))
+            }
         };
         self.check(&v)?;
         Ok(v)
@@ -290,6 +319,7 @@ impl ParamSpec {
             }
             ParamKind::Int { default, .. } => ParamValue::Int(default),
             ParamKind::Choice { default, .. } => ParamValue::Choice(default),
+            ParamKind::File { .. } => ParamValue::File(""),
         })
     }
 
@@ -298,6 +328,7 @@ impl ParamSpec {
             ParamKind::Float { .. } => "a number",
             ParamKind::Int { .. } => "a whole number",
             ParamKind::Choice { .. } => "a choice",
+            ParamKind::File { .. } => "a file path",
         }
     }
 
@@ -330,6 +361,45 @@ pub enum ParamValue {
     Int(i64),
     /// One of a choice parameter's names.
     Choice(&'static str),
+    /// A file's path, or "" for none ([`ParamKind::File`]).
+    File(&'static str),
+}
+
+/// A path given as a parameter, kept for the life of the process so that values stay
+/// `Copy` like the names of choices. Each distinct path is stored once: a session that
+/// replays one weights file on a thousand images keeps one copy.
+fn intern(path: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static PATHS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    if path.is_empty() {
+        return "";
+    }
+    let mut guard = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(&p) = set.get(path) {
+        return p;
+    }
+    let p: &'static str = Box::leak(path.to_owned().into_boxed_str());
+    set.insert(p);
+    p
+}
+
+/// Writes `value` as macro options do: in brackets when it holds spaces (a path), so
+/// that the option string splits back into the same pairs.
+fn write_option(out: &mut String, key: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(key);
+    out.push('=');
+    if value.contains(char::is_whitespace) {
+        out.push('[');
+        out.push_str(value);
+        out.push(']');
+    } else {
+        out.push_str(value);
+    }
 }
 
 impl std::fmt::Display for ParamValue {
@@ -337,7 +407,7 @@ impl std::fmt::Display for ParamValue {
         match self {
             Self::Float(x) => f.write_str(&fmt_num(*x)),
             Self::Int(x) => write!(f, "{x}"),
-            Self::Choice(s) => f.write_str(s),
+            Self::Choice(s) | Self::File(s) => f.write_str(s),
         }
     }
 }
@@ -387,6 +457,29 @@ impl ParamField for &'static str {
     }
     fn to_value(&self) -> ParamValue {
         ParamValue::Choice(self)
+    }
+}
+
+/// The typed field of a [`ParamKind::File`] parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FilePath(pub &'static str);
+
+impl FilePath {
+    /// The path, or `None` when none was given.
+    pub fn get(self) -> Option<&'static std::path::Path> {
+        (!self.0.is_empty()).then(|| std::path::Path::new(self.0))
+    }
+}
+
+impl ParamField for FilePath {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::File(s) => Ok(Self(s)),
+            other => Err(spec.invalid(&other.to_string(), "a file path".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::File(self.0)
     }
 }
 
@@ -521,11 +614,11 @@ impl ParamValues {
 
     /// The values as a macro-style option string, in insertion order.
     pub fn to_options(&self) -> String {
-        self.pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut out = String::new();
+        for (k, v) in &self.pairs {
+            write_option(&mut out, k, v);
+        }
+        out
     }
 
     /// The given pairs, in insertion order.
@@ -631,10 +724,11 @@ impl Resolved {
     /// The values as a macro-style option string: `sigma=1.5 border=replicate`. Images
     /// are not in it: only the caller knows their names (a file, a window title).
     pub fn to_options(&self) -> String {
-        self.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut out = String::new();
+        for (k, v) in self.iter() {
+            write_option(&mut out, k, &v.to_string());
+        }
+        out
     }
 }
 
@@ -904,7 +998,7 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 14)?;
+        let mut st = s.serialize_struct("ParamSpec", 15)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
@@ -945,7 +1039,16 @@ impl Serialize for ParamSpec {
                 st.serialize_field("default_times_noise", &None::<f64>)?;
                 st.serialize_field("options", options)?;
             }
+            ParamKind::File { .. } => {
+                st.serialize_field("kind", "file")?;
+                st.serialize_field("min", &None::<f64>)?;
+                st.serialize_field("max", &None::<f64>)?;
+                st.serialize_field("default", "")?;
+                st.serialize_field("default_times_noise", &None::<f64>)?;
+                st.serialize_field("options", &None::<Vec<&str>>)?;
+            }
         }
+        st.serialize_field("writes", &self.writes())?;
         st.serialize_field("scale", &self.scale)?;
         st.serialize_field("unit", &self.unit)?;
         st.serialize_field("help", &self.help_text())?;

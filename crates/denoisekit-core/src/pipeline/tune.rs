@@ -123,7 +123,7 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
             (tile, score)
         })
         .collect();
-    let base = trial_values(&resolved, fixed);
+    let base = trial_values(m, &resolved, fixed);
     let targets: Vec<(&'static str, f64, f64, f64)> = m
         .params
         .iter()
@@ -185,10 +185,19 @@ fn is_noise_key(key: &str) -> bool {
 }
 
 /// The values a trial runs with: the resolved ones but the noise model (the runs see the
-/// stabilised tiles with the Gaussian model), and the image inputs (a PSF) of `fixed`.
-fn trial_values(resolved: &crate::Resolved, fixed: &ParamValues) -> ParamValues {
+/// stabilised tiles with the Gaussian model) and the files the method would write (a
+/// trial's are a tile's), and the image inputs (a PSF) of `fixed`.
+fn trial_values(
+    m: &crate::MethodDescriptor,
+    resolved: &crate::Resolved,
+    fixed: &ParamValues,
+) -> ParamValues {
+    let writes = |k: &str| m.all_params().any(|p| p.key == k && p.writes());
     let mut base = ParamValues::new();
-    for (k, v) in resolved.iter().filter(|(k, _)| !is_noise_key(k)) {
+    for (k, v) in resolved
+        .iter()
+        .filter(|(k, _)| !is_noise_key(k) && !writes(k))
+    {
         base.insert(k, v);
     }
     // Explicit: unset, the model would be the default (auto), chosen again on every trial.
@@ -300,12 +309,12 @@ pub fn rank(
         let mut ranked = Vec::with_capacity(ids.len());
         for id in ids {
             let tuned = tune_here(id, input, &fixed, ctl)?;
-            let (_, resolved) = crate::job::prepare(id, &input, &tuned.values)?;
+            let (m, resolved) = crate::job::prepare(id, &input, &tuned.values)?;
             let mut runs = 0;
             let loss = pooled_loss(
                 id,
                 &scores,
-                &trial_values(&resolved, &tuned.values),
+                &trial_values(m, &resolved, &tuned.values),
                 ctl,
                 &mut runs,
             )?;

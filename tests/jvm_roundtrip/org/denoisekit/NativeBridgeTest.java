@@ -302,6 +302,37 @@ class NativeBridgeTest {
     }
 
     @Test
+    void aTrainingJobReportsItsLossWhileItRuns() throws Exception {
+        // What the panel shows beside its progress bar while the learned method trains.
+        final int n = 256;
+        final float[] px = noisy(n * n, 9, 7);
+        final long job = NativeBridge.newJob();
+        final Object[] result = new Object[1];
+        Thread worker = new Thread(() -> {
+            try {
+                result[0] = NativeBridge.denoise("zs_n2n", px, new int[] {n, n, 1}, new String[] {"steps"},
+                        new String[] {"100000"}, "cpu", null, job);
+            } catch (DenoiseKitException e) {
+                result[0] = e;
+            }
+        });
+        assertEquals("", NativeBridge.note(job), "a job not started says nothing");
+        worker.start();
+        String note = "";
+        for (int i = 0; i < 2000 && !note.contains("loss"); i++) {
+            Thread.sleep(5);
+            note = NativeBridge.note(job);
+        }
+        assertTrue(note.matches("training step \\d+/100000: loss [0-9.e-]+ \\(started at [0-9.e-]+\\)"), note);
+        assertTrue(NativeBridge.cancel(job), "the job was never seen running");
+        worker.join(20000);
+        assertFalse(worker.isAlive(), "cancel did not stop the training");
+        assertTrue(result[0] instanceof DenoiseKitException, "a cancelled job must not return pixels");
+        assertEquals("", NativeBridge.note(job), "a finished job says nothing");
+        assertEquals("", NativeBridge.note(-42));
+    }
+
+    @Test
     void tuneAndRankAreCancellableJobs() throws Exception {
         final int n = 512;
         final float[] px = noisy(n * n, 9, 5);

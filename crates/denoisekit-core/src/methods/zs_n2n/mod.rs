@@ -23,6 +23,12 @@
 //! seed gives the same weights, on any machine and any number of threads (sums run in a
 //! fixed order, without fused multiply-add).
 //!
+//! Train once, apply many: `save_weights` writes the trained network to a small file
+//! ([`weights`]) and `weights` applies a saved network instead of training, so a batch
+//! trains once (with a long budget, if it likes) and denoises each further image in one
+//! forward pass. While training, the job's note ([`Control::note`]) says the loss, which
+//! the Fiji panel shows beside its progress bar.
+//!
 //! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward at `9·width²`
 //! multiply-adds each, then one forward pass over the image.
 //!
@@ -33,13 +39,14 @@
 //! arXiv:1412.6980.
 
 pub mod net;
+pub mod weights;
 
 use crate::control::Control;
 use crate::descriptor::{
-    DefaultValue, Dims, GLOBAL_SUPPORT, Memory, MethodDescriptor, MethodKind, ParamSpec,
+    DefaultValue, Dims, FilePath, GLOBAL_SUPPORT, Memory, MethodDescriptor, MethodKind, ParamSpec,
     Resolved, Scale, Unit,
 };
-use crate::error::Result;
+use crate::error::{DenoiseError, Result};
 use crate::rng::Rng;
 use crate::volume::{Shape, Volume, VolumeView, check_input};
 use net::Net;
@@ -61,6 +68,14 @@ crate::method_params! {
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// Seed of the initial weights and of the patch positions.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
+        /// A weights file written by `save_weights`: apply those weights instead of
+        /// training (steps, width, learning rate, patch and seed are then not used), so
+        /// that a batch trains once and denoises every image in a fraction of a second.
+        /// Use the noise model it was trained with. Empty: train on this image.
+        weights: FilePath = ParamSpec::file("Apply saved weights", false),
+        /// Save the trained weights to this file (JSON, about 65 kB at width 24), to
+        /// apply them to other images with `weights`. Empty: do not save.
+        save_weights: FilePath = ParamSpec::file("Save weights to", true),
     }
 }
 
@@ -147,7 +162,10 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// let mut rng = Rng::new(1);
 /// let clean = Array3::from_shape_fn((1, 32, 32), |(_, y, _)| if y % 8 < 4 { 1.0f32 } else { 0.0 });
 /// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
-/// let p = ZsN2nParams { steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0 };
+/// let p = ZsN2nParams {
+///     steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0,
+///     weights: Default::default(), save_weights: Default::default(),
+/// };
 /// let out = denoise_zs_n2n(noisy.view(), &p, &Control::new()).unwrap();
 /// let err = |a: &Array3<f32>| (a - &clean).mapv(|d| d * d).mean().unwrap();
 /// assert!(err(&out) < err(&noisy));
@@ -155,7 +173,26 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
     p.validate()?;
     check_input(&input)?;
-    if p.steps == 0 {
+    if let Some(path) = p.save_weights.get() {
+        let refuse = |why: &str| DenoiseError::InvalidParamValue {
+            name: "save_weights".into(),
+            value: path.display().to_string(),
+            expected: format!("empty when {why}: nothing is trained, so nothing would be saved"),
+        };
+        if p.weights.get().is_some() {
+            return Err(refuse("weights are applied"));
+        }
+        if p.steps == 0 {
+            return Err(refuse("steps = 0"));
+        }
+    }
+    // Read before the image is looked at: a missing or damaged file is reported
+    // whatever the image holds.
+    let loaded = match p.weights.get() {
+        Some(path) => Some(weights::load(path, "weights")?.0),
+        None => None,
+    };
+    if p.steps == 0 && loaded.is_none() {
         return Ok(input.to_owned());
     }
     let s = Shape::of(&input);
@@ -164,14 +201,41 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
     let flat = src.as_slice().unwrap_or(&[]);
     let (mean, std) = mean_std(flat);
     if std == 0.0 || !std.is_finite() {
+        // A user who asked for weights must not find the file missing later.
+        if let Some(path) = p.save_weights.get() {
+            return Err(DenoiseError::InvalidParamValue {
+                name: "save_weights".into(),
+                value: path.display().to_string(),
+                expected: "an image that is not constant: a constant image has no noise to learn from".into(),
+            });
+        }
         return Ok(input.to_owned());
     }
     let norm: Vec<f32> = flat
         .iter()
         .map(|&v| ((f64::from(v) - mean) / std) as f32)
         .collect();
-    let total = (p.steps + s.depth) as u64;
-    let net = train(&norm, s, p, |_| ctl.advance(1, total))?;
+    let total = (if loaded.is_some() { 0 } else { p.steps } + s.depth) as u64;
+    let net = match loaded {
+        Some(net) => net,
+        None => {
+            let mut report = LossReport::new(p.steps);
+            let net = train(&norm, s, p, |loss| {
+                if let Some(note) = report.add(loss) {
+                    ctl.set_note(note);
+                }
+                ctl.advance(1, total)
+            })?;
+            if let Some(path) = p.save_weights.get() {
+                weights::save(&net, weights::TrainedOn::new(s, p), path, "save_weights")?;
+            }
+            net
+        }
+    };
+    ctl.set_note(match p.weights.get() {
+        Some(path) => format!("applying the weights of {}", path.display()),
+        None => "applying the trained network".to_string(),
+    });
     let plane = s.height * s.width;
     let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     // Invariant: freshly allocated, standard layout.
@@ -184,6 +248,59 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
         ctl.advance(1, total)?;
     }
     Ok(out)
+}
+
+/// The training loss in words for a front end's progress line, averaged over the last
+/// [`LossReport::WINDOW`] steps (one patch's loss is noisy): where it started and where it
+/// is, so a user sees it fall and level off.
+struct LossReport {
+    steps: usize,
+    recent: std::collections::VecDeque<f64>,
+    first: Option<f64>,
+    done: usize,
+}
+
+impl LossReport {
+    const WINDOW: usize = 20;
+
+    fn new(steps: usize) -> Self {
+        Self {
+            steps,
+            recent: std::collections::VecDeque::with_capacity(Self::WINDOW),
+            first: None,
+            done: 0,
+        }
+    }
+
+    /// Records one step's loss; every `WINDOW` steps and at the last, the note to show.
+    fn add(&mut self, loss: f64) -> Option<String> {
+        self.done += 1;
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(loss);
+        if !self.done.is_multiple_of(Self::WINDOW) && self.done != self.steps {
+            return None;
+        }
+        let mean = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+        let first = *self.first.get_or_insert(mean);
+        Some(format!(
+            "training step {}/{}: loss {} (started at {})",
+            self.done,
+            self.steps,
+            short(mean),
+            short(first),
+        ))
+    }
+}
+
+/// A loss with enough digits to see it fall.
+fn short(x: f64) -> String {
+    if x.abs() >= 0.01 {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
+    }
 }
 
 /// Mean and standard deviation, summed in f64 in one fixed order.
@@ -468,6 +585,8 @@ mod tests {
             learning_rate: 0.005,
             patch: 16,
             seed: 7,
+            weights: FilePath::default(),
+            save_weights: FilePath::default(),
         };
         let mut losses = Vec::new();
         let a = train(&img, s, &p, |l| {
@@ -484,5 +603,82 @@ mod tests {
         let early: f64 = losses[..10].iter().sum();
         let late: f64 = losses[losses.len() - 10..].iter().sum();
         assert!(late < early, "loss {early} -> {late}");
+    }
+
+    /// Weights saved after training and applied from the file give the pixels of training
+    /// and applying in one go, bit for bit; a bad file is refused naming it.
+    #[test]
+    fn saved_weights_replay_exactly() {
+        let dir = std::env::temp_dir().join(format!("dk-zs-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w b.json");
+        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
+        let other = Array3::from_shape_vec((2, 24, 24), [noisy_patch(24, 7), noisy_patch(24, 8)].concat())
+            .unwrap();
+        let mut p = ZsN2nParams {
+            steps: 30,
+            width: 4,
+            learning_rate: 0.005,
+            patch: 16,
+            seed: 3,
+            weights: FilePath::default(),
+            save_weights: FilePath(path),
+        };
+        let trained = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        p.save_weights = FilePath::default();
+        p.weights = FilePath(path);
+        // Training settings are not used with a weights file.
+        p.steps = 0;
+        p.seed = 99;
+        let replayed = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        assert_eq!(trained, replayed);
+        let (net, on) = weights::load(&file, "weights").unwrap();
+        assert_eq!((net.c, on.shape, on.steps, on.seed), (4, [1, 24, 24], 30, 3));
+        // Another image, a stack: applied plane by plane with the same network.
+        let out = denoise_zs_n2n(other.view(), &p, &Control::new()).unwrap();
+        assert_eq!(out.dim(), other.dim());
+        assert_ne!(out, other);
+
+        let refuse = |text: &str, why: &str| {
+            std::fs::write(&file, text).unwrap();
+            let e = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("weights") && msg.contains(path) && msg.contains(why), "{msg}");
+        };
+        let good = std::fs::read_to_string(&file).unwrap();
+        refuse("{\"a\": 1}", "not DenoiseKit weights");
+        refuse(&good[..good.len() / 2], "damaged");
+        refuse(&good.replace("\"version\":1", "\"version\":7"), "version 7");
+        refuse(&good.replace("\"zs_n2n\"", "\"other\""), "method other");
+        refuse(&good.replace("\"width\":4", "\"width\":5"), "tensor w1 has 36 values");
+        std::fs::remove_file(&file).unwrap();
+        refuse_missing(&img, &p, path);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn refuse_missing(img: &Array3<f32>, p: &ZsN2nParams, path: &str) {
+        let e = denoise_zs_n2n(img.view(), p, &Control::new()).unwrap_err();
+        assert!(e.to_string().contains(path), "{e}");
+        // A file that cannot be written is refused after training, naming it.
+        let q = ZsN2nParams {
+            weights: FilePath::default(),
+            save_weights: FilePath("/nonexistent-dir/w.json"),
+            steps: 2,
+            ..p.clone()
+        };
+        let e = denoise_zs_n2n(img.view(), &q, &Control::new()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-dir/w.json"), "{e}");
+        // Asking to save when nothing is trained is refused rather than silently ignored.
+        let flat = Array3::<f32>::from_elem((1, 8, 8), 3.0);
+        for (case, why) in [
+            (ZsN2nParams { steps: 0, ..q.clone() }, "steps = 0"),
+            (ZsN2nParams { weights: FilePath("w.json"), ..q.clone() }, "weights are applied"),
+        ] {
+            let e = denoise_zs_n2n(img.view(), &case, &Control::new()).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let e = denoise_zs_n2n(flat.view(), &q, &Control::new()).unwrap_err();
+        assert!(e.to_string().contains("constant"), "{e}");
     }
 }

@@ -52,6 +52,7 @@ public final class NativeBridge {
     private static native String tune0(String method, float[] pixels, int[] dims, String[] keys, String[] values,
             String[] imageKeys, float[][] imagePixels, int[][] imageDims, long job);
     private static native double progress0(long job);
+    private static native String note0(long job);
     private static native String backends0();
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native String rank0(float[] pixels, int[] dims, String methods, long job);
@@ -450,6 +451,16 @@ public final class NativeBridge {
     public static double progress(long job) {
         ensureLoaded();
         return progress0(job);
+    }
+
+    /**
+     * What running job {@code job} says about how it is going ("training step 120/400:
+     * loss 0.4312 (started at 0.6120)"), or "" when it says nothing or is not running.
+     * Safe from any thread.
+     */
+    public static String note(long job) {
+        ensureLoaded();
+        return note0(job);
     }
 
     /** The backend names the library accepts, the default ("auto") first. */

@@ -7,7 +7,7 @@ import java.util.Map;
 public final class ParamSpec {
     public final String key;
     public final String label;
-    /** "float", "int" or "choice". */
+    /** "float", "int", "choice" or "file" (a path; empty for none). */
     public final String kind;
     /** Bounds; NaN where open (floats) or not applicable (choices). */
     public final double min;
@@ -29,6 +29,11 @@ public final class ParamSpec {
     public final boolean alongZ;
     /** {key, value}: used only when parameter key has that value; null if always used. */
     public final String[] when;
+    /**
+     * A file the method writes: left empty in previews and trial runs, where it would
+     * hold the result of a crop.
+     */
+    public final boolean writes;
 
     ParamSpec(Map<String, Object> m) {
         key = (String) m.get("key");
@@ -54,6 +59,7 @@ public final class ParamSpec {
         alongZ = Boolean.TRUE.equals(m.get("along_z"));
         Object w = m.get("when");
         when = w instanceof List ? ((List<?>) w).toArray(new String[0]) : null;
+        writes = Boolean.TRUE.equals(m.get("writes"));
     }
 
     private static double num(Object o) {
@@ -64,13 +70,17 @@ public final class ParamSpec {
         return "choice".equals(kind);
     }
 
+    public boolean isFile() {
+        return "file".equals(kind);
+    }
+
     public boolean isInt() {
         return "int".equals(kind);
     }
 
-    /** Whether a value lies in the range (always true for choices). */
+    /** Whether a value lies in the range (always true for choices and files). */
     public boolean inRange(double v) {
-        if (isChoice()) return true;
+        if (isChoice() || isFile()) return true;
         if (Double.isNaN(v) || Double.isInfinite(v)) return false;
         if (!Double.isNaN(min) && v < min) return false;
         if (!Double.isNaN(max) && v > max) return false;

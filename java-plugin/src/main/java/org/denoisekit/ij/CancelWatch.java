@@ -10,9 +10,13 @@ import org.denoisekit.NativeBridge;
  * daemon thread polls and forwards them.
  */
 final class CancelWatch implements AutoCloseable {
-    /** Receives the fraction of the whole run done, in [0, 1]. */
+    /** Receives the fraction of the whole run done, in [0, 1], and the job's notes. */
     interface Progress {
         void update(double fraction);
+
+        /** What the job says about how it is going (a training loss); called before update. */
+        default void note(String text) {
+        }
     }
 
     private static final long POLL_MS = 10;
@@ -43,6 +47,8 @@ final class CancelWatch implements AutoCloseable {
                     long now = System.currentTimeMillis();
                     if (progress != null && now - lastReport >= PROGRESS_MS) {
                         double f = NativeBridge.progress(job);
+                        String note = f >= 0 ? NativeBridge.note(job) : "";
+                        if (!note.isEmpty()) progress.note(note);
                         if (f >= 0) progress.update((stage + f) / stages);
                         lastReport = now;
                     }

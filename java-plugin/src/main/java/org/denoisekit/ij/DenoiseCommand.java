@@ -95,6 +95,12 @@ public class DenoiseCommand implements PlugIn {
                 IJ.showProgress(f);
                 if (bar != null) bar.update(f);
             }
+
+            @Override
+            public void note(String text) {
+                IJ.showStatus("DenoiseKit: " + text);
+                if (bar != null) bar.note(text);
+            }
         });
         if (job.inPlace && !job.imp.lock()) {
             watch.close();
@@ -265,14 +271,10 @@ public class DenoiseCommand implements PlugIn {
         return out;
     }
 
-    /** "key=value key=value" as returned by the library (values hold no spaces). */
+    /** "key=value key=value" as returned by the library (a value with spaces in brackets). */
     static Map<String, String> parseOptions(String options) {
-        Map<String, String> m = new HashMap<String, String>();
-        for (String kv : options.trim().split("\\s+")) {
-            int eq = kv.indexOf('=');
-            if (eq > 0) m.put(kv.substring(0, eq), kv.substring(eq + 1));
-        }
-        return m;
+        // The library brackets values with spaces (paths), as macros do.
+        return parse(options);
     }
 
     /** What the chosen backend will run on, as far as is known before a run. */

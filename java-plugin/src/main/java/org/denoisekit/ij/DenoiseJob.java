@@ -69,9 +69,27 @@ final class DenoiseJob {
     }
 
     /** The macro options that replay this job: {@code run("Denoise...", options())}. */
+    /** A value as macro options write it: in brackets when it holds a space (a path). */
+    static String macroValue(String v) {
+        return v.matches(".*\\s.*") ? "[" + v + "]" : v;
+    }
+
+    /**
+     * {@code values} (one per parameter of {@code m}, in order) with the files the method
+     * would write left empty: a preview or a timing run sees a crop, whose weights must
+     * not replace the ones the final run saves.
+     */
+    static String[] withoutWrites(MethodSpec m, String[] values) {
+        String[] out = values.clone();
+        for (int i = 0; i < out.length && i < m.params.size(); i++) {
+            if (m.params.get(i).writes) out[i] = "";
+        }
+        return out;
+    }
+
     String options() {
         StringBuilder b = new StringBuilder("method=").append(method.id).append(" backend=").append(backend);
-        for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(values[i]);
+        for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(macroValue(values[i]));
         for (int i = 0; i < imageTitles.length; i++) {
             if (!NONE.equals(imageTitles[i])) {
                 b.append(' ').append(method.images.get(i).key).append("=[").append(imageTitles[i]).append(']');

@@ -383,7 +383,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         int y = 0;
         loading = true;
         for (ParamSpec p : m.params) {
-            String v = p.isChoice() ? p.defaultChoice : Double.isNaN(p.defaultNumber) ? "" : ParamSpec.fmt(p.defaultNumber);
+            String v = p.isChoice() || p.isFile() ? p.defaultChoice
+                    : Double.isNaN(p.defaultNumber) ? "" : ParamSpec.fmt(p.defaultNumber);
             ParamRow row = new ParamRow(p, v, this::fieldChanged);
             rows.add(row);
             c.gridy = y++;
@@ -396,9 +397,11 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             c.weightx = 1;
             if (row.slider != null) params.add(row.slider, c);
             if (row.choice != null) params.add(row.choice, c);
+            if (row.browse != null) params.add(row.text, c);
             c.gridx = 2;
             c.weightx = 0;
-            if (row.text != null) params.add(row.text, c);
+            if (row.browse != null) params.add(row.browse, c);
+            else if (row.text != null) params.add(row.text, c);
             c.gridy = y++;
             c.gridx = 1;
             c.gridwidth = 2;
@@ -470,16 +473,17 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     /**
      * Values that describe the user's taste, not this image: a strength derived from the
-     * noise, or a camera's calibration, is measured on each image instead.
+     * noise, or a camera's calibration, is measured on each image instead. A file to write
+     * is not remembered either: a later session would overwrite it unasked.
      */
     private static boolean rememberable(ParamSpec p) {
-        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable;
+        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable && !p.writes;
     }
 
     private void remember() {
         StringBuilder b = new StringBuilder();
         for (ParamRow r : rows) {
-            if (rememberable(r.spec)) b.append(r.spec.key).append('=').append(r.value()).append(' ');
+            if (rememberable(r.spec)) b.append(r.spec.key).append('=').append(DenoiseJob.macroValue(r.value())).append(' ');
         }
         Prefs.set(PREF + method.id, b.toString().trim());
     }
@@ -740,7 +744,19 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                     gen = requested;
                     at = requestedAt;
                     done = gen;
-                    running = watch = new CancelWatch(Thread.currentThread(), false);
+                    running = watch = new CancelWatch(Thread.currentThread(), false, new CancelWatch.Progress() {
+                        @Override
+                        public void update(double f) {
+                        }
+
+                        @Override
+                        public void note(String text) {
+                            // A learned method trains on the previewed region: say how.
+                            onEdt(() -> {
+                                if (busyCount == 0) progressText.setText(PREVIEW + text);
+                            });
+                        }
+                    });
                 }
                 try {
                     compute(s, gen, at, watch);
@@ -757,6 +773,9 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                     synchronized (this) {
                         running = null;
                     }
+                    onEdt(() -> {
+                        if (busyCount == 0 && progressText.getText().startsWith(PREVIEW)) progressText.setText(" ");
+                    });
                 }
             }
         }
@@ -770,8 +789,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         private void compute(Settings s, final long gen, long at, CancelWatch watch) {
             complete(s);
             NanFill fill = s.nanMasked ? new NanFill() : null;
-            final float[] after = DenoiseJob.denoiseRegion(imp, s.axis, s.method, s.keys, s.values, s.images, s.backend,
-                    s.region, fill, watch.job);
+            final float[] after = DenoiseJob.denoiseRegion(imp, s.axis, s.method, s.keys,
+                    DenoiseJob.withoutWrites(s.method, s.values), s.images, s.backend, s.region, fill, watch.job);
             if (stale(gen)) return;
             final Rectangle r = s.region;
             int z = s.axis.current(imp);
@@ -832,7 +851,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         Pixels sample = Pixels.of(imp, new int[] {imp.getStackIndex(imp.getC(), imp.getZ(), imp.getT())}, crop);
         long t0 = System.nanoTime();
         try (CancelWatch w = watch("Choosing the strength")) {
-            NativeBridge.denoise(m.id, sample.data, sample.dims, s.keys, s.values, s.images, "cpu", null, w.job);
+            NativeBridge.denoise(m.id, sample.data, sample.dims, s.keys, DenoiseJob.withoutWrites(m, s.values), s.images,
+                    "cpu", null, w.job);
         }
         double estimate = (System.nanoTime() - t0) / 1e6 * 2 * SEARCH_RUNS;
         if (estimate > OPENING_TUNE_MS) {
@@ -909,7 +929,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     private void setEnabledAll(boolean on) {
         for (ParamRow r : rows) {
-            for (JComponent c : new JComponent[] {r.slider, r.text, r.choice}) {
+            for (JComponent c : new JComponent[] {r.slider, r.text, r.choice, r.browse}) {
                 if (c != null) c.setEnabled(on);
             }
         }
@@ -918,12 +938,31 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     /** A watch for a task's native job: cancelled by Stop or Esc, its progress on the bar. */
     private CancelWatch watch(final String what) {
         final long t0 = System.nanoTime();
-        return new CancelWatch(Thread.currentThread(), true, f -> onEdt(() -> showProgress(what, f, t0)));
+        return new CancelWatch(Thread.currentThread(), true, progressTo(what, t0));
+    }
+
+    /** Progress for the panel's bar and line, with the job's latest note (a training loss). */
+    private CancelWatch.Progress progressTo(final String what, final long t0) {
+        return new CancelWatch.Progress() {
+            private volatile String note = "";
+
+            @Override
+            public void update(double f) {
+                final String n = note;
+                onEdt(() -> showProgress(what, f, t0, n));
+            }
+
+            @Override
+            public void note(String text) {
+                note = text;
+            }
+        };
     }
 
     private static final String CANCELS = "(Esc or Stop cancels)";
+    private static final String PREVIEW = "Preview: ";
 
-    private void showProgress(String what, double f, long t0) {
+    private void showProgress(String what, double f, long t0, String note) {
         // A last poll may arrive after its task ended.
         if (busyCount == 0) return;
         progress.setIndeterminate(false);
@@ -931,7 +970,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         double s = (System.nanoTime() - t0) / 1e9;
         long left = f > 0.02 && s > 1 ? Math.round(s * (1 - f) / f) : 0;
         String eta = left >= 1 ? ", about " + left + " s left" : "";
-        progressText.setText(what + ": " + Math.round(f * 100) + "%" + eta + " " + CANCELS);
+        progressText.setText(what + ": " + Math.round(f * 100) + "%" + eta + (note.isEmpty() ? "" : "; " + note) + " "
+                + CANCELS);
         IJ.showProgress(f);
     }
 
@@ -1075,7 +1115,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             String problem = job.check();
             if (problem != null) throw new DenoiseKitException("InvalidInput", problem);
             final long t0 = System.nanoTime();
-            DenoiseJob.Outcome o = DenoiseCommand.runLocked(job, f -> onEdt(() -> showProgress("Denoising", f, t0)));
+            DenoiseJob.Outcome o = DenoiseCommand.runLocked(job, progressTo("Denoising", t0));
             if (Recorder.record) Recorder.record("run", "Denoise...", job.options());
             final String done = "Done in " + DenoiseCommand.fmt(o.ms / 1000) + " s: " + o.result.getTitle()
                     + (o.warning.isEmpty() ? "" : " (residual warning in the Log)");

@@ -2,7 +2,9 @@ package org.denoisekit.ij;
 
 import java.awt.Color;
 import java.awt.Dimension;
+import javax.swing.JButton;
 import javax.swing.JComboBox;
+import javax.swing.JFileChooser;
 import javax.swing.JComponent;
 import javax.swing.JLabel;
 import javax.swing.JSlider;
@@ -33,6 +35,8 @@ final class ParamRow {
     final JSlider slider;
     final JTextField text;
     final JComboBox<String> choice;
+    /** For a file: opens a chooser (a save dialog for a file the method writes). */
+    final JButton browse;
     final JLabel error = new JLabel();
     private final Runnable onChange;
     private boolean quiet;
@@ -49,7 +53,9 @@ final class ParamRow {
         this.onChange = onChange;
         String unit = p.unitSuffix();
         label = new JLabel(p.label + (unit.isEmpty() ? "" : " (" + unit + ")"));
-        label.setToolTipText("<html><b>" + p.key + "</b> " + (p.isChoice() ? String.join(" | ", p.options) : p.rangeText())
+        String range = p.isChoice() ? String.join(" | ", p.options)
+                : p.isFile() ? (p.writes ? "a file to write" : "a file to read") + "; empty for none" : p.rangeText();
+        label.setToolTipText("<html><b>" + p.key + "</b> " + range
                 + "<br>" + DenoisePanel.htmlWrap(p.help, 70) + "</html>");
         error.setName(p.key + ".error");
         error.setForeground(new Color(0xb0, 0x20, 0x00));
@@ -61,10 +67,38 @@ final class ParamRow {
             choice.addActionListener(e -> fire());
             slider = null;
             text = null;
+            browse = null;
             floating = false;
             return;
         }
         choice = null;
+        if (p.isFile()) {
+            text = new JTextField(value, 24);
+            text.setName(p.key);
+            browse = new JButton("Browse...");
+            browse.setName(p.key + ".browse");
+            browse.addActionListener(e -> choose());
+            text.getDocument().addDocumentListener(new DocumentListener() {
+                @Override
+                public void insertUpdate(DocumentEvent e) {
+                    fire();
+                }
+
+                @Override
+                public void removeUpdate(DocumentEvent e) {
+                    fire();
+                }
+
+                @Override
+                public void changedUpdate(DocumentEvent e) {
+                    fire();
+                }
+            });
+            slider = null;
+            floating = false;
+            return;
+        }
+        browse = null;
         text = new JTextField(value, 8);
         text.setName(p.key);
         text.setHorizontalAlignment(JTextField.RIGHT);
@@ -112,6 +146,13 @@ final class ParamRow {
                 typed();
             }
         });
+    }
+
+    private void choose() {
+        JFileChooser fc = new JFileChooser();
+        if (!value().isEmpty()) fc.setSelectedFile(new java.io.File(value()));
+        int r = spec.writes ? fc.showSaveDialog(text) : fc.showOpenDialog(text);
+        if (r == JFileChooser.APPROVE_OPTION) text.setText(fc.getSelectedFile().getPath());
     }
 
     static boolean hasSlider(ParamSpec p) {
@@ -173,7 +214,8 @@ final class ParamRow {
 
     /** What is wrong with the value (with the allowed range), or null. */
     String problem() {
-        if (choice != null) return null;
+        // A file's problems (missing, not weights) are named by the library when it runs.
+        if (choice != null || spec.isFile()) return null;
         String v = value();
         double x;
         try {
@@ -195,7 +237,7 @@ final class ParamRow {
     }
 
     void setVisible(boolean on) {
-        for (JComponent c : new JComponent[] {label, text, choice}) {
+        for (JComponent c : new JComponent[] {label, text, choice, browse}) {
             if (c != null) c.setVisible(on);
         }
         if (slider != null) slider.setVisible(on && (!floating || anchored));

@@ -1,0 +1,108 @@
+//! Train once, apply many: `denoisekit run zs_n2n ... save_weights=F` on one image, then
+//! `weights=F` on others, as a batch script would; bad files are refused by name.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLI: &str = env!("CARGO_BIN_EXE_denoisekit");
+
+fn dir() -> PathBuf {
+    // A space in the path: where users keep their data.
+    let d = std::env::temp_dir().join(format!("denoisekit weights {}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(CLI)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run denoisekit")
+}
+
+fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    String::from_utf8_lossy(&o.stdout).to_string() + &err
+}
+
+fn phantom(path: &Path, seed: &str) {
+    ok(&cli(&[
+        "phantom",
+        path.to_str().unwrap(),
+        "--shape",
+        "1",
+        "64",
+        "72",
+        "--scale",
+        "1000",
+        "--bits",
+        "16",
+        "--seed",
+        seed,
+    ]));
+}
+
+#[test]
+fn weights_saved_on_one_image_replay_on_others() {
+    let d = dir();
+    let (a, b) = (d.join("a.tif"), d.join("b.tif"));
+    phantom(&a, "1");
+    phantom(&b, "2");
+    let w = d.join("w.json");
+    let ws = w.to_str().unwrap();
+    let run = |input: &Path, out: &Path, extra: &[String]| {
+        let mut args = vec![
+            "run".to_string(),
+            "zs_n2n".into(),
+            input.display().to_string(),
+            out.display().to_string(),
+            "--float".into(),
+            "--backend".into(),
+            "cpu".into(),
+        ];
+        args.extend_from_slice(extra);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let trained = d.join("trained.tif");
+    let log = ok(&run(
+        &a,
+        &trained,
+        &["steps=20".into(), format!("save_weights={ws}")],
+    ));
+    assert!(w.is_file(), "no weights written: {log}");
+    // The same image from the file: the same pixels as training then applying.
+    let replayed = d.join("replayed.tif");
+    ok(&run(&a, &replayed, &[format!("weights={ws}")]));
+    assert_eq!(
+        std::fs::read(&trained).unwrap(),
+        std::fs::read(&replayed).unwrap()
+    );
+    // Another image: applied without training, and changed.
+    let other = d.join("other.tif");
+    ok(&run(&b, &other, &[format!("weights={ws}")]));
+    assert_ne!(std::fs::read(&b).unwrap(), std::fs::read(&other).unwrap());
+
+    // A missing and a foreign file: an error naming the parameter and the file.
+    let missing = d.join("none.json");
+    let o = run(
+        &b,
+        &d.join("x.tif"),
+        &[format!("weights={}", missing.display())],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("weights") && err.contains("none.json"),
+        "{err}"
+    );
+    let o = run(&b, &d.join("x.tif"), &[format!("weights={}", a.display())]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a.tif"), "{err}");
+    assert!(
+        !d.join("x.tif").exists(),
+        "an output was written after an error"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,174 @@
+//! Trained weights in a file: train once on one image, apply to many (`save_weights=`,
+//! then `weights=`).
+//!
+//! The file is JSON, a few tens of kilobytes, readable without DenoiseKit:
+//! `{"format": "denoisekit weights", "version": 1, "method": "zs_n2n", "width": c,
+//! "trained_on": {..}, "tensors": {"w1": [..], "b1": [..], "w2": [..], "b2": [..],
+//! "w3": [..], "b3": [..]}}`, with the layouts of [`Net`]. Floats are written in the
+//! shortest form that reads back to the same bits, so applying loaded weights gives
+//! exactly the pixels that applying them straight after training gives.
+
+use super::net::Net;
+use crate::error::{DenoiseError, Result};
+use crate::volume::Shape;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const FORMAT: &str = "denoisekit weights";
+const VERSION: u32 = 1;
+const METHOD: &str = "zs_n2n";
+
+/// What the weights were trained on, for the person who finds the file later.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainedOn {
+    /// The stack's shape, `[depth, height, width]`.
+    pub shape: [usize; 3],
+    /// Adam steps.
+    pub steps: usize,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Patch side.
+    pub patch: usize,
+    /// Seed.
+    pub seed: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tensors {
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+    w3: Vec<f32>,
+    b3: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    format: String,
+    version: u32,
+    method: String,
+    width: usize,
+    trained_on: TrainedOn,
+    tensors: Tensors,
+}
+
+impl TrainedOn {
+    /// The record for a stack of shape `s` trained with `p`.
+    pub fn new(s: Shape, p: &super::ZsN2nParams) -> Self {
+        Self {
+            shape: [s.depth, s.height, s.width],
+            steps: p.steps,
+            learning_rate: p.learning_rate,
+            patch: p.patch,
+            seed: p.seed,
+        }
+    }
+}
+
+/// Writes `net` to `path` (replacing it).
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] for `key`, naming the path and the system's reason.
+pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<()> {
+    let file = File {
+        format: FORMAT.into(),
+        version: VERSION,
+        method: METHOD.into(),
+        width: net.c,
+        trained_on,
+        tensors: Tensors {
+            w1: net.w1.clone(),
+            b1: net.b1.clone(),
+            w2: net.w2.clone(),
+            b2: net.b2.clone(),
+            w3: net.w3.clone(),
+            b3: net.b3.clone(),
+        },
+    };
+    let bad = |why: String| DenoiseError::InvalidParamValue {
+        name: key.to_string(),
+        value: path.display().to_string(),
+        expected: format!("a file that can be written ({why})"),
+    };
+    let text = serde_json::to_string(&file).map_err(|e| bad(e.to_string()))?;
+    // Written beside the target and renamed: a batch reading the file while a training
+    // replaces it sees the old weights or the new, never half of them.
+    let tmp = path.with_extension("json.part");
+    std::fs::write(&tmp, text).map_err(|e| bad(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        bad(e.to_string())
+    })
+}
+
+/// Reads weights written by [`save`], checking every tensor's size and value.
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] for `key`, naming the path and what is wrong with
+/// it (missing, not a weights file, another method's, another version, damaged).
+pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
+    let bad = |why: String| DenoiseError::InvalidParamValue {
+        name: key.to_string(),
+        value: path.display().to_string(),
+        expected: format!("a zs_n2n weights file written by save_weights ({why})"),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let file: File = serde_json::from_str(&text).map_err(|e| {
+        // The format's name first: a JSON file of something else is named as such.
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) => {
+                bad("this file is not DenoiseKit weights".into())
+            }
+            _ => bad(format!("damaged: {e}")),
+        }
+    })?;
+    if file.format != FORMAT {
+        return Err(bad("this file is not DenoiseKit weights".into()));
+    }
+    if file.version != VERSION {
+        return Err(bad(format!(
+            "it is version {}, this DenoiseKit reads version {VERSION}",
+            file.version
+        )));
+    }
+    if file.method != METHOD {
+        return Err(bad(format!("it holds weights of method {}", file.method)));
+    }
+    let c = file.width;
+    // The width's own range: a file cannot ask for a network the dialog could not.
+    if let Some(spec) = super::ZsN2nParams::SPECS.iter().find(|s| s.key == "width") {
+        let width = i64::try_from(c).unwrap_or(i64::MAX);
+        spec.check(&crate::descriptor::ParamValue::Int(width))
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    let t = file.tensors;
+    for (name, v, want) in [
+        ("w1", &t.w1, 9 * c),
+        ("b1", &t.b1, c),
+        ("w2", &t.w2, 9 * c * c),
+        ("b2", &t.b2, c),
+        ("w3", &t.w3, c),
+        ("b3", &t.b3, 1),
+    ] {
+        if v.len() != want {
+            return Err(bad(format!(
+                "tensor {name} has {} values, width {c} needs {want}",
+                v.len()
+            )));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(bad(format!("tensor {name} holds a non-finite value")));
+        }
+    }
+    let net = Net {
+        c,
+        w1: t.w1,
+        b1: t.b1,
+        w2: t.w2,
+        b2: t.b2,
+        w3: t.w3,
+        b3: t.b3,
+    };
+    Ok((net, file.trained_on))
+}
