@@ -429,6 +429,23 @@ fn demanding_settings_hold_their_tolerance() {
             &large,
             ParamValues::new().set("cutoff", 0.1).set("softness", 0),
         ),
+        // NL-means keeps row sums of the patch's rows above and below each 16-row tile in
+        // workgroup memory: the largest patch the descriptor allows fills it.
+        (
+            "nl_means",
+            &plane,
+            ParamValues::new()
+                .set("patch_radius", 10)
+                .set("search_radius", 3),
+        ),
+        (
+            "nl_means",
+            &stack,
+            ParamValues::new()
+                .set("patch_radius", 3)
+                .set("patch_radius_z", 1)
+                .set("search_radius_z", 1),
+        ),
         // Beyond 27 values the median kernel selects by bisection instead of in registers.
         (
             "median",

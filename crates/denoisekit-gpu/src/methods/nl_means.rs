@@ -1,6 +1,6 @@
 //! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch per tile of planes
-//! through [`super::per_pixel_tiled`] (halo: patch plus search radius in z), patch
-//! distances summed directly per pixel.
+//! through [`super::per_pixel_tiled`] (halo: patch plus search radius in z); patch
+//! distances by box sums over shifts, their row sums shared in workgroup memory.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -69,4 +69,33 @@ pub fn run(
         &uniforms,
         max_tile_bytes,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// The kernel's workgroup memory holds row sums for patches up to its
+    /// `MAX_PATCH_RADIUS`: it must cover every radius the descriptor accepts.
+    #[test]
+    fn workgroup_memory_covers_every_patch_radius() {
+        let line = super::WGSL
+            .lines()
+            .find(|l| l.starts_with("const MAX_PATCH_RADIUS: u32 = "))
+            .expect("nl_means.wgsl declares MAX_PATCH_RADIUS");
+        let kernel: i64 = line
+            .trim_start_matches("const MAX_PATCH_RADIUS: u32 = ")
+            .trim_end_matches("u;")
+            .parse()
+            .expect("a u32 literal");
+        let spec = denoisekit_core::methods::nl_means::NlMeansParams::SPECS
+            .iter()
+            .find(|s| s.key == "patch_radius")
+            .expect("nl_means has patch_radius");
+        let denoisekit_core::ParamKind::Int { max, .. } = spec.kind else {
+            panic!("patch_radius is an integer")
+        };
+        assert_eq!(
+            kernel, max,
+            "nl_means.wgsl's MAX_PATCH_RADIUS and the descriptor's bound"
+        );
+    }
 }

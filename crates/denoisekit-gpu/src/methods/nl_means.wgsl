@@ -1,6 +1,11 @@
-// Non-local means (denoisekit_core nl_means.rs), one invocation per output pixel, with
-// patch distances summed directly (the CPU uses box sums over shifts; the per-pixel sums
-// are the same, in another order).
+// Non-local means (denoisekit_core nl_means.rs) by box sums over shifts, as on the CPU:
+// one workgroup per 16x16 tile of a plane walks every shift of the search window. For each
+// shift it computes the squared differences (summed over the patch's planes) once for the
+// tile grown by the patch radius, in workgroup memory; sums them along x into row sums,
+// also in workgroup memory; and sums those along y for each pixel. A pixel's patch
+// distance is thereby summed in the same order whatever tile it falls in (a preview region
+// equals the full result there), and each difference is computed once per shift rather
+// than (2r + 1)^2 times.
 //
 // Bindings (group 0):
 //   0  src  array<f32>  read        the volume, (z, y, x) order
@@ -28,6 +33,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
+const TILE: u32 = 16u;
+// The descriptor's largest patch radius (a test in nl_means.rs checks they agree).
+const MAX_PATCH_RADIUS: u32 = 10u;
+const MAX_SIDE: u32 = TILE + 2u * MAX_PATCH_RADIUS;
+// Squared differences on the tile grown by the patch radius (side x side, row-major).
+var<workgroup> diffs: array<f32, MAX_SIDE * MAX_SIDE>;
+// Their sums along x: the grown tile's rows, TILE columns each.
+var<workgroup> row_sums: array<f32, MAX_SIDE * TILE>;
+
 fn at(z: i32, y: i32, x: i32) -> f32 {
     let zz = border_index(z, i32(p.depth), BORDER_REPLICATE);
     let yy = border_index(y, i32(p.height), BORDER_REPLICATE);
@@ -36,10 +50,13 @@ fn at(z: i32, y: i32, x: i32) -> f32 {
 }
 
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if (id.x >= p.width || id.y >= p.height || id.z >= p.depth) {
-        return;
-    }
+fn main(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    // Invocations past the image's edge still take part in the sums and barriers; they
+    // only write nothing.
     let z = i32(id.z);
     let y = i32(id.y);
     let x = i32(id.x);
@@ -47,19 +64,39 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let sr = i32(p.search_radius);
     let prz = i32(p.patch_radius_z);
     let srz = i32(p.search_radius_z);
+    let side = TILE + 2u * p.patch_radius;
+    let top = i32(wid.y * TILE) - pr;
+    let left = i32(wid.x * TILE) - pr;
+    let me = lid.y * TILE + lid.x;
     var num = 0.0;
     var den = 0.0;
     for (var sz = -srz; sz <= srz; sz++) {
         for (var sy = -sr; sy <= sr; sy++) {
             for (var sx = -sr; sx <= sr; sx++) {
-                var dist = 0.0;
-                for (var a = -prz; a <= prz; a++) {
-                    for (var b = -pr; b <= pr; b++) {
-                        for (var c = -pr; c <= pr; c++) {
-                            let t = at(z + a, y + b, x + c) - at(z + sz + a, y + sy + b, x + sx + c);
-                            dist += t * t;
-                        }
+                for (var i = me; i < side * side; i += TILE * TILE) {
+                    let yy = top + i32(i / side);
+                    let xx = left + i32(i % side);
+                    var s = 0.0;
+                    for (var a = -prz; a <= prz; a++) {
+                        let t = at(z + a, yy, xx) - at(z + sz + a, yy + sy, xx + sx);
+                        s += t * t;
                     }
+                    diffs[i] = s;
+                }
+                workgroupBarrier();
+                for (var r = lid.y; r < side; r += TILE) {
+                    var s = 0.0;
+                    for (var c = 0u; c <= 2u * p.patch_radius; c++) {
+                        s += diffs[r * side + lid.x + c];
+                    }
+                    row_sums[r * TILE + lid.x] = s;
+                }
+                // The next shift rewrites the differences only after this barrier, and
+                // the row sums only after its first one, when all have been read.
+                workgroupBarrier();
+                var dist = 0.0;
+                for (var b = 0u; b <= 2u * p.patch_radius; b++) {
+                    dist += row_sums[(lid.y + b) * TILE + lid.x];
                 }
                 let wt = exp(-max(dist * p.inv_n - p.thr, 0.0) * p.inv_h2);
                 num += wt * at(z + sz, y + sy, x + sx);
@@ -67,5 +104,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             }
         }
     }
-    dst[(id.z * p.height + id.y) * p.width + id.x] = num / den;
+    if (id.x < p.width && id.y < p.height && id.z < p.depth) {
+        dst[(id.z * p.height + id.y) * p.width + id.x] = num / den;
+    }
 }
