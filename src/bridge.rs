@@ -213,6 +213,23 @@ pub fn note(id: i64) -> Result<String> {
         .map_or_else(String::new, |(ctl, _)| ctl.note()))
 }
 
+/// `interim`: the latest intermediate result of running job `id` not yet taken (what a
+/// network's current weights make of the image while it trains), or null when there is
+/// none. The first call asks the job to publish them ([`Control::take_interim`]).
+pub fn interim<'l>(env: &mut Env<'l>, id: i64) -> Result<JFloatArray<'l>> {
+    // Cloned out of the map: the copy into Java must not hold the lock other polls take.
+    let ctl = {
+        let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.as_ref()
+            .and_then(|m| m.get(&id))
+            .map(|(c, _)| c.clone())
+    };
+    match ctl.and_then(|c| c.take_interim()) {
+        Some(v) => write_volume(env, &v),
+        None => Ok(JFloatArray::null()),
+    }
+}
+
 /// `gpuCompiled`: whether this build has the GPU backend.
 pub fn gpu_compiled() -> Result<bool> {
     Ok(denoisekit_gpu::COMPILED_WITH_GPU)

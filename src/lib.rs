@@ -212,6 +212,18 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_note0<'l>(
         .resolve::<Throw>()
 }
 
+/// `private static native float[] interim0(long job)`: the latest intermediate result of
+/// a running job not yet taken (a training network's current output), or null.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_interim0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    job: jlong,
+) -> JFloatArray<'l> {
+    env.with_env(|env| bridge::interim(env, job))
+        .resolve::<Throw>()
+}
+
 /// `private static native String backends0()`: the backend names, comma-separated, the
 /// default first (front ends list them instead of typing their own).
 #[unsafe(no_mangle)]

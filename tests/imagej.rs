@@ -521,6 +521,14 @@ fn gui_record_preview_replay_and_compare() {
         line("camera-fields: ").starts_with("hidden under gaussian true"),
         "{log}"
     );
+    // The learned method's preview shows its current weights while it trains, and the
+    // loss on the progress line.
+    let interims: u64 = line("learned-interims: ").parse().unwrap_or(0);
+    assert!(interims >= 1, "{log}");
+    assert!(
+        line("learned-note: ").contains("training step") && line("learned-note: ").contains("loss"),
+        "{log}"
+    );
     // A bad value is named at its field with the allowed range.
     assert!(
         line("bad-value: ").contains("\"abc\" is not a number; allowed: [0"),

@@ -5,10 +5,20 @@
 //! within one unit of work, the equivalent of ImageJ's `Thread.isInterrupted()` checks.
 
 use crate::error::{DenoiseError, Result};
+use crate::volume::Volume;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type ProgressFn = dyn Fn(f64) + Send + Sync;
+type InterimMap = dyn Fn(Volume) -> Volume + Send + Sync;
+
+/// A job's latest intermediate result, handed from the job to whoever watches it.
+#[derive(Default)]
+struct Interim {
+    /// Set by the first [`Control::take_interim`]: only a watched job spends time on them.
+    wanted: AtomicBool,
+    latest: Mutex<Option<Volume>>,
+}
 
 /// A cancel flag plus an optional progress callback, shared by reference with a job.
 #[derive(Clone, Default)]
@@ -18,6 +28,10 @@ pub struct Control {
     done: Arc<AtomicU64>,
     memory_limit: Option<u64>,
     note: Arc<Mutex<String>>,
+    interim: Arc<Interim>,
+    /// What turns a method's intermediate result into the job's (the noise model's
+    /// inverse transform), as the job's final result is turned.
+    interim_map: Option<Arc<InterimMap>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -52,6 +66,8 @@ impl Control {
             done: Arc::default(),
             memory_limit: self.memory_limit,
             note: Arc::default(),
+            interim: Arc::default(),
+            interim_map: None,
         }
     }
 
@@ -119,6 +135,11 @@ impl Control {
     pub fn reset_progress(&self) {
         self.done.store(0, Ordering::Relaxed);
         self.set_note("");
+        *self
+            .interim
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Says in a few words how the job is going ("training loss 0.43 (from 0.61)"), for a
@@ -130,5 +151,84 @@ impl Control {
     /// The latest [`Control::set_note`], or "" when there is none.
     pub fn note(&self) -> String {
         self.note.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether someone watches this job's intermediate results (a preview showing a
+    /// network's current weights while it trains): a job publishes them only then, as
+    /// they cost it time.
+    pub fn wants_interim(&self) -> bool {
+        self.interim.wanted.load(Ordering::Relaxed)
+    }
+
+    /// Offers an intermediate result of the whole input, replacing any not yet taken.
+    pub fn publish_interim(&self, v: Volume) {
+        if !self.wants_interim() {
+            return;
+        }
+        let v = match &self.interim_map {
+            Some(f) => f(v),
+            None => v,
+        };
+        *self
+            .interim
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(v);
+    }
+
+    /// The latest intermediate result not yet taken, if any; from the first call on, the
+    /// job publishes them ([`Control::wants_interim`]).
+    pub fn take_interim(&self) -> Option<Volume> {
+        self.interim.wanted.store(true, Ordering::Relaxed);
+        self.interim
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// This control, with intermediate results passed through `f` before they are
+    /// published (after any mapping it already has): the job runs a method on a
+    /// transformed image and turns the method's results back with `f`.
+    #[must_use]
+    pub fn map_interim(&self, f: impl Fn(Volume) -> Volume + Send + Sync + 'static) -> Self {
+        let outer = self.interim_map.clone();
+        Self {
+            interim_map: Some(Arc::new(move |v| match &outer {
+                Some(g) => g(f(v)),
+                None => f(v),
+            })),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn interims_are_published_only_when_watched_and_mapped_innermost_first() {
+        let ctl = Control::new();
+        let one = || Array3::<f32>::from_elem((1, 2, 2), 1.0);
+        ctl.publish_interim(one());
+        assert!(ctl.take_interim().is_none(), "unwatched: not kept");
+        // The job maps its method's results back (x + 1), a sub-step inside it maps its
+        // own (x * 10) first: the watcher gets (1 * 10) + 1.
+        let job = ctl.map_interim(|v| v + 1.0);
+        let inner = job.map_interim(|v| v * 10.0);
+        inner.publish_interim(one());
+        assert_eq!(ctl.take_interim(), Some(Array3::from_elem((1, 2, 2), 11.0)));
+        assert!(ctl.take_interim().is_none(), "taken once");
+        // A quiet sub-step publishes nothing to the job's watcher.
+        ctl.quiet().publish_interim(one());
+        assert!(ctl.take_interim().is_none());
+        inner.publish_interim(one());
+        ctl.reset_progress();
+        assert!(
+            ctl.take_interim().is_none(),
+            "a new run starts without the last one's"
+        );
     }
 }

@@ -126,15 +126,31 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     resolved: &Resolved,
     f: impl FnOnce(VolumeView<'_>) -> std::result::Result<Volume, E>,
 ) -> std::result::Result<Volume, E> {
-    let gat = match resolved.get::<vst::NoiseModelChoice>("noise_model") {
-        Ok(_) => vst::Gat::from_resolved(resolved)?,
-        // Methods other than denoisers have no noise model.
-        Err(_) => None,
-    };
-    match gat {
+    match noise_transform(resolved)? {
         Some(g) => Ok(g.inverse(f(g.forward(&input).view())?)),
         None => f(input),
     }
+}
+
+/// The transform the noise model runs a method between, if any.
+fn noise_transform(resolved: &Resolved) -> Result<Option<vst::Gat>> {
+    match resolved.get::<vst::NoiseModelChoice>("noise_model") {
+        Ok(_) => vst::Gat::from_resolved(resolved),
+        // Methods other than denoisers have no noise model.
+        Err(_) => Ok(None),
+    }
+}
+
+/// `ctl` for a method run by [`with_noise_model`]: its intermediate results are turned
+/// back by the same inverse as its final one.
+///
+/// # Errors
+/// The noise-model parameter errors.
+fn interim_through_noise_model(resolved: &Resolved, ctl: &Control) -> Result<Control> {
+    Ok(match noise_transform(resolved)? {
+        Some(g) => ctl.map_interim(move |v| g.inverse(v)),
+        None => ctl.clone(),
+    })
 }
 
 /// Runs method `id` on the CPU with the given (unchecked) parameter values.
@@ -198,7 +214,8 @@ pub fn run_resolved(
         if memory::need(m, Shape::of(&input), resolved)? > limit {
             return tiling::run_in_memory(m, resolved, input, limit, ctl);
         }
-        with_noise_model(input, resolved, |v| (m.run)(v, resolved, ctl))
+        let ctl = interim_through_noise_model(resolved, ctl)?;
+        with_noise_model(input, resolved, |v| (m.run)(v, resolved, &ctl))
     })
 }
 

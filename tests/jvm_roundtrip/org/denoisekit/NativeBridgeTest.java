@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -324,12 +325,31 @@ class NativeBridgeTest {
             note = NativeBridge.note(job);
         }
         assertTrue(note.matches("training step \\d+/100000: loss [0-9.e-]+ \\(started at [0-9.e-]+\\)"), note);
+        // What the current weights make of the image, for a preview that watches it train.
+        float[] interim = null;
+        for (int i = 0; i < 4000 && interim == null; i++) {
+            Thread.sleep(5);
+            interim = NativeBridge.interim(job);
+        }
+        assertNotNull(interim, "no intermediate result within 20 s");
+        assertEquals(n * n, interim.length);
+        double in = 0, out = 0, moved = 0;
+        for (int i = 0; i < px.length; i++) {
+            assertTrue(Float.isFinite(interim[i]));
+            in += px[i];
+            out += interim[i];
+            moved += Math.abs(interim[i] - px[i]);
+        }
+        assertEquals(in / px.length, out / px.length, 0.05 * Math.abs(in / px.length) + 1, "on the image's scale");
+        assertTrue(moved > 0, "the network changed nothing");
         assertTrue(NativeBridge.cancel(job), "the job was never seen running");
         worker.join(20000);
         assertFalse(worker.isAlive(), "cancel did not stop the training");
         assertTrue(result[0] instanceof DenoiseKitException, "a cancelled job must not return pixels");
         assertEquals("", NativeBridge.note(job), "a finished job says nothing");
         assertEquals("", NativeBridge.note(-42));
+        assertNull(NativeBridge.interim(job), "a finished job has no intermediate result");
+        assertNull(NativeBridge.interim(-42));
     }
 
     @Test

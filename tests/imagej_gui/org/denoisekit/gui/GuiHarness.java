@@ -34,6 +34,8 @@ import javax.imageio.ImageIO;
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * residual-contrast: mean=M std=S            the residual view's grey levels on a 32-bit image
+ * learned-interims, learned-note             zs_n2n's preview while it trains: intermediate
+ *                                            results shown, and its progress line
  * </pre>
  *
  * Screenshots of the panel, its residual view and the Compare Methods montage go to the
@@ -60,8 +62,7 @@ public class GuiHarness {
         args1 = out;
         new ImageJ(ImageJ.NO_SHOW);
         ImagePlus imp = IJ.openImage(image);
-        imp.show();
-        waitFor(() -> imp.getWindow() != null && imp.getWindow().isShowing(), "image window");
+        showCurrent(imp, "image window");
         imp.getWindow().setLocation(10, 10);
         Rectangle roi = new Rectangle(72, 24, 96, 72);
         imp.setRoi(roi);
@@ -131,6 +132,7 @@ public class GuiHarness {
         }
         IJ.saveAs(montage, "PNG", new File(out, "compare-methods.png").getPath());
         compareClick(montage, panel);
+        learnedPreview(panel);
         suggestMethod(panel);
         latency(out);
         progressOnAStack();
@@ -194,8 +196,7 @@ public class GuiHarness {
             for (int x = 0; x < w; x++) px[y * w + x] = (float) (mean + Math.sqrt(2 * mean + 25) * r.nextGaussian());
         }
         pg.resetDisplayRange();
-        pg.show();
-        waitFor(() -> pg.getWindow() != null && pg.getWindow().isShowing(), "pg window");
+        showCurrent(pg, "pg window");
         IJ.doCommand("Denoise...");
         Window panel = waitPanel("pg");
         chooseMethod(panel, "gaussian");
@@ -234,6 +235,28 @@ public class GuiHarness {
     static File args1;
 
     /** Suggest selects the denoiser the ranking expects best, with its tuned values. */
+    /**
+     * The learned method trains on the selection when previewed: the view shows what its
+     * current weights make of it while it trains, and the progress line gives the loss.
+     */
+    static void learnedPreview(Window panel) throws Exception {
+        long before = interimsShown(panel);
+        chooseMethod(panel, "zs_n2n");
+        final String[] note = {""};
+        waitFor(() -> {
+            String t = text(panel, "progress-text");
+            if (t.contains("training step")) note[0] = t;
+            return interimsShown(panel) > before && !note[0].isEmpty();
+        }, "zs_n2n's intermediate preview and loss");
+        stablePreview(panel);
+        System.out.println("learned-interims: " + (interimsShown(panel) - before));
+        System.out.println("learned-note: " + note[0]);
+    }
+
+    static long interimsShown(Window panel) throws Exception {
+        return (Long) panel.getClass().getMethod("interimsShown").invoke(panel);
+    }
+
     static void suggestMethod(Window panel) throws Exception {
         chooseMethod(panel, "median");
         click(panel, "Suggest a method");
@@ -249,8 +272,7 @@ public class GuiHarness {
     static void rgbWayForward() throws Exception {
         ImagePlus rgb = IJ.createImage("rgb", "RGB ramp", 64, 48, 1);
         int[] before = ((int[]) rgb.getProcessor().getPixelsCopy());
-        rgb.show();
-        waitFor(() -> rgb.getWindow() != null && rgb.getWindow().isShowing(), "rgb window");
+        showCurrent(rgb, "rgb window");
         IJ.doCommand("Denoise...");
         final java.awt.Dialog[] offer = new java.awt.Dialog[1];
         waitFor(() -> {
@@ -353,8 +375,7 @@ public class GuiHarness {
         java.util.Random r = new java.util.Random(5);
         for (int i = 0; i < px.length; i++) px[i] = (float) (100 + 50 * Math.sin(i % 512 / 20.0) + 10 * r.nextGaussian());
         big.resetDisplayRange();
-        big.show();
-        waitFor(() -> big.getWindow() != null && big.getWindow().isShowing(), "latency window");
+        showCurrent(big, "latency window");
         big.setRoi(new Rectangle(128, 128, 256, 256));
         IJ.doCommand("Denoise...");
         Window panel = waitPanel("latency");
@@ -414,8 +435,7 @@ public class GuiHarness {
             for (int i = 0; i < px.length; i++) px[i] = (float) (100 + 40 * Math.cos(i / 700.0 + z) + 8 * r.nextGaussian());
         }
         st.resetDisplayRange();
-        st.show();
-        waitFor(() -> st.getWindow() != null && st.getWindow().isShowing(), "stack window");
+        showCurrent(st, "stack window");
         IJ.doCommand("Denoise...");
         Window panel = waitPanel("stack");
         chooseMethod(panel, "nl_means");
@@ -446,6 +466,23 @@ public class GuiHarness {
         System.out.println("stop: " + text(panel, "progress-text") + "; images named stack-nl_means: "
                 + countImages("stack-nl_means"));
         panel.dispose();
+    }
+
+    /**
+     * Shows {@code imp} and waits until it is ImageJ's current image, as a click on its
+     * window makes it: a window shown just before may still be activated after it (its
+     * activation event queued late), and a command would then run on that one.
+     */
+    static void showCurrent(ImagePlus imp, String what) throws Exception {
+        imp.show();
+        waitFor(() -> imp.getWindow() != null && imp.getWindow().isShowing(), what);
+        // Let the activations already queued happen first.
+        onEdt(() -> {
+        });
+        waitFor(() -> {
+            if (WindowManager.getCurrentImage() != imp) IJ.selectWindow(imp.getID());
+            return WindowManager.getCurrentImage() == imp;
+        }, what + " as the current image");
     }
 
     static int countImages(String title) {

@@ -53,6 +53,7 @@ public final class NativeBridge {
             String[] imageKeys, float[][] imagePixels, int[][] imageDims, long job);
     private static native double progress0(long job);
     private static native String note0(long job);
+    private static native float[] interim0(long job);
     private static native String backends0();
     private static native String residualCheck0(float[] noisy, float[] denoised, int[] dims);
     private static native String rank0(float[] pixels, int[] dims, String methods, long job);
@@ -461,6 +462,17 @@ public final class NativeBridge {
     public static String note(long job) {
         ensureLoaded();
         return note0(job);
+    }
+
+    /**
+     * The latest intermediate result of running job {@code job} not yet taken, laid out as
+     * the job's result (what a learned method's current weights make of the image while it
+     * trains), or null when there is none. The first call asks the job to publish them, so
+     * only a job someone watches spends time on them. Safe from any thread.
+     */
+    public static float[] interim(long job) {
+        ensureLoaded();
+        return interim0(job);
     }
 
     /** The backend names the library accepts, the default ("auto") first. */

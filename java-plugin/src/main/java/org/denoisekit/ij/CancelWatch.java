@@ -17,6 +17,18 @@ final class CancelWatch implements AutoCloseable {
         /** What the job says about how it is going (a training loss); called before update. */
         default void note(String text) {
         }
+
+        /**
+         * Whether to fetch the job's intermediate results ({@link #interim}): asking makes
+         * the job spend time on them, so only a view that shows them says yes.
+         */
+        default boolean wantsInterim() {
+            return false;
+        }
+
+        /** An intermediate result of the running native call, laid out as its result. */
+        default void interim(float[] pixels) {
+        }
     }
 
     private static final long POLL_MS = 10;
@@ -49,6 +61,8 @@ final class CancelWatch implements AutoCloseable {
                         double f = NativeBridge.progress(job);
                         String note = f >= 0 ? NativeBridge.note(job) : "";
                         if (!note.isEmpty()) progress.note(note);
+                        float[] interim = f >= 0 && progress.wantsInterim() ? NativeBridge.interim(job) : null;
+                        if (interim != null) progress.interim(interim);
                         if (f >= 0) progress.update((stage + f) / stages);
                         lastReport = now;
                     }

@@ -118,24 +118,62 @@ final class DenoiseJob {
      */
     static float[] denoiseRegion(ImagePlus imp, Pixels.Axis axis, MethodSpec method, String[] keys, String[] values,
             Images images, String backend, Rectangle region, NanFill fill, long job) {
-        int[] halo = NativeBridge.support(method.id, keys, values);
-        Rectangle grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
-                region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
-        int z = axis.current(imp), nz = axis.length(imp);
-        int z0 = Math.max(1, z - halo[2]), z1 = Math.min(nz, z + halo[2]);
-        Pixels in = Pixels.of(imp, axis.indices(imp, imp.getC(), axis.other(imp), z0, z1), grown, fill);
-        float[] out = NativeBridge.denoise(method.id, in.data, in.dims, keys, values, images, backend, null, job);
-        float[] plane = new float[region.width * region.height];
-        int off = (z - z0) * grown.width * grown.height;
-        for (int y = 0; y < region.height; y++) {
-            System.arraycopy(out, off + (region.y - grown.y + y) * grown.width + (region.x - grown.x), plane,
-                    y * region.width, region.width);
+        return new Grown(imp, axis, method, keys, values, region).denoise(method, keys, values, images, backend, fill,
+                job);
+    }
+
+    /**
+     * A region grown by a method's halo on the planes the halo reaches: what a region's
+     * native call is given, and where the region lies in what it returns (its result, or
+     * an intermediate one while it runs).
+     */
+    static final class Grown {
+        final ImagePlus imp;
+        final Pixels.Axis axis;
+        final Rectangle region;
+        final Rectangle grown;
+        final int z;
+        final int z0;
+        final int z1;
+
+        Grown(ImagePlus imp, Pixels.Axis axis, MethodSpec method, String[] keys, String[] values, Rectangle region) {
+            this.imp = imp;
+            this.axis = axis;
+            this.region = region;
+            int[] halo = NativeBridge.support(method.id, keys, values);
+            grown = new Rectangle(region.x - halo[0], region.y - halo[1], region.width + 2 * halo[0],
+                    region.height + 2 * halo[1]).intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+            z = axis.current(imp);
+            z0 = Math.max(1, z - halo[2]);
+            z1 = Math.min(axis.length(imp), z + halo[2]);
         }
-        if (fill != null) {
-            int[] here = axis.indices(imp, imp.getC(), axis.other(imp), z, z);
-            NanFill.restore(Pixels.of(imp, here, region).data, plane);
+
+        /** Runs the method on the grown region; returns the region's plane of the result. */
+        float[] denoise(MethodSpec method, String[] keys, String[] values, Images images, String backend,
+                NanFill fill, long job) {
+            Pixels in = Pixels.of(imp, axis.indices(imp, imp.getC(), axis.other(imp), z0, z1), grown, fill);
+            return crop(NativeBridge.denoise(method.id, in.data, in.dims, keys, values, images, backend, null, job),
+                    fill);
         }
-        return plane;
+
+        /**
+         * The region's plane of {@code out}, laid out as the grown input, with masked NaN
+         * put back when {@code fill} filled them; null when {@code out} has another size.
+         */
+        float[] crop(float[] out, NanFill fill) {
+            if (out.length != grown.width * grown.height * (z1 - z0 + 1)) return null;
+            float[] plane = new float[region.width * region.height];
+            int off = (z - z0) * grown.width * grown.height;
+            for (int y = 0; y < region.height; y++) {
+                System.arraycopy(out, off + (region.y - grown.y + y) * grown.width + (region.x - grown.x), plane,
+                        y * region.width, region.width);
+            }
+            if (fill != null) {
+                int[] here = axis.indices(imp, imp.getC(), axis.other(imp), z, z);
+                NanFill.restore(Pixels.of(imp, here, region).data, plane);
+            }
+            return plane;
+        }
     }
 
     /** What a finished run reports: the result's note and the residual check's warning. */

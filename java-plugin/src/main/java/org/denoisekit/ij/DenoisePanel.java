@@ -684,6 +684,13 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     private volatile Shown shown;
 
+    /** Intermediate results shown while previews trained (GuiHarness checks them). */
+    private final java.util.concurrent.atomic.AtomicLong interims = new java.util.concurrent.atomic.AtomicLong();
+
+    public long interimsShown() {
+        return interims.get();
+    }
+
     public Shown shown() {
         return shown;
     }
@@ -756,6 +763,16 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                                 if (busyCount == 0) progressText.setText(PREVIEW + text);
                             });
                         }
+
+                        @Override
+                        public boolean wantsInterim() {
+                            return true;
+                        }
+
+                        @Override
+                        public void interim(float[] pixels) {
+                            showInterim(pixels);
+                        }
                     });
                 }
                 try {
@@ -786,16 +803,64 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             }
         }
 
+        /** What a preview in flight shows its intermediate results against. */
+        private final class InterimView {
+            final long gen;
+            final DenoiseJob.Grown at;
+            final NanFill fill;
+            final float[] before;
+            final double lo;
+            final double hi;
+
+            InterimView(long gen, DenoiseJob.Grown at, NanFill fill, float[] before, double lo, double hi) {
+                this.gen = gen;
+                this.at = at;
+                this.fill = fill;
+                this.before = before;
+                this.lo = lo;
+                this.hi = hi;
+            }
+        }
+
+        private volatile InterimView interimView;
+
+        /**
+         * A learned method's current weights applied to the region while it trains: shown
+         * in place of the last preview until the final result replaces it.
+         */
+        private void showInterim(float[] pixels) {
+            final InterimView v = interimView;
+            if (v == null || stale(v.gen)) return;
+            final float[] after = v.at.crop(pixels, v.fill);
+            if (after == null) return;
+            final Rectangle r = v.at.region;
+            interims.incrementAndGet();
+            onEdt(() -> {
+                // Never over this preview's final result, which may have been queued first.
+                Shown last = shown;
+                if (!stale(v.gen) && (last == null || last.generation < v.gen)) {
+                    view.show(v.before, after, r.width, r.height, v.lo, v.hi);
+                }
+            });
+        }
+
         private void compute(Settings s, final long gen, long at, CancelWatch watch) {
             complete(s);
             NanFill fill = s.nanMasked ? new NanFill() : null;
-            final float[] after = DenoiseJob.denoiseRegion(imp, s.axis, s.method, s.keys,
-                    DenoiseJob.withoutWrites(s.method, s.values), s.images, s.backend, s.region, fill, watch.job);
-            if (stale(gen)) return;
             final Rectangle r = s.region;
             int z = s.axis.current(imp);
             final float[] before = Pixels.of(imp, s.axis.indices(imp, imp.getC(), s.axis.other(imp), z, z), r).data;
             final double lo = imp.getDisplayRangeMin(), hi = imp.getDisplayRangeMax();
+            String[] values = DenoiseJob.withoutWrites(s.method, s.values);
+            DenoiseJob.Grown grown = new DenoiseJob.Grown(imp, s.axis, s.method, s.keys, values, r);
+            interimView = new InterimView(gen, grown, fill, before, lo, hi);
+            final float[] after;
+            try {
+                after = grown.denoise(s.method, s.keys, values, s.images, s.backend, fill, watch.job);
+            } finally {
+                interimView = null;
+            }
+            if (stale(gen)) return;
             final long requestedAt = at;
             onEdt(() -> {
                 view.show(before, after, r.width, r.height, lo, hi);
