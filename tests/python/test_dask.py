@@ -134,3 +134,16 @@ def test_edge_chunks_a_few_pixels_wide(noisy3d):
     res = dkd.denoise(arr, "median", radius=1)
     (r,) = res.denoisekit_params
     np.testing.assert_array_equal(res.compute(), whole(noisy3d.astype(np.uint8), "median", r))
+
+
+def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d, tmp_path):
+    # Every chunk would train and save its own weights over the others'.
+    target = tmp_path / "w.json"
+    arr = da.from_array(noisy2d, chunks=32)
+    with pytest.raises(ValueError, match="`save_weights` .* writes a file"):
+        dkd.denoise(arr, "zs_n2n", save_weights=str(target))
+    assert not target.exists()
+    # The way forward it names: save from one whole image, apply to the chunks.
+    dk.denoise(noisy2d, "zs_n2n", steps=5, save_weights=str(target))
+    out = dkd.denoise(arr, "zs_n2n", weights=str(target)).compute()
+    assert out.shape == noisy2d.shape

@@ -385,15 +385,16 @@ fn intern(path: &str) -> &'static str {
     p
 }
 
-/// Writes `value` as macro options do: in brackets when it holds spaces (a path), so
-/// that the option string splits back into the same pairs.
+/// Writes `value` as macro options do: in brackets when it holds spaces (a path) or
+/// starts with one (parsing strips one pair), so that the option string splits back into
+/// the same pairs and values.
 fn write_option(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push(' ');
     }
     out.push_str(key);
     out.push('=');
-    if value.contains(char::is_whitespace) {
+    if value.contains(char::is_whitespace) || value.starts_with('[') {
         out.push('[');
         out.push_str(value);
         out.push(']');
@@ -1135,4 +1136,26 @@ macro_rules! method_params {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path survives the option string: with spaces, and starting with a bracket (which
+    /// parsing strips one pair of).
+    #[test]
+    fn file_values_round_trip_through_options() {
+        let spec = ParamSpec::file("Weights", false);
+        for path in ["C:/my data/w.json", "[a]", "plain.json", "[x y]"] {
+            let mut text = String::new();
+            write_option(&mut text, "weights", path);
+            let value = text.strip_prefix("weights=").unwrap_or_default();
+            assert_eq!(
+                spec.parse(value).ok(),
+                Some(ParamValue::File(path)),
+                "{text}"
+            );
+        }
+    }
 }

@@ -202,12 +202,11 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
     let (mean, std) = mean_std(flat);
     if std == 0.0 || !std.is_finite() {
         // A user who asked for weights must not find the file missing later.
-        if let Some(path) = p.save_weights.get() {
-            return Err(DenoiseError::InvalidParamValue {
-                name: "save_weights".into(),
-                value: path.display().to_string(),
-                expected: "an image that is not constant: a constant image has no noise to learn from".into(),
-            });
+        if p.save_weights.get().is_some() {
+            return Err(DenoiseError::invalid(
+                "the image is constant: there is nothing to train on, so no weights can be \
+                 saved; train on an image with noise, or leave save_weights empty",
+            ));
         }
         return Ok(input.to_owned());
     }

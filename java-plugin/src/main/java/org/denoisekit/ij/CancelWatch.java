@@ -94,9 +94,20 @@ final class CancelWatch implements AutoCloseable {
         return cancelled;
     }
 
+    /**
+     * Stops watching, once the watcher has handed on everything it read: a note or an
+     * intermediate result of this job must not reach the view after the caller moved on
+     * (cleared the progress line, started the next preview).
+     */
     @Override
     public void close() {
         done = true;
         watcher.interrupt();
+        if (Thread.currentThread() == watcher) return;
+        try {
+            watcher.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 }

@@ -68,10 +68,12 @@ final class DenoiseJob {
         return null;
     }
 
-    /** The macro options that replay this job: {@code run("Denoise...", options())}. */
-    /** A value as macro options write it: in brackets when it holds a space (a path). */
+    /**
+     * A value as macro options write it: in brackets when it holds a space (a path) or
+     * starts with one (the parser strips one pair).
+     */
     static String macroValue(String v) {
-        return v.matches(".*\\s.*") ? "[" + v + "]" : v;
+        return v.matches("(?s).*\\s.*") || v.startsWith("[") ? "[" + v + "]" : v;
     }
 
     /**
@@ -87,6 +89,7 @@ final class DenoiseJob {
         return out;
     }
 
+    /** The macro options that replay this job: {@code run("Denoise...", options())}. */
     String options() {
         StringBuilder b = new StringBuilder("method=").append(method.id).append(" backend=").append(backend);
         for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(macroValue(values[i]));

@@ -477,7 +477,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
      * is not remembered either: a later session would overwrite it unasked.
      */
     private static boolean rememberable(ParamSpec p) {
-        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable && !p.writes;
+        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable && !p.isFile();
     }
 
     private void remember() {

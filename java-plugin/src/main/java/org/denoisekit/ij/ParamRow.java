@@ -78,22 +78,18 @@ final class ParamRow {
             browse = new JButton("Browse...");
             browse.setName(p.key + ".browse");
             browse.addActionListener(e -> choose());
-            text.getDocument().addDocumentListener(new DocumentListener() {
-                @Override
-                public void insertUpdate(DocumentEvent e) {
-                    fire();
-                }
-
-                @Override
-                public void removeUpdate(DocumentEvent e) {
-                    fire();
-                }
-
-                @Override
-                public void changedUpdate(DocumentEvent e) {
-                    fire();
-                }
-            });
+            // A half-typed path is not a file: the preview follows a path once it is
+            // entered (Enter, leaving the field, Browse), and never one the preview leaves
+            // empty anyway (a file to write).
+            if (!p.writes) {
+                text.addActionListener(e -> fire());
+                text.addFocusListener(new java.awt.event.FocusAdapter() {
+                    @Override
+                    public void focusLost(java.awt.event.FocusEvent e) {
+                        fire();
+                    }
+                });
+            }
             slider = null;
             floating = false;
             return;
@@ -152,7 +148,9 @@ final class ParamRow {
         JFileChooser fc = new JFileChooser();
         if (!value().isEmpty()) fc.setSelectedFile(new java.io.File(value()));
         int r = spec.writes ? fc.showSaveDialog(text) : fc.showOpenDialog(text);
-        if (r == JFileChooser.APPROVE_OPTION) text.setText(fc.getSelectedFile().getPath());
+        if (r != JFileChooser.APPROVE_OPTION) return;
+        text.setText(fc.getSelectedFile().getPath());
+        if (!spec.writes) fire();
     }
 
     static boolean hasSlider(ParamSpec p) {
