@@ -17,22 +17,16 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import PAIRS, psnr, run  # noqa: E402
+from bench_learned import timed_run as timed  # noqa: E402
+from bench_real_pairs import PAIRS, psnr  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 LONG = ["steps=3000", "patch=128"]
-
-
-def timed(method, noisy, out, options):
-    t = time.perf_counter()
-    img = run(method, noisy, out, options)
-    return img, time.perf_counter() - t
 
 
 def main():
