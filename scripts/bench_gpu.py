@@ -54,8 +54,11 @@ NOTES = """
   ones in 6.9 ms at 2048x2048) but, most likely, in its host gathering planes with their
   z halo element by element and scattering them back (not profiled on the GPU; these
   copies are slice copies since 8bb4d34, not yet re-measured on a GPU);
-  Tikhonov and the Fourier filter run their FFTs as WGSL passes. So `Auto` keeps these
-  three on the CPU (`GpuMethod::auto`); `backend=gpu` still runs them on the GPU.
+  Tikhonov and the Fourier filter run each DCT as one FFT per line (mixed-radix Stockham
+  passes, Bluestein's chirp-z for lengths with a prime factor over 13; direct O(n) sums
+  before 2026-12-03).
+  `Auto` keeps these three on the CPU (`GpuMethod::auto`) until a run like this one shows
+  them faster; `backend=gpu` still runs them on the GPU.
 - The peer (scikit-image, SciPy) runs on one core; the CPU column uses all of them.
 """
 

@@ -386,8 +386,50 @@ fn tiled_kernels_equal_untiled() {
 }
 
 #[test]
+fn spectral_filters_in_chunks_of_lines_equal_one_chunk() {
+    // The DCTs' complex scratch holds as many lines as fit: a volume whose lines need
+    // several chunks per axis (here a limit of the volume's own size) gives the same values.
+    let Some(ctx) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (5, 33, 29),
+        seed: 12,
+        ..Default::default()
+    })
+    .noisy;
+    let values = ParamValues::new().set("cutoff", 0.2).set("cutoff_z", 0.3);
+    let (_, resolved) = denoisekit_core::prepare("fourier_filter", &img.view(), &values).unwrap();
+    let run = |limit| {
+        denoisekit_gpu::methods::fourier_filter::run(
+            ctx,
+            img.view(),
+            &resolved,
+            &Control::new(),
+            limit,
+        )
+    };
+    let whole = run(None).unwrap();
+    assert_eq!(run(Some(img.len() as u64 * 4)).unwrap(), whole);
+    // A limit that holds a plane but not one line's FFT (a line of 106 = 2·53 needs
+    // Bluestein's 256 complex values) is refused, not cut.
+    let thin = Volume::from_shape_fn((2, 4, 106), |(z, y, x)| (x * 3 + y * 7 + z) as f32);
+    let (_, resolved) =
+        denoisekit_core::prepare("fourier_filter", &thin.view(), &ParamValues::new()).unwrap();
+    let r = denoisekit_gpu::methods::fourier_filter::run(
+        ctx,
+        thin.view(),
+        &resolved,
+        &Control::new(),
+        Some(4 * 106 * 4),
+    );
+    assert!(
+        matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn demanding_settings_hold_their_tolerance() {
-    // The DCT sums grow with the axis length, deconvolution amplifies rounding by its
+    // DCT rounding grows with the axis length, deconvolution amplifies rounding by its
     // gain, and Richardson-Lucy compounds it over many iterations: check each at a
     // realistic size against the CPU.
     let Some(_) = context() else { return };
@@ -404,6 +446,8 @@ fn demanding_settings_hold_their_tolerance() {
         shape((1, 128, 144), 8),
         shape((6, 64, 72), 9),
     );
+    // Powers of two take the DCTs' radix-2 path; every other length Bluestein's.
+    let (pow2, pow2_stack) = (shape((1, 512, 256), 10), shape((8, 32, 64), 11));
     let rl = |psf: &str, tv: f64, iterations: usize| {
         ParamValues::new()
             .set("psf", psf)
@@ -428,6 +472,16 @@ fn demanding_settings_hold_their_tolerance() {
             "fourier_filter",
             &large,
             ParamValues::new().set("cutoff", 0.1).set("softness", 0),
+        ),
+        (
+            "tikhonov",
+            &pow2,
+            ParamValues::new().set("psf_sigma", 2).set("lambda", 0.01),
+        ),
+        (
+            "fourier_filter",
+            &pow2_stack,
+            ParamValues::new().set("cutoff", 0.2).set("cutoff_z", 0.3),
         ),
         // NL-means keeps row sums of the patch's rows above and below each 16-row tile in
         // workgroup memory: the largest patch the descriptor allows fills it.

@@ -185,7 +185,7 @@ impl<'a> Blur<'a> {
         if let Some(filter) = psf_filter(p, (d, h, w)) {
             return Ok(Self::Spectral {
                 kernel: spectral::kernel(ctx)?,
-                tables: spectral::Tables::for_filter(ctx, &filter, (d, h, w)),
+                tables: spectral::Tables::for_filter(ctx, &filter, (d, h, w), None)?,
                 dims: (d, h, w),
             });
         }
