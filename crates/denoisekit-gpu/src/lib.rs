@@ -266,7 +266,7 @@ fn try_gpu(
                     denoisekit_core::memory::fmt_bytes(limit)
                 ))));
             }
-            let done = denoisekit_core::with_noise_model(input, resolved, |v| {
+            let done = denoisekit_core::with_noise_model(input, resolved, ctl, |v, ctl| {
                 f(ctx, v, resolved, ctl, None)
             });
             ctl.checkpoint()?;

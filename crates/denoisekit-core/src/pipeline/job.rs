@@ -114,7 +114,10 @@ pub fn resolve_noise_model<'v>(
 }
 
 /// Runs `f` on the input as the noise model asks: directly, or between the generalized
-/// Anscombe transform and its exact unbiased inverse ([`vst`]).
+/// Anscombe transform and its exact unbiased inverse ([`vst`]). `f` gets the control to
+/// run under: `ctl` itself, or one whose intermediate results ([`Control::publish_interim`])
+/// are turned back by the same inverse as the final one, so that a watcher sees them on
+/// the image's scale.
 ///
 /// `f` reports in its own error type (the GPU's keeps device errors apart from the job's),
 /// into which the noise model's errors convert.
@@ -124,11 +127,18 @@ pub fn resolve_noise_model<'v>(
 pub fn with_noise_model<E: From<DenoiseError>>(
     input: VolumeView<'_>,
     resolved: &Resolved,
-    f: impl FnOnce(VolumeView<'_>) -> std::result::Result<Volume, E>,
+    ctl: &Control,
+    f: impl FnOnce(VolumeView<'_>, &Control) -> std::result::Result<Volume, E>,
 ) -> std::result::Result<Volume, E> {
     match noise_transform(resolved)? {
-        Some(g) => Ok(g.inverse(f(g.forward(&input).view())?)),
-        None => f(input),
+        Some(g) => {
+            let mapped = {
+                let g = g.clone();
+                ctl.map_interim(move |v| g.inverse(v))
+            };
+            Ok(g.inverse(f(g.forward(&input).view(), &mapped)?))
+        }
+        None => f(input, ctl),
     }
 }
 
@@ -139,18 +149,6 @@ fn noise_transform(resolved: &Resolved) -> Result<Option<vst::Gat>> {
         // Methods other than denoisers have no noise model.
         Err(_) => Ok(None),
     }
-}
-
-/// `ctl` for a method run by [`with_noise_model`]: its intermediate results are turned
-/// back by the same inverse as its final one.
-///
-/// # Errors
-/// The noise-model parameter errors.
-fn interim_through_noise_model(resolved: &Resolved, ctl: &Control) -> Result<Control> {
-    Ok(match noise_transform(resolved)? {
-        Some(g) => ctl.map_interim(move |v| g.inverse(v)),
-        None => ctl.clone(),
-    })
 }
 
 /// Runs method `id` on the CPU with the given (unchecked) parameter values.
@@ -214,8 +212,7 @@ pub fn run_resolved(
         if memory::need(m, Shape::of(&input), resolved)? > limit {
             return tiling::run_in_memory(m, resolved, input, limit, ctl);
         }
-        let ctl = interim_through_noise_model(resolved, ctl)?;
-        with_noise_model(input, resolved, |v| (m.run)(v, resolved, &ctl))
+        with_noise_model(input, resolved, ctl, |v, ctl| (m.run)(v, resolved, ctl))
     })
 }
 

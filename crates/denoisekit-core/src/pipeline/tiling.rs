@@ -105,7 +105,7 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
             },
             other => other,
         })?;
-        let out: Volume = with_noise_model(input.view(), r, |v| (m.run)(v, r, &inner))?;
+        let out: Volume = with_noise_model(input.view(), r, &inner, |v, ctl| (m.run)(v, r, ctl))?;
         write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
         ctl.advance((b - a) as u64, depth as u64)?;
         a = b;
