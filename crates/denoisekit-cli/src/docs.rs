@@ -134,13 +134,16 @@ pub(crate) fn tuning_text(m: &MethodDescriptor) -> String {
 }
 
 /// Whether the method has a GPU kernel, and whether `backend=auto` uses it.
-pub(crate) fn gpu_text(m: &MethodDescriptor) -> &'static str {
-    match (m.gpu_tolerance.is_some(), denoisekit_gpu::auto_on_gpu(m.id)) {
-        (false, _) => "not yet",
-        (true, true) => "yes",
-        (true, false) => {
-            "with `backend=gpu` (`auto` keeps it on the CPU, as fast or faster on an H100: [GPU benchmarks](benchmarks.md#gpu))"
-        }
+pub(crate) fn gpu_text(m: &MethodDescriptor) -> String {
+    match (
+        m.gpu_tolerance.is_some(),
+        denoisekit_gpu::why_not_auto(m.id),
+    ) {
+        (false, _) => "not yet".into(),
+        (true, None) => "yes".into(),
+        (true, Some(why)) => format!(
+            "with `backend=gpu` (`auto` keeps it on the CPU: {why}; [GPU benchmarks](benchmarks.md#gpu))"
+        ),
     }
 }
 

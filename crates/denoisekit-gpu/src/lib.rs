@@ -36,12 +36,24 @@ pub struct GpuMethod {
     /// The WGSL files (stems under `src/methods/`) it runs; `tests/wgsl_valid.rs` checks
     /// that every file is validated and used.
     pub kernels: &'static [&'static str],
-    /// Whether `Auto` picks the GPU. False where a real GPU was slower end to end than
-    /// the CPU: on an H100 against 16 cores (docs/benchmarks.md#gpu), the Gaussian took
-    /// 0.13x to 0.21x the CPU's speed, Tikhonov 0.68x to 1.0x, the Fourier filter 0.55x
-    /// to 0.89x. `Gpu` still runs them there.
-    pub auto: bool,
+    /// Whether `Auto` picks the GPU.
+    pub auto: AutoUse,
 }
+
+/// Whether `Backend::Auto` runs a method's kernel on a hardware GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoUse {
+    /// Yes: the kernel beat the CPU end to end on a real GPU.
+    Gpu,
+    /// No, for this reason (which the device line of a result and docs/methods.md give).
+    /// `Gpu` still runs the kernel.
+    Cpu(&'static str),
+}
+
+/// Where an H100 was slower end to end than 16 cores (docs/benchmarks.md#gpu): the
+/// Gaussian 0.13x to 0.21x the CPU's speed, Tikhonov 0.68x to 1.0x (direct DCT sums then),
+/// the Fourier filter 0.55x to 0.89x.
+const SLOWER_ON_H100: AutoUse = AutoUse::Cpu("it was as fast or faster on the CPU than on an H100");
 
 /// Methods with a GPU kernel. Each id here has `gpu_tolerance` set in its core
 /// descriptor; `tests/gpu_matches_cpu.rs` checks both directions.
@@ -51,63 +63,73 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         #[cfg(feature = "wgpu")]
         run: methods::gaussian::run,
         kernels: &["gaussian"],
-        auto: false,
+        auto: SLOWER_ON_H100,
     },
     GpuMethod {
         id: "bilateral",
         #[cfg(feature = "wgpu")]
         run: methods::bilateral::run,
         kernels: &["bilateral"],
-        auto: true,
+        auto: AutoUse::Gpu,
     },
     GpuMethod {
         id: "nl_means",
         #[cfg(feature = "wgpu")]
         run: methods::nl_means::run,
         kernels: &["nl_means"],
-        auto: true,
+        auto: AutoUse::Gpu,
     },
     GpuMethod {
         id: "median",
         #[cfg(feature = "wgpu")]
         run: methods::median::run,
         kernels: &["median"],
-        auto: true,
+        auto: AutoUse::Gpu,
     },
     GpuMethod {
         id: "anisotropic_diffusion",
         #[cfg(feature = "wgpu")]
         run: methods::anisotropic_diffusion::run,
         kernels: &["anisotropic_diffusion"],
-        auto: true,
+        auto: AutoUse::Gpu,
     },
     GpuMethod {
         id: "total_variation",
         #[cfg(feature = "wgpu")]
         run: methods::total_variation::run,
         kernels: &["total_variation"],
-        auto: true,
+        auto: AutoUse::Gpu,
     },
     GpuMethod {
         id: "tikhonov",
         #[cfg(feature = "wgpu")]
         run: methods::tikhonov::run,
         kernels: &["spectral"],
-        auto: false,
+        auto: SLOWER_ON_H100,
     },
     GpuMethod {
         id: "fourier_filter",
         #[cfg(feature = "wgpu")]
         run: methods::fourier_filter::run,
         kernels: &["spectral"],
-        auto: false,
+        auto: SLOWER_ON_H100,
     },
     GpuMethod {
         id: "richardson_lucy",
         #[cfg(feature = "wgpu")]
         run: methods::richardson_lucy::run,
         kernels: &["richardson_lucy", "gaussian", "spectral"],
-        auto: true,
+        auto: AutoUse::Gpu,
+    },
+    GpuMethod {
+        id: "zs_n2n",
+        #[cfg(feature = "wgpu")]
+        run: methods::zs_n2n::run,
+        kernels: &["zs_n2n"],
+        auto: AutoUse::Cpu(
+            "its kernel, which applies the network (training runs on the CPU either way), \
+             is not yet measured on a real GPU",
+        ),
     },
 ];
 
@@ -119,7 +141,21 @@ pub fn gpu_method(id: &str) -> Option<GpuRunFn> {
 
 /// Whether `Backend::Auto` runs method `id` on a hardware GPU (see [`GpuMethod::auto`]).
 pub fn auto_on_gpu(id: &str) -> bool {
-    GPU_METHODS.iter().any(|m| m.id == id && m.auto)
+    GPU_METHODS
+        .iter()
+        .any(|m| m.id == id && m.auto == AutoUse::Gpu)
+}
+
+/// Why `Backend::Auto` keeps method `id`, which has a GPU kernel, on the CPU; `None` when
+/// it does not (or there is no kernel).
+pub fn why_not_auto(id: &str) -> Option<&'static str> {
+    GPU_METHODS
+        .iter()
+        .find(|m| m.id == id)
+        .and_then(|m| match m.auto {
+            AutoUse::Gpu => None,
+            AutoUse::Cpu(why) => Some(why),
+        })
 }
 
 /// Which device computed a result.
@@ -252,9 +288,13 @@ fn try_gpu(
                 ctx.info.name
             ))))
         }
-        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => Ok(Attempt::UseCpu(
-            Some(format!("{} is faster on the CPU than on a GPU", m.id)),
-        )),
+        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => {
+            Ok(Attempt::UseCpu(Some(format!(
+                "backend=auto keeps {} on the CPU: {}",
+                m.id,
+                why_not_auto(m.id).unwrap_or_default()
+            ))))
+        }
         (Ok(ctx), Some(f)) => {
             // The CPU path windows a job over the budget or refuses it; the GPU path holds
             // it whole.

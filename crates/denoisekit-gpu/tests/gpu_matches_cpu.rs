@@ -428,6 +428,37 @@ fn spectral_filters_in_chunks_of_lines_equal_one_chunk() {
 }
 
 #[test]
+fn zs_n2n_in_bands_of_rows_equals_one_band() {
+    // The first layer's buffer holds as many rows as fit: a limit of a few rows' worth
+    // gives the same values as the whole plane at once, and one below three rows is
+    // refused.
+    let Some(ctx) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (2, 37, 29),
+        seed: 13,
+        ..Default::default()
+    })
+    .noisy;
+    let values = denoisekit_core::find("zs_n2n")
+        .unwrap()
+        .quick_values()
+        .set("width", 8);
+    let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
+    let run = |limit| {
+        denoisekit_gpu::methods::zs_n2n::run(ctx, img.view(), &resolved, &Control::new(), limit)
+    };
+    let whole = run(None).unwrap();
+    // Both hidden layers of one row: 8 + 8 channels.
+    let row = 29 * (8 + 8) * 4;
+    assert_eq!(run(Some(9 * row)).unwrap(), whole);
+    let r = run(Some(2 * row));
+    assert!(
+        matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn demanding_settings_hold_their_tolerance() {
     // DCT rounding grows with the axis length, deconvolution amplifies rounding by its
     // gain, and Richardson-Lucy compounds it over many iterations: check each at a
@@ -499,6 +530,24 @@ fn demanding_settings_hold_their_tolerance() {
                 .set("patch_radius", 3)
                 .set("patch_radius_z", 1)
                 .set("search_radius_z", 1),
+        ),
+        // The widest network the descriptor allows, and a width the kernel pads to a
+        // multiple of 4.
+        (
+            "zs_n2n",
+            &plane,
+            denoisekit_core::find("zs_n2n")
+                .unwrap()
+                .quick_values()
+                .set("width", 64),
+        ),
+        (
+            "zs_n2n",
+            &stack,
+            denoisekit_core::find("zs_n2n")
+                .unwrap()
+                .quick_values()
+                .set("width", 5),
         ),
         // Beyond 27 values the median kernel selects by bisection instead of in registers.
         (

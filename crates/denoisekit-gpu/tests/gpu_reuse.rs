@@ -26,6 +26,7 @@ fn same_size_reruns_reuse_buffers_and_give_the_same_pixels() {
         let values = match m.id {
             "richardson_lucy" => ParamValues::new().set("tv", 0.002).set("iterations", 5),
             "total_variation" => ParamValues::new().set("z_weight", 0.5),
+            "zs_n2n" => denoisekit_core::find(m.id).unwrap().quick_values(),
             _ => ParamValues::new(),
         };
         let go = |v: &denoisekit_core::Volume| {

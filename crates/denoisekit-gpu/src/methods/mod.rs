@@ -47,6 +47,7 @@ pub mod richardson_lucy;
 pub mod spectral;
 pub mod tikhonov;
 pub mod total_variation;
+pub mod zs_n2n;
 
 const WG: u32 = 16;
 

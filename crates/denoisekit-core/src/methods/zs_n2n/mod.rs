@@ -30,7 +30,9 @@
 //! the Fiji panel shows beside its progress bar.
 //!
 //! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward at `9·width²`
-//! multiply-adds each, then one forward pass over the image.
+//! multiply-adds each, then one forward pass over the image per mirror image (four).
+//! With `backend=gpu` the forward passes over the image run on the GPU
+//! (`denoisekit-gpu`'s `zs_n2n` host, from [`train_or_load`]); training stays on the CPU.
 //!
 //! # References
 //! Y. Mansour, R. Heckel, "Zero-Shot Noise2Noise: Efficient Image Denoising without any
@@ -96,7 +98,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     dims: Dims::D2D3,
     params: ZsN2nParams::SPECS,
     images: &[],
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-4),
     identity: &[("steps", "0")],
     quick: &[("steps", "12")],
     support,
@@ -171,6 +173,43 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// assert!(err(&out) < err(&noisy));
 /// ```
 pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
+    match train_or_load(input, p, ctl)? {
+        Some(t) => apply_all(
+            &t.net,
+            &t.norm,
+            Shape::of(&input),
+            (t.mean, t.std),
+            Some((ctl, t.total)),
+        ),
+        None => Ok(input.to_owned()),
+    }
+}
+
+/// A network ready to apply ([`train_or_load`]): what the CPU's [`denoise_zs_n2n`] and the
+/// GPU host both apply, so that both devices run the same weights on the same values.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The trained (or loaded) network.
+    pub net: Net,
+    /// The image normalised to zero mean and unit spread, (z, y, x) order.
+    pub norm: Vec<f32>,
+    /// The image's mean: an output value is `v · std + mean`.
+    pub mean: f64,
+    /// The image's standard deviation.
+    pub std: f64,
+    /// The job's progress total; training has advanced it by `total − depth` and each
+    /// applied plane advances it by one.
+    pub total: u64,
+}
+
+/// Checks the parameters and the image, then trains the network on the normalised image
+/// (saving it when asked) or loads saved weights; `None` when the image stays as it is
+/// (`steps = 0` without weights, or a constant image). The job's note says what is
+/// applied next.
+///
+/// # Errors
+/// As [`denoise_zs_n2n`].
+pub fn train_or_load(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Option<Trained>> {
     p.validate()?;
     check_input(&input)?;
     if let Some(path) = p.save_weights.get() {
@@ -193,7 +232,7 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
         None => None,
     };
     if p.steps == 0 && loaded.is_none() {
-        return Ok(input.to_owned());
+        return Ok(None);
     }
     let s = Shape::of(&input);
     let src = input.as_standard_layout();
@@ -208,7 +247,7 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
                  saved; train on an image with noise, or leave save_weights empty",
             ));
         }
-        return Ok(input.to_owned());
+        return Ok(None);
     }
     let norm: Vec<f32> = flat
         .iter()
@@ -241,7 +280,13 @@ pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> 
         Some(path) => format!("applying the weights of {}", path.display()),
         None => "applying the trained network".to_string(),
     });
-    apply_all(&net, &norm, s, (mean, std), Some((ctl, total)))
+    Ok(Some(Trained {
+        net,
+        norm,
+        mean,
+        std,
+        total,
+    }))
 }
 
 /// How often a watched training publishes what its current weights make of the image
@@ -356,7 +401,8 @@ fn flipped(img: &[f32], (h, w): (usize, usize), (fy, fx): (bool, bool)) -> Vec<f
 
 /// The four mirror images of a plane: the network is applied to each and the results,
 /// mirrored back, are averaged (its errors differ between them; the image does not).
-const FLIPS: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
+/// Each is (mirror the rows, mirror the columns).
+pub const FLIPS: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
 
 /// `x - net(x)` on one normalised plane, averaged over [`FLIPS`], in bands of rows.
 fn apply(net: &Net, img: &[f32], (h, w): (usize, usize), out: &mut [f32]) {

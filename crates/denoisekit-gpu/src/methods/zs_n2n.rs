@@ -1,0 +1,162 @@
+//! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained (or its saved
+//! weights loaded) by the core, exactly as on the CPU, and applied to each plane on the
+//! GPU: per band of rows and per mirror image, one pass for the first layer and one for
+//! the second with the output layer. Applying is where a stack of many planes, or a batch
+//! replaying saved weights, spends its time.
+
+use crate::context::{Binding, GpuContext, groups};
+use crate::error::GpuError;
+use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load};
+use denoisekit_core::{Control, Resolved, Volume, VolumeView};
+
+const WGSL: &str = include_str!("zs_n2n.wgsl");
+const WG: u32 = 16;
+
+/// The most bytes a band's hidden layers may take each, whatever the device allows.
+const BAND_BYTES: u64 = 64 << 20;
+
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        width: u32,
+        height: u32,
+        c: u32,
+        y0: u32,
+        rows: u32,
+        flip_y: u32,
+        flip_x: u32,
+        c4: u32,
+        a2_at: u32,
+        _pad: [u32; 3],
+    }
+}
+
+/// Trains or loads the network as the CPU does, then applies it on the GPU.
+///
+/// # Errors
+/// The core's parameter, input and weights-file errors and `Cancelled`; [`GpuError`] on
+/// any device failure; `TooLarge` when a plane, or the hidden layers of three of its rows,
+/// exceeds the storage-binding limit (or `max_tile_bytes`).
+pub fn run(
+    ctx: &GpuContext,
+    input: VolumeView<'_>,
+    r: &Resolved,
+    ctl: &Control,
+    max_tile_bytes: Option<u64>,
+) -> Result<Volume, GpuError> {
+    let p = ZsN2nParams::from_resolved(r)?;
+    let (d, h, w) = input.dim();
+    let Some(t) = train_or_load(input, &p, ctl)? else {
+        return Ok(input.to_owned());
+    };
+    let c = t.net.c;
+    let c4 = c.next_multiple_of(4);
+    let limit = max_tile_bytes
+        .unwrap_or(u64::MAX)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        .min(ctx.limits.max_buffer_size);
+    // Both hidden layers of a row share one buffer.
+    let row_bytes = (w * (c + c4) * 4) as u64;
+    let plane_bytes = (h * w * 4) as u64;
+    if plane_bytes > limit || 3 * row_bytes > limit {
+        return Err(GpuError::TooLarge(format!(
+            "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
+        )));
+    }
+    let band = ((limit.min(BAND_BYTES) / row_bytes) as usize)
+        .saturating_sub(2)
+        .clamp(1, h);
+    let kernel = ctx.kernel(
+        "zs_n2n",
+        WGSL,
+        &[
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+            Binding::Uniform,
+        ],
+        &["layer1", "layer2", "layer3"],
+    )?;
+    let weights = padded(t.net.tensors(), c);
+    let plane = h * w;
+    let mut out = Vec::with_capacity(d * plane);
+    for z in 0..d {
+        ctl.checkpoint()?;
+        let norm = &t.norm[z * plane..(z + 1) * plane];
+        let applied = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
+            let src = ctx.upload("zs_n2n.src", norm);
+            let a2_at = (band + 2) * w * c;
+            let hidden = ctx.storage("zs_n2n.hidden", a2_at + band * w * c4);
+            let wb = ctx.upload("zs_n2n.weights", &weights);
+            let dst = ctx.storage("zs_n2n.out", plane);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            enc.clear_buffer(&dst, 0, None);
+            // Bind groups and uniforms live until the submission is done.
+            let (mut groups_kept, mut uniforms_kept) = (Vec::new(), Vec::new());
+            for y0 in (0..h).step_by(band) {
+                let rows = band.min(h - y0);
+                for (fy, fx) in FLIPS {
+                    let u = Uniforms {
+                        width: w as u32,
+                        height: h as u32,
+                        c: c as u32,
+                        y0: y0 as u32,
+                        rows: rows as u32,
+                        flip_y: u32::from(fy),
+                        flip_x: u32::from(fx),
+                        c4: c4 as u32,
+                        a2_at: a2_at as u32,
+                        _pad: [0; 3],
+                    };
+                    let ub = ctx.uniform("zs_n2n.params", bytemuck::bytes_of(&u));
+                    let passes = [
+                        ("layer1", rows + 2, 1),
+                        ("layer2", rows, c4 / 4),
+                        ("layer3", rows, 1),
+                    ];
+                    for (entry, rows, depth) in passes {
+                        let bg = ctx.bind(&kernel, entry, &[&src, &hidden, &wb, &dst, &ub]);
+                        crate::context::dispatch(
+                            &mut enc,
+                            &kernel,
+                            entry,
+                            &bg,
+                            (groups(w, WG), groups(rows, WG), depth as u32),
+                        );
+                        groups_kept.push(bg);
+                    }
+                    uniforms_kept.push(ub);
+                }
+            }
+            ctx.queue.submit([enc.finish()]);
+            ctx.read_back(&dst, plane)
+        })??;
+        out.extend(
+            applied
+                .iter()
+                .map(|&v| (f64::from(v) * t.std + t.mean) as f32),
+        );
+        ctl.advance(1, t.total)?;
+    }
+    denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
+}
+
+/// The weights as the kernel reads them: the second layer's output channels (and its bias
+/// and the output layer's weights) padded with zeros to a multiple of 4.
+fn padded([w1, b1, w2, b2, w3, b3]: [&[f32]; 6], c: usize) -> Vec<f32> {
+    let c4 = c.next_multiple_of(4);
+    let pad = |v: &[f32]| {
+        let mut v = v.to_vec();
+        v.resize(c4, 0.0);
+        v
+    };
+    let mut out = [w1, b1].concat();
+    for row in w2.chunks(c) {
+        out.extend(pad(row));
+    }
+    out.extend(pad(b2));
+    out.extend(pad(w3));
+    out.extend(b3);
+    out
+}
