@@ -69,8 +69,6 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # Every platform's library in one jar, and each platform's CLI: dist/.
 bash scripts/package.sh
 cargo test --release --workspace --locked
-# The CPU-only build the macOS packages use: backend=auto says why, backend=gpu refuses.
-cargo test --release --locked -p denoisekit-gpu --no-default-features --lib
 # The Python package: its wheel installed into a fresh venv, pytest (API, Dask, OME-Zarr,
 # a LocalCluster with a killed worker).
 bash scripts/test_python.sh
