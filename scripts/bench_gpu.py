@@ -38,6 +38,9 @@ METHODS = [
     ("richardson_lucy", "iterations=30 psf_sigma=1.5", "iterations=30 psf_sigma=1.5 psf_sigma_z=1.5",
      ("richardson_lucy", "skimage")),
     ("anisotropic_diffusion", "kappa=0.2 iterations=10", "kappa=0.2 iterations=10 z_weight=1", None),
+    # Applying saved weights (trained once on the 2D scene, on the CPU): the GPU kernel
+    # applies the network; training runs on the CPU either way.
+    ("zs_n2n", "weights={weights}", "weights={weights}", None),
     ("tikhonov", "lambda=2", "lambda=2 z_weight=1", None),
     ("fourier_filter", "cutoff=0.25", "cutoff=0.25 cutoff_z=0.25", None),
 ]
@@ -128,11 +131,15 @@ def main():
         scenes.append(("3D", f"synth_{z}x{h}x{w}", 2))
     except SystemExit as e:
         print(f"no 3D scene: {e}", file=sys.stderr)
+    weights = os.path.join(a.out, "zs_n2n_weights.json")
+    bench_peers.run([a.cli, "run", "--backend", "cpu", "zs_n2n",
+                     os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif"),
+                     os.path.join(a.out, "zs_n2n_trained.tif"), "steps=400", f"save_weights={weights}"])
     rows, device = [], "?"
     for label, stem, col in scenes:
         noisy = os.path.join(inputs, f"{stem}_noisy_s0.1_seed0.tif")
         for method, p2, p3, peer in METHODS:
-            params = p2 if col == 1 else p3
+            params = (p2 if col == 1 else p3).format(weights=weights)
             saved = {}
             times = {}
             for backend in ("gpu", "cpu"):

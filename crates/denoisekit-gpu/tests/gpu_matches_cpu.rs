@@ -477,8 +477,13 @@ fn demanding_settings_hold_their_tolerance() {
         shape((1, 128, 144), 8),
         shape((6, 64, 72), 9),
     );
-    // Powers of two take the DCTs' radix-2 path; every other length Bluestein's.
-    let (pow2, pow2_stack) = (shape((1, 512, 256), 10), shape((8, 32, 64), 11));
+    // The DCTs' FFTs: powers of two run radix-4 (and one radix-2) passes, 384, 416, 144
+    // and 72 mixed radices, and a prime length like 509 Bluestein's chirp-z.
+    let (pow2, pow2_stack, prime) = (
+        shape((1, 512, 256), 10),
+        shape((8, 32, 64), 11),
+        shape((1, 96, 509), 14),
+    );
     let rl = |psf: &str, tv: f64, iterations: usize| {
         ParamValues::new()
             .set("psf", psf)
@@ -507,6 +512,11 @@ fn demanding_settings_hold_their_tolerance() {
         (
             "tikhonov",
             &pow2,
+            ParamValues::new().set("psf_sigma", 2).set("lambda", 0.01),
+        ),
+        (
+            "tikhonov",
+            &prime,
             ParamValues::new().set("psf_sigma", 2).set("lambda", 0.01),
         ),
         (

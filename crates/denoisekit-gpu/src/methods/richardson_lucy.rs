@@ -5,9 +5,10 @@
 //! devices iterate from the same point.
 //!
 //! One iteration: (TV gradient and divergence), `K u` (three separable passes for a 3D
-//! Gaussian, two for a plane, five DCT passes per plane for the Airy PSF), the ratio,
-//! `Kᵀ` of the ratio (the PSF is symmetric), the update. The Born–Wolf PSF runs the DCT
-//! passes along z too. Every output depends on the whole
+//! Gaussian, two for a plane; for the Airy PSF a DCT along x and y, the product with the
+//! transfer and the inverse DCTs, each DCT an FFT of several dispatches), the ratio,
+//! `Kᵀ` of the ratio (the PSF is symmetric), the update. The Born–Wolf PSF transforms
+//! along z too. Every output depends on the whole
 //! stack (the start and guards come from its mean), so the stack must fit the device in
 //! one piece; otherwise the CPU runs it.
 //!

@@ -7,9 +7,11 @@
 //! CPU): mixed-radix Stockham passes (radix 4 where it can) when the length's prime
 //! factors are at most [`MAX_RADIX`], Bluestein's chirp-z (two FFTs of the next power of
 //! two at least 2n − 1) otherwise, so O(log n) per value where the direct sums it replaced
-//! cost O(n) (measured 18–40x faster on lavapipe at 512² to 1024²: docs/benchmarks.md). The complex scratch holds a chunk of lines at a
-//! time, so its size is bounded whatever the volume. Planes filtered on their own are
-//! tiled freely; a z-coupled volume must fit the device in one piece.
+//! cost O(n) (measured 18–40x faster on lavapipe at 512² to 1024²: docs/benchmarks.md).
+//! The complex scratch holds a chunk of lines at a time, at most [`SCRATCH_BYTES`] per
+//! buffer (two buffers beside the volume's own), so its size is bounded whatever the
+//! volume. Planes filtered on their own are tiled freely; a z-coupled volume must fit the
+//! device in one piece.
 
 use super::{Pass, WG, chain, in_tiles, on_device, tile_planes};
 use crate::context::{Binding, GpuContext, Pooled, groups};
@@ -68,14 +70,14 @@ fn radices(mut n: usize) -> Option<Vec<usize>> {
 }
 
 /// `e^{iθ}` as the table's (re, im) pair, from an angle computed in f64.
-fn unit(theta: f64, scale: f64) -> [f64; 2] {
-    [scale * theta.cos(), scale * theta.sin()]
+fn unit(theta: f64) -> [f64; 2] {
+    [theta.cos(), theta.sin()]
 }
 
 /// `e^{-iπ k² / n}`, with `k² mod 2n` taken exactly so that large `k` lose nothing.
 fn chirp(k: usize, n: usize) -> [f64; 2] {
     let r = (k as u128 * k as u128 % (2 * n as u128)) as f64;
-    unit(-PI * r / n as f64, 1.0)
+    unit(-PI * r / n as f64)
 }
 
 /// The DCTs of one axis length: the FFT length and the factors the kernel applies, laid
@@ -108,7 +110,7 @@ impl AxisPlan {
         };
         let radices = direct.or_else(|| radices(m)).unwrap_or_default();
         let mut t: Vec<f64> = (0..m)
-            .flat_map(|k| unit(-2.0 * PI * k as f64 / m as f64, 1.0))
+            .flat_map(|k| unit(-2.0 * PI * k as f64 / m as f64))
             .collect();
         let push = |t: &mut Vec<f64>, f: &dyn Fn(usize) -> [f64; 2]| {
             let at = t.len() as u32;
@@ -119,7 +121,7 @@ impl AxisPlan {
             |a: [f64; 2], b: [f64; 2]| [a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]];
         // The DCT's own twist e^{-iπk/(2n)}; Bluestein adds its chirp before the FFT and
         // after it (with 1/m for the inverse FFT it does as a forward one).
-        let twist = |k: usize| unit(-PI * k as f64 / (2 * n) as f64, 1.0);
+        let twist = |k: usize| unit(-PI * k as f64 / (2 * n) as f64);
         let chirp_in = |k| if bluestein { chirp(k, n) } else { [1.0, 0.0] };
         let chirp_out = |k| {
             let c = chirp_in(k);
@@ -181,13 +183,16 @@ pub fn apply(
         )));
     }
     let kernel = kernel(ctx)?;
+    // Every tile has the volume's planes (a z-coupled filter runs in one tile), so one
+    // set of plans and one sampled transfer serve them all.
+    let plans = Plans::new(filter, (d, h, w));
     in_tiles(input, tile, 0, |sub| {
         ctl.checkpoint()?;
         let dims = sub.dim();
         on_device(ctx, sub, |host| {
             let a = ctx.upload("spectral.a", host);
             let b = ctx.storage("spectral.b", host.len());
-            let tables = Tables::for_filter(ctx, filter, dims, max_tile_bytes)?;
+            let tables = Tables::upload(ctx, &plans, dims, max_tile_bytes)?;
             // An odd number of passes: the input buffer can serve as the scratch.
             let passes = passes(ctx, &kernel, dims, &tables, &a, &b, &a);
             let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -232,15 +237,48 @@ pub(crate) struct Tables<'a> {
     scratch: [Pooled<'a>; 2],
 }
 
+/// The host side of a filter's tables: each transformed axis's plan and the transfer
+/// sampled for one block (a plane, or the whole volume when the filter couples planes).
+pub(crate) struct Plans {
+    /// x, y, then z when the filter couples planes.
+    axes: Vec<AxisPlan>,
+    transfer: Vec<f32>,
+}
+
+impl Plans {
+    pub(crate) fn new(filter: &Filter, (d, h, w): (usize, usize, usize)) -> Self {
+        let mut lengths = vec![w, h];
+        if filter.use_z {
+            lengths.push(d);
+        }
+        Self {
+            axes: lengths.into_iter().map(AxisPlan::new).collect(),
+            transfer: filter.dct_table((d, h, w)),
+        }
+    }
+}
+
 impl<'a> Tables<'a> {
-    /// Tables for `filter` on a `(d, h, w)` block, with complex scratch of at most
-    /// [`SCRATCH_BYTES`] (or `max_bytes`, which tests use to force several chunks).
-    ///
-    /// # Errors
-    /// `TooLarge` when one line's FFT alone exceeds the scratch limit.
+    /// Tables for `filter` on a `(d, h, w)` block; see [`Tables::upload`].
     pub(crate) fn for_filter(
         ctx: &'a GpuContext,
         filter: &Filter,
+        dims: (usize, usize, usize),
+        max_bytes: Option<u64>,
+    ) -> Result<Self, GpuError> {
+        Self::upload(ctx, &Plans::new(filter, dims), dims, max_bytes)
+    }
+
+    /// `plans` on the device for a `(d, h, w)` block, with complex scratch of at most
+    /// [`SCRATCH_BYTES`] per buffer (or `max_bytes`: the tile limit, which tests lower to
+    /// force several chunks).
+    ///
+    /// # Errors
+    /// `TooLarge` when one line's FFT alone exceeds the scratch limit, or needs more
+    /// workgroups than a dispatch allows.
+    pub(crate) fn upload(
+        ctx: &'a GpuContext,
+        plans: &Plans,
         (d, h, w): (usize, usize, usize),
         max_bytes: Option<u64>,
     ) -> Result<Self, GpuError> {
@@ -250,20 +288,18 @@ impl<'a> Tables<'a> {
             .min(ctx.limits.max_storage_buffer_binding_size)
             .min(ctx.limits.max_buffer_size);
         let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        let mut lengths = vec![(w, d * h), (h, d * w)];
-        if filter.use_z {
-            lengths.push((d, h * w));
-        }
+        let lines = [d * h, d * w, h * w];
         let mut axes = Vec::new();
-        for (n, lines) in lengths {
-            let plan = AxisPlan::new(n);
-            let line_bytes = (plan.m * 8) as u64;
-            if line_bytes > limit {
+        for (plan, lines) in plans.axes.iter().zip(lines) {
+            let (n, line_bytes) = (plan.n, (plan.m * 8) as u64);
+            if line_bytes > limit || groups(plan.m, FFT_WG) as usize > max_rows {
                 return Err(GpuError::TooLarge(format!(
                     "a spectral filter along an axis of {n} needs {line_bytes} bytes of \
-                     scratch per line, over {limit}"
+                     scratch per line, over {limit}, or more workgroups than a dispatch \
+                     allows"
                 )));
             }
+            let plan = plan.clone();
             let chunk = ((limit / line_bytes) as usize)
                 .min(lines)
                 .min(max_rows)
@@ -280,11 +316,10 @@ impl<'a> Tables<'a> {
             .map(|a| a.chunk * a.plan.m * 2)
             .max()
             .unwrap_or(1);
-        let transfer = filter.dct_table((d, h, w));
         Ok(Self {
             axes,
-            transfer_len: transfer.len(),
-            transfer: ctx.upload("spectral.transfer", &transfer),
+            transfer_len: plans.transfer.len(),
+            transfer: ctx.upload("spectral.transfer", &plans.transfer),
             scratch: [
                 ctx.storage("spectral.c0", floats),
                 ctx.storage("spectral.c1", floats),
@@ -471,6 +506,22 @@ mod tests {
                 v[0] * p[0] - v[1] * p[1]
             })
             .collect()
+    }
+
+    #[test]
+    fn the_kernel_has_the_hosts_workgroup_width() {
+        let decl = format!("@workgroup_size({}, 1, 1)", super::FFT_WG);
+        let entries = ["pack", "butterfly", "convolve", "unpack"];
+        for entry in entries {
+            let at = super::WGSL.find(&format!("fn {entry}(")).unwrap();
+            let before = &super::WGSL[..at];
+            let attr = before.rfind("@workgroup_size").unwrap();
+            assert!(
+                before[attr..].starts_with(&decl),
+                "{entry}: {}",
+                &before[attr..]
+            );
+        }
     }
 
     #[test]

@@ -46,26 +46,35 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
+    let limit = max_tile_bytes
+        .unwrap_or(u64::MAX)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        .min(ctx.limits.max_buffer_size);
+    // Rows per band for a network of `c` channels; refused before any training, so that
+    // a job the device cannot hold does not train first (loaded weights are checked
+    // again for their own width).
+    let band_rows = |c: usize| -> Result<usize, GpuError> {
+        // Both hidden layers of a row share one buffer.
+        let row_bytes = (w * (c + c.next_multiple_of(4)) * 4) as u64;
+        let plane_bytes = (h * w * 4) as u64;
+        if plane_bytes > limit || 3 * row_bytes > limit {
+            return Err(GpuError::TooLarge(format!(
+                "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
+            )));
+        }
+        Ok(((limit.min(BAND_BYTES) / row_bytes) as usize)
+            .saturating_sub(2)
+            .clamp(1, h))
+    };
+    if p.weights.get().is_none() {
+        band_rows(p.width)?;
+    }
     let Some(t) = train_or_load(input, &p, ctl)? else {
         return Ok(input.to_owned());
     };
     let c = t.net.c;
     let c4 = c.next_multiple_of(4);
-    let limit = max_tile_bytes
-        .unwrap_or(u64::MAX)
-        .min(ctx.limits.max_storage_buffer_binding_size)
-        .min(ctx.limits.max_buffer_size);
-    // Both hidden layers of a row share one buffer.
-    let row_bytes = (w * (c + c4) * 4) as u64;
-    let plane_bytes = (h * w * 4) as u64;
-    if plane_bytes > limit || 3 * row_bytes > limit {
-        return Err(GpuError::TooLarge(format!(
-            "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
-        )));
-    }
-    let band = ((limit.min(BAND_BYTES) / row_bytes) as usize)
-        .saturating_sub(2)
-        .clamp(1, h);
+    let band = band_rows(c)?;
     let kernel = ctx.kernel(
         "zs_n2n",
         WGSL,
@@ -81,14 +90,19 @@ pub fn run(
     let weights = padded(t.net.tensors(), c);
     let plane = h * w;
     let mut out = Vec::with_capacity(d * plane);
+    let a2_at = (band + 2) * w * c;
+    // The weights and the work buffers serve every plane.
+    let (wb, hidden) = ctx.scoped(|| {
+        (
+            ctx.upload("zs_n2n.weights", &weights),
+            ctx.storage("zs_n2n.hidden", a2_at + band * w * c4),
+        )
+    })?;
     for z in 0..d {
         ctl.checkpoint()?;
         let norm = &t.norm[z * plane..(z + 1) * plane];
         let applied = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
             let src = ctx.upload("zs_n2n.src", norm);
-            let a2_at = (band + 2) * w * c;
-            let hidden = ctx.storage("zs_n2n.hidden", a2_at + band * w * c4);
-            let wb = ctx.upload("zs_n2n.weights", &weights);
             let dst = ctx.storage("zs_n2n.out", plane);
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             enc.clear_buffer(&dst, 0, None);
