@@ -113,6 +113,8 @@ def main():
     ap.add_argument("--peer-repeats", type=int, default=5)
     ap.add_argument("--md", help="write the section into this Markdown file")
     a = ap.parse_args()
+    # Deconvolution is scored against the object, as bench_peers.py does: by the registry's kind.
+    kinds = {m["id"]: m["kind"] for m in json.loads(bench_peers.run([a.cli, "methods", "--format", "json"]))}
     inputs = os.path.join(a.out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     n = a.size
@@ -151,7 +153,7 @@ def main():
                     if not dev.lower().startswith("gpu"):
                         sys.exit(f"{method} did not run on the GPU: device '{dev}'")
                 saved[backend] = os.path.join(save, f"{method}.tif")
-            vs_object = method in bench_peers.AGAINST_OBJECT
+            vs_object = kinds[method] == "deconvolve"
             target = os.path.join(inputs, f"{stem}_object.tif" if vs_object else f"{stem}_clean.tif")
             rng = float(bench_peers.run([a.py, "-c", "import sys, tifffile; o = tifffile.imread(sys.argv[1]); "
                                          "print(float(o.max() - o.min()))", target]).strip())
@@ -164,7 +166,8 @@ def main():
             if col == 1 and peer is not None:
                 r = next(r for r in peers["rows"] if r["method"] == peer[0] and r["lib"] == peer[1])
                 peer_ms, peer_name = r["median_s"] * 1e3, f"{peer[1]} {peer[0]}"
-            rows.append((label, method, params, times["gpu"], times["cpu"], psnr_gpu, psnr_cpu,
+            shown = params.replace(weights, "(400 steps on the 2D scene)")
+            rows.append((label, method, shown, times["gpu"], times["cpu"], psnr_gpu, psnr_cpu,
                          diff["max_rel"], peer_name, peer_ms))
             if a.md:  # a run cut short still leaves the rows measured so far
                 md_sections.replace_section(a.md, "GPU", section(rows, device, n, a.shape3d, a.peer_repeats))
