@@ -75,7 +75,7 @@ pub fn params(data: &[u8]) {
     let mut b = Bytes(data);
     let m = *b.pick(registry());
     let text = String::from_utf8_lossy(b.0);
-    let given = parse_options(&text);
+    let given = ParamValues::from_options(&text);
     match m.resolve(&given, || Ok(0.25)) {
         Ok(r) => {
             for spec in m.all_params() {
@@ -92,7 +92,7 @@ pub fn params(data: &[u8]) {
             let again = m.resolve(&r.to_params(), no_estimate).expect("replay");
             assert!(again.iter().eq(r.iter()), "values changed on replay");
             let replay = m
-                .resolve(&parse_options(&r.to_options()), no_estimate)
+                .resolve(&ParamValues::from_options(&r.to_options()), no_estimate)
                 .expect("replay through the option string");
             assert!(
                 replay.iter().eq(r.iter()),
@@ -101,19 +101,6 @@ pub fn params(data: &[u8]) {
         }
         Err(e) => check_param_error(m, &e),
     }
-}
-
-/// Splits an option string as ImageJ's macro options and the CLI do: words of
-/// `key=value`; a bare word is a key with an empty value.
-fn parse_options(text: &str) -> ParamValues {
-    let mut v = ParamValues::new();
-    for word in text.split_whitespace() {
-        match word.split_once('=') {
-            Some((k, val)) => v.insert(k, val),
-            None => v.insert(word, ""),
-        }
-    }
-    v
 }
 
 fn check_param_error(m: &MethodDescriptor, e: &DenoiseError) {

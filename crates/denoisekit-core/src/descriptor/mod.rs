@@ -613,6 +613,37 @@ impl ParamValues {
         }
     }
 
+    /// Reads a macro-style option string (what [`ParamValues::to_options`] writes): words
+    /// of `key=value`, where a value in brackets may hold spaces and ends at the first `]`
+    /// followed by a space or the end; a bare word is a key with an empty value. Values
+    /// keep their brackets: parsing a parameter's value strips one pair.
+    pub fn from_options(text: &str) -> Self {
+        let mut v = Self::new();
+        let mut rest = text.trim_start();
+        while !rest.is_empty() {
+            let end = match rest.split_once('=') {
+                Some((k, val)) if !k.contains(char::is_whitespace) && val.starts_with('[') => {
+                    let from = k.len() + 1;
+                    let close = rest[from..]
+                        .match_indices(']')
+                        .map(|(i, _)| from + i + 1)
+                        .find(|&i| {
+                            rest[i..].is_empty() || rest[i..].starts_with(char::is_whitespace)
+                        });
+                    close.unwrap_or(rest.len())
+                }
+                _ => rest.find(char::is_whitespace).unwrap_or(rest.len()),
+            };
+            let word = &rest[..end];
+            match word.split_once('=') {
+                Some((k, val)) => v.insert(k, val),
+                None => v.insert(word, ""),
+            }
+            rest = rest[end..].trim_start();
+        }
+        v
+    }
+
     /// The values as a macro-style option string, in insertion order.
     pub fn to_options(&self) -> String {
         let mut out = String::new();
@@ -1144,6 +1175,42 @@ mod tests {
 
     /// A path survives the option string: with spaces, and starting with a bracket (which
     /// parsing strips one pair of).
+    #[test]
+    fn option_strings_split_back_into_their_pairs() {
+        let v = ParamValues::new()
+            .set("sigma", 1.5)
+            .set("weights", "C:/my data/w.json")
+            .set("odd", "[a]")
+            .set("spaced", "[x y]")
+            .set("empty", "");
+        let back = ParamValues::from_options(&v.to_options());
+        let raw: Vec<(&str, &str)> = back
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            raw,
+            [
+                ("sigma", "1.5"),
+                ("weights", "[C:/my data/w.json]"),
+                ("odd", "[[a]]"),
+                ("spaced", "[[x y]]"),
+                ("empty", ""),
+            ]
+        );
+        let bare = ParamValues::from_options("  flag  k=v=w last=[unclosed value");
+        let raw: Vec<(&str, &str)> = bare
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            raw,
+            [("flag", ""), ("k", "v=w"), ("last", "[unclosed value")]
+        );
+    }
+
     #[test]
     fn file_values_round_trip_through_options() {
         let spec = ParamSpec::file("Weights", false);
