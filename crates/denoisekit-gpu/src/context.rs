@@ -340,6 +340,14 @@ impl GpuContext {
         }
     }
 
+    /// The most bytes one storage buffer may hold on this device: its binding and buffer
+    /// limits, and `max` when given (tests lower it to force tiling).
+    pub fn buffer_limit(&self, max: Option<u64>) -> u64 {
+        max.unwrap_or(u64::MAX)
+            .min(self.limits.max_storage_buffer_binding_size)
+            .min(self.limits.max_buffer_size)
+    }
+
     /// Storage and staging buffers created so far (not counting reuses from the pool).
     pub fn buffers_created(&self) -> u64 {
         self.created.load(Ordering::Relaxed)

@@ -64,10 +64,7 @@ pub fn gaussian(
     let Kernels { xy: kxy, z: kz } = kernels(p, d);
     let rz = kz.as_ref().map_or(0, |k| k.len() / 2);
     let plane_bytes = (h * w * 4) as u64;
-    let limit = max_tile_bytes
-        .unwrap_or(u64::MAX)
-        .min(ctx.limits.max_storage_buffer_binding_size)
-        .min(ctx.limits.max_buffer_size);
+    let limit = ctx.buffer_limit(max_tile_bytes);
     let planes_fit = (limit / plane_bytes.max(1)) as usize;
     if planes_fit < 2 * rz + 1 {
         return Err(GpuError::TooLarge(format!(

@@ -181,10 +181,7 @@ pub fn tile_planes(
     halo_z: usize,
     max_tile_bytes: Option<u64>,
 ) -> Result<usize, GpuError> {
-    let limit = max_tile_bytes
-        .unwrap_or(u64::MAX)
-        .min(ctx.limits.max_storage_buffer_binding_size)
-        .min(ctx.limits.max_buffer_size);
+    let limit = ctx.buffer_limit(max_tile_bytes);
     let plane_bytes = (h * w * 4 * floats_per_voxel).max(1) as u64;
     let planes_fit = ((limit / plane_bytes) as usize)
         .min(ctx.limits.max_compute_workgroups_per_dimension as usize);
@@ -237,12 +234,7 @@ pub fn per_pixel(
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
     let bytes = (d * h * w * 4) as u64;
-    if bytes
-        > ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size)
-    {
+    if bytes > ctx.buffer_limit(None) {
         return Err(GpuError::TooLarge(format!(
             "{bytes} bytes exceed the device's storage binding limit"
         )));

@@ -282,11 +282,7 @@ impl<'a> Tables<'a> {
         (d, h, w): (usize, usize, usize),
         max_bytes: Option<u64>,
     ) -> Result<Self, GpuError> {
-        let limit = max_bytes
-            .unwrap_or(u64::MAX)
-            .min(SCRATCH_BYTES)
-            .min(ctx.limits.max_storage_buffer_binding_size)
-            .min(ctx.limits.max_buffer_size);
+        let limit = ctx.buffer_limit(max_bytes).min(SCRATCH_BYTES);
         let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
         let lines = [d * h, d * w, h * w];
         let mut axes = Vec::new();

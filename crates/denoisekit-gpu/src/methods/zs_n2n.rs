@@ -46,10 +46,7 @@ pub fn run(
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
     let (d, h, w) = input.dim();
-    let limit = max_tile_bytes
-        .unwrap_or(u64::MAX)
-        .min(ctx.limits.max_storage_buffer_binding_size)
-        .min(ctx.limits.max_buffer_size);
+    let limit = ctx.buffer_limit(max_tile_bytes);
     // Rows per band for a network of `c` channels; refused before any training, so that
     // a job the device cannot hold does not train first (loaded weights are checked
     // again for their own width).
