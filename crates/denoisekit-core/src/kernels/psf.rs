@@ -137,7 +137,10 @@ pub fn born_wolf_octant(o: &Widefield, (d, h, w): (usize, usize, usize)) -> Vec<
 pub fn otf_octant(psf: &[f32], (d, h, w): (usize, usize, usize)) -> Vec<f32> {
     let dims = [d + 1, h + 1, w + 1];
     let mut a: Vec<f64> = psf.iter().map(|&v| f64::from(v)).collect();
-    let mut planner = RealFftPlanner::<f64>::new();
+    // Single precision, the core's own FFT: the result is f32 anyway, and a second
+    // precision's planner would compile rustfft's whole SIMD algorithm set again (about a
+    // third of this crate's build time, in every build CI runs).
+    let mut planner = RealFftPlanner::<f32>::new();
     for (axis, &n1) in dims.iter().enumerate() {
         let n = n1 - 1;
         if n == 0 {
@@ -146,22 +149,22 @@ pub fn otf_octant(psf: &[f32], (d, h, w): (usize, usize, usize)) -> Vec<f32> {
         let fft = planner.plan_fft_forward(2 * n);
         let stride: usize = dims[axis + 1..].iter().product();
         let outer: usize = dims[..axis].iter().product();
-        let mut line = vec![0.0f64; 2 * n];
+        let mut line = vec![0.0f32; 2 * n];
         let mut spec = fft.make_output_vec();
         for o in 0..outer {
             for s in 0..stride {
                 let at = |j: usize| o * n1 * stride + j * stride + s;
                 // Even extension: x0 … xn … x1.
                 for j in 0..=n {
-                    line[j] = a[at(j)];
+                    line[j] = a[at(j)] as f32;
                 }
                 for j in 1..n {
-                    line[2 * n - j] = a[at(j)];
+                    line[2 * n - j] = a[at(j)] as f32;
                 }
                 // Invariant: buffers have the planned lengths.
                 let _ = fft.process(&mut line, &mut spec);
                 for (j, c) in spec.iter().enumerate().take(n1) {
-                    a[at(j)] = c.re;
+                    a[at(j)] = f64::from(c.re);
                 }
             }
         }

@@ -144,9 +144,12 @@ impl AxisPlan {
                 b[j] = Complex::new(c[0], -c[1]);
                 b[(m - j) % m] = b[j];
             }
-            rustfft::FftPlanner::<f64>::new()
-                .plan_fft_forward(m)
-                .process(&mut b);
+            // `m` is a power of two: Radix4 alone, not the planner, which would compile
+            // rustfft's whole SIMD algorithm set for f64 into this crate.
+            rustfft::Fft::process(
+                &rustfft::algorithm::Radix4::new(m, rustfft::FftDirection::Forward),
+                &mut b,
+            );
             let at = t.len() as u32;
             t.extend(b.iter().flat_map(|c| [c.re, c.im]));
             at
