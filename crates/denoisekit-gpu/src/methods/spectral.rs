@@ -91,8 +91,9 @@ pub(crate) struct AxisPlan {
     /// The Stockham passes' radices, whose product is `m`.
     pub(crate) radices: Vec<usize>,
     /// Twiddles `e^{-2πi t/m}` (t < m) at 0, then `pre` and `post` for the DCT-II and
-    /// the DCT-III, then (Bluestein) the chirp's spectrum.
-    pub(crate) table: Vec<f32>,
+    /// the DCT-III, then (Bluestein) the chirp's spectrum. Shared, not copied, by each
+    /// tile's [`Tables`].
+    pub(crate) table: std::sync::Arc<[f32]>,
     pre: [u32; 2],
     post: [u32; 2],
     spectrum: Option<u32>,
