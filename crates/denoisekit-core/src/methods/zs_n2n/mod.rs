@@ -18,6 +18,15 @@
 //! poisson_gaussian` (or `auto`) photon noise is variance-stabilised first. Stacks train
 //! one network on patches from every plane and apply it plane by plane (2D kernels).
 //!
+//! Why ZS-N2N and not Noise2Fast (Lequyer et al. 2022), the other zero-shot method of its
+//! kind, measured on the real W2S pairs on 2 cores (docs/benchmarks.md, "Learned
+//! denoiser: which zero-shot method"): Noise2Fast denoises better (2.5 dB on 128² crops,
+//! within 0.6 dB of BM3D) but its network of eight 64-channel convolutions, run over the
+//! whole image after every step to decide when to stop, took 10 times as long on those
+//! crops and 5.5 s per step on a 512² image, about half an hour per image. ZS-N2N is the
+//! one that trains in seconds on a CPU; what it leaves on the table is the price of that
+//! budget, which GPU training is meant to lift.
+//!
 //! The image is normalised to zero mean and unit standard deviation before training, so
 //! the learning rate does not depend on its units. Training is deterministic: the same
 //! seed gives the same weights, on any machine and any number of threads (sums run in a
