@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import PAIRS, psnr, run, tune  # noqa: E402
+from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 
@@ -38,15 +38,10 @@ def main():
     ap.add_argument("--set", nargs="*", default=[], help="zs_n2n options, key=value")
     ap.add_argument("--md", help="write the section into this markdown file")
     args = ap.parse_args()
-    pairs = sorted(os.listdir(PAIRS))
-    if args.pairs:
-        pairs = pairs[: args.pairs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tif")
-        for name in pairs:
-            noisy = os.path.join(PAIRS, name, "noisy.tif")
-            gt = tifffile.imread(os.path.join(PAIRS, name, "gt_matched_f32.tif"))
+        for name, noisy, gt in real_pairs(args.pairs):
             row = {"pair": name, "noisy": psnr(gt, tifffile.imread(noisy))}
             img, t = timed_run("zs_n2n", noisy, out, args.set)
             row["zs_n2n"], row["zs_n2n_s"] = psnr(gt, img), t

@@ -39,7 +39,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import PAIRS, psnr, run, tune  # noqa: E402
+from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 # Runs in the peer's Python: `METHOD NOISY OUT THREADS EPOCHS`; writes OUT, prints the
@@ -159,15 +159,10 @@ def main():
         return step_cost(args)
     peers = [p for p in args.peers.split(",") if p]
     methods = ["zs_n2n", *peers, "bm3d"]
-    pairs = sorted(os.listdir(PAIRS))
-    if args.pairs:
-        pairs = pairs[: args.pairs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tif")
-        for name in pairs:
-            noisy = os.path.join(PAIRS, name, "noisy.tif")
-            gt = tifffile.imread(os.path.join(PAIRS, name, "gt_matched_f32.tif"))
+        for name, noisy, gt in real_pairs(args.pairs):
             if args.crop:
                 img = tifffile.imread(noisy)
                 y0, x0 = (img.shape[0] - args.crop) // 2, (img.shape[1] - args.crop) // 2
@@ -236,7 +231,7 @@ def main():
 def step_cost(args):
     """Seconds per Noise2Fast step (training on one half-size pair, then the whole image's
     output for its stopping rule) at three sizes, from the first pair's centre."""
-    noisy = tifffile.imread(os.path.join(PAIRS, sorted(os.listdir(PAIRS))[0], "noisy.tif"))
+    noisy = tifffile.imread(next(real_pairs(1))[1])
     with tempfile.TemporaryDirectory() as tmp:
         for size in (128, 256, 512):
             y0, x0 = (noisy.shape[0] - size) // 2, (noisy.shape[1] - size) // 2
