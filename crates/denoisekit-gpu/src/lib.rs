@@ -134,8 +134,8 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::zs_n2n::run,
         kernels: &["zs_n2n"],
         auto: AutoUse::Cpu(
-            "its kernel applies the network, while training runs on the CPU either way, and \
-             is not yet measured on a real GPU",
+            "its training and applying kernels are not yet measured on a real GPU; on Mesa's \
+             software Vulkan they are far slower than the CPU",
         ),
     },
 ];

@@ -439,10 +439,16 @@ fn zs_n2n_in_bands_of_rows_equals_one_band() {
         ..Default::default()
     })
     .noisy;
-    let values = denoisekit_core::find("zs_n2n")
+    // Applying saved weights: training needs buffers of its own, far above a few rows.
+    let file = std::env::temp_dir().join(format!("dk-gpu-bands-{}.json", std::process::id()));
+    let path = file.display().to_string();
+    let trained = denoisekit_core::find("zs_n2n")
         .unwrap()
         .quick_values()
-        .set("width", 8);
+        .set("width", 8)
+        .set("save_weights", path.as_str());
+    denoisekit_core::run("zs_n2n", img.view(), &trained, &Control::new()).unwrap();
+    let values = ParamValues::new().set("weights", path.as_str());
     let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
     let run = |limit| {
         denoisekit_gpu::methods::zs_n2n::run(ctx, img.view(), &resolved, &Control::new(), limit)
@@ -452,6 +458,7 @@ fn zs_n2n_in_bands_of_rows_equals_one_band() {
     let row = 29 * (8 + 8) * 4;
     assert_eq!(run(Some(9 * row)).unwrap(), whole);
     let r = run(Some(2 * row));
+    std::fs::remove_file(&file).unwrap();
     assert!(
         matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
         "{r:?}"
@@ -625,4 +632,152 @@ fn demanding_settings_hold_their_tolerance() {
         eprintln!("{id} {values:?}: GPU-CPU = {d:.2e} of range (mean {mean:.1e})");
         assert!(d <= tol, "{id} {values:?}: GPU-CPU = {d} of range > {tol}");
     }
+}
+
+#[test]
+fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
+    // The same schedule on both devices: the weights differ only by the rounding of the
+    // sums. Adam carries a rounding forward at full size where a weight's gradient is near
+    // zero (its step is the gradient's sign times the learning rate), so after enough
+    // steps the CPU itself moves as far when the image moves by one rounding error: that
+    // distance, measured here, is the tolerance, with a floor of 1e-6 where it is ~0.
+    // Widths padded or not, patches smaller than the image and the whole image, one step
+    // and many.
+    let Some(ctx) = context() else { return };
+    use denoisekit_core::methods::zs_n2n::{ZsN2nParams, train};
+    use denoisekit_core::volume::Shape;
+    let img = phantom(&PhantomSpec {
+        shape: (2, 40, 36),
+        seed: 17,
+        ..Default::default()
+    })
+    .noisy;
+    let (lo, hi) = min_max(&img.view());
+    let norm: Vec<f32> = img
+        .iter()
+        .map(|v| (v - lo) / (hi - lo) * 4.0 - 2.0)
+        .collect();
+    let nudged: Vec<f32> = norm.iter().map(|v| v * (1.0 + f32::EPSILON)).collect();
+    let s = Shape {
+        depth: 2,
+        height: 40,
+        width: 36,
+    };
+    let dist = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    for (width, patch, steps) in [
+        (8, 32, 1),
+        (5, 16, 30),
+        (24, 16, 30),
+        (24, 64, 3),
+        (24, 64, 30),
+    ] {
+        let p = ZsN2nParams {
+            steps,
+            width,
+            learning_rate: 0.002,
+            patch,
+            seed: 4,
+            weights: Default::default(),
+            save_weights: Default::default(),
+        };
+        let mut cpu_losses = Vec::new();
+        let cpu = train(&norm, s, &p, |l, _| {
+            cpu_losses.push(l);
+            Ok(())
+        })
+        .unwrap()
+        .flat();
+        let cpu_nudged = train(&nudged, s, &p, |_, _| Ok(())).unwrap().flat();
+        let mut gpu_losses = Vec::new();
+        let gpu = denoisekit_gpu::methods::zs_n2n_train::train(
+            ctx,
+            &norm,
+            s,
+            &p,
+            u64::MAX,
+            &mut |l, _| {
+                gpu_losses.push(l);
+                Ok(())
+            },
+        )
+        .unwrap()
+        .flat();
+        let (diff, own) = (dist(&cpu, &gpu), dist(&cpu, &cpu_nudged));
+        let case = format!("width {width}, patch {patch}, {steps} steps");
+        eprintln!("{case}: GPU - CPU {diff:e}; CPU - CPU on the nudged image {own:e}");
+        assert!(
+            diff <= 1e-6f32.max(4.0 * own),
+            "{case}: {diff:e}, the CPU's own {own:e}"
+        );
+        assert_eq!(gpu_losses.len(), steps);
+        for (k, (c, g)) in cpu_losses.iter().zip(&gpu_losses).enumerate() {
+            assert!(
+                (c - g).abs() <= 1e-3 * c.abs().max(1.0),
+                "{case}, step {k}: loss {c} on the CPU, {g} on the GPU"
+            );
+        }
+    }
+}
+
+#[test]
+fn zs_n2n_training_on_the_gpu_shows_interim_results_and_cancels() {
+    // A watched GPU training publishes what its current weights make of the image (read
+    // back and applied on the GPU), says its loss, and stops on cancel between batches.
+    let Some(ctx) = context() else { return };
+    let img = phantom(&PhantomSpec {
+        shape: (1, 40, 36),
+        seed: 19,
+        ..Default::default()
+    })
+    .noisy;
+    let values = ParamValues::new()
+        .set("steps", 100_000)
+        .set("patch", 16)
+        .set("width", 4);
+    let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
+    let ctl = Control::new();
+    assert!(ctl.take_interim().is_none());
+    let interim = std::thread::scope(|scope| {
+        let job = scope
+            .spawn(|| denoisekit_gpu::methods::zs_n2n::run(ctx, img.view(), &resolved, &ctl, None));
+        let start = std::time::Instant::now();
+        // Its loss is noted every 20 steps, its interim results every 0.5 s.
+        let mut interim = None;
+        while interim.is_none() || !ctl.note().contains("loss") {
+            interim = ctl.take_interim().or(interim);
+            assert!(!job.is_finished(), "the job ended first");
+            assert!(
+                start.elapsed().as_secs() < 120,
+                "no intermediate result and loss in 120 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ctl.cancel();
+        let r = job.join().unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(denoisekit_gpu::GpuError::Job(
+                    denoisekit_core::DenoiseError::Cancelled
+                ))
+            ),
+            "{r:?}"
+        );
+        interim.unwrap()
+    });
+    assert_eq!(interim.dim(), img.dim());
+    // On the image's scale (not the normalised one): close to the image it denoises.
+    let (lo, hi) = min_max(&img.view());
+    let off = (&interim - &img).mapv(f32::abs).mean().unwrap();
+    assert!(
+        off < 0.25 * (hi - lo),
+        "{off} from the image, whose range is {}",
+        hi - lo
+    );
+    assert_ne!(interim, img);
 }

@@ -48,6 +48,7 @@ pub mod spectral;
 pub mod tikhonov;
 pub mod total_variation;
 pub mod zs_n2n;
+pub mod zs_n2n_train;
 
 const WG: u32 = 16;
 

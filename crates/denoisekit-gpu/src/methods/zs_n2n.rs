@@ -1,12 +1,15 @@
-//! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained (or its saved
-//! weights loaded) by the core, exactly as on the CPU, and applied to each plane on the
-//! GPU: per band of rows and per mirror image, one pass for the first layer and one for
-//! the second with the output layer. Applying is where a stack of many planes, or a batch
-//! replaying saved weights, spends its time.
+//! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained on the GPU
+//! ([`zs_n2n_train`], on the CPU's schedule) or its saved weights loaded, and applied to
+//! each plane on the GPU: per band of rows and per mirror image, one pass for the first
+//! layer and one for the second with the output layer. A watched training's intermediate
+//! results are applied here too.
 
 use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
-use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load};
+use crate::methods::zs_n2n_train;
+use denoisekit_core::methods::zs_n2n::net::Net;
+use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with};
+use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("zs_n2n.wgsl");
@@ -31,12 +34,13 @@ uniforms! {
     }
 }
 
-/// Trains or loads the network as the CPU does, then applies it on the GPU.
+/// Trains the network on the GPU (`zs_n2n_train`) following the CPU's schedule, or loads
+/// saved weights, then applies it on the GPU.
 ///
 /// # Errors
 /// The core's parameter, input and weights-file errors and `Cancelled`; [`GpuError`] on
-/// any device failure; `TooLarge` when a plane, or the hidden layers of three of its rows,
-/// exceeds the storage-binding limit (or `max_tile_bytes`).
+/// any device failure; `TooLarge` when a plane, the hidden layers of three of its rows, or
+/// the training's buffers exceed the storage-binding limit (or `max_tile_bytes`).
 pub fn run(
     ctx: &GpuContext,
     input: VolumeView<'_>,
@@ -45,33 +49,66 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
-    let (d, h, w) = input.dim();
+    let s = Shape::of(&input);
     let limit = ctx.buffer_limit(max_tile_bytes);
-    // Rows per band for a network of `c` channels; refused before any training, so that
-    // a job the device cannot hold does not train first (loaded weights are checked
-    // again for their own width).
-    let band_rows = |c: usize| -> Result<usize, GpuError> {
-        // Both hidden layers of a row share one buffer.
-        let row_bytes = (w * (c + c.next_multiple_of(4)) * 4) as u64;
-        let plane_bytes = (h * w * 4) as u64;
-        if plane_bytes > limit || 3 * row_bytes > limit {
-            return Err(GpuError::TooLarge(format!(
-                "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
-            )));
-        }
-        Ok(((limit.min(BAND_BYTES) / row_bytes) as usize)
-            .saturating_sub(2)
-            .clamp(1, h))
-    };
+    // Refused before any training, so that a job the device cannot hold does not train
+    // first (loaded weights are checked again for their own width).
     if p.weights.get().is_none() {
-        band_rows(p.width)?;
+        band_rows(s, p.width, limit)?;
+        zs_n2n_train::check_fits(s, &p, limit)?;
     }
-    let Some(t) = train_or_load(input, &p, ctl)? else {
+    let trained = train_or_load_with(
+        input,
+        &p,
+        ctl,
+        |norm, s, p, step_done| zs_n2n_train::train(ctx, norm, s, p, limit, step_done),
+        |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, limit, None),
+    )?;
+    let Some(t) = trained else {
         return Ok(input.to_owned());
     };
-    let c = t.net.c;
+    apply(
+        ctx,
+        &t.net,
+        &t.norm,
+        s,
+        (t.mean, t.std),
+        limit,
+        Some((ctl, t.total)),
+    )
+}
+
+/// Rows per band for a network of `c` channels.
+fn band_rows(s: Shape, c: usize, limit: u64) -> Result<usize, GpuError> {
+    let (h, w) = (s.height, s.width);
+    // Both hidden layers of a row share one buffer.
+    let row_bytes = (w * (c + c.next_multiple_of(4)) * 4) as u64;
+    let plane_bytes = (h * w * 4) as u64;
+    if plane_bytes > limit || 3 * row_bytes > limit {
+        return Err(GpuError::TooLarge(format!(
+            "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
+        )));
+    }
+    Ok(((limit.min(BAND_BYTES) / row_bytes) as usize)
+        .saturating_sub(2)
+        .clamp(1, h))
+}
+
+/// `net` applied to every plane of the normalised stack `norm`, on the image's scale
+/// (`v · std + mean`); each plane advances `progress` (control, total units) when given.
+fn apply(
+    ctx: &GpuContext,
+    net: &Net,
+    norm: &[f32],
+    s: Shape,
+    (mean, std): (f64, f64),
+    limit: u64,
+    progress: Option<(&Control, u64)>,
+) -> Result<Volume, GpuError> {
+    let (d, h, w) = (s.depth, s.height, s.width);
+    let c = net.c;
     let c4 = c.next_multiple_of(4);
-    let band = band_rows(c)?;
+    let band = band_rows(s, c, limit)?;
     let kernel = ctx.kernel(
         "zs_n2n",
         WGSL,
@@ -84,7 +121,7 @@ pub fn run(
         ],
         &["layer1", "layer2", "layer3"],
     )?;
-    let weights = padded(t.net.tensors(), c);
+    let weights = padded(net.tensors(), c);
     let plane = h * w;
     let mut out = Vec::with_capacity(d * plane);
     let a2_at = (band + 2) * w * c;
@@ -96,8 +133,10 @@ pub fn run(
         )
     })?;
     for z in 0..d {
-        ctl.checkpoint()?;
-        let norm = &t.norm[z * plane..(z + 1) * plane];
+        if let Some((ctl, _)) = progress {
+            ctl.checkpoint()?;
+        }
+        let norm = &norm[z * plane..(z + 1) * plane];
         let applied = ctx.scoped(|| -> Result<Vec<f32>, GpuError> {
             let src = ctx.upload("zs_n2n.src", norm);
             let dst = ctx.storage("zs_n2n.out", plane);
@@ -143,12 +182,10 @@ pub fn run(
             ctx.queue.submit([enc.finish()]);
             ctx.read_back(&dst, plane)
         })??;
-        out.extend(
-            applied
-                .iter()
-                .map(|&v| (f64::from(v) * t.std + t.mean) as f32),
-        );
-        ctl.advance(1, t.total)?;
+        out.extend(applied.iter().map(|&v| (f64::from(v) * std + mean) as f32));
+        if let Some((ctl, total)) = progress {
+            ctl.advance(1, total)?;
+        }
     }
     denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
 }

@@ -9,7 +9,7 @@ use crate::rng::Rng;
 use rayon::prelude::*;
 
 /// Slope of the leaky ReLU on negative inputs (as Mansour & Heckel).
-const SLOPE: f32 = 0.2;
+pub const SLOPE: f32 = 0.2;
 
 /// Rows per parallel band of the weight-gradient sums (fixed, so the order of the partial
 /// sums does not depend on the number of threads).
@@ -66,6 +66,36 @@ impl Net {
     /// Every tensor, in a fixed order.
     pub fn tensors(&self) -> [&[f32]; 6] {
         [&self.w1, &self.b1, &self.w2, &self.b2, &self.w3, &self.b3]
+    }
+
+    /// Every weight, tensor after tensor in the order of [`Net::tensors`]: the layout the
+    /// GPU trains in.
+    pub fn flat(&self) -> Vec<f32> {
+        self.tensors().concat()
+    }
+
+    /// The network of width `c` whose [`Net::flat`] is `flat`, or `None` if its length is
+    /// not that of width `c`.
+    pub fn from_flat(c: usize, flat: &[f32]) -> Option<Self> {
+        let mut net = Self {
+            c,
+            w1: vec![0.0; 9 * c],
+            b1: vec![0.0; c],
+            w2: vec![0.0; 9 * c * c],
+            b2: vec![0.0; c],
+            w3: vec![0.0; c],
+            b3: vec![0.0; 1],
+        };
+        if flat.len() != net.tensors().iter().map(|t| t.len()).sum::<usize>() {
+            return None;
+        }
+        let mut rest = flat;
+        for t in net.tensors_mut() {
+            let (head, tail) = rest.split_at(t.len());
+            t.copy_from_slice(head);
+            rest = tail;
+        }
+        Some(net)
     }
 
     /// Every tensor, mutably, in the order of [`Net::tensors`].

@@ -1,0 +1,261 @@
+//! Training `zs_n2n`'s network on the GPU (kernel: `zs_n2n_train.wgsl`): forward passes,
+//! the loss, backward passes, weight gradients and Adam, one submission per step. The
+//! host follows the core's [`Schedule`]: the same initial weights, patches and step sizes
+//! as the CPU's `train`, so the two differ only by the rounding of their sums (the
+//! `gpu_matches_cpu` tests state by how much after how many steps).
+//!
+//! Only each step's canvas (its patch and the patch's two sub-images, a few kB) and its
+//! step sizes go up; the losses come back in batches, which is also where the job checks
+//! for cancellation, so batches shrink on a slow device to keep Esc prompt.
+
+use crate::context::{Binding, GpuContext, groups};
+use crate::error::GpuError;
+use denoisekit_core::methods::zs_n2n::net::{Net, SLOPE};
+use denoisekit_core::methods::zs_n2n::{
+    ADAM_B1, ADAM_B2, ADAM_EPS, Schedule, StepDone, ZsN2nParams, halves,
+};
+use denoisekit_core::volume::Shape;
+use std::time::{Duration, Instant};
+
+const WGSL: &str = include_str!("zs_n2n_train.wgsl");
+const WG: u32 = 16;
+const WG_1D: u32 = 64;
+/// Canvas rows per band of the weight-gradient sums (`BAND` in the kernel).
+const BAND: usize = 8;
+/// The most steps submitted before their losses are read back.
+const RING: usize = 32;
+/// A batch that takes longer than this is halved, one shorter than a quarter of it
+/// doubled: cancellation and the progress line wait at most about this long.
+const BATCH_TIME: Duration = Duration::from_millis(200);
+
+const ENTRIES: [&str; 9] = [
+    "forward1",
+    "forward2",
+    "forward3",
+    "loss",
+    "loss_sum",
+    "backward2",
+    "backward1",
+    "grad",
+    "adam",
+];
+
+uniforms! {
+    wgsl = WGSL;
+    struct Uniforms {
+        cw: u32,
+        ch: u32,
+        s: u32,
+        q: u32,
+        c: u32,
+        n: u32,
+        bands: u32,
+        a2_at: u32,
+        x_at: u32,
+        net_at: u32,
+        gout_at: u32,
+        terms_at: u32,
+        part_at: u32,
+        step_at: u32,
+        ring: u32,
+        slope: f32,
+        b1: f32,
+        b2: f32,
+        eps: f32,
+        _pad: [u32; 1],
+    }
+}
+
+/// Where everything lies in the trainer's buffers (see the kernel's header).
+struct Layout {
+    u: Uniforms,
+    /// Floats in each of `maps` and `grads`.
+    maps: usize,
+    /// Floats in `work`.
+    work: usize,
+}
+
+impl Layout {
+    fn new(side: usize, c: usize, n: usize, limit: u64) -> Result<Self, GpuError> {
+        let (s, q) = (side, side / 2);
+        let (cw, ch) = (s + 1, s + 1 + q);
+        let px = cw * ch;
+        let bands = ch.div_ceil(BAND);
+        let x_at = RING;
+        let net_at = x_at + px;
+        let gout_at = net_at + px;
+        let terms_at = gout_at + px;
+        let part_at = terms_at + q * q;
+        let step_at = part_at + bands * n;
+        let (maps, work) = (2 * px * c, step_at + 4);
+        let largest = maps.max(work).max(3 * n) as u64 * 4;
+        if largest > limit || largest > u64::from(u32::MAX) {
+            return Err(GpuError::TooLarge(format!(
+                "training on {s}x{s} patches with {c} channels needs a {largest}-byte \
+                 buffer; the device allows {limit}"
+            )));
+        }
+        let u32_of = |v: usize| v as u32;
+        Ok(Self {
+            u: Uniforms {
+                cw: u32_of(cw),
+                ch: u32_of(ch),
+                s: u32_of(s),
+                q: u32_of(q),
+                c: u32_of(c),
+                n: u32_of(n),
+                bands: u32_of(bands),
+                a2_at: u32_of(px * c),
+                x_at: u32_of(x_at),
+                net_at: u32_of(net_at),
+                gout_at: u32_of(gout_at),
+                terms_at: u32_of(terms_at),
+                part_at: u32_of(part_at),
+                step_at: u32_of(step_at),
+                ring: u32_of(RING),
+                slope: SLOPE,
+                b1: ADAM_B1 as f32,
+                b2: ADAM_B2 as f32,
+                eps: ADAM_EPS,
+                _pad: [0],
+            },
+            maps,
+            work,
+        })
+    }
+}
+
+/// Refuses, before any training, settings whose buffers the device cannot hold.
+///
+/// # Errors
+/// `TooLarge`.
+pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError> {
+    let side = (p.patch.min(s.height).min(s.width) / 2 * 2).max(2);
+    let c = p.width;
+    Layout::new(side, c, 12 * c + 9 * c * c + 1, limit).map(|_| ())
+}
+
+/// Trains on the normalised stack `norm` as the core's `train` does, on the GPU, calling
+/// `step_done` after each step in order.
+///
+/// # Errors
+/// [`GpuError`] on a device failure or `TooLarge`; what `step_done` returns (a
+/// cancellation).
+pub fn train(
+    ctx: &GpuContext,
+    norm: &[f32],
+    s: Shape,
+    p: &ZsN2nParams,
+    limit: u64,
+    step_done: &mut StepDone<'_, GpuError>,
+) -> Result<Net, GpuError> {
+    let (mut schedule, net) = Schedule::new(norm, s, p);
+    let c = net.c;
+    let flat = net.flat();
+    let n = flat.len();
+    let lay = Layout::new(schedule.side, c, n, limit)?;
+    let u = lay.u;
+    let kernel = ctx.kernel(
+        "zs_n2n_train",
+        WGSL,
+        &[
+            Binding::ReadWrite,
+            Binding::ReadWrite,
+            Binding::ReadWrite,
+            Binding::ReadWrite,
+            Binding::Uniform,
+        ],
+        &ENTRIES,
+    )?;
+    let (maps, grads, work, state, uniform) = ctx.scoped(|| {
+        let mut state = flat;
+        state.resize(3 * n, 0.0);
+        (
+            ctx.storage("zs_n2n.maps", lay.maps),
+            ctx.storage("zs_n2n.grads", lay.maps),
+            ctx.storage("zs_n2n.work", lay.work),
+            ctx.upload("zs_n2n.state", &state),
+            ctx.uniform("zs_n2n.train", bytemuck::bytes_of(&u)),
+        )
+    })?;
+    let bind = ctx.bind(
+        &kernel,
+        "zs_n2n.train",
+        &[&maps, &grads, &work, &state, &uniform],
+    );
+    let (cw, ch, q, side) = (u.cw as usize, u.ch as usize, u.q as usize, u.s as usize);
+    let plane = (groups(cw, WG), groups(ch, WG));
+    let dispatches: [(&str, (u32, u32, u32)); 9] = [
+        ("forward1", (plane.0, plane.1, c as u32)),
+        ("forward2", (plane.0, plane.1, c as u32)),
+        ("forward3", (plane.0, plane.1, 1)),
+        ("loss", (groups(q, WG), groups(q, WG), 1)),
+        ("loss_sum", (1, 1, 1)),
+        ("backward2", (plane.0, plane.1, c as u32)),
+        ("backward1", (plane.0, plane.1, c as u32)),
+        ("grad", (groups(n, WG_1D), u.bands, 1)),
+        ("adam", (groups(n, WG_1D), 1, 1)),
+    ];
+    // Gaps in the canvas are zero in `x` (rewritten each step) and must be in `gout`,
+    // which the loss kernel never writes there.
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.clear_buffer(&work, 0, None);
+    ctx.queue.submit([enc.finish()]);
+    let mut canvas = vec![0.0f32; cw * ch];
+    let mut index = 0usize;
+    let mut batch = 1usize;
+    let weights = || -> Result<Net, GpuError> {
+        let w = ctx.read_back(&state, n)?;
+        Net::from_flat(c, &w)
+            .ok_or_else(|| GpuError::Validation("weights of the wrong size".into()))
+    };
+    loop {
+        let started = Instant::now();
+        let first = index;
+        ctx.scoped(|| -> Result<(), GpuError> {
+            while index - first < batch {
+                let Some(step) = schedule.next() else { break };
+                for (row, src) in canvas.chunks_mut(cw).zip(step.patch.chunks(side)) {
+                    row[..side].copy_from_slice(src);
+                }
+                let (d1, d2) = halves(&step.patch, side);
+                for i in 0..q {
+                    let row = &mut canvas[(side + 1 + i) * cw..(side + 2 + i) * cw];
+                    row[..q].copy_from_slice(&d1[i * q..(i + 1) * q]);
+                    row[q + 1..2 * q + 1].copy_from_slice(&d2[i * q..(i + 1) * q]);
+                }
+                let scalars = [step.lr, step.c1, step.c2, index as f32];
+                ctx.queue
+                    .write_buffer(&work, u64::from(u.x_at) * 4, bytemuck::cast_slice(&canvas));
+                ctx.queue.write_buffer(
+                    &work,
+                    u64::from(u.step_at) * 4,
+                    bytemuck::cast_slice(&scalars),
+                );
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                for (entry, size) in dispatches {
+                    crate::context::dispatch(&mut enc, &kernel, entry, &bind, size);
+                }
+                ctx.queue.submit([enc.finish()]);
+                index += 1;
+            }
+            Ok(())
+        })??;
+        if index == first {
+            break;
+        }
+        let ring = ctx.scoped(|| ctx.read_back(&work, RING))??;
+        for k in first..index {
+            step_done(f64::from(ring[k % RING]), &mut || weights())?;
+        }
+        let took = started.elapsed();
+        batch = if took > BATCH_TIME {
+            (batch / 2).max(1)
+        } else if took < BATCH_TIME / 4 {
+            (batch * 2).min(RING)
+        } else {
+            batch
+        };
+    }
+    weights()
+}
