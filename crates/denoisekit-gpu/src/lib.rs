@@ -132,7 +132,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         id: "zs_n2n",
         #[cfg(feature = "wgpu")]
         run: methods::zs_n2n::run,
-        kernels: &["zs_n2n"],
+        kernels: &["zs_n2n", "zs_n2n_train"],
         auto: AutoUse::Cpu(
             "its training and applying kernels are not yet measured on a real GPU; on Mesa's \
              software Vulkan they are far slower than the CPU",

@@ -37,7 +37,7 @@ fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
             "tikhonov" => ParamValues::new().set("z_weight", 0.5).set("psf_sigma", 1),
             "fourier_filter" => ParamValues::new().set("cutoff_z", 0.3),
             "richardson_lucy" => ParamValues::new().set("psf_sigma_z", 1).set("tv", 0.005),
-            // Training runs on the CPU either way: the kernel applies the network.
+            // A short training: the fault lands in its dispatches or in applying.
             "zs_n2n" => denoisekit_core::find(id).unwrap().quick_values(),
             _ => ParamValues::new(),
         };

@@ -4,15 +4,15 @@
 //! as the CPU's `train`, so the two differ only by the rounding of their sums (the
 //! `gpu_matches_cpu` tests state by how much after how many steps).
 //!
-//! Only each step's canvas (its patch and the patch's two sub-images, a few kB) and its
-//! step sizes go up; the losses come back in batches, which is also where the job checks
+//! Only each step's canvas (its patch and the patch's two sub-images: 25 kB at the
+//! defaults, 396 kB at the largest patch) and its step sizes go up; the losses come back in batches, which is also where the job checks
 //! for cancellation, so batches shrink on a slow device to keep Esc prompt.
 
 use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::zs_n2n::net::{Net, SLOPE};
 use denoisekit_core::methods::zs_n2n::{
-    ADAM_B1, ADAM_B2, ADAM_EPS, Schedule, StepDone, ZsN2nParams, halves,
+    ADAM_B1, ADAM_B2, ADAM_EPS, Schedule, StepDone, ZsN2nParams, halves, patch_side,
 };
 use denoisekit_core::volume::Shape;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const WGSL: &str = include_str!("zs_n2n_train.wgsl");
 const WG: u32 = 16;
 const WG_1D: u32 = 64;
-/// Canvas rows per band of the weight-gradient sums (`BAND` in the kernel).
+/// Canvas rows per band of the weight-gradient sums (the kernel's `p.band`).
 const BAND: usize = 8;
 /// The most steps submitted before their losses are read back.
 const RING: usize = 32;
@@ -62,7 +62,7 @@ uniforms! {
         b1: f32,
         b2: f32,
         eps: f32,
-        _pad: [u32; 1],
+        band: u32,
     }
 }
 
@@ -117,7 +117,7 @@ impl Layout {
                 b1: ADAM_B1 as f32,
                 b2: ADAM_B2 as f32,
                 eps: ADAM_EPS,
-                _pad: [0],
+                band: u32_of(BAND),
             },
             maps,
             work,
@@ -130,9 +130,8 @@ impl Layout {
 /// # Errors
 /// `TooLarge`.
 pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError> {
-    let side = (p.patch.min(s.height).min(s.width) / 2 * 2).max(2);
     let c = p.width;
-    Layout::new(side, c, 12 * c + 9 * c * c + 1, limit).map(|_| ())
+    Layout::new(patch_side(s, p), c, 12 * c + 9 * c * c + 1, limit).map(|_| ())
 }
 
 /// Trains on the normalised stack `norm` as the core's `train` does, on the GPU, calling
@@ -149,7 +148,7 @@ pub fn train(
     limit: u64,
     step_done: &mut StepDone<'_, GpuError>,
 ) -> Result<Net, GpuError> {
-    let (mut schedule, net) = Schedule::new(norm, s, p);
+    let (mut schedule, net) = Schedule::new(norm, s, p)?;
     let c = net.c;
     let flat = net.flat();
     let n = flat.len();
@@ -198,9 +197,11 @@ pub fn train(
     ];
     // Gaps in the canvas are zero in `x` (rewritten each step) and must be in `gout`,
     // which the loss kernel never writes there.
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.clear_buffer(&work, 0, None);
-    ctx.queue.submit([enc.finish()]);
+    ctx.scoped(|| {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&work, 0, None);
+        ctx.queue.submit([enc.finish()]);
+    })?;
     let mut canvas = vec![0.0f32; cw * ch];
     let mut index = 0usize;
     let mut batch = 1usize;

@@ -13,7 +13,7 @@
 // gradients sum over every canvas pixel as the CPU sums over each image's.
 //
 // WGSL has no floating-point atomics, and sums must not depend on scheduling: each weight's
-// gradient is summed over bands of `BAND` canvas rows (`grad`, one invocation per weight
+// gradient is summed over bands of `band` canvas rows (`grad`, one invocation per weight
 // and band, rows then columns in order), and `adam` adds the bands in order before its
 // update. The loss of a step (for the progress line) is summed by one workgroup in a fixed
 // tree. Every run gives the same bits; against the CPU, the sums' order differs.
@@ -51,10 +51,9 @@ struct Params {
     b1: f32,
     b2: f32,
     eps: f32,
-    _pad0: u32,
+    // Canvas rows per band of the weight-gradient sums.
+    band: u32,
 }
-
-const BAND: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read_write> maps: array<f32>;
 @group(0) @binding(1) var<storage, read_write> grads: array<f32>;
@@ -303,8 +302,8 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let c = p.c;
-    let y_lo = band * BAND;
-    let y_hi = min(y_lo + BAND, p.ch);
+    let y_lo = band * p.band;
+    let y_hi = min(y_lo + p.band, p.ch);
     var acc = 0.0;
     if (widx < b1_at()) {
         // w1[k][co]: g1 · the input at the tap.
