@@ -265,6 +265,26 @@ fn weights_saved_by_the_cli_replay_in_a_macro() {
 }
 
 #[test]
+fn a_training_region_in_a_macro_matches_the_cli() {
+    // The region a user filled in from the selection replays from the macro as given (one
+    // outside the image is refused by the library: the core's and the properties' tests).
+    let Some(env) = prerequisites("ij_region") else {
+        return;
+    };
+    let o = ij_vs_cli(
+        &env,
+        "--shape 1 40 48 --scale 1000 --noise 0.05 --bits 16",
+        "zs_n2n",
+        "steps=20 width=4 train_region=8,4,32,24",
+        "",
+        None,
+    );
+    assert_eq!(o.ij, o.cli, "{}", o.log);
+    assert_eq!(o.untouched, o.source);
+    assert!(o.log.contains("train_region=8,4,32,24"), "{}", o.log);
+}
+
+#[test]
 fn float_plane_with_a_choice_parameter_matches_the_cli() {
     let Some(env) = prerequisites("ij_plane") else {
         return;

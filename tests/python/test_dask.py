@@ -147,3 +147,8 @@ def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d
     dk.denoise(noisy2d, "zs_n2n", steps=5, save_weights=str(target))
     out = dkd.denoise(arr, "zs_n2n", weights=str(target)).compute()
     assert out.shape == noisy2d.shape
+    # A training region is in the whole image's coordinates: refused the same way, and it
+    # works on the whole image.
+    with pytest.raises(ValueError, match="`train_region` .* rectangle of the whole image"):
+        dkd.denoise(arr, "zs_n2n", train_region="0,0,32,32")
+    dk.denoise(noisy2d, "zs_n2n", steps=5, train_region="0,0,32,32")

@@ -39,6 +39,7 @@ pub(crate) fn describe_default(kind: &ParamKind) -> String {
         ParamKind::Int { default, .. } => default.to_string(),
         ParamKind::Choice { default, .. } => default.to_string(),
         ParamKind::File { .. } => "none".to_string(),
+        ParamKind::Region => "the whole image".to_string(),
     }
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn describe_range(kind: &ParamKind) -> String {
         ParamKind::Choice { options, .. } => options.join(", "),
         ParamKind::File { writes: true } => "a file to write".to_string(),
         ParamKind::File { writes: false } => "a file to read".to_string(),
+        ParamKind::Region => "x,y,width,height in pixels".to_string(),
     }
 }
 

@@ -34,7 +34,7 @@ pub use border::BorderMode;
 pub use control::Control;
 pub use descriptor::{
     DefaultValue, Dims, FilePath, ImageInput, MethodDescriptor, MethodKind, ParamKind, ParamSpec,
-    ParamValue, ParamValues, Resolved, Scale, SharedVolume, TuneLoss, Unit,
+    ParamValue, ParamValues, Rect, Region, Resolved, Scale, SharedVolume, TuneLoss, Unit,
 };
 pub use error::{DenoiseError, Result};
 pub use format::fmt_num;

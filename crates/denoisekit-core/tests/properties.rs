@@ -133,8 +133,9 @@ fn camera_parameters_change_nothing_under_another_noise_model() {
                 ),
                 ParamKind::Int { max, .. } => changed.set(p.key, max),
                 ParamKind::Choice { options, .. } => changed.set(p.key, options[0]),
-                // No method has a conditional file; a missing one would fail the run.
-                ParamKind::File { .. } => changed,
+                // No method has a conditional file or region; a missing file would fail
+                // the run.
+                ParamKind::File { .. } | ParamKind::Region => changed,
             };
         }
         let a = run(
@@ -495,6 +496,24 @@ fn every_out_of_range_parameter_is_rejected() {
                 }
                 // A file's problems (missing, damaged) are the method's tests'.
                 ParamKind::Choice { .. } | ParamKind::File { .. } => vec![],
+                // A rectangle beyond the image is refused naming the parameter, with the
+                // image's size (the range depends on the image).
+                ParamKind::Region => {
+                    let r = run(
+                        m.id,
+                        img.view(),
+                        &ParamValues::new().set(p.key, "4,4,5,2"),
+                        &Control::new(),
+                    );
+                    assert!(
+                        matches!(&r, Err(DenoiseError::InvalidParamValue { name, expected, .. })
+                            if name == p.key && expected.contains("8x8")),
+                        "{}.{}: {r:?}",
+                        m.id,
+                        p.key
+                    );
+                    vec![]
+                }
             };
             for value in bad {
                 let r = run(

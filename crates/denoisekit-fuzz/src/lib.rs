@@ -154,6 +154,19 @@ fn value(b: &mut Bytes<'_>, kind: &ParamKind) -> Option<String> {
             b.pick(&["no_such_weights.json", "", "nan", "[ ]", "/"])
                 .to_string(),
         ),
+        // Rectangles inside, across and far beyond the small images, and malformed ones.
+        (_, ParamKind::Region) => Some(match b.u8() % 6 {
+            0 => b
+                .pick(&["", "0,0,1,1", "1,2,3", "0,0,0,4", "a,b,c,d", "[2,2,9999,1]"])
+                .to_string(),
+            _ => format!(
+                "{},{},{},{}",
+                b.u8() % 12,
+                b.u8() % 12,
+                1 + b.u8() % 12,
+                1 + b.u8() % 12
+            ),
+        }),
         (4, _) => Some(
             b.pick(&["nan", "inf", "-inf", "", "1e999", "-0", "0x10", "½"])
                 .to_string(),

@@ -641,7 +641,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
     // zero (its step is the gradient's sign times the learning rate), so after enough
     // steps the CPU itself moves as far when the image moves by one rounding error: that
     // distance, measured here, is the tolerance, with a floor of 1e-6 where it is ~0.
-    // Widths padded or not, patches smaller than the image and the whole image, one step
+    // Widths padded or not, patches smaller than the image and as wide as it, one step
     // and many.
     let Some(ctx) = context() else { return };
     use denoisekit_core::methods::zs_n2n::{ZsN2nParams, train};
@@ -682,6 +682,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             learning_rate: 0.002,
             patch,
             seed: 4,
+            train_region: Default::default(),
             weights: Default::default(),
             save_weights: Default::default(),
         };
@@ -780,4 +781,30 @@ fn zs_n2n_training_on_the_gpu_shows_interim_results_and_cancels() {
         hi - lo
     );
     assert_ne!(interim, img);
+}
+
+#[test]
+fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
+    // Training on the two devices differs by rounding (above); applying the same weights
+    // gives the CPU's pixels bit for bit: widths padded to a multiple of 4 or not, a plane
+    // and a stack.
+    let Some(_) = context() else { return };
+    let dir = std::env::temp_dir().join(format!("dk-gpu-apply-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, img) in [(5, &inputs()[0]), (64, &inputs()[0]), (24, &inputs()[1])] {
+        let file = dir.join(format!("w{width}.json"));
+        let path = file.display().to_string();
+        let train = denoisekit_core::find("zs_n2n")
+            .unwrap()
+            .quick_values()
+            .set("width", width)
+            .set("save_weights", path.as_str());
+        denoisekit_core::run("zs_n2n", img.view(), &train, &Control::new()).unwrap();
+        let apply = ParamValues::new().set("weights", path.as_str());
+        let gpu = run("zs_n2n", img.view(), &apply, Backend::Gpu, &Control::new()).unwrap();
+        let cpu = run("zs_n2n", img.view(), &apply, Backend::Cpu, &Control::new()).unwrap();
+        assert!(matches!(gpu.device, Ran::Gpu(_)), "{}", gpu.device);
+        assert_eq!(gpu.volume, cpu.volume, "width {width}, {:?}", img.dim());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

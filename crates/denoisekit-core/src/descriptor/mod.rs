@@ -90,6 +90,11 @@ pub enum ParamKind {
         /// The method writes the file (else it reads it).
         writes: bool,
     },
+    /// A rectangle of the image's planes, `x,y,width,height` in pixels from the top-left
+    /// corner; empty (the default) for the whole plane. Front ends offer the current
+    /// selection, and leave it empty in previews, trials and tuning, which run on crops
+    /// whose coordinates are not the image's.
+    Region,
 }
 
 /// One parameter of a method.
@@ -145,9 +150,22 @@ impl ParamSpec {
         Self::new(label, ParamKind::File { writes })
     }
 
+    /// A region parameter ([`ParamKind::Region`]; key and help are filled in by
+    /// [`method_params!`]).
+    pub const fn region(label: &'static str) -> Self {
+        Self::new(label, ParamKind::Region)
+    }
+
     /// Whether the method writes to this parameter's file.
     pub const fn writes(&self) -> bool {
         matches!(self.kind, ParamKind::File { writes: true })
+    }
+
+    /// Whether the value means something only for the whole image the user gave: a file
+    /// the method writes (a crop's result would overwrite it) or a region in the image's
+    /// coordinates. Previews, trials, tuning and chunked runs leave it empty.
+    pub const fn whole_image_only(&self) -> bool {
+        self.writes() || matches!(self.kind, ParamKind::Region)
     }
 
     const fn new(label: &'static str, kind: ParamKind) -> Self {
@@ -257,6 +275,9 @@ impl ParamSpec {
             // Whether the file can be read or written is known only when the method runs,
             // which names the file and the problem.
             (ParamKind::File { .. }, ParamValue::File(_)) => {}
+            // Whether it lies inside the image is known only with the image, and the
+            // method says so naming both.
+            (ParamKind::Region, ParamValue::Region(_)) => {}
             (_, other) => {
                 return Err(self.invalid(&other.to_string(), self.kind_name().to_string()));
             }
@@ -302,6 +323,14 @@ impl ParamSpec {
                     .unwrap_or(s);
                 ParamValue::File(intern(path.trim()))
             }
+            ParamKind::Region => ParamValue::Region(Rect::parse(s).map_err(|()| {
+                self.invalid(
+                    raw,
+                    "x,y,width,height in pixels (four whole numbers, width and height at \
+                     least 1), or empty for the whole image"
+                        .into(),
+                )
+            })?),
         };
         self.check(&v)?;
         Ok(v)
@@ -320,6 +349,7 @@ impl ParamSpec {
             ParamKind::Int { default, .. } => ParamValue::Int(default),
             ParamKind::Choice { default, .. } => ParamValue::Choice(default),
             ParamKind::File { .. } => ParamValue::File(""),
+            ParamKind::Region => ParamValue::Region(None),
         })
     }
 
@@ -329,6 +359,7 @@ impl ParamSpec {
             ParamKind::Int { .. } => "a whole number",
             ParamKind::Choice { .. } => "a choice",
             ParamKind::File { .. } => "a file path",
+            ParamKind::Region => "a rectangle x,y,width,height",
         }
     }
 
@@ -363,6 +394,63 @@ pub enum ParamValue {
     Choice(&'static str),
     /// A file's path, or "" for none ([`ParamKind::File`]).
     File(&'static str),
+    /// A rectangle, or `None` for the whole plane ([`ParamKind::Region`]).
+    Region(Option<Rect>),
+}
+
+/// A rectangle of a plane, in pixels ([`ParamKind::Region`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    /// Left column.
+    pub x: usize,
+    /// Top row.
+    pub y: usize,
+    /// Columns, at least 1.
+    pub width: usize,
+    /// Rows, at least 1.
+    pub height: usize,
+}
+
+impl Rect {
+    /// `x,y,width,height` (spaces and one pair of brackets allowed), or `None` for the
+    /// whole plane when empty; `Err` when malformed.
+    fn parse(text: &str) -> std::result::Result<Option<Self>, ()> {
+        let t = text.trim();
+        let t = t
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t)
+            .trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let v: Vec<usize> = t
+            .split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| ())?;
+        match v[..] {
+            [x, y, width, height] if width >= 1 && height >= 1 => Ok(Some(Self {
+                x,
+                y,
+                width,
+                height,
+            })),
+            _ => Err(()),
+        }
+    }
+
+    /// Whether it lies inside a plane of `height` x `width` pixels.
+    pub fn fits(&self, height: usize, width: usize) -> bool {
+        self.x.checked_add(self.width).is_some_and(|r| r <= width)
+            && self.y.checked_add(self.height).is_some_and(|b| b <= height)
+    }
+}
+
+impl std::fmt::Display for Rect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{},{}", self.x, self.y, self.width, self.height)
+    }
 }
 
 /// A path given as a parameter, kept for the life of the process so that values stay
@@ -409,6 +497,8 @@ impl std::fmt::Display for ParamValue {
             Self::Float(x) => f.write_str(&fmt_num(*x)),
             Self::Int(x) => write!(f, "{x}"),
             Self::Choice(s) | Self::File(s) => f.write_str(s),
+            Self::Region(Some(r)) => write!(f, "{r}"),
+            Self::Region(None) => Ok(()),
         }
     }
 }
@@ -481,6 +571,22 @@ impl ParamField for FilePath {
     }
     fn to_value(&self) -> ParamValue {
         ParamValue::File(self.0)
+    }
+}
+
+/// The typed field of a [`ParamKind::Region`] parameter: `None` for the whole plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Region(pub Option<Rect>);
+
+impl ParamField for Region {
+    fn from_value(spec: &ParamSpec, v: &ParamValue) -> Result<Self> {
+        match v {
+            ParamValue::Region(r) => Ok(Self(*r)),
+            other => Err(spec.invalid(&other.to_string(), "a rectangle x,y,width,height".into())),
+        }
+    }
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Region(self.0)
     }
 }
 
@@ -1030,7 +1136,7 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 15)?;
+        let mut st = s.serialize_struct("ParamSpec", 16)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
@@ -1071,8 +1177,13 @@ impl Serialize for ParamSpec {
                 st.serialize_field("default_times_noise", &None::<f64>)?;
                 st.serialize_field("options", options)?;
             }
-            ParamKind::File { .. } => {
-                st.serialize_field("kind", "file")?;
+            ParamKind::File { .. } | ParamKind::Region => {
+                let kind = if matches!(self.kind, ParamKind::Region) {
+                    "region"
+                } else {
+                    "file"
+                };
+                st.serialize_field("kind", kind)?;
                 st.serialize_field("min", &None::<f64>)?;
                 st.serialize_field("max", &None::<f64>)?;
                 st.serialize_field("default", "")?;
@@ -1081,6 +1192,7 @@ impl Serialize for ParamSpec {
             }
         }
         st.serialize_field("writes", &self.writes())?;
+        st.serialize_field("whole_image_only", &self.whole_image_only())?;
         st.serialize_field("scale", &self.scale)?;
         st.serialize_field("unit", &self.unit)?;
         st.serialize_field("help", &self.help_text())?;
@@ -1209,6 +1321,44 @@ mod tests {
             raw,
             [("flag", ""), ("k", "v=w"), ("last", "[unclosed value")]
         );
+    }
+
+    #[test]
+    fn regions_parse_and_round_trip() {
+        let spec = ParamSpec::region("Train on region");
+        let rect = |x, y, width, height| Rect {
+            x,
+            y,
+            width,
+            height,
+        };
+        for (text, want) in [
+            ("", None),
+            ("[]", None),
+            ("10,20,128,64", Some(rect(10, 20, 128, 64))),
+            ("[ 0, 0, 1, 1 ]", Some(rect(0, 0, 1, 1))),
+        ] {
+            let v = spec.parse(text).unwrap();
+            assert_eq!(v, ParamValue::Region(want), "{text}");
+            assert_eq!(spec.parse(&v.to_string()).unwrap(), v);
+        }
+        for bad in [
+            "1,2,3",
+            "1,2,3,4,5",
+            "a,b,c,d",
+            "-1,0,4,4",
+            "0,0,0,4",
+            "0,0,4,0",
+        ] {
+            let e = spec.parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("x,y,width,height") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        assert!(rect(2, 3, 4, 5).fits(8, 6));
+        assert!(!rect(3, 3, 4, 5).fits(8, 6));
+        assert!(!rect(0, usize::MAX, 1, 1).fits(8, 6));
     }
 
     #[test]

@@ -185,14 +185,15 @@ fn is_noise_key(key: &str) -> bool {
 }
 
 /// The values a trial runs with: the resolved ones but the noise model (the runs see the
-/// stabilised tiles with the Gaussian model) and the files the method would write (a
-/// trial's are a tile's), and the image inputs (a PSF) of `fixed`.
+/// stabilised tiles with the Gaussian model) and the values that mean something only for
+/// the whole image (files the method would write, a trial's being a tile's; regions in the
+/// image's coordinates), and the image inputs (a PSF) of `fixed`.
 fn trial_values(
     m: &crate::MethodDescriptor,
     resolved: &crate::Resolved,
     fixed: &ParamValues,
 ) -> ParamValues {
-    let writes = |k: &str| m.all_params().any(|p| p.key == k && p.writes());
+    let writes = |k: &str| m.all_params().any(|p| p.key == k && p.whole_image_only());
     let mut base = ParamValues::new();
     for (k, v) in resolved
         .iter()

@@ -193,18 +193,23 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
     return out
 
 
-def _refuse_writes(method: str, param_sets: Sequence[dict]) -> None:
-    """A parameter that writes a file (the descriptor's ``writes``) would be written by
-    every chunk, each with its own content, the last one standing: refused, with the way
-    that works."""
+def _refuse_whole_image_only(method: str, param_sets: Sequence[dict]) -> None:
+    """A value that means something only for the whole image (the descriptor's
+    ``whole_image_only``) is refused, with the way that works: a file the method writes
+    would be written by every chunk, each with its own content, the last one standing; a
+    region is in the whole image's coordinates, not a chunk's."""
     for p in _dk.describe(method)["params"]:
-        if p["writes"] and any(str(ps.get(p["key"], "") or "") for ps in param_sets):
-            raise ValueError(
-                f"`{p['key']}` ({p['label']}) writes a file, which every chunk of a Dask "
-                f"array would write again from its own chunk; write it with "
-                f"denoisekit.denoise on one whole image, then pass that file to this "
-                f"call's other parameters"
-            )
+        if not p["whole_image_only"] or not any(str(ps.get(p["key"], "") or "") for ps in param_sets):
+            continue
+        what = ("writes a file, which every chunk of a Dask array would write again from its "
+                "own chunk" if p["writes"] else
+                "is a rectangle of the whole image, which no chunk of a Dask array has in its "
+                "own coordinates")
+        raise ValueError(
+            f"`{p['key']}` ({p['label']}) {what}; use it with denoisekit.denoise on one "
+            f"whole image (to train, with save_weights=), then pass that file to this "
+            f"call's other parameters"
+        )
 
 
 def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu",
@@ -217,7 +222,7 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
     :func:`resolve_params`); the resolved values are on the result as ``.attrs``-free
     ``result.denoisekit_params``. ``backend`` defaults to the CPU: a cluster's workers
     rarely share one GPU well."""
-    _refuse_writes(method, [params] + list(params_per_channel or []))
+    _refuse_whole_image_only(method, [params] + list(params_per_channel or []))
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
     axes = _axes_for(arr.ndim, axes)

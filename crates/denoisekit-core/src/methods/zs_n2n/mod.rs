@@ -57,7 +57,7 @@ pub mod weights;
 use crate::control::Control;
 use crate::descriptor::{
     DefaultValue, Dims, FilePath, GLOBAL_SUPPORT, Memory, MethodDescriptor, MethodKind, ParamSpec,
-    Resolved, Scale, Unit,
+    Rect, Region, Resolved, Scale, Unit,
 };
 use crate::error::{DenoiseError, Result};
 use crate::rng::Rng;
@@ -79,6 +79,12 @@ crate::method_params! {
         /// Side of the square patch each step trains on, in pixels (even; at most the
         /// image). Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
+        /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
+        /// 2x2), such as the cells of a field that is mostly background: patches are drawn
+        /// from it only, and the network is then applied to the whole image. Empty: the
+        /// whole plane. In Fiji, the Selection button fills it in; previews train on the
+        /// previewed region instead.
+        train_region: Region = ParamSpec::region("Train on region"),
         /// Seed of the initial weights and of the patch positions.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
         /// A weights file written by `save_weights`: apply those weights instead of
@@ -181,7 +187,8 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
 /// let p = ZsN2nParams {
 ///     steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0,
-///     weights: Default::default(), save_weights: Default::default(),
+///     train_region: Default::default(), weights: Default::default(),
+///     save_weights: Default::default(),
 /// };
 /// let out = denoise_zs_n2n(noisy.view(), &p, &Control::new()).unwrap();
 /// let err = |a: &Array3<f32>| (a - &clean).mapv(|d| d * d).mean().unwrap();
@@ -234,9 +241,54 @@ pub fn train_or_load(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> R
     )
 }
 
+/// The rectangle of each plane that training draws its patches from, checked against the
+/// image: `train_region`, or the whole plane.
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] naming `train_region` when it does not lie inside
+/// the plane or is smaller than 2x2.
+pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
+    let Some(r) = p.train_region.0 else {
+        return Ok(Rect {
+            x: 0,
+            y: 0,
+            width: s.width,
+            height: s.height,
+        });
+    };
+    let refuse = |expected: String| DenoiseError::InvalidParamValue {
+        name: "train_region".into(),
+        value: r.to_string(),
+        expected,
+    };
+    if !r.fits(s.height, s.width) {
+        return Err(refuse(format!(
+            "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + height \
+             <= {}), or empty for the whole plane",
+            s.width, s.height, s.width, s.height
+        )));
+    }
+    if r.width < 2 || r.height < 2 {
+        return Err(refuse(
+            "at least 2x2 pixels: each step trains on a patch and its half-resolution \
+             sub-images"
+                .into(),
+        ));
+    }
+    Ok(r)
+}
+
+/// Side of the square patches training draws: even, at most the training area (the
+/// whole plane where `train_region` is not usable, which [`training_area`] refuses).
+pub fn patch_side(s: Shape, p: &ZsN2nParams) -> usize {
+    let (h, w) = training_area(s, p).map_or((s.height, s.width), |r| (r.height, r.width));
+    (p.patch.min(h).min(w) / 2 * 2).max(2)
+}
+
 /// What a trainer calls after each step, in order: the step's loss and a way to fetch the
 /// network as it stands (called only when a watcher wants an intermediate result, so a
-/// GPU reads its weights back only then). It advances the job and may cancel it.
+/// GPU reads its weights back only then; a GPU reports its steps after each batch, so it
+/// gives the network at the batch's end). It advances the job and may cancel it.
 pub type StepDone<'a, E> = dyn FnMut(f64, &mut dyn FnMut() -> std::result::Result<Net, E>) -> std::result::Result<(), E> + 'a;
 
 /// [`train_or_load`] with the training and the intermediate results' application done by
@@ -278,6 +330,11 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         return Ok(None);
     }
     let s = Shape::of(&input);
+    // Before the image's values are looked at: a region outside it is refused whatever
+    // it holds.
+    if loaded.is_none() {
+        training_area(s, p)?;
+    }
     let src = input.as_standard_layout();
     // Invariant: `as_standard_layout` yields a contiguous array.
     let flat = src.as_slice().unwrap_or(&[]);
@@ -532,6 +589,7 @@ pub struct Step {
 pub struct Schedule<'a> {
     norm: &'a [f32],
     s: Shape,
+    area: Rect,
     rng: Rng,
     /// Side of the square patches: even, at most the image.
     pub side: usize,
@@ -545,21 +603,26 @@ pub struct Schedule<'a> {
 
 impl<'a> Schedule<'a> {
     /// The schedule of training on the normalised stack `norm` and the initial network.
-    pub fn new(norm: &'a [f32], s: Shape, p: &ZsN2nParams) -> (Self, Net) {
+    ///
+    /// # Errors
+    /// A `train_region` that [`training_area`] refuses.
+    pub fn new(norm: &'a [f32], s: Shape, p: &ZsN2nParams) -> Result<(Self, Net)> {
+        let area = training_area(s, p)?;
         let mut rng = Rng::new(p.seed as u64 ^ 0x2a5e_2e2a);
         let net = Net::init(p.width, &mut rng);
         let schedule = Self {
             norm,
             s,
+            area,
             rng,
-            side: (p.patch.min(s.height).min(s.width) / 2 * 2).max(2),
+            side: patch_side(s, p),
             steps: p.steps,
             learning_rate: p.learning_rate,
             step: 0,
             b1t: 1.0,
             b2t: 1.0,
         };
-        (schedule, net)
+        Ok((schedule, net))
     }
 
     /// The next step, or `None` after the last.
@@ -568,12 +631,12 @@ impl<'a> Schedule<'a> {
         if self.step == self.steps {
             return None;
         }
-        let (s, side) = (self.s, self.side);
+        let (s, side, area) = (self.s, self.side, self.area);
         let rng = &mut self.rng;
         let pick = |rng: &mut Rng, n: usize| ((rng.uniform() * n as f64) as usize).min(n - 1);
         let z = pick(rng, s.depth);
-        let y0 = pick(rng, s.height - side + 1);
-        let x0 = pick(rng, s.width - side + 1);
+        let y0 = area.y + pick(rng, area.height - side + 1);
+        let x0 = area.x + pick(rng, area.width - side + 1);
         let mut patch = vec![0.0f32; side * side];
         for (r, row) in patch.chunks_mut(side).enumerate() {
             let at = (z * s.height + y0 + r) * s.width + x0;
@@ -673,7 +736,7 @@ pub fn train(
     p: &ZsN2nParams,
     mut step_done: impl FnMut(f64, &Net) -> Result<()>,
 ) -> Result<Net> {
-    let (mut schedule, mut net) = Schedule::new(norm, s, p);
+    let (mut schedule, mut net) = Schedule::new(norm, s, p)?;
     let mut adam = Adam::new(&net);
     while let Some(step) = schedule.next() {
         let mut grads = net.zeros_like();
@@ -763,6 +826,7 @@ mod tests {
             learning_rate: 0.005,
             patch: 16,
             seed: 7,
+            train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath::default(),
         };
@@ -800,6 +864,7 @@ mod tests {
             learning_rate: 0.005,
             patch: 16,
             seed: 3,
+            train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath(path),
         };
@@ -833,6 +898,56 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         refuse_missing(&img, &p, path);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Training on a region draws every patch from inside it, on every plane, and a region
+    /// outside the plane or under 2x2 is refused naming it and the plane's size.
+    #[test]
+    fn training_draws_patches_from_the_region_only() {
+        let s = Shape {
+            depth: 2,
+            height: 30,
+            width: 40,
+        };
+        let area = Rect {
+            x: 5,
+            y: 7,
+            width: 20,
+            height: 12,
+        };
+        let inside = |y: usize, x: usize| (area.y..area.y + area.height).contains(&y) && (area.x..area.x + area.width).contains(&x);
+        let norm: Vec<f32> = (0..s.depth * s.height * s.width)
+            .map(|i| {
+                let (y, x) = ((i / s.width) % s.height, i % s.width);
+                if inside(y, x) { 1.0 + (i % 7) as f32 } else { -1.0 }
+            })
+            .collect();
+        let mut p = ZsN2nParams {
+            steps: 200,
+            width: 2,
+            learning_rate: 0.002,
+            patch: 64,
+            seed: 1,
+            train_region: Region(Some(area)),
+            weights: FilePath::default(),
+            save_weights: FilePath::default(),
+        };
+        let (mut schedule, _) = Schedule::new(&norm, s, &p).unwrap();
+        assert_eq!(schedule.side, 12, "the patch shrinks to the region");
+        let mut firsts = std::collections::HashSet::new();
+        while let Some(step) = schedule.next() {
+            assert!(step.patch.iter().all(|&v| v >= 1.0), "a patch reached outside the region");
+            firsts.insert(step.patch[0].to_bits());
+        }
+        assert!(firsts.len() > 3, "patches come from several places");
+        for (x, y, width, height, why) in [(30, 0, 11, 4, "inside the 40x30 plane"), (0, 29, 4, 2, "inside the 40x30 plane"), (0, 0, 1, 5, "at least 2x2")] {
+            p.train_region = Region(Some(Rect { x, y, width, height }));
+            let e = train(&norm, s, &p, |_, _| Ok(())).unwrap_err().to_string();
+            assert!(e.contains("train_region") && e.contains(why), "{e}");
+            let img = Array3::from_shape_vec((2, 30, 40), norm.clone()).unwrap();
+            let e = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap_err().to_string();
+            assert!(e.contains("train_region") && e.contains(why), "{e}");
+        }
     }
 
     /// A watched training publishes what its current weights make of the image, on the

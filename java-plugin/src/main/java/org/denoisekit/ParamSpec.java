@@ -7,7 +7,10 @@ import java.util.Map;
 public final class ParamSpec {
     public final String key;
     public final String label;
-    /** "float", "int", "choice" or "file" (a path; empty for none). */
+    /**
+     * "float", "int", "choice", "file" (a path; empty for none) or "region" (x,y,width,height
+     * in pixels; empty for the whole image).
+     */
     public final String kind;
     /** Bounds; NaN where open (floats) or not applicable (choices). */
     public final double min;
@@ -34,6 +37,11 @@ public final class ParamSpec {
      * hold the result of a crop.
      */
     public final boolean writes;
+    /**
+     * Means something only for the whole image (a file the method writes, a region in the
+     * image's coordinates): left empty in previews and trial runs, which see a crop.
+     */
+    public final boolean wholeImageOnly;
 
     ParamSpec(Map<String, Object> m) {
         key = (String) m.get("key");
@@ -60,6 +68,7 @@ public final class ParamSpec {
         Object w = m.get("when");
         when = w instanceof List ? ((List<?>) w).toArray(new String[0]) : null;
         writes = Boolean.TRUE.equals(m.get("writes"));
+        wholeImageOnly = Boolean.TRUE.equals(m.get("whole_image_only"));
     }
 
     private static double num(Object o) {
@@ -74,13 +83,22 @@ public final class ParamSpec {
         return "file".equals(kind);
     }
 
+    public boolean isRegion() {
+        return "region".equals(kind);
+    }
+
+    /** A value typed as text (a path, a rectangle) that the library checks when it runs. */
+    public boolean isText() {
+        return isFile() || isRegion();
+    }
+
     public boolean isInt() {
         return "int".equals(kind);
     }
 
-    /** Whether a value lies in the range (always true for choices and files). */
+    /** Whether a value lies in the range (always true for choices, files and regions). */
     public boolean inRange(double v) {
-        if (isChoice() || isFile()) return true;
+        if (isChoice() || isText()) return true;
         if (Double.isNaN(v) || Double.isInfinite(v)) return false;
         if (!Double.isNaN(min) && v < min) return false;
         if (!Double.isNaN(max) && v > max) return false;

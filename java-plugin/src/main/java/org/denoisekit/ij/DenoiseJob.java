@@ -77,14 +77,16 @@ final class DenoiseJob {
     }
 
     /**
-     * {@code values} (one per parameter of {@code m}, in order) with the files the method
-     * would write left empty: a preview or a timing run sees a crop, whose weights must
-     * not replace the ones the final run saves.
+     * {@code values} (one per parameter of {@code m}, in order) for a crop: what means
+     * something only for the whole image left empty. A preview or a timing run sees a
+     * crop, whose weights must not replace the ones the final run saves, and whose
+     * coordinates are not the image's (a training region: the preview trains on the
+     * previewed region).
      */
-    static String[] withoutWrites(MethodSpec m, String[] values) {
+    static String[] forCrop(MethodSpec m, String[] values) {
         String[] out = values.clone();
         for (int i = 0; i < out.length && i < m.params.size(); i++) {
-            if (m.params.get(i).writes) out[i] = "";
+            if (m.params.get(i).wholeImageOnly) out[i] = "";
         }
         return out;
     }

@@ -383,9 +383,9 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         int y = 0;
         loading = true;
         for (ParamSpec p : m.params) {
-            String v = p.isChoice() || p.isFile() ? p.defaultChoice
+            String v = p.isChoice() || p.isText() ? p.defaultChoice
                     : Double.isNaN(p.defaultNumber) ? "" : ParamSpec.fmt(p.defaultNumber);
-            ParamRow row = new ParamRow(p, v, this::fieldChanged);
+            ParamRow row = new ParamRow(p, v, this::fieldChanged, this::selectionBounds);
             rows.add(row);
             c.gridy = y++;
             c.gridx = 0;
@@ -474,10 +474,19 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     /**
      * Values that describe the user's taste, not this image: a strength derived from the
      * noise, or a camera's calibration, is measured on each image instead. A file to write
-     * is not remembered either: a later session would overwrite it unasked.
+     * is not remembered either: a later session would overwrite it unasked; nor a region,
+     * which belongs to one image.
      */
     private static boolean rememberable(ParamSpec p) {
-        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable && !p.isFile();
+        return Double.isNaN(p.defaultTimesNoise) && p.when == null && !p.tunable && !p.isText();
+    }
+
+    /** The current area selection's bounds within the image, or null when there is none. */
+    private Rectangle selectionBounds() {
+        Roi roi = imp.getRoi();
+        if (roi == null || !roi.isArea()) return null;
+        Rectangle r = roi.getBounds().intersection(new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+        return r.isEmpty() ? null : r;
     }
 
     private void remember() {
@@ -851,7 +860,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             int z = s.axis.current(imp);
             final float[] before = Pixels.of(imp, s.axis.indices(imp, imp.getC(), s.axis.other(imp), z, z), r).data;
             final double lo = imp.getDisplayRangeMin(), hi = imp.getDisplayRangeMax();
-            String[] values = DenoiseJob.withoutWrites(s.method, s.values);
+            String[] values = DenoiseJob.forCrop(s.method, s.values);
             DenoiseJob.Grown grown = new DenoiseJob.Grown(imp, s.axis, s.method, s.keys, values, r);
             interimView = new InterimView(gen, grown, fill, before, lo, hi);
             final float[] after;
@@ -916,7 +925,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         Pixels sample = Pixels.of(imp, new int[] {imp.getStackIndex(imp.getC(), imp.getZ(), imp.getT())}, crop);
         long t0 = System.nanoTime();
         try (CancelWatch w = watch("Choosing the strength")) {
-            NativeBridge.denoise(m.id, sample.data, sample.dims, s.keys, DenoiseJob.withoutWrites(m, s.values), s.images,
+            NativeBridge.denoise(m.id, sample.data, sample.dims, s.keys, DenoiseJob.forCrop(m, s.values), s.images,
                     "cpu", null, w.job);
         }
         double estimate = (System.nanoTime() - t0) / 1e6 * 2 * SEARCH_RUNS;

@@ -35,7 +35,10 @@ final class ParamRow {
     final JSlider slider;
     final JTextField text;
     final JComboBox<String> choice;
-    /** For a file: opens a chooser (a save dialog for a file the method writes). */
+    /**
+     * For a file: opens a chooser (a save dialog for a file the method writes); for a
+     * region: fills in the image's current selection.
+     */
     final JButton browse;
     final JLabel error = new JLabel();
     private final Runnable onChange;
@@ -48,13 +51,14 @@ final class ParamRow {
     private final boolean floating;
     private boolean anchored;
 
-    ParamRow(ParamSpec p, String value, Runnable onChange) {
+    ParamRow(ParamSpec p, String value, Runnable onChange, java.util.function.Supplier<java.awt.Rectangle> selection) {
         this.spec = p;
         this.onChange = onChange;
         String unit = p.unitSuffix();
         label = new JLabel(p.label + (unit.isEmpty() ? "" : " (" + unit + ")"));
         String range = p.isChoice() ? String.join(" | ", p.options)
-                : p.isFile() ? (p.writes ? "a file to write" : "a file to read") + "; empty for none" : p.rangeText();
+                : p.isFile() ? (p.writes ? "a file to write" : "a file to read") + "; empty for none"
+                : p.isRegion() ? "x,y,width,height in pixels; empty for the whole image" : p.rangeText();
         label.setToolTipText("<html><b>" + p.key + "</b> " + range
                 + "<br>" + DenoisePanel.htmlWrap(p.help, 70) + "</html>");
         error.setName(p.key + ".error");
@@ -72,6 +76,28 @@ final class ParamRow {
             return;
         }
         choice = null;
+        if (p.isRegion()) {
+            // The preview leaves it empty (it trains on the previewed region): nothing to
+            // follow while typing; the library checks it against the image when it runs.
+            text = new JTextField(value, 16);
+            text.setName(p.key);
+            browse = new JButton("Selection");
+            browse.setName(p.key + ".selection");
+            browse.setToolTipText("Fill in the bounds of the image's current selection");
+            browse.addActionListener(e -> {
+                java.awt.Rectangle r = selection.get();
+                if (r == null) {
+                    error.setText("draw a selection on the image first");
+                    error.setVisible(true);
+                    return;
+                }
+                error.setVisible(false);
+                text.setText(r.x + "," + r.y + "," + r.width + "," + r.height);
+            });
+            slider = null;
+            floating = false;
+            return;
+        }
         if (p.isFile()) {
             text = new JTextField(value, 24);
             text.setName(p.key);
@@ -212,8 +238,9 @@ final class ParamRow {
 
     /** What is wrong with the value (with the allowed range), or null. */
     String problem() {
-        // A file's problems (missing, not weights) are named by the library when it runs.
-        if (choice != null || spec.isFile()) return null;
+        // A file's problems (missing, not weights) and a region's (outside the image) are
+        // named by the library when it runs.
+        if (choice != null || spec.isText()) return null;
         String v = value();
         double x;
         try {
