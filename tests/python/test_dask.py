@@ -147,8 +147,13 @@ def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d
     dk.denoise(noisy2d, "zs_n2n", steps=5, save_weights=str(target))
     out = dkd.denoise(arr, "zs_n2n", weights=str(target)).compute()
     assert out.shape == noisy2d.shape
-    # A training region is in the whole image's coordinates: refused the same way, and it
-    # works on the whole image.
-    with pytest.raises(ValueError, match="`train_region` .* rectangle of the whole image"):
-        dkd.denoise(arr, "zs_n2n", train_region="0,0,32,32")
-    dk.denoise(noisy2d, "zs_n2n", steps=5, train_region="0,0,32,32")
+    # A training region is in the whole plane's coordinates; the learned method couples
+    # every pixel of a plane, so its chunks hold whole planes and the region means the same
+    # there: the chunked result is the whole image's, and differs from training everywhere.
+    region = dict(steps=5, width=4, train_region="4,8,32,24")
+    whole = dk.denoise(noisy2d, "zs_n2n", **region)
+    np.testing.assert_array_equal(dkd.denoise(arr, "zs_n2n", **region).compute(), whole)
+    assert not np.array_equal(whole, dk.denoise(noisy2d, "zs_n2n", steps=5, width=4))
+    # As a Python tuple too.
+    tup = dk.denoise(noisy2d, "zs_n2n", steps=5, width=4, train_region=(4, 8, 32, 24))
+    np.testing.assert_array_equal(tup, whole)

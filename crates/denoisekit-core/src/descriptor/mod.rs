@@ -412,13 +412,15 @@ pub struct Rect {
 }
 
 impl Rect {
-    /// `x,y,width,height` (spaces and one pair of brackets allowed), or `None` for the
-    /// whole plane when empty; `Err` when malformed.
+    /// `x,y,width,height` (spaces and one pair of brackets or parentheses allowed, as a
+    /// macro or a Python tuple writes it), or `None` for the whole plane when empty; `Err`
+    /// when malformed.
     fn parse(text: &str) -> std::result::Result<Option<Self>, ()> {
         let t = text.trim();
         let t = t
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
+            .or_else(|| t.strip_prefix('(').and_then(|t| t.strip_suffix(')')))
             .unwrap_or(t)
             .trim();
         if t.is_empty() {
@@ -1136,7 +1138,7 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 16)?;
+        let mut st = s.serialize_struct("ParamSpec", 17)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
@@ -1337,6 +1339,7 @@ mod tests {
             ("[]", None),
             ("10,20,128,64", Some(rect(10, 20, 128, 64))),
             ("[ 0, 0, 1, 1 ]", Some(rect(0, 0, 1, 1))),
+            ("(8, 4, 32, 24)", Some(rect(8, 4, 32, 24))),
         ] {
             let v = spec.parse(text).unwrap();
             assert_eq!(v, ParamValue::Region(want), "{text}");

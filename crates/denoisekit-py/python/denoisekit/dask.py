@@ -136,6 +136,7 @@ def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
             f"raise max_chunk_bytes, or choose parameters with a finite support "
             f"(denoisekit.support('{method}', ...))"
         )
+    _refuse_split_regions(method, params, axes, new_chunks)
     return depth, tuple(tuple(c) for c in new_chunks)
 
 
@@ -193,23 +194,34 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
     return out
 
 
-def _refuse_whole_image_only(method: str, param_sets: Sequence[dict]) -> None:
-    """A value that means something only for the whole image (the descriptor's
-    ``whole_image_only``) is refused, with the way that works: a file the method writes
-    would be written by every chunk, each with its own content, the last one standing; a
-    region is in the whole image's coordinates, not a chunk's."""
+def _refuse_writes(method: str, param_sets: Sequence[dict]) -> None:
+    """A parameter that writes a file (the descriptor's ``writes``) would be written by
+    every chunk, each with its own content, the last one standing: refused, with the way
+    that works."""
     for p in _dk.describe(method)["params"]:
-        if not p["whole_image_only"] or not any(str(ps.get(p["key"], "") or "") for ps in param_sets):
-            continue
-        what = ("writes a file, which every chunk of a Dask array would write again from its "
-                "own chunk" if p["writes"] else
-                "is a rectangle of the whole image, which no chunk of a Dask array has in its "
-                "own coordinates")
-        raise ValueError(
-            f"`{p['key']}` ({p['label']}) {what}; use it with denoisekit.denoise on one "
-            f"whole image (to train, with save_weights=), then pass that file to this "
-            f"call's other parameters"
-        )
+        if p["writes"] and any(str(ps.get(p["key"], "") or "") for ps in param_sets):
+            raise ValueError(
+                f"`{p['key']}` ({p['label']}) writes a file, which every chunk of a Dask "
+                f"array would write again from its own chunk; write it with "
+                f"denoisekit.denoise on one whole image, then pass that file to this "
+                f"call's other parameters"
+            )
+
+
+def _refuse_split_regions(method: str, params: dict, axes: str, chunks) -> None:
+    """A region (x,y,width,height) is in the whole plane's coordinates: it means the same
+    in a chunk only when the chunk holds whole planes (the method couples every pixel of a
+    plane, as the learned method does, so :func:`plan` keeps y and x whole)."""
+    split = [a for a in "yx" if a in axes and len(chunks[axes.index(a)]) > 1]
+    if not split:
+        return
+    for p in _dk.describe(method)["params"]:
+        if p["kind"] == "region" and str(params.get(p["key"], "") or ""):
+            raise ValueError(
+                f"`{p['key']}` ({p['label']}) is a rectangle in the whole plane's "
+                f"coordinates, but {method} splits {', '.join(split)} into chunks here, and "
+                f"a chunk would read it in its own; use denoisekit.denoise on whole planes"
+            )
 
 
 def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu",
@@ -222,7 +234,7 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
     :func:`resolve_params`); the resolved values are on the result as ``.attrs``-free
     ``result.denoisekit_params``. ``backend`` defaults to the CPU: a cluster's workers
     rarely share one GPU well."""
-    _refuse_whole_image_only(method, [params] + list(params_per_channel or []))
+    _refuse_writes(method, [params] + list(params_per_channel or []))
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
     axes = _axes_for(arr.ndim, axes)
@@ -503,6 +515,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         levels = info.get("levels", levels)
         dg = existing
     else:
+        _refuse_writes(method, [params])
         per_channel = resolve_params(a0, method, axes, **params)
         dg = zarr.open_group(dst, mode="w" if overwrite else "w-", zarr_format=fmt)
         dg.create_array("0", shape=a0.shape, chunks=a0.chunks, dtype="float32",

@@ -82,8 +82,8 @@ crate::method_params! {
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
         /// 2x2), such as the cells of a field that is mostly background: patches are drawn
         /// from it only, and the network is then applied to the whole image. Empty: the
-        /// whole plane. In Fiji, the Selection button fills it in; previews train on the
-        /// previewed region instead.
+        /// whole plane. In Fiji, the Selection button fills it in, and the preview trains
+        /// on it too (its training covers the whole plane, as the final run's).
         train_region: Region = ParamSpec::region("Train on region"),
         /// Seed of the initial weights and of the patch positions.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),

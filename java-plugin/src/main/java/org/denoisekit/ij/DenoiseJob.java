@@ -78,10 +78,9 @@ final class DenoiseJob {
 
     /**
      * {@code values} (one per parameter of {@code m}, in order) for a crop: what means
-     * something only for the whole image left empty. A preview or a timing run sees a
-     * crop, whose weights must not replace the ones the final run saves, and whose
-     * coordinates are not the image's (a training region: the preview trains on the
-     * previewed region).
+     * something only for the whole image left empty. A timing run sees a crop, whose
+     * weights must not replace the ones the final run saves, and whose coordinates are not
+     * the image's (a preview translates a region instead: {@link Grown#values}).
      */
     static String[] forCrop(MethodSpec m, String[] values) {
         String[] out = values.clone();
@@ -151,6 +150,30 @@ final class DenoiseJob {
             z = axis.current(imp);
             z0 = Math.max(1, z - halo[2]);
             z1 = Math.min(axis.length(imp), z + halo[2]);
+        }
+
+        /**
+         * {@code values} for the grown region: files the method writes left empty (the
+         * final run writes them), and a region in the image's coordinates moved into the
+         * grown region's, clipped to it (empty when nothing of it is there). A method that
+         * couples the whole plane, as the learned one, grows to the whole plane, where the
+         * region stays as it is.
+         */
+        String[] values(MethodSpec m, String[] values) {
+            String[] out = forCrop(m, values);
+            for (int i = 0; i < out.length && i < m.params.size(); i++) {
+                if (!m.params.get(i).isRegion() || values[i].trim().isEmpty()) continue;
+                String[] p = values[i].replace("[", "").replace("]", "").split(",");
+                try {
+                    Rectangle r = new Rectangle(Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim()),
+                            Integer.parseInt(p[2].trim()), Integer.parseInt(p[3].trim())).intersection(grown);
+                    out[i] = r.isEmpty() ? "" : (r.x - grown.x) + "," + (r.y - grown.y) + "," + r.width + "," + r.height;
+                } catch (RuntimeException e) {
+                    // Malformed: the library names the problem, as for the final run.
+                    out[i] = values[i];
+                }
+            }
+            return out;
         }
 
         /** Runs the method on the grown region; returns the region's plane of the result. */

@@ -860,8 +860,9 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             int z = s.axis.current(imp);
             final float[] before = Pixels.of(imp, s.axis.indices(imp, imp.getC(), s.axis.other(imp), z, z), r).data;
             final double lo = imp.getDisplayRangeMin(), hi = imp.getDisplayRangeMax();
-            String[] values = DenoiseJob.forCrop(s.method, s.values);
-            DenoiseJob.Grown grown = new DenoiseJob.Grown(imp, s.axis, s.method, s.keys, values, r);
+            DenoiseJob.Grown grown = new DenoiseJob.Grown(imp, s.axis, s.method, s.keys,
+                    DenoiseJob.forCrop(s.method, s.values), r);
+            String[] values = grown.values(s.method, s.values);
             interimView = new InterimView(gen, grown, fill, before, lo, hi);
             final float[] after;
             try {

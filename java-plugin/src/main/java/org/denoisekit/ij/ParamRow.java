@@ -77,8 +77,8 @@ final class ParamRow {
         }
         choice = null;
         if (p.isRegion()) {
-            // The preview leaves it empty (it trains on the previewed region): nothing to
-            // follow while typing; the library checks it against the image when it runs.
+            // Followed once entered (Enter, leaving the field, the button), not while half
+            // typed; the library checks it against the image when it runs.
             text = new JTextField(value, 16);
             text.setName(p.key);
             browse = new JButton("Selection");
@@ -93,6 +93,14 @@ final class ParamRow {
                 }
                 error.setVisible(false);
                 text.setText(r.x + "," + r.y + "," + r.width + "," + r.height);
+                fire();
+            });
+            text.addActionListener(e -> fire());
+            text.addFocusListener(new java.awt.event.FocusAdapter() {
+                @Override
+                public void focusLost(java.awt.event.FocusEvent e) {
+                    fire();
+                }
             });
             slider = null;
             floating = false;
