@@ -131,7 +131,7 @@ impl Layout {
 /// `TooLarge`.
 pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError> {
     let c = p.width;
-    Layout::new(patch_side(s, p), c, 12 * c + 9 * c * c + 1, limit).map(|_| ())
+    Layout::new(patch_side(s, p), c, Net::count(c), limit).map(|_| ())
 }
 
 /// Trains on the normalised stack `norm` as the core's `train` does, on the GPU, calling

@@ -282,7 +282,12 @@ pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
 /// whole plane where `train_region` is not usable, which [`training_area`] refuses).
 pub fn patch_side(s: Shape, p: &ZsN2nParams) -> usize {
     let (h, w) = training_area(s, p).map_or((s.height, s.width), |r| (r.height, r.width));
-    (p.patch.min(h).min(w) / 2 * 2).max(2)
+    side_within(p.patch, h, w)
+}
+
+/// The even patch side at most `patch`, `h` and `w`, and at least 2.
+fn side_within(patch: usize, h: usize, w: usize) -> usize {
+    (patch.min(h).min(w) / 2 * 2).max(2)
 }
 
 /// What a trainer calls after each step, in order: the step's loss and a way to fetch the
@@ -615,7 +620,7 @@ impl<'a> Schedule<'a> {
             s,
             area,
             rng,
-            side: patch_side(s, p),
+            side: side_within(p.patch, area.height, area.width),
             steps: p.steps,
             learning_rate: p.learning_rate,
             step: 0,
@@ -764,6 +769,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut rng = Rng::new(3);
         let net = Net::init(3, &mut rng);
+        assert_eq!(net.flat().len(), Net::count(3));
         let patch = noisy_patch(6, 4);
         let mut grads = net.zeros_like();
         loss_and_grad(&net, &patch, 6, &mut grads);

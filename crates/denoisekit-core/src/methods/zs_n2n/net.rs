@@ -74,9 +74,17 @@ impl Net {
         self.tensors().concat()
     }
 
+    /// The number of weights of a network of width `c`: the length of its [`Net::flat`].
+    pub const fn count(c: usize) -> usize {
+        9 * c + c + 9 * c * c + c + c + 1
+    }
+
     /// The network of width `c` whose [`Net::flat`] is `flat`, or `None` if its length is
     /// not that of width `c`.
     pub fn from_flat(c: usize, flat: &[f32]) -> Option<Self> {
+        if flat.len() != Self::count(c) {
+            return None;
+        }
         let mut net = Self {
             c,
             w1: vec![0.0; 9 * c],
@@ -86,9 +94,6 @@ impl Net {
             w3: vec![0.0; c],
             b3: vec![0.0; 1],
         };
-        if flat.len() != net.tensors().iter().map(|t| t.len()).sum::<usize>() {
-            return None;
-        }
         let mut rest = flat;
         for t in net.tensors_mut() {
             let (head, tail) = rest.split_at(t.len());

@@ -95,13 +95,7 @@ final class ParamRow {
                 text.setText(r.x + "," + r.y + "," + r.width + "," + r.height);
                 fire();
             });
-            text.addActionListener(e -> fire());
-            text.addFocusListener(new java.awt.event.FocusAdapter() {
-                @Override
-                public void focusLost(java.awt.event.FocusEvent e) {
-                    fire();
-                }
-            });
+            followOnceEntered();
             slider = null;
             floating = false;
             return;
@@ -115,15 +109,7 @@ final class ParamRow {
             // A half-typed path is not a file: the preview follows a path once it is
             // entered (Enter, leaving the field, Browse), and never one the preview leaves
             // empty anyway (a file to write).
-            if (!p.writes) {
-                text.addActionListener(e -> fire());
-                text.addFocusListener(new java.awt.event.FocusAdapter() {
-                    @Override
-                    public void focusLost(java.awt.event.FocusEvent e) {
-                        fire();
-                    }
-                });
-            }
+            if (!p.writes) followOnceEntered();
             slider = null;
             floating = false;
             return;
@@ -174,6 +160,17 @@ final class ParamRow {
             @Override
             public void changedUpdate(DocumentEvent e) {
                 typed();
+            }
+        });
+    }
+
+    /** A text value the preview follows once entered (Enter, leaving the field), not while half typed. */
+    private void followOnceEntered() {
+        text.addActionListener(e -> fire());
+        text.addFocusListener(new java.awt.event.FocusAdapter() {
+            @Override
+            public void focusLost(java.awt.event.FocusEvent e) {
+                fire();
             }
         });
     }
