@@ -53,10 +53,10 @@ NOTES = """
   the 'max diff' column is the same check at full size.
 - The GPU wins where each pixel costs many operations (bilateral, NL-means, median windows,
   iterations: Richardson-Lucy, diffusion, TV). It loses to a many-core CPU where a pixel
-  costs little. The Gaussian's time is not in moving the bytes (bilateral moves the same
-  ones in 6.9 ms at 2048x2048) but, most likely, in its host gathering planes with their
-  z halo element by element and scattering them back (not profiled on the GPU; these
-  copies are slice copies since 8bb4d34, not yet re-measured on a GPU);
+  costs little: on an H200 the Gaussian, the median and bilateral all took about 5.5 ms at
+  2048x2048, the path's floor for 16 MiB in and out, where 16 cores take 3.6 ms for the
+  Gaussian (its host has moved whole planes with slice copies since 8bb4d34; before, an
+  H100 took 53.5 ms).
   Tikhonov and the Fourier filter run each DCT as one FFT per line (mixed-radix Stockham
   passes, Bluestein's chirp-z for lengths with a prime factor over 13; direct O(n) sums
   before 2026-12-03).
@@ -112,13 +112,25 @@ def main():
     ap.add_argument("--cli", default=os.path.join(bench_peers.ROOT, "target", "release", "denoisekit"))
     ap.add_argument("--peer-repeats", type=int, default=5)
     ap.add_argument("--md", help="write the section into this Markdown file")
+    ap.add_argument("--no-3d", action="store_true", help="time the 2D scene only")
+    ap.add_argument("--only", help="comma-separated method ids, timed in this order (a short lease)")
     a = ap.parse_args()
+    methods = METHODS
+    if a.only:
+        methods = [m for want in a.only.split(",") for m in METHODS if m[0] == want]
+        if not methods:
+            sys.exit(f"--only {a.only}: none of these has a GPU row here")
     # Deconvolution is scored against the object, as bench_peers.py does: by the registry's kind.
-    kinds = {m["id"]: m["kind"] for m in json.loads(bench_peers.run([a.cli, "methods", "--format", "json"]))}
+    described = json.loads(bench_peers.run([a.cli, "methods", "--format", "json"]))
+    kinds = {m["id"]: m["kind"] for m in described}
+    # The scene's noise is Gaussian by construction: say so, so that each job times the
+    # method, not `noise_model=auto`'s estimate of the noise (which the CPU runs either way).
+    gaussian_noise = {m["id"] for m in described if any(p["key"] == "noise_model" for p in m["params"])}
     inputs = os.path.join(a.out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     n = a.size
-    only = ",".join(p[0] for *_, p in METHODS if p is not None)
+    # The peers' run also writes the scene: with no peer to time, the cheapest one runs.
+    only = ",".join(p[0] for *_, p in methods if p is not None) or "gaussian"
     bench_peers.run([a.py, a.peers, "run", "--shape", str(n), str(n), "--only", only, "--skip", "crop",
                      "--repeats", str(a.peer_repeats),
                      "--inputs-dir", inputs, "--out", os.path.join(a.out, "peers")])
@@ -127,6 +139,8 @@ def main():
     # The 3D scene only: the peers' 3D runs would take minutes each.
     scenes = [("2D", f"synth_{n}x{n}", 1)]
     try:
+        if a.no_3d:
+            raise SystemExit("--no-3d")
         bench_peers.run([a.py, a.peers, "run", "--shape", str(z), str(h), str(w), "--only", "gaussian",
                          "--warmup", "1", "--repeats", "1",
                          "--inputs-dir", inputs, "--out", os.path.join(a.out, "peers3d")])
@@ -134,14 +148,18 @@ def main():
     except SystemExit as e:
         print(f"no 3D scene: {e}", file=sys.stderr)
     weights = os.path.join(a.out, "zs_n2n_weights.json")
-    bench_peers.run([a.cli, "run", "--backend", "cpu", "zs_n2n",
-                     os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif"),
-                     os.path.join(a.out, "zs_n2n_trained.tif"), "steps=400", f"save_weights={weights}"])
+    if any(m[0] == "zs_n2n" for m in methods):
+        bench_peers.run([a.cli, "run", "--backend", "cpu", "zs_n2n",
+                         os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif"),
+                         os.path.join(a.out, "zs_n2n_trained.tif"), "steps=400", "noise_model=gaussian",
+                         f"save_weights={weights}"])
     rows, device = [], "?"
     for label, stem, col in scenes:
         noisy = os.path.join(inputs, f"{stem}_noisy_s0.1_seed0.tif")
-        for method, p2, p3, peer in METHODS:
+        for method, p2, p3, peer in methods:
             params = (p2 if col == 1 else p3).format(weights=weights)
+            if method in gaussian_noise:
+                params += " noise_model=gaussian"
             saved = {}
             times = {}
             for backend in ("gpu", "cpu"):

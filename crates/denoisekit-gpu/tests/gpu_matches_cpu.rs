@@ -786,8 +786,11 @@ fn zs_n2n_training_on_the_gpu_shows_interim_results_and_cancels() {
 #[test]
 fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
     // Training on the two devices differs by rounding (above); applying the same weights
-    // gives the CPU's pixels bit for bit: widths padded to a multiple of 4 or not, a plane
-    // and a stack.
+    // gives the CPU's pixels to within rounding: widths padded to a multiple of 4 or not, a
+    // plane and a stack. Lavapipe gave them bit for bit; an H200 (2026-12-04) differed by
+    // one ulp in places, from its fused multiply-adds, so the bound is 1e-5 of the range:
+    // three orders under the method's tolerance, and far under what a wrong weight or tap
+    // does to a pixel.
     let Some(_) = context() else { return };
     let dir = std::env::temp_dir().join(format!("dk-gpu-apply-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -804,7 +807,9 @@ fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
         let gpu = run("zs_n2n", img.view(), &apply, Backend::Gpu, &Control::new()).unwrap();
         let cpu = run("zs_n2n", img.view(), &apply, Backend::Cpu, &Control::new()).unwrap();
         assert!(matches!(gpu.device, Ran::Gpu(_)), "{}", gpu.device);
-        assert_eq!(gpu.volume, cpu.volume, "width {width}, {:?}", img.dim());
+        let (lo, hi) = min_max(&cpu.volume.view());
+        let diff = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
+        assert!(diff <= 1e-5, "width {width}, {:?}: {diff:e}", img.dim());
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# One prepared run on a machine lent with a GPU: the device's time is short and counted, so
+# everything is built here and carried, and the run does, in order of what each result is
+# worth if the run is cut short: a smoke test, the learned denoiser's end-to-end timings
+# (issue 20's "train on a 256² region and apply to 512² in ≤ 2 s"), the GPU test binaries
+# (GPU = CPU on real hardware, not only lavapipe), then scripts/bench_gpu.py's table.
+#
+# Prepare the kit here (the paths are git-ignored through .git/info/exclude):
+#   scripts/device_bench.sh --prepare
+# then run, carrying .gl and .devkit:
+#   bash scripts/device_bench.sh        (results under $OUT)
+#
+# On 2026-12-04 (an H200, 15 minutes of device time) the smoke test, the learned timings and
+# the test binaries took about a minute; the full bench_gpu.py table did not fit in the
+# rest, so BENCH_ARGS picks the rows still unmeasured first (set it empty for all of them).
+set -u
+BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian,zs_n2n --no-3d}
+KIT=.devkit
+if [ "${1:-}" = "--prepare" ]; then
+    set -e
+    grep -qx '/.gl/' .git/info/exclude 2>/dev/null || printf '/.gl/\n' >> .git/info/exclude
+    grep -qx '/.devkit/' .git/info/exclude || printf '/.devkit/\n' >> .git/info/exclude
+    # The Vulkan loader: the device image has the NVIDIA driver but not always the loader.
+    mkdir -p .gl /tmp/amd64/partial
+    o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    apt-get $o update -qq
+    (cd .gl && apt-get $o download libvulkan1)
+    cargo build --release -p denoisekit-cli
+    rm -rf $KIT && mkdir -p $KIT/tests $KIT/bench $KIT/w2s
+    cp target/release/denoisekit $KIT/ && strip $KIT/denoisekit
+    for t in gpu_matches_cpu gpu_faults gpu_reuse gpu_auto; do
+        exe=$(cargo test --release -p denoisekit-gpu --test $t --no-run --message-format=json 2>/dev/null |
+            python3 -c 'import json,sys; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable")][-1])')
+        cp "$exe" $KIT/tests/$t && strip $KIT/tests/$t
+    done
+    cp ../shared/bench/* $KIT/bench/
+    cp ../shared/data/real-pairs/w2s/w2s_010_0/noisy.tif $KIT/w2s/
+    du -sh $KIT
+    exit 0
+fi
+
+OUT=${OUT:-/tmp/device-out}
+mkdir -p "$OUT"
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f $icd ] && export VK_DRIVER_FILES=$icd
+export WGPU_BACKEND=vulkan
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/smi.txt"
+CLI=$KIT/denoisekit
+img=$KIT/w2s/noisy.tif
+TIMEFORMAT=%R
+
+echo "== smoke"
+$CLI bench $img --method gaussian --backend gpu --repeats 1 || exit 1
+
+echo "== learned: train on a 256x256 region of a 512x512 W2S image, apply to all of it"
+region=train_region=128,128,256,256
+{
+    for round in 1 2; do
+        for b in gpu cpu; do
+            s=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_$b.tif $region >/dev/null 2>&1; } 2>&1 )
+            echo "end to end, process start to file written | $b | round $round | ${s} s"
+        done
+    done
+    $CLI run --backend cpu zs_n2n $img /tmp/zs_w.tif $region save_weights=/tmp/zs_w.json >/dev/null
+    for b in gpu cpu; do
+        $CLI bench $img --method zs_n2n --backend $b --repeats 3 $region | grep '^| zs_n2n' | sed "s/^/train+apply in process | /"
+        $CLI bench $img --method zs_n2n --backend $b --repeats 5 weights=/tmp/zs_w.json | grep '^| zs_n2n' | sed "s/^/apply saved weights 512x512 | /"
+        for s in 1 2; do
+            t=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_a.tif weights=/tmp/zs_w.json >/dev/null 2>&1; } 2>&1 )
+            echo "apply saved weights, end to end | $b | ${t} s"
+        done
+    done
+} 2>&1 | tee "$OUT/learned.txt"
+
+echo "== GPU tests on this device"
+for t in gpu_matches_cpu gpu_faults gpu_reuse gpu_auto; do
+    DENOISEKIT_REQUIRE_GPU=1 timeout 150 $KIT/tests/$t > "$OUT/test_$t.log" 2>&1
+    echo "$t: rc $? ($(grep -E '^test result' "$OUT/test_$t.log" | tail -1))"
+    grep -E 'FAILED|panicked' "$OUT/test_$t.log" | head -20
+done | tee "$OUT/tests.txt"
+
+echo "== bench_gpu.py"
+PYTHONUNBUFFERED=1 python3 scripts/bench_gpu.py --py python3 --peers $KIT/bench/peers.py --cli $CLI $BENCH_ARGS \
+    --peer-repeats 1 --out /tmp/gpu-bench --md "$OUT/gpu.md" > "$OUT/bench_gpu.log" 2>&1
+echo "bench_gpu.py: rc $?"
+tail -40 "$OUT/gpu.md" 2>/dev/null || tail -30 "$OUT/bench_gpu.log"
