@@ -1,7 +1,7 @@
 //! `Auto` runs a method on a hardware GPU only where its kernel beats the CPU; `Gpu` runs
 //! every kernel. On an H100 the Gaussian, Tikhonov and the Fourier filter were slower end
-//! to end than 16 CPU cores, so `Auto` keeps them on the CPU and says why; zs_n2n's
-//! kernel stays off `Auto` until a GPU has measured it.
+//! to end than 16 CPU cores (the Gaussian on an H200 too), so `Auto` keeps them on the CPU
+//! and says why; zs_n2n, measured on an H200 at 8x to 34x the CPU, runs on the GPU.
 //!
 //! One test in its own binary: it treats a software adapter as hardware, process-wide.
 #![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.
@@ -28,7 +28,7 @@ fn auto_runs_on_the_gpu_only_the_kernels_that_beat_the_cpu() {
         .filter(|m| !auto_on_gpu(m.id))
         .map(|m| m.id)
         .collect();
-    assert_eq!(slower, ["gaussian", "tikhonov", "fourier_filter", "zs_n2n"]);
+    assert_eq!(slower, ["gaussian", "tikhonov", "fourier_filter"]);
     for m in GPU_METHODS {
         let job = |backend| {
             run(

@@ -31,7 +31,11 @@
 //! The image is normalised to zero mean and unit standard deviation before training, so
 //! the learning rate does not depend on its units. Training is deterministic: the same
 //! seed gives the same weights, on any machine and any number of threads (sums run in a
-//! fixed order, without fused multiply-add).
+//! fixed order, without fused multiply-add). A GPU trains as deterministically on one
+//! device (its sums run in a fixed order too), but rounds differently from the CPU, and
+//! Adam turns rounding into steps: its result is the CPU's within the stated GPU
+//! tolerance, not bit for bit. `backend=cpu` is the choice for bit-identical replays
+//! across machines.
 //!
 //! Train once, apply many: `save_weights` writes the trained network to a small file
 //! ([`weights`]) and `weights` applies a saved network instead of training, so a batch
@@ -85,7 +89,8 @@ crate::method_params! {
         /// whole plane. In Fiji, the Selection button fills it in, and the preview trains
         /// on it too (its training covers the whole plane, as the final run's).
         train_region: Region = ParamSpec::region("Train on region"),
-        /// Seed of the initial weights and of the patch positions.
+        /// Seed of the initial weights and of the patch positions. The same seed gives the
+        /// same result on the CPU on any machine; a GPU's is within 1% of the range of it.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
         /// A weights file written by `save_weights`: apply those weights instead of
         /// training (steps, width, learning rate, patch and seed are then not used), so
