@@ -442,10 +442,17 @@ impl Rect {
         }
     }
 
-    /// Whether it lies inside a plane of `height` x `width` pixels.
-    pub fn fits(&self, height: usize, width: usize) -> bool {
-        self.x.checked_add(self.width).is_some_and(|r| r <= width)
-            && self.y.checked_add(self.height).is_some_and(|b| b <= height)
+    /// Whether it lies inside a plane of an image of this shape. A shape, not two bare
+    /// numbers: the text form is x,y,width,height, arrays are (height, width), and two
+    /// sizes in either order would compile.
+    pub fn fits(&self, image: crate::volume::Shape) -> bool {
+        self.x
+            .checked_add(self.width)
+            .is_some_and(|r| r <= image.width)
+            && self
+                .y
+                .checked_add(self.height)
+                .is_some_and(|b| b <= image.height)
     }
 }
 
@@ -1359,9 +1366,16 @@ mod tests {
                 "{bad}: {e}"
             );
         }
-        assert!(rect(2, 3, 4, 5).fits(8, 6));
-        assert!(!rect(3, 3, 4, 5).fits(8, 6));
-        assert!(!rect(0, usize::MAX, 1, 1).fits(8, 6));
+        // 6 pixels wide, 8 high.
+        let plane = crate::volume::Shape {
+            depth: 1,
+            height: 8,
+            width: 6,
+        };
+        assert!(rect(2, 3, 4, 5).fits(plane));
+        assert!(!rect(3, 3, 4, 5).fits(plane));
+        assert!(!rect(2, 4, 4, 5).fits(plane));
+        assert!(!rect(0, usize::MAX, 1, 1).fits(plane));
     }
 
     #[test]

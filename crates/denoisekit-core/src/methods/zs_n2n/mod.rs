@@ -266,7 +266,7 @@ pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
         value: r.to_string(),
         expected,
     };
-    if !r.fits(s.height, s.width) {
+    if !r.fits(s) {
         return Err(refuse(format!(
             "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + height \
              <= {}), or empty for the whole plane",
@@ -336,14 +336,14 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         Some(path) => Some(weights::load(path, "weights")?.0),
         None => None,
     };
-    if p.steps == 0 && loaded.is_none() {
-        return Ok(None);
-    }
     let s = Shape::of(&input);
     // Before the image's values are looked at: a region outside it is refused whatever
-    // it holds.
+    // it holds, and with steps = 0 too, so that a macro's mistake shows on its first run.
     if loaded.is_none() {
         training_area(s, p)?;
+    }
+    if p.steps == 0 && loaded.is_none() {
+        return Ok(None);
     }
     let src = input.as_standard_layout();
     // Invariant: `as_standard_layout` yields a contiguous array.
@@ -957,6 +957,10 @@ mod tests {
             assert!(e.contains("train_region") && e.contains(why), "{e}");
             let img = Array3::from_shape_vec((2, 30, 40), norm.clone()).unwrap();
             let e = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap_err().to_string();
+            assert!(e.contains("train_region") && e.contains(why), "{e}");
+            // Not trained, but refused all the same: the macro is wrong either way.
+            let untrained = ZsN2nParams { steps: 0, ..p.clone() };
+            let e = denoise_zs_n2n(img.view(), &untrained, &Control::new()).unwrap_err().to_string();
             assert!(e.contains("train_region") && e.contains(why), "{e}");
         }
     }
