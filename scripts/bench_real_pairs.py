@@ -37,8 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from md_sections import publish  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(ROOT, "target", "release", "denoisekit")
-PAIRS = os.path.join(ROOT, "..", "shared", "data", "real-pairs", "w2s")
+# Overridable for a machine where the repository's neighbours are not (a lent GPU's).
+CLI = os.environ.get("DENOISEKIT_CLI", os.path.join(ROOT, "target", "release", "denoisekit"))
+PAIRS = os.environ.get("DENOISEKIT_PAIRS", os.path.join(ROOT, "..", "shared", "data", "real-pairs", "w2s"))
 
 
 def real_pairs(limit=0):
@@ -57,8 +58,8 @@ def cli(*args):
     return subprocess.run([CLI, *args], capture_output=True, text=True, check=True)
 
 
-def run(method, noisy, out, options):
-    cli("run", method, noisy, out, "--float", "--backend", "cpu", *options)
+def run(method, noisy, out, options, backend="cpu"):
+    cli("run", method, noisy, out, "--float", "--backend", backend, *options)
     return tifffile.imread(out)
 
 
