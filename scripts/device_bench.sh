@@ -19,8 +19,10 @@ BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian,zs_n2n 
 KIT=.devkit
 if [ "${1:-}" = "--prepare" ]; then
     set -e
-    grep -qx '/.gl/' .git/info/exclude 2>/dev/null || printf '/.gl/\n' >> .git/info/exclude
-    grep -qx '/.devkit/' .git/info/exclude || printf '/.devkit/\n' >> .git/info/exclude
+    exclude=$(git rev-parse --git-path info/exclude)
+    mkdir -p "$(dirname "$exclude")"
+    grep -qx '/.gl/' "$exclude" 2>/dev/null || printf '/.gl/\n' >> "$exclude"
+    grep -qx '/.devkit/' "$exclude" || printf '/.devkit/\n' >> "$exclude"
     # The Vulkan loader: the device image has the NVIDIA driver but not always the loader.
     mkdir -p .gl /tmp/amd64/partial
     o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -68,7 +70,7 @@ region=train_region=128,128,256,256
     for round in 1 2; do
         for b in gpu cpu; do
             s=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_$b.tif $region >/dev/null 2>&1; } 2>&1 )
-            echo "end to end, process start to file written | $b | round $round | ${s} s"
+            echo "end to end, process start to file written | $b | round $round | ${s} s | rc $?"
         done
     done
     $CLI run --backend cpu zs_n2n $img /tmp/zs_w.tif $region save_weights=/tmp/zs_w.json >/dev/null
@@ -77,7 +79,7 @@ region=train_region=128,128,256,256
         $CLI bench $img --method zs_n2n --backend $b --repeats 5 weights=/tmp/zs_w.json | grep '^| zs_n2n' | sed "s/^/apply saved weights 512x512 | /"
         for s in 1 2; do
             t=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_a.tif weights=/tmp/zs_w.json >/dev/null 2>&1; } 2>&1 )
-            echo "apply saved weights, end to end | $b | ${t} s"
+            echo "apply saved weights, end to end | $b | ${t} s | rc $?"
         done
     done
 } 2>&1 | tee "$OUT/learned.txt"

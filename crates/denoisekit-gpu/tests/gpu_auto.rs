@@ -1,7 +1,8 @@
 //! `Auto` runs a method on a hardware GPU only where its kernel beats the CPU; `Gpu` runs
 //! every kernel. On an H100 the Gaussian, Tikhonov and the Fourier filter were slower end
 //! to end than 16 CPU cores (the Gaussian on an H200 too), so `Auto` keeps them on the CPU
-//! and says why; zs_n2n, measured on an H200 at 8x to 34x the CPU, runs on the GPU.
+//! and says why; zs_n2n, measured on an H200 at 5x to 34x the CPU in process, runs on the
+//! GPU.
 //!
 //! One test in its own binary: it treats a software adapter as hardware, process-wide.
 #![cfg(feature = "wgpu")] // The GPU backend itself; without it there is nothing to test here.

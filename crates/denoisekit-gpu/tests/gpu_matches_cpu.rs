@@ -807,6 +807,11 @@ fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
         let gpu = run("zs_n2n", img.view(), &apply, Backend::Gpu, &Control::new()).unwrap();
         let cpu = run("zs_n2n", img.view(), &apply, Backend::Cpu, &Control::new()).unwrap();
         assert!(matches!(gpu.device, Ran::Gpu(_)), "{}", gpu.device);
+        // max_rel_diff's f32::max passes over NaN: every pixel must be a number first.
+        assert!(
+            gpu.volume.iter().all(|v| v.is_finite()),
+            "width {width}: a GPU pixel is not finite"
+        );
         let (lo, hi) = min_max(&cpu.volume.view());
         let diff = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
         assert!(diff <= 1e-5, "width {width}, {:?}: {diff:e}", img.dim());
