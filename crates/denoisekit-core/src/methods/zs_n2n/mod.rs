@@ -90,7 +90,8 @@ crate::method_params! {
         /// on it too (its training covers the whole plane, as the final run's).
         train_region: Region = ParamSpec::region("Train on region"),
         /// Seed of the initial weights and of the patch positions. The same seed gives the
-        /// same result on the CPU on any machine; a GPU's is within 1% of the range of it.
+        /// same result on the CPU on any machine; a GPU's is within the method's GPU
+        /// tolerance of it.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
         /// A weights file written by `save_weights`: apply those weights instead of
         /// training (steps, width, learning rate, patch and seed are then not used), so
