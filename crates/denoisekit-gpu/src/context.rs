@@ -6,6 +6,7 @@
 //! cached by kernel name, so a preview that re-runs a method pays for compilation once.
 
 use crate::error::GpuError;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -55,6 +56,22 @@ pub struct GpuContext {
 /// a 2048 x 2048 preview of any method (Richardson-Lucy with TV holds 8 image-sized
 /// buffers), small next to a GPU's memory.
 const POOL_BYTES: u64 = 512 << 20;
+
+/// Host copies at least this large are split across the cores, in chunks of this size.
+const PARALLEL_COPY_BYTES: usize = 1 << 20;
+
+/// Copies `src` into the write-only mapping `dst` (of the same length) in parallel chunks.
+fn copy_in_parallel(dst: wgpu::WriteOnly<'_, [u8]>, src: &[u8]) {
+    // Whole chunks are sized, so sendable to other threads; the unsized rest is not.
+    let (chunks, mut rest) = dst.into_chunks::<PARALLEL_COPY_BYTES>();
+    let chunks: Vec<wgpu::WriteOnly<'_, [u8; PARALLEL_COPY_BYTES]>> = chunks.into_iter().collect();
+    let (head, tail) = src.split_at(chunks.len() * PARALLEL_COPY_BYTES);
+    chunks
+        .into_par_iter()
+        .zip(head.par_chunks(PARALLEL_COPY_BYTES))
+        .for_each(|(d, s)| wgpu::WriteOnly::<'_, [u8]>::from(d).copy_from_slice(s));
+    rest.copy_from_slice(tail);
+}
 
 /// A storage or staging buffer borrowed from the context's pool; it goes back to the pool
 /// when dropped, so that a preview re-run on an image of the same size allocates nothing.
@@ -357,8 +374,61 @@ impl GpuContext {
     /// submission).
     pub fn upload(&self, label: &str, data: &[f32]) -> Pooled<'_> {
         let b = self.storage(label, data.len());
-        self.queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        // A failed staged upload (a lost device) falls back to the queue's copy, whose
+        // error the caller's error scope reports.
+        if bytes.len() < PARALLEL_COPY_BYTES || self.upload_staged(&b, bytes).is_err() {
+            self.queue.write_buffer(&b, 0, bytes);
+        }
         b
+    }
+
+    /// Copies `bytes` into `dst` through a pooled staging buffer filled by every core.
+    /// `queue.write_buffer` would allocate a fresh staging buffer and fill it on one core:
+    /// for a 2048 x 2048 image those two steps were much of a fast method's time.
+    fn upload_staged(&self, dst: &wgpu::Buffer, bytes: &[u8]) -> Result<(), GpuError> {
+        let size = bytes.len() as u64;
+        let staging = self.take(
+            "upload staging",
+            size,
+            wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let slice = staging.slice(..);
+        self.map(slice, wgpu::MapMode::Write, None)?;
+        {
+            let mut view = slice
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+            copy_in_parallel(view.slice(..), bytes);
+        }
+        staging.unmap();
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&staging, 0, dst, 0, size);
+        self.queue.submit([enc.finish()]);
+        Ok(())
+    }
+
+    /// Maps `slice` for `mode`, waiting for the GPU: until submission `idx` is done, or
+    /// until all work is when none is given.
+    fn map(
+        &self,
+        slice: wgpu::BufferSlice<'_>,
+        mode: wgpu::MapMode,
+        idx: Option<wgpu::SubmissionIndex>,
+    ) -> Result<(), GpuError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(mode, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: idx,
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Map(e.to_string()))?
+            .map_err(|e| GpuError::Map(e.to_string()))
     }
 
     /// A storage buffer of `len` floats (pooled: its contents are undefined) that can be
@@ -388,24 +458,20 @@ impl GpuContext {
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
         let idx = self.queue.submit([enc.finish()]);
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(idx),
-                timeout: None,
-            })
-            .map_err(|e| GpuError::Map(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Map(e.to_string()))?
-            .map_err(|e| GpuError::Map(e.to_string()))?;
+        self.map(slice, wgpu::MapMode::Read, Some(idx))?;
         let out = {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| GpuError::Map(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let src = bytemuck::cast_slice::<u8, f32>(&view);
+            // Zeroed memory comes from the OS untouched, so its pages are first written,
+            // and faulted in, by the parallel copy rather than by one core.
+            let mut out = vec![0.0f32; len];
+            let chunk = PARALLEL_COPY_BYTES / 4;
+            out.par_chunks_mut(chunk)
+                .zip(src.par_chunks(chunk))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            out
         };
         staging.unmap();
         Ok(out)

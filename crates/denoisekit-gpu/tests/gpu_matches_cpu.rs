@@ -126,6 +126,29 @@ fn every_gpu_method_matches_cpu() {
     assert!(compared > 0);
 }
 
+/// Large uploads go through a pooled staging buffer filled by all cores, and large read-backs
+/// are copied out by all cores: every byte arrives, in order, including a length that is
+/// not a whole number of copy chunks, and a reused staging buffer carries no old data.
+#[test]
+fn large_uploads_and_read_backs_arrive_whole() {
+    let Some(ctx) = common::context() else { return };
+    for (len, salt) in [
+        ((3 << 20) / 4 + 3, 0.0f32),
+        ((3 << 20) / 4 + 3, 0.5),
+        (1 << 18, 0.25),
+    ] {
+        let data: Vec<f32> = (0..len).map(|i| i as f32 * 0.001 + salt).collect();
+        let back = ctx
+            .scoped(|| {
+                let b = ctx.upload("round trip", &data);
+                ctx.read_back(&b, len)
+            })
+            .unwrap()
+            .unwrap();
+        assert!(back == data, "{len} floats (salt {salt}) came back changed");
+    }
+}
+
 #[test]
 fn tiled_gaussian_equals_untiled() {
     let Some(ctx) = context() else { return };
