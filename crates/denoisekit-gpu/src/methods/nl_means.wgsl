@@ -41,6 +41,13 @@ const MAX_SIDE: u32 = TILE + 2u * MAX_PATCH_RADIUS;
 var<workgroup> diffs: array<f32, MAX_SIDE * MAX_SIDE>;
 // Their sums along x: the grown tile's rows, TILE columns each.
 var<workgroup> row_sums: array<f32, MAX_SIDE * TILE>;
+// Without a z search or z patch (every 2D job), the pixels every shift of the tile reads:
+// the tile grown by the patch plus search radius, read from the image once instead of
+// twice per shift, when that fits. The three arrays stay under the 16 KiB of workgroup
+// memory every device offers.
+const MAX_CACHE_REACH: u32 = 15u;
+const MAX_CACHE_SIDE: u32 = TILE + 2u * MAX_CACHE_REACH;
+var<workgroup> cache: array<f32, MAX_CACHE_SIDE * MAX_CACHE_SIDE>;
 
 fn at(z: i32, y: i32, x: i32) -> f32 {
     let zz = border_index(z, i32(p.depth), BORDER_REPLICATE);
@@ -68,12 +75,48 @@ fn main(
     let top = i32(wid.y * TILE) - pr;
     let left = i32(wid.x * TILE) - pr;
     let me = lid.y * TILE + lid.x;
+    let reach = p.patch_radius + p.search_radius;
+    // From uniforms only, so the barriers below stay in uniform control flow.
+    let cached = prz == 0 && srz == 0 && reach <= MAX_CACHE_REACH;
+    let cside = TILE + 2u * reach;
+    let step_rows = (TILE * TILE) / side;
+    let step_cols = (TILE * TILE) % side;
+    let first_row = me / side;
+    let first_col = me % side;
+    if (cached) {
+        let ctop = i32(wid.y * TILE) - i32(reach);
+        let cleft = i32(wid.x * TILE) - i32(reach);
+        for (var i = me; i < cside * cside; i += TILE * TILE) {
+            cache[i] = at(z, ctop + i32(i / cside), cleft + i32(i % cside));
+        }
+    }
+    workgroupBarrier();
     var num = 0.0;
     var den = 0.0;
     for (var sz = -srz; sz <= srz; sz++) {
         for (var sy = -sr; sy <= sr; sy++) {
             for (var sx = -sr; sx <= sr; sx++) {
-                for (var i = me; i < side * side; i += TILE * TILE) {
+                if (cached) {
+                    // Walks this invocation's elements of the grown tile by (row, column)
+                    // steps: an integer division per element and shift cost more than
+                    // the difference itself.
+                    let shift = sy * i32(cside) + sx;
+                    var row = first_row;
+                    var col = first_col;
+                    for (var i = me; i < side * side; i += TILE * TILE) {
+                        // The cache starts the search radius further up and left.
+                        let c = (row + p.search_radius) * cside + col + p.search_radius;
+                        let t = cache[c] - cache[u32(i32(c) + shift)];
+                        diffs[i] = t * t;
+                        row += step_rows;
+                        col += step_cols;
+                        if (col >= side) {
+                            col -= side;
+                            row += 1u;
+                        }
+                    }
+                }
+                for (var i = me; i < side * side && !cached; i += TILE * TILE) {
                     let yy = top + i32(i / side);
                     let xx = left + i32(i % side);
                     var s = 0.0;
@@ -99,7 +142,13 @@ fn main(
                     dist += row_sums[(lid.y + b) * TILE + lid.x];
                 }
                 let wt = exp(-max(dist * p.inv_n - p.thr, 0.0) * p.inv_h2);
-                num += wt * at(z + sz, y + sy, x + sx);
+                var v: f32;
+                if (cached) {
+                    v = cache[u32(i32(lid.y + reach) + sy) * cside + u32(i32(lid.x + reach) + sx)];
+                } else {
+                    v = at(z + sz, y + sy, x + sx);
+                }
+                num += wt * v;
                 den += wt;
             }
         }
