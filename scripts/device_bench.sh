@@ -14,8 +14,15 @@
 # On 2026-12-04 (an H200, 15 minutes of device time) the smoke test, the learned timings and
 # the test binaries took about a minute; the full bench_gpu.py table did not fit in the
 # rest, so BENCH_ARGS picks the rows still unmeasured first (set it empty for all of them).
+# SECTIONS picks and orders the parts (the learned timings were measured on that H200, so
+# they come last). With OLD=path at --prepare, that earlier build of the CLI travels too and
+# the "ab" section times it against this one, same device, same run: a change's speed-up
+# as a ratio, never against a number from another day.
 set -u
-BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian,zs_n2n --no-3d}
+BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian --no-3d}
+SECTIONS=${SECTIONS-ab tests bench quality timings}
+# The paper's budget costs about 80 times the defaults' per pair: a few pairs show the trend.
+QUALITY_PAIRS=${QUALITY_PAIRS-4}
 KIT=.devkit
 if [ "${1:-}" = "--prepare" ]; then
     set -e
@@ -31,6 +38,7 @@ if [ "${1:-}" = "--prepare" ]; then
     cargo build --release -p denoisekit-cli
     rm -rf $KIT && mkdir -p $KIT/tests $KIT/bench $KIT/w2s
     cp target/release/denoisekit $KIT/ && strip $KIT/denoisekit
+    if [ -n "${OLD:-}" ]; then cp "$OLD" $KIT/denoisekit-old && strip $KIT/denoisekit-old; fi
     # Two of the GPU test binaries: with the pairs, all four pass the 64 MiB a call carries
     # (gpu_faults and gpu_reuse passed on an H200 on 2026-12-04).
     for t in gpu_matches_cpu gpu_auto; do
@@ -64,6 +72,58 @@ TIMEFORMAT=%R
 echo "== smoke"
 $CLI bench $img --method gaussian --backend gpu --repeats 1 || exit 1
 
+section() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+section ab && {
+echo "== A/B: the previous build against this one, same device, same scene"
+if [ -x $KIT/denoisekit-old ]; then
+    scene=/tmp/ab/inputs/synth_2048x2048_noisy_s0.1_seed0.tif
+    methods=$(for m in ${AB_METHODS-gaussian median bilateral nl_means}; do printf -- '--method %s ' $m; done)
+    python3 $KIT/bench/peers.py run --shape 2048 2048 --only gaussian --skip crop --repeats 1 \
+        --inputs-dir /tmp/ab/inputs --out /tmp/ab/peers > /dev/null 2>&1
+    for round in 1 2; do
+        for build in old new; do
+            exe=$CLI; [ $build = old ] && exe=$KIT/denoisekit-old
+            $exe bench $scene $methods --backend gpu \
+                --repeats 9 noise_model=gaussian 2>/dev/null | grep '^| [a-z]' |
+                awk -F'|' -v b=$build -v r=$round '{print b " | round " r " |" $2 "|" $5 "|" $6 "|"}'
+        done
+    done
+    $CLI bench $scene $methods --backend cpu \
+        --repeats 9 noise_model=gaussian 2>/dev/null | grep '^| [a-z]' | awk -F'|' '{print "cpu |" $2 "|" $5 "|" $6 "|"}'
+else
+    echo "no earlier build carried (prepare with OLD=path)"
+fi 2>&1 | tee "$OUT/ab.txt"
+
+}
+section tests && {
+echo "== GPU tests on this device"
+for t in gpu_matches_cpu gpu_auto; do
+    DENOISEKIT_REQUIRE_GPU=1 timeout 150 $KIT/tests/$t > "$OUT/test_$t.log" 2>&1
+    echo "$t: rc $? ($(grep -E '^test result' "$OUT/test_$t.log" | tail -1))"
+    grep -E 'FAILED|panicked' "$OUT/test_$t.log" | head -20
+done | tee "$OUT/tests.txt"
+
+}
+section bench && {
+echo "== bench_gpu.py"
+PYTHONUNBUFFERED=1 python3 scripts/bench_gpu.py --py python3 --peers $KIT/bench/peers.py --cli $CLI $BENCH_ARGS \
+    --peer-repeats 1 --out /tmp/gpu-bench --md "$OUT/gpu.md" > "$OUT/bench_gpu.log" 2>&1
+echo "bench_gpu.py: rc $?"
+tail -40 "$OUT/gpu.md" 2>/dev/null || tail -30 "$OUT/bench_gpu.log"
+}
+section quality && {
+echo "== learned: PSNR on the W2S pairs at the defaults and at the paper's budget, on the GPU"
+# Mansour & Heckel train 2000 steps on the whole image; 2 cores cannot afford that
+# (docs/benchmarks.md, "what the training budget buys"), a GPU may.
+for budget in ${QUALITY_BUDGETS-"steps=2000 patch=256"}; do
+    echo "-- $budget"
+    DENOISEKIT_CLI=$CLI DENOISEKIT_PAIRS=$KIT/pairs PYTHONUNBUFFERED=1 \
+        timeout 200 python3 scripts/bench_learned.py --backend gpu --zs-only --pairs "$QUALITY_PAIRS" --set $budget
+done 2>&1 | grep -v INFO | tee "$OUT/learned_quality.txt"
+
+}
+section timings && {
 echo "== learned: train on a 256x256 region of a 512x512 W2S image, apply to all of it"
 region=train_region=128,128,256,256
 {
@@ -84,24 +144,4 @@ region=train_region=128,128,256,256
     done
 } 2>&1 | tee "$OUT/learned.txt"
 
-echo "== learned: PSNR on the W2S pairs at the defaults and at the paper's budget, on the GPU"
-# Mansour & Heckel train 2000 steps on the whole image; 2 cores cannot afford that
-# (docs/benchmarks.md, "what the training budget buys"), a GPU may.
-for budget in "steps=400" "steps=2000 patch=256"; do
-    echo "-- $budget"
-    DENOISEKIT_CLI=$CLI DENOISEKIT_PAIRS=$KIT/pairs PYTHONUNBUFFERED=1 \
-        timeout 240 python3 scripts/bench_learned.py --backend gpu --zs-only --set $budget
-done 2>&1 | grep -v INFO | tee "$OUT/learned_quality.txt"
-
-echo "== GPU tests on this device"
-for t in gpu_matches_cpu gpu_auto; do
-    DENOISEKIT_REQUIRE_GPU=1 timeout 150 $KIT/tests/$t > "$OUT/test_$t.log" 2>&1
-    echo "$t: rc $? ($(grep -E '^test result' "$OUT/test_$t.log" | tail -1))"
-    grep -E 'FAILED|panicked' "$OUT/test_$t.log" | head -20
-done | tee "$OUT/tests.txt"
-
-echo "== bench_gpu.py"
-PYTHONUNBUFFERED=1 python3 scripts/bench_gpu.py --py python3 --peers $KIT/bench/peers.py --cli $CLI $BENCH_ARGS \
-    --peer-repeats 1 --out /tmp/gpu-bench --md "$OUT/gpu.md" > "$OUT/bench_gpu.log" 2>&1
-echo "bench_gpu.py: rc $?"
-tail -40 "$OUT/gpu.md" 2>/dev/null || tail -30 "$OUT/bench_gpu.log"
+}
