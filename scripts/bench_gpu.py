@@ -53,16 +53,16 @@ NOTES = """
   the 'max diff' column is the same check at full size.
 - The GPU wins where each pixel costs many operations (bilateral, NL-means, median windows,
   iterations: Richardson-Lucy, diffusion, TV). It loses to a many-core CPU where a pixel
-  costs little: on an H200 the Gaussian, the median and bilateral all took about 5.5 ms at
-  2048x2048, the path's floor for 16 MiB in and out, where 16 cores take 3.6 ms for the
-  Gaussian (its host has moved whole planes with slice copies since 8bb4d34; before, an
-  H100 took 53.5 ms).
+  costs little: on an H200 at 2048x2048 the Gaussian takes 3.3 ms end to end where 16
+  cores take 2.7 ms. That is the path's floor for 16 MiB in and out: 5.5 ms before the
+  host copies used every core (2026-12-04), 53.5 ms on an H100 when the host gathered
+  planes element by element.
   Tikhonov and the Fourier filter run each DCT as one FFT per line (mixed-radix Stockham
   passes, Bluestein's chirp-z for lengths with a prime factor over 13; direct O(n) sums
-  before 2026-12-03).
-  `Auto` keeps the Gaussian, Tikhonov and the Fourier filter on the CPU
-  (`GpuMethod::auto`) until a run like this one shows them faster; `backend=gpu` still
-  runs them on the GPU.
+  before 2026-12-03). Sampling their transfer function (per value, on the host, as for
+  the CPU) is a fixed share of both columns.
+  `Auto` keeps the Gaussian on the CPU (`GpuMethod::auto`) until a run like this one
+  shows it faster; `backend=gpu` still runs it on the GPU.
 - The peer (scikit-image, SciPy) runs on one core; the CPU column uses all of them.
 """
 
