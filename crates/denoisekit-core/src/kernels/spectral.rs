@@ -31,6 +31,13 @@ pub type Transfer = dyn Fn(f64, f64, f64) -> f64 + Send + Sync;
 /// A transfer function sampled for one block shape.
 type SampledTable = ((usize, usize, usize), Arc<Vec<f32>>);
 
+/// What a transfer function needs from one axis's frequency alone (sines, squares): the
+/// first stage of a [`Filter::by_axis`].
+pub type AxisTerms = dyn Fn(f64) -> [f64; 2] + Send + Sync;
+
+/// The second stage of a [`Filter::by_axis`]: the transfer from the z, y and x terms.
+pub type Combine = dyn Fn([f64; 2], [f64; 2], [f64; 2]) -> f64 + Send + Sync;
+
 /// A spectral method's filter for one job: its transfer function and whether it couples
 /// planes. Both the CPU ([`apply`]) and the GPU backend (a DCT, which is what a transform of
 /// the mirrored image amounts to) evaluate the same `transfer`.
@@ -39,6 +46,8 @@ pub struct Filter {
     pub use_z: bool,
     /// The transfer function.
     pub transfer: Box<Transfer>,
+    /// The same function in two stages, when it has them (see [`Filter::by_axis`]).
+    stages: Option<(Arc<AxisTerms>, Arc<Combine>)>,
     /// The last sampled table and its block shape: an iterative method (Richardson–Lucy)
     /// applies the same filter twice per iteration, and the transfer can be costly.
     cache: std::sync::Mutex<Option<SampledTable>>,
@@ -50,6 +59,26 @@ impl Filter {
         Self {
             use_z,
             transfer,
+            stages: None,
+            cache: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A filter whose transfer is `combine(axis(fz), axis(fy), axis(fx))`. Sampling it for
+    /// a block evaluates `axis` once per index along each axis, not once per frequency:
+    /// with three sines per frequency, Tikhonov's table took a third of its job's time at
+    /// 2048x2048. The table holds exactly the values `transfer` gives.
+    pub fn by_axis(
+        use_z: bool,
+        axis: impl Fn(f64) -> [f64; 2] + Send + Sync + 'static,
+        combine: impl Fn([f64; 2], [f64; 2], [f64; 2]) -> f64 + Send + Sync + 'static,
+    ) -> Self {
+        let (axis, combine): (Arc<AxisTerms>, Arc<Combine>) = (Arc::new(axis), Arc::new(combine));
+        let (a, c) = (axis.clone(), combine.clone());
+        Self {
+            use_z,
+            transfer: Box::new(move |fz, fy, fx| c(a(fz), a(fy), a(fx))),
+            stages: Some((axis, combine)),
             cache: std::sync::Mutex::new(None),
         }
     }
@@ -82,6 +111,24 @@ impl Filter {
         let transfer = &self.transfer;
         let dz = if self.use_z { d } else { 1 };
         let mut t = vec![0.0f32; dz * h * w];
+        if let Some((axis, combine)) = &self.stages {
+            let terms = |n: usize| -> Vec<[f64; 2]> {
+                (0..n).map(|k| axis(k as f64 / (2 * n) as f64)).collect()
+            };
+            let tz = if self.use_z {
+                terms(d)
+            } else {
+                vec![axis(0.0)]
+            };
+            let (ty, tx) = (terms(h), terms(w));
+            t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
+                let (z, y) = (tz[row / h], ty[row % h]);
+                for (o, &x) in r.iter_mut().zip(&tx) {
+                    *o = combine(z, y, x) as f32;
+                }
+            });
+            return t;
+        }
         t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
             let (z, y) = (row / h, row % h);
             let fz = if self.use_z {
@@ -252,6 +299,82 @@ fn along_axis(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A two-stage filter's table holds what its transfer gives at each frequency, in 2D
+    /// and z-coupled 3D, for the methods built that way and for an asymmetric toy.
+    #[test]
+    fn a_by_axis_table_is_its_transfer_sampled() {
+        let toy = |use_z| {
+            Filter::by_axis(
+                use_z,
+                |f| [f.sin(), f * 3.0],
+                |z, y, x| x[0] * 2.0 + y[1] - z[0] * z[1] + x[1] * y[0],
+            )
+        };
+        let tik = |depth| {
+            let r = crate::find("tikhonov")
+                .unwrap()
+                .resolve(
+                    &crate::ParamValues::new()
+                        .set("lambda", 0.7)
+                        .set("psf_sigma", 1.1)
+                        .set("z_weight", 0.8)
+                        .set("regulariser", "laplacian"),
+                    || Ok(0.1),
+                )
+                .unwrap();
+            let p = crate::methods::tikhonov::TikhonovParams::from_resolved(&r).unwrap();
+            crate::methods::tikhonov::filter(&p, depth)
+                .unwrap()
+                .unwrap()
+        };
+        let lowpass = |depth| {
+            let r = crate::find("fourier_filter")
+                .unwrap()
+                .resolve(
+                    &crate::ParamValues::new()
+                        .set("cutoff", 0.2)
+                        .set("cutoff_z", 0.3),
+                    || Ok(0.1),
+                )
+                .unwrap();
+            let p = crate::methods::fourier_filter::FourierFilterParams::from_resolved(&r).unwrap();
+            crate::methods::fourier_filter::filter(&p, depth).unwrap()
+        };
+        for (f, dims) in [
+            (toy(false), (1, 7, 9)),
+            (toy(true), (5, 6, 4)),
+            (tik(1), (1, 11, 13)),
+            (tik(4), (4, 9, 6)),
+            (lowpass(1), (1, 12, 10)),
+            (lowpass(3), (3, 8, 7)),
+        ] {
+            let (d, h, w) = dims;
+            assert!(f.stages.is_some());
+            let table = f.dct_table(dims);
+            let dz = if f.use_z { d } else { 1 };
+            assert_eq!(table.len(), dz * h * w);
+            for z in 0..dz {
+                for y in 0..h {
+                    for x in 0..w {
+                        let fz = if f.use_z {
+                            z as f64 / (2 * d) as f64
+                        } else {
+                            0.0
+                        };
+                        let want =
+                            (f.transfer)(fz, y as f64 / (2 * h) as f64, x as f64 / (2 * w) as f64);
+                        let got = table[(z * h + y) * w + x];
+                        assert_eq!(
+                            got.to_bits(),
+                            (want as f32).to_bits(),
+                            "{dims:?} at {z},{y},{x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn dct_matches_its_definition_and_inverts() {

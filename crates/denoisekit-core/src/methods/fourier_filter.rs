@@ -141,12 +141,12 @@ pub fn filter(p: &FourierFilterParams, depth: usize) -> Option<crate::spectral::
         return None;
     }
     let (c, s, cz) = (p.cutoff, p.softness, p.cutoff_z);
-    Some(crate::spectral::Filter::new(
+    // Per axis: the squared frequency, and the same over cutoff_z² for z (0/0 when a tiny
+    // cutoff_z underflows: the zero frequency always passes in z).
+    let axis = move |f: f64| [f * f, if f == 0.0 { 0.0 } else { f * f / (cz * cz) }];
+    Some(crate::spectral::Filter::by_axis(
         use_z,
-        Box::new(move |fz, fy, fx| {
-            // (0/0 when a tiny cutoff_z underflows: the zero frequency always passes in z.)
-            let fz2 = if fz == 0.0 { 0.0 } else { fz * fz / (cz * cz) };
-            mask(((fx * fx + fy * fy) / (c * c) + fz2).sqrt(), s)
-        }),
+        axis,
+        move |z, y, x| mask(((x[0] + y[0]) / (c * c) + z[1]).sqrt(), s),
     ))
 }

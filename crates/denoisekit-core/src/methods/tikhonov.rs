@@ -152,14 +152,21 @@ pub fn filter(p: &TikhonovParams, depth: usize) -> Result<Option<crate::spectral
     let (lambda, wz2, sigma2) = (p.lambda, p.z_weight * p.z_weight, p.psf_sigma * p.psf_sigma);
     let laplacian = p.regulariser == Regulariser::Laplacian;
     let two_pi2 = 2.0 * std::f64::consts::PI * std::f64::consts::PI;
-    Ok(Some(crate::spectral::Filter::new(
+    // Per axis: the squared finite-difference gain and the squared frequency.
+    let axis = |f: f64| [4.0 * (std::f64::consts::PI * f).sin().powi(2), f * f];
+    Ok(Some(crate::spectral::Filter::by_axis(
         use_z,
-        Box::new(move |fz, fy, fx| {
-            let d2 = |f: f64| 4.0 * (std::f64::consts::PI * f).sin().powi(2);
-            let grad = d2(fx) + d2(fy) + wz2 * d2(fz);
+        axis,
+        move |z, y, x| {
+            let grad = x[0] + y[0] + wz2 * z[0];
             let reg = if laplacian { grad * grad } else { grad };
-            let k = (-two_pi2 * sigma2 * (fx * fx + fy * fy)).exp();
+            // exp(-0) is exactly 1: without a PSF the exponential is skipped, not changed.
+            let k = if sigma2 == 0.0 {
+                1.0
+            } else {
+                (-two_pi2 * sigma2 * (x[1] + y[1])).exp()
+            };
             (k / (k * k + lambda * reg)).min(MAX_GAIN)
-        }),
+        },
     )))
 }
