@@ -55,6 +55,7 @@ pub fn run(
     super::per_pixel_tiled(
         ctx,
         "bilateral",
+        "main",
         WGSL,
         input,
         plan.radius_z,

@@ -57,5 +57,14 @@ pub fn run(
         _pad: [0; 2],
     };
     let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
-    super::per_pixel_tiled(ctx, "median", WGSL, input, rz, &uniforms, max_tile_bytes)
+    super::per_pixel_tiled(
+        ctx,
+        "median",
+        "main",
+        WGSL,
+        input,
+        rz,
+        &uniforms,
+        max_tile_bytes,
+    )
 }

@@ -149,9 +149,11 @@ pub(crate) fn chain<'a>(
 ///
 /// # Errors
 /// [`GpuError`] on any device failure.
+#[allow(clippy::too_many_arguments)] // one-pass kernels differ in exactly these
 pub fn per_pixel_tiled(
     ctx: &GpuContext,
     name: &'static str,
+    entry: &'static str,
     wgsl: &str,
     input: VolumeView<'_>,
     halo_z: usize,
@@ -161,10 +163,10 @@ pub fn per_pixel_tiled(
     let d = input.dim().0;
     let tile = tile_planes(ctx, input.dim(), 1, halo_z, max_tile_bytes)?;
     if tile >= d {
-        return per_pixel(ctx, name, wgsl, input, &uniforms(d as u32));
+        return per_pixel(ctx, name, entry, wgsl, input, &uniforms(d as u32));
     }
     in_tiles(input, tile, halo_z, |sub| {
-        per_pixel(ctx, name, wgsl, sub, &uniforms(sub.dim().0 as u32))
+        per_pixel(ctx, name, entry, wgsl, sub, &uniforms(sub.dim().0 as u32))
     })
 }
 
@@ -221,14 +223,16 @@ pub fn in_tiles(
     Ok(out)
 }
 
-/// Runs a one-pass kernel (`main`, one invocation per output pixel, bindings: source,
-/// destination, uniform) over the whole volume in one dispatch.
+/// Runs a one-pass kernel (entry point `entry` of `wgsl`, one invocation per output
+/// pixel, bindings: source, destination, uniform) over the whole volume in one dispatch.
+/// `name` identifies the compiled pipeline: one name per entry point.
 ///
 /// # Errors
 /// [`GpuError`] on any device failure.
 pub fn per_pixel(
     ctx: &GpuContext,
     name: &'static str,
+    entry: &'static str,
     wgsl: &str,
     input: VolumeView<'_>,
     uniforms: &[u8],
@@ -249,7 +253,7 @@ pub fn per_pixel(
         name,
         wgsl,
         &[Binding::ReadOnly, Binding::ReadWrite, Binding::Uniform],
-        &["main"],
+        &[entry],
     )?;
     on_device(ctx, input, |host| {
         let a = ctx.upload(name, host);
@@ -260,7 +264,7 @@ pub fn per_pixel(
         dispatch(
             &mut enc,
             &kernel,
-            "main",
+            entry,
             &bg,
             (groups(w, WG), groups(h, WG), d as u32),
         );

@@ -9,6 +9,10 @@ use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
 const WGSL: &str = include_str!("nl_means.wgsl");
 
+/// The largest patch plus search radius of the `planar` entry point, whose workgroup
+/// memory holds the tile grown by it (`PLANAR_MAX_REACH` in the kernel; a test checks).
+const PLANAR_MAX_REACH: usize = 13;
+
 uniforms! {
     wgsl = WGSL;
     struct Uniforms {
@@ -60,9 +64,18 @@ pub fn run(
         _pad2: 0.0,
     };
     let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    let planar = plan.patch_radius_z == 0
+        && plan.search_radius_z == 0
+        && plan.patch_radius + plan.search_radius <= PLANAR_MAX_REACH;
+    let (name, entry) = if planar {
+        ("nl_means.planar", "planar")
+    } else {
+        ("nl_means", "main")
+    };
     super::per_pixel_tiled(
         ctx,
-        "nl_means",
+        name,
+        entry,
         WGSL,
         input,
         plan.patch_radius_z + plan.search_radius_z,
@@ -73,19 +86,32 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
+    /// The value of the kernel's `const NAME: u32 = …u;`.
+    fn kernel_const(name: &str) -> i64 {
+        let start = format!("const {name}: u32 = ");
+        let line = super::WGSL
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("nl_means.wgsl declares {name}"));
+        line.trim_start_matches(&start)
+            .trim_end_matches("u;")
+            .parse()
+            .expect("a u32 literal")
+    }
+
+    #[test]
+    fn the_host_and_the_kernel_agree_on_the_planar_reach() {
+        assert_eq!(
+            kernel_const("PLANAR_MAX_REACH"),
+            super::PLANAR_MAX_REACH as i64
+        );
+    }
+
     /// The kernel's workgroup memory holds row sums for patches up to its
     /// `MAX_PATCH_RADIUS`: it must cover every radius the descriptor accepts.
     #[test]
     fn workgroup_memory_covers_every_patch_radius() {
-        let line = super::WGSL
-            .lines()
-            .find(|l| l.starts_with("const MAX_PATCH_RADIUS: u32 = "))
-            .expect("nl_means.wgsl declares MAX_PATCH_RADIUS");
-        let kernel: i64 = line
-            .trim_start_matches("const MAX_PATCH_RADIUS: u32 = ")
-            .trim_end_matches("u;")
-            .parse()
-            .expect("a u32 literal");
+        let kernel = kernel_const("MAX_PATCH_RADIUS");
         let spec = denoisekit_core::methods::nl_means::NlMeansParams::SPECS
             .iter()
             .find(|s| s.key == "patch_radius")

@@ -41,13 +41,6 @@ const MAX_SIDE: u32 = TILE + 2u * MAX_PATCH_RADIUS;
 var<workgroup> diffs: array<f32, MAX_SIDE * MAX_SIDE>;
 // Their sums along x: the grown tile's rows, TILE columns each.
 var<workgroup> row_sums: array<f32, MAX_SIDE * TILE>;
-// Without a z search or z patch (every 2D job), the pixels every shift of the tile reads:
-// the tile grown by the patch plus search radius, read from the image once instead of
-// twice per shift, when that fits. The three arrays stay under the 16 KiB of workgroup
-// memory every device offers.
-const MAX_CACHE_REACH: u32 = 15u;
-const MAX_CACHE_SIDE: u32 = TILE + 2u * MAX_CACHE_REACH;
-var<workgroup> cache: array<f32, MAX_CACHE_SIDE * MAX_CACHE_SIDE>;
 
 fn at(z: i32, y: i32, x: i32) -> f32 {
     let zz = border_index(z, i32(p.depth), BORDER_REPLICATE);
@@ -75,48 +68,12 @@ fn main(
     let top = i32(wid.y * TILE) - pr;
     let left = i32(wid.x * TILE) - pr;
     let me = lid.y * TILE + lid.x;
-    let reach = p.patch_radius + p.search_radius;
-    // From uniforms only, so the barriers below stay in uniform control flow.
-    let cached = prz == 0 && srz == 0 && reach <= MAX_CACHE_REACH;
-    let cside = TILE + 2u * reach;
-    let step_rows = (TILE * TILE) / side;
-    let step_cols = (TILE * TILE) % side;
-    let first_row = me / side;
-    let first_col = me % side;
-    if (cached) {
-        let ctop = i32(wid.y * TILE) - i32(reach);
-        let cleft = i32(wid.x * TILE) - i32(reach);
-        for (var i = me; i < cside * cside; i += TILE * TILE) {
-            cache[i] = at(z, ctop + i32(i / cside), cleft + i32(i % cside));
-        }
-    }
-    workgroupBarrier();
     var num = 0.0;
     var den = 0.0;
     for (var sz = -srz; sz <= srz; sz++) {
         for (var sy = -sr; sy <= sr; sy++) {
             for (var sx = -sr; sx <= sr; sx++) {
-                if (cached) {
-                    // Walks this invocation's elements of the grown tile by (row, column)
-                    // steps: an integer division per element and shift cost more than
-                    // the difference itself.
-                    let shift = sy * i32(cside) + sx;
-                    var row = first_row;
-                    var col = first_col;
-                    for (var i = me; i < side * side; i += TILE * TILE) {
-                        // The cache starts the search radius further up and left.
-                        let c = (row + p.search_radius) * cside + col + p.search_radius;
-                        let t = cache[c] - cache[u32(i32(c) + shift)];
-                        diffs[i] = t * t;
-                        row += step_rows;
-                        col += step_cols;
-                        if (col >= side) {
-                            col -= side;
-                            row += 1u;
-                        }
-                    }
-                }
-                for (var i = me; i < side * side && !cached; i += TILE * TILE) {
+                for (var i = me; i < side * side; i += TILE * TILE) {
                     let yy = top + i32(i / side);
                     let xx = left + i32(i % side);
                     var s = 0.0;
@@ -142,15 +99,88 @@ fn main(
                     dist += row_sums[(lid.y + b) * TILE + lid.x];
                 }
                 let wt = exp(-max(dist * p.inv_n - p.thr, 0.0) * p.inv_h2);
-                var v: f32;
-                if (cached) {
-                    v = cache[u32(i32(lid.y + reach) + sy) * cside + u32(i32(lid.x + reach) + sx)];
-                } else {
-                    v = at(z + sz, y + sy, x + sx);
-                }
-                num += wt * v;
+                num += wt * at(z + sz, y + sy, x + sx);
                 den += wt;
             }
+        }
+    }
+    if (id.x < p.width && id.y < p.height && id.z < p.depth) {
+        dst[(id.z * p.height + id.y) * p.width + id.x] = num / den;
+    }
+}
+
+// `planar`: the entry point for jobs without a z patch or z search (every 2D job) whose
+// search area fits workgroup memory (patch plus search radius at most PLANAR_MAX_REACH,
+// nl_means.rs checks). The tile grown by that reach is read from the image once, and each
+// round handles two shifts along x with one barrier, where `main` reads the image twice
+// per element and shift and waits at two barriers per shift: barriers, not arithmetic,
+// bound this kernel. The row sums are computed straight from the cached pixels, summed in
+// the same order as `main`'s, and double-buffered, so a round's writes cannot overtake
+// the previous round's reads.
+const PLANAR_MAX_REACH: u32 = 13u;
+const PLANAR_SIDE: u32 = TILE + 2u * PLANAR_MAX_REACH;
+// The two arrays fill the 16 KiB of workgroup memory every device offers (4068 floats).
+var<workgroup> plane: array<f32, PLANAR_SIDE * PLANAR_SIDE>;
+// [buffer][shift of the pair][row of the grown tile][column]
+var<workgroup> pair_sums: array<f32, 4u * MAX_SIDE * TILE>;
+
+@compute @workgroup_size(16, 16, 1)
+fn planar(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let sr = i32(p.search_radius);
+    let side = TILE + 2u * p.patch_radius;
+    let width = 2u * p.patch_radius + 1u;
+    let reach = p.patch_radius + p.search_radius;
+    let cside = TILE + 2u * reach;
+    let me = lid.y * TILE + lid.x;
+    let top = i32(wid.y * TILE) - i32(reach);
+    let left = i32(wid.x * TILE) - i32(reach);
+    for (var i = me; i < cside * cside; i += TILE * TILE) {
+        plane[i] = at(i32(id.z), top + i32(i / cside), left + i32(i % cside));
+    }
+    workgroupBarrier();
+    // One shift's row sums; this pixel's own place in the cache.
+    let block = side * TILE;
+    let own = (lid.y + reach) * cside + lid.x + reach;
+    var num = 0.0;
+    var den = 0.0;
+    var base = 0u;
+    for (var sy = -sr; sy <= sr; sy++) {
+        for (var sx = -sr; sx <= sr; sx += 2) {
+            // From uniforms only: the barrier below stays in uniform control flow.
+            let pair = sx < sr;
+            let shift = sy * i32(cside) + sx;
+            for (var r = lid.y; r < side; r += TILE) {
+                // Row r of the grown tile starts the search radius into the cache.
+                let c = (r + p.search_radius) * cside + lid.x + p.search_radius;
+                var sa = 0.0;
+                var sb = 0.0;
+                for (var k = 0u; k < width; k++) {
+                    let v = plane[c + k];
+                    let ta = v - plane[u32(i32(c + k) + shift)];
+                    sa += ta * ta;
+                    if (pair) {
+                        let tb = v - plane[u32(i32(c + k) + shift + 1)];
+                        sb += tb * tb;
+                    }
+                }
+                pair_sums[base + r * TILE + lid.x] = sa;
+                pair_sums[base + block + r * TILE + lid.x] = sb;
+            }
+            workgroupBarrier();
+            for (var j = 0; j < select(1, 2, pair); j++) {
+                var dist = 0.0;
+                for (var b = 0u; b < width; b++) {
+                    dist += pair_sums[base + u32(j) * block + (lid.y + b) * TILE + lid.x];
+                }
+                let wt = exp(-max(dist * p.inv_n - p.thr, 0.0) * p.inv_h2);
+                num += wt * plane[u32(i32(own) + shift + j)];
+                den += wt;
+            }
+            base = 2u * block - base;
         }
     }
     if (id.x < p.width && id.y < p.height && id.z < p.depth) {
