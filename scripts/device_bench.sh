@@ -82,15 +82,15 @@ if [ -x $KIT/denoisekit-old ]; then
     python3 $KIT/bench/peers.py run --shape 2048 2048 --only gaussian --skip crop --repeats 1 \
         --inputs-dir /tmp/ab/inputs --out /tmp/ab/peers > /dev/null 2>&1
     for round in 1 2; do
-        for build in old new; do
-            exe=$CLI; [ $build = old ] && exe=$KIT/denoisekit-old
-            $exe bench $scene $methods --backend gpu \
-                --repeats 9 noise_model=gaussian 2>/dev/null | grep '^| [a-z]' |
-                awk -F'|' -v b=$build -v r=$round '{print b " | round " r " |" $2 "|" $5 "|" $6 "|"}'
+        for backend in gpu cpu; do
+            for build in old new; do
+                exe=$CLI; [ $build = old ] && exe=$KIT/denoisekit-old
+                $exe bench $scene $methods --backend $backend --repeats 9 noise_model=gaussian 2>/dev/null |
+                    grep '^| [a-z]' | grep -v '^| method' |
+                    awk -F'|' -v b=$build -v r=$round -v d=$backend '{print b " | " d " | round " r " |" $2 "|" $5 "|" $6 "|"}'
+            done
         done
     done
-    $CLI bench $scene $methods --backend cpu \
-        --repeats 9 noise_model=gaussian 2>/dev/null | grep '^| [a-z]' | awk -F'|' '{print "cpu |" $2 "|" $5 "|" $6 "|"}'
 else
     echo "no earlier build carried (prepare with OLD=path)"
 fi 2>&1 | tee "$OUT/ab.txt"
