@@ -53,8 +53,8 @@ NOTES = """
   the 'max diff' column is the same check at full size.
 - The GPU wins where each pixel costs many operations (bilateral, NL-means, median windows,
   iterations: Richardson-Lucy, diffusion, TV). It loses to a many-core CPU where a pixel
-  costs little: on an H200 at 2048x2048 the Gaussian takes 3.3 ms end to end where 16
-  cores take 2.7 ms. That is the path's floor for 16 MiB in and out: 5.5 ms before the
+  costs little: on an H200 at 2048x2048 the Gaussian takes 3.1-3.3 ms end to end where
+  16 cores take 2.4-2.7 ms. That is the path's floor for 16 MiB in and out: 5.5 ms before the
   host copies used every core (2026-12-04), 53.5 ms on an H100 when the host gathered
   planes element by element.
   Tikhonov and the Fourier filter run each DCT as one FFT per line (mixed-radix Stockham

@@ -52,8 +52,8 @@ pub enum AutoUse {
 
 /// Where a data-centre GPU was slower end to end than 16 cores (docs/benchmarks.md#gpu):
 /// the Gaussian at 2048x2048 ran at 0.13x to 0.21x the CPU's speed on an H100, at 0.64x
-/// on an H200 after its host stopped gathering planes element by element, and at 0.82x
-/// (3.3 ms against 2.7 ms) once its host copies used every core.
+/// on an H200 after its host stopped gathering planes element by element, and at 0.77x
+/// to 0.82x (3.1–3.3 ms against 2.4–2.7 ms) once its host copies used every core.
 const SLOWER_THAN_16_CORES: AutoUse =
     AutoUse::Cpu("16 CPU cores were faster than an H100 and an H200 end to end");
 
