@@ -59,8 +59,8 @@ NOTES = """
   planes element by element.
   Tikhonov and the Fourier filter run each DCT as one FFT per line (mixed-radix Stockham
   passes, Bluestein's chirp-z for lengths with a prime factor over 13; direct O(n) sums
-  before 2026-12-03). Sampling their transfer function (per value, on the host, as for
-  the CPU) is a fixed share of both columns.
+  before 2026-12-03). Sampling their transfer function (on the host, as for the CPU;
+  per axis since 2026-12-04) is a share of both columns.
   `Auto` keeps the Gaussian on the CPU (`GpuMethod::auto`) until a run like this one
   shows it faster; `backend=gpu` still runs it on the GPU.
 - The peer (scikit-image, SciPy) runs on one core; the CPU column uses all of them.

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # One prepared run on a machine lent with a GPU: the device's time is short and counted, so
-# everything is built here and carried, and the run does, in order of what each result is
-# worth if the run is cut short: a smoke test, the learned denoiser's end-to-end timings
-# (issue 20's "train on a 256² region and apply to 512² in ≤ 2 s"), its PSNR on the W2S
-# pairs at a GPU's training budget, the GPU test binaries (GPU = CPU on real hardware, not
-# only lavapipe), then scripts/bench_gpu.py's table.
+# everything is built here and carried, and the run does the sections named in SECTIONS,
+# in that order (put first what is worth most if the run is cut short). After a smoke test:
+#   ab       with OLD=path at --prepare, that earlier build of the CLI travels too and is
+#            timed against this one on both backends, same device, same run, rounds
+#            alternated: a change's speed-up as a ratio, never against another day's number
+#            (AB_METHODS picks the methods)
+#   tests    the GPU test binaries: GPU = CPU on real hardware, not only lavapipe
+#   bench    scripts/bench_gpu.py's table (BENCH_ARGS picks the rows; empty for all)
+#   quality  the learned denoiser's PSNR on the W2S pairs at a GPU's training budget
+#   timings  its end-to-end timings (issue 20's "train on a 256² region and apply to 512²
+#            in ≤ 2 s"), measured on the first H200 lease, so last by default
 #
 # Prepare the kit here (the paths are git-ignored through .git/info/exclude):
-#   scripts/device_bench.sh --prepare
+#   [OLD=path/to/earlier/denoisekit] scripts/device_bench.sh --prepare
 # then run, carrying .gl and .devkit:
 #   bash scripts/device_bench.sh        (results under $OUT)
 #
-# On 2026-12-04 (an H200, 15 minutes of device time) the smoke test, the learned timings and
-# the test binaries took about a minute; the full bench_gpu.py table did not fit in the
-# rest, so BENCH_ARGS picks the rows still unmeasured first (set it empty for all of them).
-# SECTIONS picks and orders the parts (the learned timings were measured on that H200, so
-# they come last). With OLD=path at --prepare, that earlier build of the CLI travels too and
-# the "ab" section times it against this one, same device, same run: a change's speed-up
-# as a ratio, never against a number from another day.
+# On 2026-12-04 (an H200, 15 minutes of device time in all) the three leases took 2 to 5
+# minutes each with these defaults; the full bench_gpu.py table with its 3D scene did not
+# fit in one.
 set -u
 BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian --no-3d}
 SECTIONS=${SECTIONS-ab tests bench quality timings}
@@ -78,7 +80,7 @@ section ab && {
 echo "== A/B: the previous build against this one, same device, same scene"
 if [ -x $KIT/denoisekit-old ]; then
     scene=/tmp/ab/inputs/synth_2048x2048_noisy_s0.1_seed0.tif
-    methods=$(for m in ${AB_METHODS-gaussian median bilateral nl_means}; do printf -- '--method %s ' $m; done)
+    methods=$(for m in ${AB_METHODS-gaussian median bilateral nl_means tikhonov fourier_filter}; do printf -- '--method %s ' $m; done)
     python3 $KIT/bench/peers.py run --shape 2048 2048 --only gaussian --skip crop --repeats 1 \
         --inputs-dir /tmp/ab/inputs --out /tmp/ab/peers > /dev/null 2>&1
     for round in 1 2; do

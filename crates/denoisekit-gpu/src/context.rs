@@ -89,6 +89,16 @@ impl std::ops::Deref for Pooled<'_> {
     }
 }
 
+impl Pooled<'_> {
+    /// Destroys the buffer instead of returning it to the pool: after a failed map it may
+    /// still be mapped, or have a map pending, and would fail every later job that took it.
+    fn discard(mut self) {
+        if let Some(b) = self.buffer.take() {
+            b.destroy();
+        }
+    }
+}
+
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut pool)) = (self.buffer.take(), self.ctx.pool.lock()) {
@@ -375,18 +385,20 @@ impl GpuContext {
     pub fn upload(&self, label: &str, data: &[f32]) -> Pooled<'_> {
         let b = self.storage(label, data.len());
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        // A failed staged upload (a lost device) falls back to the queue's copy, whose
-        // error the caller's error scope reports.
-        if bytes.len() < PARALLEL_COPY_BYTES || self.upload_staged(&b, bytes).is_err() {
+        if bytes.len() < PARALLEL_COPY_BYTES || !self.upload_staged(&b, bytes) {
             self.queue.write_buffer(&b, 0, bytes);
         }
         b
     }
 
-    /// Copies `bytes` into `dst` through a pooled staging buffer filled by every core.
-    /// `queue.write_buffer` would allocate a fresh staging buffer and fill it on one core:
-    /// for a 2048 x 2048 image those two steps were much of a fast method's time.
-    fn upload_staged(&self, dst: &wgpu::Buffer, bytes: &[u8]) -> Result<(), GpuError> {
+    /// Copies `bytes` into `dst` through a pooled staging buffer filled by every core, and
+    /// says whether it did. `queue.write_buffer` would allocate a fresh staging buffer and
+    /// fill it on one core: for a 2048 x 2048 image those two steps were much of a fast
+    /// method's time. The attempt runs in error scopes of its own, so that a failure here
+    /// reaches the caller only through the queue's copy that replaces it.
+    fn upload_staged(&self, dst: &wgpu::Buffer, bytes: &[u8]) -> bool {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let size = bytes.len() as u64;
         let staging = self.take(
             "upload staging",
@@ -394,22 +406,29 @@ impl GpuContext {
             wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
         );
         let slice = staging.slice(..);
-        self.map(slice, wgpu::MapMode::Write, None)?;
-        {
+        let filled = self.map(slice, wgpu::MapMode::Write, None).and_then(|()| {
             let mut view = slice
                 .get_mapped_range_mut()
                 .map_err(|e| GpuError::Map(e.to_string()))?;
             copy_in_parallel(view.slice(..), bytes);
+            Ok(())
+        });
+        let failed_scopes =
+            pollster::block_on(val.pop()).is_some() | pollster::block_on(oom.pop()).is_some();
+        if filled.is_err() || failed_scopes {
+            staging.discard();
+            return false;
         }
         staging.unmap();
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&staging, 0, dst, 0, size);
         self.queue.submit([enc.finish()]);
-        Ok(())
+        true
     }
 
-    /// Maps `slice` for `mode`, waiting for the GPU: until submission `idx` is done, or
-    /// until all work is when none is given.
+    /// Maps `slice` for `mode`, waiting for the GPU: until submission `idx` is done, or,
+    /// when none is given, until the buffer is free (at once for an idle staging buffer;
+    /// only if it is still in use, until all submitted work is done).
     fn map(
         &self,
         slice: wgpu::BufferSlice<'_>,
@@ -420,14 +439,35 @@ impl GpuContext {
         slice.map_async(mode, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: idx,
-                timeout: None,
-            })
-            .map_err(|e| GpuError::Map(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Map(e.to_string()))?
+        let wait = |submission_index| {
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index,
+                    timeout: None,
+                })
+                .map(|_| ())
+                .map_err(|e| GpuError::Map(e.to_string()))
+        };
+        let done = match idx {
+            Some(i) => {
+                wait(Some(i))?;
+                rx.recv()
+            }
+            None => {
+                // Without blocking on other jobs' work (a preview beside a batch job).
+                self.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| GpuError::Map(e.to_string()))?;
+                match rx.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(_) => {
+                        wait(None)?;
+                        rx.recv()
+                    }
+                }
+            }
+        };
+        done.map_err(|e| GpuError::Map(e.to_string()))?
             .map_err(|e| GpuError::Map(e.to_string()))
     }
 
@@ -458,23 +498,32 @@ impl GpuContext {
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
         let idx = self.queue.submit([enc.finish()]);
         let slice = staging.slice(..);
-        self.map(slice, wgpu::MapMode::Read, Some(idx))?;
-        let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Map(e.to_string()))?;
-            let src = bytemuck::cast_slice::<u8, f32>(&view);
-            // Zeroed memory comes from the OS untouched, so its pages are first written,
-            // and faulted in, by the parallel copy rather than by one core.
-            let mut out = vec![0.0f32; len];
-            let chunk = PARALLEL_COPY_BYTES / 4;
-            out.par_chunks_mut(chunk)
-                .zip(src.par_chunks(chunk))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-            out
-        };
-        staging.unmap();
-        Ok(out)
+        let copied = self
+            .map(slice, wgpu::MapMode::Read, Some(idx))
+            .and_then(|()| {
+                let view = slice
+                    .get_mapped_range()
+                    .map_err(|e| GpuError::Map(e.to_string()))?;
+                let src = bytemuck::cast_slice::<u8, f32>(&view);
+                // Zeroed memory comes from the OS untouched, so its pages are first written,
+                // and faulted in, by the parallel copy rather than by one core.
+                let mut out = vec![0.0f32; len];
+                let chunk = PARALLEL_COPY_BYTES / 4;
+                out.par_chunks_mut(chunk)
+                    .zip(src.par_chunks(chunk))
+                    .for_each(|(d, s)| d.copy_from_slice(s));
+                Ok(out)
+            });
+        match copied {
+            Ok(out) => {
+                staging.unmap();
+                Ok(out)
+            }
+            Err(e) => {
+                staging.discard();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -553,5 +602,28 @@ mod tests {
         assert_eq!(groups(16, 16), 1);
         assert_eq!(groups(17, 16), 2);
         assert_eq!(groups(1000, 16), 63);
+    }
+
+    /// The staged upload itself succeeds (its failure would pass unseen: the queue's copy
+    /// replaces it), and what it copies arrives.
+    #[test]
+    fn large_uploads_take_the_staged_path() {
+        let ctx = match super::shared() {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
+                panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
+            }
+            Err(_) => return,
+        };
+        let data: Vec<f32> = (0..(1 << 19) + 7).map(|i| i as f32).collect();
+        let back = ctx
+            .scoped(|| {
+                let b = ctx.storage("staged", data.len());
+                assert!(ctx.upload_staged(&b, bytemuck::cast_slice(&data)));
+                ctx.read_back(&b, data.len())
+            })
+            .unwrap()
+            .unwrap();
+        assert!(back == data);
     }
 }

@@ -107,7 +107,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         #[cfg(feature = "wgpu")]
         run: methods::tikhonov::run,
         kernels: &["spectral"],
-        // With FFT DCTs, 1.4x to 1.5x 16 cores on an H200 (2048², end to end).
+        // With FFT DCTs, 1.15x to 1.6x 16 cores on an H200 (2048², end to end).
         auto: AutoUse::Gpu,
     },
     GpuMethod {
@@ -115,7 +115,8 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         #[cfg(feature = "wgpu")]
         run: methods::fourier_filter::run,
         kernels: &["spectral"],
-        // With FFT DCTs, 1.4x to 1.5x 16 cores on an H200 (2048², end to end).
+        // About even with 16 cores on an H200 (0.9x to 1.4x, 2048², end to end), so
+        // ahead of the fewer cores of a typical workstation.
         auto: AutoUse::Gpu,
     },
     GpuMethod {

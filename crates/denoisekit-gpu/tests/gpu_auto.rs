@@ -1,7 +1,7 @@
 //! `Auto` runs a method on a hardware GPU only where its kernel beats the CPU; `Gpu` runs
 //! every kernel. On an H100 and an H200 the Gaussian was slower end to end than 16 CPU
 //! cores, so `Auto` keeps it on the CPU and says why; Tikhonov and the Fourier filter,
-//! once their DCTs ran as FFTs (1.4x to 1.5x on an H200), and zs_n2n (5x to 34x in
+//! once their DCTs ran as FFTs (even with 16 cores to 1.6x on an H200), and zs_n2n (5x to 34x in
 //! process) run on the GPU.
 //!
 //! One test in its own binary: it treats a software adapter as hardware, process-wide.

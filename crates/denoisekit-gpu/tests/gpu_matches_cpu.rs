@@ -555,13 +555,22 @@ fn demanding_settings_hold_their_tolerance() {
             ParamValues::new().set("cutoff", 0.2).set("cutoff_z", 0.3),
         ),
         // NL-means keeps row sums of the patch's rows above and below each 16-row tile in
-        // workgroup memory: the largest patch the descriptor allows fills it.
+        // workgroup memory: the largest patch the descriptor allows fills it, and with
+        // search 3 the planar entry point's cache too (reach 13, its largest).
         (
             "nl_means",
             &plane,
             ParamValues::new()
                 .set("patch_radius", 10)
                 .set("search_radius", 3),
+        ),
+        // One past the planar entry point's reach: a 2D job on the general one.
+        (
+            "nl_means",
+            &plane,
+            ParamValues::new()
+                .set("patch_radius", 2)
+                .set("search_radius", 12),
         ),
         (
             "nl_means",

@@ -654,7 +654,7 @@ fn radix_sort_by_f32<T: Copy>(mut items: Vec<T>, key: impl Fn(&T) -> f32) -> Vec
     items
 }
 
-/// The median of `x` (reorders `x`). `x` must not be empty.
+/// The median of `x` (may reorder `x`). `x` must not be empty.
 fn median(x: &mut [f64]) -> f64 {
     median_above(x, 0)
 }
