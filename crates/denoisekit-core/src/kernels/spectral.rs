@@ -108,41 +108,34 @@ impl Filter {
     /// DCT-II of a `(d, h, w)` block sees: `k / (2n)` for `k < n` along each transformed
     /// axis, in (z, y, x) order; one plane's worth (`h · w`) unless `use_z`.
     pub fn dct_table(&self, (d, h, w): (usize, usize, usize)) -> Vec<f32> {
-        let transfer = &self.transfer;
-        let dz = if self.use_z { d } else { 1 };
-        let mut t = vec![0.0f32; dz * h * w];
-        if let Some((axis, combine)) = &self.stages {
-            let terms = |n: usize| -> Vec<[f64; 2]> {
-                (0..n).map(|k| axis(k as f64 / (2 * n) as f64)).collect()
-            };
-            let tz = if self.use_z {
-                terms(d)
-            } else {
-                vec![axis(0.0)]
-            };
-            let (ty, tx) = (terms(h), terms(w));
-            t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
-                let (z, y) = (tz[row / h], ty[row % h]);
-                for (o, &x) in r.iter_mut().zip(&tx) {
-                    *o = combine(z, y, x) as f32;
-                }
+        let freqs = |n: usize| -> Vec<f64> { (0..n).map(|k| k as f64 / (2 * n) as f64).collect() };
+        let fz = if self.use_z { freqs(d) } else { vec![0.0] };
+        let (fy, fx) = (freqs(h), freqs(w));
+        let Some((axis, combine)) = &self.stages else {
+            return sample((fz.len(), h, w), |z, y, x| {
+                (self.transfer)(fz[z], fy[y], fx[x])
             });
-            return t;
-        }
-        t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
-            let (z, y) = (row / h, row % h);
-            let fz = if self.use_z {
-                z as f64 / (2 * d) as f64
-            } else {
-                0.0
-            };
-            let fy = y as f64 / (2 * h) as f64;
-            for (x, o) in r.iter_mut().enumerate() {
-                *o = transfer(fz, fy, x as f64 / (2 * w) as f64) as f32;
-            }
-        });
-        t
+        };
+        let terms = |f: &[f64]| -> Vec<[f64; 2]> { f.iter().map(|&f| axis(f)).collect() };
+        let (tz, ty, tx) = (terms(&fz), terms(&fy), terms(&fx));
+        sample((tz.len(), h, w), |z, y, x| combine(tz[z], ty[y], tx[x]))
     }
+}
+
+/// `value(z, y, x)` for every index of a `(d, h, w)` block, in (z, y, x) order, by rows on
+/// every core.
+fn sample(
+    (d, h, w): (usize, usize, usize),
+    value: impl Fn(usize, usize, usize) -> f64 + Sync,
+) -> Vec<f32> {
+    let mut t = vec![0.0f32; d * h * w];
+    t.par_chunks_mut(w).enumerate().for_each(|(row, r)| {
+        let (z, y) = (row / h, row % h);
+        for (x, o) in r.iter_mut().enumerate() {
+            *o = value(z, y, x) as f32;
+        }
+    });
+    t
 }
 
 /// Filters `input` with the transfer already sampled by [`Filter::dct_table`] for one

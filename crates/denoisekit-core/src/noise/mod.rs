@@ -58,10 +58,10 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
     // parallel iterator cost more than the filter itself); a flat support leaves -1,
     // below every |coefficient|, and the median skips those.
     let mut coeffs = vec![FLAT; s.depth * ny * nx];
-    coeffs
+    let flat: usize = coeffs
         .par_chunks_mut(nx)
         .enumerate()
-        .for_each(|(row, out)| {
+        .map(|(row, out)| {
             let (z, iy) = (row / ny, row % ny);
             let plane = &data[z * h * w..(z + 1) * h * w];
             for (ix, o) in out.iter_mut().enumerate() {
@@ -83,14 +83,14 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
                     *o = acc.abs();
                 }
             }
-        });
-    let flat = coeffs.par_iter().filter(|&&c| c == FLAT).count();
+            out.iter().filter(|&&c| c == FLAT).count()
+        })
+        .sum();
     if flat == coeffs.len() {
         // Every support is flat: a constant (or piecewise-constant) image has no noise.
         return Ok(0.0);
     }
-    let coeffs = &mut coeffs[..];
-    Ok(median_above(coeffs, flat) / 0.674_489_750_196_081_7)
+    Ok(median_above(&mut coeffs, flat) / 0.674_489_750_196_081_7)
 }
 
 /// A signal-dependent noise model fitted to one image: `var(z) = a · E[z] + b`, in grey
@@ -666,11 +666,11 @@ const FLAT: f64 = -1.0;
 fn median_above(x: &mut [f64], skip: usize) -> f64 {
     let n = x.len() - skip;
     if x.len() >= PARALLEL_MEDIAN {
-        let upper = order_statistic(x, skip + n / 2);
+        let [lower, upper] = order_statistics(x, [skip + (n - 1) / 2, skip + n / 2]);
         return if n % 2 == 1 {
             upper
         } else {
-            0.5 * (order_statistic(x, skip + n / 2 - 1) + upper)
+            0.5 * (lower + upper)
         };
     }
     let x = if skip == 0 {
@@ -694,11 +694,11 @@ fn median_above(x: &mut [f64], skip: usize) -> f64 {
 /// every job with a noise-derived default runs first.
 const PARALLEL_MEDIAN: usize = 1 << 16;
 
-/// The value of rank `r` (0-based) in `f64::total_cmp` order: a parallel histogram of the
-/// top bits of an order-preserving key finds the bucket holding rank `r`, and a selection
-/// among that bucket's values (a small share of them, for any spread-out data) finishes.
-/// Exactly the value a full sort would put at `r`.
-fn order_statistic(x: &[f64], r: usize) -> f64 {
+/// The values of ranks `ranks` (0-based, ascending) in `f64::total_cmp` order: one
+/// parallel histogram of the top bits of an order-preserving key finds the bucket holding
+/// each rank, and a selection among that bucket's values (a small share of them, for any
+/// spread-out data) finishes. Exactly the values a full sort would put there.
+fn order_statistics(x: &[f64], ranks: [usize; 2]) -> [f64; 2] {
     const BITS: u32 = 16;
     // Unsigned order of the key is total_cmp's order of the value.
     let key = |v: f64| {
@@ -722,14 +722,24 @@ fn order_statistic(x: &[f64], r: usize) -> f64 {
                 a
             },
         );
-    let mut below = 0;
-    let mut b = 0;
-    while below + hist[b] <= r {
-        below += hist[b];
-        b += 1;
-    }
-    let mut inside: Vec<f64> = x.par_iter().copied().filter(|&v| bucket(v) == b).collect();
-    *inside.select_nth_unstable_by(r - below, f64::total_cmp).1
+    let (mut below, mut b) = (0, 0);
+    // The bucket gathered last, and how many values lie below it.
+    let mut inside: Option<(usize, usize, Vec<f64>)> = None;
+    ranks.map(|r| {
+        while below + hist[b] <= r {
+            below += hist[b];
+            b += 1;
+        }
+        let (_, start, values) = match &mut inside {
+            Some(g) if g.0 == b => g,
+            _ => inside.insert((
+                b,
+                below,
+                x.par_iter().copied().filter(|&v| bucket(v) == b).collect(),
+            )),
+        };
+        *values.select_nth_unstable_by(r - *start, f64::total_cmp).1
+    })
 }
 
 #[cfg(test)]
