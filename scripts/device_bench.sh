@@ -21,7 +21,7 @@
 # minutes each with these defaults; the full bench_gpu.py table with its 3D scene did not
 # fit in one.
 set -u
-BENCH_ARGS=${BENCH_ARGS---only tikhonov,fourier_filter,nl_means,gaussian --no-3d}
+BENCH_ARGS=${BENCH_ARGS---only bm3d,tikhonov,fourier_filter,nl_means,gaussian --no-3d}
 SECTIONS=${SECTIONS-ab tests bench quality timings}
 # The paper's budget costs about 80 times the defaults' per pair: a few pairs show the trend.
 QUALITY_PAIRS=${QUALITY_PAIRS-4}

@@ -33,6 +33,10 @@ pub enum Binding {
     ReadWrite,
     /// `var<uniform>`.
     Uniform,
+    /// `var<uniform>` read from a buffer of records, one chosen per dispatch by its offset
+    /// ([`GpuContext::bind_records`], [`dispatch_at`]): per-dispatch parameters without a
+    /// buffer and bind group each.
+    Records,
 }
 
 /// An adapter and device ready for compute.
@@ -255,9 +259,9 @@ impl GpuContext {
                             Binding::ReadWrite => {
                                 wgpu::BufferBindingType::Storage { read_only: false }
                             }
-                            Binding::Uniform => wgpu::BufferBindingType::Uniform,
+                            Binding::Uniform | Binding::Records => wgpu::BufferBindingType::Uniform,
                         },
-                        has_dynamic_offset: false,
+                        has_dynamic_offset: *b == Binding::Records,
                         min_binding_size: None,
                     },
                 })
@@ -328,12 +332,40 @@ impl GpuContext {
 
     /// A bind group for `kernel` with `buffers` at bindings 0, 1, 2, … in order.
     pub fn bind(&self, kernel: &Kernel, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<_> = buffers
-            .iter()
+        let entries: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
+        self.bind_resources(kernel, label, entries)
+    }
+
+    /// A bind group like [`bind`](Self::bind) followed by `records`, a
+    /// [`Binding::Records`] buffer bound `record` bytes at a time.
+    pub fn bind_records(
+        &self,
+        kernel: &Kernel,
+        label: &str,
+        buffers: &[&wgpu::Buffer],
+        (records, record): (&wgpu::Buffer, u64),
+    ) -> wgpu::BindGroup {
+        let mut entries: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
+        entries.push(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: records,
+            offset: 0,
+            size: std::num::NonZeroU64::new(record),
+        }));
+        self.bind_resources(kernel, label, entries)
+    }
+
+    fn bind_resources(
+        &self,
+        kernel: &Kernel,
+        label: &str,
+        resources: Vec<wgpu::BindingResource<'_>>,
+    ) -> wgpu::BindGroup {
+        let entries: Vec<_> = resources
+            .into_iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -341,6 +373,12 @@ impl GpuContext {
             layout: &kernel.layout,
             entries: &entries,
         })
+    }
+
+    /// The stride of records of `size` bytes in a [`Binding::Records`] buffer: the
+    /// device's alignment of uniform offsets.
+    pub fn record_stride(&self, size: usize) -> u64 {
+        (size as u64).next_multiple_of(u64::from(self.limits.min_uniform_buffer_offset_alignment))
     }
 
     /// A buffer of `size` bytes with `usage`, from the pool when one of that size and
@@ -535,10 +573,22 @@ pub fn dispatch(
     bind_group: &wgpu::BindGroup,
     workgroups: (u32, u32, u32),
 ) {
+    dispatch_at(enc, kernel, entry, (bind_group, None), workgroups);
+}
+
+/// [`dispatch`] with the bind group's [`Binding::Records`] buffer read at byte `offset`
+/// (a multiple of [`GpuContext::record_stride`]), when given.
+pub fn dispatch_at(
+    enc: &mut wgpu::CommandEncoder,
+    kernel: &Kernel,
+    entry: &str,
+    (bind_group, offset): (&wgpu::BindGroup, Option<u32>),
+    workgroups: (u32, u32, u32),
+) {
     let mut pass = enc.begin_compute_pass(&Default::default());
     // Invariant: callers name entry points compiled with the kernel.
     pass.set_pipeline(&kernel.pipelines[entry]);
-    pass.set_bind_group(0, bind_group, &[]);
+    pass.set_bind_group(0, bind_group, offset.as_slice());
     let x = if fault::due() { u32::MAX } else { workgroups.0 };
     pass.dispatch_workgroups(x, workgroups.1, workgroups.2);
 }

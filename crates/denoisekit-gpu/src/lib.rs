@@ -82,6 +82,13 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         auto: AutoUse::Gpu,
     },
     GpuMethod {
+        id: "bm3d",
+        #[cfg(feature = "wgpu")]
+        run: methods::bm3d::run,
+        kernels: &["bm3d"],
+        auto: AutoUse::Cpu("not yet measured against the CPU on a hardware GPU"),
+    },
+    GpuMethod {
         id: "median",
         #[cfg(feature = "wgpu")]
         run: methods::median::run,

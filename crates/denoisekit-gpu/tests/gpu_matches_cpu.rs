@@ -451,6 +451,57 @@ fn spectral_filters_in_chunks_of_lines_equal_one_chunk() {
 }
 
 #[test]
+fn bm3d_on_the_gpu_keeps_the_cpu_psnr_in_any_number_of_bands() {
+    // Issue 22's criterion: the same PSNR within 0.05 dB. The GPU adds each group's
+    // estimates through atomics, in no fixed order, so the results are compared with the
+    // CPU's rather than with each other; bands of a few reference rows (one submission
+    // each) must give the same image as one band.
+    let Some(ctx) = context() else { return };
+    let scene = phantom(&PhantomSpec {
+        shape: (1, 96, 104),
+        seed: 18,
+        ..Default::default()
+    });
+    let img = scene.noisy.view();
+    let (lo, hi) = min_max(&img);
+    let range = f64::from(hi - lo);
+    let tol = denoisekit_core::find("bm3d")
+        .unwrap()
+        .gpu_tolerance
+        .unwrap();
+    // The host on its own, without the variance-stabilising wrapper of `run`.
+    let values = ParamValues::new().set("noise_model", "gaussian");
+    let (_, resolved) = denoisekit_core::prepare("bm3d", &img, &values).unwrap();
+    let cpu = denoisekit_core::run("bm3d", img, &values, &Control::new()).unwrap();
+    let psnr =
+        |v: &Volume| denoisekit_core::metrics::psnr(&scene.clean.view(), &v.view(), range).unwrap();
+    // The plane's sums take 2 x 96 x 104 floats: a limit of that lets a band hold 17 of
+    // the 31 rows of 35 references (33 values each), so the plane takes two bands.
+    let sums = 2 * 96 * 104 * 4;
+    for limit in [None, Some(sums)] {
+        let gpu = denoisekit_gpu::methods::bm3d::run(ctx, img, &resolved, &Control::new(), limit)
+            .unwrap();
+        let d = max_rel_diff(&gpu, &cpu, hi - lo);
+        let (pg, pc) = (psnr(&gpu), psnr(&cpu));
+        eprintln!(
+            "bm3d, group lists up to {limit:?} bytes: GPU-CPU = {d:.2e} of range, PSNR {pg:.3} / {pc:.3} dB"
+        );
+        assert!(d <= tol, "{limit:?}: GPU-CPU = {d} of range > {tol}");
+        assert!(
+            (pg - pc).abs() <= 0.05,
+            "{limit:?}: PSNR {pg} on the GPU, {pc} on the CPU"
+        );
+        assert!(pc > psnr(&scene.noisy) + 3.0, "BM3D denoises: {pc} dB");
+    }
+    let r =
+        denoisekit_gpu::methods::bm3d::run(ctx, img, &resolved, &Control::new(), Some(sums - 4));
+    assert!(
+        matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn zs_n2n_in_bands_of_rows_equals_one_band() {
     // The first layer's buffer holds as many rows as fit: a limit of a few rows' worth
     // gives the same values as the whole plane at once, and one below three rows is
@@ -625,6 +676,19 @@ fn demanding_settings_hold_their_tolerance() {
             rl("gaussian", 0.002, 30)
                 .set("psf_sigma_z", 1)
                 .set("start", "image"),
+        ),
+        // BM3D: the widest search at every position, with a plane smaller than a patch
+        // (mirrored up to one) and planes of a stack each on their own.
+        (
+            "bm3d",
+            &shape((1, 40, 44), 15),
+            ParamValues::new().set("step", 1).set("search_radius", 30),
+        ),
+        ("bm3d", &shape((1, 5, 6), 16), ParamValues::new()),
+        (
+            "bm3d",
+            &shape((3, 9, 12), 17),
+            ParamValues::new().set("stages", "hard"),
         ),
         // The iterates are the CPU's (bit-identical on lavapipe); where to stop is decided
         // from energies summed in f32 on the GPU and in f64 on the CPU, so with a tolerance

@@ -98,7 +98,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     dims: Dims::D2D3,
     params: Bm3dParams::SPECS,
     images: &[],
-    gpu_tolerance: None,
+    gpu_tolerance: Some(1e-3),
     identity: &[("sigma", "0")],
     quick: &[("search_radius", "6")],
     support,
@@ -112,15 +112,17 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
 };
 
 /// Patch side.
-const K: usize = 8;
-/// Most patches per group: basic and final estimate.
-const N_HARD: usize = 16;
-const N_WIENER: usize = 32;
+pub const K: usize = 8;
+/// Most patches per group in the basic estimate.
+pub const N_HARD: usize = 16;
+/// Most patches per group in the final estimate.
+pub const N_WIENER: usize = 32;
 /// Hard threshold, in units of σ.
-const LAMBDA_3D: f32 = 2.7;
-/// Matching thresholds, in units of σ² (see the module docs).
-const TAU_HARD: f32 = 4.0;
-const TAU_WIENER: f32 = 1.0;
+pub const LAMBDA_3D: f32 = 2.7;
+/// Matching threshold of the basic estimate, in units of σ² (see the module docs).
+pub const TAU_HARD: f32 = 4.0;
+/// Matching threshold of the final estimate, in units of σ².
+pub const TAU_WIENER: f32 = 1.0;
 /// Reference rows per parallel task.
 const BAND_REFS: usize = 16;
 // The reference grid is anchored to the image corner, so no crop reproduces it.
@@ -153,6 +155,61 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// assert!(err(&out) < 0.1 * err(&noisy));
 /// ```
 pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Result<Volume> {
+    let Some(plan) = plan(input, p)? else {
+        return Ok(input.to_owned());
+    };
+    let s = Shape::of(&input);
+    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
+    let progress = Progress {
+        ctl,
+        total: plan.progress_total(s.depth, s.height),
+    };
+    for z in 0..s.depth {
+        ctl.checkpoint()?;
+        let w = s.width.max(K);
+        let (plane, mean) = centred_plane(input, z);
+        let img = Plane {
+            data: &plane,
+            h: plane.len() / w,
+            w,
+        };
+        let basic = stage(&img, &img, Filter::Hard, &plan, &progress)?;
+        let result = if plan.stages == 2 {
+            let b = Plane { data: &basic, ..img };
+            stage(&img, &b, Filter::Wiener, &plan, &progress)?
+        } else {
+            basic
+        };
+        uncentre_plane(&result, w, mean, out.slice_mut(s![z, .., ..]));
+    }
+    Ok(out)
+}
+
+/// What both devices run for one job (see [`plan`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// The noise's standard deviation, capped at a million times the image's range.
+    pub sigma: f32,
+    /// 1 (hard thresholding only) or 2 (then Wiener filtering).
+    pub stages: usize,
+    /// Distance between reference patches.
+    pub step: usize,
+    /// Half-width of the search window.
+    pub search_radius: usize,
+}
+
+impl Plan {
+    /// Progress units of a job: one per row of references, per stage and plane.
+    pub fn progress_total(&self, depth: usize, height: usize) -> u64 {
+        (depth * self.stages * grid(height.max(K), self.step).len()) as u64
+    }
+}
+
+/// Validates the job and returns its plan, or `None` where the result is the input.
+///
+/// # Errors
+/// [`crate::DenoiseError::ParamOutOfRange`], [`crate::DenoiseError::InvalidInput`].
+pub fn plan(input: VolumeView<'_>, p: &Bm3dParams) -> Result<Option<Plan>> {
     p.validate()?;
     check_input(&input)?;
     let (lo, hi) = crate::volume::min_max(&input);
@@ -161,57 +218,49 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
     // result would be the input. Noise beyond a million times the range flattens every
     // group to its mean already; capping it keeps σ² finite in f32.
     if p.sigma <= 1e-6 * range || range == 0.0 {
-        return Ok(input.to_owned());
+        return Ok(None);
     }
-    let sigma = p.sigma.min(1e6 * range) as f32;
+    Ok(Some(Plan {
+        sigma: p.sigma.min(1e6 * range) as f32,
+        stages: match p.stages {
+            Stages::Both => 2,
+            Stages::Hard => 1,
+        },
+        step: p.step,
+        search_radius: p.search_radius,
+    }))
+}
+
+/// Plane `z` as BM3D filters it: mirrored up to a patch where it is smaller, minus its
+/// mean; with that mean. Its width is `max(width, K)`.
+pub fn centred_plane(input: VolumeView<'_>, z: usize) -> (Vec<f32>, f64) {
     let s = Shape::of(&input);
-    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
-    let stages = match p.stages {
-        Stages::Both => 2,
-        Stages::Hard => 1,
+    let (h, w) = (s.height.max(K), s.width.max(K));
+    let sym = |i: usize, n: usize| {
+        BorderMode::Symmetric
+            .index(i as isize, n)
+            .expect("symmetric extension always maps inside")
     };
-    let progress = Progress {
-        ctl,
-        total: (s.depth * stages * grid(s.height.max(K), p.step).len()) as u64,
-    };
-    for z in 0..s.depth {
-        ctl.checkpoint()?;
-        // Planes smaller than a patch are mirrored up to one.
-        let (h, w) = (s.height.max(K), s.width.max(K));
-        let sym = |i: usize, n: usize| {
-            BorderMode::Symmetric
-                .index(i as isize, n)
-                .expect("symmetric extension always maps inside")
-        };
-        // Working around the plane's mean keeps the f32 transforms precise on images with
-        // a large offset (a camera baseline), and makes the result commute with offsets.
-        let mean = (input.slice(s![z, .., ..]).iter())
-            .map(|&v| f64::from(v))
-            .sum::<f64>()
-            / (s.height * s.width) as f64;
-        let plane: Vec<f32> = (0..h * w)
-            .map(|i| {
-                (f64::from(input[(z, sym(i / w, s.height), sym(i % w, s.width))]) - mean) as f32
-            })
-            .collect();
-        let img = Plane { data: &plane, h, w };
-        let basic = stage(&img, &img, Filter::Hard, sigma, p, &progress)?;
-        let result = if stages == 2 {
-            let b = Plane { data: &basic, h, w };
-            stage(&img, &b, Filter::Wiener, sigma, p, &progress)?
-        } else {
-            basic
-        };
-        let rows: Vec<f32> = (0..s.height)
-            .flat_map(|y| result[y * w..y * w + s.width].iter())
-            .map(|&v| (f64::from(v) + mean) as f32)
-            .collect();
-        out.slice_mut(s![z, .., ..])
-            .iter_mut()
-            .zip(rows)
-            .for_each(|(o, v)| *o = v);
+    // Working around the plane's mean keeps the f32 transforms precise on images with a
+    // large offset (a camera baseline), and makes the result commute with offsets.
+    let mean = (input.slice(s![z, .., ..]).iter())
+        .map(|&v| f64::from(v))
+        .sum::<f64>()
+        / (s.height * s.width) as f64;
+    let plane = (0..h * w)
+        .map(|i| (f64::from(input[(z, sym(i / w, s.height), sym(i % w, s.width))]) - mean) as f32)
+        .collect();
+    (plane, mean)
+}
+
+/// Writes a filtered plane of width `w` (from [`centred_plane`]) into `out`: its top-left
+/// part of `out`'s shape, plus `mean`.
+pub fn uncentre_plane(result: &[f32], w: usize, mean: f64, mut out: ndarray::ArrayViewMut2<'_, f32>) {
+    for (y, mut row) in out.rows_mut().into_iter().enumerate() {
+        for (o, &v) in row.iter_mut().zip(&result[y * w..]) {
+            *o = (f64::from(v) + mean) as f32;
+        }
     }
-    Ok(out)
 }
 
 struct Progress<'a> {
@@ -233,7 +282,7 @@ enum Filter {
 }
 
 /// Reference positions along an axis of length `n` (≥ K): every `step`, plus the last.
-fn grid(n: usize, step: usize) -> Vec<usize> {
+pub fn grid(n: usize, step: usize) -> Vec<usize> {
     let last = n - K;
     let mut g: Vec<usize> = (0..=last).step_by(step).collect();
     if g.last() != Some(&last) {
@@ -248,14 +297,14 @@ fn stage(
     noisy: &Plane<'_>,
     guide: &Plane<'_>,
     filter: Filter,
-    sigma: f32,
-    p: &Bm3dParams,
+    plan: &Plan,
     progress: &Progress<'_>,
 ) -> Result<Vec<f32>> {
     let (h, w) = (noisy.h, noisy.w);
-    let ys = grid(h, p.step);
-    let xs = grid(w, p.step);
-    let sr = p.search_radius;
+    let ys = grid(h, plan.step);
+    let xs = grid(w, plan.step);
+    let sr = plan.search_radius;
+    let sigma = plan.sigma;
     let (n_max, tau) = match filter {
         Filter::Hard => (N_HARD, TAU_HARD * sigma * sigma),
         Filter::Wiener => (N_WIENER, TAU_WIENER * sigma * sigma),
@@ -537,7 +586,8 @@ fn prev_power_of_two(n: usize) -> usize {
     }
 }
 
-type Patch = [[f32; K]; K];
+/// An 8×8 patch, or a matrix acting on one.
+pub type Patch = [[f32; K]; K];
 
 /// The 8-point DCT of every horizontal run of 8 pixels starting in rows `top..bottom`.
 struct RowDct {
@@ -654,7 +704,7 @@ fn filter_group(
 }
 
 /// The orthonormal 8-point DCT-II matrix: `C[k][n] = a(k) cos(π (2n + 1) k / 16)`.
-fn dct_matrix() -> Patch {
+pub fn dct_matrix() -> Patch {
     let mut c = [[0.0f32; K]; K];
     for (k, row) in c.iter_mut().enumerate() {
         let a = if k == 0 {
@@ -761,7 +811,7 @@ fn map2(a: &Patch, b: &Patch, f: impl Fn(f32, f32) -> f32) -> Patch {
 }
 
 /// The 8×8 Kaiser window (β = 2) used to put filtered patches back.
-fn kaiser_window() -> Patch {
+pub fn kaiser_window() -> Patch {
     // Zeroth-order modified Bessel function of the first kind, by its power series.
     let i0 = |x: f64| {
         let (mut sum, mut term) = (1.0, 1.0);
