@@ -60,6 +60,21 @@ def test_weights_trained_in_python_replay_on_the_command_line(cli, noisy2d, tmp_
         dk.denoise(other, "zs_n2n", weights=tmp_path / "missing.json")
 
 
+def test_supervised_training_takes_its_clean_target_as_an_array(nuclei, tmp_path):
+    """training=pairs: the clean image is an array like the input; its own gain and offset
+    do not matter, and the weights replay without it. Without a target the error names it."""
+    rng = np.random.default_rng(11)
+    clean = nuclei[100:164, 150:214].astype(np.float32)
+    noisy = (clean + rng.normal(0, 12, clean.shape)).astype(np.float32)
+    weights = tmp_path / "pairs.json"
+    out = dk.denoise(noisy, "zs_n2n", backend="cpu", training="pairs", target=0.5 * clean + 7,
+                     steps=60, save_weights=weights)
+    assert np.mean((out - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
+    np.testing.assert_array_equal(dk.denoise(noisy, "zs_n2n", weights=weights), out)
+    with pytest.raises(ValueError, match="target"):
+        dk.denoise(noisy, "zs_n2n", training="pairs", steps=5)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
 def test_integer_and_double_inputs_are_read_in_their_own_units(noisy2d, dtype):
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None

@@ -93,7 +93,7 @@ fn stated_working_memory_bounds_what_every_method_allocates() {
                 // Memory does not grow with training steps or iterations.
                 let values = quick(m, &values);
                 // A choice that needs an image (psf=image) gets the descriptor's example.
-                let values = m.with_example_images(&values, shape);
+                let values = m.with_example_images(&values, img.view());
                 let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &values).unwrap();
                 let need = memory::need(m, Shape::of(&img.view()), &r).unwrap();
                 // Scratch kept from earlier jobs would hide this job's own: start clean on

@@ -35,7 +35,7 @@ fn noisy_3d() -> (Volume, Volume) {
 fn shape_is_preserved_and_input_untouched() {
     for m in registry() {
         for (_, noisy) in [noisy_2d(), noisy_3d()] {
-            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), noisy.dim()) {
+            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), noisy.view()) {
                 let before = noisy.clone();
                 let out = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
                 assert_eq!(out.dim(), noisy.dim(), "{}", m.id);
@@ -65,9 +65,9 @@ fn parameters_along_z_change_nothing_on_a_2d_image() {
             );
         }
         let z = quick(m, &three_d_values(m.id));
-        for (plain, with_z) in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.dim())
+        for (plain, with_z) in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.view())
             .into_iter()
-            .zip(with_image_inputs(m, &z, noisy.dim()))
+            .zip(with_image_inputs(m, &z, noisy.view()))
         {
             let a = run(m.id, noisy.view(), &plain, &Control::new()).unwrap();
             let b = run(m.id, noisy.view(), &with_z, &Control::new()).unwrap();
@@ -141,14 +141,14 @@ fn camera_parameters_change_nothing_under_another_noise_model() {
         let a = run(
             m.id,
             noisy.view(),
-            &m.with_example_images(&base, noisy.dim()),
+            &m.with_example_images(&base, noisy.view()),
             &Control::new(),
         )
         .unwrap();
         let b = run(
             m.id,
             noisy.view(),
-            &m.with_example_images(&changed, noisy.dim()),
+            &m.with_example_images(&changed, noisy.view()),
             &Control::new(),
         )
         .unwrap();
@@ -168,7 +168,7 @@ fn same_input_gives_the_same_output() {
     // file gives the same pixels.
     let (_, noisy) = noisy_2d();
     for m in registry() {
-        for values in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.dim()) {
+        for values in with_image_inputs(m, &quick(m, &ParamValues::new()), noisy.view()) {
             let a = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
             let b = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
             assert_eq!(
@@ -192,7 +192,7 @@ fn constant_image_is_unchanged() {
         };
         for shape in [(1, 20, 17), (4, 9, 11)] {
             let img = Array3::<f32>::from_elem(shape, 1234.5);
-            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), shape) {
+            for values in with_image_inputs(m, &quick(m, &three_d_values(m.id)), img.view()) {
                 let out = run(m.id, img.view(), &values, &Control::new()).unwrap();
                 let worst = out.iter().map(|v| (v - want).abs()).fold(0.0f32, f32::max);
                 assert!(
@@ -240,7 +240,7 @@ fn error_on_phantom_goes_down() {
         };
         for (clean, noisy) in cases {
             // The example PSF image is the blur's own PSF.
-            for values in with_image_inputs(m, &three_d_values(m.id), noisy.dim()) {
+            for values in with_image_inputs(m, &three_d_values(m.id), noisy.view()) {
                 let out = run(m.id, noisy.view(), &values, &Control::new()).unwrap();
                 let before = mse(&clean.view(), &noisy.view()).unwrap();
                 let after = mse(&clean.view(), &out.view()).unwrap();
@@ -424,7 +424,7 @@ fn deconvolution_commutes_with_scaling() {
         .iter()
         .filter(|m| m.kind == MethodKind::Deconvolve)
     {
-        for values in with_image_inputs(m, &ParamValues::new(), seen.dim()) {
+        for values in with_image_inputs(m, &ParamValues::new(), seen.view()) {
             let a = run(m.id, seen.view(), &values, &Control::new()).unwrap();
             let scaled = seen.mapv(|v| 300.0 * v);
             let b = run(m.id, scaled.view(), &values, &Control::new()).unwrap();
@@ -589,7 +589,7 @@ fn unknown_method_lists_the_registry() {
 fn cancelled_control_stops_every_method() {
     let (_, noisy) = noisy_2d();
     for m in registry() {
-        for values in with_image_inputs(m, &ParamValues::new(), noisy.dim()) {
+        for values in with_image_inputs(m, &ParamValues::new(), noisy.view()) {
             let ctl = Control::new();
             ctl.cancel();
             let r = run(m.id, noisy.view(), &values, &ctl);

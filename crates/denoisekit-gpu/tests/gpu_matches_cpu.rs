@@ -77,7 +77,7 @@ fn every_gpu_method_matches_cpu() {
             let (lo, hi) = min_max(&img.view());
             for values in &settings {
                 // A choice that needs an image (psf=image) gets the descriptor's example.
-                let values = &m.with_example_images(values, img.dim());
+                let values = &m.with_example_images(values, img.view());
                 let gpu = run(m.id, img.view(), values, Backend::Gpu, &Control::new());
                 let cpu = run(m.id, img.view(), values, Backend::Cpu, &Control::new());
                 // A setting a shape cannot take (a 3D PSF on a plane) is the same error.
@@ -740,7 +740,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
     // Widths padded or not, patches smaller than the image and as wide as it, one step
     // and many.
     let Some(ctx) = context() else { return };
-    use denoisekit_core::methods::zs_n2n::{ZsN2nParams, train};
+    use denoisekit_core::methods::zs_n2n::{Data, ZsN2nParams, train};
     use denoisekit_core::volume::Shape;
     let img = phantom(&PhantomSpec {
         shape: (2, 40, 36),
@@ -778,18 +778,21 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             learning_rate: 0.002,
             patch,
             seed: 4,
+            training: denoisekit_core::Training::Zero,
             train_region: Default::default(),
             weights: Default::default(),
             save_weights: Default::default(),
         };
         let mut cpu_losses = Vec::new();
-        let cpu = train(&norm, s, &p, |l, _| {
+        let cpu = train(Data::of(&norm), s, &p, |l, _| {
             cpu_losses.push(l);
             Ok(())
         })
         .unwrap()
         .flat();
-        let cpu_nudged = train(&nudged, s, &p, |_, _| Ok(())).unwrap().flat();
+        let cpu_nudged = train(Data::of(&nudged), s, &p, |_, _| Ok(()))
+            .unwrap()
+            .flat();
         let mut gpu_losses = Vec::new();
         let gpu = denoisekit_gpu::methods::zs_n2n_train::train(
             ctx,

@@ -687,11 +687,11 @@ pub struct ImageInput {
     /// The choice that needs it, as `(parameter key, option)`; the image is ignored
     /// under any other option.
     pub when: (&'static str, &'static str),
-    /// A valid image for an input of shape (depth, height, width), for tests, demos and
-    /// fuzzing seeds: with it, the method's result under `when` matches its default one
-    /// (for a PSF: the default model sampled).
+    /// A valid image to go with `input`, for tests, demos and fuzzing seeds: for a PSF,
+    /// the default model sampled (the result under `when` then matches the default one);
+    /// for a training target, a smoothed copy of the input.
     #[serde(skip)]
-    pub example: fn((usize, usize, usize)) -> Volume,
+    pub example: fn(VolumeView<'_>) -> Volume,
 }
 
 /// An image given with a job, shared rather than copied between the values, the
@@ -1045,21 +1045,17 @@ impl MethodDescriptor {
     }
 
     /// `values` with the [`ImageInput::example`] image of every input that they select,
-    /// for an input of shape `dims`.
-    pub fn with_example_images(
-        &self,
-        values: &ParamValues,
-        dims: (usize, usize, usize),
-    ) -> ParamValues {
+    /// for `input`.
+    pub fn with_example_images(&self, values: &ParamValues, input: VolumeView<'_>) -> ParamValues {
         let mut v = values.clone();
-        for input in self.images {
-            let (key, option) = input.when;
+        for spec in self.images {
+            let (key, option) = spec.when;
             let chosen = values
                 .pairs()
                 .iter()
                 .any(|(k, val)| k == key && val.trim().eq_ignore_ascii_case(option));
             if chosen {
-                v.insert_image(input.key, (input.example)(dims));
+                v.insert_image(spec.key, (spec.example)(input));
             }
         }
         v

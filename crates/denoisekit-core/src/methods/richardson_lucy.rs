@@ -176,7 +176,8 @@ pub const PSF_IMAGE: &str = "psf_image";
 
 /// The default Gaussian PSF (σ 1.5 in x and y; on a stack also 1 across planes, the
 /// tests' 3D setting) as an image: the example PSF image.
-fn example_psf((depth, _, _): (usize, usize, usize)) -> Volume {
+fn example_psf(input: VolumeView<'_>) -> Volume {
+    let depth = input.dim().0;
     sampled_gaussian_psf(1.5, if depth > 1 { 1.0 } else { 0.0 })
 }
 

@@ -120,6 +120,18 @@ impl Gat {
         })
     }
 
+    /// The forward transform undone value by value, back in grey levels: not an estimate
+    /// of the mean (that is [`Gat::inverse`]'s job), the values that were transformed,
+    /// except where the transform clipped them at its floor.
+    pub fn undo(&self, v: &VolumeView<'_>) -> Volume {
+        let c = 0.375 + self.s * self.s;
+        let (a, mu) = (self.gain, self.offset);
+        v.mapv(|d| {
+            let half = f64::from(d) / 2.0;
+            (a * (half * half - c) + mu) as f32
+        })
+    }
+
     /// The exact unbiased inverse, back in grey levels.
     pub fn inverse(&self, mut d: Volume) -> Volume {
         let (a, mu) = (self.gain, self.offset);

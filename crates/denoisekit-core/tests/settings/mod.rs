@@ -2,20 +2,20 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
-use denoisekit_core::{MethodDescriptor, ParamValues};
+use denoisekit_core::{MethodDescriptor, ParamValues, VolumeView};
 
-/// The settings a table-driven test runs method `m` with on an input of shape `dims`:
-/// `base`, then `base` with each image input (a measured PSF) selected and given the
+/// The settings a table-driven test runs method `m` with on `input`: `base`, then `base`
+/// with each image input (a measured PSF, a training target) selected and given the
 /// descriptor's example image.
 pub fn with_image_inputs(
     m: &MethodDescriptor,
     base: &ParamValues,
-    dims: (usize, usize, usize),
+    input: VolumeView<'_>,
 ) -> Vec<ParamValues> {
-    let mut all = vec![m.with_example_images(base, dims)];
-    for input in m.images {
-        let (key, option) = input.when;
-        all.push(m.with_example_images(&base.clone().set(key, option), dims));
+    let mut all = vec![m.with_example_images(base, input)];
+    for spec in m.images {
+        let (key, option) = spec.when;
+        all.push(m.with_example_images(&base.clone().set(key, option), input));
     }
     all
 }

@@ -8,7 +8,7 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
-use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with};
+use denoisekit_core::methods::zs_n2n::{FLIPS, Training, ZsN2nParams, train_or_load_with};
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -49,6 +49,11 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
+    if p.training == Training::Pairs && p.weights.get().is_none() {
+        return Err(GpuError::Unsupported(
+            "no GPU kernel for supervised training (training=pairs) yet".into(),
+        ));
+    }
     let s = Shape::of(&input);
     let limit = ctx.buffer_limit(max_tile_bytes);
     // Refused before any training, so that a job the device cannot hold does not train
@@ -59,9 +64,11 @@ pub fn run(
     }
     let trained = train_or_load_with(
         input,
+        // Only the CPU trains towards a target (refused above).
+        None,
         &p,
         ctl,
-        |norm, s, p, step_done| zs_n2n_train::train(ctx, norm, s, p, limit, step_done),
+        |data, s, p, step_done| zs_n2n_train::train(ctx, data.norm, s, p, limit, step_done),
         |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, limit, None),
     )?;
     let Some(t) = trained else {

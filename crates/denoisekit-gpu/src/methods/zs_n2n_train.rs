@@ -12,7 +12,7 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::zs_n2n::net::{Net, SLOPE};
 use denoisekit_core::methods::zs_n2n::{
-    ADAM_B1, ADAM_B2, ADAM_EPS, Schedule, StepDone, ZsN2nParams, halves, patch_side,
+    ADAM_B1, ADAM_B2, ADAM_EPS, Data, Schedule, StepDone, ZsN2nParams, halves, patch_side,
 };
 use denoisekit_core::volume::Shape;
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ pub fn train(
     limit: u64,
     step_done: &mut StepDone<'_, GpuError>,
 ) -> Result<Net, GpuError> {
-    let (mut schedule, net) = Schedule::new(norm, s, p)?;
+    let (mut schedule, net) = Schedule::new(Data::of(norm), s, p)?;
     let c = net.c;
     let flat = net.flat();
     let n = flat.len();
