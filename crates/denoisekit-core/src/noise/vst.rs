@@ -132,6 +132,29 @@ impl Gat {
         })
     }
 
+    /// What the forward transform of noisy values gives on average, `E[f(z) | y]`, for
+    /// images of means (a clean frame average): the values the unbiased inverse maps back
+    /// to them. [`Gat::forward`] of a mean is larger at low counts (`f` is concave).
+    pub fn forward_mean(&self, v: &VolumeView<'_>) -> Volume {
+        let (a, mu) = (self.gain, self.offset);
+        v.mapv(|z| self.expected(((f64::from(z) - mu) / a).max(0.0)) as f32)
+    }
+
+    /// `E[f | y]` for a mean of `y ≥ 0` photons: the table, linearly interpolated, and
+    /// beyond it the closed form's inverse (one Newton step from `2√(y + ⅛ + s²)`, which
+    /// at 1000 photons is already within 1e-5 of it).
+    fn expected(&self, y: f64) -> f64 {
+        if y < Y_MAX {
+            let t = &self.table;
+            let at = (y / Y_MAX).sqrt() * (N_TABLE - 1) as f64;
+            let i = (at as usize).min(N_TABLE - 2);
+            let (y0, y1) = (y_at(i), y_at(i + 1));
+            return t[i] + (y - y0) / (y1 - y0) * (t[i + 1] - t[i]);
+        }
+        let d = 2.0 * (y + 0.125 + self.s * self.s).sqrt();
+        d - (closed_form(d, self.s) - y) / (d / 2.0)
+    }
+
     /// The exact unbiased inverse, back in grey levels.
     pub fn inverse(&self, mut d: Volume) -> Volume {
         let (a, mu) = (self.gain, self.offset);
@@ -244,6 +267,28 @@ fn expectation_table(s: f64) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::phantom::Rng;
+
+    #[test]
+    fn forward_mean_is_what_the_inverse_maps_back() {
+        for (gain, offset, read) in [(1.0, 0.0, 0.0), (2.5, 100.0, 3.0), (0.5, 10.0, 1.0)] {
+            let gat = Gat::new(gain, offset, read);
+            for y in [0.0, 0.2, 1.0, 3.0, 40.0, 999.0, 1000.0, 5000.0] {
+                let z = ndarray::Array3::from_elem((1, 1, 1), (gain * y + offset) as f32);
+                let back = gat.inverse(gat.forward_mean(&z.view()))[(0, 0, 0)];
+                let want = (gain * y + offset) as f32;
+                assert!(
+                    (back - want).abs() <= 1e-3 * want.abs().max(gain as f32),
+                    "{y}: {back} against {want}"
+                );
+                // At low counts the transform of the mean is larger than its mean.
+                if (0.2..=3.0).contains(&y) {
+                    assert!(
+                        gat.forward(&z.view())[(0, 0, 0)] > gat.forward_mean(&z.view())[(0, 0, 0)]
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_inverse_is_unbiased_where_the_algebraic_one_is_not() {

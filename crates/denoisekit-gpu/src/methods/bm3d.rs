@@ -30,6 +30,11 @@ const WGSL: &str = include_str!("bm3d.wgsl");
 const GROUP_STRIDE: usize = N_WIENER + 1;
 /// The most bytes of group lists one band of reference rows may fill.
 const GROUP_BYTES: u64 = 64 << 20;
+/// The most candidate patches one band of reference rows may compare (a bound on one
+/// submission's work), so that cancel and progress answer within a fraction of a second
+/// and no dispatch nears the watchdog that resets a display GPU after about 2 s: at the
+/// defaults on 2048 x 2048, six bands per stage.
+const BAND_CANDIDATES: usize = 1 << 26;
 
 uniforms! {
     wgsl = WGSL;
@@ -86,7 +91,9 @@ pub fn run(
     }
     let (refs_x, refs_y) = (grid(w, plan.step).len(), grid(h, plan.step).len());
     let row_bytes = (refs_x * GROUP_STRIDE * 4) as u64;
+    let window = (2 * plan.search_radius + 1).pow(2);
     let band = ((limit.min(GROUP_BYTES) / row_bytes) as usize)
+        .min(BAND_CANDIDATES / (refs_x * window))
         .clamp(1, refs_y)
         .min(ctx.limits.max_compute_workgroups_per_dimension as usize);
     if refs_x > ctx.limits.max_compute_workgroups_per_dimension as usize {
@@ -110,45 +117,9 @@ pub fn run(
     // (search window plus patch) even where the last grid position is pulled in to fit.
     let period = (2 * plan.search_radius + K).div_ceil(plan.step) + 1;
     let stride = ctx.record_stride(size_of::<Uniforms>());
-    let mut records: Vec<u8> = Vec::new();
-    let mut record = |u: Uniforms| {
-        let at = records.len() as u32;
-        records.extend(bytemuck::bytes_of(&u));
-        records.resize(records.len().next_multiple_of(stride as usize), 0);
-        at
-    };
-    // Per stage, per band: the record for matching and normalising, the band's rows, and
-    // its colours' records and workgroup counts.
-    type Band = (u32, usize, Vec<(u32, u32, u32)>);
-    let stages: Vec<Vec<Band>> = (0..plan.stages)
-        .map(|stage| {
-            (0..refs_y)
-                .step_by(band)
-                .map(|row0| {
-                    let rows = band.min(refs_y - row0);
-                    let u = uniforms(&plan, (w, h), (refs_x, refs_y), (row0, rows), stage == 1);
-                    let main = record(Uniforms {
-                        period: period as u32,
-                        ..u
-                    });
-                    let colors = (0..period.min(rows))
-                        .flat_map(|cy| (0..period.min(refs_x)).map(move |cx| (cx, cy)))
-                        .map(|(cx, cy)| {
-                            let at = record(Uniforms {
-                                color_x: cx as u32,
-                                color_y: cy as u32,
-                                period: period as u32,
-                                ..u
-                            });
-                            let n = |len: usize, c: usize| (len - c).div_ceil(period) as u32;
-                            (at, n(refs_x, cx), n(rows, cy))
-                        })
-                        .collect();
-                    (main, rows, colors)
-                })
-                .collect()
-        })
-        .collect();
+    // One band's records (matching and normalising, then one per colour), rewritten
+    // before each band: at most 1 + 69² of them (search radius 30, step 1), 3.7 MB.
+    let capacity = (1 + period.min(band) * period.min(refs_x)) as u64 * stride;
     let total = plan.progress_total(d, height);
     let mut out = Volume::zeros((d, height, width));
     ctx.scoped(|| -> Result<(), GpuError> {
@@ -156,7 +127,12 @@ pub fn run(
         let basic = ctx.storage("bm3d.basic", h * w);
         let acc = ctx.storage("bm3d.acc", 2 * h * w);
         let lists = ctx.storage("bm3d.groups", band * refs_x * GROUP_STRIDE);
-        let params = ctx.uniform("bm3d.params", &records);
+        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bm3d.params"),
+            size: capacity,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let bg = ctx.bind_records(
             &kernel,
             "bm3d",
@@ -167,16 +143,38 @@ pub fn run(
             let (plane, mean) = centred_plane(input, z);
             ctx.queue
                 .write_buffer(&noisy, 0, bytemuck::cast_slice(&plane));
-            for bands in &stages {
+            for stage in 0..plan.stages {
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 enc.clear_buffer(&acc, 0, None);
                 ctx.queue.submit([enc.finish()]);
-                for (main, rows, colors) in bands {
+                for row0 in (0..refs_y).step_by(band) {
                     ctl.checkpoint()?;
+                    let rows = band.min(refs_y - row0);
+                    let u = Uniforms {
+                        period: period as u32,
+                        ..uniforms(&plan, (w, h), (refs_x, refs_y), (row0, rows), stage == 1)
+                    };
+                    let mut records = bytemuck::bytes_of(&u).to_vec();
+                    let mut colors = Vec::new();
+                    for cy in 0..period.min(rows) {
+                        for cx in 0..period.min(refs_x) {
+                            records.resize(records.len().next_multiple_of(stride as usize), 0);
+                            let at = records.len() as u32;
+                            records.extend(bytemuck::bytes_of(&Uniforms {
+                                color_x: cx as u32,
+                                color_y: cy as u32,
+                                ..u
+                            }));
+                            let n = |len: usize, c: usize| (len - c).div_ceil(period) as u32;
+                            colors.push((at, n(refs_x, cx), n(rows, cy)));
+                        }
+                    }
+                    // Ordered after the previous band's submission, before this one's.
+                    ctx.queue.write_buffer(&params, 0, &records);
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
-                    let grid = (groups(refs_x, 8), groups(*rows, 8), 1);
-                    dispatch_at(&mut enc, &kernel, "match_refs", (&bg, Some(*main)), grid);
-                    for &(at, nx, ny) in colors {
+                    let grid = (groups(refs_x, 8), groups(rows, 8), 1);
+                    dispatch_at(&mut enc, &kernel, "match_refs", (&bg, Some(0)), grid);
+                    for (at, nx, ny) in colors {
                         dispatch_at(
                             &mut enc,
                             &kernel,
@@ -192,17 +190,11 @@ pub fn run(
                             timeout: None,
                         })
                         .map_err(|e| GpuError::Map(e.to_string()))?;
-                    ctl.advance(*rows as u64, total)?;
+                    ctl.advance(rows as u64, total)?;
                 }
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 let grid = (groups(w, 16), groups(h, 16), 1);
-                dispatch_at(
-                    &mut enc,
-                    &kernel,
-                    "normalize",
-                    (&bg, Some(bands[0].0)),
-                    grid,
-                );
+                dispatch_at(&mut enc, &kernel, "normalize", (&bg, Some(0)), grid);
                 ctx.queue.submit([enc.finish()]);
             }
             let result = ctx.read_back(&basic, h * w)?;

@@ -49,7 +49,7 @@
 //! the same way. Only the CPU trains towards a target: with `backend=gpu` such a job runs
 //! on the CPU and says so (saved weights apply on the GPU as any). On the W2S pairs,
 //! trained on one field and applied to another of the same channel, it gains 1.8 dB over
-//! zero-shot training at the defaults on average and stays 2.0 dB below BM3D
+//! zero-shot training with the same steps on average and stays 1.9 dB below BM3D
 //! (docs/benchmarks.md, "Learned denoiser: supervised on pairs").
 //!
 //! Train once, apply many: `save_weights` writes the trained network to a small file
@@ -140,7 +140,8 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     name: "Zero-shot Noise2Noise (learned)",
     category: "Learned",
     summary: "A small network trained on the image itself in seconds, with no clean data \
-              (Mansour & Heckel 2023); assumes noise independent between pixels. On real \
+              (Mansour & Heckel 2023), or on a noisy/clean pair (training=pairs); assumes \
+              noise independent between pixels. On real \
               widefield noise it is still several dB below BM3D at CPU training budgets \
               (docs/benchmarks.md): prefer BM3D for now.",
     references: &[
@@ -235,31 +236,38 @@ fn band_rows(h: usize) -> usize {
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     let p = ZsN2nParams::from_resolved(r)?;
     let target = target_seen(r, v)?;
-    denoise(v, target.as_ref().map(|t| t.view()), &p, ctl)
+    denoise(v, target.as_deref().map(|t| t.view()), &p, ctl)
 }
 
 /// The job's target image as the method sees `input` (the image as the pipeline hands it
-/// over): under a Poisson–Gaussian model, fitted onto the image's grey levels (where the
-/// model's gain and offset hold) and then variance-stabilised as the image was; otherwise
-/// as given. The pipeline transforms the input only.
+/// over). Under a Poisson–Gaussian model the pipeline stabilises the input only, and the
+/// network's output is turned back by the unbiased inverse, which expects what the
+/// stabilised noisy image is on average: so the target is fitted onto the image's grey
+/// levels (where the model's gain and offset hold) and mapped to that average
+/// ([`Gat::forward_mean`](crate::noise::vst::Gat::forward_mean)), not through the transform
+/// itself, which would brighten low counts. Otherwise the target is used as given (and
+/// fitted by [`train_or_load_with`]).
 ///
 /// # Errors
 /// A target that does not fit the image ([`train_or_load_with`]'s errors).
-pub fn target_seen(r: &Resolved, input: VolumeView<'_>) -> Result<Option<Volume>> {
+pub fn target_seen<'r>(
+    r: &'r Resolved,
+    input: VolumeView<'_>,
+) -> Result<Option<std::borrow::Cow<'r, Volume>>> {
     // Only training towards it uses the target: otherwise it is not looked at.
-    let Some(t) = r.image(TARGET_IMAGE).filter(|_| !trains_without_target(r)) else {
+    let Some(given) = r.image(TARGET_IMAGE).filter(|_| !trains_without_target(r)) else {
         return Ok(None);
     };
-    let t = target_of(Shape::of(&input), Some(t.view()))?;
+    let t = target_of(Shape::of(&input), Some(given.view()))?;
     let Ok(Some(g)) = crate::noise::vst::Gat::from_resolved(r) else {
-        return Ok(Some(t.to_owned()));
+        return Ok(Some(std::borrow::Cow::Borrowed(given)));
     };
     let raw = g.undo(&input);
     let (raw, tt) = (raw.as_standard_layout(), t.as_standard_layout());
     // Invariant: `as_standard_layout` yields contiguous arrays.
     let (a, b) = gain_offset(raw.as_slice().unwrap_or(&[]), tt.as_slice().unwrap_or(&[]))?;
     let fitted = t.mapv(|v| (a * f64::from(v) + b) as f32);
-    Ok(Some(g.forward(&fitted.view())))
+    Ok(Some(std::borrow::Cow::Owned(g.forward_mean(&fitted.view()))))
 }
 
 /// Whether the job applies saved weights or trains without a target.
@@ -593,29 +601,47 @@ fn fitted_target(flat: &[f32], target: VolumeView<'_>, (mean, std): (f64, f64)) 
         .collect())
 }
 
+/// The least correlation a target must have with its image. The correlation of a noisy
+/// image with its own clean scene is `1 / √(1 + σ²/s²)` (σ the noise's, s the scene's
+/// spread): 0.2 only where the noise is five times the scene's contrast, while another
+/// field, or one shifted by more than its structures' size, correlates near 0.
+pub const MIN_TARGET_CORRELATION: f64 = 0.2;
+
 /// The least-squares `(a, b)` of `x ≈ a · t + b`, with `x` the regressand (its noise then
-/// biases nothing), summed in f64 in one fixed order; refused unless `a > 0`.
+/// biases nothing), summed in f64 in one fixed order. A constant `x` gives `(0, its
+/// value)`: nothing to learn, which the caller finds on its own.
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] naming the target when it is constant or
+/// correlates with `x` less than [`MIN_TARGET_CORRELATION`].
 fn gain_offset(x: &[f32], t: &[f32]) -> Result<(f64, f64)> {
-    let (xm, _) = mean_std(x);
+    let (xm, xs) = mean_std(x);
     let (tm, ts) = mean_std(t);
+    if xs == 0.0 {
+        return Ok((0.0, xm));
+    }
     let cov = (x.iter().zip(t))
         .map(|(&x, &y)| (f64::from(x) - xm) * (f64::from(y) - tm))
         .sum::<f64>()
         / x.len().max(1) as f64;
-    let a = cov / (ts * ts);
-    if ts == 0.0 || !a.is_finite() || a <= 0.0 {
+    let r = cov / (xs * ts);
+    // A NaN correlation (no spread to compare) is refused too.
+    if ts == 0.0 || r.is_nan() || r < MIN_TARGET_CORRELATION {
         return Err(DenoiseError::InvalidParamValue {
             name: TARGET_IMAGE.into(),
             value: if ts == 0.0 {
                 "a constant image".into()
             } else {
-                format!("an image anticorrelated with the input (gain {a:.3})")
+                format!("an image whose correlation with the input is {r:.3}")
             },
-            expected: "the same field as the image without its noise: brighter where the \
-                       image is brighter"
-                .into(),
+            expected: format!(
+                "the same field as the image without its noise, registered to it: a \
+                 correlation of at least {MIN_TARGET_CORRELATION} (another field, a shifted \
+                 or an inverted one correlates less)"
+            ),
         });
     }
+    let a = cov / (ts * ts);
     Ok((a, xm - a * tm))
 }
 
@@ -1105,7 +1131,13 @@ mod tests {
         };
         refused(None, "training=pairs");
         refused(Some(&Array3::zeros((1, 48, 40))), "48x48x1");
-        refused(Some(&clean.mapv(|v| -v)), "anticorrelated");
+        refused(Some(&clean.mapv(|v| -v)), "correlation");
+        let elsewhere = crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape: (1, 48, 48),
+            seed: 22,
+            ..Default::default()
+        });
+        refused(Some(&elsewhere.clean), "at least 0.2");
         refused(Some(&Array3::from_elem((1, 48, 48), 2.0)), "constant");
         // With steps = 0 nothing trains, but a missing target is refused all the same, as a
         // bad train_region is: the macro is wrong either way.
