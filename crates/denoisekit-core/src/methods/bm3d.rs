@@ -199,6 +199,18 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The most patches per group and the matching threshold on a squared distance
+    /// summed over a patch, for the basic estimate or (`wiener`) the final one.
+    pub fn matching(&self, wiener: bool) -> (usize, f32) {
+        let sigma = self.sigma;
+        let (n_max, tau) = if wiener {
+            (N_WIENER, TAU_WIENER * sigma * sigma)
+        } else {
+            (N_HARD, TAU_HARD * sigma * sigma)
+        };
+        (n_max, tau * (K * K) as f32)
+    }
+
     /// Progress units of a job: one per row of references, per stage and plane.
     pub fn progress_total(&self, depth: usize, height: usize) -> u64 {
         (depth * self.stages * grid(height.max(K), self.step).len()) as u64
@@ -305,10 +317,7 @@ fn stage(
     let xs = grid(w, plan.step);
     let sr = plan.search_radius;
     let sigma = plan.sigma;
-    let (n_max, tau) = match filter {
-        Filter::Hard => (N_HARD, TAU_HARD * sigma * sigma),
-        Filter::Wiener => (N_WIENER, TAU_WIENER * sigma * sigma),
-    };
+    let (n_max, tau) = plan.matching(filter == Filter::Wiener);
     let kaiser = kaiser_window();
     let dct = Dct::new();
     // Each band of reference rows accumulates into its own rows (the band plus the search
@@ -504,8 +513,7 @@ fn match_row(
     sc: &mut Scratch,
 ) {
     let (h, w) = (g.h, g.w);
-    // Distances stay as sums over the patch here; `tau` is per pixel.
-    let tau = tau * (K * K) as f32;
+    // Distances stay as sums over the patch, as `tau` is ([`Plan::matching`]).
     let sr = sr as isize;
     let limit = &mut sc.limit[..xs.len()];
     // The reference itself is not a candidate: it is always first in its group.

@@ -19,8 +19,8 @@
 use crate::context::{Binding, GpuContext, dispatch_at, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::bm3d::{
-    Bm3dParams, K, LAMBDA_3D, N_HARD, N_WIENER, Plan, TAU_HARD, TAU_WIENER, centred_plane,
-    dct_matrix, grid, kaiser_window, plan, uncentre_plane,
+    Bm3dParams, K, LAMBDA_3D, N_WIENER, Plan, centred_plane, dct_matrix, grid, kaiser_window, plan,
+    uncentre_plane,
 };
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -206,7 +206,7 @@ pub fn run(
 }
 
 /// The kernel's parameters for the band of reference rows from `row0`, with the CPU's
-/// thresholds computed in the CPU's order.
+/// thresholds ([`Plan::matching`]).
 fn uniforms(
     plan: &Plan,
     (w, h): (usize, usize),
@@ -215,11 +215,7 @@ fn uniforms(
     wiener: bool,
 ) -> Uniforms {
     let sigma = plan.sigma;
-    let (n_max, tau) = if wiener {
-        (N_WIENER, TAU_WIENER * sigma * sigma)
-    } else {
-        (N_HARD, TAU_HARD * sigma * sigma)
-    };
+    let (n_max, tau) = plan.matching(wiener);
     Uniforms {
         width: w as u32,
         height: h as u32,
@@ -237,7 +233,7 @@ fn uniforms(
         _pad0: 0,
         _pad1: 0,
         _pad2: 0,
-        tau: tau * (K * K) as f32,
+        tau,
         threshold: LAMBDA_3D * sigma,
         noise_var: sigma * sigma,
         sqrt_half: std::f32::consts::FRAC_1_SQRT_2,

@@ -8,7 +8,7 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
-use denoisekit_core::methods::zs_n2n::{FLIPS, Training, ZsN2nParams, train_or_load_with};
+use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with};
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -49,7 +49,7 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
-    if p.training == Training::Pairs && p.weights.get().is_none() {
+    if p.trains_towards_target() {
         return Err(GpuError::Unsupported(
             "no GPU kernel for supervised training (training=pairs) yet".into(),
         ));

@@ -245,8 +245,9 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
 /// stabilised noisy image is on average: so the target is fitted onto the image's grey
 /// levels (where the model's gain and offset hold) and mapped to that average
 /// ([`Gat::forward_mean`](crate::noise::vst::Gat::forward_mean)), not through the transform
-/// itself, which would brighten low counts. Otherwise the target is used as given (and
-/// fitted by [`train_or_load_with`]).
+/// itself, which would brighten low counts. Otherwise the target is used as given.
+/// Either way [`train_or_load_with`] fits what it gets onto the image it sees (after this
+/// fit, close to the identity).
 ///
 /// # Errors
 /// A target that does not fit the image ([`train_or_load_with`]'s errors).
@@ -255,7 +256,8 @@ pub fn target_seen<'r>(
     input: VolumeView<'_>,
 ) -> Result<Option<std::borrow::Cow<'r, Volume>>> {
     // Only training towards it uses the target: otherwise it is not looked at.
-    let Some(given) = r.image(TARGET_IMAGE).filter(|_| !trains_without_target(r)) else {
+    let towards = ZsN2nParams::from_resolved(r).is_ok_and(|p| p.trains_towards_target());
+    let Some(given) = r.image(TARGET_IMAGE).filter(|_| towards) else {
         return Ok(None);
     };
     let t = target_of(Shape::of(&input), Some(given.view()))?;
@@ -270,11 +272,12 @@ pub fn target_seen<'r>(
     Ok(Some(std::borrow::Cow::Owned(g.forward_mean(&fitted.view()))))
 }
 
-/// Whether the job applies saved weights or trains without a target.
-fn trains_without_target(r: &Resolved) -> bool {
-    ZsN2nParams::from_resolved(r)
-        .map(|p| p.training == Training::Zero || p.weights.get().is_some())
-        .unwrap_or(true)
+impl ZsN2nParams {
+    /// Whether the job trains towards a target: `training = pairs` and no saved weights
+    /// applied instead.
+    pub fn trains_towards_target(&self) -> bool {
+        self.training == Training::Pairs && self.weights.get().is_none()
+    }
 }
 
 /// Trains the network on the image and applies it; see the module docs.
@@ -483,9 +486,9 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         training_area(s, p)?;
     }
     // Checked before the image's values too; a target is only used for training.
-    let target = match (p.training, &loaded) {
-        (Training::Pairs, None) => Some(target_of(s, target)?),
-        _ => None,
+    let target = match p.trains_towards_target() {
+        true => Some(target_of(s, target)?),
+        false => None,
     };
     if p.steps == 0 && loaded.is_none() {
         return Ok(None);
