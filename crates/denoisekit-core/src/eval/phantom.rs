@@ -9,7 +9,6 @@
 
 pub use crate::rng::Rng;
 use crate::volume::Volume;
-use ndarray::Array3;
 
 /// Parameters of [`phantom`].
 #[derive(Debug, Clone, PartialEq)]
@@ -49,65 +48,8 @@ pub struct Phantom {
 
 /// Builds the scene and its noisy copy. See the module docs.
 pub fn phantom(spec: &PhantomSpec) -> Phantom {
-    let (d, h, w) = spec.shape;
     let mut rng = Rng::new(spec.seed);
-    let mut obj = Array3::<f32>::from_elem((d, h, w), 0.05);
-    let area = (h * w) as f64 / (256.0 * 256.0);
-    let n_rings = (6.0 * area).ceil() as usize;
-    let n_fil = (5.0 * area).ceil() as usize;
-    let n_dots = (60.0 * area * d as f64).ceil() as usize;
-    let zc = |rng: &mut Rng| rng.uniform() * d as f64;
-    for _ in 0..n_rings {
-        let (cz, cy, cx) = (
-            zc(&mut rng),
-            rng.uniform() * h as f64,
-            rng.uniform() * w as f64,
-        );
-        let r = 6.0 + rng.uniform() * 20.0;
-        let a = 0.3 + rng.uniform() * 0.5;
-        for ((z, y, x), p) in obj.indexed_iter_mut() {
-            let dz = if d > 1 { z as f64 - cz } else { 0.0 };
-            let dist = ((y as f64 - cy).powi(2) + (x as f64 - cx).powi(2) + dz * dz).sqrt();
-            let t = (dist - r) / 1.5;
-            *p += (a * (-0.5 * t * t).exp()) as f32;
-        }
-    }
-    for _ in 0..n_fil {
-        let (mut y, mut x, mut z) = (
-            rng.uniform() * h as f64,
-            rng.uniform() * w as f64,
-            zc(&mut rng),
-        );
-        let mut ang = rng.uniform() * std::f64::consts::TAU;
-        let a = (0.5 + rng.uniform() * 0.5) as f32;
-        let steps = (0.6 * h.min(w) as f64 / 0.5) as usize;
-        for _ in 0..steps {
-            ang += 0.08 * rng.normal();
-            y += 0.5 * ang.sin();
-            x += 0.5 * ang.cos();
-            if d > 1 {
-                z = (z + 0.1 * rng.normal()).clamp(0.0, (d - 1) as f64);
-            }
-            let (iy, ix, iz) = (
-                y.round() as isize,
-                x.round() as isize,
-                (z as usize).min(d - 1),
-            );
-            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                let v = &mut obj[(iz, iy as usize, ix as usize)];
-                *v = v.max(a);
-            }
-        }
-    }
-    for _ in 0..n_dots {
-        let (z, y, x) = (
-            (zc(&mut rng) as usize).min(d - 1),
-            (rng.uniform() * h as f64) as usize % h,
-            (rng.uniform() * w as f64) as usize % w,
-        );
-        obj[(z, y, x)] += (2.0 + rng.uniform() * 6.0) as f32;
-    }
-    let clean = blur(&obj, spec.psf_sigma, d > 1);
+    let clean = scene_with(spec, &mut rng);
     let mut noisy = clean.clone();
     for p in noisy.iter_mut() {
         let mut v = *p as f64;
@@ -120,21 +62,15 @@ pub fn phantom(spec: &PhantomSpec) -> Phantom {
     Phantom { clean, noisy }
 }
 
+/// The clean scene, drawing from `rng` (which [`phantom`] goes on drawing its noise from).
+fn scene_with(spec: &PhantomSpec, rng: &mut Rng) -> Volume {
+    crate::methods::scene::draw(spec.shape, spec.psf_sigma, rng)
+}
+
 /// Adds white Gaussian noise of standard deviation `sigma` (seeded) to a copy of `v`.
 pub fn add_gaussian_noise(v: &Volume, sigma: f64, seed: u64) -> Volume {
     let mut rng = Rng::new(seed);
     v.mapv(|p| (p as f64 + sigma * rng.normal()) as f32)
-}
-
-fn blur(v: &Volume, sigma: f64, three_d: bool) -> Volume {
-    use crate::methods::gaussian::{GaussianParams, denoise_gaussian};
-    let p = GaussianParams {
-        sigma,
-        sigma_z: if three_d { sigma } else { 0.0 },
-        border: crate::BorderMode::Replicate,
-    };
-    // Invariant: the parameters above are in range and the volume is finite and non-empty.
-    denoise_gaussian(v.view(), &p, &crate::Control::new()).unwrap_or_else(|_| v.clone())
 }
 
 #[cfg(test)]

@@ -13,9 +13,15 @@
 //! M. Abramowitz, I. A. Stegun, "Handbook of Mathematical Functions", 1964, 9.4.1 and
 //! 9.4.3 (the J₀ approximation, |error| < 1e-7).
 
+use crate::descriptor::{DefaultValue, ParamSpec, Unit};
 use crate::spectral::Filter;
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
+
+/// The parameter of a Gaussian PSF's standard deviation in the plane, in pixels, for
+/// every method that takes one (a widefield PSF is close to a Gaussian of `0.21 λ / NA`).
+pub const GAUSSIAN_SIGMA: ParamSpec =
+    ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels);
 
 /// The Bessel function J₀ (Abramowitz & Stegun 9.4.1 and 9.4.3, absolute error below
 /// 1e-7).

@@ -47,6 +47,7 @@ registry! {
     top_hat => TopHatParams, denoise_top_hat, TopHatMode, TopHatOutput;
 }
 
+pub mod scene;
 mod wavelet_filters;
 
 /// Every registered method.

@@ -100,7 +100,7 @@ crate::method_params! {
         /// given as psf_image, centred, at the image's pixel size).
         psf: PsfModel = ParamSpec::choice("PSF", PsfModel::NAMES, PsfModel::Gaussian.name()),
         /// Gaussian PSF: standard deviation in x and y, in pixels.
-        psf_sigma: f64 = ParamSpec::float("PSF sigma (xy)", 0.05, 50.0, DefaultValue::Fixed(1.5)).unit(Unit::Pixels),
+        psf_sigma: f64 = crate::psf::GAUSSIAN_SIGMA,
         /// Gaussian PSF: standard deviation across planes; 0 deconvolves each plane on its own.
         psf_sigma_z: f64 = ParamSpec::float("PSF sigma (z)", 0.0, 50.0, DefaultValue::Fixed(0.0)).three_d(crate::descriptor::ParamValue::Float(1.0)).unit(Unit::Pixels),
         /// Airy PSF: numerical aperture of the objective.

@@ -140,6 +140,18 @@ impl Gat {
         v.mapv(|z| self.expected(((f64::from(z) - mu) / a).max(0.0)) as f32)
     }
 
+    /// A noisy capture of the grey-level means `v` under this model: `gain · Poisson((v −
+    /// offset) / gain) + offset + N(0, read_noise²)` (means below the offset count no
+    /// photons), drawn from `rng` in the volume's order.
+    pub fn sample(&self, v: &VolumeView<'_>, rng: &mut crate::rng::Rng) -> Volume {
+        let (a, mu) = (self.gain, self.offset);
+        let read = self.s * a;
+        v.mapv(|z| {
+            let photons = rng.poisson(((f64::from(z) - mu) / a).max(0.0));
+            (a * photons + mu + read * rng.normal()) as f32
+        })
+    }
+
     /// `E[f | y]` for a mean of `y ≥ 0` photons: the table, linearly interpolated, and
     /// beyond it the closed form's inverse (one Newton step from `2√(y + ⅛ + s²)`, which
     /// at 1000 photons is already within 1e-5 of it).
@@ -287,6 +299,41 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Sampled captures have the model's mean and variance, `gain · (v − offset) +
+    /// read_noise²`, and their transform averages to `forward_mean`.
+    #[test]
+    fn samples_follow_the_model() {
+        let gat = Gat::new(2.5, 100.0, 3.0);
+        let mut rng = Rng::new(8);
+        for y in [0.5, 4.0, 60.0] {
+            let v = (2.5 * y + 100.0) as f32;
+            let z = gat.sample(
+                &ndarray::Array3::from_elem((1, 400, 500), v).view(),
+                &mut rng,
+            );
+            let n = z.len() as f64;
+            let mean = z.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+            let var = z
+                .iter()
+                .map(|&x| (f64::from(x) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let want: f64 = 2.5 * 2.5 * y + 9.0;
+            assert!(
+                (mean - f64::from(v)).abs() < 0.02 * want.sqrt(),
+                "{y}: mean {mean}"
+            );
+            assert!(
+                (var / want - 1.0).abs() < 0.02,
+                "{y}: variance {var} against {want}"
+            );
+            let f = gat.forward(&z.view()).mean().unwrap();
+            let expected =
+                gat.forward_mean(&ndarray::Array3::from_elem((1, 1, 1), v).view())[(0, 0, 0)];
+            assert!((f - expected).abs() < 0.01, "{y}: {f} against {expected}");
         }
     }
 
