@@ -77,8 +77,11 @@ def main():
     ap.add_argument("--peers", default="", help="Python with scikit-image and bm3d")
     a = ap.parse_args()
     registry = json.loads(cli("methods", "--format", "json").stdout)
-    methods = [(m["id"], next(p["key"] for p in m["params"] if p["tunable"]))
-               for m in registry if m["kind"] == "denoise" and any(p["tunable"] for p in m["params"])]
+    # A conditional strength (zs_n2n's PSF under synthetic training) is benchmarked by
+    # scripts/bench_synthetic.py.
+    strength = [(m, [p["key"] for p in m["params"] if p["tunable"] and p["when"] is None])
+                for m in registry if m["kind"] == "denoise"]
+    methods = [(m["id"], keys[0]) for m, keys in strength if keys]
     if a.methods:
         methods = [m for m in methods if m[0] in a.methods.split(",")]
     # scores[method] = list of (defaults, Auto, tune gaussian, oracle)

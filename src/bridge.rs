@@ -386,8 +386,8 @@ pub fn tune<'l>(env: &mut Env<'l>, job_args: &JobArgs<'_, '_>, job: i64) -> Resu
     Ok(env.new_string(t.values.to_options())?)
 }
 
-/// `rank`: the denoisers in `methods` (comma-separated; empty: all with a tunable
-/// parameter) tuned and ranked by one self-supervised loss, one line per method, best
+/// `rank`: the denoisers in `methods` (comma-separated; empty: all whose strength is
+/// tunable whatever their other settings) tuned and ranked by one self-supervised loss, one line per method, best
 /// first: `<id> <loss> <options>`.
 pub fn rank<'l>(
     env: &mut Env<'l>,

@@ -67,7 +67,7 @@ pub(crate) enum Cmd {
         /// Parameters to keep fixed, as key=value (the rest take their defaults).
         params: Vec<String>,
         /// With `auto`: the denoisers to rank, comma-separated (default: every denoiser
-        /// with a tunable parameter).
+        /// whose strength is tunable whatever its other settings).
         #[arg(long, value_delimiter = ',')]
         methods: Vec<String>,
     },

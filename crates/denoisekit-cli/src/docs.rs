@@ -118,7 +118,10 @@ pub(crate) fn tuning_text(m: &MethodDescriptor) -> String {
         .params
         .iter()
         .filter(|p| p.tunable)
-        .map(|p| format!("`{}`", p.key))
+        .map(|p| match p.when {
+            Some((k, v)) => format!("`{}` (with `{k}={v}`)", p.key),
+            None => format!("`{}`", p.key),
+        })
         .collect();
     if keys.is_empty() {
         return String::new();

@@ -77,7 +77,8 @@ pub struct Tuned {
 ///
 /// # Errors
 /// Everything [`crate::run`] reports; [`DenoiseError::InvalidInput`] when the method has
-/// nothing to tune (all its tunable parameters were fixed).
+/// nothing to tune (all its tunable parameters were fixed, or are unused under the other
+/// settings, as zs_n2n's `psf_sigma` unless `training = synthetic`).
 pub fn tune(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control) -> Result<Tuned> {
     // Run the whole search on a pool thread: called from outside the pool (the CLI's main
     // thread, a Java thread), every parallel loop of every trial would otherwise hand its
@@ -128,6 +129,16 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         .params
         .iter()
         .filter(|p| p.tunable && !fixed.pairs().iter().any(|(k, _)| k == p.key))
+        // A parameter the other settings leave unused (zs_n2n's PSF when it trains on the
+        // image itself) would be searched on a flat loss.
+        .filter(|p| {
+            p.applies(|key| {
+                resolved
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            })
+        })
         .filter_map(|p| {
             let ParamKind::Float { min, max, .. } = p.kind else {
                 return None;
@@ -141,8 +152,17 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
         .collect();
     if targets.is_empty() {
         return Err(DenoiseError::invalid(format!(
-            "{id} has nothing to tune: its tunable parameters are fixed, or their defaults \
-             are 0 (a noise-free image)"
+            "{id} has nothing to tune: its tunable parameters are fixed, unused under these \
+             settings ({}), or their defaults are 0 (a noise-free image)",
+            m.params
+                .iter()
+                .filter(|p| p.tunable)
+                .map(|p| match p.when {
+                    Some((k, v)) => format!("{} only with {k}={v}", p.key),
+                    None => p.key.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let mut evaluations = 0usize;
@@ -259,7 +279,8 @@ pub struct Ranked {
     pub loss: f64,
 }
 
-/// Tunes each method of `ids` (every denoiser with a tunable parameter when empty) and
+/// Tunes each method of `ids` (when empty, every denoiser whose strength is tunable
+/// whatever its other settings) and
 /// ranks them by one loss: the masked loss at each one's tuned values, on the same tiles
 /// and the same hidden pixels (a method tuned by SURE is scored by the mask too, so that
 /// the losses compare). Lowest, the expected best, first. The noise model is resolved
@@ -279,7 +300,7 @@ pub fn rank(
                 .iter()
                 .filter(|m| {
                     m.kind == crate::descriptor::MethodKind::Denoise
-                        && m.params.iter().any(|p| p.tunable)
+                        && m.params.iter().any(|p| p.tunable && p.when.is_none())
                 })
                 .map(|m| m.id)
                 .collect()

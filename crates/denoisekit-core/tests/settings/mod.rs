@@ -6,15 +6,21 @@ use denoisekit_core::{MethodDescriptor, ParamValues, VolumeView};
 
 /// The settings a table-driven test runs method `m` with on `input`: `base`, then `base`
 /// with each image input (a measured PSF, a training target) selected and given the
-/// descriptor's example image.
+/// descriptor's example image, and with each other choice that the method's own
+/// parameters depend on (training on synthetic scenes) selected.
 pub fn with_image_inputs(
     m: &MethodDescriptor,
     base: &ParamValues,
     input: VolumeView<'_>,
 ) -> Vec<ParamValues> {
+    let mut conditions: Vec<(&str, &str)> = m.images.iter().map(|i| i.when).collect();
+    for when in m.params.iter().filter_map(|p| p.when) {
+        if !conditions.contains(&when) {
+            conditions.push(when);
+        }
+    }
     let mut all = vec![m.with_example_images(base, input)];
-    for spec in m.images {
-        let (key, option) = spec.when;
+    for (key, option) in conditions {
         all.push(m.with_example_images(&base.clone().set(key, option), input));
     }
     all

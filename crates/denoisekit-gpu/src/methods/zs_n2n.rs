@@ -8,7 +8,7 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
-use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with};
+use denoisekit_core::methods::zs_n2n::{FLIPS, Teacher, ZsN2nParams, train_or_load_with};
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -49,10 +49,11 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
-    if p.trains_towards_target() {
-        return Err(GpuError::Unsupported(
-            "no GPU kernel for supervised training (training=pairs) yet".into(),
-        ));
+    if p.trains_supervised() {
+        return Err(GpuError::Unsupported(format!(
+            "no GPU kernel for supervised training (training={}) yet",
+            p.training.name()
+        )));
     }
     let s = Shape::of(&input);
     let limit = ctx.buffer_limit(max_tile_bytes);
@@ -64,8 +65,8 @@ pub fn run(
     }
     let trained = train_or_load_with(
         input,
-        // Only the CPU trains towards a target (refused above).
-        None,
+        // Only the CPU trains with a supervised loss (refused above).
+        Teacher::None,
         &p,
         ctl,
         |data, s, p, step_done| zs_n2n_train::train(ctx, data.norm, s, p, limit, step_done),

@@ -267,7 +267,8 @@ def tune(image: Any, method: str, *, threads: Optional[int] = None, **params: An
 
 
 def rank(image: Any, methods: Sequence[str] = (), *, threads: Optional[int] = None):
-    """Tunes each denoiser (every tunable one when ``methods`` is empty) and ranks them
+    """Tunes each denoiser (when ``methods`` is empty, every one whose strength is tunable
+    whatever its other settings) and ranks them
     by one self-supervised loss: ``[(method, loss, params)]``, the expected best first."""
     vol, _ = _volume(image)
     return [

@@ -52,14 +52,32 @@
 //! zero-shot training with the same steps on average and stays 1.9 dB below BM3D
 //! (docs/benchmarks.md, "Learned denoiser: supervised on pairs").
 //!
+//! Synthetic training (`training = synthetic`, after RLN, Li et al. 2022): without any
+//! clean capture, the same supervised loss on generated scenes whose clean version is known
+//! ([`crate::methods::scene`]: dots, rings and filaments blurred by a Gaussian PSF of
+//! `psf_sigma`), made to look like the image's data ([`synthetic_pair`]): their
+//! intensities mapped onto the image's (robust quantiles of both, smoothed), their noise
+//! the image's (under a Poisson–Gaussian model drawn with the fitted gain, offset and read
+//! noise on the grey levels, then stabilised as the image is; otherwise white noise of the
+//! estimated standard deviation). The scenes are 4 planes of 256x256 whatever the image's
+//! size (patches no larger than the image's, so that a small image trains as quickly);
+//! the image's own pixels are not trained on, only measured. The network learns what
+//! structures blurred by that PSF look like under that noise, so `psf_sigma` acts as the
+//! strength: narrower than the images' blur, the network keeps noise as detail. `tune`
+//! searches it by the masked loss; its trials see the stabilised image under the Gaussian
+//! model, as every method's do, so under a Poisson–Gaussian model their scenes are mapped
+//! onto the stabilised intensities rather than the grey levels. Like supervised training,
+//! it runs on the CPU (a `backend=gpu` job says so). Measured on the W2S pairs in
+//! docs/benchmarks.md, "Learned denoiser: synthetic training".
+//!
 //! Train once, apply many: `save_weights` writes the trained network to a small file
 //! ([`weights`]) and `weights` applies a saved network instead of training, so a batch
 //! trains once (with a long budget, if it likes) and denoises each further image in one
 //! forward pass. While training, the job's note ([`Control::note`]) says the loss, which
 //! the Fiji panel shows beside its progress bar.
 //!
-//! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward at `9·width²`
-//! multiply-adds each, then one forward pass over the image per mirror image (four).
+//! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward (`patch²` with a
+//! supervised loss) at `9·width²` multiply-adds each, then one forward pass over the image per mirror image (four).
 //! With `backend=gpu` training and the forward passes over the image run on the GPU
 //! (`denoisekit-gpu`'s `zs_n2n` and `zs_n2n_train` hosts, through [`train_or_load_with`]
 //! and [`Schedule`]).
@@ -67,6 +85,8 @@
 //! # References
 //! Y. Mansour, R. Heckel, "Zero-Shot Noise2Noise: Efficient Image Denoising without any
 //! Data", CVPR 2023, doi:10.1109/CVPR52729.2023.01347.
+//! Y. Li et al., "Incorporating the image formation process into deep learning improves
+//! network performance" (RLN), Nature Methods 19, 2022, doi:10.1038/s41592-022-01652-7.
 //! D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
 //! arXiv:1412.6980.
 
@@ -91,6 +111,8 @@ crate::choice_enum! {
         Zero = "self",
         /// The image and a clean counterpart given as `target` (supervised).
         Pairs = "pairs",
+        /// Synthetic scenes blurred by the PSF with the image's noise (supervised).
+        Synthetic = "synthetic",
     }
 }
 
@@ -106,25 +128,36 @@ crate::method_params! {
         /// Adam's step size on the normalised image.
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
         /// Side of the square patch each step trains on, in pixels (even; at most the
-        /// image). Larger patches give smoother gradients and cost their area.
+        /// image, or its training region). Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
         /// 2x2), such as the cells of a field that is mostly background: patches are drawn
-        /// from it only, and the network is then applied to the whole image. Empty: the
-        /// whole plane. In Fiji, the Selection button fills it in, and the preview trains
+        /// from it only (with training=synthetic: the intensities and the noise given to
+        /// the scenes are measured in it), and the network is then applied to the whole
+        /// image. Empty: the whole plane. In Fiji, the Selection button fills it in, and the preview trains
         /// on it too (its training covers the whole plane, as the final run's).
         train_region: Region = ParamSpec::region("Train on region"),
         /// self: learn from the image alone (zero-shot). pairs: learn to turn the image
         /// into `target`, a clean capture of the same field (an average of many frames, a
         /// long exposure): train once with save_weights, then apply the weights to other
-        /// images taken the same way. Trains on the CPU.
+        /// images taken the same way. synthetic: learn from generated scenes (dots, rings,
+        /// filaments) blurred by a Gaussian PSF of psf_sigma, spanning the image's
+        /// intensities and carrying its noise, whose clean version is known: no clean data
+        /// needed, and the network learns what such structures look like, not the image's
+        /// own. pairs and synthetic train on the CPU.
         training: Training = ParamSpec::choice("Training", Training::NAMES, Training::Zero.name()),
-        /// Seed of the initial weights and of the patch positions. The same seed gives the
+        /// For training=synthetic: the microscope's PSF as a Gaussian, its standard
+        /// deviation in pixels (for a widefield microscope about 0.21 · wavelength / NA,
+        /// divided by the pixel size). It sets how smooth the scenes are, so it acts as the
+        /// strength: narrower than the images' blur, the network keeps noise as detail;
+        /// wider, it smooths more. Auto (tune) searches it by the self-supervised loss.
+        psf_sigma: f64 = crate::psf::GAUSSIAN_SIGMA.when("training", Training::Synthetic.name()).tunable(),
+        /// Seed of the initial weights, of the patch positions and of the synthetic scenes. The same seed gives the
         /// same result on the CPU on any machine; a GPU's is within the method's GPU
         /// tolerance of it.
         seed: usize = ParamSpec::int("Seed", 0, 1_000_000_000, 0),
         /// A weights file written by `save_weights`: apply those weights instead of
-        /// training (steps, width, learning rate, patch and seed are then not used), so
+        /// training (the training settings, from steps to psf_sigma, are then not used), so
         /// that a batch trains once and denoises every image in a fraction of a second.
         /// Use the noise model it was trained with. Empty: train on this image.
         weights: FilePath = ParamSpec::file("Apply saved weights", false),
@@ -140,13 +173,17 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     name: "Zero-shot Noise2Noise (learned)",
     category: "Learned",
     summary: "A small network trained on the image itself in seconds, with no clean data \
-              (Mansour & Heckel 2023), or on a noisy/clean pair (training=pairs); assumes \
-              noise independent between pixels. On real \
+              (Mansour & Heckel 2023), on a noisy/clean pair (training=pairs), or on \
+              synthetic scenes with the image's noise (training=synthetic); assumes noise \
+              independent between pixels. On real \
               widefield noise it is still several dB below BM3D at CPU training budgets \
               (docs/benchmarks.md): prefer BM3D for now.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
+        "Y. Li et al., Incorporating the image formation process into deep learning \
+         improves network performance, Nature Methods 19, 2022, \
+         doi:10.1038/s41592-022-01652-7",
     ],
     kind: MethodKind::Denoise,
     dims: Dims::D2D3,
@@ -217,13 +254,18 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     let train = 1.5 * side * side * (4.0 * c + 4.0) + 5.0 * 9.0 * c * c;
     // Planes are applied one after another, so their working set counts once, not per
     // plane (the support is global, so plane copies would count for the whole stack).
-    // The supervised target's fitted, normalised copy.
-    let target = match p.training {
-        Training::Pairs => 1.0,
-        Training::Zero => 0.0,
+    // The supervised target's fitted, normalised copy; or the scenes, noisy and clean, as
+    // generated and normalised, and the image's grey levels they are measured on.
+    let scenes = (SCENE.depth * SCENE.height * SCENE.width) as f32;
+    let (copies, fixed) = match p.training {
+        Training::Pairs => (1.0, 0.0),
+        // The scenes as drawn, measured and given noise (six at the peak), then the two
+        // normalised copies training reads.
+        Training::Synthetic => (1.0, 8.0 * scenes),
+        Training::Zero => (0.0, 0.0),
     };
     Memory {
-        volume: 2.0 + target + (train + 3.0 * h * w + apply) / (s.depth as f32 * h * w),
+        volume: 2.0 + copies + (train + fixed + 3.0 * h * w + apply) / (s.depth as f32 * h * w),
         plane: 0.0,
     }
 }
@@ -236,7 +278,160 @@ fn band_rows(h: usize) -> usize {
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     let p = ZsN2nParams::from_resolved(r)?;
     let target = target_seen(r, v)?;
-    denoise(v, target.as_deref().map(|t| t.view()), &p, ctl)
+    let teacher = match &target {
+        Some(t) => Teacher::Target(t.view()),
+        None if p.trains_on_scene() => {
+            let gat = crate::noise::vst::Gat::from_resolved(r)?;
+            Teacher::Scene(synthetic_pair(v, &p, gat.as_ref())?)
+        }
+        None => Teacher::None,
+    };
+    denoise(v, teacher, &p, ctl)
+}
+
+/// What training learns from besides the image, as the method sees its input (after the
+/// noise model's transform).
+#[derive(Debug, Clone)]
+pub enum Teacher<'a> {
+    /// Nothing: the image alone (`training = self`, or saved weights applied).
+    None,
+    /// A clean image of the same field (`training = pairs`; [`target_seen`]).
+    Target(VolumeView<'a>),
+    /// Generated noisy scenes and their clean versions (`training = synthetic`;
+    /// [`synthetic_pair`]).
+    Scene(Pair),
+}
+
+impl Teacher<'_> {
+    fn target(&self) -> Option<VolumeView<'_>> {
+        match self {
+            Teacher::Target(t) => Some(t.view()),
+            _ => None,
+        }
+    }
+}
+
+/// Noisy scenes and their clean versions, on the scale of the image the method sees.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The scenes with the image's noise.
+    pub noisy: Volume,
+    /// The scenes without noise (under a Poisson–Gaussian model, what the noisy scenes'
+    /// transform is on average: [`Gat::forward_mean`](crate::noise::vst::Gat::forward_mean)).
+    pub clean: Volume,
+}
+
+/// The shape of the generated scenes of `training = synthetic`, whatever the image's:
+/// as many pixels as a 512x512 image, so that a small preview region trains on scenes as
+/// varied as the whole image does, in planes of their own (2D scenes: the network is 2D).
+pub const SCENE: Shape = Shape {
+    depth: 4,
+    height: 256,
+    width: 256,
+};
+
+/// The training pairs of `training = synthetic` for `input` as the method sees it: the
+/// scenes of [`crate::methods::scene`] (dots, rings and filaments blurred by a
+/// Gaussian PSF of `psf_sigma`), their intensities mapped onto the image's (the
+/// [`RANGE_QUANTILES`] of both, lightly smoothed, matched, the image's through its noise
+/// and the scenes' through the same noise), then given the image's noise:
+/// under the Poisson–Gaussian model `gat` (the one the image was stabilised with), drawn on
+/// the grey levels and stabilised as the image was; otherwise white Gaussian noise of the
+/// standard deviation estimated on the image. Measured in `train_region` when given.
+/// Seeded by `seed`.
+///
+/// # Errors
+/// A `train_region` that [`training_area`] refuses; an input [`check_input`] refuses.
+pub fn synthetic_pair(
+    input: VolumeView<'_>,
+    p: &ZsN2nParams,
+    gat: Option<&crate::noise::vst::Gat>,
+) -> Result<Pair> {
+    check_input(&input)?;
+    let area = training_area(Shape::of(&input), p)?;
+    let region = input.slice(ndarray::s![
+        ..,
+        area.y..area.y + area.height,
+        area.x..area.x + area.width
+    ]);
+    let grey = match gat {
+        Some(g) => g.undo(&region),
+        None => region.to_owned(),
+    };
+    let (lo, hi) = intensity_range(grey.view());
+    let sigma = match gat {
+        Some(_) => 0.0,
+        None => crate::noise::estimate_sigma(&region)?,
+    };
+    let mut rng = Rng::new(p.seed as u64 ^ 0x5ce7_e5ce);
+    // The scenes with their own quantiles at 0 and 1.
+    let mut unit = Array3::<f32>::zeros((SCENE.depth, SCENE.height, SCENE.width));
+    for mut plane in unit.outer_iter_mut() {
+        let scene = crate::methods::scene::draw(
+            (1, SCENE.height, SCENE.width),
+            p.psf_sigma,
+            &mut Rng::new(rng.next_u64()),
+        );
+        let (slo, shi) = intensity_range(scene.view());
+        let gain = if shi > slo { 1.0 / (shi - slo) } else { 0.0 };
+        plane.assign(
+            &scene
+                .index_axis(ndarray::Axis(0), 0)
+                .mapv(|v| ((f64::from(v) - slo) * gain) as f32),
+        );
+    }
+    let draw = |(lo, hi): (f64, f64), rng: &mut Rng| {
+        let clean = unit.mapv(|u| (lo + f64::from(u) * (hi - lo)) as f32);
+        let noisy = match gat {
+            Some(g) => g.sample(&clean.view(), rng),
+            None => clean.mapv(|v| (f64::from(v) + sigma * rng.normal()) as f32),
+        };
+        (clean, noisy)
+    };
+    // The image's range was measured through its noise, which smoothing leaves a little
+    // of: it widens the range. Measured the same way on noisy scenes, the widening shows,
+    // and the clean scenes are narrowed by it.
+    let (_, first) = draw((lo, hi), &mut rng);
+    let (nlo, nhi) = intensity_range(first.view());
+    let (lo2, hi2) = (2.0 * lo - nlo, 2.0 * hi - nhi);
+    // Noise wider than the image's whole range: the image is (nearly) flat, and so are
+    // the scenes.
+    let range = if lo2 < hi2 {
+        (lo2, hi2)
+    } else {
+        let mid = 0.5 * (lo + hi);
+        (mid, mid)
+    };
+    let (clean, noisy) = draw(range, &mut rng);
+    Ok(match gat {
+        Some(g) => Pair {
+            noisy: g.forward(&noisy.view()),
+            clean: g.forward_mean(&clean.view()),
+        },
+        None => Pair { noisy, clean },
+    })
+}
+
+/// The quantiles at which a scene's intensities are matched to the image's: the
+/// background's and the bright structures' levels, robust to a few hot pixels.
+pub const RANGE_QUANTILES: (f64, f64) = (0.005, 0.995);
+
+/// The [`RANGE_QUANTILES`] of `v` smoothed plane by plane by a Gaussian of 2 pixels (which
+/// takes most of the noise off a noisy image, and little off a blurred scene).
+fn intensity_range(v: VolumeView<'_>) -> (f64, f64) {
+    let p = crate::methods::gaussian::GaussianParams {
+        sigma: 2.0,
+        sigma_z: 0.0,
+        border: crate::border::BorderMode::Symmetric,
+    };
+    let smooth = crate::methods::gaussian::denoise_gaussian(v, &p, &Control::new())
+        .unwrap_or_else(|_| v.to_owned());
+    let mut values: Vec<f32> = smooth.iter().copied().collect();
+    let mut at = |q: f64| {
+        let k = ((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1);
+        f64::from(*values.select_nth_unstable_by(k, f32::total_cmp).1)
+    };
+    (at(RANGE_QUANTILES.0), at(RANGE_QUANTILES.1))
 }
 
 /// The job's target image as the method sees `input` (the image as the pipeline hands it
@@ -278,6 +473,17 @@ impl ZsN2nParams {
     pub fn trains_towards_target(&self) -> bool {
         self.training == Training::Pairs && self.weights.get().is_none()
     }
+
+    /// Whether the job trains on synthetic scenes: `training = synthetic`, no saved
+    /// weights applied instead, and steps to train.
+    pub fn trains_on_scene(&self) -> bool {
+        self.training == Training::Synthetic && self.weights.get().is_none() && self.steps > 0
+    }
+
+    /// Whether the job trains with a supervised loss (towards a target or on scenes).
+    pub fn trains_supervised(&self) -> bool {
+        self.trains_towards_target() || self.trains_on_scene()
+    }
 }
 
 /// Trains the network on the image and applies it; see the module docs.
@@ -296,7 +502,7 @@ impl ZsN2nParams {
 /// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
 /// let p = ZsN2nParams {
 ///     steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0,
-///     training: Training::Zero, train_region: Default::default(), weights: Default::default(),
+///     training: Training::Zero, psf_sigma: 1.5, train_region: Default::default(), weights: Default::default(),
 ///     save_weights: Default::default(),
 /// };
 /// let out = denoise_zs_n2n(noisy.view(), &p, &Control::new()).unwrap();
@@ -304,21 +510,18 @@ impl ZsN2nParams {
 /// assert!(err(&out) < err(&noisy));
 /// ```
 pub fn denoise_zs_n2n(input: VolumeView<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
-    denoise(input, None, p, ctl)
+    denoise(input, Teacher::None, p, ctl)
 }
 
-/// [`denoise_zs_n2n`] with the clean target of `training = pairs`.
+/// [`denoise_zs_n2n`] with what training learns from besides the image: the clean target
+/// of `training = pairs`, or the scenes of `training = synthetic` (generated here, under
+/// white Gaussian noise, when not given).
 ///
 /// # Errors
 /// As [`denoise_zs_n2n`], and [`DenoiseError::InvalidParamValue`] for a missing target or
 /// one that does not fit the image ([`train_or_load_with`]).
-pub fn denoise(
-    input: VolumeView<'_>,
-    target: Option<VolumeView<'_>>,
-    p: &ZsN2nParams,
-    ctl: &Control,
-) -> Result<Volume> {
-    match train_or_load(input, target, p, ctl)? {
+pub fn denoise(input: VolumeView<'_>, teacher: Teacher<'_>, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
+    match train_or_load(input, teacher, p, ctl)? {
         Some(t) => apply_all(
             &t.net,
             &t.norm,
@@ -356,13 +559,13 @@ pub struct Trained {
 /// As [`denoise_zs_n2n`].
 pub fn train_or_load(
     input: VolumeView<'_>,
-    target: Option<VolumeView<'_>>,
+    teacher: Teacher<'_>,
     p: &ZsN2nParams,
     ctl: &Control,
 ) -> Result<Option<Trained>> {
     train_or_load_with(
         input,
-        target,
+        teacher,
         p,
         ctl,
         |data, s, p, step_done| train(data, s, p, |loss, net| step_done(loss, &mut || Ok(net.clone()))),
@@ -426,10 +629,12 @@ fn side_within(patch: usize, h: usize, w: usize) -> usize {
 pub type StepDone<'a, E> = dyn FnMut(f64, &mut dyn FnMut() -> std::result::Result<Net, E>) -> std::result::Result<(), E> + 'a;
 
 /// What training learns from: the normalised stack, and for `training = pairs` the
-/// target fitted onto the stack's intensities and normalised the same way.
+/// target fitted onto the stack's intensities and normalised the same way; for `training
+/// = synthetic` the noisy scenes and their clean versions, normalised as the stack is.
 #[derive(Debug, Clone, Copy)]
 pub struct Data<'a> {
-    /// The image normalised to zero mean and unit spread, (z, y, x) order.
+    /// The image normalised to zero mean and unit spread (or the noisy scenes, normalised
+    /// as the image is), (z, y, x) order.
     pub norm: &'a [f32],
     /// The supervised target on the same scale, same order.
     pub target: Option<&'a [f32]>,
@@ -444,15 +649,16 @@ impl<'a> Data<'a> {
 
 /// [`train_or_load`] with the training and the intermediate results' application done by
 /// the caller's device: `train(data, shape, params, step_done)` trains as [`train`] does
-/// (the GPU's trainer follows the same [`Schedule`]); `interim(net, norm, shape, (mean,
-/// std))` applies a network to the normalised stack on the image's scale. `target` is the
-/// clean image of `training = pairs`, as the method sees its input ([`target_seen`]).
+/// (the GPU's trainer follows the same [`Schedule`]), with `shape` the shape of the data
+/// (the scenes' under `training = synthetic`); `interim(net, norm, shape, (mean, std))`
+/// applies a network to the normalised stack on the image's scale. `teacher` is what
+/// `training` learns from besides the image, as the method sees its input.
 ///
 /// # Errors
 /// As [`denoise`], and the device's own.
 pub fn train_or_load_with<E: From<DenoiseError>>(
     input: VolumeView<'_>,
-    target: Option<VolumeView<'_>>,
+    teacher: Teacher<'_>,
     p: &ZsN2nParams,
     ctl: &Control,
     train: impl FnOnce(Data<'_>, Shape, &ZsN2nParams, &mut StepDone<'_, E>) -> std::result::Result<Net, E>,
@@ -487,7 +693,7 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
     }
     // Checked before the image's values too; a target is only used for training.
     let target = match p.trains_towards_target() {
-        true => Some(target_of(s, target)?),
+        true => Some(target_of(s, teacher.target())?),
         false => None,
     };
     if p.steps == 0 && loaded.is_none() {
@@ -516,6 +722,29 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         Some(t) => Some(fitted_target(flat, t, (mean, std))?),
         None => None,
     };
+    let normalised = |v: &Volume| -> Vec<f32> {
+        v.iter()
+            .map(|&x| ((f64::from(x) - mean) / std) as f32)
+            .collect()
+    };
+    // The scenes are the whole training data: a region chose what they were given, and
+    // the trainer draws from all of them.
+    let scenes = match (p.trains_on_scene(), teacher) {
+        (true, Teacher::Scene(pair)) => Some(checked(pair)?),
+        (true, _) => Some(synthetic_pair(input, p, None)?),
+        (false, _) => None,
+    }
+    .map(|pair| {
+        let on = Shape::of(&pair.noisy.view());
+        // Patches no larger than zero-shot training's on this image: the cost of a step
+        // stays what the image and the settings make it.
+        let whole = ZsN2nParams {
+            train_region: Region::default(),
+            patch: patch_side(s, p),
+            ..p.clone()
+        };
+        (normalised(&pair.noisy), normalised(&pair.clean), on, whole)
+    });
     let total = (if loaded.is_some() { 0 } else { p.steps } + s.depth) as u64;
     let net = match loaded {
         Some(net) => net,
@@ -535,11 +764,22 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
                 ctl.advance(1, total)?;
                 Ok(())
             };
-            let data = Data {
-                norm: &norm,
-                target: target.as_deref(),
+            let net = match &scenes {
+                Some((noisy, clean, on, whole)) => {
+                    let data = Data {
+                        norm: noisy,
+                        target: Some(clean),
+                    };
+                    train(data, *on, whole, &mut step_done)?
+                }
+                None => {
+                    let data = Data {
+                        norm: &norm,
+                        target: target.as_deref(),
+                    };
+                    train(data, s, p, &mut step_done)?
+                }
             };
-            let net = train(data, s, p, &mut step_done)?;
             if let Some(path) = p.save_weights.get() {
                 weights::save(&net, weights::TrainedOn::new(s, p), path, "save_weights")?;
             }
@@ -557,6 +797,21 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         std,
         total,
     }))
+}
+
+/// A caller's synthetic pair, checked: finite, at least 2x2, both of one shape.
+fn checked(pair: Pair) -> Result<Pair> {
+    check_input(&pair.noisy.view())?;
+    check_input(&pair.clean.view())?;
+    if pair.noisy.dim() != pair.clean.dim() {
+        return Err(DenoiseError::invalid(format!(
+            "the synthetic scenes' noisy and clean versions differ in shape ({:?} and {:?}, \
+             planes x height x width): they must be one shape",
+            pair.noisy.dim(),
+            pair.clean.dim()
+        )));
+    }
+    Ok(pair)
 }
 
 /// The target of `training = pairs`, checked against the image's shape `s`.
@@ -848,7 +1103,7 @@ pub struct Schedule<'a> {
     s: Shape,
     area: Rect,
     rng: Rng,
-    /// Side of the square patches: even, at most the image.
+    /// Side of the square patches: even, at most the training area.
     pub side: usize,
     steps: usize,
     learning_rate: f64,
@@ -1103,14 +1358,15 @@ mod tests {
             patch: 32,
             seed: 2,
             training: Training::Pairs,
+            psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath::default(),
         };
         let ctl = Control::new();
-        let pairs = denoise(noisy.view(), Some(clean.view()), &p, &ctl).unwrap();
+        let pairs = denoise(noisy.view(), Teacher::Target(clean.view()), &p, &ctl).unwrap();
         let zero = ZsN2nParams { training: Training::Zero, ..p.clone() };
-        let alone = denoise(noisy.view(), None, &zero, &ctl).unwrap();
+        let alone = denoise(noisy.view(), Teacher::None, &zero, &ctl).unwrap();
         let mse = |a: &Volume| crate::metrics::mse(&clean.view(), &a.view()).unwrap();
         assert!(
             mse(&pairs) < 0.8 * mse(&alone),
@@ -1120,14 +1376,15 @@ mod tests {
         );
         // A target stretched to another range (as a frame average converted to 8 bits).
         let stretched = clean.mapv(|v| 180.0 * v + 12.0);
-        let again = denoise(noisy.view(), Some(stretched.view()), &p, &ctl).unwrap();
+        let again = denoise(noisy.view(), Teacher::Target(stretched.view()), &p, &ctl).unwrap();
         let (lo, hi) = crate::volume::min_max(&noisy.view());
         let worst = (again.iter().zip(pairs.iter()))
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(worst <= 1e-2 * (hi - lo), "{worst}");
         let refused = |t: Option<&Volume>, why: &str| {
-            let e = denoise(noisy.view(), t.map(|t| t.view()), &p, &ctl)
+            let teacher = t.map_or(Teacher::None, |t| Teacher::Target(t.view()));
+            let e = denoise(noisy.view(), teacher, &p, &ctl)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(TARGET_IMAGE) && e.contains(why), "{e}");
@@ -1145,7 +1402,61 @@ mod tests {
         // With steps = 0 nothing trains, but a missing target is refused all the same, as a
         // bad train_region is: the macro is wrong either way.
         let untrained = ZsN2nParams { steps: 0, ..p.clone() };
-        assert!(denoise(noisy.view(), None, &untrained, &ctl).is_err());
+        assert!(denoise(noisy.view(), Teacher::None, &untrained, &ctl).is_err());
+    }
+
+    /// Synthetic scenes carry the image's noise and span its intensities, under white
+    /// Gaussian noise and under a Poisson–Gaussian model (stabilised: unit noise, unbiased
+    /// clean scenes); a network trained on them alone denoises an image it never saw.
+    #[test]
+    fn synthetic_scenes_teach_the_image_s_noise() {
+        let scene = crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape: (1, 64, 64),
+            seed: 31,
+            read_noise: 0.08,
+            ..Default::default()
+        });
+        let (clean, noisy) = (scene.clean.mapv(|v| 200.0 * v + 50.0), scene.noisy.mapv(|v| 200.0 * v + 50.0));
+        let p = ZsN2nParams {
+            steps: 200,
+            width: 8,
+            learning_rate: 0.005,
+            patch: 32,
+            seed: 5,
+            training: Training::Synthetic,
+            psf_sigma: 1.2,
+            train_region: Region::default(),
+            weights: FilePath::default(),
+            save_weights: FilePath::default(),
+        };
+        let spread = |a: &Volume, b: &Volume| {
+            let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+            mean_std(&d)
+        };
+        let pair = synthetic_pair(noisy.view(), &p, None).unwrap();
+        assert_eq!(pair.noisy.dim(), (SCENE.depth, SCENE.height, SCENE.width));
+        let (bias, sigma) = spread(&pair.noisy, &pair.clean);
+        assert!(bias.abs() < 0.1 && (sigma / 16.0 - 1.0).abs() < 0.05, "noise {bias} ± {sigma}");
+        let (lo, hi) = intensity_range(clean.view());
+        let (slo, shi) = intensity_range(pair.clean.view());
+        assert!((slo - lo).abs() < 1.5 && (shi - hi).abs() < 4.0, "{slo}..{shi} against {lo}..{hi}");
+        assert_eq!(synthetic_pair(noisy.view(), &p, None).unwrap().noisy, pair.noisy, "seeded");
+
+        let ctl = Control::new();
+        let out = denoise(noisy.view(), Teacher::None, &p, &ctl).unwrap();
+        let mse = |a: &Volume| crate::metrics::mse(&clean.view(), &a.view()).unwrap();
+        assert!(mse(&out) < 0.2 * mse(&noisy), "{} against {}", mse(&out), mse(&noisy));
+
+        // Photon noise at a gain of 3 grey levels per photon, stabilised as the pipeline
+        // does it: the scenes' noise is then 1 and their clean version its mean.
+        let gat = crate::noise::vst::Gat::new(3.0, 20.0, 2.0);
+        let mut rng = Rng::new(4);
+        let grey = gat.sample(&clean.view(), &mut rng);
+        let pair = synthetic_pair(gat.forward(&grey.view()).view(), &p, Some(&gat)).unwrap();
+        let (bias, sigma) = spread(&pair.noisy, &pair.clean);
+        assert!(bias.abs() < 0.02 && (sigma - 1.0).abs() < 0.05, "noise {bias} ± {sigma}");
+        let (slo, shi) = intensity_range(gat.inverse(pair.clean).view());
+        assert!((slo - lo).abs() < 1.5 && (shi - hi).abs() < 4.0, "{slo}..{shi} against {lo}..{hi}");
     }
 
     /// Applying in bands of rows gives the whole plane's result bit for bit: a band reads
@@ -1183,6 +1494,7 @@ mod tests {
             patch: 16,
             seed: 7,
             training: Training::Zero,
+            psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath::default(),
@@ -1222,6 +1534,7 @@ mod tests {
             patch: 16,
             seed: 3,
             training: Training::Zero,
+            psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath(path),
@@ -1287,6 +1600,7 @@ mod tests {
             patch: 64,
             seed: 1,
             training: Training::Zero,
+            psf_sigma: 1.5,
             train_region: Region(Some(area)),
             weights: FilePath::default(),
             save_weights: FilePath::default(),

@@ -529,8 +529,8 @@ public final class NativeBridge {
      * loss on the same pixels for all): lines {@code "<id> <loss> <options>"}, the expected
      * best first.
      *
-     * @param methods comma-separated method ids, or null or "" for every denoiser with a
-     *     tunable parameter
+     * @param methods comma-separated method ids, or null or "" for every denoiser whose
+     *     strength is tunable whatever its other settings
      */
     public static String[] rank(float[] pixels, int[] dims, String methods) {
         return rank(pixels, dims, methods, 0L);

@@ -451,8 +451,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             loading = false;
             updateVisibility();
             setEnabledAll(true);
-            boolean tunable = false;
-            for (ParamSpec p : m.params) tunable |= p.tunable;
+            boolean tunable = tunableNow(m);
             strengthLine.setText(given != null ? givenNote : tunable && "denoise".equals(m.kind)
                     ? "Strength: from the noise estimate" : "Strength: the method's defaults");
             if (given == null && tunable && "denoise".equals(m.kind)) {
@@ -495,6 +494,19 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             if (rememberable(r.spec)) b.append(r.spec.key).append('=').append(DenoiseJob.macroValue(r.value())).append(' ');
         }
         Prefs.set(PREF + method.id, b.toString().trim());
+    }
+
+    /**
+     * Whether {@code m} has a tunable field that the current settings use (zs_n2n's PSF only
+     * when it trains on synthetic scenes). On the EDT.
+     */
+    private boolean tunableNow(MethodSpec m) {
+        Map<String, String> now = new HashMap<String, String>();
+        for (ParamRow r : rows) now.put(r.spec.key, r.value());
+        for (ParamSpec p : m.params) {
+            if (p.tunable && (p.when == null || p.when[1].equals(now.get(p.when[0])))) return true;
+        }
+        return false;
     }
 
     /** Hides what does not apply: z parameters on a 2D image, camera fields under another model. */
@@ -1096,8 +1108,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     /** The Auto button: the camera fitted under the Poisson-Gaussian model, then the strength searched. */
     private void auto() {
         MethodSpec m = method;
-        boolean tunable = false;
-        for (ParamSpec p : m.params) tunable |= p.tunable;
+        boolean tunable = onEdtGet(() -> tunableNow(m));
         fitCamera(m);
         if (!tunable) {
             resetToDefaults();
