@@ -132,10 +132,11 @@ crate::method_params! {
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
         /// 2x2), such as the cells of a field that is mostly background: patches are drawn
-        /// from it only (with training=synthetic: the intensities and the noise given to
-        /// the scenes are measured in it), and the network is then applied to the whole
-        /// image. Empty: the whole plane. In Fiji, the Selection button fills it in, and the preview trains
-        /// on it too (its training covers the whole plane, as the final run's).
+        /// from it only (with training=synthetic: the scenes' intensities, and their noise
+        /// unless a Poisson–Gaussian model gives it, are measured in it), and the network is
+        /// then applied to the whole image. Empty: the whole plane. In Fiji, the Selection
+        /// button fills it in, and the preview trains on it too (its training covers the
+        /// whole plane, as the final run's).
         train_region: Region = ParamSpec::region("Train on region"),
         /// self: learn from the image alone (zero-shot). pairs: learn to turn the image
         /// into `target`, a clean capture of the same field (an average of many frames, a
@@ -1549,6 +1550,7 @@ mod tests {
         assert_eq!(trained, replayed);
         let (net, on) = weights::load(&file, "weights").unwrap();
         assert_eq!((net.c, on.shape, on.steps, on.seed), (4, [1, 24, 24], 30, 3));
+        assert_eq!((on.training.as_deref(), on.psf_sigma), (Some("self"), None));
         // Another image, a stack: applied plane by plane with the same network.
         let out = denoise_zs_n2n(other.view(), &p, &Control::new()).unwrap();
         assert_eq!(out.dim(), other.dim());

@@ -31,6 +31,13 @@ pub struct TrainedOn {
     pub patch: usize,
     /// Seed.
     pub seed: usize,
+    /// What it learnt from (`training`: self, pairs or synthetic); absent from files
+    /// written before it was recorded, which are read as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<String>,
+    /// The scenes' PSF, for `training = synthetic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psf_sigma: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +69,8 @@ impl TrainedOn {
             learning_rate: p.learning_rate,
             patch: p.patch,
             seed: p.seed,
+            training: Some(p.training.name().to_string()),
+            psf_sigma: (p.training == super::Training::Synthetic).then_some(p.psf_sigma),
         }
     }
 }
