@@ -7,7 +7,7 @@ mod real;
 use denoisekit_core::metrics::psnr;
 use denoisekit_core::phantom::{PhantomSpec, add_gaussian_noise, phantom};
 use denoisekit_core::{
-    Control, MethodKind, ParamKind, ParamValue, ParamValues, Volume, registry, run,
+    Control, DefaultValue, MethodKind, ParamKind, ParamValue, ParamValues, Volume, registry, run,
 };
 use ndarray::s;
 
@@ -125,13 +125,26 @@ fn the_scenes_psf_is_tuned_close_to_the_oracle() {
         denoisekit_core::tune::tune("zs_n2n", p.noisy.view(), &fixed, &Control::new()).unwrap();
     assert_eq!(tuned.tuned.len(), 1, "{:?}", tuned.tuned);
     let ours = score(&tuned.values);
-    // Nine values over the searched range, 1/8 to 8 times the default of 1.5.
+    // Nine values over the searched range, 1/8 to 8 times the descriptor's default.
+    let spec = denoisekit_core::find("zs_n2n")
+        .unwrap()
+        .params
+        .iter()
+        .find(|p| p.key == "psf_sigma")
+        .unwrap();
+    let ParamKind::Float {
+        default: DefaultValue::Fixed(d),
+        ..
+    } = spec.kind
+    else {
+        panic!("psf_sigma has a fixed float default")
+    };
     let oracle = (0..9)
         .map(|i| {
             score(
                 &fixed
                     .clone()
-                    .set("psf_sigma", 1.5 * 8f64.powf(i as f64 / 4.0 - 1.0)),
+                    .set("psf_sigma", d * 8f64.powf(i as f64 / 4.0 - 1.0)),
             )
         })
         .fold(f64::MIN, f64::max);

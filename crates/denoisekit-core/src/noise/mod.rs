@@ -233,7 +233,7 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
 }
 
 /// The `p` and `q` quantiles of the image's values, from a sample of at most 2^20 pixels.
-fn intensity_percentiles(v: &VolumeView<'_>, p: f64, q: f64) -> (f64, f64) {
+pub(crate) fn intensity_percentiles(v: &VolumeView<'_>, p: f64, q: f64) -> (f64, f64) {
     let n = v.len();
     let step = (n >> 20).max(1);
     let mut x: Vec<f64> = v.iter().step_by(step).map(|&p| f64::from(p)).collect();

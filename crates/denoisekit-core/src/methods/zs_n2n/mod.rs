@@ -427,12 +427,8 @@ fn intensity_range(v: VolumeView<'_>) -> (f64, f64) {
     };
     let smooth = crate::methods::gaussian::denoise_gaussian(v, &p, &Control::new())
         .unwrap_or_else(|_| v.to_owned());
-    let mut values: Vec<f32> = smooth.iter().copied().collect();
-    let mut at = |q: f64| {
-        let k = ((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1);
-        f64::from(*values.select_nth_unstable_by(k, f32::total_cmp).1)
-    };
-    (at(RANGE_QUANTILES.0), at(RANGE_QUANTILES.1))
+    let (lo, hi) = RANGE_QUANTILES;
+    crate::noise::intensity_percentiles(&smooth.view(), lo, hi)
 }
 
 /// The job's target image as the method sees `input` (the image as the pipeline hands it
