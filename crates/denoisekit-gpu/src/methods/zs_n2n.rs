@@ -1,5 +1,6 @@
 //! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained on the GPU
-//! ([`zs_n2n_train`], on the CPU's schedule) or its saved weights loaded, and applied to
+//! ([`zs_n2n_train`], on the CPU's schedule and from the same teacher: the image alone,
+//! a target or synthetic scenes) or its saved weights loaded, and applied to
 //! each plane on the GPU: per band of rows and per mirror image, one pass for the first
 //! layer and one for the second with the output layer. A watched training's intermediate
 //! results are applied here too.
@@ -8,7 +9,7 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
-use denoisekit_core::methods::zs_n2n::{FLIPS, Teacher, ZsN2nParams, train_or_load_with};
+use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with, with_teacher};
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -35,7 +36,8 @@ uniforms! {
 }
 
 /// Trains the network on the GPU (`zs_n2n_train`) following the CPU's schedule, or loads
-/// saved weights, then applies it on the GPU.
+/// saved weights, then applies it on the GPU. The teacher (a target seen through the noise
+/// model, or the synthetic scenes) is prepared on the CPU, as for a CPU job.
 ///
 /// # Errors
 /// The core's parameter, input and weights-file errors and `Cancelled`; [`GpuError`] on
@@ -49,12 +51,6 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = ZsN2nParams::from_resolved(r)?;
-    if p.trains_supervised() {
-        return Err(GpuError::Unsupported(format!(
-            "no GPU kernel for supervised training (training={}) yet",
-            p.training.name()
-        )));
-    }
     let s = Shape::of(&input);
     let limit = ctx.buffer_limit(max_tile_bytes);
     // Refused before any training, so that a job the device cannot hold does not train
@@ -63,15 +59,16 @@ pub fn run(
         band_rows(s, p.width, limit)?;
         zs_n2n_train::check_fits(s, &p, limit)?;
     }
-    let trained = train_or_load_with(
-        input,
-        // Only the CPU trains with a supervised loss (refused above).
-        Teacher::None,
-        &p,
-        ctl,
-        |data, s, p, step_done| zs_n2n_train::train(ctx, data.norm, s, p, limit, step_done),
-        |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, limit, None),
-    )?;
+    let trained = with_teacher(input, r, |teacher| {
+        train_or_load_with(
+            input,
+            teacher,
+            &p,
+            ctl,
+            |data, s, p, step_done| zs_n2n_train::train(ctx, data, s, p, limit, step_done),
+            |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, limit, None),
+        )
+    })??;
     let Some(t) = trained else {
         return Ok(input.to_owned());
     };

@@ -1,12 +1,14 @@
 //! Training `zs_n2n`'s network on the GPU (kernel: `zs_n2n_train.wgsl`): forward passes,
-//! the loss, backward passes, weight gradients and Adam, one submission per step. The
+//! the loss (zero-shot, or supervised towards a target: real pairs or synthetic scenes),
+//! backward passes, weight gradients and Adam, one submission per step. The
 //! host follows the core's [`Schedule`]: the same initial weights, patches and step sizes
 //! as the CPU's `train`, so the two differ only by the rounding of their sums (the
 //! `gpu_matches_cpu` tests state by how much after how many steps).
 //!
 //! Only each step's canvas (its patch and the patch's two sub-images: 25 kB at the
-//! defaults, 396 kB at the largest patch) and its step sizes go up; the losses come back in batches, which is also where the job checks
-//! for cancellation, so batches shrink on a slow device to keep Esc prompt.
+//! defaults, 396 kB at the largest patch; or the patch and its target's), and its step
+//! sizes go up; the losses come back in batches, which is also where the job checks for
+//! cancellation, so batches shrink on a slow device to keep Esc prompt.
 
 use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
@@ -28,11 +30,12 @@ const RING: usize = 32;
 /// doubled: cancellation and the progress line wait at most about this long.
 const BATCH_TIME: Duration = Duration::from_millis(200);
 
-const ENTRIES: [&str; 9] = [
+const ENTRIES: [&str; 10] = [
     "forward1",
     "forward2",
     "forward3",
     "loss",
+    "loss_supervised",
     "loss_sum",
     "backward2",
     "backward1",
@@ -63,6 +66,10 @@ uniforms! {
         b2: f32,
         eps: f32,
         band: u32,
+        terms: u32,
+        target_at: u32,
+        _pad0: u32,
+        _pad1: u32,
     }
 }
 
@@ -76,18 +83,32 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(side: usize, c: usize, n: usize, limit: u64) -> Result<Self, GpuError> {
+    /// The layout for `side` x `side` patches, with the sub-images' rows unless
+    /// `supervised`.
+    fn new(
+        side: usize,
+        c: usize,
+        n: usize,
+        supervised: bool,
+        limit: u64,
+    ) -> Result<Self, GpuError> {
         let (s, q) = (side, side / 2);
-        let (cw, ch) = (s + 1, s + 1 + q);
+        let (ch, terms) = match supervised {
+            true => (s, s * s),
+            false => (s + 1 + q, q * q),
+        };
+        let cw = s + 1;
         let px = cw * ch;
         let bands = ch.div_ceil(BAND);
         let x_at = RING;
         let net_at = x_at + px;
         let gout_at = net_at + px;
         let terms_at = gout_at + px;
-        let part_at = terms_at + q * q;
+        let part_at = terms_at + terms;
         let step_at = part_at + bands * n;
-        let (maps, work) = (2 * px * c, step_at + 4);
+        let target_at = step_at + 4;
+        let target = if supervised { s * s } else { 0 };
+        let (maps, work) = (2 * px * c, target_at + target);
         let largest = maps.max(work).max(3 * n) as u64 * 4;
         if largest > limit || largest > u64::from(u32::MAX) {
             return Err(GpuError::TooLarge(format!(
@@ -118,6 +139,10 @@ impl Layout {
                 b2: ADAM_B2 as f32,
                 eps: ADAM_EPS,
                 band: u32_of(BAND),
+                terms: u32_of(terms),
+                target_at: u32_of(target_at),
+                _pad0: 0,
+                _pad1: 0,
             },
             maps,
             work,
@@ -131,10 +156,17 @@ impl Layout {
 /// `TooLarge`.
 pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError> {
     let c = p.width;
-    Layout::new(patch_side(s, p), c, Net::count(c), limit).map(|_| ())
+    Layout::new(
+        patch_side(s, p),
+        c,
+        Net::count(c),
+        p.trains_supervised(),
+        limit,
+    )
+    .map(|_| ())
 }
 
-/// Trains on the normalised stack `norm` as the core's `train` does, on the GPU, calling
+/// Trains on `data` (of shape `s`) as the core's `train` does, on the GPU, calling
 /// `step_done` after each step in order.
 ///
 /// # Errors
@@ -142,17 +174,18 @@ pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError>
 /// cancellation).
 pub fn train(
     ctx: &GpuContext,
-    norm: &[f32],
+    data: Data<'_>,
     s: Shape,
     p: &ZsN2nParams,
     limit: u64,
     step_done: &mut StepDone<'_, GpuError>,
 ) -> Result<Net, GpuError> {
-    let (mut schedule, net) = Schedule::new(Data::of(norm), s, p)?;
+    let supervised = data.target.is_some();
+    let (mut schedule, net) = Schedule::new(data, s, p)?;
     let c = net.c;
     let flat = net.flat();
     let n = flat.len();
-    let lay = Layout::new(schedule.side, c, n, limit)?;
+    let lay = Layout::new(schedule.side, c, n, supervised, limit)?;
     let u = lay.u;
     let kernel = ctx.kernel(
         "zs_n2n_train",
@@ -184,11 +217,15 @@ pub fn train(
     );
     let (cw, ch, q, side) = (u.cw as usize, u.ch as usize, u.q as usize, u.s as usize);
     let plane = (groups(cw, WG), groups(ch, WG));
+    let loss = match supervised {
+        true => ("loss_supervised", (groups(side, WG), groups(side, WG), 1)),
+        false => ("loss", (groups(q, WG), groups(q, WG), 1)),
+    };
     let dispatches: [(&str, (u32, u32, u32)); 9] = [
         ("forward1", (plane.0, plane.1, c as u32)),
         ("forward2", (plane.0, plane.1, c as u32)),
         ("forward3", (plane.0, plane.1, 1)),
-        ("loss", (groups(q, WG), groups(q, WG), 1)),
+        loss,
         ("loss_sum", (1, 1, 1)),
         ("backward2", (plane.0, plane.1, c as u32)),
         ("backward1", (plane.0, plane.1, c as u32)),
@@ -219,11 +256,20 @@ pub fn train(
                 for (row, src) in canvas.chunks_mut(cw).zip(step.patch.chunks(side)) {
                     row[..side].copy_from_slice(src);
                 }
-                let (d1, d2) = halves(&step.patch, side);
-                for i in 0..q {
-                    let row = &mut canvas[(side + 1 + i) * cw..(side + 2 + i) * cw];
-                    row[..q].copy_from_slice(&d1[i * q..(i + 1) * q]);
-                    row[q + 1..2 * q + 1].copy_from_slice(&d2[i * q..(i + 1) * q]);
+                match &step.target {
+                    Some(t) => ctx.queue.write_buffer(
+                        &work,
+                        u64::from(u.target_at) * 4,
+                        bytemuck::cast_slice(t),
+                    ),
+                    None => {
+                        let (d1, d2) = halves(&step.patch, side);
+                        for i in 0..q {
+                            let row = &mut canvas[(side + 1 + i) * cw..(side + 2 + i) * cw];
+                            row[..q].copy_from_slice(&d1[i * q..(i + 1) * q]);
+                            row[q + 1..2 * q + 1].copy_from_slice(&d2[i * q..(i + 1) * q]);
+                        }
+                    }
                 }
                 let scalars = [step.lr, step.c1, step.c2, index as f32];
                 ctx.queue

@@ -1,14 +1,17 @@
 // Zero-shot Noise2Noise's training step on the GPU (denoisekit_core zs_n2n: the loss in
-// `loss_and_grad`, the network and its gradients in net.rs, Adam in `Adam::step`). The
-// host draws each step's patch from the core's `Schedule` and writes it, with its two
-// half-resolution sub-images, into one canvas:
+// `loss_and_grad`, or `supervised_loss_and_grad` towards a target, the network and its
+// gradients in net.rs, Adam in `Adam::step`). The host draws each step's patch from the
+// core's `Schedule` and writes it, with its two half-resolution sub-images, into one
+// canvas:
 //
 //   rows 0 .. s           the patch (s x s)
 //   row s                 zeros
 //   rows s+1 .. s+q       D1 at columns 0 .. q, zeros at column q, D2 at q+1 .. 2q
 //
 // so that one dispatch runs the network on all three images (canvas `cw` = s + 1 wide,
-// `ch` = s + 1 + q high). A layer is zero wherever `inside` is false, which is exactly the
+// `ch` = s + 1 + q high). Supervised training (`loss_supervised` instead of `loss`) needs
+// no sub-images: its canvas is the patch's rows alone (`ch` = s), and the step's target
+// patch is written to `work` from `target_at`. A layer is zero wherever `inside` is false, which is exactly the
 // CPU's zero padding around each image; the gradients are zero there too, so the weight
 // gradients sum over every canvas pixel as the CPU sums over each image's.
 //
@@ -25,7 +28,8 @@
 //   2  work   array<f32>  read_write  losses of the last `ring` steps (from 0), the canvas
 //                                     input `x`, the network's output `net`, its gradient
 //                                     `gout`, the loss terms, the bands' partial gradients,
-//                                     and the step's [lr, c1, c2, step index]
+//                                     the step's [lr, c1, c2, step index], and for
+//                                     supervised training the target patch (s x s)
 //   3  state  array<f32>  read_write  the weights (net.rs's `Net::flat` order), then Adam's
 //                                     first moments from `n`, second from `2n`
 //   4  p      Params      uniform
@@ -53,6 +57,11 @@ struct Params {
     eps: f32,
     // Canvas rows per band of the weight-gradient sums.
     band: u32,
+    // Loss terms per step: q * q, or s * s for supervised training.
+    terms: u32,
+    target_at: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> maps: array<f32>;
@@ -215,6 +224,22 @@ fn loss(@builtin(global_invocation_id) id: vec3<u32>) {
     work[p.gout_at + f11] = g2;
 }
 
+// One pixel of the patch against the target's (`supervised_loss_and_grad`): half the
+// squared difference between `x − net(x)` and the target, and the gradient with respect to
+// the network's output.
+@compute @workgroup_size(16, 16, 1)
+fn loss_supervised(@builtin(global_invocation_id) id: vec3<u32>) {
+    let s = p.s;
+    if (id.x >= s || id.y >= s) {
+        return;
+    }
+    let k = id.y * s + id.x;
+    let i = id.y * p.cw + id.x;
+    let r = denoised(i) - work[p.target_at + k];
+    work[p.terms_at + k] = 0.5 * r * r;
+    work[p.gout_at + i] = -r / f32(s * s);
+}
+
 // `x − net(x)` at canvas index `i`.
 fn denoised(i: u32) -> f32 {
     return work[p.x_at + i] - work[p.net_at + i];
@@ -225,7 +250,7 @@ var<workgroup> partial_loss: array<f32, 64>;
 // The step's loss (the mean of its terms) into its slot of the ring.
 @compute @workgroup_size(64, 1, 1)
 fn loss_sum(@builtin(local_invocation_index) t: u32) {
-    let count = p.q * p.q;
+    let count = p.terms;
     var acc = 0.0;
     for (var k = t; k < count; k += 64u) {
         acc += work[p.terms_at + k];

@@ -46,8 +46,8 @@
 //! the grey levels, where the model's gain and offset hold, before it is stabilised as the
 //! image is), so a frame average stretched to its own 8-bit range teaches the same
 //! network. Train on one pair with `save_weights`, then apply the weights to images taken
-//! the same way. Only the CPU trains towards a target: with `backend=gpu` such a job runs
-//! on the CPU and says so (saved weights apply on the GPU as any). On the W2S pairs,
+//! the same way. The GPU trains towards a target too (the fit is done on the CPU, and
+//! both devices train from the same [`Teacher`]: [`with_teacher`]). On the W2S pairs,
 //! trained on one field and applied to another of the same channel, it gains 1.8 dB over
 //! zero-shot training with the same steps on average and stays 1.9 dB below BM3D
 //! (docs/benchmarks.md, "Learned denoiser: supervised on pairs").
@@ -66,8 +66,8 @@
 //! strength: narrower than the images' blur, the network keeps noise as detail. `tune`
 //! searches it by the masked loss; its trials see the stabilised image under the Gaussian
 //! model, as every method's do, so under a Poisson–Gaussian model their scenes are mapped
-//! onto the stabilised intensities rather than the grey levels. Like supervised training,
-//! it runs on the CPU (a `backend=gpu` job says so). Measured on the W2S pairs in
+//! onto the stabilised intensities rather than the grey levels. The scenes are drawn on
+//! the CPU; a `backend=gpu` job trains on them on the GPU. Measured on the W2S pairs in
 //! docs/benchmarks.md, "Learned denoiser: synthetic training".
 //!
 //! Train once, apply many: `save_weights` writes the trained network to a small file
@@ -145,7 +145,8 @@ crate::method_params! {
         /// filaments) blurred by a Gaussian PSF of psf_sigma, spanning the image's
         /// intensities and carrying its noise, whose clean version is known: no clean data
         /// needed, and the network learns what such structures look like, not the image's
-        /// own. pairs and synthetic train on the CPU.
+        /// own. All three train on the GPU too (the scenes and the target's fit are
+        /// prepared on the CPU).
         training: Training = ParamSpec::choice("Training", Training::NAMES, Training::Zero.name()),
         /// For training=synthetic: the microscope's PSF as a Gaussian, its standard
         /// deviation in pixels (for a widefield microscope about 0.21 · wavelength / NA,
@@ -177,8 +178,8 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
               (Mansour & Heckel 2023), on a noisy/clean pair (training=pairs), or on \
               synthetic scenes with the image's noise (training=synthetic); assumes noise \
               independent between pixels. On real \
-              widefield noise it is still several dB below BM3D at CPU training budgets \
-              (docs/benchmarks.md): prefer BM3D for now.",
+              widefield noise it is below BM3D at CPU training budgets (zero-shot by \
+              3.7 dB, synthetic scenes by 1.7 dB; docs/benchmarks.md): prefer BM3D for now.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
@@ -278,6 +279,19 @@ fn band_rows(h: usize) -> usize {
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     let p = ZsN2nParams::from_resolved(r)?;
+    with_teacher(v, r, |teacher| denoise(v, teacher, &p, ctl))?
+}
+
+/// Hands `then` what the resolved settings `r` give training besides the input `v` (as the
+/// method sees it): the target seen through the noise model ([`target_seen`]), the
+/// synthetic scenes ([`synthetic_pair`], with the noise model `r` fitted), or nothing.
+/// Every device trains from the same teacher.
+///
+/// # Errors
+/// Invalid parameters; a target that does not fit the image; what [`synthetic_pair`]
+/// refuses.
+pub fn with_teacher<T>(v: VolumeView<'_>, r: &Resolved, then: impl FnOnce(Teacher<'_>) -> T) -> Result<T> {
+    let p = ZsN2nParams::from_resolved(r)?;
     let target = target_seen(r, v)?;
     let teacher = match &target {
         Some(t) => Teacher::Target(t.view()),
@@ -287,7 +301,7 @@ fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
         }
         None => Teacher::None,
     };
-    denoise(v, teacher, &p, ctl)
+    Ok(then(teacher))
 }
 
 /// What training learns from besides the image, as the method sees its input (after the
