@@ -135,6 +135,11 @@ region=train_region=128,128,256,256
             echo "end to end, process start to file written | $b | round $round | ${s} s | rc $?"
         done
     done
+    # Supervised training on synthetic scenes (the scenes are drawn on the CPU either way).
+    for b in gpu cpu; do
+        s=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_s.tif training=synthetic psf_sigma=6 noise_model=auto >/dev/null 2>&1; } 2>&1 )
+        echo "synthetic training (psf_sigma=6), end to end | $b | ${s} s | rc $?"
+    done
     $CLI run --backend cpu zs_n2n $img /tmp/zs_w.tif $region save_weights=/tmp/zs_w.json >/dev/null
     for b in gpu cpu; do
         $CLI bench $img --method zs_n2n --backend $b --repeats 3 $region | grep '^| zs_n2n' | sed "s/^/train+apply in process | /"
