@@ -130,7 +130,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         id: "richardson_lucy",
         #[cfg(feature = "wgpu")]
         run: methods::richardson_lucy::run,
-        kernels: &["richardson_lucy", "gaussian", "spectral"],
+        kernels: &["richardson_lucy", "gaussian", "spectral", "convolve"],
         auto: AutoUse::Gpu,
     },
     GpuMethod {

@@ -85,6 +85,21 @@ impl Axis {
     }
 }
 
+/// One axis of a [`Convolver`]: what a device needs to pad, crop and fold as it does.
+#[derive(Debug, Clone, Copy)]
+pub struct AxisLayout<'a> {
+    /// Image samples along the axis.
+    pub n: usize,
+    /// Mirrored samples before the image in the padded block.
+    pub pad: usize,
+    /// Padded length (the transform's; its prime factors are at most 7).
+    pub len: usize,
+    /// The image sample each padded position mirrors (`len` of them).
+    pub source: &'a [usize],
+    /// For each image sample, the padded positions that mirror it (the adjoint's fold).
+    pub targets: &'a [Vec<usize>],
+}
+
 /// Complex samples [`fft_columns`] gathers per task (64 KiB): enough neighbouring columns
 /// that rows move in runs of several cache lines, few enough to stay in the core's cache.
 const GATHER: usize = 8192;
@@ -225,20 +240,14 @@ impl Convolver {
             axes,
             work: Mutex::new(Work::default()),
         };
-        // The kernel wrapped around the origin: its centre goes to index 0.
-        let [lz, ly, lx] = [c.axes[0].len, c.axes[1].len, c.axes[2].len];
-        let mut placed = vec![0.0f32; if use_z { lz } else { 1 } * ly * lx];
-        for ((z, y, x), &v) in kernel.indexed_iter() {
-            let wrap = |i: usize, k: usize, len: usize| (i + len - k / 2) % len;
-            let zz = if use_z { wrap(z, kd, lz) } else { 0 };
-            placed[(zz * ly + wrap(y, kh, ly)) * lx + wrap(x, kw, lx)] = v;
-        }
-        let planes = if use_z { lz } else { 1 };
+        let [ly, lx] = [c.axes[1].len, c.axes[2].len];
+        let placed = c.wrapped(kernel);
+        let planes = c.block_planes();
         let mut otf = Vec::new();
         c.forward(planes, &mut otf, &mut Vec::new(), |z, y, row| {
             row.copy_from_slice(&placed[(z * ly + y) * lx..][..lx]);
         });
-        let scale = 1.0 / (lx * ly * if use_z { lz } else { 1 }) as f32;
+        let scale = 1.0 / (lx * ly * planes) as f32;
         otf.par_iter_mut().for_each(|v| *v *= scale);
         c.otf = otf;
         Ok(c)
@@ -247,6 +256,45 @@ impl Convolver {
     /// Whether the kernel equals its mirror image (then `Kᵀ = K`).
     pub fn is_symmetric(&self) -> bool {
         self.symmetric
+    }
+
+    /// Whether the kernel spans planes: the block transformed is then the whole padded
+    /// stack, otherwise each plane on its own.
+    pub fn couples_planes(&self) -> bool {
+        self.use_z
+    }
+
+    /// Planes in one transformed block: the padded depth, or 1.
+    pub fn block_planes(&self) -> usize {
+        if self.use_z { self.axes[0].len } else { 1 }
+    }
+
+    /// How axis `a` (0 = z, 1 = y, 2 = x) is padded and folded, for a device that
+    /// convolves as this does.
+    pub fn axis(&self, a: usize) -> AxisLayout<'_> {
+        let ax = &self.axes[a];
+        AxisLayout {
+            n: ax.n,
+            pad: ax.pad,
+            len: ax.len,
+            source: &ax.source,
+            targets: &ax.targets,
+        }
+    }
+
+    /// `kernel` (the one this convolver was built from) wrapped around the origin of one
+    /// block, its centre sample at index 0: the block whose spectrum is the transfer
+    /// function, `block_planes x len_y x len_x`, (z, y, x) order.
+    pub fn wrapped(&self, kernel: &VolumeView<'_>) -> Vec<f32> {
+        let (kd, kh, kw) = kernel.dim();
+        let [lz, ly, lx] = [self.axes[0].len, self.axes[1].len, self.axes[2].len];
+        let mut placed = vec![0.0f32; self.block_planes() * ly * lx];
+        for ((z, y, x), &v) in kernel.indexed_iter() {
+            let wrap = |i: usize, k: usize, len: usize| (i + len - k / 2) % len;
+            let zz = if self.use_z { wrap(z, kd, lz) } else { 0 };
+            placed[(zz * ly + wrap(y, kh, ly)) * lx + wrap(x, kw, lx)] = v;
+        }
+        placed
     }
 
     /// Complex samples per row of a spectrum.

@@ -286,18 +286,69 @@ pub fn denoise_richardson_lucy_psf(
     psf: VolumeView<'_>,
     ctl: &Control,
 ) -> Result<Volume> {
+    match setup_measured(input, p, psf, ctl)? {
+        MeasuredStart::Done(v) => Ok(v),
+        MeasuredStart::Iterate(s, m) => iterate(
+            Start::Iterate(s),
+            p,
+            &Blur::Measured(Box::new(m.convolver), m.norm),
+            ctl,
+        ),
+    }
+}
+
+/// A PSF image made ready to deconvolve with ([`setup_measured`]), shared with the GPU
+/// backend so that both devices use the same kernel, padding and normalisation.
+pub struct MeasuredPsf {
+    /// The PSF, negative samples clipped, normalised to sum 1.
+    pub kernel: Volume,
+    /// Its convolver for the input's shape.
+    pub convolver: Convolver,
+    /// `Kᵀ 1` when the PSF is asymmetric, by which the back-projection is divided (a
+    /// sample where it is at most [`UNSEEN`] keeps its estimate); `None` when symmetric.
+    pub norm: Option<Volume>,
+}
+
+/// `Kᵀ 1` at or below this: a sample no output sees.
+pub const UNSEEN: f32 = 1e-6;
+
+/// Either the finished result or the iteration's setup and the measured PSF.
+pub enum MeasuredStart {
+    /// The result, without iterating.
+    Done(Volume),
+    /// Iterate from this, with this PSF.
+    Iterate(Setup, Box<MeasuredPsf>),
+}
+
+/// Checks the parameters, the input and the PSF image `psf` (before anything else, so
+/// that a bad one is reported even where the result would not need it: 0 iterations),
+/// and sets up the iteration with it.
+///
+/// # Errors
+/// As [`denoise_richardson_lucy_psf`].
+pub fn setup_measured(
+    input: VolumeView<'_>,
+    p: &RichardsonLucyParams,
+    psf: VolumeView<'_>,
+    ctl: &Control,
+) -> Result<MeasuredStart> {
     p.validate()?;
     check_input(&input)?;
-    // The PSF is checked before anything else, so that a bad one is reported even
-    // where the result would not need it (0 iterations).
     let kernel = checked_psf(&psf, input.dim())?;
     let s = match setup_with(input, p, true)? {
-        Start::Done(v) => return Ok(v),
+        Start::Done(v) => return Ok(MeasuredStart::Done(v)),
         Start::Iterate(s) => s,
     };
     let use_z_tv = input.dim().0 > 1 && psf.dim().0 > 1;
-    let blur = Blur::measured(&kernel, input.dim(), &ctl.quiet())?;
-    iterate(Start::Iterate(Setup { use_z_tv, ..s }), p, &blur, ctl)
+    let (convolver, norm) = measured(&kernel, input.dim(), &ctl.quiet())?;
+    Ok(MeasuredStart::Iterate(
+        Setup { use_z_tv, ..s },
+        Box::new(MeasuredPsf {
+            kernel,
+            convolver,
+            norm,
+        }),
+    ))
 }
 
 /// Checks a PSF image against the input's shape, clips its negative samples and
@@ -511,32 +562,32 @@ pub fn psf_filter(
     }
 }
 
+/// A measured PSF as an operator on images of `dims`, and `Kᵀ 1` when it is asymmetric.
+/// With mirrored borders an asymmetric PSF's operator has column sums `Kᵀ 1` other than 1
+/// near the borders, so the EM update divides by them (Richardson–Lucy's normalisation,
+/// which a PSF of sum 1 otherwise makes 1): the back-projection returns `Kᵀ r / Kᵀ 1`.
+fn measured(kernel: &Volume, dims: (usize, usize, usize), ctl: &Control) -> Result<(Convolver, Option<Volume>)> {
+    let conv = Convolver::new(&kernel.view(), dims)?;
+    let norm = if conv.is_symmetric() {
+        None
+    } else {
+        let mut n = Volume::zeros(dims);
+        conv.apply_into(&Volume::ones(dims), true, &mut n, ctl)?;
+        Some(n)
+    };
+    Ok((conv, norm))
+}
+
 /// The PSF as an operator. The models are symmetric (`Kᵀ = K`); a measured PSF need not
 /// be.
 enum Blur {
     Gaussian(GaussianParams),
     Spectral(crate::spectral::Filter),
-    /// A measured PSF, and `Kᵀ 1` when it is asymmetric (see [`Blur::measured`]).
+    /// A measured PSF, and `Kᵀ 1` when it is asymmetric (see [`measured`]).
     Measured(Box<Convolver>, Option<Volume>),
 }
 
 impl Blur {
-    /// A measured PSF as an operator on images of `dims`. With mirrored borders an
-    /// asymmetric PSF's operator has column sums `Kᵀ 1` other than 1 near the borders, so
-    /// the EM update divides by them (Richardson–Lucy's normalisation, which a PSF of
-    /// sum 1 otherwise makes 1): the back-projection below returns `Kᵀ r / Kᵀ 1`.
-    fn measured(kernel: &Volume, dims: (usize, usize, usize), ctl: &Control) -> Result<Self> {
-        let conv = Convolver::new(&kernel.view(), dims)?;
-        let norm = if conv.is_symmetric() {
-            None
-        } else {
-            let mut n = Volume::zeros(dims);
-            conv.apply_into(&Volume::ones(dims), true, &mut n, ctl)?;
-            Some(n)
-        };
-        Ok(Self::Measured(Box::new(conv), norm))
-    }
-
     fn new(p: &RichardsonLucyParams, s: Shape) -> Self {
         match psf_filter(p, (s.depth, s.height, s.width)) {
             Some(f) => Self::Spectral(f),
@@ -571,7 +622,7 @@ impl Blur {
                 if let Some(norm) = norm {
                     // A sample no output sees (Kᵀ 1 = 0) keeps its estimate.
                     Zip::from(&mut *out).and(norm).par_for_each(|o, &n| {
-                        *o = if n > 1e-6 { *o / n } else { 1.0 };
+                        *o = if n > UNSEEN { *o / n } else { 1.0 };
                     });
                 }
                 Ok(())
@@ -785,7 +836,8 @@ mod tests {
             psf[(0, 4, 3 + i)] = 0.3 * w;
         }
         let kernel = checked_psf(&psf.view(), object.dim()).unwrap();
-        let k = Blur::measured(&kernel, object.dim(), &Control::new()).unwrap();
+        let (conv, norm) = measured(&kernel, object.dim(), &Control::new()).unwrap();
+        let k = Blur::Measured(Box::new(conv), norm);
         let mut seen = Volume::zeros(object.dim());
         k.apply_into(&object, &mut seen, &Control::new()).unwrap();
         let p = RichardsonLucyParams {

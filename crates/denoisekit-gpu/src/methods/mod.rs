@@ -40,6 +40,7 @@ mod layout;
 pub mod anisotropic_diffusion;
 pub mod bilateral;
 pub mod bm3d;
+pub(crate) mod convolve;
 pub mod fourier_filter;
 pub mod gaussian;
 pub mod median;

@@ -1,14 +1,17 @@
 //! GPU host for `richardson_lucy` (kernel: `richardson_lucy.wgsl`, with the blurs from
-//! `gaussian.wgsl` or `spectral.wgsl`): the data, the estimate and every work buffer stay
-//! on the GPU for all iterations; the estimate is read back once. The start, the guards
-//! and the PSF come from the core (`richardson_lucy::setup`, `psf_filter`), so both
-//! devices iterate from the same point.
+//! `gaussian.wgsl`, `spectral.wgsl` or `convolve.wgsl`): the data, the estimate and every
+//! work buffer stay on the GPU for all iterations; the estimate is read back once. The
+//! start, the guards and the PSF come from the core (`richardson_lucy::setup`,
+//! `psf_filter`, and for a PSF image `setup_measured`), so both devices iterate from the
+//! same point.
 //!
 //! One iteration: (TV gradient and divergence), `K u` (three separable passes for a 3D
 //! Gaussian, two for a plane; for the Airy PSF a DCT along x and y, the product with the
-//! transfer and the inverse DCTs, each DCT an FFT of several dispatches), the ratio,
-//! `Kᵀ` of the ratio (the PSF is symmetric), the update. The Born–Wolf PSF transforms
-//! along z too. Every output depends on the whole
+//! transfer and the inverse DCTs, each DCT an FFT of several dispatches; for a PSF image
+//! FFTs of the mirrored, padded image, as the core's `Convolver`), the ratio, `Kᵀ` of the
+//! ratio (the models' PSFs are symmetric; a PSF image's transpose folds the padding back
+//! and divides by `Kᵀ 1` when it is asymmetric), the update. The Born–Wolf PSF, and a PSF
+//! image of several planes, transform along z too. Every output depends on the whole
 //! stack (the start and guards come from its mean), so the stack must fit the device in
 //! one piece; otherwise the CPU runs it.
 //!
@@ -19,12 +22,13 @@
 //! GPU then differs by the same order there (measured 6.5e-3 at most, 1.5e-6 on average,
 //! for tv 0.01), which `tests/gpu_matches_cpu.rs` checks against that sensitivity.
 
-use super::{Pass, WG, chain, gaussian, spectral, tile_planes};
+use super::{Pass, WG, chain, convolve, gaussian, spectral, tile_planes};
 use crate::context::{Binding, GpuContext, Pooled, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::gaussian::gaussian_kernel;
 use denoisekit_core::methods::richardson_lucy::{
-    RichardsonLucyParams, Setup, Start, psf_filter, setup,
+    MeasuredPsf, MeasuredStart, PSF_IMAGE, RichardsonLucyParams, Setup, Start, psf_filter, setup,
+    setup_measured,
 };
 use denoisekit_core::{Control, PsfModel, Resolved, Volume, VolumeView};
 
@@ -62,21 +66,24 @@ pub fn run(
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
     let p = RichardsonLucyParams::from_resolved(r)?;
-    if p.psf == PsfModel::Image {
-        return Err(GpuError::Unsupported(
-            "no GPU kernel for a PSF image (psf=image) yet".into(),
-        ));
-    }
+    // A PSF image is checked, normalised and laid out by the core, as for the CPU.
+    let (start, measured) = match (p.psf, r.image(PSF_IMAGE)) {
+        (PsfModel::Image, Some(psf)) => match setup_measured(input.view(), &p, psf.view(), ctl)? {
+            MeasuredStart::Done(v) => return Ok(v),
+            MeasuredStart::Iterate(s, m) => (s, Some(*m)),
+        },
+        _ => match setup(input.view(), &p)? {
+            Start::Done(v) => return Ok(v),
+            Start::Iterate(s) => (s, None),
+        },
+    };
     let Setup {
         f,
         u,
         tiny,
         eps2,
         use_z_tv,
-    } = match setup(input.view(), &p)? {
-        Start::Done(v) => return Ok(v),
-        Start::Iterate(s) => s,
-    };
+    } = start;
     let (d, h, w) = input.dim();
     let tv = p.tv > 0.0;
     if tile_planes(ctx, (d, h, w), if tv { 3 } else { 1 }, 0, max_tile_bytes)? < d {
@@ -131,15 +138,15 @@ pub fn run(
                 _uniform: uniform,
             }
         };
-        let blur = Blur::new(ctx, &p, (d, h, w))?;
+        let blur = Blur::new(ctx, &p, measured.as_ref(), (d, h, w), max_tile_bytes)?;
         let mut iteration = Vec::new();
         if let (Some(dual), Some(div)) = (&dual, &div) {
             iteration.push(step("tv_gradient", [&ub, dual, &none]));
             iteration.push(step("tv_divergence", [dual, div, &none]));
         }
-        iteration.extend(blur.passes(ctx, &ub, &t1, &s));
+        iteration.extend(blur.passes(ctx, &ub, &t1, &s, false));
         iteration.push(step("ratio", [&fb, &t1, &none]));
-        iteration.extend(blur.passes(ctx, &t1, &t2, &s));
+        iteration.extend(blur.passes(ctx, &t1, &t2, &s, true));
         iteration.push(step("update", [&t2, &ub, div.as_ref().unwrap_or(&none)]));
         super::iterate(
             ctx,
@@ -175,14 +182,22 @@ enum Blur<'a> {
         tables: spectral::Tables<'a>,
         dims: (usize, usize, usize),
     },
+    /// A measured PSF (`psf=image`), convolved through FFTs of the mirrored image.
+    Measured(Box<convolve::Measured<'a>>),
 }
 
 impl<'a> Blur<'a> {
     fn new(
         ctx: &'a GpuContext,
         p: &RichardsonLucyParams,
+        measured: Option<&MeasuredPsf>,
         (d, h, w): (usize, usize, usize),
+        max_bytes: Option<u64>,
     ) -> Result<Self, GpuError> {
+        if let Some(m) = measured {
+            let m = convolve::Measured::new(ctx, m, (d, h, w), max_bytes)?;
+            return Ok(Self::Measured(Box::new(m)));
+        }
         if let Some(filter) = psf_filter(p, (d, h, w)) {
             return Ok(Self::Spectral {
                 kernel: spectral::kernel(ctx)?,
@@ -222,15 +237,18 @@ impl<'a> Blur<'a> {
         })
     }
 
-    /// The passes that blur `x` into `y`, with `s` as scratch (distinct buffers).
+    /// The passes that blur `x` into `y` (by `Kᵀ` when `adjoint`: the models' PSFs are
+    /// symmetric, so only a measured one differs), with `s` as scratch (distinct buffers).
     fn passes(
         &self,
         ctx: &GpuContext,
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
         s: &wgpu::Buffer,
+        adjoint: bool,
     ) -> Vec<Pass> {
         match self {
+            Self::Measured(m) => m.passes(ctx, x, y, adjoint),
             Self::Spectral {
                 kernel,
                 tables,

@@ -48,7 +48,7 @@ uniforms! {
         inverse: u32,
         conj_after: u32,
         table_len: u32,
-        _pad: u32,
+        complex: u32,
     }
 }
 
@@ -286,45 +286,173 @@ impl<'a> Tables<'a> {
         (d, h, w): (usize, usize, usize),
         max_bytes: Option<u64>,
     ) -> Result<Self, GpuError> {
-        let limit = ctx.buffer_limit(max_bytes).min(SCRATCH_BYTES);
-        let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
         let lines = [d * h, d * w, h * w];
-        let mut axes = Vec::new();
-        for (plan, lines) in plans.axes.iter().zip(lines) {
-            let (n, line_bytes) = (plan.n, (plan.m * 8) as u64);
-            if line_bytes > limit || groups(plan.m, FFT_WG) as usize > max_rows {
-                return Err(GpuError::TooLarge(format!(
-                    "a spectral filter along an axis of {n} needs {line_bytes} bytes of \
-                     scratch per line, over {limit}, or more workgroups than a dispatch \
-                     allows"
-                )));
-            }
-            let plan = plan.clone();
-            let chunk = ((limit / line_bytes) as usize)
-                .min(lines)
-                .min(max_rows)
-                .max(1);
-            axes.push(Axis {
-                table: ctx.upload("spectral.axis", &plan.table),
-                plan,
-                lines,
-                chunk,
-            });
-        }
-        let floats = axes
-            .iter()
-            .map(|a| a.chunk * a.plan.m * 2)
-            .max()
-            .unwrap_or(1);
+        let axes = (plans.axes.iter().zip(lines))
+            .map(|(plan, lines)| Axis::on_device(ctx, plan.clone(), lines, max_bytes))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            axes,
             transfer_len: plans.transfer.len(),
             transfer: ctx.upload("spectral.transfer", &plans.transfer),
-            scratch: [
-                ctx.storage("spectral.c0", floats),
-                ctx.storage("spectral.c1", floats),
-            ],
+            scratch: scratch(ctx, axes.iter()),
+            axes,
         })
+    }
+}
+
+impl<'a> Axis<'a> {
+    /// `plan` on the device for `lines` lines, in chunks whose complex scratch is at most
+    /// [`SCRATCH_BYTES`] (or `max_bytes`).
+    ///
+    /// # Errors
+    /// `TooLarge` when one line's FFT alone exceeds the scratch limit, or needs more
+    /// workgroups than a dispatch allows.
+    fn on_device(
+        ctx: &'a GpuContext,
+        plan: AxisPlan,
+        lines: usize,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, GpuError> {
+        let limit = ctx.buffer_limit(max_bytes).min(SCRATCH_BYTES);
+        let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let (n, line_bytes) = (plan.n, (plan.m * 8) as u64);
+        if line_bytes > limit || groups(plan.m, FFT_WG) as usize > max_rows {
+            return Err(GpuError::TooLarge(format!(
+                "a spectral filter along an axis of {n} needs {line_bytes} bytes of \
+                 scratch per line, over {limit}, or more workgroups than a dispatch allows"
+            )));
+        }
+        let chunk = ((limit / line_bytes) as usize)
+            .min(lines)
+            .min(max_rows)
+            .max(1);
+        Ok(Axis {
+            table: ctx.upload("spectral.axis", &plan.table),
+            plan,
+            lines,
+            chunk,
+        })
+    }
+}
+
+/// Two complex scratch buffers, each large enough for any of `axes`' chunks.
+fn scratch<'a, 'b>(
+    ctx: &'a GpuContext,
+    axes: impl Iterator<Item = &'b Axis<'b>>,
+) -> [Pooled<'a>; 2] {
+    let floats = axes.map(|a| a.chunk * a.plan.m * 2).max().unwrap_or(1);
+    [
+        ctx.storage("spectral.c0", floats),
+        ctx.storage("spectral.c1", floats),
+    ]
+}
+
+/// Plain forward FFTs, in place, along some axes of a complex `(d, h, w)` volume
+/// (interleaved re, im): the convolution with a measured PSF (`convolve`), whose padded
+/// lengths factor into the Stockham passes' radices.
+pub(crate) struct Ffts<'a> {
+    /// (axis: 0 = x, 1 = y, 2 = z; its plan on the device).
+    axes: Vec<(u32, Axis<'a>)>,
+    scratch: [Pooled<'a>; 2],
+    dims: (usize, usize, usize),
+}
+
+impl<'a> Ffts<'a> {
+    /// FFTs along the axes of `along` (x, y, z) of a complex `(d, h, w)` volume.
+    ///
+    /// # Errors
+    /// `TooLarge` as [`Tables::upload`]; `Validation` for a length with a prime factor
+    /// over [`MAX_RADIX`] (the convolution's padded lengths never have one).
+    pub(crate) fn new(
+        ctx: &'a GpuContext,
+        (d, h, w): (usize, usize, usize),
+        along: [bool; 3],
+        max_bytes: Option<u64>,
+    ) -> Result<Self, GpuError> {
+        let mut axes = Vec::new();
+        for (a, (n, lines)) in [(w, d * h), (h, d * w), (d, h * w)].into_iter().enumerate() {
+            if !along[a] {
+                continue;
+            }
+            if radices(n).is_none() {
+                return Err(GpuError::Validation(format!(
+                    "an FFT of length {n} has a prime factor over {MAX_RADIX}"
+                )));
+            }
+            axes.push((
+                a as u32,
+                Axis::on_device(ctx, AxisPlan::new(n), lines, max_bytes)?,
+            ));
+        }
+        let scratch = scratch(ctx, axes.iter().map(|(_, a)| a));
+        Ok(Self {
+            axes,
+            scratch,
+            dims: (d, h, w),
+        })
+    }
+
+    /// The passes that transform `v` in place.
+    pub(crate) fn passes(
+        &self,
+        ctx: &GpuContext,
+        kernel: &std::sync::Arc<crate::context::Kernel>,
+        v: &wgpu::Buffer,
+    ) -> Vec<Pass> {
+        let (d, h, w) = self.dims;
+        let mut out = Vec::new();
+        for (a, axis) in &self.axes {
+            let plan = &axis.plan;
+            let [c0, c1] = [&*self.scratch[0], &*self.scratch[1]];
+            let table = &*axis.table;
+            for line0 in (0..axis.lines).step_by(axis.chunk) {
+                let rows = axis.chunk.min(axis.lines - line0) as u32;
+                let u = Uniforms {
+                    width: w as u32,
+                    height: h as u32,
+                    depth: d as u32,
+                    axis: *a,
+                    n: plan.n as u32,
+                    m: plan.m as u32,
+                    line0: line0 as u32,
+                    radix: 0,
+                    span: 0,
+                    pre: 0,
+                    post: 0,
+                    spectrum: 0,
+                    inverse: 0,
+                    conj_after: 0,
+                    table_len: 1,
+                    complex: 1,
+                };
+                let over = |count: usize| (groups(count, FFT_WG), rows, 1);
+                let pass = |entry: &'static str, u: &Uniforms, bind: [&wgpu::Buffer; 2], groups| {
+                    let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(u));
+                    let bind_group = ctx.bind(kernel, entry, &[bind[0], bind[1], table, &ub]);
+                    Pass {
+                        kernel: kernel.clone(),
+                        entry,
+                        bind_group,
+                        groups,
+                        _uniform: ub,
+                    }
+                };
+                out.push(pass("pack", &u, [v, c0], over(plan.m)));
+                let mut cur = (c0, c1);
+                let mut span = 1;
+                for &radix in &plan.radices {
+                    let u = Uniforms {
+                        radix: radix as u32,
+                        span: span as u32,
+                        ..u
+                    };
+                    out.push(pass("butterfly", &u, [cur.0, cur.1], over(plan.m / radix)));
+                    cur = (cur.1, cur.0);
+                    span *= radix;
+                }
+                out.push(pass("unpack", &u, [cur.0, v], over(plan.n)));
+            }
+        }
+        out
     }
 }
 
@@ -361,7 +489,7 @@ pub(crate) fn passes(
         inverse: 0,
         conj_after: 0,
         table_len: t.transfer_len as u32,
-        _pad: 0,
+        complex: 0,
     };
     let pass = |entry: &'static str, u: &Uniforms, bind: [&wgpu::Buffer; 3], groups| {
         let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(u));

@@ -22,6 +22,11 @@
 // One line per workgroup row: `line0 + global_id.y` indexes the lines along `axis`; the
 // complex scratch holds the lines of one chunk, m complex values (2 floats) each.
 //
+// With `complex` set, `pack` and `unpack` instead move lines of a complex (z, y, x)
+// volume (interleaved re, im) as they are, without reordering or factors: plain FFTs
+// along each axis, for the convolution with a measured PSF (convolve.wgsl), whose padded
+// lengths always factor into radices the Stockham passes have.
+//
 // Bindings (group 0):
 //   0  src    array<f32>  read        a real (z, y, x) volume or a complex scratch
 //   1  dst    array<f32>  read_write  the same, per entry point
@@ -53,7 +58,8 @@ struct Params {
     // 1 when unpacking conjugates first (after Bluestein's second FFT).
     conj_after: u32,
     table_len: u32,
-    _pad0: u32,
+    // 1: `pack` and `unpack` move complex lines as they are (plain FFTs).
+    complex: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -102,6 +108,14 @@ fn pack(@builtin(global_invocation_id) id: vec3<u32>) {
     let local = id.y;
     let line = p.line0 + local;
     var v = vec2<f32>(0.0, 0.0);
+    if (p.complex == 1u) {
+        if (k < p.n) {
+            let at = real_index(line, k);
+            v = vec2<f32>(src[2u * at], src[2u * at + 1u]);
+        }
+        store_c(local * p.m + k, v);
+        return;
+    }
     if (k < p.n) {
         if (p.inverse == 0u) {
             var j = 2u * k;
@@ -198,6 +212,13 @@ fn unpack(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let local = id.y;
+    if (p.complex == 1u) {
+        let v = load_c(local * p.m + j);
+        let at = real_index(p.line0 + local, j);
+        dst[2u * at] = v.x;
+        dst[2u * at + 1u] = v.y;
+        return;
+    }
     var k = j;
     if (p.inverse == 1u) {
         k = j / 2u;
