@@ -17,6 +17,7 @@ pub mod methods;
 pub use context::{GpuContext, shared};
 pub use error::GpuError;
 
+use denoisekit_core::volume::Shape;
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, Resolved, Volume, VolumeView};
 
 /// The GPU implementation of one method; `Some(bytes)` caps the size of each tile of planes
@@ -38,6 +39,14 @@ pub struct GpuMethod {
     pub kernels: &'static [&'static str],
     /// Whether `Auto` picks the GPU.
     pub auto: AutoUse,
+    /// Host memory the GPU job holds beyond the common staging copies, in copies of the
+    /// image ([`host_need`]), for these settings and this shape.
+    pub host_copies: fn(&Resolved, Shape) -> f32,
+}
+
+/// No host memory beyond the common staging copies.
+fn no_host_copies(_: &Resolved, _: Shape) -> f32 {
+    0.0
 }
 
 /// Whether `Backend::Auto` runs a method's kernel on a hardware GPU.
@@ -66,6 +75,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::gaussian::run,
         kernels: &["gaussian"],
         auto: SLOWER_THAN_16_CORES,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "bilateral",
@@ -73,6 +83,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::bilateral::run,
         kernels: &["bilateral"],
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "nl_means",
@@ -80,6 +91,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::nl_means::run,
         kernels: &["nl_means"],
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "bm3d",
@@ -87,6 +99,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::bm3d::run,
         kernels: &["bm3d"],
         auto: AutoUse::Cpu("not yet measured against the CPU on a hardware GPU"),
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "median",
@@ -94,6 +107,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::median::run,
         kernels: &["median"],
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "anisotropic_diffusion",
@@ -101,6 +115,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::anisotropic_diffusion::run,
         kernels: &["anisotropic_diffusion"],
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "total_variation",
@@ -108,6 +123,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         run: methods::total_variation::run,
         kernels: &["total_variation"],
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "tikhonov",
@@ -116,6 +132,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         kernels: &["spectral"],
         // With FFT DCTs, 1.15x to 1.6x 16 cores on an H200 (2048², end to end).
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "fourier_filter",
@@ -125,13 +142,19 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         // About even with 16 cores on an H200 (0.9x to 1.4x, 2048², end to end), so
         // ahead of the fewer cores of a typical workstation.
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
     GpuMethod {
         id: "richardson_lucy",
         #[cfg(feature = "wgpu")]
         run: methods::richardson_lucy::run,
         kernels: &["richardson_lucy", "gaussian", "spectral", "convolve"],
+        // Measured with the Gaussian PSF (docs/benchmarks.md#gpu). The optical PSFs and a
+        // PSF image run as FFTs on the device, whose DCT form already beat 16 cores
+        // on an H200 for one transform with its transfers (Tikhonov); here 30 iterations
+        // of four transforms each run without any.
         auto: AutoUse::Gpu,
+        host_copies: denoisekit_core::methods::richardson_lucy::device_host_copies,
     },
     GpuMethod {
         id: "zs_n2n",
@@ -142,6 +165,7 @@ pub static GPU_METHODS: &[GpuMethod] = &[
         // 256x256 region and applying to 512x512, 0.25 s against 2.0 s; at 2048x2048, 21x;
         // applying saved weights 5x to 34x.
         auto: AutoUse::Gpu,
+        host_copies: no_host_copies,
     },
 ];
 
@@ -274,10 +298,11 @@ pub const COMPILED_WITH_GPU: bool = cfg!(feature = "wgpu");
 pub const NO_GPU_IN_BUILD: &str = "this build of DenoiseKit has no GPU support";
 
 /// Host memory of a GPU job beyond its input: the upload's staging copy, the read-back
-/// staging buffer and the output, plus the noise model's transformed copy.
+/// staging buffer and the output, plus the noise model's transformed copy and `own`, the
+/// method's own host copies ([`GpuMethod::host_copies`]), in copies of the image.
 #[cfg(feature = "wgpu")]
-fn host_need(input: &VolumeView<'_>, resolved: &Resolved) -> u64 {
-    let copies = 3.0 + f64::from(denoisekit_core::memory::noise_model_copies(resolved));
+fn host_need(input: &VolumeView<'_>, resolved: &Resolved, own: f32) -> u64 {
+    let copies = 3.0 + f64::from(denoisekit_core::memory::noise_model_copies(resolved) + own);
     let bytes = (input.len() as f64 * 4.0 * copies).min(u64::MAX as f64 / 2.0) as u64;
     bytes.saturating_add(denoisekit_core::memory::FIXED)
 }
@@ -333,7 +358,10 @@ fn try_gpu(
         (Ok(ctx), Some(f)) => {
             // The CPU path windows a job over the budget or refuses it; the GPU path holds
             // it whole.
-            let (need, limit) = (host_need(&input, resolved), ctl.memory_limit()?);
+            // Invariant: `gpu_method` found it in GPU_METHODS.
+            let entry = GPU_METHODS.iter().find(|g| g.id == m.id);
+            let own = entry.map_or(0.0, |g| (g.host_copies)(resolved, Shape::of(&input)));
+            let (need, limit) = (host_need(&input, resolved, own), ctl.memory_limit()?);
             if need > limit {
                 return Ok(Attempt::UseCpu(Some(format!(
                     "the GPU path needs {} of host memory, over the budget of {}",

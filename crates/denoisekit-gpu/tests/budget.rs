@@ -7,9 +7,14 @@
 use denoisekit_core::{Backend, Control, DenoiseError, ParamValues, memory};
 use denoisekit_gpu::Ran;
 use ndarray::Array3;
+use std::sync::Mutex;
+
+/// The memory limit is the process's: tests that set it take turns.
+static LIMIT: Mutex<()> = Mutex::new(());
 
 #[test]
 fn cpu_path_windows_or_refuses_jobs_over_the_budget() {
+    let _turn = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     let img = Array3::from_shape_fn((40, 64, 48), |(z, y, x)| {
         ((x * 7 + y * 13 + z * 29) % 23) as f32 + if (x / 8 + y / 8) % 2 == 0 { 50.0 } else { 0.0 }
     });
@@ -44,5 +49,44 @@ fn cpu_path_windows_or_refuses_jobs_over_the_budget() {
         );
         let e = tikhonov.unwrap_err();
         assert!(matches!(e, DenoiseError::TooLarge { .. }), "{e}");
+    }
+}
+
+#[test]
+fn a_psf_image_s_host_copies_count_against_the_budget() {
+    let _turn = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    // Richardson-Lucy with a PSF image holds the convolver, `Kᵀ 1` and the transfer
+    // function's staging on the host beside the common staging copies: with a budget the
+    // CPU path fits and the GPU path's whole count does not, the job runs on the CPU and
+    // says why.
+    let img = Array3::from_shape_fn((1, 64, 48), |(_, y, x)| {
+        ((x * 7 + y * 13) % 23) as f32 + 5.0
+    });
+    let psf = Array3::from_shape_fn((1, 9, 9), |(_, y, x)| {
+        let (dy, dx) = (y as f32 - 4.0, x as f32 - 3.0);
+        (-(dx * dx + dy * dy) / 4.0).exp()
+    });
+    let ratio = denoisekit_core::convolve::Convolver::memory_ratio((1, 9, 9), (1, 64, 48));
+    let values = ParamValues::new()
+        .set("psf", "image")
+        .set("iterations", "3")
+        .with_image("psf_image", psf);
+    let ctl = Control::new();
+    let whole = denoisekit_gpu::run("richardson_lucy", img.view(), &values, Backend::Cpu, &ctl);
+    // The CPU path's 7 copies and the convolver's, under the GPU path's 6 and 1.75 of them.
+    let copies = f64::from(7.5 + 1.3 * ratio);
+    memory::set_limit(Some(
+        memory::FIXED + (img.len() as f64 * 4.0 * copies) as u64,
+    ));
+    let required = denoisekit_gpu::run("richardson_lucy", img.view(), &values, Backend::Gpu, &ctl);
+    memory::set_limit(None);
+    if denoisekit_gpu::context::shared().is_ok() {
+        let required = required.unwrap();
+        assert_eq!(required.volume, whole.unwrap().volume);
+        assert!(
+            matches!(required.device, Ran::Cpu(Some(ref why)) if why.contains("host memory")),
+            "{}",
+            required.device
+        );
     }
 }

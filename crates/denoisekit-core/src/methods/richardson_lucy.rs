@@ -309,6 +309,24 @@ pub struct MeasuredPsf {
     pub norm: Option<Volume>,
 }
 
+/// Host memory a device's run holds besides its staging copies, in copies of the image of
+/// shape `s`: the setup's data and start estimate, and for a PSF image the convolver
+/// [`setup_measured`] builds (its spectrum and scratch), `Kᵀ 1`, and the wrapped kernel and
+/// its complex copy while the transfer function is uploaded.
+pub fn device_host_copies(r: &Resolved, s: Shape) -> f32 {
+    let dims = (s.depth, s.height, s.width);
+    let measured = match (r.get::<PsfModel>("psf"), r.image(PSF_IMAGE)) {
+        (Ok(PsfModel::Image), Some(psf)) => {
+            // The convolver's four spectrum-sized buffers, `Kᵀ 1`, and the wrapped kernel
+            // with its complex copy: three of those buffers' size.
+            let conv = Convolver::memory_ratio(psf.dim(), dims);
+            conv + 1.0 + 0.75 * conv
+        }
+        _ => 0.0,
+    };
+    2.0 + measured
+}
+
 /// `Kᵀ 1` at or below this: a sample no output sees.
 pub const UNSEEN: f32 = 1e-6;
 

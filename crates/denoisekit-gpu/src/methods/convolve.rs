@@ -5,8 +5,8 @@
 //! tables stay on the device for every iteration.
 //!
 //! Cost: per application, two FFTs of the padded block along each transformed axis
-//! (O(log n) per value) and four passes over it; memory, the padded block (complex) and
-//! the transfer function of one block.
+//! (O(log n) per value) and three passes over it (pad, multiply, crop or fold); memory,
+//! the padded block (complex) and the transfer function of one block.
 
 use super::{Pass, WG, spectral};
 use crate::context::{Binding, GpuContext, Kernel, Pooled, groups};
@@ -58,7 +58,7 @@ pub(crate) struct Measured<'a> {
     /// `Kᵀ 1` for an asymmetric PSF.
     norm: Option<Pooled<'a>>,
     u: Uniforms,
-    /// Voxels of the image and of the padded block.
+    /// The image's shape and the padded block's, (z, y, x).
     dims: (usize, usize, usize),
     block_dims: (usize, usize, usize),
 }
@@ -68,7 +68,8 @@ impl<'a> Measured<'a> {
     ///
     /// # Errors
     /// `TooLarge` when the padded block exceeds the storage-binding limit (or
-    /// `max_bytes`); [`GpuError`] on a device failure.
+    /// `max_bytes`), 32-bit indexing or a dispatch's workgroups; [`GpuError`] on a device
+    /// failure.
     pub(crate) fn new(
         ctx: &'a GpuContext,
         m: &MeasuredPsf,
@@ -82,7 +83,12 @@ impl<'a> Measured<'a> {
         let block_dims = (planes, ay.len, ax.len);
         let block_floats = 2 * planes * ay.len * ax.len;
         let limit = ctx.buffer_limit(max_bytes);
-        if (block_floats * 4) as u64 > limit {
+        let max_groups = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+        // The kernel indexes floats with u32, and dispatches one workgroup per plane.
+        if (block_floats * 4) as u64 > limit
+            || block_floats as u64 > u64::from(u32::MAX)
+            || planes as u64 > max_groups
+        {
             return Err(GpuError::TooLarge(format!(
                 "the PSF's padded {}x{}x{planes} block needs {} bytes; the device allows {limit}",
                 ax.len,

@@ -3,8 +3,8 @@
 // each transformed axis (spectral.wgsl with `complex` set), the product with the PSF's
 // transfer function (`multiply`), forward FFTs again, and the image's part taken back
 // (`crop`). The product is conjugated so that the second forward FFT is the inverse one
-// up to a conjugate (which the real part does not see) and the block's size, which
-// `scale` undoes:
+// up to a conjugate (which the real part does not see) and a factor, the product of the
+// transformed lengths, which `scale` undoes:
 //   K u   = Re FFT(conj(FFT(pad(u)) · otf)) · scale
 //   Kᵀ r  = fold(Re FFT(conj(FFT(embed(r))) · otf) · scale)     (conj(C · conj(otf)))
 // The adjoint embeds the image in zeros instead of mirroring it, and `fold` adds every

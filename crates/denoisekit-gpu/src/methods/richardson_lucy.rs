@@ -38,6 +38,10 @@ const WGSL: &str = include_str!("richardson_lucy.wgsl");
 /// progress.
 const ITERATIONS_PER_SUBMIT: usize = 8;
 
+/// The same with a PSF image, whose iteration transforms a padded block several times
+/// larger: Esc stays as prompt, and one submission as short for a driver's watchdog.
+const MEASURED_ITERATIONS_PER_SUBMIT: usize = 2;
+
 uniforms! {
     wgsl = WGSL;
     struct Uniforms {
@@ -138,7 +142,12 @@ pub fn run(
                 _uniform: uniform,
             }
         };
-        let blur = Blur::new(ctx, &p, measured.as_ref(), (d, h, w), max_tile_bytes)?;
+        let per_submit = match measured {
+            Some(_) => MEASURED_ITERATIONS_PER_SUBMIT,
+            None => ITERATIONS_PER_SUBMIT,
+        };
+        // Takes the PSF image's host copies: they are freed once on the device.
+        let blur = Blur::new(ctx, &p, measured, (d, h, w), max_tile_bytes)?;
         let mut iteration = Vec::new();
         if let (Some(dual), Some(div)) = (&dual, &div) {
             iteration.push(step("tv_gradient", [&ub, dual, &none]));
@@ -151,7 +160,7 @@ pub fn run(
         super::iterate(
             ctx,
             ctl,
-            (p.iterations, ITERATIONS_PER_SUBMIT),
+            (p.iterations, per_submit),
             p.iterations as u64,
             |enc, _, count| {
                 for _ in 0..count {
@@ -190,12 +199,12 @@ impl<'a> Blur<'a> {
     fn new(
         ctx: &'a GpuContext,
         p: &RichardsonLucyParams,
-        measured: Option<&MeasuredPsf>,
+        measured: Option<MeasuredPsf>,
         (d, h, w): (usize, usize, usize),
         max_bytes: Option<u64>,
     ) -> Result<Self, GpuError> {
         if let Some(m) = measured {
-            let m = convolve::Measured::new(ctx, m, (d, h, w), max_bytes)?;
+            let m = convolve::Measured::new(ctx, &m, (d, h, w), max_bytes)?;
             return Ok(Self::Measured(Box::new(m)));
         }
         if let Some(filter) = psf_filter(p, (d, h, w)) {

@@ -317,7 +317,7 @@ impl<'a> Axis<'a> {
         let (n, line_bytes) = (plan.n, (plan.m * 8) as u64);
         if line_bytes > limit || groups(plan.m, FFT_WG) as usize > max_rows {
             return Err(GpuError::TooLarge(format!(
-                "a spectral filter along an axis of {n} needs {line_bytes} bytes of \
+                "an FFT along an axis of {n} needs {line_bytes} bytes of \
                  scratch per line, over {limit}, or more workgroups than a dispatch allows"
             )));
         }
@@ -399,61 +399,127 @@ impl<'a> Ffts<'a> {
         v: &wgpu::Buffer,
     ) -> Vec<Pass> {
         let (d, h, w) = self.dims;
+        let base = Uniforms {
+            complex: 1,
+            ..Uniforms::volume((d, h, w), 1)
+        };
+        let scratch = [&*self.scratch[0], &*self.scratch[1]];
         let mut out = Vec::new();
         for (a, axis) in &self.axes {
-            let plan = &axis.plan;
-            let [c0, c1] = [&*self.scratch[0], &*self.scratch[1]];
-            let table = &*axis.table;
-            for line0 in (0..axis.lines).step_by(axis.chunk) {
-                let rows = axis.chunk.min(axis.lines - line0) as u32;
-                let u = Uniforms {
-                    width: w as u32,
-                    height: h as u32,
-                    depth: d as u32,
-                    axis: *a,
-                    n: plan.n as u32,
-                    m: plan.m as u32,
-                    line0: line0 as u32,
-                    radix: 0,
-                    span: 0,
-                    pre: 0,
-                    post: 0,
-                    spectrum: 0,
-                    inverse: 0,
-                    conj_after: 0,
-                    table_len: 1,
-                    complex: 1,
-                };
-                let over = |count: usize| (groups(count, FFT_WG), rows, 1);
-                let pass = |entry: &'static str, u: &Uniforms, bind: [&wgpu::Buffer; 2], groups| {
-                    let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(u));
-                    let bind_group = ctx.bind(kernel, entry, &[bind[0], bind[1], table, &ub]);
-                    Pass {
-                        kernel: kernel.clone(),
-                        entry,
-                        bind_group,
-                        groups,
-                        _uniform: ub,
-                    }
-                };
-                out.push(pass("pack", &u, [v, c0], over(plan.m)));
-                let mut cur = (c0, c1);
-                let mut span = 1;
-                for &radix in &plan.radices {
-                    let u = Uniforms {
-                        radix: radix as u32,
-                        span: span as u32,
-                        ..u
-                    };
-                    out.push(pass("butterfly", &u, [cur.0, cur.1], over(plan.m / radix)));
-                    cur = (cur.1, cur.0);
-                    span *= radix;
-                }
-                out.push(pass("unpack", &u, [cur.0, v], over(plan.n)));
-            }
+            let chunks = axis_passes(ctx, kernel, (*a, axis), &base, false, [v, v], scratch);
+            out.extend(chunks);
         }
         out
     }
+}
+
+impl Uniforms {
+    /// The parameters every pass over a `(d, h, w)` volume shares.
+    fn volume((d, h, w): (usize, usize, usize), table_len: usize) -> Self {
+        Uniforms {
+            width: w as u32,
+            height: h as u32,
+            depth: d as u32,
+            axis: 0,
+            n: 0,
+            m: 0,
+            line0: 0,
+            radix: 0,
+            span: 0,
+            pre: 0,
+            post: 0,
+            spectrum: 0,
+            inverse: 0,
+            conj_after: 0,
+            table_len: table_len as u32,
+            complex: 0,
+        }
+    }
+}
+
+/// One dispatch of `entry` on `bind` (source, destination, table) with parameters `u`.
+fn pass(
+    ctx: &GpuContext,
+    kernel: &std::sync::Arc<crate::context::Kernel>,
+    entry: &'static str,
+    u: &Uniforms,
+    bind: [&wgpu::Buffer; 3],
+    groups: (u32, u32, u32),
+) -> Pass {
+    let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(u));
+    let bind_group = ctx.bind(kernel, entry, &[bind[0], bind[1], bind[2], &ub]);
+    Pass {
+        kernel: kernel.clone(),
+        entry,
+        bind_group,
+        groups,
+        _uniform: ub,
+    }
+}
+
+/// The passes of one transform along axis `a` (0 = x, 1 = y, 2 = z) from `src` into
+/// `dst`, chunk by chunk of lines: pack into the scratch, the FFT (Bluestein's two when
+/// the plan has a chirp) ping-ponging between the two scratch buffers, unpack.
+fn axis_passes(
+    ctx: &GpuContext,
+    kernel: &std::sync::Arc<crate::context::Kernel>,
+    (a, axis): (u32, &Axis<'_>),
+    base: &Uniforms,
+    inverse: bool,
+    [src, dst]: [&wgpu::Buffer; 2],
+    [c0, c1]: [&wgpu::Buffer; 2],
+) -> Vec<Pass> {
+    let plan = &axis.plan;
+    let (n, m) = (plan.n, plan.m);
+    let table = &*axis.table;
+    let mut out = Vec::new();
+    for line0 in (0..axis.lines).step_by(axis.chunk) {
+        let rows = axis.chunk.min(axis.lines - line0) as u32;
+        let u = Uniforms {
+            axis: a,
+            n: n as u32,
+            m: m as u32,
+            line0: line0 as u32,
+            pre: plan.pre[usize::from(inverse)],
+            post: plan.post[usize::from(inverse)],
+            spectrum: plan.spectrum.unwrap_or(0),
+            inverse: u32::from(inverse),
+            conj_after: u32::from(plan.spectrum.is_some()),
+            ..*base
+        };
+        let over = |count: usize| (groups(count, FFT_WG), rows, 1);
+        out.push(pass(ctx, kernel, "pack", &u, [src, c0, table], over(m)));
+        // `cur.0` holds the latest.
+        let mut cur = (c0, c1);
+        for round in 0..if plan.spectrum.is_some() { 2 } else { 1 } {
+            if round == 1 {
+                let bind = [cur.0, cur.1, table];
+                out.push(pass(ctx, kernel, "convolve", &u, bind, over(m)));
+                cur = (cur.1, cur.0);
+            }
+            let mut span = 1;
+            for &radix in &plan.radices {
+                let u = Uniforms {
+                    radix: radix as u32,
+                    span: span as u32,
+                    ..u
+                };
+                let bind = [cur.0, cur.1, table];
+                out.push(pass(ctx, kernel, "butterfly", &u, bind, over(m / radix)));
+                cur = (cur.1, cur.0);
+                span *= radix;
+            }
+        }
+        out.push(pass(
+            ctx,
+            kernel,
+            "unpack",
+            &u,
+            [cur.0, dst, table],
+            over(n),
+        ));
+    }
+    out
 }
 
 /// The passes that filter `x` into `y` (DCT per axis, multiply, inverse DCT per axis in
@@ -473,90 +539,33 @@ pub(crate) fn passes(
     let inverse = (0..t.axes.len()).rev().map(|a| Some((a, true)));
     let steps: Vec<Option<(usize, bool)>> = forward.chain([None]).chain(inverse).collect();
     let bufs = chain(steps.len(), x, y, s);
-    let base = Uniforms {
-        width: w as u32,
-        height: h as u32,
-        depth: d as u32,
-        axis: 0,
-        n: 0,
-        m: 0,
-        line0: 0,
-        radix: 0,
-        span: 0,
-        pre: 0,
-        post: 0,
-        spectrum: 0,
-        inverse: 0,
-        conj_after: 0,
-        table_len: t.transfer_len as u32,
-        complex: 0,
-    };
-    let pass = |entry: &'static str, u: &Uniforms, bind: [&wgpu::Buffer; 3], groups| {
-        let ub = ctx.uniform("spectral.params", bytemuck::bytes_of(u));
-        let bind_group = ctx.bind(kernel, entry, &[bind[0], bind[1], bind[2], &ub]);
-        Pass {
-            kernel: kernel.clone(),
-            entry,
-            bind_group,
-            groups,
-            _uniform: ub,
-        }
-    };
+    let base = Uniforms::volume((d, h, w), t.transfer_len);
+    let scratch = [&*t.scratch[0], &*t.scratch[1]];
     let mut out = Vec::new();
     for (k, step) in steps.iter().enumerate() {
         let (src, dst) = (bufs[k], bufs[k + 1]);
         let Some((a, inverse)) = *step else {
             let groups = (groups(w, WG), groups(h, WG), d as u32);
-            out.push(pass("multiply", &base, [src, dst, &t.transfer], groups));
+            out.push(pass(
+                ctx,
+                kernel,
+                "multiply",
+                &base,
+                [src, dst, &t.transfer],
+                groups,
+            ));
             continue;
         };
-        let axis = &t.axes[a];
-        let plan = &axis.plan;
-        let (n, m) = (plan.n, plan.m);
-        let [c0, c1] = [&*t.scratch[0], &*t.scratch[1]];
-        for line0 in (0..axis.lines).step_by(axis.chunk) {
-            let rows = axis.chunk.min(axis.lines - line0) as u32;
-            let u = Uniforms {
-                axis: a as u32,
-                n: n as u32,
-                m: m as u32,
-                line0: line0 as u32,
-                pre: plan.pre[usize::from(inverse)],
-                post: plan.post[usize::from(inverse)],
-                spectrum: plan.spectrum.unwrap_or(0),
-                inverse: u32::from(inverse),
-                conj_after: u32::from(plan.spectrum.is_some()),
-                ..base
-            };
-            let table = &*axis.table;
-            let over = |count: usize| (groups(count, FFT_WG), rows, 1);
-            out.push(pass("pack", &u, [src, c0, table], over(m)));
-            // The FFTs ping-pong between the two scratch buffers; `cur.0` holds the latest.
-            let mut cur = (c0, c1);
-            for round in 0..if plan.spectrum.is_some() { 2 } else { 1 } {
-                if round == 1 {
-                    out.push(pass("convolve", &u, [cur.0, cur.1, table], over(m)));
-                    cur = (cur.1, cur.0);
-                }
-                let mut span = 1;
-                for &radix in &plan.radices {
-                    let u = Uniforms {
-                        radix: radix as u32,
-                        span: span as u32,
-                        ..u
-                    };
-                    out.push(pass(
-                        "butterfly",
-                        &u,
-                        [cur.0, cur.1, table],
-                        over(m / radix),
-                    ));
-                    cur = (cur.1, cur.0);
-                    span *= radix;
-                }
-            }
-            out.push(pass("unpack", &u, [cur.0, dst, table], over(n)));
-        }
+        let axis = (a as u32, &t.axes[a]);
+        out.extend(axis_passes(
+            ctx,
+            kernel,
+            axis,
+            &base,
+            inverse,
+            [src, dst],
+            scratch,
+        ));
     }
     out
 }

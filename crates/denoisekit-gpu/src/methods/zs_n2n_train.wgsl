@@ -9,11 +9,12 @@
 //   rows s+1 .. s+q       D1 at columns 0 .. q, zeros at column q, D2 at q+1 .. 2q
 //
 // so that one dispatch runs the network on all three images (canvas `cw` = s + 1 wide,
-// `ch` = s + 1 + q high). Supervised training (`loss_supervised` instead of `loss`) needs
-// no sub-images: its canvas is the patch's rows alone (`ch` = s), and the step's target
-// patch is written to `work` from `target_at`. A layer is zero wherever `inside` is false, which is exactly the
-// CPU's zero padding around each image; the gradients are zero there too, so the weight
-// gradients sum over every canvas pixel as the CPU sums over each image's.
+// `ch` = s + 1 + q high). Supervised training (`loss_supervised` instead of `loss`)
+// needs no sub-images: its canvas is the patch's rows alone (`ch` = s), and the step's
+// target patch is written to `work` from `target_at`. A layer is zero wherever `inside`
+// is false, which is exactly the CPU's zero padding around each image; the gradients are
+// zero there too, so the weight gradients sum over every canvas pixel as the CPU sums
+// over each image's.
 //
 // WGSL has no floating-point atomics, and sums must not depend on scheduling: each weight's
 // gradient is summed over bands of `band` canvas rows (`grad`, one invocation per weight

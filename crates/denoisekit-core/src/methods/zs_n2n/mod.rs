@@ -179,7 +179,8 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
               synthetic scenes with the image's noise (training=synthetic); assumes noise \
               independent between pixels. On real \
               widefield noise it is below BM3D at CPU training budgets (zero-shot by \
-              3.7 dB, synthetic scenes by 1.7 dB; docs/benchmarks.md): prefer BM3D for now.",
+              3.7 dB, synthetic scenes with Auto's psf_sigma by 1.9 dB; \
+              docs/benchmarks.md): prefer BM3D for now.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
