@@ -329,7 +329,7 @@ fn try_gpu(
     if backend == Backend::Cpu {
         return Ok(Attempt::UseCpu(None));
     }
-    match (shared(), gpu_method(m.id)) {
+    match (shared(), GPU_METHODS.iter().find(|g| g.id == m.id)) {
         (Err(e), _) if backend == Backend::Gpu => Err(DenoiseError::BackendUnavailable {
             reason: e.to_string(),
         }),
@@ -348,19 +348,20 @@ fn try_gpu(
                 ctx.info.name
             ))))
         }
-        (Ok(_), Some(_)) if backend == Backend::Auto && !auto_on_gpu(m.id) => {
-            Ok(Attempt::UseCpu(Some(format!(
-                "backend=auto keeps {} on the CPU: {}",
-                m.id,
-                why_not_auto(m.id).unwrap_or_default()
-            ))))
-        }
-        (Ok(ctx), Some(f)) => {
+        (
+            Ok(_),
+            Some(GpuMethod {
+                auto: AutoUse::Cpu(why),
+                ..
+            }),
+        ) if backend == Backend::Auto => Ok(Attempt::UseCpu(Some(format!(
+            "backend=auto keeps {} on the CPU: {why}",
+            m.id
+        )))),
+        (Ok(ctx), Some(g)) => {
             // The CPU path windows a job over the budget or refuses it; the GPU path holds
             // it whole.
-            // Invariant: `gpu_method` found it in GPU_METHODS.
-            let entry = GPU_METHODS.iter().find(|g| g.id == m.id);
-            let own = entry.map_or(0.0, |g| (g.host_copies)(resolved, Shape::of(&input)));
+            let own = (g.host_copies)(resolved, Shape::of(&input));
             let (need, limit) = (host_need(&input, resolved, own), ctl.memory_limit()?);
             if need > limit {
                 return Ok(Attempt::UseCpu(Some(format!(
@@ -370,7 +371,7 @@ fn try_gpu(
                 ))));
             }
             let done = denoisekit_core::with_noise_model(input, resolved, ctl, |v, ctl| {
-                f(ctx, v, resolved, ctl, None)
+                (g.run)(ctx, v, resolved, ctl, None)
             });
             ctl.checkpoint()?;
             match done {

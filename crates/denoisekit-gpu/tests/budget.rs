@@ -66,18 +66,24 @@ fn a_psf_image_s_host_copies_count_against_the_budget() {
         let (dy, dx) = (y as f32 - 4.0, x as f32 - 3.0);
         (-(dx * dx + dy * dy) / 4.0).exp()
     });
-    let ratio = denoisekit_core::convolve::Convolver::memory_ratio((1, 9, 9), (1, 64, 48));
     let values = ParamValues::new()
         .set("psf", "image")
         .set("iterations", "3")
         .with_image("psf_image", psf);
     let ctl = Control::new();
     let whole = denoisekit_gpu::run("richardson_lucy", img.view(), &values, Backend::Cpu, &ctl);
-    // The CPU path's 7 copies and the convolver's, under the GPU path's 6 and 1.75 of them.
-    let copies = f64::from(7.5 + 1.3 * ratio);
-    memory::set_limit(Some(
-        memory::FIXED + (img.len() as f64 * 4.0 * copies) as u64,
-    ));
+    // Halfway between the CPU path's need and the GPU path's (its three staging copies
+    // and its own), each as the code that checks it counts.
+    let (m, resolved) = denoisekit_core::prepare("richardson_lucy", &img.view(), &values).unwrap();
+    let shape = denoisekit_core::volume::Shape::of(&img.view());
+    let cpu = memory::need(m, shape, &resolved).unwrap();
+    let own = denoisekit_core::methods::richardson_lucy::device_host_copies(&resolved, shape);
+    let gpu = memory::FIXED + (img.len() as f64 * 4.0 * (3.0 + f64::from(own))) as u64;
+    assert!(
+        cpu < gpu,
+        "the CPU path needs {cpu} bytes, the GPU path {gpu}"
+    );
+    memory::set_limit(Some(cpu.midpoint(gpu)));
     let required = denoisekit_gpu::run("richardson_lucy", img.view(), &values, Backend::Gpu, &ctl);
     memory::set_limit(None);
     if denoisekit_gpu::context::shared().is_ok() {

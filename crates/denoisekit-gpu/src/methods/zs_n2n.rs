@@ -59,7 +59,7 @@ pub fn run(
         band_rows(s, p.width, limit)?;
         zs_n2n_train::check_fits(s, &p, limit)?;
     }
-    let trained = with_teacher(input, r, |teacher| {
+    let trained = with_teacher(input, r, &p, |teacher| {
         train_or_load_with(
             input,
             teacher,

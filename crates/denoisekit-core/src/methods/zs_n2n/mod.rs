@@ -280,25 +280,29 @@ fn band_rows(h: usize) -> usize {
 
 fn run(v: VolumeView<'_>, r: &Resolved, ctl: &Control) -> Result<Volume> {
     let p = ZsN2nParams::from_resolved(r)?;
-    with_teacher(v, r, |teacher| denoise(v, teacher, &p, ctl))?
+    with_teacher(v, r, &p, |teacher| denoise(v, teacher, &p, ctl))?
 }
 
-/// Hands `then` what the resolved settings `r` give training besides the input `v` (as the
-/// method sees it): the target seen through the noise model ([`target_seen`]), the
+/// Hands `then` what the resolved settings `r` (read as `p`) give training besides the
+/// input `v` (as the method sees it): the target seen through the noise model ([`target_seen`]), the
 /// synthetic scenes ([`synthetic_pair`], with the noise model `r` fitted), or nothing.
 /// Every device trains from the same teacher.
 ///
 /// # Errors
-/// Invalid parameters; a target that does not fit the image; what [`synthetic_pair`]
-/// refuses.
-pub fn with_teacher<T>(v: VolumeView<'_>, r: &Resolved, then: impl FnOnce(Teacher<'_>) -> T) -> Result<T> {
-    let p = ZsN2nParams::from_resolved(r)?;
+/// A noise model `r` cannot give; a target that does not fit the image; what
+/// [`synthetic_pair`] refuses.
+pub fn with_teacher<T>(
+    v: VolumeView<'_>,
+    r: &Resolved,
+    p: &ZsN2nParams,
+    then: impl FnOnce(Teacher<'_>) -> T,
+) -> Result<T> {
     let target = target_seen(r, v)?;
     let teacher = match &target {
         Some(t) => Teacher::Target(t.view()),
         None if p.trains_on_scene() => {
             let gat = crate::noise::vst::Gat::from_resolved(r)?;
-            Teacher::Scene(synthetic_pair(v, &p, gat.as_ref())?)
+            Teacher::Scene(synthetic_pair(v, p, gat.as_ref())?)
         }
         None => Teacher::None,
     };
