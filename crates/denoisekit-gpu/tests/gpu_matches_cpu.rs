@@ -498,9 +498,11 @@ fn bm3d_on_the_gpu_keeps_the_cpu_psnr_in_any_number_of_bands() {
 
 #[test]
 fn zs_n2n_in_bands_of_rows_equals_one_band() {
-    // The first layer's buffer holds as many rows as fit: a limit of a few rows' worth
-    // gives the same values as the whole plane at once, and one below three rows is
-    // refused.
+    // The hidden maps' buffer holds as many rows as fit: a limit of a few rows' worth
+    // gives the same values as the whole plane at once, and one below a row and the rows
+    // the convolutions read around it (three on each side with four layers) is refused.
+    // A deeper network than the default, so that the bands' margins and the alternation
+    // between the two maps are tested; the result is the CPU's.
     let Some(ctx) = context() else { return };
     let img = phantom(&PhantomSpec {
         shape: (2, 37, 29),
@@ -515,18 +517,29 @@ fn zs_n2n_in_bands_of_rows_equals_one_band() {
         .unwrap()
         .quick_values()
         .set("width", 8)
+        .set("layers", 4)
         .set("save_weights", path.as_str());
     denoisekit_core::run("zs_n2n", img.view(), &trained, &Control::new()).unwrap();
+    let cpu = denoisekit_core::run(
+        "zs_n2n",
+        img.view(),
+        &ParamValues::new().set("weights", path.as_str()),
+        &Control::new(),
+    )
+    .unwrap();
     let values = ParamValues::new().set("weights", path.as_str());
     let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
     let run = |limit| {
         denoisekit_gpu::methods::zs_n2n::run(ctx, img.view(), &resolved, &Control::new(), limit)
     };
     let whole = run(None).unwrap();
-    // Both hidden layers of one row: 8 + 8 channels.
+    let (lo, hi) = min_max(&img.view());
+    let d = max_rel_diff(&whole, &cpu, hi - lo);
+    assert!(d <= 1e-5, "GPU - CPU = {d:e} of the range");
+    // Both hidden maps of one row: 8 + 8 channels. Nine rows' worth: bands of 3 rows.
     let row = 29 * (8 + 8) * 4;
     assert_eq!(run(Some(9 * row)).unwrap(), whole);
-    let r = run(Some(2 * row));
+    let r = run(Some(6 * row));
     std::fs::remove_file(&file).unwrap();
     assert!(
         matches!(r, Err(denoisekit_gpu::GpuError::TooLarge(_))),
@@ -758,15 +771,19 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
     };
-    for (width, patch, steps, supervised) in [
-        (8, 32, 1, false),
-        (5, 16, 30, false),
-        (24, 16, 30, false),
-        (24, 64, 3, false),
-        (24, 64, 30, false),
-        (8, 32, 1, true),
-        (5, 16, 30, true),
-        (24, 64, 30, true),
+    for (width, layers, patch, steps, supervised) in [
+        (8, 2, 32, 1, false),
+        (5, 2, 16, 30, false),
+        (24, 2, 16, 30, false),
+        (24, 2, 64, 3, false),
+        (24, 2, 64, 30, false),
+        (8, 2, 32, 1, true),
+        (5, 2, 16, 30, true),
+        (24, 2, 64, 30, true),
+        (6, 3, 32, 1, false),
+        (5, 4, 16, 30, false),
+        (24, 4, 64, 30, false),
+        (5, 5, 16, 30, true),
     ] {
         let data = |norm| Data {
             norm,
@@ -775,6 +792,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
         let p = ZsN2nParams {
             steps,
             width,
+            layers,
             learning_rate: 0.002,
             patch,
             seed: 4,
@@ -810,7 +828,9 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
         .unwrap()
         .flat();
         let (diff, own) = (dist(&cpu, &gpu), dist(&cpu, &cpu_nudged));
-        let case = format!("width {width}, patch {patch}, {steps} steps, supervised {supervised}");
+        let case = format!(
+            "width {width}, {layers} layers, patch {patch}, {steps} steps, supervised {supervised}"
+        );
         eprintln!("{case}: GPU - CPU {diff:e}; CPU - CPU on the nudged image {own:e}");
         assert!(
             diff <= 1e-6f32.max(4.0 * own),

@@ -1,8 +1,8 @@
 //! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained on the GPU
 //! ([`zs_n2n_train`], on the CPU's schedule and from the same teacher: the image alone,
 //! a target or synthetic scenes) or its saved weights loaded, and applied to
-//! each plane on the GPU: per band of rows and per mirror image, one pass for the first
-//! layer and one for the second with the output layer. A watched training's intermediate
+//! each plane on the GPU: per band of rows and per mirror image, one pass per 3x3
+//! convolution and one for the output layer. A watched training's intermediate
 //! results are applied here too.
 
 use crate::context::{Binding, GpuContext, groups};
@@ -30,8 +30,10 @@ uniforms! {
         flip_y: u32,
         flip_x: u32,
         c4: u32,
-        a2_at: u32,
-        _pad: [u32; 3],
+        from_at: u32,
+        to_at: u32,
+        halo: u32,
+        w_at: u32,
     }
 }
 
@@ -56,7 +58,7 @@ pub fn run(
     // Refused before any training, so that a job the device cannot hold does not train
     // first (loaded weights are checked again for their own width).
     if p.weights.get().is_none() {
-        band_rows(s, p.width, limit)?;
+        band_rows(s, p.width, p.layers, limit)?;
         zs_n2n_train::check_fits(s, &p, limit)?;
     }
     let trained = with_teacher(input, r, &p, |teacher| {
@@ -83,19 +85,20 @@ pub fn run(
     )
 }
 
-/// Rows per band for a network of `c` channels.
-fn band_rows(s: Shape, c: usize, limit: u64) -> Result<usize, GpuError> {
+/// Rows per band for a network of `c` channels and `layers` 3x3 convolutions.
+fn band_rows(s: Shape, c: usize, layers: usize, limit: u64) -> Result<usize, GpuError> {
     let (h, w) = (s.height, s.width);
-    // Both hidden layers of a row share one buffer.
-    let row_bytes = (w * (c + c.next_multiple_of(4)) * 4) as u64;
+    // The two hidden maps of a row share one buffer.
+    let row_bytes = (2 * w * c.next_multiple_of(4) * 4) as u64;
     let plane_bytes = (h * w * 4) as u64;
-    if plane_bytes > limit || 3 * row_bytes > limit {
+    let halo = 2 * (layers - 1);
+    if plane_bytes > limit || (1 + halo) as u64 * row_bytes > limit {
         return Err(GpuError::TooLarge(format!(
-            "a {w}x{h} plane with {c}-channel hidden layers exceeds {limit} bytes"
+            "a {w}x{h} plane with {layers} hidden layers of {c} channels exceeds {limit} bytes"
         )));
     }
     Ok(((limit.min(BAND_BYTES) / row_bytes) as usize)
-        .saturating_sub(2)
+        .saturating_sub(halo)
         .clamp(1, h))
 }
 
@@ -111,9 +114,9 @@ fn apply(
     progress: Option<(&Control, u64)>,
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = (s.depth, s.height, s.width);
-    let c = net.c;
+    let (c, layers) = (net.c, net.layers);
     let c4 = c.next_multiple_of(4);
-    let band = band_rows(s, c, limit)?;
+    let band = band_rows(s, c, layers, limit)?;
     let kernel = ctx.kernel(
         "zs_n2n",
         WGSL,
@@ -126,15 +129,16 @@ fn apply(
         ],
         &["layer1", "layer2", "layer3"],
     )?;
-    let weights = padded(net.tensors(), c);
+    let (weights, w_at) = padded(net);
     let plane = h * w;
     let mut out = Vec::with_capacity(d * plane);
-    let a2_at = (band + 2) * w * c;
+    let halo = layers - 1;
+    let map_len = (band + 2 * halo) * w * c4;
     // The weights and the work buffers serve every plane.
     let (wb, hidden) = ctx.scoped(|| {
         (
             ctx.upload("zs_n2n.weights", &weights),
-            ctx.storage("zs_n2n.hidden", a2_at + band * w * c4),
+            ctx.storage("zs_n2n.hidden", 2 * map_len),
         )
     })?;
     for z in 0..d {
@@ -152,36 +156,45 @@ fn apply(
             for y0 in (0..h).step_by(band) {
                 let rows = band.min(h - y0);
                 for (fy, fx) in FLIPS {
-                    let u = Uniforms {
-                        width: w as u32,
-                        height: h as u32,
-                        c: c as u32,
-                        y0: y0 as u32,
-                        rows: rows as u32,
-                        flip_y: u32::from(fy),
-                        flip_x: u32::from(fx),
-                        c4: c4 as u32,
-                        a2_at: a2_at as u32,
-                        _pad: [0; 3],
-                    };
-                    let ub = ctx.uniform("zs_n2n.params", bytemuck::bytes_of(&u));
-                    let passes = [
-                        ("layer1", rows + 2, 1),
-                        ("layer2", rows, c4 / 4),
-                        ("layer3", rows, 1),
-                    ];
-                    for (entry, rows, depth) in passes {
+                    // Pass k writes map k % 2 and reads the other; the output layer reads
+                    // the last convolution's.
+                    let map = |k: usize| (k % 2 * map_len) as u32;
+                    let passes = (0..=layers).map(|k| {
+                        let (entry, halo, depth) = match k {
+                            0 => ("layer1", halo, 1),
+                            k if k < layers => ("layer2", halo - k, c4 / 4),
+                            _ => ("layer3", 0, 1),
+                        };
+                        let from = k.saturating_sub(1);
+                        (entry, halo, depth, map(from), map(k), w_at[k])
+                    });
+                    for (entry, halo, depth, from_at, to_at, w_at) in passes {
+                        let u = Uniforms {
+                            width: w as u32,
+                            height: h as u32,
+                            c: c as u32,
+                            y0: y0 as u32,
+                            rows: rows as u32,
+                            flip_y: u32::from(fy),
+                            flip_x: u32::from(fx),
+                            c4: c4 as u32,
+                            from_at,
+                            to_at,
+                            halo: halo as u32,
+                            w_at: w_at as u32,
+                        };
+                        let ub = ctx.uniform("zs_n2n.params", bytemuck::bytes_of(&u));
                         let bg = ctx.bind(&kernel, entry, &[&src, &hidden, &wb, &dst, &ub]);
                         crate::context::dispatch(
                             &mut enc,
                             &kernel,
                             entry,
                             &bg,
-                            (groups(w, WG), groups(rows, WG), depth as u32),
+                            (groups(w, WG), groups(rows + 2 * halo, WG), depth as u32),
                         );
                         groups_kept.push(bg);
+                        uniforms_kept.push(ub);
                     }
-                    uniforms_kept.push(ub);
                 }
             }
             ctx.queue.submit([enc.finish()]);
@@ -195,21 +208,31 @@ fn apply(
     denoisekit_core::volume_from_vec(d, h, w, out).map_err(|e| GpuError::Validation(e.to_string()))
 }
 
-/// The weights as the kernel reads them: the second layer's output channels (and its bias
-/// and the output layer's weights) padded with zeros to a multiple of 4.
-fn padded([w1, b1, w2, b2, w3, b3]: [&[f32]; 6], c: usize) -> Vec<f32> {
+/// The weights as the kernel reads them: the output channels of the convolutions between
+/// hidden maps (and their biases and the output layer's weights) padded with zeros to a
+/// multiple of 4; and where each pass's weights start (the first layer's, each
+/// convolution's between hidden maps, the output layer's).
+fn padded(net: &Net) -> (Vec<f32>, Vec<usize>) {
+    let c = net.c;
     let c4 = c.next_multiple_of(4);
     let pad = |v: &[f32]| {
         let mut v = v.to_vec();
         v.resize(c4, 0.0);
         v
     };
+    let [w1, b1, _, _, w3, b3] = net.tensors();
     let mut out = [w1, b1].concat();
-    for row in w2.chunks(c) {
-        out.extend(pad(row));
+    let mut at = vec![0];
+    for l in 0..net.layers - 1 {
+        at.push(out.len());
+        let (w2, b2) = net.hidden(l);
+        for row in w2.chunks(c) {
+            out.extend(pad(row));
+        }
+        out.extend(pad(b2));
     }
-    out.extend(pad(b2));
+    at.push(out.len());
     out.extend(pad(w3));
     out.extend(b3);
-    out
+    (out, at)
 }

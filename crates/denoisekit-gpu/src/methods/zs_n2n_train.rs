@@ -53,7 +53,7 @@ uniforms! {
         c: u32,
         n: u32,
         bands: u32,
-        a2_at: u32,
+        map_len: u32,
         x_at: u32,
         net_at: u32,
         gout_at: u32,
@@ -68,8 +68,8 @@ uniforms! {
         band: u32,
         terms: u32,
         target_at: u32,
-        _pad0: u32,
-        _pad1: u32,
+        layers: u32,
+        layer: u32,
     }
 }
 
@@ -84,14 +84,14 @@ struct Layout {
 
 impl Layout {
     /// The layout for `side` x `side` patches, with the sub-images' rows unless
-    /// `supervised`.
+    /// `supervised`, and a network of width `c` with `layers` 3x3 convolutions.
     fn new(
         side: usize,
-        c: usize,
-        n: usize,
+        (c, layers): (usize, usize),
         supervised: bool,
         limit: u64,
     ) -> Result<Self, GpuError> {
+        let n = Net::count(c, layers);
         let (s, q) = (side, side / 2);
         let (ch, terms) = match supervised {
             true => (s, s * s),
@@ -108,12 +108,12 @@ impl Layout {
         let step_at = part_at + bands * n;
         let target_at = step_at + 4;
         let target = if supervised { s * s } else { 0 };
-        let (maps, work) = (2 * px * c, target_at + target);
+        let (maps, work) = (layers * px * c, target_at + target);
         let largest = maps.max(work).max(3 * n) as u64 * 4;
         if largest > limit || largest > u64::from(u32::MAX) {
             return Err(GpuError::TooLarge(format!(
-                "training on {s}x{s} patches with {c} channels needs a {largest}-byte \
-                 buffer; the device allows {limit}"
+                "training on {s}x{s} patches with {layers} layers of {c} channels needs a \
+                 {largest}-byte buffer; the device allows {limit}"
             )));
         }
         let u32_of = |v: usize| v as u32;
@@ -126,7 +126,7 @@ impl Layout {
                 c: u32_of(c),
                 n: u32_of(n),
                 bands: u32_of(bands),
-                a2_at: u32_of(px * c),
+                map_len: u32_of(px * c),
                 x_at: u32_of(x_at),
                 net_at: u32_of(net_at),
                 gout_at: u32_of(gout_at),
@@ -141,8 +141,8 @@ impl Layout {
                 band: u32_of(BAND),
                 terms: u32_of(terms),
                 target_at: u32_of(target_at),
-                _pad0: 0,
-                _pad1: 0,
+                layers: u32_of(layers),
+                layer: 0,
             },
             maps,
             work,
@@ -155,11 +155,9 @@ impl Layout {
 /// # Errors
 /// `TooLarge`.
 pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError> {
-    let c = p.width;
     Layout::new(
         patch_side(s, p),
-        c,
-        Net::count(c),
+        (p.width, p.layers),
         p.trains_supervised(),
         limit,
     )
@@ -182,10 +180,10 @@ pub fn train(
 ) -> Result<Net, GpuError> {
     let supervised = data.target.is_some();
     let (mut schedule, net) = Schedule::new(data, s, p)?;
-    let c = net.c;
+    let (c, layers) = (net.c, net.layers);
     let flat = net.flat();
     let n = flat.len();
-    let lay = Layout::new(schedule.side, c, n, supervised, limit)?;
+    let lay = Layout::new(schedule.side, (c, layers), supervised, limit)?;
     let u = lay.u;
     let kernel = ctx.kernel(
         "zs_n2n_train",
@@ -199,39 +197,54 @@ pub fn train(
         ],
         &ENTRIES,
     )?;
-    let (maps, grads, work, state, uniform) = ctx.scoped(|| {
+    let (maps, grads, work, state, uniforms) = ctx.scoped(|| {
         let mut state = flat;
         state.resize(3 * n, 0.0);
+        // One uniform per convolution between hidden maps (the passes run once for each,
+        // `layer` saying which); the other passes read the first.
+        let uniforms: Vec<_> = (0..layers - 1)
+            .map(|l| {
+                let u = Uniforms {
+                    layer: l as u32,
+                    ..u
+                };
+                ctx.uniform("zs_n2n.train", bytemuck::bytes_of(&u))
+            })
+            .collect();
         (
             ctx.storage("zs_n2n.maps", lay.maps),
             ctx.storage("zs_n2n.grads", lay.maps),
             ctx.storage("zs_n2n.work", lay.work),
             ctx.upload("zs_n2n.state", &state),
-            ctx.uniform("zs_n2n.train", bytemuck::bytes_of(&u)),
+            uniforms,
         )
     })?;
-    let bind = ctx.bind(
-        &kernel,
-        "zs_n2n.train",
-        &[&maps, &grads, &work, &state, &uniform],
-    );
+    let binds: Vec<_> = (uniforms.iter())
+        .map(|uniform| {
+            let buffers = [&maps, &grads, &work, &state, uniform];
+            ctx.bind(&kernel, "zs_n2n.train", &buffers)
+        })
+        .collect();
     let (cw, ch, q, side) = (u.cw as usize, u.ch as usize, u.q as usize, u.s as usize);
     let plane = (groups(cw, WG), groups(ch, WG));
     let loss = match supervised {
         true => ("loss_supervised", (groups(side, WG), groups(side, WG), 1)),
         false => ("loss", (groups(q, WG), groups(q, WG), 1)),
     };
-    let dispatches: [(&str, (u32, u32, u32)); 9] = [
-        ("forward1", (plane.0, plane.1, c as u32)),
-        ("forward2", (plane.0, plane.1, c as u32)),
-        ("forward3", (plane.0, plane.1, 1)),
-        loss,
-        ("loss_sum", (1, 1, 1)),
-        ("backward2", (plane.0, plane.1, c as u32)),
-        ("backward1", (plane.0, plane.1, c as u32)),
-        ("grad", (groups(n, WG_1D), u.bands, 1)),
-        ("adam", (groups(n, WG_1D), 1, 1)),
-    ];
+    let hidden = (plane.0, plane.1, c as u32);
+    let mut dispatches = vec![("forward1", hidden, &binds[0])];
+    dispatches.extend(binds.iter().map(|b| ("forward2", hidden, b)));
+    dispatches.extend([
+        ("forward3", (plane.0, plane.1, 1), &binds[0]),
+        (loss.0, loss.1, &binds[0]),
+        ("loss_sum", (1, 1, 1), &binds[0]),
+        ("backward2", hidden, &binds[0]),
+    ]);
+    dispatches.extend(binds.iter().rev().map(|b| ("backward1", hidden, b)));
+    dispatches.extend([
+        ("grad", (groups(n, WG_1D), u.bands, 1), &binds[0]),
+        ("adam", (groups(n, WG_1D), 1, 1), &binds[0]),
+    ]);
     // Gaps in the canvas are zero in `x` (rewritten each step) and must be in `gout`,
     // which the loss kernel never writes there.
     ctx.scoped(|| {
@@ -244,7 +257,7 @@ pub fn train(
     let mut batch = 1usize;
     let weights = || -> Result<Net, GpuError> {
         let w = ctx.read_back(&state, n)?;
-        Net::from_flat(c, &w)
+        Net::from_flat(c, layers, &w)
             .ok_or_else(|| GpuError::Validation("weights of the wrong size".into()))
     };
     loop {
@@ -280,8 +293,8 @@ pub fn train(
                     bytemuck::cast_slice(&scalars),
                 );
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
-                for (entry, size) in dispatches {
-                    crate::context::dispatch(&mut enc, &kernel, entry, &bind, size);
+                for &(entry, size, bind) in &dispatches {
+                    crate::context::dispatch(&mut enc, &kernel, entry, bind, size);
                 }
                 ctx.queue.submit([enc.finish()]);
                 index += 1;

@@ -22,10 +22,14 @@
 // update. The loss of a step (for the progress line) is summed by one workgroup in a fixed
 // tree. Every run gives the same bits; against the CPU, the sums' order differs.
 //
+// The network has `layers` 3x3 convolutions: `forward2` and `backward1` run once per
+// convolution between hidden maps, `layer` (set per dispatch) saying which.
+//
 // Bindings (group 0):
-//   0  maps   array<f32>  read_write  a1 (canvas x c, channels last), then a2 from `a2_at`
-//   1  grads  array<f32>  read_write  g1, then g2 from `a2_at`: the gradients before each
-//                                     hidden layer's activation
+//   0  maps   array<f32>  read_write  each 3x3 convolution's output map (canvas x c,
+//                                     channels last), one after another, `map_len` apart
+//   1  grads  array<f32>  read_write  the gradients before each map's activation, laid
+//                                     out as `maps`
 //   2  work   array<f32>  read_write  losses of the last `ring` steps (from 0), the canvas
 //                                     input `x`, the network's output `net`, its gradient
 //                                     `gout`, the loss terms, the bands' partial gradients,
@@ -44,7 +48,8 @@ struct Params {
     // Weights in all.
     n: u32,
     bands: u32,
-    a2_at: u32,
+    // Floats per map: canvas x c.
+    map_len: u32,
     x_at: u32,
     net_at: u32,
     gout_at: u32,
@@ -61,8 +66,10 @@ struct Params {
     // Loss terms per step: q * q, or s * s for supervised training.
     terms: u32,
     target_at: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // 3x3 convolutions, and which one between hidden maps a dispatch of `forward2` or
+    // `backward1` is (0: the one reading the first map).
+    layers: u32,
+    layer: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> maps: array<f32>;
@@ -109,13 +116,16 @@ fn input_at(y: i32, x: i32) -> f32 {
     return work[p.x_at + u32(y) * p.cw + u32(x)];
 }
 
-// Offsets of the tensors in `state`, as `Net::flat`.
+// Offsets of the tensors in `state`, as `Net::flat`: the convolutions between hidden maps
+// have their weights one after another in w2, their biases in b2.
 fn w1_at() -> u32 { return 0u; }
 fn b1_at() -> u32 { return 9u * p.c; }
 fn w2_at() -> u32 { return 10u * p.c; }
-fn b2_at() -> u32 { return 10u * p.c + 9u * p.c * p.c; }
-fn w3_at() -> u32 { return 11u * p.c + 9u * p.c * p.c; }
-fn b3_at() -> u32 { return 12u * p.c + 9u * p.c * p.c; }
+fn b2_at() -> u32 { return 10u * p.c + (p.layers - 1u) * 9u * p.c * p.c; }
+fn w3_at() -> u32 { return b2_at() + (p.layers - 1u) * p.c; }
+fn b3_at() -> u32 { return w3_at() + p.c; }
+// Where the last convolution's output map starts.
+fn last_at() -> u32 { return (p.layers - 1u) * p.map_len; }
 
 @compute @workgroup_size(16, 16, 1)
 fn forward1(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -148,8 +158,9 @@ fn forward2(@builtin(global_invocation_id) id: vec3<u32>) {
     let x = i32(id.x);
     let co = id.z;
     var acc = 0.0;
+    let l = p.layer;
     if (inside(y, x)) {
-        acc = state[b2_at() + co];
+        acc = state[b2_at() + l * c + co];
         for (var ky = 0; ky < 3; ky++) {
             for (var kx = 0; kx < 3; kx++) {
                 let sy = y + ky - 1;
@@ -158,8 +169,8 @@ fn forward2(@builtin(global_invocation_id) id: vec3<u32>) {
                 if (sy < 0 || sx < 0 || sy >= i32(p.ch) || sx >= i32(p.cw)) {
                     continue;
                 }
-                let at = (u32(sy) * p.cw + u32(sx)) * c;
-                let wk = w2_at() + u32(ky * 3 + kx) * c * c + co;
+                let at = l * p.map_len + (u32(sy) * p.cw + u32(sx)) * c;
+                let wk = w2_at() + l * 9u * c * c + u32(ky * 3 + kx) * c * c + co;
                 for (var ci = 0u; ci < c; ci++) {
                     acc += maps[at + ci] * state[wk + ci * c];
                 }
@@ -167,7 +178,7 @@ fn forward2(@builtin(global_invocation_id) id: vec3<u32>) {
         }
         acc = leaky(acc);
     }
-    maps[p.a2_at + (id.y * p.cw + id.x) * c + co] = acc;
+    maps[(l + 1u) * p.map_len + (id.y * p.cw + id.x) * c + co] = acc;
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -179,7 +190,7 @@ fn forward3(@builtin(global_invocation_id) id: vec3<u32>) {
     var out = 0.0;
     if (inside(i32(id.y), i32(id.x))) {
         out = state[b3_at()];
-        let at = p.a2_at + i * p.c;
+        let at = last_at() + i * p.c;
         for (var k = 0u; k < p.c; k++) {
             out += maps[at + k] * state[w3_at() + k];
         }
@@ -270,7 +281,7 @@ fn loss_sum(@builtin(local_invocation_index) t: u32) {
     }
 }
 
-// The gradient before the second layer's activation: through the output layer.
+// The gradient before the last map's activation: through the output layer.
 @compute @workgroup_size(16, 16, 1)
 fn backward2(@builtin(global_invocation_id) id: vec3<u32>) {
     if (id.x >= p.cw || id.y >= p.ch || id.z >= p.c) {
@@ -280,13 +291,13 @@ fn backward2(@builtin(global_invocation_id) id: vec3<u32>) {
     let k = i * p.c + id.z;
     var g = 0.0;
     if (inside(i32(id.y), i32(id.x))) {
-        g = work[p.gout_at + i] * state[w3_at() + id.z] * slope_at(maps[p.a2_at + k]);
+        g = work[p.gout_at + i] * state[w3_at() + id.z] * slope_at(maps[last_at() + k]);
     }
-    grads[p.a2_at + k] = g;
+    grads[last_at() + k] = g;
 }
 
-// The gradient before the first layer's activation: through the second layer's
-// transposed convolution.
+// The gradient before map `layer`'s activation: through the transposed convolution
+// `layer` between hidden maps, from the gradient before map `layer + 1`'s.
 @compute @workgroup_size(16, 16, 1)
 fn backward1(@builtin(global_invocation_id) id: vec3<u32>) {
     if (id.x >= p.cw || id.y >= p.ch || id.z >= p.c) {
@@ -296,7 +307,8 @@ fn backward1(@builtin(global_invocation_id) id: vec3<u32>) {
     let y = i32(id.y);
     let x = i32(id.x);
     let ci = id.z;
-    let k = (id.y * p.cw + id.x) * c + ci;
+    let l = p.layer;
+    let k = l * p.map_len + (id.y * p.cw + id.x) * c + ci;
     var g = 0.0;
     if (inside(y, x)) {
         for (var ky = 0; ky < 3; ky++) {
@@ -307,8 +319,8 @@ fn backward1(@builtin(global_invocation_id) id: vec3<u32>) {
                 if (oy < 0 || ox < 0 || oy >= i32(p.ch) || ox >= i32(p.cw)) {
                     continue;
                 }
-                let at = p.a2_at + (u32(oy) * p.cw + u32(ox)) * c;
-                let wk = w2_at() + (u32(ky * 3 + kx) * c + ci) * c;
+                let at = (l + 1u) * p.map_len + (u32(oy) * p.cw + u32(ox)) * c;
+                let wk = w2_at() + l * 9u * c * c + (u32(ky * 3 + kx) * c + ci) * c;
                 for (var co = 0u; co < c; co++) {
                     g += grads[at + co] * state[wk + co];
                 }
@@ -348,8 +360,9 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
             }
         }
     } else if (widx < b2_at()) {
-        // w2[k][ci][co]: g2 · a1 at the tap.
-        let r = widx - w2_at();
+        // w2[l][k][ci][co]: the gradient before map l + 1 · map l at the tap.
+        let l = (widx - w2_at()) / (9u * c * c);
+        let r = (widx - w2_at()) % (9u * c * c);
         let k = i32(r / (c * c));
         let ci = (r / c) % c;
         let co = r % c;
@@ -365,14 +378,15 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
                 if (sx < 0 || sx >= i32(p.cw)) {
                     continue;
                 }
-                acc += grads[p.a2_at + (y * p.cw + x) * c + co] * maps[(u32(sy) * p.cw + u32(sx)) * c + ci];
+                acc += grads[(l + 1u) * p.map_len + (y * p.cw + x) * c + co] * maps[l * p.map_len + (u32(sy) * p.cw + u32(sx)) * c + ci];
             }
         }
     } else if (widx < w3_at()) {
-        let co = widx - b2_at();
+        let l = (widx - b2_at()) / c;
+        let co = (widx - b2_at()) % c;
         for (var y = y_lo; y < y_hi; y++) {
             for (var x = 0u; x < p.cw; x++) {
-                acc += grads[p.a2_at + (y * p.cw + x) * c + co];
+                acc += grads[(l + 1u) * p.map_len + (y * p.cw + x) * c + co];
             }
         }
     } else if (widx < b3_at()) {
@@ -380,7 +394,7 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
         for (var y = y_lo; y < y_hi; y++) {
             for (var x = 0u; x < p.cw; x++) {
                 let i = y * p.cw + x;
-                acc += work[p.gout_at + i] * maps[p.a2_at + i * c + k];
+                acc += work[p.gout_at + i] * maps[last_at() + i * c + k];
             }
         }
     } else {

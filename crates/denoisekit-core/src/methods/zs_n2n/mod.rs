@@ -1,9 +1,11 @@
 //! Zero-shot Noise2Noise: a small convolutional network trained on the noisy image itself.
 //!
-//! No clean data and no pre-trained model: each image trains its own network, about 5.5k
-//! weights at the default width of 24 (21k at the paper's 48): two 3x3 convolutions of
-//! `width` channels with leaky ReLUs and a 1x1 convolution, predicting the noise, which
-//! is subtracted. Each step takes
+//! No clean data and no pre-trained model: each image trains its own network: `layers`
+//! 3x3 convolutions of `width` channels with leaky ReLUs (two in the paper) and a 1x1
+//! convolution, predicting the noise, which is subtracted; about 5.5k weights with two
+//! layers at width 24 (21k at the paper's 48), 5.2k more per further layer. Each layer
+//! widens what the network sees by two pixels, so two see 5x5 pixels, four 9x9.
+//! Each step takes
 //! a random patch and its two half-resolution sub-images, the means of the diagonal and
 //! of the anti-diagonal pixel pairs of every 2x2 block, whose noise is independent when
 //! the image's noise is independent between pixels. The network denoising one
@@ -77,7 +79,8 @@
 //! the Fiji panel shows beside its progress bar.
 //!
 //! Cost: `steps · (patch² · 1.5)` pixel passes forward and backward (`patch²` with a
-//! supervised loss) at `9·width²` multiply-adds each, then one forward pass over the image per mirror image (four).
+//! supervised loss) at about `9·width²·(layers − 1)` multiply-adds each, then one forward
+//! pass over the image per mirror image (four).
 //! With `backend=gpu` training and the forward passes over the image run on the GPU
 //! (`denoisekit-gpu`'s `zs_n2n` and `zs_n2n_train` hosts, through [`train_or_load_with`]
 //! and [`Schedule`]).
@@ -122,9 +125,13 @@ crate::method_params! {
         /// Adam steps, each on one random patch. More = a closer fit; the learning rate is
         /// halved for the second half. 0 leaves the image unchanged.
         steps: usize = ParamSpec::int("Training steps", 0, 100_000, 400).unit(Unit::Count),
-        /// Channels of the two hidden layers. Wider learns more detail and costs its
+        /// Channels of the hidden layers. Wider learns more detail and costs its
         /// square in time.
         width: usize = ParamSpec::int("Width", 1, 64, 24).unit(Unit::Count),
+        /// 3x3 convolutions in the network (two in the paper). Each one widens what the
+        /// network sees by 2 pixels (2·layers + 1 across) and adds 9·width² weights and
+        /// as many multiply-adds per pixel.
+        layers: usize = ParamSpec::int("Layers", 2, 8, 2).unit(Unit::Count),
         /// Adam's step size on the normalised image.
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
         /// Side of the square patch each step trains on, in pixels (even; at most the
@@ -163,7 +170,8 @@ crate::method_params! {
         /// that a batch trains once and denoises every image in a fraction of a second.
         /// Use the noise model it was trained with. Empty: train on this image.
         weights: FilePath = ParamSpec::file("Apply saved weights", false),
-        /// Save the trained weights to this file (JSON, about 65 kB at width 24), to
+        /// Save the trained weights to this file (JSON, about 65 kB at width 24 with 2
+        /// layers, 60 kB more per further layer), to
         /// apply them to other images with `weights`. Empty: do not save.
         save_weights: FilePath = ParamSpec::file("Save weights to", true),
     }
@@ -248,13 +256,18 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     };
     let (h, w) = (s.height as f32, s.width as f32);
     let c = p.width as f32;
+    let layers = p.layers as f32;
+    // A pass keeps the input and every convolution's map, `layers` rows and columns
+    // beyond its own on each side at most.
+    let margin = 2.0 * layers;
     let band = band_rows(s.height) as f32;
-    let apply = (band + 4.0) * (w + 4.0) * (2.0 * c + 2.0);
-    let side = p.patch.min(s.height).min(s.width) as f32 + 4.0;
+    let apply = (band + margin) * (w + margin) * (layers * c + 2.0);
+    let side = p.patch.min(s.height).min(s.width) as f32 + margin;
     // Three passes (the patch and its halves, 1.5 patches in all) keep their maps, and
     // the backward pass adds two gradient maps of the same size; plus the weights, their
     // gradients, Adam's two moments and the transposed w2.
-    let train = 1.5 * side * side * (4.0 * c + 4.0) + 5.0 * 9.0 * c * c;
+    let train = 1.5 * side * side * ((layers + 2.0) * c + 4.0)
+        + 5.0 * (layers - 1.0) * 9.0 * c * c;
     // Planes are applied one after another, so their working set counts once, not per
     // plane (the support is global, so plane copies would count for the whole stack).
     // The supervised target's fitted, normalised copy; or the scenes, noisy and clean, as
@@ -517,7 +530,7 @@ impl ZsN2nParams {
 /// let clean = Array3::from_shape_fn((1, 32, 32), |(_, y, _)| if y % 8 < 4 { 1.0f32 } else { 0.0 });
 /// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
 /// let p = ZsN2nParams {
-///     steps: 100, width: 8, learning_rate: 0.002, patch: 32, seed: 0,
+///     steps: 100, width: 8, layers: 2, learning_rate: 0.002, patch: 32, seed: 0,
 ///     training: Training::Zero, psf_sigma: 1.5, train_region: Default::default(), weights: Default::default(),
 ///     save_weights: Default::default(),
 /// };
@@ -1137,7 +1150,7 @@ impl<'a> Schedule<'a> {
     pub fn new(data: Data<'a>, s: Shape, p: &ZsN2nParams) -> Result<(Self, Net)> {
         let area = training_area(s, p)?;
         let mut rng = Rng::new(p.seed as u64 ^ 0x2a5e_2e2a);
-        let net = Net::init(p.width, &mut rng);
+        let net = Net::init(p.width, p.layers, &mut rng);
         let schedule = Self {
             data,
             s,
@@ -1324,9 +1337,15 @@ mod tests {
     }
 
     fn check_gradient(loss: impl Fn(&Net, &mut Net) -> f64) {
+        for layers in [2, 4] {
+            check_gradient_of(layers, &loss);
+        }
+    }
+
+    fn check_gradient_of(layers: usize, loss: &impl Fn(&Net, &mut Net) -> f64) {
         let mut rng = Rng::new(3);
-        let net = Net::init(3, &mut rng);
-        assert_eq!(net.flat().len(), Net::count(3));
+        let net = Net::init(3, layers, &mut rng);
+        assert_eq!(net.flat().len(), Net::count(3, layers));
         let mut grads = net.zeros_like();
         loss(&net, &mut grads);
         let loss_at = |n: &Net| {
@@ -1337,7 +1356,10 @@ mod tests {
         for t in 0..6 {
             let len = net.tensors()[t].len();
             for i in (0..len).step_by((len / 5).max(1)) {
-                let eps = 1e-2f32;
+                // Small enough that a bias's shift of the deeper maps crosses no leaky
+                // ReLU's kink (1e-2 did, at one bias of four layers), large enough to
+                // stay clear of the loss's rounding.
+                let eps = 2e-3f32;
                 let mut plus = net.clone();
                 plus.tensors_mut()[t][i] += eps;
                 let mut minus = net.clone();
@@ -1346,7 +1368,7 @@ mod tests {
                 let an = f64::from(grads.tensors()[t][i]);
                 assert!(
                     (fd - an).abs() <= 2e-3 + 0.03 * fd.abs().max(an.abs()),
-                    "tensor {t} weight {i}: finite difference {fd}, gradient {an}"
+                    "{layers} layers, tensor {t} weight {i}: finite difference {fd}, gradient {an}"
                 );
                 checked += 1;
             }
@@ -1370,6 +1392,7 @@ mod tests {
         let p = ZsN2nParams {
             steps: 150,
             width: 8,
+            layers: 2,
             learning_rate: 0.005,
             patch: 32,
             seed: 2,
@@ -1436,6 +1459,7 @@ mod tests {
         let p = ZsN2nParams {
             steps: 200,
             width: 8,
+            layers: 2,
             learning_rate: 0.005,
             patch: 32,
             seed: 5,
@@ -1480,7 +1504,7 @@ mod tests {
     #[test]
     fn bands_of_rows_give_the_whole_plane() {
         let mut rng = Rng::new(9);
-        let net = Net::init(5, &mut rng);
+        let net = Net::init(5, 3, &mut rng);
         let (h, w) = (37, 23);
         let img = noisy_patch(40, 2)[..h * w].to_vec();
         let whole = net::forward(&net, &img, (h, w), (0, h)).net;
@@ -1506,6 +1530,7 @@ mod tests {
         let p = ZsN2nParams {
             steps: 60,
             width: 4,
+            layers: 2,
             learning_rate: 0.005,
             patch: 16,
             seed: 7,
@@ -1546,6 +1571,7 @@ mod tests {
         let mut p = ZsN2nParams {
             steps: 30,
             width: 4,
+            layers: 3,
             learning_rate: 0.005,
             patch: 16,
             seed: 3,
@@ -1564,7 +1590,7 @@ mod tests {
         let replayed = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
         assert_eq!(trained, replayed);
         let (net, on) = weights::load(&file, "weights").unwrap();
-        assert_eq!((net.c, on.shape, on.steps, on.seed), (4, [1, 24, 24], 30, 3));
+        assert_eq!((net.c, net.layers, on.shape, on.steps, on.seed), (4, 3, [1, 24, 24], 30, 3));
         assert_eq!((on.training.as_deref(), on.psf_sigma), (Some("self"), None));
         // Another image, a stack: applied plane by plane with the same network.
         let out = denoise_zs_n2n(other.view(), &p, &Control::new()).unwrap();
@@ -1583,6 +1609,15 @@ mod tests {
         refuse(&good.replace("\"version\":1", "\"version\":7"), "version 7");
         refuse(&good.replace("\"zs_n2n\"", "\"other\""), "method other");
         refuse(&good.replace("\"width\":4", "\"width\":5"), "tensor w1 has 36 values");
+        refuse(&good.replace("\"layers\":3", "\"layers\":9"), "`layers` = 9 is outside [2, 8]");
+        // A file without `layers` (written before the depth could be chosen) holds 2.
+        refuse(&good.replace("\"layers\":3,", ""), "w2 has 288 values, width 4 with 2 layers needs 144");
+        let two = Net::init(4, 2, &mut Rng::new(5));
+        weights::save(&two, on.clone(), &file, "save_weights").unwrap();
+        let old = std::fs::read_to_string(&file).unwrap().replace("\"layers\":2,", "");
+        assert!(!old.contains("layers"));
+        std::fs::write(&file, old).unwrap();
+        assert_eq!(weights::load(&file, "weights").unwrap().0, two);
         std::fs::remove_file(&file).unwrap();
         refuse_missing(&img, &p, path);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1613,6 +1648,7 @@ mod tests {
         let mut p = ZsN2nParams {
             steps: 200,
             width: 2,
+            layers: 2,
             learning_rate: 0.002,
             patch: 64,
             seed: 1,

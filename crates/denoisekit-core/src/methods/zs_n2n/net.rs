@@ -1,5 +1,6 @@
-//! The network of zero-shot Noise2Noise and its gradients, written out by hand: two 3x3
-//! convolutions of `c` channels with leaky ReLUs and a 1x1 convolution to one channel.
+//! The network of zero-shot Noise2Noise and its gradients, written out by hand: `layers`
+//! 3x3 convolutions of `c` channels with leaky ReLUs (two in the paper) and a 1x1
+//! convolution to one channel.
 //! Feature maps are stored channels last, one row after another, so that the inner loops
 //! run along the channels (`axpy` over contiguous weights), which the compiler
 //! vectorises. Every sum runs in a fixed order and the parallel loops split work by rows
@@ -15,11 +16,16 @@ pub const SLOPE: f32 = 0.2;
 /// sums does not depend on the number of threads).
 const BAND: usize = 8;
 
-/// The weights: `w1[k][co]` (k = 3·ky + kx, one input channel), `w2[k][ci][co]`, `w3[c]`.
+/// The weights: `w1[k][co]` (k = 3·ky + kx, one input channel), then for each of the
+/// `layers - 1` convolutions between hidden maps `w2[l][k][ci][co]` and `b2[l][co]`
+/// (one after another in `w2` and `b2`, so that two layers keep the paper's layout),
+/// and `w3[c]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Net {
     /// Hidden channels.
     pub c: usize,
+    /// 3x3 convolutions, at least 2: the receptive field is `2·layers + 1` pixels wide.
+    pub layers: usize,
     pub(super) w1: Vec<f32>,
     pub(super) b1: Vec<f32>,
     pub(super) w2: Vec<f32>,
@@ -31,19 +37,21 @@ pub struct Net {
 impl Net {
     /// PyTorch's default initialisation (uniform in ±1/√fan_in for weights and biases),
     /// drawn from `rng`.
-    pub fn init(c: usize, rng: &mut Rng) -> Self {
+    pub fn init(c: usize, layers: usize, rng: &mut Rng) -> Self {
         let mut draw = |n: usize, fan_in: usize| -> Vec<f32> {
             let bound = 1.0 / (fan_in as f64).sqrt();
             (0..n)
                 .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
                 .collect()
         };
+        let hidden = layers - 1;
         Self {
             c,
+            layers,
             w1: draw(9 * c, 9),
             b1: draw(c, 9),
-            w2: draw(9 * c * c, 9 * c),
-            b2: draw(c, 9 * c),
+            w2: draw(hidden * 9 * c * c, 9 * c),
+            b2: draw(hidden * c, 9 * c),
             w3: draw(c, c),
             b3: draw(1, c),
         }
@@ -54,6 +62,7 @@ impl Net {
         let z = |v: &Vec<f32>| vec![0.0; v.len()];
         Self {
             c: self.c,
+            layers: self.layers,
             w1: z(&self.w1),
             b1: z(&self.b1),
             w2: z(&self.w2),
@@ -74,25 +83,36 @@ impl Net {
         self.tensors().concat()
     }
 
-    /// The number of weights of a network of width `c`: the length of its [`Net::flat`].
-    pub const fn count(c: usize) -> usize {
-        9 * c + c + 9 * c * c + c + c + 1
+    /// The lengths of the tensors of a network of width `c` with `layers` 3x3
+    /// convolutions, in the order of [`Net::tensors`].
+    pub const fn lengths(c: usize, layers: usize) -> [usize; 6] {
+        let hidden = layers - 1;
+        [9 * c, c, hidden * 9 * c * c, hidden * c, c, 1]
     }
 
-    /// The network of width `c` whose [`Net::flat`] is `flat`, or `None` if its length is
-    /// not that of width `c`.
-    pub fn from_flat(c: usize, flat: &[f32]) -> Option<Self> {
-        if flat.len() != Self::count(c) {
+    /// The number of weights of a network of width `c` with `layers` 3x3 convolutions:
+    /// the length of its [`Net::flat`].
+    pub const fn count(c: usize, layers: usize) -> usize {
+        let [a, b, d, e, f, g] = Self::lengths(c, layers);
+        a + b + d + e + f + g
+    }
+
+    /// The network of width `c` with `layers` 3x3 convolutions whose [`Net::flat`] is
+    /// `flat`, or `None` if its length is not that network's.
+    pub fn from_flat(c: usize, layers: usize, flat: &[f32]) -> Option<Self> {
+        if flat.len() != Self::count(c, layers) {
             return None;
         }
+        let [n1, nb1, n2, nb2, n3, nb3] = Self::lengths(c, layers);
         let mut net = Self {
             c,
-            w1: vec![0.0; 9 * c],
-            b1: vec![0.0; c],
-            w2: vec![0.0; 9 * c * c],
-            b2: vec![0.0; c],
-            w3: vec![0.0; c],
-            b3: vec![0.0; 1],
+            layers,
+            w1: vec![0.0; n1],
+            b1: vec![0.0; nb1],
+            w2: vec![0.0; n2],
+            b2: vec![0.0; nb2],
+            w3: vec![0.0; n3],
+            b3: vec![0.0; nb3],
         };
         let mut rest = flat;
         for t in net.tensors_mut() {
@@ -115,15 +135,24 @@ impl Net {
         ]
     }
 
-    /// `w2` transposed to `[k][co][ci]`, for the gradient with respect to the input
+    /// The weights and biases of the `l`-th convolution between hidden maps.
+    pub fn hidden(&self, l: usize) -> (&[f32], &[f32]) {
+        let (c, n) = (self.c, 9 * self.c * self.c);
+        (&self.w2[l * n..(l + 1) * n], &self.b2[l * c..(l + 1) * c])
+    }
+
+    /// `w2` transposed to `[l][k][co][ci]`, for the gradient with respect to the input
     /// ([`backward`]; computed once per step, shared by its passes).
     pub(super) fn w2_transposed(&self) -> Vec<f32> {
         let c = self.c;
-        let mut t = vec![0.0; 9 * c * c];
-        for k in 0..9 {
-            for ci in 0..c {
-                for co in 0..c {
-                    t[(k * c + co) * c + ci] = self.w2[(k * c + ci) * c + co];
+        let n = 9 * c * c;
+        let mut t = vec![0.0; self.w2.len()];
+        for (tl, wl) in t.chunks_mut(n).zip(self.w2.chunks(n)) {
+            for k in 0..9 {
+                for ci in 0..c {
+                    for co in 0..c {
+                        tl[(k * c + co) * c + ci] = wl[(k * c + ci) * c + co];
+                    }
                 }
             }
         }
@@ -248,32 +277,37 @@ fn project(a: &Map, w3: &[f32], b3: f32) -> Vec<f32> {
 /// The activations of one forward pass, kept for the backward pass.
 pub(super) struct Pass {
     x: Map,
-    a1: Map,
-    a2: Map,
+    /// The output of each 3x3 convolution, first to last.
+    acts: Vec<Map>,
     /// `net(x)` on the pass's rows and all columns.
     pub net: Vec<f32>,
     h: usize,
     w: usize,
 }
 
-/// `net(x)` on rows `[y0, y1)` of the `h` x `w` image `img` (row-major), which reads two
-/// rows beyond them where the image has them.
+/// `net(x)` on rows `[y0, y1)` of the `h` x `w` image `img` (row-major), which reads
+/// `layers` rows beyond them where the image has them.
 pub(super) fn forward(net: &Net, img: &[f32], (h, w): (usize, usize), (y0, y1): (usize, usize)) -> Pass {
-    let mut x = Map::zeros(y0 as isize - 2, -2, y1 - y0 + 4, w + 4, 1);
+    let m = net.layers;
+    let mut x = Map::zeros(y0 as isize - m as isize, -(m as isize), y1 - y0 + 2 * m, w + 2 * m, 1);
     for r in 0..x.rows {
         let y = x.y0 + r as isize;
         if y >= 0 && y < h as isize {
             let y = y as usize;
-            x.data[r * (w + 4) + 2..r * (w + 4) + 2 + w].copy_from_slice(&img[y * w..(y + 1) * w]);
+            let row = r * (w + 2 * m) + m;
+            x.data[row..row + w].copy_from_slice(&img[y * w..(y + 1) * w]);
         }
     }
-    let a1 = conv3x3(&x, &net.w1, &net.b1, (h, w));
-    let a2 = conv3x3(&a1, &net.w2, &net.b2, (h, w));
-    let out = project(&a2, &net.w3, net.b3[0]);
+    let mut acts = vec![conv3x3(&x, &net.w1, &net.b1, (h, w))];
+    for l in 0..m - 1 {
+        let (wl, bl) = net.hidden(l);
+        let next = conv3x3(acts.last().expect("the first layer is there"), wl, bl, (h, w));
+        acts.push(next);
+    }
+    let out = project(acts.last().expect("the first layer is there"), &net.w3, net.b3[0]);
     Pass {
         x,
-        a1,
-        a2,
+        acts,
         net: out,
         h,
         w,
@@ -396,7 +430,7 @@ fn through_activation(g: &mut Map, a: &Map, (h, w): (usize, usize)) {
 /// pass's pixels is `g_out`; `wt` is [`Net::w2_transposed`].
 pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads: &mut Net) {
     let c = net.c;
-    let a2 = &pass.a2;
+    let a2 = pass.acts.last().expect("a pass has its layers");
     // Output layer.
     let mut g2 = Map::zeros(a2.y0, a2.x0, a2.rows, a2.cols, c);
     let partial: Vec<(Vec<f32>, f32)> = g2
@@ -420,16 +454,22 @@ pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads:
         grads.b3[0] += gb3;
     }
     let dims = (pass.h, pass.w);
-    through_activation(&mut g2, a2, dims);
-    // Second convolution.
-    let (gw2, gb2) = grad_w(&pass.a1, &g2, net.w2.len());
-    let mut g1 = grad_input(&pass.a1, &g2, wt);
-    through_activation(&mut g1, &pass.a1, dims);
-    // First convolution.
-    let (gw1, gb1) = grad_w(&pass.x, &g1, net.w1.len());
     let add = |to: &mut [f32], from: &[f32]| to.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+    let mut g = g2;
+    through_activation(&mut g, a2, dims);
+    // The convolutions between hidden maps, last first: layer l reads acts[l].
+    let n = 9 * c * c;
+    for l in (0..net.layers - 1).rev() {
+        let a = &pass.acts[l];
+        let (gw, gb) = grad_w(a, &g, n);
+        let mut ga = grad_input(a, &g, &wt[l * n..(l + 1) * n]);
+        through_activation(&mut ga, a, dims);
+        add(&mut grads.w2[l * n..(l + 1) * n], &gw);
+        add(&mut grads.b2[l * c..(l + 1) * c], &gb);
+        g = ga;
+    }
+    // First convolution.
+    let (gw1, gb1) = grad_w(&pass.x, &g, net.w1.len());
     add(&mut grads.w1, &gw1);
     add(&mut grads.b1, &gb1);
-    add(&mut grads.w2, &gw2);
-    add(&mut grads.b2, &gb2);
 }

@@ -3,8 +3,9 @@
 //!
 //! The file is JSON, a few tens of kilobytes, readable without DenoiseKit:
 //! `{"format": "denoisekit weights", "version": 1, "method": "zs_n2n", "width": c,
-//! "trained_on": {..}, "tensors": {"w1": [..], "b1": [..], "w2": [..], "b2": [..],
-//! "w3": [..], "b3": [..]}}`, with the layouts of [`Net`]. Floats are written in the
+//! "layers": n, "trained_on": {..}, "tensors": {"w1": [..], "b1": [..], "w2": [..], "b2": [..],
+//! "w3": [..], "b3": [..]}}`, with the layouts of [`Net`] (`layers`, absent from files
+//! written before the depth could be chosen, is then 2). Floats are written in the
 //! shortest form that reads back to the same bits, so applying loaded weights gives
 //! exactly the pixels that applying them straight after training gives.
 
@@ -56,8 +57,15 @@ struct File {
     version: u32,
     method: String,
     width: usize,
+    /// Absent from files written before the depth could be chosen, which had 2.
+    #[serde(default = "two_layers")]
+    layers: usize,
     trained_on: TrainedOn,
     tensors: Tensors,
+}
+
+const fn two_layers() -> usize {
+    2
 }
 
 impl TrainedOn {
@@ -85,6 +93,7 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         version: VERSION,
         method: METHOD.into(),
         width: net.c,
+        layers: net.layers,
         trained_on,
         tensors: Tensors {
             w1: net.w1.clone(),
@@ -148,25 +157,23 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
     if file.method != METHOD {
         return Err(bad(format!("it holds weights of method {}", file.method)));
     }
-    let c = file.width;
-    // The width's own range: a file cannot ask for a network the dialog could not.
-    if let Some(spec) = super::ZsN2nParams::SPECS.iter().find(|s| s.key == "width") {
-        let width = i64::try_from(c).unwrap_or(i64::MAX);
-        spec.check(&crate::descriptor::ParamValue::Int(width))
-            .map_err(|e| bad(e.to_string()))?;
+    let (c, layers) = (file.width, file.layers);
+    // The width's and depth's own ranges: a file cannot ask for a network the dialog
+    // could not.
+    for (key, n) in [("width", c), ("layers", layers)] {
+        if let Some(spec) = super::ZsN2nParams::SPECS.iter().find(|s| s.key == key) {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            spec.check(&crate::descriptor::ParamValue::Int(n))
+                .map_err(|e| bad(e.to_string()))?;
+        }
     }
     let t = file.tensors;
-    for (name, v, want) in [
-        ("w1", &t.w1, 9 * c),
-        ("b1", &t.b1, c),
-        ("w2", &t.w2, 9 * c * c),
-        ("b2", &t.b2, c),
-        ("w3", &t.w3, c),
-        ("b3", &t.b3, 1),
-    ] {
+    let tensors = [&t.w1, &t.b1, &t.w2, &t.b2, &t.w3, &t.b3];
+    let names = ["w1", "b1", "w2", "b2", "w3", "b3"];
+    for ((name, v), want) in names.iter().zip(tensors).zip(Net::lengths(c, layers)) {
         if v.len() != want {
             return Err(bad(format!(
-                "tensor {name} has {} values, width {c} needs {want}",
+                "tensor {name} has {} values, width {c} with {layers} layers needs {want}",
                 v.len()
             )));
         }
@@ -176,6 +183,7 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
     }
     let net = Net {
         c,
+        layers,
         w1: t.w1,
         b1: t.b1,
         w2: t.w2,
