@@ -13,10 +13,13 @@ other settings at their defaults) with each number of 3x3 convolutions in `--lay
 and by zs_n2n trained on synthetic scenes (`training=synthetic psf_sigma=--psf
 steps=--synthetic-steps`) with the fewest and the most layers; beside them BM3D after
 `denoisekit tune` (Auto). Scores are PSNR (peak 255) against gt_matched_f32.tif, as in
-scripts/bench_real_pairs.py. Needs numpy and tifffile.
+scripts/bench_real_pairs.py. Applying saved weights with the fewest and the most layers
+is timed on the first pair (also when re-rendering a log that lacks it). Needs numpy and
+tifffile.
 """
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +28,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import CLI, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 
@@ -40,19 +43,47 @@ def main():
     ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
     layers = [int(n) for n in args.layers.split(",")]
-    rows = logged(args.from_log) if args.from_log else measured(args, layers)
-    section(rows, layers, args)
+    rows, applied = logged(args.from_log) if args.from_log else (measured(args, layers), {})
+    missing = [n for n in (layers[0], layers[-1]) if f"apply{n}_s" not in applied]
+    if missing:
+        applied.update(apply_times(missing))
+    section(rows, applied, layers, args)
 
 
 def logged(path):
-    """The rows of a run's per-pair lines (`<pair> key=value ...`)."""
-    rows = []
+    """The rows of a run's per-pair lines (`<pair> key=value ...`), and its `apply` line."""
+    rows, applied = [], {}
     for line in open(path):
         name, *pairs = line.split() or [""]
-        if not name.startswith("w2s_") or not all("=" in kv for kv in pairs):
+        if not all("=" in kv for kv in pairs):
             continue
-        rows.append({"pair": name, **{k: float(v) for k, v in (kv.split("=") for kv in pairs)}})
-    return rows
+        values = {k: float(v) for k, v in (kv.split("=") for kv in pairs)}
+        if name.startswith("w2s_"):
+            rows.append({"pair": name, **values})
+        elif name == "apply":
+            applied = values
+    return rows, applied
+
+
+def apply_times(layers, repeats=3):
+    """Median seconds of `denoisekit run` applying saved weights of each number of layers
+    to the first pair, end to end."""
+    _, noisy, _ = next(real_pairs())
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.tif")
+        for n in layers:
+            w = os.path.join(tmp, f"w{n}.json")
+            run("zs_n2n", noisy, out, ["steps=5", f"layers={n}", f"save_weights={w}"])
+            spans = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                subprocess.run([CLI, "run", "zs_n2n", noisy, out, "--backend", "cpu",
+                                f"weights={w}"], capture_output=True, check=True)
+                spans.append(time.perf_counter() - t)
+            times[f"apply{n}_s"] = float(np.median(spans))
+    print("apply " + " ".join(f"{k}={v:.2f}" for k, v in times.items()), flush=True)
+    return times
 
 
 def measured(args, layers):
@@ -80,7 +111,7 @@ def measured(args, layers):
     return rows
 
 
-def section(rows, layers, args):
+def section(rows, applied, layers, args):
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "pair"}
     lo, hi = layers[0], layers[-1]
     syn = (lo, hi)
@@ -111,6 +142,7 @@ def section(rows, layers, args):
     gain = {n: mean[f"self{n}"] - mean[f"self{lo}"] for n in layers}
     better = {n: sum(r[f"self{n}"] > r[f"self{lo}"] for r in rows) for n in layers}
     best = max(layers, key=lambda n: mean[f"self{n}"])
+    above = sum(r[f"self{hi}"] > r[f"self{layers[-2]}"] for r in rows) if len(layers) > 2 else 0
     syn_gain = mean[f"syn{hi}"] - mean[f"syn{lo}"]
     syn_better = sum(r[f"syn{hi}"] > r[f"syn{lo}"] for r in rows)
     lines += [
@@ -123,17 +155,20 @@ def section(rows, layers, args):
         f"Synthetic training with {hi} layers: {syn_gain:+.2f} dB against {lo} (better on "
         f"{syn_better} of {len(rows)}), {mean['bm3d'] - mean[f'syn{hi}']:.2f} dB below BM3D.",
         "",
-        "Depth is what the receptive-field hypothesis predicted for zero-shot training: "
-        "the gain grows with the layers, and came where neither width nor steps had moved "
-        "anything. It does not close the gap to BM3D. With synthetic scenes a deeper network "
+        "Depth is what the receptive-field hypothesis predicted for zero-shot training: on "
+        "average the gain grows with the layers (pair by pair it is noisier: "
+        f"{hi} layers beat {layers[-2]} on {above} of {len(rows)}). "
+        "It does not close the gap to BM3D. With synthetic scenes a deeper network "
         "gains on some pairs and loses on others (perhaps it learns the scenes' own structure "
         "more closely, which real images need not share; not tested). The default stays at "
         f"{lo} layers: {hi} cost {mean[f'self{hi}_s'] / mean[f'self{lo}_s']:.1f}x the time "
         f"end to end ({mean[f'self{hi}_s']:.1f} s against {mean[f'self{lo}_s']:.1f} s on a "
-        "512² image), and applying saved weights to 512² took 1.65 s with 4 layers against "
-        "0.53 s with 2 (`denoisekit run` end to end, 2 cores, hand-timed beside this run), "
-        "over the learned-denoiser issue's 1 s. `layers=4` is the setting to pick when the "
-        "time is there (a GPU, or a batch that trains once with `save_weights`).",
+        f"512² image), and applying saved weights to 512² took {applied[f'apply{hi}_s']:.2f} s "
+        f"with {hi} layers against {applied[f'apply{lo}_s']:.2f} s with {lo} (`denoisekit run` "
+        "end to end, median of 3), against the learned-denoiser issue's 1 s. "
+        f"`layers={hi}` is the setting to pick when the time is there: a batch that trains "
+        "once with `save_weights` (applying deeper weights to other images is not measured "
+        "here), or a GPU (not yet timed with more than two layers on hardware).",
     ]
     publish("## Learned denoiser: network depth\n\n" + "\n".join(lines), args.md)
 

@@ -907,21 +907,28 @@ fn zs_n2n_training_on_the_gpu_shows_interim_results_and_cancels() {
 #[test]
 fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
     // Training on the two devices differs by rounding (above); applying the same weights
-    // gives the CPU's pixels to within rounding: widths padded to a multiple of 4 or not, a
-    // plane and a stack. Lavapipe gave them bit for bit; an H200 (2026-12-04) differed by
+    // gives the CPU's pixels to within rounding: widths padded to a multiple of 4 or not
+    // (each further layer's weights are padded in turn), a plane and a stack. Lavapipe gave them bit for bit; an H200 (2026-12-04) differed by
     // one ulp in places, from its fused multiply-adds, so the bound is 1e-5 of the range:
     // three orders under the method's tolerance, and far under what a wrong weight or tap
     // does to a pixel.
     let Some(_) = context() else { return };
     let dir = std::env::temp_dir().join(format!("dk-gpu-apply-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (width, img) in [(5, &inputs()[0]), (64, &inputs()[0]), (24, &inputs()[1])] {
-        let file = dir.join(format!("w{width}.json"));
+    for (width, layers, img) in [
+        (5, 2, &inputs()[0]),
+        (64, 2, &inputs()[0]),
+        (24, 2, &inputs()[1]),
+        (5, 3, &inputs()[0]),
+        (7, 5, &inputs()[1]),
+    ] {
+        let file = dir.join(format!("w{width}-{layers}.json"));
         let path = file.display().to_string();
         let train = denoisekit_core::find("zs_n2n")
             .unwrap()
             .quick_values()
             .set("width", width)
+            .set("layers", layers)
             .set("save_weights", path.as_str());
         denoisekit_core::run("zs_n2n", img.view(), &train, &Control::new()).unwrap();
         let apply = ParamValues::new().set("weights", path.as_str());
@@ -931,11 +938,15 @@ fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
         // max_rel_diff's f32::max passes over NaN: every pixel must be a number first.
         assert!(
             gpu.volume.iter().all(|v| v.is_finite()),
-            "width {width}: a GPU pixel is not finite"
+            "width {width}, {layers} layers: a GPU pixel is not finite"
         );
         let (lo, hi) = min_max(&cpu.volume.view());
         let diff = max_rel_diff(&gpu.volume, &cpu.volume, hi - lo);
-        assert!(diff <= 1e-5, "width {width}, {:?}: {diff:e}", img.dim());
+        assert!(
+            diff <= 1e-5,
+            "width {width}, {layers} layers, {:?}: {diff:e}",
+            img.dim()
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,7 +16,8 @@ use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 const WGSL: &str = include_str!("zs_n2n.wgsl");
 const WG: u32 = 16;
 
-/// The most bytes a band's hidden layers may take each, whatever the device allows.
+/// The most bytes the band's two hidden maps may take together, whatever the device
+/// allows.
 const BAND_BYTES: u64 = 64 << 20;
 
 uniforms! {
@@ -43,8 +44,8 @@ uniforms! {
 ///
 /// # Errors
 /// The core's parameter, input and weights-file errors and `Cancelled`; [`GpuError`] on
-/// any device failure; `TooLarge` when a plane, the hidden layers of three of its rows, or
-/// the training's buffers exceed the storage-binding limit (or `max_tile_bytes`).
+/// any device failure; `TooLarge` when a plane, the two hidden maps of the
+/// `1 + 2·(layers − 1)` rows one output row needs, or the training's buffers exceed the storage-binding limit (or `max_tile_bytes`).
 pub fn run(
     ctx: &GpuContext,
     input: VolumeView<'_>,

@@ -2,10 +2,11 @@
 //! then `weights=`).
 //!
 //! The file is JSON, a few tens of kilobytes, readable without DenoiseKit:
-//! `{"format": "denoisekit weights", "version": 1, "method": "zs_n2n", "width": c,
+//! `{"format": "denoisekit weights", "version": 1 or 2, "method": "zs_n2n", "width": c,
 //! "layers": n, "trained_on": {..}, "tensors": {"w1": [..], "b1": [..], "w2": [..], "b2": [..],
 //! "w3": [..], "b3": [..]}}`, with the layouts of [`Net`] (`layers`, absent from files
-//! written before the depth could be chosen, is then 2). Floats are written in the
+//! written before the depth could be chosen, is then 2; version 2 for more than two
+//! layers, see [`VERSION`]). Floats are written in the
 //! shortest form that reads back to the same bits, so applying loaded weights gives
 //! exactly the pixels that applying them straight after training gives.
 
@@ -16,7 +17,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const FORMAT: &str = "denoisekit weights";
-const VERSION: u32 = 1;
+/// Version 1 holds two layers; version 2 says its number of layers, so that a build that
+/// reads only version 1 refuses a deeper network by its version rather than by a tensor's
+/// size. A two-layer network is still written as version 1, which every build reads.
+const VERSION: u32 = 2;
+const TWO_LAYERS: u32 = 1;
 const METHOD: &str = "zs_n2n";
 
 /// What the weights were trained on, for the person who finds the file later.
@@ -90,7 +95,7 @@ impl TrainedOn {
 pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<()> {
     let file = File {
         format: FORMAT.into(),
-        version: VERSION,
+        version: if net.layers == 2 { TWO_LAYERS } else { VERSION },
         method: METHOD.into(),
         width: net.c,
         layers: net.layers,
@@ -148,9 +153,9 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
     if file.format != FORMAT {
         return Err(bad("this file is not DenoiseKit weights".into()));
     }
-    if file.version != VERSION {
+    if !(TWO_LAYERS..=VERSION).contains(&file.version) {
         return Err(bad(format!(
-            "it is version {}, this DenoiseKit reads version {VERSION}",
+            "it is version {}, this DenoiseKit reads versions {TWO_LAYERS} to {VERSION}",
             file.version
         )));
     }
@@ -161,11 +166,12 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
     // The width's and depth's own ranges: a file cannot ask for a network the dialog
     // could not.
     for (key, n) in [("width", c), ("layers", layers)] {
-        if let Some(spec) = super::ZsN2nParams::SPECS.iter().find(|s| s.key == key) {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            spec.check(&crate::descriptor::ParamValue::Int(n))
-                .map_err(|e| bad(e.to_string()))?;
-        }
+        let spec = (super::ZsN2nParams::SPECS.iter())
+            .find(|s| s.key == key)
+            .expect("zs_n2n has width and layers parameters");
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        spec.check(&crate::descriptor::ParamValue::Int(n))
+            .map_err(|e| bad(e.to_string()))?;
     }
     let t = file.tensors;
     let tensors = [&t.w1, &t.b1, &t.w2, &t.b2, &t.w3, &t.b3];
