@@ -118,7 +118,10 @@ section quality && {
 echo "== learned: PSNR on the W2S pairs at the defaults and at the paper's budget, on the GPU"
 # Mansour & Heckel train 2000 steps on the whole image; 2 cores cannot afford that
 # (docs/benchmarks.md, "what the training budget buys"), a GPU may.
-for budget in ${QUALITY_BUDGETS-"steps=2000 patch=256"}; do
+# Budgets are separated by ';', a budget's options by spaces (an unquoted word list split
+# "steps=2000 patch=256" into two runs of one option each).
+IFS=';' read -ra budgets <<< "${QUALITY_BUDGETS-steps=2000 patch=256;steps=2000 patch=256 layers=4}"
+for budget in "${budgets[@]}"; do
     echo "-- $budget"
     DENOISEKIT_CLI=$CLI DENOISEKIT_PAIRS=$KIT/pairs PYTHONUNBUFFERED=1 \
         timeout 200 python3 scripts/bench_learned.py --backend gpu --zs-only --pairs "$QUALITY_PAIRS" --set $budget
@@ -139,6 +142,11 @@ region=train_region=128,128,256,256
     for b in gpu cpu; do
         s=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_s.tif training=synthetic psf_sigma=6 noise_model=auto >/dev/null 2>&1; } 2>&1 )
         echo "synthetic training (psf_sigma=6), end to end | $b | ${s} s | rc $?"
+    done
+    # The deeper network (docs/benchmarks.md, "network depth": 3x the CPU's time).
+    for b in gpu cpu; do
+        s=$( { time $CLI run --backend $b zs_n2n $img /tmp/zs_l.tif $region layers=4 >/dev/null 2>&1; } 2>&1 )
+        echo "layers=4, end to end | $b | ${s} s | rc $?"
     done
     $CLI run --backend cpu zs_n2n $img /tmp/zs_w.tif $region save_weights=/tmp/zs_w.json >/dev/null
     for b in gpu cpu; do
