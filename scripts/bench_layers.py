@@ -167,8 +167,9 @@ def section(rows, applied, layers, args):
         f"with {hi} layers against {applied[f'apply{lo}_s']:.2f} s with {lo} (`denoisekit run` "
         "end to end, median of 3), against the learned-denoiser issue's 1 s. "
         f"`layers={hi}` is the setting to pick when the time is there: a batch that trains "
-        "once with `save_weights` (applying deeper weights to other images is not measured "
-        "here), or a GPU (not yet timed with more than two layers on hardware).",
+        "once with `save_weights` (deeper weights applied to other images: \"train once, "
+        "apply many, 4 layers\"), or a GPU (not yet timed with more than two layers on "
+        "hardware).",
     ]
     publish("## Learned denoiser: network depth\n\n" + "\n".join(lines), args.md)
 

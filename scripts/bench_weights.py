@@ -6,6 +6,7 @@ image at the defaults.
 Writes the "## Learned denoiser: train once, apply many" section of docs/benchmarks.md:
 
     python3 scripts/bench_weights.py --md docs/benchmarks.md [--train FIELD] [--set k=v ...]
+        [--section TITLE]
 
 W2S's three channels image different structures, so each channel trains its own weights
 on field FIELD (default 010) and is scored on the other fields only (never on the image it
@@ -34,6 +35,8 @@ def main():
     ap.add_argument("--train", default="010", help="the field each channel trains on")
     ap.add_argument("--set", nargs="*", default=LONG, help="training options, key=value")
     ap.add_argument("--md", help="write the section into this markdown file")
+    ap.add_argument("--section", default="Learned denoiser: train once, apply many",
+                    help="the section's title (another one for another --set)")
     args = ap.parse_args()
     pairs = sorted(os.listdir(PAIRS))
     channels = sorted({p.rsplit("_", 1)[1] for p in pairs})
@@ -75,7 +78,7 @@ def main():
             f"| {r['pair']} | {r['from']} | {r['own']:.2f} | {r['applied']:.2f} | "
             f"{r['applied'] - r['own']:+.2f} | {r['own_s']:.1f} | {r['applied_s']:.2f} |"
         )
-    publish("## Learned denoiser: train once, apply many\n\n" + "\n".join(lines), args.md)
+    publish(f"## {args.section}\n\n" + "\n".join(lines), args.md)
 
 
 if __name__ == "__main__":
