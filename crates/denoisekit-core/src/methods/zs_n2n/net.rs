@@ -212,34 +212,102 @@ crate::simd_dispatch! {
     }
 }
 
+/// Lanes of the blocked kernels' accumulators: one AVX2 register of `f32`.
+const LANES: usize = 8;
+
+/// Pixels (or input channels) one blocked kernel keeps in registers at once: enough
+/// independent sums to hide the latency of an addition.
+const BLOCK: usize = 8;
+
+/// `LANES` values from the start of `s`.
+#[inline(always)]
+fn lanes(s: &[f32]) -> [f32; LANES] {
+    s[..LANES].try_into().expect("a slice of LANES values")
+}
+
+/// `acc += v · w`, lane by lane, as a multiplication then an addition (never fused: the
+/// sums must round the same on every machine).
+#[inline(always)]
+fn add_scaled(acc: &mut [f32; LANES], v: f32, w: &[f32; LANES]) {
+    for (a, w) in acc.iter_mut().zip(w) {
+        *a += v * w;
+    }
+}
+
 crate::simd_dispatch! {
     /// One output row of a 3x3 convolution: `src` holds the three input rows it reads
     /// (`cols + 2` pixels of `ci` channels each), `out` gets `cols` pixels of `co`
     /// channels, bias plus the sums, through the leaky ReLU, on columns `[lo, hi)` (the
     /// others stay 0: outside the image).
+    ///
+    /// Each output value is its bias plus the products in the order (ky, kx, input
+    /// channel) whatever the blocking: blocks of [`BLOCK`] pixels by [`LANES`] output
+    /// channels are summed in registers, the channels past the last full group of lanes
+    /// one at a time.
     fn conv_row(src: &[f32], ci: usize, w: &[f32], b: &[f32], out: &mut [f32], lo: usize, hi: usize) {
         let co = b.len();
         let src_cols = out.len() / co + 2;
+        let grouped = co / LANES * LANES;
+        for c0 in (0..grouped).step_by(LANES) {
+            let mut x = lo;
+            while x + BLOCK <= hi {
+                conv_block::<BLOCK>(src, (src_cols, ci), w, b, out, (x, c0));
+                x += BLOCK;
+            }
+            for x in x..hi {
+                conv_block::<1>(src, (src_cols, ci), w, b, out, (x, c0));
+            }
+        }
         for x in lo..hi {
-            let o = &mut out[x * co..(x + 1) * co];
-            o.copy_from_slice(b);
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let s = &src[(ky * src_cols + x + kx) * ci..][..ci];
-                    let wk = &w[(ky * 3 + kx) * ci * co..][..ci * co];
-                    for (i, &v) in s.iter().enumerate() {
-                        for (o, w) in o.iter_mut().zip(&wk[i * co..(i + 1) * co]) {
-                            *o += v * w;
+            for o in grouped..co {
+                let mut v = b[o];
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let s = &src[(ky * src_cols + x + kx) * ci..][..ci];
+                        let wk = &w[(ky * 3 + kx) * ci * co..][..ci * co];
+                        for (i, &a) in s.iter().enumerate() {
+                            v += a * wk[i * co + o];
                         }
                     }
                 }
+                out[x * co + o] = v;
             }
-            for v in o.iter_mut() {
-                if *v < 0.0 {
-                    *v *= SLOPE;
+        }
+        for v in &mut out[lo * co..hi * co] {
+            if *v < 0.0 {
+                *v *= SLOPE;
+            }
+        }
+    }
+}
+
+/// Output channels `[c0, c0 + LANES)` of pixels `[x, x + P)` of [`conv_row`], before
+/// the activation.
+#[inline(always)]
+fn conv_block<const P: usize>(
+    src: &[f32],
+    (src_cols, ci): (usize, usize),
+    w: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    (x, c0): (usize, usize),
+) {
+    let co = b.len();
+    let mut acc = [lanes(&b[c0..]); P];
+    for ky in 0..3 {
+        for kx in 0..3 {
+            let s = &src[(ky * src_cols + x + kx) * ci..][..P * ci];
+            let wk = &w[(ky * 3 + kx) * ci * co..][..ci * co];
+            for (i, wi) in wk.chunks_exact(co).enumerate() {
+                let wv = lanes(&wi[c0..]);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    add_scaled(a, s[p * ci + i], &wv);
                 }
             }
         }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        out[(x + p) * co + c0..][..LANES].copy_from_slice(a);
     }
 }
 
@@ -317,28 +385,83 @@ pub(super) fn forward(net: &Net, img: &[f32], (h, w): (usize, usize), (y0, y1): 
 crate::simd_dispatch! {
     /// Adds one output row's contribution to the weight and bias gradients of a 3x3
     /// convolution: `src` the three input rows, `g` the row's gradient before the
-    /// activation.
-    fn grad_w_row(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32]) {
+    /// activation, `t` room for a copy of `src`.
+    ///
+    /// Each gradient gets the row's products in the order of its pixels whatever the
+    /// blocking: blocks of [`BLOCK`] input channels by [`LANES`] output channels are
+    /// summed in registers, the rest one at a time.
+    fn grad_w_row(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32], t: &mut [f32]) {
         let co = gb.len();
         let cols = g.len() / co;
         let src_cols = cols + 2;
-        for x in 0..cols {
-            let gx = &g[x * co..(x + 1) * co];
+        for gx in g.chunks_exact(co) {
             for (b, v) in gb.iter_mut().zip(gx) {
                 *b += v;
             }
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let s = &src[(ky * src_cols + x + kx) * ci..][..ci];
-                    let gk = &mut gw[(ky * 3 + kx) * ci * co..][..ci * co];
-                    for (i, &v) in s.iter().enumerate() {
-                        for (o, g) in gk[i * co..(i + 1) * co].iter_mut().zip(gx) {
-                            *o += v * g;
+        }
+        let grouped_in = ci / BLOCK * BLOCK;
+        let grouped_out = co / LANES * LANES;
+        // The input rows channel by channel (`[ky][i][x]`, in `t`), so that a block's
+        // input values at one pixel are not adjacent and the compiler vectorises along
+        // the output channels rather than shuffling across the inputs.
+        for (ky, tk) in t.chunks_exact_mut(ci * src_cols).enumerate() {
+            let row = &src[ky * src_cols * ci..][..src_cols * ci];
+            for (x, px) in row.chunks_exact(ci).enumerate() {
+                for (i, &v) in px.iter().enumerate() {
+                    tk[i * src_cols + x] = v;
+                }
+            }
+        }
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let k = ky * 3 + kx;
+                let tk = &t[ky * ci * src_cols..][..ci * src_cols];
+                let gk = &mut gw[k * ci * co..][..ci * co];
+                for c0 in (0..grouped_out).step_by(LANES) {
+                    for i0 in (0..grouped_in).step_by(BLOCK) {
+                        grad_w_block::<BLOCK>(tk, g, gk, (src_cols, kx, co), (i0, c0));
+                    }
+                    for i0 in grouped_in..ci {
+                        grad_w_block::<1>(tk, g, gk, (src_cols, kx, co), (i0, c0));
+                    }
+                }
+                for i in 0..ci {
+                    let si = &tk[i * src_cols + kx..][..cols];
+                    for o in grouped_out..co {
+                        let mut v = gk[i * co + o];
+                        for (&sx, gx) in si.iter().zip(g.chunks_exact(co)) {
+                            v += sx * gx[o];
                         }
+                        gk[i * co + o] = v;
                     }
                 }
             }
         }
+    }
+}
+
+/// Input channels `[i0, i0 + I)` by output channels `[c0, c0 + LANES)` of one kernel
+/// tap's weight gradient `gk` of [`grad_w_row`], from the tap's input row `t`
+/// (channel by channel, each `src_cols` long, read from column `kx`).
+#[inline(always)]
+fn grad_w_block<const I: usize>(
+    t: &[f32],
+    g: &[f32],
+    gk: &mut [f32],
+    (src_cols, kx, co): (usize, usize, usize),
+    (i0, c0): (usize, usize),
+) {
+    let cols = g.len() / co;
+    let mut acc: [[f32; LANES]; I] = std::array::from_fn(|i| lanes(&gk[(i0 + i) * co + c0..]));
+    let ts: [&[f32]; I] = std::array::from_fn(|i| &t[(i0 + i) * src_cols + kx..][..cols]);
+    for (x, gx) in g.chunks_exact(co).enumerate() {
+        let gv = lanes(&gx[c0..]);
+        for (a, ti) in acc.iter_mut().zip(&ts) {
+            add_scaled(a, ti[x], &gv);
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        gk[(i0 + i) * co + c0..][..LANES].copy_from_slice(a);
     }
 }
 
@@ -354,9 +477,11 @@ fn grad_w(a: &Map, g: &Map, len_w: usize) -> (Vec<f32>, Vec<f32>) {
         .map(|band| {
             let mut gw = vec![0.0; len_w];
             let mut gb = vec![0.0; co];
+            let mut t = vec![0.0; 3 * n_in];
             for r in band * BAND..((band + 1) * BAND).min(g.rows) {
                 let grow = &g.data[r * n_g..(r + 1) * n_g];
-                grad_w_row(&a.data[r * n_in..(r + 3) * n_in], a.ch, grow, &mut gw, &mut gb);
+                let src = &a.data[r * n_in..(r + 3) * n_in];
+                grad_w_row(src, a.ch, grow, &mut gw, &mut gb, &mut t);
             }
             (gw, gb)
         })
@@ -381,24 +506,85 @@ fn grad_input(a: &Map, g: &Map, wt: &[f32]) -> Map {
         .enumerate()
         .for_each(|(r, grow)| {
             // Output row `r - ky` reads input row `r` through kernel row `ky`.
-            for ky in 0..3 {
-                let Some(gr) = r.checked_sub(ky).filter(|&gr| gr < g.rows) else {
-                    continue;
-                };
-                let grow_g = g.row(gr);
-                for kx in 0..3 {
-                    let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
-                    for c in kx..(g.cols + kx).min(a.cols) {
-                        let gv = &grow_g[(c - kx) * co..(c - kx + 1) * co];
-                        let o = &mut grow[c * ci..(c + 1) * ci];
-                        for (j, &v) in gv.iter().enumerate() {
-                            axpy(o, v, &wk[j * ci..(j + 1) * ci]);
+            let rows: [Option<&[f32]>; 3] =
+                std::array::from_fn(|ky| r.checked_sub(ky).filter(|&gr| gr < g.rows).map(|gr| g.row(gr)));
+            grad_input_row(&rows, g.cols, co, wt, grow, ci);
+        });
+    ga
+}
+
+crate::simd_dispatch! {
+    /// One row of [`grad_input`]: `rows[ky]` is the output gradient's row that reads this
+    /// input row through kernel row `ky`, if there is one.
+    ///
+    /// Each value gets the products in the order (ky, kx, output channel) whatever the
+    /// blocking: blocks of [`BLOCK`] pixels by [`LANES`] input channels whose every tap
+    /// lies inside the output rows are summed in registers, the others one at a time.
+    fn grad_input_row(rows: &[Option<&[f32]>; 3], g_cols: usize, co: usize, wt: &[f32], out: &mut [f32], ci: usize) {
+        let cols = out.len() / ci;
+        let grouped = ci / LANES * LANES;
+        // Columns [2, g_cols) read all three taps of a kernel row.
+        let (inner_lo, inner_hi) = (2, g_cols.min(cols));
+        for c0 in (0..grouped).step_by(LANES) {
+            let mut x = inner_lo;
+            while x + BLOCK <= inner_hi {
+                grad_input_block::<BLOCK>(rows, co, wt, out, (ci, x, c0));
+                x += BLOCK;
+            }
+            for x in x..inner_hi {
+                grad_input_block::<1>(rows, co, wt, out, (ci, x, c0));
+            }
+        }
+        let edge = |x: usize| x < inner_lo || x >= inner_hi;
+        for x in 0..cols {
+            let lanes_here = if edge(x) { 0..ci } else { grouped..ci };
+            for i in lanes_here {
+                let mut v = 0.0f32;
+                for (ky, row) in rows.iter().enumerate() {
+                    let Some(row) = row else { continue };
+                    for kx in 0..3 {
+                        let Some(gx) = x.checked_sub(kx).filter(|&gx| gx < g_cols) else {
+                            continue;
+                        };
+                        let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
+                        for (j, &gv) in row[gx * co..(gx + 1) * co].iter().enumerate() {
+                            v += gv * wk[j * ci + i];
                         }
                     }
                 }
+                out[x * ci + i] = v;
             }
-        });
-    ga
+        }
+    }
+}
+
+/// Input channels `[c0, c0 + LANES)` of pixels `[x, x + P)` of [`grad_input_row`], all of
+/// whose taps lie inside the output rows.
+#[inline(always)]
+fn grad_input_block<const P: usize>(
+    rows: &[Option<&[f32]>; 3],
+    co: usize,
+    wt: &[f32],
+    out: &mut [f32],
+    (ci, x, c0): (usize, usize, usize),
+) {
+    let mut acc = [[0.0f32; LANES]; P];
+    for (ky, row) in rows.iter().enumerate() {
+        let Some(row) = row else { continue };
+        for kx in 0..3 {
+            let gs = &row[(x - kx) * co..][..P * co];
+            let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
+            for (j, wj) in wk.chunks_exact(ci).enumerate() {
+                let wv = lanes(&wj[c0..]);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    add_scaled(a, gs[p * co + j], &wv);
+                }
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        out[(x + p) * ci + c0..][..LANES].copy_from_slice(a);
+    }
 }
 
 /// Multiplies `g` by the leaky ReLU's slope at `a` and zeroes it outside the image.
@@ -472,4 +658,126 @@ pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads:
     let (gw1, gb1) = grad_w(&pass.x, &g, net.w1.len());
     add(&mut grads.w1, &gw1);
     add(&mut grads.b1, &gb1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, rng: &mut Rng) -> Vec<f32> {
+        (0..n).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect()
+    }
+
+    fn map(y0: isize, x0: isize, (rows, cols, ch): (usize, usize, usize), rng: &mut Rng) -> Map {
+        let mut m = Map::zeros(y0, x0, rows, cols, ch);
+        m.data = random(rows * cols * ch, rng);
+        m
+    }
+
+    /// The kernels as plain loops, summing in the order the blocked ones promise.
+    fn conv_plain(a: &Map, w: &[f32], b: &[f32], (h, wd): (usize, usize)) -> Map {
+        let (ci, co) = (a.ch, b.len());
+        let mut out = Map::zeros(a.y0 + 1, a.x0 + 1, a.rows - 2, a.cols - 2, co);
+        let (lo, hi) = out.inside_cols(wd);
+        for r in 0..out.rows {
+            if !out.row_inside(r, h) {
+                continue;
+            }
+            for x in lo..hi {
+                for o in 0..co {
+                    let mut v = b[o];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            for i in 0..ci {
+                                let s = a.data[((r + ky) * a.cols + x + kx) * ci + i];
+                                v += s * w[((ky * 3 + kx) * ci + i) * co + o];
+                            }
+                        }
+                    }
+                    out.data[(r * out.cols + x) * co + o] = if v < 0.0 { v * SLOPE } else { v };
+                }
+            }
+        }
+        out
+    }
+
+    fn grad_w_row_plain(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32]) {
+        let co = gb.len();
+        let cols = g.len() / co;
+        for x in 0..cols {
+            for o in 0..co {
+                gb[o] += g[x * co + o];
+            }
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    for i in 0..ci {
+                        let s = src[(ky * (cols + 2) + x + kx) * ci + i];
+                        for o in 0..co {
+                            gw[((ky * 3 + kx) * ci + i) * co + o] += s * g[x * co + o];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn grad_input_plain(a: &Map, g: &Map, wt: &[f32]) -> Map {
+        let (ci, co) = (a.ch, g.ch);
+        let mut ga = Map::zeros(a.y0, a.x0, a.rows, a.cols, ci);
+        for r in 0..a.rows {
+            for x in 0..a.cols {
+                for i in 0..ci {
+                    let mut v = 0.0f32;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (Some(gr), Some(gx)) = (r.checked_sub(ky), x.checked_sub(kx)) else {
+                                continue;
+                            };
+                            if gr >= g.rows || gx >= g.cols {
+                                continue;
+                            }
+                            for j in 0..co {
+                                let gv = g.data[(gr * g.cols + gx) * co + j];
+                                v += gv * wt[((ky * 3 + kx) * co + j) * ci + i];
+                            }
+                        }
+                    }
+                    ga.data[(r * a.cols + x) * ci + i] = v;
+                }
+            }
+        }
+        ga
+    }
+
+    /// The blocked kernels sum in the same order as plain loops, so they agree bit for
+    /// bit: at widths below, at and between multiples of the lanes, with maps reaching
+    /// past the image's edges and rows shorter than a block.
+    #[test]
+    fn blocked_kernels_equal_plain_loops_bit_for_bit() {
+        let mut rng = Rng::new(7);
+        for (ci, co) in [(1, 24), (24, 24), (5, 5), (13, 8), (8, 13), (16, 17), (1, 1)] {
+            for (h, wd) in [(9, 21), (4, 3), (12, 40)] {
+                let a = map(-2, -2, (h + 4, wd + 4, ci), &mut rng);
+                let w = random(9 * ci * co, &mut rng);
+                let b = random(co, &mut rng);
+                let out = conv3x3(&a, &w, &b, (h, wd));
+                let want = conv_plain(&a, &w, &b, (h, wd));
+                assert_eq!(out.data, want.data, "convolution {ci}->{co} on {h}x{wd}");
+
+                let g = map(-1, -1, (h + 2, wd + 2, co), &mut rng);
+                let src = &a.data[..3 * a.cols * ci];
+                let grow = &g.data[..g.cols * co];
+                let (mut gw, mut gb) = (random(9 * ci * co, &mut rng), random(co, &mut rng));
+                let (mut pw, mut pb) = (gw.clone(), gb.clone());
+                grad_w_row(src, ci, grow, &mut gw, &mut gb, &mut vec![0.0; src.len()]);
+                grad_w_row_plain(src, ci, grow, &mut pw, &mut pb);
+                assert_eq!((gw, gb), (pw, pb), "weight gradient {ci}->{co} on {h}x{wd}");
+
+                let wt = random(9 * ci * co, &mut rng);
+                let ga = grad_input(&a, &g, &wt);
+                let want = grad_input_plain(&a, &g, &wt);
+                assert_eq!(ga.data, want.data, "input gradient {ci}->{co} on {h}x{wd}");
+            }
+        }
+    }
 }
