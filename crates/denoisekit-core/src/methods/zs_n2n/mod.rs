@@ -1,17 +1,20 @@
 //! Zero-shot Noise2Noise: a small convolutional network trained on the noisy image itself.
 //!
 //! No clean data and no pre-trained model: each image trains its own network: `layers`
-//! 3x3 convolutions of `width` channels with leaky ReLUs (two in the paper) and a 1x1
-//! convolution, predicting the noise, which is subtracted; about 5.5k weights with two
-//! layers at width 24 (21k at the paper's 48), 5.2k more per further layer. Each layer
-//! widens what the network sees by two pixels, so two see 5x5 pixels, four 9x9.
+//! 3x3 convolutions of `width` channels with leaky ReLUs (two in the paper, four by
+//! default) and a 1x1 convolution, predicting the noise, which is subtracted; about 5.5k
+//! weights with two layers at width 24 (21k at the paper's 48), 5.2k more per further
+//! layer (16k at the default four). Each layer widens what the network sees by two
+//! pixels, so two see 5x5 pixels, four 9x9.
 //! Depth is the knob that buys quality: on the W2S pairs, zero-shot training with four
-//! layers scored 0.95 dB above two on average (11 of 12 pairs) at three times the time
-//! (docs/benchmarks.md, "Learned denoiser: network depth"), where a wider network had
-//! gained little; per second it buys more than steps (on w2s_010_2, four layers at the
-//! default 400 steps scored 36.95 dB in 15 s, two layers at 3000 steps on larger patches
-//! 35.41 dB in 130 s). The default stays at the paper's two, which keeps training and
-//! applying within the seconds budget on two CPU cores.
+//! layers scored 0.95 dB above two on average (11 of 12 pairs) at three times the
+//! arithmetic (docs/benchmarks.md, "Learned denoiser: network depth"), where a wider
+//! network had gained little; per second it buys more than steps (on w2s_010_2, four
+//! layers at the default 400 steps scored 36.95 dB, two layers at 3000 steps on larger
+//! patches 35.41 dB in nearly nine times as long). Four is the default since the CPU
+//! kernels keep their sums in registers ([`net`]): training on a 512² image and applying
+//! to it takes about 6 s on two cores, applying saved weights to 512² under 1 s.
+//! `layers=2`, the paper's network, is about 2.8 times quicker.
 //!
 //! Each step takes
 //! a random patch and its two half-resolution sub-images, the means of the diagonal and
@@ -136,10 +139,11 @@ crate::method_params! {
         /// Channels of the hidden layers. Wider learns more detail and costs its
         /// square in time.
         width: usize = ParamSpec::int("Width", 1, 64, 24).unit(Unit::Count),
-        /// 3x3 convolutions in the network (two in the paper). Each one widens what the
-        /// network sees by 2 pixels (2·layers + 1 across) and adds 9·width² weights and
-        /// as many multiply-adds per pixel.
-        layers: usize = ParamSpec::int("Layers", 2, 8, 2).unit(Unit::Count),
+        /// 3x3 convolutions in the network (two in the paper; four scored 0.95 dB better
+        /// on real widefield noise). Each one widens what the network sees by 2 pixels
+        /// (2·layers + 1 across) and adds 9·width² weights and as many multiply-adds per
+        /// pixel.
+        layers: usize = ParamSpec::int("Layers", 2, 8, 4).unit(Unit::Count),
         /// Adam's step size on the normalised image.
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
         /// Side of the square patch each step trains on, in pixels (even; at most the
@@ -178,8 +182,8 @@ crate::method_params! {
         /// that a batch trains once and denoises every image in a fraction of a second.
         /// Use the noise model it was trained with. Empty: train on this image.
         weights: FilePath = ParamSpec::file("Apply saved weights", false),
-        /// Save the trained weights to this file (JSON, about 65 kB at width 24 with 2
-        /// layers, 60 kB more per further layer), to
+        /// Save the trained weights to this file (JSON, about 190 kB at width 24 with 4
+        /// layers, 65 kB with 2), to
         /// apply them to other images with `weights`. Empty: do not save.
         save_weights: FilePath = ParamSpec::file("Save weights to", true),
     }
@@ -195,8 +199,8 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
               synthetic scenes with the image's noise (training=synthetic); assumes noise \
               independent between pixels. On real \
               widefield noise it is below BM3D at CPU training budgets (zero-shot by \
-              3.8 dB, 2.8 dB with layers=4 at 3x the time; synthetic scenes with \
-              Auto's psf_sigma by 1.9 dB; docs/benchmarks.md): prefer BM3D for now.",
+              2.8 dB; synthetic scenes with Auto's psf_sigma by 1.9 dB, measured with \
+              layers=2; docs/benchmarks.md): prefer BM3D for now.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
