@@ -60,9 +60,9 @@ fn every_gpu_method_matches_cpu() {
     for m in registry().iter().filter(|m| m.gpu_tolerance.is_some()) {
         let tol = m.gpu_tolerance.unwrap_or(0.0);
         // Defaults, plus every choice of every choice parameter, plus every z parameter on.
-        // The variants start from the descriptor's quick settings (the same code paths,
-        // fewer iterations): at the defaults, zs_n2n's every training choice on lavapipe
-        // cost minutes.
+        // The variants start from the descriptor's quick settings (cheap on small images:
+        // fewer iterations or a smaller search; the defaults run covers the rest): at the
+        // defaults, zs_n2n's every training choice on lavapipe cost minutes.
         let mut settings = vec![ParamValues::new()];
         let variant = || m.quick_values();
         for p in m.params {
@@ -775,20 +775,32 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
     };
-    for (width, layers, patch, steps, supervised) in [
-        (8, 2, 32, 1, false),
-        (5, 2, 16, 30, false),
-        (24, 2, 16, 30, false),
-        (24, 2, 64, 3, false),
-        (24, 2, 64, 30, false),
-        (8, 2, 32, 1, true),
-        (5, 2, 16, 30, true),
-        (24, 2, 64, 30, true),
-        (6, 3, 32, 1, false),
-        (5, 4, 16, 30, false),
-        (24, 4, 64, 30, false),
-        (5, 5, 16, 30, true),
+    use denoisekit_core::{Subimages, Training};
+    // Zero-shot with either sub-images, or supervised towards a target.
+    let (diagonal, chequer, target) = (
+        (Training::Zero, Subimages::Diagonal),
+        (Training::Zero, Subimages::Chequerboard),
+        (Training::Pairs, Subimages::Chequerboard),
+    );
+    for (width, layers, patch, steps, (training, subimages)) in [
+        (8, 2, 32, 1, diagonal),
+        (5, 2, 16, 30, diagonal),
+        (24, 2, 16, 30, diagonal),
+        (24, 2, 64, 3, diagonal),
+        (24, 2, 64, 30, diagonal),
+        (8, 2, 32, 1, target),
+        (5, 2, 16, 30, target),
+        (24, 2, 64, 30, target),
+        (6, 3, 32, 1, diagonal),
+        (5, 4, 16, 30, diagonal),
+        (24, 4, 64, 30, diagonal),
+        (5, 5, 16, 30, target),
+        (8, 2, 32, 1, chequer),
+        (5, 3, 16, 30, chequer),
+        (24, 4, 64, 3, chequer),
+        (24, 4, 64, 30, chequer),
     ] {
+        let supervised = training == Training::Pairs;
         let data = |norm| Data {
             norm,
             target: supervised.then_some(&clean[..]),
@@ -800,10 +812,8 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             learning_rate: 0.002,
             patch,
             seed: 4,
-            training: match supervised {
-                true => denoisekit_core::Training::Pairs,
-                false => denoisekit_core::Training::Zero,
-            },
+            training,
+            subimages,
             psf_sigma: 1.5,
             train_region: Default::default(),
             weights: Default::default(),
@@ -833,7 +843,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
         .flat();
         let (diff, own) = (dist(&cpu, &gpu), dist(&cpu, &cpu_nudged));
         let case = format!(
-            "width {width}, {layers} layers, patch {patch}, {steps} steps, supervised {supervised}"
+            "width {width}, {layers} layers, patch {patch}, {steps} steps, {training:?}, {subimages:?}"
         );
         eprintln!("{case}: GPU - CPU {diff:e}; CPU - CPU on the nudged image {own:e}");
         assert!(

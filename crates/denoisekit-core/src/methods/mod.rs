@@ -35,7 +35,7 @@ registry! {
     bilateral => BilateralParams, denoise_bilateral;
     nl_means => NlMeansParams, denoise_nl_means;
     bm3d => Bm3dParams, denoise_bm3d, Stages;
-    zs_n2n => ZsN2nParams, denoise_zs_n2n, Training;
+    zs_n2n => ZsN2nParams, denoise_zs_n2n, Training, Subimages;
     bls_gsm => BlsGsmParams, denoise_bls_gsm;
     total_variation => TotalVariationParams, denoise_total_variation;
     wavelet => WaveletParams, denoise_wavelet, ThresholdRule, Shrinkage, ZMode;

@@ -5,8 +5,9 @@
 //! as the CPU's `train`, so the two differ only by the rounding of their sums (the
 //! `gpu_matches_cpu` tests state by how much after how many steps).
 //!
-//! Only each step's canvas (its patch and the patch's two sub-images: 25 kB at the
-//! defaults, 396 kB at the largest patch; or the patch and its target's), and its step
+//! Only each step's canvas (its patch and the patch's two diagonal sub-images: 25 kB at
+//! 64² patches, 396 kB at the largest; its four chequerboard sub-images: 33 kB and
+//! 528 kB; or the patch and its target's), and its step
 //! sizes go up; the losses come back in batches, which is also where the job checks for
 //! cancellation, so batches shrink on a slow device to keep Esc prompt.
 
@@ -14,7 +15,8 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use denoisekit_core::methods::zs_n2n::net::{Net, SLOPE};
 use denoisekit_core::methods::zs_n2n::{
-    ADAM_B1, ADAM_B2, ADAM_EPS, Data, Schedule, StepDone, ZsN2nParams, halves, patch_side,
+    ADAM_B1, ADAM_B2, ADAM_EPS, Data, Schedule, StepDone, Subimages, ZsN2nParams, chequerboard,
+    halves, patch_side,
 };
 use denoisekit_core::volume::Shape;
 use std::time::{Duration, Instant};
@@ -30,12 +32,13 @@ const RING: usize = 32;
 /// doubled: cancellation and the progress line wait at most about this long.
 const BATCH_TIME: Duration = Duration::from_millis(200);
 
-const ENTRIES: [&str; 10] = [
+const ENTRIES: [&str; 11] = [
     "forward1",
     "forward2",
     "forward3",
     "loss",
     "loss_supervised",
+    "loss_pairs",
     "loss_sum",
     "backward2",
     "backward1",
@@ -70,6 +73,32 @@ uniforms! {
         target_at: u32,
         layers: u32,
         layer: u32,
+        canvas: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
+}
+
+/// What a step's canvas holds, and so which loss scores it (see the kernel's header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Canvas {
+    /// The patch and its two diagonal halves (`loss`).
+    Halves,
+    /// The patch alone, scored against a target (`loss_supervised`).
+    Target,
+    /// The patch's four chequerboard sub-images (`loss_pairs`).
+    Chequerboard,
+}
+
+impl Canvas {
+    /// The canvas of a job with parameters `p`, towards a target or not.
+    fn of(p: &ZsN2nParams, supervised: bool) -> Self {
+        match (supervised, p.subimages) {
+            (true, _) => Self::Target,
+            (false, Subimages::Diagonal) => Self::Halves,
+            (false, Subimages::Chequerboard) => Self::Chequerboard,
+        }
     }
 }
 
@@ -83,20 +112,22 @@ struct Layout {
 }
 
 impl Layout {
-    /// The layout for `side` x `side` patches, with the sub-images' rows unless
-    /// `supervised`, and a network of width `c` with `layers` 3x3 convolutions.
+    /// The layout for `side` x `side` patches on a `canvas`, and a network of width `c`
+    /// with `layers` 3x3 convolutions.
     fn new(
         side: usize,
         (c, layers): (usize, usize),
-        supervised: bool,
+        canvas: Canvas,
         limit: u64,
     ) -> Result<Self, GpuError> {
         let n = Net::count(c, layers);
         let (s, q) = (side, side / 2);
-        let (ch, terms) = match supervised {
-            true => (s, s * s),
-            false => (s + 1 + q, q * q),
+        let (ch, terms) = match canvas {
+            Canvas::Target => (s, s * s),
+            Canvas::Halves => (s + 1 + q, q * q),
+            Canvas::Chequerboard => (2 * s + 2, 4 * s * q),
         };
+        let supervised = canvas == Canvas::Target;
         let cw = s + 1;
         let px = cw * ch;
         let bands = ch.div_ceil(BAND);
@@ -143,6 +174,10 @@ impl Layout {
                 target_at: u32_of(target_at),
                 layers: u32_of(layers),
                 layer: 0,
+                canvas: if canvas == Canvas::Chequerboard { 2 } else { 0 },
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             },
             maps,
             work,
@@ -158,7 +193,7 @@ pub fn check_fits(s: Shape, p: &ZsN2nParams, limit: u64) -> Result<(), GpuError>
     Layout::new(
         patch_side(s, p),
         (p.width, p.layers),
-        p.trains_supervised(),
+        Canvas::of(p, p.trains_supervised()),
         limit,
     )
     .map(|_| ())
@@ -178,12 +213,12 @@ pub fn train(
     limit: u64,
     step_done: &mut StepDone<'_, GpuError>,
 ) -> Result<Net, GpuError> {
-    let supervised = data.target.is_some();
+    let canvas_kind = Canvas::of(p, data.target.is_some());
     let (mut schedule, net) = Schedule::new(data, s, p)?;
     let (c, layers) = (net.c, net.layers);
     let flat = net.flat();
     let n = flat.len();
-    let lay = Layout::new(schedule.side, (c, layers), supervised, limit)?;
+    let lay = Layout::new(schedule.side, (c, layers), canvas_kind, limit)?;
     let u = lay.u;
     let kernel = ctx.kernel(
         "zs_n2n_train",
@@ -227,9 +262,10 @@ pub fn train(
         .collect();
     let (cw, ch, q, side) = (u.cw as usize, u.ch as usize, u.q as usize, u.s as usize);
     let plane = (groups(cw, WG), groups(ch, WG));
-    let loss = match supervised {
-        true => ("loss_supervised", (groups(side, WG), groups(side, WG), 1)),
-        false => ("loss", (groups(q, WG), groups(q, WG), 1)),
+    let loss = match canvas_kind {
+        Canvas::Target => ("loss_supervised", (groups(side, WG), groups(side, WG), 1)),
+        Canvas::Halves => ("loss", (groups(q, WG), groups(q, WG), 1)),
+        Canvas::Chequerboard => ("loss_pairs", (plane.0, plane.1, 1)),
     };
     let hidden = (plane.0, plane.1, c as u32);
     let mut dispatches = vec![("forward1", hidden, &binds[0])];
@@ -266,8 +302,22 @@ pub fn train(
         ctx.scoped(|| -> Result<(), GpuError> {
             while index - first < batch {
                 let Some(step) = schedule.next() else { break };
-                for (row, src) in canvas.chunks_mut(cw).zip(step.patch.chunks(side)) {
-                    row[..side].copy_from_slice(src);
+                if canvas_kind == Canvas::Chequerboard {
+                    let [even_r, odd_r, even_c, odd_c] = chequerboard(&step.patch, side);
+                    for (i, row) in canvas.chunks_mut(cw).take(side).enumerate() {
+                        row[..q].copy_from_slice(&even_r[i * q..(i + 1) * q]);
+                        row[q + 1..2 * q + 1].copy_from_slice(&odd_r[i * q..(i + 1) * q]);
+                    }
+                    for (first, sub) in [(side + 1, &even_c), (side + 2 + q, &odd_c)] {
+                        let rows = canvas[first * cw..(first + q) * cw].chunks_mut(cw);
+                        for (row, src) in rows.zip(sub.chunks(side)) {
+                            row[..side].copy_from_slice(src);
+                        }
+                    }
+                } else {
+                    for (row, src) in canvas.chunks_mut(cw).zip(step.patch.chunks(side)) {
+                        row[..side].copy_from_slice(src);
+                    }
                 }
                 match &step.target {
                     Some(t) => ctx.queue.write_buffer(
@@ -275,6 +325,7 @@ pub fn train(
                         u64::from(u.target_at) * 4,
                         bytemuck::cast_slice(t),
                     ),
+                    None if canvas_kind == Canvas::Chequerboard => {}
                     None => {
                         let (d1, d2) = halves(&step.patch, side);
                         for i in 0..q {

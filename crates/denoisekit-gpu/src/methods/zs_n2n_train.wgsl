@@ -1,8 +1,8 @@
 // Zero-shot Noise2Noise's training step on the GPU (denoisekit_core zs_n2n: the loss in
-// `loss_and_grad`, or `supervised_loss_and_grad` towards a target, the network and its
-// gradients in net.rs, Adam in `Adam::step`). The host draws each step's patch from the
-// core's `Schedule` and writes it, with its two half-resolution sub-images, into one
-// canvas:
+// `loss_and_grad` or `chequerboard_loss_and_grad`, or `supervised_loss_and_grad` towards
+// a target, the network and its gradients in net.rs, Adam in `Adam::step`). The host
+// draws each step's patch from the core's `Schedule` and writes it, with its two diagonal
+// half-resolution sub-images, into one canvas:
 //
 //   rows 0 .. s           the patch (s x s)
 //   row s                 zeros
@@ -11,7 +11,16 @@
 // so that one dispatch runs the network on all three images (canvas `cw` = s + 1 wide,
 // `ch` = s + 1 + q high). Supervised training (`loss_supervised` instead of `loss`)
 // needs no sub-images: its canvas is the patch's rows alone (`ch` = s), and the step's
-// target patch is written to `work` from `target_at`. A layer is zero wherever `inside`
+// target patch is written to `work` from `target_at`. Chequerboard sub-images
+// (`chequerboard_loss_and_grad`, `loss_pairs`; `canvas` 2) replace the patch:
+//
+//   rows 0 .. s           even-by-row at columns 0 .. q, zeros at q, odd-by-row q+1 .. 2q
+//   row s                 zeros
+//   rows s+1 .. s+1+q     even-by-column (q x s)
+//   row s+1+q             zeros
+//   rows s+2+q .. s+2+2q  odd-by-column (q x s)
+//
+// (`ch` = 2s + 2), each scored against its partner's input pixels. A layer is zero wherever `inside`
 // is false, which is exactly the CPU's zero padding around each image; the gradients are
 // zero there too, so the weight gradients sum over every canvas pixel as the CPU sums
 // over each image's.
@@ -63,13 +72,20 @@ struct Params {
     eps: f32,
     // Canvas rows per band of the weight-gradient sums.
     band: u32,
-    // Loss terms per step: q * q, or s * s for supervised training.
+    // Loss terms per step: q * q, s * s for supervised training, 4 * s * q for the
+    // chequerboard.
     terms: u32,
     target_at: u32,
     // 3x3 convolutions, and which one between hidden maps a dispatch of `forward2` or
     // `backward1` is (0: the one reading the first map).
     layers: u32,
     layer: u32,
+    // The canvas: 0 the patch and its diagonal halves (or the patch alone, supervised),
+    // 2 the chequerboard sub-images.
+    canvas: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> maps: array<f32>;
@@ -78,12 +94,20 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-// Whether canvas pixel (y, x) belongs to one of the three images.
+// Whether canvas pixel (y, x) belongs to one of the canvas's images.
 fn inside(y: i32, x: i32) -> bool {
     let s = i32(p.s);
     let q = i32(p.q);
     if (y < 0 || x < 0) {
         return false;
+    }
+    if (p.canvas == 2u) {
+        if (y < s) {
+            return x < q || (x > q && x <= 2 * q);
+        }
+        let in_even = y > s && y <= s + q;
+        let in_odd = y > s + 1 + q && y <= s + 1 + 2 * q;
+        return (in_even || in_odd) && x < s;
     }
     if (y < s) {
         return x < s;
@@ -250,6 +274,43 @@ fn loss_supervised(@builtin(global_invocation_id) id: vec3<u32>) {
     let r = denoised(i) - work[p.target_at + k];
     work[p.terms_at + k] = 0.5 * r * r;
     work[p.gout_at + i] = -r / f32(s * s);
+}
+
+// One pixel of a chequerboard sub-image against its partner's (`canvas` 2,
+// `chequerboard_loss_and_grad`): half the squared difference between `x − net(x)` and
+// the partner's input pixel, and the gradient with respect to the network's output. The
+// loss terms are numbered as the CPU's passes: even-by-row, odd-by-row, even-by-column,
+// odd-by-column.
+@compute @workgroup_size(16, 16, 1)
+fn loss_pairs(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x >= p.cw || id.y >= p.ch || !inside(i32(id.y), i32(id.x))) {
+        return;
+    }
+    let s = p.s;
+    let q = p.q;
+    let y = id.y;
+    let x = id.x;
+    var partner = 0u;
+    var k = 0u;
+    if (y < s) {
+        if (x < q) {
+            partner = y * p.cw + x + q + 1u;
+            k = y * q + x;
+        } else {
+            partner = y * p.cw + x - q - 1u;
+            k = s * q + y * q + x - q - 1u;
+        }
+    } else if (y <= s + q) {
+        partner = (y + q + 1u) * p.cw + x;
+        k = 2u * s * q + (y - s - 1u) * s + x;
+    } else {
+        partner = (y - q - 1u) * p.cw + x;
+        k = 3u * s * q + (y - s - q - 2u) * s + x;
+    }
+    let i = y * p.cw + x;
+    let r = denoised(i) - work[p.x_at + partner];
+    work[p.terms_at + k] = 0.5 * r * r;
+    work[p.gout_at + i] = -r / f32(p.terms);
 }
 
 // `x − net(x)` at canvas index `i`.

@@ -6,24 +6,36 @@
 //! weights with two layers at width 24 (21k at the paper's 48), 5.2k more per further
 //! layer (16k at the default four). Each layer widens what the network sees by two
 //! pixels, so two see 5x5 pixels, four 9x9.
-//! Depth is the knob that buys quality: on the W2S pairs, zero-shot training with four
-//! layers scored 0.95 dB above two on average (11 of 12 pairs) at three times the
+//! Depth buys quality: on the W2S pairs (diagonal sub-images, below), zero-shot training
+//! with four layers scored 0.95 dB above two on average (11 of 12 pairs) at three times the
 //! arithmetic (docs/benchmarks.md, "Learned denoiser: network depth"), where a wider
 //! network had gained little; per second it buys more than steps (on w2s_010_2, four
 //! layers at the default 400 steps scored 36.95 dB, two layers at 3000 steps on larger
 //! patches 35.41 dB in nearly nine times as long). Four is the default since the CPU
 //! kernels keep their sums in registers ([`net`]): training on a 512² image and applying
-//! to it takes about 6 s on two cores, applying saved weights to 512² under 1 s.
-//! `layers=2`, the paper's network, is about 2.8 times quicker.
+//! to it takes about 8 s on two cores (6 s with diagonal sub-images), applying saved
+//! weights to 512² under 1 s. `layers=2`, the paper's network, is about 2.8 times
+//! quicker.
 //!
-//! Each step takes
-//! a random patch and its two half-resolution sub-images, the means of the diagonal and
-//! of the anti-diagonal pixel pairs of every 2x2 block, whose noise is independent when
-//! the image's noise is independent between pixels. The network denoising one
-//! sub-image is scored against the other (a symmetric Noise2Noise loss), plus a
-//! consistency term: denoising then sub-sampling must agree with sub-sampling then
-//! denoising. Every pixel contributes to every step, which is why a few hundred Adam
-//! steps suffice.
+//! Each step takes a random patch and pairs of sub-images whose noise is independent
+//! when the image's noise is independent between pixels; the network denoising one
+//! sub-image is scored against the other (a symmetric Noise2Noise loss). Every pixel
+//! contributes to every step, which is why a few hundred Adam steps suffice.
+//! `subimages` says which:
+//! - `chequerboard` (the default, after Noise2Fast, Lequyer et al. 2022): from each row
+//!   the pixels where row + column is even against those where it is odd, and the same
+//!   from each column: four images of half the width or half the height, at full
+//!   resolution along the other axis and at the image's own noise level.
+//! - `diagonal` (Mansour & Heckel's ZS-N2N): the means of the diagonal and of the
+//!   anti-diagonal pixel pairs of every 2x2 block, plus a consistency term (denoising then
+//!   sub-sampling must agree with sub-sampling then denoising). A mean of two pixels
+//!   carries √2 less noise than the image, so the network learns to remove less noise
+//!   than it then meets.
+//!
+//! On the W2S pairs the chequerboard scored 1.6 dB above the diagonal means with four
+//! layers, better on every pair (docs/benchmarks.md, "Learned denoiser: which
+//! sub-images"), at 1.3 times the time (four passes over half a patch each, against the
+//! diagonal's patch and two quarters).
 //!
 //! Pick it for structure that repeats across the image (membranes, filaments, textures),
 //! where a network learns what the classical priors do not know. It assumes noise that is
@@ -31,15 +43,15 @@
 //! poisson_gaussian` (or `auto`) photon noise is variance-stabilised first. Stacks train
 //! one network on patches from every plane and apply it plane by plane (2D kernels).
 //!
-//! Why ZS-N2N and not Noise2Fast (Lequyer et al. 2022), the other zero-shot method of its
-//! kind, measured on the real W2S pairs on 2 cores (docs/benchmarks.md, "Learned
-//! denoiser: which zero-shot method"): Noise2Fast denoises better (2.5 dB on 128² crops,
-//! within 0.6 dB of BM3D) but its network of eight 64-channel convolutions, run over the
-//! whole image after every step to decide when to stop, took 10 times as long on those
-//! crops and 5.1 s per step on a 512² image: 22 to 61 minutes per image at the step
-//! counts its stopping rule reached on the crops. CAREamics's Noise2Void was 0.9 dB above
-//! at 14 times the time. ZS-N2N is the one that trains in seconds on a CPU; what it leaves
-//! on the table is the price of that budget, which GPU training is meant to lift.
+//! Why this network and not Noise2Fast's own (measured on the real W2S pairs on 2 cores,
+//! docs/benchmarks.md, "Learned denoiser: which zero-shot method"): Noise2Fast denoises
+//! better than the paper's ZS-N2N (2.5 dB on 128² crops, within 0.6 dB of BM3D) but its
+//! network of eight 64-channel convolutions, run over the whole image after every step to
+//! decide when to stop, took 10 times as long on those crops and 5.1 s per step on a 512²
+//! image: 22 to 61 minutes per image at the step counts its stopping rule reached on the
+//! crops. CAREamics's Noise2Void was 0.9 dB above the paper's ZS-N2N at 14 times the
+//! time. ZS-N2N's small network is the one that trains in seconds on a CPU; Noise2Fast's
+//! sub-images, trained on by it, keep most of Noise2Fast's gain.
 //!
 //! The image is normalised to zero mean and unit standard deviation before training, so
 //! the learning rate does not depend on its units. Training is deterministic: the same
@@ -61,8 +73,9 @@
 //! network. Train on one pair with `save_weights`, then apply the weights to images taken
 //! the same way. The GPU trains towards a target too (the fit is done on the CPU, and
 //! both devices train from the same [`Teacher`]: [`with_teacher`]). On the W2S pairs,
-//! trained on one field and applied to another of the same channel, it gains 1.8 dB over
-//! zero-shot training with the same steps on average and stays 1.9 dB below BM3D
+//! trained on one field and applied to another of the same channel, it gained 1.8 dB over
+//! zero-shot training with the same steps on average and stayed 1.9 dB below BM3D (with
+//! two layers, against diagonal sub-images)
 //! (docs/benchmarks.md, "Learned denoiser: supervised on pairs").
 //!
 //! Synthetic training (`training = synthetic`, after RLN, Li et al. 2022): without any
@@ -99,6 +112,9 @@
 //! # References
 //! Y. Mansour, R. Heckel, "Zero-Shot Noise2Noise: Efficient Image Denoising without any
 //! Data", CVPR 2023, doi:10.1109/CVPR52729.2023.01347.
+//! J. Lequyer, R. Philip, A. Sharma, W.-H. Hsu, L. Pelletier, "A fast blind zero-shot
+//! denoiser" (Noise2Fast), Nature Machine Intelligence 4, 2022,
+//! doi:10.1038/s42256-022-00547-8.
 //! Y. Li et al., "Incorporating the image formation process into deep learning improves
 //! network performance" (RLN), Nature Methods 19, 2022, doi:10.1038/s41592-022-01652-7.
 //! D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
@@ -127,6 +143,18 @@ crate::choice_enum! {
         Pairs = "pairs",
         /// Synthetic scenes blurred by the PSF with the image's noise (supervised).
         Synthetic = "synthetic",
+    }
+}
+
+crate::choice_enum! {
+    /// Which pairs of sub-images zero-shot training scores against each other.
+    pub enum Subimages {
+        /// Every other pixel of each row, and of each column, in a chequerboard (as
+        /// Noise2Fast): four half-width or half-height images at the image's noise level.
+        Chequerboard = "chequerboard",
+        /// The means of the diagonal and anti-diagonal pixel pairs of each 2x2 block, with
+        /// the consistency term (as Mansour & Heckel's ZS-N2N).
+        Diagonal = "diagonal",
     }
 }
 
@@ -167,6 +195,13 @@ crate::method_params! {
         /// own. All three train on the GPU too (the scenes and the target's fit are
         /// prepared on the CPU).
         training: Training = ParamSpec::choice("Training", Training::NAMES, Training::Zero.name()),
+        /// For training=self: the pairs of sub-images the network learns to turn into
+        /// each other. chequerboard: every other pixel of each row (and of each column),
+        /// as Noise2Fast, which keeps full resolution along one axis and the image's own
+        /// noise level. diagonal: means of pixel pairs of each 2x2 block (the ZS-N2N
+        /// paper's), whose noise is weaker than the image's: on real widefield pairs it
+        /// scored 1.6 dB below chequerboard.
+        subimages: Subimages = ParamSpec::choice("Sub-images", Subimages::NAMES, Subimages::Chequerboard.name()).when("training", Training::Zero.name()),
         /// For training=synthetic: the microscope's PSF as a Gaussian, its standard
         /// deviation in pixels (for a widefield microscope about 0.21 · wavelength / NA,
         /// divided by the pixel size). It sets how smooth the scenes are, so it acts as the
@@ -195,15 +230,19 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     name: "Zero-shot Noise2Noise (learned)",
     category: "Learned",
     summary: "A small network trained on the image itself in seconds, with no clean data \
-              (Mansour & Heckel 2023), on a noisy/clean pair (training=pairs), or on \
-              synthetic scenes with the image's noise (training=synthetic); assumes noise \
-              independent between pixels. On real \
-              widefield noise it is below BM3D at CPU training budgets (zero-shot by \
-              2.8 dB; synthetic scenes with Auto's psf_sigma by 1.9 dB, measured with \
-              layers=2; docs/benchmarks.md): prefer BM3D for now.",
+              (Mansour & Heckel 2023's network on Noise2Fast's chequerboard sub-images), \
+              on a noisy/clean pair (training=pairs), or on synthetic scenes with the \
+              image's noise (training=synthetic); assumes noise independent between \
+              pixels. On real widefield noise it is below BM3D at CPU training budgets \
+              (zero-shot by 1.2 dB; synthetic scenes with Auto's psf_sigma by 1.9 dB, \
+              measured with layers=2; docs/benchmarks.md): BM3D is still the better \
+              and quicker choice there.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
          any Data, CVPR 2023, doi:10.1109/CVPR52729.2023.01347",
+        "J. Lequyer, R. Philip, A. Sharma, W.-H. Hsu, L. Pelletier, A fast blind zero-shot \
+         denoiser (Noise2Fast), Nature Machine Intelligence 4, 2022, \
+         doi:10.1038/s42256-022-00547-8",
         "Y. Li et al., Incorporating the image formation process into deep learning \
          improves network performance, Nature Methods 19, 2022, \
          doi:10.1038/s41592-022-01652-7",
@@ -222,9 +261,11 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         example: example_target,
     }],
     // Training on either device follows one schedule, but Adam turns a rounding in a
-    // near-zero gradient into a full step, and later steps carry it: at the defaults on a
-    // 67x45 phantom the CPU's own result moves by 3.1e-3 of the range when the image is
-    // multiplied by 1 + f32::EPSILON, and the GPU's differs from the CPU's by 3.5e-3.
+    // near-zero gradient into a full step, and later steps carry it: with two layers on
+    // diagonal sub-images, on a 67x45 phantom the CPU's own result moved by 3.1e-3 of the
+    // range when the image was multiplied by 1 + f32::EPSILON, and the GPU's differed from
+    // the CPU's by 3.5e-3; at the defaults (four layers, chequerboard) the GPU's differs by
+    // 5.6e-3 there and 6.0e-3 on a 5x33x29 one (lavapipe).
     gpu_tolerance: Some(1e-2),
     identity: &[("steps", "0")],
     quick: &[("steps", "12")],
@@ -275,7 +316,8 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     let band = band_rows(s.height) as f32;
     let apply = (band + margin) * (w + margin) * (layers * c + 2.0);
     let side = p.patch.min(s.height).min(s.width) as f32 + margin;
-    // Three passes (the patch and its halves, 1.5 patches in all) keep their maps, and
+    // Three passes (the patch and its diagonal halves, 1.5 patches in all) keep their
+    // maps (the chequerboard's four half patches are passed one at a time: less), and
     // the backward pass adds two gradient maps of the same size; plus the weights, their
     // gradients, Adam's two moments and the transposed w2.
     let train = 1.5 * side * side * ((layers + 2.0) * c + 4.0)
@@ -535,7 +577,7 @@ impl ZsN2nParams {
 ///
 /// # Examples
 /// ```
-/// use denoisekit_core::{denoise_zs_n2n, Control, Training, ZsN2nParams};
+/// use denoisekit_core::{denoise_zs_n2n, Control, Subimages, Training, ZsN2nParams};
 /// use denoisekit_core::phantom::Rng;
 /// use ndarray::Array3;
 /// let mut rng = Rng::new(1);
@@ -543,7 +585,8 @@ impl ZsN2nParams {
 /// let noisy = clean.mapv(|v| v + 0.3 * rng.normal() as f32);
 /// let p = ZsN2nParams {
 ///     steps: 100, width: 8, layers: 2, learning_rate: 0.002, patch: 32, seed: 0,
-///     training: Training::Zero, psf_sigma: 1.5, train_region: Default::default(), weights: Default::default(),
+///     training: Training::Zero, subimages: Subimages::Chequerboard, psf_sigma: 1.5,
+///     train_region: Default::default(), weights: Default::default(),
 ///     save_weights: Default::default(),
 /// };
 /// let out = denoise_zs_n2n(noisy.view(), &p, &Control::new()).unwrap();
@@ -1283,6 +1326,61 @@ fn loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Net) -> f64 {
     loss / f64::from(m)
 }
 
+/// The four chequerboard sub-images of a `p` x `p` patch (`p` even): from each row the
+/// pixels where row + column is even, then where it is odd (`p` rows of `p / 2`), and the
+/// same from each column (`p / 2` rows of `p`). Each pair's noise is independent when the
+/// image's is independent between pixels, and as strong as the image's.
+pub fn chequerboard(patch: &[f32], p: usize) -> [Vec<f32>; 4] {
+    let q = p / 2;
+    let mut out: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; p * q]);
+    let [even_r, odd_r, even_c, odd_c] = &mut out;
+    for i in 0..p {
+        for k in 0..q {
+            even_r[i * q + k] = patch[i * p + 2 * k + i % 2];
+            odd_r[i * q + k] = patch[i * p + 2 * k + 1 - i % 2];
+        }
+    }
+    for k in 0..q {
+        for j in 0..p {
+            even_c[k * p + j] = patch[(2 * k + j % 2) * p + j];
+            odd_c[k * p + j] = patch[(2 * k + 1 - j % 2) * p + j];
+        }
+    }
+    out
+}
+
+/// The chequerboard loss of one patch (Noise2Fast's pairs, with the squared error of
+/// `x − net(x)`): each sub-image of [`chequerboard`] denoised is scored against its
+/// partner, half the mean squared difference over the four; its gradient is added to
+/// `grads`.
+fn chequerboard_loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Net) -> f64 {
+    let q = p / 2;
+    let [even_r, odd_r, even_c, odd_c] = chequerboard(patch, p);
+    let wt = net.w2_transposed();
+    let m = (4 * p * q) as f32;
+    let mut loss = 0.0f64;
+    let pairs = [
+        (&even_r, &odd_r, (p, q)),
+        (&odd_r, &even_r, (p, q)),
+        (&even_c, &odd_c, (q, p)),
+        (&odd_c, &even_c, (q, p)),
+    ];
+    for (x, partner, dims) in pairs {
+        let pass = net::forward(net, x, dims, (0, dims.0));
+        // The gradient with respect to the network's output: minus that with respect to
+        // x − net(x).
+        let g: Vec<f32> = (x.iter().zip(&pass.net).zip(partner.iter()))
+            .map(|((x, n), t)| {
+                let r = x - n - t;
+                loss += 0.5 * f64::from(r * r);
+                -r / m
+            })
+            .collect();
+        net::backward(net, &wt, &pass, &g, grads);
+    }
+    loss / f64::from(m)
+}
+
 /// The supervised loss of one patch, half the mean squared difference between
 /// `x − net(x)` and the target's patch, and its gradient (added to `grads`).
 fn supervised_loss_and_grad(net: &Net, patch: &[f32], target: &[f32], p: usize, grads: &mut Net) -> f64 {
@@ -1319,6 +1417,9 @@ pub fn train(
         let mut grads = net.zeros_like();
         let loss = match &step.target {
             Some(t) => supervised_loss_and_grad(&net, &step.patch, t, schedule.side, &mut grads),
+            None if p.subimages == Subimages::Chequerboard => {
+                chequerboard_loss_and_grad(&net, &step.patch, schedule.side, &mut grads)
+            }
             None => loss_and_grad(&net, &step.patch, schedule.side, &mut grads),
         };
         adam.step(&mut net, &grads, &step);
@@ -1345,6 +1446,7 @@ mod tests {
         let patch = noisy_patch(6, 4);
         let target = noisy_patch(6, 5);
         check_gradient(|net, grads| loss_and_grad(net, &patch, 6, grads));
+        check_gradient(|net, grads| chequerboard_loss_and_grad(net, &patch, 6, grads));
         check_gradient(|net, grads| supervised_loss_and_grad(net, &patch, &target, 6, grads));
     }
 
@@ -1409,6 +1511,7 @@ mod tests {
             patch: 32,
             seed: 2,
             training: Training::Pairs,
+            subimages: Subimages::Chequerboard,
             psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
@@ -1476,6 +1579,7 @@ mod tests {
             patch: 32,
             seed: 5,
             training: Training::Synthetic,
+            subimages: Subimages::Chequerboard,
             psf_sigma: 1.2,
             train_region: Region::default(),
             weights: FilePath::default(),
@@ -1547,6 +1651,7 @@ mod tests {
             patch: 16,
             seed: 7,
             training: Training::Zero,
+            subimages: Subimages::Chequerboard,
             psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
@@ -1588,6 +1693,7 @@ mod tests {
             patch: 16,
             seed: 3,
             training: Training::Zero,
+            subimages: Subimages::Chequerboard,
             psf_sigma: 1.5,
             train_region: Region::default(),
             weights: FilePath::default(),
@@ -1670,6 +1776,7 @@ mod tests {
             patch: 64,
             seed: 1,
             training: Training::Zero,
+            subimages: Subimages::Chequerboard,
             psf_sigma: 1.5,
             train_region: Region(Some(area)),
             weights: FilePath::default(),

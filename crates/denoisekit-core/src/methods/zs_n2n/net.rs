@@ -402,6 +402,7 @@ crate::simd_dispatch! {
                 *b += v;
             }
         }
+        debug_assert_eq!(t.len(), 3 * ci * src_cols, "room for the three input rows");
         let grouped_in = ci / BLOCK * BLOCK;
         let grouped_out = co / LANES * LANES;
         // The input rows channel by channel (`[ky][i][x]`, in `t`), so that a block's
@@ -759,7 +760,8 @@ mod tests {
     fn blocked_kernels_equal_plain_loops_bit_for_bit() {
         let mut rng = Rng::new(7);
         for (ci, co) in [(1, 24), (24, 24), (5, 5), (13, 8), (8, 13), (16, 17), (1, 1)] {
-            for (h, wd) in [(9, 21), (4, 3), (12, 40)] {
+            // (2, 1): a 2x2 patch's chequerboard sub-image, narrower than any block.
+            for (h, wd) in [(9, 21), (4, 3), (12, 40), (2, 1), (1, 2)] {
                 let a = map(-2, -2, (h + 4, wd + 4, ci), &mut rng);
                 let w = random(9 * ci * co, &mut rng);
                 let b = random(co, &mut rng);

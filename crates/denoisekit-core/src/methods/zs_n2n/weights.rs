@@ -44,6 +44,10 @@ pub struct TrainedOn {
     /// The scenes' PSF, for `training = synthetic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psf_sigma: Option<f64>,
+    /// The sub-images, for `training = self`; absent from files written before they could
+    /// be chosen (diagonal, then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subimages: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,6 +88,8 @@ impl TrainedOn {
             seed: p.seed,
             training: Some(p.training.name().to_string()),
             psf_sigma: (p.training == super::Training::Synthetic).then_some(p.psf_sigma),
+            subimages: (p.training == super::Training::Zero)
+                .then(|| p.subimages.name().to_string()),
         }
     }
 }
