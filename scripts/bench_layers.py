@@ -18,7 +18,6 @@ is timed on the first pair (also when re-rendering a log that lacks it). Needs n
 tifffile.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import CLI, cli, psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import CLI, param, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish  # noqa: E402
 
 
@@ -125,13 +124,6 @@ def within(train_s, apply_s):
     return "within both" if not over else "over it in " + " and ".join(over)
 
 
-def default_layers():
-    """zs_n2n's default `layers`, from the registry (the CLI's method list)."""
-    methods = json.loads(cli("methods", "--format", "json").stdout)
-    params = next(m for m in methods if m["id"] == "zs_n2n")["params"]
-    return next(p["default"] for p in params if p["key"] == "layers")
-
-
 def section(rows, applied, layers, args):
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "pair"}
     lo, hi = layers[0], layers[-1]
@@ -190,7 +182,7 @@ def section(rows, applied, layers, args):
         f"with {lo} (`denoisekit run` end to end, median of 3). The learned-denoiser issue's "
         f"budget on 2 cores is {BUDGET_TRAIN_S:g} s of training and {BUDGET_APPLY_S:g} s of "
         f"applying: {hi} layers are {within(mean[f'self{hi}_s'], applied[f'apply{hi}_s'])}. "
-        f"The registry's default is {default_layers()} layers.",
+        f"The registry's default is {param('zs_n2n', 'layers')['default']} layers.",
     ]
     publish("## Learned denoiser: network depth\n\n" + "\n".join(lines), args.md)
 

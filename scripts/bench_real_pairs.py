@@ -63,6 +63,14 @@ def run(method, noisy, out, options, backend="cpu"):
     return tifffile.imread(out)
 
 
+def param(method, key):
+    """Parameter `key` of `method` as its Rust descriptor says (the CLI's method list):
+    its default, its range or choices."""
+    methods = json.loads(cli("methods", "--format", "json").stdout)
+    params = next(m for m in methods if m["id"] == method)["params"]
+    return next(p for p in params if p["key"] == key)
+
+
 def tune(method, noisy, fixed):
     lines = cli("tune", method, noisy, *fixed).stdout.strip().splitlines()
     return lines[-1].split()
