@@ -185,6 +185,40 @@ impl Layout {
     }
 }
 
+/// Writes a step's images from its `side` x `side` patch into the canvas (`cw` wide;
+/// see the kernel's header); the gaps between them are never written, so stay zero.
+fn fill(canvas: &mut [f32], kind: Canvas, patch: &[f32], (side, cw): (usize, usize)) {
+    let q = side / 2;
+    // `a` and `b`, `q` wide each, side by side on the rows from `first` on.
+    let pair = |canvas: &mut [f32], first: usize, a: &[f32], b: &[f32]| {
+        let rows = canvas[first * cw..].chunks_mut(cw);
+        for ((row, a), b) in rows.zip(a.chunks(q)).zip(b.chunks(q)) {
+            row[..q].copy_from_slice(a);
+            row[q + 1..2 * q + 1].copy_from_slice(b);
+        }
+    };
+    // `img`, `side` wide, on the rows from `first` on.
+    let whole = |canvas: &mut [f32], first: usize, img: &[f32]| {
+        for (row, src) in canvas[first * cw..].chunks_mut(cw).zip(img.chunks(side)) {
+            row[..side].copy_from_slice(src);
+        }
+    };
+    match kind {
+        Canvas::Chequerboard => {
+            let [even_r, odd_r, even_c, odd_c] = chequerboard(patch, side);
+            pair(canvas, 0, &even_r, &odd_r);
+            whole(canvas, side + 1, &even_c);
+            whole(canvas, side + 2 + q, &odd_c);
+        }
+        Canvas::Halves => {
+            whole(canvas, 0, patch);
+            let (d1, d2) = halves(patch, side);
+            pair(canvas, side + 1, &d1, &d2);
+        }
+        Canvas::Target => whole(canvas, 0, patch),
+    }
+}
+
 /// Refuses, before any training, settings whose buffers the device cannot hold.
 ///
 /// # Errors
@@ -302,38 +336,10 @@ pub fn train(
         ctx.scoped(|| -> Result<(), GpuError> {
             while index - first < batch {
                 let Some(step) = schedule.next() else { break };
-                if canvas_kind == Canvas::Chequerboard {
-                    let [even_r, odd_r, even_c, odd_c] = chequerboard(&step.patch, side);
-                    for (i, row) in canvas.chunks_mut(cw).take(side).enumerate() {
-                        row[..q].copy_from_slice(&even_r[i * q..(i + 1) * q]);
-                        row[q + 1..2 * q + 1].copy_from_slice(&odd_r[i * q..(i + 1) * q]);
-                    }
-                    for (first, sub) in [(side + 1, &even_c), (side + 2 + q, &odd_c)] {
-                        let rows = canvas[first * cw..(first + q) * cw].chunks_mut(cw);
-                        for (row, src) in rows.zip(sub.chunks(side)) {
-                            row[..side].copy_from_slice(src);
-                        }
-                    }
-                } else {
-                    for (row, src) in canvas.chunks_mut(cw).zip(step.patch.chunks(side)) {
-                        row[..side].copy_from_slice(src);
-                    }
-                }
-                match &step.target {
-                    Some(t) => ctx.queue.write_buffer(
-                        &work,
-                        u64::from(u.target_at) * 4,
-                        bytemuck::cast_slice(t),
-                    ),
-                    None if canvas_kind == Canvas::Chequerboard => {}
-                    None => {
-                        let (d1, d2) = halves(&step.patch, side);
-                        for i in 0..q {
-                            let row = &mut canvas[(side + 1 + i) * cw..(side + 2 + i) * cw];
-                            row[..q].copy_from_slice(&d1[i * q..(i + 1) * q]);
-                            row[q + 1..2 * q + 1].copy_from_slice(&d2[i * q..(i + 1) * q]);
-                        }
-                    }
+                fill(&mut canvas, canvas_kind, &step.patch, (side, cw));
+                if let Some(t) = &step.target {
+                    let at = u64::from(u.target_at) * 4;
+                    ctx.queue.write_buffer(&work, at, bytemuck::cast_slice(t));
                 }
                 let scalars = [step.lr, step.c1, step.c2, index as f32];
                 ctx.queue

@@ -1367,18 +1367,23 @@ fn chequerboard_loss_and_grad(net: &Net, patch: &[f32], p: usize, grads: &mut Ne
     ];
     for (x, partner, dims) in pairs {
         let pass = net::forward(net, x, dims, (0, dims.0));
-        // The gradient with respect to the network's output: minus that with respect to
-        // x − net(x).
-        let g: Vec<f32> = (x.iter().zip(&pass.net).zip(partner.iter()))
-            .map(|((x, n), t)| {
-                let r = x - n - t;
-                loss += 0.5 * f64::from(r * r);
-                -r / m
-            })
-            .collect();
+        let g = towards(x, &pass.net, partner, m, &mut loss);
         net::backward(net, &wt, &pass, &g, grads);
     }
     loss / f64::from(m)
+}
+
+/// The gradient, with respect to the network's output `n`, of half the squared
+/// difference between `x − n` and `t` divided by `m` (minus that with respect to
+/// `x − n`); the summed squares' half is added to `loss`.
+fn towards(x: &[f32], n: &[f32], t: &[f32], m: f32, loss: &mut f64) -> Vec<f32> {
+    (x.iter().zip(n).zip(t))
+        .map(|((x, n), t)| {
+            let r = x - n - t;
+            *loss += 0.5 * f64::from(r * r);
+            -r / m
+        })
+        .collect()
 }
 
 /// The supervised loss of one patch, half the mean squared difference between
@@ -1387,15 +1392,7 @@ fn supervised_loss_and_grad(net: &Net, patch: &[f32], target: &[f32], p: usize, 
     let full = net::forward(net, patch, (p, p), (0, p));
     let m = (p * p) as f32;
     let mut loss = 0.0f64;
-    // The gradient with respect to the network's output: minus that with respect to
-    // x − net(x).
-    let g: Vec<f32> = (patch.iter().zip(&full.net).zip(target))
-        .map(|((x, n), t)| {
-            let r = x - n - t;
-            loss += 0.5 * f64::from(r * r);
-            -r / m
-        })
-        .collect();
+    let g = towards(patch, &full.net, target, m, &mut loss);
     net::backward(net, &net.w2_transposed(), &full, &g, grads);
     loss / f64::from(m)
 }
