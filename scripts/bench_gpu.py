@@ -38,9 +38,9 @@ METHODS = [
      ("richardson_lucy", "skimage")),
     ("anisotropic_diffusion", "kappa=0.2 iterations=10", "kappa=0.2 iterations=10 z_weight=1", None),
     # Applying saved weights (trained once on the 2D scene, on the CPU), then training and
-    # applying on each device (400 steps of 64x64 patches, the defaults).
+    # applying on each device, both at the descriptor's defaults.
     ("zs_n2n", "weights={weights}", "weights={weights}", None),
-    ("zs_n2n", "steps=400", "steps=400", None),
+    ("zs_n2n", "", "", None),
     ("tikhonov", "lambda=2", "lambda=2 z_weight=1", None),
     ("fourier_filter", "cutoff=0.25", "cutoff=0.25 cutoff_z=0.25", None),
     # Stacks run plane by plane, as on the CPU. No peer row: the bm3d package takes minutes
@@ -160,7 +160,7 @@ def main():
     if any(m[0] == "zs_n2n" for m in methods):
         bench_peers.run([a.cli, "run", "--backend", "cpu", "zs_n2n",
                          os.path.join(inputs, f"synth_{n}x{n}_noisy_s0.1_seed0.tif"),
-                         os.path.join(a.out, "zs_n2n_trained.tif"), "steps=400", "noise_model=gaussian",
+                         os.path.join(a.out, "zs_n2n_trained.tif"), "noise_model=gaussian",
                          f"save_weights={weights}"])
     rows, device = [], "?"
     shape3d = a.shape3d if len(scenes) > 1 else None
@@ -172,6 +172,7 @@ def main():
             params = (p2 if col == 1 else p3).format(weights=weights)
             if method in gaussian_noise:
                 params += " noise_model=gaussian"
+            params = params.strip()
             saved = {}
             times = {}
             for backend in ("gpu", "cpu"):
@@ -196,7 +197,7 @@ def main():
             if col == 1 and peer is not None:
                 r = next(r for r in peers["rows"] if r["method"] == peer[0] and r["lib"] == peer[1])
                 peer_ms, peer_name = r["median_s"] * 1e3, f"{peer[1]} {peer[0]}"
-            shown = params.replace(weights, "(400 steps on the 2D scene)")
+            shown = params.replace(weights, "(trained at the defaults on the 2D scene)")
             rows.append((label, method, shown, times["gpu"], times["cpu"], psnr_gpu, psnr_cpu,
                          diff["max_rel"], peer_name, peer_ms))
             if a.md:  # a run cut short still leaves the rows measured so far

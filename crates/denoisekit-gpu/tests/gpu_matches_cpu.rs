@@ -77,9 +77,16 @@ fn every_gpu_method_matches_cpu() {
                 settings.push(variant().set(p.key, on));
             }
         }
-        for img in inputs() {
+        for (i, img) in inputs().iter().enumerate() {
             let (lo, hi) = min_max(&img.view());
-            for values in &settings {
+            // zs_n2n's default training costs minutes per input on lavapipe: its defaults
+            // run on the plane, and its quick settings in their place on the stack (whose
+            // own paths, planes one by one, do not need the defaults' budget).
+            let mut on_this = settings.clone();
+            if i > 0 && m.id == "zs_n2n" {
+                on_this[0] = variant();
+            }
+            for values in &on_this {
                 // A choice that needs an image (psf=image) gets the descriptor's example.
                 let values = &m.with_example_images(values, img.view());
                 let gpu = run(m.id, img.view(), values, Backend::Gpu, &Control::new());

@@ -26,6 +26,11 @@ const WG: u32 = 16;
 const WG_1D: u32 = 64;
 /// Canvas rows per band of the weight-gradient sums (the kernel's `p.band`).
 const BAND: usize = 8;
+/// Floats per weight in `state`: the weight, Adam's two moments, the running average.
+const STATE: usize = 4;
+/// A step's scalars in `work`: learning rate, Adam's two bias corrections, the step's
+/// index and its weight in the running average.
+const STEP_SCALARS: usize = 5;
 /// The most steps submitted before their losses are read back.
 const RING: usize = 32;
 /// A batch that takes longer than this is halved, one shorter than a quarter of it
@@ -137,10 +142,10 @@ impl Layout {
         let terms_at = gout_at + px;
         let part_at = terms_at + terms;
         let step_at = part_at + bands * n;
-        let target_at = step_at + 4;
+        let target_at = step_at + STEP_SCALARS;
         let target = if supervised { s * s } else { 0 };
         let (maps, work) = (layers * px * c, target_at + target);
-        let largest = maps.max(work).max(3 * n) as u64 * 4;
+        let largest = maps.max(work).max(STATE * n) as u64 * 4;
         if largest > limit || largest > u64::from(u32::MAX) {
             return Err(GpuError::TooLarge(format!(
                 "training on {s}x{s} patches with {layers} layers of {c} channels needs a \
@@ -268,7 +273,7 @@ pub fn train(
     )?;
     let (maps, grads, work, state, uniforms) = ctx.scoped(|| {
         let mut state = flat;
-        state.resize(3 * n, 0.0);
+        state.resize(STATE * n, 0.0);
         // One uniform per convolution between hidden maps (the passes run once for each,
         // `layer` saying which); the other passes read the first.
         let uniforms: Vec<_> = (0..layers - 1)
@@ -325,9 +330,13 @@ pub fn train(
     let mut canvas = vec![0.0f32; cw * ch];
     let mut index = 0usize;
     let mut batch = 1usize;
-    let weights = || -> Result<Net, GpuError> {
-        let w = ctx.read_back(&state, n)?;
-        Net::from_flat(c, layers, &w)
+    // Whether the last step submitted averaged: the network trained so far is then the
+    // running average, after the weights and their moments.
+    let mut averaging = false;
+    let weights = |averaging: bool| -> Result<Net, GpuError> {
+        let all = ctx.read_back(&state, STATE * n)?;
+        let w = if averaging { &all[3 * n..] } else { &all[..n] };
+        Net::from_flat(c, layers, w)
             .ok_or_else(|| GpuError::Validation("weights of the wrong size".into()))
     };
     loop {
@@ -341,7 +350,9 @@ pub fn train(
                     let at = u64::from(u.target_at) * 4;
                     ctx.queue.write_buffer(&work, at, bytemuck::cast_slice(t));
                 }
-                let scalars = [step.lr, step.c1, step.c2, index as f32];
+                let scalars: [f32; STEP_SCALARS] =
+                    [step.lr, step.c1, step.c2, index as f32, step.average];
+                averaging = step.average > 0.0;
                 ctx.queue
                     .write_buffer(&work, u64::from(u.x_at) * 4, bytemuck::cast_slice(&canvas));
                 ctx.queue.write_buffer(
@@ -363,7 +374,7 @@ pub fn train(
         }
         let ring = ctx.scoped(|| ctx.read_back(&work, RING))??;
         for k in first..index {
-            step_done(f64::from(ring[k % RING]), &mut || weights())?;
+            step_done(f64::from(ring[k % RING]), &mut || weights(averaging))?;
         }
         let took = started.elapsed();
         batch = if took > BATCH_TIME {
@@ -374,5 +385,5 @@ pub fn train(
             batch
         };
     }
-    weights()
+    weights(averaging)
 }

@@ -42,10 +42,11 @@
 //   2  work   array<f32>  read_write  losses of the last `ring` steps (from 0), the canvas
 //                                     input `x`, the network's output `net`, its gradient
 //                                     `gout`, the loss terms, the bands' partial gradients,
-//                                     the step's [lr, c1, c2, step index], and for
-//                                     supervised training the target patch (s x s)
+//                                     the step's [lr, c1, c2, step index, average], and
+//                                     for supervised training the target patch (s x s)
 //   3  state  array<f32>  read_write  the weights (net.rs's `Net::flat` order), then Adam's
-//                                     first moments from `n`, second from `2n`
+//                                     first moments from `n`, second from `2n`, and the
+//                                     weights' running average from `3n`
 //   4  p      Params      uniform
 
 struct Params {
@@ -468,7 +469,8 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
     work[p.part_at + band * p.n + widx] = acc;
 }
 
-// Each weight's gradient (its bands added in order) and Adam's update.
+// Each weight's gradient (its bands added in order), Adam's update, and the running
+// average of the weights (from the second half of training on: the step's `average` > 0).
 @compute @workgroup_size(64, 1, 1)
 fn adam(@builtin(global_invocation_id) id: vec3<u32>) {
     let i = id.x;
@@ -487,4 +489,8 @@ fn adam(@builtin(global_invocation_id) id: vec3<u32>) {
     state[p.n + i] = m;
     state[2u * p.n + i] = v;
     state[i] -= lr * (m / c1) / (sqrt(v / c2) + p.eps);
+    let average = work[p.step_at + 4u];
+    if (average > 0.0) {
+        state[3u * p.n + i] += average * (state[i] - state[3u * p.n + i]);
+    }
 }
