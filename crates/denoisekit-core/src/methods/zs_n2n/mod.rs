@@ -1669,18 +1669,10 @@ mod tests {
         }
     }
 
-    /// Training lowers the loss and the same seed gives the same weights, whatever the
-    /// thread count.
-    #[test]
-    fn training_is_deterministic_and_learns() {
-        let s = Shape {
-            depth: 1,
-            height: 24,
-            width: 24,
-        };
-        let img = noisy_patch(24, 5);
-        let p = ZsN2nParams {
-            steps: 60,
+    /// A tiny zero-shot training of `steps` steps on 16x16 patches.
+    fn small_zero_shot(steps: usize) -> ZsN2nParams {
+        ZsN2nParams {
+            steps,
             width: 4,
             layers: 2,
             learning_rate: 0.005,
@@ -1692,7 +1684,20 @@ mod tests {
             train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath::default(),
+        }
+    }
+
+    /// Training lowers the loss and the same seed gives the same weights, whatever the
+    /// thread count.
+    #[test]
+    fn training_is_deterministic_and_learns() {
+        let s = Shape {
+            depth: 1,
+            height: 24,
+            width: 24,
         };
+        let img = noisy_patch(24, 5);
+        let p = small_zero_shot(60);
         let mut losses = Vec::new();
         let a = train(Data::of(&img), s, &p, |l, _| {
             losses.push(l);
@@ -1724,18 +1729,10 @@ mod tests {
         let img = noisy_patch(24, 9);
         for steps in [1, 2, 7, 8] {
             let p = ZsN2nParams {
-                steps,
-                width: 4,
                 layers: 3,
                 learning_rate: 0.01,
-                patch: 16,
                 seed: 2,
-                training: Training::Zero,
-                subimages: Subimages::Chequerboard,
-                psf_sigma: 1.5,
-                train_region: Region::default(),
-                weights: FilePath::default(),
-                save_weights: FilePath::default(),
+                ..small_zero_shot(steps)
             };
             // The steps by hand, keeping every step's raw weights.
             let (mut schedule, mut net) = Schedule::new(Data::of(&img), s, &p).unwrap();
