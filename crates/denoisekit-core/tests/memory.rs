@@ -179,3 +179,43 @@ fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
     // And the library still works at the default budget.
     run("gaussian", img.view(), &ParamValues::new(), &Control::new()).unwrap();
 }
+
+#[test]
+fn applying_saved_weights_states_the_saved_networks_need() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let img = scene((1, 256, 256));
+    let path = std::env::temp_dir().join(format!("dk-memory-{}.json", std::process::id()));
+    let model = ParamValues::new().set("noise_model", "gaussian");
+    // A wide, deep network saved; the dialog left at a narrow, shallow one, which the
+    // applying job does not use.
+    let save = (model.clone())
+        .set("steps", 1)
+        .set("patch", 16)
+        .set("width", 32)
+        .set("layers", 8)
+        .set("save_weights", path.display().to_string());
+    run("zs_n2n", img.view(), &save, &Control::new()).unwrap();
+    let apply = (model.clone())
+        .set("width", 4)
+        .set("layers", 2)
+        .set("weights", path.display().to_string());
+    let m = denoisekit_core::find("zs_n2n").unwrap();
+    let (_, r) = denoisekit_core::prepare(m.id, &img.view(), &apply).unwrap();
+    let need = memory::need(m, Shape::of(&img.view()), &r).unwrap() - FIXED;
+    rayon::broadcast(|_| denoisekit_core::simd::release_scratch());
+    denoisekit_core::simd::release_scratch();
+    let base = NOW.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let out = run(m.id, img.view(), &apply, &Control::new());
+    let peak = (PEAK.load(Relaxed) - base) as u64;
+    let _ = std::fs::remove_file(&path);
+    out.unwrap();
+    assert!(
+        peak <= need + (1 << 20),
+        "allocated {peak} bytes, states {need}"
+    );
+    assert!(
+        need <= 4 * peak,
+        "states {need} bytes, allocates only {peak}"
+    );
+}

@@ -316,8 +316,13 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
         return DESCRIPTOR.memory;
     };
     let (h, w) = (s.height as f32, s.width as f32);
-    let c = p.width as f32;
-    let layers = p.layers as f32;
+    // Saved weights are applied, not trained, with the width and depth they were saved
+    // at; a file that cannot be read is reported by the run itself.
+    let saved = p.weights.get().map(|path| weights::load(path, "weights"));
+    let (c, layers) = match &saved {
+        Some(Ok((net, _))) => (net.c as f32, net.layers as f32),
+        _ => (p.width as f32, p.layers as f32),
+    };
     // A pass keeps the input and every convolution's map, `layers` rows and columns
     // beyond its own on each side at most.
     let margin = 2.0 * layers;
@@ -335,12 +340,13 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     // The supervised target's fitted, normalised copy; or the scenes, noisy and clean, as
     // generated and normalised, and the image's grey levels they are measured on.
     let scenes = (SCENE.depth * SCENE.height * SCENE.width) as f32;
-    let (copies, fixed) = match p.training {
-        Training::Pairs => (1.0, 0.0),
+    let (copies, fixed, train) = match p.training {
+        _ if saved.is_some() => (0.0, 0.0, 0.0),
+        Training::Pairs => (1.0, 0.0, train),
         // The scenes as drawn, measured and given noise (six at the peak), then the two
         // normalised copies training reads.
-        Training::Synthetic => (1.0, 8.0 * scenes),
-        Training::Zero => (0.0, 0.0),
+        Training::Synthetic => (1.0, 8.0 * scenes, train),
+        Training::Zero => (0.0, 0.0, train),
     };
     Memory {
         volume: 2.0 + copies + (train + fixed + 3.0 * h * w + apply) / (s.depth as f32 * h * w),
