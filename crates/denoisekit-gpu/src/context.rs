@@ -526,6 +526,20 @@ impl GpuContext {
     /// # Errors
     /// [`GpuError::Map`] if the buffer cannot be mapped or the device is lost.
     pub fn read_back(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        self.read_back_at(buf, 0, len)
+    }
+
+    /// Copies the `len` floats of `buf` that start `offset` floats in back to the host,
+    /// waiting for the GPU.
+    ///
+    /// # Errors
+    /// [`GpuError::Map`] if the buffer cannot be mapped or the device is lost.
+    pub fn read_back_at(
+        &self,
+        buf: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         let size = (len * 4) as u64;
         let staging = self.take(
             "staging",
@@ -533,7 +547,7 @@ impl GpuContext {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(buf, (offset * 4) as u64, &staging, 0, size);
         let idx = self.queue.submit([enc.finish()]);
         let slice = staging.slice(..);
         let copied = self

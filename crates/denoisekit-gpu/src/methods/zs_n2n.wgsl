@@ -73,6 +73,11 @@ fn inside(y: i32, x: i32) -> bool {
     return y >= 0 && y < i32(p.height) && x >= 0 && x < i32(p.width);
 }
 
+// Four consecutive weights: the biases or one tap's weights of four output channels.
+fn weights4(at: u32) -> vec4<f32> {
+    return vec4<f32>(weights[at], weights[at + 1u], weights[at + 2u], weights[at + 3u]);
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn layer1(@builtin(global_invocation_id) id: vec3<u32>) {
     if (id.x >= p.width || id.y >= p.rows + 2u * p.halo) {
@@ -118,7 +123,7 @@ fn layer2(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let b2 = p.w_at + 9u * c * c4;
-    var acc = vec4<f32>(weights[b2 + co], weights[b2 + co + 1u], weights[b2 + co + 2u], weights[b2 + co + 3u]);
+    var acc = weights4(b2 + co);
     for (var ky = 0u; ky < 3u; ky++) {
         for (var kx = 0u; kx < 3u; kx++) {
             let dy = tap(ky, p.flip_y);
@@ -131,7 +136,7 @@ fn layer2(@builtin(global_invocation_id) id: vec3<u32>) {
             let wk = p.w_at + (ky * 3u + kx) * c * c4 + co;
             for (var ci = 0u; ci < c; ci++) {
                 let w = wk + ci * c4;
-                acc += hidden[at + ci] * vec4<f32>(weights[w], weights[w + 1u], weights[w + 2u], weights[w + 3u]);
+                acc += hidden[at + ci] * weights4(w);
             }
         }
     }

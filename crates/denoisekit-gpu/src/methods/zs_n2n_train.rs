@@ -334,9 +334,10 @@ pub fn train(
     // running average, after the weights and their moments.
     let mut averaging = false;
     let weights = |averaging: bool| -> Result<Net, GpuError> {
-        let all = ctx.read_back(&state, STATE * n)?;
-        let w = if averaging { &all[3 * n..] } else { &all[..n] };
-        Net::from_flat(c, layers, w)
+        // The weights lead each state, the running average ends it.
+        let at = if averaging { (STATE - 1) * n } else { 0 };
+        let w = ctx.read_back_at(&state, at, n)?;
+        Net::from_flat(c, layers, &w)
             .ok_or_else(|| GpuError::Validation("weights of the wrong size".into()))
     };
     loop {

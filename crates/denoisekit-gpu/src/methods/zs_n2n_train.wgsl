@@ -20,10 +20,10 @@
 //   row s+1+q             zeros
 //   rows s+2+q .. s+2+2q  odd-by-column (q x s)
 //
-// (`ch` = 2s + 2), each scored against its partner's input pixels. A layer is zero wherever `inside`
-// is false, which is exactly the CPU's zero padding around each image; the gradients are
-// zero there too, so the weight gradients sum over every canvas pixel as the CPU sums
-// over each image's.
+// (`ch` = 2s + 2), each scored against its partner's input pixels. A layer is zero
+// wherever `inside` is false, which is exactly the CPU's zero padding around each image;
+// the gradients are zero there too, so the weight gradients sum over every canvas pixel
+// as the CPU sums over each image's.
 //
 // WGSL has no floating-point atomics, and sums must not depend on scheduling: each weight's
 // gradient is summed over bands of `band` canvas rows (`grad`, one invocation per weight
@@ -440,7 +440,8 @@ fn grad(@builtin(global_invocation_id) id: vec3<u32>) {
                 if (sx < 0 || sx >= i32(p.cw)) {
                     continue;
                 }
-                acc += grads[(l + 1u) * p.map_len + (y * p.cw + x) * c + co] * maps[l * p.map_len + (u32(sy) * p.cw + u32(sx)) * c + ci];
+                let g = grads[(l + 1u) * p.map_len + (y * p.cw + x) * c + co];
+                acc += g * maps[l * p.map_len + (u32(sy) * p.cw + u32(sx)) * c + ci];
             }
         }
     } else if (widx < w3_at()) {

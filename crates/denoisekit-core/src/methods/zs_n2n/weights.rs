@@ -60,6 +60,28 @@ struct Tensors {
     b3: Vec<f32>,
 }
 
+/// The file's names of the tensors and the network's order ([`Net::tensors`]), side by
+/// side.
+impl Tensors {
+    const NAMES: [&str; 6] = ["w1", "b1", "w2", "b2", "w3", "b3"];
+
+    fn of(net: &Net) -> Self {
+        let [w1, b1, w2, b2, w3, b3] = net.tensors().map(<[f32]>::to_vec);
+        Self {
+            w1,
+            b1,
+            w2,
+            b2,
+            w3,
+            b3,
+        }
+    }
+
+    fn in_order(self) -> [Vec<f32>; 6] {
+        [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct File {
     format: String,
@@ -106,14 +128,7 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         width: net.c,
         layers: net.layers,
         trained_on,
-        tensors: Tensors {
-            w1: net.w1.clone(),
-            b1: net.b1.clone(),
-            w2: net.w2.clone(),
-            b2: net.b2.clone(),
-            w3: net.w3.clone(),
-            b3: net.b3.clone(),
-        },
+        tensors: Tensors::of(net),
     };
     let bad = |why: String| DenoiseError::InvalidParamValue {
         name: key.to_string(),
@@ -179,10 +194,8 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
         spec.check(&crate::descriptor::ParamValue::Int(n))
             .map_err(|e| bad(e.to_string()))?;
     }
-    let t = file.tensors;
-    let tensors = [&t.w1, &t.b1, &t.w2, &t.b2, &t.w3, &t.b3];
-    let names = ["w1", "b1", "w2", "b2", "w3", "b3"];
-    for ((name, v), want) in names.iter().zip(tensors).zip(Net::lengths(c, layers)) {
+    let tensors = file.tensors.in_order();
+    for ((name, v), want) in (Tensors::NAMES.iter().zip(&tensors)).zip(Net::lengths(c, layers)) {
         if v.len() != want {
             return Err(bad(format!(
                 "tensor {name} has {} values, width {c} with {layers} layers needs {want}",
@@ -193,15 +206,6 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
             return Err(bad(format!("tensor {name} holds a non-finite value")));
         }
     }
-    let net = Net {
-        c,
-        layers,
-        w1: t.w1,
-        b1: t.b1,
-        w2: t.w2,
-        b2: t.b2,
-        w3: t.w3,
-        b3: t.b3,
-    };
+    let net = Net::from_flat(c, layers, &tensors.concat()).expect("every tensor's length checked");
     Ok((net, file.trained_on))
 }

@@ -455,7 +455,7 @@ public final class NativeBridge {
     }
 
     /**
-     * What running job {@code job} says about how it is going ("training step 120/400:
+     * What running job {@code job} says about how it is going ("training step 120/800:
      * loss 0.4312 (started at 0.6120)"), or "" when it says nothing or is not running.
      * Safe from any thread.
      */
