@@ -12,11 +12,7 @@ pub(crate) fn streaming_plan(
 ) -> CliResult<Option<(Shape, Resolved, Plan)>> {
     let m = denoisekit_core::find(method)?;
     let (depth, height, width) = tiffio::probe(input)?;
-    let shape = Shape {
-        depth,
-        height,
-        width,
-    };
+    let shape = Shape::new(depth, height, width);
     // Sizes depend on radii and the noise model, never on the noise level: any stands in.
     let sizing = m.resolve(values, || Ok(1.0))?;
     let stack = (shape.len().unwrap_or(usize::MAX) as u64).saturating_mul(4);

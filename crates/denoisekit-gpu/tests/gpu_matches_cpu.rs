@@ -775,11 +775,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
         |v: &Volume| -> Vec<f32> { v.iter().map(|v| (v - lo) / (hi - lo) * 4.0 - 2.0).collect() };
     let (norm, clean) = (scaled(&scene.noisy), scaled(&scene.clean));
     let nudged: Vec<f32> = norm.iter().map(|v| v * (1.0 + f32::EPSILON)).collect();
-    let s = Shape {
-        depth: 2,
-        height: 40,
-        width: 36,
-    };
+    let s = Shape::new(2, 40, 36);
     let dist = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)

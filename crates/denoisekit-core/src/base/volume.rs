@@ -26,14 +26,19 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The shape of a view.
-    pub fn of(v: &VolumeView<'_>) -> Self {
-        let (depth, height, width) = v.dim();
+    /// `depth` planes of `height` rows by `width` columns.
+    pub const fn new(depth: usize, height: usize, width: usize) -> Self {
         Self {
             depth,
             height,
             width,
         }
+    }
+
+    /// The shape of a view.
+    pub fn of(v: &VolumeView<'_>) -> Self {
+        let (depth, height, width) = v.dim();
+        Self::new(depth, height, width)
     }
 
     /// 2 for a single plane, 3 for a stack.
@@ -73,11 +78,7 @@ pub fn volume_from_vec(
     width: usize,
     data: Vec<f32>,
 ) -> Result<Volume> {
-    let shape = Shape {
-        depth,
-        height,
-        width,
-    };
+    let shape = Shape::new(depth, height, width);
     let expected = shape
         .len()
         .ok_or_else(|| DenoiseError::invalid(format!("image size {shape} overflows")))?;

@@ -1363,11 +1363,7 @@ mod tests {
             );
         }
         // 6 pixels wide, 8 high.
-        let plane = crate::volume::Shape {
-            depth: 1,
-            height: 8,
-            width: 6,
-        };
+        let plane = crate::volume::Shape::new(1, 8, 6);
         assert!(rect(2, 3, 4, 5).fits(plane));
         assert!(!rect(3, 3, 4, 5).fits(plane));
         assert!(!rect(2, 4, 4, 5).fits(plane));

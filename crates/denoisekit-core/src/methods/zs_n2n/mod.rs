@@ -425,11 +425,7 @@ pub struct Pair {
 /// The shape of the generated scenes of `training = synthetic`, whatever the image's:
 /// as many pixels as a 512x512 image, so that a small preview region trains on scenes as
 /// varied as the whole image does, in planes of their own (2D scenes: the network is 2D).
-pub const SCENE: Shape = Shape {
-    depth: 4,
-    height: 256,
-    width: 256,
-};
+pub const SCENE: Shape = Shape::new(4, 256, 256);
 
 /// The training pairs of `training = synthetic` for `input` as the method sees it: the
 /// scenes of [`crate::methods::scene`] (dots, rings and filaments blurred by a
@@ -1697,11 +1693,7 @@ mod tests {
     /// thread count.
     #[test]
     fn training_is_deterministic_and_learns() {
-        let s = Shape {
-            depth: 1,
-            height: 24,
-            width: 24,
-        };
+        let s = Shape::new(1, 24, 24);
         let img = noisy_patch(24, 5);
         let p = small_zero_shot(60);
         let mut losses = Vec::new();
@@ -1727,11 +1719,7 @@ mod tests {
     /// network is the last step's weights.
     #[test]
     fn the_network_is_the_mean_of_the_second_half() {
-        let s = Shape {
-            depth: 1,
-            height: 24,
-            width: 24,
-        };
+        let s = Shape::new(1, 24, 24);
         let img = noisy_patch(24, 9);
         for steps in [1, 2, 7, 8] {
             let p = ZsN2nParams {
@@ -1851,11 +1839,7 @@ mod tests {
     /// outside the plane or under 2x2 is refused naming it and the plane's size.
     #[test]
     fn training_draws_patches_from_the_region_only() {
-        let s = Shape {
-            depth: 2,
-            height: 30,
-            width: 40,
-        };
+        let s = Shape::new(2, 30, 40);
         let area = Rect {
             x: 5,
             y: 7,
