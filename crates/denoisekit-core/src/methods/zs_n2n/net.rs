@@ -144,6 +144,15 @@ impl Net {
         (&self.w2[l * n..(l + 1) * n], &self.b2[l * c..(l + 1) * c])
     }
 
+    /// The weights and biases of the `l`-th convolution between hidden maps, mutably.
+    pub fn hidden_mut(&mut self, l: usize) -> (&mut [f32], &mut [f32]) {
+        let (c, n) = (self.c, 9 * self.c * self.c);
+        (
+            &mut self.w2[l * n..(l + 1) * n],
+            &mut self.b2[l * c..(l + 1) * c],
+        )
+    }
+
     /// `w2` transposed to `[l][k][co][ci]`, for the gradient with respect to the input
     /// ([`backward`]; computed once per step, shared by its passes).
     pub(super) fn w2_transposed(&self) -> Vec<f32> {
@@ -649,13 +658,14 @@ pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads:
     through_activation(&mut g, a2, dims);
     // The convolutions between hidden maps, last first: layer l reads acts[l].
     let n = 9 * c * c;
-    for l in (0..net.layers - 1).rev() {
+    for (l, wt) in wt.chunks_exact(n).enumerate().rev() {
         let a = &pass.acts[l];
         let (gw, gb) = grad_w(a, &g, n);
-        let mut ga = grad_input(a, &g, &wt[l * n..(l + 1) * n]);
+        let mut ga = grad_input(a, &g, wt);
         through_activation(&mut ga, a, dims);
-        add(&mut grads.w2[l * n..(l + 1) * n], &gw);
-        add(&mut grads.b2[l * c..(l + 1) * c], &gb);
+        let (to_w, to_b) = grads.hidden_mut(l);
+        add(to_w, &gw);
+        add(to_b, &gb);
         g = ga;
     }
     // First convolution.
