@@ -530,7 +530,8 @@ impl GpuContext {
     }
 
     /// Copies the `len` floats of `buf` that start `offset` floats in back to the host,
-    /// waiting for the GPU.
+    /// waiting for the GPU. `offset + len` must not pass the buffer's end (wgpu refuses
+    /// the copy).
     ///
     /// # Errors
     /// [`GpuError::Map`] if the buffer cannot be mapped or the device is lost.
@@ -541,6 +542,10 @@ impl GpuContext {
         len: usize,
     ) -> Result<Vec<f32>, GpuError> {
         let size = (len * 4) as u64;
+        debug_assert!(
+            (offset * 4) as u64 + size <= buf.size(),
+            "read past the buffer"
+        );
         let staging = self.take(
             "staging",
             size,

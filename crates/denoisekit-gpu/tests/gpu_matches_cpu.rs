@@ -59,7 +59,8 @@ fn every_gpu_method_matches_cpu() {
     let mut compared = 0;
     for m in registry().iter().filter(|m| m.gpu_tolerance.is_some()) {
         let tol = m.gpu_tolerance.unwrap_or(0.0);
-        // Defaults, plus every choice of every choice parameter, plus every z parameter on.
+        // Defaults, plus every choice of every choice parameter, plus each z neighbourhood
+        // on (the descriptor's 3D value of each parameter that has one).
         // The choices start from the descriptor's quick settings (cheap on small images:
         // fewer iterations or a smaller search; the defaults run covers the rest): at the
         // defaults, zs_n2n's every training choice on lavapipe cost minutes. A z
@@ -71,18 +72,16 @@ fn every_gpu_method_matches_cpu() {
             if let denoisekit_core::ParamKind::Choice { options, .. } = p.kind {
                 settings.extend(options.iter().map(|o| variant().set(p.key, o)));
             }
-            if p.key.ends_with("_z") || p.key.starts_with("z_") {
-                let on = match p.kind {
-                    denoisekit_core::ParamKind::Float { max, .. } => 1.5f64.min(max).to_string(),
-                    _ => "1".to_string(),
-                };
+            if let Some(on) = p.three_d {
                 settings.push(ParamValues::new().set(p.key, on));
             }
         }
-        // A method with no z neighbourhood runs a stack plane by plane: the stack's own
-        // path is that loop, which its quick settings exercise as well as its defaults, so
-        // the defaults run on the plane only (zs_n2n's default training costs minutes per
-        // input on lavapipe).
+        // A method with no z neighbourhood treats a stack's planes alike (each on its own,
+        // or, for zs_n2n, as sources of training patches for one network applied plane by
+        // plane): what a stack adds, its loop over planes, its quick settings exercise as
+        // well as its defaults, so the defaults run on the plane only. That saves zs_n2n's
+        // default training, minutes per input on lavapipe; bm3d's default search window
+        // then runs on the plane only.
         let plane_by_plane = m.params.iter().all(|p| p.three_d.is_none());
         for (i, img) in inputs().iter().enumerate() {
             let (lo, hi) = min_max(&img.view());

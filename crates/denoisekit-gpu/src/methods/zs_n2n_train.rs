@@ -334,7 +334,7 @@ pub fn train(
     // running average, after the weights and their moments.
     let mut averaging = false;
     let weights = |averaging: bool| -> Result<Net, GpuError> {
-        // The weights lead each state, the running average ends it.
+        // The weights lead `state`, their running average ends it.
         let at = if averaging { (STATE - 1) * n } else { 0 };
         let w = ctx.read_back_at(&state, at, n)?;
         Net::from_flat(c, layers, &w)

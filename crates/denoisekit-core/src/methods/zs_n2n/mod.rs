@@ -310,19 +310,23 @@ fn support(_: &Resolved) -> Result<[usize; 3]> {
 
 /// The normalised copy and the output; while applying, three plane copies (the mirrored
 /// input, its result, the result mirrored back) and the feature maps of one band of rows;
-/// the training's patch maps (independent of the image's size).
+/// the training's patch maps (independent of the image's size), or, with saved weights,
+/// the file read and the network it holds, at its own width and depth.
 fn memory_for(r: &Resolved, s: Shape) -> Memory {
     let Ok(p) = ZsN2nParams::from_resolved(r) else {
         return DESCRIPTOR.memory;
     };
     let (h, w) = (s.height as f32, s.width as f32);
     // Saved weights are applied, not trained, with the width and depth they were saved
-    // at; a file that cannot be read is reported by the run itself.
+    // at (the file is read here too: tens to hundreds of kilobytes, once per estimate). A
+    // file that cannot be read is sized as no training, so that the run reaches the load
+    // and names what is wrong with it.
     let saved = p.weights.get().map(|path| weights::load(path, "weights"));
-    let (c, layers) = match &saved {
-        Some(Ok((net, _))) => (net.c as f32, net.layers as f32),
-        _ => (p.width as f32, p.layers as f32),
+    let (width, depth) = match &saved {
+        Some(Ok((net, _))) => (net.c, net.layers),
+        _ => (p.width, p.layers),
     };
+    let (c, layers) = (width as f32, depth as f32);
     // A pass keeps the input and every convolution's map, `layers` rows and columns
     // beyond its own on each side at most.
     let margin = 2.0 * layers;
@@ -340,13 +344,20 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     // The supervised target's fitted, normalised copy; or the scenes, noisy and clean, as
     // generated and normalised, and the image's grey levels they are measured on.
     let scenes = (SCENE.depth * SCENE.height * SCENE.width) as f32;
-    let (copies, fixed, train) = match p.training {
-        _ if saved.is_some() => (0.0, 0.0, 0.0),
-        Training::Pairs => (1.0, 0.0, train),
+    let (copies, fixed) = if p.trains_towards_target() {
+        (1.0, 0.0)
+    } else if p.trains_on_scene() {
         // The scenes as drawn, measured and given noise (six at the peak), then the two
         // normalised copies training reads.
-        Training::Synthetic => (1.0, 8.0 * scenes, train),
-        Training::Zero => (0.0, 0.0, train),
+        (1.0, 8.0 * scenes)
+    } else {
+        (0.0, 0.0)
+    };
+    // The file's text (about three floats' worth of bytes per weight), the tensors parsed
+    // from it, and the network they make.
+    let train = match saved {
+        Some(_) => 6.0 * Net::count(width, depth) as f32,
+        None => train,
     };
     Memory {
         volume: 2.0 + copies + (train + fixed + 3.0 * h * w + apply) / (s.depth as f32 * h * w),

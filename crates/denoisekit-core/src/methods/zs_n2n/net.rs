@@ -658,6 +658,7 @@ pub(super) fn backward(net: &Net, wt: &[f32], pass: &Pass, g_out: &[f32], grads:
     through_activation(&mut g, a2, dims);
     // The convolutions between hidden maps, last first: layer l reads acts[l].
     let n = 9 * c * c;
+    debug_assert_eq!(wt.len(), net.w2.len(), "wt is the transposed w2");
     for (l, wt) in wt.chunks_exact(n).enumerate().rev() {
         let a = &pass.acts[l];
         let (gw, gb) = grad_w(a, &g, n);
