@@ -318,14 +318,10 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     };
     let (h, w) = (s.height as f32, s.width as f32);
     // Saved weights are applied, not trained, with the width and depth they were saved
-    // at (the file is read here too: tens to hundreds of kilobytes, once per estimate). A
-    // file that cannot be read is sized as no training, so that the run reaches the load
-    // and names what is wrong with it.
-    let saved = p.weights.get().map(|path| weights::load(path, "weights"));
-    let (width, depth) = match &saved {
-        Some(Ok((net, _))) => (net.c, net.layers),
-        _ => (p.width, p.layers),
-    };
+    // at (read from the file, its tensors skipped). A file that cannot be read is sized as
+    // no training, so that the run reaches the load and names what is wrong with it.
+    let saved = p.weights.get().map(weights::network_of);
+    let (width, depth) = saved.flatten().unwrap_or((p.width, p.layers));
     let (c, layers) = (width as f32, depth as f32);
     // A pass keeps the input and every convolution's map, `layers` rows and columns
     // beyond its own on each side at most.

@@ -82,8 +82,9 @@ impl Tensors {
     }
 }
 
+/// The file; `T` the tensors, or [`serde::de::IgnoredAny`] to read the rest without them.
 #[derive(Serialize, Deserialize)]
-struct File {
+struct File<T = Tensors> {
     format: String,
     version: u32,
     method: String,
@@ -92,7 +93,7 @@ struct File {
     #[serde(default = "two_layers")]
     layers: usize,
     trained_on: TrainedOn,
-    tensors: Tensors,
+    tensors: T,
 }
 
 const fn two_layers() -> usize {
@@ -148,6 +149,14 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         let _ = std::fs::remove_file(&tmp);
         bad(e.to_string())
     })
+}
+
+/// The width and depth of the network saved at `path`, without reading its tensors into
+/// memory; `None` if it is not a readable weights file of this method ([`load`] says why).
+pub fn network_of(path: &Path) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: File<serde::de::IgnoredAny> = serde_json::from_str(&text).ok()?;
+    (file.format == FORMAT && file.method == METHOD).then_some((file.width, file.layers))
 }
 
 /// Reads weights written by [`save`], checking every tensor's size and value.
