@@ -5,6 +5,7 @@ zero-shot training and the tuned BM3D, on the real W2S pairs in ../shared/data/r
 Writes the "## Learned denoiser: supervised on pairs" section of docs/benchmarks.md:
 
     python3 scripts/bench_supervised.py --md docs/benchmarks.md [--steps N] [--set k=v ...]
+    python3 scripts/bench_supervised.py --md docs/benchmarks.md --from-log run.log  # re-render
 
 Each field is denoised by a network trained on another field of the same channel (the
 next of 010, 040, 080, 120, cyclically): `training=pairs target=<that field's gt.tif>`,
@@ -16,6 +17,7 @@ scripts/bench_real_pairs.py. Needs numpy and tifffile.
 """
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -41,7 +43,31 @@ def main():
     ap.add_argument("--steps", type=int, default=1000, help="training steps on the pair")
     ap.add_argument("--set", nargs="*", default=[], help="more zs_n2n options, key=value")
     ap.add_argument("--md", help="write the section into this markdown file")
+    ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
+    rows = logged(args.from_log) if args.from_log else measured(args)
+    section(rows, args)
+
+
+# A run's per-pair line, as `measured` prints it.
+LINE = re.compile(r"(?P<pair>w2s_\S+) \(trained on (?P<source>\S+)\): noisy (?P<noisy>\S+)\s+"
+                  r"pairs (?P<pairs>\S+) \((?P<train_s>\S+) s\)\s+self (?P<self>\S+)\s+bm3d (?P<bm3d>\S+)")
+
+
+def logged(path):
+    """The rows of a run's per-pair lines."""
+    rows = []
+    for line in open(path):
+        m = LINE.match(line.strip())
+        if m:
+            rows.append({k: v if k in ("pair", "source") else float(v)
+                         for k, v in m.groupdict().items()})
+    if not rows:
+        sys.exit(f"{path} has no per-pair lines")
+    return rows
+
+
+def measured(args):
     pairs = {name: (noisy, gt) for name, noisy, gt in real_pairs()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,6 +88,10 @@ def main():
             rows.append(row)
             print(f"{name} (trained on {source}): noisy {row['noisy']:.2f}  pairs {row['pairs']:.2f} "
                   f"({row['train_s']:.1f} s)  self {row['self']:.2f}  bm3d {row['bm3d']:.2f}", flush=True)
+    return rows
+
+
+def section(rows, args):
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("pair", "source")}
     opts = " ".join([f"steps={args.steps}", *args.set])
     lines = [
@@ -85,14 +115,14 @@ def main():
             f"{r['train_s']:.1f} |"
         )
     better = sum(r["pairs"] > r["self"] for r in rows)
+    than_self, than_bm3d = mean["pairs"] - mean["self"], mean["pairs"] - mean["bm3d"]
+    side = lambda d: "above" if d >= 0 else "below"  # noqa: E731
     lines += [
         "",
-        f"Trained towards a clean image of another field, the network is {mean['pairs'] - mean['self']:+.2f} dB "
-        f"above training on each image alone on average ({better} of {len(rows)} pairs) and "
-        f"{mean['bm3d'] - mean['pairs']:.2f} dB below BM3D. A hypothesis, not tested here: with "
-        "clean targets from the same microscope, what keeps it under BM3D is the small network "
-        "(a 5×5 receptive field, 5.5k weights at width 24) rather than its training signal; "
-        "the targets are 400-frame averages of other fields, stretched to 8 bits.",
+        f"Trained towards a clean image of another field, the network is {abs(than_self):.2f} dB "
+        f"{side(than_self)} training on each image alone on average (better on {better} of "
+        f"{len(rows)} pairs) and {abs(than_bm3d):.2f} dB {side(than_bm3d)} BM3D. The targets are "
+        "400-frame averages of other fields, stretched to 8 bits.",
     ]
     publish("## Learned denoiser: supervised on pairs\n\n" + "\n".join(lines), args.md)
 
