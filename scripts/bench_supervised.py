@@ -7,6 +7,8 @@ Writes the "## Learned denoiser: supervised on pairs" section of docs/benchmarks
     python3 scripts/bench_supervised.py --md docs/benchmarks.md [--steps N] [--set k=v ...]
     python3 scripts/bench_supervised.py --md docs/benchmarks.md --from-log run.log  # re-render
 
+(re-rendering, pass the run's --steps and --set again: the section states them).
+
 Each field is denoised by a network trained on another field of the same channel (the
 next of 010, 040, 080, 120, cyclically): `training=pairs target=<that field's gt.tif>`,
 the raw 400-frame average on its own 8-bit scale (the method fits it onto the noisy
@@ -27,7 +29,7 @@ import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
-from md_sections import publish  # noqa: E402
+from md_sections import publish, side  # noqa: E402
 
 FIELDS = ["010", "040", "080", "120"]
 
@@ -86,8 +88,8 @@ def measured(args):
             row["self"] = psnr(gt, run("zs_n2n", noisy, out, [f"steps={args.steps}", *args.set]))
             row["bm3d"] = psnr(gt, run("bm3d", noisy, out, tune("bm3d", noisy, [])))
             rows.append(row)
-            print(f"{name} (trained on {source}): noisy {row['noisy']:.2f}  pairs {row['pairs']:.2f} "
-                  f"({row['train_s']:.1f} s)  self {row['self']:.2f}  bm3d {row['bm3d']:.2f}", flush=True)
+            print(f"{name} (trained on {source}): noisy {row['noisy']:.3f}  pairs {row['pairs']:.3f} "
+                  f"({row['train_s']:.1f} s)  self {row['self']:.3f}  bm3d {row['bm3d']:.3f}", flush=True)
     return rows
 
 
@@ -116,12 +118,11 @@ def section(rows, args):
         )
     better = sum(r["pairs"] > r["self"] for r in rows)
     than_self, than_bm3d = mean["pairs"] - mean["self"], mean["pairs"] - mean["bm3d"]
-    side = lambda d: "above" if d >= 0 else "below"  # noqa: E731
     lines += [
         "",
-        f"Trained towards a clean image of another field, the network is {abs(than_self):.2f} dB "
-        f"{side(than_self)} training on each image alone on average (better on {better} of "
-        f"{len(rows)} pairs) and {abs(than_bm3d):.2f} dB {side(than_bm3d)} BM3D. The targets are "
+        f"Trained towards a clean image of another field, the network is {side(than_self)} "
+        f"training on each image alone on average (better on {better} of "
+        f"{len(rows)} pairs) and {side(than_bm3d)} BM3D. The targets are "
         "400-frame averages of other fields, stretched to 8 bits.",
     ]
     publish("## Learned denoiser: supervised on pairs\n\n" + "\n".join(lines), args.md)

@@ -7,6 +7,8 @@ Writes the "## Learned denoiser: synthetic training" section of docs/benchmarks.
     python3 scripts/bench_synthetic.py --md docs/benchmarks.md [--steps N] [--psf 1,2,3,4,6,8]
     python3 scripts/bench_synthetic.py --md docs/benchmarks.md --from-log run.log  # re-render
 
+(re-rendering, pass the run's --steps, --psf and --tune-steps again: the section states them).
+
 Each noisy image is denoised by a network trained only on generated scenes (dots, rings,
 filaments) blurred by a Gaussian PSF of `psf_sigma` pixels, mapped onto the image's
 intensities and given its fitted noise (`noise_model=auto`). The pairs' PSF is not
@@ -27,7 +29,7 @@ import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
-from md_sections import publish  # noqa: E402
+from md_sections import publish, side  # noqa: E402
 
 
 def main():
@@ -119,7 +121,6 @@ def section(rows, sigmas, args):
                      f"{r['self']:.2f} | {r['bm3d']:.2f} | {r['time_s']:.1f} | {r['tune_s']:.0f} |")
     beats = sum(r[best] > r["self"] for r in rows)
     auto_beats = sum(r["auto"] > r["self"] for r in rows)
-    side = lambda d: f"{abs(d):.2f} dB {'above' if d >= 0 else 'below'}"  # noqa: E731
     lean = (": the masked loss leans to smoother scenes, as on the phantom in tests/tuning.rs"
             if mean["auto_sigma"] > best else "")
     lines += [
@@ -128,7 +129,8 @@ def section(rows, sigmas, args):
         f"({mean[best]:.2f} dB on average, {side(mean[best] - mean['self'])} zero-shot "
         f"training with the same steps, better on {beats} of {len(rows)} pairs, and "
         f"{side(mean[best] - mean['bm3d'])} BM3D): blurrier scenes teach the network to smooth "
-        "more, and with σ narrower than the images' blur it keeps noise it takes for detail. "
+        "more, and narrower σ scored lower, plausibly because the network keeps noise it "
+        "takes for detail. "
         "That the best width is wider than an in-focus PSF suggests these images are blurrier "
         "than one (out-of-focus light, or the objects themselves), a hypothesis not tested "
         f"here. Auto chose σ per image from {min(r['auto_sigma'] for r in rows):.1f} to "

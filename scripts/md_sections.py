@@ -27,3 +27,10 @@ def publish(section, path=None):
     if path:
         title = section.split("\n", 1)[0].removeprefix("## ").strip()
         replace_section(path, title, section)
+
+
+def side(d):
+    """`d` dB as the distance above or below what it is measured against."""
+    if round(d, 2) == 0:
+        return "level with"
+    return f"{abs(d):.2f} dB {'above' if d > 0 else 'below'}"

@@ -81,11 +81,11 @@
 //! the same way. The GPU trains towards a target too (the fit is done on the CPU, and
 //! both devices train from the same [`Teacher`]: [`with_teacher`]). On the W2S pairs,
 //! trained on one field and applied to another of the same channel, it scored as zero-shot
-//! training with the same steps does (0.04 dB below on average) and 0.76 dB below BM3D; a
-//! network three times as costly trained towards the targets three times as long stayed
-//! below BM3D too (docs/benchmarks.md, "Learned denoiser: supervised on pairs", "what clean
-//! targets and a larger network buy"): at these sizes the network's reach, not the
-//! training signal, is what holds it back.
+//! training with the same steps does (0.04 dB below on average) and 0.76 dB below BM3D; on
+//! four pairs, a network three times as costly trained towards the targets three times as
+//! long stayed below BM3D too (docs/benchmarks.md, "Learned denoiser: supervised on pairs",
+//! "what clean targets and a larger network buy"): likely the network's size or reach
+//! rather than its training signal holds it back there (not isolated).
 //!
 //! Synthetic training (`training = synthetic`, after RLN, Li et al. 2022): without any
 //! clean capture, the same supervised loss on generated scenes whose clean version is known
