@@ -58,7 +58,9 @@
 //! image: 22 to 61 minutes per image at the step counts its stopping rule reached on the
 //! crops. CAREamics's Noise2Void was 0.9 dB above the paper's ZS-N2N at 14 times the
 //! time. ZS-N2N's small network is the one that trains in seconds on a CPU; Noise2Fast's
-//! sub-images, trained on by it, keep most of Noise2Fast's gain.
+//! sub-images, trained on by it, keep most of Noise2Fast's gain: at the current defaults
+//! it scored 0.18 dB below Noise2Fast on the crops in 0.39 times its time, and 2.04 dB
+//! above Noise2Void on the 512² pairs in a third of its time.
 //!
 //! The image is normalised to zero mean and unit standard deviation before training, so
 //! the learning rate does not depend on its units. Training is deterministic: the same
