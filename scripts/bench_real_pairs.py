@@ -50,6 +50,31 @@ def real_pairs(limit=0):
         yield name, os.path.join(PAIRS, name, "noisy.tif"), gt
 
 
+def log_row(row):
+    """A result row as one line, `<pair> key=value ...`, that [`logged`] reads back."""
+    print(row["pair"], " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in row.items() if k != "pair"), flush=True)
+
+
+def logged(path):
+    """The rows a run printed with [`log_row`]: numbers as floats, keys that are numbers
+    (a parameter's value) too."""
+    def number(s):
+        try:
+            return float(s)
+        except ValueError:
+            return s
+    rows = []
+    for line in open(path):
+        name, *fields = line.split() or [""]
+        if name.startswith("w2s_") and fields and all("=" in kv for kv in fields):
+            rows.append({"pair": name, **{number(k): number(v)
+                                          for k, v in (kv.split("=", 1) for kv in fields)}})
+    if not rows:
+        sys.exit(f"{path} has no per-pair lines")
+    return rows
+
+
 def psnr(gt, x):
     return 10 * np.log10(255.0 ** 2 / np.mean((gt.astype(np.float64) - x.astype(np.float64)) ** 2))
 

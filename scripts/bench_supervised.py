@@ -19,7 +19,6 @@ scripts/bench_real_pairs.py. Needs numpy and tifffile.
 """
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import log_row, logged, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish, side  # noqa: E402
 
 FIELDS = ["010", "040", "080", "120"]
@@ -51,24 +50,6 @@ def main():
     section(rows, args)
 
 
-# A run's per-pair line, as `measured` prints it.
-LINE = re.compile(r"(?P<pair>w2s_\S+) \(trained on (?P<source>\S+)\): noisy (?P<noisy>\S+)\s+"
-                  r"pairs (?P<pairs>\S+) \((?P<train_s>\S+) s\)\s+self (?P<self>\S+)\s+bm3d (?P<bm3d>\S+)")
-
-
-def logged(path):
-    """The rows of a run's per-pair lines."""
-    rows = []
-    for line in open(path):
-        m = LINE.match(line.strip())
-        if m:
-            rows.append({k: v if k in ("pair", "source") else float(v)
-                         for k, v in m.groupdict().items()})
-    if not rows:
-        sys.exit(f"{path} has no per-pair lines")
-    return rows
-
-
 def measured(args):
     pairs = {name: (noisy, gt) for name, noisy, gt in real_pairs()}
     rows = []
@@ -88,8 +69,7 @@ def measured(args):
             row["self"] = psnr(gt, run("zs_n2n", noisy, out, [f"steps={args.steps}", *args.set]))
             row["bm3d"] = psnr(gt, run("bm3d", noisy, out, tune("bm3d", noisy, [])))
             rows.append(row)
-            print(f"{name} (trained on {source}): noisy {row['noisy']:.3f}  pairs {row['pairs']:.3f} "
-                  f"({row['train_s']:.1f} s)  self {row['self']:.3f}  bm3d {row['bm3d']:.3f}", flush=True)
+            log_row(row)
     return rows
 
 

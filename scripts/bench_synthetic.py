@@ -28,7 +28,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import log_row, logged, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish, side  # noqa: E402
 
 
@@ -42,26 +42,11 @@ def main():
     ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
     sigmas = [float(s) for s in args.psf.split(",")]
-    rows = logged(args.from_log, sigmas) if args.from_log else measured(args, sigmas)
-    section(rows, sigmas, args)
-
-
-def logged(path, sigmas):
-    """The rows of a run's per-pair lines (`<pair> key=value ...`)."""
-    rows = []
-    for line in open(path):
-        name, *pairs = line.split() or [""]
-        if not name.startswith("w2s_") or not all("=" in kv for kv in pairs):
-            continue
-        row = {"pair": name}
-        for kv in pairs:
-            k, v = kv.split("=")
-            row[float(k) if k[0].isdigit() else k] = float(v)
-        rows.append(row)
+    rows = logged(args.from_log) if args.from_log else measured(args, sigmas)
     missing = [s for s in sigmas if s not in rows[0]]
     if missing:
-        sys.exit(f"{path} has no results for psf_sigma {missing}")
-    return rows
+        sys.exit(f"{args.from_log} has no results for psf_sigma {missing}")
+    section(rows, sigmas, args)
 
 
 def measured(args, sigmas):
@@ -87,7 +72,7 @@ def measured(args, sigmas):
         row["self"] = psnr(gt, run("zs_n2n", noisy, out, [f"steps={args.steps}"]))
         row["bm3d"] = psnr(gt, run("bm3d", noisy, out, tune("bm3d", noisy, [])))
         rows.append(row)
-        print(name, " ".join(f"{k}={v:.2f}" for k, v in row.items() if k != "pair"), flush=True)
+        log_row(row)
     tmp.cleanup()
     return rows
 
