@@ -277,12 +277,15 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
         example: example_target,
     }],
     // Training on either device follows one schedule, but Adam turns a rounding in a
-    // near-zero gradient into a full step, and later steps carry it: with two layers on
-    // diagonal sub-images, on a 67x45 phantom the CPU's own result moved by 3.1e-3 of the
-    // range when the image was multiplied by 1 + f32::EPSILON, and the GPU's differed from
-    // the CPU's by 3.5e-3; at the defaults (four layers, chequerboard, 800 steps averaged
-    // over the second half) the GPU's differs by 6.2e-3 there (lavapipe).
-    gpu_tolerance: Some(1e-2),
+    // near-zero gradient into a full step, and later steps carry it, so no device can be
+    // held closer to the CPU than the CPU is to itself when the image moves by one
+    // rounding. Multiplying the image by 1 + f32::EPSILON moved the CPU's own result, at
+    // the defaults (four layers, chequerboard, 800 steps averaged over the second half),
+    // by 1.1e-2 of the range on a 67x45 phantom and 7.8e-3 on a 5x33x29 one; the GPU's
+    // differed from the CPU's by 6.2e-3 and 9.1e-3 there (lavapipe). (With two layers on
+    // diagonal sub-images and 400 steps: 3.1e-3 and 3.5e-3.) The bound is twice the
+    // largest of these.
+    gpu_tolerance: Some(2e-2),
     identity: &[("steps", "0")],
     quick: &[("steps", "12")],
     support,
