@@ -63,7 +63,10 @@ fi
 export DENOISEKIT_REQUIRE_PLATFORMS=1
 
 cargo fmt --all -- --check
-cargo build --release --workspace --locked
+# All targets at once: the tests' dev-dependencies (criterion) switch on features of
+# shared crates (serde, rayon, ndarray), and a build without them made `cargo test`
+# compile the workspace a second time (2 minutes on 2 cores).
+cargo build --release --workspace --all-targets --locked
 # The lints the README promises, on every target (tests, benches, examples too).
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # Every platform's library in one jar, and each platform's CLI: dist/.
