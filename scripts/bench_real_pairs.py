@@ -56,6 +56,28 @@ def log_row(row):
                                 for k, v in row.items() if k != "pair"), flush=True)
 
 
+def log_options(args, keys):
+    """The options a run measures with (`args`' attributes `keys`), as one line for
+    [`with_logged_options`], printed before its rows."""
+    print("options", json.dumps({k: getattr(args, k) for k in keys}), flush=True)
+
+
+def with_logged_options(args, path, keys):
+    """`args` with the options the run logged in `path` put in place of the command line's,
+    so that a re-rendered section states what was measured. A log from before runs logged
+    their options keeps the command line's, with a warning."""
+    for line in open(path):
+        if line.startswith("options "):
+            for k, v in json.loads(line.removeprefix("options ")).items():
+                if k in keys:
+                    setattr(args, k, v)
+            return args
+    print(f"{path} does not record the run's options: taking "
+          f"{', '.join('--' + k.replace('_', '-') for k in keys)} from the command line",
+          file=sys.stderr)
+    return args
+
+
 def logged(path):
     """The rows a run printed with [`log_row`]: numbers as floats, keys that are numbers
     (a parameter's value) too."""

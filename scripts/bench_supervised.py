@@ -7,7 +7,7 @@ Writes the "## Learned denoiser: supervised on pairs" section of docs/benchmarks
     python3 scripts/bench_supervised.py --md docs/benchmarks.md [--steps N] [--set k=v ...]
     python3 scripts/bench_supervised.py --md docs/benchmarks.md --from-log run.log  # re-render
 
-(re-rendering, pass the run's --steps and --set again: the section states them).
+(a run prints its options before its per-pair lines; re-rendering takes them from there).
 
 Each field is denoised by a network trained on another field of the same channel (the
 next of 010, 040, 080, 120, cyclically): `training=pairs target=<that field's gt.tif>`,
@@ -27,8 +27,11 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import log_row, logged, psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import log_options, log_row, logged, with_logged_options, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish, side  # noqa: E402
+
+# What a run measures with: logged before its rows, and read back by --from-log.
+OPTIONS = ["steps", "set"]
 
 FIELDS = ["010", "040", "080", "120"]
 
@@ -46,6 +49,10 @@ def main():
     ap.add_argument("--md", help="write the section into this markdown file")
     ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
+    if args.from_log:
+        args = with_logged_options(args, args.from_log, OPTIONS)
+    else:
+        log_options(args, OPTIONS)
     rows = logged(args.from_log) if args.from_log else measured(args)
     section(rows, args)
 

@@ -7,7 +7,7 @@ Writes the "## Learned denoiser: synthetic training" section of docs/benchmarks.
     python3 scripts/bench_synthetic.py --md docs/benchmarks.md [--steps N] [--psf 1,2,3,4,6,8]
     python3 scripts/bench_synthetic.py --md docs/benchmarks.md --from-log run.log  # re-render
 
-(re-rendering, pass the run's --steps, --psf and --tune-steps again: the section states them).
+(a run prints its options before its per-pair lines; re-rendering takes them from there).
 
 Each noisy image is denoised by a network trained only on generated scenes (dots, rings,
 filaments) blurred by a Gaussian PSF of `psf_sigma` pixels, mapped onto the image's
@@ -28,8 +28,11 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import log_row, logged, psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import log_options, log_row, logged, with_logged_options, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish, side  # noqa: E402
+
+# What a run measures with: logged before its rows, and read back by --from-log.
+OPTIONS = ["steps", "psf", "tune_steps"]
 
 
 def main():
@@ -41,6 +44,10 @@ def main():
     ap.add_argument("--md", help="write the section into this markdown file")
     ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
+    if args.from_log:
+        args = with_logged_options(args, args.from_log, OPTIONS)
+    else:
+        log_options(args, OPTIONS)
     sigmas = [float(s) for s in args.psf.split(",")]
     rows = logged(args.from_log) if args.from_log else measured(args, sigmas)
     missing = [s for s in sigmas if s not in rows[0]]
