@@ -112,10 +112,12 @@ pairs=()
 rm -rf "$out/cli" "$out/SHA256SUMS" "$out/DenoiseKit_.jar"
 mkdir -p "$out"
 # The plugin classes: always rebuilt when building (a no-op when up to date), so that new
-# Java sources never ship beside old natives. The whole workspace, as scripts/test.sh
-# builds it: `-p denoisekit-jni` alone unifies features differently and rebuilt most
-# crates (1m52s in CI).
-[ $build = 1 ] && cargo build --release --locked --workspace
+# Java sources never ship beside old natives. The whole workspace with every target, as
+# scripts/test.sh builds it: `-p denoisekit-jni` alone, or the workspace without its tests
+# (whose dev-dependencies switch on features of shared crates), unifies features
+# differently and rebuilt most crates (about 2 minutes on 2 cores), here and again in
+# `cargo test`.
+[ $build = 1 ] && cargo build --release --locked --workspace --all-targets
 for platform in $platforms; do
   t="$(triple "$platform")"
   dir="target/$t/dist"
