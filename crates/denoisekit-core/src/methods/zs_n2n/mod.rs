@@ -87,8 +87,11 @@
 //! training with the same steps does (0.04 dB below on average) and 0.76 dB below BM3D; on
 //! four pairs, a network three times as costly trained towards the targets three times as
 //! long stayed below BM3D too (docs/benchmarks.md, "Learned denoiser: supervised on pairs",
-//! "what clean targets and a larger network buy"): likely the network's size or reach
-//! rather than its training signal holds it back there (not isolated).
+//! "what clean targets and a larger network buy"). In a PyTorch rebuild of this network
+//! ("what limits it"), neither a wider view at the same cost, nor a training signal with
+//! no shift between input and target (Recorrupted-to-Recorrupted), nor a network five times
+//! as costly (+0.30 dB) closed the gap: likely BM3D's averaging of blocks matched across
+//! its search window, which a small convolutional network does not do (not isolated).
 //!
 //! Synthetic training (`training = synthetic`, after RLN, Li et al. 2022): without any
 //! clean capture, the same supervised loss on generated scenes whose clean version is known
