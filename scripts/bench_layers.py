@@ -171,7 +171,9 @@ def section(rows, applied, layers, args):
         "Depth is what the receptive-field hypothesis predicted for zero-shot training: on "
         "average the gain grows with the layers (pair by pair it is noisier: "
         f"{hi} layers beat {layers[-2]} on {above} of {len(rows)}). "
-        "It does not close the gap to BM3D. With synthetic scenes a deeper network "
+        "It does not close the gap to BM3D, and past four layers a wider view at the same "
+        "cost gains nothing (\"what limits it (PyTorch prototype)\"). With synthetic scenes a "
+        "deeper network "
         "gains on some pairs and loses on others (perhaps it learns the scenes' own structure "
         "more closely, which real images need not share; not tested).",
         "",

@@ -72,9 +72,8 @@ def with_logged_options(args, path, keys):
                 if k in keys:
                     setattr(args, k, v)
             return args
-    print(f"{path} does not record the run's options: taking "
-          f"{', '.join('--' + k.replace('_', '-') for k in keys)} from the command line",
-          file=sys.stderr)
+    print(f"{path} does not record the run's options ({', '.join(keys)}): the section "
+          "states the command line's", file=sys.stderr)
     return args
 
 

@@ -4,7 +4,7 @@
 # natives/<os>-<arch>/ (NativeBridge extracts the one it needs once), and the
 # `denoisekit` command line for each platform.
 #
-#   bash scripts/package.sh [--out DIR] [--platforms LIST] [--no-build]
+#   bash scripts/package.sh [--out DIR] [--platforms LIST] [--no-build] [--all-targets]
 #   bash scripts/package.sh --assemble OUT_JAR PLUGIN_JAR PLATFORM=LIBRARY...
 #
 # The first form builds (profile `dist`: release code, stripped) and writes
@@ -12,8 +12,11 @@
 #   DIR/cli/<platform>/denoisekit[.exe]
 #   DIR/SHA256SUMS
 # for LIST (comma-separated; default every platform below), each built into
-# target/<triple>/dist/; the plugin classes come from `cargo build --release`.
-# --no-build packs what earlier builds left. The second form only packs: it copies
+# target/<triple>/dist/; the plugin classes come from the host's `cargo build --release
+# --workspace`, which it runs first. --all-targets builds the host's tests and benches in
+# that run too, as scripts/test.sh does: their dev-dependencies switch on features of
+# shared crates, and a build without them would compile most of the workspace again
+# before and after the tests. --no-build packs what earlier builds left. The second form only packs: it copies
 # PLUGIN_JAR to OUT_JAR and adds each library under natives/PLATFORM/ (the tests use it
 # with the library cargo test built).
 #
@@ -95,6 +98,7 @@ fi
 out=dist
 platforms="$ALL"
 build=1
+all_targets=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out|--platforms) [ $# -ge 2 ] || { echo "package.sh: $1 needs a value (see the header of $0)" >&2; exit 2; } ;;
@@ -103,6 +107,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --platforms) platforms="${2//,/ }"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --all-targets) all_targets=--all-targets; shift ;;
     *) echo "package.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -112,12 +117,9 @@ pairs=()
 rm -rf "$out/cli" "$out/SHA256SUMS" "$out/DenoiseKit_.jar"
 mkdir -p "$out"
 # The plugin classes: always rebuilt when building (a no-op when up to date), so that new
-# Java sources never ship beside old natives. The whole workspace with every target, as
-# scripts/test.sh builds it: `-p denoisekit-jni` alone, or the workspace without its tests
-# (whose dev-dependencies switch on features of shared crates), unifies features
-# differently and rebuilt most crates (about 2 minutes on 2 cores), here and again in
-# `cargo test`.
-[ $build = 1 ] && cargo build --release --locked --workspace --all-targets
+# Java sources never ship beside old natives. The whole workspace: `-p denoisekit-jni`
+# alone unifies features differently and rebuilt most crates (1m52s in CI).
+[ $build = 1 ] && cargo build --release --locked --workspace $all_targets
 for platform in $platforms; do
   t="$(triple "$platform")"
   dir="target/$t/dist"

@@ -70,7 +70,7 @@ cargo build --release --workspace --all-targets --locked
 # The lints the README promises, on every target (tests, benches, examples too).
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # Every platform's library in one jar, and each platform's CLI: dist/.
-bash scripts/package.sh
+bash scripts/package.sh --all-targets
 cargo test --release --workspace --locked
 # The Python package: its wheel installed into a fresh venv, pytest (API, Dask, OME-Zarr,
 # a LocalCluster with a killed worker).

@@ -657,6 +657,8 @@ fn demanding_settings_hold_their_tolerance() {
         // The widest network the descriptor allows, and a width the kernel pads to a
         // multiple of 4. The widest runs on a plane of 3x3 workgroup tiles with ragged
         // edges: on the 128x144 plane its patches and passes took over a minute of lavapipe.
+        // Its patches are then 40², not 64²: the patch sets the dispatches and the buffers'
+        // sizes, the width what each invocation loops over.
         (
             "zs_n2n",
             &shape((1, 40, 44), 8),

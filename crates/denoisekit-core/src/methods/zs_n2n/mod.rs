@@ -89,9 +89,10 @@
 //! long stayed below BM3D too (docs/benchmarks.md, "Learned denoiser: supervised on pairs",
 //! "what clean targets and a larger network buy"). In a PyTorch rebuild of this network
 //! ("what limits it"), neither a wider view at the same cost, nor a training signal with
-//! no shift between input and target (Recorrupted-to-Recorrupted), nor a network five times
-//! as costly (+0.30 dB) closed the gap: likely BM3D's averaging of blocks matched across
-//! its search window, which a small convolutional network does not do (not isolated).
+//! no shift between input and target (Recorrupted-to-Recorrupted), nor a network with 6.6
+//! times the arithmetic per pixel trained 2.5 times as long (+0.30 dB, 5 times the time)
+//! closed the gap alone. A guess, not isolated: BM3D averages blocks matched anywhere in its
+//! search window, which a small network trained on one image in seconds may not learn.
 //!
 //! Synthetic training (`training = synthetic`, after RLN, Li et al. 2022): without any
 //! clean capture, the same supervised loss on generated scenes whose clean version is known
@@ -286,7 +287,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     // the defaults (four layers, chequerboard, 800 steps averaged over the second half),
     // by 1.1e-2 of the range on a 67x45 phantom and 7.8e-3 on a 5x33x29 one; the GPU's
     // differed from the CPU's by 6.2e-3 and 9.1e-3 there (lavapipe). (With two layers on
-    // diagonal sub-images and 400 steps: 3.1e-3 and 3.5e-3.) The bound is twice the
+    // diagonal sub-images and 400 steps: 3.1e-3 and 3.5e-3.) The bound is about twice the
     // largest of these.
     gpu_tolerance: Some(2e-2),
     identity: &[("steps", "0")],
