@@ -47,8 +47,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import (CLI, log_options, log_row, logged, psnr, real_pairs,  # noqa: E402
-                              with_logged_options)
+from bench_real_pairs import CLI, log_row, logged, psnr, real_pairs, run_options  # noqa: E402
 from md_sections import publish, side  # noqa: E402
 
 try:
@@ -222,8 +221,9 @@ def main():
     ap.add_argument("--from-log", help="rebuild the section from the lines a run printed")
     a = ap.parse_args()
     a.torch = torch.__version__ if torch else None
-    if a.from_log:
-        a = with_logged_options(a, a.from_log, OPTIONS)
+    if not a.from_log and torch is None:
+        sys.exit("measuring needs PyTorch (run with a Python that has it)")
+    run_options(a, OPTIONS)
     names = a.variants.split(",")
     if names[0] != "control" or any(v not in VARIANTS for v in names):
         sys.exit(f"--variants: 'control' first, then any of {list(VARIANTS)}")
@@ -232,9 +232,6 @@ def main():
 
 
 def measured(a, names):
-    if torch is None:
-        sys.exit("measuring needs PyTorch (run with a Python that has it)")
-    log_options(a, OPTIONS)
     torch.set_num_threads(a.threads)
     rows = []
     for pair, noisy, gt in real_pairs(a.pairs):

@@ -56,25 +56,23 @@ def log_row(row):
                                 for k, v in row.items() if k != "pair"), flush=True)
 
 
-def log_options(args, keys):
-    """The options a run measures with (`args`' attributes `keys`), as one line for
-    [`with_logged_options`], printed before its rows."""
-    print("options", json.dumps({k: getattr(args, k) for k in keys}), flush=True)
-
-
-def with_logged_options(args, path, keys):
-    """`args` with the options the run logged in `path` put in place of the command line's,
-    so that a re-rendered section states what was measured. A log from before runs logged
-    their options keeps the command line's, with a warning."""
+def run_options(args, keys):
+    """The options (`args`' attributes `keys`) a section states. A run measuring prints them
+    as one line before its rows; a re-render (`args.from_log`) takes the ones its run
+    logged in place of the command line's, so that it states what was measured. A log from
+    before runs logged their options keeps the command line's, with a warning."""
+    if not args.from_log:
+        print("options", json.dumps({k: getattr(args, k) for k in keys}), flush=True)
+        return
+    path = args.from_log
     for line in open(path):
         if line.startswith("options "):
             for k, v in json.loads(line.removeprefix("options ")).items():
                 if k in keys:
                     setattr(args, k, v)
-            return args
+            return
     print(f"{path} does not record the run's options ({', '.join(keys)}): the section "
           "states the command line's", file=sys.stderr)
-    return args
 
 
 def logged(path):

@@ -27,7 +27,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_real_pairs import log_options, log_row, logged, with_logged_options, psnr, real_pairs, run, tune  # noqa: E402
+from bench_real_pairs import log_row, logged, run_options, psnr, real_pairs, run, tune  # noqa: E402
 from md_sections import publish, side  # noqa: E402
 
 # What a run measures with: logged before its rows, and read back by --from-log.
@@ -49,10 +49,7 @@ def main():
     ap.add_argument("--md", help="write the section into this markdown file")
     ap.add_argument("--from-log", help="rebuild the section from the per-pair lines a run printed")
     args = ap.parse_args()
-    if args.from_log:
-        args = with_logged_options(args, args.from_log, OPTIONS)
-    else:
-        log_options(args, OPTIONS)
+    run_options(args, OPTIONS)
     rows = logged(args.from_log) if args.from_log else measured(args)
     section(rows, args)
 
