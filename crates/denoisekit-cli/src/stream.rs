@@ -121,6 +121,7 @@ pub(crate) fn stream(
         },
         &ctl,
     )?;
+    writer.finish()?;
     drop(bar);
     eprintln!(
         "{method} {} on cpu (streamed): {:.1} ms -> {}",

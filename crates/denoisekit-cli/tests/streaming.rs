@@ -73,6 +73,68 @@ fn streamed_stacks_equal_whole_stack_results_byte_for_byte() {
             "{method}: streamed output differs"
         );
     }
+    // In place (`run a.tif a.tif`): the pages still to be read are the input's, and the
+    // file is replaced only when the output is whole.
+    let copy = d.join("in-place.tif");
+    std::fs::copy(&input, &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let args = [
+        "run",
+        "median",
+        c,
+        c,
+        "--backend",
+        "cpu",
+        "radius=1",
+        "radius_z=1",
+    ];
+    ok(&cli(&args, Some("22M")));
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(d.join("median-whole.tif")).unwrap(),
+        "median in place differs"
+    );
+}
+
+#[test]
+fn a_run_that_fails_part_way_leaves_an_existing_output_as_it_was() {
+    let d = dir();
+    let input = d.join("nan.tif");
+    // Float planes, the last one NaN: found only when the last window is read.
+    let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::F32, 0).unwrap();
+    for z in 0..24 {
+        let v = if z == 23 { f32::NAN } else { z as f32 };
+        w.write_page(160, 192, &vec![v; 160 * 192]).unwrap();
+    }
+    w.finish().unwrap();
+    let out = d.join("kept.tif");
+    std::fs::write(&out, b"the user's earlier result").unwrap();
+    let o = cli(
+        &[
+            "run",
+            "gaussian",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ],
+        Some("22M"),
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("NaN"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"the user's earlier result");
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.ends_with(".part").then_some(n)
+        })
+        .collect();
+    assert!(left.is_empty(), "partial files left: {left:?}");
 }
 
 #[test]

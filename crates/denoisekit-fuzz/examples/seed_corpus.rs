@@ -24,6 +24,7 @@ fn main() {
         for _ in 0..pages {
             w.write_page(5, 3, &px).unwrap();
         }
+        w.finish().unwrap();
     }
     let params = root.join("params");
     let run = root.join("run_method");

@@ -15,8 +15,10 @@
 use denoisekit_core::memory;
 use denoisekit_core::{Volume, volume_from_vec};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Read, Seek};
-use std::path::Path;
+use std::io::{BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::encoder::{TiffEncoder, TiffKind, TiffKindBig, TiffKindStandard, colortype};
 
@@ -61,6 +63,14 @@ pub enum TiffIoError {
         path: String,
         /// The cause.
         source: std::io::Error,
+    },
+    /// Writing failed (a full disk, a folder that cannot be written).
+    #[error("{path}: cannot be written: {reason}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        reason: String,
     },
     /// Not a TIFF, corrupt, or an unsupported layout.
     #[error("{path}: not a readable grey-level TIFF: {reason}")]
@@ -324,15 +334,53 @@ fn read_pages<R: Read + Seek>(mut r: PageReader<R>) -> Result<(Volume, Bits), Ti
     Ok((v, r.bits().unwrap_or(Bits::F32)))
 }
 
-enum Encoder {
-    Standard(TiffEncoder<BufWriter<File>, TiffKindStandard>),
-    Big(TiffEncoder<BufWriter<File>, TiffKindBig>),
+/// The file an encoder writes, shared with its [`PageWriter`]: the encoder has no way to
+/// hand its writer back, and the last buffered bytes must be flushed, and their error
+/// seen, before the file is renamed into place.
+#[derive(Clone)]
+struct Sink(Arc<Mutex<BufWriter<File>>>);
+
+impl Sink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BufWriter<File>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
-/// Writes a stack page by page.
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().flush()
+    }
+}
+
+impl Seek for Sink {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.lock().seek(pos)
+    }
+}
+
+enum Encoder {
+    Standard(TiffEncoder<Sink, TiffKindStandard>),
+    Big(TiffEncoder<Sink, TiffKindBig>),
+}
+
+/// Writes a stack page by page into a file beside the target, which [`PageWriter::finish`]
+/// renames into place: the target (which may be the input being read, page by page) is
+/// untouched until the whole output is written, and a run that fails part-way, or is
+/// dropped without `finish`, leaves no partial file and the old target as it was.
+#[must_use = "the pages reach the target only through PageWriter::finish"]
 pub struct PageWriter {
-    enc: Encoder,
+    enc: Option<Encoder>,
+    sink: Sink,
     path: String,
+    /// Where the pages go until `finish`; the target itself for one that is not a regular
+    /// file (a device, a pipe), which cannot be replaced by a rename.
+    part: PathBuf,
+    target: PathBuf,
     bits: Bits,
 }
 
@@ -366,17 +414,60 @@ impl PageWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = BufWriter::new(File::create(path).map_err(io)?);
-        let fmt = |e: tiff::TiffError| TiffIoError::Format {
-            path: p.clone(),
-            reason: e.to_string(),
+        // A link is followed, so that the file it names is replaced, not the link.
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
+        let part = if special {
+            target.clone()
+        } else {
+            // Its own name per writer: runs writing one output at once each rename a
+            // whole file.
+            static WRITERS: AtomicU64 = AtomicU64::new(0);
+            let n = WRITERS.fetch_add(1, Ordering::Relaxed);
+            let name = target.file_name().unwrap_or_default().to_string_lossy();
+            target.with_file_name(format!(".{name}.{}-{n}.part", std::process::id()))
+        };
+        let sink = Sink(Arc::new(Mutex::new(BufWriter::new(
+            File::create(&part).map_err(io)?,
+        ))));
+        let mut w = Self {
+            enc: None,
+            sink: sink.clone(),
+            path: p,
+            part,
+            target,
+            bits,
         };
         let enc = if big {
-            Encoder::Big(TiffEncoder::new_big(file).map_err(fmt)?)
+            TiffEncoder::new_big(sink).map(Encoder::Big)
         } else {
-            Encoder::Standard(TiffEncoder::new(file).map_err(fmt)?)
+            TiffEncoder::new(sink).map(Encoder::Standard)
         };
-        Ok(Self { enc, path: p, bits })
+        w.enc = Some(enc.map_err(|e| w.write_error(e))?);
+        Ok(w)
+    }
+
+    fn write_error(&self, e: impl std::fmt::Display) -> TiffIoError {
+        TiffIoError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Flushes the pages and moves the file into place (replacing any file there).
+    ///
+    /// # Errors
+    /// [`TiffIoError::Write`] when the last bytes cannot be written or the file cannot be
+    /// renamed; the target is then left as it was.
+    pub fn finish(mut self) -> Result<(), TiffIoError> {
+        drop(self.enc.take());
+        self.sink.lock().flush().map_err(|e| self.write_error(e))?;
+        if self.part != self.target {
+            std::fs::rename(&self.part, &self.target).map_err(|e| self.write_error(e))?;
+        }
+        // Nothing left to clean up.
+        self.part = self.target.clone();
+        Ok(())
     }
 
     /// Appends one page of `width` x `height` pixels (row-major), quantised to the type.
@@ -389,24 +480,31 @@ impl PageWriter {
         height: usize,
         px: &[f32],
     ) -> Result<(), TiffIoError> {
-        let fmt = |e: tiff::TiffError| TiffIoError::Format {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
         let (w, h) = (
-            u32::try_from(width).map_err(|_| fmt(tiff::TiffError::IntSizeError))?,
-            u32::try_from(height).map_err(|_| fmt(tiff::TiffError::IntSizeError))?,
+            u32::try_from(width).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
+            u32::try_from(height).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
         );
-        match &mut self.enc {
-            Encoder::Standard(e) => write_into(e, w, h, px, self.bits),
-            Encoder::Big(e) => write_into(e, w, h, px, self.bits),
+        let bits = self.bits;
+        match self.enc.as_mut() {
+            Some(Encoder::Standard(e)) => write_into(e, w, h, px, bits),
+            Some(Encoder::Big(e)) => write_into(e, w, h, px, bits),
+            None => Ok(()),
         }
-        .map_err(fmt)
+        .map_err(|e| self.write_error(e))
+    }
+}
+
+impl Drop for PageWriter {
+    fn drop(&mut self) {
+        if self.part != self.target {
+            drop(self.enc.take());
+            let _ = std::fs::remove_file(&self.part);
+        }
     }
 }
 
 fn write_into<K: TiffKind>(
-    enc: &mut TiffEncoder<BufWriter<File>, K>,
+    enc: &mut TiffEncoder<Sink, K>,
     w: u32,
     h: u32,
     px: &[f32],
@@ -425,7 +523,8 @@ fn write_into<K: TiffKind>(
     }
 }
 
-/// Writes a volume as a (multi-page) TIFF of the given type.
+/// Writes a volume as a (multi-page) TIFF of the given type, replacing the file only once
+/// the whole volume is written (see [`PageWriter`]).
 ///
 /// # Errors
 /// [`TiffIoError`] naming the file.
@@ -438,7 +537,7 @@ pub fn write(path: &Path, v: &Volume, bits: Bits) -> Result<(), TiffIoError> {
             None => out.write_page(w, h, &plane.iter().copied().collect::<Vec<_>>())?,
         }
     }
-    Ok(())
+    out.finish()
 }
 
 #[cfg(test)]
@@ -456,6 +555,69 @@ mod tests {
         Volume::from_shape_fn((3, 5, 7), |(z, y, x)| (z * 35 + y * 7 + x) as f32 * 1.5)
     }
 
+    /// The files in `path`'s folder whose names start with `.name.`: left-over parts.
+    fn parts(path: &Path) -> Vec<String> {
+        let prefix = format!(".{}.", path.file_name().unwrap().to_string_lossy());
+        std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix).then_some(name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_target_changes_only_when_the_whole_output_is_written() {
+        let path = tmp("replace.tif");
+        write(&path, &stack(), Bits::F32).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // A run that fails part-way (or panics) drops its writer: the old file stays.
+        let mut w = PageWriter::create(&path, Bits::U16, 35).unwrap();
+        w.write_page(7, 5, &[1.0; 35]).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(parts(&path), Vec::<String>::new());
+        // Written over the file it reads page by page (`run a.tif a.tif` on a stack
+        // streamed through the memory limit): every page read is the old one.
+        let mut r = PageReader::open(&path).unwrap();
+        let mut w = PageWriter::create(&path, Bits::F32, 105).unwrap();
+        let mut pages = 0;
+        while let Some(px) = r.next_page().unwrap() {
+            w.write_page(7, 5, &px.iter().map(|v| v + 1.0).collect::<Vec<_>>())
+                .unwrap();
+            pages += 1;
+        }
+        w.finish().unwrap();
+        assert_eq!(pages, 3);
+        assert_eq!(read(&path).unwrap().0, stack().mapv(|v| v + 1.0));
+        assert_eq!(parts(&path), Vec::<String>::new());
+        // A link is followed: the file it names is replaced, the link stays a link.
+        #[cfg(unix)]
+        {
+            let link = tmp("link.tif");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            write(&link, &stack(), Bits::U8).unwrap();
+            assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+            assert_eq!(read(&path).unwrap().1, Bits::U8);
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_names_the_file_as_written_not_read() {
+        // A device, not a regular file, is written in place (a rename cannot replace it).
+        let full = Path::new("/dev/full");
+        if full.exists() {
+            let e = write(full, &stack(), Bits::F32).unwrap_err().to_string();
+            assert!(e.starts_with("/dev/full: cannot be written: "), "{e}");
+        }
+        let e = write(Path::new("/proc/denoisekit/x.tif"), &stack(), Bits::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/proc/denoisekit/x.tif: "), "{e}");
+    }
+
     #[test]
     fn every_type_round_trips_classic_and_big() {
         for bits in [Bits::U8, Bits::U16, Bits::F32] {
@@ -466,7 +628,7 @@ mod tests {
                 for plane in v.outer_iter() {
                     w.write_page(7, 5, plane.as_slice().unwrap()).unwrap();
                 }
-                drop(w);
+                w.finish().unwrap();
                 let (back, b) = read(&path).unwrap();
                 assert_eq!(b, bits);
                 assert_eq!(back, v.mapv(|x| bits.quantise(x)), "{bits:?} big={big}");
@@ -514,7 +676,7 @@ mod tests {
         let mut w = PageWriter::create_as(&path, Bits::U8, false).unwrap();
         w.write_page(4, 4, &[1.0; 16]).unwrap();
         w.write_page(5, 3, &[1.0; 15]).unwrap();
-        drop(w);
+        w.finish().unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(
             e.contains("page 2 is 5x3, unlike the first page (4x4)"),
