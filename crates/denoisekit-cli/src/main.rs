@@ -79,6 +79,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 return Err("--workers, --scheduler and --resume apply to OME-Zarr input".into());
             }
             let values = parse_params(&params)?;
+            refuse_overwrites(&method, &input, &output, &params, &values)?;
             if let Some(plan) = streaming_plan(&method, &input, &values)? {
                 return stream(&method, &input, &output, float, plan);
             }
@@ -282,6 +283,53 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
 /// `key=value` words as parameter values; a key naming a method's image input
 /// ([`denoisekit_core::ImageInput`], such as `psf_image`) takes a TIFF file's path, whose
 /// image is read and supplied.
+/// A file the method writes (`save_weights=`) must be none of the files the run reads or
+/// writes: the input or an image parameter would be destroyed, and the output written
+/// last would replace it.
+fn refuse_overwrites(
+    method: &str,
+    input: &Path,
+    output: &Path,
+    params: &[String],
+    values: &ParamValues,
+) -> CliResult<()> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let m = denoisekit_core::find(method)?;
+    let mut others: Vec<(String, &Path)> =
+        vec![("the input".into(), input), ("the output".into(), output)];
+    for p in params {
+        if let Some((k, v)) = p.split_once('=')
+            && is_image_key(k.trim())
+        {
+            others.push((format!("{}=", k.trim()), Path::new(v.trim())));
+        }
+    }
+    for (k, v) in values.pairs() {
+        let writes = m.params.iter().any(|p| p.key == k && p.writes());
+        if !writes
+            && m.params
+                .iter()
+                .any(|p| p.key == k && matches!(p.kind, ParamKind::File { .. }))
+        {
+            others.push((format!("{k}="), Path::new(v)));
+        }
+    }
+    for (k, v) in values.pairs() {
+        if v.is_empty() || !m.params.iter().any(|p| p.key == k && p.writes()) {
+            continue;
+        }
+        if let Some((what, _)) = others.iter().find(|(_, o)| same(Path::new(v), o)) {
+            return Err(
+                format!("{k}={v} is {what}: {k} writes its own file, so name another one").into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn parse_params(params: &[String]) -> CliResult<ParamValues> {
     let mut v = ParamValues::new();
     for p in params {

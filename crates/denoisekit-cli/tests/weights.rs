@@ -106,3 +106,31 @@ fn weights_saved_on_one_image_replay_on_others() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn save_weights_never_names_a_file_the_run_reads_or_writes() {
+    let d = dir().join("clobber");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "3");
+    let before = std::fs::read(&a).unwrap();
+    let out = d.join("out.tif");
+    let (ai, oi) = (a.to_str().unwrap(), out.to_str().unwrap());
+    for (target, what) in [(ai, "the input"), (oi, "the output")] {
+        let save = format!("save_weights={target}");
+        let o = cli(&["run", "zs_n2n", ai, oi, "steps=2", &save]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{save} was accepted");
+        assert!(err.contains(&format!("{save} is {what}")), "{err}");
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), before);
+    assert!(!out.exists());
+    // The same file under another name (a relative path) is found too.
+    let o = Command::new(CLI)
+        .current_dir(&d)
+        .args(["run", "zs_n2n", ai, oi, "steps=2", "save_weights=./a.tif"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&a).unwrap(), before);
+}

@@ -794,6 +794,18 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         if p.steps == 0 {
             return Err(refuse("steps = 0").into());
         }
+        // Retraining replaces earlier weights; anything else there (the image being
+        // denoised, named by mistake) is the user's data.
+        if path.exists() && !weights::is_weights_file(path) {
+            return Err(DenoiseError::InvalidParamValue {
+                name: "save_weights".into(),
+                value: path.display().to_string(),
+                expected: "a new file, or a zs_n2n weights file to replace: this file is \
+                           something else, and is left as it is"
+                    .into(),
+            }
+            .into());
+        }
     }
     // Read before the image is looked at: a missing or damaged file is reported
     // whatever the image holds.
@@ -1852,6 +1864,19 @@ mod tests {
         assert!(!old.contains("layers"));
         std::fs::write(&file, old).unwrap();
         assert_eq!(weights::load(&file, "weights").unwrap().0, two);
+        // Training again replaces weights; a file of anything else (the image, named by
+        // mistake) is refused before training and left as it was.
+        p.weights = FilePath::default();
+        p.save_weights = FilePath(path);
+        p.steps = 30;
+        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        assert_eq!(weights::load(&file, "weights").unwrap().0.layers, 3);
+        std::fs::write(&file, b"II*\0 an image").unwrap();
+        let e = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap_err().to_string();
+        assert!(e.contains("save_weights") && e.contains("is something else"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"II*\0 an image");
+        p.save_weights = FilePath::default();
+        p.weights = FilePath(path);
         std::fs::remove_file(&file).unwrap();
         refuse_missing(&img, &p, path);
         std::fs::remove_dir_all(&dir).unwrap();

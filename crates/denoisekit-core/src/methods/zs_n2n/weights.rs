@@ -151,6 +151,16 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
     })
 }
 
+/// Whether `path` holds a weights file (of any method or version), judged from its first
+/// bytes only: it may be a large image named by mistake.
+pub fn is_weights_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(256);
+    let read = std::fs::File::open(path).and_then(|f| f.take(256).read_to_end(&mut head));
+    let head = String::from_utf8_lossy(&head);
+    read.is_ok() && head.trim_start().starts_with('{') && head.contains(FORMAT)
+}
+
 /// The width and depth of the network saved at `path`, without reading its tensors into
 /// memory; `None` if it is not a readable weights file of this method ([`load`] says why).
 pub fn network_of(path: &Path) -> Option<(usize, usize)> {
