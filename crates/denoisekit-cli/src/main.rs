@@ -24,6 +24,7 @@ mod docs;
 mod font;
 mod progress;
 mod stream;
+mod volumes;
 mod zarr;
 
 use args::{Cli, Cmd, Format};
@@ -80,36 +81,64 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             }
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;
+            let (groups, calibration) = volumes::of(&input)?;
             if let Some(plan) = streaming_plan(&method, &input, &values)? {
+                if groups.len() > 1 {
+                    return Err(volumes::too_large_to_split(&input, &groups).into());
+                }
                 return stream(&method, &input, &output, float, plan);
             }
             let (img, bits) = tiffio::read(&input)?;
-            let t = Instant::now();
-            let (ctl, bar) = progress::Progress::start(&method);
-            let done = denoisekit_gpu::run(
-                &method,
-                img.view(),
-                &values,
-                Backend::from_name(&backend)?,
-                &ctl,
-            )?;
-            drop(bar);
-            tiffio::write(&output, &done.volume, if float { Bits::F32 } else { bits })?;
-            if denoisekit_core::find(&method)?.kind == MethodKind::Denoise
-                && let Some(w) =
-                    denoisekit_core::metrics::residual_warning(&img.view(), &done.volume.view())?
-            {
-                eprintln!("warning: {w}");
+            let mut out: Option<Volume> = None;
+            for g in &groups {
+                let copy = g.gather(&img);
+                let part = copy.as_ref().unwrap_or(&img);
+                let t = Instant::now();
+                let (ctl, bar) = progress::Progress::start(&method);
+                let done = denoisekit_gpu::run(
+                    &method,
+                    part.view(),
+                    &values,
+                    Backend::from_name(&backend)?,
+                    &ctl,
+                )?;
+                drop(bar);
+                if denoisekit_core::find(&method)?.kind == MethodKind::Denoise
+                    && let Some(w) = denoisekit_core::metrics::residual_warning(
+                        &part.view(),
+                        &done.volume.view(),
+                    )?
+                {
+                    eprintln!("warning: {}{w}", g.label());
+                }
+                // Full precision: the line can be pasted back to reproduce the result
+                // exactly.
+                eprintln!(
+                    "{}{method} {}{} on {}: {:.1} ms -> {}",
+                    g.label(),
+                    done.params.to_options(),
+                    image_words(&params),
+                    done.device,
+                    t.elapsed().as_secs_f64() * 1e3,
+                    output.display()
+                );
+                match (&copy, &mut out) {
+                    (None, _) => out = Some(done.volume),
+                    (Some(_), Some(all)) => g.scatter(&done.volume, all),
+                    (Some(_), None) => {
+                        let mut all = img.clone();
+                        g.scatter(&done.volume, &mut all);
+                        out = Some(all);
+                    }
+                }
             }
-            // Full precision: the line can be pasted back to reproduce the result exactly.
-            eprintln!(
-                "{method} {}{} on {}: {:.1} ms -> {}",
-                done.params.to_options(),
-                image_words(&params),
-                done.device,
-                t.elapsed().as_secs_f64() * 1e3,
-                output.display()
-            );
+            let out = out.ok_or("the image has no pages")?;
+            tiffio::write_calibrated(
+                &output,
+                &out,
+                if float { Bits::F32 } else { bits },
+                &calibration,
+            )?;
             Ok(())
         }
         Cmd::Tune {
@@ -118,6 +147,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             params,
             methods,
         } => {
+            volumes::refuse_pooled(&input, "tune")?;
             let (img, _) = tiffio::read(&input)?;
             let fixed = parse_params(&params)?;
             let t0 = std::time::Instant::now();
@@ -182,6 +212,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             auto,
             correlation,
         } => {
+            volumes::refuse_pooled(&input, "noise")?;
             let (img, _) = tiffio::read(&input)?;
             let correlated = |choice: &denoisekit_core::noise::NoiseChoice| {
                 match denoisekit_core::correlation::estimate_correlation_for(&img.view(), choice) {

@@ -79,6 +79,7 @@ pub(crate) fn stream(
     };
     let mut writer =
         tiffio::PageWriter::create(output, bits, shape.len().unwrap_or(usize::MAX) as u64)?;
+    writer.calibrate(reader.calibration());
     let (w, h) = (shape.width, shape.height);
     // Planes `start..start + ring.len()` of the stack; windows only move forward.
     let mut ring = std::collections::VecDeque::from([first]);

@@ -171,3 +171,58 @@ fn a_stack_that_cannot_be_streamed_is_refused_with_its_sizes() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
+    let d = dir();
+    let input = d.join("hyper.tif");
+    let description =
+        "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nspacing=0.3\nunit=micron\n";
+    let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::U16, 0).unwrap();
+    w.calibrate(&denoisekit_tiff::Calibration {
+        imagej: Some(description.into()),
+        resolution: Some([(100, 65), (100, 65)]),
+        unit: Some(1),
+    });
+    // Pages in ImageJ's order, channel fastest: channel 1 near 100, channel 2 near 5000,
+    // with a ripple for the noise estimate to measure.
+    for page in 0..6 {
+        let level = if page % 2 == 0 { 100.0 } else { 5000.0 };
+        let px: Vec<f32> = (0..48 * 40)
+            .map(|i| level + ((i * 7919 + page * 31) % 23) as f32 - 11.0)
+            .collect();
+        w.write_page(40, 48, &px).unwrap();
+    }
+    w.finish().unwrap();
+    let out = d.join("hyper-out.tif");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let log = ok(&cli(
+        &["run", "gaussian", i, o, "sigma_z=2", "--backend", "cpu"],
+        None,
+    ));
+    assert!(
+        log.contains("channel 1: gaussian") && log.contains("channel 2: gaussian"),
+        "{log}"
+    );
+    let (v, _) = denoisekit_tiff::read(&out).unwrap();
+    for (page, plane) in v.outer_iter().enumerate() {
+        let mean = plane.sum() / plane.len() as f32;
+        let level = if page % 2 == 0 { 100.0 } else { 5000.0 };
+        // Run as one stack of 6 planes, sigma_z=2 blended the two channels.
+        assert!((mean - level).abs() < 2.0, "page {page}: mean {mean}");
+    }
+    let r = denoisekit_tiff::PageReader::open(&out).unwrap();
+    let c = r.calibration();
+    assert_eq!(c.imagej.as_deref(), Some(description));
+    assert_eq!(
+        (c.resolution, c.unit),
+        (Some([(100, 65), (100, 65)]), Some(1))
+    );
+    // Commands that measure the whole file refuse to pool the channels.
+    for cmd in [vec!["noise", i], vec!["tune", "gaussian", i]] {
+        let e = cli(&cmd, None);
+        assert!(!e.status.success());
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert!(err.contains("a hyperstack of 2 volumes"), "{err}");
+    }
+}

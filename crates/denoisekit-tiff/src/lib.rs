@@ -107,6 +107,111 @@ fn budget(path: &str) -> Result<u64, TiffIoError> {
     })
 }
 
+/// What an ImageJ or OME-TIFF description says the pages are: `channels` x `slices` x
+/// `frames` images (1 each when the file says nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Axes {
+    /// Channels (ImageJ stores them fastest: page order C, then Z, then T).
+    pub channels: usize,
+    /// Planes along z.
+    pub slices: usize,
+    /// Time points.
+    pub frames: usize,
+    /// Images ImageJ says the file holds (`images=`), whatever its directories.
+    pub imagej_images: Option<usize>,
+    /// The page order, fastest-varying axis first: `*b"CZT"` for ImageJ, an OME file's
+    /// `DimensionOrder` after `XY`.
+    pub order: [u8; 3],
+}
+
+impl Axes {
+    const PLAIN: Self = Self {
+        channels: 1,
+        slices: 1,
+        frames: 1,
+        imagej_images: None,
+        order: *b"CZT",
+    };
+
+    /// The page holding channel `c`, plane `z` and time point `t` (from 0).
+    pub fn page(&self, c: usize, z: usize, t: usize) -> usize {
+        let (mut page, mut stride) = (0, 1);
+        for axis in self.order {
+            let (at, len) = match axis {
+                b'C' => (c, self.channels),
+                b'Z' => (z, self.slices),
+                _ => (t, self.frames),
+            };
+            page += at * stride;
+            stride *= len;
+        }
+        page
+    }
+
+    /// From the first page's ImageDescription.
+    fn parse(description: &str) -> Self {
+        let mut a = Self::PLAIN;
+        let num = |v: &str| {
+            v.trim()
+                .trim_matches('"')
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+        };
+        if description.starts_with("ImageJ=") {
+            for line in description.lines() {
+                let Some((k, v)) = line.split_once('=') else {
+                    continue;
+                };
+                match k.trim() {
+                    "channels" => a.channels = num(v).unwrap_or(1),
+                    "slices" => a.slices = num(v).unwrap_or(1),
+                    "frames" => a.frames = num(v).unwrap_or(1),
+                    "images" => a.imagej_images = num(v),
+                    _ => {}
+                }
+            }
+        } else if let Some(at) = description.find("<Pixels ") {
+            // The first image's sizes (attributes of its Pixels element).
+            let tag = &description[at..description[at..]
+                .find('>')
+                .map_or(description.len(), |e| at + e)];
+            let attr = |name: &str| {
+                let key = format!(" {name}=");
+                tag.find(&key)
+                    .and_then(|i| num(tag[i + key.len()..].split_whitespace().next().unwrap_or("")))
+            };
+            a.channels = attr("SizeC").unwrap_or(1);
+            a.slices = attr("SizeZ").unwrap_or(1);
+            a.frames = attr("SizeT").unwrap_or(1);
+            let key = " DimensionOrder=";
+            if let Some(i) = tag.find(key) {
+                let v: Vec<u8> = tag[i + key.len()..].bytes().skip(1).take(5).collect();
+                let mut sorted = v.clone();
+                sorted.sort_unstable();
+                if sorted == b"CTXYZ" && v.starts_with(b"XY") {
+                    a.order = [v[2], v[3], v[4]];
+                }
+            }
+        }
+        a
+    }
+}
+
+/// What an output of the same pages carries over from its input's first page: an ImageJ
+/// description (axes, z spacing, unit) and the pixel size (XResolution, YResolution and
+/// ResolutionUnit), so that Fiji opens the result as it opened the input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Calibration {
+    /// The ImageDescription, when ImageJ wrote it (another program's is not carried: an
+    /// OME description names the original's files and planes).
+    pub imagej: Option<String>,
+    /// Pixels per unit along x and along y, as (numerator, denominator).
+    pub resolution: Option<[(u32, u32); 2]>,
+    /// The TIFF ResolutionUnit (1 none, 2 inch, 3 centimetre).
+    pub unit: Option<u16>,
+}
+
 /// Reads the pages of a TIFF one at a time, checking that each matches the first.
 pub struct PageReader<R: Read + Seek> {
     dec: Decoder<R>,
@@ -121,6 +226,8 @@ pub struct PageReader<R: Read + Seek> {
     pending: bool,
     /// The memory budget, read once (it comes from the environment or /proc).
     limit: u64,
+    axes: Axes,
+    calibration: Calibration,
 }
 
 impl PageReader<BufReader<File>> {
@@ -163,8 +270,30 @@ impl<R: Read + Seek> PageReader<R> {
             page: 0,
             pending: true,
             limit,
+            axes: Axes::PLAIN,
+            calibration: Calibration::default(),
         };
         (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(e.to_string()))?;
+        if let Ok(Some(d)) = r.dec.find_tag(tiff::tags::Tag::ImageDescription)
+            && let Ok(d) = d.into_string()
+        {
+            r.axes = Axes::parse(&d);
+            r.calibration.imagej = d.starts_with("ImageJ=").then_some(d);
+        }
+        let mut rational = |tag| match r.dec.find_tag(tag) {
+            Ok(Some(tiff::decoder::ifd::Value::Rational(n, d))) if d > 0 => Some((n, d)),
+            _ => None,
+        };
+        let (x, y) = (
+            rational(tiff::tags::Tag::XResolution),
+            rational(tiff::tags::Tag::YResolution),
+        );
+        r.calibration.resolution = x.zip(y).map(|(x, y)| [x, y]);
+        r.calibration.unit = r
+            .dec
+            .find_tag_unsigned::<u16>(tiff::tags::Tag::ResolutionUnit)
+            .ok()
+            .flatten();
         r.check_layout()?;
         Ok(r)
     }
@@ -215,9 +344,32 @@ impl<R: Read + Seek> PageReader<R> {
         self.bits
     }
 
+    /// The axes the file's description gives its pages.
+    pub fn axes(&self) -> Axes {
+        self.axes
+    }
+
+    /// What an output of the same pages carries over (see [`Calibration`]).
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
     /// Moves to the next page, if there is one.
     fn advance(&mut self) -> Result<bool, TiffIoError> {
         if !self.dec.more_images() {
+            if let Some(n) = self
+                .axes
+                .imagej_images
+                .filter(|&n| n > self.page && self.page == 1)
+            {
+                // ImageJ writes a stack over 4 GiB with one directory, its planes after it.
+                return Err(self.fmt(format!(
+                    "ImageJ says it holds {n} images, but it has one image directory (ImageJ \
+                     saves stacks over 4 GiB so, the planes stored one after another): reading \
+                     only the first would drop the rest. Open it in Fiji and run DenoiseKit \
+                     there, or save it from Fiji as OME-TIFF (Bio-Formats Exporter)"
+                )));
+            }
             return Ok(false);
         }
         self.dec.next_image().map_err(|e| self.fmt(e.to_string()))?;
@@ -292,6 +444,14 @@ pub fn probe(path: &Path) -> Result<(usize, usize, usize), TiffIoError> {
     }
     let (w, h) = r.dims();
     Ok((pages, h, w))
+}
+
+/// The axes the description of `path`'s first page gives its pages.
+///
+/// # Errors
+/// [`TiffIoError`] naming the file and the problem.
+pub fn axes(path: &Path) -> Result<Axes, TiffIoError> {
+    Ok(PageReader::open(path)?.axes())
 }
 
 /// Reads every page of a TIFF file into a volume (z = page).
@@ -382,6 +542,8 @@ pub struct PageWriter {
     part: PathBuf,
     target: PathBuf,
     bits: Bits,
+    /// What the next page carries (the first page's only).
+    calibration: Option<Calibration>,
 }
 
 /// Classic TIFF offsets are 32-bit; leave room for the directories.
@@ -437,6 +599,7 @@ impl PageWriter {
             part,
             target,
             bits,
+            calibration: None,
         };
         let enc = if big {
             TiffEncoder::new_big(sink).map(Encoder::Big)
@@ -452,6 +615,11 @@ impl PageWriter {
             path: self.path.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// Gives the first page an input's [`Calibration`]; call before the first page.
+    pub fn calibrate(&mut self, c: &Calibration) {
+        self.calibration = Some(c.clone());
     }
 
     /// Flushes the pages and moves the file into place (replacing any file there).
@@ -484,10 +652,10 @@ impl PageWriter {
             u32::try_from(width).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
             u32::try_from(height).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
         );
-        let bits = self.bits;
+        let (bits, text) = (self.bits, self.calibration.take());
         match self.enc.as_mut() {
-            Some(Encoder::Standard(e)) => write_into(e, w, h, px, bits),
-            Some(Encoder::Big(e)) => write_into(e, w, h, px, bits),
+            Some(Encoder::Standard(e)) => write_into(e, w, h, px, bits, text),
+            Some(Encoder::Big(e)) => write_into(e, w, h, px, bits, text),
             None => Ok(()),
         }
         .map_err(|e| self.write_error(e))
@@ -509,17 +677,44 @@ fn write_into<K: TiffKind>(
     h: u32,
     px: &[f32],
     bits: Bits,
+    calibration: Option<Calibration>,
 ) -> tiff::TiffResult<()> {
+    fn page<K: TiffKind, C: colortype::ColorType>(
+        enc: &mut TiffEncoder<Sink, K>,
+        (w, h): (u32, u32),
+        data: &[C::Inner],
+        calibration: Option<Calibration>,
+    ) -> tiff::TiffResult<()>
+    where
+        [C::Inner]: tiff::encoder::TiffValue,
+    {
+        let mut image = enc.new_image::<C>(w, h)?;
+        let c = calibration.unwrap_or_default();
+        if let Some(text) = &c.imagej {
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::ImageDescription, text.as_str())?;
+        }
+        if let Some([(xn, xd), (yn, yd)]) = c.resolution {
+            use tiff::encoder::Rational;
+            image.x_resolution(Rational { n: xn, d: xd });
+            image.y_resolution(Rational { n: yn, d: yd });
+            if let Some(unit) = c.unit.and_then(tiff::tags::ResolutionUnit::from_u16) {
+                image.resolution_unit(unit);
+            }
+        }
+        image.write_data(data)
+    }
     match bits {
         Bits::U8 => {
             let b: Vec<u8> = px.iter().map(|&x| Bits::U8.quantise(x) as u8).collect();
-            enc.write_image::<colortype::Gray8>(w, h, &b)
+            page::<K, colortype::Gray8>(enc, (w, h), &b, calibration)
         }
         Bits::U16 => {
             let b: Vec<u16> = px.iter().map(|&x| Bits::U16.quantise(x) as u16).collect();
-            enc.write_image::<colortype::Gray16>(w, h, &b)
+            page::<K, colortype::Gray16>(enc, (w, h), &b, calibration)
         }
-        Bits::F32 => enc.write_image::<colortype::Gray32Float>(w, h, px),
+        Bits::F32 => page::<K, colortype::Gray32Float>(enc, (w, h), px, calibration),
     }
 }
 
@@ -529,8 +724,22 @@ fn write_into<K: TiffKind>(
 /// # Errors
 /// [`TiffIoError`] naming the file.
 pub fn write(path: &Path, v: &Volume, bits: Bits) -> Result<(), TiffIoError> {
+    write_calibrated(path, v, bits, &Calibration::default())
+}
+
+/// [`write`], the first page carrying an input's [`Calibration`].
+///
+/// # Errors
+/// [`TiffIoError`] naming the file.
+pub fn write_calibrated(
+    path: &Path,
+    v: &Volume,
+    bits: Bits,
+    calibration: &Calibration,
+) -> Result<(), TiffIoError> {
     let (_, h, w) = v.dim();
     let mut out = PageWriter::create(path, bits, v.len() as u64)?;
+    out.calibrate(calibration);
     for plane in v.outer_iter() {
         match plane.as_slice() {
             Some(px) => out.write_page(w, h, px)?,
@@ -616,6 +825,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/proc/denoisekit/x.tif: "), "{e}");
+    }
+
+    #[test]
+    fn imagej_and_ome_descriptions_give_the_axes_and_a_single_directory_stack_is_refused() {
+        let a = Axes::parse("ImageJ=1.54f\nimages=12\nchannels=2\nslices=3\nframes=2\n");
+        assert_eq!(
+            (a.channels, a.slices, a.frames, a.imagej_images),
+            (2, 3, 2, Some(12))
+        );
+        // ImageJ's order: channels fastest, then z, then time.
+        assert_eq!(
+            (a.page(1, 0, 0), a.page(0, 1, 0), a.page(0, 0, 1)),
+            (1, 2, 6)
+        );
+        let ome = Axes::parse(
+            "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
+             DimensionOrder=\"XYZCT\" SizeC=\"2\" SizeT=\"1\" SizeX=\"8\" SizeY=\"8\" \
+             SizeZ=\"3\" Type=\"uint16\"></Pixels></Image></OME>",
+        );
+        assert_eq!(
+            (ome.channels, ome.slices, ome.frames, ome.order),
+            (2, 3, 1, *b"ZCT")
+        );
+        assert_eq!((ome.page(1, 0, 0), ome.page(0, 1, 0)), (3, 1));
+        assert_eq!(Axes::parse("a camera's own text"), Axes::PLAIN);
+
+        // One directory, `images=4`: what ImageJ writes above 4 GiB.
+        let path = tmp("one-directory.tif");
+        let mut w = PageWriter::create(&path, Bits::U16, 16).unwrap();
+        w.calibrate(&Calibration {
+            imagej: Some("ImageJ=1.54f\nimages=4\nslices=4\n".into()),
+            resolution: Some([(1000, 65), (1000, 66)]),
+            unit: Some(3),
+        });
+        w.write_page(4, 4, &[7.0; 16]).unwrap();
+        w.finish().unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("holds 4 images, but it has one image directory"),
+            "{e}"
+        );
+        assert!(probe(&path).is_err());
+        // The calibration is read back for an output to carry.
+        let r = PageReader::open(&path).unwrap();
+        let c = r.calibration();
+        assert_eq!(
+            c.imagej.as_deref(),
+            Some("ImageJ=1.54f\nimages=4\nslices=4\n")
+        );
+        assert_eq!(
+            (c.resolution, c.unit),
+            (Some([(1000, 65), (1000, 66)]), Some(3))
+        );
     }
 
     #[test]
