@@ -1,6 +1,7 @@
 //! The command line itself: clap's types for every subcommand and option.
 
 use crate::*;
+use clap::builder::TypedValueParser;
 
 #[derive(Parser)]
 #[command(
@@ -93,7 +94,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         input: Option<PathBuf>,
         /// Noise standard deviation as a fraction of the image's intensity range.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.1, value_parser = finite_in(0.0, 1e6))]
         noise: f64,
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
@@ -105,15 +106,16 @@ pub(crate) enum Cmd {
         /// Noisy output file; the clean scene goes next to it as `<name>_clean.tif`.
         output: PathBuf,
         /// Depth (planes), height and width.
-        #[arg(long, num_args = 3, default_values_t = [1, 256, 256])]
+        #[arg(long, num_args = 3, default_values_t = [1, 256, 256],
+              value_parser = clap::value_parser!(u32).range(1..=65536).map(|n| n as usize))]
         shape: Vec<usize>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Gaussian read noise as a fraction of the clean scene's intensity scale.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.1, value_parser = finite_in(0.0, 1e6))]
         noise: f64,
         /// Grey level of clean intensity 1 (e.g. 1000 for a 16-bit-like image).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = finite_in(1e-6, 1e9))]
         scale: f64,
         /// Sample type of the files: 8, 16 or 32 (float).
         #[arg(long, default_value_t = 32)]
@@ -127,7 +129,9 @@ pub(crate) enum Cmd {
         methods: Vec<String>,
         /// Parameters as key=value, applied to every timed method that has them.
         params: Vec<String>,
-        #[arg(long, default_value_t = 5)]
+        /// Timed runs per method, after one warm-up.
+        #[arg(long, default_value_t = 5,
+              value_parser = clap::value_parser!(u32).range(1..=1000).map(|n| n as usize))]
         repeats: usize,
         #[arg(long, value_parser = backend_arg(), default_value = "auto")]
         backend: String,
@@ -135,4 +139,16 @@ pub(crate) enum Cmd {
         #[arg(long)]
         save: Option<PathBuf>,
     },
+}
+
+/// A float option that must be finite and within `[lo, hi]`.
+fn finite_in(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |text| {
+        let v: f64 = text.parse().map_err(|e| format!("{e}"))?;
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is outside [{lo}, {hi}]"))
+        }
+    }
 }

@@ -274,8 +274,24 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 32 => Bits::F32,
                 other => return Err(format!("--bits {other}: expected 8, 16 or 32").into()),
             };
+            // The clean scene, the noisy one and a scaled copy being written.
+            let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4 * 3;
+            let limit = memory::limit()?;
+            if bytes > limit {
+                return Err(format!(
+                    "--shape {}x{}x{}: the scene needs {} in memory, more than the limit of {} \
+                     (set {} to change it)",
+                    shape[0],
+                    shape[1],
+                    shape[2],
+                    memory::fmt_bytes(bytes),
+                    memory::fmt_bytes(limit),
+                    memory::LIMIT_ENV
+                )
+                .into());
+            }
             let p = denoisekit_core::phantom::phantom(&denoisekit_core::phantom::PhantomSpec {
-                shape: (shape[0].max(1), shape[1].max(1), shape[2].max(1)),
+                shape: (shape[0], shape[1], shape[2]),
                 seed,
                 read_noise: noise,
                 ..Default::default()
@@ -368,6 +384,17 @@ fn parse_params(params: &[String]) -> CliResult<ParamValues> {
             .split_once('=')
             .ok_or_else(|| format!("parameter {p:?} is not of the form key=value"))?;
         let (k, val) = (k.trim(), val.trim());
+        if let Some(earlier) = params[..params.iter().position(|q| q == p).unwrap_or(0)]
+            .iter()
+            .filter_map(|q| q.split_once('='))
+            .find(|(q, _)| q.trim() == k)
+        {
+            return Err(format!(
+                "parameter {k} is given twice ({k}={} and {k}={val}): give it once",
+                earlier.1.trim()
+            )
+            .into());
+        }
         if is_image_key(k) {
             let (image, _) = tiffio::read(Path::new(val))?;
             v.insert_image(k, image);
@@ -435,6 +462,33 @@ mod tests {
             ]
         );
         assert!(parse_params(&["h".into()]).is_err());
+        let e = parse_params(&["sigma=1".into(), "h=2".into(), "sigma = 2".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "parameter sigma is given twice (sigma=1 and sigma=2): give it once"
+        );
+    }
+
+    #[test]
+    fn phantom_and_bench_options_are_checked_by_range() {
+        for bad in [
+            vec!["phantom", "x.tif", "--noise", "nan"],
+            vec!["phantom", "x.tif", "--scale", "inf"],
+            vec!["phantom", "x.tif", "--noise=-1"],
+            vec!["phantom", "x.tif", "--shape", "0", "16", "16"],
+            vec!["phantom", "x.tif", "--shape", "1", "100000", "16"],
+            vec!["bench", "x.tif", "--repeats", "0"],
+            vec!["bench", "x.tif", "--repeats", "18446744073709551615"],
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("denoisekit").chain(bad.clone()));
+            assert!(e.is_err(), "{bad:?} was accepted");
+        }
+        assert!(
+            Cli::try_parse_from(["denoisekit", "phantom", "x.tif", "--shape", "2", "8", "8"])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -95,3 +95,34 @@ fn noise_model_auto_answers_on_any_image_without_panicking() {
         }
     }
 }
+
+#[test]
+fn an_offset_above_most_of_the_image_is_refused_with_its_range() {
+    use denoisekit_core::{Control, ParamValues, run};
+    // The true camera (offset 100), and its image once the baseline was subtracted: the
+    // camera's offset given by hand for the second mapped it to one flat value.
+    let img = camera(100.0, 2.0, 100.0, 3.0, 7);
+    let model = |offset: f64| {
+        ParamValues::new()
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", 2)
+            .set("read_noise", 3)
+            .set("offset", offset)
+    };
+    let right = run("gaussian", img.view(), &model(100.0), &Control::new()).unwrap();
+    assert!(right.iter().all(|v| v.is_finite()));
+    let subtracted = img.mapv(|v| v - 100.0);
+    let e = run(
+        "gaussian",
+        subtracted.view(),
+        &model(100.0),
+        &Control::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("parameter `offset`: cannot use \"100\"") && e.contains("use offset=0"),
+        "{e}"
+    );
+    run("gaussian", subtracted.view(), &model(0.0), &Control::new()).unwrap();
+}

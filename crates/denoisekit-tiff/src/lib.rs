@@ -43,6 +43,15 @@ impl Bits {
         }
     }
 
+    /// The type in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Bits::U8 => "8-bit unsigned integers",
+            Bits::U16 => "16-bit unsigned integers",
+            Bits::F32 => "32-bit floats (or another type read as them)",
+        }
+    }
+
     /// Bytes per sample in a file of this type.
     pub fn bytes(self) -> u64 {
         match self {
@@ -63,6 +72,14 @@ pub enum TiffIoError {
         path: String,
         /// The cause.
         source: std::io::Error,
+    },
+    /// The memory limit could not be read (a bad `DENOISEKIT_MEMORY_LIMIT`).
+    #[error("cannot read {path}: {reason}")]
+    Limit {
+        /// The file.
+        path: String,
+        /// What is wrong with the limit.
+        reason: String,
     },
     /// Writing failed (a full disk, a folder that cannot be written).
     #[error("{path}: cannot be written: {reason}")]
@@ -101,10 +118,21 @@ pub enum TiffIoError {
 }
 
 fn budget(path: &str) -> Result<u64, TiffIoError> {
-    memory::limit().map_err(|e| TiffIoError::Format {
+    memory::limit().map_err(|e| TiffIoError::Limit {
         path: path.into(),
         reason: e.to_string(),
     })
+}
+
+/// The decoder's words for a file that ends early, said as what they mean.
+fn plain(reason: String) -> String {
+    if reason.contains("failed to fill whole buffer") {
+        "the file ends before its data does (truncated, or a directory pointing past its \
+         end)"
+            .into()
+    } else {
+        reason
+    }
 }
 
 /// What an ImageJ or OME-TIFF description says the pages are: `channels` x `slices` x
@@ -254,7 +282,7 @@ impl<R: Read + Seek> PageReader<R> {
         let limit = budget(&path)?;
         let fmt = |e: tiff::TiffError| TiffIoError::Format {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: plain(e.to_string()),
         };
         let mut limits = Limits::default();
         // One page is decoded at a time: let it be as large as the budget allows (the
@@ -301,7 +329,7 @@ impl<R: Read + Seek> PageReader<R> {
     fn fmt(&self, reason: String) -> TiffIoError {
         TiffIoError::Format {
             path: self.path.clone(),
-            reason,
+            reason: plain(reason),
         }
     }
 
@@ -399,19 +427,31 @@ impl<R: Read + Seek> PageReader<R> {
             DecodingResult::U32(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
             DecodingResult::F64(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
             other => {
+                let name = match other {
+                    DecodingResult::U64(_) => "64-bit unsigned integers",
+                    DecodingResult::I8(_) => "8-bit signed integers",
+                    DecodingResult::I64(_) => "64-bit signed integers",
+                    DecodingResult::F16(_) => "16-bit floats",
+                    _ => "an unknown type",
+                };
                 return Err(self.fmt(format!(
-                    "page {n}: unsupported sample type {:?}",
-                    std::mem::discriminant(&other)
+                    "page {n} holds {name}; supported: 8-, 16- and 32-bit unsigned, 16- and \
+                     32-bit signed integers, 32- and 64-bit floats"
                 )));
             }
         };
         if *self.bits.get_or_insert(b) != b {
-            return Err(self.fmt(format!("page {n} has a different sample type")));
+            return Err(self.fmt(format!(
+                "page {n} holds {}, unlike the first page ({})",
+                b.describe(),
+                self.bits.map_or("", Bits::describe)
+            )));
         }
         let (w, h) = self.dims();
         if px.len() != w * h {
             return Err(self.fmt(format!(
-                "page {n} has {} samples for {w}x{h} pixels",
+                "page {n} has {} samples for {w}x{h} pixels: 1-, 2- and 4-bit samples, and \
+                 several samples per pixel, are not supported",
                 px.len()
             )));
         }
@@ -922,7 +962,12 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with("cut.tif: "), "{e}");
+            assert!(!e.contains("failed to fill whole buffer"), "{e}");
         }
+        let e = read_bytes(&bytes[..bytes.len() - 1], "cut.tif")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the file ends before its data does"), "{e}");
         let e = read_bytes(b"not a tiff at all", "text.tif")
             .unwrap_err()
             .to_string();

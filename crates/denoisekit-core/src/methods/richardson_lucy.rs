@@ -136,7 +136,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
               Gaussian, in-focus widefield (Airy) or 3D widefield (Born-Wolf) PSF, \
               optionally TV-regularised. \
               Sharpens blurred fluorescence images; the iteration count trades sharpness \
-              against noise.",
+              against noise. Negative values (background subtracted below 0) are taken as 0.",
     references: &[
         "W. H. Richardson, Bayesian-based iterative method of image restoration, JOSA 1972, \
          doi:10.1364/JOSA.62.000055",
@@ -517,6 +517,17 @@ fn setup_with(input: VolumeView<'_>, p: &RichardsonLucyParams, has_psf: bool) ->
     if p.iterations == 0 {
         return Ok(Start::Done(input.to_owned()));
     }
+    let (lo, hi) = crate::volume::min_max(&input);
+    if hi <= 0.0 && lo < 0.0 {
+        // Taken as 0 like any negative value, every pixel would be: a black image.
+        return Err(DenoiseError::invalid(format!(
+            "richardson_lucy deconvolves light, which is 0 or more, and every pixel here is \
+             0 or less ({} to {}): add the camera offset (or a constant) back so that the \
+             background is 0 or more",
+            crate::fmt_num(f64::from(lo)),
+            crate::fmt_num(f64::from(hi))
+        )));
+    }
     let f: Volume = input.mapv(|v| v.max(0.0));
     let n = f.len() as f64;
     let mean = f.par_iter().map(|&v| f64::from(v)).sum::<f64>() / n;
@@ -762,6 +773,19 @@ mod tests {
 
     fn mse(a: &Volume, b: &Volume) -> f64 {
         crate::metrics::mse(&a.view(), &b.view()).unwrap()
+    }
+
+    #[test]
+    fn an_image_with_no_light_left_after_subtraction_is_refused() {
+        let (_, seen) = observe(&params(), 0.01);
+        let negative = seen.mapv(|v| v - 2.0);
+        let e = denoise_richardson_lucy(negative.view(), &params(), &Control::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("every pixel here is 0 or less"), "{e}");
+        // Some light left: the negative values are taken as 0, as documented.
+        let half = seen.mapv(|v| v - 0.5);
+        denoise_richardson_lucy(half.view(), &params(), &Control::new()).unwrap();
     }
 
     #[test]

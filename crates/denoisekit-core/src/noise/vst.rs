@@ -110,6 +110,40 @@ impl Gat {
         )))
     }
 
+    /// Refuses a model that maps most of `v` to its floor: pixels below
+    /// `offset - gain·(⅜ + s²)` all transform to 0, so a model whose offset lies above
+    /// most of the image (a camera baseline given for an image already
+    /// background-subtracted) turns it into one flat value. With the model right, even an
+    /// image of pure background puts at most about 11% of its pixels there (read noise
+    /// reaching 1.2 deviations below the offset).
+    ///
+    /// # Errors
+    /// [`crate::DenoiseError::InvalidParamValue`] for `offset`, with the image's range.
+    pub fn check_fits(&self, v: &VolumeView<'_>) -> Result<()> {
+        let floor = self.offset - self.gain * (0.375 + self.s * self.s);
+        let below = v.iter().filter(|&&z| f64::from(z) <= floor).count();
+        if below * 2 <= v.len() {
+            return Ok(());
+        }
+        let (lo, hi) = crate::volume::min_max(v);
+        Err(crate::DenoiseError::InvalidParamValue {
+            name: "offset".into(),
+            value: crate::fmt_num(self.offset),
+            expected: format!(
+                "an offset below most of the image: with gain = {} and read_noise = {}, \
+                 {:.0}% of the pixels (the image spans {} to {}) lie at or below {}, which \
+                 this noise model maps to one value. For an image whose camera baseline was \
+                 already subtracted use offset=0, or let noise_model=auto fit the model",
+                crate::fmt_num(self.gain),
+                crate::fmt_num(self.s * self.gain),
+                100.0 * below as f64 / v.len() as f64,
+                crate::fmt_num(f64::from(lo)),
+                crate::fmt_num(f64::from(hi)),
+                crate::fmt_num(floor)
+            ),
+        })
+    }
+
     /// The forward transform, in units where the noise has standard deviation 1.
     pub fn forward(&self, v: &VolumeView<'_>) -> Volume {
         let c = 0.375 + self.s * self.s;

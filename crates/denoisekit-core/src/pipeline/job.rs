@@ -130,16 +130,38 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     ctl: &Control,
     f: impl FnOnce(VolumeView<'_>, &Control) -> std::result::Result<Volume, E>,
 ) -> std::result::Result<Volume, E> {
-    match noise_transform(resolved)? {
+    let out = match noise_transform(resolved)? {
         Some(g) => {
+            g.check_fits(&input)?;
             let mapped = {
                 let g = g.clone();
                 ctl.map_interim(move |v| g.inverse(v))
             };
-            Ok(g.inverse(f(g.forward(&input).view(), &mapped)?))
+            g.inverse(f(g.forward(&input).view(), &mapped)?)
         }
-        None => f(input, ctl),
-    }
+        None => f(input, ctl)?,
+    };
+    check_finite(&out, resolved)?;
+    Ok(out)
+}
+
+/// Refuses a result with a NaN or infinite value: the input was checked finite, so the
+/// settings took the arithmetic out of float range (a noise model's offset of 1e300, a
+/// weights file of huge values), and the image would be silently wrong.
+fn check_finite(out: &Volume, resolved: &Resolved) -> Result<()> {
+    let Some((i, v)) = out.iter().enumerate().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
+    };
+    let (_, h, w) = out.dim();
+    Err(DenoiseError::invalid(format!(
+        "the result is {v} at pixel (x={}, y={}, z={}): these settings take the arithmetic \
+         out of floating-point range ({}); check the values set by hand, such as a noise \
+         model's gain and offset or a weights file",
+        i % w,
+        i / w % h,
+        i / (w * h),
+        resolved.to_options()
+    )))
 }
 
 /// The transform the noise model runs a method between, if any.

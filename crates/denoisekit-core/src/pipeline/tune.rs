@@ -150,6 +150,12 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
             (d > 0.0).then(|| (p.key, d, (d / 8.0).max(min), (d * 8.0).min(max)))
         })
         .collect();
+    if !m.params.iter().any(|p| p.tunable) {
+        return Err(DenoiseError::invalid(format!(
+            "{id} has no strength to tune: none of its parameters is tuned by the \
+             self-supervised loss (set them by hand; `denoisekit methods` lists them)"
+        )));
+    }
     if targets.is_empty() {
         return Err(DenoiseError::invalid(format!(
             "{id} has nothing to tune: its tunable parameters are fixed, unused under these \

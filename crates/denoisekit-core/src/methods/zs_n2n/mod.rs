@@ -1882,6 +1882,43 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Weights of huge (finite) values take the network out of float range: the run is
+    /// refused, not written as an image of NaN.
+    #[test]
+    fn weights_that_overflow_are_refused_not_applied() {
+        let dir = std::env::temp_dir().join(format!("dk-zs-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("huge.json");
+        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
+        let p = ZsN2nParams {
+            steps: 2,
+            width: 4,
+            layers: 2,
+            learning_rate: 0.005,
+            patch: 16,
+            seed: 3,
+            training: Training::Zero,
+            subimages: Subimages::Chequerboard,
+            psf_sigma: 1.5,
+            train_region: Region::default(),
+            weights: FilePath::default(),
+            save_weights: FilePath(path),
+        };
+        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        let (mut net, on) = weights::load(&file, "weights").unwrap();
+        for w in [&mut net.w1, &mut net.w2, &mut net.w3] {
+            w.iter_mut().for_each(|v| *v = 3e38);
+        }
+        weights::save(&net, on, &file, "save_weights").unwrap();
+        let values = crate::ParamValues::new()
+            .set("weights", file.display())
+            .set("noise_model", "gaussian");
+        let e = crate::run("zs_n2n", img.view(), &values, &Control::new()).unwrap_err();
+        assert!(e.to_string().contains("out of floating-point range"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Training on a region draws every patch from inside it, on every plane, and a region
     /// outside the plane or under 2x2 is refused naming it and the plane's size.
     #[test]
