@@ -88,7 +88,17 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 }
                 return stream(&method, &input, &output, float, plan);
             }
-            let (img, bits) = tiffio::read(&input)?;
+            if groups.len() > 1 && writes_a_file(&method, &values)? {
+                return Err(format!(
+                    "{}: a hyperstack of {} volumes, each trained on its own: one weights \
+                     file would keep only the last. Save one channel or time point and train \
+                     on that, or train on each in turn",
+                    input.display(),
+                    groups.len()
+                )
+                .into());
+            }
+            let (mut img, bits) = tiffio::read(&input)?;
             let mut out: Option<Volume> = None;
             for g in &groups {
                 let copy = g.gather(&img);
@@ -122,17 +132,14 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                     t.elapsed().as_secs_f64() * 1e3,
                     output.display()
                 );
-                match (&copy, &mut out) {
-                    (None, _) => out = Some(done.volume),
-                    (Some(_), Some(all)) => g.scatter(&done.volume, all),
-                    (Some(_), None) => {
-                        let mut all = img.clone();
-                        g.scatter(&done.volume, &mut all);
-                        out = Some(all);
-                    }
+                match copy {
+                    None => out = Some(done.volume),
+                    // The volumes' pages are disjoint: a result goes where only its own
+                    // volume was read from, so no second copy of the file is held.
+                    Some(_) => g.scatter(&done.volume, &mut img),
                 }
             }
-            let out = out.ok_or("the image has no pages")?;
+            let out = out.unwrap_or(img);
             tiffio::write_calibrated(
                 &output,
                 &out,
@@ -327,9 +334,6 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
     }
 }
 
-/// `key=value` words as parameter values; a key naming a method's image input
-/// ([`denoisekit_core::ImageInput`], such as `psf_image`) takes a TIFF file's path, whose
-/// image is read and supplied.
 /// A file the method writes (`save_weights=`) must be none of the files the run reads or
 /// writes: the input or an image parameter would be destroyed, and the output written
 /// last would replace it.
@@ -340,10 +344,20 @@ fn refuse_overwrites(
     params: &[String],
     values: &ParamValues,
 ) -> CliResult<()> {
-    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+    // The file's own name in its folder's real path: the same file under two names, even
+    // one not written yet (the output).
+    let real = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::canonicalize(dir)
+                .map(|d| d.join(p.file_name().unwrap_or_default()))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
     };
+    let same = |a: &Path, b: &Path| real(a) == real(b);
     let m = denoisekit_core::find(method)?;
     let mut others: Vec<(String, &Path)> =
         vec![("the input".into(), input), ("the output".into(), output)];
@@ -377,14 +391,26 @@ fn refuse_overwrites(
     Ok(())
 }
 
+/// Whether `values` name a file the method writes (`save_weights=`).
+fn writes_a_file(method: &str, values: &ParamValues) -> CliResult<bool> {
+    let m = denoisekit_core::find(method)?;
+    Ok(values
+        .pairs()
+        .iter()
+        .any(|(k, v)| !v.is_empty() && m.params.iter().any(|p| p.key == k && p.writes())))
+}
+
+/// `key=value` words as parameter values; a key naming a method's image input
+/// ([`denoisekit_core::ImageInput`], such as `psf_image`) takes a TIFF file's path, whose
+/// image is read and supplied.
 fn parse_params(params: &[String]) -> CliResult<ParamValues> {
     let mut v = ParamValues::new();
-    for p in params {
+    for (i, p) in params.iter().enumerate() {
         let (k, val) = p
             .split_once('=')
             .ok_or_else(|| format!("parameter {p:?} is not of the form key=value"))?;
         let (k, val) = (k.trim(), val.trim());
-        if let Some(earlier) = params[..params.iter().position(|q| q == p).unwrap_or(0)]
+        if let Some(earlier) = params[..i]
             .iter()
             .filter_map(|q| q.split_once('='))
             .find(|(q, _)| q.trim() == k)
@@ -469,6 +495,7 @@ mod tests {
             e,
             "parameter sigma is given twice (sigma=1 and sigma=2): give it once"
         );
+        assert!(parse_params(&["sigma=1".into(), "sigma=1".into()]).is_err());
     }
 
     #[test]

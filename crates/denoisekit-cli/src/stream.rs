@@ -122,6 +122,9 @@ pub(crate) fn stream(
         },
         &ctl,
     )?;
+    // Closed before the rename: on a FAT or SMB volume Windows cannot replace a file that
+    // is open, and the output may replace the input.
+    drop(reader);
     writer.finish()?;
     drop(bar);
     eprintln!(

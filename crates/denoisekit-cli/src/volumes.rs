@@ -1,7 +1,10 @@
 //! A hyperstack's pages as the volumes a method runs on, split as the Fiji plugin splits
 //! an image: each channel, and each position along the axis that is not z, is its own
-//! volume, with its own noise and its own resolved defaults. z is the slices, or the
-//! frames of a time series without slices. A plain stack is one volume.
+//! volume; z is the slices, or the frames of a time series without slices. A plain stack
+//! is one volume. Unlike the plugin, which resolves the defaults once on the channel on
+//! screen and uses them for all, each volume here gets its own noise estimate and
+//! defaults (as the Python API's `channel_axis` does): a file has no channel on screen,
+//! and channels differ in brightness and noise.
 
 use crate::CliResult;
 use denoisekit_core::Volume;

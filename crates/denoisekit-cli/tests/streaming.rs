@@ -218,8 +218,15 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         (c.resolution, c.unit),
         (Some([(100, 65), (100, 65)]), Some(1))
     );
-    // Commands that measure the whole file refuse to pool the channels.
-    for cmd in [vec!["noise", i], vec!["tune", "gaussian", i]] {
+    // Commands that measure the whole file refuse to pool the channels, and one weights
+    // file cannot hold two channels' training.
+    let w = d.join("hyper.json");
+    let save = format!("save_weights={}", w.display());
+    for cmd in [
+        vec!["noise", i],
+        vec!["tune", "gaussian", i],
+        vec!["run", "zs_n2n", i, o, "steps=2", &save],
+    ] {
         let e = cli(&cmd, None);
         assert!(!e.status.success());
         let err = String::from_utf8_lossy(&e.stderr);

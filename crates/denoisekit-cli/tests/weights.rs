@@ -125,12 +125,18 @@ fn save_weights_never_names_a_file_the_run_reads_or_writes() {
     }
     assert_eq!(std::fs::read(&a).unwrap(), before);
     assert!(!out.exists());
-    // The same file under another name (a relative path) is found too.
-    let o = Command::new(CLI)
-        .current_dir(&d)
-        .args(["run", "zs_n2n", ai, oi, "steps=2", "save_weights=./a.tif"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
+    // The same file under another name (a relative path) is found too, also one not
+    // written yet (the output).
+    for (alias, what) in [("./a.tif", "the input"), ("./out.tif", "the output")] {
+        let save = format!("save_weights={alias}");
+        let o = Command::new(CLI)
+            .current_dir(&d)
+            .args(["run", "zs_n2n", ai, oi, "steps=2", &save])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("{save} is {what}")), "{err}");
+    }
     assert_eq!(std::fs::read(&a).unwrap(), before);
+    assert!(!out.exists());
 }

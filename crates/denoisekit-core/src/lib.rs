@@ -24,7 +24,7 @@ pub mod methods;
 pub mod noise;
 pub mod pipeline;
 
-pub use base::{budget, control, error, fastmath, format, rng, simd, volume};
+pub use base::{budget, control, error, fastmath, files, format, rng, simd, volume};
 pub use eval::{metrics, phantom};
 pub use kernels::{border, convolve, psf, spectral};
 pub use noise::{correlation, vst};

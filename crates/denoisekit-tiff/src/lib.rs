@@ -17,7 +17,6 @@ use denoisekit_core::{Volume, volume_from_vec};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::encoder::{TiffEncoder, TiffKind, TiffKindBig, TiffKindStandard, colortype};
@@ -74,7 +73,7 @@ pub enum TiffIoError {
         source: std::io::Error,
     },
     /// The memory limit could not be read (a bad `DENOISEKIT_MEMORY_LIMIT`).
-    #[error("cannot read {path}: {reason}")]
+    #[error("{path} not opened: {reason}")]
     Limit {
         /// The file.
         path: String,
@@ -199,22 +198,13 @@ impl Axes {
                     _ => {}
                 }
             }
-        } else if let Some(at) = description.find("<Pixels ") {
+        } else if let Some(tag) = pixels_element(description) {
             // The first image's sizes (attributes of its Pixels element).
-            let tag = &description[at..description[at..]
-                .find('>')
-                .map_or(description.len(), |e| at + e)];
-            let attr = |name: &str| {
-                let key = format!(" {name}=");
-                tag.find(&key)
-                    .and_then(|i| num(tag[i + key.len()..].split_whitespace().next().unwrap_or("")))
-            };
-            a.channels = attr("SizeC").unwrap_or(1);
-            a.slices = attr("SizeZ").unwrap_or(1);
-            a.frames = attr("SizeT").unwrap_or(1);
-            let key = " DimensionOrder=";
-            if let Some(i) = tag.find(key) {
-                let v: Vec<u8> = tag[i + key.len()..].bytes().skip(1).take(5).collect();
+            a.channels = attribute(&tag, "SizeC").and_then(|v| num(&v)).unwrap_or(1);
+            a.slices = attribute(&tag, "SizeZ").and_then(|v| num(&v)).unwrap_or(1);
+            a.frames = attribute(&tag, "SizeT").and_then(|v| num(&v)).unwrap_or(1);
+            if let Some(v) = attribute(&tag, "DimensionOrder") {
+                let v = v.into_bytes();
                 let mut sorted = v.clone();
                 sorted.sort_unstable();
                 if sorted == b"CTXYZ" && v.starts_with(b"XY") {
@@ -224,6 +214,33 @@ impl Axes {
         }
         a
     }
+}
+
+/// The first `Pixels` element's opening tag of an OME-XML text (with or without a
+/// namespace prefix), its white space made single spaces.
+fn pixels_element(xml: &str) -> Option<String> {
+    let at = xml.match_indices("Pixels").map(|(i, _)| i).find(|&i| {
+        let before = xml[..i].chars().next_back();
+        let after = xml[i + "Pixels".len()..].chars().next();
+        matches!(before, Some('<' | ':')) && after.is_some_and(char::is_whitespace)
+    })?;
+    let end = xml[at..].find('>').map_or(xml.len(), |e| at + e);
+    Some(
+        xml[at..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// The value of attribute `name` in an element's tag, in single or double quotes.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}");
+    let mut rest = &tag[tag.find(&key)? + key.len()..];
+    rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_string())
 }
 
 /// What an output of the same pages carries over from its input's first page: an ImageJ
@@ -618,20 +635,36 @@ impl PageWriter {
         }
         // A link is followed, so that the file it names is replaced, not the link.
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
+        let old = std::fs::metadata(&target).ok();
+        // A rename would replace a file its owner made read-only (a raw file kept safe).
+        if old.as_ref().is_some_and(|m| m.permissions().readonly()) {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is read-only; choose another output or make it writable",
+            )));
+        }
+        let special = old.as_ref().is_some_and(|m| !m.is_file());
         let part = if special {
             target.clone()
         } else {
-            // Its own name per writer: runs writing one output at once each rename a
-            // whole file.
-            static WRITERS: AtomicU64 = AtomicU64::new(0);
-            let n = WRITERS.fetch_add(1, Ordering::Relaxed);
-            let name = target.file_name().unwrap_or_default().to_string_lossy();
-            target.with_file_name(format!(".{name}.{}-{n}.part", std::process::id()))
+            denoisekit_core::files::part_beside(&target)
         };
-        let sink = Sink(Arc::new(Mutex::new(BufWriter::new(
-            File::create(&part).map_err(io)?,
-        ))));
+        let file = if special {
+            File::create(&part)
+        } else {
+            File::options().write(true).create_new(true).open(&part)
+        }
+        .map_err(|e| {
+            io(std::io::Error::new(
+                e.kind(),
+                format!("{e} (writing {} in its folder)", part.display()),
+            ))
+        })?;
+        // The replaced file's permissions carry over (a shared folder's group access).
+        if let Some(m) = old.filter(|m| m.is_file()) {
+            let _ = file.set_permissions(m.permissions());
+        }
+        let sink = Sink(Arc::new(Mutex::new(BufWriter::new(file))));
         let mut w = Self {
             enc: None,
             sink: sink.clone(),
@@ -669,7 +702,12 @@ impl PageWriter {
     /// renamed; the target is then left as it was.
     pub fn finish(mut self) -> Result<(), TiffIoError> {
         drop(self.enc.take());
-        self.sink.lock().flush().map_err(|e| self.write_error(e))?;
+        {
+            let mut file = self.sink.lock();
+            file.flush().map_err(|e| self.write_error(e))?;
+            // On disk before it replaces the target, which may be the input itself.
+            file.get_ref().sync_all().map_err(|e| self.write_error(e))?;
+        }
         if self.part != self.target {
             std::fs::rename(&self.part, &self.target).map_err(|e| self.write_error(e))?;
         }
@@ -696,7 +734,7 @@ impl PageWriter {
         match self.enc.as_mut() {
             Some(Encoder::Standard(e)) => write_into(e, w, h, px, bits, text),
             Some(Encoder::Big(e)) => write_into(e, w, h, px, bits, text),
-            None => Ok(()),
+            None => unreachable!("the encoder is taken only by finish, which consumes self"),
         }
         .map_err(|e| self.write_error(e))
     }
@@ -804,9 +842,9 @@ mod tests {
         Volume::from_shape_fn((3, 5, 7), |(z, y, x)| (z * 35 + y * 7 + x) as f32 * 1.5)
     }
 
-    /// The files in `path`'s folder whose names start with `.name.`: left-over parts.
+    /// The files in `path`'s folder whose names start with `name.`: left-over parts.
     fn parts(path: &Path) -> Vec<String> {
-        let prefix = format!(".{}.", path.file_name().unwrap().to_string_lossy());
+        let prefix = format!("{}.", path.file_name().unwrap().to_string_lossy());
         std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .filter_map(|e| {
@@ -853,6 +891,27 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_target_is_refused_and_permissions_carry_over() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = tmp("kept.tif");
+        let _ = std::fs::remove_file(&path);
+        write(&path, &stack(), Bits::U8).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write(&path, &stack(), Bits::U16).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = write(&path, &stack(), Bits::F32).unwrap_err().to_string();
+        assert!(e.contains("read-only"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
     #[test]
     fn a_write_that_fails_names_the_file_as_written_not_read() {
         // A device, not a regular file, is written in place (a rename cannot replace it).
@@ -887,6 +946,15 @@ mod tests {
         assert_eq!(
             (ome.channels, ome.slices, ome.frames, ome.order),
             (2, 3, 1, *b"ZCT")
+        );
+        // A namespace prefix, single quotes, attributes on their own lines, a closed tag.
+        let prefixed = Axes::parse(
+            "<ome:OME><ome:Image><ome:Pixels\n  SizeZ='4'\n\tSizeC = '3' SizeT='1' \
+             DimensionOrder='XYCZT'/></ome:Image></ome:OME>",
+        );
+        assert_eq!(
+            (prefixed.channels, prefixed.slices, prefixed.order),
+            (3, 4, *b"CZT")
         );
         assert_eq!((ome.page(1, 0, 0), ome.page(0, 1, 0)), (3, 1));
         assert_eq!(Axes::parse("a camera's own text"), Axes::PLAIN);

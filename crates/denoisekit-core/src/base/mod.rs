@@ -6,6 +6,7 @@ pub mod budget;
 pub mod control;
 pub mod error;
 pub mod fastmath;
+pub mod files;
 pub mod format;
 pub mod rng;
 pub mod simd;

@@ -70,10 +70,10 @@ pub struct Widefield {
 /// `8 / (π V³)` ≈ 3e-10 of the peak and the energy beyond it about `2 / (π V)` ≈ 3e-4 of
 /// the total, less than a small image's grid already leaves out (a 64² image at 100 nm
 /// pixels, NA 1.4, 500 nm ends at v ≈ 160). Without the cut the work and the Bessel table
-/// grew with the square of the image's diagonal in optical units: 0.75 GB for a 2048²
-/// stack at the default optics (where the cut changed 0.13% of a 16-bit result by 1), and
-/// 24 GB and more, killed by the system, for a pixel size 100 times too large (a camera's
-/// pixel entered without dividing by the magnification).
+/// grew with the grid's diagonal in pixels times its diagonal in optical units: 0.75 GB
+/// for a 2048² stack at the default optics (where the cut changed 0.13% of a 16-bit
+/// result by 1), 1.2 GB for a 256² one at a camera's 6.5 µm pixel entered without
+/// dividing by the magnification, and about 18 GB, killed by the system, at 100 µm.
 const V_TAIL: f64 = 2000.0;
 
 /// Largest block of the Bessel table held at once, in bytes.

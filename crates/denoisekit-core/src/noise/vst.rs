@@ -115,17 +115,22 @@ impl Gat {
     /// most of the image (a camera baseline given for an image already
     /// background-subtracted) turns it into one flat value. With the model right, even an
     /// image of pure background puts at most about 11% of its pixels there (read noise
-    /// reaching 1.2 deviations below the offset).
+    /// reaching 1.2 deviations below the offset). Pixels at the image's minimum are not
+    /// counted: a fill value (the zeros around a deskewed or stitched volume, a window of
+    /// nothing but padding) is not data the model is asked to explain.
     ///
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] for `offset`, with the image's range.
     pub fn check_fits(&self, v: &VolumeView<'_>) -> Result<()> {
         let floor = self.offset - self.gain * (0.375 + self.s * self.s);
-        let below = v.iter().filter(|&&z| f64::from(z) <= floor).count();
+        let (lo, hi) = crate::volume::min_max(v);
+        let below = v
+            .iter()
+            .filter(|&&z| z > lo && f64::from(z) <= floor)
+            .count();
         if below * 2 <= v.len() {
             return Ok(());
         }
-        let (lo, hi) = crate::volume::min_max(v);
         Err(crate::DenoiseError::InvalidParamValue {
             name: "offset".into(),
             value: crate::fmt_num(self.offset),
@@ -133,7 +138,8 @@ impl Gat {
                 "an offset below most of the image: with gain = {} and read_noise = {}, \
                  {:.0}% of the pixels (the image spans {} to {}) lie at or below {}, which \
                  this noise model maps to one value. For an image whose camera baseline was \
-                 already subtracted use offset=0, or let noise_model=auto fit the model",
+                 already subtracted use offset=0; otherwise check the camera's offset \
+                 (noise_model=auto fits one)",
                 crate::fmt_num(self.gain),
                 crate::fmt_num(self.s * self.gain),
                 100.0 * below as f64 / v.len() as f64,

@@ -146,8 +146,8 @@ pub fn with_noise_model<E: From<DenoiseError>>(
 }
 
 /// Refuses a result with a NaN or infinite value: the input was checked finite, so the
-/// settings took the arithmetic out of float range (a noise model's offset of 1e300, a
-/// weights file of huge values), and the image would be silently wrong.
+/// settings took the arithmetic out of float range (a weights file of huge values), or a
+/// device computed wrongly; either way the image would be silently wrong.
 fn check_finite(out: &Volume, resolved: &Resolved) -> Result<()> {
     let Some((i, v)) = out.iter().enumerate().find(|(_, v)| !v.is_finite()) else {
         return Ok(());
@@ -156,7 +156,7 @@ fn check_finite(out: &Volume, resolved: &Resolved) -> Result<()> {
     Err(DenoiseError::invalid(format!(
         "the result is {v} at pixel (x={}, y={}, z={}): these settings take the arithmetic \
          out of floating-point range ({}); check the values set by hand, such as a noise \
-         model's gain and offset or a weights file",
+         model's gain and offset or a weights file (on a GPU, also try the CPU)",
         i % w,
         i / w % h,
         i / (w * h),

@@ -137,13 +137,9 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         expected: format!("a file that can be written ({why})"),
     };
     let text = serde_json::to_string(&file).map_err(|e| bad(e.to_string()))?;
-    // Written beside the target and renamed: a batch reading the file while a training
-    // replaces it sees the old weights or the new, never half of them.
-    // Its own name per writer: jobs saving to one path at once (a macro's channels, a
-    // batch) each rename a whole file, the last one standing.
-    static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("json.{}-{n}.part", std::process::id()));
+    // A batch reading the file while a training replaces it (a macro's channels save to
+    // one path) sees the old weights or the new, never half of them.
+    let tmp = crate::files::part_beside(path);
     std::fs::write(&tmp, text).map_err(|e| bad(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
