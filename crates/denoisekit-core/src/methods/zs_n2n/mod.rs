@@ -1808,20 +1808,7 @@ mod tests {
         let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
         let other = Array3::from_shape_vec((2, 24, 24), [noisy_patch(24, 7), noisy_patch(24, 8)].concat())
             .unwrap();
-        let mut p = ZsN2nParams {
-            steps: 30,
-            width: 4,
-            layers: 3,
-            learning_rate: 0.005,
-            patch: 16,
-            seed: 3,
-            training: Training::Zero,
-            subimages: Subimages::Chequerboard,
-            psf_sigma: 1.5,
-            train_region: Region::default(),
-            weights: FilePath::default(),
-            save_weights: FilePath(path),
-        };
+        let mut p = saving(path, 30, 3);
         let trained = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
         p.save_weights = FilePath::default();
         p.weights = FilePath(path);
@@ -1882,19 +1869,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Weights of huge (finite) values take the network out of float range: the run is
-    /// refused, not written as an image of NaN.
-    #[test]
-    fn weights_that_overflow_are_refused_not_applied() {
-        let dir = std::env::temp_dir().join(format!("dk-zs-huge-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("huge.json");
-        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
-        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
-        let p = ZsN2nParams {
-            steps: 2,
+    /// A small network of `layers` trained for `steps` and saved to `path`.
+    fn saving(path: &'static str, steps: usize, layers: usize) -> ZsN2nParams {
+        ZsN2nParams {
+            steps,
             width: 4,
-            layers: 2,
+            layers,
             learning_rate: 0.005,
             patch: 16,
             seed: 3,
@@ -1904,7 +1884,19 @@ mod tests {
             train_region: Region::default(),
             weights: FilePath::default(),
             save_weights: FilePath(path),
-        };
+        }
+    }
+
+    /// Weights of huge (finite) values take the network out of float range: the run is
+    /// refused, not written as an image of NaN.
+    #[test]
+    fn weights_that_overflow_are_refused_not_applied() {
+        let dir = std::env::temp_dir().join(format!("dk-zs-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("huge.json");
+        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
+        let p = saving(path, 2, 2);
         denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
         let (mut net, on) = weights::load(&file, "weights").unwrap();
         for w in [&mut net.w1, &mut net.w2, &mut net.w3] {
