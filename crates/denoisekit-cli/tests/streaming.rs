@@ -183,6 +183,7 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         imagej: Some(description.into()),
         resolution: Some([(100, 65), (100, 65)]),
         unit: Some(1),
+        ..Default::default()
     });
     // Pages in ImageJ's order, channel fastest: channel 1 near 100, channel 2 near 5000,
     // with a ripple for the noise estimate to measure.

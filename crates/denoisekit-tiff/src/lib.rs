@@ -255,6 +255,9 @@ pub struct Calibration {
     pub resolution: Option<[(u32, u32); 2]>,
     /// The TIFF ResolutionUnit (1 none, 2 inch, 3 centimetre).
     pub unit: Option<u16>,
+    /// Whether the pages are WhiteIsZero: their values are kept as stored, as ImageJ
+    /// keeps them (showing them through an inverting LUT), and the output says so too.
+    pub white_is_zero: bool,
 }
 
 /// Reads the pages of a TIFF one at a time, checking that each matches the first.
@@ -339,6 +342,7 @@ impl<R: Read + Seek> PageReader<R> {
             .find_tag_unsigned::<u16>(tiff::tags::Tag::ResolutionUnit)
             .ok()
             .flatten();
+        r.calibration.white_is_zero = r.white_is_zero();
         r.check_layout()?;
         Ok(r)
     }
@@ -350,10 +354,27 @@ impl<R: Read + Seek> PageReader<R> {
         }
     }
 
-    /// Checks the page the decoder stands on: grey-level, the first page's size, and a
-    /// size the budget can hold.
+    fn white_is_zero(&mut self) -> bool {
+        self.dec
+            .find_tag_unsigned::<u16>(tiff::tags::Tag::PhotometricInterpretation)
+            .ok()
+            .flatten()
+            == Some(0)
+    }
+
+    /// Checks the page the decoder stands on: grey-level, the first page's size and
+    /// photometric interpretation, and a size the budget can hold.
     fn check_layout(&mut self) -> Result<(), TiffIoError> {
         let n = self.page + 1;
+        if self.white_is_zero() != self.calibration.white_is_zero {
+            let name = |w| if w { "WhiteIsZero" } else { "BlackIsZero" };
+            return Err(self.fmt(format!(
+                "page {n} is {}, unlike the first page ({}): one of them would be shown \
+                 inverted",
+                name(!self.calibration.white_is_zero),
+                name(self.calibration.white_is_zero)
+            )));
+        }
         let (w, h) = self.dec.dimensions().map_err(|e| self.fmt(e.to_string()))?;
         let ct = self.dec.colortype().map_err(|e| self.fmt(e.to_string()))?;
         if !matches!(ct, tiff::ColorType::Gray(_)) {
@@ -434,7 +455,10 @@ impl<R: Read + Seek> PageReader<R> {
         self.pending = false;
         self.page += 1;
         let n = self.page;
-        let page = self.dec.read_image().map_err(|e| self.fmt(e.to_string()))?;
+        let mut page = self.dec.read_image().map_err(|e| self.fmt(e.to_string()))?;
+        if self.calibration.white_is_zero {
+            keep_as_stored(&mut page);
+        }
         let (b, px): (Bits, Vec<f32>) = match page {
             DecodingResult::U8(v) => (Bits::U8, v.into_iter().map(f32::from).collect()),
             DecodingResult::U16(v) => (Bits::U16, v.into_iter().map(f32::from).collect()),
@@ -486,6 +510,21 @@ impl<R: Read + Seek> PageReader<R> {
         self.pending = false;
         self.page += 1;
         Ok(true)
+    }
+}
+
+/// Undoes the decoder's inversion of WhiteIsZero samples (`max - v` for unsigned integers,
+/// exact; `1 - v` for floats, exact to half a unit in the last place of 1). ImageJ keeps the
+/// stored values, so a noise model or a macro's offset read in Fiji fits them here too.
+fn keep_as_stored(page: &mut DecodingResult) {
+    match page {
+        DecodingResult::U8(v) => v.iter_mut().for_each(|x| *x = u8::MAX - *x),
+        DecodingResult::U16(v) => v.iter_mut().for_each(|x| *x = u16::MAX - *x),
+        DecodingResult::U32(v) => v.iter_mut().for_each(|x| *x = u32::MAX - *x),
+        DecodingResult::F32(v) => v.iter_mut().for_each(|x| *x = 1.0 - *x),
+        DecodingResult::F64(v) => v.iter_mut().for_each(|x| *x = 1.0 - *x),
+        // The decoder refuses other WhiteIsZero types before this.
+        _ => {}
     }
 }
 
@@ -601,6 +640,8 @@ pub struct PageWriter {
     bits: Bits,
     /// What the next page carries (the first page's only).
     calibration: Option<Calibration>,
+    /// Every page's photometric interpretation (see [`Calibration::white_is_zero`]).
+    white_is_zero: bool,
 }
 
 /// Classic TIFF offsets are 32-bit; leave room for the directories.
@@ -673,6 +714,7 @@ impl PageWriter {
             target,
             bits,
             calibration: None,
+            white_is_zero: false,
         };
         let enc = if big {
             TiffEncoder::new_big(sink).map(Encoder::Big)
@@ -692,6 +734,7 @@ impl PageWriter {
 
     /// Gives the first page an input's [`Calibration`]; call before the first page.
     pub fn calibrate(&mut self, c: &Calibration) {
+        self.white_is_zero = c.white_is_zero;
         self.calibration = Some(c.clone());
     }
 
@@ -731,9 +774,14 @@ impl PageWriter {
             u32::try_from(height).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
         );
         let (bits, text) = (self.bits, self.calibration.take());
+        let page = Page {
+            size: (w, h),
+            bits,
+            white_is_zero: self.white_is_zero,
+        };
         match self.enc.as_mut() {
-            Some(Encoder::Standard(e)) => write_into(e, w, h, px, bits, text),
-            Some(Encoder::Big(e)) => write_into(e, w, h, px, bits, text),
+            Some(Encoder::Standard(e)) => write_into(e, &page, px, text),
+            Some(Encoder::Big(e)) => write_into(e, &page, px, text),
             None => unreachable!("the encoder is taken only by finish, which consumes self"),
         }
         .map_err(|e| self.write_error(e))
@@ -749,24 +797,35 @@ impl Drop for PageWriter {
     }
 }
 
+/// How one output page is stored.
+struct Page {
+    size: (u32, u32),
+    bits: Bits,
+    white_is_zero: bool,
+}
+
 fn write_into<K: TiffKind>(
     enc: &mut TiffEncoder<Sink, K>,
-    w: u32,
-    h: u32,
+    p: &Page,
     px: &[f32],
-    bits: Bits,
     calibration: Option<Calibration>,
 ) -> tiff::TiffResult<()> {
     fn page<K: TiffKind, C: colortype::ColorType>(
         enc: &mut TiffEncoder<Sink, K>,
-        (w, h): (u32, u32),
+        p: &Page,
         data: &[C::Inner],
         calibration: Option<Calibration>,
     ) -> tiff::TiffResult<()>
     where
         [C::Inner]: tiff::encoder::TiffValue,
     {
-        let mut image = enc.new_image::<C>(w, h)?;
+        let mut image = enc.new_image::<C>(p.size.0, p.size.1)?;
+        if p.white_is_zero {
+            // Replaces the colour type's BlackIsZero: the values are the input's as stored.
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::PhotometricInterpretation, 0u16)?;
+        }
         let c = calibration.unwrap_or_default();
         if let Some(text) = &c.imagej {
             image
@@ -783,16 +842,16 @@ fn write_into<K: TiffKind>(
         }
         image.write_data(data)
     }
-    match bits {
+    match p.bits {
         Bits::U8 => {
             let b: Vec<u8> = px.iter().map(|&x| Bits::U8.quantise(x) as u8).collect();
-            page::<K, colortype::Gray8>(enc, (w, h), &b, calibration)
+            page::<K, colortype::Gray8>(enc, p, &b, calibration)
         }
         Bits::U16 => {
             let b: Vec<u16> = px.iter().map(|&x| Bits::U16.quantise(x) as u16).collect();
-            page::<K, colortype::Gray16>(enc, (w, h), &b, calibration)
+            page::<K, colortype::Gray16>(enc, p, &b, calibration)
         }
-        Bits::F32 => page::<K, colortype::Gray32Float>(enc, (w, h), px, calibration),
+        Bits::F32 => page::<K, colortype::Gray32Float>(enc, p, px, calibration),
     }
 }
 
@@ -966,6 +1025,7 @@ mod tests {
             imagej: Some("ImageJ=1.54f\nimages=4\nslices=4\n".into()),
             resolution: Some([(1000, 65), (1000, 66)]),
             unit: Some(3),
+            ..Default::default()
         });
         w.write_page(4, 4, &[7.0; 16]).unwrap();
         w.finish().unwrap();
@@ -1005,6 +1065,54 @@ mod tests {
                 assert_eq!(probe(&path).unwrap(), (3, 5, 7));
             }
         }
+    }
+
+    #[test]
+    fn white_is_zero_values_are_kept_as_stored_and_carried_to_the_output() {
+        let white = Calibration {
+            white_is_zero: true,
+            ..Default::default()
+        };
+        for bits in [Bits::U8, Bits::U16, Bits::F32] {
+            let path = tmp(&format!("white-{bits:?}.tif"));
+            let v = stack().mapv(|x| bits.quantise(x.abs() * 0.4));
+            write_calibrated(&path, &v, bits, &white).unwrap();
+            // The values as stored, as ImageJ reads them, and the tag for the next output.
+            let mut r = PageReader::open(&path).unwrap();
+            assert!(r.calibration().white_is_zero, "{bits:?}");
+            let first = r.next_page().unwrap().unwrap();
+            let tol = if bits == Bits::F32 { 1e-7 } else { 0.0 };
+            for (a, b) in first.iter().zip(v.iter()) {
+                assert!((a - b).abs() <= tol, "{bits:?}: {a} read for {b}");
+            }
+            // The tiff decoder alone inverts them: the file holds the values, tagged.
+            let mut dec = Decoder::new(BufReader::new(File::open(&path).unwrap())).unwrap();
+            let inverted: Vec<f64> = match dec.read_image().unwrap() {
+                DecodingResult::U8(p) => p.iter().map(|&x| f64::from(u8::MAX - x)).collect(),
+                DecodingResult::U16(p) => p.iter().map(|&x| f64::from(u16::MAX - x)).collect(),
+                DecodingResult::F32(p) => p.iter().map(|&x| f64::from(1.0 - x)).collect(),
+                _ => unreachable!(),
+            };
+            for (a, b) in inverted.iter().zip(v.iter()) {
+                assert!(
+                    (a - f64::from(*b)).abs() <= 1e-7,
+                    "{bits:?}: {a} stored for {b}"
+                );
+            }
+        }
+        // A file whose pages disagree would show one of them inverted.
+        let path = tmp("white-mixed.tif");
+        let mut w = PageWriter::create(&path, Bits::U8, 0).unwrap();
+        w.calibrate(&white);
+        w.write_page(4, 4, &[7.0; 16]).unwrap();
+        w.white_is_zero = false;
+        w.write_page(4, 4, &[7.0; 16]).unwrap();
+        w.finish().unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("page 2 is BlackIsZero, unlike the first page (WhiteIsZero)"),
+            "{e}"
+        );
     }
 
     #[test]
