@@ -133,3 +133,46 @@ fn an_offset_above_most_of_the_image_is_refused_with_its_range() {
         .assign(&img);
     run("gaussian", padded.view(), &model(100.0), &Control::new()).unwrap();
 }
+
+#[test]
+fn a_gain_that_overstates_the_noise_fourfold_is_refused_with_what_was_measured() {
+    use denoisekit_core::{Control, ParamValues, run};
+    // Photon noise from a camera of gain 2; the same model with other gains given by hand.
+    let img = camera(100.0, 2.0, 100.0, 3.0, 7);
+    let model = |gain: f64| {
+        ParamValues::new()
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", gain)
+            .set("read_noise", 3)
+            .set("offset", 100)
+    };
+    let mean =
+        |v: &denoisekit_core::Volume| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+    let noisy = mean(&img);
+    // A gain half again too large still runs (the threshold leaves room for noise that
+    // measures low); its result stays near the image's mean.
+    for gain in [2.0, 3.0] {
+        let out = run("gaussian", img.view(), &model(gain), &Control::new()).unwrap();
+        assert!(
+            (mean(&out) - noisy).abs() < 0.02 * noisy,
+            "gain {gain}: {} against {noisy}",
+            mean(&out)
+        );
+    }
+    // Ten times too large, a spec sheet's inverse, a gain in the millions: refused, naming
+    // the gain.
+    for gain in [20.0, 400.0, 1e6] {
+        let e = run("gaussian", img.view(), &model(gain), &Control::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("parameter `gain`: cannot use \"{gain}\""))
+                && e.contains("times what the image shows")
+                && e.contains("noise_model=auto"),
+            "{e}"
+        );
+    }
+    // A flat image has no noise to measure the model against.
+    let flat = ndarray::Array3::<f32>::from_elem((1, 32, 32), 500.0);
+    run("gaussian", flat.view(), &model(1e6), &Control::new()).unwrap();
+}

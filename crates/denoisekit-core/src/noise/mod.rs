@@ -115,11 +115,7 @@ impl PoissonGaussian {
     /// (offset 0); a negative one is an offset with no read noise (only `σ² − a·offset`
     /// is identifiable from one image).
     pub fn options(&self) -> String {
-        let (offset, read) = if self.b >= 0.0 {
-            (0.0, self.b.sqrt())
-        } else {
-            (-self.b / self.a, 0.0)
-        };
+        let (offset, read) = self.offset_and_read_noise();
         let sig = sig4;
         format!(
             "noise_model=poisson_gaussian gain={} offset={} read_noise={}",
@@ -127,6 +123,23 @@ impl PoissonGaussian {
             sig(offset),
             sig(read)
         )
+    }
+}
+
+impl PoissonGaussian {
+    /// The camera's offset and read noise that [`PoissonGaussian::options`] reports.
+    fn offset_and_read_noise(&self) -> (f64, f64) {
+        if self.b >= 0.0 {
+            (0.0, self.b.sqrt())
+        } else {
+            (-self.b / self.a, 0.0)
+        }
+    }
+
+    /// The variance-stabilising transform of this camera.
+    pub fn gat(&self) -> vst::Gat {
+        let (offset, read) = self.offset_and_read_noise();
+        vst::Gat::new(self.a, offset, read)
     }
 }
 
@@ -215,6 +228,18 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
              between the image's 10th and 90th percentile (gain {a_text})",
             sig4(sigma),
             spread
+        )));
+    }
+    // The flat blocks the fit measures can misjudge an image whose noise is not white; the
+    // model the run would refuse ([`vst::Gat::check_noise`]) is not chosen.
+    let g = fit.gat();
+    let stable = estimate_sigma(&g.forward(v).view())?;
+    if stable < vst::MIN_STABLE_NOISE && stable > 0.0 {
+        return Ok(gaussian(format!(
+            "Gaussian (sigma {}): the fitted camera (gain {a_text}) puts the noise at {:.1} times \
+             what the image shows",
+            sig4(sigma),
+            1.0 / stable
         )));
     }
     Ok(NoiseChoice {

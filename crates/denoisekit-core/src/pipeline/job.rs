@@ -133,11 +133,13 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     let out = match noise_transform(resolved)? {
         Some(g) => {
             g.check_fits(&input)?;
+            let stable = g.forward(&input);
+            g.check_noise(&stable.view())?;
             let mapped = {
                 let g = g.clone();
                 ctl.map_interim(move |v| g.inverse(v))
             };
-            g.inverse(f(g.forward(&input).view(), &mapped)?)
+            g.inverse(f(stable.view(), &mapped)?)
         }
         None => f(input, ctl)?,
     };
