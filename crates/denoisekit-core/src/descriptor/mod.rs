@@ -297,12 +297,21 @@ impl ParamSpec {
                 s.parse::<f64>()
                     .map_err(|_| self.invalid(raw, "a number".into()))?,
             ),
-            ParamKind::Int { .. } => {
+            ParamKind::Int { min, max, .. } => {
                 // Dialogs and macros may write an integer as "2.0"; accept that, but not "2.5".
                 let x = match s.parse::<i64>() {
                     Ok(i) => i,
                     Err(_) => match s.parse::<f64>() {
                         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+                        // Past i64 (or past f64's exact integers): outside every range.
+                        Ok(f) if f.fract() == 0.0 => {
+                            return Err(DenoiseError::ParamOutOfRange {
+                                name: self.key.to_string(),
+                                value: s.to_string(),
+                                min: min.to_string(),
+                                max: max.to_string(),
+                            });
+                        }
                         _ => return Err(self.invalid(raw, "a whole number".into())),
                     },
                 };
@@ -1326,6 +1335,22 @@ mod tests {
             raw,
             [("flag", ""), ("k", "v=w"), ("last", "[unclosed value")]
         );
+    }
+
+    #[test]
+    fn whole_numbers_parse_and_any_too_large_one_is_named_with_the_range() {
+        let spec = ParamSpec::int("Steps", 1, 1000, 10);
+        let parsed = |raw: &str| spec.parse(raw).map_err(|e| e.to_string());
+        assert_eq!(parsed("7"), Ok(ParamValue::Int(7)));
+        assert_eq!(parsed(" 7.0 "), Ok(ParamValue::Int(7)));
+        for raw in ["1e300", "99999999999999999999", "-1e20"] {
+            let e = parsed(raw).unwrap_err();
+            assert!(e.contains("outside [1, 1000]"), "{raw}: {e}");
+        }
+        for raw in ["2.5", "seven", "NaN"] {
+            let e = parsed(raw).unwrap_err();
+            assert!(e.contains("a whole number"), "{raw}: {e}");
+        }
     }
 
     #[test]

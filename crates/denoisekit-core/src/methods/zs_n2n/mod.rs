@@ -193,8 +193,9 @@ crate::method_params! {
         layers: usize = ParamSpec::int("Layers", 2, 8, 4).unit(Unit::Count),
         /// Adam's step size on the normalised image.
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
-        /// Side of the square patch each step trains on, in pixels (even; at most the
-        /// image, or its training region). Larger patches give smoother gradients and cost their area.
+        /// Side of the square patch each step trains on, in pixels: even (an odd side is
+        /// taken one smaller, as the sub-images pair pixels), at most the image or its
+        /// training region. Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
         /// 2x2), such as the cells of a field that is mostly background: patches are drawn
