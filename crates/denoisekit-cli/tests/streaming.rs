@@ -121,10 +121,11 @@ fn a_run_that_fails_part_way_leaves_an_existing_output_as_it_was() {
         Some("22M"),
     );
     assert!(!o.status.success());
+    // The window's pixel position, said of the stack.
+    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("NaN"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        err.contains("NaN") && err.contains("to 23 of the stack; z counted from plane"),
+        "{err}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"the user's earlier result");
     let left: Vec<_> = std::fs::read_dir(&d)

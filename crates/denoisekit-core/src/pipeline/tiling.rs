@@ -99,18 +99,37 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
         let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
         let input = read(lo..hi)?;
         // Streamed planes were never seen whole: check each window as `run` checks a stack.
-        check_input(&input.view()).map_err(|e| match e {
-            crate::DenoiseError::InvalidInput { reason } => crate::DenoiseError::InvalidInput {
-                reason: format!("{reason} (z counted from plane {lo} of the stack)"),
-            },
-            other => other,
-        })?;
-        let out: Volume = with_noise_model(input.view(), r, &inner, |v, ctl| (m.run)(v, r, ctl))?;
+        check_input(&input.view()).map_err(|e| in_window(e, lo..hi))?;
+        let out: Volume = with_noise_model(input.view(), r, &inner, |v, ctl| (m.run)(v, r, ctl))
+            .map_err(|e| in_window(e, lo..hi))?;
         write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
         ctl.advance((b - a) as u64, depth as u64)?;
         a = b;
     }
     Ok(())
+}
+
+/// An error about one window's planes, said of the stack: its pixel positions count z
+/// from the window's first plane, and its measurements are the window's.
+fn in_window(e: crate::DenoiseError, planes: Range<usize>) -> crate::DenoiseError {
+    let (lo, last) = (planes.start, planes.end - 1);
+    match e {
+        crate::DenoiseError::InvalidInput { reason } => crate::DenoiseError::InvalidInput {
+            reason: format!(
+                "{reason} (in planes {lo} to {last} of the stack; z counted from plane {lo})"
+            ),
+        },
+        crate::DenoiseError::InvalidParamValue {
+            name,
+            value,
+            expected,
+        } => crate::DenoiseError::InvalidParamValue {
+            name,
+            value,
+            expected: format!("{expected} (measured on planes {lo} to {last} of the stack)"),
+        },
+        other => other,
+    }
 }
 
 /// [`run_windows`] over a stack in memory, into a new output volume.
