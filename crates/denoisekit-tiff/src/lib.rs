@@ -123,14 +123,16 @@ fn budget(path: &str) -> Result<u64, TiffIoError> {
     })
 }
 
-/// The decoder's words for a file that ends early, said as what they mean.
-fn plain(reason: String) -> String {
-    if reason.contains("failed to fill whole buffer") {
-        "the file ends before its data does (truncated, or a directory pointing past its \
-         end)"
-            .into()
-    } else {
-        reason
+/// The decoder's error, said plainly where its words would not be (a file that ends
+/// early is "failed to fill whole buffer").
+fn plain(e: &tiff::TiffError) -> String {
+    match e {
+        tiff::TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file ends before its data does (truncated, or a directory pointing past its \
+             end)"
+                .into()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -302,7 +304,7 @@ impl<R: Read + Seek> PageReader<R> {
         let limit = budget(&path)?;
         let fmt = |e: tiff::TiffError| TiffIoError::Format {
             path: path.clone(),
-            reason: plain(e.to_string()),
+            reason: plain(&e),
         };
         let mut limits = Limits::default();
         // One page is decoded at a time: let it be as large as the budget allows (the
@@ -321,7 +323,7 @@ impl<R: Read + Seek> PageReader<R> {
             axes: Axes::PLAIN,
             calibration: Calibration::default(),
         };
-        (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(e.to_string()))?;
+        (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(plain(&e)))?;
         if let Ok(Some(d)) = r.dec.find_tag(tiff::tags::Tag::ImageDescription)
             && let Ok(d) = d.into_string()
         {
@@ -350,7 +352,7 @@ impl<R: Read + Seek> PageReader<R> {
     fn fmt(&self, reason: String) -> TiffIoError {
         TiffIoError::Format {
             path: self.path.clone(),
-            reason: plain(reason),
+            reason,
         }
     }
 
@@ -375,8 +377,8 @@ impl<R: Read + Seek> PageReader<R> {
                 name(self.calibration.white_is_zero)
             )));
         }
-        let (w, h) = self.dec.dimensions().map_err(|e| self.fmt(e.to_string()))?;
-        let ct = self.dec.colortype().map_err(|e| self.fmt(e.to_string()))?;
+        let (w, h) = self.dec.dimensions().map_err(|e| self.fmt(plain(&e)))?;
+        let ct = self.dec.colortype().map_err(|e| self.fmt(plain(&e)))?;
         if !matches!(ct, tiff::ColorType::Gray(_)) {
             return Err(self.fmt(format!(
                 "page {n} is {ct:?}; only grey-level images are supported"
@@ -438,7 +440,7 @@ impl<R: Read + Seek> PageReader<R> {
             }
             return Ok(false);
         }
-        self.dec.next_image().map_err(|e| self.fmt(e.to_string()))?;
+        self.dec.next_image().map_err(|e| self.fmt(plain(&e)))?;
         self.check_layout()?;
         self.pending = true;
         Ok(true)
@@ -455,7 +457,7 @@ impl<R: Read + Seek> PageReader<R> {
         self.pending = false;
         self.page += 1;
         let n = self.page;
-        let mut page = self.dec.read_image().map_err(|e| self.fmt(e.to_string()))?;
+        let mut page = self.dec.read_image().map_err(|e| self.fmt(plain(&e)))?;
         if self.calibration.white_is_zero {
             keep_as_stored(&mut page);
         }
