@@ -233,13 +233,11 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
     // The flat blocks the fit measures can misjudge an image whose noise is not white; the
     // model the run would refuse ([`vst::Gat::check_noise`]) is not chosen.
     let g = fit.gat();
-    let stable = estimate_sigma(&g.forward(v).view())?;
-    if stable < vst::MIN_STABLE_NOISE && stable > 0.0 {
+    if g.check_noise(v, &g.forward(v).view()).is_err() {
         return Ok(gaussian(format!(
-            "Gaussian (sigma {}): the fitted camera (gain {a_text}) puts the noise at {:.1} times \
-             what the image shows",
-            sig4(sigma),
-            1.0 / stable
+            "Gaussian (sigma {}): the fitted camera (gain {a_text}) says the noise is more \
+             than twice what the image shows",
+            sig4(sigma)
         )));
     }
     Ok(NoiseChoice {

@@ -134,7 +134,7 @@ pub fn with_noise_model<E: From<DenoiseError>>(
         Some(g) => {
             g.check_fits(&input)?;
             let stable = g.forward(&input);
-            g.check_noise(&stable.view())?;
+            g.check_noise(&input, &stable.view())?;
             let mapped = {
                 let g = g.clone();
                 ctl.map_interim(move |v| g.inverse(v))
