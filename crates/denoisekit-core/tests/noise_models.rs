@@ -135,7 +135,7 @@ fn an_offset_above_most_of_the_image_is_refused_with_its_range() {
 }
 
 #[test]
-fn a_gain_that_overstates_the_noise_fourfold_is_refused_with_what_was_measured() {
+fn a_camera_model_far_from_the_images_noise_is_refused_with_what_was_measured() {
     use denoisekit_core::{Control, ParamValues, run};
     // Photon noise from a camera of gain 2; the same model with other gains given by hand.
     let img = camera(100.0, 2.0, 100.0, 3.0, 7);
@@ -172,6 +172,32 @@ fn a_gain_that_overstates_the_noise_fourfold_is_refused_with_what_was_measured()
             "{e}"
         );
     }
+    // Half the gain runs; a fortieth understates the noise variance more than sixfold
+    // (less than fortyfold: the read noise, given right, does not scale): refused.
+    run("gaussian", img.view(), &model(1.0), &Control::new()).unwrap();
+    let e = run("gaussian", img.view(), &model(0.05), &Control::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("parameter `gain`: cannot use \"0.05\"")
+            && e.contains("of what the image shows"),
+        "{e}"
+    );
+    // A read noise so large that the transformed image rounds to one value (it came out
+    // as one flat value): refused, naming the read noise.
+    let e = run(
+        "gaussian",
+        img.view(),
+        &model(2.0).set("read_noise", 1e6),
+        &Control::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("parameter `read_noise`: cannot use \"1000000\"")
+            && e.contains("rounds to one value"),
+        "{e}"
+    );
     // Photon counting at a fraction of a photon per pixel in the background: the right
     // model, whose transform cannot bring such counts' noise up to 1, runs.
     let clean = real::nuclei();

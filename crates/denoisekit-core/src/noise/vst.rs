@@ -50,6 +50,11 @@ const Y_MAX: f64 = 1000.0;
 /// The least noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts, as a
 /// fraction of what the model says there.
 pub const MIN_STABLE_NOISE: f64 = 0.5;
+/// The most noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts: the model
+/// says about 1 at most (Poisson noise's exact value peaks at 1.001, near 6 photons), and
+/// the right model measured 0.95 to 1.12 of what it says on camera-simulated nuclei from
+/// 0.5 to 100 photons, with read noise 0 to 2.
+pub const MAX_STABLE_NOISE: f64 = 2.5;
 /// Table points; denser near 0 (quadratic spacing), where the inverse bends most.
 const N_TABLE: usize = 600;
 
@@ -153,52 +158,98 @@ impl Gat {
         })
     }
 
-    /// Refuses a model that says the noise is far larger than the image shows. `stable` is
-    /// `input` after [`Gat::forward`], where the model puts the noise's standard deviation
-    /// at 1 from a few photons up, and below that at what [`Gat::stable_sd`] gives for the
+    /// Refuses a model whose noise is far from what the image shows. `stable` is `input`
+    /// after [`Gat::forward`], where the model puts the noise's standard deviation at 1
+    /// from a few photons up, and below that at what [`Gat::stable_sd`] gives for the
     /// image's median (a photon-counting image of a fraction of a photon per pixel
-    /// measures about 0.5, rightly). A gain many times too large (a camera's electrons per
-    /// grey level given as grey levels per electron) makes every pixel a fraction of a
-    /// photon, and the unbiased inverse, right for such counts, pulls the result far from
-    /// the image. Below [`MIN_STABLE_NOISE`] times what the model says, it overstates the
-    /// noise variance fourfold: measured on the camera-simulated nuclei at 3 to 100
-    /// photons, a gain 4 times too large (at the threshold) moves the result's mean over
-    /// the signal by 4% to 18%, twice too large by 1% to 9%, and 6 times is refused; a
-    /// camera model fitted to the image (`noise_model=auto`) measures 0.76 to 0.99 of
-    /// what it says on the real W2S captures. The
-    /// other way, a gain too small leaves more noise than the model says, which the
-    /// methods' defaults measure and the inverse, near the algebraic one at such counts,
-    /// keeps.
+    /// measures about 0.5, rightly).
+    ///
+    /// - Below [`MIN_STABLE_NOISE`] times that, the model overstates the noise variance
+    ///   fourfold: a gain many times too large (a camera's electrons per grey level given
+    ///   as grey levels per electron) makes every pixel a fraction of a photon, and the
+    ///   unbiased inverse, right for such counts, pulls the result away from the image.
+    ///   Measured on the camera-simulated nuclei at 3 to 100 photons, a gain 4 times too
+    ///   large (at the threshold) moves the result's mean over the signal by 4% to 18%,
+    ///   twice too large by 1% to 9%, and 6 times is refused. A read noise so large that
+    ///   the transformed image rounds to one value is refused too.
+    /// - Above [`MAX_STABLE_NOISE`], it understates the noise variance more than sixfold
+    ///   (the model's defaults, gain 1 with no offset, on a camera of gain 19, moved the
+    ///   mean by 6% to 8%).
+    ///
+    /// A camera model fitted to the image (`noise_model=auto`) measures 0.76 to 0.99 of
+    /// what it says on the real W2S captures.
     ///
     /// # Errors
-    /// [`crate::DenoiseError::InvalidParamValue`] for `gain`, with what was measured.
+    /// [`crate::DenoiseError::InvalidParamValue`] for `gain` (or `read_noise` where it
+    /// outweighs the photons), with what was measured.
     pub fn check_noise(&self, input: &VolumeView<'_>, stable: &VolumeView<'_>) -> Result<()> {
         let measured = crate::noise::estimate_sigma(stable)?;
-        let (median, _) = crate::noise::intensity_percentiles(input, 0.5, 0.5);
-        let said = self.stable_sd(((median - self.offset) / self.gain).max(0.0));
-        // A flat image (or one of flat steps) measures 0 whatever the model, and an image
-        // of no photons has no photon noise: nothing to check either against.
-        if measured >= MIN_STABLE_NOISE * said || measured == 0.0 {
-            return Ok(());
-        }
-        let measured = measured / said;
-        let times = 1.0 / measured;
-        let times = if times < 10.0 {
-            format!("{times:.1}")
+        // The median from a sample of at most 2^16 pixels: the count it gives only sets
+        // what the model says below a few photons.
+        let mut sample: Vec<f32> = input
+            .iter()
+            .step_by((input.len() >> 16).max(1))
+            .copied()
+            .collect();
+        let mid = sample.len() / 2;
+        let median = f64::from(*sample.select_nth_unstable_by(mid, f32::total_cmp).1);
+        let y = ((median - self.offset) / self.gain).max(0.0);
+        let said = self.stable_sd(y);
+        // The parameter that makes the noise too large is the read noise where it outweighs
+        // the photons at the image's median; too small, the gain.
+        let mut name = if self.s * self.s > y {
+            "read_noise"
         } else {
-            format!("{times:.0}")
+            "gain"
+        };
+        let how = if measured == 0.0 {
+            // A flat image (or one of flat steps) measures 0 whatever the model; an image
+            // with noise measures 0 only when the model's noise is so large that the
+            // transformed image rounds to one value in 32-bit floats.
+            if crate::noise::estimate_sigma(input)? == 0.0 {
+                return Ok(());
+            }
+            "so far above what the image shows that the transformed image rounds to one \
+             value"
+                .to_string()
+        } else if measured > MAX_STABLE_NOISE {
+            name = "gain";
+            let part = 1.0 / measured;
+            let part = if part >= 0.01 {
+                format!("{part:.2}")
+            } else {
+                format!("{part:.1e}")
+            };
+            format!(
+                "at {part} of what the image shows (the stabilised noise measures \
+                 {measured:.2}, at most {MAX_STABLE_NOISE} fits)"
+            )
+        } else if measured >= MIN_STABLE_NOISE * said {
+            return Ok(());
+        } else {
+            let times = said / measured;
+            if times < 10.0 {
+                format!("at {times:.1} times what the image shows (at most 2 fits)")
+            } else {
+                format!("at {times:.0} times what the image shows (at most 2 fits)")
+            }
         };
         Err(crate::DenoiseError::InvalidParamValue {
-            name: "gain".into(),
-            value: crate::fmt_num(self.gain),
+            name: name.into(),
+            value: crate::fmt_num(if name == "gain" {
+                self.gain
+            } else {
+                self.s * self.gain
+            }),
             expected: format!(
-                "a gain that fits the image: with gain = {} (grey levels per photon), offset \
-                 = {} and read_noise = {}, the model puts the noise at {times} times what the \
-                 image shows (at most 2 fits), so its pixels would count too few photons and \
-                 the result would be pulled away from the image. Check the camera's gain (a \
-                 spec sheet's electrons per grey level is its inverse), let noise_model=auto \
-                 fit one (or measure it with `denoisekit noise`), or, for an image already \
-                 smoothed or denoised, use noise_model=gaussian",
+                "a {} that fits the image: with gain = {} (grey levels per photon), offset = \
+                 {} and read_noise = {}, the model puts the noise {how}, and its unbiased \
+                 inverse would pull the result away from the image. Check the camera's gain \
+                 (a spec sheet's electrons per grey level is its inverse) and read noise (in \
+                 grey levels), let noise_model=auto fit them (or measure them with \
+                 `denoisekit noise`), or, for an image already smoothed or denoised, use \
+                 noise_model=gaussian",
+                name.replace('_', " "),
                 crate::fmt_num(self.gain),
                 crate::fmt_num(self.offset),
                 crate::fmt_num(self.s * self.gain),
@@ -211,9 +262,15 @@ impl Gat {
     }
 
     /// The standard deviation of [`Gat::forward`]'s values at a mean of `y` photons: 1 from
-    /// a few photons up, less below (0 at none without read noise). `E[f²]` is taken as
+    /// a few photons (or read noise of a few photons) up, less below (0 at none without
+    /// read noise). `E[f²]` is taken as
     /// `4(y + ⅜ + s²)`, which leaves out the transform's floor and so errs low.
     fn stable_sd(&self, y: f64) -> f64 {
+        // Past a few photons' worth of noise the transform is stable (within 2% at 10), and
+        // the difference below would lose its digits to the square of a large mean.
+        if y + self.s * self.s >= 10.0 {
+            return 1.0;
+        }
         let mean = self.expected(y);
         (4.0 * (y + self.c()) - mean * mean).max(0.0).sqrt()
     }
