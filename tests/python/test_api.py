@@ -140,8 +140,10 @@ def test_bad_input_gets_a_clear_error(noisy2d):
     nan[3, 4] = np.nan
     with pytest.raises(ValueError, match="(?i)nan"):
         dk.denoise(nan, "gaussian")
-    with pytest.raises(ValueError, match="RGB"):
-        dk.denoise(np.zeros((64, 64, 3), np.uint8), "gaussian")
+    # Colour of any sample type: 8-bit, a scientific camera's 16-bit, a float conversion.
+    for dtype in (np.uint8, np.uint16, np.float32, np.float64):
+        with pytest.raises(ValueError, match="RGB"):
+            dk.denoise(np.zeros((64, 64, 3), dtype), "gaussian")
     with pytest.raises(ValueError, match="dtype bool is not supported"):
         dk.denoise(np.zeros((8, 8), bool), "gaussian")
     with pytest.raises(ValueError, match="denoisekit.dask"):
@@ -244,6 +246,14 @@ def test_thread_count_per_call_does_not_change_pixels(noisy3d):
         dk.set_num_threads(0)
     with pytest.raises(ValueError):
         dk.set_num_threads(-1)
+    # A count typed wrongly is refused with the range, not spent spawning threads.
+    with pytest.raises(ValueError, match=r"threads = 1000000 is outside \[0, \d+\]") as e:
+        dk.denoise(noisy3d, "gaussian", threads=10**6)
+    most = int(str(e.value).split("[0, ")[1].split("]")[0])
+    assert most >= 4 and most % 4 == 0, e.value
+    with pytest.raises(ValueError, match=rf"outside \[0, {most}\]"):
+        dk.set_num_threads(most + 1)
+    dk.denoise(noisy3d, "gaussian", threads=most)
 
 
 def test_the_gil_is_released_while_a_job_runs():

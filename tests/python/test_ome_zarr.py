@@ -134,8 +134,44 @@ def test_resume_rewrites_exactly_the_unfinished_chunks(source, tmp_path, monkeyp
                                   expected(vol, "gaussian", s["params"]))
     # Finished: a second resume has nothing to do; a new run refuses to overwrite.
     assert dkd.denoise_ome_zarr(src, dst, "gaussian", resume=True)["tasks"] == 0
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="exists: overwrite=True"):
         dkd.denoise_ome_zarr(src, dst, "gaussian")
+    # The same store under another spelling resumes too.
+    rel = os.path.relpath(src)
+    assert dkd.denoise_ome_zarr(rel, dst, "gaussian", resume=True)["tasks"] == 0
+
+
+def test_an_output_that_would_destroy_the_input_or_a_folder_is_refused(source, tmp_path):
+    src, _ = source
+
+    def files(root):
+        return {os.path.relpath(os.path.join(d, p), root): open(os.path.join(d, p), "rb").read()
+                for d, _, names in os.walk(root) for p in names}
+
+    before = files(src)
+    # The input itself, a store inside it, and a folder holding it.
+    for dst in (src, src + "/den", str(tmp_path)):
+        with pytest.raises(ValueError, match="written over the input"):
+            dkd.denoise_ome_zarr(src, dst, "gaussian", overwrite=True)
+    assert files(src) == before
+    assert not os.path.exists(src + "/den")
+    # overwrite replaces a Zarr store only, never a folder named by mistake.
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a Zarr store"):
+        dkd.denoise_ome_zarr(src, str(folder), "gaussian", overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_a_nan_is_reported_where_it_lies_in_the_image(tmp_path, noisy3d):
+    vol = noisy3d.copy()
+    vol[7, 30, 38] = np.nan
+    src = write_source(tmp_path / "nan.ome.zarr", vol, "zyx", (2, 16, 16))
+    with dask.config.set(scheduler="synchronous"), \
+            pytest.raises(ValueError, match=r"pixel \(x=38, y=30, z=7\) of the image is NaN"):
+        dkd.denoise_ome_zarr(src, str(tmp_path / "o.ome.zarr"), "gaussian",
+                             noise_model="gaussian", sigma=1, sigma_z=1)
 
 
 def test_not_an_ome_zarr_image(tmp_path):
@@ -158,6 +194,17 @@ def test_the_command_line_runs_ome_zarr_on_local_workers(cli, source, tmp_path):
     assert summary["tasks"] == 2 * 3 * 3 * 3
     np.testing.assert_array_equal(zarr.open_group(dst, mode="r")["0"][...],
                                   expected(vol, "median", summary["params"]))
+    # Again into the same output: refused with the way forward, then replaced; the
+    # driver takes parameters after its options too.
+    again = subprocess.run([cli, "run", "median", src, dst, "--workers", "1", "radius=2"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "--overwrite" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr, again.stderr
+    replaced = subprocess.run([sys.executable, "-m", "denoisekit.zarr_cli", "median", src, dst,
+                               "--workers", "1", "--overwrite", "radius=3"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout.strip().splitlines()[-1])["params"][0]["radius"] == 3
     # Options that only make sense for a store are refused for a TIFF, and a Python
     # without the package is reported with the way forward.
     bad = subprocess.run([cli, "run", "median", "x.tif", "y.tif", "--workers", "2"],

@@ -54,8 +54,12 @@ pub(crate) enum Cmd {
         #[arg(long)]
         scheduler: Option<String>,
         /// OME-Zarr input: continue an interrupted run into the same output.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// OME-Zarr input: replace an existing output store (a TIFF output is always
+        /// replaced, once the new one is whole).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Choose a method's strength from the image itself (self-supervised, no clean image):
     /// `denoisekit tune nl_means in.tif`; prints the options to pass to `run` or a macro.

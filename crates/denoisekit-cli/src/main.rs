@@ -65,19 +65,24 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             workers,
             scheduler,
             resume,
+            overwrite,
         } => {
             if zarr::is_zarr(&input) {
                 let cluster = zarr::Cluster {
                     workers,
                     scheduler,
                     resume,
+                    overwrite,
                 };
                 return Ok(zarr::run(
                     &method, &input, &output, &params, &backend, &cluster,
                 )?);
             }
-            if workers.is_some() || scheduler.is_some() || resume {
-                return Err("--workers, --scheduler and --resume apply to OME-Zarr input".into());
+            if workers.is_some() || scheduler.is_some() || resume || overwrite {
+                return Err(
+                    "--workers, --scheduler, --resume and --overwrite apply to OME-Zarr input"
+                        .into(),
+                );
             }
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;

@@ -23,6 +23,7 @@ pub struct Cluster {
     pub workers: Option<usize>,
     pub scheduler: Option<String>,
     pub resume: bool,
+    pub overwrite: bool,
 }
 
 /// Runs the Dask driver and passes its output through; its exit status is ours.
@@ -64,6 +65,9 @@ pub fn run(
     }
     if cluster.resume {
         cmd.arg("--resume");
+    }
+    if cluster.overwrite {
+        cmd.arg("--overwrite");
     }
     let status = cmd
         .status()

@@ -88,8 +88,29 @@ impl Drop for Lent {
     }
 }
 
+/// The most threads a call may ask for: four per core. More only queue behind each other,
+/// and a count typed wrongly (`threads=10**6`) spent minutes spawning threads.
+fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn check_threads(what: &str, n: usize) -> PyResult<usize> {
+    let max = max_threads();
+    if n > max {
+        return Err(PyValueError::new_err(format!(
+            "{what} = {n} is outside [0, {max}] (0: every core; at most four threads per \
+             core, of which this machine has {})",
+            max / 4
+        )));
+    }
+    Ok(n)
+}
+
 fn pool(threads: Option<usize>) -> PyResult<Lent> {
-    let n = threads.unwrap_or_else(|| DEFAULT_THREADS.load(Ordering::Relaxed));
+    let n = match threads {
+        Some(n) => check_threads("threads", n)?,
+        None => DEFAULT_THREADS.load(Ordering::Relaxed),
+    };
     if n == 0 {
         return Ok(Lent(None));
     }
@@ -215,8 +236,9 @@ fn gpu_compiled() -> bool {
 
 /// Threads for every later call that does not give `threads=` (0: all cores).
 #[pyfunction]
-fn set_num_threads(n: usize) {
-    DEFAULT_THREADS.store(n, Ordering::Relaxed);
+fn set_num_threads(n: usize) -> PyResult<()> {
+    DEFAULT_THREADS.store(check_threads("set_num_threads: n", n)?, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The thread count a call without `threads=` uses.

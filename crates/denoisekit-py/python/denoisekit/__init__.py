@@ -88,7 +88,7 @@ def describe(method: str) -> dict:
 def set_num_threads(n: int) -> None:
     """Threads for every later call that does not pass ``threads=`` (0: every core)."""
     if int(n) < 0:
-        raise ValueError(f"set_num_threads: n = {n} is outside [0, inf]")
+        raise ValueError(f"set_num_threads: n = {n} is outside [0, 4 per core]")
     _native.set_num_threads(int(n))
 
 
@@ -138,8 +138,10 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
             f"{what}: dtype {a.dtype} is not supported; use one of "
             f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
         )
-    # A colour image read with tifffile/imageio is (y, x, 3|4) uint8; a stack never is.
-    if a.ndim == 3 and a.dtype == np.uint8 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+    # A colour image read with tifffile/imageio is (y, x, 3|4), 8-bit or (from a
+    # scientific camera or a conversion) 16-bit or float; a stack 3 or 4 pixels wide is
+    # not an image to denoise.
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
         raise ValueError(
             f"{what}: shape {a.shape} looks like an RGB(A) image (y, x, channel); "
             "denoise each channel with channel_axis=-1, or convert to grey first"

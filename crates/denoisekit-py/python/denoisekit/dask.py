@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -70,21 +71,27 @@ def _axes_for(ndim: int, axes: Optional[str]) -> str:
     return axes
 
 
+SAMPLE_SIDE = {"z": 8, "y": 512, "x": 512}
+
+
+def _sample_start(n: int, axis: str) -> int:
+    return (n - min(n, SAMPLE_SIDE[axis])) // 2
+
+
 def _sample(arr, axes: str, index: dict) -> np.ndarray:
     """The central region (up to 8 planes of 512 x 512) at the given non-spatial index:
     what the noise is measured on. Reading it touches only the chunks it overlaps."""
-    side = {"z": 8, "y": 512, "x": 512}
     sl = []
     for i, a in enumerate(axes):
         n = arr.shape[i]
-        if a in side:
-            w = min(n, side[a])
-            sl.append(slice((n - w) // 2, (n - w) // 2 + w))
+        if a in SAMPLE_SIDE:
+            lo = _sample_start(n, a)
+            sl.append(slice(lo, lo + min(n, SAMPLE_SIDE[a])))
         else:
             sl.append(index.get(a, 0))
     block = np.asarray(arr[tuple(sl)])
     # The core reads (z, y, x): put the spatial axes in that order whatever the layout.
-    spatial = [a for a in axes if a in side]
+    spatial = [a for a in axes if a in SAMPLE_SIDE]
     return np.transpose(block, sorted(range(len(spatial)), key=lambda i: SPATIAL.index(spatial[i])))
 
 
@@ -96,8 +103,20 @@ def resolve_params(arr, method: str, axes: Optional[str] = None, **params: Any) 
     channels = arr.shape[axes.index("c")] if "c" in axes else 1
     out = []
     for c in range(channels):
-        sample = _sample(arr, axes, {"c": c, "t": 0})
-        out.append(_dk.resolve(method, sample, **params))
+        index = {"c": c, "t": 0}
+        sample = _sample(arr, axes, index)
+        try:
+            out.append(_dk.resolve(method, sample, **params))
+        except ValueError as e:
+            # The core names a pixel of the sample: name it in the image.
+            def shifted(m):
+                at = dict(re.findall(r"(\w)=(\d+)", m.group(1)))
+                pos = {a: int(at.get(a, 0)) + _sample_start(arr.shape[i], a)
+                       if a in SAMPLE_SIDE else index.get(a, 0) for i, a in enumerate(axes)}
+                where = ", ".join(f"{a}={pos[a]}" for a in reversed(axes))
+                return f"pixel ({where}) of the image"
+
+            raise ValueError(re.sub(r"pixel \(([^)]*)\)", shifted, str(e), count=1)) from None
     return out
 
 
@@ -412,15 +431,77 @@ def _unit_task(run, src, src_name, dst, axes, method, per_channel, region, unit_
     done = store.array(dst, PROGRESS, "r+")
     if done[unit_index]:
         return 0
-    block, crop = _read_halo(store, store.array(src, src_name), region, depth, periodic)
+    arr = store.array(src, src_name)
+    block, crop = _read_halo(store, arr, region, depth, periodic)
     c0 = region[axes.index("c")][0] if "c" in axes else 0
-    res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit)
+    try:
+        res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit)
+    except ValueError as e:
+        raise ValueError(_in_image(str(e), block, crop, region, axes, arr.shape)) from None
     out = store.array(dst, "0", "r+")
     out[tuple(slice(lo, hi) for lo, hi in region)] = res[crop]
     # The mark is written after the data: a task killed in between leaves its region
     # unmarked, and resume rewrites it whole.
     done[unit_index] = 1
     return int(np.prod([hi - lo for lo, hi in region]))
+
+
+def _in_image(msg, block, crop, region, axes, shape):
+    """The core's message about a pixel of one task's block (the region and its halo),
+    with the pixel's position in the image instead: the first unusable pixel of the
+    region, else of the halo (a neighbour's region)."""
+    if not re.search(r"pixel \(x=", msg) or block.dtype.kind != "f":
+        return msg
+    bad = ~(np.abs(block) <= 1e12)
+    inner = np.argwhere(bad[tuple(crop)])
+    if len(inner):
+        pos = [lo + int(i) for (lo, _), i in zip(region, inner[0])]
+    else:
+        outer = np.argwhere(bad)
+        if not len(outer):
+            return msg
+        # The block starts `crop.start` before the region (wrapped for a periodic border).
+        pos = [(lo - c.start + int(i)) % n
+               for (lo, _), c, i, n in zip(region, crop, outer[0], shape)]
+    where = ", ".join(f"{a}={p}" for a, p in reversed(list(zip(axes, pos))))
+    return re.sub(r"pixel \([^)]*\)", f"pixel ({where}) of the image", msg, count=1)
+
+
+def _real(p: str) -> str:
+    """A store path as one name: a URL as given, a local path resolved."""
+    return p.rstrip("/") if "://" in p else os.path.realpath(p)
+
+
+def _same_store(a: str, b: str) -> bool:
+    """Whether two store paths name one store, or one lies inside the other."""
+    a, b = _real(a), _real(b)
+    sep = "/" if "://" in a else os.sep
+    return a == b or a.startswith(b + sep) or b.startswith(a + sep)
+
+
+def _refuse_clash(src: str, dst: str, overwrite: bool, resume: bool) -> None:
+    """Refuses an output that would destroy the input or a folder that is not a Zarr
+    store, or that exists and was not asked to be replaced or resumed."""
+    import zarr
+
+    if _same_store(src, dst):
+        raise ValueError(
+            f"{dst}: the output would be written over the input {src} (the same store, or "
+            "one inside the other), which is read chunk by chunk while the output is "
+            "written; choose an output outside it")
+    if resume or "://" in dst or not os.path.exists(dst):
+        return
+    if not overwrite:
+        raise ValueError(
+            f"{dst} exists: overwrite=True (--overwrite) replaces it, resume=True (--resume) "
+            "continues an interrupted run into it")
+    try:
+        zarr.open_group(dst, mode="r")
+    except Exception:
+        raise ValueError(
+            f"{dst} exists and is not a Zarr store: overwrite=True replaces only a Zarr "
+            "store (so that a folder named by mistake is not deleted); remove it yourself "
+            "or choose another output") from None
 
 
 def _compute(tasks) -> int:
@@ -476,6 +557,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
     import zarr
 
     t0 = time.perf_counter()
+    _refuse_clash(src, dst, overwrite, resume)
     sg = zarr.open_group(src, mode="r")
     ome, version = _ome(sg)
     ms = ome["multiscales"][0]
@@ -496,7 +578,8 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
             existing = None
     if existing is not None:
         info = dict(existing.attrs).get("denoisekit")
-        if info is None or info.get("source") != src or info.get("method") != method:
+        if (info is None or _real(info.get("source", "")) != _real(src)
+                or info.get("method") != method):
             raise ValueError(
                 f"resume: {dst} was not written by denoise_ome_zarr({src!r}, ..., {method!r})"
             )

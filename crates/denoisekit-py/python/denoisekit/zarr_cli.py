@@ -37,7 +37,8 @@ def main(argv=None) -> int:
                     help="continue an interrupted run into the same output")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output")
     ap.add_argument("--backend", default="cpu", choices=BACKENDS)
-    a = ap.parse_args(argv)
+    # Parameters may follow the options, as in the examples above.
+    a = ap.parse_intermixed_args(argv)
     params = {}
     for p in a.params:
         k, sep, v = p.partition("=")
