@@ -260,6 +260,17 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                     "var = a*mean + b: a = {:.4} (± {:.2}), b = {:.4} (± {:.2}), from {} intensity levels",
                     fit.a, fit.a_se, fit.b, fit.b_se, fit.levels
                 );
+                // Options `run` would refuse (a gain of 0 or less, or none) are not offered.
+                if fit.a <= 0.0 || fit.a.is_nan() {
+                    return Err(format!(
+                        "{}: no camera model fits: the fitted gain a = {:.4} is not above 0 (the \
+                         noise does not grow with the signal here); use noise_model=gaussian, \
+                         or let `denoisekit noise --auto` choose",
+                        input.display(),
+                        fit.a
+                    )
+                    .into());
+                }
                 println!("{}", fit.options());
             } else {
                 println!("{}", estimate_sigma(&img.view())?);
