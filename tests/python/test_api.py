@@ -159,6 +159,8 @@ def test_channels_are_denoised_one_by_one(noisy2d):
     got = dk.denoise(rgb, "bilateral", channel_axis=-1)
     for c in range(3):
         np.testing.assert_array_equal(got[..., c], dk.denoise(rgb[..., c], "bilateral"))
+    with pytest.raises(ValueError, match=r"channel_axis=0: expected a 3D .* got shape \(70, 93\)"):
+        dk.denoise(noisy2d, "bilateral", channel_axis=0)
 
 
 def test_a_job_over_its_memory_budget_is_refused_before_allocating(noisy3d):

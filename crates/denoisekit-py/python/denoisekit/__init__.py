@@ -179,6 +179,11 @@ def denoise(
     ``channel_axis`` denoises each channel on its own (each with its own noise).
     """
     if channel_axis is not None:
+        if np.ndim(image) not in (3, 4):
+            raise ValueError(
+                f"channel_axis={channel_axis}: expected a 3D (y, x, channel) or 4D (z, y, x, "
+                f"channel) array, in any axis order, got shape {np.shape(image)}"
+            )
         a = np.moveaxis(np.asarray(image), channel_axis, -1)
         res = np.stack(
             [

@@ -1841,6 +1841,12 @@ mod tests {
         refuse(&good.replace("\"zs_n2n\"", "\"other\""), "method other");
         refuse(&good.replace("\"width\":4", "\"width\":5"), "tensor w1 has 36 values");
         refuse(&good.replace("\"layers\":3", "\"layers\":9"), "`layers` = 9 is outside [2, 8]");
+        // Through a job, whose memory check sizes the file's network first: a width far
+        // out of range is named with its range, not stated as petabytes.
+        std::fs::write(&file, good.replace("\"width\":4", "\"width\":1000000000")).unwrap();
+        let values = crate::ParamValues::new().set("weights", path);
+        let e = crate::run("zs_n2n", img.view(), &values, &Control::new()).unwrap_err();
+        assert!(e.to_string().contains("`width` = 1000000000 is outside"), "{e}");
         // A file without `layers` (written before the depth could be chosen) holds 2.
         refuse(&good.replace("\"layers\":3,", ""), "w2 has 288 values, width 4 with 2 layers needs 144");
         let two = Net::init(4, 2, &mut Rng::new(5));

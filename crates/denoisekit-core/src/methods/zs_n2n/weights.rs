@@ -162,7 +162,23 @@ pub fn is_weights_file(path: &Path) -> bool {
 pub fn network_of(path: &Path) -> Option<(usize, usize)> {
     let text = std::fs::read_to_string(path).ok()?;
     let file: File<serde::de::IgnoredAny> = serde_json::from_str(&text).ok()?;
-    (file.format == FORMAT && file.method == METHOD).then_some((file.width, file.layers))
+    // A network out of range is not sized (a width of 1e9 was stated as petabytes): the
+    // load refuses it with the range.
+    (file.format == FORMAT && file.method == METHOD && in_range(file.width, file.layers).is_ok())
+        .then_some((file.width, file.layers))
+}
+
+/// Checks a file's width and depth against the parameters' own ranges: a file cannot ask
+/// for a network the dialog could not.
+fn in_range(width: usize, layers: usize) -> Result<()> {
+    for (key, n) in [("width", width), ("layers", layers)] {
+        let spec = (super::ZsN2nParams::SPECS.iter())
+            .find(|s| s.key == key)
+            .expect("zs_n2n has width and layers parameters");
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        spec.check(&crate::descriptor::ParamValue::Int(n))?;
+    }
+    Ok(())
 }
 
 /// Reads weights written by [`save`], checking every tensor's size and value.
@@ -199,16 +215,7 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
         return Err(bad(format!("it holds weights of method {}", file.method)));
     }
     let (c, layers) = (file.width, file.layers);
-    // The width's and depth's own ranges: a file cannot ask for a network the dialog
-    // could not.
-    for (key, n) in [("width", c), ("layers", layers)] {
-        let spec = (super::ZsN2nParams::SPECS.iter())
-            .find(|s| s.key == key)
-            .expect("zs_n2n has width and layers parameters");
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
-        spec.check(&crate::descriptor::ParamValue::Int(n))
-            .map_err(|e| bad(e.to_string()))?;
-    }
+    in_range(c, layers).map_err(|e| bad(e.to_string()))?;
     let tensors = file.tensors.in_order();
     for ((name, v), want) in (Tensors::NAMES.iter().zip(&tensors)).zip(Net::lengths(c, layers)) {
         if v.len() != want {
