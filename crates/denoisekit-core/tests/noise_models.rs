@@ -125,6 +125,16 @@ fn an_offset_above_most_of_the_image_is_refused_with_its_range() {
         "{e}"
     );
     run("gaussian", subtracted.view(), &model(0.0), &Control::new()).unwrap();
+    // An offset above 40% of the pixels (its floor there: gain·(⅜ + s²) below it) lifts
+    // them: refused too; one above a tenth of them passes.
+    let mut sorted: Vec<f32> = img.iter().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let above = |share: f64| {
+        f64::from(sorted[(share * sorted.len() as f64) as usize]) + 2.0 * (0.375 + 2.25)
+    };
+    let e = run("gaussian", img.view(), &model(above(0.4)), &Control::new()).unwrap_err();
+    assert!(e.to_string().contains("% of the pixels"), "{e}");
+    run("gaussian", img.view(), &model(above(0.1)), &Control::new()).unwrap();
     // Zero fill around the data (a deskewed or stitched volume), most of the image: not
     // data the model explains, so not counted.
     let mut padded = ndarray::Array3::<f32>::zeros((1, img.dim().1 * 3, img.dim().2));

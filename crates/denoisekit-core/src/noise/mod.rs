@@ -230,13 +230,18 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
             spread
         )));
     }
-    // The flat blocks the fit measures can misjudge an image whose noise is not white; the
-    // model the run would refuse ([`vst::Gat::check_noise`]) is not chosen.
+    // The flat blocks the fit measures can misjudge an image whose noise is not white; a
+    // model the run would refuse ([`vst::Gat::check_fits`], [`vst::Gat::check_noise`]) is
+    // not chosen.
     let g = fit.gat();
-    if g.check_noise(v, &g.forward(v).view()).is_err() {
+    if g.check_fits(v)
+        .and_then(|()| g.check_noise(v, &g.forward(v).view()))
+        .is_err()
+    {
         return Ok(gaussian(format!(
-            "Gaussian (sigma {}): the fitted camera (gain {a_text}) says the noise is more \
-             than twice what the image shows",
+            "Gaussian (sigma {}): the fitted camera (gain {a_text}) does not fit the whole \
+             image (its offset lies above many pixels, or its noise far from what the \
+             image shows)",
             sig4(sigma)
         )));
     }
