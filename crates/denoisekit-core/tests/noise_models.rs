@@ -96,19 +96,23 @@ fn noise_model_auto_answers_on_any_image_without_panicking() {
     }
 }
 
+/// The Poisson-Gaussian model of [`camera`]'s read noise (3) with `gain` and `offset`
+/// given by hand.
+fn camera_model(gain: f64, offset: f64) -> denoisekit_core::ParamValues {
+    denoisekit_core::ParamValues::new()
+        .set("noise_model", "poisson_gaussian")
+        .set("gain", gain)
+        .set("read_noise", 3)
+        .set("offset", offset)
+}
+
 #[test]
-fn an_offset_above_most_of_the_image_is_refused_with_its_range() {
-    use denoisekit_core::{Control, ParamValues, run};
+fn an_offset_above_a_quarter_of_the_image_is_refused_with_its_range() {
+    use denoisekit_core::{Control, run};
     // The true camera (offset 100), and its image once the baseline was subtracted: the
     // camera's offset given by hand for the second mapped it to one flat value.
     let img = camera(100.0, 2.0, 100.0, 3.0, 7);
-    let model = |offset: f64| {
-        ParamValues::new()
-            .set("noise_model", "poisson_gaussian")
-            .set("gain", 2)
-            .set("read_noise", 3)
-            .set("offset", offset)
-    };
+    let model = |offset: f64| camera_model(2.0, offset);
     let right = run("gaussian", img.view(), &model(100.0), &Control::new()).unwrap();
     assert!(right.iter().all(|v| v.is_finite()));
     let subtracted = img.mapv(|v| v - 100.0);
@@ -149,13 +153,7 @@ fn a_camera_model_far_from_the_images_noise_is_refused_with_what_was_measured() 
     use denoisekit_core::{Control, ParamValues, run};
     // Photon noise from a camera of gain 2; the same model with other gains given by hand.
     let img = camera(100.0, 2.0, 100.0, 3.0, 7);
-    let model = |gain: f64| {
-        ParamValues::new()
-            .set("noise_model", "poisson_gaussian")
-            .set("gain", gain)
-            .set("read_noise", 3)
-            .set("offset", 100)
-    };
+    let model = |gain: f64| camera_model(gain, 100.0);
     let mean =
         |v: &denoisekit_core::Volume| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
     let noisy = mean(&img);
