@@ -252,10 +252,10 @@ def test_thread_count_per_call_does_not_change_pixels(noisy3d):
     with pytest.raises(ValueError, match=r"threads = 1000000 is outside \[0, \d+\]") as e:
         dk.denoise(noisy3d, "gaussian", threads=10**6)
     most = int(str(e.value).split("[0, ")[1].split("]")[0])
-    assert most >= 4 and most % 4 == 0, e.value
+    assert most >= 1024, e.value
     with pytest.raises(ValueError, match=rf"outside \[0, {most}\]"):
         dk.set_num_threads(most + 1)
-    dk.denoise(noisy3d, "gaussian", threads=most)
+    dk.denoise(noisy3d, "gaussian", threads=16)
 
 
 def test_the_gil_is_released_while_a_job_runs():

@@ -150,7 +150,8 @@ def test_an_output_that_would_destroy_the_input_or_a_folder_is_refused(source, t
 
     before = files(src)
     # The input itself, a store inside it, and a folder holding it.
-    for dst in (src, src + "/den", str(tmp_path)):
+    for dst in (src, src + "/den", str(tmp_path), "file://" + os.path.abspath(src),
+                os.path.relpath(src) + "/"):
         with pytest.raises(ValueError, match="written over the input"):
             dkd.denoise_ome_zarr(src, dst, "gaussian", overwrite=True)
     assert files(src) == before
@@ -164,12 +165,15 @@ def test_an_output_that_would_destroy_the_input_or_a_folder_is_refused(source, t
     assert (folder / "notes.txt").read_text() == "mine"
 
 
-def test_a_nan_is_reported_where_it_lies_in_the_image(tmp_path, noisy3d):
+@pytest.mark.parametrize("z, y, x", [(7, 30, 38), (10, 5, 40)])
+def test_a_nan_is_reported_where_it_lies_in_the_image(tmp_path, noisy3d, z, y, x):
+    # Inside the central planes the parameters are resolved on, and outside them (found
+    # by a chunk's task, in its region or its neighbour's halo).
     vol = noisy3d.copy()
-    vol[7, 30, 38] = np.nan
+    vol[z, y, x] = np.nan
     src = write_source(tmp_path / "nan.ome.zarr", vol, "zyx", (2, 16, 16))
     with dask.config.set(scheduler="synchronous"), \
-            pytest.raises(ValueError, match=r"pixel \(x=38, y=30, z=7\) of the image is NaN"):
+            pytest.raises(ValueError, match=rf"pixel \(x={x}, y={y}, z={z}\) of the image is NaN"):
         dkd.denoise_ome_zarr(src, str(tmp_path / "o.ome.zarr"), "gaussian",
                              noise_model="gaussian", sigma=1, sigma_z=1)
 

@@ -167,6 +167,10 @@ fn a_camera_model_far_from_the_images_noise_is_refused_with_what_was_measured() 
             mean(&out)
         );
     }
+    // Tuning checks the model as a run does: the options it prints are ones a run takes.
+    let e = denoisekit_core::tune::tune("gaussian", img.view(), &model(400.0), &Control::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("times what the image shows"), "{e}");
     // Ten times too large, a spec sheet's inverse, a gain in the millions: refused, naming
     // the gain.
     for gain in [20.0, 400.0, 1e6] {
@@ -218,6 +222,27 @@ fn a_camera_model_far_from_the_images_noise_is_refused_with_what_was_measured() 
         .set("read_noise", 0.5)
         .set("offset", 0);
     run("gaussian", counts.view(), &counting, &Control::new()).unwrap();
+    // Fill and saturation are left out of the measurement: two thirds zeros around the
+    // image do not hide a gain 200 times too large, and a camera saturated over most of
+    // the field with its right model runs.
+    let mut padded = ndarray::Array3::<f32>::zeros((1, img.dim().1 * 3, img.dim().2));
+    padded
+        .slice_mut(ndarray::s![.., ..img.dim().1, ..])
+        .assign(&img);
+    let e = run("gaussian", padded.view(), &model(400.0), &Control::new()).unwrap_err();
+    assert!(e.to_string().contains("times what the image shows"), "{e}");
+    let mut sorted: Vec<f32> = img.iter().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let top = sorted[sorted.len() * 2 / 5];
+    let saturated = img.mapv(|v| v.min(top));
+    run("gaussian", saturated.view(), &model(2.0), &Control::new()).unwrap();
+    // A crop too small to measure (a preview of a small selection) is not judged: with the
+    // right model never refused by chance.
+    for seed in 0..40 {
+        let small = camera(100.0, 2.0, 100.0, 3.0, 100 + seed);
+        let crop = small.slice(ndarray::s![.., 200..212, 200..212]);
+        run("gaussian", crop, &model(2.0), &Control::new()).unwrap();
+    }
     // A flat image has no noise to measure the model against.
     let flat = ndarray::Array3::<f32>::from_elem((1, 32, 32), 500.0);
     run("gaussian", flat.view(), &model(1e6), &Control::new()).unwrap();

@@ -88,19 +88,19 @@ impl Drop for Lent {
     }
 }
 
-/// The most threads a call may ask for: four per core. More only queue behind each other,
-/// and a count typed wrongly (`threads=10**6`) spent minutes spawning threads.
+/// The most threads a call may ask for: 1024, or four per core available to the process
+/// where that is more. A count typed wrongly (`threads=10**6`) spent minutes spawning
+/// threads; a process pinned to fewer cores than the machine has (Slurm, taskset) may
+/// still ask for the machine's count.
 fn max_threads() -> usize {
-    4 * std::thread::available_parallelism().map_or(1, usize::from)
+    (4 * std::thread::available_parallelism().map_or(1, usize::from)).max(1024)
 }
 
 fn check_threads(what: &str, n: usize) -> PyResult<usize> {
     let max = max_threads();
     if n > max {
         return Err(PyValueError::new_err(format!(
-            "{what} = {n} is outside [0, {max}] (0: every core; at most four threads per \
-             core, of which this machine has {})",
-            max / 4
+            "{what} = {n} is outside [0, {max}] (0: every core)"
         )));
     }
     Ok(n)

@@ -303,8 +303,9 @@ impl ParamSpec {
                     Ok(i) => i,
                     Err(_) => match s.parse::<f64>() {
                         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
-                        // Past i64 (or past f64's exact integers): outside every range.
-                        Ok(f) if f.fract() == 0.0 => {
+                        // Past i64 (or past f64's exact integers, or infinite): outside
+                        // every range.
+                        Ok(f) if f.fract() == 0.0 || f.is_infinite() => {
                             return Err(DenoiseError::ParamOutOfRange {
                                 name: self.key.to_string(),
                                 value: s.to_string(),
@@ -1343,7 +1344,7 @@ mod tests {
         let parsed = |raw: &str| spec.parse(raw).map_err(|e| e.to_string());
         assert_eq!(parsed("7"), Ok(ParamValue::Int(7)));
         assert_eq!(parsed(" 7.0 "), Ok(ParamValue::Int(7)));
-        for raw in ["1e300", "99999999999999999999", "-1e20"] {
+        for raw in ["1e300", "99999999999999999999", "-1e20", "1e400", "-inf"] {
             let e = parsed(raw).unwrap_err();
             assert!(e.contains("outside [1, 1000]"), "{raw}: {e}");
         }

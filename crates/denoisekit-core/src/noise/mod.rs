@@ -41,6 +41,26 @@ const HAAR_HI: [f64; 2] = [
 /// [`DenoiseError::InvalidInput`] for an image smaller than 2×2 or with non-finite pixels.
 pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
     crate::volume::check_input(v)?;
+    Ok(finest_details(v, None).sigma)
+}
+
+/// The finest diagonal details' noise estimate, and how many supports it was read from.
+pub(crate) struct Details {
+    /// The estimate (0 when every support read is flat).
+    pub sigma: f64,
+    /// Supports read: not flat in the image they were masked by (all, unmasked).
+    pub read: usize,
+}
+
+/// [`estimate_sigma`]'s measurement, on an image already checked. With `mask` (an image
+/// of `v`'s shape and its minimum and maximum), a support is left out where that image
+/// is flat or reaches its minimum or maximum there: fill and saturation, whose clipped
+/// noise is not the noise a model describes; `read` then counts the supports that were
+/// kept, whether `v` is flat there or not.
+pub(crate) fn finest_details(
+    v: &VolumeView<'_>,
+    mask: Option<(&VolumeView<'_>, f32, f32)>,
+) -> Details {
     let s = Shape::of(v);
     let hi: &[f64] = if s.width >= 4 && s.height >= 4 {
         &DB2_HI
@@ -50,28 +70,53 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
     let k = hi.len();
     let src = v.as_standard_layout();
     let data = src.as_slice().expect("standard layout is contiguous");
+    let masked = mask.map(|(m, lo, hi)| (m.as_standard_layout(), lo, hi));
+    let masked = masked.as_ref().map(|(m, lo, hi)| {
+        (
+            m.as_slice().expect("standard layout is contiguous"),
+            *lo,
+            *hi,
+        )
+    });
     let (h, w) = (s.height, s.width);
     // Valid, downsampled-by-2 positions: the filter support [2i, 2i + k) stays inside.
     let ny = (h - k) / 2 + 1;
     let nx = (w - k) / 2 + 1;
     // One slot per position, written in place by every core (collecting a filtered
-    // parallel iterator cost more than the filter itself); a flat support leaves -1,
-    // below every |coefficient|, and the median skips those.
+    // parallel iterator cost more than the filter itself); a flat or masked support
+    // leaves -1, below every |coefficient|, and the median skips those.
     let mut coeffs = vec![FLAT; s.depth * ny * nx];
-    let flat: usize = coeffs
+    let (flat, read): (usize, usize) = coeffs
         .par_chunks_mut(nx)
         .enumerate()
         .map(|(row, out)| {
             let (z, iy) = (row / ny, row % ny);
-            let plane = &data[z * h * w..(z + 1) * h * w];
+            let at_in = |px: &[f32], ix: usize, a: usize, b: usize| {
+                px[z * h * w + (2 * iy + a) * w + 2 * ix + b]
+            };
+            let mut read = 0;
             for (ix, o) in out.iter_mut().enumerate() {
-                let at = |a: usize, b: usize| plane[(2 * iy + a) * w + 2 * ix + b];
-                let first = at(0, 0);
+                if let Some((m, lo, top)) = masked {
+                    let first = at_in(m, ix, 0, 0);
+                    let (mut flat, mut clipped) = (true, false);
+                    for a in 0..k {
+                        for b in 0..k {
+                            let p = at_in(m, ix, a, b);
+                            flat &= p == first;
+                            clipped |= p <= lo || p >= top;
+                        }
+                    }
+                    if flat || clipped {
+                        continue;
+                    }
+                    read += 1;
+                }
+                let first = at_in(data, ix, 0, 0);
                 let mut flat = true;
                 let mut acc = 0.0;
                 for (a, ha) in hi.iter().enumerate() {
                     for (b, hb) in hi.iter().enumerate() {
-                        let v = at(a, b);
+                        let v = at_in(data, ix, a, b);
                         flat &= v == first;
                         acc += ha * hb * f64::from(v);
                     }
@@ -83,14 +128,18 @@ pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
                     *o = acc.abs();
                 }
             }
-            out.iter().filter(|&&c| c == FLAT).count()
+            (out.iter().filter(|&&c| c == FLAT).count(), read)
         })
-        .sum();
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let read = if masked.is_some() { read } else { coeffs.len() };
     if flat == coeffs.len() {
         // Every support is flat: a constant (or piecewise-constant) image has no noise.
-        return Ok(0.0);
+        return Details { sigma: 0.0, read };
     }
-    Ok(median_above(&mut coeffs, flat) / 0.674_489_750_196_081_7)
+    Details {
+        sigma: median_above(&mut coeffs, flat) / 0.674_489_750_196_081_7,
+        read,
+    }
 }
 
 /// A signal-dependent noise model fitted to one image: `var(z) = a · E[z] + b`, in grey

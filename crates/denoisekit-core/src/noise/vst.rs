@@ -50,6 +50,9 @@ const Y_MAX: f64 = 1000.0;
 /// The least noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts, as a
 /// fraction of what the model says there.
 pub const MIN_STABLE_NOISE: f64 = 0.5;
+/// The fewest supports (of the finest wavelet details, away from fill and saturation)
+/// that [`Gat::check_noise`] judges a model on.
+pub const MIN_SUPPORTS: usize = 256;
 /// The most noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts: the model
 /// says about 1 at most (Poisson noise's exact value peaks at 1.001, near 6 photons), and
 /// the right model measured 0.95 to 1.12 of what it says on camera-simulated nuclei from
@@ -133,11 +136,10 @@ impl Gat {
     pub fn check_fits(&self, v: &VolumeView<'_>) -> Result<()> {
         let floor = self.offset - self.gain * self.c();
         let (lo, hi) = crate::volume::min_max(v);
-        let below = v
-            .iter()
-            .filter(|&&z| z > lo && f64::from(z) <= floor)
-            .count();
-        if below * 4 < v.len() {
+        let (below, data) = v.iter().filter(|&&z| z > lo).fold((0, 0), |(b, n), &z| {
+            (b + usize::from(f64::from(z) <= floor), n + 1)
+        });
+        if below * 4 < data || data == 0 {
             return Ok(());
         }
         Err(crate::DenoiseError::InvalidParamValue {
@@ -151,7 +153,7 @@ impl Gat {
                  (noise_model=auto fits one)",
                 crate::fmt_num(self.gain),
                 crate::fmt_num(self.s * self.gain),
-                100.0 * below as f64 / v.len() as f64,
+                100.0 * below as f64 / data as f64,
                 crate::fmt_num(f64::from(lo)),
                 crate::fmt_num(f64::from(hi)),
                 crate::fmt_num(floor)
@@ -178,22 +180,38 @@ impl Gat {
     ///   mean by 6% to 8%).
     ///
     /// A camera model fitted to the image (`noise_model=auto`) measures 0.76 to 0.99 of
-    /// what it says on the real W2S captures.
+    /// what it says on the real W2S captures. Supports that touch the image's minimum or
+    /// maximum (fill, saturation) are not measured, and an image with fewer than
+    /// [`MIN_SUPPORTS`] others is not judged: a tile or window of such pixels, or a small
+    /// crop, would otherwise refuse the right model by chance.
     ///
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] for `gain` (or `read_noise` where it
     /// outweighs the photons), with what was measured.
     pub fn check_noise(&self, input: &VolumeView<'_>, stable: &VolumeView<'_>) -> Result<()> {
-        let measured = crate::noise::estimate_sigma(stable)?;
-        // The median from a sample of at most 2^16 pixels: the count it gives only sets
-        // what the model says below a few photons.
+        // Fill and saturation (pixels at the image's minimum or maximum) are left out: their
+        // noise is clipped, not the noise a model describes.
+        let (lo, hi) = crate::volume::min_max(input);
+        let details = crate::noise::finest_details(stable, Some((input, lo, hi)));
+        // Too few supports to tell a wrong model from chance (a small crop, a preview, a
+        // block of saturation): 256 keep a right model's estimate within ±20%.
+        if details.read < MIN_SUPPORTS {
+            return Ok(());
+        }
+        let measured = details.sigma;
+        // The median of the data pixels, from a sample of at most 2^16: the count it gives
+        // only sets what the model says below a few photons.
         let mut sample: Vec<f32> = input
             .iter()
             .step_by((input.len() >> 16).max(1))
             .copied()
+            .filter(|&z| z > lo && z < hi)
             .collect();
         let mid = sample.len() / 2;
-        let median = f64::from(*sample.select_nth_unstable_by(mid, f32::total_cmp).1);
+        let median = match sample.get(mid) {
+            Some(_) => f64::from(*sample.select_nth_unstable_by(mid, f32::total_cmp).1),
+            None => f64::from(lo),
+        };
         let y = ((median - self.offset) / self.gain).max(0.0);
         let said = self.stable_sd(y);
         // The parameter that makes the noise too large is the read noise where it outweighs
@@ -204,12 +222,9 @@ impl Gat {
             "gain"
         };
         let how = if measured == 0.0 {
-            // A flat image (or one of flat steps) measures 0 whatever the model; an image
-            // with noise measures 0 only when the model's noise is so large that the
-            // transformed image rounds to one value in 32-bit floats.
-            if crate::noise::estimate_sigma(input)? == 0.0 {
-                return Ok(());
-            }
+            // Every support read varies in the image yet not once transformed: the model's
+            // noise is so large that the transformed image rounds to one value in 32-bit
+            // floats (or its offset clips it all to the floor, which check_fits names).
             "so far above what the image shows that the transformed image rounds to one \
              value"
                 .to_string()
@@ -230,7 +245,7 @@ impl Gat {
         } else {
             let times = said / measured;
             if times < 10.0 {
-                format!("at {times:.1} times what the image shows (at most 2 fits)")
+                format!("at {times:.2} times what the image shows (at most 2 fits)")
             } else {
                 format!("at {times:.0} times what the image shows (at most 2 fits)")
             }

@@ -126,7 +126,7 @@ fn in_window(e: crate::DenoiseError, planes: Range<usize>) -> crate::DenoiseErro
         } => crate::DenoiseError::InvalidParamValue {
             name,
             value,
-            expected: format!("{expected} (measured on planes {lo} to {last} of the stack)"),
+            expected: format!("{expected} (in planes {lo} to {last} of the stack)"),
         },
         other => other,
     }

@@ -381,7 +381,15 @@ impl Sample {
             _ => None,
         };
         let tiles: Vec<Volume> = match &gat {
-            Some(g) => tiles.iter().map(|t| g.forward(&t.view())).collect(),
+            Some(g) => {
+                // The checks a run makes of the model (on the tiles, which stand for the
+                // image here), so that the options printed are ones a run accepts.
+                let raw = stack_planes(&tiles);
+                let stable: Vec<Volume> = tiles.iter().map(|t| g.forward(&t.view())).collect();
+                g.check_fits(&raw.view())?;
+                g.check_noise(&raw.view(), &stack_planes(&stable).view())?;
+                stable
+            }
             None => tiles,
         };
         // The noise is measured on all tiles at once, as planes of one stack (both

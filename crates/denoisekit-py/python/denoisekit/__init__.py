@@ -88,7 +88,7 @@ def describe(method: str) -> dict:
 def set_num_threads(n: int) -> None:
     """Threads for every later call that does not pass ``threads=`` (0: every core)."""
     if int(n) < 0:
-        raise ValueError(f"set_num_threads: n = {n} is outside [0, 4 per core]")
+        raise ValueError(f"set_num_threads: n = {n} is outside [0, 1024 or more]")
     _native.set_num_threads(int(n))
 
 

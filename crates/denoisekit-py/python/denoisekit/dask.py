@@ -108,16 +108,26 @@ def resolve_params(arr, method: str, axes: Optional[str] = None, **params: Any) 
         try:
             out.append(_dk.resolve(method, sample, **params))
         except ValueError as e:
-            # The core names a pixel of the sample: name it in the image.
-            def shifted(m):
-                at = dict(re.findall(r"(\w)=(\d+)", m.group(1)))
-                pos = {a: int(at.get(a, 0)) + _sample_start(arr.shape[i], a)
-                       if a in SAMPLE_SIDE else index.get(a, 0) for i, a in enumerate(axes)}
-                where = ", ".join(f"{a}={pos[a]}" for a in reversed(axes))
-                return f"pixel ({where}) of the image"
-
-            raise ValueError(re.sub(r"pixel \(([^)]*)\)", shifted, str(e), count=1)) from None
+            origin = [_sample_start(n, a) if a in SAMPLE_SIDE else index.get(a, 0)
+                      for a, n in zip(axes, arr.shape)]
+            raise ValueError(_pixel_in_image(str(e), axes, origin, arr.shape)) from None
     return out
+
+
+def _pixel_in_image(msg: str, axes: str, origin, shape, lead=None) -> str:
+    """The core's message about a pixel of one (z, y, x) volume cut from the image, with
+    the pixel's position in the image: ``origin`` is where the cut starts along each axis
+    (before 0 or past the end where a periodic halo wrapped), ``lead`` the position of the
+    volume along the non-spatial axes within the cut."""
+    m = re.search(r"pixel \(([^)]*)\)", msg)
+    if m is None:
+        return msg
+    at = {k: int(v) for k, v in re.findall(r"(\w)=(\d+)", m.group(1))}
+    lead = lead or {}
+    pos = [(o + at.get(a, 0)) % n if a in SPATIAL else o + lead.get(a, 0)
+           for a, o, n in zip(axes, origin, shape)]
+    where = ", ".join(f"{a}={p}" for a, p in reversed(list(zip(axes, pos))))
+    return f"{msg[:m.start()]}pixel ({where}) of the image{msg[m.end():]}"
 
 
 def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
@@ -191,8 +201,11 @@ def _task_budget(memory_limit, threads):
 
 
 def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict],
-               channel0: int, backend: str, threads, memory_limit) -> np.ndarray:
-    """Denoises every (z, y, x) or (y, x) volume of one block."""
+               channel0: int, backend: str, threads, memory_limit,
+               origin=None, shape=None) -> np.ndarray:
+    """Denoises every (z, y, x) or (y, x) volume of one block; a pixel an error names is
+    named in the image when the block's ``origin`` there (and the image's ``shape``) is
+    given."""
     memory_limit, threads = _task_budget(memory_limit, threads)
     out = np.empty(block.shape, np.float32)
     lead = [i for i, a in enumerate(axes) if a not in SPATIAL]
@@ -207,8 +220,14 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
         c = channel0 + idx[lead.index(ci)] if ci is not None else 0
         params = per_channel[c if len(per_channel) > 1 else 0]
         vol = b[idx].astype(np.float32, copy=False)
-        res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params, backend,
-                       threads, memory_limit)
+        try:
+            res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params,
+                           backend, threads, memory_limit)
+        except ValueError as e:
+            if origin is None:
+                raise
+            at = {axes[i]: j for i, j in zip(lead, idx)}
+            raise ValueError(_pixel_in_image(str(e), axes, origin, shape, at)) from None
         o[idx] = res if vol.ndim == 3 else res[0]
     return out
 
@@ -434,10 +453,10 @@ def _unit_task(run, src, src_name, dst, axes, method, per_channel, region, unit_
     arr = store.array(src, src_name)
     block, crop = _read_halo(store, arr, region, depth, periodic)
     c0 = region[axes.index("c")][0] if "c" in axes else 0
-    try:
-        res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit)
-    except ValueError as e:
-        raise ValueError(_in_image(str(e), block, crop, region, axes, arr.shape)) from None
+    # The block starts `crop.start` before the region (wrapped for a periodic border).
+    origin = [lo - c.start for (lo, _), c in zip(region, crop)]
+    res = _run_block(block, axes, method, per_channel, c0, backend, threads, memory_limit,
+                     origin, arr.shape)
     out = store.array(dst, "0", "r+")
     out[tuple(slice(lo, hi) for lo, hi in region)] = res[crop]
     # The mark is written after the data: a task killed in between leaves its region
@@ -446,36 +465,29 @@ def _unit_task(run, src, src_name, dst, axes, method, per_channel, region, unit_
     return int(np.prod([hi - lo for lo, hi in region]))
 
 
-def _in_image(msg, block, crop, region, axes, shape):
-    """The core's message about a pixel of one task's block (the region and its halo),
-    with the pixel's position in the image instead: the first unusable pixel of the
-    region, else of the halo (a neighbour's region)."""
-    if not re.search(r"pixel \(x=", msg) or block.dtype.kind != "f":
-        return msg
-    bad = ~(np.abs(block) <= 1e12)
-    inner = np.argwhere(bad[tuple(crop)])
-    if len(inner):
-        pos = [lo + int(i) for (lo, _), i in zip(region, inner[0])]
-    else:
-        outer = np.argwhere(bad)
-        if not len(outer):
-            return msg
-        # The block starts `crop.start` before the region (wrapped for a periodic border).
-        pos = [(lo - c.start + int(i)) % n
-               for (lo, _), c, i, n in zip(region, crop, outer[0], shape)]
-    where = ", ".join(f"{a}={p}" for a, p in reversed(list(zip(axes, pos))))
-    return re.sub(r"pixel \([^)]*\)", f"pixel ({where}) of the image", msg, count=1)
+def _local(p: str) -> Optional[str]:
+    """The local path a store path names (a ``file://`` URL's too), or None for a
+    remote URL."""
+    if p.startswith("file://"):
+        return p[len("file://"):]
+    return None if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", p) else p
 
 
 def _real(p: str) -> str:
-    """A store path as one name: a URL as given, a local path resolved."""
-    return p.rstrip("/") if "://" in p else os.path.realpath(p)
+    """A store path as one name: a remote URL as given, a local path resolved (links,
+    and on Windows the case)."""
+    local = _local(p)
+    return p.rstrip("/") if local is None else os.path.normcase(os.path.realpath(local))
 
 
 def _same_store(a: str, b: str) -> bool:
     """Whether two store paths name one store, or one lies inside the other."""
+    la, lb = _local(a), _local(b)
+    if la is not None and lb is not None and os.path.exists(la) and os.path.exists(lb) \
+            and os.path.samefile(la, lb):
+        return True
     a, b = _real(a), _real(b)
-    sep = "/" if "://" in a else os.sep
+    sep = os.sep if la is not None else "/"
     return a == b or a.startswith(b + sep) or b.startswith(a + sep)
 
 
@@ -489,19 +501,26 @@ def _refuse_clash(src: str, dst: str, overwrite: bool, resume: bool) -> None:
             f"{dst}: the output would be written over the input {src} (the same store, or "
             "one inside the other), which is read chunk by chunk while the output is "
             "written; choose an output outside it")
-    if resume or "://" in dst or not os.path.exists(dst):
+    if resume:
         return
+    local = _local(dst)
+    try:
+        zarr.open_group(dst, mode="r")
+        is_zarr = True
+    except Exception:
+        is_zarr = False
+    # A remote store is known to exist only as a Zarr store.
+    if not (is_zarr or (local is not None and os.path.exists(local))):
+        return
+    if not is_zarr:
+        raise ValueError(
+            f"{dst} exists and is not a Zarr store: overwrite=True replaces only a Zarr "
+            "store (so that a folder named by mistake is not deleted); remove it yourself "
+            "or choose another output")
     if not overwrite:
         raise ValueError(
             f"{dst} exists: overwrite=True (--overwrite) replaces it, resume=True (--resume) "
             "continues an interrupted run into it")
-    try:
-        zarr.open_group(dst, mode="r")
-    except Exception:
-        raise ValueError(
-            f"{dst} exists and is not a Zarr store: overwrite=True replaces only a Zarr "
-            "store (so that a folder named by mistake is not deleted); remove it yourself "
-            "or choose another output") from None
 
 
 def _compute(tasks) -> int:
@@ -603,7 +622,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         dg = zarr.open_group(dst, mode="w" if overwrite else "w-", zarr_format=fmt)
         dg.create_array("0", shape=a0.shape, chunks=a0.chunks, dtype="float32",
                         fill_value=0.0, **_array_kw(fmt, axes))
-        info = {"version": _dk.__version__, "method": method, "source": src,
+        info = {"version": _dk.__version__, "method": method, "source": _real(src),
                 "params": per_channel, "levels": levels, "complete": False}
         _write_ome(dg, ome, version, ms, axes, levels, info)
 
