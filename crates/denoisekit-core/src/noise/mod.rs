@@ -173,9 +173,7 @@ impl PoissonGaussian {
             sig(read)
         )
     }
-}
 
-impl PoissonGaussian {
     /// The camera's offset and read noise that [`PoissonGaussian::options`] reports.
     fn offset_and_read_noise(&self) -> (f64, f64) {
         if self.b >= 0.0 {
@@ -280,13 +278,9 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
         )));
     }
     // The flat blocks the fit measures can misjudge an image whose noise is not white; a
-    // model the run would refuse ([`vst::Gat::check_fits`], [`vst::Gat::check_noise`]) is
-    // not chosen.
+    // model the run would refuse ([`vst::Gat::check`]) is not chosen.
     let g = fit.gat();
-    if g.check_fits(v)
-        .and_then(|()| g.check_noise(v, &g.forward(v).view()))
-        .is_err()
-    {
+    if g.check(v, &g.forward(v).view()).is_err() {
         return Ok(gaussian(format!(
             "Gaussian (sigma {}): the fitted camera (gain {a_text}) does not fit the whole \
              image (its offset lies above many pixels, or its noise far from what the \

@@ -121,6 +121,18 @@ impl Gat {
         )))
     }
 
+    /// Refuses a model that does not fit `input`, `stable` being its [`Gat::forward`]: the
+    /// offset ([`Gat::check_fits`]), then the noise ([`Gat::check_noise`]). Every run, tune
+    /// and auto's choice check a model so; the image's range is found once for both.
+    ///
+    /// # Errors
+    /// [`crate::DenoiseError::InvalidParamValue`] for `offset`, `gain` or `read_noise`.
+    pub fn check(&self, input: &VolumeView<'_>, stable: &VolumeView<'_>) -> Result<()> {
+        let range = crate::volume::min_max(input);
+        self.check_fits(input, range)?;
+        self.check_noise(input, stable, range)
+    }
+
     /// Refuses a model that maps a quarter of `v` or more to its floor: pixels below
     /// `offset - gain·(⅜ + s²)` all transform to 0, so a model whose offset lies above
     /// most of the image (a camera baseline given for an image already
@@ -133,9 +145,8 @@ impl Gat {
     ///
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] for `offset`, with the image's range.
-    pub fn check_fits(&self, v: &VolumeView<'_>) -> Result<()> {
+    fn check_fits(&self, v: &VolumeView<'_>, (lo, hi): (f32, f32)) -> Result<()> {
         let floor = self.offset - self.gain * self.c();
-        let (lo, hi) = crate::volume::min_max(v);
         let (below, data) = v.iter().filter(|&&z| z > lo).fold((0, 0), |(b, n), &z| {
             (b + usize::from(f64::from(z) <= floor), n + 1)
         });
@@ -188,10 +199,14 @@ impl Gat {
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] for `gain` (or `read_noise` where it
     /// outweighs the photons), with what was measured.
-    pub fn check_noise(&self, input: &VolumeView<'_>, stable: &VolumeView<'_>) -> Result<()> {
+    fn check_noise(
+        &self,
+        input: &VolumeView<'_>,
+        stable: &VolumeView<'_>,
+        (lo, hi): (f32, f32),
+    ) -> Result<()> {
         // Fill and saturation (pixels at the image's minimum or maximum) are left out: their
         // noise is clipped, not the noise a model describes.
-        let (lo, hi) = crate::volume::min_max(input);
         let details = crate::noise::finest_details(stable, Some((input, lo, hi)));
         // Too few supports to tell a wrong model from chance (a small crop, a preview, a
         // block of saturation): 256 keep a right model's estimate within ±20%.

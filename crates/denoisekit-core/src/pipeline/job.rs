@@ -132,9 +132,8 @@ pub fn with_noise_model<E: From<DenoiseError>>(
 ) -> std::result::Result<Volume, E> {
     let out = match noise_transform(resolved)? {
         Some(g) => {
-            g.check_fits(&input)?;
             let stable = g.forward(&input);
-            g.check_noise(&input, &stable.view())?;
+            g.check(&input, &stable.view())?;
             let mapped = {
                 let g = g.clone();
                 ctl.map_interim(move |v| g.inverse(v))

@@ -48,7 +48,7 @@ pub fn need(m: &MethodDescriptor, shape: Shape, r: &Resolved) -> Result<u64> {
 
 /// Copies of the image that the noise model adds to any job: the stabilised copy of a
 /// Poisson-Gaussian model's transform, and half a copy while its noise is measured
-/// ([`crate::vst::Gat::check_noise`]: a quarter of the pixels' wavelet coefficients in
+/// ([`crate::vst::Gat::check`]: a quarter of the pixels' wavelet coefficients in
 /// f64).
 pub fn noise_model_copies(r: &Resolved) -> f32 {
     match r.get::<crate::vst::NoiseModelChoice>("noise_model") {

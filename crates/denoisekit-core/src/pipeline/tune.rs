@@ -386,8 +386,7 @@ impl Sample {
                 // image here), so that the options printed are ones a run accepts.
                 let raw = stack_planes(&tiles);
                 let stable: Vec<Volume> = tiles.iter().map(|t| g.forward(&t.view())).collect();
-                g.check_fits(&raw.view())?;
-                g.check_noise(&raw.view(), &stack_planes(&stable).view())?;
+                g.check(&raw.view(), &stack_planes(&stable).view())?;
                 stable
             }
             None => tiles,
