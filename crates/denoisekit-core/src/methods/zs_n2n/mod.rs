@@ -1802,10 +1802,7 @@ mod tests {
     /// and applying in one go, bit for bit; a bad file is refused naming it.
     #[test]
     fn saved_weights_replay_exactly() {
-        let dir = std::env::temp_dir().join(format!("dk-zs-weights-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("w b.json");
-        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let (dir, file, path) = weights_file("weights", "w b.json");
         let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
         let other = Array3::from_shape_vec((2, 24, 24), [noisy_patch(24, 7), noisy_patch(24, 8)].concat())
             .unwrap();
@@ -1876,6 +1873,16 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A fresh folder for one test's weights file `name`, the file's path, and the path as
+    /// the `&'static str` a [`FilePath`] holds.
+    fn weights_file(test: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, &'static str) {
+        let dir = std::env::temp_dir().join(format!("dk-zs-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        (dir, file, path)
+    }
+
     /// A small network of `layers` trained for `steps` and saved to `path`.
     fn saving(path: &'static str, steps: usize, layers: usize) -> ZsN2nParams {
         ZsN2nParams {
@@ -1898,10 +1905,7 @@ mod tests {
     /// refused, not written as an image of NaN.
     #[test]
     fn weights_that_overflow_are_refused_not_applied() {
-        let dir = std::env::temp_dir().join(format!("dk-zs-huge-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("huge.json");
-        let path: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let (dir, file, path) = weights_file("huge", "huge.json");
         let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
         let p = saving(path, 2, 2);
         denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
