@@ -825,6 +825,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
             training,
             subimages,
             psf_sigma: 1.5,
+            refine: 0.0,
             train_region: Default::default(),
             weights: Default::default(),
             save_weights: Default::default(),

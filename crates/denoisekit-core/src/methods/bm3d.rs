@@ -70,10 +70,10 @@ crate::method_params! {
         sigma: f64 = ParamSpec::float("Noise sigma", 0.0, f64::INFINITY, DefaultValue::TimesNoise(1.0)).unit(Unit::Intensity).tunable(),
         /// Half-width of the search window for similar patches, in pixels. Larger finds
         /// more matches in repetitive images; cost grows with its square.
-        search_radius: usize = ParamSpec::int("Search radius", 1, 30, 14).unit(Unit::Pixels),
+        search_radius: usize = ParamSpec::int("Search radius", 1, 30, DEFAULT_SEARCH_RADIUS as i64).unit(Unit::Pixels),
         /// Distance between reference patches, in pixels. 1 to 4; smaller is slower and
         /// slightly better.
-        step: usize = ParamSpec::int("Reference step", 1, 8, 3).unit(Unit::Pixels),
+        step: usize = ParamSpec::int("Reference step", 1, 8, DEFAULT_STEP as i64).unit(Unit::Pixels),
         /// both: basic estimate, then Wiener filtering (best); hard: the basic estimate only
         /// (about twice as fast).
         stages: Stages = ParamSpec::choice("Stages", Stages::NAMES, Stages::Both.name()),
@@ -111,6 +111,10 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
     run,
 };
 
+/// Default half-width of the search window.
+pub const DEFAULT_SEARCH_RADIUS: usize = 14;
+/// Default distance between reference patches.
+pub const DEFAULT_STEP: usize = 3;
 /// Patch side.
 pub const K: usize = 8;
 /// Most patches per group in the basic estimate.
@@ -159,13 +163,53 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
         return Ok(input.to_owned());
     };
     let s = Shape::of(&input);
-    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     let progress = Progress {
         ctl,
         total: plan.progress_total(s.depth, s.height),
     };
+    planes(input, None, &plan, &progress)
+}
+
+/// BM3D's second stage alone, with `pilot` (another denoiser's estimate of `input`, same
+/// shape) in place of the basic estimate: groups are matched on the pilot and the noisy
+/// groups are Wiener-filtered with the pilot's group spectra as the signal power, noise of
+/// standard deviation `sigma`, at BM3D's default search window and step. The pilot is
+/// returned where `sigma` is negligible against the image's range. Checks for
+/// cancellation; does not advance `ctl`'s progress (the caller's job owns it).
+///
+/// # Errors
+/// [`crate::DenoiseError::InvalidInput`] for a pilot of another shape, or an input or
+/// pilot [`check_input`] refuses; [`crate::DenoiseError::Cancelled`].
+pub fn wiener_with_pilot(input: VolumeView<'_>, pilot: VolumeView<'_>, sigma: f64, ctl: &Control) -> Result<Volume> {
+    if pilot.shape() != input.shape() {
+        return Err(crate::DenoiseError::InvalidInput {
+            reason: format!(
+                "the pilot estimate's shape {:?} differs from the image's {:?}",
+                pilot.shape(),
+                input.shape()
+            ),
+        });
+    }
+    let p = Bm3dParams {
+        sigma,
+        search_radius: DEFAULT_SEARCH_RADIUS,
+        step: DEFAULT_STEP,
+        stages: Stages::Both,
+    };
+    check_input(&pilot)?;
+    let Some(plan) = plan(input, &p)? else {
+        return Ok(pilot.to_owned());
+    };
+    planes(input, Some(pilot), &plan, &Progress { ctl, total: 0 })
+}
+
+/// Filters every plane of `input`: the basic estimate, or `pilot`'s plane in its place,
+/// then the Wiener stage when the plan has both stages.
+fn planes(input: VolumeView<'_>, pilot: Option<VolumeView<'_>>, plan: &Plan, progress: &Progress<'_>) -> Result<Volume> {
+    let s = Shape::of(&input);
+    let mut out = Array3::<f32>::zeros((s.depth, s.height, s.width));
     for z in 0..s.depth {
-        ctl.checkpoint()?;
+        progress.ctl.checkpoint()?;
         let w = s.width.max(K);
         let (plane, mean) = centred_plane(input, z);
         let img = Plane {
@@ -173,10 +217,19 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
             h: plane.len() / w,
             w,
         };
-        let basic = stage(&img, &img, Filter::Hard, &plan, &progress)?;
+        let basic = match pilot {
+            // Centred on the image's mean, as the image is, so that the two are compared
+            // on one scale.
+            Some(pv) => {
+                let (pp, pmean) = centred_plane(pv, z);
+                pp.iter().map(|&v| (f64::from(v) + pmean - mean) as f32).collect()
+            }
+            None => stage(&img, &img, Filter::Hard, plan, progress)?,
+        };
+        // A pilot comes with a plan of both stages (see `wiener_with_pilot`).
         let result = if plan.stages == 2 {
             let b = Plane { data: &basic, ..img };
-            stage(&img, &b, Filter::Wiener, &plan, &progress)?
+            stage(&img, &b, Filter::Wiener, plan, progress)?
         } else {
             basic
         };
@@ -277,7 +330,18 @@ pub fn uncentre_plane(result: &[f32], w: usize, mean: f64, mut out: ndarray::Arr
 
 struct Progress<'a> {
     ctl: &'a Control,
+    /// 0: check for cancellation without reporting progress.
     total: u64,
+}
+
+impl Progress<'_> {
+    fn advance(&self) -> Result<()> {
+        if self.total == 0 {
+            self.ctl.checkpoint()
+        } else {
+            self.ctl.advance(1, self.total)
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -424,7 +488,7 @@ crate::simd_dispatch! {
                     }
                 }
             }
-            progress.ctl.advance(1, progress.total)?;
+            progress.advance()?;
         }
         Ok((top, num, den))
     }
@@ -928,6 +992,33 @@ mod tests {
         assert_eq!(&out[1..4], want.as_slice());
         assert_eq!(prev_power_of_two(31), 16);
         assert_eq!(prev_power_of_two(1), 1);
+    }
+
+    /// The Wiener stage given BM3D's own basic estimate as the pilot is BM3D (up to the
+    /// pilot's round trip through the image's scale); a pilot of another shape is refused.
+    #[test]
+    fn the_wiener_stage_on_a_pilot_is_bm3d_s_second_stage() {
+        let noisy = crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape: (2, 40, 37),
+            seed: 2,
+            ..Default::default()
+        })
+        .noisy;
+        let ctl = Control::new();
+        let p = Bm3dParams {
+            sigma: 0.1,
+            search_radius: DEFAULT_SEARCH_RADIUS,
+            step: DEFAULT_STEP,
+            stages: Stages::Hard,
+        };
+        let basic = denoise_bm3d(noisy.view(), &p, &ctl).unwrap();
+        let both = denoise_bm3d(noisy.view(), &Bm3dParams { stages: Stages::Both, ..p }, &ctl).unwrap();
+        let piloted = wiener_with_pilot(noisy.view(), basic.view(), 0.1, &ctl).unwrap();
+        let worst = (&both - &piloted).iter().fold(0.0f32, |m, d| m.max(d.abs()));
+        assert!(worst < 1e-4, "{worst}");
+        assert!((&both - &basic).iter().any(|d| d.abs() > 1e-2));
+        let e = wiener_with_pilot(noisy.view(), basic.slice(s![..1, .., ..]), 0.1, &ctl).unwrap_err();
+        assert!(e.to_string().contains("pilot"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::context::{Binding, GpuContext, groups};
 use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
-use denoisekit_core::methods::zs_n2n::{FLIPS, ZsN2nParams, train_or_load_with, with_teacher};
+use denoisekit_core::methods::zs_n2n::{
+    FLIPS, ZsN2nParams, refine, train_or_load_with, with_teacher,
+};
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
 
@@ -75,7 +77,7 @@ pub fn run(
     let Some(t) = trained else {
         return Ok(input.to_owned());
     };
-    apply(
+    let out = apply(
         ctx,
         &t.net,
         &t.norm,
@@ -83,7 +85,10 @@ pub fn run(
         (t.mean, t.std),
         limit,
         Some((ctl, t.total)),
-    )
+    )?;
+    drop(t);
+    // BM3D has no GPU path: the refinement runs on the CPU, as a CPU job's does.
+    Ok(refine(input, out, &p, ctl)?)
 }
 
 /// Rows per band for a network of `c` channels and `layers` 3x3 convolutions.
