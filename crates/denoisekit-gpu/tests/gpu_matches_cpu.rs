@@ -535,14 +535,12 @@ fn zs_n2n_in_bands_of_rows_equals_one_band() {
         .set("layers", 4)
         .set("save_weights", path.as_str());
     denoisekit_core::run("zs_n2n", img.view(), &trained, &Control::new()).unwrap();
-    let cpu = denoisekit_core::run(
-        "zs_n2n",
-        img.view(),
-        &ParamValues::new().set("weights", path.as_str()),
-        &Control::new(),
-    )
-    .unwrap();
-    let values = ParamValues::new().set("weights", path.as_str());
+    // The network's kernels are compared: the refinement after them matches patches,
+    // where a rounding can swap a group's member (the registry test covers it).
+    let values = ParamValues::new()
+        .set("weights", path.as_str())
+        .set("refine", 0);
+    let cpu = denoisekit_core::run("zs_n2n", img.view(), &values, &Control::new()).unwrap();
     let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
     let run = |limit| {
         denoisekit_gpu::methods::zs_n2n::run(ctx, img.view(), &resolved, &Control::new(), limit)
@@ -956,7 +954,10 @@ fn zs_n2n_applies_saved_weights_as_the_cpu_does() {
             .set("layers", layers)
             .set("save_weights", path.as_str());
         denoisekit_core::run("zs_n2n", img.view(), &train, &Control::new()).unwrap();
-        let apply = ParamValues::new().set("weights", path.as_str());
+        // The network's kernels, without the refinement after them (see above).
+        let apply = ParamValues::new()
+            .set("weights", path.as_str())
+            .set("refine", 0);
         let gpu = run("zs_n2n", img.view(), &apply, Backend::Gpu, &Control::new()).unwrap();
         let cpu = run("zs_n2n", img.view(), &apply, Backend::Cpu, &Control::new()).unwrap();
         assert!(matches!(gpu.device, Ran::Gpu(_)), "{}", gpu.device);

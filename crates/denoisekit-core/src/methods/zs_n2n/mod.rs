@@ -13,8 +13,9 @@
 //! layers at 400 steps scored 36.95 dB, two layers at 3000 steps on larger patches
 //! 35.41 dB in nearly nine times as long). Four is the default since the CPU kernels keep
 //! their sums in registers ([`net`]): training on a 512² image and applying to it takes
-//! about 15 s on two cores at the default 800 steps, applying saved weights to 512² under
-//! 1 s. `layers=2`, the paper's network, is about 2.8 times quicker.
+//! about 15 s on two cores at the default 800 steps, applying saved weights to 512² about
+//! 0.7 s (both measured before the refinement below, which adds about 0.3 s; `refine=0`
+//! skips it). `layers=2`, the paper's network, is about 2.8 times quicker.
 //!
 //! Each step takes a random patch and pairs of sub-images whose noise is independent
 //! when the image's noise is independent between pixels; the network denoising one
@@ -64,6 +65,7 @@
 //! BM3D's second stage to the time (about 0.3 s for a 512² image on two cores); both
 //! devices refine on the CPU. The interim results a watched training publishes (the Fiji
 //! preview while it trains) are the network's output alone; the final result is refined.
+//! The job's progress is full while it runs (its note says it is refining).
 //!
 //! Pick it for structure that repeats across the image (membranes, filaments, textures),
 //! where a network learns what the classical priors do not know. It assumes noise that is
@@ -271,7 +273,7 @@ crate::method_params! {
         /// A weights file written by `save_weights`: apply those weights instead of
         /// training (the training settings, from steps to psf_sigma, are then not used;
         /// `refine` is, as the file holds the network only), so
-        /// that a batch trains once and denoises every image in a fraction of a second.
+        /// that a batch trains once and denoises every image in about a second.
         /// Use the noise model it was trained with. Empty: train on this image.
         weights: FilePath = ParamSpec::file("Apply saved weights", false),
         /// Save the trained weights to this file (JSON, about 190 kB at width 24 with 4
@@ -292,7 +294,7 @@ pub static DESCRIPTOR: MethodDescriptor = MethodDescriptor {
               image's noise (training=synthetic); its output is then refined by BM3D's \
               Wiener stage (refine). Assumes noise independent between pixels. On real \
               widefield noise, zero-shot and refined, it is level with BM3D (0.05 dB above \
-              on average, above NL-means on every pair; docs/benchmarks.md) at about 50 \
+              on average, above NL-means on every pair; docs/benchmarks.md) at tens of \
               times BM3D's time: BM3D is the quicker choice there.",
     references: &[
         "Y. Mansour, R. Heckel, Zero-Shot Noise2Noise: Efficient Image Denoising without \
@@ -407,14 +409,17 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
         Some(_) => 6.0 * Net::count(width, depth) as f32,
         None => train,
     };
-    // The refinement's output beside the network's, and BM3D's working set for a plane.
+    let network = (train + fixed + 3.0 * h * w + apply) / (s.depth as f32 * h * w);
+    // The refinement runs once the network's working set and the normalised copy are
+    // freed: the network's output and the refined one (the two volumes above), and
+    // BM3D's working set for a plane.
     let refine = if p.refine > 0.0 {
-        1.0 + crate::methods::bm3d::DESCRIPTOR.memory.plane / s.depth as f32
+        crate::methods::bm3d::DESCRIPTOR.memory.plane / s.depth as f32
     } else {
         0.0
     };
     Memory {
-        volume: 2.0 + copies + refine + (train + fixed + 3.0 * h * w + apply) / (s.depth as f32 * h * w),
+        volume: 2.0 + copies + network.max(refine),
         plane: 0.0,
     }
 }
@@ -706,8 +711,10 @@ pub fn denoise(input: VolumeView<'_>, teacher: Teacher<'_>, p: &ZsN2nParams, ctl
 /// [`DenoiseError::Cancelled`]; what [`crate::noise::estimate_sigma`] refuses.
 pub fn refine(input: VolumeView<'_>, net_out: Volume, p: &ZsN2nParams, ctl: &Control) -> Result<Volume> {
     // A network taken out of float range (a weights file of huge values) is passed on as
-    // it is, for the job to refuse naming the settings.
-    if p.refine == 0.0 || net_out.iter().any(|v| !v.is_finite()) {
+    // it is, for the job to refuse naming the settings; the pilot's check would blame the
+    // image instead.
+    let usable = |v: &f32| v.abs() <= crate::volume::MAX_ABS_PIXEL;
+    if p.refine == 0.0 || !net_out.iter().all(usable) {
         return Ok(net_out);
     }
     ctl.set_note("Wiener refinement on the network's output");
@@ -2108,6 +2115,9 @@ mod tests {
         let applied = apply_all(&t.net, &t.norm, Shape::of(&noisy.view()), (t.mean, t.std), None).unwrap();
         assert_eq!(alone, applied);
         let refined = denoise_zs_n2n(noisy.view(), &ZsN2nParams { refine: DEFAULT_REFINE, ..p }, &ctl).unwrap();
+        let sigma = crate::noise::estimate_sigma(&noisy.view()).unwrap() * DEFAULT_REFINE;
+        let piloted = crate::methods::bm3d::wiener_with_pilot(noisy.view(), applied.view(), sigma, &ctl).unwrap();
+        assert_eq!(refined, piloted);
         let err = |a: &Array3<f32>| (a - &clean).mapv(|d| f64::from(d * d)).mean().unwrap();
         assert!(err(&alone) < 0.5 * err(&noisy), "{} {}", err(&alone), err(&noisy));
         assert!(err(&refined) < 0.9 * err(&alone), "refined {} against {}", err(&refined), err(&alone));
