@@ -58,7 +58,7 @@
 //! of each pixel's own noise and errs where the signal is weak, so its spectra overstate
 //! the signal's power and a Wiener filter fed them smooths too little (with a pilot error
 //! of power E on a coefficient of power S, the filter is right at √(1 + E/S) times the
-//! noise). On the 12 W2S pairs the default, 1.75, lifted the network's output by 0.81 dB
+//! noise). On the 12 W2S pairs the default ([`DEFAULT_REFINE`]) lifted the network's output by 0.81 dB
 //! on average (on every pair), to 0.05 dB above BM3D (Auto); on photon noise simulated on
 //! three other real images (fluorescence nuclei and pollen, ssTEM) by 0.16 dB, where 1
 //! to 1.5 did better (docs/benchmarks.md, "Learned denoiser: Wiener refinement"). It adds
