@@ -166,6 +166,7 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
     let progress = Progress {
         ctl,
         total: plan.progress_total(s.depth, s.height),
+        plane_done: None,
     };
     planes(input, None, &plan, &progress)
 }
@@ -175,12 +176,20 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
 /// groups are Wiener-filtered with the pilot's group spectra as the signal power, noise of
 /// standard deviation `sigma`, at BM3D's default search window and step. The pilot is
 /// returned where `sigma` is negligible against the image's range. Checks for
-/// cancellation; does not advance `ctl`'s progress (the caller's job owns it).
+/// cancellation; does not advance `ctl`'s progress (the caller's job owns it) but calls
+/// `plane_done` after each plane, in which the caller may.
 ///
 /// # Errors
 /// [`crate::DenoiseError::InvalidInput`] for a pilot of another shape, or an input or
-/// pilot [`check_input`] refuses; [`crate::DenoiseError::Cancelled`].
-pub fn wiener_with_pilot(input: VolumeView<'_>, pilot: VolumeView<'_>, sigma: f64, ctl: &Control) -> Result<Volume> {
+/// pilot [`check_input`] refuses; [`crate::DenoiseError::Cancelled`]; what `plane_done`
+/// returns.
+pub fn wiener_with_pilot(
+    input: VolumeView<'_>,
+    pilot: VolumeView<'_>,
+    sigma: f64,
+    ctl: &Control,
+    plane_done: &(dyn Fn() -> Result<()> + Sync),
+) -> Result<Volume> {
     if pilot.shape() != input.shape() {
         return Err(crate::DenoiseError::InvalidInput {
             reason: format!(
@@ -200,7 +209,12 @@ pub fn wiener_with_pilot(input: VolumeView<'_>, pilot: VolumeView<'_>, sigma: f6
     let Some(plan) = plan(input, &p)? else {
         return Ok(pilot.to_owned());
     };
-    planes(input, Some(pilot), &plan, &Progress { ctl, total: 0 })
+    let progress = Progress {
+        ctl,
+        total: 0,
+        plane_done: Some(plane_done),
+    };
+    planes(input, Some(pilot), &plan, &progress)
 }
 
 /// Filters every plane of `input`: the basic estimate, or `pilot`'s plane in its place,
@@ -234,6 +248,9 @@ fn planes(input: VolumeView<'_>, pilot: Option<VolumeView<'_>>, plan: &Plan, pro
             basic
         };
         uncentre_plane(&result, w, mean, out.slice_mut(s![z, .., ..]));
+        if let Some(done) = progress.plane_done {
+            done()?;
+        }
     }
     Ok(out)
 }
@@ -332,6 +349,8 @@ struct Progress<'a> {
     ctl: &'a Control,
     /// 0: check for cancellation without reporting progress.
     total: u64,
+    /// Called after each plane: a caller's own progress units.
+    plane_done: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
 }
 
 impl Progress<'_> {
@@ -1014,14 +1033,14 @@ mod tests {
         };
         let basic = denoise_bm3d(noisy.view(), &p, &ctl).unwrap();
         let both = denoise_bm3d(noisy.view(), &Bm3dParams { stages: Stages::Both, ..p }, &ctl).unwrap();
-        let piloted = wiener_with_pilot(noisy.view(), basic.view(), 0.1, &ctl).unwrap();
+        let piloted = wiener_with_pilot(noisy.view(), basic.view(), 0.1, &ctl, &|| Ok(())).unwrap();
         let worst = (&both - &piloted).iter().fold(0.0f32, |m, d| m.max(d.abs()));
         assert!(worst < 1e-4, "{worst}");
         assert!((&both - &basic).iter().any(|d| d.abs() > 1e-2));
-        let oracle = wiener_with_pilot(noisy.view(), (&clean + 5.0).view(), 0.1, &ctl).unwrap();
+        let oracle = wiener_with_pilot(noisy.view(), (&clean + 5.0).view(), 0.1, &ctl, &|| Ok(())).unwrap();
         let err = |a: &Volume| (a - &clean).mapv(|d| f64::from(d * d)).mean().unwrap();
         assert!(err(&oracle) < 0.8 * err(&both), "{} against BM3D's {}", err(&oracle), err(&both));
-        let e = wiener_with_pilot(noisy.view(), basic.slice(s![..1, .., ..]), 0.1, &ctl).unwrap_err();
+        let e = wiener_with_pilot(noisy.view(), basic.slice(s![..1, .., ..]), 0.1, &ctl, &|| Ok(())).unwrap_err();
         assert!(e.to_string().contains("pilot"), "{e}");
     }
 

@@ -1,7 +1,8 @@
 //! GPU host for `zs_n2n` (kernel: `zs_n2n.wgsl`): the network is trained on the GPU
 //! ([`zs_n2n_train`], on the CPU's schedule and from the same teacher: the image alone,
 //! a target or synthetic scenes) or its saved weights loaded, and applied to
-//! each plane on the GPU: per band of rows and per mirror image, one pass per 3x3
+//! each plane on the GPU: per band of rows and per mirror image (four, or the image alone
+//! when refined: [`mirror_images`]), one pass per 3x3
 //! convolution and one for the output layer. A watched training's intermediate
 //! results are applied here too.
 
@@ -10,7 +11,7 @@ use crate::error::GpuError;
 use crate::methods::zs_n2n_train;
 use denoisekit_core::methods::zs_n2n::net::Net;
 use denoisekit_core::methods::zs_n2n::{
-    FLIPS, ZsN2nParams, refine, train_or_load_with, with_teacher,
+    FLIPS, ZsN2nParams, mirror_images, refine, train_or_load_with, with_teacher,
 };
 use denoisekit_core::volume::Shape;
 use denoisekit_core::{Control, Resolved, Volume, VolumeView};
@@ -37,6 +38,10 @@ uniforms! {
         to_at: u32,
         halo: u32,
         w_at: u32,
+        share: f32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 
@@ -71,7 +76,7 @@ pub fn run(
             &p,
             ctl,
             |data, s, p, step_done| zs_n2n_train::train(ctx, data, s, p, limit, step_done),
-            |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, limit, None),
+            |net, norm, s, mean_std| apply(ctx, net, norm, s, mean_std, &FLIPS, limit, None),
         )
     })??;
     let Some(t) = trained else {
@@ -83,12 +88,14 @@ pub fn run(
         &t.norm,
         s,
         (t.mean, t.std),
+        mirror_images(&p),
         limit,
         Some((ctl, t.total)),
     )?;
+    let total = t.total;
     drop(t);
     // BM3D has no GPU path: the refinement runs on the CPU, as a CPU job's does.
-    Ok(refine(input, out, &p, ctl)?)
+    Ok(refine(input, out, &p, ctl, total)?)
 }
 
 /// Rows per band for a network of `c` channels and `layers` 3x3 convolutions.
@@ -108,14 +115,17 @@ fn band_rows(s: Shape, c: usize, layers: usize, limit: u64) -> Result<usize, Gpu
         .clamp(1, h))
 }
 
-/// `net` applied to every plane of the normalised stack `norm`, on the image's scale
-/// (`v · std + mean`); each plane advances `progress` (control, total units) when given.
+/// `net` applied to every plane of the normalised stack `norm` on the mirror images
+/// `flips`, on the image's scale (`v · std + mean`); each plane advances `progress`
+/// (control, total units) when given.
+#[allow(clippy::too_many_arguments)]
 fn apply(
     ctx: &GpuContext,
     net: &Net,
     norm: &[f32],
     s: Shape,
     (mean, std): (f64, f64),
+    flips: &[(bool, bool)],
     limit: u64,
     progress: Option<(&Control, u64)>,
 ) -> Result<Volume, GpuError> {
@@ -136,6 +146,7 @@ fn apply(
         &["layer1", "layer2", "layer3"],
     )?;
     let (weights, w_at) = padded(net);
+    let share = 1.0 / flips.len() as f32;
     let plane = h * w;
     let mut out = Vec::with_capacity(d * plane);
     let halo = layers - 1;
@@ -161,7 +172,7 @@ fn apply(
             let (mut groups_kept, mut uniforms_kept) = (Vec::new(), Vec::new());
             for y0 in (0..h).step_by(band) {
                 let rows = band.min(h - y0);
-                for (fy, fx) in FLIPS {
+                for &(fy, fx) in flips {
                     // Pass k writes map k % 2 and reads the other; the output layer reads
                     // the last convolution's.
                     let map = |k: usize| (k % 2 * map_len) as u32;
@@ -188,6 +199,10 @@ fn apply(
                             to_at,
                             halo: halo as u32,
                             w_at: w_at as u32,
+                            share,
+                            _pad0: 0,
+                            _pad1: 0,
+                            _pad2: 0,
                         };
                         let ub = ctx.uniform("zs_n2n.params", bytemuck::bytes_of(&u));
                         let bg = ctx.bind(&kernel, entry, &[&src, &hidden, &wb, &dst, &ub]);
@@ -241,4 +256,82 @@ fn padded(net: &Net) -> (Vec<f32>, Vec<usize>) {
     out.extend(pad(w3));
     out.extend(b3);
     (out, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denoisekit_core::methods::zs_n2n::{Teacher, apply_all, train_or_load};
+    use denoisekit_core::phantom::{PhantomSpec, phantom};
+
+    /// The network on the image alone (what a refined job applies) and on its four mirror
+    /// images (unrefined) gives the CPU's values: the kernel takes its share of the
+    /// average from the number of mirror images. A refined job refines the network's
+    /// output on the image alone.
+    #[test]
+    fn the_network_on_one_mirror_image_or_four_is_the_cpu_s() {
+        let ctx = match crate::shared() {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
+                panic!("DENOISEKIT_REQUIRE_GPU is set but no GPU is usable: {e}")
+            }
+            Err(e) => return eprintln!("skipping: no GPU adapter ({e})"),
+        };
+        let img = phantom(&PhantomSpec {
+            shape: (2, 33, 27),
+            seed: 5,
+            ..Default::default()
+        })
+        .noisy;
+        let m = denoisekit_core::find("zs_n2n").unwrap();
+        let file = std::env::temp_dir().join(format!("dk-gpu-mirrors-{}.json", std::process::id()));
+        let path = file.display().to_string();
+        let saving = m
+            .quick_values()
+            .set("steps", 20)
+            .set("width", 6)
+            .set("save_weights", path.as_str());
+        denoisekit_core::run("zs_n2n", img.view(), &saving, &Control::new()).unwrap();
+        let values = denoisekit_core::ParamValues::new().set("weights", path.as_str());
+        let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
+        let p = ZsN2nParams::from_resolved(&resolved).unwrap();
+        assert_eq!(mirror_images(&p), &FLIPS[..1]);
+        let ctl = Control::new();
+        let t = train_or_load(img.view(), Teacher::None, &p, &ctl)
+            .unwrap()
+            .unwrap();
+        let s = Shape::of(&img.view());
+        let (lo, hi) = denoisekit_core::volume::min_max(&img.view());
+        let mut outputs = Vec::new();
+        for flips in [&FLIPS[..1], &FLIPS[..]] {
+            let cpu = apply_all(&t.net, &t.norm, s, (t.mean, t.std), flips, None).unwrap();
+            let gpu = apply(
+                ctx,
+                &t.net,
+                &t.norm,
+                s,
+                (t.mean, t.std),
+                flips,
+                u64::MAX,
+                None,
+            )
+            .unwrap();
+            let d = cpu
+                .iter()
+                .zip(&gpu)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max)
+                / (hi - lo);
+            assert!(
+                d <= 1e-5,
+                "{} mirror images: GPU - CPU = {d:e} of the range",
+                flips.len()
+            );
+            outputs.push(gpu);
+        }
+        let once = outputs.swap_remove(0);
+        let job = run(ctx, img.view(), &resolved, &Control::new(), None).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(job, refine(img.view(), once, &p, &ctl, t.total).unwrap());
+    }
 }

@@ -1,11 +1,11 @@
 // Zero-shot Noise2Noise's network applied to one normalised plane (denoisekit_core
 // zs_n2n/net.rs): `layers` 3x3 convolutions of `c` channels with leaky ReLUs, a 1x1
 // convolution to the predicted noise, subtracted from the input. The CPU averages
-// `x - net(x)` over the plane's four mirror images, mirrored back; mirroring the image and
-// back is the same as mirroring the kernels, so each pass reads its taps mirrored
-// (`flip_y`, `flip_x`) and adds a quarter of `x - net(x)` to `out` in the CPU's order of
-// mirror images. Sums run in the CPU's order (taps row by row, then input channels), zero
-// outside the plane.
+// `x - net(x)` over the plane's mirror images (four, or one when refined), mirrored back;
+// mirroring the image and back is the same as mirroring the kernels, so each pass reads
+// its taps mirrored (`flip_y`, `flip_x`) and adds `share` (one over the number of mirror
+// images) of `x - net(x)` to `out` in the CPU's order of mirror images. Sums run in the
+// CPU's order (taps row by row, then input channels), zero outside the plane.
 //
 // A plane runs in bands of rows. Each 3x3 convolution needs one more row on each side of
 // its output than the next one reads, so `layer1` fills its map for the band's rows and
@@ -44,6 +44,11 @@ struct Params {
     halo: u32,
     // Where the pass's weights start in `weights`.
     w_at: u32,
+    // The pass's share of the average over mirror images.
+    share: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const SLOPE: f32 = 0.2;
@@ -158,5 +163,5 @@ fn layer3(@builtin(global_invocation_id) id: vec3<u32>) {
         noise += hidden[at + co] * weights[p.w_at + co];
     }
     let i = (p.y0 + id.y) * p.width + id.x;
-    out[i] += 0.25 * (src[i] - noise);
+    out[i] += p.share * (src[i] - noise);
 }
