@@ -200,7 +200,7 @@ fn value(b: &mut Bytes<'_>, kind: &ParamKind) -> Option<String> {
 }
 
 /// A method on a small image of any shape (including empty and 1-pixel), pixels from
-/// [`pixel`], parameters from [`value`]. Success must give a finite image of the same
+/// `pixel`, parameters from `value`. Success must give a finite image of the same
 /// shape from finite input; failure must be an input or parameter error with a message.
 pub fn run(data: &[u8]) {
     small_budget();

@@ -40,7 +40,7 @@ pub struct GpuMethod {
     /// Whether `Auto` picks the GPU.
     pub auto: AutoUse,
     /// Host memory the GPU job holds beyond the common staging copies, in copies of the
-    /// image ([`host_need`]), for these settings and this shape.
+    /// image (`host_need`), for these settings and this shape.
     pub host_copies: fn(&Resolved, Shape) -> f32,
 }
 

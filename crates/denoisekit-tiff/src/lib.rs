@@ -866,7 +866,7 @@ pub fn write(path: &Path, v: &Volume, bits: Bits) -> Result<(), TiffIoError> {
     write_calibrated(path, v, bits, &Calibration::default())
 }
 
-/// [`write`], the first page carrying an input's [`Calibration`].
+/// [`write()`], the first page carrying an input's [`Calibration`].
 ///
 /// # Errors
 /// [`TiffIoError`] naming the file.

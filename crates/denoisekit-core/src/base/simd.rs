@@ -1,7 +1,7 @@
 //! Run-time CPU feature dispatch for the pixel loops.
 //!
 //! Release builds target baseline x86-64 (SSE2, 4 floats per instruction) so that the
-//! library loads on any machine. [`simd_dispatch!`] compiles a kernel twice, once more
+//! library loads on any machine. `simd_dispatch!` compiles a kernel twice, once more
 //! with AVX2 (8 floats per instruction), and picks the AVX2 copy when the CPU has it.
 //! Both copies come from one body, so they compute the same arithmetic in the same
 //! order: no fused multiply-add is enabled, and results are bit-identical across CPUs.

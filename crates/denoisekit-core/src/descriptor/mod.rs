@@ -1,6 +1,6 @@
 //! Method descriptors: the single source of truth for every method and parameter.
 //!
-//! Each method module declares its parameters once with [`method_params!`], which emits
+//! Each method module declares its parameters once with [`method_params!`](crate::method_params), which emits
 //! the typed parameter struct (whose field docs are the help text), the [`ParamSpec`]
 //! table and the conversions between them. The CLI, the JNI `describe` call, the ImageJ
 //! dialog, the docs and the property tests all read these tables; nothing else lists
@@ -126,17 +126,17 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    /// A float parameter (key and help are filled in by [`method_params!`]).
+    /// A float parameter (key and help are filled in by [`method_params!`](crate::method_params)).
     pub const fn float(label: &'static str, min: f64, max: f64, default: DefaultValue) -> Self {
         Self::new(label, ParamKind::Float { min, max, default })
     }
 
-    /// An integer parameter (key and help are filled in by [`method_params!`]).
+    /// An integer parameter (key and help are filled in by [`method_params!`](crate::method_params)).
     pub const fn int(label: &'static str, min: i64, max: i64, default: i64) -> Self {
         Self::new(label, ParamKind::Int { min, max, default })
     }
 
-    /// A choice parameter (key and help are filled in by [`method_params!`]).
+    /// A choice parameter (key and help are filled in by [`method_params!`](crate::method_params)).
     pub const fn choice(
         label: &'static str,
         options: &'static [&'static str],
@@ -145,13 +145,13 @@ impl ParamSpec {
         Self::new(label, ParamKind::Choice { options, default })
     }
 
-    /// A file parameter (key and help are filled in by [`method_params!`]).
+    /// A file parameter (key and help are filled in by [`method_params!`](crate::method_params)).
     pub const fn file(label: &'static str, writes: bool) -> Self {
         Self::new(label, ParamKind::File { writes })
     }
 
     /// A region parameter ([`ParamKind::Region`]; key and help are filled in by
-    /// [`method_params!`]).
+    /// [`method_params!`](crate::method_params)).
     pub const fn region(label: &'static str) -> Self {
         Self::new(label, ParamKind::Region)
     }

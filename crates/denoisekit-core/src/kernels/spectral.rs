@@ -39,7 +39,7 @@ pub type AxisTerms = dyn Fn(f64) -> [f64; 2] + Send + Sync;
 pub type Combine = dyn Fn([f64; 2], [f64; 2], [f64; 2]) -> f64 + Send + Sync;
 
 /// A spectral method's filter for one job: its transfer function and whether it couples
-/// planes. Both the CPU ([`apply`]) and the GPU backend (a DCT, which is what a transform of
+/// planes. Both the CPU ([`Filter::apply`]) and the GPU backend (a DCT, which is what a transform of
 /// the mirrored image amounts to) evaluate the same `transfer`.
 pub struct Filter {
     /// Whether the volume is filtered as a whole (else each plane on its own).

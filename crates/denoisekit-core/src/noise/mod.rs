@@ -38,7 +38,7 @@ const HAAR_HI: [f64; 2] = [
 /// Planes narrower than 4 pixels fall back to the Haar wavelet.
 ///
 /// # Errors
-/// [`DenoiseError::InvalidInput`] for an image smaller than 2×2 or with non-finite pixels.
+/// [`crate::DenoiseError::InvalidInput`] for an image smaller than 2×2 or with non-finite pixels.
 pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
     crate::volume::check_input(v)?;
     Ok(finest_details(v, None).sigma)
@@ -341,7 +341,7 @@ const BLOCK_CELLS: usize = 8;
 /// is fitted by weighted least squares (weights `n / var²`, since a variance estimate's
 /// spread grows with the variance).
 ///
-/// The image is also fitted on its smooth pixels ([`estimate_poisson_gaussian_dense`]),
+/// The image is also fitted on its smooth pixels (`estimate_poisson_gaussian_dense`),
 /// which works on dense images (cells filling the field, electron micrographs) where
 /// there are too few flat blocks; the fit whose slope has the smaller relative standard
 /// error is returned.

@@ -47,13 +47,13 @@ pub struct Gat {
 /// about 0.01 photons at 100 and 0.0045 at 1000 (relative 5e-6, far below the noise there,
 /// which is √1000 ≈ 32 photons).
 const Y_MAX: f64 = 1000.0;
-/// The least noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts, as a
+/// The least noise, after [`Gat::forward`], that `Gat::check_noise` accepts, as a
 /// fraction of what the model says there.
 pub const MIN_STABLE_NOISE: f64 = 0.5;
 /// The fewest supports (of the finest wavelet details, away from fill and saturation)
-/// that [`Gat::check_noise`] judges a model on.
+/// that `Gat::check_noise` judges a model on.
 pub const MIN_SUPPORTS: usize = 256;
-/// The most noise, after [`Gat::forward`], that [`Gat::check_noise`] accepts: the model
+/// The most noise, after [`Gat::forward`], that `Gat::check_noise` accepts: the model
 /// says about 1 at most (Poisson noise's exact value peaks at 1.001, near 6 photons), and
 /// the right model measured 0.95 to 1.12 of what it says on camera-simulated nuclei from
 /// 0.5 to 100 photons, with read noise 0 to 2.
@@ -122,7 +122,7 @@ impl Gat {
     }
 
     /// Refuses a model that does not fit `input`, `stable` being its [`Gat::forward`]: the
-    /// offset ([`Gat::check_fits`]), then the noise ([`Gat::check_noise`]). Every run, tune
+    /// offset (`Gat::check_fits`), then the noise (`Gat::check_noise`). Every run, tune
     /// and auto's choice check a model so; the image's range is found once for both.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! GPU host for `anisotropic_diffusion` (kernel: `anisotropic_diffusion.wgsl`): all
 //! iterations run on the GPU, alternating between two buffers; the image is uploaded once
-//! and read back once. Submissions of [`ITERATIONS_PER_SUBMIT`] steps keep cancel
+//! and read back once. Submissions of `ITERATIONS_PER_SUBMIT` steps keep cancel
 //! responsive.
 //!
 //! Tiling: planes are independent when `z_weight` is 0, so tiles need no halo; with z

@@ -5,10 +5,10 @@
 //!
 //! Cost: each DCT is one complex FFT of the axis's length (Makhoul's reordering, as on the
 //! CPU): mixed-radix Stockham passes (radix 4 where it can) when the length's prime
-//! factors are at most [`MAX_RADIX`], Bluestein's chirp-z (two FFTs of the next power of
+//! factors are at most `MAX_RADIX`, Bluestein's chirp-z (two FFTs of the next power of
 //! two at least 2n − 1) otherwise, so O(log n) per value where the direct sums it replaced
 //! cost O(n) (measured 18–40x faster on lavapipe at 512² to 1024²: docs/benchmarks.md).
-//! The complex scratch holds a chunk of lines at a time, at most [`SCRATCH_BYTES`] per
+//! The complex scratch holds a chunk of lines at a time, at most `SCRATCH_BYTES` per
 //! buffer (two buffers beside the volume's own), so its size is bounded whatever the
 //! volume. Planes filtered on their own are tiled freely; a z-coupled volume must fit the
 //! device in one piece.

@@ -1,6 +1,6 @@
 //! GPU host for `total_variation` (kernel: `total_variation.wgsl`): Chambolle's iteration
 //! with the image, the dual variables and the stopping rule on the GPU. The host records
-//! [`ITERATIONS_PER_SUBMIT`] iterations per submission and reads back only the groups'
+//! `ITERATIONS_PER_SUBMIT` iterations per submission and reads back only the groups'
 //! stop flags between submissions (16 bytes per plane), never the image.
 //!
 //! Planes solved on their own (`z_weight` 0) each stop on their own, as on the CPU, so

@@ -6,7 +6,7 @@
 //! "layers": n, "trained_on": {..}, "tensors": {"w1": [..], "b1": [..], "w2": [..], "b2": [..],
 //! "w3": [..], "b3": [..]}}`, with the layouts of [`Net`] (`layers`, absent from files
 //! written before the depth could be chosen, is then 2; version 2 for more than two
-//! layers, see [`VERSION`]). Floats are written in the
+//! layers, see `VERSION`). Floats are written in the
 //! shortest form that reads back to the same bits, so applying loaded weights gives
 //! exactly the pixels that applying them straight after training gives.
 
