@@ -118,11 +118,11 @@ impl Drop for Pooled<'_> {
 
 static SHARED: OnceLock<Result<GpuContext, GpuError>> = OnceLock::new();
 
-/// For the crate's unit tests: the shared context, or `None` (the test then skips) when
-/// there is no adapter; with `DENOISEKIT_REQUIRE_GPU` set (CI sets it) a missing adapter
-/// fails the test instead.
-#[cfg(test)]
-pub(crate) fn test_context() -> Option<&'static GpuContext> {
+/// For tests, the crate's and its test binaries': the shared context, or `None` (the test
+/// then skips) when there is no adapter; with `DENOISEKIT_REQUIRE_GPU` set (CI sets it) a
+/// missing adapter fails the test instead.
+#[doc(hidden)]
+pub fn test_context() -> Option<&'static GpuContext> {
     match shared() {
         Ok(c) => Some(c),
         Err(e) if std::env::var_os("DENOISEKIT_REQUIRE_GPU").is_some() => {
