@@ -5,6 +5,8 @@
 //! with AVX2 (8 floats per instruction), and picks the AVX2 copy when the CPU has it.
 //! Both copies come from one body, so they compute the same arithmetic in the same
 //! order: no fused multiply-add is enabled, and results are bit-identical across CPUs.
+//! `simd_dispatch_lanes!` adds an AVX-512 copy (16 floats) for kernels blocked by their
+//! register width, whose bodies sum in the same order at every width.
 
 /// Whether the running CPU supports AVX2 (cached by the standard library).
 #[inline]
@@ -17,6 +19,54 @@ pub fn has_avx2() -> bool {
     {
         false
     }
+}
+
+/// Whether the running CPU supports AVX-512F (cached by the standard library).
+#[inline]
+pub fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `fn $name(args)` that calls `$body::<LANES>(args)`, an `#[inline(always)]`
+/// function generic over the lanes of its widest vectors: 16 floats compiled with
+/// AVX-512F, 8 with AVX2, 8 on baseline, dispatched at run time. For kernels that keep
+/// whole registers of sums, where the lane count sets the blocking; the body must sum
+/// in the same order at every width, so that results stay bit-identical across CPUs.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! simd_dispatch_lanes {
+    ($(#[$m:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?;) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body::<16>($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body::<8>($($arg),*)
+                }
+                if $crate::simd::has_avx512f() {
+                    // SAFETY: AVX-512F support was detected at run time on this CPU.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::simd::has_avx2() {
+                    // SAFETY: AVX2 support was detected at run time on this CPU.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body::<8>($($arg),*)
+        }
+    };
 }
 
 /// Defines `fn $name(args)` whose body is compiled for baseline and for AVX2, dispatched

@@ -4,10 +4,11 @@
 //! Feature maps are stored channels last, one row after another, so that the inner loops
 //! run along the channels over contiguous weights, which the compiler vectorises. The
 //! convolution kernels keep a block of 8 pixels (or input channels) by 8 output channels
-//! in registers: summing one value at a time through memory ran at about a fifth of the
-//! CPU's rate and took twice as long. Every sum runs in a fixed order whatever the
-//! blocking, and the parallel loops split work by rows of fixed count, never by thread
-//! count, so results do not depend on the machine.
+//! in registers (by 16 where the CPU has AVX-512, which trains and applies about a fifth
+//! faster: docs/benchmarks.md): summing one value at a time through memory ran at about a
+//! fifth of the CPU's rate and took twice as long. Every sum runs in a fixed order
+//! whatever the blocking and the lane width, and the parallel loops split work by rows of
+//! fixed count, never by thread count, so results do not depend on the machine.
 
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -224,79 +225,107 @@ crate::simd_dispatch! {
     }
 }
 
-/// Lanes of the blocked kernels' accumulators: one AVX2 register of `f32`.
-const LANES: usize = 8;
+/// Lanes of the narrowest register of sums: one AVX2 register of `f32`. The kernels sum
+/// channels in groups of their widest lanes (16 with AVX-512, see
+/// [`crate::simd_dispatch_lanes`]), then of these, then one at a time.
+const NARROW: usize = 8;
 
 /// Pixels (or input channels) one blocked kernel keeps in registers at once: enough
 /// independent sums to hide the latency of an addition.
 const BLOCK: usize = 8;
 
-/// `LANES` values from the start of `s`.
+/// `L` values from the start of `s`.
 #[inline(always)]
-fn lanes(s: &[f32]) -> [f32; LANES] {
-    s[..LANES].try_into().expect("a slice of LANES values")
+fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
+    s[..L].try_into().expect("a slice of L values")
 }
 
 /// `acc += v · w`, lane by lane, as a multiplication then an addition (never fused: the
 /// sums must round the same on every machine).
 #[inline(always)]
-fn add_scaled(acc: &mut [f32; LANES], v: f32, w: &[f32; LANES]) {
+fn add_scaled<const L: usize>(acc: &mut [f32; L], v: f32, w: &[f32; L]) {
     for (a, w) in acc.iter_mut().zip(w) {
         *a += v * w;
     }
 }
 
-crate::simd_dispatch! {
+/// Splits `n` channels into groups for kernels whose widest registers hold `L` lanes:
+/// `[0, wide)` in groups of `L`, `[wide, grouped)` of [`NARROW`], the rest one at a time.
+#[inline(always)]
+const fn channel_groups<const L: usize>(n: usize) -> (usize, usize) {
+    let wide = n / L * L;
+    (wide, wide + (n - wide) / NARROW * NARROW)
+}
+
+crate::simd_dispatch_lanes! {
     /// One output row of a 3x3 convolution: `src` holds the three input rows it reads
     /// (`cols + 2` pixels of `ci` channels each), `out` gets `cols` pixels of `co`
     /// channels, bias plus the sums, through the leaky ReLU, on columns `[lo, hi)` (the
     /// others stay 0: outside the image).
-    ///
-    /// Each output value is its bias plus the products in the order (ky, kx, input
-    /// channel) whatever the blocking: blocks of [`BLOCK`] pixels by [`LANES`] output
-    /// channels are summed in registers, the channels past the last full group of lanes
-    /// one at a time.
-    fn conv_row(src: &[f32], ci: usize, w: &[f32], b: &[f32], out: &mut [f32], lo: usize, hi: usize) {
-        let co = b.len();
-        let src_cols = out.len() / co + 2;
-        let grouped = co / LANES * LANES;
-        for c0 in (0..grouped).step_by(LANES) {
-            let mut x = lo;
-            while x + BLOCK <= hi {
-                conv_block::<BLOCK>(src, (src_cols, ci), w, b, out, (x, c0));
-                x += BLOCK;
-            }
-            for x in x..hi {
-                conv_block::<1>(src, (src_cols, ci), w, b, out, (x, c0));
-            }
-        }
-        for x in lo..hi {
-            for o in grouped..co {
-                let mut v = b[o];
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let s = &src[(ky * src_cols + x + kx) * ci..][..ci];
-                        let wk = &w[(ky * 3 + kx) * ci * co..][..ci * co];
-                        for (i, &a) in s.iter().enumerate() {
-                            v += a * wk[i * co + o];
-                        }
+    fn conv_row = conv_row_at(src: &[f32], ci: usize, w: &[f32], b: &[f32], out: &mut [f32], lo: usize, hi: usize);
+}
+
+/// [`conv_row`] with registers of `L` lanes. Each output value is its bias plus the
+/// products in the order (ky, kx, input channel) whatever the blocking: blocks of
+/// [`BLOCK`] pixels by `L` (then [`NARROW`]) output channels are summed in registers,
+/// the channels past the last full group one at a time.
+#[inline(always)]
+fn conv_row_at<const L: usize>(src: &[f32], ci: usize, w: &[f32], b: &[f32], out: &mut [f32], lo: usize, hi: usize) {
+    let co = b.len();
+    let src_cols = out.len() / co + 2;
+    let (wide, grouped) = channel_groups::<L>(co);
+    let dims = (src_cols, ci);
+    conv_cols::<L>(src, dims, (w, b), out, (lo, hi), (0, wide));
+    conv_cols::<NARROW>(src, dims, (w, b), out, (lo, hi), (wide, grouped));
+    for x in lo..hi {
+        for o in grouped..co {
+            let mut v = b[o];
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let s = &src[(ky * src_cols + x + kx) * ci..][..ci];
+                    let wk = &w[(ky * 3 + kx) * ci * co..][..ci * co];
+                    for (i, &a) in s.iter().enumerate() {
+                        v += a * wk[i * co + o];
                     }
                 }
-                out[x * co + o] = v;
             }
+            out[x * co + o] = v;
         }
-        for v in &mut out[lo * co..hi * co] {
-            if *v < 0.0 {
-                *v *= SLOPE;
-            }
+    }
+    for v in &mut out[lo * co..hi * co] {
+        if *v < 0.0 {
+            *v *= SLOPE;
         }
     }
 }
 
-/// Output channels `[c0, c0 + LANES)` of pixels `[x, x + P)` of [`conv_row`], before
-/// the activation.
+/// Output channels `[c_lo, c_hi)`, a whole number of groups of `L`, of pixels `[lo, hi)`
+/// of [`conv_row_at`], before the activation.
 #[inline(always)]
-fn conv_block<const P: usize>(
+fn conv_cols<const L: usize>(
+    src: &[f32],
+    dims: (usize, usize),
+    (w, b): (&[f32], &[f32]),
+    out: &mut [f32],
+    (lo, hi): (usize, usize),
+    (c_lo, c_hi): (usize, usize),
+) {
+    for c0 in (c_lo..c_hi).step_by(L) {
+        let mut x = lo;
+        while x + BLOCK <= hi {
+            conv_block::<BLOCK, L>(src, dims, w, b, out, (x, c0));
+            x += BLOCK;
+        }
+        for x in x..hi {
+            conv_block::<1, L>(src, dims, w, b, out, (x, c0));
+        }
+    }
+}
+
+/// Output channels `[c0, c0 + L)` of pixels `[x, x + P)` of [`conv_row_at`], before the
+/// activation.
+#[inline(always)]
+fn conv_block<const P: usize, const L: usize>(
     src: &[f32],
     (src_cols, ci): (usize, usize),
     w: &[f32],
@@ -305,7 +334,7 @@ fn conv_block<const P: usize>(
     (x, c0): (usize, usize),
 ) {
     let co = b.len();
-    let mut acc = [lanes(&b[c0..]); P];
+    let mut acc = [lanes::<L>(&b[c0..]); P];
     for ky in 0..3 {
         for kx in 0..3 {
             let s = &src[(ky * src_cols + x + kx) * ci..][..P * ci];
@@ -319,13 +348,21 @@ fn conv_block<const P: usize>(
         }
     }
     for (p, a) in acc.iter().enumerate() {
-        out[(x + p) * co + c0..][..LANES].copy_from_slice(a);
+        out[(x + p) * co + c0..][..L].copy_from_slice(a);
     }
 }
 
 /// A 3x3 convolution with bias and leaky ReLU of map `a` into a map two rows and two
 /// columns smaller, zero outside the image.
-fn conv3x3(a: &Map, w: &[f32], b: &[f32], (h, wd): (usize, usize)) -> Map {
+fn conv3x3(a: &Map, w: &[f32], b: &[f32], dims: (usize, usize)) -> Map {
+    conv3x3_by(conv_row, a, w, b, dims)
+}
+
+/// The signature of [`conv_row`].
+type ConvRow = fn(&[f32], usize, &[f32], &[f32], &mut [f32], usize, usize);
+
+/// [`conv3x3`] one row at a time by `conv_row` (a kernel at one lane width, in tests).
+fn conv3x3_by(conv_row: ConvRow, a: &Map, w: &[f32], b: &[f32], (h, wd): (usize, usize)) -> Map {
     let co = b.len();
     let mut out = Map::zeros(a.y0 + 1, a.x0 + 1, a.rows - 2, a.cols - 2, co);
     let (lo, hi) = out.inside_cols(wd);
@@ -394,70 +431,88 @@ pub(super) fn forward(net: &Net, img: &[f32], (h, w): (usize, usize), (y0, y1): 
     }
 }
 
-crate::simd_dispatch! {
+crate::simd_dispatch_lanes! {
     /// Adds one output row's contribution to the weight and bias gradients of a 3x3
     /// convolution: `src` the three input rows, `g` the row's gradient before the
     /// activation, `t` room for a copy of `src`.
-    ///
-    /// Each gradient gets the row's products in the order of its pixels whatever the
-    /// blocking: blocks of [`BLOCK`] input channels by [`LANES`] output channels are
-    /// summed in registers, the rest one at a time.
-    fn grad_w_row(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32], t: &mut [f32]) {
-        let co = gb.len();
-        let cols = g.len() / co;
-        let src_cols = cols + 2;
-        for gx in g.chunks_exact(co) {
-            for (b, v) in gb.iter_mut().zip(gx) {
-                *b += v;
+    fn grad_w_row = grad_w_row_at(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32], t: &mut [f32]);
+}
+
+/// [`grad_w_row`] with registers of `L` lanes. Each gradient gets the row's products in
+/// the order of its pixels whatever the blocking: blocks of [`BLOCK`] input channels by
+/// `L` (then [`NARROW`]) output channels are summed in registers, the rest one at a time.
+#[inline(always)]
+fn grad_w_row_at<const L: usize>(src: &[f32], ci: usize, g: &[f32], gw: &mut [f32], gb: &mut [f32], t: &mut [f32]) {
+    let co = gb.len();
+    let cols = g.len() / co;
+    let src_cols = cols + 2;
+    for gx in g.chunks_exact(co) {
+        for (b, v) in gb.iter_mut().zip(gx) {
+            *b += v;
+        }
+    }
+    debug_assert_eq!(t.len(), 3 * ci * src_cols, "room for the three input rows");
+    let (wide, grouped_out) = channel_groups::<L>(co);
+    // The input rows channel by channel (`[ky][i][x]`, in `t`), so that a block's input
+    // values at one pixel are not adjacent and the compiler vectorises along the output
+    // channels rather than shuffling across the inputs.
+    for (ky, tk) in t.chunks_exact_mut(ci * src_cols).enumerate() {
+        let row = &src[ky * src_cols * ci..][..src_cols * ci];
+        for (x, px) in row.chunks_exact(ci).enumerate() {
+            for (i, &v) in px.iter().enumerate() {
+                tk[i * src_cols + x] = v;
             }
         }
-        debug_assert_eq!(t.len(), 3 * ci * src_cols, "room for the three input rows");
-        let grouped_in = ci / BLOCK * BLOCK;
-        let grouped_out = co / LANES * LANES;
-        // The input rows channel by channel (`[ky][i][x]`, in `t`), so that a block's
-        // input values at one pixel are not adjacent and the compiler vectorises along
-        // the output channels rather than shuffling across the inputs.
-        for (ky, tk) in t.chunks_exact_mut(ci * src_cols).enumerate() {
-            let row = &src[ky * src_cols * ci..][..src_cols * ci];
-            for (x, px) in row.chunks_exact(ci).enumerate() {
-                for (i, &v) in px.iter().enumerate() {
-                    tk[i * src_cols + x] = v;
-                }
-            }
-        }
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let k = ky * 3 + kx;
-                let tk = &t[ky * ci * src_cols..][..ci * src_cols];
-                let gk = &mut gw[k * ci * co..][..ci * co];
-                for c0 in (0..grouped_out).step_by(LANES) {
-                    for i0 in (0..grouped_in).step_by(BLOCK) {
-                        grad_w_block::<BLOCK>(tk, g, gk, (src_cols, kx, co), (i0, c0));
+    }
+    for ky in 0..3 {
+        for kx in 0..3 {
+            let k = ky * 3 + kx;
+            let tk = &t[ky * ci * src_cols..][..ci * src_cols];
+            let gk = &mut gw[k * ci * co..][..ci * co];
+            let dims = (src_cols, kx, co);
+            grad_w_cols::<L>(tk, g, gk, dims, ci, (0, wide));
+            grad_w_cols::<NARROW>(tk, g, gk, dims, ci, (wide, grouped_out));
+            for i in 0..ci {
+                let si = &tk[i * src_cols + kx..][..cols];
+                for o in grouped_out..co {
+                    let mut v = gk[i * co + o];
+                    for (&sx, gx) in si.iter().zip(g.chunks_exact(co)) {
+                        v += sx * gx[o];
                     }
-                    for i0 in grouped_in..ci {
-                        grad_w_block::<1>(tk, g, gk, (src_cols, kx, co), (i0, c0));
-                    }
-                }
-                for i in 0..ci {
-                    let si = &tk[i * src_cols + kx..][..cols];
-                    for o in grouped_out..co {
-                        let mut v = gk[i * co + o];
-                        for (&sx, gx) in si.iter().zip(g.chunks_exact(co)) {
-                            v += sx * gx[o];
-                        }
-                        gk[i * co + o] = v;
-                    }
+                    gk[i * co + o] = v;
                 }
             }
         }
     }
 }
 
-/// Input channels `[i0, i0 + I)` by output channels `[c0, c0 + LANES)` of one kernel
-/// tap's weight gradient `gk` of [`grad_w_row`], from the tap's input row `t`
-/// (channel by channel, each `src_cols` long, read from column `kx`).
+/// Output channels `[c_lo, c_hi)`, a whole number of groups of `L`, of one kernel tap's
+/// weight gradient in [`grad_w_row_at`], for all `ci` input channels.
 #[inline(always)]
-fn grad_w_block<const I: usize>(
+fn grad_w_cols<const L: usize>(
+    t: &[f32],
+    g: &[f32],
+    gk: &mut [f32],
+    dims: (usize, usize, usize),
+    ci: usize,
+    (c_lo, c_hi): (usize, usize),
+) {
+    let grouped_in = ci / BLOCK * BLOCK;
+    for c0 in (c_lo..c_hi).step_by(L) {
+        for i0 in (0..grouped_in).step_by(BLOCK) {
+            grad_w_block::<BLOCK, L>(t, g, gk, dims, (i0, c0));
+        }
+        for i0 in grouped_in..ci {
+            grad_w_block::<1, L>(t, g, gk, dims, (i0, c0));
+        }
+    }
+}
+
+/// Input channels `[i0, i0 + I)` by output channels `[c0, c0 + L)` of one kernel tap's
+/// weight gradient `gk` of [`grad_w_row_at`], from the tap's input row `t` (channel by
+/// channel, each `src_cols` long, read from column `kx`).
+#[inline(always)]
+fn grad_w_block<const I: usize, const L: usize>(
     t: &[f32],
     g: &[f32],
     gk: &mut [f32],
@@ -465,16 +520,16 @@ fn grad_w_block<const I: usize>(
     (i0, c0): (usize, usize),
 ) {
     let cols = g.len() / co;
-    let mut acc: [[f32; LANES]; I] = std::array::from_fn(|i| lanes(&gk[(i0 + i) * co + c0..]));
+    let mut acc: [[f32; L]; I] = std::array::from_fn(|i| lanes(&gk[(i0 + i) * co + c0..]));
     let ts: [&[f32]; I] = std::array::from_fn(|i| &t[(i0 + i) * src_cols + kx..][..cols]);
     for (x, gx) in g.chunks_exact(co).enumerate() {
-        let gv = lanes(&gx[c0..]);
+        let gv = lanes::<L>(&gx[c0..]);
         for (a, ti) in acc.iter_mut().zip(&ts) {
             add_scaled(a, ti[x], &gv);
         }
     }
     for (i, a) in acc.iter().enumerate() {
-        gk[(i0 + i) * co + c0..][..LANES].copy_from_slice(a);
+        gk[(i0 + i) * co + c0..][..L].copy_from_slice(a);
     }
 }
 
@@ -512,6 +567,15 @@ fn grad_w(a: &Map, g: &Map, len_w: usize) -> (Vec<f32>, Vec<f32>) {
 /// before the activation on the output map, through the transposed weights
 /// `wt[k][co][ci]`.
 fn grad_input(a: &Map, g: &Map, wt: &[f32]) -> Map {
+    grad_input_by(grad_input_row, a, g, wt)
+}
+
+/// The signature of [`grad_input_row`].
+type GradInputRow = fn(&[Option<&[f32]>; 3], usize, usize, &[f32], &mut [f32], usize);
+
+/// [`grad_input`] one row at a time by `grad_input_row` (a kernel at one lane width, in
+/// tests).
+fn grad_input_by(grad_input_row: GradInputRow, a: &Map, g: &Map, wt: &[f32]) -> Map {
     let (ci, co) = (a.ch, g.ch);
     let mut ga = Map::zeros(a.y0, a.x0, a.rows, a.cols, ci);
     ga.data
@@ -526,69 +590,94 @@ fn grad_input(a: &Map, g: &Map, wt: &[f32]) -> Map {
     ga
 }
 
-crate::simd_dispatch! {
+crate::simd_dispatch_lanes! {
     /// One row of [`grad_input`]: `rows[ky]` is the output gradient's row that reads this
     /// input row through kernel row `ky`, if there is one.
-    ///
-    /// Each value gets the products in the order (ky, kx, output channel) whatever the
-    /// blocking: blocks of [`BLOCK`] pixels by [`LANES`] input channels whose every tap
-    /// lies inside the output rows are summed in registers, the others one at a time.
-    fn grad_input_row(rows: &[Option<&[f32]>; 3], g_cols: usize, co: usize, wt: &[f32], out: &mut [f32], ci: usize) {
-        let cols = out.len() / ci;
-        let grouped = ci / LANES * LANES;
-        // Columns [2, g_cols) read all three taps of a kernel row.
-        let (inner_lo, inner_hi) = (2, g_cols.min(cols));
-        for c0 in (0..grouped).step_by(LANES) {
-            let mut x = inner_lo;
-            while x + BLOCK <= inner_hi {
-                grad_input_block::<BLOCK>(rows, co, wt, out, (ci, x, c0));
-                x += BLOCK;
-            }
-            for x in x..inner_hi {
-                grad_input_block::<1>(rows, co, wt, out, (ci, x, c0));
-            }
-        }
-        let edge = |x: usize| x < inner_lo || x >= inner_hi;
-        for x in 0..cols {
-            let lanes_here = if edge(x) { 0..ci } else { grouped..ci };
-            for i in lanes_here {
-                let mut v = 0.0f32;
-                for (ky, row) in rows.iter().enumerate() {
-                    let Some(row) = row else { continue };
-                    for kx in 0..3 {
-                        let Some(gx) = x.checked_sub(kx).filter(|&gx| gx < g_cols) else {
-                            continue;
-                        };
-                        let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
-                        for (j, &gv) in row[gx * co..(gx + 1) * co].iter().enumerate() {
-                            v += gv * wk[j * ci + i];
-                        }
+    fn grad_input_row = grad_input_row_at(rows: &[Option<&[f32]>; 3], g_cols: usize, co: usize, wt: &[f32], out: &mut [f32], ci: usize);
+}
+
+/// [`grad_input_row`] with registers of `L` lanes. Each value gets the products in the
+/// order (ky, kx, output channel) whatever the blocking: blocks of [`BLOCK`] pixels by
+/// `L` (then [`NARROW`]) input channels whose every tap lies inside the output rows are
+/// summed in registers, the others one at a time.
+#[inline(always)]
+fn grad_input_row_at<const L: usize>(
+    rows: &[Option<&[f32]>; 3],
+    g_cols: usize,
+    co: usize,
+    wt: &[f32],
+    out: &mut [f32],
+    ci: usize,
+) {
+    let cols = out.len() / ci;
+    let (wide, grouped) = channel_groups::<L>(ci);
+    // Columns [2, g_cols) read all three taps of a kernel row.
+    let inner = (2, g_cols.min(cols));
+    grad_input_cols::<L>(rows, (co, ci), wt, out, inner, (0, wide));
+    grad_input_cols::<NARROW>(rows, (co, ci), wt, out, inner, (wide, grouped));
+    let edge = |x: usize| x < inner.0 || x >= inner.1;
+    for x in 0..cols {
+        let lanes_here = if edge(x) { 0..ci } else { grouped..ci };
+        for i in lanes_here {
+            let mut v = 0.0f32;
+            for (ky, row) in rows.iter().enumerate() {
+                let Some(row) = row else { continue };
+                for kx in 0..3 {
+                    let Some(gx) = x.checked_sub(kx).filter(|&gx| gx < g_cols) else {
+                        continue;
+                    };
+                    let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
+                    for (j, &gv) in row[gx * co..(gx + 1) * co].iter().enumerate() {
+                        v += gv * wk[j * ci + i];
                     }
                 }
-                out[x * ci + i] = v;
             }
+            out[x * ci + i] = v;
         }
     }
 }
 
-/// Input channels `[c0, c0 + LANES)` of pixels `[x, x + P)` of [`grad_input_row`], all of
-/// whose taps lie inside the output rows.
+/// Input channels `[c_lo, c_hi)`, a whole number of groups of `L`, of the pixels
+/// `[lo, hi)` of [`grad_input_row_at`] whose taps all lie inside the output rows.
 #[inline(always)]
-fn grad_input_block<const P: usize>(
+fn grad_input_cols<const L: usize>(
+    rows: &[Option<&[f32]>; 3],
+    (co, ci): (usize, usize),
+    wt: &[f32],
+    out: &mut [f32],
+    (lo, hi): (usize, usize),
+    (c_lo, c_hi): (usize, usize),
+) {
+    for c0 in (c_lo..c_hi).step_by(L) {
+        let mut x = lo;
+        while x + BLOCK <= hi {
+            grad_input_block::<BLOCK, L>(rows, co, wt, out, (ci, x, c0));
+            x += BLOCK;
+        }
+        for x in x..hi {
+            grad_input_block::<1, L>(rows, co, wt, out, (ci, x, c0));
+        }
+    }
+}
+
+/// Input channels `[c0, c0 + L)` of pixels `[x, x + P)` of [`grad_input_row_at`], all
+/// of whose taps lie inside the output rows.
+#[inline(always)]
+fn grad_input_block<const P: usize, const L: usize>(
     rows: &[Option<&[f32]>; 3],
     co: usize,
     wt: &[f32],
     out: &mut [f32],
     (ci, x, c0): (usize, usize, usize),
 ) {
-    let mut acc = [[0.0f32; LANES]; P];
+    let mut acc = [[0.0f32; L]; P];
     for (ky, row) in rows.iter().enumerate() {
         let Some(row) = row else { continue };
         for kx in 0..3 {
             let gs = &row[(x - kx) * co..][..P * co];
             let wk = &wt[(ky * 3 + kx) * co * ci..][..co * ci];
             for (j, wj) in wk.chunks_exact(ci).enumerate() {
-                let wv = lanes(&wj[c0..]);
+                let wv = lanes::<L>(&wj[c0..]);
                 for (p, a) in acc.iter_mut().enumerate() {
                     add_scaled(a, gs[p * co + j], &wv);
                 }
@@ -596,7 +685,7 @@ fn grad_input_block<const P: usize>(
         }
     }
     for (p, a) in acc.iter().enumerate() {
-        out[(x + p) * ci + c0..][..LANES].copy_from_slice(a);
+        out[(x + p) * ci + c0..][..L].copy_from_slice(a);
     }
 }
 
@@ -765,34 +854,45 @@ mod tests {
     }
 
     /// The blocked kernels sum in the same order as plain loops, so they agree bit for
-    /// bit: at widths below, at and between multiples of the lanes, with maps reaching
+    /// bit: at every lane width (each run here whatever the CPU, and as dispatched), at
+    /// channel counts below, at and between multiples of the lanes, with maps reaching
     /// past the image's edges and rows shorter than a block.
     #[test]
     fn blocked_kernels_equal_plain_loops_bit_for_bit() {
+        type GradWRow = fn(&[f32], usize, &[f32], &mut [f32], &mut [f32], &mut [f32]);
+        let kernels: [(&str, ConvRow, GradWRow, GradInputRow); 3] = [
+            ("dispatched", conv_row, grad_w_row, grad_input_row),
+            ("8 lanes", conv_row_at::<8>, grad_w_row_at::<8>, grad_input_row_at::<8>),
+            ("16 lanes", conv_row_at::<16>, grad_w_row_at::<16>, grad_input_row_at::<16>),
+        ];
         let mut rng = Rng::new(7);
-        for (ci, co) in [(1, 24), (24, 24), (5, 5), (13, 8), (8, 13), (16, 17), (1, 1)] {
+        let channels = [(1, 24), (24, 24), (5, 5), (13, 8), (8, 13), (16, 17), (1, 1), (40, 33), (33, 40)];
+        for (ci, co) in channels {
             // (2, 1): a 2x2 patch's chequerboard sub-image, narrower than any block.
             for (h, wd) in [(9, 21), (4, 3), (12, 40), (2, 1), (1, 2)] {
-                let a = map(-2, -2, (h + 4, wd + 4, ci), &mut rng);
-                let w = random(9 * ci * co, &mut rng);
-                let b = random(co, &mut rng);
-                let out = conv3x3(&a, &w, &b, (h, wd));
-                let want = conv_plain(&a, &w, &b, (h, wd));
-                assert_eq!(out.data, want.data, "convolution {ci}->{co} on {h}x{wd}");
+                for (lanes, conv_row, grad_w_row, grad_input_row) in kernels {
+                    let case = format!("{ci}->{co} on {h}x{wd}, {lanes}");
+                    let a = map(-2, -2, (h + 4, wd + 4, ci), &mut rng);
+                    let w = random(9 * ci * co, &mut rng);
+                    let b = random(co, &mut rng);
+                    let out = conv3x3_by(conv_row, &a, &w, &b, (h, wd));
+                    let want = conv_plain(&a, &w, &b, (h, wd));
+                    assert_eq!(out.data, want.data, "convolution {case}");
 
-                let g = map(-1, -1, (h + 2, wd + 2, co), &mut rng);
-                let src = &a.data[..3 * a.cols * ci];
-                let grow = &g.data[..g.cols * co];
-                let (mut gw, mut gb) = (random(9 * ci * co, &mut rng), random(co, &mut rng));
-                let (mut pw, mut pb) = (gw.clone(), gb.clone());
-                grad_w_row(src, ci, grow, &mut gw, &mut gb, &mut vec![0.0; src.len()]);
-                grad_w_row_plain(src, ci, grow, &mut pw, &mut pb);
-                assert_eq!((gw, gb), (pw, pb), "weight gradient {ci}->{co} on {h}x{wd}");
+                    let g = map(-1, -1, (h + 2, wd + 2, co), &mut rng);
+                    let src = &a.data[..3 * a.cols * ci];
+                    let grow = &g.data[..g.cols * co];
+                    let (mut gw, mut gb) = (random(9 * ci * co, &mut rng), random(co, &mut rng));
+                    let (mut pw, mut pb) = (gw.clone(), gb.clone());
+                    grad_w_row(src, ci, grow, &mut gw, &mut gb, &mut vec![0.0; src.len()]);
+                    grad_w_row_plain(src, ci, grow, &mut pw, &mut pb);
+                    assert_eq!((gw, gb), (pw, pb), "weight gradient {case}");
 
-                let wt = random(9 * ci * co, &mut rng);
-                let ga = grad_input(&a, &g, &wt);
-                let want = grad_input_plain(&a, &g, &wt);
-                assert_eq!(ga.data, want.data, "input gradient {ci}->{co} on {h}x{wd}");
+                    let wt = random(9 * ci * co, &mut rng);
+                    let ga = grad_input_by(grad_input_row, &a, &g, &wt);
+                    let want = grad_input_plain(&a, &g, &wt);
+                    assert_eq!(ga.data, want.data, "input gradient {case}");
+                }
             }
         }
     }
