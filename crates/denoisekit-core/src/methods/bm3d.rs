@@ -177,7 +177,8 @@ pub fn denoise_bm3d(input: VolumeView<'_>, p: &Bm3dParams, ctl: &Control) -> Res
 /// standard deviation `sigma`, at BM3D's default search window and step. The pilot is
 /// returned where `sigma` is negligible against the image's range. Checks for
 /// cancellation; does not advance `ctl`'s progress (the caller's job owns it) but calls
-/// `plane_done` after each plane, in which the caller may.
+/// `plane_done` after each plane (also for each plane of a returned pilot), in which the
+/// caller may.
 ///
 /// # Errors
 /// [`crate::DenoiseError::InvalidInput`] for a pilot of another shape, or an input or
@@ -207,6 +208,11 @@ pub fn wiener_with_pilot(
     };
     check_input(&pilot)?;
     let Some(plan) = plan(input, &p)? else {
+        // Nothing to filter: every plane is done as the pilot has it, and the caller's
+        // progress must still reach its end.
+        for _ in 0..input.shape()[0] {
+            plane_done()?;
+        }
         return Ok(pilot.to_owned());
     };
     let progress = Progress {
