@@ -69,6 +69,9 @@ cargo fmt --all -- --check
 cargo build --release --workspace --all-targets --locked
 # The lints the README promises, on every target (tests, benches, examples too).
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+# The API docs' links resolve (a broken one is a warning rustdoc would otherwise print
+# and forget); seconds, reusing clippy's checked dependencies.
+RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --workspace --locked
 # Every platform's library in one jar, and each platform's CLI: dist/.
 bash scripts/package.sh --all-targets
 cargo test --release --workspace --locked
