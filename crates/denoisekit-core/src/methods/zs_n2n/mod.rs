@@ -1002,7 +1002,18 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         }
     };
     ctl.set_note(match p.weights.get() {
-        Some(path) => format!("applying the weights of {}", path.display()),
+        Some(path) => {
+            // The job's parameter line (the CLI's, a macro's record) still shows the
+            // descriptor's width and depth: say which network actually runs.
+            let note = format!(
+                "applying the weights of {} (width {}, {} layers, as saved)",
+                path.display(),
+                net.c,
+                net.layers
+            );
+            log::info!("zs_n2n: {note}; the training parameters are not used");
+            note
+        }
         None => "applying the trained network".to_string(),
     });
     Ok(Some(Trained {
@@ -1922,11 +1933,20 @@ mod tests {
         let trained = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
         p.save_weights = FilePath::default();
         p.weights = FilePath(path);
-        // Training settings are not used with a weights file.
+        // Training settings, the width and depth among them, are not used with a weights
+        // file; the job's note names the network that runs (until the refinement's).
         p.steps = 0;
         p.seed = 99;
-        let replayed = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        let resized = ZsN2nParams {
+            width: 9,
+            layers: 2,
+            ..p.clone()
+        };
+        let replayed = denoise_zs_n2n(img.view(), &resized, &Control::new()).unwrap();
         assert_eq!(trained, replayed);
+        let ctl = Control::new();
+        denoise_zs_n2n(img.view(), &ZsN2nParams { refine: 0.0, ..resized }, &ctl).unwrap();
+        assert!(ctl.note().contains("width 4, 3 layers, as saved"), "{}", ctl.note());
         let (net, on) = weights::load(&file, "weights").unwrap();
         assert_eq!((net.c, net.layers, on.shape, on.steps, on.seed), (4, 3, [1, 24, 24], 30, 3));
         assert_eq!((on.training.as_deref(), on.psf_sigma), (Some("self"), None));
