@@ -2198,14 +2198,21 @@ mod tests {
             ..Default::default()
         })
         .noisy;
+        let seen = progress_of_six_steps(&img);
+        assert!(seen[..seen.len() - 1].iter().all(|&f| f < 1.0), "{seen:?}");
+    }
+
+    /// The progress fractions a job training six steps on `img` (two planes) reports,
+    /// checked to be one per step, applied plane and refined plane and to end full.
+    fn progress_of_six_steps(img: &Array3<f32>) -> Vec<f64> {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = seen.clone();
         let ctl = Control::with_progress(move |f| sink.lock().unwrap().push(f));
         denoise_zs_n2n(img.view(), &small_zero_shot(6), &ctl).unwrap();
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 6 + 2 + 2, "{seen:?}");
-        assert_eq!(seen.last(), Some(&1.0));
-        assert!(seen[..seen.len() - 1].iter().all(|&f| f < 1.0), "{seen:?}");
+        assert_eq!(seen.last(), Some(&1.0), "{seen:?}");
+        seen
     }
 
     /// Where the image has no noise to speak of the refinement has nothing to filter and
@@ -2216,13 +2223,7 @@ mod tests {
         let sigma = crate::noise::estimate_sigma(&img.view()).unwrap() * DEFAULT_REFINE;
         let (lo, hi) = crate::volume::min_max(&img.view());
         assert!(sigma <= 1e-6 * f64::from(hi - lo), "BM3D's plan would filter the ramp: {sigma}");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let ctl = Control::with_progress(move |f| sink.lock().unwrap().push(f));
-        denoise_zs_n2n(img.view(), &small_zero_shot(6), &ctl).unwrap();
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 6 + 2 + 2, "{seen:?}");
-        assert_eq!(seen.last(), Some(&1.0), "{seen:?}");
+        progress_of_six_steps(&img);
     }
 
     fn refuse_missing(img: &Array3<f32>, p: &ZsN2nParams, path: &str) {
