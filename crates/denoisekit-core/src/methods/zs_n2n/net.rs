@@ -257,6 +257,31 @@ const fn channel_groups<const L: usize>(n: usize) -> (usize, usize) {
     (wide, wide + (n - wide) / NARROW * NARROW)
 }
 
+/// Runs `$block` (a kernel of blocks of `P` pixels by `lanes` channels) for each group
+/// `c0` of `lanes` channels in `[c_lo, c_hi)` (a whole number of groups), over pixels
+/// `[lo, hi)`: with `P` = [`BLOCK`] while a whole block fits, then with `P` = 1 pixel by
+/// pixel. A macro rather than a function taking a
+/// closure: a closure is compiled apart from the AVX-512 copy it sits in, without its
+/// target features, and ran the 16-lane blocks at SSE2's width (the convolution's share of
+/// an apply went from a quarter to almost half).
+macro_rules! pixel_blocks {
+    ($pixels:expr, ($c_lo:expr, $c_hi:expr), $lanes:expr, |$x:ident, $c0:ident, $p:ident| $block:expr) => {{
+        let (lo, hi): (usize, usize) = $pixels;
+        for $c0 in ($c_lo..$c_hi).step_by($lanes) {
+            let mut $x = lo;
+            while $x + BLOCK <= hi {
+                const $p: usize = BLOCK;
+                $block;
+                $x += BLOCK;
+            }
+            for $x in $x..hi {
+                const $p: usize = 1;
+                $block;
+            }
+        }
+    }};
+}
+
 crate::simd_dispatch_lanes! {
     /// One output row of a 3x3 convolution: `src` holds the three input rows it reads
     /// (`cols + 2` pixels of `ci` channels each), `out` gets `cols` pixels of `co`
@@ -275,8 +300,10 @@ fn conv_row_at<const L: usize>(src: &[f32], ci: usize, w: &[f32], b: &[f32], out
     let src_cols = out.len() / co + 2;
     let (wide, grouped) = channel_groups::<L>(co);
     let dims = (src_cols, ci);
-    conv_cols::<L>(src, dims, (w, b), out, (lo, hi), (0, wide));
-    conv_cols::<NARROW>(src, dims, (w, b), out, (lo, hi), (wide, grouped));
+    pixel_blocks!((lo, hi), (0, wide), L, |x, c0, P| conv_block::<P, L>(src, dims, w, b, out, (x, c0)));
+    pixel_blocks!((lo, hi), (wide, grouped), NARROW, |x, c0, P| {
+        conv_block::<P, NARROW>(src, dims, w, b, out, (x, c0))
+    });
     for x in lo..hi {
         for o in grouped..co {
             let mut v = b[o];
@@ -295,32 +322,6 @@ fn conv_row_at<const L: usize>(src: &[f32], ci: usize, w: &[f32], b: &[f32], out
     for v in &mut out[lo * co..hi * co] {
         if *v < 0.0 {
             *v *= SLOPE;
-        }
-    }
-}
-
-/// Output channels `[c_lo, c_hi)`, a whole number of groups of `L`, of pixels `[lo, hi)`
-/// of [`conv_row_at`], before the activation. A function, not a closure handed to a
-/// shared loop over blocks: a closure is compiled apart from the AVX-512 copy it sits in,
-/// without its target features, and ran the 16-lane blocks at SSE2's width (the
-/// convolution's share of an apply went from a quarter to almost half).
-#[inline(always)]
-fn conv_cols<const L: usize>(
-    src: &[f32],
-    dims: (usize, usize),
-    (w, b): (&[f32], &[f32]),
-    out: &mut [f32],
-    (lo, hi): (usize, usize),
-    (c_lo, c_hi): (usize, usize),
-) {
-    for c0 in (c_lo..c_hi).step_by(L) {
-        let mut x = lo;
-        while x + BLOCK <= hi {
-            conv_block::<BLOCK, L>(src, dims, w, b, out, (x, c0));
-            x += BLOCK;
-        }
-        for x in x..hi {
-            conv_block::<1, L>(src, dims, w, b, out, (x, c0));
         }
     }
 }
@@ -616,8 +617,10 @@ fn grad_input_row_at<const L: usize>(
     let (wide, grouped) = channel_groups::<L>(ci);
     // Columns [2, g_cols) read all three taps of a kernel row.
     let inner = (2, g_cols.min(cols));
-    grad_input_cols::<L>(rows, (co, ci), wt, out, inner, (0, wide));
-    grad_input_cols::<NARROW>(rows, (co, ci), wt, out, inner, (wide, grouped));
+    pixel_blocks!(inner, (0, wide), L, |x, c0, P| grad_input_block::<P, L>(rows, co, wt, out, (ci, x, c0)));
+    pixel_blocks!(inner, (wide, grouped), NARROW, |x, c0, P| {
+        grad_input_block::<P, NARROW>(rows, co, wt, out, (ci, x, c0))
+    });
     let edge = |x: usize| x < inner.0 || x >= inner.1;
     for x in 0..cols {
         let lanes_here = if edge(x) { 0..ci } else { grouped..ci };
@@ -636,29 +639,6 @@ fn grad_input_row_at<const L: usize>(
                 }
             }
             out[x * ci + i] = v;
-        }
-    }
-}
-
-/// Input channels `[c_lo, c_hi)`, a whole number of groups of `L`, of the pixels
-/// `[lo, hi)` of [`grad_input_row_at`] whose taps all lie inside the output rows.
-#[inline(always)]
-fn grad_input_cols<const L: usize>(
-    rows: &[Option<&[f32]>; 3],
-    (co, ci): (usize, usize),
-    wt: &[f32],
-    out: &mut [f32],
-    (lo, hi): (usize, usize),
-    (c_lo, c_hi): (usize, usize),
-) {
-    for c0 in (c_lo..c_hi).step_by(L) {
-        let mut x = lo;
-        while x + BLOCK <= hi {
-            grad_input_block::<BLOCK, L>(rows, co, wt, out, (ci, x, c0));
-            x += BLOCK;
-        }
-        for x in x..hi {
-            grad_input_block::<1, L>(rows, co, wt, out, (ci, x, c0));
         }
     }
 }
