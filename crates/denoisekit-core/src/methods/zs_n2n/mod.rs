@@ -423,7 +423,7 @@ fn memory_for(r: &Resolved, s: Shape) -> Memory {
     // The refinement runs once the network's working set and the normalised copy are
     // freed: the network's output and the refined one (the two volumes above), and
     // BM3D's working set for a plane.
-    let refine = if p.refine > 0.0 {
+    let refine = if p.refines() {
         crate::methods::bm3d::DESCRIPTOR.memory.plane / s.depth as f32
     } else {
         0.0
@@ -657,6 +657,11 @@ impl ZsN2nParams {
     pub fn trains_supervised(&self) -> bool {
         self.trains_towards_target() || self.trains_on_scene()
     }
+
+    /// Whether the network's output is refined by BM3D's Wiener stage ([`refine`]).
+    pub fn refines(&self) -> bool {
+        self.refine > 0.0
+    }
 }
 
 /// Trains the network on the image and applies it; see the module docs.
@@ -727,7 +732,7 @@ pub fn refine(input: VolumeView<'_>, net_out: Volume, p: &ZsN2nParams, ctl: &Con
     // it is, for the job to refuse naming the settings; the pilot's check would blame the
     // image instead.
     let usable = |v: &f32| v.abs() <= crate::volume::MAX_ABS_PIXEL;
-    if p.refine == 0.0 || !net_out.iter().all(usable) {
+    if !p.refines() || !net_out.iter().all(usable) {
         return Ok(net_out);
     }
     ctl.set_note("Wiener refinement on the network's output");
@@ -959,7 +964,7 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         };
         (normalised(&pair.noisy), normalised(&pair.clean), on, whole)
     });
-    let refined = if p.refine > 0.0 { s.depth } else { 0 };
+    let refined = if p.refines() { s.depth } else { 0 };
     let total = (if loaded.is_some() { 0 } else { p.steps } + s.depth + refined) as u64;
     let net = match loaded {
         Some(net) => net,
@@ -1229,8 +1234,13 @@ fn mean_std(x: &[f32]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// A copy of an `h` x `w` plane mirrored left-right and/or top-bottom (its own inverse).
-fn flipped(img: &[f32], (h, w): (usize, usize), (fy, fx): (bool, bool)) -> Vec<f32> {
+/// An `h` x `w` plane mirrored left-right and/or top-bottom (its own inverse): a copy, or
+/// the plane itself when neither.
+fn flipped(img: &[f32], (h, w): (usize, usize), (fy, fx): (bool, bool)) -> std::borrow::Cow<'_, [f32]> {
+    if !fy && !fx {
+        // The identity, the one pass of a refined apply: no copy of the plane.
+        return std::borrow::Cow::Borrowed(img);
+    }
     let mut out = vec![0.0; h * w];
     for (y, row) in out.chunks_mut(w).enumerate() {
         let sy = if fy { h - 1 - y } else { y };
@@ -1241,7 +1251,7 @@ fn flipped(img: &[f32], (h, w): (usize, usize), (fy, fx): (bool, bool)) -> Vec<f
             row.copy_from_slice(src);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The four mirror images of a plane, each (mirror the rows, mirror the columns). Training
@@ -1259,7 +1269,7 @@ pub const FLIPS: [(bool, bool); 4] = [(false, false), (false, true), (true, fals
 /// refinement then leaves the image (noise negligible against its range), the result is
 /// the one pass.
 pub fn mirror_images(p: &ZsN2nParams) -> &'static [(bool, bool)] {
-    if p.refine > 0.0 { &FLIPS[..1] } else { &FLIPS }
+    if p.refines() { &FLIPS[..1] } else { &FLIPS }
 }
 
 /// `x - net(x)` on one normalised plane, averaged over the mirror images `flips`, in bands
@@ -1283,7 +1293,7 @@ fn apply(net: &Net, img: &[f32], (h, w): (usize, usize), flips: &[(bool, bool)],
                 *o = x - n;
             }
         }
-        for (o, v) in out.iter_mut().zip(flipped(&denoised, (h, w), flip)) {
+        for (o, v) in out.iter_mut().zip(flipped(&denoised, (h, w), flip).iter()) {
             *o += share * v;
         }
     }
@@ -1424,8 +1434,8 @@ impl<'a> Schedule<'a> {
         };
         // A random mirror image of the patch: four times the training data.
         let flip = FLIPS[pick(rng, FLIPS.len())];
-        let patch = flipped(&square(self.data.norm), (side, side), flip);
-        let target = (self.data.target).map(|t| flipped(&square(t), (side, side), flip));
+        let patch = flipped(&square(self.data.norm), (side, side), flip).into_owned();
+        let target = (self.data.target).map(|t| flipped(&square(t), (side, side), flip).into_owned());
         // Halved for the second half, as Mansour & Heckel's schedule.
         let lr = if 2 * self.step < self.steps {
             self.learning_rate
