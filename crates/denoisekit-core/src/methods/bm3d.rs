@@ -409,14 +409,16 @@ fn stage(
     let (n_max, tau) = plan.matching(filter == Filter::Wiener);
     let kaiser = kaiser_window();
     let dct = Dct::new();
+    let phased = Phased::new(guide, plan.step);
     // Each band of reference rows accumulates into its own rows (the band plus the search
     // reach), which are summed afterwards: no locking, a deterministic sum order.
-    let bands: Vec<(usize, Vec<f32>, Vec<f32>)> = ys
+    let bands: Vec<(usize, Vec<f32>)> = ys
         .par_chunks(BAND_REFS)
         .map(|band| {
             let job = Band {
                 noisy,
                 guide,
+                phased: &phased,
                 filter,
                 sigma,
                 tau,
@@ -430,28 +432,24 @@ fn stage(
             process_band(&job, band)
         })
         .collect::<Result<_>>()?;
-    let mut num = vec![0.0f32; h * w];
-    let mut den = vec![0.0f32; h * w];
-    for (top, bn, bd) in bands {
-        let at = top * w;
-        num[at..at + bn.len()]
+    let mut acc = vec![0.0f32; 2 * h * w];
+    for (top, band) in bands {
+        let at = 2 * top * w;
+        acc[at..at + band.len()]
             .iter_mut()
-            .zip(&bn)
-            .for_each(|(a, b)| *a += b);
-        den[at..at + bd.len()]
-            .iter_mut()
-            .zip(&bd)
+            .zip(&band)
             .for_each(|(a, b)| *a += b);
     }
     // Every pixel lies in its own reference patch's group (the grid covers the plane and
     // a reference always matches itself), so the denominator is positive.
-    Ok(num.iter().zip(&den).map(|(n, d)| n / d).collect())
+    Ok(acc.chunks_exact(2).map(|nd| nd[0] / nd[1]).collect())
 }
 
 /// Everything a band of reference rows needs.
 struct Band<'a> {
     noisy: &'a Plane<'a>,
     guide: &'a Plane<'a>,
+    phased: &'a Phased,
     filter: Filter,
     sigma: f32,
     tau: f32,
@@ -465,16 +463,18 @@ struct Band<'a> {
 
 crate::simd_dispatch! {
     /// Matches, filters and aggregates the references of rows `band`; returns the first
-    /// plane row of the band's accumulators, and the accumulated numerator and denominator.
-    fn process_band(job: &Band<'_>, band: &[usize]) -> Result<(usize, Vec<f32>, Vec<f32>)> {
-        let Band { noisy, guide, filter, sigma, tau, n_max, sr, xs, kaiser, dct, progress } = *job;
+    /// plane row of the band's accumulators, and the accumulated numerator and denominator
+    /// of each pixel, side by side.
+    fn process_band(job: &Band<'_>, band: &[usize]) -> Result<(usize, Vec<f32>)> {
+        let Band { noisy, guide, phased, filter, sigma, tau, n_max, sr, xs, kaiser, dct, progress } = *job;
         let (h, w) = (noisy.h, noisy.w);
         let top = band[0].saturating_sub(sr);
         let bottom = (band[band.len() - 1] + sr + K).min(h);
-        let mut num = vec![0.0f32; (bottom - top) * w];
-        let mut den = vec![0.0f32; (bottom - top) * w];
+        // Interleaved, so that a patch row's update is one run of 2K values: at most two
+        // cache lines, where two arrays touched up to four.
+        let mut acc = vec![0.0f32; 2 * (bottom - top) * w];
         let mut best: Vec<Best> = xs.iter().map(|_| Best::new(n_max)).collect();
-        let mut scratch = Scratch::new(w);
+        let mut scratch = Scratch::new(phased, xs.len());
         let mut work = Work::new();
         let mut members = [0u32; N_WIENER];
         // Each patch's 2D DCT is C · (P Cᵀ): the row transforms P Cᵀ are computed once per
@@ -488,7 +488,7 @@ crate::simd_dispatch! {
         for &y0 in band {
             progress.ctl.checkpoint()?;
             best.iter_mut().for_each(Best::clear);
-            match_row(guide, y0, xs, sr, tau, &mut best, &mut scratch);
+            match_row(guide, phased, y0, xs, sr, tau, &mut best, &mut scratch);
             for (b, &x0) in best.iter_mut().zip(xs) {
                 let len = b.group((y0 * w + x0) as u32, &mut members);
                 let group = &members[..prev_power_of_two(len)];
@@ -497,25 +497,23 @@ crate::simd_dispatch! {
                 for (patch, &pos) in work.y.iter().zip(group) {
                     let (py, px) = (pos as usize / w, pos as usize % w);
                     for ((prow, wrow), i) in patch.iter().zip(&wk).zip(0..) {
-                        let at = (py + i - top) * w + px;
-                        // Copies of fixed-size rows, updated and stored back: one 8-wide
-                        // vector operation each (in place, the compiler emitted 16 scalar
+                        let at = 2 * ((py + i - top) * w + px);
+                        // A copy of a fixed-size run, updated and stored back: vector
+                        // operations (in place, the compiler emitted scalar
                         // read-modify-writes).
-                        let (mut n8, mut d8) = ([0.0f32; K], [0.0f32; K]);
-                        n8.copy_from_slice(&num[at..at + K]);
-                        d8.copy_from_slice(&den[at..at + K]);
+                        let mut nd = [0.0f32; 2 * K];
+                        nd.copy_from_slice(&acc[at..at + 2 * K]);
                         for j in 0..K {
-                            n8[j] += wrow[j] * prow[j];
-                            d8[j] += wrow[j];
+                            nd[2 * j] += wrow[j] * prow[j];
+                            nd[2 * j + 1] += wrow[j];
                         }
-                        num[at..at + K].copy_from_slice(&n8);
-                        den[at..at + K].copy_from_slice(&d8);
+                        acc[at..at + 2 * K].copy_from_slice(&nd);
                     }
                 }
             }
             progress.advance()?;
         }
-        Ok((top, num, den))
+        Ok((top, acc))
     }
 }
 
@@ -573,27 +571,63 @@ impl Best {
 }
 
 struct Scratch {
+    /// Column sums of one shift, in the layout of [`Phased`].
     colsum: Vec<f32>,
+    /// Distances of one shift, per reference of the row.
     boxsum: Vec<f32>,
     /// Per reference: the distance a candidate must beat to enter its list.
     limit: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(w: usize) -> Self {
+    fn new(g: &Phased, refs: usize) -> Self {
         Self {
-            colsum: vec![0.0; w],
-            limit: vec![0.0; w],
-            boxsum: vec![0.0; w],
+            colsum: vec![0.0; g.data.len() / g.h],
+            boxsum: vec![0.0; refs],
+            limit: vec![0.0; refs],
         }
     }
 }
 
+/// The guide plane with its columns dealt into `step` phases: phase φ holds columns φ,
+/// φ + step, φ + 2·step, … of every row. Matching needs distances at the reference columns
+/// only (every step-th, [`grid`]); in this layout the sums that make them are runs of
+/// contiguous values, so the distances of neighbouring references are one vector
+/// operation, and the columns between references are not summed over the patch width.
+struct Phased {
+    step: usize,
+    h: usize,
+    /// Values per phase row, `⌈w / step⌉` (the shorter phases end in unused padding).
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl Phased {
+    fn new(g: &Plane<'_>, step: usize) -> Self {
+        let n = g.w.div_ceil(step);
+        let mut data = vec![0.0; step * g.h * n];
+        for (y, row) in g.data.chunks_exact(g.w).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                data[((x % step) * g.h + y) * n + x / step] = v;
+            }
+        }
+        Self { step, h: g.h, n, data }
+    }
+
+    #[inline(always)]
+    fn row(&self, phase: usize, y: usize) -> &[f32] {
+        let at = (phase * self.h + y) * self.n;
+        &self.data[at..at + self.n]
+    }
+}
+
 /// Block matching for the references of row `y0`: for every shift in the window, the
-/// squared differences of the K rows are summed down the columns, then over K columns,
-/// which gives the distance of every reference in the row at once.
+/// squared differences of the K rows are summed down the columns, then over K columns at
+/// each reference, which gives the distance of every reference in the row at once.
+#[allow(clippy::too_many_arguments)]
 fn match_row(
     g: &Plane<'_>,
+    ph: &Phased,
     y0: usize,
     xs: &[usize],
     sr: usize,
@@ -602,6 +636,8 @@ fn match_row(
     sc: &mut Scratch,
 ) {
     let (h, w) = (g.h, g.w);
+    // References 0..on_grid lie at k · step; the last one may not ([`grid`]).
+    let on_grid = xs.len() - usize::from(xs[xs.len() - 1] != (xs.len() - 1) * ph.step);
     // Distances stay as sums over the patch, as `tau` is ([`Plan::matching`]).
     let sr = sr as isize;
     let limit = &mut sc.limit[..xs.len()];
@@ -626,17 +662,69 @@ fn match_row(
                 continue;
             }
             let hi = hi as usize;
-            column_sums(g.data, w, y0, yc, dx, lo, hi, &mut sc.colsum);
-            box_sums(&sc.colsum, lo, hi, &mut sc.boxsum);
             // References whose candidate lies inside the plane: lo <= x0 <= hi - K.
             let c0 = xs.partition_point(|&x| x < lo);
             let c1 = xs.partition_point(|&x| x + K <= hi);
-            for ci in c0..c1 {
-                let x0 = xs[ci];
-                let d = sc.boxsum[x0];
-                if d < limit[ci] {
-                    let pos = (yc * w + (x0 as isize + dx) as usize) as u32;
-                    limit[ci] = best[ci].offer(d, pos, limit[ci]);
+            column_sums(ph, y0, yc, dx, lo, hi, &mut sc.colsum);
+            let g1 = c1.min(on_grid);
+            if c0 < g1 {
+                box_sums(&sc.colsum, ph.n, ph.step, c0, g1, &mut sc.boxsum);
+            }
+            if c1 > on_grid {
+                // The last reference, off the grid: the same sum, one value.
+                let x0 = xs[on_grid];
+                let at = |x: usize| sc.colsum[(x % ph.step) * ph.n + x / ph.step];
+                let mut d = at(x0);
+                for j in 1..K {
+                    d += at(x0 + j);
+                }
+                sc.boxsum[on_grid] = d;
+            }
+            // Most distances are above their reference's limit once its list has filled:
+            // eight are compared at once, and only a block with a closer one is visited.
+            let mut ci = c0;
+            while ci < c1 {
+                let end = (ci + 8).min(c1);
+                let closer = (sc.boxsum[ci..end].iter().zip(&limit[ci..end]))
+                    .fold(false, |any, (d, l)| any | (d < l));
+                if closer {
+                    for cj in ci..end {
+                        let d = sc.boxsum[cj];
+                        if d < limit[cj] {
+                            let pos = (yc * w + (xs[cj] as isize + dx) as usize) as u32;
+                            limit[cj] = best[cj].offer(d, pos, limit[cj]);
+                        }
+                    }
+                }
+                ci = end;
+            }
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// `colsum[x] = Σ_{i<K} (g[y0+i][x] − g[yc+i][x+dx])²` for x in `lo..hi`, in the
+    /// layout of [`Phased`] (column x at `(x % step) · n + x / step`).
+    fn column_sums(g: &Phased, y0: usize, yc: usize, dx: isize, lo: usize, hi: usize, colsum: &mut [f32]) {
+        let (s, n) = (g.step, g.n);
+        for phase in 0..s {
+            // Columns phase + m · s inside lo..hi.
+            let (m0, m1) = ((lo + s - 1 - phase) / s, (hi + s - 1 - phase) / s);
+            if m0 >= m1 {
+                continue;
+            }
+            // Their partners, phase + m · s + dx, are columns of another phase, shifted.
+            let t = phase as isize + dx;
+            let partner = t.rem_euclid(s as isize) as usize;
+            let b0 = (m0 as isize + t.div_euclid(s as isize)) as usize;
+            let cs = &mut colsum[phase * n + m0..phase * n + m1];
+            cs.fill(0.0);
+            for i in 0..K {
+                let a = &g.row(phase, y0 + i)[m0..m1];
+                let b = &g.row(partner, yc + i)[b0..b0 + (m1 - m0)];
+                for ((c, &a), &b) in cs.iter_mut().zip(a).zip(b) {
+                    let d = a - b;
+                    *c += d * d;
                 }
             }
         }
@@ -644,31 +732,14 @@ fn match_row(
 }
 
 crate::simd_dispatch! {
-    /// `colsum[x] = Σ_{i<K} (g[y0+i][x] − g[yc+i][x+dx])²` for x in `lo..hi`.
-    #[allow(clippy::too_many_arguments)]
-    fn column_sums(data: &[f32], w: usize, y0: usize, yc: usize, dx: isize, lo: usize, hi: usize, colsum: &mut [f32]) {
-        let cs = &mut colsum[lo..hi];
-        cs.fill(0.0);
-        let xs = (lo as isize + dx) as usize;
-        for i in 0..K {
-            let a = &data[(y0 + i) * w + lo..(y0 + i) * w + hi];
-            let b = &data[(yc + i) * w + xs..(yc + i) * w + xs + (hi - lo)];
-            for ((c, &a), &b) in cs.iter_mut().zip(a).zip(b) {
-                let d = a - b;
-                *c += d * d;
-            }
-        }
-    }
-}
-
-crate::simd_dispatch! {
-    /// `boxsum[x] = Σ_{j<K} colsum[x+j]` for x in `lo..=hi-K`.
-    fn box_sums(colsum: &[f32], lo: usize, hi: usize, boxsum: &mut [f32]) {
-        let n = hi - lo + 1 - K;
-        let out = &mut boxsum[lo..lo + n];
-        out.copy_from_slice(&colsum[lo..lo + n]);
+    /// `boxsum[k] = Σ_{j<K} colsum[k·s + j]` (`colsum` in the layout of [`Phased`], `n`
+    /// values per phase) for the references `k` in `k0..k1`.
+    fn box_sums(colsum: &[f32], n: usize, s: usize, k0: usize, k1: usize, boxsum: &mut [f32]) {
+        let out = &mut boxsum[k0..k1];
+        out.copy_from_slice(&colsum[k0..k1]);
         for j in 1..K {
-            for (o, &c) in out.iter_mut().zip(&colsum[lo + j..lo + j + n]) {
+            let at = (j % s) * n + k0 + j / s;
+            for (o, &c) in out.iter_mut().zip(&colsum[at..at + (k1 - k0)]) {
                 *o += c;
             }
         }
@@ -1017,6 +1088,58 @@ mod tests {
         assert_eq!(&out[1..4], want.as_slice());
         assert_eq!(prev_power_of_two(31), 16);
         assert_eq!(prev_power_of_two(1), 1);
+    }
+
+    /// Matching in column phases finds, for every reference of a row, the candidates a
+    /// direct sum over each patch pair finds, in the same order: at every step (one to
+    /// eight phases), with the last reference off the grid, in planes as narrow as a
+    /// patch, and with a window wider than the plane.
+    #[test]
+    fn phased_matching_finds_what_direct_sums_find() {
+        let mut rng = crate::phantom::Rng::new(7);
+        for (h, w) in [(20, 23), (9, 8), (12, 9), (10, 30)] {
+            let data: Vec<f32> = (0..h * w).map(|_| rng.normal() as f32).collect();
+            let g = Plane { data: &data, h, w };
+            let direct = |y0: usize, x0: usize, yc: usize, xc: usize| {
+                let mut d = 0.0f32;
+                for j in 0..K {
+                    let mut c = 0.0f32;
+                    for i in 0..K {
+                        let e = data[(y0 + i) * w + x0 + j] - data[(yc + i) * w + xc + j];
+                        c += e * e;
+                    }
+                    d += c;
+                }
+                d
+            };
+            for step in 1..=K {
+                let xs = grid(w, step);
+                let ph = Phased::new(&g, step);
+                let mut sc = Scratch::new(&ph, xs.len());
+                for (sr, y0, n_max) in [(3, h - K, N_HARD), (30, (h - K) / 2, N_WIENER)] {
+                    // About the median distance of two noise patches (2 per pixel): some
+                    // candidates are refused.
+                    let tau = 2.0 * (K * K) as f32;
+                    let mut best: Vec<Best> = xs.iter().map(|_| Best::new(n_max)).collect();
+                    match_row(&g, &ph, y0, &xs, sr, tau, &mut best, &mut sc);
+                    for (b, &x0) in best.iter_mut().zip(&xs) {
+                        let mut want: Vec<(u32, u32)> = (y0.saturating_sub(sr)..=(y0 + sr).min(h - K))
+                            .flat_map(|yc| (x0.saturating_sub(sr)..=(x0 + sr).min(w - K)).map(move |xc| (yc, xc)))
+                            .filter(|&c| c != (y0, x0))
+                            .map(|(yc, xc)| (direct(y0, x0, yc, xc).to_bits(), (yc * w + xc) as u32))
+                            .filter(|&(d, _)| f32::from_bits(d) < tau)
+                            .collect();
+                        want.sort_unstable();
+                        want.truncate(n_max - 1);
+                        let mut out = [0u32; N_WIENER];
+                        let n = b.group((y0 * w + x0) as u32, &mut out);
+                        let got: Vec<u32> = out[1..n].to_vec();
+                        let want: Vec<u32> = want.iter().map(|&(_, p)| p).collect();
+                        assert_eq!(got, want, "{h}x{w}, step {step}, reference ({y0}, {x0})");
+                    }
+                }
+            }
+        }
     }
 
     /// The Wiener stage given BM3D's own basic estimate as the pilot is BM3D (up to the
