@@ -50,7 +50,10 @@ pub struct TrainedOn {
     pub subimages: Option<String>,
 }
 
+/// A tensor the network does not have is refused: within the versions read here it can
+/// only come from a damaged or edited file, whose other tensors are not to be trusted.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Tensors {
     w1: Vec<f32>,
     b1: Vec<f32>,
@@ -193,8 +196,9 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
         expected: format!("a zs_n2n weights file written by save_weights ({why})"),
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let file: File = serde_json::from_str(&text).map_err(|e| {
-        // The format's name first: a JSON file of something else is named as such.
+    // The header first, so that a file of another kind, method or version is named as
+    // such rather than by the first tensor this version does not know.
+    let head: File<serde::de::IgnoredAny> = serde_json::from_str(&text).map_err(|e| {
         match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(v) if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) => {
                 bad("this file is not DenoiseKit weights".into())
@@ -202,18 +206,19 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
             _ => bad(format!("damaged: {e}")),
         }
     })?;
-    if file.format != FORMAT {
+    if head.format != FORMAT {
         return Err(bad("this file is not DenoiseKit weights".into()));
     }
-    if !(TWO_LAYERS..=VERSION).contains(&file.version) {
+    if !(TWO_LAYERS..=VERSION).contains(&head.version) {
         return Err(bad(format!(
             "it is version {}, this DenoiseKit reads versions {TWO_LAYERS} to {VERSION}",
-            file.version
+            head.version
         )));
     }
-    if file.method != METHOD {
-        return Err(bad(format!("it holds weights of method {}", file.method)));
+    if head.method != METHOD {
+        return Err(bad(format!("it holds weights of method {}", head.method)));
     }
+    let file: File = serde_json::from_str(&text).map_err(|e| bad(format!("damaged: {e}")))?;
     let (c, layers) = (file.width, file.layers);
     in_range(c, layers).map_err(|e| bad(e.to_string()))?;
     let tensors = file.tensors.in_order();
