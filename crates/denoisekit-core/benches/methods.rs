@@ -1,8 +1,11 @@
 //! Criterion timings of every registered method at its defaults, on a fixed 2D and a
 //! fixed 3D phantom. Ratios against peer tools come from `denoisekit bench` beside
 //! `../shared/bench/peers.py` (see docs/benchmarks.md); no timing is asserted anywhere.
+//! `noise_model` times what `noise_model=auto` costs every run that leaves it at its
+//! default: the choice between the Gaussian and the Poisson-Gaussian model.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use denoisekit_core::noise::choose_noise_model;
 use denoisekit_core::phantom::{PhantomSpec, phantom};
 use denoisekit_core::{Control, ParamValues, registry, run};
 use std::hint::black_box;
@@ -35,5 +38,25 @@ fn methods(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, methods);
+fn noise_model(c: &mut Criterion) {
+    let mut group = c.benchmark_group("noise_model");
+    group.sample_size(20);
+    for n in [512, 2048] {
+        // Photon-limited (50 photons at intensity 1) with some read noise: the fit is kept.
+        let img = phantom(&PhantomSpec {
+            shape: (1, n, n),
+            seed: 3,
+            photons: 50.0,
+            read_noise: 0.02,
+            ..Default::default()
+        })
+        .noisy;
+        group.bench_function(format!("choose_{n}"), |b| {
+            b.iter(|| choose_noise_model(black_box(&img.view())).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, methods, noise_model);
 criterion_main!(benches);

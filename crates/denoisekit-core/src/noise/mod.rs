@@ -517,6 +517,9 @@ fn fit_bins(bins: &[(f64, f64, f64)], prior: Option<(f64, f64)>) -> Result<Poiss
 /// Pixels the dense fit measures at most; planes of a larger stack are sampled evenly.
 const DENSE_MAX_PIXELS: usize = 1 << 22;
 
+/// Samples per chunk in which the dense fit counts its smooth pixels.
+const DENSE_CHUNK: usize = 1 << 14;
+
 /// Smooth pixels per intensity bin of the dense fit, at least.
 const DENSE_BIN_PIXELS: usize = 512;
 
@@ -585,10 +588,16 @@ fn estimate_poisson_gaussian_dense(
             Some((a, b)) => (a * y + b).max(0.01 * sigma * sigma),
             None => sigma * sigma,
         };
-        let smooth = |t: &&(f32, f32, f32)| f64::from(t.2) <= limit2 * predicted(f64::from(t.0));
-        // Counted first, then streamed bin by bin through two bin-sized buffers: the smooth
-        // pixels are never gathered into a list of their own (up to 4 M, four times).
-        let count = samples.par_iter().filter(smooth).count();
+        let smooth = |t: &(f32, f32, f32)| f64::from(t.2) <= limit2 * predicted(f64::from(t.0));
+        // Smooth pixels per chunk of samples, counted in parallel; then each bin (a run of
+        // smooth pixels in order of local mean) is measured in parallel, from the chunk
+        // where its run starts. The smooth pixels are never gathered into a list of their
+        // own (up to 4 M, four times).
+        let chunks: Vec<usize> = samples
+            .par_chunks(DENSE_CHUNK)
+            .map(|c| c.iter().filter(|t| smooth(t)).count())
+            .collect();
+        let count: usize = chunks.iter().sum();
         let n_bins = (count / DENSE_BIN_PIXELS).min(32);
         if n_bins < 3 {
             return Err(crate::DenoiseError::invalid(format!(
@@ -597,14 +606,26 @@ fn estimate_poisson_gaussian_dense(
                 3 * DENSE_BIN_PIXELS
             )));
         }
-        let mut kept = samples.iter().filter(smooth);
-        let (mut ys, mut d) = (Vec::new(), Vec::new());
         let bins: Vec<(f64, f64, f64)> = (0..n_bins)
+            .into_par_iter()
             .map(|k| {
-                let len = (k + 1) * count / n_bins - k * count / n_bins;
-                ys.clear();
-                d.clear();
-                for t in kept.by_ref().take(len) {
+                let (first, len) = (
+                    k * count / n_bins,
+                    (k + 1) * count / n_bins - k * count / n_bins,
+                );
+                // The chunk holding the run's first smooth pixel, and how many come before it.
+                let (mut chunk, mut before) = (0, 0);
+                while before + chunks[chunk] <= first {
+                    before += chunks[chunk];
+                    chunk += 1;
+                }
+                let run = samples[chunk * DENSE_CHUNK..]
+                    .iter()
+                    .filter(|t| smooth(t))
+                    .skip(first - before)
+                    .take(len);
+                let (mut ys, mut d) = (Vec::with_capacity(len), Vec::with_capacity(len));
+                for t in run {
                     ys.push(f64::from(t.0));
                     d.push(f64::from(t.1.abs()));
                 }
@@ -643,23 +664,41 @@ fn dense_samples(plane: &[f32], h: usize, w: usize, lo: f32, hi: f32) -> Vec<(f3
     let clipped = |y0: usize, x0: usize, y1: usize, x1: usize| {
         clip[y1 * iw + x1] + clip[y0 * iw + x0] - clip[y0 * iw + x1] - clip[y1 * iw + x0]
     };
-    let mean5 = |y: usize, x: usize| boxed(&sum, y - 2, x - 2, y + 3, x + 3) / 25.0;
-    (3..h - 3)
-        .into_par_iter()
-        .flat_map_iter(|y| {
-            (3..w - 3).filter_map(move |x| {
-                if clipped(y - 3, x - 3, y + 4, x + 4) > 0 {
-                    return None;
+    // Rows of samples in bands, each with the 5x5 means of its rows and the one above and
+    // below computed once (a sample reads five of them) in a band-sized buffer.
+    const BAND: usize = 16;
+    let rows: Vec<usize> = (3..h - 3).step_by(BAND).collect();
+    rows.into_par_iter()
+        .flat_map_iter(|y0| {
+            let y1 = (y0 + BAND).min(h - 3);
+            // Means of rows y0 - 1 ..= y1, columns 2 ..= w - 3.
+            let mut means = vec![0.0f64; (y1 - y0 + 2) * w];
+            for (r, row) in means.chunks_exact_mut(w).enumerate() {
+                let y = y0 - 1 + r;
+                for (x, m) in row.iter_mut().enumerate().take(w - 2).skip(2) {
+                    *m = boxed(&sum, y - 2, x - 2, y + 3, x + 3) / 25.0;
                 }
-                let p = |dy: isize, dx: isize| {
-                    f64::from(plane[(y as isize + dy) as usize * w + (x as isize + dx) as usize])
-                };
-                let row = |dy| p(dy, -1) - 2.0 * p(dy, 0) + p(dy, 1);
-                let d = (row(-1) - 2.0 * row(0) + row(1)) / 6.0;
-                let gx = 0.5 * (mean5(y, x + 1) - mean5(y, x - 1));
-                let gy = 0.5 * (mean5(y + 1, x) - mean5(y - 1, x));
-                Some((mean5(y, x) as f32, d as f32, (gx * gx + gy * gy) as f32))
-            })
+            }
+            let mut out = Vec::with_capacity((y1 - y0) * (w - 6));
+            for y in y0..y1 {
+                let mean5 = |y: usize, x: usize| means[(y + 1 - y0) * w + x];
+                out.extend((3..w - 3).filter_map(|x| {
+                    if clipped(y - 3, x - 3, y + 4, x + 4) > 0 {
+                        return None;
+                    }
+                    let p = |dy: isize, dx: isize| {
+                        f64::from(
+                            plane[(y as isize + dy) as usize * w + (x as isize + dx) as usize],
+                        )
+                    };
+                    let row = |dy| p(dy, -1) - 2.0 * p(dy, 0) + p(dy, 1);
+                    let d = (row(-1) - 2.0 * row(0) + row(1)) / 6.0;
+                    let gx = 0.5 * (mean5(y, x + 1) - mean5(y, x - 1));
+                    let gy = 0.5 * (mean5(y + 1, x) - mean5(y - 1, x));
+                    Some((mean5(y, x) as f32, d as f32, (gx * gx + gy * gy) as f32))
+                }));
+            }
+            out
         })
         .collect()
 }
