@@ -32,7 +32,8 @@
 //! mean, so the f32 transforms stay precise under a large camera offset and the result
 //! commutes with offsets.
 //!
-//! Cost: O(N · window² / step²) for matching, O(N · group / step²) patch transforms.
+//! Cost: O(N · window² · K / step) for matching (the squared differences are summed down
+//! every column of each row of references), O(N · group / step²) patch transforms.
 //! Support: global (the reference grid is anchored to the image corner).
 //!
 //! # References
@@ -71,8 +72,8 @@ crate::method_params! {
         /// Half-width of the search window for similar patches, in pixels. Larger finds
         /// more matches in repetitive images; cost grows with its square.
         search_radius: usize = ParamSpec::int("Search radius", 1, 30, DEFAULT_SEARCH_RADIUS as i64).unit(Unit::Pixels),
-        /// Distance between reference patches, in pixels. 1 to 4; smaller is slower and
-        /// slightly better.
+        /// Distance between reference patches, in pixels. Smaller is slower and slightly
+        /// better.
         step: usize = ParamSpec::int("Reference step", 1, 8, DEFAULT_STEP as i64).unit(Unit::Pixels),
         /// both: basic estimate, then Wiener filtering (best); hard: the basic estimate only
         /// (about twice as fast).
@@ -488,7 +489,7 @@ crate::simd_dispatch! {
         for &y0 in band {
             progress.ctl.checkpoint()?;
             best.iter_mut().for_each(Best::clear);
-            match_row(guide, phased, y0, xs, sr, tau, &mut best, &mut scratch);
+            match_row(phased, y0, xs, sr, tau, &mut best, &mut scratch);
             for (b, &x0) in best.iter_mut().zip(xs) {
                 let len = b.group((y0 * w + x0) as u32, &mut members);
                 let group = &members[..prev_power_of_two(len)];
@@ -582,7 +583,7 @@ struct Scratch {
 impl Scratch {
     fn new(g: &Phased, refs: usize) -> Self {
         Self {
-            colsum: vec![0.0; g.data.len() / g.h],
+            colsum: vec![0.0; g.step * g.n],
             boxsum: vec![0.0; refs],
             limit: vec![0.0; refs],
         }
@@ -597,6 +598,7 @@ impl Scratch {
 struct Phased {
     step: usize,
     h: usize,
+    w: usize,
     /// Values per phase row, `⌈w / step⌉` (the shorter phases end in unused padding).
     n: usize,
     data: Vec<f32>,
@@ -611,7 +613,13 @@ impl Phased {
                 data[((x % step) * g.h + y) * n + x / step] = v;
             }
         }
-        Self { step, h: g.h, n, data }
+        Self {
+            step,
+            h: g.h,
+            w: g.w,
+            n,
+            data,
+        }
     }
 
     #[inline(always)]
@@ -624,9 +632,7 @@ impl Phased {
 /// Block matching for the references of row `y0`: for every shift in the window, the
 /// squared differences of the K rows are summed down the columns, then over K columns at
 /// each reference, which gives the distance of every reference in the row at once.
-#[allow(clippy::too_many_arguments)]
 fn match_row(
-    g: &Plane<'_>,
     ph: &Phased,
     y0: usize,
     xs: &[usize],
@@ -635,7 +641,7 @@ fn match_row(
     best: &mut [Best],
     sc: &mut Scratch,
 ) {
-    let (h, w) = (g.h, g.w);
+    let (h, w) = (ph.h, ph.w);
     // References 0..on_grid lie at k · step; the last one may not ([`grid`]).
     let on_grid = xs.len() - usize::from(xs[xs.len() - 1] != (xs.len() - 1) * ph.step);
     // Distances stay as sums over the patch, as `tau` is ([`Plan::matching`]).
@@ -1112,7 +1118,11 @@ mod tests {
                 }
                 d
             };
-            for step in 1..=K {
+            let spec = Bm3dParams::SPECS.iter().find(|s| s.key == "step").unwrap();
+            let crate::descriptor::ParamKind::Int { min, max, .. } = spec.kind else {
+                panic!("step is an integer parameter")
+            };
+            for step in min as usize..=max as usize {
                 let xs = grid(w, step);
                 let ph = Phased::new(&g, step);
                 let mut sc = Scratch::new(&ph, xs.len());
@@ -1121,7 +1131,7 @@ mod tests {
                     // candidates are refused.
                     let tau = 2.0 * (K * K) as f32;
                     let mut best: Vec<Best> = xs.iter().map(|_| Best::new(n_max)).collect();
-                    match_row(&g, &ph, y0, &xs, sr, tau, &mut best, &mut sc);
+                    match_row(&ph, y0, &xs, sr, tau, &mut best, &mut sc);
                     for (b, &x0) in best.iter_mut().zip(&xs) {
                         let mut want: Vec<(u32, u32)> = (y0.saturating_sub(sr)..=(y0 + sr).min(h - K))
                             .flat_map(|yc| (x0.saturating_sub(sr)..=(x0 + sr).min(w - K)).map(move |xc| (yc, xc)))

@@ -589,14 +589,7 @@ fn estimate_poisson_gaussian_dense(
             None => sigma * sigma,
         };
         let smooth = |t: &(f32, f32, f32)| f64::from(t.2) <= limit2 * predicted(f64::from(t.0));
-        // Smooth pixels per chunk of samples, counted in parallel; then each bin (a run of
-        // smooth pixels in order of local mean) is measured in parallel, from the chunk
-        // where its run starts. The smooth pixels are never gathered into a list of their
-        // own (up to 4 M, four times).
-        let chunks: Vec<usize> = samples
-            .par_chunks(DENSE_CHUNK)
-            .map(|c| c.iter().filter(|t| smooth(t)).count())
-            .collect();
+        let chunks = smooth_counts(&samples, &smooth);
         let count: usize = chunks.iter().sum();
         let n_bins = (count / DENSE_BIN_PIXELS).min(32);
         if n_bins < 3 {
@@ -606,39 +599,65 @@ fn estimate_poisson_gaussian_dense(
                 3 * DENSE_BIN_PIXELS
             )));
         }
-        let bins: Vec<(f64, f64, f64)> = (0..n_bins)
-            .into_par_iter()
-            .map(|k| {
-                let (first, len) = (
-                    k * count / n_bins,
-                    (k + 1) * count / n_bins - k * count / n_bins,
-                );
-                // The chunk holding the run's first smooth pixel, and how many come before it.
-                let (mut chunk, mut before) = (0, 0);
-                while before + chunks[chunk] <= first {
-                    before += chunks[chunk];
-                    chunk += 1;
-                }
-                let run = samples[chunk * DENSE_CHUNK..]
-                    .iter()
-                    .filter(|t| smooth(t))
-                    .skip(first - before)
-                    .take(len);
-                let (mut ys, mut d) = (Vec::with_capacity(len), Vec::with_capacity(len));
-                for t in run {
-                    ys.push(f64::from(t.0));
-                    d.push(f64::from(t.1.abs()));
-                }
-                let y = ys.iter().sum::<f64>() / len as f64;
-                let sd = median(&mut d) / 0.674_489_750_196_081_7;
-                (y, sd * sd, len as f64)
-            })
-            .collect();
+        let bins = smooth_bins(&samples, &smooth, &chunks, n_bins);
         let f = fit_bins(&bins, prior)?;
         prior = Some((f.a, f.b));
         fit = Some(f);
     }
     Ok(fit.expect("at least one pass ran"))
+}
+
+/// How many of each [`DENSE_CHUNK`] samples are `smooth`, counted in parallel.
+fn smooth_counts(
+    samples: &[(f32, f32, f32)],
+    smooth: &(impl Fn(&(f32, f32, f32)) -> bool + Sync),
+) -> Vec<usize> {
+    samples
+        .par_chunks(DENSE_CHUNK)
+        .map(|c| c.iter().filter(|t| smooth(t)).count())
+        .collect()
+}
+
+/// The `smooth` samples (in the order of `samples`, by local mean) cut into `n_bins` runs
+/// of equal counts: each run's mean local intensity, its noise variance (the squared
+/// median absolute noise sample over 0.6745) and its length. The runs are measured in
+/// parallel, each from the chunk where it starts (`chunks`, from [`smooth_counts`]): the
+/// smooth samples are never gathered into a list of their own (up to 4 M, four times).
+fn smooth_bins(
+    samples: &[(f32, f32, f32)],
+    smooth: &(impl Fn(&(f32, f32, f32)) -> bool + Sync),
+    chunks: &[usize],
+    n_bins: usize,
+) -> Vec<(f64, f64, f64)> {
+    let count: usize = chunks.iter().sum();
+    (0..n_bins)
+        .into_par_iter()
+        .map(|k| {
+            let (first, len) = (
+                k * count / n_bins,
+                (k + 1) * count / n_bins - k * count / n_bins,
+            );
+            // The chunk holding the run's first smooth sample, and how many come before it.
+            let (mut chunk, mut before) = (0, 0);
+            while before + chunks[chunk] <= first {
+                before += chunks[chunk];
+                chunk += 1;
+            }
+            let run = samples[chunk * DENSE_CHUNK..]
+                .iter()
+                .filter(|t| smooth(t))
+                .skip(first - before)
+                .take(len);
+            let (mut ys, mut d) = (Vec::with_capacity(len), Vec::with_capacity(len));
+            for t in run {
+                ys.push(f64::from(t.0));
+                d.push(f64::from(t.1.abs()));
+            }
+            let y = ys.iter().sum::<f64>() / len as f64;
+            let sd = median(&mut d) / 0.674_489_750_196_081_7;
+            (y, sd * sd, len as f64)
+        })
+        .collect()
 }
 
 /// The dense fit's samples of one plane: see [`estimate_poisson_gaussian_dense`].
@@ -1018,6 +1037,91 @@ mod tests {
 
     fn camera(gain: f64, offset: f64, read: f64) -> impl Fn(f64, &mut crate::phantom::Rng) -> f64 {
         move |photons, rng| gain * rng.poisson(photons) + offset + read * rng.normal()
+    }
+
+    /// The dense fit's samples equal a direct evaluation at every pixel (5x5 means summed
+    /// in the same order through the integral image), whichever band of rows holds it:
+    /// heights around the band's 16 rows, the smallest image, and clipped pixels.
+    #[test]
+    fn dense_samples_equal_a_direct_evaluation() {
+        let mut rng = crate::phantom::Rng::new(11);
+        for (h, w) in [(9, 9), (22, 13), (23, 10), (38, 17)] {
+            let mut plane: Vec<f32> = (0..h * w).map(|_| (rng.uniform() * 100.0) as f32).collect();
+            plane[w + 1] = 0.0;
+            let (lo, hi) = (0.0, 100.0);
+            let got = dense_samples(&plane, h, w, lo, hi);
+            let (iw, at) = (w + 1, |y: usize, x: usize| f64::from(plane[y * w + x]));
+            let mut sum = vec![0.0f64; (h + 1) * iw];
+            for y in 0..h {
+                for x in 0..w {
+                    let i = (y + 1) * iw + x + 1;
+                    sum[i] = at(y, x) + sum[i - 1] + sum[i - iw] - sum[i - iw - 1];
+                }
+            }
+            let mean5 = |y: usize, x: usize| {
+                (sum[(y + 3) * iw + x + 3] - sum[(y - 2) * iw + x + 3] - sum[(y + 3) * iw + x - 2]
+                    + sum[(y - 2) * iw + x - 2])
+                    / 25.0
+            };
+            let mut want = Vec::new();
+            for y in 3..h - 3 {
+                for x in 3..w - 3 {
+                    let near = (y - 3..y + 4)
+                        .any(|v| (x - 3..x + 4).any(|u| at(v, u) <= 0.0 || at(v, u) >= 100.0));
+                    if near {
+                        continue;
+                    }
+                    let row = |v: usize| at(v, x - 1) - 2.0 * at(v, x) + at(v, x + 1);
+                    let d = (row(y - 1) - 2.0 * row(y) + row(y + 1)) / 6.0;
+                    let gx = 0.5 * (mean5(y, x + 1) - mean5(y, x - 1));
+                    let gy = 0.5 * (mean5(y + 1, x) - mean5(y - 1, x));
+                    want.push((mean5(y, x) as f32, d as f32, (gx * gx + gy * gy) as f32));
+                }
+            }
+            assert!(
+                want.len() < (h - 6) * (w - 6),
+                "the clipped pixel excludes some"
+            );
+            assert_eq!(got, want, "{h}x{w}");
+        }
+    }
+
+    /// The bins measured in parallel from per-chunk counts are the bins of the smooth
+    /// samples taken in order, bit for bit: runs that start in a later chunk, chunks
+    /// without a smooth sample, and bins of unequal lengths.
+    #[test]
+    fn smooth_bins_are_runs_of_the_smooth_samples_in_order() {
+        let mut rng = crate::phantom::Rng::new(12);
+        let n = 3 * DENSE_CHUNK + 1234;
+        let samples: Vec<(f32, f32, f32)> = (0..n)
+            .map(|i| {
+                // No smooth sample in the second chunk.
+                let slope = if i / DENSE_CHUNK == 1 {
+                    1.0
+                } else {
+                    rng.uniform() as f32
+                };
+                (i as f32 * 0.01, rng.normal() as f32, slope)
+            })
+            .collect();
+        let smooth = |t: &(f32, f32, f32)| t.2 < 0.3;
+        let chunks = smooth_counts(&samples, &smooth);
+        assert_eq!(chunks[1], 0);
+        let kept: Vec<&(f32, f32, f32)> = samples.iter().filter(|t| smooth(t)).collect();
+        for n_bins in [3, 7, 32] {
+            let got = smooth_bins(&samples, &smooth, &chunks, n_bins);
+            let count = kept.len();
+            let want: Vec<(f64, f64, f64)> = (0..n_bins)
+                .map(|k| {
+                    let part = &kept[k * count / n_bins..(k + 1) * count / n_bins];
+                    let y = part.iter().map(|t| f64::from(t.0)).sum::<f64>() / part.len() as f64;
+                    let mut d: Vec<f64> = part.iter().map(|t| f64::from(t.1.abs())).collect();
+                    let sd = median(&mut d) / 0.674_489_750_196_081_7;
+                    (y, sd * sd, part.len() as f64)
+                })
+                .collect();
+            assert_eq!(got, want, "{n_bins} bins");
+        }
     }
 
     #[test]

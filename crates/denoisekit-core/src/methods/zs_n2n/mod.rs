@@ -1978,11 +1978,12 @@ mod tests {
         assert!(good.contains("\"version\":2"));
         refuse(&good.replace("\"version\":2", "\"version\":7"), "version 7");
         refuse(&good.replace("\"zs_n2n\"", "\"other\""), "method other");
-        // A tensor the network does not have: an edited or damaged file. Another version's
-        // tensors are named by that version.
+        // A tensor the network does not have: an edited or damaged file. A newer version,
+        // whose tensors and fields may differ, is named as such.
         let extra = good.replace("\"tensors\":{", "\"tensors\":{\"w9\":[1.0],");
         refuse(&extra, "damaged: unknown field `w9`");
-        refuse(&extra.replace("\"version\":2", "\"version\":3"), "it is version 3");
+        let newer = extra.replace("\"version\":2", "\"version\":3");
+        refuse(&newer.replace("\"width\":4,", ""), "it is version 3");
         refuse(&good.replace("\"width\":4", "\"width\":5"), "tensor w1 has 36 values");
         refuse(&good.replace("\"layers\":3", "\"layers\":9"), "`layers` = 9 is outside [2, 8]");
         // Through a job, whose memory check sizes the file's network first: a width far

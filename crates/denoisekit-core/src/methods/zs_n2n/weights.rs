@@ -85,6 +85,15 @@ impl Tensors {
     }
 }
 
+/// What says which file this is: read before the rest, which another version may shape
+/// differently.
+#[derive(Deserialize)]
+struct Head {
+    format: String,
+    version: u32,
+    method: String,
+}
+
 /// The file; `T` the tensors, or [`serde::de::IgnoredAny`] to read the rest without them.
 #[derive(Serialize, Deserialize)]
 struct File<T = Tensors> {
@@ -197,8 +206,8 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     // The header first, so that a file of another kind, method or version is named as
-    // such rather than by the first tensor this version does not know.
-    let head: File<serde::de::IgnoredAny> = serde_json::from_str(&text).map_err(|e| {
+    // such rather than by a field or tensor this version does not know.
+    let head: Head = serde_json::from_str(&text).map_err(|e| {
         match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(v) if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) => {
                 bad("this file is not DenoiseKit weights".into())
