@@ -86,8 +86,9 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             }
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;
-            let (groups, calibration) = volumes::of(&input)?;
-            if let Some(plan) = streaming_plan(&method, &input, &values)? {
+            let layout = tiffio::layout(&input)?;
+            let groups = volumes::of(&layout);
+            if let Some(plan) = streaming_plan(&method, &input, &layout, &values)? {
                 if groups.len() > 1 {
                     return Err(volumes::too_large_to_split(&input, &groups).into());
                 }
@@ -149,7 +150,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 &output,
                 &out,
                 if float { Bits::F32 } else { bits },
-                &calibration,
+                &layout.calibration,
             )?;
             Ok(())
         }

@@ -8,10 +8,11 @@ use crate::*;
 pub(crate) fn streaming_plan(
     method: &str,
     input: &Path,
+    layout: &tiffio::Layout,
     values: &ParamValues,
 ) -> CliResult<Option<(Shape, Resolved, Plan)>> {
     let m = denoisekit_core::find(method)?;
-    let (depth, height, width) = tiffio::probe(input)?;
+    let (depth, height, width) = (layout.pages, layout.height, layout.width);
     let shape = Shape::new(depth, height, width);
     // Sizes depend on radii and the noise model, never on the noise level: any stands in.
     let sizing = m.resolve(values, || Ok(1.0))?;

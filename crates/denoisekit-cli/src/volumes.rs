@@ -19,29 +19,19 @@ pub struct Group {
     label: String,
 }
 
-/// The volumes of the TIFF at `path`, and its calibration (which the output carries: Fiji
-/// then opens it with the input's axes and pixel size).
-///
-/// # Errors
-/// The file's read errors.
-pub fn of(path: &Path) -> CliResult<(Vec<Group>, tiffio::Calibration)> {
-    let r = tiffio::PageReader::open(path)?;
-    let calibration = r.calibration().clone();
-    Ok((groups(r.axes(), path)?, calibration))
-}
-
-fn groups(a: tiffio::Axes, path: &Path) -> CliResult<Vec<Group>> {
-    let (pages, _, _) = tiffio::probe(path)?;
+/// The volumes of a TIFF with `layout`.
+pub fn of(layout: &tiffio::Layout) -> Vec<Group> {
+    let (a, pages) = (layout.axes, layout.pages);
     let split = a.channels > 1 || (a.slices > 1 && a.frames > 1);
     let described = a
         .channels
         .checked_mul(a.slices)
         .and_then(|n| n.checked_mul(a.frames));
     if !split || described != Some(pages) {
-        return Ok(vec![Group {
+        return vec![Group {
             pages: (0..pages).collect(),
             label: String::new(),
-        }]);
+        }];
     }
     let z_is_frames = a.slices == 1;
     let (len, others) = if z_is_frames {
@@ -72,7 +62,7 @@ fn groups(a: tiffio::Axes, path: &Path) -> CliResult<Vec<Group>> {
             });
         }
     }
-    Ok(groups)
+    groups
 }
 
 /// Why a hyperstack too large for memory is refused.
@@ -91,7 +81,7 @@ pub fn too_large_to_split(path: &Path, groups: &[Group]) -> String {
 /// Refuses `what` (a command that measures the whole file) on a hyperstack, whose
 /// channels or time points it would pool.
 pub fn refuse_pooled(path: &Path, what: &str) -> CliResult<()> {
-    let (groups, _) = of(path)?;
+    let groups = of(&tiffio::layout(path)?);
     if groups.len() > 1 {
         return Err(format!(
             "{}: a hyperstack of {} volumes (channels, time points): `{what}` would pool \

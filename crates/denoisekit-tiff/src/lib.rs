@@ -530,26 +530,40 @@ fn keep_as_stored(page: &mut DecodingResult) {
     }
 }
 
-/// Number of pages, and their width and height, walking the directories only.
+/// What a TIFF holds, known from its directories without decoding a pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Pages in the file.
+    pub pages: usize,
+    /// Page height in pixels.
+    pub height: usize,
+    /// Page width in pixels.
+    pub width: usize,
+    /// The axes the first page's description gives the pages.
+    pub axes: Axes,
+    /// What an output of the same pages carries over.
+    pub calibration: Calibration,
+}
+
+/// The file's [`Layout`], walking every directory once (each page's layout is checked
+/// against the first's, so a stack that cannot be read is refused before any work).
 ///
 /// # Errors
 /// [`TiffIoError`] naming the file and the problem.
-pub fn probe(path: &Path) -> Result<(usize, usize, usize), TiffIoError> {
+pub fn layout(path: &Path) -> Result<Layout, TiffIoError> {
     let mut r = PageReader::open(path)?;
     let mut pages = 0;
     while r.skip_page()? {
         pages += 1;
     }
-    let (w, h) = r.dims();
-    Ok((pages, h, w))
-}
-
-/// The axes the description of `path`'s first page gives its pages.
-///
-/// # Errors
-/// [`TiffIoError`] naming the file and the problem.
-pub fn axes(path: &Path) -> Result<Axes, TiffIoError> {
-    Ok(PageReader::open(path)?.axes())
+    let (width, height) = r.dims();
+    Ok(Layout {
+        pages,
+        height,
+        width,
+        axes: r.axes,
+        calibration: r.calibration,
+    })
 }
 
 /// Reads every page of a TIFF file into a volume (z = page).
@@ -1036,7 +1050,7 @@ mod tests {
             e.contains("holds 4 images, but it has one image directory"),
             "{e}"
         );
-        assert!(probe(&path).is_err());
+        assert!(layout(&path).is_err());
         // The calibration is read back for an output to carry.
         let r = PageReader::open(&path).unwrap();
         let c = r.calibration();
@@ -1064,7 +1078,8 @@ mod tests {
                 let (back, b) = read(&path).unwrap();
                 assert_eq!(b, bits);
                 assert_eq!(back, v.mapv(|x| bits.quantise(x)), "{bits:?} big={big}");
-                assert_eq!(probe(&path).unwrap(), (3, 5, 7));
+                let l = layout(&path).unwrap();
+                assert_eq!((l.pages, l.height, l.width), (3, 5, 7));
             }
         }
     }
@@ -1082,6 +1097,7 @@ mod tests {
             // The values as stored, as ImageJ reads them, and the tag for the next output.
             let mut r = PageReader::open(&path).unwrap();
             assert!(r.calibration().white_is_zero, "{bits:?}");
+            assert_eq!(layout(&path).unwrap().calibration, *r.calibration());
             let first = r.next_page().unwrap().unwrap();
             let tol = if bits == Bits::F32 { 1e-7 } else { 0.0 };
             for (a, b) in first.iter().zip(v.iter()) {
