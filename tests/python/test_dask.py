@@ -157,3 +157,69 @@ def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d
     # As a Python tuple too.
     tup = dk.denoise(noisy2d, "zs_n2n", steps=5, width=4, train_region=(4, 8, 32, 24))
     np.testing.assert_array_equal(tup, whole)
+
+
+def test_a_measured_psf_goes_to_every_chunk(noisy3d):
+    g = np.exp(-np.arange(-3, 4) ** 2 / 4.5)
+    psf = (g[:, None, None] * g[None, :, None] * g[None, None, :]).astype(np.float32)
+    params = dict(psf="image", psf_image=psf, iterations=4)
+    arr = da.from_array(np.stack([noisy3d, noisy3d * 2]), chunks=(1, 4, 16, 20))
+    res = dkd.denoise(arr, "richardson_lucy", axes="czyx", **params)
+    assert all(p["psf_image"] is psf for p in res.denoisekit_params)
+    got = res.compute()
+    for c in range(2):
+        np.testing.assert_array_equal(got[c], whole(np.asarray(arr[c]), "richardson_lucy",
+                                                    res.denoisekit_params[c]))
+
+
+def test_a_nan_is_reported_where_it_lies_in_the_image(noisy3d):
+    # Outside the central sample the parameters are resolved on: found by a chunk, whose
+    # halo starts before its region.
+    for z, y, x in [(10, 38, 45), (0, 1, 2)]:
+        vol = noisy3d.copy()
+        vol[z, y, x] = np.nan
+        for border in ("symmetric", "periodic"):
+            arr = da.from_array(vol, chunks=(3, 16, 20))
+            res = dkd.denoise(arr, "gaussian", noise_model="gaussian", sigma=1, sigma_z=1,
+                              border=border)
+            with pytest.raises(ValueError,
+                               match=rf"pixel \(x={x}, y={y}, z={z}\) of the image is NaN"):
+                res.compute()
+
+
+def test_replayed_per_channel_parameters_are_checked_and_pinned(noisy3d):
+    vol = np.stack([noisy3d, noisy3d * 3])
+    arr = da.from_array(vol, chunks=(1, 4, 16, 20))
+    first = dkd.denoise(arr, "nl_means", axes="czyx", **quick("nl_means"))
+    again = dkd.denoise(arr, "nl_means", axes="czyx",
+                        params_per_channel=first.denoisekit_params)
+    assert again.denoisekit_params == first.denoisekit_params
+    np.testing.assert_array_equal(again.compute(), first.compute())
+    # Unpinned entries are resolved once, on the client, as keywords are: never per chunk.
+    bare = dkd.denoise(arr, "nl_means", axes="czyx", params_per_channel=[{}, {}])
+    assert all(p["noise_model"] != "auto" and p["h"] > 0 for p in bare.denoisekit_params)
+    with pytest.raises(ValueError, match="has 1 entries for 2 channel"):
+        dkd.denoise(arr, "nl_means", axes="czyx", params_per_channel=[{}])
+    with pytest.raises(ValueError, match="in one place"):
+        dkd.denoise(arr, "nl_means", axes="czyx", params_per_channel=[{}, {}], h=3)
+    with pytest.raises(ValueError, match="dtype complex64 is not supported"):
+        dkd.denoise(arr.astype(np.complex64), "nl_means", axes="czyx",
+                    params_per_channel=first.denoisekit_params)
+
+
+def test_a_colour_array_is_told_its_axes(noisy2d):
+    rgb = da.from_array(np.stack([noisy2d] * 3, axis=-1), chunks=(32, 32, 3))
+    with pytest.raises(ValueError, match="RGB.*axes='yxc'"):
+        dkd.denoise(rgb, "gaussian")
+    res = dkd.denoise(rgb, "gaussian", axes="yxc", sigma=1)
+    np.testing.assert_array_equal(res.compute()[..., 1],
+                                  whole(noisy2d, "gaussian", res.denoisekit_params[1]))
+
+
+def test_local_tasks_share_the_call_budget(monkeypatch):
+    # DENOISEKIT_MEMORY_LIMIT, which a TooLargeError names, is what the tasks share.
+    monkeypatch.setenv("DENOISEKIT_MEMORY_LIMIT", "6G")
+    assert dkd._task_budget(None, None) == (6 << 30, 1)
+    with dask.config.set(scheduler="threads", num_workers=3):
+        assert dkd._task_budget(None, None) == (2 << 30, 1)
+    assert dkd._task_budget(123, 4) == (123, 4)

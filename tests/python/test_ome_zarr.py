@@ -178,6 +178,23 @@ def test_a_nan_is_reported_where_it_lies_in_the_image(tmp_path, noisy3d, z, y, x
                              noise_model="gaussian", sigma=1, sigma_z=1)
 
 
+def test_a_refused_plan_or_image_input_leaves_no_output(source, tmp_path):
+    src, _ = source
+    dst = str(tmp_path / "o.ome.zarr")
+    # A 3D Fourier filter couples every voxel: chunks this small cannot hold it.
+    with pytest.raises(ValueError, match="couples every voxel"):
+        dkd.denoise_ome_zarr(src, dst, "fourier_filter", cutoff_z=0.5, max_chunk_bytes=1 << 10)
+    assert not os.path.exists(dst)
+    psf = np.ones((3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="psf_image: an image input cannot be recorded"):
+        dkd.denoise_ome_zarr(src, dst, "richardson_lucy", psf="image", psf_image=psf)
+    assert not os.path.exists(dst)
+    # The corrected call then runs: nothing was left to refuse it.
+    with dask.config.set(scheduler="synchronous"):
+        dkd.denoise_ome_zarr(src, dst, "fourier_filter", cutoff_z=0.5)
+    assert dict(zarr.open_group(dst, mode="r").attrs)["denoisekit"]["complete"]
+
+
 def test_not_an_ome_zarr_image(tmp_path):
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
     with pytest.raises(ValueError, match="not an OME-Zarr image"):

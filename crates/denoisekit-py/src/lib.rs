@@ -96,17 +96,28 @@ fn max_threads() -> usize {
     (4 * std::thread::available_parallelism().map_or(1, usize::from)).max(1024)
 }
 
-fn check_threads(what: &str, n: usize) -> PyResult<usize> {
+fn check_threads(what: &str, n: i64) -> PyResult<usize> {
     let max = max_threads();
-    if n > max {
-        return Err(PyValueError::new_err(format!(
+    match usize::try_from(n) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(PyValueError::new_err(format!(
             "{what} = {n} is outside [0, {max}] (0: every core)"
-        )));
+        ))),
     }
-    Ok(n)
 }
 
-fn pool(threads: Option<usize>) -> PyResult<Lent> {
+/// A call's `memory_limit=`, read as [`LIMIT_ENV`](denoisekit_core::memory::LIMIT_ENV)
+/// is: bytes, or a size such as `8G` (the Python layer passes the value's text).
+fn memory_limit(text: Option<String>) -> PyResult<Option<u64>> {
+    text.map(|t| {
+        denoisekit_core::memory::parse_size(&t).map_err(|expected| {
+            PyValueError::new_err(format!("memory_limit = {t} is not {expected}"))
+        })
+    })
+    .transpose()
+}
+
+fn pool(threads: Option<i64>) -> PyResult<Lent> {
     let n = match threads {
         Some(n) => check_threads("threads", n)?,
         None => DEFAULT_THREADS.load(Ordering::Relaxed),
@@ -132,7 +143,7 @@ fn pool(threads: Option<usize>) -> PyResult<Lent> {
 /// at its next checkpoint and raises `KeyboardInterrupt` once it has stopped.
 fn run_job<T: Send>(
     py: Python<'_>,
-    threads: Option<usize>,
+    threads: Option<i64>,
     ctl: &Control,
     job: impl FnOnce(&Control) -> Result<T, DenoiseError> + Send,
 ) -> PyResult<T> {
@@ -236,9 +247,19 @@ fn gpu_compiled() -> bool {
 
 /// Threads for every later call that does not give `threads=` (0: all cores).
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
+fn set_num_threads(n: i64) -> PyResult<()> {
     DEFAULT_THREADS.store(check_threads("set_num_threads: n", n)?, Ordering::Relaxed);
     Ok(())
+}
+
+/// The working-memory budget of a call without `memory_limit=`, in bytes: the
+/// environment's [`LIMIT_ENV`](denoisekit_core::memory::LIMIT_ENV), else 80% of the memory
+/// available now; `None` where the system does not say what is available. The Dask
+/// driver shares it among the tasks that run at once.
+#[pyfunction]
+fn memory_budget() -> PyResult<Option<u64>> {
+    let b = denoisekit_core::memory::limit().map_err(|e| to_py(e.into()))?;
+    Ok((b < u64::MAX).then_some(b))
 }
 
 /// The thread count a call without `threads=` uses.
@@ -304,8 +325,8 @@ fn denoise<'py>(
     params: Vec<(String, String)>,
     images: Vec<(String, PyReadonlyArray3<'py, f32>)>,
     backend: &str,
-    threads: Option<usize>,
-    memory_limit: Option<u64>,
+    threads: Option<i64>,
+    memory_limit: Option<String>,
     out: Option<Bound<'py, PyArray3<f32>>>,
 ) -> PyResult<(Bound<'py, PyArray3<f32>>, String, Pairs)> {
     let backend = Backend::from_name(backend).map_err(|e| to_py(e.into()))?;
@@ -330,7 +351,7 @@ fn denoise<'py>(
     let v = with_images(values(params), images);
     let view: VolumeView<'_> = image.as_array();
     let mut ctl = Control::new();
-    if let Some(b) = memory_limit {
+    if let Some(b) = self::memory_limit(memory_limit)? {
         ctl = ctl.with_memory_limit(b);
     }
     let done = run_job(py, threads, &ctl, |ctl| {
@@ -364,7 +385,7 @@ fn tune(
     method: &str,
     params: Vec<(String, String)>,
     images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
-    threads: Option<usize>,
+    threads: Option<i64>,
 ) -> PyResult<(Vec<(String, String)>, Vec<(String, f64)>, f64, f64, usize)> {
     let v = with_images(values(params), images);
     let view = image.as_array();
@@ -388,7 +409,7 @@ fn rank(
     py: Python<'_>,
     image: PyReadonlyArray3<'_, f32>,
     methods: Vec<String>,
-    threads: Option<usize>,
+    threads: Option<i64>,
 ) -> PyResult<Vec<(String, f64, Vec<(String, String)>)>> {
     let view = image.as_array();
     let ids: Vec<&str> = methods.iter().map(String::as_str).collect();
@@ -438,6 +459,12 @@ fn residual_check(
             b.shape()
         )));
     }
+    // Checked as a job's input is: a NaN would make the correlation NaN, and an image too
+    // small to correlate would pass as "no warning".
+    for (what, v) in [("noisy", &a), ("denoised", &b)] {
+        denoisekit_core::check_input(v)
+            .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    }
     run_job(py, None, &Control::new(), |_| {
         denoisekit_core::metrics::residual_warning(&a, &b)
     })
@@ -464,6 +491,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_compiled, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(support, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;

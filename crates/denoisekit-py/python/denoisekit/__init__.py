@@ -87,8 +87,6 @@ def describe(method: str) -> dict:
 
 def set_num_threads(n: int) -> None:
     """Threads for every later call that does not pass ``threads=`` (0: every core)."""
-    if int(n) < 0:
-        raise ValueError(f"set_num_threads: n = {n} is outside [0, 1024 or more]")
     _native.set_num_threads(int(n))
 
 
@@ -130,14 +128,20 @@ def _typed(method: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
+def _check_dtype(dtype: Any, what: str = "image") -> None:
+    """Refuses a dtype that a conversion to float32 would change (complex, 64-bit
+    integers) or that is no image (bool, objects, strings)."""
+    if np.dtype(dtype).type not in DTYPES:
+        raise ValueError(
+            f"{what}: dtype {np.dtype(dtype)} is not supported; use one of "
+            f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
+        )
+
+
 def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
     """A (z, y, x) float32 view or copy, and whether the input was 2D."""
     a = np.asarray(image)
-    if a.dtype.type not in DTYPES:
-        raise ValueError(
-            f"{what}: dtype {a.dtype} is not supported; use one of "
-            f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
-        )
+    _check_dtype(a.dtype, what)
     # A colour image read with tifffile/imageio is (y, x, 3|4), 8-bit or (from a
     # scientific camera or a conversion) 16-bit or float; a stack 3 or 4 pixels wide is
     # not an image to denoise.
@@ -164,7 +168,7 @@ def denoise(
     out: Optional[np.ndarray] = None,
     backend: str = "auto",
     threads: Optional[int] = None,
-    memory_limit: Optional[int] = None,
+    memory_limit: Optional[int | str] = None,
     channel_axis: Optional[int] = None,
     **params: Any,
 ) -> np.ndarray:
@@ -173,11 +177,18 @@ def denoise(
     ``params`` are the method's parameters (``describe(method)``); unset ones take their
     defaults, noise-derived ones measured on this image. ``backend`` is ``"auto"`` (a
     hardware GPU where the method gains from it, else the CPU), ``"cpu"`` or ``"gpu"``.
-    ``threads`` and ``memory_limit`` (bytes) apply to this call only; a stack over the
-    memory budget is processed in windows of planes with exactly the same result, or
-    refused with :class:`TooLargeError` when the method couples the whole stack.
+    ``threads`` and ``memory_limit`` (bytes, or a size such as ``"8G"``) apply to this
+    call only; a stack over the memory budget is processed in windows of planes with
+    exactly the same result, or refused with :class:`TooLargeError` when the method
+    couples the whole stack.
     ``channel_axis`` denoises each channel on its own (each with its own noise).
     """
+    if out is not None and (not isinstance(out, np.ndarray) or out.dtype != np.float32
+                            or out.shape != np.shape(image)):
+        raise ValueError(
+            f"out must be float32 of shape {np.shape(image)}, got "
+            f"{getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}"
+        )
     if channel_axis is not None:
         if np.ndim(image) not in (3, 4):
             raise ValueError(
@@ -201,12 +212,6 @@ def denoise(
     vol, two_d = _volume(image)
     target = None
     if out is not None:
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32 \
-                or out.shape != np.shape(image):
-            raise ValueError(
-                f"out must be float32 of shape {np.shape(image)}, got "
-                f"{getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}"
-            )
         if np.shares_memory(out, vol):
             # In place: the input is read while the result is formed.
             np.copyto(out, denoise(image, method, backend=backend, threads=threads,
@@ -223,8 +228,10 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None):
     """One (z, y, x) float32 volume through the core, no shape heuristics (the Dask
     driver's chunks come here: an edge chunk 3 pixels wide is not a colour image)."""
     pairs, images = _split(method, params)
+    # As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G").
+    limit = None if memory_limit is None else str(memory_limit)
     res, device, _ = _native.denoise(
-        vol, method, pairs, images, backend, threads, memory_limit, target
+        vol, method, pairs, images, backend, threads, limit, target
     )
     log.info("%s ran on %s", method, device)
     return res
@@ -232,11 +239,20 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None):
 
 def resolve(method: str, image: Any = None, **params: Any) -> dict[str, Any]:
     """Every parameter's value as ``denoise`` would use it: defaults filled in,
-    ``noise_model=auto`` and noise-derived values measured on ``image`` and pinned.
-    Passing the result back (``denoise(other, method, **resolved)``) replays exactly."""
+    ``noise_model=auto`` and noise-derived values measured on ``image`` and pinned, and
+    the image inputs given (a measured PSF) as they were. Passing the result back
+    (``denoise(other, method, **resolved)``) replays exactly."""
+    return _resolve(method, None if image is None else _volume(image)[0], params)
+
+
+def _resolve(method: str, vol: Optional[np.ndarray], params: Mapping[str, Any]) -> dict:
+    """:func:`resolve` on a (z, y, x) float32 volume, no shape heuristics (the Dask
+    driver's sample of an array whose axes were named)."""
     pairs, images = _split(method, params)
-    vol = None if image is None else _volume(image)[0]
-    return _typed(method, _native.resolve(method, pairs, images, vol))
+    resolved = _typed(method, _native.resolve(method, pairs, images, vol))
+    image_keys = {i["key"] for i in describe(method)["images"]}
+    resolved.update((k, v) for k, v in params.items() if k in image_keys)
+    return resolved
 
 
 def support(method: str, **params: Any) -> tuple[Optional[int], Optional[int], Optional[int]]:

@@ -39,6 +39,7 @@ import denoisekit as _dk
 try:
     import dask
     import dask.array as da
+    import dask.system
 except ImportError as e:  # pragma: no cover - the message is the point
     raise ImportError(
         "denoisekit.dask needs dask: pip install 'denoisekit[dask]'"
@@ -52,8 +53,14 @@ MAX_CHUNK_BYTES = 2 << 30
 SPATIAL = "zyx"
 
 
-def _axes_for(ndim: int, axes: Optional[str]) -> str:
+def _axes_for(ndim: int, axes: Optional[str], shape: Sequence[int] = ()) -> str:
     if axes is None:
+        # As denoisekit.denoise judges a NumPy image, with this driver's way forward.
+        if ndim == 3 and shape[-1:] in ((3,), (4,)) and min(shape[:2]) > 4:
+            raise ValueError(
+                f"shape {tuple(shape)} looks like an RGB(A) image (y, x, channel); pass "
+                "axes='yxc' to denoise each channel, or convert to grey first"
+            )
         if ndim == 2:
             return "yx"
         if ndim == 3:
@@ -95,18 +102,34 @@ def _sample(arr, axes: str, index: dict) -> np.ndarray:
     return np.transpose(block, sorted(range(len(spatial)), key=lambda i: SPATIAL.index(spatial[i])))
 
 
-def resolve_params(arr, method: str, axes: Optional[str] = None, **params: Any) -> list[dict]:
+def resolve_params(arr, method: str, axes: Optional[str] = None,
+                   params_per_channel: Optional[Sequence[dict]] = None,
+                   **params: Any) -> list[dict]:
     """The parameters every chunk will use, one dict per channel (one in all without a
     channel axis): defaults filled in, noise-derived values measured on a central sample
-    (at t = 0) unless given."""
-    axes = _axes_for(arr.ndim, axes)
+    (at t = 0) unless given. ``params_per_channel`` gives each channel its own
+    parameters instead of the keywords (a run's ``denoisekit_params``, to replay it)."""
+    axes = _axes_for(arr.ndim, axes, arr.shape)
+    _dk._check_dtype(arr.dtype)
     channels = arr.shape[axes.index("c")] if "c" in axes else 1
+    if params_per_channel is not None:
+        if params:
+            raise ValueError(
+                f"parameters given both per channel (params_per_channel=) and for all "
+                f"({', '.join(params)}): give them in one place")
+        if len(params_per_channel) != channels:
+            raise ValueError(
+                f"params_per_channel has {len(params_per_channel)} entries for "
+                f"{channels} channel(s) (axes={axes!r}, shape {tuple(arr.shape)})")
     out = []
     for c in range(channels):
         index = {"c": c, "t": 0}
         sample = _sample(arr, axes, index)
+        vol = (sample if sample.ndim == 3 else sample[np.newaxis]).astype(np.float32,
+                                                                          copy=False)
+        given = params if params_per_channel is None else params_per_channel[c]
         try:
-            out.append(_dk.resolve(method, sample, **params))
+            out.append(_dk._resolve(method, vol, given))
         except ValueError as e:
             origin = [_sample_start(n, a) if a in SAMPLE_SIDE else index.get(a, 0)
                       for a, n in zip(axes, arr.shape)]
@@ -169,11 +192,17 @@ def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
     return depth, tuple(tuple(c) for c in new_chunks)
 
 
-def _available_memory() -> Optional[int]:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+def _plan_channels(shape, chunks, axes: str, method: str, per_channel: Sequence[dict],
+                   max_chunk_bytes: int):
+    """:func:`plan` for every channel's parameters: the deepest halo along each axis, and
+    an axis whole where any channel needs it whole."""
+    depth, run_chunks = {}, None
+    for p in per_channel:
+        d, ch = plan(shape, chunks, axes, method, p, max_chunk_bytes)
+        depth = {i: max(depth.get(i, 0), v) for i, v in d.items()}
+        run_chunks = ch if run_chunks is None else tuple(
+            a if len(a) < len(b) else b for a, b in zip(run_chunks, ch))
+    return depth, run_chunks
 
 
 def _task_budget(memory_limit, threads):
@@ -185,13 +214,14 @@ def _task_budget(memory_limit, threads):
         w = get_worker()
     except (ImportError, ValueError):
         if memory_limit is None:
-            # Dask's local schedulers run a task per core at once: each gets its share.
+            # Dask's local schedulers run a task per core at once: each gets its share of
+            # the budget a single call would have (DENOISEKIT_MEMORY_LIMIT, else 80% of
+            # the memory available).
             sched = dask.config.get("scheduler", None)
             n = 1 if sched in ("sync", "synchronous", "single-threaded") else (
-                dask.config.get("num_workers", None) or os.cpu_count() or 1)
-            avail = _available_memory()
-            if avail:
-                memory_limit = int(0.8 * avail / n)
+                dask.config.get("num_workers", None) or dask.system.CPU_COUNT or 1)
+            budget = _dk._native.memory_budget()
+            memory_limit = None if budget is None else budget // n
         return memory_limit, threads if threads is not None else 1
     if memory_limit is None:
         limit = getattr(getattr(w, "memory_manager", None), "memory_limit", None)
@@ -270,34 +300,46 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
     ``arr``'s chunks). ``axes`` names the axes (default ``'yx'`` or ``'zyx'``; needed
     for 4D and 5D, e.g. ``'tczyx'``). Parameters are resolved now, on this machine (see
     :func:`resolve_params`); the resolved values are on the result as ``.attrs``-free
-    ``result.denoisekit_params``. ``backend`` defaults to the CPU: a cluster's workers
-    rarely share one GPU well."""
+    ``result.denoisekit_params``, and ``params_per_channel=`` takes such a list back to
+    replay a run (one dict per channel, in place of the keywords). ``backend`` defaults
+    to the CPU: a cluster's workers rarely share one GPU well. An image input (a
+    measured ``psf_image``) goes to every chunk, which holds the axes it couples whole."""
     _refuse_writes(method, [params] + list(params_per_channel or []))
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
-    axes = _axes_for(arr.ndim, axes)
-    per_channel = params_per_channel or resolve_params(arr, method, axes, **params)
-    depth, chunks = {}, None
-    for p in per_channel:
-        d, ch = plan(arr.shape, arr.chunks, axes, method, p, max_chunk_bytes)
-        depth = {i: max(depth.get(i, 0), v) for i, v in d.items()}
-        chunks = ch if chunks is None else tuple(
-            a if len(a) < len(b) else b for a, b in zip(chunks, ch))
+    axes = _axes_for(arr.ndim, axes, arr.shape)
+    per_channel = resolve_params(arr, method, axes, params_per_channel, **params)
+    depth, chunks = _plan_channels(arr.shape, arr.chunks, axes, method, per_channel,
+                                   max_chunk_bytes)
     if "c" in axes and len(per_channel) > 1:
         ci = axes.index("c")
         chunks = chunks[:ci] + ((1,) * arr.shape[ci],) + chunks[ci + 1:]
+    # Dask would merge a chunk thinner than its halo with a neighbour inside map_overlap;
+    # done here, the chunks the blocks come from are known (`starts`).
+    chunks = tuple(da.overlap.ensure_minimum_chunksize(depth[i], c) if depth.get(i) else c
+                   for i, c in enumerate(chunks))
     src = arr.rechunk(chunks) if chunks != arr.chunks else arr
+    starts = [np.cumsum((0,) + c[:-1]).tolist() for c in src.chunks]
     periodic = any(p.get("border") == "periodic" for p in per_channel)
     boundary = {
         i: ("periodic" if periodic and axes[i] in SPATIAL else "none") for i in range(arr.ndim)
     }
 
     def block_fn(block, block_info=None):
-        c0 = 0
-        if block_info and "c" in axes:
-            c0 = block_info[0]["array-location"][axes.index("c")][0]
+        c0, origin = 0, None
+        if block_info:
+            info = block_info[0]
+            if "c" in axes:
+                # No halo along c: the block's location there is the image's.
+                c0 = info["array-location"][axes.index("c")][0]
+            if tuple(info["num-chunks"]) == tuple(map(len, starts)):
+                # Where the block starts in the image: its chunk less the halo, which
+                # stops at the volume's edges (or wraps around them, periodic).
+                origin = [starts[i][k] - depth.get(i, 0) if boundary[i] == "periodic"
+                          else max(0, starts[i][k] - depth.get(i, 0))
+                          for i, k in enumerate(info["chunk-location"])]
         return _run_block(block, axes, method, per_channel, c0, backend, threads,
-                          memory_limit)
+                          memory_limit, origin, arr.shape)
 
     if any(depth.values()):
         res = src.map_overlap(block_fn, depth=depth, boundary=boundary, trim=True,
@@ -379,14 +421,14 @@ class _Store:
 
 
 def _cache_capacity() -> int:
-    """A quarter of the worker's memory limit (or of the available memory)."""
+    """A quarter of the worker's memory limit (or of a call's memory budget)."""
     try:
         from distributed import get_worker
 
         limit = get_worker().memory_manager.memory_limit
     except (ImportError, ValueError, AttributeError):
         limit = None
-    return int((limit or _available_memory() or 4 << 30) // 4)
+    return int((limit or _dk._native.memory_budget() or 4 << 30) // 4)
 
 
 def _units(shape, chunks, whole):
@@ -573,7 +615,16 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
     run (parameters given again must agree with them). Returns a summary: tasks, voxels,
     seconds, parameters.
     """
-    import zarr
+    try:
+        import zarr
+
+        major = int(zarr.__version__.split(".")[0])
+    except (ImportError, ValueError):
+        major = 0
+    if major < 3:
+        raise ImportError(
+            "denoise_ome_zarr needs zarr 3 or later, which needs Python 3.11 or later: "
+            "pip install 'zarr>=3' (Dask arrays, denoisekit.dask.denoise, need no zarr)")
 
     t0 = time.perf_counter()
     _refuse_clash(src, dst, overwrite, resume)
@@ -618,22 +669,27 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         dg = existing
     else:
         _refuse_writes(method, [params])
+        images = [i["key"] for i in _dk.describe(method)["images"] if i["key"] in params]
+        if images:
+            raise ValueError(
+                f"{', '.join(images)}: an image input cannot be recorded in the output "
+                f"store for resume=; denoise the array with denoisekit.dask.denoise("
+                f"da.from_zarr(...), {method!r}, ...) and store the result with to_zarr")
         per_channel = resolve_params(a0, method, axes, **params)
+
+    chunk_tuples = tuple(
+        tuple(min(c, n - s) for s in range(0, n, c)) for n, c in zip(a0.shape, a0.chunks))
+    # Planned before the output is created: a refusal leaves nothing behind to block the
+    # corrected call.
+    depth_map, run_chunks = _plan_channels(a0.shape, chunk_tuples, axes, method,
+                                           per_channel, max_chunk_bytes)
+    if existing is None:
         dg = zarr.open_group(dst, mode="w" if overwrite else "w-", zarr_format=fmt)
         dg.create_array("0", shape=a0.shape, chunks=a0.chunks, dtype="float32",
                         fill_value=0.0, **_array_kw(fmt, axes))
         info = {"version": _dk.__version__, "method": method, "source": _real(src),
                 "params": per_channel, "levels": levels, "complete": False}
         _write_ome(dg, ome, version, ms, axes, levels, info)
-
-    depth_map, run_chunks = {}, None
-    chunk_tuples = tuple(
-        tuple(min(c, n - s) for s in range(0, n, c)) for n, c in zip(a0.shape, a0.chunks))
-    for p in per_channel:
-        d, ch = plan(a0.shape, chunk_tuples, axes, method, p, max_chunk_bytes)
-        depth_map = {i: max(depth_map.get(i, 0), v) for i, v in d.items()}
-        run_chunks = ch if run_chunks is None else tuple(
-            a if len(a) < len(b) else b for a, b in zip(run_chunks, ch))
     whole = [len(c) == 1 and n > a0.chunks[i] for i, (c, n) in
              enumerate(zip(run_chunks, a0.shape))]
     per_axis = _units(a0.shape, a0.chunks, whole)
