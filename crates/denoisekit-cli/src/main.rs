@@ -87,7 +87,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;
             let layout = tiffio::layout(&input)?;
-            let groups = volumes::of(&layout);
+            let groups = volumes::of(&input, &layout)?;
             if let Some(plan) = streaming_plan(&method, &input, &layout, &values)? {
                 if groups.len() > 1 {
                     return Err(volumes::too_large_to_split(&input, &groups).into());

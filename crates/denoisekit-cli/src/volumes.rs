@@ -19,19 +19,39 @@ pub struct Group {
     label: String,
 }
 
-/// The volumes of a TIFF with `layout`.
-pub fn of(layout: &tiffio::Layout) -> Vec<Group> {
+/// The volumes of the TIFF at `path`, with `layout`.
+///
+/// # Errors
+/// When the file's description gives sizes its pages do not add up to (a wrong or
+/// damaged description, or several OME series in one file): its volumes are then unknown,
+/// and running the pages as one stack would mix channels, time points or series.
+pub fn of(path: &Path, layout: &tiffio::Layout) -> CliResult<Vec<Group>> {
     let (a, pages) = (layout.axes, layout.pages);
-    let split = a.channels > 1 || (a.slices > 1 && a.frames > 1);
     let described = a
         .channels
         .checked_mul(a.slices)
         .and_then(|n| n.checked_mul(a.frames));
-    if !split || described != Some(pages) {
-        return vec![Group {
+    if a.declared && described != Some(pages) {
+        return Err(format!(
+            "{}: its description says {} channel(s) x {} slice(s) x {} frame(s) = {} \
+             images, but it has {pages} pages (several series in one file, or a damaged \
+             description): its volumes are unknown, and running the pages as one stack \
+             would mix them. Open it in Fiji (Bio-Formats, each series on its own) and save \
+             each volume as a TIFF",
+            path.display(),
+            a.channels,
+            a.slices,
+            a.frames,
+            described.map_or_else(|| "too many".to_string(), |n| n.to_string()),
+        )
+        .into());
+    }
+    let split = a.channels > 1 || (a.slices > 1 && a.frames > 1);
+    if !split {
+        return Ok(vec![Group {
             pages: (0..pages).collect(),
             label: String::new(),
-        }];
+        }]);
     }
     let z_is_frames = a.slices == 1;
     let (len, others) = if z_is_frames {
@@ -62,7 +82,7 @@ pub fn of(layout: &tiffio::Layout) -> Vec<Group> {
             });
         }
     }
-    groups
+    Ok(groups)
 }
 
 /// Why a hyperstack too large for memory is refused.
@@ -81,7 +101,7 @@ pub fn too_large_to_split(path: &Path, groups: &[Group]) -> String {
 /// Refuses `what` (a command that measures the whole file) on a hyperstack, whose
 /// channels or time points it would pool.
 pub fn refuse_pooled(path: &Path, what: &str) -> CliResult<()> {
-    let groups = of(&tiffio::layout(path)?);
+    let groups = of(path, &tiffio::layout(path)?)?;
     if groups.len() > 1 {
         return Err(format!(
             "{}: a hyperstack of {} volumes (channels, time points): `{what}` would pool \

@@ -235,3 +235,57 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         assert!(err.contains("a hyperstack of 2 volumes"), "{err}");
     }
 }
+
+#[test]
+fn a_description_its_pages_do_not_add_up_to_is_refused() {
+    let d = dir();
+    // 2 channels x 5 slices said, 9 pages stored: which page is which channel is unknown.
+    // An OME file of two series: the first image's 5 planes, 10 pages.
+    let ome = "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
+               DimensionOrder=\"XYZCT\" SizeC=\"1\" SizeT=\"1\" SizeX=\"16\" SizeY=\"12\" \
+               SizeZ=\"5\" Type=\"uint16\"></Pixels></Image></OME>";
+    for (name, description, pages, said) in [
+        (
+            "short.tif",
+            "ImageJ=1.54f\nimages=10\nchannels=2\nslices=5\nhyperstack=true\n",
+            9,
+            "2 channel(s) x 5 slice(s) x 1 frame(s) = 10 images, but it has 9 pages",
+        ),
+        (
+            "series.tif",
+            ome,
+            10,
+            "1 channel(s) x 5 slice(s) x 1 frame(s) = 5 images, but it has 10 pages",
+        ),
+    ] {
+        let input = d.join(name);
+        let mut w =
+            denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::U16, 0).unwrap();
+        w.calibrate(&denoisekit_tiff::Calibration {
+            imagej: Some(description.into()),
+            ..Default::default()
+        });
+        for page in 0..pages {
+            let px: Vec<f32> = (0..16 * 12)
+                .map(|i| ((i * 13 + page) % 17) as f32)
+                .collect();
+            w.write_page(16, 12, &px).unwrap();
+        }
+        w.finish().unwrap();
+        let i = input.to_str().unwrap();
+        let out = d.join(format!("out-{name}"));
+        for cmd in [
+            vec!["run", "median", i, out.to_str().unwrap(), "radius_z=1"],
+            vec!["noise", i],
+        ] {
+            let e = cli(&cmd, None);
+            assert!(!e.status.success(), "{name}: {cmd:?}");
+            let err = String::from_utf8_lossy(&e.stderr);
+            assert!(
+                err.contains(said) && err.contains("save each volume"),
+                "{err}"
+            );
+        }
+        assert!(!out.exists());
+    }
+}

@@ -132,8 +132,39 @@ fn plain(e: &tiff::TiffError) -> String {
              end)"
                 .into()
         }
+        tiff::TiffError::LimitsExceeded => format!(
+            "a strip, tile or tag is larger than the memory budget allows (set {} to raise \
+             it)",
+            denoisekit_core::memory::LIMIT_ENV
+        ),
         other => other.to_string(),
     }
+}
+
+/// A page's colour type as a user reads it: "RGB, 8 bits per sample".
+fn describe_colour(ct: tiff::ColorType) -> String {
+    use tiff::ColorType as C;
+    let (name, bits) = match ct {
+        C::Gray(b) => ("grey", b),
+        C::RGB(b) => ("RGB", b),
+        C::Palette(b) => ("palette colour", b),
+        C::GrayA(b) => ("grey with alpha", b),
+        C::RGBA(b) => ("RGBA", b),
+        C::CMYK(b) => ("CMYK", b),
+        C::CMYKA(b) => ("CMYK with alpha", b),
+        C::YCbCr(b) => ("YCbCr", b),
+        C::Lab(b) => ("CIE L*a*b*", b),
+        C::Multiband {
+            bit_depth,
+            num_samples,
+        } => {
+            return format!("{num_samples} samples per pixel of {bit_depth} bits");
+        }
+        // The enum may grow.
+        #[allow(unreachable_patterns)]
+        other => return format!("{other:?}"),
+    };
+    format!("{name}, {bits} bits per sample")
 }
 
 /// What an ImageJ or OME-TIFF description says the pages are: `channels` x `slices` x
@@ -151,6 +182,9 @@ pub struct Axes {
     /// The page order, fastest-varying axis first: `*b"CZT"` for ImageJ, an OME file's
     /// `DimensionOrder` after `XY`.
     pub order: [u8; 3],
+    /// Whether a description gave these sizes: an OME image, or ImageJ's with more than
+    /// one image. A file whose pages do not add up to them is not what it says.
+    pub declared: bool,
 }
 
 impl Axes {
@@ -160,6 +194,7 @@ impl Axes {
         frames: 1,
         imagej_images: None,
         order: *b"CZT",
+        declared: false,
     };
 
     /// The page holding channel `c`, plane `z` and time point `t` (from 0).
@@ -200,7 +235,9 @@ impl Axes {
                     _ => {}
                 }
             }
+            a.declared = a.channels * a.slices * a.frames > 1;
         } else if let Some(tag) = pixels_element(description) {
+            a.declared = true;
             // The first image's sizes (attributes of its Pixels element).
             a.channels = attribute(&tag, "SizeC").and_then(|v| num(&v)).unwrap_or(1);
             a.slices = attribute(&tag, "SizeZ").and_then(|v| num(&v)).unwrap_or(1);
@@ -307,9 +344,15 @@ impl<R: Read + Seek> PageReader<R> {
             reason: plain(&e),
         };
         let mut limits = Limits::default();
-        // One page is decoded at a time: let it be as large as the budget allows (the
-        // default 256 MiB would refuse a real 16k x 16k 16-bit plane), never larger.
-        limits.decoding_buffer_size = usize::try_from(limit).unwrap_or(usize::MAX);
+        // One page is decoded at a time, and `check_layout` refuses one over the budget
+        // with the sizes named. The decoder's own limits are raised to the budget: its
+        // defaults refused a real 16k x 16k 16-bit plane (256 MiB decoded) and any strip
+        // over 128 MiB read in one piece, which is how ImageJ stores an uncompressed
+        // plane (8k x 8k at 16 bits). They are never lowered below the defaults: a small
+        // budget would then refuse a long description as "limits exceeded", not the page.
+        let budget = usize::try_from(limit).unwrap_or(usize::MAX);
+        limits.decoding_buffer_size = limits.decoding_buffer_size.max(budget);
+        limits.intermediate_buffer_size = limits.intermediate_buffer_size.max(budget);
         let dec = Decoder::new(reader).map_err(fmt)?.with_limits(limits);
         let mut r = Self {
             dec,
@@ -381,7 +424,9 @@ impl<R: Read + Seek> PageReader<R> {
         let ct = self.dec.colortype().map_err(|e| self.fmt(plain(&e)))?;
         if !matches!(ct, tiff::ColorType::Gray(_)) {
             return Err(self.fmt(format!(
-                "page {n} is {ct:?}; only grey-level images are supported"
+                "page {n} is {}; only grey-level images are supported (Fiji: Image > Type > \
+                 8-bit, or Image > Color > Split Channels)",
+                describe_colour(ct)
             )));
         }
         if (w, h) != (self.width, self.height) {
@@ -1169,6 +1214,73 @@ mod tests {
             e.contains("text.tif: not a readable grey-level TIFF"),
             "{e}"
         );
+    }
+
+    /// An uncompressed 8-bit page in one strip, as ImageJ stores a plane, with `first`
+    /// and `last` as its first and last pixels; the rest is a hole in the file.
+    fn one_strip(path: &Path, w: u32, h: u32, first: u8, last: u8) {
+        let data = 1024u32;
+        let entries: [(u16, u16, u32); 9] = [
+            (256, 4, w),
+            (257, 4, h),
+            (258, 3, 8),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, data),
+            (277, 3, 1),
+            (278, 4, h),
+            (279, 4, w * h),
+        ];
+        let mut head = b"II*\0".to_vec();
+        head.extend(8u32.to_le_bytes());
+        head.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            head.extend(tag.to_le_bytes());
+            head.extend(kind.to_le_bytes());
+            head.extend(1u32.to_le_bytes());
+            // A SHORT sits in the first two bytes of the value field.
+            head.extend(value.to_le_bytes());
+        }
+        head.extend(0u32.to_le_bytes());
+        let mut f = File::create(path).unwrap();
+        f.write_all(&head).unwrap();
+        f.set_len(u64::from(data)).unwrap();
+        f.seek(SeekFrom::Start(u64::from(data))).unwrap();
+        f.write_all(&[first]).unwrap();
+        f.seek(SeekFrom::Start(u64::from(data + w * h - 1)))
+            .unwrap();
+        f.write_all(&[last]).unwrap();
+    }
+
+    #[test]
+    fn a_colour_page_is_named_as_users_name_it() {
+        let path = tmp("rgb.tif");
+        let mut enc = TiffEncoder::new(BufWriter::new(File::create(&path).unwrap())).unwrap();
+        enc.write_image::<colortype::RGB8>(2, 2, &[0u8; 12])
+            .unwrap();
+        drop(enc);
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("page 1 is RGB, 8 bits per sample; only grey-level images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_plane_stored_in_one_strip_over_128_mib_is_read() {
+        // The decoder's default refused any strip over 128 MiB: an 8k x 8k 16-bit plane
+        // saved by ImageJ is at that edge, a 9k x 9k one over it. 8-bit keeps the file
+        // (mostly a hole) and the test small.
+        let path = tmp("one-strip.tif");
+        let (w, h) = (12_000u32, 11_200u32);
+        assert!(u64::from(w * h) > 128 << 20);
+        one_strip(&path, w, h, 7, 9);
+        let mut r = PageReader::open(&path).unwrap();
+        let px = r.next_page().unwrap().unwrap();
+        assert_eq!(px.len(), (w * h) as usize);
+        assert_eq!((px[0], px[1], px[px.len() - 1]), (7.0, 0.0, 9.0));
+        assert_eq!(r.bits(), Some(Bits::U8));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
