@@ -140,3 +140,82 @@ fn save_weights_never_names_a_file_the_run_reads_or_writes() {
     assert_eq!(std::fs::read(&a).unwrap(), before);
     assert!(!out.exists());
 }
+
+#[test]
+fn the_output_never_replaces_a_file_the_run_reads() {
+    let d = dir().join("reads");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "4");
+    let w = d.join("w.json");
+    let save = format!("save_weights={}", w.display());
+    ok(&cli(&[
+        "run",
+        "zs_n2n",
+        a.to_str().unwrap(),
+        d.join("trained.tif").to_str().unwrap(),
+        "steps=2",
+        &save,
+    ]));
+    let psf = d.join("psf.tif");
+    phantom(&psf, "5");
+    let (ai, wi, pi) = (
+        a.to_str().unwrap(),
+        w.to_str().unwrap(),
+        psf.to_str().unwrap(),
+    );
+    let (weights, psf_image) = (format!("weights={wi}"), format!("psf_image={pi}"));
+    let before = (std::fs::read(&w).unwrap(), std::fs::read(&psf).unwrap());
+    for (args, what) in [
+        (vec!["run", "zs_n2n", ai, wi, &weights], "weights="),
+        (
+            vec!["run", "richardson_lucy", ai, pi, "psf=image", &psf_image],
+            "psf_image=",
+        ),
+    ] {
+        let o = cli(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        assert!(
+            err.contains(&format!("is the file given as {what}, which the job reads")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        (std::fs::read(&w).unwrap(), std::fs::read(&psf).unwrap()),
+        before
+    );
+}
+
+#[test]
+fn an_image_input_its_switch_does_not_choose_is_refused() {
+    let d = dir().join("unused");
+    std::fs::create_dir_all(&d).unwrap();
+    let (a, psf, out) = (d.join("a.tif"), d.join("psf.tif"), d.join("o.tif"));
+    phantom(&a, "6");
+    phantom(&psf, "7");
+    let psf_image = format!("psf_image={}", psf.display());
+    let (ai, oi) = (a.to_str().unwrap(), out.to_str().unwrap());
+    let o = cli(&["run", "richardson_lucy", ai, oi, &psf_image]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("psf_image= is given, but richardson_lucy uses it only with psf=image"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let target = format!("target={}", psf.display());
+    let o = cli(&["run", "zs_n2n", ai, oi, "steps=2", &target]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("uses it only with training=pairs"), "{err}");
+    // Chosen, it runs.
+    ok(&cli(&[
+        "run",
+        "richardson_lucy",
+        ai,
+        oi,
+        "psf=image",
+        &psf_image,
+        "iterations=2",
+    ]));
+}
