@@ -370,6 +370,20 @@ fn try_gpu(
                     denoisekit_core::memory::fmt_bytes(limit)
                 ))));
             }
+            if ctx.is_software() {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    log::warn!(
+                        "DenoiseKit: {} is a software renderer, for testing. Mesa's llvmpipe \
+                         ends every shader loop after 65535 passes per invocation without an \
+                         error, so a large window can come back partly unwritten (seen: \
+                         nl_means search_radius=23, median radius=25 radius_z=1, bilateral \
+                         radius=60). backend=auto never uses it; the CPU path is exact and \
+                         faster",
+                        ctx.info.name
+                    );
+                });
+            }
             let done = denoisekit_core::with_noise_model(input, resolved, ctl, |v, ctl| {
                 (g.run)(ctx, v, resolved, ctl, None)
             });
