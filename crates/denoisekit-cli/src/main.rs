@@ -118,7 +118,9 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                     &values,
                     Backend::from_name(&backend)?,
                     &ctl,
-                )?;
+                )
+                // A pixel or value the error names is in this channel or time point.
+                .map_err(|e| format!("{}{e}", g.label()))?;
                 drop(bar);
                 if denoisekit_core::find(&method)?.kind == MethodKind::Denoise
                     && let Some(w) = denoisekit_core::metrics::residual_warning(

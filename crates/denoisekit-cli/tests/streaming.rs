@@ -289,3 +289,42 @@ fn a_description_its_pages_do_not_add_up_to_is_refused() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn an_error_in_a_hyperstack_names_its_channel() {
+    let d = dir();
+    let input = d.join("hyper-nan.tif");
+    let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::F32, 0).unwrap();
+    w.calibrate(&denoisekit_tiff::Calibration {
+        imagej: Some("ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\n".into()),
+        ..Default::default()
+    });
+    for page in 0..6 {
+        let mut px: Vec<f32> = (0..16 * 12)
+            .map(|i| ((i * 13 + page) % 17) as f32)
+            .collect();
+        if page == 3 {
+            // Channel 2, slice 2 (channel fastest).
+            px[5] = f32::NAN;
+        }
+        w.write_page(16, 12, &px).unwrap();
+    }
+    w.finish().unwrap();
+    let out = d.join("hyper-nan-out.tif");
+    let e = cli(
+        &[
+            "run",
+            "gaussian",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success());
+    assert!(
+        err.contains("channel 2: invalid input: pixel (x=5, y=0, z=1)"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
