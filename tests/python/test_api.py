@@ -144,6 +144,12 @@ def test_bad_input_gets_a_clear_error(noisy2d):
     for dtype in (np.uint8, np.uint16, np.float32, np.float64):
         with pytest.raises(ValueError, match="RGB"):
             dk.denoise(np.zeros((64, 64, 3), dtype), "gaussian")
+    # float64 at a large offset with fine detail: float32 would keep a few levels of it.
+    fine = 1e6 + noisy2d.astype(np.float64) * 1e-4
+    with pytest.raises(ValueError, match="image: its values reach 1.000e6 .* Subtract an offset"):
+        dk.denoise(fine, "gaussian")
+    np.testing.assert_array_equal(dk.denoise(fine - 1e6, "gaussian"),
+                                  dk.denoise((fine - 1e6).astype(np.float32), "gaussian"))
     with pytest.raises(ValueError, match="dtype bool is not supported"):
         dk.denoise(np.zeros((8, 8), bool), "gaussian")
     with pytest.raises(ValueError, match="denoisekit.dask"):

@@ -207,6 +207,19 @@ def test_replayed_per_channel_parameters_are_checked_and_pinned(noisy3d):
                     params_per_channel=first.denoisekit_params)
 
 
+def test_float64_detail_that_float32_would_flatten_is_refused(noisy2d):
+    fine = 1e6 + noisy2d.astype(np.float64) * 1e-4
+    with pytest.raises(ValueError, match="Subtract an offset"):
+        dkd.denoise(da.from_array(fine, chunks=32), "gaussian")
+    # Detail outside the central sample the parameters are resolved on: its chunk refuses.
+    edge = np.full((1200, 300), 1e6)
+    edge[:70, :93] += noisy2d * 1e-4
+    res = dkd.denoise(da.from_array(edge, chunks=100), "gaussian", sigma=1,
+                      noise_model="gaussian")
+    with pytest.raises(ValueError, match="Subtract an offset"):
+        res.compute()
+
+
 def test_a_colour_array_is_told_its_axes(noisy2d):
     rgb = da.from_array(np.stack([noisy2d] * 3, axis=-1), chunks=(32, 32, 3))
     with pytest.raises(ValueError, match="RGB.*axes='yxc'"):

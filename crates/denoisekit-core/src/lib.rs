@@ -44,7 +44,7 @@ pub use job::{
 pub use methods::api::*;
 pub use methods::{find, registry};
 pub use noise::estimate_sigma;
-pub use volume::{Shape, Volume, VolumeView, check_input, volume_from_vec};
+pub use volume::{Shape, Volume, VolumeView, check_input, float32_precision_loss, volume_from_vec};
 
 /// The library version, as written into results and logs.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

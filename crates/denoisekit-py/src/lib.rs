@@ -262,6 +262,13 @@ fn memory_budget() -> PyResult<Option<u64>> {
     Ok((b < u64::MAX).then_some(b))
 }
 
+/// Why float64 values from `lo` to `hi` cannot be denoised as float32 (`None` when they
+/// can): [`denoisekit_core::float32_precision_loss`].
+#[pyfunction]
+fn float32_precision_loss(lo: f64, hi: f64) -> Option<String> {
+    denoisekit_core::float32_precision_loss(lo, hi)
+}
+
 /// The thread count a call without `threads=` uses.
 #[pyfunction]
 fn get_num_threads() -> usize {
@@ -492,6 +499,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(float32_precision_loss, m)?)?;
     m.add_function(wrap_pyfunction!(support, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;

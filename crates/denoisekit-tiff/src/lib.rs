@@ -511,9 +511,18 @@ impl<R: Read + Seek> PageReader<R> {
             DecodingResult::U16(v) => (Bits::U16, v.into_iter().map(f32::from).collect()),
             DecodingResult::F32(v) => (Bits::F32, v),
             DecodingResult::I16(v) => (Bits::F32, v.into_iter().map(f32::from).collect()),
-            DecodingResult::I32(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
-            DecodingResult::U32(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
-            DecodingResult::F64(v) => (Bits::F32, v.into_iter().map(|x| x as f32).collect()),
+            DecodingResult::I32(v) => {
+                self.keeps_detail(n, v.iter().map(|&x| f64::from(x)))?;
+                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
+            }
+            DecodingResult::U32(v) => {
+                self.keeps_detail(n, v.iter().map(|&x| f64::from(x)))?;
+                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
+            }
+            DecodingResult::F64(v) => {
+                self.keeps_detail(n, v.iter().copied())?;
+                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
+            }
             other => {
                 let name = match other {
                     DecodingResult::U64(_) => "64-bit unsigned integers",
@@ -544,6 +553,20 @@ impl<R: Read + Seek> PageReader<R> {
             )));
         }
         Ok(Some(px))
+    }
+
+    /// Refuses page `n` of a type wider than 32-bit float when its values would lose their
+    /// detail as 32-bit floats ([`denoisekit_core::float32_precision_loss`]).
+    fn keeps_detail(&self, n: usize, values: impl Iterator<Item = f64>) -> Result<(), TiffIoError> {
+        let (lo, hi) = values
+            .filter(|v| !v.is_nan())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        match denoisekit_core::float32_precision_loss(lo, hi) {
+            Some(why) => Err(self.fmt(format!("page {n}: {why}"))),
+            None => Ok(()),
+        }
     }
 
     /// Skips the next page without decoding its pixels; `false` after the last page.
@@ -1250,6 +1273,34 @@ mod tests {
         f.seek(SeekFrom::Start(u64::from(data + w * h - 1)))
             .unwrap();
         f.write_all(&[last]).unwrap();
+    }
+
+    #[test]
+    fn wide_values_that_32_bit_floats_would_flatten_are_refused() {
+        // A 64-bit float image at an offset of a million with detail of a tenth: as 32-bit
+        // floats it would keep two levels. The same detail near zero is read.
+        for (offset, refused) in [(1e6, true), (0.0, false)] {
+            let path = tmp(&format!("wide-{offset}.tif"));
+            let mut enc = TiffEncoder::new(BufWriter::new(File::create(&path).unwrap())).unwrap();
+            let px: Vec<f64> = (0..64)
+                .map(|i| offset + 0.1 * f64::from(i % 7) / 7.0)
+                .collect();
+            enc.write_image::<colortype::Gray64Float>(8, 8, &px)
+                .unwrap();
+            drop(enc);
+            match read(&path) {
+                Err(e) if refused => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("page 1: its values reach 1.000e6")
+                            && e.contains("Subtract an offset"),
+                        "{e}"
+                    );
+                }
+                Ok((v, _)) if !refused => assert_eq!(v[[0, 0, 1]], (0.1f64 / 7.0) as f32),
+                other => panic!("offset {offset}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -138,6 +138,16 @@ def _check_dtype(dtype: Any, what: str = "image") -> None:
         )
 
 
+def _keeps_detail(a: np.ndarray, what: str = "image") -> None:
+    """Refuses float64 values that float32, which the library computes in, would flatten
+    (a large offset with fine detail); the message says to subtract the offset."""
+    if a.dtype == np.float64 and a.size:
+        why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
+                                             float(np.fmax.reduce(a, axis=None)))
+        if why:
+            raise ValueError(f"{what}: {why}")
+
+
 def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
     """A (z, y, x) float32 view or copy, and whether the input was 2D."""
     a = np.asarray(image)
@@ -155,6 +165,7 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
             f"{what}: expected a 2D (y, x) or 3D (z, y, x) image, got shape {a.shape}; "
             "for channels pass channel_axis=, for (t, c, z, y, x) use denoisekit.dask"
         )
+    _keeps_detail(a, what)
     two_d = a.ndim == 2
     v = a[np.newaxis] if two_d else a
     # float32 in any strides is read in place; other dtypes are converted once.

@@ -125,6 +125,7 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
     for c in range(channels):
         index = {"c": c, "t": 0}
         sample = _sample(arr, axes, index)
+        _dk._keeps_detail(sample)
         vol = (sample if sample.ndim == 3 else sample[np.newaxis]).astype(np.float32,
                                                                           copy=False)
         given = params if params_per_channel is None else params_per_channel[c]
@@ -249,6 +250,7 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
     for idx in np.ndindex(*b.shape[: len(lead)]):
         c = channel0 + idx[lead.index(ci)] if ci is not None else 0
         params = per_channel[c if len(per_channel) > 1 else 0]
+        _dk._keeps_detail(b[idx])
         vol = b[idx].astype(np.float32, copy=False)
         try:
             res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params,
