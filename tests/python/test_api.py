@@ -150,6 +150,10 @@ def test_bad_input_gets_a_clear_error(noisy2d):
         dk.denoise(fine, "gaussian")
     np.testing.assert_array_equal(dk.denoise(fine - 1e6, "gaussian"),
                                   dk.denoise((fine - 1e6).astype(np.float32), "gaussian"))
+    # float32 values cast up (NumPy does so freely) convert back exactly at any offset.
+    exact = (1e6 + noisy2d.round()).astype(np.float64)
+    np.testing.assert_array_equal(dk.denoise(exact, "gaussian"),
+                                  dk.denoise(exact.astype(np.float32), "gaussian"))
     with pytest.raises(ValueError, match="dtype bool is not supported"):
         dk.denoise(np.zeros((8, 8), bool), "gaussian")
     with pytest.raises(ValueError, match="denoisekit.dask"):
@@ -234,6 +238,9 @@ def test_resolve_pins_what_the_run_used(noisy2d):
     rl = dict(psf="image", psf_image=psf, iterations=5)
     r = dk.resolve("richardson_lucy", noisy2d, **rl)
     assert r["psf_image"] is psf
+    # Given without the switch that uses it, it would be ignored: refused.
+    with pytest.raises(ValueError, match="richardson_lucy uses psf_image only with psf=image"):
+        dk.denoise(noisy2d, "richardson_lucy", psf_image=psf)
     np.testing.assert_array_equal(dk.denoise(noisy2d, "richardson_lucy", **r),
                                   dk.denoise(noisy2d, "richardson_lucy", **rl))
 
@@ -340,8 +347,9 @@ except KeyboardInterrupt:
     assert word == "interrupted", out
     # KeyboardInterrupt is raised once the job has ended, cancelled or not: only the time
     # tells them apart. The whole job takes well over 10 s on one thread; a cancelled one
-    # stops at its next checkpoint (the JVM's test measures ~0.1 s).
-    assert float(seconds) < 5, out
+    # stops at its next checkpoint (the JVM's test measures ~0.1 s). A bound, not a speed:
+    # BM3D takes ~1.6 s at 1024^2 on two cores, and this is 8 times the pixels on one.
+    assert float(seconds) < 10, out
 
 
 def test_residual_check_flags_removed_structure(noisy2d):

@@ -86,7 +86,6 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             }
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;
-            refuse_unused_images(&method, &values)?;
             let layout = tiffio::layout(&input)?;
             let groups = volumes::of(&input, &layout)?;
             if let Some(plan) = streaming_plan(&method, &input, &layout, &values)? {
@@ -423,32 +422,6 @@ fn refuse_overwrites(
 }
 
 /// Whether `values` name a file the method writes (`save_weights=`).
-/// Refuses an image input whose switch is not chosen (`psf_image=` without `psf=image`):
-/// the method would ignore it, and the user, who named a file, would not know.
-fn refuse_unused_images(method: &str, values: &ParamValues) -> CliResult<()> {
-    let m = denoisekit_core::find(method)?;
-    if values.images().is_empty() {
-        return Ok(());
-    }
-    // The switch's value, given or default; sizes and noise levels do not matter here.
-    let r = m.resolve(values, || Ok(1.0))?;
-    for (k, _) in values.images() {
-        let Some(spec) = m.images.iter().find(|i| i.key == k) else {
-            continue;
-        };
-        let (key, option) = spec.when;
-        let chosen = r.iter().any(|(rk, v)| rk == key && v.to_string() == option);
-        if !chosen {
-            return Err(format!(
-                "{k}= is given, but {method} uses it only with {key}={option}: add \
-                 {key}={option}, or leave {k} out"
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
 fn writes_a_file(method: &str, values: &ParamValues) -> CliResult<bool> {
     let m = denoisekit_core::find(method)?;
     Ok(values

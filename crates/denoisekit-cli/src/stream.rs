@@ -123,6 +123,11 @@ pub(crate) fn stream(
         },
         &ctl,
     )?;
+    // Judged over every page, as a whole read judges it; the output is not renamed into
+    // place.
+    if let Some(e) = reader.detail_loss() {
+        return Err(e.into());
+    }
     // Closed before the rename: on a FAT or SMB volume Windows cannot replace a file that
     // is open, and the output may replace the input.
     drop(reader);

@@ -32,12 +32,17 @@ pub fn of(path: &Path, layout: &tiffio::Layout) -> CliResult<Vec<Group>> {
         .checked_mul(a.slices)
         .and_then(|n| n.checked_mul(a.frames));
     if a.declared && described != Some(pages) {
+        let why = if described.is_some_and(|n| n > pages) {
+            "a dataset whose planes are split over several files, as Micro-Manager writes \
+             them, or a damaged description"
+        } else {
+            "several series in one file, or a damaged description"
+        };
         return Err(format!(
             "{}: its description says {} channel(s) x {} slice(s) x {} frame(s) = {} \
-             images, but it has {pages} pages (several series in one file, or a damaged \
-             description): its volumes are unknown, and running the pages as one stack \
-             would mix them. Open it in Fiji (Bio-Formats, each series on its own) and save \
-             each volume as a TIFF",
+             images, but it has {pages} pages ({why}): its volumes are unknown, and running \
+             the pages as one stack could mix them. Open it in Fiji (Bio-Formats, each \
+             series on its own) and save each volume as a TIFF",
             path.display(),
             a.channels,
             a.slices,

@@ -257,6 +257,13 @@ fn a_description_its_pages_do_not_add_up_to_is_refused() {
             10,
             "1 channel(s) x 5 slice(s) x 1 frame(s) = 5 images, but it has 10 pages",
         ),
+        // tifffile's own description, its first series of 3 planes, then a second of 2.
+        (
+            "shaped.tif",
+            "{\"shape\": [3, 12, 16]}",
+            5,
+            "1 channel(s) x 3 slice(s) x 1 frame(s) = 3 images, but it has 5 pages",
+        ),
     ] {
         let input = d.join(name);
         let mut w =

@@ -200,14 +200,17 @@ fn an_image_input_its_switch_does_not_choose_is_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(
-        err.contains("psf_image= is given, but richardson_lucy uses it only with psf=image"),
+        err.contains("richardson_lucy uses psf_image only with psf=image"),
         "{err}"
     );
     assert!(!out.exists());
     let target = format!("target={}", psf.display());
     let o = cli(&["run", "zs_n2n", ai, oi, "steps=2", &target]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("uses it only with training=pairs"), "{err}");
+    assert!(
+        err.contains("zs_n2n uses target only with training=pairs"),
+        "{err}"
+    );
     // Chosen, it runs.
     ok(&cli(&[
         "run",

@@ -262,11 +262,11 @@ fn memory_budget() -> PyResult<Option<u64>> {
     Ok((b < u64::MAX).then_some(b))
 }
 
-/// Why float64 values from `lo` to `hi` cannot be denoised as float32 (`None` when they
-/// can): [`denoisekit_core::float32_precision_loss`].
+/// Why float64 values from `lo` to `hi`, which float32 moves by up to `moved`, cannot be
+/// denoised as float32 (`None` when they can): [`denoisekit_core::float32_precision_loss`].
 #[pyfunction]
-fn float32_precision_loss(lo: f64, hi: f64) -> Option<String> {
-    denoisekit_core::float32_precision_loss(lo, hi)
+fn float32_precision_loss(lo: f64, hi: f64, moved: f64) -> Option<String> {
+    denoisekit_core::float32_precision_loss(lo, hi, moved)
 }
 
 /// The thread count a call without `threads=` uses.

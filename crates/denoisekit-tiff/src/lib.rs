@@ -141,6 +141,26 @@ fn plain(e: &tiff::TiffError) -> String {
     }
 }
 
+/// The planes of a series tifffile described as `{"shape": [..., height, width]}` (the
+/// product of the leading sizes); `None` for any other description.
+fn shaped_planes(description: &str) -> Option<usize> {
+    let rest = description.trim_start().strip_prefix('{')?;
+    let rest = rest.trim_start().strip_prefix("\"shape\"")?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('[')?;
+    let dims: Vec<usize> = rest[..rest.find(']')?]
+        .split(',')
+        .map(|d| d.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let leading = dims.len().checked_sub(2)?;
+    dims[..leading]
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 /// A page's colour type as a user reads it: "RGB, 8 bits per sample".
 fn describe_colour(ct: tiff::ColorType) -> String {
     use tiff::ColorType as C;
@@ -236,6 +256,10 @@ impl Axes {
                 }
             }
             a.declared = a.channels * a.slices * a.frames > 1;
+        } else if let Some(planes) = shaped_planes(description) {
+            // tifffile's own description: each series' first page gives its shape.
+            a.slices = planes;
+            a.declared = planes > 1;
         } else if let Some(tag) = pixels_element(description) {
             a.declared = true;
             // The first image's sizes (attributes of its Pixels element).
@@ -315,6 +339,9 @@ pub struct PageReader<R: Read + Seek> {
     limit: u64,
     axes: Axes,
     calibration: Calibration,
+    /// Over the pages of a type wider than 32-bit float: the smallest and largest value,
+    /// and the most a value moved in the conversion ([`Self::detail_loss`]).
+    wide: Option<(f64, f64, f64)>,
 }
 
 impl PageReader<BufReader<File>> {
@@ -365,6 +392,7 @@ impl<R: Read + Seek> PageReader<R> {
             limit,
             axes: Axes::PLAIN,
             calibration: Calibration::default(),
+            wide: None,
         };
         (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(plain(&e)))?;
         if let Ok(Some(d)) = r.dec.find_tag(tiff::tags::Tag::ImageDescription)
@@ -512,15 +540,15 @@ impl<R: Read + Seek> PageReader<R> {
             DecodingResult::F32(v) => (Bits::F32, v),
             DecodingResult::I16(v) => (Bits::F32, v.into_iter().map(f32::from).collect()),
             DecodingResult::I32(v) => {
-                self.keeps_detail(n, v.iter().map(|&x| f64::from(x)))?;
+                self.widen(v.iter().map(|&x| f64::from(x)));
                 (Bits::F32, v.into_iter().map(|x| x as f32).collect())
             }
             DecodingResult::U32(v) => {
-                self.keeps_detail(n, v.iter().map(|&x| f64::from(x)))?;
+                self.widen(v.iter().map(|&x| f64::from(x)));
                 (Bits::F32, v.into_iter().map(|x| x as f32).collect())
             }
             DecodingResult::F64(v) => {
-                self.keeps_detail(n, v.iter().copied())?;
+                self.widen(v.iter().copied());
                 (Bits::F32, v.into_iter().map(|x| x as f32).collect())
             }
             other => {
@@ -555,18 +583,27 @@ impl<R: Read + Seek> PageReader<R> {
         Ok(Some(px))
     }
 
-    /// Refuses page `n` of a type wider than 32-bit float when its values would lose their
-    /// detail as 32-bit floats ([`denoisekit_core::float32_precision_loss`]).
-    fn keeps_detail(&self, n: usize, values: impl Iterator<Item = f64>) -> Result<(), TiffIoError> {
-        let (lo, hi) = values
-            .filter(|v| !v.is_nan())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-        match denoisekit_core::float32_precision_loss(lo, hi) {
-            Some(why) => Err(self.fmt(format!("page {n}: {why}"))),
-            None => Ok(()),
+    /// Adds values of a type wider than 32-bit float to [`Self::detail_loss`]'s measure.
+    fn widen(&mut self, values: impl Iterator<Item = f64>) {
+        let w = self
+            .wide
+            .get_or_insert((f64::INFINITY, f64::NEG_INFINITY, 0.0));
+        for v in values.filter(|v| !v.is_nan()) {
+            *w = (
+                w.0.min(v),
+                w.1.max(v),
+                w.2.max((v - f64::from(v as f32)).abs()),
+            );
         }
+    }
+
+    /// Why the pages read so far, of a type wider than 32-bit float (64-bit floats, 32-bit
+    /// integers), would lose their detail as 32-bit floats, judged over all of them
+    /// ([`denoisekit_core::float32_precision_loss`]); `None` when they would not. Whoever
+    /// reads the pages asks once they are all read.
+    pub fn detail_loss(&self) -> Option<TiffIoError> {
+        let (lo, hi, moved) = self.wide?;
+        denoisekit_core::float32_precision_loss(lo, hi, moved).map(|why| self.fmt(why))
     }
 
     /// Skips the next page without decoding its pixels; `false` after the last page.
@@ -669,6 +706,9 @@ fn read_pages<R: Read + Seek>(mut r: PageReader<R>) -> Result<(Volume, Bits), Ti
             });
         }
         data.extend(px);
+    }
+    if let Some(e) = r.detail_loss() {
+        return Err(e);
     }
     let v = volume_from_vec(pages, h, w, data).map_err(|e| r.fmt(e.to_string()))?;
     Ok((v, r.bits().unwrap_or(Bits::F32)))
@@ -1081,6 +1121,11 @@ mod tests {
             (a.page(1, 0, 0), a.page(0, 1, 0), a.page(0, 0, 1)),
             (1, 2, 6)
         );
+        // tifffile's own: the leading sizes of its first series.
+        let shaped = Axes::parse("{\"shape\": [2, 3, 8, 8]}");
+        assert_eq!((shaped.slices, shaped.declared), (6, true));
+        assert!(!Axes::parse("{\"shape\": [8, 8]}").declared);
+        assert!(!Axes::parse("{\"shape\": \"odd\"}").declared);
         let ome = Axes::parse(
             "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
              DimensionOrder=\"XYZCT\" SizeC=\"2\" SizeT=\"1\" SizeX=\"8\" SizeY=\"8\" \
@@ -1292,8 +1337,7 @@ mod tests {
                 Err(e) if refused => {
                     let e = e.to_string();
                     assert!(
-                        e.contains("page 1: its values reach 1.000e6")
-                            && e.contains("Subtract an offset"),
+                        e.contains("its values reach 1.000e6") && e.contains("Subtract an offset"),
                         "{e}"
                     );
                 }

@@ -98,28 +98,26 @@ pub fn volume_from_vec(
 /// integer camera reaches 4.3e9).
 pub const MAX_ABS_PIXEL: f32 = 1e12;
 
-/// Why values from `lo` to `hi`, read from a type wider than 32-bit float (64-bit
-/// floats, 32-bit integers), cannot be denoised as 32-bit floats: `None` when they can.
-/// Converted, they would step by the float's spacing at their largest magnitude; when that
-/// is over 1/1024 of their range (fewer than 10 bits of it kept), the image would come
-/// out in a few coarse levels, with its detail gone, and no error. An offset subtracted
-/// first keeps the detail.
-pub fn float32_precision_loss(lo: f64, hi: f64) -> Option<String> {
+/// Why an image whose values span `lo` to `hi`, and which converting to 32-bit float
+/// (the library's working type) moves by up to `moved`, cannot be denoised so: `None`
+/// when it can. A conversion that moves values by over 1/1024 of their range (fewer than
+/// 10 bits of it kept: a 32-bit camera's top with a few hundred levels, fine detail on a
+/// large offset) would give a result in a few coarse levels, with no error; an offset
+/// subtracted first keeps the detail. Exact conversions (`moved` 0) always pass.
+pub fn float32_precision_loss(lo: f64, hi: f64, moved: f64) -> Option<String> {
     let range = hi - lo;
     let magnitude = lo.abs().max(hi.abs());
-    let m = magnitude as f32;
-    if range.is_nan() || range <= 0.0 || !m.is_finite() {
-        // Constant, NaN, or beyond float range: the input checks name those.
+    if range.is_nan() || range <= 0.0 || magnitude > f64::from(MAX_ABS_PIXEL) {
+        // Constant, NaN, or beyond the pixel limit: check_input names those.
         return None;
     }
-    let step = f64::from(f32::from_bits(m.to_bits() + 1) - m);
-    (step * 1024.0 > range).then(|| {
+    (moved * 1024.0 > range).then(|| {
         format!(
-            "its values reach {magnitude:.3e} over a range of only {range:.3e}: as 32-bit floats, \
-             which DenoiseKit computes in, they would step by {step:.3e} there ({:.1}% of the \
-             range), and the result would lose its detail. Subtract an offset first (Fiji: \
-             Process > Math > Subtract; NumPy: image - image.min())",
-            100.0 * step / range
+            "its values reach {magnitude:.3e} over a range of only {range:.3e}: as 32-bit \
+             floats, which DenoiseKit computes in, they move by up to {moved:.3e} ({:.1}% of \
+             the range), and the result would lose its detail. Subtract an offset first \
+             (Fiji: Process > Math > Subtract; NumPy: image - image.min())",
+            100.0 * moved / range
         )
     })
 }
@@ -224,24 +222,36 @@ mod tests {
 
     #[test]
     fn wide_values_are_refused_only_where_32_bit_floats_lose_their_detail() {
+        // The error of converting x to f32, as the TIFF reader and Python measure it.
+        let moved = |x: f64| (x - f64::from(x as f32)).abs();
         // A 32-bit camera near its top (spacing 256 there) with 315 levels of signal; an
         // offset of a million with detail of a tenth (spacing 1/16).
-        let lost = float32_precision_loss(4.0e9, 4.0e9 + 315.0).unwrap();
-        assert!(lost.contains("step by 2.560e2"), "{lost}");
-        assert!(float32_precision_loss(1e6, 1e6 + 0.1).is_some());
-        // The same detail without the offset, and ordinary ranges, keep 10 bits or more.
-        for (lo, hi) in [
-            (0.0, 0.1),
-            (0.0, 65535.0),
-            (0.0, 1.0),
-            (-1e9, 4.3e9),
-            (1e6, 1e6 + 70.0),
+        let top = (0..316)
+            .map(|i| moved(4.0e9 + 1.0 + f64::from(i)))
+            .fold(0.0, f64::max);
+        let lost = float32_precision_loss(4.0e9, 4.0e9 + 315.0, top).unwrap();
+        assert!(lost.contains("move by up to 1.280e2"), "{lost}");
+        assert!(float32_precision_loss(1e6, 1e6 + 0.1, moved(1e6 + 0.03)).is_some());
+        // Exact conversions pass whatever the offset: integers below 2^24, float64 values
+        // that were float32; and ordinary ranges keep 10 bits or more.
+        for (lo, hi, m) in [
+            (60000.0, 60003.0, 0.0),
+            (1e6, 1e6 + 39.0, 0.0),
+            (0.0, 0.1, moved(0.03)),
+            (0.0, 65535.0, 0.0),
+            (-1e9, 4.3e9, moved(4.3e9 - 1.0)),
+            (1e6, 1e6 + 70.0, moved(1e6 + 0.03)),
         ] {
-            assert_eq!(float32_precision_loss(lo, hi), None, "{lo}..{hi}");
+            assert_eq!(float32_precision_loss(lo, hi, m), None, "{lo}..{hi}");
         }
-        // Constant, NaN and out-of-range images are left to check_input.
-        for (lo, hi) in [(5.0, 5.0), (f64::NAN, 1.0), (0.0, 1e40)] {
-            assert_eq!(float32_precision_loss(lo, hi), None, "{lo}..{hi}");
+        // Constant, NaN and beyond the pixel limit are left to check_input.
+        for (lo, hi) in [
+            (5.0, 5.0),
+            (f64::NAN, 1.0),
+            (0.0, 3.4e38),
+            (1e13, 1e13 + 1.0),
+        ] {
+            assert_eq!(float32_precision_loss(lo, hi, 1.0), None, "{lo}..{hi}");
         }
     }
 

@@ -1141,6 +1141,28 @@ impl MethodDescriptor {
             };
             values.push((spec, v));
         }
+        // An image its switch does not choose would be ignored, and whoever named it would
+        // not know (the Fiji panel sends only chosen ones).
+        for (key, _) in &images {
+            let Some(input) = self.images.iter().find(|i| i.key == *key) else {
+                continue;
+            };
+            let (switch, option) = input.when;
+            if !values
+                .iter()
+                .any(|(s, v)| s.key == switch && v.to_string() == option)
+            {
+                return Err(DenoiseError::InvalidParamValue {
+                    name: key.to_string(),
+                    value: "the image given".into(),
+                    expected: format!(
+                        "{} uses {key} only with {switch}={option}; add {switch}={option}, \
+                         or leave {key} out",
+                        self.id
+                    ),
+                });
+            }
+        }
         Ok(Resolved {
             values,
             images,

@@ -140,22 +140,28 @@ def _check_dtype(dtype: Any, what: str = "image") -> None:
 
 def _keeps_detail(a: np.ndarray, what: str = "image") -> None:
     """Refuses float64 values that float32, which the library computes in, would flatten
-    (a large offset with fine detail); the message says to subtract the offset."""
+    (fine detail on a large offset), judged over all of ``a``; values that were float32
+    before convert exactly and pass. The message says to subtract the offset."""
     if a.dtype == np.float64 and a.size:
+        moved = np.abs(a - a.astype(np.float32))
         why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
-                                             float(np.fmax.reduce(a, axis=None)))
+                                             float(np.fmax.reduce(a, axis=None)),
+                                             float(np.fmax.reduce(moved, axis=None)))
         if why:
             raise ValueError(f"{what}: {why}")
+
+
+def _looks_like_colour(shape: Sequence[int]) -> bool:
+    """A colour image as tifffile or imageio read it: (y, x, 3|4), of any sample type. A
+    stack 3 or 4 pixels wide is not an image to denoise."""
+    return len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4
 
 
 def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
     """A (z, y, x) float32 view or copy, and whether the input was 2D."""
     a = np.asarray(image)
     _check_dtype(a.dtype, what)
-    # A colour image read with tifffile/imageio is (y, x, 3|4), 8-bit or (from a
-    # scientific camera or a conversion) 16-bit or float; a stack 3 or 4 pixels wide is
-    # not an image to denoise.
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+    if _looks_like_colour(a.shape):
         raise ValueError(
             f"{what}: shape {a.shape} looks like an RGB(A) image (y, x, channel); "
             "denoise each channel with channel_axis=-1, or convert to grey first"

@@ -56,7 +56,7 @@ SPATIAL = "zyx"
 def _axes_for(ndim: int, axes: Optional[str], shape: Sequence[int] = ()) -> str:
     if axes is None:
         # As denoisekit.denoise judges a NumPy image, with this driver's way forward.
-        if ndim == 3 and shape[-1:] in ((3,), (4,)) and min(shape[:2]) > 4:
+        if _dk._looks_like_colour(shape):
             raise ValueError(
                 f"shape {tuple(shape)} looks like an RGB(A) image (y, x, channel); pass "
                 "axes='yxc' to denoise each channel, or convert to grey first"
@@ -125,6 +125,7 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
     for c in range(channels):
         index = {"c": c, "t": 0}
         sample = _sample(arr, axes, index)
+        # Judged on the sample: a pass over the whole array would read it all once more.
         _dk._keeps_detail(sample)
         vol = (sample if sample.ndim == 3 else sample[np.newaxis]).astype(np.float32,
                                                                           copy=False)
@@ -250,7 +251,6 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
     for idx in np.ndindex(*b.shape[: len(lead)]):
         c = channel0 + idx[lead.index(ci)] if ci is not None else 0
         params = per_channel[c if len(per_channel) > 1 else 0]
-        _dk._keeps_detail(b[idx])
         vol = b[idx].astype(np.float32, copy=False)
         try:
             res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params,
@@ -671,7 +671,8 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         dg = existing
     else:
         _refuse_writes(method, [params])
-        images = [i["key"] for i in _dk.describe(method)["images"] if i["key"] in params]
+        images = [i["key"] for i in _dk.describe(method)["images"]
+                  if params.get(i["key"]) is not None]
         if images:
             raise ValueError(
                 f"{', '.join(images)}: an image input cannot be recorded in the output "

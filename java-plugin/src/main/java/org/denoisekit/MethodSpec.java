@@ -39,6 +39,17 @@ public final class MethodSpec {
             whenKey = (String) when.get(0);
             whenValue = (String) when.get(1);
         }
+
+        /**
+         * Whether these parameter values choose the image (the library refuses an image
+         * its switch does not choose, so only chosen ones are sent or recorded).
+         */
+        public boolean chosenBy(String[] keys, String[] values) {
+            for (int j = 0; j < keys.length; j++) {
+                if (keys[j].equals(whenKey) && values[j].equals(whenValue)) return true;
+            }
+            return false;
+        }
     }
 
     @SuppressWarnings("unchecked")

@@ -95,7 +95,9 @@ final class DenoiseJob {
         StringBuilder b = new StringBuilder("method=").append(method.id).append(" backend=").append(backend);
         for (int i = 0; i < keys.length; i++) b.append(' ').append(keys[i]).append('=').append(macroValue(values[i]));
         for (int i = 0; i < imageTitles.length; i++) {
-            if (!NONE.equals(imageTitles[i])) {
+            // A title left in a list whose switch is off was not used: recorded, the replay
+            // would be refused.
+            if (!NONE.equals(imageTitles[i]) && method.images.get(i).chosenBy(keys, values)) {
                 b.append(' ').append(method.images.get(i).key).append("=[").append(imageTitles[i]).append(']');
             }
         }

@@ -625,9 +625,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         Images.Builder b = new Images.Builder();
         for (int i = 0; i < s.titles.length; i++) {
             MethodSpec.ImageInput in = s.method.images.get(i);
-            boolean needed = false;
-            for (int j = 0; j < s.keys.length; j++) needed |= s.keys[j].equals(in.whenKey) && s.values[j].equals(in.whenValue);
-            if (!needed) continue;
+            if (!in.chosenBy(s.keys, s.values)) continue;
             ImagePlus src = DenoiseJob.NONE.equals(s.titles[i]) ? null : WindowManager.getImage(s.titles[i]);
             if (src == null) {
                 throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs " + in.key
