@@ -106,10 +106,15 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def _image_keys(method: str) -> set[str]:
+    """The keys of the method's image inputs (a measured PSF, a training target)."""
+    return {i["key"] for i in describe(method)["images"]}
+
+
 def _split(method: str, params: Mapping[str, Any]):
     """Scalar parameters as ``key=value`` strings; image inputs (a measured PSF) as
     float32 volumes."""
-    image_keys = {i["key"] for i in describe(method)["images"]}
+    image_keys = _image_keys(method)
     pairs, images = [], []
     for k, v in params.items():
         if k in image_keys:
@@ -138,12 +143,13 @@ def _check_dtype(dtype: Any, what: str = "image") -> None:
         )
 
 
-def _keeps_detail(a: np.ndarray, what: str = "image") -> None:
-    """Refuses float64 values that float32, which the library computes in, would flatten
-    (fine detail on a large offset), judged over all of ``a``; values that were float32
-    before convert exactly and pass. The message says to subtract the offset."""
+def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
+    """Refuses float64 values ``a`` that their float32 conversion ``f32`` (what the library
+    computes in) flattens (fine detail on a large offset), judged over all of ``a``;
+    values that were float32 before convert exactly and pass. The message says to
+    subtract the offset."""
     if a.dtype == np.float64 and a.size:
-        moved = np.abs(a - a.astype(np.float32))
+        moved = np.abs(a - f32)
         why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
                                              float(np.fmax.reduce(a, axis=None)),
                                              float(np.fmax.reduce(moved, axis=None)))
@@ -171,11 +177,12 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
             f"{what}: expected a 2D (y, x) or 3D (z, y, x) image, got shape {a.shape}; "
             "for channels pass channel_axis=, for (t, c, z, y, x) use denoisekit.dask"
         )
-    _keeps_detail(a, what)
     two_d = a.ndim == 2
     v = a[np.newaxis] if two_d else a
     # float32 in any strides is read in place; other dtypes are converted once.
-    return v.astype(np.float32, copy=False), two_d
+    f32 = v.astype(np.float32, copy=False)
+    _keeps_detail(v, f32, what)
+    return f32, two_d
 
 
 def denoise(
@@ -267,7 +274,7 @@ def _resolve(method: str, vol: Optional[np.ndarray], params: Mapping[str, Any]) 
     driver's sample of an array whose axes were named)."""
     pairs, images = _split(method, params)
     resolved = _typed(method, _native.resolve(method, pairs, images, vol))
-    image_keys = {i["key"] for i in describe(method)["images"]}
+    image_keys = _image_keys(method)
     resolved.update((k, v) for k, v in params.items() if k in image_keys)
     return resolved
 

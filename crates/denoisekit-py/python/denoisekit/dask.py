@@ -125,10 +125,10 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
     for c in range(channels):
         index = {"c": c, "t": 0}
         sample = _sample(arr, axes, index)
+        sample = sample if sample.ndim == 3 else sample[np.newaxis]
+        vol = sample.astype(np.float32, copy=False)
         # Judged on the sample: a pass over the whole array would read it all once more.
-        _dk._keeps_detail(sample)
-        vol = (sample if sample.ndim == 3 else sample[np.newaxis]).astype(np.float32,
-                                                                          copy=False)
+        _dk._keeps_detail(sample, vol)
         given = params if params_per_channel is None else params_per_channel[c]
         try:
             out.append(_dk._resolve(method, vol, given))
@@ -671,8 +671,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
         dg = existing
     else:
         _refuse_writes(method, [params])
-        images = [i["key"] for i in _dk.describe(method)["images"]
-                  if params.get(i["key"]) is not None]
+        images = [k for k in _dk._image_keys(method) if params.get(k) is not None]
         if images:
             raise ValueError(
                 f"{', '.join(images)}: an image input cannot be recorded in the output "
