@@ -380,7 +380,10 @@ impl<R: Read + Seek> PageReader<R> {
         let budget = usize::try_from(limit).unwrap_or(usize::MAX);
         limits.decoding_buffer_size = limits.decoding_buffer_size.max(budget);
         limits.intermediate_buffer_size = limits.intermediate_buffer_size.max(budget);
-        let dec = Decoder::new(reader).map_err(fmt)?.with_limits(limits);
+        let mut dec = Decoder::new(reader).map_err(fmt)?.with_limits(limits);
+        while auxiliary(&mut dec) && dec.more_images() {
+            dec.next_image().map_err(fmt)?;
+        }
         let mut r = Self {
             dec,
             path,
@@ -495,25 +498,32 @@ impl<R: Read + Seek> PageReader<R> {
         &self.calibration
     }
 
-    /// Moves to the next page, if there is one.
+    /// Moves to the next page of the stack, if there is one (past thumbnails and masks).
     fn advance(&mut self) -> Result<bool, TiffIoError> {
-        if !self.dec.more_images() {
-            if let Some(n) = self
-                .axes
-                .imagej_images
-                .filter(|&n| n > self.page && self.page == 1)
-            {
-                // ImageJ writes a stack over 4 GiB with one directory, its planes after it.
-                return Err(self.fmt(format!(
-                    "ImageJ says it holds {n} images, but it has one image directory (ImageJ \
-                     saves stacks over 4 GiB so, the planes stored one after another): reading \
-                     only the first would drop the rest. Open it in Fiji and run DenoiseKit \
-                     there, or save it from Fiji as OME-TIFF (Bio-Formats Exporter)"
-                )));
+        loop {
+            if !self.dec.more_images() {
+                if let Some(n) = self
+                    .axes
+                    .imagej_images
+                    .filter(|&n| n > self.page && self.page == 1)
+                {
+                    // ImageJ writes a stack over 4 GiB with one directory, its planes after
+                    // it.
+                    return Err(self.fmt(format!(
+                        "ImageJ says it holds {n} images, but it has one image directory \
+                         (ImageJ saves stacks over 4 GiB so, the planes stored one after \
+                         another): reading only the first would drop the rest. Open it in \
+                         Fiji and run DenoiseKit there, or save it from Fiji as OME-TIFF \
+                         (Bio-Formats Exporter)"
+                    )));
+                }
+                return Ok(false);
             }
-            return Ok(false);
+            self.dec.next_image().map_err(|e| self.fmt(plain(&e)))?;
+            if !auxiliary(&mut self.dec) {
+                break;
+            }
         }
-        self.dec.next_image().map_err(|e| self.fmt(plain(&e)))?;
         self.check_layout()?;
         self.pending = true;
         Ok(true)
@@ -618,6 +628,23 @@ impl<R: Read + Seek> PageReader<R> {
         self.page += 1;
         Ok(true)
     }
+}
+
+/// Whether the decoder's page is another page's thumbnail (reduced resolution) or
+/// transparency mask, by its NewSubfileType or old SubfileType: Zeiss LSM files follow
+/// every plane with one, and some scanners end with one. They are not planes of the stack:
+/// reading them would refuse the file for a page of another size.
+fn auxiliary<R: Read + Seek>(dec: &mut Decoder<R>) -> bool {
+    let new = dec
+        .find_tag_unsigned::<u32>(tiff::tags::Tag::NewSubfileType)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let old = dec
+        .find_tag_unsigned::<u16>(tiff::tags::Tag::SubfileType)
+        .ok()
+        .flatten();
+    new & 0b101 != 0 || old == Some(2)
 }
 
 /// Undoes the decoder's inversion of WhiteIsZero samples (`max - v` for unsigned integers,
@@ -1375,6 +1402,46 @@ mod tests {
         assert_eq!(px.len(), (w * h) as usize);
         assert_eq!((px[0], px[1], px[px.len() - 1]), (7.0, 0.0, 9.0));
         assert_eq!(r.bits(), Some(Bits::U8));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn thumbnails_and_masks_are_skipped_not_read_as_planes() {
+        // As a Zeiss LSM stores them: each plane followed by its thumbnail; then a
+        // transparency mask (NewSubfileType bit 2) and an old-style SubfileType 2 thumbnail.
+        let path = tmp("thumbnails.tif");
+        {
+            let mut enc = TiffEncoder::new(File::create(&path).unwrap()).unwrap();
+            let mut page = |size: u32, value: u8, new: u32, old: Option<u16>| {
+                let mut image = enc.new_image::<colortype::Gray8>(size, size).unwrap();
+                if new != 0 {
+                    image
+                        .encoder()
+                        .write_tag(tiff::tags::Tag::NewSubfileType, new)
+                        .unwrap();
+                }
+                if let Some(old) = old {
+                    image
+                        .encoder()
+                        .write_tag(tiff::tags::Tag::SubfileType, old)
+                        .unwrap();
+                }
+                let px = vec![value; (size * size) as usize];
+                image.write_data(&px).unwrap();
+            };
+            page(2, 9, 1, None);
+            page(6, 1, 0, None);
+            page(2, 9, 1, None);
+            page(6, 2, 0, None);
+            page(2, 9, 1, None);
+            page(6, 0, 4, None);
+            page(6, 3, 0, None);
+            page(3, 9, 0, Some(2));
+        }
+        let (v, _) = read(&path).unwrap();
+        assert_eq!(v.dim(), (3, 6, 6));
+        assert_eq!((v[[0, 0, 0]], v[[1, 5, 5]], v[[2, 3, 3]]), (1.0, 2.0, 3.0));
+        assert_eq!(layout(&path).unwrap().pages, 3);
         let _ = std::fs::remove_file(&path);
     }
 
