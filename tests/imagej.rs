@@ -720,3 +720,64 @@ fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
         "{info}"
     );
 }
+
+#[test]
+fn an_ome_tiff_output_opens_in_imagej_as_its_hyperstack() {
+    // 2 channels x 3 slices stored z fastest (XYZCT), as Bio-Formats or tifffile may write
+    // them. The CLI's output must open in ImageJ with those axes, in ImageJ's plane order,
+    // with the pixel size and z spacing.
+    let Some(env) = prerequisites("ij_ome") else {
+        return;
+    };
+    let (w, h) = (24u32, 20u32);
+    let input = env.tmp.join("ome.tif");
+    let ome = "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
+               DimensionOrder=\"XYZCT\" SizeC=\"2\" SizeT=\"1\" SizeX=\"24\" SizeY=\"20\" \
+               SizeZ=\"3\" PhysicalSizeX=\"0.1\" PhysicalSizeY=\"0.125\" PhysicalSizeZ=\"0.5\" \
+               Type=\"uint16\"></Pixels></Image></OME>";
+    let planes: Vec<Vec<u16>> = (0..6u16)
+        .map(|p| (0..(w * h) as u16).map(|i| p * 1000 + i % 97).collect())
+        .collect();
+    {
+        let f = std::fs::File::create(&input).unwrap();
+        let mut enc = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(f)).unwrap();
+        for (p, plane) in planes.iter().enumerate() {
+            let mut image = enc
+                .new_image::<tiff::encoder::colortype::Gray16>(w, h)
+                .unwrap();
+            if p == 0 {
+                image
+                    .encoder()
+                    .write_tag(tiff::tags::Tag::ImageDescription, ome)
+                    .unwrap();
+            }
+            image.write_data(plane).unwrap();
+        }
+    }
+    let out = env.tmp.join("ome_out.tif");
+    let params = "sigma=0 sigma_z=0";
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["run", "gaussian", i, o, "--backend", "cpu"];
+    args.extend(params.split_whitespace());
+    cli(&env, &args);
+    // ImageJ's page c + 2z is the input's page z + 3c.
+    let pages: Vec<Vec<f32>> = read_tiff(&out)
+        .chunks((w * h) as usize)
+        .map(<[f32]>::to_vec)
+        .collect();
+    for (c, z) in [(0, 0), (1, 0), (0, 2), (1, 2)] {
+        let want: Vec<f32> = planes[z + 3 * c].iter().map(|&v| f32::from(v)).collect();
+        assert_eq!(pages[c + 2 * z], want, "channel {c}, slice {z}");
+    }
+    let options = format!("method=gaussian backend=cpu {params}");
+    let (ij, untouched, log) = imagej_with(&env, &out, &options, None);
+    assert!(log.contains("source: c=2 z=3 t=1"), "{log}");
+    assert!(
+        log.contains("dimensions: c=2 z=3 t=1 voxel=0.1x0.125x0.5 micron"),
+        "{log}"
+    );
+    assert_eq!(
+        (ij.len(), untouched.len()),
+        (6 * (w * h) as usize, ij.len())
+    );
+}

@@ -321,6 +321,85 @@ pub struct Calibration {
     /// Whether the pages are WhiteIsZero: their values are kept as stored, as ImageJ
     /// keeps them (showing them through an inverting LUT), and the output says so too.
     pub white_is_zero: bool,
+    /// The input page each output page is, when the description above is written for
+    /// pages in another order than the input's: ImageJ's order (channels fastest, then z,
+    /// then time) for an OME input stored otherwise. `None`: the input's order.
+    pub order: Option<Vec<usize>>,
+}
+
+impl Calibration {
+    /// An OME input's axes and pixel sizes, carried as ImageJ writes them (an OME
+    /// description is not carried: it names the original's files and planes). Without
+    /// this, the output of a 2-channel OME stack is a plain stack of interleaved planes:
+    /// Fiji shows it so, and a second run over it smooths across channels.
+    fn carry_ome(&mut self, axes: &Axes, pixels: &str) {
+        let (c, z, t) = (axes.channels, axes.slices, axes.frames);
+        let micrometres = |axis: &str| {
+            let size: f64 = attribute(pixels, &format!("PhysicalSize{axis}"))?
+                .trim()
+                .parse()
+                .ok()?;
+            let unit = attribute(pixels, &format!("PhysicalSize{axis}Unit"));
+            let scale = match unit.as_deref().map(str::trim).unwrap_or("µm") {
+                "µm" | "um" | "micron" | "microns" => 1.0,
+                "nm" => 1e-3,
+                "pm" => 1e-6,
+                "Å" => 1e-4,
+                "mm" => 1e3,
+                "cm" => 1e4,
+                "m" => 1e6,
+                // Another unit (a reference frame, a pixel) is not a length to carry.
+                _ => return None,
+            };
+            Some(size * scale).filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let mut text = format!("ImageJ=1.54f\nimages={}\n", c * z * t);
+        for (name, n) in [("channels", c), ("slices", z), ("frames", t)] {
+            if n > 1 {
+                text += &format!("{name}={n}\n");
+            }
+        }
+        if [c, z, t].iter().filter(|&&n| n > 1).count() > 1 {
+            text += "hyperstack=true\n";
+        }
+        let pixel = micrometres("X").zip(micrometres("Y"));
+        let spacing = micrometres("Z");
+        if pixel.is_some() || spacing.is_some() {
+            text += "unit=micron\n";
+        }
+        if let Some(dz) = spacing {
+            text += &format!("spacing={dz}\n");
+        }
+        text += "loop=false\n";
+        if let Some((x, y)) = pixel
+            && let (Some(x), Some(y)) = (per_unit(x), per_unit(y))
+        {
+            // Pixels per micron with no TIFF unit, as ImageJ writes them: the
+            // description's unit names it.
+            self.resolution = Some([x, y]);
+            self.unit = Some(1);
+        }
+        self.imagej = Some(text);
+        let order: Vec<usize> = (0..t)
+            .flat_map(|t| (0..z).flat_map(move |z| (0..c).map(move |c| axes.page(c, z, t))))
+            .collect();
+        self.order = order
+            .iter()
+            .enumerate()
+            .any(|(k, &p)| k != p)
+            .then_some(order);
+    }
+}
+
+/// `1 / size` as a TIFF rational with the most precision that fits 32 bits (ImageJ writes
+/// its resolutions over a denominator of 10^6).
+fn per_unit(size: f64) -> Option<(u32, u32)> {
+    let v = 1.0 / size;
+    (0..=6).rev().find_map(|e| {
+        let d = 10u32.pow(e);
+        let n = (v * f64::from(d)).round();
+        (n >= 1.0 && n <= f64::from(u32::MAX)).then_some((n as u32, d))
+    })
 }
 
 /// Reads the pages of a TIFF one at a time, checking that each matches the first.
@@ -398,11 +477,12 @@ impl<R: Read + Seek> PageReader<R> {
             wide: None,
         };
         (r.width, r.height) = r.dec.dimensions().map_err(|e| r.fmt(plain(&e)))?;
-        if let Ok(Some(d)) = r.dec.find_tag(tiff::tags::Tag::ImageDescription)
-            && let Ok(d) = d.into_string()
-        {
-            r.axes = Axes::parse(&d);
-            r.calibration.imagej = d.starts_with("ImageJ=").then_some(d);
+        let description = match r.dec.find_tag(tiff::tags::Tag::ImageDescription) {
+            Ok(Some(d)) => d.into_string().ok(),
+            _ => None,
+        };
+        if let Some(d) = &description {
+            r.axes = Axes::parse(d);
         }
         let mut rational = |tag| match r.dec.find_tag(tag) {
             Ok(Some(tiff::decoder::ifd::Value::Rational(n, d))) if d > 0 => Some((n, d)),
@@ -419,6 +499,15 @@ impl<R: Read + Seek> PageReader<R> {
             .ok()
             .flatten();
         r.calibration.white_is_zero = r.white_is_zero();
+        match description {
+            Some(d) if d.starts_with("ImageJ=") => r.calibration.imagej = Some(d),
+            Some(d) => {
+                if let Some(tag) = pixels_element(&d) {
+                    r.calibration.carry_ome(&r.axes, &tag);
+                }
+            }
+            None => {}
+        }
         r.check_layout()?;
         Ok(r)
     }
@@ -884,9 +973,15 @@ impl PageWriter {
     }
 
     /// Gives the first page an input's [`Calibration`]; call before the first page.
+    /// Pages are written as they come: a description written for reordered pages
+    /// ([`Calibration::order`]) is not carried (only [`write_calibrated`] reorders).
     pub fn calibrate(&mut self, c: &Calibration) {
         self.white_is_zero = c.white_is_zero;
-        self.calibration = Some(c.clone());
+        let mut c = c.clone();
+        if c.order.take().is_some() {
+            c.imagej = None;
+        }
+        self.calibration = Some(c);
     }
 
     /// Flushes the pages and moves the file into place (replacing any file there).
@@ -1027,8 +1122,14 @@ pub fn write_calibrated(
 ) -> Result<(), TiffIoError> {
     let (_, h, w) = v.dim();
     let mut out = PageWriter::create(path, bits, v.len() as u64)?;
-    out.calibrate(calibration);
-    for plane in v.outer_iter() {
+    let order = calibration.order.clone();
+    out.calibrate(&Calibration {
+        order: None,
+        ..calibration.clone()
+    });
+    let pages: Vec<usize> = order.unwrap_or_else(|| (0..v.dim().0).collect());
+    for &k in &pages {
+        let plane = v.index_axis(ndarray::Axis(0), k);
         match plane.as_slice() {
             Some(px) => out.write_page(w, h, px)?,
             None => out.write_page(w, h, &plane.iter().copied().collect::<Vec<_>>())?,
@@ -1403,6 +1504,72 @@ mod tests {
         assert_eq!((px[0], px[1], px[px.len() - 1]), (7.0, 0.0, 9.0));
         assert_eq!(r.bits(), Some(Bits::U8));
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_ome_input_gives_its_output_imagej_axes_pixel_size_and_plane_order() {
+        // 2 channels x 3 slices stored z fastest (XYZCT): page z + 3c holds value z + 3c.
+        let ome = |order: &str| {
+            format!(
+                "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
+                 DimensionOrder=\"{order}\" SizeC=\"2\" SizeT=\"1\" SizeX=\"4\" SizeY=\"4\" \
+                 SizeZ=\"3\" PhysicalSizeX=\"0.1\" PhysicalSizeY=\"0.125\" \
+                 PhysicalSizeZ=\"500\" PhysicalSizeZUnit=\"nm\" Type=\"uint16\"></Pixels>\
+                 </Image></OME>"
+            )
+        };
+        let (input, output) = (tmp("ome-in.tif"), tmp("ome-out.tif"));
+        let mut w = PageWriter::create(&input, Bits::U16, 96).unwrap();
+        w.calibrate(&Calibration {
+            imagej: Some(ome("XYZCT")),
+            ..Default::default()
+        });
+        for page in 0..6 {
+            w.write_page(4, 4, &[page as f32; 16]).unwrap();
+        }
+        w.finish().unwrap();
+        let l = layout(&input).unwrap();
+        let c = &l.calibration;
+        assert_eq!(
+            c.imagej.as_deref(),
+            Some(
+                "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nunit=micron\n\
+                 spacing=0.5\nloop=false\n"
+            )
+        );
+        assert_eq!(
+            (c.resolution, c.unit),
+            (
+                Some([(10_000_000, 1_000_000), (8_000_000, 1_000_000)]),
+                Some(1)
+            )
+        );
+        // Output page c + 2z is the input's page z + 3c.
+        assert_eq!(c.order, Some(vec![0, 3, 1, 4, 2, 5]));
+        let (v, bits) = read(&input).unwrap();
+        write_calibrated(&output, &v, bits, c).unwrap();
+        let back = layout(&output).unwrap();
+        assert_eq!(
+            (back.axes.channels, back.axes.slices, back.axes.order),
+            (2, 3, *b"CZT")
+        );
+        let (out, _) = read(&output).unwrap();
+        let firsts: Vec<f32> = out.outer_iter().map(|p| p[[0, 0]]).collect();
+        assert_eq!(firsts, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        // Stored in ImageJ's order already: the pages are written as they are.
+        let mut w = PageWriter::create(&input, Bits::U16, 96).unwrap();
+        w.calibrate(&Calibration {
+            imagej: Some(ome("XYCZT")),
+            ..Default::default()
+        });
+        for page in 0..6 {
+            w.write_page(4, 4, &[page as f32; 16]).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(layout(&input).unwrap().calibration.order, None);
+        assert_eq!(per_unit(1e-5), Some((1_000_000_000, 10_000)));
+        assert_eq!(per_unit(1e12), None);
+        let _ = (std::fs::remove_file(&input), std::fs::remove_file(&output));
     }
 
     #[test]
