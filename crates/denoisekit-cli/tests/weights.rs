@@ -50,7 +50,8 @@ fn weights_saved_on_one_image_replay_on_others() {
     let (a, b) = (d.join("a.tif"), d.join("b.tif"));
     phantom(&a, "1");
     phantom(&b, "2");
-    let w = d.join("w.json");
+    // In a folder not made yet: made, as the output's folder is.
+    let w = d.join("new folder").join("w.json");
     let ws = w.to_str().unwrap();
     let run = |input: &Path, out: &Path, extra: &[String]| {
         let mut args = vec![

@@ -897,6 +897,7 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
             }
             .into());
         }
+        weights::check_writable(path, "save_weights")?;
     }
     // Read before the image is looked at: a missing or damaged file is reported
     // whatever the image holds.
@@ -2245,15 +2246,28 @@ mod tests {
     fn refuse_missing(img: &Array3<f32>, p: &ZsN2nParams, path: &str) {
         let e = denoise_zs_n2n(img.view(), p, &Control::new()).unwrap_err();
         assert!(e.to_string().contains(path), "{e}");
-        // A file that cannot be written is refused after training, naming it.
+        // A file that cannot be written (its folder would be a file) is refused before
+        // any training step, naming it.
+        let (dir, file, _) = weights_file("unwritable", "not-a-folder");
+        std::fs::write(&file, b"an image").unwrap();
+        let under: &'static str = Box::leak(file.join("w.json").display().to_string().into_boxed_str());
         let q = ZsN2nParams {
             weights: FilePath::default(),
-            save_weights: FilePath("/nonexistent-dir/w.json"),
+            save_weights: FilePath(under),
             steps: 2,
             ..p.clone()
         };
-        let e = denoise_zs_n2n(img.view(), &q, &Control::new()).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent-dir/w.json"), "{e}");
+        let trained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = trained.clone();
+        let ctl = Control::with_progress(move |f| {
+            if f > 0.0 {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let e = denoise_zs_n2n(img.view(), &q, &ctl).unwrap_err();
+        assert!(e.to_string().contains(under), "{e}");
+        assert!(!trained.load(std::sync::atomic::Ordering::Relaxed), "refused after training");
+        std::fs::remove_dir_all(&dir).unwrap();
         // Asking to save when nothing is trained is refused rather than silently ignored.
         let flat = Array3::<f32>::from_elem((1, 8, 8), 3.0);
         for (case, why) in [

@@ -143,20 +143,40 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         trained_on,
         tensors: Tensors::of(net),
     };
-    let bad = |why: String| DenoiseError::InvalidParamValue {
-        name: key.to_string(),
-        value: path.display().to_string(),
-        expected: format!("a file that can be written ({why})"),
-    };
-    let text = serde_json::to_string(&file).map_err(|e| bad(e.to_string()))?;
+    let bad = |e: &dyn std::fmt::Display| unwritable(path, key, e);
+    let text = serde_json::to_string(&file).map_err(|e| bad(&e))?;
     // A batch reading the file while a training replaces it (a macro's channels save to
     // one path) sees the old weights or the new, never half of them.
     let tmp = crate::files::part_beside(path);
-    std::fs::write(&tmp, text).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(&tmp, text).map_err(|e| bad(&e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        bad(e.to_string())
+        bad(&e)
     })
+}
+
+/// Makes sure [`save`] can write `path` before the training whose weights it saves:
+/// creates the folders it lacks (as the TIFF output does), then a scratch file beside it,
+/// removed again. A refusal after the training would throw the training away.
+///
+/// # Errors
+/// [`DenoiseError::InvalidParamValue`] for `key`, naming the path and the system's reason.
+pub fn check_writable(path: &Path, key: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| unwritable(path, key, &e))?;
+    }
+    let tmp = crate::files::part_beside(path);
+    std::fs::write(&tmp, b"").map_err(|e| unwritable(path, key, &e))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+fn unwritable(path: &Path, key: &str, why: &dyn std::fmt::Display) -> DenoiseError {
+    DenoiseError::InvalidParamValue {
+        name: key.to_string(),
+        value: path.display().to_string(),
+        expected: format!("a file that can be written ({why})"),
+    }
 }
 
 /// Whether `path` holds a weights file (of any method or version), judged from its first
