@@ -405,6 +405,26 @@ impl Sample {
             Some(c) => c.variance.sqrt(),
             None => crate::noise::estimate_sigma(&stack.view())?,
         };
+        // Every denoiser's strength scales with the noise: with none measured (nothing
+        // above the rounding of the image's own 32-bit values) there is no range to
+        // search, and every setting scores the same. Said once, for the image, rather than
+        // as the first method's "nothing to tune".
+        let (lo, hi) = crate::volume::min_max(input);
+        let rounding = f64::from(f32::EPSILON) * f64::from(lo.abs().max(hi.abs()));
+        if sigma <= rounding && m.kind == crate::descriptor::MethodKind::Denoise {
+            return Err(DenoiseError::invalid(if lo == hi {
+                format!(
+                    "the image is constant (every pixel {}): there is no noise to tune or rank \
+                     denoisers by, and nothing to denoise",
+                    crate::format::fmt_num(f64::from(lo))
+                )
+            } else {
+                "no noise measured in the image (none where the search samples it): \
+                 the self-supervised loss needs noise to compare settings by, and an image \
+                 without noise needs no denoiser"
+                    .to_string()
+            }));
+        }
         let (radius, rho) = match &correlation {
             Some(c) => {
                 log::info!("DenoiseKit: tuning for correlated noise: {}", c.describe());
@@ -768,6 +788,33 @@ mod tests {
         let mut f = |v: f64| Ok((v.ln() - 3f64.ln()).powi(2));
         let (x, _) = golden_log(&mut f, 0.5, 40.0).unwrap();
         assert!((x - 3.0).abs() < 0.05, "{x}");
+    }
+
+    #[test]
+    fn an_image_without_noise_is_refused_once_for_the_image() {
+        // Before, ranking stopped at the first method with "bilateral has nothing to tune".
+        let flat = Volume::from_elem((1, 64, 64), 100.0);
+        let ctl = Control::new();
+        let e = rank(&[], flat.view(), &ParamValues::new(), &ctl)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the image is constant (every pixel 100)"), "{e}");
+        let e = tune("bm3d", flat.view(), &ParamValues::new(), &ctl)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the image is constant"), "{e}");
+        // Steps, no noise: the same, said of the noise.
+        let steps =
+            Volume::from_shape_fn((1, 64, 64), |(_, y, _)| if y < 32 { 10.0 } else { 90.0 });
+        let e = rank(
+            &["gaussian", "nl_means"],
+            steps.view(),
+            &ParamValues::new(),
+            &ctl,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no noise measured in the image"), "{e}");
     }
 
     #[test]
