@@ -64,6 +64,14 @@ pub(crate) fn stream(
 ) -> CliResult<()> {
     let t = Instant::now();
     let m = denoisekit_core::find(method)?;
+    let mut reader = tiffio::PageReader::open(input)?;
+    let first = reader.next_page()?.ok_or("the stack has no pages")?;
+    // Pages wider than 32-bit floats are judged over the whole file before the work: a
+    // refusal once every window was denoised would throw the run away. One more read,
+    // for these types only.
+    if reader.is_wide() {
+        tiffio::check_detail(input)?;
+    }
     eprintln!(
         "{method}: {shape} does not fit in the memory limit of {}: streaming in windows of {} \
          planes (z halo {}) on the CPU",
@@ -71,8 +79,6 @@ pub(crate) fn stream(
         plan.window,
         plan.halo
     );
-    let mut reader = tiffio::PageReader::open(input)?;
-    let first = reader.next_page()?.ok_or("the stack has no pages")?;
     let bits = if float {
         Bits::F32
     } else {
@@ -123,11 +129,6 @@ pub(crate) fn stream(
         },
         &ctl,
     )?;
-    // Judged over every page, as a whole read judges it; the output is not renamed into
-    // place.
-    if let Some(e) = reader.detail_loss() {
-        return Err(e.into());
-    }
     // Closed before the rename: on a FAT or SMB volume Windows cannot replace a file that
     // is open, and the output may replace the input.
     drop(reader);

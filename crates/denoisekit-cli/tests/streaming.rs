@@ -139,6 +139,45 @@ fn a_run_that_fails_part_way_leaves_an_existing_output_as_it_was() {
 }
 
 #[test]
+fn a_wide_stack_that_32_bit_floats_would_flatten_is_refused_before_streaming() {
+    // 64-bit floats at an offset of a million with detail of a tenth, too large for the
+    // budget: judged over every page before any window is denoised.
+    let d = dir();
+    let input = d.join("wide.tif");
+    {
+        let f = std::fs::File::create(&input).unwrap();
+        let mut enc = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(f)).unwrap();
+        for z in 0..24 {
+            let px: Vec<f64> = (0..160 * 192)
+                .map(|i| 1e6 + 0.1 * f64::from((i + z) % 7) / 7.0)
+                .collect();
+            enc.write_image::<tiff::encoder::colortype::Gray64Float>(160, 192, &px)
+                .unwrap();
+        }
+    }
+    let out = d.join("flattened.tif");
+    let o = cli(
+        &[
+            "run",
+            "gaussian",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ],
+        Some("22M"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("its values reach 1.000e6"), "{err}");
+    assert!(
+        !err.contains("streaming in windows"),
+        "refused after the work: {err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn a_stack_that_cannot_be_streamed_is_refused_with_its_sizes() {
     let d = dir();
     let input = d.join("coupled.tif");

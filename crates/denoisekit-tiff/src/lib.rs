@@ -705,6 +705,12 @@ impl<R: Read + Seek> PageReader<R> {
         denoisekit_core::float32_precision_loss(lo, hi, moved).map(|why| self.fmt(why))
     }
 
+    /// Whether the pages read so far are of a type wider than 32-bit float, whose detail
+    /// [`Self::detail_loss`] judges.
+    pub fn is_wide(&self) -> bool {
+        self.wide.is_some()
+    }
+
     /// Skips the next page without decoding its pixels; `false` after the last page.
     ///
     /// # Errors
@@ -785,6 +791,18 @@ pub fn layout(path: &Path) -> Result<Layout, TiffIoError> {
         axes: r.axes,
         calibration: r.calibration,
     })
+}
+
+/// Reads every page of the TIFF at `path`, one at a time, to judge whether 32-bit floats
+/// would lose its detail ([`PageReader::detail_loss`]): for a stack streamed in windows,
+/// judged before the work rather than after it.
+///
+/// # Errors
+/// That loss, or [`TiffIoError`] for a page that cannot be read.
+pub fn check_detail(path: &Path) -> Result<(), TiffIoError> {
+    let mut r = PageReader::open(path)?;
+    while r.next_page()?.is_some() {}
+    r.detail_loss().map_or(Ok(()), Err)
 }
 
 /// Reads every page of a TIFF file into a volume (z = page).
