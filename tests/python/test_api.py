@@ -331,25 +331,20 @@ def test_the_gil_is_released_while_a_job_runs():
 
 def test_ctrl_c_cancels_a_running_job():
     code = r"""
-import os, signal, threading, time, numpy as np, denoisekit as dk
+import os, signal, threading, numpy as np, denoisekit as dk
 img = np.random.default_rng(0).normal(100, 10, (2048, 4096)).astype(np.float32)
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-t = time.perf_counter()
 try:
     dk.denoise(img, "bm3d", backend="cpu", threads=1)
-    print("finished", time.perf_counter() - t)
-except KeyboardInterrupt:
-    print("interrupted", time.perf_counter() - t)
+    print("finished")
+except KeyboardInterrupt as e:
+    print("interrupted", e.denoisekit_cancelled)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
-    word, seconds = out.stdout.split()
-    assert word == "interrupted", out
-    # KeyboardInterrupt is raised once the job has ended, cancelled or not: only the time
-    # tells them apart. The whole job takes well over 10 s on one thread; a cancelled one
-    # stops at its next checkpoint (the JVM's test measures ~0.1 s). A bound, not a speed:
-    # BM3D takes ~1.6 s at 1024^2 on two cores, and this is 8 times the pixels on one.
-    assert float(seconds) < 10, out
+    # KeyboardInterrupt is raised once the job has ended: the exception says whether the
+    # job stopped at a checkpoint for it or had run to the end regardless.
+    assert out.stdout.split() == ["interrupted", "True"], out
 
 
 def test_residual_check_flags_removed_structure(noisy2d):

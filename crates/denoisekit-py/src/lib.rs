@@ -189,8 +189,14 @@ fn run_job<T: Send>(
     });
     match outcome {
         // The signal handler's own exception (KeyboardInterrupt, or what a custom
-        // handler raised) wins over the job's "cancelled".
-        (_, Some(e)) => Err(e),
+        // handler raised) wins over the job's "cancelled". It says whether the job
+        // stopped for it or had already finished, which its timing alone would tell.
+        (r, Some(e)) => {
+            let stopped = matches!(r, Err(Failure::Core(DenoiseError::Cancelled)));
+            // An exception that takes no attributes keeps only its own message.
+            let _ = e.value(py).setattr("denoisekit_cancelled", stopped);
+            Err(e)
+        }
         (r, None) => r.map_err(to_py),
     }
 }
