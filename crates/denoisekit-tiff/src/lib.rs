@@ -638,18 +638,9 @@ impl<R: Read + Seek> PageReader<R> {
             DecodingResult::U16(v) => (Bits::U16, v.into_iter().map(f32::from).collect()),
             DecodingResult::F32(v) => (Bits::F32, v),
             DecodingResult::I16(v) => (Bits::F32, v.into_iter().map(f32::from).collect()),
-            DecodingResult::I32(v) => {
-                self.widen(v.iter().map(|&x| f64::from(x)));
-                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
-            }
-            DecodingResult::U32(v) => {
-                self.widen(v.iter().map(|&x| f64::from(x)));
-                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
-            }
-            DecodingResult::F64(v) => {
-                self.widen(v.iter().copied());
-                (Bits::F32, v.into_iter().map(|x| x as f32).collect())
-            }
+            DecodingResult::I32(v) => (Bits::F32, self.narrow(v.into_iter().map(f64::from))),
+            DecodingResult::U32(v) => (Bits::F32, self.narrow(v.into_iter().map(f64::from))),
+            DecodingResult::F64(v) => (Bits::F32, self.narrow(v.into_iter())),
             other => {
                 let name = match other {
                     DecodingResult::U64(_) => "64-bit unsigned integers",
@@ -682,18 +673,21 @@ impl<R: Read + Seek> PageReader<R> {
         Ok(Some(px))
     }
 
-    /// Adds values of a type wider than 32-bit float to [`Self::detail_loss`]'s measure.
-    fn widen(&mut self, values: impl Iterator<Item = f64>) {
+    /// Values of a type wider than 32-bit float as 32-bit floats, measured for
+    /// [`Self::detail_loss`] in the same pass.
+    fn narrow(&mut self, values: impl Iterator<Item = f64>) -> Vec<f32> {
         let w = self
             .wide
             .get_or_insert((f64::INFINITY, f64::NEG_INFINITY, 0.0));
-        for v in values.filter(|v| !v.is_nan()) {
-            *w = (
-                w.0.min(v),
-                w.1.max(v),
-                w.2.max((v - f64::from(v as f32)).abs()),
-            );
-        }
+        values
+            .map(|v| {
+                let f = v as f32;
+                if !v.is_nan() {
+                    *w = (w.0.min(v), w.1.max(v), w.2.max((v - f64::from(f)).abs()));
+                }
+                f
+            })
+            .collect()
     }
 
     /// Why the pages read so far, of a type wider than 32-bit float (64-bit floats, 32-bit
