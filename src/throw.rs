@@ -46,10 +46,30 @@ impl<T: Default> ErrorPolicy<T, BridgeError> for ThrowDenoiseKitException {
         _cap: &mut Self::Captures<'unowned_env_local, 'native_method>,
         err: BridgeError,
     ) -> jni::errors::Result<T> {
-        // A Java exception raised inside a JNI call (an OutOfMemoryError while allocating
-        // the result, say) says more than our wrapper would: let it propagate as is.
+        // A Java exception raised inside a JNI call says more than our wrapper would: let
+        // it propagate as is.
         if matches!(err, BridgeError::Jni(JniError::JavaException)) && env.exception_check() {
             return Ok(T::default());
+        }
+        // The jni crate catches and clears the JVM's OutOfMemoryError of a failed array
+        // allocation (the image's copy or the result), reporting only "JNI call failed":
+        // raised again, Fiji and the plugin say what they say of any heap too small.
+        if matches!(
+            err,
+            BridgeError::Jni(JniError::JniCall(jni::errors::JniError::NoMemory))
+        ) {
+            env.exception_clear();
+            // Success shows as a pending exception (the call itself reports it as an
+            // error); so does the JVM's own OutOfMemoryError if even this one did not fit.
+            let _ = env.throw_new(
+                jni_str!("java/lang/OutOfMemoryError"),
+                jni_str!(
+                    "Java heap space: no room for DenoiseKit's copy of the image or its result"
+                ),
+            );
+            if env.exception_check() {
+                return Ok(T::default());
+            }
         }
         throw(env, err.kind(), &err.to_string())?;
         Ok(T::default())

@@ -612,6 +612,15 @@ fn gui_record_preview_replay_and_compare() {
     );
     assert_eq!(line("in-place-unchanged: "), "true", "{log}");
     assert_eq!(line("nan-masked: "), "true", "{log}");
+    // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
+    assert_eq!(line("nan-on-screen: "), "true", "{log}");
+    // Undo after an in-place run restores the plane as it was just before it.
+    assert_eq!(line("undo: "), "changed true, restored true", "{log}");
+    assert_eq!(line("flag-with-value: "), "true", "{log}");
+    // A composite's one-plane result has its channel's LUT and display range.
+    assert_eq!(line("slice-lut: "), "true range 1000-30000", "{log}");
+    // After Esc stopped one job, the next runs.
+    assert_eq!(line("after-esc: "), "2", "{log}");
     // An RGB image: a 3-channel copy offered and opened, the original untouched; a macro
     // is told how to make that copy.
     assert_eq!(

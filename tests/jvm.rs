@@ -29,6 +29,7 @@ fn every_native_entry_behaves_under_xcheck_jni() {
         .arg(format!("{}:{junit}", env.jar.display()))
         .arg(src.join("NativeBridgeTest.java"))
         .arg(src.join("HardeningTest.java"))
+        .arg(src.join("OutOfMemoryCheck.java"))
         .status()
         .expect("run javac");
     assert!(status.success(), "javac failed");
@@ -78,4 +79,43 @@ fn every_native_entry_behaves_under_xcheck_jni() {
     ] {
         assert!(!stderr.contains(bad), "-Xcheck:jni reported: {bad}");
     }
+}
+
+#[test]
+fn a_result_the_java_heap_cannot_hold_raises_the_jvms_out_of_memory_error() {
+    // 48 MiB in, 48 MiB out, in a 100 MiB heap: the input fits, the result does not. The
+    // JVM's OutOfMemoryError reaches Java (Fiji then says to raise its memory) instead of
+    // a DenoiseKitException saying only that a JNI call failed.
+    let Some(env) = Env::find("jvm_oom") else {
+        return;
+    };
+    let classes = env.tmp.join("oom-classes");
+    std::fs::create_dir_all(&classes).unwrap();
+    let src = env
+        .root
+        .join("tests/jvm_roundtrip/org/denoisekit/OutOfMemoryCheck.java");
+    let status = Command::new("javac")
+        .args(["-encoding", "UTF-8", "-d"])
+        .arg(&classes)
+        .arg("-cp")
+        .arg(&env.jar)
+        .arg(src)
+        .status()
+        .expect("run javac");
+    assert!(status.success(), "javac failed");
+    let out = Command::new("java")
+        .args(["-Xcheck:jni", "-Xmx100m"])
+        .arg(format!("-Ddenoisekit.library={}", env.lib.display()))
+        .arg("-cp")
+        .arg(format!("{}:{}", classes.display(), env.jar.display()))
+        .arg("org.denoisekit.OutOfMemoryCheck")
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("thrown: OutOfMemoryError"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("FATAL ERROR"), "{stderr}");
 }

@@ -137,6 +137,7 @@ public class GuiHarness {
         latency(out);
         progressOnAStack();
         inPlaceFailure();
+        userMends();
         rgbWayForward();
         poissonGaussianAuto();
         recorder.close();
@@ -179,6 +180,62 @@ public class GuiHarness {
             for (int i = 0; i < now.length; i++) ok &= Float.isNaN(now[i]) == (c == 1 && i == 5 * 40 + 5);
         }
         System.out.println("nan-masked: " + ok);
+    }
+
+    /**
+     * What users ran into: a NaN on the plane on screen with nan_masked (the defaults were
+     * measured on the raw plane and refused it), a dot inside a title (cut there), Undo
+     * after an in-place run (it restored an older state), a checkbox given a value
+     * (silently ignored), and a composite's one-plane result (the last channel's LUT).
+     */
+    static void userMends() throws Exception {
+        ImagePlus nan = IJ.createImage("field 2.5um", "32-bit ramp", 64, 48, 1);
+        nan.getProcessor().noise(0.1);
+        nan.getProcessor().putPixelValue(5, 5, Float.NaN);
+        IJ.run(nan, "Denoise...", "method=gaussian sigma=2 nan_masked");
+        ImagePlus masked = WindowManager.getImage("field 2.5um-gaussian");
+        boolean ok = masked != null;
+        float[] px = ok ? (float[]) masked.getProcessor().getPixels() : new float[0];
+        for (int i = 0; i < px.length; i++) ok &= Float.isNaN(px[i]) == (i == 5 * 64 + 5);
+        System.out.println("nan-on-screen: " + ok);
+
+        ImagePlus u = IJ.createImage("undo", "32-bit ramp", 64, 48, 1);
+        u.getProcessor().noise(0.1);
+        showCurrent(u, "undo window");
+        IJ.run(u, "Add...", "value=5");
+        float before = u.getProcessor().getf(10, 10);
+        IJ.run(u, "Denoise...", "method=gaussian sigma=2 in_place");
+        float denoised = u.getProcessor().getf(10, 10);
+        onEdt(() -> ij.Undo.undo());
+        System.out.println("undo: changed " + (denoised != before) + ", restored "
+                + (u.getProcessor().getf(10, 10) == before));
+        u.changes = false;
+        u.close();
+
+        IJ.redirectErrorMessages();
+        try {
+            IJ.run(nan, "Denoise...", "method=gaussian sigma=2 float_result=true");
+        } catch (RuntimeException aborted) {
+            // ImageJ aborts the calling "macro" after a command's error: expected here.
+        }
+        String log = IJ.getLog() == null ? "" : IJ.getLog();
+        System.out.println("flag-with-value: " + log.contains("float_result is a checkbox"));
+
+        ImagePlus three = IJ.createImage("three", "16-bit ramp", 32, 24, 3, 1, 1);
+        ij.CompositeImage ci = new ij.CompositeImage(three, ij.CompositeImage.COMPOSITE);
+        ci.setPosition(2, 1, 1);
+        ci.setDisplayRange(1000, 30000);
+        IJ.run(ci, "Denoise...", "method=gaussian sigma=1 scope=slice");
+        ImagePlus one = WindowManager.getImage("three-gaussian");
+        ij.process.LUT want = ci.getChannelLut(2);
+        ij.process.LUT got = one == null ? null : one.getProcessor().getLut();
+        byte[] a = new byte[256], b = new byte[256];
+        if (got != null) {
+            want.getGreens(a);
+            got.getGreens(b);
+        }
+        System.out.println("slice-lut: " + (got != null && Arrays.equals(a, b)) + " range "
+                + (one == null ? "none" : (int) one.getDisplayRangeMin() + "-" + (int) one.getDisplayRangeMax()));
     }
 
     /**
@@ -465,6 +522,20 @@ public class GuiHarness {
         waitFor(() -> text(panel, "progress-text").contains("stopped"), "the stop");
         System.out.println("stop: " + text(panel, "progress-text") + "; images named stack-nl_means: "
                 + countImages("stack-nl_means"));
+        // Esc stops a job as Stop does, and only that one: ImageJ keeps Esc pressed until
+        // a menu command starts, and every later Apply stopped at once.
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle after the stop");
+        click(panel, "Apply");
+        waitFor(() -> bar.getValue() > 0 && !bar.isIndeterminate()
+                && !text(panel, "progress-text").contains("stopped"), "progress to stop with Esc");
+        IJ.setKeyDown(java.awt.event.KeyEvent.VK_ESCAPE);
+        waitFor(() -> text(panel, "progress-text").contains("stopped"), "the stop by Esc");
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle after Esc");
+        setText(panel, "search_radius_z", "0");
+        setText(panel, "patch_radius_z", "0");
+        click(panel, "Apply");
+        waitFor(() -> countImages("stack-nl_means") == 2, "a result after Esc");
+        System.out.println("after-esc: " + countImages("stack-nl_means"));
         panel.dispose();
     }
 

@@ -47,6 +47,9 @@ final class CancelWatch implements AutoCloseable {
     }
 
     CancelWatch(final Thread waiter, final boolean escapeCancels, final Progress progress) {
+        // ImageJ clears Esc only when a menu command starts: an Esc that stopped the last
+        // job would stop every later one the panel starts.
+        if (escapeCancels) IJ.resetEscape();
         watcher = new Thread(new Runnable() {
             @Override
             public void run() {

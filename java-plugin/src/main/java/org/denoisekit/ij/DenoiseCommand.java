@@ -31,9 +31,19 @@ import org.denoisekit.ParamSpec;
  * measured on the channel and frame on screen).
  */
 public class DenoiseCommand implements PlugIn {
+    /** The job's checkboxes: a bare word ticks one (as ImageJ records a ticked box). */
+    private static final List<String> FLAGS = Arrays.asList("in_place", "float_result", "nan_masked");
+    /** The job's choices and the values each allows (as {@link DenoiseJob#options} writes them). */
+    private static final Map<String, List<String>> CHOICES = new HashMap<String, List<String>>();
+
+    static {
+        CHOICES.put("scope", Arrays.asList("stack", "slice"));
+        CHOICES.put("z_axis", Arrays.asList("slices", "frames"));
+    }
+
     /** Plugin options besides the method's parameters and image inputs. */
     private static final Set<String> JOB_KEYS = new HashSet<String>(
-            Arrays.asList("method", "backend", "scope", "z_axis", "in_place", "float_result", "nan_masked",
+            Arrays.asList("method", "backend", "scope", "z_axis",
                     // Recorded by versions before the panel (the preview's view); ignored.
                     "view"));
 
@@ -64,7 +74,16 @@ public class DenoiseCommand implements PlugIn {
         } catch (DenoiseKitException e) {
             if (!"Cancelled".equals(e.getKind())) IJ.error("DenoiseKit", explain(e));
             else IJ.showStatus("DenoiseKit: cancelled");
+        } catch (OutOfMemoryError e) {
+            IJ.error("DenoiseKit", outOfMemory(imp));
         }
+    }
+
+    /** What to do when Java's heap cannot hold the image's copy or the result. */
+    static String outOfMemory(ImagePlus imp) {
+        return "Java ran out of memory for \"" + imp.getTitle() + "\" (its copy and the result, 32 bits per pixel): "
+                + "raise ImageJ's memory (Edit > Options > Memory & Threads), denoise fewer planes (scope=slice), "
+                + "or use the denoisekit command line, which streams large stacks";
     }
 
     /** Opens the panel, after offering a way forward for an RGB image. */
@@ -77,7 +96,7 @@ public class DenoiseCommand implements PlugIn {
                     "Make a copy", "No");
             if (!d.yesPressed()) return;
             ImagePlus copy = imp.duplicate();
-            copy.setTitle(stripExtension(imp.getTitle()) + "-channels");
+            copy.setTitle(DenoiseJob.stripExtension(imp.getTitle()) + "-channels");
             new ImageConverter(copy).convertToRGBStack();
             ImagePlus composite = new ij.CompositeImage(copy, ij.IJ.COMPOSITE);
             composite.show();
@@ -127,6 +146,7 @@ public class DenoiseCommand implements PlugIn {
                     + "channels. Convert a copy first: run(\"Duplicate...\", \"title=copy\"); run(\"Make Composite\"); "
                     + "then run(\"Stack to RGB\"); on the result if you need RGB again");
         }
+        checkWords(options);
         Map<String, String> given = parse(options);
         String id = given.get("method");
         if (id == null) {
@@ -173,7 +193,7 @@ public class DenoiseCommand implements PlugIn {
                 ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
         // Values left out are resolved as the panel opens them: on the channel and frame on
         // screen (noise_model=auto pinned there too), one set for every channel and frame.
-        Pixels here = Pixels.of(imp, imp.getC(), imp.getT());
+        Pixels here = Pixels.measured(imp, imp.getC(), 1, imp.getNSlices(), imp.getT());
         Map<String, String> all = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims,
                 gk.toArray(new String[0]), gv.toArray(new String[0]), images));
         String[] keys = new String[method.params.size()];
@@ -230,6 +250,32 @@ public class DenoiseCommand implements PlugIn {
         List<String> ids = new ArrayList<String>();
         for (MethodSpec m : NativeBridge.methods()) ids.add(m.id);
         return String.join(", ", ids);
+    }
+
+    /**
+     * Refuses what {@link #parse} would skip: a word that is not a checkbox (the rest of a
+     * path with a space: without brackets, save_weights=/data/w dir/x.json would write
+     * /data/w), a checkbox given a value (in_place=true, which a bare word would miss),
+     * and a job choice outside its values.
+     */
+    static void checkWords(String options) {
+        for (String t : tokens(options)) {
+            int eq = t.indexOf('=');
+            String key = eq < 0 ? t : t.substring(0, eq);
+            if (eq < 0 && !FLAGS.contains(t)) {
+                throw new DenoiseKitException("InvalidInput", "\"" + t + "\" in the options is neither key=value nor "
+                        + "a checkbox (" + String.join(", ", FLAGS) + "); a value with spaces goes in brackets: "
+                        + "key=[a value with spaces]");
+            }
+            if (eq >= 0 && FLAGS.contains(key)) {
+                throw new DenoiseKitException("InvalidInput", key + " is a checkbox: write " + key
+                        + " alone to tick it, or leave it out (not " + t + ")");
+            }
+            List<String> allowed = CHOICES.get(key);
+            if (eq >= 0 && allowed != null && !allowed.contains(parse(t).get(key))) {
+                throw new DenoiseKitException("InvalidInput", t + ": " + key + " is one of " + String.join(", ", allowed));
+            }
+        }
     }
 
     /** Whether a bare keyword (a ticked checkbox) is among the options. */
@@ -298,11 +344,6 @@ public class DenoiseCommand implements PlugIn {
         String s = IJ.d2s(v, decimals(v));
         if (s.contains(".") && !s.contains("E")) s = s.replaceAll("0+$", "").replaceAll("\\.$", "");
         return s;
-    }
-
-    static String stripExtension(String title) {
-        int dot = title.lastIndexOf('.');
-        return dot > 0 ? title.substring(0, dot) : title;
     }
 
     /** The preview region's (and Compare's) longest side. */

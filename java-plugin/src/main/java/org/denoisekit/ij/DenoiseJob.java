@@ -7,6 +7,7 @@ import ij.ImageStack;
 import ij.Undo;
 import ij.process.ByteProcessor;
 import ij.process.FloatProcessor;
+import ij.process.LUT;
 import ij.process.ImageProcessor;
 import ij.process.ShortProcessor;
 import java.awt.Rectangle;
@@ -273,10 +274,12 @@ final class DenoiseJob {
             }
         }
         watch.stage(groups, groups);
-        if (inPlace && doneIndices.size() == 1 && doneIndices.get(0).length == 1) {
-            // One plane changed: ImageJ's Undo can restore it (it holds one slice only).
-            ImageProcessor ip = stack.getProcessor(doneIndices.get(0)[0]);
-            ip.snapshot();
+        if (inPlace && doneIndices.size() == 1 && doneIndices.get(0).length == 1
+                && doneIndices.get(0)[0] == imp.getCurrentSlice()) {
+            // One plane changed, the one on screen: ImageJ's Undo can restore it (it holds
+            // one slice only). Undo resets the image's own processor, which shares that
+            // plane's pixels: the snapshot must be its, not a fresh processor's.
+            imp.getProcessor().snapshot();
             Undo.setup(Undo.FILTER, imp);
         } else if (inPlace) {
             Undo.reset();
@@ -306,8 +309,17 @@ final class DenoiseJob {
             ci.setLuts(((CompositeImage) imp).getLuts());
             out = ci;
         } else {
-            out.getProcessor().setColorModel(imp.getProcessor().getColorModel());
-            out.resetDisplayRange();
+            // The channel's own LUT and display range, as Duplicate keeps them: a composite's
+            // processor holds the last channel's, and a reset range would show the result
+            // with another contrast than the source beside it.
+            LUT lut = imp.isComposite() ? ((CompositeImage) imp).getChannelLut(imp.getC()) : null;
+            if (lut != null) {
+                out.getProcessor().setColorModel(lut);
+                out.setDisplayRange(lut.min, lut.max);
+            } else {
+                out.getProcessor().setColorModel(imp.getProcessor().getColorModel());
+                out.setDisplayRange(imp.getDisplayRangeMin(), imp.getDisplayRangeMax());
+            }
         }
         return new Outcome(out, note, warning, ms);
     }
@@ -347,9 +359,14 @@ final class DenoiseJob {
         im.setProperty("Info", old + line + "\n");
     }
 
-    private static String stripExtension(String title) {
-        int dot = title.lastIndexOf('.');
-        return dot > 0 ? title.substring(0, dot) : title;
+    /**
+     * The title without a file extension ("cells.ome.tif" -> "cells"): a last dot followed
+     * by 1 to 5 letters and digits, starting with a letter (tif, nd2, dm4), so that a dot
+     * inside a name ("Exp 2.5um field") is kept.
+     */
+    static String stripExtension(String title) {
+        String t = title.replaceFirst("\\.[A-Za-z][A-Za-z0-9]{0,4}$", "");
+        return t.isEmpty() ? title : t.replaceFirst("\\.ome$", "");
     }
 
     /** A new processor of the source's type (or float if asked) holding the result. */

@@ -535,13 +535,12 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     /** The z-stack of the channel and frame on screen: where defaults and noise are measured. */
     private Pixels plane() {
-        return Pixels.of(imp, imp.getC(), imp.getT());
+        return Pixels.measured(imp, imp.getC(), 1, imp.getNSlices(), imp.getT());
     }
 
     /** The slice on screen only: where Auto and Suggest search (quick, and what is seen). */
     private Pixels slice() {
-        return Pixels.of(imp, imp.getC(), imp.getZ(), imp.getZ(), imp.getT(),
-                new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
+        return Pixels.measured(imp, imp.getC(), imp.getZ(), imp.getZ(), imp.getT());
     }
 
     private void measureNoise() {
@@ -804,6 +803,9 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                 } catch (RuntimeException e) {
                     final String m = "Preview failed: " + e;
                     onEdt(() -> view.showMessage(m));
+                } catch (OutOfMemoryError e) {
+                    final String m = "Preview: " + DenoiseCommand.outOfMemory(imp);
+                    onEdt(() -> view.showMessage(m));
                 } finally {
                     watch.close();
                     synchronized (this) {
@@ -977,6 +979,12 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                 }
             } catch (RuntimeException e) {
                 IJ.handleException(e);
+            } catch (OutOfMemoryError e) {
+                final String m = DenoiseCommand.outOfMemory(imp);
+                onEdt(() -> {
+                    progressText.setText(htmlWrap(what + ": " + m, 80));
+                    progressText.setForeground(WARN);
+                });
             } finally {
                 onEdt(() -> setBusy(false, null));
             }

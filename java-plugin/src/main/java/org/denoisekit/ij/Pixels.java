@@ -69,6 +69,17 @@ final class Pixels {
         return of(imp, c, 1, imp.getNSlices(), t, new Rectangle(0, 0, imp.getWidth(), imp.getHeight()));
     }
 
+    /**
+     * Slices {@code z0..z1} of channel c and frame t, whole, their non-finite pixels filled
+     * ({@link NanFill}): what defaults, noise estimates and tuning measure. A NaN on screen
+     * would otherwise refuse the very measurement nan_masked needs; a job that does not
+     * mask NaN is still refused by the library, naming the pixel.
+     */
+    static Pixels measured(ImagePlus imp, int c, int z0, int z1, int t) {
+        return of(imp, Axis.SLICES.indices(imp, c, t, z0, z1), new Rectangle(0, 0, imp.getWidth(), imp.getHeight()),
+                new NanFill());
+    }
+
     /** Which hyperstack dimension a 3D method treats as its third axis. */
     enum Axis {
         SLICES, FRAMES;
