@@ -617,6 +617,11 @@ fn gui_record_preview_replay_and_compare() {
     // Undo after an in-place run restores the plane as it was just before it.
     assert_eq!(line("undo: "), "changed true, restored true", "{log}");
     assert_eq!(line("flag-with-value: "), "true", "{log}");
+    assert_eq!(
+        line("in-place-selection: "),
+        "inside true, outside 0",
+        "{log}"
+    );
     // A composite's one-plane result has its channel's LUT and display range.
     assert_eq!(line("slice-lut: "), "true range 1000-30000", "{log}");
     // After Esc stopped one job, the next runs.

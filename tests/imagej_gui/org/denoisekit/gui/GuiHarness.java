@@ -209,6 +209,22 @@ public class GuiHarness {
         onEdt(() -> ij.Undo.undo());
         System.out.println("undo: changed " + (denoised != before) + ", restored "
                 + (u.getProcessor().getf(10, 10) == before));
+        // In place with an oval selection: only the pixels inside it change.
+        float[] was = (float[]) u.getProcessor().getPixelsCopy();
+        u.setRoi(new ij.gui.OvalRoi(8, 6, 40, 30));
+        IJ.run(u, "Denoise...", "method=gaussian sigma=2 in_place");
+        ij.process.ImageProcessor inside = u.getRoi().getMask();
+        int changedOut = 0, changedIn = 0;
+        for (int y = 0; y < 48; y++) {
+            for (int x = 0; x < 64; x++) {
+                boolean in = x >= 8 && x < 48 && y >= 6 && y < 36 && inside.get(x - 8, y - 6) != 0;
+                boolean changed = u.getProcessor().getf(x, y) != was[y * 64 + x];
+                if (changed && in) changedIn++;
+                if (changed && !in) changedOut++;
+            }
+        }
+        System.out.println("in-place-selection: inside " + (changedIn > 500) + ", outside " + changedOut);
+        u.deleteRoi();
         u.changes = false;
         u.close();
 

@@ -5,6 +5,7 @@ import ij.IJ;
 import ij.ImagePlus;
 import ij.ImageStack;
 import ij.Undo;
+import ij.gui.Roi;
 import ij.process.ByteProcessor;
 import ij.process.FloatProcessor;
 import ij.process.LUT;
@@ -284,10 +285,25 @@ final class DenoiseJob {
         } else if (inPlace) {
             Undo.reset();
         }
+        // With an area selection, only its pixels change, as with ImageJ's own filters; the
+        // method still saw the whole plane around them.
+        Roi roi = inPlace ? imp.getRoi() : null;
+        Rectangle area = roi != null && roi.isArea() ? roi.getBounds().intersection(full) : full;
+        ImageProcessor mask = area == full ? null : roi.getMask();
         for (int g = 0; g < doneIndices.size(); g++) {
             int[] indices = doneIndices.get(g);
+            float[] o = doneOut.get(g);
             for (int i = 0; i < indices.length; i++) {
-                Pixels.write(stack.getProcessor(indices[i]), doneOut.get(g), i * w * h, w, full, full);
+                ImageProcessor ip = stack.getProcessor(indices[i]);
+                if (mask != null) {
+                    Rectangle b = roi.getBounds();
+                    for (int y = area.y; y < area.y + area.height; y++) {
+                        for (int x = area.x; x < area.x + area.width; x++) {
+                            if (mask.get(x - b.x, y - b.y) == 0) o[i * w * h + y * w + x] = ip.getf(x, y);
+                        }
+                    }
+                }
+                Pixels.write(ip, o, i * w * h, w, area, area);
             }
         }
         double ms = (System.nanoTime() - t0) / 1e6;
