@@ -61,7 +61,16 @@ class NativeBridgeTest {
                 assertTrue(p.key.matches("[a-z][a-z0-9_]*"), "macro key " + p.key);
                 assertFalse(p.help.isEmpty(), p.key);
             }
+            // Compare's warm-up runs the quick settings: each names a parameter, and a
+            // numeric one lies below its default (fewer steps or iterations).
+            for (Map.Entry<String, String> q : m.quick.entrySet()) {
+                assertTrue(keys.contains(q.getKey()), m.id + " quick " + q.getKey());
+            }
         }
+        MethodSpec zs = NativeBridge.method("zs_n2n");
+        ParamSpec steps = null;
+        for (ParamSpec p : zs.params) if (p.key.equals("steps")) steps = p;
+        assertTrue(Double.parseDouble(zs.quick.get("steps")) < steps.defaultNumber, "zs_n2n's quick steps");
     }
 
     @Test

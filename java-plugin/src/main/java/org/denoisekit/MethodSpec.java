@@ -20,6 +20,11 @@ public final class MethodSpec {
     public final List<ParamSpec> params;
     /** Images the method takes besides its input (most take none). */
     public final List<ImageInput> images;
+    /**
+     * Settings that keep the method's whole code path but make it cheap (fewer training
+     * steps or iterations): for untimed warm-up runs, never for a result.
+     */
+    public final Map<String, String> quick;
 
     /** An image a method takes besides its input, such as a measured PSF. */
     public static final class ImageInput {
@@ -70,6 +75,10 @@ public final class MethodSpec {
         for (Object p : (List<Object>) m.get("params")) params.add(new ParamSpec((Map<String, Object>) p));
         images = new ArrayList<ImageInput>();
         for (Object i : (List<Object>) m.get("images")) images.add(new ImageInput((Map<String, Object>) i));
+        quick = new java.util.TreeMap<String, String>();
+        for (Map.Entry<String, Object> e : ((Map<String, Object>) m.get("quick")).entrySet()) {
+            quick.put(e.getKey(), (String) e.getValue());
+        }
     }
 
     /** Parses the JSON returned by {@link NativeBridge#describe()}. */

@@ -184,6 +184,10 @@ public class DenoiseCommand implements PlugIn {
             if (src == null) {
                 throw new DenoiseKitException("InvalidInput", in.key + "=[" + title + "]: no open image has that title");
             }
+            if (src.getBitDepth() == 24) {
+                throw new DenoiseKitException("InvalidInput", in.key + "=[" + title + "] is RGB; it must be a grey "
+                        + "image (Image > Type > 32-bit)");
+            }
             Pixels px = Pixels.of(src, 1, 1);
             b.put(in.key, px.data, px.dims);
         }
