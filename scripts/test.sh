@@ -19,6 +19,8 @@ phase() {
   started=$SECONDS
   echo "== $1 (at ${SECONDS} s)"
 }
+# Listed however the script ends: a failing phase is the one whose time matters most.
+trap 'phase "end"; printf "  %s\n" "${phases[@]}"' EXIT
 phase "installing what the tests need"
 
 missing=()
@@ -85,8 +87,8 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 # The API docs' links resolve (a broken one is a warning rustdoc would otherwise print
 # and forget); seconds, reusing clippy's checked dependencies.
 RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --workspace --locked
-# Every platform's library in one jar, and each platform's CLI: dist/.
 phase "release builds for every platform"
+# Every platform's library in one jar, and each platform's CLI: dist/.
 bash scripts/package.sh --all-targets
 phase "cargo test"
 cargo test --release --workspace --locked
@@ -94,5 +96,3 @@ cargo test --release --workspace --locked
 # a LocalCluster with a killed worker).
 phase "Python"
 bash scripts/test_python.sh
-phase "done"
-printf '  %s\n' "${phases[@]}"

@@ -129,6 +129,11 @@ pub(crate) fn stream(
         },
         &ctl,
     )?;
+    // The check above judged a file wide by its first page; a later page of a wider type
+    // (pages of 32-bit floats, then 64-bit ones) is caught here, before the rename.
+    if let Some(e) = reader.detail_loss() {
+        return Err(e.into());
+    }
     // Closed before the rename: on a FAT or SMB volume Windows cannot replace a file that
     // is open, and the output may replace the input.
     drop(reader);

@@ -296,14 +296,19 @@ fn pixels_element(xml: &str) -> Option<String> {
     )
 }
 
-/// The value of attribute `name` in an element's tag, in single or double quotes.
+/// The value of attribute `name` in an element's tag, in single or double quotes (not of
+/// another whose name starts with it: `PhysicalSizeX` is not `PhysicalSizeXUnit`).
 fn attribute(tag: &str, name: &str) -> Option<String> {
     let key = format!(" {name}");
-    let mut rest = &tag[tag.find(&key)? + key.len()..];
-    rest = rest.trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
-    let value = &rest[1..];
-    Some(value[..value.find(quote)?].to_string())
+    tag.match_indices(&key).find_map(|(at, _)| {
+        let rest = tag[at + key.len()..]
+            .trim_start()
+            .strip_prefix('=')?
+            .trim_start();
+        let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+        let value = &rest[1..];
+        Some(value[..value.find(quote)?].to_string())
+    })
 }
 
 /// What an output of the same pages carries over from its input's first page: an ImageJ
@@ -311,8 +316,9 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 /// ResolutionUnit), so that Fiji opens the result as it opened the input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Calibration {
-    /// The ImageDescription, when ImageJ wrote it (another program's is not carried: an
-    /// OME description names the original's files and planes).
+    /// The ImageDescription, when ImageJ wrote it, or one in ImageJ's form for an OME
+    /// input (an OME description itself is not carried: it names the original's files and
+    /// planes).
     pub imagej: Option<String>,
     /// Pixels per unit along x and along y, as (numerator, denominator).
     pub resolution: Option<[(u32, u32); 2]>,
@@ -340,18 +346,20 @@ impl Calibration {
                 .parse()
                 .ok()?;
             let unit = attribute(pixels, &format!("PhysicalSize{axis}Unit"));
-            let scale = match unit.as_deref().map(str::trim).unwrap_or("µm") {
-                "µm" | "um" | "micron" | "microns" => 1.0,
-                "nm" => 1e-3,
-                "pm" => 1e-6,
-                "Å" => 1e-4,
-                "mm" => 1e3,
-                "cm" => 1e4,
-                "m" => 1e6,
+            // Multiplied or divided by a power of ten, never by its inverse: 700 nm is
+            // 0.7 µm, not 0.7000000000000001.
+            let (times, over) = match unit.as_deref().map(str::trim).unwrap_or("µm") {
+                "µm" | "um" | "micron" | "microns" => (1.0, 1.0),
+                "nm" => (1.0, 1e3),
+                "pm" => (1.0, 1e6),
+                "Å" => (1.0, 1e4),
+                "mm" => (1e3, 1.0),
+                "cm" => (1e4, 1.0),
+                "m" => (1e6, 1.0),
                 // Another unit (a reference frame, a pixel) is not a length to carry.
                 _ => return None,
             };
-            Some(size * scale).filter(|v| v.is_finite() && *v > 0.0)
+            Some(size * times / over).filter(|v| v.is_finite() && *v > 0.0)
         };
         let mut text = format!("ImageJ=1.54f\nimages={}\n", c * z * t);
         for (name, n) in [("channels", c), ("slices", z), ("frames", t)] {
@@ -362,23 +370,21 @@ impl Calibration {
         if [c, z, t].iter().filter(|&&n| n > 1).count() > 1 {
             text += "hyperstack=true\n";
         }
-        let pixel = micrometres("X").zip(micrometres("Y"));
-        let spacing = micrometres("Z");
-        if pixel.is_some() || spacing.is_some() {
+        // The description's unit names the resolution's too: both are written, or
+        // neither (the file's own resolution, in its own unit, is then kept).
+        let pixel = micrometres("X")
+            .zip(micrometres("Y"))
+            .and_then(|(x, y)| per_unit(x).zip(per_unit(y)));
+        if let Some((x, y)) = pixel {
             text += "unit=micron\n";
-        }
-        if let Some(dz) = spacing {
-            text += &format!("spacing={dz}\n");
-        }
-        text += "loop=false\n";
-        if let Some((x, y)) = pixel
-            && let (Some(x), Some(y)) = (per_unit(x), per_unit(y))
-        {
-            // Pixels per micron with no TIFF unit, as ImageJ writes them: the
-            // description's unit names it.
+            if let Some(dz) = micrometres("Z") {
+                text += &format!("spacing={dz}\n");
+            }
+            // Pixels per micron with no TIFF unit, as ImageJ writes them.
             self.resolution = Some([x, y]);
             self.unit = Some(1);
         }
+        text += "loop=false\n";
         self.imagej = Some(text);
         let order: Vec<usize> = (0..t)
             .flat_map(|t| (0..z).flat_map(move |z| (0..c).map(move |c| axes.page(c, z, t))))
@@ -1525,8 +1531,9 @@ mod tests {
             format!(
                 "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
                  DimensionOrder=\"{order}\" SizeC=\"2\" SizeT=\"1\" SizeX=\"4\" SizeY=\"4\" \
-                 SizeZ=\"3\" PhysicalSizeX=\"0.1\" PhysicalSizeY=\"0.125\" \
-                 PhysicalSizeZ=\"500\" PhysicalSizeZUnit=\"nm\" Type=\"uint16\"></Pixels>\
+                 SizeZ=\"3\" PhysicalSizeXUnit=\"nm\" PhysicalSizeX=\"100\" \
+                 PhysicalSizeY=\"0.125\" PhysicalSizeZ=\"700\" PhysicalSizeZUnit=\"nm\" \
+                 Type=\"uint16\"></Pixels>\
                  </Image></OME>"
             )
         };
@@ -1546,7 +1553,7 @@ mod tests {
             c.imagej.as_deref(),
             Some(
                 "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nunit=micron\n\
-                 spacing=0.5\nloop=false\n"
+                 spacing=0.7\nloop=false\n"
             )
         );
         assert_eq!(

@@ -409,9 +409,11 @@ impl Sample {
         // above the rounding of the image's own 32-bit values) there is no range to
         // search, and every setting scores the same. Said once, for the image, rather than
         // as the first method's "nothing to tune".
-        let (lo, hi) = crate::volume::min_max(input);
-        let rounding = f64::from(f32::EPSILON) * f64::from(lo.abs().max(hi.abs()));
+        // Judged on the tiles the noise was measured on (stabilised, when the model asks).
+        let (slo, shi) = crate::volume::min_max(&stack.view());
+        let rounding = f64::from(f32::EPSILON) * f64::from(slo.abs().max(shi.abs()));
         if sigma <= rounding && m.kind == crate::descriptor::MethodKind::Denoise {
+            let (lo, hi) = crate::volume::min_max(input);
             return Err(DenoiseError::invalid(if lo == hi {
                 format!(
                     "the image is constant (every pixel {}): there is no noise to tune or rank \

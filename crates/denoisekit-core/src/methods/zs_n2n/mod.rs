@@ -897,7 +897,6 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
             }
             .into());
         }
-        weights::check_writable(path, "save_weights")?;
     }
     // Read before the image is looked at: a missing or damaged file is reported
     // whatever the image holds.
@@ -933,6 +932,10 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
             .into());
         }
         return Ok(None);
+    }
+    // After the refusals above, which would otherwise leave the folders it makes behind.
+    if let Some(path) = p.save_weights.get() {
+        weights::check_writable(path, "save_weights")?;
     }
     let norm: Vec<f32> = flat
         .iter()

@@ -229,6 +229,8 @@ final class DenoiseJob {
      * is written until every volume succeeded. Returns the shown result (or the source).
      */
     Outcome run(CancelWatch watch) {
+        // The selection as the run starts: the user may draw another while it runs.
+        Roi roi = inPlace && imp.getRoi() != null ? (Roi) imp.getRoi().clone() : null;
         ImageStack stack = imp.getStack();
         int w = imp.getWidth(), h = imp.getHeight();
         int nc = imp.getNChannels(), nz = imp.getNSlices(), nt = imp.getNFrames();
@@ -287,7 +289,6 @@ final class DenoiseJob {
         }
         // With an area selection, only its pixels change, as with ImageJ's own filters; the
         // method still saw the whole plane around them.
-        Roi roi = inPlace ? imp.getRoi() : null;
         Rectangle area = roi != null && roi.isArea() ? roi.getBounds().intersection(full) : full;
         ImageProcessor mask = area == full ? null : roi.getMask();
         for (int g = 0; g < doneIndices.size(); g++) {

@@ -935,7 +935,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         int side = (int) Math.sqrt(1 << 18);
         Rectangle crop = new Rectangle(Math.max(0, (imp.getWidth() - side) / 2), Math.max(0, (imp.getHeight() - side) / 2),
                 Math.min(side, imp.getWidth()), Math.min(side, imp.getHeight()));
-        Pixels sample = Pixels.of(imp, new int[] {imp.getStackIndex(imp.getC(), imp.getZ(), imp.getT())}, crop);
+        Pixels sample = Pixels.of(imp, new int[] {imp.getStackIndex(imp.getC(), imp.getZ(), imp.getT())}, crop,
+                new NanFill());
         long t0 = System.nanoTime();
         try (CancelWatch w = watch("Choosing the strength")) {
             NativeBridge.denoise(m.id, sample.data, sample.dims, s.keys, DenoiseJob.forCrop(m, s.values), s.images,
