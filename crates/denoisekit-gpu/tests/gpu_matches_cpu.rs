@@ -90,6 +90,17 @@ fn every_gpu_method_matches_cpu() {
             if i == 0 && plane_by_plane {
                 on_this[0] = variant();
             }
+            // zs_n2n's defaults train for 800 steps: 326 s of lavapipe on the stack, 80% of
+            // this test and over 5 minutes of CI. Beyond the quick settings (12 steps, the
+            // same code paths and schedule) they add the drift of a long training: Adam's
+            // sign-sized steps carry roundings forward (the mechanism is checked in
+            // zs_n2n_trains_on_the_gpu_as_on_the_cpu). Measured here on 2026-12-07: 2.1e-2
+            // of the range after 800 steps, under the 7e-2 tolerance; 1.1e-7 after 100. CI
+            // runs 100 steps; DENOISEKIT_FULL_GPU_TESTS=1 runs the defaults in full.
+            if i == 1 && m.id == "zs_n2n" && std::env::var_os("DENOISEKIT_FULL_GPU_TESTS").is_none()
+            {
+                on_this[0] = ParamValues::new().set("steps", 100);
+            }
             for values in &on_this {
                 // A choice that needs an image (psf=image) gets the descriptor's example.
                 let values = &m.with_example_images(values, img.view());
