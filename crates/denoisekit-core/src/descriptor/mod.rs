@@ -1002,8 +1002,9 @@ pub struct MethodDescriptor {
     pub identity: &'static [(&'static str, &'static str)],
     /// Settings (key, value) that keep the method's full code path but make it cheap on
     /// small images, for end-to-end tests that run every method on slow hosts (an
-    /// emulator, Wine, every chunking of a Dask array); empty where the defaults are
-    /// already cheap. Not a recommendation: the results are those of fewer iterations.
+    /// emulator, Wine, every chunking of a Dask array) and for untimed warm-up runs (Fiji's
+    /// Compare Methods); empty where the defaults are already cheap. Not a recommendation:
+    /// the results are those of fewer iterations.
     pub quick: &'static [(&'static str, &'static str)],
     /// How far, in planes, rows and columns, an output pixel reaches into the input for
     /// these parameters. A crop extended by this halo gives exactly the full result inside
