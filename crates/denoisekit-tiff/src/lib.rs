@@ -1538,15 +1538,18 @@ mod tests {
             )
         };
         let (input, output) = (tmp("ome-in.tif"), tmp("ome-out.tif"));
-        let mut w = PageWriter::create(&input, Bits::U16, 96).unwrap();
-        w.calibrate(&Calibration {
-            imagej: Some(ome("XYZCT")),
-            ..Default::default()
-        });
-        for page in 0..6 {
-            w.write_page(4, 4, &[page as f32; 16]).unwrap();
-        }
-        w.finish().unwrap();
+        let write_ome = |order: &str| {
+            let mut w = PageWriter::create(&input, Bits::U16, 96).unwrap();
+            w.calibrate(&Calibration {
+                imagej: Some(ome(order)),
+                ..Default::default()
+            });
+            for page in 0..6 {
+                w.write_page(4, 4, &[page as f32; 16]).unwrap();
+            }
+            w.finish().unwrap();
+        };
+        write_ome("XYZCT");
         let l = layout(&input).unwrap();
         let c = &l.calibration;
         assert_eq!(
@@ -1576,15 +1579,7 @@ mod tests {
         let firsts: Vec<f32> = out.outer_iter().map(|p| p[[0, 0]]).collect();
         assert_eq!(firsts, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
         // Stored in ImageJ's order already: the pages are written as they are.
-        let mut w = PageWriter::create(&input, Bits::U16, 96).unwrap();
-        w.calibrate(&Calibration {
-            imagej: Some(ome("XYCZT")),
-            ..Default::default()
-        });
-        for page in 0..6 {
-            w.write_page(4, 4, &[page as f32; 16]).unwrap();
-        }
-        w.finish().unwrap();
+        write_ome("XYCZT");
         assert_eq!(layout(&input).unwrap().calibration.order, None);
         assert_eq!(per_unit(1e-5), Some((1_000_000_000, 10_000)));
         assert_eq!(per_unit(1e12), None);

@@ -406,10 +406,9 @@ impl Sample {
             None => crate::noise::estimate_sigma(&stack.view())?,
         };
         // Every denoiser's strength scales with the noise: with none measured (nothing
-        // above the rounding of the image's own 32-bit values) there is no range to
-        // search, and every setting scores the same. Said once, for the image, rather than
-        // as the first method's "nothing to tune".
-        // Judged on the tiles the noise was measured on (stabilised, when the model asks).
+        // above the 32-bit rounding of the tiles it was measured on, stabilised when the
+        // model asks) there is no range to search, and every setting scores the same. Said
+        // once, for the image, rather than as the first method's "nothing to tune".
         let (slo, shi) = crate::volume::min_max(&stack.view());
         let rounding = f64::from(f32::EPSILON) * f64::from(slo.abs().max(shi.abs()));
         if sigma <= rounding && m.kind == crate::descriptor::MethodKind::Denoise {

@@ -41,11 +41,15 @@ public class DenoiseCommand implements PlugIn {
         CHOICES.put("z_axis", Arrays.asList("slices", "frames"));
     }
 
-    /** Plugin options besides the method's parameters and image inputs. */
+    /** Plugin options besides the method's parameters, image inputs and checkboxes. */
     private static final Set<String> JOB_KEYS = new HashSet<String>(
-            Arrays.asList("method", "backend", "scope", "z_axis",
+            Arrays.asList("method", "backend",
                     // Recorded by versions before the panel (the preview's view); ignored.
                     "view"));
+
+    static {
+        JOB_KEYS.addAll(CHOICES.keySet());
+    }
 
     @Override
     public void run(String arg) {

@@ -289,19 +289,17 @@ final class DenoiseJob {
         }
         // With an area selection, only its pixels change, as with ImageJ's own filters; the
         // method still saw the whole plane around them.
-        Rectangle area = roi != null && roi.isArea() ? roi.getBounds().intersection(full) : full;
-        ImageProcessor mask = area == full ? null : roi.getMask();
+        Rectangle bounds = roi != null && roi.isArea() ? roi.getBounds() : null;
+        Rectangle area = bounds != null ? bounds.intersection(full) : full;
+        ImageProcessor mask = bounds != null ? roi.getMask() : null;
         for (int g = 0; g < doneIndices.size(); g++) {
             int[] indices = doneIndices.get(g);
             float[] o = doneOut.get(g);
             for (int i = 0; i < indices.length; i++) {
                 ImageProcessor ip = stack.getProcessor(indices[i]);
-                if (mask != null) {
-                    Rectangle b = roi.getBounds();
-                    for (int y = area.y; y < area.y + area.height; y++) {
-                        for (int x = area.x; x < area.x + area.width; x++) {
-                            if (mask.get(x - b.x, y - b.y) == 0) o[i * w * h + y * w + x] = ip.getf(x, y);
-                        }
+                for (int y = area.y; mask != null && y < area.y + area.height; y++) {
+                    for (int x = area.x; x < area.x + area.width; x++) {
+                        if (mask.get(x - bounds.x, y - bounds.y) == 0) o[i * w * h + y * w + x] = ip.getf(x, y);
                     }
                 }
                 Pixels.write(ip, o, i * w * h, w, area, area);
