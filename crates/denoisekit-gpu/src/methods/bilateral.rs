@@ -1,5 +1,5 @@
 //! GPU host for `bilateral` (kernel: `bilateral.wgsl`): one dispatch per tile of planes
-//! and band of rows through [`super::per_pixel_tiled`], with the window as halo.
+//! through [`super::per_pixel_tiled`], with the z window as halo.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -51,15 +51,15 @@ pub fn run(
         inv_2sz: cap(1.0 / (2.0 * plan.sigma_z * plan.sigma_z)),
         inv_2sr: plan.inv_2sr,
     };
-    let uniforms =
-        |depth: u32, height: u32| bytemuck::bytes_of(&Uniforms { depth, height, ..u }).to_vec();
-    let kernel = super::OnePass {
-        name: "bilateral",
-        entry: "main",
-        wgsl: WGSL,
-        reach: (plan.radius_z, plan.radius),
-        reads_per_voxel: ((2 * plan.radius + 1).pow(2) * (2 * plan.radius_z + 1)) as u64,
-        uniforms: &uniforms,
-    };
-    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    super::per_pixel_tiled(
+        ctx,
+        "bilateral",
+        "main",
+        WGSL,
+        input,
+        plan.radius_z,
+        &uniforms,
+        max_tile_bytes,
+    )
 }

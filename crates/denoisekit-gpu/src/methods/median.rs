@@ -1,8 +1,7 @@
-//! GPU host for `median` (kernel: `median.wgsl`): one dispatch per tile of planes and
-//! band of rows through [`super::per_pixel_tiled`], with the window as halo. Windows of
-//! up to 27 values (3 × 3, 5 × 5, 3 × 3 × 3) are selected in registers; larger ones by
-//! bisection on the values' bit patterns. Both return exactly the CPU's value (tested
-//! for both paths).
+//! GPU host for `median` (kernel: `median.wgsl`): one dispatch per tile of planes through
+//! [`super::per_pixel_tiled`], with the z window as halo. Windows of up to 27 values
+//! (3 × 3, 5 × 5, 3 × 3 × 3) are selected in registers; larger ones by bisection on the
+//! values' bit patterns. Both return exactly the CPU's value (tested for both paths).
 //!
 //! Cost: small windows, one read per value; larger ones about (window + 1) · (bits that
 //! differ within the window) reads per pixel, at most 33 passes over the window; fine for
@@ -57,21 +56,15 @@ pub fn run(
         border: p.border as u32,
         _pad: [0; 2],
     };
-    let uniforms =
-        |depth: u32, height: u32| bytemuck::bytes_of(&Uniforms { depth, height, ..u }).to_vec();
-    let window = ((2 * radius + 1).pow(2) * (2 * rz + 1)) as u64;
-    let kernel = super::OnePass {
-        name: "median",
-        entry: "main",
-        wgsl: WGSL,
-        reach: (rz, radius),
-        // Bisection: at most 33 passes over the window (see the module's cost note).
-        reads_per_voxel: if window <= 27 {
-            window
-        } else {
-            (window + 1) * 33
-        },
-        uniforms: &uniforms,
-    };
-    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    super::per_pixel_tiled(
+        ctx,
+        "median",
+        "main",
+        WGSL,
+        input,
+        rz,
+        &uniforms,
+        max_tile_bytes,
+    )
 }

@@ -2,8 +2,7 @@
 
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::{Control, Volume, VolumeView};
-use ndarray::{Axis, Slice};
+use denoisekit_core::{Volume, VolumeView};
 
 /// Declares a kernel's uniform block: the `#[repr(C)]` struct uploaded as its WGSL
 /// `var<uniform>`, padded to 16 bytes. `wgsl` names the kernel's source; a test generated
@@ -143,89 +142,34 @@ pub(crate) fn chain<'a>(
     seq
 }
 
-/// The most window reads (output voxels times the values each reads) one submission of
-/// a one-pass kernel may do. A display GPU's driver resets a dispatch that runs past about
-/// 2 s (Windows' TDR), and a cancel waits for the submission in flight. One dispatch over
-/// a whole job could not stay under either: a 51 x 51 x 21 median reads up to 1.8 M
-/// values per voxel, 10^14 on a 1024 x 1024 x 64 stack. 2^28 reads are milliseconds on a
-/// discrete GPU and well under a second on an integrated one.
-const BAND_READS: u64 = 1 << 28;
-
-/// A one-pass kernel (one invocation per output voxel; bindings: source, destination,
-/// uniform) and what tiling it needs.
-pub struct OnePass<'a> {
-    /// Identifies the compiled pipeline: one name per entry point.
-    pub name: &'static str,
-    /// The entry point in `wgsl`.
-    pub entry: &'static str,
-    /// The kernel's source.
-    pub wgsl: &'a str,
-    /// How far an output voxel's window reaches along z and along y.
-    pub reach: (usize, usize),
-    /// Values one output voxel reads (its window, times the passes over it).
-    pub reads_per_voxel: u64,
-    /// The uniform block for a tile or band of the given depth and height.
-    pub uniforms: &'a dyn Fn(u32, u32) -> Vec<u8>,
-}
-
 /// Runs a one-pass kernel over a volume in tiles of whole planes that fit the device's
-/// storage-binding limit (or `max_tile_bytes`, which tests use to force tiling), each in
-/// bands of rows of at most 2^28 window reads, one submission each, with a cancel
-/// check between them. Tiles and bands carry their window's reach of real neighbours on
-/// both sides, so that the kernel's own border rule only ever applies at the volume's
-/// true edges and they join exactly. A single plane (plus halo) beyond the limit is
+/// storage-binding limit (or `max_tile_bytes`, which tests use to force tiling). Each tile
+/// carries `halo_z` planes of real neighbours on both sides, so that the kernel's own
+/// replicate rule only ever applies at the volume's true edges and tiles join exactly.
+/// `uniforms` gets the tile's depth. A single plane (plus halo) beyond the limit is
 /// refused with `TooLarge`, and `crate::run` then uses the CPU.
 ///
 /// # Errors
-/// [`GpuError`] on any device failure; `Cancelled` between bands.
+/// [`GpuError`] on any device failure.
+#[allow(clippy::too_many_arguments)] // one-pass kernels differ in exactly these
 pub fn per_pixel_tiled(
     ctx: &GpuContext,
-    kernel: &OnePass<'_>,
+    name: &'static str,
+    entry: &'static str,
+    wgsl: &str,
     input: VolumeView<'_>,
-    ctl: &Control,
+    halo_z: usize,
+    uniforms: &dyn Fn(u32) -> Vec<u8>,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
-    let k = kernel;
-    #[cfg(not(test))]
-    let band_reads = BAND_READS;
-    #[cfg(test)]
-    let band_reads = tests::BAND_READS.get();
-    let (d, _, w) = input.dim();
-    let (reach_z, reach_y) = k.reach;
-    let tile = tile_planes(ctx, input.dim(), 1, reach_z, max_tile_bytes)?;
-    let in_bands = |sub: VolumeView<'_>| {
-        let (sd, sh, _) = sub.dim();
-        let one = |band: VolumeView<'_>| {
-            ctl.checkpoint()?;
-            #[cfg(test)]
-            tests::BANDS.set(tests::BANDS.get() + 1);
-            let (bd, bh, _) = band.dim();
-            per_pixel(
-                ctx,
-                k.name,
-                k.entry,
-                k.wgsl,
-                band,
-                &(k.uniforms)(bd as u32, bh as u32),
-            )
-        };
-        let row_reads = (sd * w) as u64 * k.reads_per_voxel.max(1);
-        // Rows of output per band beside the halo's, which is read and computed again:
-        // at least as many as the halo has, so that no band does over three times its share.
-        let rows = ((band_reads / row_reads.max(1)) as usize)
-            .saturating_sub(2 * reach_y)
-            .max(reach_y)
-            .max(1);
-        if rows >= sh {
-            one(sub)
-        } else {
-            in_tiles_along(Axis(1), sub, rows, reach_y, one)
-        }
-    };
+    let d = input.dim().0;
+    let tile = tile_planes(ctx, input.dim(), 1, halo_z, max_tile_bytes)?;
     if tile >= d {
-        return in_bands(input);
+        return per_pixel(ctx, name, entry, wgsl, input, &uniforms(d as u32));
     }
-    in_tiles(input, tile, reach_z, in_bands)
+    in_tiles(input, tile, halo_z, |sub| {
+        per_pixel(ctx, name, entry, wgsl, sub, &uniforms(sub.dim().0 as u32))
+    })
 }
 
 /// How many output planes one tile may hold so that its largest buffer (`floats_per_voxel`
@@ -267,27 +211,16 @@ pub fn in_tiles(
     input: VolumeView<'_>,
     tile: usize,
     halo_z: usize,
-    f: impl FnMut(VolumeView<'_>) -> Result<Volume, GpuError>,
-) -> Result<Volume, GpuError> {
-    in_tiles_along(Axis(0), input, tile, halo_z, f)
-}
-
-/// [`in_tiles`] along any axis: tiles of `tile` planes (axis 0), rows (1) or columns (2).
-fn in_tiles_along(
-    axis: Axis,
-    input: VolumeView<'_>,
-    tile: usize,
-    halo: usize,
     mut f: impl FnMut(VolumeView<'_>) -> Result<Volume, GpuError>,
 ) -> Result<Volume, GpuError> {
-    let n = input.len_of(axis);
-    let mut out = Volume::zeros(input.dim());
-    for i0 in (0..n).step_by(tile.max(1)) {
-        let i1 = (i0 + tile).min(n);
-        let (a, b) = (i0.saturating_sub(halo), (i1 + halo).min(n));
-        let res = f(input.slice_axis(axis, Slice::from(a..b)))?;
-        out.slice_axis_mut(axis, Slice::from(i0..i1))
-            .assign(&res.slice_axis(axis, Slice::from(i0 - a..i1 - a)));
+    let (d, h, w) = input.dim();
+    let mut out = Volume::zeros((d, h, w));
+    for z0 in (0..d).step_by(tile.max(1)) {
+        let z1 = (z0 + tile).min(d);
+        let (a, b) = (z0.saturating_sub(halo_z), (z1 + halo_z).min(d));
+        let res = f(input.slice(ndarray::s![a..b, .., ..]))?;
+        out.slice_mut(ndarray::s![z0..z1, .., ..])
+            .assign(&res.slice(ndarray::s![z0 - a..z1 - a, .., ..]));
     }
     Ok(out)
 }
@@ -340,91 +273,4 @@ pub fn per_pixel(
         ctx.queue.submit([enc.finish()]);
         ctx.read_back(&b, host.len())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::BAND_READS as DEFAULT;
-    use denoisekit_core::phantom::{PhantomSpec, phantom};
-    use denoisekit_core::{Control, ParamValues};
-    use std::cell::Cell;
-
-    thread_local! {
-        /// The band bound of this thread's one-pass jobs (tests force small bands).
-        pub(super) static BAND_READS: Cell<u64> = const { Cell::new(DEFAULT) };
-        /// Submissions of one-pass bands on this thread.
-        pub(super) static BANDS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    #[test]
-    fn bands_of_rows_give_the_one_dispatch_result() {
-        // Each band carries its window's reach of real rows on both sides, so every kept
-        // pixel reads the same values in the same order as in one dispatch: bit for bit.
-        let Some(ctx) = crate::context::test_context() else {
-            return;
-        };
-        type Host = fn(
-            &crate::GpuContext,
-            denoisekit_core::VolumeView<'_>,
-            &denoisekit_core::Resolved,
-            &Control,
-            Option<u64>,
-        ) -> Result<denoisekit_core::Volume, crate::GpuError>;
-        let plane = |shape| {
-            phantom(&PhantomSpec {
-                shape,
-                seed: 21,
-                ..Default::default()
-            })
-            .noisy
-        };
-        let (flat, stack) = (plane((1, 61, 37)), plane((3, 29, 23)));
-        let cases: [(&str, Host, ParamValues); 6] = [
-            ("bilateral", super::bilateral::run, ParamValues::new()),
-            (
-                "bilateral",
-                super::bilateral::run,
-                ParamValues::new().set("sigma_spatial_z", 1),
-            ),
-            // A window of 9 values (in registers) and one of 169 (by bisection).
-            ("median", super::median::run, ParamValues::new()),
-            (
-                "median",
-                super::median::run,
-                ParamValues::new().set("radius", 6),
-            ),
-            // The planar entry point (its tiles of rows in workgroup memory) and the
-            // general one.
-            ("nl_means", super::nl_means::run, ParamValues::new()),
-            (
-                "nl_means",
-                super::nl_means::run,
-                ParamValues::new()
-                    .set("patch_radius_z", 1)
-                    .set("search_radius_z", 1),
-            ),
-        ];
-        for (id, host, values) in cases {
-            for img in [&flat, &stack] {
-                let (_, resolved) = denoisekit_core::prepare(id, &img.view(), &values).unwrap();
-                let run = |reads| {
-                    BAND_READS.set(reads);
-                    BANDS.set(0);
-                    let out = host(ctx, img.view(), &resolved, &Control::new(), None).unwrap();
-                    (out, BANDS.get())
-                };
-                let (whole, one) = run(u64::MAX);
-                // A bound of one read: bands as high as the window's reach.
-                let (banded, bands) = run(1);
-                BAND_READS.set(DEFAULT);
-                assert_eq!(one, 1, "{id} {values:?}: one dispatch");
-                assert!(bands > 2, "{id} {values:?}: {bands} bands");
-                assert!(
-                    whole == banded,
-                    "{id} {values:?} {:?}: bands differ",
-                    img.dim()
-                );
-            }
-        }
-    }
 }

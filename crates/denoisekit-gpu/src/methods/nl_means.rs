@@ -1,5 +1,5 @@
-//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch per tile of planes and
-//! band of rows through [`super::per_pixel_tiled`] (halo: patch plus search radius); patch
+//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch per tile of planes
+//! through [`super::per_pixel_tiled`] (halo: patch plus search radius in z); patch
 //! distances by box sums over shifts, their row sums shared in workgroup memory.
 
 use crate::context::GpuContext;
@@ -63,8 +63,7 @@ pub fn run(
         inv_h2: plan.inv_h2,
         _pad2: 0.0,
     };
-    let uniforms =
-        |depth: u32, height: u32| bytemuck::bytes_of(&Uniforms { depth, height, ..u }).to_vec();
+    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
     let planar = plan.patch_radius_z == 0
         && plan.search_radius_z == 0
         && plan.patch_radius + plan.search_radius <= PLANAR_MAX_REACH;
@@ -73,20 +72,16 @@ pub fn run(
     } else {
         ("nl_means", "main")
     };
-    let shifts = (2 * plan.search_radius + 1).pow(2) * (2 * plan.search_radius_z + 1);
-    let kernel = super::OnePass {
+    super::per_pixel_tiled(
+        ctx,
         name,
         entry,
-        wgsl: WGSL,
-        reach: (
-            plan.patch_radius_z + plan.search_radius_z,
-            plan.patch_radius + plan.search_radius,
-        ),
-        // Per shift, a box sum of the patch's row sums.
-        reads_per_voxel: (shifts * (2 * plan.patch_radius + 1)) as u64,
-        uniforms: &uniforms,
-    };
-    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
+        WGSL,
+        input,
+        plan.patch_radius_z + plan.search_radius_z,
+        &uniforms,
+        max_tile_bytes,
+    )
 }
 
 #[cfg(test)]
