@@ -31,14 +31,12 @@ import org.denoisekit.ParamSpec;
  * measured on the channel and frame on screen).
  */
 public class DenoiseCommand implements PlugIn {
-    /** The job's checkboxes: a bare word ticks one (as ImageJ records a ticked box). */
-    private static final List<String> FLAGS = Arrays.asList("in_place", "float_result", "nan_masked");
     /** The job's choices and the values each allows (as {@link DenoiseJob#options} writes them). */
     private static final Map<String, List<String>> CHOICES = new HashMap<String, List<String>>();
 
     static {
-        CHOICES.put("scope", Arrays.asList("stack", "slice"));
-        CHOICES.put("z_axis", Arrays.asList("slices", "frames"));
+        CHOICES.put(DenoiseJob.SCOPE, DenoiseJob.SCOPES);
+        CHOICES.put(DenoiseJob.Z_AXIS, DenoiseJob.Z_AXES);
     }
 
     /** Plugin options besides the method's parameters, image inputs and checkboxes. */
@@ -196,8 +194,8 @@ public class DenoiseCommand implements PlugIn {
             b.put(in.key, px.data, px.dims);
         }
         Images images = b.build();
-        Pixels.Axis axis = "frames".equals(given.get("z_axis"))
-                || (!given.containsKey("z_axis") && imp.getNFrames() > 1 && imp.getNSlices() == 1)
+        Pixels.Axis axis = DenoiseJob.FRAMES.equals(given.get(DenoiseJob.Z_AXIS))
+                || (!given.containsKey(DenoiseJob.Z_AXIS) && imp.getNFrames() > 1 && imp.getNSlices() == 1)
                 ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
         // Values left out are resolved as the panel opens them: on the channel and frame on
         // screen (noise_model=auto pinned there too), one set for every channel and frame.
@@ -212,10 +210,10 @@ public class DenoiseCommand implements PlugIn {
         }
         String chose = pinAutoNoiseModel(keys, values, all);
         if (chose != null) IJ.log(chose);
-        boolean flagNan = flag(options, "nan_masked");
-        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, images, titles,
-                imp.getStackSize() > 1 && "slice".equals(given.get("scope")), axis, flag(options, "in_place"),
-                flag(options, "float_result"), flagNan);
+        boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(given.get(DenoiseJob.SCOPE));
+        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, images, titles, oneSlice, axis,
+                flag(options, DenoiseJob.IN_PLACE), flag(options, DenoiseJob.FLOAT_RESULT),
+                flag(options, DenoiseJob.NAN_MASKED));
         String problem = job.check();
         if (problem != null) throw new DenoiseKitException("InvalidInput", problem);
         return job;
@@ -270,12 +268,12 @@ public class DenoiseCommand implements PlugIn {
         for (String t : tokens(options)) {
             int eq = t.indexOf('=');
             String key = eq < 0 ? t : t.substring(0, eq);
-            if (eq < 0 && !FLAGS.contains(t)) {
+            if (eq < 0 && !DenoiseJob.FLAGS.contains(t)) {
                 throw new DenoiseKitException("InvalidInput", "\"" + t + "\" in the options is neither key=value nor "
-                        + "a checkbox (" + String.join(", ", FLAGS) + "); a value with spaces goes in brackets: "
+                        + "a checkbox (" + String.join(", ", DenoiseJob.FLAGS) + "); a value with spaces goes in brackets: "
                         + "key=[a value with spaces]");
             }
-            if (eq >= 0 && FLAGS.contains(key)) {
+            if (eq >= 0 && DenoiseJob.FLAGS.contains(key)) {
                 throw new DenoiseKitException("InvalidInput", key + " is a checkbox: write " + key
                         + " alone to tick it, or leave it out (not " + t + ")");
             }

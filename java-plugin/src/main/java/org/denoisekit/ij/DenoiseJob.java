@@ -13,6 +13,7 @@ import ij.process.ImageProcessor;
 import ij.process.ShortProcessor;
 import java.awt.Rectangle;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.denoisekit.Images;
 import org.denoisekit.MethodSpec;
@@ -25,6 +26,14 @@ import org.denoisekit.NativeBridge;
  */
 final class DenoiseJob {
     static final String NONE = "none";
+    /** The job's checkboxes as {@link #options} records them: a bare word ticks one. */
+    static final String IN_PLACE = "in_place", FLOAT_RESULT = "float_result", NAN_MASKED = "nan_masked";
+    static final List<String> FLAGS = Arrays.asList(IN_PLACE, FLOAT_RESULT, NAN_MASKED);
+    /** The job's choices as {@link #options} records them, each with its values. */
+    static final String SCOPE = "scope", Z_AXIS = "z_axis";
+    static final String STACK = "stack", SLICE = "slice", SLICES = "slices", FRAMES = "frames";
+    static final List<String> SCOPES = Arrays.asList(STACK, SLICE);
+    static final List<String> Z_AXES = Arrays.asList(SLICES, FRAMES);
 
     final ImagePlus imp;
     final MethodSpec method;
@@ -103,11 +112,13 @@ final class DenoiseJob {
                 b.append(' ').append(method.images.get(i).key).append("=[").append(imageTitles[i]).append(']');
             }
         }
-        if (imp.getStackSize() > 1) b.append(" scope=").append(oneSlice ? "slice" : "stack");
-        if (imp.getNFrames() > 1) b.append(" z_axis=").append(axis == Pixels.Axis.FRAMES ? "frames" : "slices");
-        if (inPlace) b.append(" in_place");
-        if (floatResult) b.append(" float_result");
-        if (nanMasked) b.append(" nan_masked");
+        if (imp.getStackSize() > 1) b.append(' ').append(SCOPE).append('=').append(oneSlice ? SLICE : STACK);
+        if (imp.getNFrames() > 1) {
+            b.append(' ').append(Z_AXIS).append('=').append(axis == Pixels.Axis.FRAMES ? FRAMES : SLICES);
+        }
+        if (inPlace) b.append(' ').append(IN_PLACE);
+        if (floatResult) b.append(' ').append(FLOAT_RESULT);
+        if (nanMasked) b.append(' ').append(NAN_MASKED);
         return b.toString();
     }
 

@@ -94,8 +94,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     private final JLabel regionLine = new JLabel(" ");
     private final JLabel deviceLine = new JLabel(" ");
     private final JComboBox<String> backend = new JComboBox<String>(NativeBridge.backends());
-    private final JComboBox<String> scope = new JComboBox<String>(new String[] {"stack", "slice"});
-    private final JComboBox<String> zAxis = new JComboBox<String>(new String[] {"slices", "frames"});
+    private final JComboBox<String> scope = new JComboBox<String>(DenoiseJob.SCOPES.toArray(new String[0]));
+    private final JComboBox<String> zAxis = new JComboBox<String>(DenoiseJob.Z_AXES.toArray(new String[0]));
     private final JCheckBox inPlace = new JCheckBox("In place (modify the original)");
     private final JCheckBox floatResult = new JCheckBox("32-bit result");
     private final JCheckBox nanMasked = new JCheckBox("NaN pixels as masked-out");
@@ -275,7 +275,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             options.add(new JLabel("3rd axis:"));
             options.add(zAxis);
             // A time-lapse of single planes is denoised across time by default.
-            zAxis.setSelectedItem(imp.getNSlices() > 1 ? "slices" : "frames");
+            zAxis.setSelectedItem(imp.getNSlices() > 1 ? DenoiseJob.SLICES : DenoiseJob.FRAMES);
         }
         options.add(inPlace);
         options.add(floatResult);
@@ -529,7 +529,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     }
 
     private Pixels.Axis axis() {
-        return imp.getNFrames() > 1 && "frames".equals(zAxis.getSelectedItem()) ? Pixels.Axis.FRAMES
+        return imp.getNFrames() > 1 && DenoiseJob.FRAMES.equals(zAxis.getSelectedItem()) ? Pixels.Axis.FRAMES
                 : Pixels.Axis.SLICES;
     }
 
@@ -1198,7 +1198,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             progressText.setForeground(WARN);
             return;
         }
-        final boolean oneSlice = imp.getStackSize() > 1 && "slice".equals(scope.getSelectedItem());
+        final boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(scope.getSelectedItem());
         final boolean place = inPlace.isSelected(), toFloat = floatResult.isSelected();
         remember();
         submit("Denoising", () -> {
