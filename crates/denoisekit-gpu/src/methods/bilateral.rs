@@ -1,5 +1,6 @@
-//! GPU host for `bilateral` (kernel: `bilateral.wgsl`): one dispatch per tile of planes
-//! through [`super::per_pixel_tiled`], with the z window as halo.
+//! GPU host for `bilateral` (kernel: `bilateral.wgsl`): through
+//! [`super::per_pixel_tiled`] (tiles of planes with the z window as halo, boxes of output
+//! of bounded work).
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -19,6 +20,10 @@ uniforms! {
         inv_2ss: f32,
         inv_2sz: f32,
         inv_2sr: f32,
+        x0: u32,
+        y0: u32,
+        z0: u32,
+        _pad: u32,
     }
 }
 
@@ -50,16 +55,28 @@ pub fn run(
         inv_2ss: cap(1.0 / (2.0 * plan.sigma * plan.sigma)),
         inv_2sz: cap(1.0 / (2.0 * plan.sigma_z * plan.sigma_z)),
         inv_2sr: plan.inv_2sr,
+        x0: 0,
+        y0: 0,
+        z0: 0,
+        _pad: 0,
     };
-    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
-    super::per_pixel_tiled(
-        ctx,
-        "bilateral",
-        "main",
-        WGSL,
-        input,
-        plan.radius_z,
-        &uniforms,
-        max_tile_bytes,
-    )
+    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
+        bytemuck::bytes_of(&Uniforms {
+            depth,
+            x0,
+            y0,
+            z0,
+            ..u
+        })
+        .to_vec()
+    };
+    let kernel = super::OnePass {
+        name: "bilateral",
+        entry: "main",
+        wgsl: WGSL,
+        reach_z: plan.radius_z,
+        reads_per_voxel: ((2 * plan.radius + 1).pow(2) * (2 * plan.radius_z + 1)) as u64,
+        uniforms: &uniforms,
+    };
+    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }

@@ -17,6 +17,10 @@ struct Params {
     inv_2ss: f32,
     inv_2sz: f32,
     inv_2sr: f32,
+    x0: u32,
+    y0: u32,
+    z0: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -24,7 +28,9 @@ struct Params {
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    // One box of the output (see `per_pixel` in mod.rs): the dispatch starts at the origin.
+    let id = gid + vec3<u32>(p.x0, p.y0, p.z0);
     if (id.x >= p.width || id.y >= p.height || id.z >= p.depth) {
         return;
     }

@@ -1,7 +1,8 @@
-//! GPU host for `median` (kernel: `median.wgsl`): one dispatch per tile of planes through
-//! [`super::per_pixel_tiled`], with the z window as halo. Windows of up to 27 values
-//! (3 × 3, 5 × 5, 3 × 3 × 3) are selected in registers; larger ones by bisection on the
-//! values' bit patterns. Both return exactly the CPU's value (tested for both paths).
+//! GPU host for `median` (kernel: `median.wgsl`): through [`super::per_pixel_tiled`]
+//! (tiles of planes with the z window as halo, boxes of output of bounded work). Windows
+//! of up to 27 values (3 × 3, 5 × 5, 3 × 3 × 3) are selected in registers; larger ones by
+//! bisection on the values' bit patterns. Both return exactly the CPU's value (tested
+//! for both paths).
 //!
 //! Cost: small windows, one read per value; larger ones about (window + 1) · (bits that
 //! differ within the window) reads per pixel, at most 33 passes over the window; fine for
@@ -25,7 +26,10 @@ uniforms! {
         radius: u32,
         radius_z: u32,
         border: u32,
-        _pad: [u32; 2],
+        x0: u32,
+        y0: u32,
+        z0: u32,
+        _pad: [u32; 3],
     }
 }
 
@@ -54,17 +58,34 @@ pub fn run(
         radius: radius as u32,
         radius_z: rz as u32,
         border: p.border as u32,
-        _pad: [0; 2],
+        x0: 0,
+        y0: 0,
+        z0: 0,
+        _pad: [0; 3],
     };
-    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
-    super::per_pixel_tiled(
-        ctx,
-        "median",
-        "main",
-        WGSL,
-        input,
-        rz,
-        &uniforms,
-        max_tile_bytes,
-    )
+    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
+        bytemuck::bytes_of(&Uniforms {
+            depth,
+            x0,
+            y0,
+            z0,
+            ..u
+        })
+        .to_vec()
+    };
+    let window = ((2 * radius + 1).pow(2) * (2 * rz + 1)) as u64;
+    let kernel = super::OnePass {
+        name: "median",
+        entry: "main",
+        wgsl: WGSL,
+        reach_z: rz,
+        // Bisection: at most 33 passes over the window (see the cost note above).
+        reads_per_voxel: if window <= 27 {
+            window
+        } else {
+            (window + 1) * 33
+        },
+        uniforms: &uniforms,
+    };
+    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }

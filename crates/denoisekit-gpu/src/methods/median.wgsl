@@ -19,8 +19,12 @@ struct Params {
     radius: u32,
     radius_z: u32,
     border: u32,
+    x0: u32,
+    y0: u32,
+    z0: u32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -95,7 +99,9 @@ fn small_median(cx: i32, cy: i32, cz: i32, n: u32) -> u32 {
 }
 
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    // One box of the output (see `per_pixel` in mod.rs): the dispatch starts at the origin.
+    let id = gid + vec3<u32>(p.x0, p.y0, p.z0);
     if (id.x >= p.width || id.y >= p.height || id.z >= p.depth) {
         return;
     }

@@ -2,7 +2,7 @@
 
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
-use denoisekit_core::{Volume, VolumeView};
+use denoisekit_core::{Control, Volume, VolumeView};
 
 /// Declares a kernel's uniform block: the `#[repr(C)]` struct uploaded as its WGSL
 /// `var<uniform>`, padded to 16 bytes. `wgsl` names the kernel's source; a test generated
@@ -142,34 +142,100 @@ pub(crate) fn chain<'a>(
     seq
 }
 
+/// The most window reads (output voxels times the values each reads) one submission of
+/// a one-pass kernel may do. A display GPU's driver resets a dispatch that runs past about
+/// 2 s (Windows' TDR), and a cancel waits for the submission in flight. One dispatch over
+/// a whole job could not stay under either: a 51 x 51 x 21 median reads up to 1.8 M
+/// values per voxel, 10^14 on a 1024 x 1024 x 64 stack. 2^28 reads are milliseconds on a
+/// discrete GPU and well under a second on an integrated one.
+const BAND_READS: u64 = 1 << 28;
+
+/// A one-pass kernel (one invocation per output voxel; bindings: source, destination,
+/// uniform) and what its tiling needs.
+pub struct OnePass<'a> {
+    /// Identifies the compiled pipeline: one name per entry point.
+    pub name: &'static str,
+    /// The entry point in `wgsl`.
+    pub entry: &'static str,
+    /// The kernel's source.
+    pub wgsl: &'a str,
+    /// How far an output voxel's window reaches along z.
+    pub reach_z: usize,
+    /// Values one output voxel reads (its window, times the passes over it).
+    pub reads_per_voxel: u64,
+    /// The uniform block for a tile of the given depth whose dispatch starts at the
+    /// given origin (x, y, z; x and y multiples of the workgroup side).
+    pub uniforms: &'a dyn Fn(u32, [u32; 3]) -> Vec<u8>,
+}
+
 /// Runs a one-pass kernel over a volume in tiles of whole planes that fit the device's
 /// storage-binding limit (or `max_tile_bytes`, which tests use to force tiling). Each tile
-/// carries `halo_z` planes of real neighbours on both sides, so that the kernel's own
-/// replicate rule only ever applies at the volume's true edges and tiles join exactly.
-/// `uniforms` gets the tile's depth. A single plane (plus halo) beyond the limit is
-/// refused with `TooLarge`, and `crate::run` then uses the CPU.
+/// carries `reach_z` planes of real neighbours on both sides, so that the kernel's own
+/// border rule only ever applies at the volume's true edges and tiles join exactly. A
+/// single plane (plus halo) beyond the limit is refused with `TooLarge`, and `crate::run`
+/// then uses the CPU. Within a tile, the output is computed in boxes of at most 2^28
+/// window reads (a box is at least one workgroup, 16 x 16 pixels), one submission each
+/// with a cancel check between them: every box reads the whole tile, so the result is
+/// the one dispatch's.
 ///
 /// # Errors
-/// [`GpuError`] on any device failure.
-#[allow(clippy::too_many_arguments)] // one-pass kernels differ in exactly these
+/// [`GpuError`] on any device failure; `Cancelled` between boxes.
 pub fn per_pixel_tiled(
     ctx: &GpuContext,
-    name: &'static str,
-    entry: &'static str,
-    wgsl: &str,
+    kernel: &OnePass<'_>,
     input: VolumeView<'_>,
-    halo_z: usize,
-    uniforms: &dyn Fn(u32) -> Vec<u8>,
+    ctl: &Control,
     max_tile_bytes: Option<u64>,
 ) -> Result<Volume, GpuError> {
+    #[cfg(not(test))]
+    let bound = BAND_READS;
+    #[cfg(test)]
+    let bound = tests::BAND_READS.get();
     let d = input.dim().0;
-    let tile = tile_planes(ctx, input.dim(), 1, halo_z, max_tile_bytes)?;
+    let tile = tile_planes(ctx, input.dim(), 1, kernel.reach_z, max_tile_bytes)?;
+    let run = |sub: VolumeView<'_>| per_pixel(ctx, kernel, sub, ctl, bound);
     if tile >= d {
-        return per_pixel(ctx, name, entry, wgsl, input, &uniforms(d as u32));
+        return run(input);
     }
-    in_tiles(input, tile, halo_z, |sub| {
-        per_pixel(ctx, name, entry, wgsl, sub, &uniforms(sub.dim().0 as u32))
-    })
+    in_tiles(input, tile, kernel.reach_z, run)
+}
+
+/// The boxes of output (origin and extent, both (z, y, x)) that cover a `(d, h, w)`
+/// volume with at most `bound` reads each where a workgroup's 16 x 16 pixels allow:
+/// whole planes when one plane is within it, else bands of rows, else tiles of a band.
+fn boxes(
+    (d, h, w): (usize, usize, usize),
+    reads_per_voxel: u64,
+    bound: u64,
+) -> Vec<([usize; 3], [usize; 3])> {
+    let side = WG as usize;
+    let reads = reads_per_voxel.max(1);
+    let plane = (h * w) as u64 * reads;
+    let mut out = Vec::new();
+    if plane <= bound {
+        let planes = ((bound / plane.max(1)) as usize).clamp(1, d.max(1));
+        for z0 in (0..d).step_by(planes) {
+            out.push(([z0, 0, 0], [planes.min(d - z0), h, w]));
+        }
+        return out;
+    }
+    let row = w as u64 * reads;
+    let (rows, cols) = if row * side as u64 <= bound {
+        ((bound / row) as usize / side * side, w)
+    } else {
+        (
+            side,
+            ((bound / (side as u64 * reads)) as usize / side * side).max(side),
+        )
+    };
+    for z0 in 0..d {
+        for y0 in (0..h).step_by(rows) {
+            for x0 in (0..w).step_by(cols) {
+                out.push(([z0, y0, x0], [1, rows.min(h - y0), cols.min(w - x0)]));
+            }
+        }
+    }
+    out
 }
 
 /// How many output planes one tile may hold so that its largest buffer (`floats_per_voxel`
@@ -225,19 +291,17 @@ pub fn in_tiles(
     Ok(out)
 }
 
-/// Runs a one-pass kernel (entry point `entry` of `wgsl`, one invocation per output
-/// pixel, bindings: source, destination, uniform) over the whole volume in one dispatch.
-/// `name` identifies the compiled pipeline: one name per entry point.
+/// Runs a one-pass kernel over the whole volume held on the device, in the boxes of
+/// [`boxes`]: one submission each, with a cancel check before each.
 ///
 /// # Errors
-/// [`GpuError`] on any device failure.
-pub fn per_pixel(
+/// [`GpuError`] on any device failure; `Cancelled` between boxes.
+fn per_pixel(
     ctx: &GpuContext,
-    name: &'static str,
-    entry: &'static str,
-    wgsl: &str,
+    k: &OnePass<'_>,
     input: VolumeView<'_>,
-    uniforms: &[u8],
+    ctl: &Control,
+    bound: u64,
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
     let bytes = (d * h * w * 4) as u64;
@@ -252,25 +316,168 @@ pub fn per_pixel(
         )));
     }
     let kernel = ctx.kernel(
-        name,
-        wgsl,
+        k.name,
+        k.wgsl,
         &[Binding::ReadOnly, Binding::ReadWrite, Binding::Uniform],
-        &[entry],
+        &[k.entry],
     )?;
+    let boxes = boxes((d, h, w), k.reads_per_voxel, bound);
     on_device(ctx, input, |host| {
-        let a = ctx.upload(name, host);
-        let b = ctx.storage(name, host.len());
-        let ub = ctx.uniform(name, uniforms);
-        let bg = ctx.bind(&kernel, name, &[&a, &b, &ub]);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        dispatch(
-            &mut enc,
-            &kernel,
-            entry,
-            &bg,
-            (groups(w, WG), groups(h, WG), d as u32),
-        );
-        ctx.queue.submit([enc.finish()]);
+        let a = ctx.upload(k.name, host);
+        let b = ctx.storage(k.name, host.len());
+        let mut in_flight = None;
+        for &([z0, y0, x0], [bd, bh, bw]) in &boxes {
+            ctl.checkpoint()?;
+            #[cfg(test)]
+            tests::BOXES.set(tests::BOXES.get() + 1);
+            let origin = [x0 as u32, y0 as u32, z0 as u32];
+            let ub = ctx.uniform(k.name, &(k.uniforms)(d as u32, origin));
+            let bg = ctx.bind(&kernel, k.name, &[&a, &b, &ub]);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            let grid = (groups(bw, WG), groups(bh, WG), bd as u32);
+            dispatch(&mut enc, &kernel, k.entry, &bg, grid);
+            // One box queued behind the one running: the device never waits for the host,
+            // and a cancel for at most two boxes.
+            let idx = ctx.queue.submit([enc.finish()]);
+            if let Some(previous) = in_flight.replace(idx) {
+                ctx.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(previous),
+                        timeout: None,
+                    })
+                    .map_err(|e| GpuError::Map(e.to_string()))?;
+            }
+        }
         ctx.read_back(&b, host.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BAND_READS as DEFAULT;
+    use denoisekit_core::phantom::{PhantomSpec, phantom};
+    use denoisekit_core::{Control, ParamValues};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The box bound of this thread's one-pass jobs (tests force small boxes).
+        pub(super) static BAND_READS: Cell<u64> = const { Cell::new(DEFAULT) };
+        /// Submissions of one-pass boxes on this thread.
+        pub(super) static BOXES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn boxes_cover_the_output_once_within_the_bound() {
+        // (shape, reads per voxel, bound, expected box extent)
+        let cases = [
+            ((7, 30, 40), 10, 30 * 40 * 10 * 3, [3, 30, 40]),
+            ((2, 100, 40), 10, 40 * 10 * 40, [1, 32, 40]),
+            ((2, 50, 300), 1000, 16 * 1000 * 40, [1, 16, 32]),
+            ((1, 20, 20), 1 << 40, 1, [1, 16, 16]),
+        ];
+        for (shape, reads, bound, extent) in cases {
+            let boxes = super::boxes(shape, reads, bound);
+            let (d, h, w) = shape;
+            let mut hits = vec![0u8; d * h * w];
+            for ([z0, y0, x0], [bd, bh, bw]) in &boxes {
+                assert!(y0 % 16 == 0 && x0 % 16 == 0, "{shape:?}: origin");
+                for z in *z0..z0 + bd {
+                    for y in *y0..y0 + bh {
+                        for x in *x0..x0 + bw {
+                            hits[(z * h + y) * w + x] += 1;
+                        }
+                    }
+                }
+            }
+            assert!(hits.iter().all(|&n| n == 1), "{shape:?}: {boxes:?}");
+            assert_eq!(boxes[0].1, extent, "{shape:?}");
+        }
+    }
+
+    #[test]
+    fn boxes_give_the_one_dispatch_result() {
+        // Every box reads the whole tile on the device, so its pixels are the one
+        // dispatch's bit for bit, borders included (a periodic median wraps to the far
+        // edge, which no band of rows holds).
+        let Some(ctx) = crate::context::test_context() else {
+            return;
+        };
+        type Host = fn(
+            &crate::GpuContext,
+            denoisekit_core::VolumeView<'_>,
+            &denoisekit_core::Resolved,
+            &Control,
+            Option<u64>,
+        ) -> Result<denoisekit_core::Volume, crate::GpuError>;
+        let scene = |shape| {
+            phantom(&PhantomSpec {
+                shape,
+                seed: 21,
+                ..Default::default()
+            })
+            .noisy
+        };
+        let (flat, stack) = (scene((1, 61, 37)), scene((3, 29, 23)));
+        let cases: [(&str, Host, ParamValues); 7] = [
+            ("bilateral", super::bilateral::run, ParamValues::new()),
+            (
+                "bilateral",
+                super::bilateral::run,
+                ParamValues::new().set("sigma_spatial_z", 1),
+            ),
+            // A window of 9 values (in registers) and one of 169 (by bisection).
+            ("median", super::median::run, ParamValues::new()),
+            (
+                "median",
+                super::median::run,
+                ParamValues::new()
+                    .set("radius", 6)
+                    .set("border", "periodic"),
+            ),
+            (
+                "median",
+                super::median::run,
+                ParamValues::new()
+                    .set("radius", 2)
+                    .set("radius_z", 1)
+                    .set("border", "periodic"),
+            ),
+            // The planar entry point (its tiles in workgroup memory) and the general one.
+            ("nl_means", super::nl_means::run, ParamValues::new()),
+            (
+                "nl_means",
+                super::nl_means::run,
+                ParamValues::new()
+                    .set("patch_radius_z", 1)
+                    .set("search_radius_z", 1),
+            ),
+        ];
+        for (id, host, values) in cases {
+            for img in [&flat, &stack] {
+                let (_, resolved) = denoisekit_core::prepare(id, &img.view(), &values).unwrap();
+                let run = |bound| {
+                    BAND_READS.set(bound);
+                    BOXES.set(0);
+                    let out = host(ctx, img.view(), &resolved, &Control::new(), None);
+                    BAND_READS.set(DEFAULT);
+                    (out.unwrap(), BOXES.get())
+                };
+                let (whole, one) = run(u64::MAX);
+                // A bound of one read: boxes of one workgroup.
+                let (boxed, boxes) = run(1);
+                let (d, h, w) = img.dim();
+                assert_eq!(one, 1, "{id} {values:?}: one dispatch");
+                assert_eq!(
+                    boxes,
+                    d * h.div_ceil(16) * w.div_ceil(16),
+                    "{id} {values:?}"
+                );
+                assert!(
+                    whole == boxed,
+                    "{id} {values:?} {:?}: boxes differ",
+                    img.dim()
+                );
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): one dispatch per tile of planes
-//! through [`super::per_pixel_tiled`] (halo: patch plus search radius in z); patch
+//! GPU host for `nl_means` (kernel: `nl_means.wgsl`): through [`super::per_pixel_tiled`]
+//! (tiles of planes with patch plus search radius in z as halo, boxes of output of
+//! bounded work); patch
 //! distances by box sums over shifts, their row sums shared in workgroup memory.
 
 use crate::context::GpuContext;
@@ -23,11 +24,14 @@ uniforms! {
         search_radius: u32,
         patch_radius_z: u32,
         search_radius_z: u32,
-        _pad: u32,
+        x0: u32,
         inv_n: f32,
         thr: f32,
         inv_h2: f32,
         _pad2: f32,
+        y0: u32,
+        z0: u32,
+        _pad3: [u32; 2],
     }
 }
 
@@ -57,13 +61,25 @@ pub fn run(
         search_radius: plan.search_radius as u32,
         patch_radius_z: plan.patch_radius_z as u32,
         search_radius_z: plan.search_radius_z as u32,
-        _pad: 0,
+        x0: 0,
         inv_n: plan.inv_n,
         thr: plan.thr,
         inv_h2: plan.inv_h2,
         _pad2: 0.0,
+        y0: 0,
+        z0: 0,
+        _pad3: [0; 2],
     };
-    let uniforms = |depth: u32| bytemuck::bytes_of(&Uniforms { depth, ..u }).to_vec();
+    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
+        bytemuck::bytes_of(&Uniforms {
+            depth,
+            x0,
+            y0,
+            z0,
+            ..u
+        })
+        .to_vec()
+    };
     let planar = plan.patch_radius_z == 0
         && plan.search_radius_z == 0
         && plan.patch_radius + plan.search_radius <= PLANAR_MAX_REACH;
@@ -72,16 +88,18 @@ pub fn run(
     } else {
         ("nl_means", "main")
     };
-    super::per_pixel_tiled(
-        ctx,
+    let shifts = (2 * plan.search_radius + 1).pow(2) * (2 * plan.search_radius_z + 1);
+    let patch_rows = (2 * plan.patch_radius + 1) * (2 * plan.patch_radius_z + 1);
+    let kernel = super::OnePass {
         name,
         entry,
-        WGSL,
-        input,
-        plan.patch_radius_z + plan.search_radius_z,
-        &uniforms,
-        max_tile_bytes,
-    )
+        wgsl: WGSL,
+        reach_z: plan.patch_radius_z + plan.search_radius_z,
+        // Per shift, the patch's row sums (each of the patch's width) and their sum.
+        reads_per_voxel: (shifts * 2 * patch_rows) as u64,
+        uniforms: &uniforms,
+    };
+    super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }
 
 #[cfg(test)]

@@ -22,11 +22,15 @@ struct Params {
     search_radius: u32,
     patch_radius_z: u32,
     search_radius_z: u32,
-    _pad: u32,
+    x0: u32,
     inv_n: f32,
     thr: f32,
     inv_h2: f32,
     _pad2: f32,
+    y0: u32,
+    z0: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -51,10 +55,14 @@ fn at(z: i32, y: i32, x: i32) -> f32 {
 
 @compute @workgroup_size(16, 16, 1)
 fn main(
-    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(workgroup_id) wgid: vec3<u32>,
 ) {
+    // One box of the output (see `per_pixel` in mod.rs): the dispatch starts at the
+    // origin, whose x0 and y0 are multiples of TILE.
+    let id = gid + vec3<u32>(p.x0, p.y0, p.z0);
+    let wid = wgid + vec3<u32>(p.x0 / TILE, p.y0 / TILE, 0u);
     // Invocations past the image's edge still take part in the sums and barriers; they
     // only write nothing.
     let z = i32(id.z);
@@ -126,10 +134,14 @@ var<workgroup> pair_sums: array<f32, 4u * MAX_SIDE * TILE>;
 
 @compute @workgroup_size(16, 16, 1)
 fn planar(
-    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(workgroup_id) wgid: vec3<u32>,
 ) {
+    // One box of the output (see `per_pixel` in mod.rs): the dispatch starts at the
+    // origin, whose x0 and y0 are multiples of TILE.
+    let id = gid + vec3<u32>(p.x0, p.y0, p.z0);
+    let wid = wgid + vec3<u32>(p.x0 / TILE, p.y0 / TILE, 0u);
     let sr = i32(p.search_radius);
     let side = TILE + 2u * p.patch_radius;
     let width = 2u * p.patch_radius + 1u;
