@@ -143,12 +143,18 @@ pub(crate) fn chain<'a>(
 }
 
 /// The most window reads (output voxels times the values each reads) one submission of
-/// a one-pass kernel may do. A display GPU's driver resets a dispatch that runs past about
-/// 2 s (Windows' TDR), and a cancel waits for the submission in flight. One dispatch over
-/// a whole job could not stay under either: a 51 x 51 x 21 median reads up to 1.8 M
-/// values per voxel, 10^14 on a 1024 x 1024 x 64 stack. 2^28 reads are milliseconds on a
-/// discrete GPU and well under a second on an integrated one.
-const BAND_READS: u64 = 1 << 28;
+/// a one-pass kernel may do, where a box of one workgroup allows it. A display GPU's
+/// driver resets a dispatch that runs past about 2 s (Windows' TDR), and a cancel waits
+/// for the submission in flight. One dispatch over a whole job could not stay under
+/// either: a 51 x 51 x 21 median reads up to 1.8 M values per voxel, 10^14 on a
+/// 1024 x 1024 x 64 stack. 2^32 reads are 43 ms at 10^11 reads/s (an integrated GPU), the
+/// order of BM3D's bands (2^26 candidate patches of 64 values), and still boxes of
+/// thousands of workgroups for the usual windows (a 13 x 13 median on 2048-wide planes:
+/// 368 rows, 2944 workgroups), so that a large GPU stays full.
+const BAND_READS: u64 = 1 << 32;
+/// The most workgroups a dispatch may have along x or y on every device (WebGPU's
+/// default `max_compute_workgroups_per_dimension`).
+const MAX_GROUPS: usize = 65535;
 
 /// A one-pass kernel (one invocation per output voxel; bindings: source, destination,
 /// uniform) and what its tiling needs.
@@ -202,17 +208,19 @@ pub fn per_pixel_tiled(
 
 /// The boxes of output (origin and extent, both (z, y, x)) that cover a `(d, h, w)`
 /// volume with at most `bound` reads each where a workgroup's 16 x 16 pixels allow:
-/// whole planes when one plane is within it, else bands of rows, else tiles of a band.
+/// whole planes when one plane is within it, else bands of rows, else tiles of a band;
+/// none wider or higher than a dispatch allows.
 fn boxes(
     (d, h, w): (usize, usize, usize),
     reads_per_voxel: u64,
     bound: u64,
 ) -> Vec<([usize; 3], [usize; 3])> {
     let side = WG as usize;
+    let cap = MAX_GROUPS * side;
     let reads = reads_per_voxel.max(1);
     let plane = (h * w) as u64 * reads;
     let mut out = Vec::new();
-    if plane <= bound {
+    if plane <= bound && h <= cap && w <= cap {
         let planes = ((bound / plane.max(1)) as usize).clamp(1, d.max(1));
         for z0 in (0..d).step_by(planes) {
             out.push(([z0, 0, 0], [planes.min(d - z0), h, w]));
@@ -220,13 +228,11 @@ fn boxes(
         return out;
     }
     let row = w as u64 * reads;
-    let (rows, cols) = if row * side as u64 <= bound {
-        ((bound / row) as usize / side * side, w)
+    let (rows, cols) = if row * side as u64 <= bound && w <= cap {
+        (((bound / row) as usize / side * side).clamp(side, cap), w)
     } else {
-        (
-            side,
-            ((bound / (side as u64 * reads)) as usize / side * side).max(side),
-        )
+        let cols = (bound / (side as u64 * reads)) as usize / side * side;
+        (side, cols.clamp(side, cap))
     };
     for z0 in 0..d {
         for y0 in (0..h).step_by(rows) {
@@ -374,6 +380,8 @@ mod tests {
             ((2, 100, 40), 10, 40 * 10 * 40, [1, 32, 40]),
             ((2, 50, 300), 1000, 16 * 1000 * 40, [1, 16, 32]),
             ((1, 20, 20), 1 << 40, 1, [1, 16, 16]),
+            // Wider than a dispatch's workgroups reach.
+            ((1, 1, 1_100_000), 1, u64::MAX, [1, 1, 65535 * 16]),
         ];
         for (shape, reads, bound, extent) in cases {
             let boxes = super::boxes(shape, reads, bound);
