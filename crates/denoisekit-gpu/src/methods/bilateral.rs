@@ -27,6 +27,8 @@ uniforms! {
     }
 }
 
+placed!(Uniforms);
+
 /// Runs the bilateral filter on the GPU from resolved parameters.
 ///
 /// # Errors
@@ -60,23 +62,13 @@ pub fn run(
         z0: 0,
         _pad: 0,
     };
-    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
-        bytemuck::bytes_of(&Uniforms {
-            depth,
-            x0,
-            y0,
-            z0,
-            ..u
-        })
-        .to_vec()
-    };
     let kernel = super::OnePass {
         name: "bilateral",
         entry: "main",
         wgsl: WGSL,
         reach_z: plan.radius_z,
         reads_per_voxel: ((2 * plan.radius + 1).pow(2) * (2 * plan.radius_z + 1)) as u64,
-        uniforms: &uniforms,
+        uniforms: u,
     };
     super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }

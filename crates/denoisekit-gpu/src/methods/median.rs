@@ -33,6 +33,8 @@ uniforms! {
     }
 }
 
+placed!(Uniforms);
+
 /// Runs the median filter on the GPU from resolved parameters.
 ///
 /// # Errors
@@ -63,16 +65,6 @@ pub fn run(
         z0: 0,
         _pad: [0; 3],
     };
-    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
-        bytemuck::bytes_of(&Uniforms {
-            depth,
-            x0,
-            y0,
-            z0,
-            ..u
-        })
-        .to_vec()
-    };
     let window = ((2 * radius + 1).pow(2) * (2 * rz + 1)) as u64;
     let kernel = super::OnePass {
         name: "median",
@@ -85,7 +77,7 @@ pub fn run(
         } else {
             (window + 1) * 33
         },
-        uniforms: &uniforms,
+        uniforms: u,
     };
     super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }

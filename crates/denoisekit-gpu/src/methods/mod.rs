@@ -34,6 +34,20 @@ macro_rules! uniforms {
     };
 }
 
+/// Implements [`Placed`] for a one-pass kernel's uniform block, whose `depth`, `x0`, `y0`
+/// and `z0` fields a box sets.
+macro_rules! placed {
+    ($name:ident) => {
+        impl super::Placed for $name {
+            fn placed(self, depth: u32, [x0, y0, z0]: [u32; 3]) -> Self {
+                let mut u = self;
+                (u.depth, u.x0, u.y0, u.z0) = (depth, x0, y0, z0);
+                u
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod layout;
 
@@ -156,9 +170,16 @@ const BAND_READS: u64 = 1 << 32;
 /// default `max_compute_workgroups_per_dimension`).
 const MAX_GROUPS: usize = 65535;
 
+/// A one-pass kernel's uniform block, set per box.
+pub trait Placed: bytemuck::Pod {
+    /// The block for a tile of `depth` planes and a box whose dispatch starts at `origin`
+    /// (x, y, z; x and y multiples of the workgroup side).
+    fn placed(self, depth: u32, origin: [u32; 3]) -> Self;
+}
+
 /// A one-pass kernel (one invocation per output voxel; bindings: source, destination,
 /// uniform) and what its tiling needs.
-pub struct OnePass<'a> {
+pub struct OnePass<'a, U> {
     /// Identifies the compiled pipeline: one name per entry point.
     pub name: &'static str,
     /// The entry point in `wgsl`.
@@ -169,9 +190,8 @@ pub struct OnePass<'a> {
     pub reach_z: usize,
     /// Values one output voxel reads (its window, times the passes over it).
     pub reads_per_voxel: u64,
-    /// The uniform block for a tile of the given depth whose dispatch starts at the
-    /// given origin (x, y, z; x and y multiples of the workgroup side).
-    pub uniforms: &'a dyn Fn(u32, [u32; 3]) -> Vec<u8>,
+    /// The uniform block, placed per box.
+    pub uniforms: U,
 }
 
 /// Runs a one-pass kernel over a volume in tiles of whole planes that fit the device's
@@ -188,7 +208,7 @@ pub struct OnePass<'a> {
 /// [`GpuError`] on any device failure; `Cancelled` between boxes.
 pub fn per_pixel_tiled(
     ctx: &GpuContext,
-    kernel: &OnePass<'_>,
+    kernel: &OnePass<'_, impl Placed>,
     input: VolumeView<'_>,
     ctl: &Control,
     max_tile_bytes: Option<u64>,
@@ -304,7 +324,7 @@ pub fn in_tiles(
 /// [`GpuError`] on any device failure; `Cancelled` between boxes.
 fn per_pixel(
     ctx: &GpuContext,
-    k: &OnePass<'_>,
+    k: &OnePass<'_, impl Placed>,
     input: VolumeView<'_>,
     ctl: &Control,
     bound: u64,
@@ -337,7 +357,10 @@ fn per_pixel(
             #[cfg(test)]
             tests::BOXES.set(tests::BOXES.get() + 1);
             let origin = [x0 as u32, y0 as u32, z0 as u32];
-            let ub = ctx.uniform(k.name, &(k.uniforms)(d as u32, origin));
+            let ub = ctx.uniform(
+                k.name,
+                bytemuck::bytes_of(&k.uniforms.placed(d as u32, origin)),
+            );
             let bg = ctx.bind(&kernel, k.name, &[&a, &b, &ub]);
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             let grid = (groups(bw, WG), groups(bh, WG), bd as u32);

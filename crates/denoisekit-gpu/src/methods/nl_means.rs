@@ -35,6 +35,8 @@ uniforms! {
     }
 }
 
+placed!(Uniforms);
+
 /// Runs non-local means on the GPU from resolved parameters.
 ///
 /// # Errors
@@ -70,16 +72,6 @@ pub fn run(
         z0: 0,
         _pad3: [0; 2],
     };
-    let uniforms = |depth: u32, [x0, y0, z0]: [u32; 3]| {
-        bytemuck::bytes_of(&Uniforms {
-            depth,
-            x0,
-            y0,
-            z0,
-            ..u
-        })
-        .to_vec()
-    };
     let planar = plan.patch_radius_z == 0
         && plan.search_radius_z == 0
         && plan.patch_radius + plan.search_radius <= PLANAR_MAX_REACH;
@@ -97,7 +89,7 @@ pub fn run(
         reach_z: plan.patch_radius_z + plan.search_radius_z,
         // Per shift, the patch's row sums (each of the patch's width) and their sum.
         reads_per_voxel: (shifts * 2 * patch_rows) as u64,
-        uniforms: &uniforms,
+        uniforms: u,
     };
     super::per_pixel_tiled(ctx, &kernel, input, ctl, max_tile_bytes)
 }
