@@ -602,6 +602,32 @@ fn cancelled_control_stops_every_method() {
 }
 
 #[test]
+fn every_method_reports_progress_up_to_one() {
+    // A front end's progress bar: it must move while the job runs and be full at its end,
+    // on a plane, and on a stack plane by plane and in 3D.
+    let (_, plane) = noisy_2d();
+    let (_, stack) = noisy_3d();
+    for m in registry() {
+        for (img, base) in [
+            (&plane, ParamValues::new()),
+            (&stack, ParamValues::new()),
+            (&stack, m.three_d_values()),
+        ] {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
+            let values = m.with_example_images(&quick(m, &base), img.view());
+            run(m.id, img.view(), &values, &ctl).unwrap();
+            let seen = seen.lock().unwrap();
+            let what = format!("{} {} {:?}", m.id, values.to_options(), img.dim());
+            assert!(seen.len() > 1, "{what}: progress {seen:?}");
+            assert!(seen.windows(2).all(|p| p[0] <= p[1]), "{what}: {seen:?}");
+            assert_eq!(seen.last(), Some(&1.0), "{what}");
+        }
+    }
+}
+
+#[test]
 fn quick_settings_are_valid_and_still_filter() {
     // The end-to-end suites (emulators, Python, Dask) run every method at these settings:
     // a key that is not a parameter, a value out of range, or a setting that made the

@@ -10,6 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type ProgressFn = dyn Fn(f64) + Send + Sync;
+
+/// Where progress goes, and how far it has been shown.
+struct Progress {
+    f: Box<ProgressFn>,
+    /// The most units passed to `f` in this job. Parallel workers finish their units out
+    /// of order (one adds its units, another adds more and reports first), so a report
+    /// that is not beyond it is dropped: a bar never moves back.
+    shown: Mutex<u64>,
+}
 type InterimMap = dyn Fn(Volume) -> Volume + Send + Sync;
 
 /// A job's latest intermediate result, handed from the job to whoever watches it.
@@ -24,7 +33,7 @@ struct Interim {
 #[derive(Clone, Default)]
 pub struct Control {
     cancel: Arc<AtomicBool>,
-    progress: Option<Arc<ProgressFn>>,
+    progress: Option<Arc<Progress>>,
     done: Arc<AtomicU64>,
     memory_limit: Option<u64>,
     note: Arc<Mutex<String>>,
@@ -51,7 +60,10 @@ impl Control {
     /// A control whose progress in [0, 1] is passed to `f` (from any worker thread).
     pub fn with_progress(f: impl Fn(f64) + Send + Sync + 'static) -> Self {
         Self {
-            progress: Some(Arc::new(f)),
+            progress: Some(Arc::new(Progress {
+                f: Box::new(f),
+                shown: Mutex::new(0),
+            })),
             ..Self::default()
         }
     }
@@ -125,8 +137,12 @@ impl Control {
     /// [`DenoiseError::Cancelled`] after [`Control::cancel`].
     pub fn advance(&self, units: u64, total: u64) -> Result<()> {
         let done = self.done.fetch_add(units, Ordering::Relaxed) + units;
-        if let Some(f) = &self.progress {
-            f((done as f64 / total.max(1) as f64).min(1.0));
+        if let Some(p) = &self.progress {
+            let mut shown = p.shown.lock().unwrap_or_else(|e| e.into_inner());
+            if done > *shown {
+                *shown = done;
+                (p.f)((done as f64 / total.max(1) as f64).min(1.0));
+            }
         }
         self.checkpoint()
     }
@@ -134,6 +150,9 @@ impl Control {
     /// Starts a new job with this control: progress counts from zero again.
     pub fn reset_progress(&self) {
         self.done.store(0, Ordering::Relaxed);
+        if let Some(p) = &self.progress {
+            *p.shown.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+        }
         self.set_note("");
         *self
             .interim
@@ -207,6 +226,26 @@ impl Control {
 mod tests {
     use super::*;
     use ndarray::Array3;
+
+    #[test]
+    fn progress_from_parallel_workers_never_moves_back() {
+        use rayon::prelude::*;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
+        for _ in 0..2 {
+            ctl.reset_progress();
+            (0..20_000)
+                .into_par_iter()
+                .try_for_each(|_| ctl.advance(1, 20_000))
+                .unwrap();
+            let mut seen = seen.lock().unwrap();
+            assert!(seen.windows(2).all(|p| p[0] < p[1]), "moved back");
+            assert_eq!(seen.last(), Some(&1.0));
+            // The second job starts from zero again.
+            seen.clear();
+        }
+    }
 
     #[test]
     fn interims_are_published_only_when_watched_and_mapped_innermost_first() {

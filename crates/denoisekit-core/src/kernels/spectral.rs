@@ -150,34 +150,43 @@ fn apply_table(
     let mut out = input.as_standard_layout().into_owned();
     // Invariant: `into_owned` of a standard-layout view is contiguous.
     let a = out.as_slice_mut().unwrap_or(&mut []);
+    // Each block's transforms, forward and back along each axis, are one unit each.
+    let blocks = if use_z { 1 } else { d };
+    let progress = (ctl, (blocks * 2 * axes(use_z).len()) as u64);
     if use_z {
-        filter_block(a, (d, h, w), use_z, ctl, table)?;
+        filter_block(a, (d, h, w), use_z, progress, table)?;
     } else {
         for plane in a.chunks_mut(h * w) {
             ctl.checkpoint()?;
-            filter_block(plane, (1, h, w), false, ctl, table)?;
+            filter_block(plane, (1, h, w), false, progress, table)?;
         }
     }
     ctl.checkpoint()?;
     Ok(out)
 }
 
+/// The axes a block is transformed along, x first.
+fn axes(use_z: bool) -> &'static [usize] {
+    if use_z { &[2, 1, 0] } else { &[2, 1] }
+}
+
 /// Filters one block in place (a plane, or the whole volume when `use_z`): DCT-II along
-/// x, y (and z), the sampled transfer, DCT-III back in reverse order.
+/// x, y (and z), the sampled transfer, DCT-III back in reverse order; each transform
+/// reports one unit of progress out of `total`.
 fn filter_block(
     a: &mut [f32],
     (d, h, w): (usize, usize, usize),
     use_z: bool,
-    ctl: &Control,
+    (ctl, total): (&Control, u64),
     table: &[f32],
 ) -> Result<()> {
     let dims = (d, h, w);
-    let axes: &[usize] = if use_z { &[2, 1, 0] } else { &[2, 1] };
+    let axes = axes(use_z);
     let len = |axis: usize| [d, h, w][axis];
     for &axis in axes {
         let t = Dct::new(len(axis));
         along_axis(a, dims, axis, |line, buf| t.forward(line, buf));
-        ctl.checkpoint()?;
+        ctl.advance(1, total)?;
     }
     a.par_chunks_mut(w)
         .zip(table.par_chunks(w))
@@ -185,7 +194,7 @@ fn filter_block(
     for &axis in axes.iter().rev() {
         let t = Dct::new(len(axis));
         along_axis(a, dims, axis, |line, buf| t.inverse(line, buf));
-        ctl.checkpoint()?;
+        ctl.advance(1, total)?;
     }
     Ok(())
 }

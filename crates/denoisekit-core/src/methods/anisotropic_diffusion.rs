@@ -210,6 +210,7 @@ pub fn denoise_anisotropic_diffusion(
                     ur[x] += step * div;
                 }
             });
+            ctl.advance(1, p.iterations as u64)?;
         }
         Ok::<(), DenoiseError>(())
     })?;

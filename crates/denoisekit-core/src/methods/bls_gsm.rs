@@ -162,9 +162,8 @@ pub fn denoise_bls_gsm(input: VolumeView<'_>, p: &BlsGsmParams, ctl: &Control) -
         ctl.checkpoint()?;
         let plane = input.slice(s![z, .., ..]);
         let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64;
-        let r = denoise_plane(&plane, mean, sigma, p.levels, &bank, ctl)?;
+        let r = denoise_plane(&plane, mean, sigma, p.levels, &bank, (ctl, s.depth))?;
         out.slice_mut(s![z, .., ..]).assign(&r);
-        ctl.advance(1, s.depth as u64)?;
     }
     Ok(out)
 }
@@ -188,13 +187,15 @@ struct Grid {
     w: usize,
 }
 
+/// One plane of `planes`, each level's estimate reported as one unit of `ctl`'s progress
+/// (the estimates are nearly all of the time).
 fn denoise_plane(
     plane: &ndarray::ArrayView2<'_, f32>,
     mean: f64,
     sigma: f64,
     levels: usize,
     bank: &Bank,
-    ctl: &Control,
+    (ctl, planes): (&Control, usize),
 ) -> Result<ndarray::Array2<f32>> {
     let (h, w) = plane.dim();
     let f = bank.lo.len();
@@ -252,6 +253,7 @@ fn denoise_plane(
             *out = model.estimate(&bands[j][o], parent, &g);
         }
         clean.push(level);
+        ctl.advance(1, (planes * levels) as u64)?;
     }
     for j in (0..levels).rev() {
         ctl.checkpoint()?;

@@ -141,24 +141,27 @@ pub fn denoise_total_variation(
     // Invariant: freshly allocated, standard layout.
     let dst = out.as_slice_mut().unwrap_or(&mut []);
     if step.wz > 0.0 {
-        solve(f, dst, (s.depth, s.height, s.width), p, step, ctl)?;
+        solve(f, dst, (s.depth, s.height, s.width), p, step, (ctl, 1))?;
     } else {
         let plane = s.height * s.width;
         dst.par_chunks_mut(plane)
             .zip(f.par_chunks(plane))
-            .try_for_each(|(o, fp)| solve(fp, o, (1, s.height, s.width), p, step, ctl))?;
+            .try_for_each(|(o, fp)| {
+                solve(fp, o, (1, s.height, s.width), p, step, (ctl, s.depth))
+            })?;
     }
     Ok(out)
 }
 
-/// Chambolle's iteration on one volume (or plane), written into `out`.
+/// Chambolle's iteration on one volume (or plane), written into `out`, one of `solves`
+/// that `ctl`'s progress counts.
 fn solve(
     f: &[f32],
     out: &mut [f32],
     dims: (usize, usize, usize),
     p: &TotalVariationParams,
     step: Step,
-    ctl: &Control,
+    (ctl, solves): (&Control, usize),
 ) -> Result<()> {
     let n = f.len();
     let nz = if step.wz > 0.0 { n } else { 0 };
@@ -168,6 +171,7 @@ fn solve(
         p,
         step,
         ctl,
+        solves,
     };
     // The dual variables live in the thread's reusable scratch: fresh multi-megabyte
     // allocations are returned to the system on free and page-faulted in again on every
@@ -314,7 +318,7 @@ fn iterate_plane(pb: &Problem<'_>, out: &mut [f32], px: &mut [f32], py: &mut [f3
                 (sd, sg)
             })
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        if stop.converged(it, (e_d + step.lambda as f64 * e_g) / n as f64, p.tolerance) {
+        if pb.converged(&mut stop, it, (e_d + step.lambda as f64 * e_g) / n as f64)? {
             break;
         }
     }
@@ -356,6 +360,22 @@ struct Problem<'a> {
     p: &'a TotalVariationParams,
     step: Step,
     ctl: &'a Control,
+    /// Solves in the job (planes solved on their own, or one), which share its progress.
+    solves: usize,
+}
+
+impl Problem<'_> {
+    /// Whether iteration `it`, whose mean energy was `energy`, ends the solve; reports it
+    /// as progress (with the iterations a stop leaves out, so that the solve's share is
+    /// full).
+    fn converged(&self, stop: &mut Stop, it: usize, energy: f64) -> Result<bool> {
+        let max = self.p.max_iterations;
+        let done = stop.converged(it, energy, self.p.tolerance);
+        let units = if done { max - it } else { 1 };
+        self.ctl
+            .advance(units as u64, (self.solves * max) as u64)?;
+        Ok(done)
+    }
 }
 
 /// The iterations for a volume with a z gradient (`wz > 0`), in two passes per iteration;
@@ -373,6 +393,7 @@ fn iterate(
         p,
         step,
         ctl,
+        ..
     } = *pb;
     let n = f.len();
     let wz = step.wz;
@@ -445,7 +466,7 @@ fn iterate(
                 update_row(o, down, back, pxr, pyr, pzr, &step) as f64
             })
             .sum();
-        if stop.converged(it, (e_d + step.lambda as f64 * e_g) / n as f64, p.tolerance) {
+        if pb.converged(&mut stop, it, (e_d + step.lambda as f64 * e_g) / n as f64)? {
             break;
         }
     }
@@ -611,6 +632,7 @@ mod tests {
             p: &p,
             step: Step::new(p.lambda, wz),
             ctl: &ctl,
+            solves: 1,
         };
         let (mut a, mut b) = (vec![0.0; h * w], vec![0.0; h * w]);
         let (mut px, mut py) = (vec![0.0; h * w], vec![0.0; h * w]);

@@ -200,7 +200,7 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
             &src.view(),
             p.cycle_spins,
             &Settings { count, ..settings },
-            ctl,
+            (ctl, 1),
         )
     } else if p.z_mode == ZMode::Volume {
         let count = s.depth * s.height * s.width;
@@ -208,7 +208,7 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
             &src.view(),
             p.cycle_spins,
             &Settings { count, ..settings },
-            ctl,
+            (ctl, 1),
         )
     } else {
         let mut out = Array3::<f32>::zeros(src.dim());
@@ -216,9 +216,9 @@ pub fn denoise_wavelet(input: VolumeView<'_>, p: &WaveletParams, ctl: &Control) 
             ctl.checkpoint()?;
             let plane = src.slice(s![z..z + 1, .., ..]);
             let count = s.height * s.width;
-            let r = spin(&plane, p.cycle_spins, &Settings { count, ..settings }, ctl)?;
+            let settings = &Settings { count, ..settings };
+            let r = spin(&plane, p.cycle_spins, settings, (ctl, s.depth))?;
             out.slice_mut(s![z..z + 1, .., ..]).assign(&r);
-            ctl.advance(1, s.depth as u64)?;
         }
         Ok(out)
     }
@@ -328,15 +328,27 @@ impl Band {
     }
 }
 
-/// Averages the denoised block over mirror-extended shifts (cycle spinning).
-fn spin(block: &VolumeView<'_>, spins: usize, st: &Settings<'_>, ctl: &Control) -> Result<Volume> {
+/// Averages the denoised block over mirror-extended shifts (cycle spinning); the block is
+/// one of `blocks` alike that share `ctl`'s progress, to which each level of each shift's
+/// decomposition and reconstruction adds a unit.
+fn spin(
+    block: &VolumeView<'_>,
+    spins: usize,
+    st: &Settings<'_>,
+    (ctl, blocks): (&Control, usize),
+) -> Result<Volume> {
     let (d, h, w) = block.dim();
     let axes: Vec<usize> = if d > 1 { vec![0, 1, 2] } else { vec![1, 2] };
     let mut pool = Pool::default();
-    if spins == 0 {
-        return shrink(block, &axes, st, &mut pool, ctl);
-    }
+    // Front padding by t and back padding by spins - t keeps every spin the same size.
+    let pad = |a: usize| if axes.contains(&a) { spins } else { 0 };
+    let dims = [d + pad(0), h + pad(1), w + pad(2)];
     let n_shifts = (spins + 1).pow(axes.len() as u32);
+    let total = blocks * n_shifts * 2 * depth(dims, &axes, st);
+    let progress = (ctl, total as u64);
+    if spins == 0 {
+        return shrink(block, &axes, st, &mut pool, progress);
+    }
     let mut acc = Array3::<f64>::zeros((d, h, w));
     for k in 0..n_shifts {
         ctl.checkpoint()?;
@@ -347,9 +359,6 @@ fn spin(block: &VolumeView<'_>, spins: usize, st: &Settings<'_>, ctl: &Control) 
             t[a] = rest % (spins + 1);
             rest /= spins + 1;
         }
-        // Front padding by t and back padding by spins - t keeps every spin the same size.
-        let pad = |a: usize| if axes.contains(&a) { spins } else { 0 };
-        let dims = [d + pad(0), h + pad(1), w + pad(2)];
         let shifted = Array3::from_shape_fn(dims, |(z, y, x)| {
             let at = |i: usize, a: usize, n: usize| {
                 BorderMode::Symmetric
@@ -358,7 +367,7 @@ fn spin(block: &VolumeView<'_>, spins: usize, st: &Settings<'_>, ctl: &Control) 
             };
             block[(at(z, 0, d), at(y, 1, h), at(x, 2, w))]
         });
-        let out = shrink(&shifted.view(), &axes, st, &mut pool, ctl)?;
+        let out = shrink(&shifted.view(), &axes, st, &mut pool, progress)?;
         acc.zip_mut_with(
             &out.slice(s![t[0]..t[0] + d, t[1]..t[1] + h, t[2]..t[2] + w]),
             |a, &v| *a += f64::from(v),
@@ -368,33 +377,18 @@ fn spin(block: &VolumeView<'_>, spins: usize, st: &Settings<'_>, ctl: &Control) 
     Ok(acc.mapv(|v| (v / n_shifts as f64) as f32))
 }
 
-/// Decomposes, thresholds every detail band, reconstructs.
+/// Decomposes, thresholds every detail band, reconstructs; each level of the
+/// decomposition and of the reconstruction is a unit of progress out of `total`.
 fn shrink(
     block: &VolumeView<'_>,
     axes: &[usize],
     st: &Settings<'_>,
     pool: &mut Pool,
-    ctl: &Control,
+    (ctl, total): (&Control, u64),
 ) -> Result<Volume> {
     let (d, h, w) = block.dim();
     let dims = [d, h, w];
-    let f = st.bank.len();
-    let max_level = axes
-        .iter()
-        .map(|&a| max_level(dims[a], f))
-        .min()
-        .unwrap_or(0);
-    let levels = match st.levels {
-        // BayesShrink sets each band's threshold from its own statistics, and every level
-        // helped: on the nuclei (64² to 512², noise 8 and 20), the phantom and an EM image
-        // the deepest level scored best or within 0.01 dB of it, where scikit-image's
-        // default of 3 fewer was 0.3 dB lower at 512² and 10 dB at 160². VisuShrink's one
-        // universal threshold wipes coarse bands (at 512², 6 levels scored 4.6 to 6 dB
-        // below 3), so it keeps scikit-image's depth.
-        0 if st.visu => max_level.saturating_sub(3).max(1),
-        0 => max_level.max(1),
-        n => n.min(max_level.max(1)),
-    };
+    let levels = depth(dims, axes, st);
     let mut data = pool.zeros(d * h * w);
     let src = block.as_standard_layout();
     let src = src.as_slice().expect("standard layout is contiguous");
@@ -406,11 +400,11 @@ fn shrink(
     // dims they were computed from (the reconstruction is trimmed back to them).
     let mut details: Vec<(Vec<Band>, [usize; 3])> = Vec::with_capacity(levels);
     for _ in 0..levels {
-        ctl.checkpoint()?;
         let from = approx.dims;
         let mut bands = analyse_nd(approx, axes, st.bank, pool);
         approx = bands.remove(0);
         details.push((bands, from));
+        ctl.advance(1, total)?;
     }
     let var = st.sigma * st.sigma;
     let universal = st.sigma * (2.0 * (st.count.max(2) as f64).ln()).sqrt();
@@ -425,13 +419,34 @@ fn shrink(
         }
     }
     for (bands, to) in details.into_iter().rev() {
-        ctl.checkpoint()?;
         let mut all = Vec::with_capacity(bands.len() + 1);
         all.push(approx);
         all.extend(bands);
         approx = synthesise_nd(all, axes, st.bank, to, pool);
+        ctl.advance(1, total)?;
     }
     Ok(Array3::from_shape_vec(dims, approx.data).expect("reconstruction has the input's dims"))
+}
+
+/// The levels a block of `dims` is decomposed into along `axes`.
+fn depth(dims: [usize; 3], axes: &[usize], st: &Settings<'_>) -> usize {
+    let f = st.bank.len();
+    let max_level = axes
+        .iter()
+        .map(|&a| max_level(dims[a], f))
+        .min()
+        .unwrap_or(0);
+    match st.levels {
+        // BayesShrink sets each band's threshold from its own statistics, and every level
+        // helped: on the nuclei (64² to 512², noise 8 and 20), the phantom and an EM image
+        // the deepest level scored best or within 0.01 dB of it, where scikit-image's
+        // default of 3 fewer was 0.3 dB lower at 512² and 10 dB at 160². VisuShrink's one
+        // universal threshold wipes coarse bands (at 512², 6 levels scored 4.6 to 6 dB
+        // below 3), so it keeps scikit-image's depth.
+        0 if st.visu => max_level.saturating_sub(3).max(1),
+        0 => max_level.max(1),
+        n => n.min(max_level.max(1)),
+    }
 }
 
 /// PyWavelets' `dwt_max_level`: the deepest level at which the filter still fits.
