@@ -278,10 +278,14 @@ fn run_via(
     let (volume, device) = match attempt(m, input.view(), &resolved, backend, ctl)? {
         Attempt::Done(volume, device) => (volume, device),
         // The CPU path keeps the memory budget (windows of planes, or TooLarge).
-        Attempt::UseCpu(why) => (
-            denoisekit_core::run_resolved(m, input, &resolved, ctl)?,
-            Ran::Cpu(why),
-        ),
+        Attempt::UseCpu(why) => {
+            // A GPU that failed part way reported progress the CPU run starts over.
+            ctl.reset_progress();
+            (
+                denoisekit_core::run_resolved(m, input, &resolved, ctl)?,
+                Ran::Cpu(why),
+            )
+        }
     };
     Ok(Denoised {
         volume,

@@ -69,7 +69,17 @@ fn a_fault_mid_job_is_reported_or_falls_back_never_corrupts() {
         } else {
             "backend=auto keeps"
         };
-        let fallback = job(Backend::Auto).unwrap();
+        // Progress starts over with the CPU's run (the last rise): the failed GPU run's
+        // must not fill the bar while the CPU still works.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
+        let fallback = run(id, img.view(), &values, Backend::Auto, &ctl).unwrap();
+        let seen = seen.lock().unwrap();
+        let restart = seen.windows(2).rposition(|p| p[1] < p[0]);
+        let on_cpu = &seen[restart.map_or(0, |i| i + 1)..];
+        let full = on_cpu.iter().position(|&p| p >= 1.0);
+        assert_eq!(full, Some(on_cpu.len() - 1), "{id}: progress {seen:?}");
         assert!(
             matches!(fallback.device, Ran::Cpu(Some(ref why)) if why.contains(expected)),
             "{id}: {}",

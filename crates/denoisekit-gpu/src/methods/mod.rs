@@ -199,10 +199,10 @@ pub struct OnePass<'a, U> {
 /// carries `reach_z` planes of real neighbours on both sides, so that the kernel's own
 /// border rule only ever applies at the volume's true edges and tiles join exactly. A
 /// single plane (plus halo) beyond the limit is refused with `TooLarge`, and `crate::run`
-/// then uses the CPU. Within a tile, the output is computed in boxes of at most 2^28
+/// then uses the CPU. Within a tile, the output is computed in boxes of at most 2^32
 /// window reads (a box is at least one workgroup, 16 x 16 pixels), one submission each
-/// with a cancel check between them: every box reads the whole tile, so the result is
-/// the one dispatch's.
+/// with a cancel check between them and its voxels reported as progress once done: every
+/// box reads the whole tile, so the result is the one dispatch's.
 ///
 /// # Errors
 /// [`GpuError`] on any device failure; `Cancelled` between boxes.
@@ -217,13 +217,15 @@ pub fn per_pixel_tiled(
     let bound = BAND_READS;
     #[cfg(test)]
     let bound = tests::BAND_READS.get();
-    let d = input.dim().0;
+    let (d, h, w) = input.dim();
     let tile = tile_planes(ctx, input.dim(), 1, kernel.reach_z, max_tile_bytes)?;
-    let run = |sub: VolumeView<'_>| per_pixel(ctx, kernel, sub, ctl, bound);
-    if tile >= d {
-        return run(input);
-    }
-    in_tiles(input, tile, kernel.reach_z, run)
+    // Progress counts the voxels computed, halo planes included, so that each box moves
+    // it by its share of the job's device time.
+    let planes: usize = spans(d, tile, kernel.reach_z).map(|(a, b, ..)| b - a).sum();
+    let total = (planes * h * w) as u64;
+    in_tiles(input, tile, kernel.reach_z, |sub| {
+        per_pixel(ctx, kernel, sub, ctl, (bound, total))
+    })
 }
 
 /// The boxes of output (origin and extent, both (z, y, x)) that cover a `(d, h, w)`
@@ -306,10 +308,11 @@ pub fn in_tiles(
     mut f: impl FnMut(VolumeView<'_>) -> Result<Volume, GpuError>,
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
+    if tile >= d {
+        return f(input);
+    }
     let mut out = Volume::zeros((d, h, w));
-    for z0 in (0..d).step_by(tile.max(1)) {
-        let z1 = (z0 + tile).min(d);
-        let (a, b) = (z0.saturating_sub(halo_z), (z1 + halo_z).min(d));
+    for (a, b, z0, z1) in spans(d, tile, halo_z) {
         let res = f(input.slice(ndarray::s![a..b, .., ..]))?;
         out.slice_mut(ndarray::s![z0..z1, .., ..])
             .assign(&res.slice(ndarray::s![z0 - a..z1 - a, .., ..]));
@@ -317,8 +320,21 @@ pub fn in_tiles(
     Ok(out)
 }
 
+/// The tiles of [`in_tiles`]: planes `a..b` read, of which `z0..z1` are kept.
+fn spans(
+    d: usize,
+    tile: usize,
+    halo_z: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..d).step_by(tile.max(1)).map(move |z0| {
+        let z1 = (z0 + tile).min(d);
+        (z0.saturating_sub(halo_z), (z1 + halo_z).min(d), z0, z1)
+    })
+}
+
 /// Runs a one-pass kernel over the whole volume held on the device, in the boxes of
-/// [`boxes`]: one submission each, with a cancel check before each.
+/// [`boxes`] of at most `bound` reads: one submission each, with a cancel check before
+/// each, and each box's voxels reported as done (of the job's `total`) once it finished.
 ///
 /// # Errors
 /// [`GpuError`] on any device failure; `Cancelled` between boxes.
@@ -327,7 +343,7 @@ fn per_pixel(
     k: &OnePass<'_, impl Placed>,
     input: VolumeView<'_>,
     ctl: &Control,
-    bound: u64,
+    (bound, total): (u64, u64),
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
     let bytes = (d * h * w * 4) as u64;
@@ -368,16 +384,22 @@ fn per_pixel(
             // One box queued behind the one running: the device never waits for the host,
             // and a cancel for at most two boxes.
             let idx = ctx.queue.submit([enc.finish()]);
-            if let Some(previous) = in_flight.replace(idx) {
+            let voxels = (bd * bh * bw) as u64;
+            if let Some((previous, done)) = in_flight.replace((idx, voxels)) {
                 ctx.device
                     .poll(wgpu::PollType::Wait {
                         submission_index: Some(previous),
                         timeout: None,
                     })
                     .map_err(|e| GpuError::Map(e.to_string()))?;
+                ctl.advance(done, total)?;
             }
         }
-        ctx.read_back(&b, host.len())
+        let out = ctx.read_back(&b, host.len())?;
+        if let Some((_, done)) = in_flight {
+            ctl.advance(done, total)?;
+        }
+        Ok(out)
     })
 }
 
@@ -509,6 +531,40 @@ mod tests {
                     img.dim()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn each_box_reports_its_progress_and_tiles_add_up_to_one() {
+        let Some(ctx) = crate::context::test_context() else {
+            return;
+        };
+        let img = phantom(&PhantomSpec {
+            shape: (5, 29, 23),
+            seed: 22,
+            ..Default::default()
+        })
+        .noisy;
+        let values = ParamValues::new().set("radius", 1).set("radius_z", 1);
+        let (_, resolved) = denoisekit_core::prepare("median", &img.view(), &values).unwrap();
+        // Whole, and in tiles of one plane with a halo plane on both sides (three planes'
+        // bytes): five tiles of up to three planes, 13 planes computed.
+        let plane = (29 * 23 * 4) as u64;
+        for (max_tile_bytes, planes) in [(None, 5), (Some(3 * plane), 13)] {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
+            BAND_READS.set(1);
+            BOXES.set(0);
+            let out = super::median::run(ctx, img.view(), &resolved, &ctl, max_tile_bytes);
+            BAND_READS.set(DEFAULT);
+            out.unwrap();
+            let seen = seen.lock().unwrap();
+            // One report per box, each box a workgroup's 2 x 2 tiles of 16 x 16 pixels.
+            assert_eq!(BOXES.get(), planes * 4, "{max_tile_bytes:?}");
+            assert_eq!(seen.len(), BOXES.get(), "{max_tile_bytes:?}");
+            assert!(seen.windows(2).all(|p| p[0] < p[1]), "{seen:?}");
+            assert_eq!(seen.last(), Some(&1.0), "{max_tile_bytes:?}");
         }
     }
 }
