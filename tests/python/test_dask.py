@@ -202,6 +202,10 @@ def test_replayed_per_channel_parameters_are_checked_and_pinned(noisy3d):
         dkd.denoise(arr, "nl_means", axes="czyx", params_per_channel=[{}])
     with pytest.raises(ValueError, match="in one place"):
         dkd.denoise(arr, "nl_means", axes="czyx", params_per_channel=[{}, {}], h=3)
+    # One overlap serves every channel: a periodic border on some only is refused.
+    with pytest.raises(ValueError, match="some channels' border wraps"):
+        dkd.denoise(arr, "median", axes="czyx", params_per_channel=[
+            {"radius": 1, "border": "periodic"}, {"radius": 1, "border": "replicate"}])
     with pytest.raises(ValueError, match="dtype complex64 is not supported"):
         dkd.denoise(arr.astype(np.complex64), "nl_means", axes="czyx",
                     params_per_channel=first.denoisekit_params)
@@ -209,8 +213,9 @@ def test_replayed_per_channel_parameters_are_checked_and_pinned(noisy3d):
 
 def test_float64_detail_that_float32_would_flatten_is_refused(noisy2d):
     fine = 1e6 + noisy2d.astype(np.float64) * 1e-4
-    with pytest.raises(ValueError, match="Subtract an offset"):
-        dkd.denoise(da.from_array(fine, chunks=32), "gaussian")
+    for f64 in (fine, fine.astype(">f8")):
+        with pytest.raises(ValueError, match="Subtract an offset"):
+            dkd.denoise(da.from_array(f64, chunks=32), "gaussian")
     # float32 data cast up converts back exactly, at any offset.
     exact = (1e6 + noisy2d.round()).astype(np.float64)
     res = dkd.denoise(da.from_array(exact, chunks=32), "gaussian", sigma=1)

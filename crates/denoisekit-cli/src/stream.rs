@@ -88,7 +88,7 @@ pub(crate) fn stream(
         tiffio::PageWriter::create(output, bits, shape.len().unwrap_or(usize::MAX) as u64)?;
     writer.calibrate(reader.calibration());
     let (w, h) = (shape.width, shape.height);
-    // Planes `start..start + ring.len()` of the stack; windows only move forward.
+    // Planes `start..start + ring.len()` of the stack; windows move forward.
     let mut ring = std::collections::VecDeque::from([first]);
     let mut start = 0;
     let (ctl, bar) = crate::progress::Progress::start(&format!("{method} (streamed)"));
@@ -98,6 +98,12 @@ pub(crate) fn stream(
         shape.depth,
         plan,
         |range| -> CliResult<Volume> {
+            // A halo wrapped around the stack's ends (a periodic border) reads the last
+            // planes for the first window and the first planes for the last one: from the
+            // file, leaving the forward-moving ring as it is.
+            if range.start < start || range.start > start + ring.len() {
+                return read_planes(input, range);
+            }
             while start < range.start {
                 ring.pop_front();
                 start += 1;

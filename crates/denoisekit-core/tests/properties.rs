@@ -865,8 +865,15 @@ fn windows_of_planes_give_the_untiled_result_exactly() {
     let (_, noisy) = noisy_3d();
     let mut tiled_methods = 0;
     for m in registry() {
-        for values in [ParamValues::new(), three_d_values(m.id)] {
-            let values = quick(m, &values);
+        // Every choice in 3D too: a periodic border wraps the halo around the stack.
+        let mut settings = vec![ParamValues::new(), three_d_values(m.id)];
+        for p in m.params {
+            if let ParamKind::Choice { options, .. } = p.kind {
+                settings.extend(options.iter().map(|o| three_d_values(m.id).set(p.key, o)));
+            }
+        }
+        for values in settings {
+            let values = m.with_example_images(&quick(m, &values), noisy.view());
             let (_, r) = denoisekit_core::prepare(m.id, &noisy.view(), &values).unwrap();
             let halo = (m.support)(&r).unwrap()[0];
             if halo >= denoisekit_core::descriptor::GLOBAL_SUPPORT {

@@ -215,11 +215,30 @@ fn values(params: Vec<(String, String)>) -> ParamValues {
 fn with_images(
     mut v: ParamValues,
     images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
-) -> ParamValues {
+) -> PyResult<ParamValues> {
     for (k, img) in images {
-        v.insert_image(k, img.as_array().to_owned());
+        let image = view(&img, &k)?.to_owned();
+        v.insert_image(k, image);
     }
-    v
+    Ok(v)
+}
+
+/// The array as a view, where its strides are whole pixels: rust-numpy divides byte
+/// strides by 4 unchecked, so a float32 field of a record array (strides of its records)
+/// would be read, or written, at the wrong places.
+fn view<'a>(a: &'a PyReadonlyArray3<'_, f32>, what: &str) -> PyResult<VolumeView<'a>> {
+    whole_pixels(a.strides(), what)?;
+    Ok(a.as_array())
+}
+
+fn whole_pixels(strides: &[isize], what: &str) -> PyResult<()> {
+    if strides.iter().any(|s| s % 4 != 0) {
+        return Err(PyValueError::new_err(format!(
+            "{what}: byte strides {strides:?} are not whole float32 pixels (a field of a \
+             record array?); pass numpy.ascontiguousarray of it"
+        )));
+    }
+    Ok(())
 }
 
 fn pairs(r: &denoisekit_core::Resolved) -> Vec<(String, String)> {
@@ -291,6 +310,12 @@ fn support(method: &str, params: Vec<(String, String)>) -> PyResult<[Option<usiz
     Ok(s.map(|r| (r < GLOBAL_SUPPORT).then_some(r)))
 }
 
+/// Whether the method's border wraps around the image (a periodic border).
+#[pyfunction]
+fn wraps(method: &str, params: Vec<(String, String)>) -> PyResult<bool> {
+    denoisekit_core::wraps(method, &values(params)).map_err(|e| to_py(e.into()))
+}
+
 /// Every parameter's value as the method would use it; noise-derived ones measured on
 /// `image` (without an image they must be given).
 #[pyfunction]
@@ -302,10 +327,10 @@ fn resolve(
     images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
     image: Option<PyReadonlyArray3<'_, f32>>,
 ) -> PyResult<Vec<(String, String)>> {
-    let v = with_images(values(params), images);
+    let v = with_images(values(params), images)?;
     match image {
         Some(img) => {
-            let view = img.as_array();
+            let view = view(&img, "image")?;
             run_job(py, None, &Control::new(), |_| {
                 denoisekit_core::prepare(method, &view, &v).map(|(_, r)| pairs(&r))
             })
@@ -352,6 +377,9 @@ fn denoise<'py>(
             image.shape()
         )));
     }
+    if let Some(o) = &out {
+        whole_pixels(o.strides(), "out")?;
+    }
     // Borrowed for writing before the job: a read-only `out` is refused before the work.
     let mut target = match &out {
         Some(o) => Some(o.try_readwrite().map_err(|e| {
@@ -361,8 +389,8 @@ fn denoise<'py>(
         })?),
         None => None,
     };
-    let v = with_images(values(params), images);
-    let view: VolumeView<'_> = image.as_array();
+    let v = with_images(values(params), images)?;
+    let view: VolumeView<'_> = view(&image, "image")?;
     let mut ctl = Control::new();
     if let Some(b) = self::memory_limit(memory_limit)? {
         ctl = ctl.with_memory_limit(b);
@@ -400,8 +428,8 @@ fn tune(
     images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
     threads: Option<i64>,
 ) -> PyResult<(Vec<(String, String)>, Vec<(String, f64)>, f64, f64, usize)> {
-    let v = with_images(values(params), images);
-    let view = image.as_array();
+    let v = with_images(values(params), images)?;
+    let view = view(&image, "image")?;
     let t = run_job(py, threads, &Control::new(), |ctl| {
         denoisekit_core::tune::tune(method, view, &v, ctl)
     })?;
@@ -424,7 +452,7 @@ fn rank(
     methods: Vec<String>,
     threads: Option<i64>,
 ) -> PyResult<Vec<(String, f64, Vec<(String, String)>)>> {
-    let view = image.as_array();
+    let view = view(&image, "image")?;
     let ids: Vec<&str> = methods.iter().map(String::as_str).collect();
     let ranked = run_job(py, threads, &Control::new(), |ctl| {
         denoisekit_core::tune::rank(&ids, view, &ParamValues::new(), ctl)
@@ -442,7 +470,7 @@ fn estimate_noise(
     py: Python<'_>,
     image: PyReadonlyArray3<'_, f32>,
 ) -> PyResult<(f64, Pairs, String, String, usize)> {
-    let view = image.as_array();
+    let view = view(&image, "image")?;
     run_job(py, None, &Control::new(), |_| {
         let sigma = denoisekit_core::estimate_sigma(&view)?;
         let choice = denoisekit_core::noise::choose_noise_model(&view)?;
@@ -464,7 +492,7 @@ fn residual_check(
     noisy: PyReadonlyArray3<'_, f32>,
     denoised: PyReadonlyArray3<'_, f32>,
 ) -> PyResult<Option<String>> {
-    let (a, b) = (noisy.as_array(), denoised.as_array());
+    let (a, b) = (view(&noisy, "noisy")?, view(&denoised, "denoised")?);
     if a.shape() != b.shape() {
         return Err(PyValueError::new_err(format!(
             "the images differ in shape: {:?} and {:?}",
@@ -507,6 +535,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(float32_precision_loss, m)?)?;
     m.add_function(wrap_pyfunction!(support, m)?)?;
+    m.add_function(wrap_pyfunction!(wraps, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;

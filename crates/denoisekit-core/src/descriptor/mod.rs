@@ -840,6 +840,16 @@ impl Resolved {
             .map(|(_, v)| v.as_ref())
     }
 
+    /// Whether a border parameter wraps around (periodic): the result near the first
+    /// plane then depends on the last ones, so a window's z halo wraps too.
+    pub fn wraps(&self) -> bool {
+        use crate::kernels::border::BorderMode;
+        self.values.iter().any(|(s, v)| {
+            matches!(s.kind, ParamKind::Choice { options, .. } if options == BorderMode::NAMES)
+                && *v == ParamValue::Choice(BorderMode::Periodic.name())
+        })
+    }
+
     /// The parameter keys, in descriptor order.
     pub fn keys(&self) -> Vec<&'static str> {
         self.values.iter().map(|(s, _)| s.key).collect()

@@ -255,3 +255,14 @@ pub fn support(id: &str, values: &ParamValues) -> Result<[usize; 3]> {
     })?;
     (m.support)(&resolved)
 }
+
+/// Whether method `id`'s border wraps around the image for these parameters
+/// ([`Resolved::wraps`]): a region's halo is then read around the image's ends.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`] and the parameter errors of
+/// [`MethodDescriptor::resolve`].
+pub fn wraps(id: &str, values: &ParamValues) -> Result<bool> {
+    // The border never depends on the noise level: any stands in for it.
+    Ok(find(id)?.resolve(values, || Ok(1.0))?.wraps())
+}

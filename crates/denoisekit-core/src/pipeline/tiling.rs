@@ -21,8 +21,25 @@ use std::ops::Range;
 pub struct Plan {
     /// Output planes per window.
     pub window: usize,
-    /// Planes read on each side of a window (clamped at the stack's ends).
+    /// Planes read on each side of a window (clamped at the stack's ends, or wrapped
+    /// around them where the method's border wraps: [`Resolved::wraps`]).
     pub halo: usize,
+}
+
+/// The runs of planes, in order, that make up planes `lo..hi` of a stack of `depth`
+/// around which indices wrap (`lo` may be negative, `hi` beyond the stack): the halo of a
+/// window under a periodic border.
+pub fn wrapped_runs(lo: isize, hi: isize, depth: usize) -> Vec<Range<usize>> {
+    let n = depth.max(1) as isize;
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    let mut k = lo;
+    while k < hi {
+        let at = k.rem_euclid(n);
+        let len = (n - at).min(hi - k);
+        runs.push(at as usize..(at + len) as usize);
+        k += len;
+    }
+    runs
 }
 
 /// The largest window whose input (with halo), output and working memory fit in
@@ -46,8 +63,14 @@ pub fn plan(
     let plane_bytes = (shape.height as u64)
         .saturating_mul(shape.width as u64)
         .saturating_mul(4);
+    let wraps = r.wraps();
     let fits = |window: usize| -> Result<bool> {
-        let planes = (window + 2 * halo).min(shape.depth);
+        // A wrapped halo may repeat planes when the stack is shallow.
+        let planes = if wraps && window < shape.depth {
+            window + 2 * halo
+        } else {
+            (window + 2 * halo).min(shape.depth)
+        };
         let sub = Shape {
             depth: planes,
             ..shape
@@ -93,42 +116,82 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
     ctl: &Control,
 ) -> std::result::Result<(), E> {
     let inner = ctl.quiet();
+    let wraps = r.wraps() && plan.window < depth;
     let mut a = 0;
     while a < depth {
         let b = (a + plan.window.max(1)).min(depth);
-        let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
-        let input = read(lo..hi)?;
+        // The window's planes with their halo, and where plane `a` lies in it.
+        let (first, skip, input) = if wraps {
+            // Read around the stack's ends: the method's own wrap then applies only
+            // within the halo, never to a kept plane.
+            let (from, to) = (a as isize - plan.halo as isize, (b + plan.halo) as isize);
+            let parts = wrapped_runs(from, to, depth)
+                .into_iter()
+                .map(&mut read)
+                .collect::<std::result::Result<Vec<_>, E>>()?;
+            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+            let input = ndarray::concatenate(Axis(0), &views).map_err(|e| {
+                crate::DenoiseError::InvalidInput {
+                    reason: format!("planes read for a window do not join: {e}"),
+                }
+            })?;
+            (from.rem_euclid(depth as isize) as usize, plan.halo, input)
+        } else {
+            let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
+            (lo, a - lo, read(lo..hi)?)
+        };
+        let window = Window {
+            first,
+            planes: input.dim().0,
+            depth,
+        };
         // Streamed planes were never seen whole: check each window as `run` checks a stack.
-        check_input(&input.view()).map_err(|e| in_window(e, lo..hi))?;
+        check_input(&input.view()).map_err(|e| window.said_of_stack(e))?;
         let out: Volume = with_noise_model(input.view(), r, &inner, |v, ctl| (m.run)(v, r, ctl))
-            .map_err(|e| in_window(e, lo..hi))?;
-        write(a, out.slice(s![a - lo..b - lo, .., ..]))?;
+            .map_err(|e| window.said_of_stack(e))?;
+        write(a, out.slice(s![skip..skip + b - a, .., ..]))?;
         ctl.advance((b - a) as u64, depth as u64)?;
         a = b;
     }
     Ok(())
 }
 
-/// An error about one window's planes, said of the stack: its pixel positions count z
-/// from the window's first plane, and its measurements are the window's.
-fn in_window(e: crate::DenoiseError, planes: Range<usize>) -> crate::DenoiseError {
-    let (lo, last) = (planes.start, planes.end - 1);
-    match e {
-        crate::DenoiseError::InvalidInput { reason } => crate::DenoiseError::InvalidInput {
-            reason: format!(
-                "{reason} (in planes {lo} to {last} of the stack; z counted from plane {lo})"
-            ),
-        },
-        crate::DenoiseError::InvalidParamValue {
-            name,
-            value,
-            expected,
-        } => crate::DenoiseError::InvalidParamValue {
-            name,
-            value,
-            expected: format!("{expected} (in planes {lo} to {last} of the stack)"),
-        },
-        other => other,
+/// The planes a window read: `planes` from `first` on, around the end of a stack of
+/// `depth` where they wrap.
+struct Window {
+    first: usize,
+    planes: usize,
+    depth: usize,
+}
+
+impl Window {
+    /// An error about this window's planes, said of the stack: its pixel positions count
+    /// z from the window's first plane, and its measurements are the window's.
+    fn said_of_stack(&self, e: crate::DenoiseError) -> crate::DenoiseError {
+        let (lo, last) = (
+            self.first,
+            (self.first + self.planes - 1) % self.depth.max(1),
+        );
+        let planes = if last < lo {
+            format!("planes {lo} to {last} of the stack, read around its end")
+        } else {
+            format!("planes {lo} to {last} of the stack")
+        };
+        match e {
+            crate::DenoiseError::InvalidInput { reason } => crate::DenoiseError::InvalidInput {
+                reason: format!("{reason} (in {planes}; z counted from plane {lo})"),
+            },
+            crate::DenoiseError::InvalidParamValue {
+                name,
+                value,
+                expected,
+            } => crate::DenoiseError::InvalidParamValue {
+                name,
+                value,
+                expected: format!("{expected} (in {planes})"),
+            },
+            other => other,
+        }
     }
 }
 
@@ -173,4 +236,18 @@ pub fn run_in_memory(
         ctl,
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_runs;
+
+    #[test]
+    fn wrapped_runs_read_around_the_ends() {
+        assert_eq!(wrapped_runs(2, 5, 8), vec![2..5]);
+        assert_eq!(wrapped_runs(-2, 3, 8), vec![6..8, 0..3]);
+        assert_eq!(wrapped_runs(6, 10, 8), vec![6..8, 0..2]);
+        // A halo deeper than the stack repeats it.
+        assert_eq!(wrapped_runs(-4, 6, 3), vec![2..3, 0..3, 0..3, 0..3]);
+    }
 }

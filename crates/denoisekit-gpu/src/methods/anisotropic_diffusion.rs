@@ -66,7 +66,7 @@ pub fn run(
     let tile = tile_planes(ctx, (d, h, w), 1, halo, max_tile_bytes)?;
     let ntiles = d.div_ceil(tile) as u64;
     let total = ntiles * p.iterations as u64;
-    in_tiles(input, tile, halo, |sub| {
+    in_tiles(input, (tile, halo, false), |sub| {
         let depth = sub.dim().0 as u32;
         diffuse(ctx, sub, Uniforms { depth, ..u }, p.iterations, ctl, total)
     })

@@ -188,6 +188,9 @@ pub struct OnePass<'a, U> {
     pub wgsl: &'a str,
     /// How far an output voxel's window reaches along z.
     pub reach_z: usize,
+    /// Whether the window wraps around the volume's ends (a periodic border):
+    /// [`denoisekit_core::Resolved::wraps`].
+    pub wraps: bool,
     /// Values one output voxel reads (its window, times the passes over it).
     pub reads_per_voxel: u64,
     /// The uniform block, placed per box.
@@ -221,9 +224,10 @@ pub fn per_pixel_tiled(
     let tile = tile_planes(ctx, input.dim(), 1, kernel.reach_z, max_tile_bytes)?;
     // Progress counts the voxels computed, halo planes included, so that each box moves
     // it by its share of the job's device time.
-    let planes: usize = spans(d, tile, kernel.reach_z).map(|(a, b, ..)| b - a).sum();
+    let tiles = (tile, kernel.reach_z, kernel.wraps);
+    let planes: usize = spans(d, tiles).flat_map(|s| s.read).map(|r| r.len()).sum();
     let total = (planes * h * w) as u64;
-    in_tiles(input, tile, kernel.reach_z, |sub| {
+    in_tiles(input, tiles, |sub| {
         per_pixel(ctx, kernel, sub, ctl, (bound, total))
     })
 }
@@ -296,15 +300,15 @@ pub fn tile_planes(
 }
 
 /// Runs `f` on tiles of `tile` planes, each with up to `halo_z` real neighbouring planes
-/// on both sides, and joins the tiles' own planes. `f` must treat a tile's first and last
-/// planes as it treats the volume's; the halo keeps that rule away from the kept planes.
+/// on both sides (read around the volume's ends when `wrap`: a periodic border), and
+/// joins the tiles' own planes. `f` must treat a tile's first and last planes as it
+/// treats the volume's; the halo keeps that rule away from the kept planes.
 ///
 /// # Errors
 /// The first error of `f`.
 pub fn in_tiles(
     input: VolumeView<'_>,
-    tile: usize,
-    halo_z: usize,
+    (tile, halo_z, wrap): (usize, usize, bool),
     mut f: impl FnMut(VolumeView<'_>) -> Result<Volume, GpuError>,
 ) -> Result<Volume, GpuError> {
     let (d, h, w) = input.dim();
@@ -312,23 +316,54 @@ pub fn in_tiles(
         return f(input);
     }
     let mut out = Volume::zeros((d, h, w));
-    for (a, b, z0, z1) in spans(d, tile, halo_z) {
-        let res = f(input.slice(ndarray::s![a..b, .., ..]))?;
-        out.slice_mut(ndarray::s![z0..z1, .., ..])
-            .assign(&res.slice(ndarray::s![z0 - a..z1 - a, .., ..]));
+    for Span { read, skip, keep } in spans(d, (tile, halo_z, wrap)) {
+        let parts: Vec<_> = read
+            .into_iter()
+            .map(|r| input.slice(ndarray::s![r, .., ..]))
+            .collect();
+        let res = match parts.as_slice() {
+            [one] => f(one.view())?,
+            _ => {
+                let joined = ndarray::concatenate(ndarray::Axis(0), &parts)
+                    .map_err(|e| GpuError::Validation(e.to_string()))?;
+                f(joined.view())?
+            }
+        };
+        out.slice_mut(ndarray::s![keep.clone(), .., ..])
+            .assign(&res.slice(ndarray::s![skip..skip + keep.len(), .., ..]));
     }
     Ok(out)
 }
 
-/// The tiles of [`in_tiles`]: planes `a..b` read, of which `z0..z1` are kept.
-fn spans(
-    d: usize,
-    tile: usize,
-    halo_z: usize,
-) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+/// One tile of [`in_tiles`].
+struct Span {
+    /// The runs of planes read, in order.
+    read: Vec<std::ops::Range<usize>>,
+    /// Where the kept planes start in what was read.
+    skip: usize,
+    /// The planes of the volume this tile computes.
+    keep: std::ops::Range<usize>,
+}
+
+/// The tiles of [`in_tiles`].
+fn spans(d: usize, (tile, halo_z, wrap): (usize, usize, bool)) -> impl Iterator<Item = Span> {
     (0..d).step_by(tile.max(1)).map(move |z0| {
         let z1 = (z0 + tile).min(d);
-        (z0.saturating_sub(halo_z), (z1 + halo_z).min(d), z0, z1)
+        if wrap && tile < d {
+            let (from, to) = (z0 as isize - halo_z as isize, (z1 + halo_z) as isize);
+            Span {
+                read: denoisekit_core::tiling::wrapped_runs(from, to, d),
+                skip: halo_z,
+                keep: z0..z1,
+            }
+        } else {
+            let a = z0.saturating_sub(halo_z);
+            Span {
+                read: std::iter::once(a..(z1 + halo_z).min(d)).collect(),
+                skip: z0 - a,
+                keep: z0..z1,
+            }
+        }
     })
 }
 
@@ -531,6 +566,34 @@ mod tests {
                     img.dim()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn tiles_of_a_periodic_median_wrap_their_halo() {
+        let Some(ctx) = crate::context::test_context() else {
+            return;
+        };
+        let img = phantom(&PhantomSpec {
+            shape: (5, 29, 23),
+            seed: 23,
+            ..Default::default()
+        })
+        .noisy;
+        // radius_z 1 in tiles of one plane (three planes' bytes with the halo), and
+        // radius_z 2 in tiles of one (five), where a halo repeats planes of the stack.
+        let plane = (29 * 23 * 4) as u64;
+        for (rz, bytes) in [(1, 3 * plane), (2, 5 * plane)] {
+            let values = ParamValues::new()
+                .set("radius", 1)
+                .set("radius_z", rz)
+                .set("border", "periodic");
+            let (_, r) = denoisekit_core::prepare("median", &img.view(), &values).unwrap();
+            let run = |bytes| super::median::run(ctx, img.view(), &r, &Control::new(), bytes);
+            assert!(
+                run(None).unwrap() == run(Some(bytes)).unwrap(),
+                "radius_z {rz}"
+            );
         }
     }
 

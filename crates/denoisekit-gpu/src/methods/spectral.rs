@@ -190,7 +190,7 @@ pub fn apply(
     // Every tile has the volume's planes (a z-coupled filter runs in one tile), so one
     // set of plans and one sampled transfer serve them all.
     let plans = Plans::new(filter, (d, h, w));
-    in_tiles(input, tile, 0, |sub| {
+    in_tiles(input, (tile, 0, false), |sub| {
         ctl.checkpoint()?;
         let dims = sub.dim();
         on_device(ctx, sub, |host| {

@@ -89,7 +89,7 @@ pub fn run(
         _pad1: [0.0; 3],
     };
     let total = d.div_ceil(tile) as u64 * p.max_iterations as u64;
-    in_tiles(input, tile, 0, |sub| {
+    in_tiles(input, (tile, 0, false), |sub| {
         let depth = sub.dim().0 as u32;
         solve(
             ctx,

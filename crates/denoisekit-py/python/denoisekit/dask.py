@@ -155,6 +155,22 @@ def _pixel_in_image(msg: str, axes: str, origin, shape, lead=None) -> str:
     return f"{msg[:m.start()]}pixel ({where}) of the image{msg[m.end():]}"
 
 
+def _wraps(method: str, per_channel: Sequence[dict]) -> bool:
+    """Whether the halos wrap around the image (a periodic border), which the channels
+    must agree on: one overlap serves them all."""
+    wrap = set()
+    for p in per_channel:
+        pairs, _ = _dk._split(method, {k: v for k, v in p.items()
+                                       if k not in _dk._image_keys(method)})
+        wrap.add(_dk._native.wraps(method, pairs))
+    if len(wrap) > 1:
+        raise ValueError(
+            f"{method}: some channels' border wraps around the image (periodic) and "
+            f"others' does not; one run reads one kind of halo: denoise the two groups "
+            f"of channels in separate runs")
+    return wrap == {True}
+
+
 def plan(shape: Sequence[int], chunks, axes: str, method: str, params: dict,
          max_chunk_bytes: int = MAX_CHUNK_BYTES):
     """``(depth per axis, chunks to run with)`` for one method on one array: a global axis
@@ -322,7 +338,7 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
                    for i, c in enumerate(chunks))
     src = arr.rechunk(chunks) if chunks != arr.chunks else arr
     starts = [np.cumsum((0,) + c[:-1]).tolist() for c in src.chunks]
-    periodic = any(p.get("border") == "periodic" for p in per_channel)
+    periodic = _wraps(method, per_channel)
     boundary = {
         i: ("periodic" if periodic and axes[i] in SPATIAL else "none") for i in range(arr.ndim)
     }
@@ -701,7 +717,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
                         fill_value=0, **({} if fmt == 3 else _array_kw(fmt, axes)))
     done = np.asarray(dg[PROGRESS][...])
     depth = [depth_map.get(i, 0) for i in range(len(axes))]
-    periodic = any(p.get("border") == "periodic" for p in per_channel)
+    periodic = _wraps(method, per_channel)
     run = uuid.uuid4().hex
     tasks = []
     for idx in np.ndindex(*grid):
