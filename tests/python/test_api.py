@@ -127,6 +127,19 @@ def test_2d_strided_and_out_arguments(noisy2d, noisy3d):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="out cannot be written"):
         dk.denoise(noisy2d, "gaussian", out=frozen)
+    # A float32 field of a record array steps by the record, not by whole pixels: it is
+    # read at its own places, and written there only, the other field left as it was.
+    for fields in ([("v", "<f4"), ("pad", "<u2")], [("pad", "<u2"), ("v", "<f4")]):
+        rec = np.zeros(noisy2d.shape, fields)
+        rec["v"], rec["pad"] = noisy2d, 7
+        np.testing.assert_array_equal(dk.denoise(rec["v"], "nl_means", h=10), a)
+        rec["v"] = 0
+        assert dk.denoise(noisy2d, "nl_means", h=10, out=rec["v"]) is not None
+        np.testing.assert_array_equal(rec["v"], a)
+        assert (rec["pad"] == 7).all()
+    # The native call refuses such strides itself, whoever calls it.
+    with pytest.raises(ValueError, match="not whole float32 pixels"):
+        dk._native.estimate_noise(rec["v"][np.newaxis])
 
 
 def test_bad_input_gets_a_clear_error(noisy2d):
@@ -146,8 +159,10 @@ def test_bad_input_gets_a_clear_error(noisy2d):
             dk.denoise(np.zeros((64, 64, 3), dtype), "gaussian")
     # float64 at a large offset with fine detail: float32 would keep a few levels of it.
     fine = 1e6 + noisy2d.astype(np.float64) * 1e-4
-    with pytest.raises(ValueError, match="image: its values reach 1.000e6 .* Subtract an offset"):
-        dk.denoise(fine, "gaussian")
+    # Big-endian too (FITS, a big-endian TIFF read with tifffile).
+    for f64 in (fine, fine.astype(">f8")):
+        with pytest.raises(ValueError, match="image: its values reach 1.000e6 .* Subtract"):
+            dk.denoise(f64, "gaussian")
     np.testing.assert_array_equal(dk.denoise(fine - 1e6, "gaussian"),
                                   dk.denoise((fine - 1e6).astype(np.float32), "gaussian"))
     # float32 values cast up (NumPy does so freely) convert back exactly at any offset.

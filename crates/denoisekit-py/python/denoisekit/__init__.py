@@ -148,13 +148,21 @@ def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
     computes in) flattens (fine detail on a large offset), judged over all of ``a``;
     values that were float32 before convert exactly and pass. The message says to
     subtract the offset."""
-    if a.dtype == np.float64 and a.size:
+    # By kind and size: a big-endian float64 ('>f8', from FITS or a big-endian TIFF) is
+    # not == np.float64.
+    if a.dtype.kind == "f" and a.dtype.itemsize == 8 and a.size:
         moved = np.abs(a - f32)
         why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
                                              float(np.fmax.reduce(a, axis=None)),
                                              float(np.fmax.reduce(moved, axis=None)))
         if why:
             raise ValueError(f"{what}: {why}")
+
+
+def _whole_pixel_strides(a: np.ndarray) -> bool:
+    """Whether every stride of ``a`` is a whole number of its pixels, as the native
+    code's views need (a float32 field of a record array steps by the record)."""
+    return a.flags.aligned and all(s % a.itemsize == 0 for s in a.strides)
 
 
 def _looks_like_colour(shape: Sequence[int]) -> bool:
@@ -179,8 +187,11 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
         )
     two_d = a.ndim == 2
     v = a[np.newaxis] if two_d else a
-    # float32 in any strides is read in place; other dtypes are converted once.
+    # float32 in any strides of whole pixels is read in place; other dtypes, and a field
+    # of a record array (strides between pixels), are converted once.
     f32 = v.astype(np.float32, copy=False)
+    if not _whole_pixel_strides(f32):
+        f32 = np.ascontiguousarray(f32)
     _keeps_detail(v, f32, what)
     return f32, two_d
 
@@ -236,8 +247,9 @@ def denoise(
     vol, two_d = _volume(image)
     target = None
     if out is not None:
-        if np.shares_memory(out, vol):
-            # In place: the input is read while the result is formed.
+        if np.shares_memory(out, vol) or not _whole_pixel_strides(out):
+            # In place: the input is read while the result is formed. An `out` whose
+            # strides are not whole pixels (a record array's field) is filled by copy.
             np.copyto(out, denoise(image, method, backend=backend, threads=threads,
                                    memory_limit=memory_limit, **params))
             return out
