@@ -278,6 +278,50 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
 }
 
 #[test]
+fn tifffiles_named_axes_split_channels_from_z() {
+    // What tifffile.imwrite(..., metadata={'axes': 'CZYX'}) writes (napari and
+    // scikit-image too): channel slowest, so pages 0-2 are channel 1 and 3-5 channel 2.
+    let d = dir();
+    let input = d.join("tifffile-czyx.tif");
+    let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::U16, 0).unwrap();
+    w.calibrate(&denoisekit_tiff::Calibration {
+        imagej: Some("{\"axes\": \"CZYX\", \"shape\": [2, 3, 48, 40]}".into()),
+        ..Default::default()
+    });
+    let level = |channel| if channel == 0 { 100.0 } else { 5000.0 };
+    for page in 0..6 {
+        let px: Vec<f32> = (0..48 * 40)
+            .map(|i| level(page / 3) + ((i * 7919 + page * 31) % 23) as f32 - 11.0)
+            .collect();
+        w.write_page(40, 48, &px).unwrap();
+    }
+    w.finish().unwrap();
+    let out = d.join("tifffile-czyx-out.tif");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let log = ok(&cli(
+        &["run", "gaussian", i, o, "sigma_z=2", "--backend", "cpu"],
+        None,
+    ));
+    assert!(log.contains("channel 2: gaussian"), "{log}");
+    // Written as an ImageJ hyperstack, in ImageJ's page order (channel fastest): taken
+    // as 6 planes of z, sigma_z=2 blended the channels.
+    let (v, _) = denoisekit_tiff::read(&out).unwrap();
+    for (page, plane) in v.outer_iter().enumerate() {
+        let mean = plane.sum() / plane.len() as f32;
+        assert!(
+            (mean - level(page % 2)).abs() < 2.0,
+            "page {page}: mean {mean}"
+        );
+    }
+    let r = denoisekit_tiff::PageReader::open(&out).unwrap();
+    let said = r.calibration().imagej.clone().unwrap_or_default();
+    assert!(said.contains("channels=2\nslices=3\n"), "{said}");
+    let e = cli(&["noise", i], None);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(err.contains("a hyperstack of 2 volumes"), "{err}");
+}
+
+#[test]
 fn a_description_its_pages_do_not_add_up_to_is_refused() {
     let d = dir();
     // 2 channels x 5 slices said, 9 pages stored: which page is which channel is unknown.

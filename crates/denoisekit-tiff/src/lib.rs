@@ -141,24 +141,81 @@ fn plain(e: &tiff::TiffError) -> String {
     }
 }
 
-/// The planes of a series tifffile described as `{"shape": [..., height, width]}` (the
-/// product of the leading sizes); `None` for any other description.
-fn shaped_planes(description: &str) -> Option<usize> {
-    let rest = description.trim_start().strip_prefix('{')?;
-    let rest = rest.trim_start().strip_prefix("\"shape\"")?;
-    let rest = rest
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('[')?;
-    let dims: Vec<usize> = rest[..rest.find(']')?]
+/// The leading sizes of a series tifffile described as `{"shape": [..., height, width]}`
+/// (before the plane's), with their axis letters when the description gives `"axes"`
+/// (`"CZYX"`); `None` for any other description.
+fn shaped(description: &str) -> Option<(Vec<usize>, Option<Vec<u8>>)> {
+    let text = description.trim_start().strip_prefix('{')?;
+    // The value after `"key":`, wherever the key stands (tifffile has written "shape"
+    // first, and later "axes" first).
+    let value = |key: &str| {
+        let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+        text[at..]
+            .trim_start()
+            .strip_prefix(':')
+            .map(str::trim_start)
+    };
+    let list = value("shape")?.strip_prefix('[')?;
+    let dims: Vec<usize> = list[..list.find(']')?]
         .split(',')
         .map(|d| d.trim().parse().ok())
         .collect::<Option<_>>()?;
+    let axes = value("axes").and_then(|v| {
+        let v = v.strip_prefix('"')?;
+        let letters = v[..v.find('"')?].to_ascii_uppercase().into_bytes();
+        (letters.len() == dims.len()).then_some(letters)
+    });
     let leading = dims.len().checked_sub(2)?;
-    dims[..leading]
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
+    let sizes = dims[..leading].to_vec();
+    match axes {
+        Some(a) if a.ends_with(b"YX") => Some((sizes, Some(a[..leading].to_vec()))),
+        // Samples after the plane (RGB) are refused page by page; other orders, or no
+        // axes, leave the leading sizes unnamed.
+        _ => Some((sizes, None)),
+    }
+}
+
+/// Axes from tifffile's leading `sizes` and their `letters` (slowest first): T, C and Z as
+/// ImageJ's frames, channels and slices, in the file's page order. A generic sequence (I,
+/// Q) counts as z where there is no Z. Any other axis longer than 1 is refused by name: it
+/// is neither a plane of a volume nor a separate image.
+fn tifffile_axes(sizes: &[usize], letters: &[u8]) -> Result<Axes, String> {
+    let mut a = Axes::PLAIN;
+    let mut fastest_first = Vec::new();
+    let has_z = letters.contains(&b'Z');
+    for (&n, &l) in sizes.iter().zip(letters).rev() {
+        let axis = match l {
+            b'T' | b'C' | b'Z' => l,
+            b'I' | b'Q' if !has_z && a.slices == 1 => b'Z',
+            _ if n == 1 => continue,
+            _ => {
+                return Err(format!(
+                    "tifffile's description names axis '{}' of length {n} (axes {}YX), which \
+                     is neither time (T), channel (C) nor z (Z); save the stack with axes \
+                     made of T, C, Z, Y and X",
+                    l as char,
+                    String::from_utf8_lossy(letters)
+                ));
+            }
+        };
+        let size = match axis {
+            b'C' => &mut a.channels,
+            b'Z' => &mut a.slices,
+            _ => &mut a.frames,
+        };
+        *size = size.saturating_mul(n.max(1));
+        if !fastest_first.contains(&axis) {
+            fastest_first.push(axis);
+        }
+    }
+    for axis in *b"CZT" {
+        if !fastest_first.contains(&axis) {
+            fastest_first.push(axis);
+        }
+    }
+    a.order = [fastest_first[0], fastest_first[1], fastest_first[2]];
+    a.declared = a.channels * a.slices * a.frames > 1;
+    Ok(a)
 }
 
 /// A page's colour type as a user reads it: "RGB, 8 bits per sample".
@@ -233,7 +290,10 @@ impl Axes {
     }
 
     /// From the first page's ImageDescription.
-    fn parse(description: &str) -> Self {
+    ///
+    /// # Errors
+    /// A tifffile description with an axis that is neither time, channel nor z.
+    fn parse(description: &str) -> Result<Self, String> {
         let mut a = Self::PLAIN;
         let num = |v: &str| {
             v.trim()
@@ -256,10 +316,16 @@ impl Axes {
                 }
             }
             a.declared = a.channels * a.slices * a.frames > 1;
-        } else if let Some(planes) = shaped_planes(description) {
-            // tifffile's own description: each series' first page gives its shape.
-            a.slices = planes;
-            a.declared = planes > 1;
+        } else if let Some((sizes, letters)) = shaped(description) {
+            // tifffile's own description: each series' first page gives its shape, and
+            // its axes when the writer named them (tifffile's `metadata={'axes': ...}`,
+            // napari, scikit-image). Unnamed leading sizes are taken as planes of z.
+            if let Some(letters) = letters {
+                return tifffile_axes(&sizes, &letters);
+            }
+            let planes = sizes.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            a.slices = planes.unwrap_or(1);
+            a.declared = a.slices > 1;
         } else if let Some(tag) = pixels_element(description) {
             a.declared = true;
             // The first image's sizes (attributes of its Pixels element).
@@ -275,7 +341,7 @@ impl Axes {
                 }
             }
         }
-        a
+        Ok(a)
     }
 }
 
@@ -334,11 +400,12 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// An OME input's axes and pixel sizes, carried as ImageJ writes them (an OME
+    /// An OME input's axes and pixel sizes (`pixels`: its Pixels element), or a tifffile
+    /// input's named axes (`pixels` empty), carried as ImageJ writes them (an OME
     /// description is not carried: it names the original's files and planes). Without
-    /// this, the output of a 2-channel OME stack is a plain stack of interleaved planes:
-    /// Fiji shows it so, and a second run over it smooths across channels.
-    fn carry_ome(&mut self, axes: &Axes, pixels: &str) {
+    /// this, the output of a 2-channel stack is a plain stack of interleaved planes: Fiji
+    /// shows it so, and a second run over it smooths across channels.
+    fn carry_axes(&mut self, axes: &Axes, pixels: &str) {
         let (c, z, t) = (axes.channels, axes.slices, axes.frames);
         let micrometres = |axis: &str| {
             let size: f64 = attribute(pixels, &format!("PhysicalSize{axis}"))?
@@ -488,7 +555,7 @@ impl<R: Read + Seek> PageReader<R> {
             _ => None,
         };
         if let Some(d) = &description {
-            r.axes = Axes::parse(d);
+            r.axes = Axes::parse(d).map_err(|e| r.fmt(e))?;
         }
         let mut rational = |tag| match r.dec.find_tag(tag) {
             Ok(Some(tiff::decoder::ifd::Value::Rational(n, d))) if d > 0 => Some((n, d)),
@@ -509,7 +576,10 @@ impl<R: Read + Seek> PageReader<R> {
             Some(d) if d.starts_with("ImageJ=") => r.calibration.imagej = Some(d),
             Some(d) => {
                 if let Some(tag) = pixels_element(&d) {
-                    r.calibration.carry_ome(&r.axes, &tag);
+                    r.calibration.carry_axes(&r.axes, &tag);
+                } else if r.axes.channels * r.axes.frames > 1 {
+                    // tifffile's named axes: an ImageJ hyperstack, as for OME.
+                    r.calibration.carry_axes(&r.axes, "");
                 }
             }
             None => {}
@@ -1257,7 +1327,7 @@ mod tests {
 
     #[test]
     fn imagej_and_ome_descriptions_give_the_axes_and_a_single_directory_stack_is_refused() {
-        let a = Axes::parse("ImageJ=1.54f\nimages=12\nchannels=2\nslices=3\nframes=2\n");
+        let a = Axes::parse("ImageJ=1.54f\nimages=12\nchannels=2\nslices=3\nframes=2\n").unwrap();
         assert_eq!(
             (a.channels, a.slices, a.frames, a.imagej_images),
             (2, 3, 2, Some(12))
@@ -1267,16 +1337,32 @@ mod tests {
             (a.page(1, 0, 0), a.page(0, 1, 0), a.page(0, 0, 1)),
             (1, 2, 6)
         );
-        // tifffile's own: the leading sizes of its first series.
-        let shaped = Axes::parse("{\"shape\": [2, 3, 8, 8]}");
+        // tifffile's own: the leading sizes of its first series, as z when unnamed.
+        let shaped = Axes::parse("{\"shape\": [2, 3, 8, 8]}").unwrap();
         assert_eq!((shaped.slices, shaped.declared), (6, true));
-        assert!(!Axes::parse("{\"shape\": [8, 8]}").declared);
-        assert!(!Axes::parse("{\"shape\": \"odd\"}").declared);
+        assert!(!Axes::parse("{\"shape\": [8, 8]}").unwrap().declared);
+        assert!(!Axes::parse("{\"shape\": \"odd\"}").unwrap().declared);
+        // Named (tifffile's metadata={'axes': ...}): channels and time are not z, and
+        // the pages run in the shape's order, its last axis fastest.
+        let named = Axes::parse("{\"shape\": [4, 2, 3, 8, 8], \"axes\": \"TCZYX\"}").unwrap();
+        assert_eq!(
+            (named.frames, named.channels, named.slices, named.order),
+            (4, 2, 3, *b"ZCT")
+        );
+        assert_eq!((named.page(1, 0, 0), named.page(0, 1, 0)), (3, 1));
+        let generic = Axes::parse("{\"axes\": \"IYX\", \"shape\": [5, 8, 8]}").unwrap();
+        assert_eq!(generic.slices, 5);
+        let e = Axes::parse("{\"shape\": [3, 5, 8, 8], \"axes\": \"EZYX\"}").unwrap_err();
+        assert!(
+            e.contains("axis 'E' of length 3 (axes EZYX), which is"),
+            "{e}"
+        );
         let ome = Axes::parse(
             "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" \
              DimensionOrder=\"XYZCT\" SizeC=\"2\" SizeT=\"1\" SizeX=\"8\" SizeY=\"8\" \
              SizeZ=\"3\" Type=\"uint16\"></Pixels></Image></OME>",
-        );
+        )
+        .unwrap();
         assert_eq!(
             (ome.channels, ome.slices, ome.frames, ome.order),
             (2, 3, 1, *b"ZCT")
@@ -1285,13 +1371,14 @@ mod tests {
         let prefixed = Axes::parse(
             "<ome:OME><ome:Image><ome:Pixels\n  SizeZ='4'\n\tSizeC = '3' SizeT='1' \
              DimensionOrder='XYCZT'/></ome:Image></ome:OME>",
-        );
+        )
+        .unwrap();
         assert_eq!(
             (prefixed.channels, prefixed.slices, prefixed.order),
             (3, 4, *b"CZT")
         );
         assert_eq!((ome.page(1, 0, 0), ome.page(0, 1, 0)), (3, 1));
-        assert_eq!(Axes::parse("a camera's own text"), Axes::PLAIN);
+        assert_eq!(Axes::parse("a camera's own text"), Ok(Axes::PLAIN));
 
         // One directory, `images=4`: what ImageJ writes above 4 GiB.
         let path = tmp("one-directory.tif");
