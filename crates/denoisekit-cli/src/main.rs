@@ -67,6 +67,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             resume,
             overwrite,
         } => {
+            check_output(&method, &input, &output)?;
             if zarr::is_zarr(&input) {
                 let cluster = zarr::Cluster {
                     workers,
@@ -351,6 +352,38 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             save.as_deref(),
         ),
     }
+}
+
+/// An output named like one of the method's parameters (`h=12`) is a forgotten output:
+/// the parameter would be dropped and a file of that name written. A TIFF input's output
+/// is TIFF, whatever its name says: another image format's extension (a `.zarr`, which a
+/// later run would read as OME-Zarr) is refused.
+fn check_output(method: &str, input: &Path, output: &Path) -> CliResult<()> {
+    let m = denoisekit_core::find(method)?;
+    let name = output.file_name().unwrap_or_default().to_string_lossy();
+    if let Some((key, _)) = name.split_once('=')
+        && (m.all_params().any(|p| p.key == key) || m.images.iter().any(|i| i.key == key))
+    {
+        return Err(format!(
+            "the output file is named `{name}`, which is a parameter of {method}: give the \
+             output file before the parameters (denoisekit run {method} INPUT OUTPUT {name})"
+        )
+        .into());
+    }
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if !zarr::is_zarr(input)
+        && let Some(ext) = ext.filter(|e| !matches!(e.as_str(), "tif" | "tiff" | "btf" | "tf8"))
+    {
+        return Err(format!(
+            "the output {} ends in .{ext}, but a TIFF input is written as TIFF: name it \
+             .tif or .tiff (OME-Zarr output needs an OME-Zarr input)",
+            output.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A file the method writes (`save_weights=`) must be none of the files the run reads or

@@ -223,3 +223,34 @@ fn an_image_input_its_switch_does_not_choose_is_refused() {
         "iterations=2",
     ]));
 }
+
+#[test]
+fn a_forgotten_or_foreign_output_name_is_refused() {
+    let d = dir().join("outputs");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "8");
+    let ai = a.to_str().unwrap();
+    // `run nl_means a.tif h=12`: the output left out, h=12 taken for it.
+    let o = cli(&["run", "nl_means", ai, "h=12", "search_radius=3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("named `h=12`, which is a parameter of nl_means"),
+        "{err}"
+    );
+    // A PNG or a .zarr name would hold TIFF bytes (a later run reads a .zarr as OME-Zarr).
+    for name in ["o.png", "o.zarr"] {
+        let out = d.join(name);
+        let o = cli(&["run", "gaussian", ai, out.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("a TIFF input is written as TIFF"), "{err}");
+        assert!(!out.exists(), "{name}");
+    }
+    ok(&cli(&[
+        "run",
+        "gaussian",
+        ai,
+        d.join("o.TIFF").to_str().unwrap(),
+    ]));
+}
