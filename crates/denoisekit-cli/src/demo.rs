@@ -3,9 +3,11 @@
 
 use crate::*;
 
-pub(crate) fn bundled_input() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fluo_nuclei_dsb2018_512x512_u16.tif")
-}
+/// The demo's default image, in the binary: a shipped CLI has no source tree beside it.
+const BUNDLED: (&str, &[u8]) = (
+    "fluo_nuclei_dsb2018_512x512_u16.tif",
+    include_bytes!("../../../data/fluo_nuclei_dsb2018_512x512_u16.tif"),
+);
 
 pub(crate) fn median_ms(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -18,8 +20,13 @@ pub(crate) fn demo(
     out: &Path,
     backend: Backend,
 ) -> CliResult<()> {
-    let path = input.unwrap_or_else(bundled_input);
-    let (clean, _) = tiffio::read(&path)?;
+    let (name, (clean, _)) = match &input {
+        Some(path) => (
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+            tiffio::read(path)?,
+        ),
+        None => (BUNDLED.0, tiffio::read_bytes(BUNDLED.1, BUNDLED.0)?),
+    };
     let (lo, hi) = min_max(&clean.view());
     let range = (hi - lo) as f64;
     let sigma = noise * range;
@@ -30,7 +37,7 @@ pub(crate) fn demo(
     println!(
         "DenoiseKit {} demo: {} ({}), Gaussian noise sigma = {:.2} (estimated {:.2})\n",
         denoisekit_core::VERSION,
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+        name,
         denoisekit_core::Shape::of(&clean.view()),
         sigma,
         est
@@ -242,4 +249,15 @@ pub(crate) fn bench(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bundled_image_is_in_the_binary() {
+        let (v, _) = super::tiffio::read_bytes(super::BUNDLED.1, super::BUNDLED.0).unwrap();
+        assert_eq!(v.dim(), (1, 512, 512));
+        // No build-machine path for a shipped binary to look for.
+        assert!(!super::BUNDLED.0.contains('/'));
+    }
 }
