@@ -239,3 +239,27 @@ def test_local_tasks_share_the_call_budget(monkeypatch):
     with dask.config.set(scheduler="threads", num_workers=3):
         assert dkd._task_budget(None, None) == (2 << 30, 1)
     assert dkd._task_budget(123, 4) == (123, 4)
+
+
+def test_a_streamed_command_line_run_measures_the_noise_where_dask_does(cli, nuclei, tmp_path):
+    """A stack over the command line's memory limit is streamed in windows; its
+    noise-derived defaults come from the same central block as Dask's, so the two runs
+    give the same pixels (noise that grows along z makes another block measure another h)."""
+    import os
+    import subprocess
+
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    vol = np.stack([nuclei[8 * k: 8 * k + 200, 40: 260] for k in range(24)]).astype(np.float32)
+    vol += rng.normal(0, 1, vol.shape).astype(np.float32) * (4 + np.arange(24))[:, None, None]
+    src, dst = tmp_path / "stack.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, vol)
+    run = subprocess.run([cli, "run", "nl_means", src, dst, "--float", "--backend", "cpu",
+                          "search_radius=3"], capture_output=True, text=True,
+                         env={**os.environ, "DENOISEKIT_MEMORY_LIMIT": "24M"})
+    assert run.returncode == 0, run.stderr
+    assert "streaming in windows of" in run.stderr, run.stderr
+    res = dkd.denoise(da.from_array(vol, chunks=(5, 100, 110)), "nl_means", backend="cpu",
+                      search_radius=3)
+    np.testing.assert_array_equal(res.compute(), tifffile.imread(dst))

@@ -22,9 +22,12 @@ pub(crate) fn streaming_plan(
     if whole <= limit {
         return Ok(None);
     }
-    // Parameters are resolved once, on the middle planes, so every window uses the same.
-    let mid = depth / 2;
-    let sample = read_planes(input, mid.saturating_sub(2)..(mid + 3).min(depth))?;
+    // Parameters are resolved once, on the central block that Dask and OME-Zarr runs
+    // measure too, so every window uses the same.
+    let [z, y, x] = denoisekit_core::noise_sample((depth, height, width));
+    let sample = read_planes(input, z)?
+        .slice(ndarray::s![.., y, x])
+        .to_owned();
     let (_, r) = if depth > 1 && sample.dim().0 == 1 {
         // A one-plane sample would be judged as a 2D image.
         return Err(memory::too_large(m, shape, whole, limit).into());

@@ -310,6 +310,13 @@ fn support(method: &str, params: Vec<(String, String)>) -> PyResult<[Option<usiz
     Ok(s.map(|r| (r < GLOBAL_SUPPORT).then_some(r)))
 }
 
+/// The central block, `[(start, stop)]` along z, y and x, on which a run that never
+/// holds the whole image measures the noise-derived defaults.
+#[pyfunction]
+fn noise_sample(depth: usize, height: usize, width: usize) -> [(usize, usize); 3] {
+    denoisekit_core::noise_sample((depth, height, width)).map(|r| (r.start, r.end))
+}
+
 /// Whether the method's border wraps around the image (a periodic border).
 #[pyfunction]
 fn wraps(method: &str, params: Vec<(String, String)>) -> PyResult<bool> {
@@ -536,6 +543,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(float32_precision_loss, m)?)?;
     m.add_function(wrap_pyfunction!(support, m)?)?;
     m.add_function(wrap_pyfunction!(wraps, m)?)?;
+    m.add_function(wrap_pyfunction!(noise_sample, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;

@@ -256,6 +256,25 @@ pub fn support(id: &str, values: &ParamValues) -> Result<[usize; 3]> {
     (m.support)(&resolved)
 }
 
+/// The most planes, rows and columns of the central block on which a front end that
+/// never holds the whole image (the CLI streaming a stack, Dask, OME-Zarr) measures the
+/// noise-derived defaults, once for every window or chunk: the same block in each.
+pub const NOISE_SAMPLE: [usize; 3] = [8, 512, 512];
+
+/// The central block of [`NOISE_SAMPLE`] of a `(depth, height, width)` image, as ranges
+/// along z, y and x.
+pub fn noise_sample((d, h, w): (usize, usize, usize)) -> [std::ops::Range<usize>; 3] {
+    let central = |n: usize, side: usize| {
+        let lo = (n - n.min(side)) / 2;
+        lo..lo + n.min(side)
+    };
+    [
+        central(d, NOISE_SAMPLE[0]),
+        central(h, NOISE_SAMPLE[1]),
+        central(w, NOISE_SAMPLE[2]),
+    ]
+}
+
 /// Whether method `id`'s border wraps around the image for these parameters
 /// ([`Resolved::wraps`]): a region's halo is then read around the image's ends.
 ///

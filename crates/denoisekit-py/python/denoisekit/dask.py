@@ -78,27 +78,22 @@ def _axes_for(ndim: int, axes: Optional[str], shape: Sequence[int] = ()) -> str:
     return axes
 
 
-SAMPLE_SIDE = {"z": 8, "y": 512, "x": 512}
-
-
-def _sample_start(n: int, axis: str) -> int:
-    return (n - min(n, SAMPLE_SIDE[axis])) // 2
+def _sample_ranges(shape, axes: str) -> dict:
+    """The central block the core measures the noise on (``denoisekit_core::noise_sample``,
+    as the command line's streamed runs do), as ``(start, stop)`` per spatial axis."""
+    size = {a: n for a, n in zip(axes, shape)}
+    ranges = _dk._native.noise_sample(size.get("z", 1), size["y"], size["x"])
+    return dict(zip(SPATIAL, ranges))
 
 
 def _sample(arr, axes: str, index: dict) -> np.ndarray:
-    """The central region (up to 8 planes of 512 x 512) at the given non-spatial index:
-    what the noise is measured on. Reading it touches only the chunks it overlaps."""
-    sl = []
-    for i, a in enumerate(axes):
-        n = arr.shape[i]
-        if a in SAMPLE_SIDE:
-            lo = _sample_start(n, a)
-            sl.append(slice(lo, lo + min(n, SAMPLE_SIDE[a])))
-        else:
-            sl.append(index.get(a, 0))
+    """The central block (``_sample_ranges``) at the given non-spatial index: what the
+    noise is measured on. Reading it touches only the chunks it overlaps."""
+    ranges = _sample_ranges(arr.shape, axes)
+    sl = [slice(*ranges[a]) if a in SPATIAL else index.get(a, 0) for a in axes]
     block = np.asarray(arr[tuple(sl)])
     # The core reads (z, y, x): put the spatial axes in that order whatever the layout.
-    spatial = [a for a in axes if a in SAMPLE_SIDE]
+    spatial = [a for a in axes if a in SPATIAL]
     return np.transpose(block, sorted(range(len(spatial)), key=lambda i: SPATIAL.index(spatial[i])))
 
 
@@ -133,8 +128,8 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
         try:
             out.append(_dk._resolve(method, vol, given))
         except ValueError as e:
-            origin = [_sample_start(n, a) if a in SAMPLE_SIDE else index.get(a, 0)
-                      for a, n in zip(axes, arr.shape)]
+            ranges = _sample_ranges(arr.shape, axes)
+            origin = [ranges[a][0] if a in SPATIAL else index.get(a, 0) for a in axes]
             raise ValueError(_pixel_in_image(str(e), axes, origin, arr.shape)) from None
     return out
 
