@@ -137,9 +137,40 @@ fn plain(e: &tiff::TiffError) -> String {
              it)",
             denoisekit_core::memory::LIMIT_ENV
         ),
+        tiff::TiffError::UnsupportedError(u) => {
+            use tiff::TiffUnsupportedError as U;
+            match u {
+                U::UnsupportedColorType(ct) => {
+                    format!(
+                        "its pages are {}; supported: {SUPPORTED}",
+                        describe_colour(*ct)
+                    )
+                }
+                // The decoder's words for these say "samples per pixel" or "channel".
+                U::UnsupportedSampleDepth(bits) | U::UnsupportedBitsPerChannel(bits) => {
+                    format!("its pages have {bits} bits per sample; supported: {SUPPORTED}")
+                }
+                U::UnsupportedCompressionMethod(m) => {
+                    let name = match m {
+                        tiff::tags::CompressionMethod::Unknown(code) => format!("code {code}"),
+                        known => format!("{known:?}"),
+                    };
+                    format!(
+                        "its compression ({name}) is not supported; supported: none, LZW, \
+                         Deflate, PackBits and JPEG (Fiji: File > Save As > Tiff writes \
+                         uncompressed)"
+                    )
+                }
+                other => other.to_string(),
+            }
+        }
         other => other.to_string(),
     }
 }
+
+/// The sample types a page may hold, as an error names them.
+const SUPPORTED: &str = "grey levels of 8-, 16- and 32-bit unsigned, 16- and 32-bit signed \
+                         integers, 32- and 64-bit floats";
 
 /// The leading sizes of a series tifffile described as `{"shape": [..., height, width]}`
 /// (before the plane's), with their axis letters when the description gives `"axes"`
@@ -566,11 +597,13 @@ impl<R: Read + Seek> PageReader<R> {
             rational(tiff::tags::Tag::YResolution),
         );
         r.calibration.resolution = x.zip(y).map(|(x, y)| [x, y]);
+        // A resolution without its unit is in inches (TIFF's default), not unitless.
         r.calibration.unit = r
             .dec
             .find_tag_unsigned::<u16>(tiff::tags::Tag::ResolutionUnit)
             .ok()
-            .flatten();
+            .flatten()
+            .or(r.calibration.resolution.map(|_| 2));
         r.calibration.white_is_zero = r.white_is_zero();
         match description {
             Some(d) if d.starts_with("ImageJ=") => r.calibration.imagej = Some(d),
@@ -725,10 +758,7 @@ impl<R: Read + Seek> PageReader<R> {
                     DecodingResult::F16(_) => "16-bit floats",
                     _ => "an unknown type",
                 };
-                return Err(self.fmt(format!(
-                    "page {n} holds {name}; supported: 8-, 16- and 32-bit unsigned, 16- and \
-                     32-bit signed integers, 32- and 64-bit floats"
-                )));
+                return Err(self.fmt(format!("page {n} holds {name}; supported: {SUPPORTED}")));
             }
         };
         if *self.bits.get_or_insert(b) != b {
@@ -1230,6 +1260,84 @@ pub fn write_calibrated(
 mod tests {
     use super::*;
     use denoisekit_core::Volume;
+
+    #[test]
+    fn unsupported_pages_name_what_is_supported() {
+        use tiff::TiffUnsupportedError as U;
+        let said = |u| plain(&tiff::TiffError::UnsupportedError(u));
+        let grey12 = said(U::UnsupportedColorType(tiff::ColorType::Gray(12)));
+        assert!(
+            grey12.starts_with(
+                "its pages are grey, 12 bits per sample; supported: grey levels of 8-"
+            ),
+            "{grey12}"
+        );
+        let float24 = said(U::UnsupportedSampleDepth(24));
+        assert!(
+            float24.starts_with("its pages have 24 bits per sample; supported:"),
+            "{float24}"
+        );
+        let lzma = said(U::UnsupportedCompressionMethod(
+            tiff::tags::CompressionMethod::Unknown(34925),
+        ));
+        assert!(
+            lzma.contains("compression (code 34925) is not supported; supported: none, LZW"),
+            "{lzma}"
+        );
+    }
+
+    #[test]
+    fn a_resolution_without_its_unit_is_in_inches() {
+        // A 2x2 grey page with XResolution and YResolution (300/1) and no ResolutionUnit,
+        // which TIFF reads as inches: carried as none, a reader would drop the unit.
+        let mut f: Vec<u8> = b"II*\0".to_vec();
+        f.extend(8u32.to_le_bytes());
+        let entries: [(u16, u16, u32); 11] = [
+            (256, 3, 2),
+            (257, 3, 2),
+            (258, 3, 8),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, 162),
+            (277, 3, 1),
+            (278, 3, 2),
+            (279, 4, 4),
+            (282, 5, 146),
+            (283, 5, 154),
+        ];
+        f.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            f.extend(tag.to_le_bytes());
+            f.extend(kind.to_le_bytes());
+            f.extend(1u32.to_le_bytes());
+            if kind == 3 {
+                f.extend((value as u16).to_le_bytes());
+                f.extend([0, 0]);
+            } else {
+                f.extend(value.to_le_bytes());
+            }
+        }
+        f.extend(0u32.to_le_bytes());
+        for _ in 0..2 {
+            f.extend(300u32.to_le_bytes());
+            f.extend(1u32.to_le_bytes());
+        }
+        f.extend([1, 2, 3, 4]);
+        let path = tmp("no-unit.tif");
+        std::fs::write(&path, &f).unwrap();
+        let r = PageReader::open(&path).unwrap();
+        let c = r.calibration().clone();
+        assert_eq!(
+            (c.resolution, c.unit),
+            (Some([(300, 1), (300, 1)]), Some(2))
+        );
+        // And written so.
+        let out = tmp("no-unit-out.tif");
+        let (v, bits) = read(&path).unwrap();
+        write_calibrated(&out, &v, bits, &c).unwrap();
+        let back = PageReader::open(&out).unwrap();
+        assert_eq!(back.calibration().unit, Some(2));
+    }
 
     fn tmp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("denoisekit-tiff-{}", std::process::id()));
