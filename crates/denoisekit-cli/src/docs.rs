@@ -5,11 +5,11 @@ use crate::*;
 /// One parameter as a line of `denoisekit methods`.
 pub(crate) fn text_row(p: &ParamSpec) -> String {
     format!(
-        "    {:<16} {:<22} default {:<12} {:?}  {}",
+        "    {:<16} {:<22} default {:<12} {:<18} {}",
         p.key,
         describe_range(&p.kind),
         describe_default(&p.kind),
-        p.unit,
+        p.unit.suffix(),
         p.help_text()
     )
 }
@@ -17,11 +17,11 @@ pub(crate) fn text_row(p: &ParamSpec) -> String {
 /// One parameter as a row of docs/methods.md.
 pub(crate) fn markdown_row(p: &ParamSpec) -> String {
     format!(
-        "| `{}` | {} | {} | {:?} | {} |\n",
+        "| `{}` | {} | {} | {} | {} |\n",
         p.key,
         describe_range(&p.kind),
         describe_default(&p.kind),
-        p.unit,
+        p.unit.suffix(),
         p.help_text()
     )
 }

@@ -44,6 +44,20 @@ pub enum Unit {
     None,
 }
 
+impl Unit {
+    /// The unit as a dialog or a table writes it after a value ("px", "grey levels"); ""
+    /// for counts and dimensionless values.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Pixels => "px",
+            Self::Intensity => "grey levels",
+            Self::IntensityPerPhoton => "grey levels/photon",
+            Self::Nanometres => "nm",
+            Self::Count | Self::None => "",
+        }
+    }
+}
+
 /// The default of a float parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DefaultValue {
@@ -1184,7 +1198,7 @@ impl MethodDescriptor {
 
 impl Serialize for ParamSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ParamSpec", 17)?;
+        let mut st = s.serialize_struct("ParamSpec", 18)?;
         st.serialize_field("key", self.key)?;
         st.serialize_field("label", self.label)?;
         st.serialize_field("tunable", &self.tunable)?;
@@ -1243,6 +1257,7 @@ impl Serialize for ParamSpec {
         st.serialize_field("whole_image_only", &self.whole_image_only())?;
         st.serialize_field("scale", &self.scale)?;
         st.serialize_field("unit", &self.unit)?;
+        st.serialize_field("unit_suffix", self.unit.suffix())?;
         st.serialize_field("help", &self.help_text())?;
         st.end()
     }

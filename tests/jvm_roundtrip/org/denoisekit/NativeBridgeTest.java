@@ -71,6 +71,11 @@ class NativeBridgeTest {
         ParamSpec steps = null;
         for (ParamSpec p : zs.params) if (p.key.equals("steps")) steps = p;
         assertTrue(Double.parseDouble(zs.quick.get("steps")) < steps.defaultNumber, "zs_n2n's quick steps");
+        // The dialog's unit labels are the descriptor's.
+        ParamSpec gain = null;
+        for (ParamSpec p : NativeBridge.method("bm3d").params) if (p.key.equals("gain")) gain = p;
+        assertEquals("grey levels/photon", gain.unitSuffix());
+        assertEquals("", steps.unitSuffix());
     }
 
     @Test

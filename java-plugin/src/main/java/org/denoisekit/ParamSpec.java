@@ -25,6 +25,7 @@ public final class ParamSpec {
     public final String scale;
     /** "pixels", "intensity", "intensity_per_photon", "count", "nanometres" or "none". */
     public final String unit;
+    private final String unitSuffix;
     public final String help;
     /** Whether this is the method's strength, searched by the self-supervised Auto. */
     public final boolean tunable;
@@ -62,6 +63,7 @@ public final class ParamSpec {
         }
         scale = (String) m.get("scale");
         unit = (String) m.get("unit");
+        unitSuffix = m.get("unit_suffix") instanceof String ? (String) m.get("unit_suffix") : "";
         help = (String) m.get("help");
         tunable = Boolean.TRUE.equals(m.get("tunable"));
         alongZ = Boolean.TRUE.equals(m.get("along_z"));
@@ -117,12 +119,8 @@ public final class ParamSpec {
         return Double.toString(v);
     }
 
-    /** The unit as a short suffix for dialogs ("px", "grey levels"), or "". */
+    /** The unit as a short suffix for dialogs ("px", "grey levels"), or "": the descriptor's. */
     public String unitSuffix() {
-        if ("pixels".equals(unit)) return "px";
-        if ("intensity".equals(unit)) return "grey levels";
-        if ("intensity_per_photon".equals(unit)) return "grey levels/photon";
-        if ("nanometres".equals(unit)) return "nm";
-        return "";
+        return unitSuffix;
     }
 }
