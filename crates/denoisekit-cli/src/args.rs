@@ -89,7 +89,7 @@ pub(crate) enum Cmd {
         /// Measure the noise's spatial correlation between neighbouring pixels (on the
         /// variance-stabilised image when the noise is photon noise); with --auto, printed
         /// as the second line.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "poisson_gaussian")]
         correlation: bool,
     },
     /// Denoise a bundled image with every denoiser, write outputs and a montage, print scores.
@@ -118,10 +118,12 @@ pub(crate) enum Cmd {
         /// Gaussian read noise as a fraction of the clean scene's intensity scale.
         #[arg(long, default_value_t = 0.1, value_parser = finite_in(0.0, 1e6))]
         noise: f64,
-        /// Grey level of clean intensity 1 (e.g. 1000 for a 16-bit-like image).
-        #[arg(long, default_value_t = 1.0, value_parser = finite_in(1e-6, 1e9))]
-        scale: f64,
-        /// Sample type of the files: 8, 16 or 32 (float).
+        /// Grey level of clean intensity 1 (default: 1 for 32-bit files, 100 for 8-bit
+        /// and 1000 for 16-bit ones).
+        #[arg(long, value_parser = finite_in(1e-6, 1e9))]
+        scale: Option<f64>,
+        /// Sample type of the files: 8, 16 or 32 (float). Integer files clip the noise
+        /// below 0, as a camera without an offset does.
         #[arg(long, default_value_t = 32)]
         bits: u32,
     },

@@ -206,6 +206,25 @@ pub(crate) fn bench(
             .map(|m| denoisekit_core::find(m))
             .collect::<Result<_, _>>()?
     };
+    // A key no timed method has is a typo: timing the defaults instead would mislead.
+    for k in given
+        .pairs()
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .chain(given.images().iter().map(|(k, _)| k.as_str()))
+    {
+        let has = |m: &&MethodDescriptor| {
+            m.all_params().any(|p| p.key == k) || m.images.iter().any(|i| i.key == k)
+        };
+        if !selected.iter().any(has) {
+            let ids: Vec<&str> = selected.iter().map(|m| m.id).collect();
+            return Err(format!(
+                "`{k}` is a parameter of none of the timed methods ({})",
+                ids.join(", ")
+            )
+            .into());
+        }
+    }
     println!(
         "input {} ({}), {} rayon threads, 1 warm-up + median of {repeats}",
         input.display(),

@@ -67,7 +67,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             resume,
             overwrite,
         } => {
-            check_output(&method, &input, &output)?;
+            refuse_forgotten_output(&method, &output)?;
             if zarr::is_zarr(&input) {
                 let cluster = zarr::Cluster {
                     workers,
@@ -87,6 +87,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             }
             let values = parse_params(&params)?;
             refuse_overwrites(&method, &input, &output, &params, &values)?;
+            refuse_foreign_extension(&output)?;
             let layout = tiffio::layout(&input)?;
             let groups = volumes::of(&input, &layout)?;
             if let Some(plan) = streaming_plan(&method, &input, &layout, &values)? {
@@ -163,6 +164,13 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             params,
             methods,
         } => {
+            if method != "auto" && !methods.is_empty() {
+                return Err(format!(
+                    "--methods chooses the denoisers `tune auto` ranks; `tune {method}` tunes \
+                     {method} alone: leave --methods out, or tune auto"
+                )
+                .into());
+            }
             volumes::refuse_pooled(&input, "tune")?;
             let (img, _) = tiffio::read(&input)?;
             let fixed = parse_params(&params)?;
@@ -323,7 +331,28 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 read_noise: noise,
                 ..Default::default()
             });
-            let s = scale as f32;
+            let s = scale.unwrap_or(match bits {
+                Bits::U8 => 100.0,
+                Bits::U16 => 1000.0,
+                _ => 1.0,
+            }) as f32;
+            // An integer file holds the scene only between a few grey levels and its
+            // maximum: below, it is a handful of levels; above, it is clipped flat.
+            if let Some(top) = bits.max() {
+                let (_, hi) = min_max(&p.clean.view());
+                let reach = s * hi;
+                if !(16.0..=top).contains(&reach) {
+                    return Err(format!(
+                        "--scale {s}: the clean scene spans 0 to {reach:.1} grey levels; a \
+                         file of {} holds it from 16 (fewer are a handful of levels) to \
+                         {top} (more are clipped): use --scale from {} to {}",
+                        bits.describe(),
+                        (160.0 / hi).ceil() / 10.0,
+                        (10.0 * top / hi).floor() / 10.0,
+                    )
+                    .into());
+                }
+            }
             let clean_path = output.with_file_name(format!(
                 "{}_clean.tif",
                 output
@@ -355,10 +384,8 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
 }
 
 /// An output named like one of the method's parameters (`h=12`) is a forgotten output:
-/// the parameter would be dropped and a file of that name written. A TIFF input's output
-/// is TIFF, whatever its name says: another image format's extension (a `.zarr`, which a
-/// later run would read as OME-Zarr) is refused.
-fn check_output(method: &str, input: &Path, output: &Path) -> CliResult<()> {
+/// the parameter would be dropped and a file of that name written.
+fn refuse_forgotten_output(method: &str, output: &Path) -> CliResult<()> {
     let m = denoisekit_core::find(method)?;
     let name = output.file_name().unwrap_or_default().to_string_lossy();
     if let Some((key, _)) = name.split_once('=')
@@ -370,12 +397,16 @@ fn check_output(method: &str, input: &Path, output: &Path) -> CliResult<()> {
         )
         .into());
     }
+    Ok(())
+}
+
+/// A TIFF input's output is TIFF, whatever its name says: another format's extension (a
+/// `.zarr`, which a later run would read as OME-Zarr; a `.png`) is refused.
+fn refuse_foreign_extension(output: &Path) -> CliResult<()> {
     let ext = output
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    if !zarr::is_zarr(input)
-        && let Some(ext) = ext.filter(|e| !matches!(e.as_str(), "tif" | "tiff" | "btf" | "tf8"))
-    {
+    if let Some(ext) = ext.filter(|e| !matches!(e.as_str(), "tif" | "tiff" | "btf" | "tf8")) {
         return Err(format!(
             "the output {} ends in .{ext}, but a TIFF input is written as TIFF: name it \
              .tif or .tiff (OME-Zarr output needs an OME-Zarr input)",

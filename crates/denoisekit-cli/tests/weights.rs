@@ -254,3 +254,54 @@ fn a_forgotten_or_foreign_output_name_is_refused() {
         d.join("o.TIFF").to_str().unwrap(),
     ]));
 }
+
+#[test]
+fn an_integer_phantom_is_neither_a_handful_of_levels_nor_clipped() {
+    let d = dir().join("phantoms");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join("p8.tif");
+    let ps = p.to_str().unwrap();
+    // The default scale of an 8-bit file spans its levels.
+    ok(&cli(&[
+        "phantom", ps, "--bits", "8", "--shape", "1", "64", "64",
+    ]));
+    let (clean, _) = denoisekit_tiff::read(&d.join("p8_clean.tif")).unwrap();
+    let top = clean.iter().copied().fold(0.0f32, f32::max);
+    assert!((16.0..=255.0).contains(&top), "{top}");
+    for (bits, scale) in [("8", "1"), ("16", "100000")] {
+        let o = cli(&["phantom", ps, "--bits", bits, "--scale", scale]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("use --scale from"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn options_a_command_would_ignore_are_refused() {
+    let d = dir().join("ignored");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "9");
+    let ai = a.to_str().unwrap();
+    for (args, said) in [
+        // A misspelt key would time the defaults.
+        (
+            vec!["bench", ai, "--method", "gaussian", "sigmaa=4"],
+            "`sigmaa` is a parameter of none of the timed methods (gaussian)",
+        ),
+        (
+            vec!["tune", "gaussian", ai, "--methods", "median"],
+            "--methods chooses the denoisers `tune auto` ranks",
+        ),
+        (
+            vec!["noise", ai, "--poisson-gaussian", "--correlation"],
+            "cannot be used with",
+        ),
+    ] {
+        let o = cli(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(said), "{args:?}: {err}");
+    }
+}

@@ -35,10 +35,18 @@ pub enum Bits {
 impl Bits {
     /// Rounds and clamps `v` to this type's range (identity for float).
     pub fn quantise(self, v: f32) -> f32 {
+        match self.max() {
+            Some(top) => v.round().clamp(0.0, top),
+            None => v,
+        }
+    }
+
+    /// The largest value an integer type holds; `None` for floats.
+    pub fn max(self) -> Option<f32> {
         match self {
-            Bits::U8 => v.round().clamp(0.0, 255.0),
-            Bits::U16 => v.round().clamp(0.0, 65535.0),
-            Bits::F32 => v,
+            Bits::U8 => Some(255.0),
+            Bits::U16 => Some(65535.0),
+            Bits::F32 => None,
         }
     }
 
