@@ -221,12 +221,22 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
     let description =
         "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nspacing=0.3\nunit=micron\n";
     let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::U16, 0).unwrap();
-    w.calibrate(&denoisekit_tiff::Calibration {
+    // ImageJ's metadata beyond the description: a slice label per image (UTF-16), after
+    // its header block, as ImageJ writes them.
+    let mut labels = b"IJIJlabl\0\0\0\x06".to_vec();
+    let mut counts = vec![12];
+    for k in 0..6u8 {
+        labels.extend([0, b'z', 0, b'0' + k]);
+        counts.push(4);
+    }
+    let calibration = denoisekit_tiff::Calibration {
         imagej: Some(description.into()),
         resolution: Some([(100, 65), (100, 65)]),
         unit: Some(1),
+        imagej_metadata: Some((counts, labels)),
         ..Default::default()
-    });
+    };
+    w.calibrate(&calibration);
     // Pages in ImageJ's order, channel fastest: channel 1 near 100, channel 2 near 5000,
     // with a ripple for the noise estimate to measure.
     for page in 0..6 {
@@ -261,6 +271,7 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         (c.resolution, c.unit),
         (Some([(100, 65), (100, 65)]), Some(1))
     );
+    assert_eq!(c.imagej_metadata, calibration.imagej_metadata);
     // Commands that measure the whole file refuse to pool the channels, and one weights
     // file cannot hold two channels' training.
     let w = d.join("hyper.json");

@@ -436,7 +436,15 @@ pub struct Calibration {
     /// pages in another order than the input's: ImageJ's order (channels fastest, then z,
     /// then time) for an OME input stored otherwise. `None`: the input's order.
     pub order: Option<Vec<usize>>,
+    /// ImageJ's metadata beyond its description (tags 50838 and 50839: the byte counts,
+    /// then the bytes): slice labels, display ranges, channel LUTs, the Info text. Its
+    /// entries are per image in page order, which an output keeps.
+    pub imagej_metadata: Option<(Vec<u32>, Vec<u8>)>,
 }
+
+/// ImageJ's private tags: the byte counts of its metadata blocks, and the blocks.
+const IJ_METADATA_COUNTS: u16 = 50838;
+const IJ_METADATA: u16 = 50839;
 
 impl Calibration {
     /// An OME input's axes and pixel sizes (`pixels`: its Pixels element), or a tifffile
@@ -614,7 +622,13 @@ impl<R: Read + Seek> PageReader<R> {
             .or(r.calibration.resolution.map(|_| 2));
         r.calibration.white_is_zero = r.white_is_zero();
         match description {
-            Some(d) if d.starts_with("ImageJ=") => r.calibration.imagej = Some(d),
+            Some(d) if d.starts_with("ImageJ=") => {
+                r.calibration.imagej = Some(d);
+                let mut tag = |t| r.dec.find_tag(tiff::tags::Tag::Unknown(t)).ok().flatten();
+                let counts = tag(IJ_METADATA_COUNTS).and_then(|v| v.into_u32_vec().ok());
+                let bytes = tag(IJ_METADATA).and_then(|v| v.into_u8_vec().ok());
+                r.calibration.imagej_metadata = counts.zip(bytes);
+            }
             Some(d) => {
                 if let Some(tag) = pixels_element(&d) {
                     r.calibration.carry_axes(&r.axes, &tag);
@@ -1106,6 +1120,7 @@ impl PageWriter {
         let mut c = c.clone();
         if c.order.take().is_some() {
             c.imagej = None;
+            c.imagej_metadata = None;
         }
         self.calibration = Some(c);
     }
@@ -1203,6 +1218,14 @@ fn write_into<K: TiffKind>(
             image
                 .encoder()
                 .write_tag(tiff::tags::Tag::ImageDescription, text.as_str())?;
+        }
+        if let Some((counts, bytes)) = &c.imagej_metadata {
+            let enc = image.encoder();
+            enc.write_tag(
+                tiff::tags::Tag::Unknown(IJ_METADATA_COUNTS),
+                counts.as_slice(),
+            )?;
+            enc.write_tag(tiff::tags::Tag::Unknown(IJ_METADATA), bytes.as_slice())?;
         }
         if let Some([(xn, xd), (yn, yd)]) = c.resolution {
             use tiff::encoder::Rational;
