@@ -263,3 +263,28 @@ def test_a_streamed_command_line_run_measures_the_noise_where_dask_does(cli, nuc
     res = dkd.denoise(da.from_array(vol, chunks=(5, 100, 110)), "nl_means", backend="cpu",
                       search_radius=3)
     np.testing.assert_array_equal(res.compute(), tifffile.imread(dst))
+
+
+def test_ctrl_c_stops_jobs_on_dask_worker_threads():
+    """Python delivers SIGINT to the main thread; the jobs on Dask's worker threads stop
+    too, instead of running their training to the end."""
+    import subprocess
+    import sys
+
+    code = r"""
+import os, signal, threading, time, numpy as np, dask, dask.array as da, denoisekit.dask as dkd
+img = np.random.default_rng(0).normal(100, 10, (2, 64, 64)).astype(np.float32)
+res = dkd.denoise(da.from_array(img, chunks=(1, 64, 64)), "zs_n2n", steps=100000)
+threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t = time.time()
+try:
+    with dask.config.set(scheduler="threads", num_workers=2):
+        res.compute()
+    print("finished")
+except KeyboardInterrupt:
+    busy = time.process_time(); time.sleep(1.0); busy = time.process_time() - busy
+    print("interrupted", busy < 0.3)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["interrupted", "True"], out

@@ -141,6 +141,17 @@ fn pool(threads: Option<i64>) -> PyResult<Lent> {
 /// Runs `job` with the GIL released on a thread of its own (inside the pool for
 /// `threads`), while this thread checks for signals every 50 ms: Ctrl-C cancels the job
 /// at its next checkpoint and raises `KeyboardInterrupt` once it has stopped.
+/// Bumped by [`cancel_all`]: every job that started before stops at its next checkpoint.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Stops every job running in this process, on any thread: the package's SIGINT handler
+/// calls it, as Python delivers Ctrl-C to the main thread only and a Dask worker thread's
+/// job would run on to its end.
+#[pyfunction]
+fn cancel_all() {
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
 fn run_job<T: Send>(
     py: Python<'_>,
     threads: Option<i64>,
@@ -148,6 +159,7 @@ fn run_job<T: Send>(
     job: impl FnOnce(&Control) -> Result<T, DenoiseError> + Send,
 ) -> PyResult<T> {
     let pool = pool(threads)?;
+    let epoch = INTERRUPTS.load(Ordering::SeqCst);
     let outcome = py.detach(move || {
         std::thread::scope(|s| {
             let (tx, rx) = channel();
@@ -173,11 +185,18 @@ fn run_job<T: Send>(
                 match rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(r) => return (r, interrupted),
                     Err(RecvTimeoutError::Timeout) => {
-                        if interrupted.is_none()
-                            && let Err(e) = Python::attach(|py| py.check_signals())
-                        {
+                        if interrupted.is_some() {
+                            continue;
+                        }
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
                             ctl.cancel();
                             interrupted = Some(e);
+                        } else if INTERRUPTS.load(Ordering::SeqCst) != epoch {
+                            // Ctrl-C reached the main thread while this job ran on another.
+                            ctl.cancel();
+                            interrupted = Some(PyKeyboardInterrupt::new_err(
+                                "interrupted: Ctrl-C (denoisekit.cancel_all)",
+                            ));
                         }
                     }
                     Err(RecvTimeoutError::Disconnected) => {
@@ -543,6 +562,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(float32_precision_loss, m)?)?;
     m.add_function(wrap_pyfunction!(support, m)?)?;
     m.add_function(wrap_pyfunction!(wraps, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_all, m)?)?;
     m.add_function(wrap_pyfunction!(noise_sample, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;

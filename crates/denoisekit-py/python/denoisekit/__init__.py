@@ -39,6 +39,7 @@ from ._native import BackendUnavailableError, TooLargeError
 
 __all__ = [
     "BackendUnavailableError",
+    "cancel_all",
     "NoiseEstimate",
     "TooLargeError",
     "Tuned",
@@ -368,3 +369,34 @@ def residual_check(noisy: Any, denoised: Any) -> Optional[str]:
     a, _ = _volume(noisy, "noisy")
     b, _ = _volume(denoised, "denoised")
     return _native.residual_check(a, b)
+
+
+def cancel_all() -> None:
+    """Stops every denoisekit job running in this process, on any thread, at its next
+    checkpoint (each raises ``KeyboardInterrupt``); jobs started afterwards run. Ctrl-C
+    calls it: Python delivers the signal to the main thread only, so a job on a Dask
+    worker thread would otherwise run to its end."""
+    _native.cancel_all()
+
+
+def _chain_sigint() -> None:
+    """Ctrl-C also stops the jobs on other threads (:func:`cancel_all`), then does what
+    the handler before did (KeyboardInterrupt, by default). Only from the main thread,
+    and only over a Python handler: an ignored or default SIGINT is left alone."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        return
+
+    def handler(signum, frame):
+        _native.cancel_all()
+        return previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+
+
+_chain_sigint()
