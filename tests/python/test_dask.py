@@ -288,3 +288,18 @@ except KeyboardInterrupt:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split() == ["interrupted", "True"], out
+
+
+def test_a_dark_chunk_is_not_judged_apart_from_the_image():
+    """The noise model is judged once, on the image's sample: a chunk that is mostly
+    dark (below the offset) would fail the judgement that the whole image passes."""
+    rng = np.random.default_rng(0)
+    img = (rng.poisson(100, (128, 128)) + 50).astype(np.float32)
+    img[:, :24] = rng.normal(10, 2, (128, 24)).astype(np.float32)
+    p = dict(noise_model="poisson_gaussian", gain=1.0, offset=50.0, read_noise=1.0, sigma=1.0)
+    res = dkd.denoise(da.from_array(img, chunks=32), "gaussian", **p)
+    np.testing.assert_array_equal(res.compute(scheduler="synchronous"),
+                                  dk.denoise(img, "gaussian", **p))
+    # A model the image itself does not fit is still refused, before any chunk runs.
+    with pytest.raises(ValueError, match="offset"):
+        dkd.denoise(da.from_array(img, chunks=32), "gaussian", **dict(p, offset=500.0))

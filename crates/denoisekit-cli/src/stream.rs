@@ -34,6 +34,8 @@ pub(crate) fn streaming_plan(
     } else {
         denoisekit_core::prepare(method, &sample.view(), values)?
     };
+    // So is the noise model judged: a window mostly of background would fail it alone.
+    denoisekit_core::judge_noise_model(sample.view(), &r)?;
     let plane = (height * width * 4) as u64;
     match tiling::plan(m, shape, &r, limit, plane)? {
         Some(plan) => Ok(Some((shape, r, plan))),

@@ -343,7 +343,8 @@ fn wraps(method: &str, params: Vec<(String, String)>) -> PyResult<bool> {
 }
 
 /// Every parameter's value as the method would use it; noise-derived ones measured on
-/// `image` (without an image they must be given).
+/// `image` (without an image they must be given), whose noise model is then judged
+/// against it as a run would (the Dask driver's chunks rely on it).
 #[pyfunction]
 #[pyo3(signature = (method, params, images, image=None))]
 fn resolve(
@@ -358,7 +359,9 @@ fn resolve(
         Some(img) => {
             let view = view(&img, "image")?;
             run_job(py, None, &Control::new(), |_| {
-                denoisekit_core::prepare(method, &view, &v).map(|(_, r)| pairs(&r))
+                let (_, r) = denoisekit_core::prepare(method, &view, &v)?;
+                denoisekit_core::judge_noise_model(view.view(), &r)?;
+                Ok(pairs(&r))
             })
         }
         None => {
@@ -379,8 +382,10 @@ fn resolve(
 }
 
 /// Denoises `image` (float32, z/y/x); returns the result and the device that ran it.
+/// `model_judged`: the image is a part (a Dask chunk) of one whose noise model
+/// [`resolve`] judged; the part is not judged again.
 #[pyfunction]
-#[pyo3(signature = (image, method, params, images, backend="auto", threads=None, memory_limit=None, out=None))]
+#[pyo3(signature = (image, method, params, images, backend="auto", threads=None, memory_limit=None, out=None, model_judged=false))]
 #[allow(clippy::too_many_arguments)]
 fn denoise<'py>(
     py: Python<'py>,
@@ -392,6 +397,7 @@ fn denoise<'py>(
     threads: Option<i64>,
     memory_limit: Option<String>,
     out: Option<Bound<'py, PyArray3<f32>>>,
+    model_judged: bool,
 ) -> PyResult<(Bound<'py, PyArray3<f32>>, String, Pairs)> {
     let backend = Backend::from_name(backend).map_err(|e| to_py(e.into()))?;
     if let Some(o) = &out
@@ -418,6 +424,9 @@ fn denoise<'py>(
     let v = with_images(values(params), images)?;
     let view: VolumeView<'_> = view(&image, "image")?;
     let mut ctl = Control::new();
+    if model_judged {
+        ctl = ctl.with_model_judged();
+    }
     if let Some(b) = self::memory_limit(memory_limit)? {
         ctl = ctl.with_memory_limit(b);
     }

@@ -41,6 +41,9 @@ pub struct Control {
     /// What turns a method's intermediate result into the job's (the noise model's
     /// inverse transform), as the job's final result is turned.
     interim_map: Option<Arc<InterimMap>>,
+    /// Whether the noise model was judged already, on the whole image or its sample
+    /// ([`Control::model_judged`]).
+    model_judged: bool,
 }
 
 impl std::fmt::Debug for Control {
@@ -77,10 +80,25 @@ impl Control {
             progress: None,
             done: Arc::default(),
             memory_limit: self.memory_limit,
+            model_judged: self.model_judged,
             note: Arc::default(),
             interim: Arc::default(),
             interim_map: None,
         }
+    }
+
+    /// This control for a part of an image (a window of planes, a Dask chunk) whose noise
+    /// model was judged on the whole image or on its sample
+    /// ([`crate::judge_noise_model`]): a part mostly of background would fail the judgement
+    /// that the image passes, so the part's run does not judge it again.
+    pub fn with_model_judged(mut self) -> Self {
+        self.model_judged = true;
+        self
+    }
+
+    /// Whether [`Control::with_model_judged`] was set.
+    pub fn model_judged(&self) -> bool {
+        self.model_judged
     }
 
     /// This job's working-memory budget in bytes, in place of the process-wide one

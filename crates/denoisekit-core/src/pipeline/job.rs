@@ -133,7 +133,9 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     let out = match noise_transform(resolved)? {
         Some(g) => {
             let stable = g.forward(&input);
-            g.check(&input, &stable.view())?;
+            if !ctl.model_judged() {
+                g.check(&input, &stable.view())?;
+            }
             let mapped = {
                 let g = g.clone();
                 ctl.map_interim(move |v| g.inverse(v))
@@ -144,6 +146,21 @@ pub fn with_noise_model<E: From<DenoiseError>>(
     };
     check_finite(&out, resolved)?;
     Ok(out)
+}
+
+/// Refuses a noise model that does not fit `image` (its offset above most of it, its
+/// noise far from what it shows: [`vst::Gat::check`]), as every run judges its input. A
+/// run over parts of an image (windows, chunks) judges the model once, here, on the
+/// image or its [`noise_sample`], and runs the parts with
+/// [`Control::with_model_judged`].
+///
+/// # Errors
+/// The parameter errors of the noise model: `offset`, `gain` or `read_noise`.
+pub fn judge_noise_model(image: VolumeView<'_>, resolved: &Resolved) -> Result<()> {
+    match noise_transform(resolved)? {
+        Some(g) => g.check(&image, &g.forward(&image).view()),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a result with a NaN or infinite value: the input was checked finite, so the

@@ -97,7 +97,8 @@ pub fn plan(
 }
 
 /// Runs `m` window by window: `read(range)` returns the input planes of `range`, the
-/// result's planes are handed to `write(first_plane, planes)` in order. Progress is
+/// result's planes are handed to `write(first_plane, planes)` in order. The caller has
+/// judged the noise model ([`crate::judge_noise_model`]); the windows do not. Progress is
 /// reported per window; cancellation is honoured inside each.
 ///
 /// `read` and `write` report in their own error type (a file's I/O error stays one), into
@@ -115,7 +116,9 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
     mut write: impl FnMut(usize, VolumeView<'_>) -> std::result::Result<(), E>,
     ctl: &Control,
 ) -> std::result::Result<(), E> {
-    let inner = ctl.quiet();
+    // The caller judged the noise model on the stack or its sample: a window mostly of
+    // background would fail it alone.
+    let inner = ctl.quiet().with_model_judged();
     let wraps = r.wraps() && plan.window < depth;
     let mut a = 0;
     while a < depth {
@@ -221,6 +224,8 @@ pub fn run_in_memory(
         plan.window,
         plan.halo
     );
+    let [z, y, x] = crate::noise_sample(input.dim());
+    crate::judge_noise_model(input.slice(s![z, y, x]), r)?;
     let mut out = Array3::<f32>::zeros(input.raw_dim());
     run_windows(
         m,
@@ -241,6 +246,49 @@ pub fn run_in_memory(
 #[cfg(test)]
 mod tests {
     use super::wrapped_runs;
+    use ndarray::s;
+
+    #[test]
+    fn a_window_of_background_is_not_judged_apart_from_the_stack() {
+        use crate::{Control, ParamValues, prepare, registry};
+        // Photon counts over an offset of 50, but the first two planes are the dark
+        // frame below it: alone, a window of them fails the offset's judgement.
+        let mut stack = crate::Volume::from_shape_fn((8, 24, 20), |(z, y, x)| {
+            let ripple = ((y * 7 + x * 13 + z * 5) % 11) as f32;
+            if z < 2 {
+                10.0 + ripple * 0.2
+            } else {
+                150.0 + ripple
+            }
+        });
+        stack[(0, 0, 0)] = 0.0;
+        let values = ParamValues::new()
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", 1)
+            .set("offset", 50)
+            .set("read_noise", 1)
+            .set("sigma", 1);
+        let m = registry().iter().find(|m| m.id == "gaussian").unwrap();
+        let (_, r) = prepare("gaussian", &stack.view(), &values).unwrap();
+        let whole = crate::run_resolved(m, stack.view(), &r, &Control::new()).unwrap();
+        let mut windowed = crate::Volume::zeros(stack.raw_dim());
+        let plan = super::Plan { window: 2, halo: 0 };
+        super::run_windows::<crate::DenoiseError>(
+            m,
+            &r,
+            8,
+            plan,
+            |planes| Ok(stack.slice(s![planes, .., ..]).to_owned()),
+            |z, planes| {
+                let n = planes.dim().0;
+                windowed.slice_mut(s![z..z + n, .., ..]).assign(&planes);
+                Ok(())
+            },
+            &Control::new(),
+        )
+        .unwrap();
+        assert_eq!(whole, windowed);
+    }
 
     #[test]
     fn wrapped_runs_read_around_the_ends() {

@@ -261,14 +261,16 @@ def denoise(
     return res[0] if two_d else res
 
 
-def _run(vol, method, params, backend, threads, memory_limit, target=None):
+def _run(vol, method, params, backend, threads, memory_limit, target=None, part=False):
     """One (z, y, x) float32 volume through the core, no shape heuristics (the Dask
-    driver's chunks come here: an edge chunk 3 pixels wide is not a colour image)."""
+    driver's chunks come here: an edge chunk 3 pixels wide is not a colour image).
+    ``part``: a chunk of an image whose noise model :func:`_resolve` judged on its sample
+    (a chunk mostly of background would fail that judgement alone)."""
     pairs, images = _split(method, params)
     # As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G").
     limit = None if memory_limit is None else str(memory_limit)
     res, device, _ = _native.denoise(
-        vol, method, pairs, images, backend, threads, limit, target
+        vol, method, pairs, images, backend, threads, limit, target, part
     )
     log.info("%s ran on %s", method, device)
     return res

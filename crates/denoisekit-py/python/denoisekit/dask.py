@@ -265,7 +265,7 @@ def _run_block(block: np.ndarray, axes: str, method: str, per_channel: list[dict
         vol = b[idx].astype(np.float32, copy=False)
         try:
             res = _dk._run(vol if vol.ndim == 3 else vol[np.newaxis], method, params,
-                           backend, threads, memory_limit)
+                           backend, threads, memory_limit, part=True)
         except ValueError as e:
             if origin is None:
                 raise
