@@ -93,7 +93,8 @@ def test_synthetic_training_needs_no_clean_image(nuclei, tmp_path):
         dk.denoise(noisy, "zs_n2n", training="synthetic", psf_sigma=0.0, steps=5)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float64])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.float16,
+                                   np.uint32, np.int32, np.int64, np.float64])
 def test_integer_and_double_inputs_are_read_in_their_own_units(noisy2d, dtype):
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
     lo, hi = (info.min, info.max) if info else (-1e9, 1e9)
@@ -171,6 +172,11 @@ def test_bad_input_gets_a_clear_error(noisy2d):
                                   dk.denoise(exact.astype(np.float32), "gaussian"))
     with pytest.raises(ValueError, match="dtype bool is not supported"):
         dk.denoise(np.zeros((8, 8), bool), "gaussian")
+    # A Python list of ints (int64); wide integers whose detail float32 would lose are
+    # refused as float64's are.
+    assert dk.denoise([[1, 2, 3, 4]] * 4, "gaussian", sigma=1).dtype == np.float32
+    with pytest.raises(ValueError, match="Subtract"):
+        dk.denoise(2**36 + np.round(noisy2d).astype(np.int64), "gaussian")
     with pytest.raises(ValueError, match="denoisekit.dask"):
         dk.denoise(np.zeros((2, 2, 8, 8), np.float32), "gaussian")
     with pytest.raises(ValueError, match="invalid input"):
@@ -183,6 +189,16 @@ def test_bad_input_gets_a_clear_error(noisy2d):
         dk.denoise(noisy2d, "gaussian", threads=-1)
     with pytest.raises(ValueError, match=r"set_num_threads: n = -2 is outside \[0, \d+\]"):
         dk.set_num_threads(-2)
+    with pytest.raises(ValueError, match=r"threads = \d+ is outside \[0, \d+\]"):
+        dk.denoise(noisy2d, "gaussian", threads=10**30)
+    with pytest.raises(ValueError, match="n = 2.7 is not a whole number"):
+        dk.set_num_threads(2.7)
+    with pytest.raises(ValueError, match="unknown kind `denoiser`"):
+        dk.methods("denoiser")
+    # One id is one method, not its letters; an image input of None is not given.
+    assert [r[0] for r in dk.rank(noisy2d, "gaussian")] == ["gaussian"]
+    np.testing.assert_array_equal(dk.denoise(noisy2d, "richardson_lucy", psf_image=None),
+                                  dk.denoise(noisy2d, "richardson_lucy"))
     for bad in (-1, 0, "lots", float("nan")):
         with pytest.raises(ValueError, match=f"memory_limit = {bad} is not a size in bytes"):
             dk.denoise(noisy2d, "gaussian", memory_limit=bad)

@@ -60,8 +60,11 @@ __version__: str = _native.version()
 
 log = logging.getLogger("denoisekit")
 
-#: Input dtypes, converted to float32 in their own units (never rescaled).
-DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+#: Input dtypes, converted to float32 in their own units (never rescaled). The wider
+#: ones (32- and 64-bit integers, float64) only where float32 keeps their detail
+#: (:func:`_keeps_detail`), as the TIFF reader takes 32-bit integers.
+DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.float16, np.float32,
+          np.uint32, np.int32, np.uint64, np.int64, np.float64)
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +75,9 @@ def _registry() -> dict[str, dict]:
 def methods(kind: Optional[str] = None) -> list[str]:
     """The method ids, in registry order; ``kind`` filters by ``"denoise"``,
     ``"deconvolve"`` or ``"background"``."""
+    kinds = {d["kind"] for d in _registry().values()}
+    if kind is not None and kind not in kinds:
+        raise ValueError(f"unknown kind `{kind}`; one of {', '.join(sorted(kinds))}")
     return [m for m, d in _registry().items() if kind is None or d["kind"] == kind]
 
 
@@ -88,7 +94,23 @@ def describe(method: str) -> dict:
 
 def set_num_threads(n: int) -> None:
     """Threads for every later call that does not pass ``threads=`` (0: every core)."""
-    _native.set_num_threads(int(n))
+    _native.set_num_threads(_count(n, "set_num_threads: n"))
+
+
+def _threads(n: Any) -> Optional[int]:
+    return None if n is None else _count(n, "threads")
+
+
+def _count(n: Any, what: str) -> int:
+    """``n`` as a thread count: a whole number (2.0 is 2; 2.7 is refused, not cut to 2),
+    within what the native side takes (it names the allowed range)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, float, np.integer,
+                                                                np.floating)):
+        raise ValueError(f"{what} = {n!r} is not a whole number")
+    if n != int(n):
+        raise ValueError(f"{what} = {n} is not a whole number")
+    # Beyond 64 bits the native call could not even take it: keep its range message.
+    return max(min(int(n), 2**62), -(2**62))
 
 
 def get_num_threads() -> int:
@@ -119,7 +141,9 @@ def _split(method: str, params: Mapping[str, Any]):
     pairs, images = [], []
     for k, v in params.items():
         if k in image_keys:
-            images.append((k, _volume(v, what=k)[0]))
+            # None is "not given", as in the OME-Zarr driver.
+            if v is not None:
+                images.append((k, _volume(v, what=k)[0]))
         else:
             pairs.append((k, _format(v)))
     return pairs, images
@@ -140,18 +164,19 @@ def _check_dtype(dtype: Any, what: str = "image") -> None:
     if np.dtype(dtype).type not in DTYPES:
         raise ValueError(
             f"{what}: dtype {np.dtype(dtype)} is not supported; use one of "
-            f"{', '.join(np.dtype(d).name for d in DTYPES)} (e.g. image.astype(np.float32))"
+            f"{', '.join(np.dtype(d).name for d in DTYPES)}"
         )
 
 
 def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
-    """Refuses float64 values ``a`` that their float32 conversion ``f32`` (what the library
-    computes in) flattens (fine detail on a large offset), judged over all of ``a``;
-    values that were float32 before convert exactly and pass. The message says to
-    subtract the offset."""
+    """Refuses values ``a`` wider than float32 (float64, 32- and 64-bit integers) that
+    their float32 conversion ``f32`` (what the library computes in) flattens (fine detail
+    on a large offset), judged over all of ``a``; values float32 holds exactly pass. The
+    message says to subtract the offset."""
     # By kind and size: a big-endian float64 ('>f8', from FITS or a big-endian TIFF) is
     # not == np.float64.
-    if a.dtype.kind == "f" and a.dtype.itemsize == 8 and a.size:
+    if a.dtype.kind in "fiu" and a.dtype.itemsize >= 4 and a.dtype != np.float32 and a.size:
+        a = a.astype(np.float64, copy=False)
         moved = np.abs(a - f32)
         why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
                                              float(np.fmax.reduce(a, axis=None)),
@@ -270,7 +295,7 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     # As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G").
     limit = None if memory_limit is None else str(memory_limit)
     res, device, _ = _native.denoise(
-        vol, method, pairs, images, backend, threads, limit, target, part
+        vol, method, pairs, images, backend, _threads(threads), limit, target, part
     )
     log.info("%s ran on %s", method, device)
     return res
@@ -324,7 +349,7 @@ def tune(image: Any, method: str, *, threads: Optional[int] = None, **params: An
     Monte-Carlo SURE for BM3D); the given parameters stay fixed."""
     vol, _ = _volume(image)
     pairs, images = _split(method, params)
-    values, tuned, l0, l1, n = _native.tune(vol, method, pairs, images, threads)
+    values, tuned, l0, l1, n = _native.tune(vol, method, pairs, images, _threads(threads))
     return Tuned(_typed(method, values), dict(tuned), l0, l1, n)
 
 
@@ -332,10 +357,13 @@ def rank(image: Any, methods: Sequence[str] = (), *, threads: Optional[int] = No
     """Tunes each denoiser (when ``methods`` is empty, every one whose strength is tunable
     whatever its other settings) and ranks them
     by one self-supervised loss: ``[(method, loss, params)]``, the expected best first."""
+    if isinstance(methods, str):
+        # A single id would be read letter by letter.
+        methods = [methods]
     vol, _ = _volume(image)
     return [
         (m, loss, _typed(m, values))
-        for m, loss, values in _native.rank(vol, list(methods), threads)
+        for m, loss, values in _native.rank(vol, list(methods), _threads(threads))
     ]
 
 
