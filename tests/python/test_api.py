@@ -189,8 +189,9 @@ def test_bad_input_gets_a_clear_error(noisy2d):
         dk.denoise(noisy2d, "gaussian", threads=-1)
     with pytest.raises(ValueError, match=r"set_num_threads: n = -2 is outside \[0, \d+\]"):
         dk.set_num_threads(-2)
-    with pytest.raises(ValueError, match=r"threads = \d+ is outside \[0, \d+\]"):
-        dk.denoise(noisy2d, "gaussian", threads=10**30)
+    for huge in (10**30, float("inf")):
+        with pytest.raises(ValueError, match="threads = .* is not"):
+            dk.denoise(noisy2d, "gaussian", threads=huge)
     with pytest.raises(ValueError, match="n = 2.7 is not a whole number"):
         dk.set_num_threads(2.7)
     with pytest.raises(ValueError, match="unknown kind `denoiser`"):

@@ -273,6 +273,8 @@ def test_ctrl_c_stops_jobs_on_dask_worker_threads():
 
     code = r"""
 import os, signal, threading, time, numpy as np, dask, dask.array as da, denoisekit.dask as dkd
+# Importing leaves Python's handler as it was; the driver chains it.
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 img = np.random.default_rng(0).normal(100, 10, (2, 64, 64)).astype(np.float32)
 res = dkd.denoise(da.from_array(img, chunks=(1, 64, 64)), "zs_n2n", steps=100000)
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -288,6 +290,17 @@ except KeyboardInterrupt:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split() == ["interrupted", "True"], out
+    # A handler of the user's own is left alone: it decides what Ctrl-C does.
+    own = r"""
+import signal, numpy as np, dask.array as da, denoisekit.dask as dkd
+mine = lambda s, f: None
+signal.signal(signal.SIGINT, mine)
+dkd.denoise(da.from_array(np.zeros((8, 8), np.float32)), "gaussian", sigma=1)
+print(signal.getsignal(signal.SIGINT) is mine)
+"""
+    out = subprocess.run([sys.executable, "-c", own], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["True"], out
 
 
 def test_a_dark_chunk_is_not_judged_apart_from_the_image():

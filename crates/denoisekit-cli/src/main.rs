@@ -400,13 +400,18 @@ fn refuse_forgotten_output(method: &str, output: &Path) -> CliResult<()> {
     Ok(())
 }
 
-/// A TIFF input's output is TIFF, whatever its name says: another format's extension (a
-/// `.zarr`, which a later run would read as OME-Zarr; a `.png`) is refused.
+/// A TIFF input's output is TIFF, whatever its name says: the extension of another
+/// image format (a `.zarr`, which a later run would read as OME-Zarr; a `.png`) is
+/// refused. Other names (`out_sigma1.5`) are the user's to choose.
 fn refuse_foreign_extension(output: &Path) -> CliResult<()> {
+    const OTHER_FORMATS: [&str; 18] = [
+        "png", "jpg", "jpeg", "gif", "bmp", "webp", "jp2", "zarr", "n5", "h5", "hdf5", "npy",
+        "npz", "nd2", "czi", "lif", "ims", "mrc",
+    ];
     let ext = output
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    if let Some(ext) = ext.filter(|e| !matches!(e.as_str(), "tif" | "tiff" | "btf" | "tf8")) {
+    if let Some(ext) = ext.filter(|e| OTHER_FORMATS.contains(&e.as_str())) {
         return Err(format!(
             "the output {} ends in .{ext}, but a TIFF input is written as TIFF: name it \
              .tif or .tiff (OME-Zarr output needs an OME-Zarr input)",

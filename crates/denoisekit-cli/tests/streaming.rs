@@ -222,11 +222,11 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nspacing=0.3\nunit=micron\n";
     let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::U16, 0).unwrap();
     // ImageJ's metadata beyond the description: a slice label per image (UTF-16), after
-    // its header block, as ImageJ writes them.
-    let mut labels = b"IJIJlabl\0\0\0\x06".to_vec();
+    // its header block, as ImageJ writes them in a little-endian file.
+    let mut labels = b"JIJIlbal\x06\0\0\0".to_vec();
     let mut counts = vec![12];
     for k in 0..6u8 {
-        labels.extend([0, b'z', 0, b'0' + k]);
+        labels.extend([b'z', 0, b'0' + k, 0]);
         counts.push(4);
     }
     let calibration = denoisekit_tiff::Calibration {

@@ -442,6 +442,56 @@ pub struct Calibration {
     pub imagej_metadata: Option<(Vec<u32>, Vec<u8>)>,
 }
 
+/// ImageJ's metadata blocks (`counts` bytes each, the first a header) in little-endian
+/// order, as the output is written: a big-endian file (ImageJ's default) stores the
+/// header's numbers, its texts (UTF-16) and display ranges (f64) in its own order; LUTs,
+/// ROIs and overlays are byte arrays (a ROI is big-endian in any file). `None` when the
+/// blocks do not add up or the header is not ImageJ's: nothing is carried rather than a
+/// block ImageJ would misread.
+fn ij_metadata_little_endian(counts: &[u32], mut bytes: Vec<u8>, big: bool) -> Option<Vec<u8>> {
+    let total = counts
+        .iter()
+        .try_fold(0usize, |n, &c| n.checked_add(c as usize))?;
+    let header = *counts.first()? as usize;
+    let magic: &[u8] = if big { b"IJIJ" } else { b"JIJI" };
+    if total != bytes.len() || header < 4 || header % 8 != 4 || &bytes[..4] != magic {
+        return None;
+    }
+    if !big {
+        return Some(bytes);
+    }
+    // (type, blocks) pairs after the magic number, read before the header is swapped.
+    let kinds: Vec<([u8; 4], u32)> = bytes[4..header]
+        .chunks_exact(8)
+        .map(|p| {
+            (
+                [p[0], p[1], p[2], p[3]],
+                u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+            )
+        })
+        .collect();
+    bytes[..header]
+        .chunks_exact_mut(4)
+        .for_each(<[u8]>::reverse);
+    let (mut block, mut at) = (1, header);
+    for (kind, n) in kinds {
+        let unit = match &kind {
+            b"info" | b"labl" | b"prop" => 2,
+            b"rang" => 8,
+            _ => 1,
+        };
+        for _ in 0..n {
+            let len = *counts.get(block)? as usize;
+            bytes
+                .get_mut(at..at + len)?
+                .chunks_exact_mut(unit)
+                .for_each(<[u8]>::reverse);
+            (block, at) = (block + 1, at + len);
+        }
+    }
+    Some(bytes)
+}
+
 /// ImageJ's private tags: the byte counts of its metadata blocks, and the blocks.
 const IJ_METADATA_COUNTS: u16 = 50838;
 const IJ_METADATA: u16 = 50839;
@@ -627,7 +677,10 @@ impl<R: Read + Seek> PageReader<R> {
                 let mut tag = |t| r.dec.find_tag(tiff::tags::Tag::Unknown(t)).ok().flatten();
                 let counts = tag(IJ_METADATA_COUNTS).and_then(|v| v.into_u32_vec().ok());
                 let bytes = tag(IJ_METADATA).and_then(|v| v.into_u8_vec().ok());
-                r.calibration.imagej_metadata = counts.zip(bytes);
+                let big = r.dec.byte_order() == tiff::tags::ByteOrder::BigEndian;
+                r.calibration.imagej_metadata = counts
+                    .zip(bytes)
+                    .and_then(|(c, b)| Some((c.clone(), ij_metadata_little_endian(&c, b, big)?)));
             }
             Some(d) => {
                 if let Some(tag) = pixels_element(&d) {
@@ -1315,6 +1368,27 @@ mod tests {
             lzma.contains("compression (code 34925) is not supported; supported: none, LZW"),
             "{lzma}"
         );
+    }
+
+    #[test]
+    fn imagej_metadata_of_a_big_endian_file_is_turned_little_endian() {
+        // A header for one Info text and two labels, then the blocks, as ImageJ writes
+        // them big-endian.
+        let mut be = b"IJIJinfo\0\0\0\x01labl\0\0\0\x02".to_vec();
+        be.extend([0, b'h', 0, b'i']);
+        be.extend([0, b'a', 0, b'b', 0, b'c']);
+        be.extend([0, b'z']);
+        let counts = [20, 4, 6, 2];
+        let le = ij_metadata_little_endian(&counts, be, true).unwrap();
+        let mut want = b"JIJIofni\x01\0\0\0lbal\x02\0\0\0".to_vec();
+        want.extend([b'h', 0, b'i', 0, b'a', 0, b'b', 0, b'c', 0, b'z', 0]);
+        assert_eq!(le, want);
+        // Little-endian blocks are kept; blocks that do not add up are dropped.
+        assert_eq!(
+            ij_metadata_little_endian(&counts, want.clone(), false),
+            Some(want.clone())
+        );
+        assert_eq!(ij_metadata_little_endian(&[20, 4], want, false), None);
     }
 
     #[test]

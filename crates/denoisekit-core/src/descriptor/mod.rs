@@ -854,13 +854,12 @@ impl Resolved {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// Whether a border parameter wraps around (periodic): the result near the first
-    /// plane then depends on the last ones, so a window's z halo wraps too.
-    pub fn wraps(&self) -> bool {
-        use crate::kernels::border::BorderMode;
+    /// Whether a choice parameter offering exactly `options` is set to `value` (a border
+    /// rule set to wrap, say: [`crate::BorderMode::wraps_in`]).
+    pub fn chose(&self, options: &[&str], value: &str) -> bool {
         self.values.iter().any(|(s, v)| {
-            matches!(s.kind, ParamKind::Choice { options, .. } if options == BorderMode::NAMES)
-                && *v == ParamValue::Choice(BorderMode::Periodic.name())
+            matches!(s.kind, ParamKind::Choice { options: o, .. } if o == options)
+                && matches!(v, ParamValue::Choice(c) if *c == value)
         })
     }
 

@@ -34,6 +34,12 @@ crate::choice_enum! {
 }
 
 impl BorderMode {
+    /// Whether these settings' border rule wraps around (periodic): the result near the
+    /// first plane then depends on the last ones, so a window's z halo wraps too.
+    pub fn wraps_in(r: &crate::descriptor::Resolved) -> bool {
+        r.chose(Self::NAMES, Self::Periodic.name())
+    }
+
     /// Maps a possibly out-of-range index `i` on an axis of length `n > 0` to the index
     /// of the pixel that stands there, or `None` where [`BorderMode::Zero`] gives 0.
     pub fn index(self, i: isize, n: usize) -> Option<usize> {

@@ -133,6 +133,18 @@ impl Gat {
         self.check_noise(input, stable, range)
     }
 
+    /// [`Gat::check`] for an image held whole but too large to transform whole (a run
+    /// in windows of planes): the offset judged on all of `whole`, the noise on `sample`
+    /// (a block of it).
+    ///
+    /// # Errors
+    /// As [`Gat::check`].
+    pub fn check_parts(&self, whole: &VolumeView<'_>, sample: &VolumeView<'_>) -> Result<()> {
+        self.check_fits(whole, crate::volume::min_max(whole))?;
+        let range = crate::volume::min_max(sample);
+        self.check_noise(sample, &self.forward(sample).view(), range)
+    }
+
     /// Refuses a model that maps a quarter of `v` or more to its floor: pixels below
     /// `offset - gain·(⅜ + s²)` all transform to 0, so a model whose offset lies above
     /// most of the image (a camera baseline given for an image already

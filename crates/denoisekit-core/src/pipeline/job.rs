@@ -149,16 +149,20 @@ pub fn with_noise_model<E: From<DenoiseError>>(
 }
 
 /// Refuses a noise model that does not fit `image` (its offset above most of it, its
-/// noise far from what it shows: [`vst::Gat::check`]), as every run judges its input. A
-/// run over parts of an image (windows, chunks) judges the model once, here, on the
-/// image or its [`noise_sample`], and runs the parts with
-/// [`Control::with_model_judged`].
+/// noise far from what it shows: [`vst::Gat::check`]), as every run judges its input: the
+/// offset on all of `image`, the noise on its [`noise_sample`] (a transform of the
+/// whole would cost a copy of it). A run over parts of an image (windows, chunks) judges
+/// the model once, here, on the image (or on the sample, all a streamed or Dask run
+/// holds), and runs the parts with [`Control::with_model_judged`].
 ///
 /// # Errors
 /// The parameter errors of the noise model: `offset`, `gain` or `read_noise`.
 pub fn judge_noise_model(image: VolumeView<'_>, resolved: &Resolved) -> Result<()> {
     match noise_transform(resolved)? {
-        Some(g) => g.check(&image, &g.forward(&image).view()),
+        Some(g) => {
+            let [z, y, x] = noise_sample(image.dim());
+            g.check_parts(&image, &image.slice(ndarray::s![z, y, x]))
+        }
         None => Ok(()),
     }
 }
@@ -293,12 +297,14 @@ pub fn noise_sample((d, h, w): (usize, usize, usize)) -> [std::ops::Range<usize>
 }
 
 /// Whether method `id`'s border wraps around the image for these parameters
-/// ([`Resolved::wraps`]): a region's halo is then read around the image's ends.
+/// ([`crate::BorderMode::wraps_in`]): a region's halo is then read around the image's ends.
 ///
 /// # Errors
 /// [`DenoiseError::UnknownMethod`] and the parameter errors of
 /// [`MethodDescriptor::resolve`].
 pub fn wraps(id: &str, values: &ParamValues) -> Result<bool> {
     // The border never depends on the noise level: any stands in for it.
-    Ok(find(id)?.resolve(values, || Ok(1.0))?.wraps())
+    Ok(crate::BorderMode::wraps_in(
+        &find(id)?.resolve(values, || Ok(1.0))?,
+    ))
 }

@@ -22,7 +22,7 @@ pub struct Plan {
     /// Output planes per window.
     pub window: usize,
     /// Planes read on each side of a window (clamped at the stack's ends, or wrapped
-    /// around them where the method's border wraps: [`Resolved::wraps`]).
+    /// around them where the method's border wraps: [`crate::BorderMode::wraps_in`]).
     pub halo: usize,
 }
 
@@ -63,7 +63,7 @@ pub fn plan(
     let plane_bytes = (shape.height as u64)
         .saturating_mul(shape.width as u64)
         .saturating_mul(4);
-    let wraps = r.wraps();
+    let wraps = crate::BorderMode::wraps_in(r);
     let fits = |window: usize| -> Result<bool> {
         // A wrapped halo may repeat planes when the stack is shallow.
         let planes = if wraps && window < shape.depth {
@@ -119,7 +119,7 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
     // The caller judged the noise model on the stack or its sample: a window mostly of
     // background would fail it alone.
     let inner = ctl.quiet().with_model_judged();
-    let wraps = r.wraps() && plan.window < depth;
+    let wraps = crate::BorderMode::wraps_in(r) && plan.window < depth;
     let mut a = 0;
     while a < depth {
         let b = (a + plan.window.max(1)).min(depth);
@@ -224,8 +224,11 @@ pub fn run_in_memory(
         plan.window,
         plan.halo
     );
-    let [z, y, x] = crate::noise_sample(input.dim());
-    crate::judge_noise_model(input.slice(s![z, y, x]), r)?;
+    // A part of an image judged already (a Dask chunk over its task's budget) is not
+    // judged again; otherwise the whole stack is, as an untiled run would judge it.
+    if !ctl.model_judged() {
+        crate::judge_noise_model(input.view(), r)?;
+    }
     let mut out = Array3::<f32>::zeros(input.raw_dim());
     run_windows(
         m,
@@ -288,6 +291,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(whole, windowed);
+    }
+
+    #[test]
+    fn a_stack_in_windows_judges_its_model_as_a_whole_run_unless_judged_already() {
+        use crate::{Control, ParamValues, prepare, registry};
+        // Dark frames below the offset, but for a bright block in the middle: the model
+        // fits the central sample and not the stack.
+        let stack = crate::Volume::from_shape_fn((4, 600, 40), |(z, y, x)| {
+            let ripple = ((y * 7 + x * 13 + z * 5) % 11) as f32;
+            if (200..400).contains(&y) {
+                150.0 + ripple
+            } else {
+                10.0 + ripple * 0.2
+            }
+        });
+        let values = ParamValues::new()
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", 1)
+            .set("offset", 50)
+            .set("read_noise", 1)
+            .set("sigma", 1);
+        let m = registry().iter().find(|m| m.id == "gaussian").unwrap();
+        let (_, r) = prepare("gaussian", &stack.view(), &values).unwrap();
+        let whole = crate::run_resolved(m, stack.view(), &r, &Control::new()).unwrap_err();
+        let windowed = super::run_in_memory(m, &r, stack.view(), u64::MAX, &Control::new());
+        assert_eq!(windowed.unwrap_err(), whole);
+        // A Dask chunk of an image whose sample was judged: not judged again.
+        let judged = Control::new().with_model_judged();
+        assert!(super::run_in_memory(m, &r, stack.view(), u64::MAX, &judged).is_ok());
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn run(
         entry: "main",
         wgsl: WGSL,
         reach_z: plan.radius_z,
-        wraps: r.wraps(),
+        wraps: denoisekit_core::BorderMode::wraps_in(r),
         reads_per_voxel: ((2 * plan.radius + 1).pow(2) * (2 * plan.radius_z + 1)) as u64,
         uniforms: u,
     };

@@ -71,7 +71,7 @@ pub fn run(
         entry: "main",
         wgsl: WGSL,
         reach_z: rz,
-        wraps: r.wraps(),
+        wraps: denoisekit_core::BorderMode::wraps_in(r),
         // Bisection: at most 33 passes over the window (see the cost note above).
         reads_per_voxel: if window <= 27 {
             window

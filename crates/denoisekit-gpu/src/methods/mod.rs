@@ -189,7 +189,7 @@ pub struct OnePass<'a, U> {
     /// How far an output voxel's window reaches along z.
     pub reach_z: usize,
     /// Whether the window wraps around the volume's ends (a periodic border):
-    /// [`denoisekit_core::Resolved::wraps`].
+    /// [`denoisekit_core::BorderMode::wraps_in`].
     pub wraps: bool,
     /// Values one output voxel reads (its window, times the passes over it).
     pub reads_per_voxel: u64,
@@ -581,7 +581,7 @@ mod tests {
         })
         .noisy;
         // radius_z 1 in tiles of one plane (three planes' bytes with the halo), and
-        // radius_z 2 in tiles of one (five), where a halo repeats planes of the stack.
+        // radius_z 2 in tiles of one (five planes, as many as the stack has).
         let plane = (29 * 23 * 4) as u64;
         for (rz, bytes) in [(1, 3 * plane), (2, 5 * plane)] {
             let values = ParamValues::new()

@@ -87,7 +87,7 @@ pub fn run(
         entry,
         wgsl: WGSL,
         reach_z: plan.patch_radius_z + plan.search_radius_z,
-        wraps: r.wraps(),
+        wraps: denoisekit_core::BorderMode::wraps_in(r),
         // Per shift, the patch's row sums (each of the patch's width) and their sum.
         reads_per_voxel: (shifts * 2 * patch_rows) as u64,
         uniforms: u,

@@ -107,10 +107,11 @@ def _count(n: Any, what: str) -> int:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, float, np.integer,
                                                                 np.floating)):
         raise ValueError(f"{what} = {n!r} is not a whole number")
-    if n != int(n):
+    if not math.isfinite(n) or n != int(n):
         raise ValueError(f"{what} = {n} is not a whole number")
-    # Beyond 64 bits the native call could not even take it: keep its range message.
-    return max(min(int(n), 2**62), -(2**62))
+    if abs(n) > 2**31:
+        raise ValueError(f"{what} = {n} is not a thread count (0 for every core)")
+    return int(n)
 
 
 def get_num_threads() -> int:
@@ -410,23 +411,21 @@ def cancel_all() -> None:
 
 
 def _chain_sigint() -> None:
-    """Ctrl-C also stops the jobs on other threads (:func:`cancel_all`), then does what
-    the handler before did (KeyboardInterrupt, by default). Only from the main thread,
-    and only over a Python handler: an ignored or default SIGINT is left alone."""
+    """Ctrl-C also stops the jobs on other threads (:func:`cancel_all`). The Dask drivers
+    call this before they build a graph: their jobs run on worker threads, where Python
+    never delivers the signal. Only from the main thread and only over Python's default
+    handler (a handler of the user's own, or asyncio's, is left alone); once installed,
+    it raises KeyboardInterrupt as the default does."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return
 
     def handler(signum, frame):
         _native.cancel_all()
-        return previous(signum, frame)
+        signal.default_int_handler(signum, frame)
 
     signal.signal(signal.SIGINT, handler)
-
-
-_chain_sigint()

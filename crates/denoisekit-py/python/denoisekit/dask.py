@@ -318,6 +318,7 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
     to the CPU: a cluster's workers rarely share one GPU well. An image input (a
     measured ``psf_image``) goes to every chunk, which holds the axes it couples whole."""
     _refuse_writes(method, [params] + list(params_per_channel or []))
+    _dk._chain_sigint()
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
     axes = _axes_for(arr.ndim, axes, arr.shape)
@@ -628,6 +629,7 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
     run (parameters given again must agree with them). Returns a summary: tasks, voxels,
     seconds, parameters.
     """
+    _dk._chain_sigint()
     try:
         import zarr
 
