@@ -251,9 +251,22 @@ mod tests {
     use super::wrapped_runs;
     use ndarray::s;
 
+    /// A Gaussian blur under a camera model whose offset is 50, resolved for `stack`.
+    fn gaussian_under_an_offset_of_50(
+        stack: &crate::Volume,
+    ) -> (&'static crate::MethodDescriptor, crate::Resolved) {
+        let values = crate::ParamValues::new()
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", 1)
+            .set("offset", 50)
+            .set("read_noise", 1)
+            .set("sigma", 1);
+        crate::prepare("gaussian", &stack.view(), &values).unwrap()
+    }
+
     #[test]
     fn a_window_of_background_is_not_judged_apart_from_the_stack() {
-        use crate::{Control, ParamValues, prepare, registry};
+        use crate::Control;
         // Photon counts over an offset of 50, but the first two planes are the dark
         // frame below it: alone, a window of them fails the offset's judgement.
         let mut stack = crate::Volume::from_shape_fn((8, 24, 20), |(z, y, x)| {
@@ -265,14 +278,7 @@ mod tests {
             }
         });
         stack[(0, 0, 0)] = 0.0;
-        let values = ParamValues::new()
-            .set("noise_model", "poisson_gaussian")
-            .set("gain", 1)
-            .set("offset", 50)
-            .set("read_noise", 1)
-            .set("sigma", 1);
-        let m = registry().iter().find(|m| m.id == "gaussian").unwrap();
-        let (_, r) = prepare("gaussian", &stack.view(), &values).unwrap();
+        let (m, r) = gaussian_under_an_offset_of_50(&stack);
         let whole = crate::run_resolved(m, stack.view(), &r, &Control::new()).unwrap();
         let mut windowed = crate::Volume::zeros(stack.raw_dim());
         let plan = super::Plan { window: 2, halo: 0 };
@@ -295,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_stack_in_windows_judges_its_model_as_a_whole_run_unless_judged_already() {
-        use crate::{Control, ParamValues, prepare, registry};
+        use crate::Control;
         // Dark frames below the offset, but for a bright block in the middle: the model
         // fits the central sample and not the stack.
         let stack = crate::Volume::from_shape_fn((4, 600, 40), |(z, y, x)| {
@@ -306,14 +312,7 @@ mod tests {
                 10.0 + ripple * 0.2
             }
         });
-        let values = ParamValues::new()
-            .set("noise_model", "poisson_gaussian")
-            .set("gain", 1)
-            .set("offset", 50)
-            .set("read_noise", 1)
-            .set("sigma", 1);
-        let m = registry().iter().find(|m| m.id == "gaussian").unwrap();
-        let (_, r) = prepare("gaussian", &stack.view(), &values).unwrap();
+        let (m, r) = gaussian_under_an_offset_of_50(&stack);
         let whole = crate::run_resolved(m, stack.view(), &r, &Control::new()).unwrap_err();
         let windowed = super::run_in_memory(m, &r, stack.view(), u64::MAX, &Control::new());
         assert_eq!(windowed.unwrap_err(), whole);

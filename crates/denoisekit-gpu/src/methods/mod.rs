@@ -569,21 +569,26 @@ mod tests {
         }
     }
 
+    /// A 5 x 29 x 23 phantom stack, and the bytes of one of its planes.
+    fn stack(seed: u64) -> denoisekit_core::Volume {
+        phantom(&PhantomSpec {
+            shape: (5, 29, 23),
+            seed,
+            ..Default::default()
+        })
+        .noisy
+    }
+    const PLANE: u64 = 29 * 23 * 4;
+
     #[test]
     fn tiles_of_a_periodic_median_wrap_their_halo() {
         let Some(ctx) = crate::context::test_context() else {
             return;
         };
-        let img = phantom(&PhantomSpec {
-            shape: (5, 29, 23),
-            seed: 23,
-            ..Default::default()
-        })
-        .noisy;
+        let img = stack(23);
         // radius_z 1 in tiles of one plane (three planes' bytes with the halo), and
         // radius_z 2 in tiles of one (five planes, as many as the stack has).
-        let plane = (29 * 23 * 4) as u64;
-        for (rz, bytes) in [(1, 3 * plane), (2, 5 * plane)] {
+        for (rz, bytes) in [(1, 3 * PLANE), (2, 5 * PLANE)] {
             let values = ParamValues::new()
                 .set("radius", 1)
                 .set("radius_z", rz)
@@ -602,18 +607,12 @@ mod tests {
         let Some(ctx) = crate::context::test_context() else {
             return;
         };
-        let img = phantom(&PhantomSpec {
-            shape: (5, 29, 23),
-            seed: 22,
-            ..Default::default()
-        })
-        .noisy;
+        let img = stack(22);
         let values = ParamValues::new().set("radius", 1).set("radius_z", 1);
         let (_, resolved) = denoisekit_core::prepare("median", &img.view(), &values).unwrap();
         // Whole, and in tiles of one plane with a halo plane on both sides (three planes'
         // bytes): five tiles of up to three planes, 13 planes computed.
-        let plane = (29 * 23 * 4) as u64;
-        for (max_tile_bytes, planes) in [(None, 5), (Some(3 * plane), 13)] {
+        for (max_tile_bytes, planes) in [(None, 5), (Some(3 * PLANE), 13)] {
             let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let log = seen.clone();
             let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
