@@ -35,20 +35,11 @@ const PLATFORMS: &[(&str, &str, &str)] = &[
     ("macos-x86_64", "libdenoisekit.dylib", "denoisekit"),
 ];
 
-fn required() -> bool {
-    std::env::var_os("DENOISEKIT_REQUIRE_PLATFORMS").is_some()
-}
+/// The platform tests' switch.
+const SWITCH: common::Prerequisites = common::Prerequisites("DENOISEKIT_REQUIRE_PLATFORMS");
 
-/// `ok`, or: fail when the platform tests are required, else say why this one skips.
 fn require(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(
-            !required(),
-            "DENOISEKIT_REQUIRE_PLATFORMS is set but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
-    }
-    ok
+    SWITCH.require(ok, what)
 }
 
 fn on_path(tool: &str) -> bool {

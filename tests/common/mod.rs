@@ -23,21 +23,38 @@ pub struct Env {
     pub tmp: PathBuf,
 }
 
-/// Whether end-to-end prerequisites are mandatory (the test suite sets this).
-pub fn required() -> bool {
-    std::env::var_os("DENOISEKIT_REQUIRE_JVM").is_some()
+/// The environment variable that makes a test binary's prerequisites (a JVM, Wine, a
+/// cross-built package) mandatory: the test suite sets it, and a missing one then fails
+/// the test instead of skipping it.
+pub struct Prerequisites(pub &'static str);
+
+/// The JVM and ImageJ tests' switch.
+pub const JVM: Prerequisites = Prerequisites("DENOISEKIT_REQUIRE_JVM");
+
+impl Prerequisites {
+    /// Whether the prerequisites are mandatory.
+    pub fn required(&self) -> bool {
+        std::env::var_os(self.0).is_some()
+    }
+
+    /// `ok`, or: panic if the prerequisites are required, else print why the test skips.
+    pub fn require(&self, ok: bool, what: &str) -> bool {
+        if !ok {
+            assert!(!self.required(), "{} is set but {what} is missing", self.0);
+            eprintln!("skipping: {what} is missing");
+        }
+        ok
+    }
 }
 
-/// `ok`, or: panic if prerequisites are required, else print why the test skips.
+/// Whether the JVM and ImageJ tests' prerequisites are mandatory.
+pub fn required() -> bool {
+    JVM.required()
+}
+
+/// [`Prerequisites::require`] for the JVM and ImageJ tests.
 pub fn require(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(
-            !required(),
-            "DENOISEKIT_REQUIRE_JVM is set but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
-    }
-    ok
+    JVM.require(ok, what)
 }
 
 impl Env {

@@ -172,6 +172,9 @@ def test_bad_input_gets_a_clear_error(noisy2d):
                                   dk.denoise(exact.astype(np.float32), "gaussian"))
     with pytest.raises(ValueError, match="dtype bool is not supported"):
         dk.denoise(np.zeros((8, 8), bool), "gaussian")
+    # Finite float64 beyond float32's range is named so, not as an infinite pixel.
+    with pytest.raises(ValueError, match="beyond 32-bit floats"):
+        dk.denoise(noisy2d.astype(np.float64) * 1e300, "gaussian")
     # A Python list of ints (int64); wide integers whose detail float32 would lose are
     # refused as float64's are.
     assert dk.denoise([[1, 2, 3, 4]] * 4, "gaussian", sigma=1).dtype == np.float32

@@ -178,10 +178,15 @@ def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
     # not == np.float64.
     if a.dtype.kind in "fiu" and a.dtype.itemsize >= 4 and a.dtype != np.float32 and a.size:
         a = a.astype(np.float64, copy=False)
+        lo, hi = float(np.fmin.reduce(a, axis=None)), float(np.fmax.reduce(a, axis=None))
+        top = float(np.finfo(np.float32).max)
+        if max(abs(lo), abs(hi)) > top and math.isfinite(lo) and math.isfinite(hi):
+            raise ValueError(
+                f"{what}: its values reach {max(abs(lo), abs(hi)):.3e}, beyond 32-bit floats "
+                f"(at most {top:.3e}), which DenoiseKit computes in: scale the image down "
+                f"first (NumPy: image / 1e30)")
         moved = np.abs(a - f32)
-        why = _native.float32_precision_loss(float(np.fmin.reduce(a, axis=None)),
-                                             float(np.fmax.reduce(a, axis=None)),
-                                             float(np.fmax.reduce(moved, axis=None)))
+        why = _native.float32_precision_loss(lo, hi, float(np.fmax.reduce(moved, axis=None)))
         if why:
             raise ValueError(f"{what}: {why}")
 
@@ -216,7 +221,9 @@ def _volume(image: Any, what: str = "image") -> tuple[np.ndarray, bool]:
     v = a[np.newaxis] if two_d else a
     # float32 in any strides of whole pixels is read in place; other dtypes, and a field
     # of a record array (strides between pixels), are converted once.
-    f32 = v.astype(np.float32, copy=False)
+    # Values beyond float32's range turn infinite here; _keeps_detail names them.
+    with np.errstate(over="ignore"):
+        f32 = v.astype(np.float32, copy=False)
     if not _whole_pixel_strides(f32):
         f32 = np.ascontiguousarray(f32)
     _keeps_detail(v, f32, what)

@@ -121,7 +121,8 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
         index = {"c": c, "t": 0}
         sample = _sample(arr, axes, index)
         sample = sample if sample.ndim == 3 else sample[np.newaxis]
-        vol = sample.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):
+            vol = sample.astype(np.float32, copy=False)
         # Judged on the sample: a pass over the whole array would read it all once more.
         _dk._keeps_detail(sample, vol)
         given = params if params_per_channel is None else params_per_channel[c]
