@@ -213,10 +213,7 @@ pub(crate) fn bench(
         .map(|(k, _)| k.as_str())
         .chain(given.images().iter().map(|(k, _)| k.as_str()))
     {
-        let has = |m: &&MethodDescriptor| {
-            m.all_params().any(|p| p.key == k) || m.images.iter().any(|i| i.key == k)
-        };
-        if !selected.iter().any(has) {
+        if !selected.iter().any(|m| m.takes(k)) {
             let ids: Vec<&str> = selected.iter().map(|m| m.id).collect();
             return Err(format!(
                 "`{k}` is a parameter of none of the timed methods ({})",

@@ -389,7 +389,7 @@ fn refuse_forgotten_output(method: &str, output: &Path) -> CliResult<()> {
     let m = denoisekit_core::find(method)?;
     let name = output.file_name().unwrap_or_default().to_string_lossy();
     if let Some((key, _)) = name.split_once('=')
-        && (m.all_params().any(|p| p.key == key) || m.images.iter().any(|i| i.key == key))
+        && m.takes(key)
     {
         return Err(format!(
             "the output file is named `{name}`, which is a parameter of {method}: give the \

@@ -1059,6 +1059,11 @@ impl MethodDescriptor {
         v
     }
 
+    /// Whether `key` is one of the method's parameters or image inputs.
+    pub fn takes(&self, key: &str) -> bool {
+        self.all_params().any(|p| p.key == key) || self.images.iter().any(|i| i.key == key)
+    }
+
     /// The [`MethodDescriptor::quick`] settings as values.
     pub fn quick_values(&self) -> ParamValues {
         let mut v = ParamValues::new();

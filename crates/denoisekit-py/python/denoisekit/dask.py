@@ -154,10 +154,9 @@ def _pixel_in_image(msg: str, axes: str, origin, shape, lead=None) -> str:
 def _wraps(method: str, per_channel: Sequence[dict]) -> bool:
     """Whether the halos wrap around the image (a periodic border), which the channels
     must agree on: one overlap serves them all."""
-    wrap = set()
+    wrap, images = set(), _dk._image_keys(method)
     for p in per_channel:
-        pairs, _ = _dk._split(method, {k: v for k, v in p.items()
-                                       if k not in _dk._image_keys(method)})
+        pairs, _ = _dk._split(method, {k: v for k, v in p.items() if k not in images})
         wrap.add(_dk._native.wraps(method, pairs))
     if len(wrap) > 1:
         raise ValueError(
