@@ -29,7 +29,7 @@ pub struct Plan {
 /// The runs of planes, in order, that make up planes `lo..hi` of a stack of `depth`
 /// around which indices wrap (`lo` may be negative, `hi` beyond the stack): the halo of a
 /// window under a periodic border.
-pub fn wrapped_runs(lo: isize, hi: isize, depth: usize) -> Vec<Range<usize>> {
+fn wrapped_runs(lo: isize, hi: isize, depth: usize) -> Vec<Range<usize>> {
     let n = depth.max(1) as isize;
     let mut runs: Vec<Range<usize>> = Vec::new();
     let mut k = lo;
@@ -40,6 +40,43 @@ pub fn wrapped_runs(lo: isize, hi: isize, depth: usize) -> Vec<Range<usize>> {
         k += len;
     }
     runs
+}
+
+/// One window of planes: what it reads and which of its planes it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// The runs of the stack's planes read, in order: one, but for a wrapped halo.
+    pub read: Vec<Range<usize>>,
+    /// Where the kept planes start in what was read.
+    pub skip: usize,
+    /// The stack's planes this window computes.
+    pub keep: Range<usize>,
+}
+
+/// The windows of `window` planes that cover a stack of `depth`, each reading `halo`
+/// planes on either side: clamped at the stack's ends, or read around them when `wrap`
+/// (a periodic border), so that the method's own wrap applies only within the halo,
+/// never to a kept plane. One window when it holds the whole stack.
+pub fn spans(depth: usize, window: usize, halo: usize, wrap: bool) -> impl Iterator<Item = Span> {
+    let window = window.max(1);
+    (0..depth).step_by(window).map(move |a| {
+        let b = (a + window).min(depth);
+        if wrap && window < depth {
+            let (from, to) = (a as isize - halo as isize, (b + halo) as isize);
+            Span {
+                read: wrapped_runs(from, to, depth),
+                skip: halo,
+                keep: a..b,
+            }
+        } else {
+            let lo = a.saturating_sub(halo);
+            Span {
+                read: std::iter::once(lo..(b + halo).min(depth)).collect(),
+                skip: a - lo,
+                keep: a..b,
+            }
+        }
+    })
 }
 
 /// The largest window whose input (with halo), output and working memory fit in
@@ -119,29 +156,27 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
     // The caller judged the noise model on the stack or its sample: a window mostly of
     // background would fail it alone.
     let inner = ctl.quiet().with_model_judged();
-    let wraps = crate::BorderMode::wraps_in(r) && plan.window < depth;
-    let mut a = 0;
-    while a < depth {
-        let b = (a + plan.window.max(1)).min(depth);
-        // The window's planes with their halo, and where plane `a` lies in it.
-        let (first, skip, input) = if wraps {
-            // Read around the stack's ends: the method's own wrap then applies only
-            // within the halo, never to a kept plane.
-            let (from, to) = (a as isize - plan.halo as isize, (b + plan.halo) as isize);
-            let parts = wrapped_runs(from, to, depth)
+    let wraps = crate::BorderMode::wraps_in(r);
+    for Span {
+        read: runs,
+        skip,
+        keep,
+    } in spans(depth, plan.window, plan.halo, wraps)
+    {
+        let first = runs[0].start;
+        let input = if let [one] = runs.as_slice() {
+            read(one.clone())?
+        } else {
+            let parts = runs
                 .into_iter()
                 .map(&mut read)
                 .collect::<std::result::Result<Vec<_>, E>>()?;
             let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-            let input = ndarray::concatenate(Axis(0), &views).map_err(|e| {
+            ndarray::concatenate(Axis(0), &views).map_err(|e| {
                 crate::DenoiseError::InvalidInput {
                     reason: format!("planes read for a window do not join: {e}"),
                 }
-            })?;
-            (from.rem_euclid(depth as isize) as usize, plan.halo, input)
-        } else {
-            let (lo, hi) = (a.saturating_sub(plan.halo), (b + plan.halo).min(depth));
-            (lo, a - lo, read(lo..hi)?)
+            })?
         };
         let window = Window {
             first,
@@ -152,9 +187,8 @@ pub fn run_windows<E: From<crate::DenoiseError>>(
         check_input(&input.view()).map_err(|e| window.said_of_stack(e))?;
         let out: Volume = with_noise_model(input.view(), r, &inner, |v, ctl| (m.run)(v, r, ctl))
             .map_err(|e| window.said_of_stack(e))?;
-        write(a, out.slice(s![skip..skip + b - a, .., ..]))?;
-        ctl.advance((b - a) as u64, depth as u64)?;
-        a = b;
+        write(keep.start, out.slice(s![skip..skip + keep.len(), .., ..]))?;
+        ctl.advance(keep.len() as u64, depth as u64)?;
     }
     Ok(())
 }
@@ -248,7 +282,7 @@ pub fn run_in_memory(
 
 #[cfg(test)]
 mod tests {
-    use super::wrapped_runs;
+    use super::{Span, spans, wrapped_runs};
     use ndarray::s;
 
     /// A Gaussian blur under a camera model whose offset is 50, resolved for `stack`.
@@ -328,5 +362,31 @@ mod tests {
         assert_eq!(wrapped_runs(6, 10, 8), vec![6..8, 0..2]);
         // A halo deeper than the stack repeats it.
         assert_eq!(wrapped_runs(-4, 6, 3), vec![2..3, 0..3, 0..3, 0..3]);
+    }
+
+    #[test]
+    // A window reads one run of planes: a one-range Vec is meant.
+    #[allow(clippy::single_range_in_vec_init)]
+    fn spans_keep_every_plane_once_and_read_their_halo() {
+        let span = |read: Vec<std::ops::Range<usize>>, skip, keep| Span { read, skip, keep };
+        let clamped: Vec<_> = spans(7, 3, 2, false).collect();
+        assert_eq!(
+            clamped,
+            [
+                span(vec![0..5], 0, 0..3),
+                span(vec![1..7], 2, 3..6),
+                span(vec![4..7], 2, 6..7),
+            ]
+        );
+        let wrapped: Vec<_> = spans(7, 3, 2, true).collect();
+        assert_eq!(wrapped[0], span(vec![5..7, 0..5], 2, 0..3));
+        assert_eq!(wrapped[2], span(vec![4..7, 0..2], 2, 6..7));
+        // A window that holds the stack reads it once, wrapped or not.
+        for wrap in [false, true] {
+            assert_eq!(
+                spans(4, 9, 2, wrap).collect::<Vec<_>>(),
+                [span(vec![0..4], 0, 0..4)]
+            );
+        }
     }
 }

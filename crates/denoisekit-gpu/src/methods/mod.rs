@@ -2,6 +2,7 @@
 
 use crate::context::{Binding, GpuContext, dispatch, groups};
 use crate::error::GpuError;
+use denoisekit_core::tiling::{Span, spans};
 use denoisekit_core::{Control, Volume, VolumeView};
 
 /// Declares a kernel's uniform block: the `#[repr(C)]` struct uploaded as its WGSL
@@ -225,7 +226,10 @@ pub fn per_pixel_tiled(
     // Progress counts the voxels computed, halo planes included, so that each box moves
     // it by its share of the job's device time.
     let tiles = (tile, kernel.reach_z, kernel.wraps);
-    let planes: usize = spans(d, tiles).flat_map(|s| s.read).map(|r| r.len()).sum();
+    let planes: usize = spans(d, tile, kernel.reach_z, kernel.wraps)
+        .flat_map(|s| s.read)
+        .map(|r| r.len())
+        .sum();
     let total = (planes * h * w) as u64;
     in_tiles(input, tiles, |sub| {
         per_pixel(ctx, kernel, sub, ctl, (bound, total))
@@ -316,7 +320,7 @@ pub fn in_tiles(
         return f(input);
     }
     let mut out = Volume::zeros((d, h, w));
-    for Span { read, skip, keep } in spans(d, (tile, halo_z, wrap)) {
+    for Span { read, skip, keep } in spans(d, tile, halo_z, wrap) {
         let parts: Vec<_> = read
             .into_iter()
             .map(|r| input.slice(ndarray::s![r, .., ..]))
@@ -333,38 +337,6 @@ pub fn in_tiles(
             .assign(&res.slice(ndarray::s![skip..skip + keep.len(), .., ..]));
     }
     Ok(out)
-}
-
-/// One tile of [`in_tiles`].
-struct Span {
-    /// The runs of planes read, in order.
-    read: Vec<std::ops::Range<usize>>,
-    /// Where the kept planes start in what was read.
-    skip: usize,
-    /// The planes of the volume this tile computes.
-    keep: std::ops::Range<usize>,
-}
-
-/// The tiles of [`in_tiles`].
-fn spans(d: usize, (tile, halo_z, wrap): (usize, usize, bool)) -> impl Iterator<Item = Span> {
-    (0..d).step_by(tile.max(1)).map(move |z0| {
-        let z1 = (z0 + tile).min(d);
-        if wrap && tile < d {
-            let (from, to) = (z0 as isize - halo_z as isize, (z1 + halo_z) as isize);
-            Span {
-                read: denoisekit_core::tiling::wrapped_runs(from, to, d),
-                skip: halo_z,
-                keep: z0..z1,
-            }
-        } else {
-            let a = z0.saturating_sub(halo_z);
-            Span {
-                read: std::iter::once(a..(z1 + halo_z).min(d)).collect(),
-                skip: z0 - a,
-                keep: z0..z1,
-            }
-        }
-    })
 }
 
 /// Runs a one-pass kernel over the whole volume held on the device, in the boxes of
