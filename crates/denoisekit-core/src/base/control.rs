@@ -156,8 +156,18 @@ impl Control {
     pub fn advance(&self, units: u64, total: u64) -> Result<()> {
         let done = self.done.fetch_add(units, Ordering::Relaxed) + units;
         if let Some(p) = &self.progress {
-            let mut shown = p.shown.lock().unwrap_or_else(|e| e.into_inner());
-            if done > *shown {
+            // A worker never waits on another's report (a front end's callback may cross
+            // into a JVM): while one is reporting, the others' reports are dropped, as a
+            // later report carries their units. The last one is always shown.
+            let shown = match p.shown.try_lock() {
+                Ok(shown) => Some(shown),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if done >= total => {
+                    Some(p.shown.lock().unwrap_or_else(|e| e.into_inner()))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut shown) = shown.filter(|shown| done > **shown) {
                 *shown = done;
                 (p.f)((done as f64 / total.max(1) as f64).min(1.0));
             }
@@ -263,6 +273,43 @@ mod tests {
             // The second job starts from zero again.
             seen.clear();
         }
+    }
+
+    #[test]
+    fn a_worker_does_not_wait_on_another_workers_report() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let (entered, in_callback) = channel();
+        let (release, released) = channel::<()>();
+        let released = Mutex::new(released);
+        let waited_out = Arc::new(AtomicBool::new(false));
+        let flag = waited_out.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let ctl = Control::with_progress(move |p| {
+            log.lock().unwrap().push(p);
+            if p < 0.15 {
+                // The first report holds its callback until the main thread lets it go.
+                entered.send(()).unwrap();
+                let released = released.lock().unwrap();
+                if released.recv_timeout(Duration::from_secs(20)).is_err() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+        let worker = ctl.clone();
+        let first = std::thread::spawn(move || worker.advance(1, 10));
+        in_callback.recv().unwrap();
+        // Reported while the first is in its callback: dropped, and not waited for.
+        ctl.advance(1, 10).unwrap();
+        release.send(()).unwrap();
+        first.join().unwrap().unwrap();
+        assert!(
+            !waited_out.load(Ordering::Relaxed),
+            "the second report waited"
+        );
+        ctl.advance(8, 10).unwrap();
+        assert_eq!(*seen.lock().unwrap(), [0.1, 1.0]);
     }
 
     #[test]
