@@ -975,7 +975,14 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         None => {
             let mut report = LossReport::new(p.steps);
             let mut shown = std::time::Instant::now();
+            let mut steps_done = 0;
             let mut step_done = |loss: f64, net_so_far: &mut dyn FnMut() -> std::result::Result<Net, E>| {
+                steps_done += 1;
+                // A diverged training goes on to no purpose, and its weights would
+                // replace a good saved file with an unusable one.
+                if !loss.is_finite() {
+                    return Err(diverged(p, steps_done).into());
+                }
                 if let Some(note) = report.add(loss) {
                     ctl.set_note(note);
                 }
@@ -1602,6 +1609,19 @@ fn supervised_loss_and_grad(net: &Net, patch: &[f32], target: &[f32], p: usize, 
     loss / f64::from(m)
 }
 
+/// The error of a training whose loss stopped being finite at `step`.
+fn diverged(p: &ZsN2nParams, step: usize) -> DenoiseError {
+    DenoiseError::InvalidParamValue {
+        name: "learning_rate".into(),
+        value: crate::fmt_num(p.learning_rate),
+        expected: format!(
+            "a smaller learning rate: the training diverged (its loss was no longer finite \
+             at step {step} of {}); nothing was saved",
+            p.steps
+        ),
+    }
+}
+
 /// Trains a network on patches of `data` on the CPU; `step_done` is called after each step
 /// with its loss and the network so far (and may cancel). The network is the mean of
 /// the second half's weights ([`Step::average`]).
@@ -2052,6 +2072,40 @@ mod tests {
             weights: FilePath::default(),
             save_weights: FilePath(path),
         }
+    }
+
+    /// A training whose loss stops being finite ends there, naming the learning rate,
+    /// and leaves the weights saved before as they were; non-finite weights are never
+    /// written (JSON cannot hold them, so the file could not be read back).
+    #[test]
+    fn a_diverged_training_keeps_the_saved_weights() {
+        let (dir, file, path) = weights_file("diverged", "w.json");
+        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
+        let p = saving(path, 3, 2);
+        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        let good = std::fs::read(&file).unwrap();
+        let steps = std::cell::Cell::new(0);
+        let diverging = |_: Data<'_>, _: Shape, _: &ZsN2nParams, step_done: &mut StepDone<'_, DenoiseError>| {
+            let net = Net::init(4, 2, &mut Rng::new(1));
+            for loss in [0.5, f64::NAN, 0.5] {
+                steps.set(steps.get() + 1);
+                step_done(loss, &mut || Ok(net.clone()))?;
+            }
+            Ok(net)
+        };
+        let no_interim = |_: &Net, _: &[f32], _: Shape, _: (f64, f64)| -> Result<Volume> { unreachable!() };
+        let e = train_or_load_with(img.view(), Teacher::None, &p, &Control::new(), diverging, no_interim).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("learning_rate") && msg.contains("diverged") && msg.contains("step 2 of 3"), "{msg}");
+        assert_eq!(steps.get(), 2, "stopped at the first non-finite loss");
+        assert_eq!(std::fs::read(&file).unwrap(), good);
+        let mut nan = Net::init(4, 2, &mut Rng::new(1));
+        nan.b3[0] = f32::NAN;
+        let on = weights::load(&file, "weights").unwrap().1;
+        let e = weights::save(&nan, on, &file, "save_weights").unwrap_err().to_string();
+        assert!(e.contains("save_weights") && e.contains("not finite"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), good);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Weights of huge (finite) values take the network out of float range: the run is

@@ -134,6 +134,11 @@ impl TrainedOn {
 /// # Errors
 /// [`DenoiseError::InvalidParamValue`] for `key`, naming the path and the system's reason.
 pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<()> {
+    // JSON has no non-finite numbers: such a file could not be read back, and it would
+    // replace weights that could.
+    if net.tensors().iter().any(|t| t.iter().any(|x| !x.is_finite())) {
+        return Err(unwritable(path, key, &"the trained weights are not finite numbers"));
+    }
     let file = File {
         format: FORMAT.into(),
         version: if net.layers == 2 { TWO_LAYERS } else { VERSION },
