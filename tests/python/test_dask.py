@@ -136,13 +136,21 @@ def test_edge_chunks_a_few_pixels_wide(noisy3d):
     np.testing.assert_array_equal(res.compute(), whole(noisy3d.astype(np.uint8), "median", r))
 
 
-def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d, tmp_path):
+def test_a_parameter_that_writes_a_file_is_refused_before_any_chunk_runs(noisy2d, tmp_path,
+                                                                        monkeypatch):
     # Every chunk would train and save its own weights over the others'.
     target = tmp_path / "w.json"
     arr = da.from_array(noisy2d, chunks=32)
     with pytest.raises(ValueError, match="`save_weights` .* writes a file"):
         dkd.denoise(arr, "zs_n2n", save_weights=str(target))
     assert not target.exists()
+    # None is "not given": no file named None, in Dask's chunks or in one call.
+    monkeypatch.chdir(tmp_path)
+    quick = dict(steps=3, width=2)
+    none = dkd.denoise(arr, "zs_n2n", save_weights=None, weights=None, **quick).compute()
+    np.testing.assert_array_equal(none, dkd.denoise(arr, "zs_n2n", **quick).compute())
+    dk.denoise(noisy2d, "zs_n2n", save_weights=None, **quick)
+    assert list(tmp_path.iterdir()) == []
     # The way forward it names: save from one whole image, apply to the chunks.
     dk.denoise(noisy2d, "zs_n2n", steps=5, save_weights=str(target))
     out = dkd.denoise(arr, "zs_n2n", weights=str(target)).compute()

@@ -137,14 +137,16 @@ def _image_keys(method: str) -> set[str]:
 
 def _split(method: str, params: Mapping[str, Any]):
     """Scalar parameters as ``key=value`` strings; image inputs (a measured PSF) as
-    float32 volumes."""
+    float32 volumes; a parameter given as None is left out (its default applies)."""
     image_keys = _image_keys(method)
     pairs, images = [], []
     for k, v in params.items():
+        # None is "not given", as in the OME-Zarr driver: never the text "None" (a
+        # `save_weights=None` wrote a file of that name).
+        if v is None:
+            continue
         if k in image_keys:
-            # None is "not given", as in the OME-Zarr driver.
-            if v is not None:
-                images.append((k, _volume(v, what=k)[0]))
+            images.append((k, _volume(v, what=k)[0]))
         else:
             pairs.append((k, _format(v)))
     return pairs, images
