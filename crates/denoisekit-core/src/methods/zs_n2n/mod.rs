@@ -1998,6 +1998,14 @@ mod tests {
         let good = std::fs::read_to_string(&file).unwrap();
         refuse("{\"a\": 1}", "not DenoiseKit weights");
         refuse(&good[..good.len() / 2], "damaged");
+        // An image named by mistake is refused from its first bytes or its size, not
+        // read whole first.
+        refuse("II*\0 a TIFF", "not DenoiseKit weights");
+        refuse("", "not DenoiseKit weights");
+        std::fs::write(&file, "{").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_len(1 << 30).unwrap();
+        let e = denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap_err().to_string();
+        assert!(e.contains("holds 1073741824 bytes, and weights files hold at most"), "{e}");
         // Three layers are version 2 (a build reading version 1 refuses it by version).
         assert!(good.contains("\"version\":2"));
         refuse(&good.replace("\"version\":2", "\"version\":7"), "version 7");

@@ -197,12 +197,36 @@ pub fn is_weights_file(path: &Path) -> bool {
 /// The width and depth of the network saved at `path`, without reading its tensors into
 /// memory; `None` if it is not a readable weights file of this method ([`load`] says why).
 pub fn network_of(path: &Path) -> Option<(usize, usize)> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_text(path).ok()?;
     let file: File<serde::de::IgnoredAny> = serde_json::from_str(&text).ok()?;
     // A network out of range is not sized (a width of 1e9 was stated as petabytes): the
     // load refuses it with the range.
     (file.format == FORMAT && file.method == METHOD && in_range(file.width, file.layers).is_ok())
         .then_some((file.width, file.layers))
+}
+
+/// The most a weights file can hold: the widest, deepest network's tensors as text.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The text of a file that may be weights. Anything else named by mistake (a stack of
+/// gigabytes) is refused from its size or first bytes, not read whole first.
+fn read_text(path: &Path) -> std::result::Result<String, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; 64];
+    let n = file.read(&mut head).map_err(|e| e.to_string())?;
+    if !head[..n].trim_ascii_start().starts_with(b"{") {
+        return Err("this file is not DenoiseKit weights".into());
+    }
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "it holds {size} bytes, and weights files hold at most {MAX_FILE_BYTES}"
+        ));
+    }
+    let mut bytes = head[..n].to_vec();
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "this file is not DenoiseKit weights".into())
 }
 
 /// Checks a file's width and depth against the parameters' own ranges: a file cannot ask
@@ -229,7 +253,7 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
         value: path.display().to_string(),
         expected: format!("a zs_n2n weights file written by save_weights ({why})"),
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text = read_text(path).map_err(bad)?;
     // The header first, so that a file of another kind, method or version is named as
     // such rather than by a field or tensor this version does not know.
     let head: Head = serde_json::from_str(&text).map_err(|e| {
