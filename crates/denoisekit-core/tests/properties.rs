@@ -628,6 +628,28 @@ fn every_method_reports_progress_up_to_one() {
 }
 
 #[test]
+fn a_job_with_nothing_to_do_still_ends_its_progress_at_one() {
+    // A constant image: several methods return it as it is without a step of work, and
+    // a front end's bar must not be left where it was.
+    let flat = Volume::from_elem((1, 24, 24), 7.0);
+    for m in registry() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let ctl = Control::with_progress(move |p| log.lock().unwrap().push(p));
+        let values = m.with_example_images(&quick(m, &ParamValues::new()), flat.view());
+        run(m.id, flat.view(), &values, &ctl).unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.last(), Some(&1.0), "{}: {seen:?}", m.id);
+        assert_eq!(
+            seen.iter().filter(|&&p| p == 1.0).count(),
+            1,
+            "{}: {seen:?}",
+            m.id
+        );
+    }
+}
+
+#[test]
 fn quick_settings_are_valid_and_still_filter() {
     // The end-to-end suites (emulators, Python, Dask) run every method at these settings:
     // a key that is not a parameter, a value out of range, or a setting that made the

@@ -276,7 +276,10 @@ fn run_via(
     let (m, resolved) = denoisekit_core::prepare(id, &input, values)?;
     ctl.reset_progress();
     let (volume, device) = match attempt(m, input.view(), &resolved, backend, ctl)? {
-        Attempt::Done(volume, device) => (volume, device),
+        Attempt::Done(volume, device) => {
+            ctl.finish();
+            (volume, device)
+        }
         // The CPU path keeps the memory budget (windows of planes, or TooLarge).
         Attempt::UseCpu(why) => {
             // A GPU that failed part way reported progress the CPU run starts over.

@@ -18,6 +18,8 @@ struct Progress {
     /// of order (one adds its units, another adds more and reports first), so a report
     /// that is not beyond it is dropped: a bar never moves back.
     shown: Mutex<u64>,
+    /// Whether 1 was passed to `f` in this job ([`Control::finish`]).
+    full: AtomicBool,
 }
 type InterimMap = dyn Fn(Volume) -> Volume + Send + Sync;
 
@@ -66,6 +68,7 @@ impl Control {
             progress: Some(Arc::new(Progress {
                 f: Box::new(f),
                 shown: Mutex::new(0),
+                full: AtomicBool::new(false),
             })),
             ..Self::default()
         }
@@ -169,10 +172,25 @@ impl Control {
             };
             if let Some(mut shown) = shown.filter(|shown| done > **shown) {
                 *shown = done;
-                (p.f)((done as f64 / total.max(1) as f64).min(1.0));
+                let f = (done as f64 / total.max(1) as f64).min(1.0);
+                (p.f)(f);
+                if f >= 1.0 {
+                    p.full.store(true, Ordering::Relaxed);
+                }
             }
         }
         self.checkpoint()
+    }
+
+    /// Says that the job is finished: its progress is shown full, also when it found
+    /// nothing to do (a constant image) and so reported none.
+    pub fn finish(&self) {
+        if let Some(p) = &self.progress {
+            let _shown = p.shown.lock().unwrap_or_else(|e| e.into_inner());
+            if !p.full.swap(true, Ordering::Relaxed) {
+                (p.f)(1.0);
+            }
+        }
     }
 
     /// Starts a new job with this control: progress counts from zero again.
@@ -180,6 +198,7 @@ impl Control {
         self.done.store(0, Ordering::Relaxed);
         if let Some(p) = &self.progress {
             *p.shown.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+            p.full.store(false, Ordering::Relaxed);
         }
         self.set_note("");
         *self

@@ -252,12 +252,14 @@ pub fn run_resolved(
     ctl: &Control,
 ) -> Result<Volume> {
     let limit = ctl.memory_limit()?;
-    on_pool_if_small(input.len(), || {
+    let out = on_pool_if_small(input.len(), || {
         if memory::need(m, Shape::of(&input), resolved)? > limit {
             return tiling::run_in_memory(m, resolved, input, limit, ctl);
         }
         with_noise_model(input, resolved, ctl, |v, ctl| (m.run)(v, resolved, ctl))
-    })
+    })?;
+    ctl.finish();
+    Ok(out)
 }
 
 /// How far (`[z, y, x]`) an output pixel of method `id` reaches into the input for these
