@@ -522,6 +522,14 @@ fn gui_record_preview_replay_and_compare() {
     );
     assert_eq!(line("preview-equals-final: "), "true", "{log}");
     assert_eq!(line("replay-identical: "), "true", "{log}");
+    // The recorded lines, replayed as a macro with another image current, run on the
+    // panel's image: the panel records which one.
+    let replayed = line("replayed-as-recorded: ");
+    assert!(
+        replayed.starts_with("1 of ") && replayed.contains(", 0 of decoy: selectWindow(\""),
+        "{replayed}\n{log}"
+    );
+    assert_eq!(line("path-read-back: "), "true", "{log}");
     // One Auto: the panel opened at the self-supervised strength (NL-means is quick on this
     // image) and shows the preview's residual check itself.
     assert!(
@@ -626,6 +634,13 @@ fn gui_record_preview_replay_and_compare() {
     assert_eq!(line("slice-lut: "), "true range 1000-30000", "{log}");
     // After Esc stopped one job, the next runs.
     assert_eq!(line("after-esc: "), "2", "{log}");
+    // Stopped with another method's loading queued behind the job: no result, and the
+    // panel idle on the chosen method (a stop once cancelled only the loading).
+    let queued = line("stop-with-queued: ");
+    assert!(
+        queued.starts_with("2; ") && queued.ends_with("sigma shown: true"),
+        "{queued}\n{log}"
+    );
     // An RGB image: a 3-channel copy offered and opened, the original untouched; a macro
     // is told how to make that copy.
     assert_eq!(

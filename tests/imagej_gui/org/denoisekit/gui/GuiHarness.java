@@ -25,11 +25,13 @@ import javax.imageio.ImageIO;
  * preview-equals-final: true|false           preview pixels on the selection vs Apply's result
  * recorded: run("Denoise...", "...")         the line Apply recorded
  * replay-identical: true|false               that line replayed vs the interactive result
+ * replayed-as-recorded: N of T, M of decoy    the recorded lines run as a macro, another image current
+ * path-read-back: true|false                 a recorded Windows path read back by the macro language
  * montage, compare-best, compare-bm3d-loss   Compare Methods (tuned)
  * compare-click: ID                          the method the panel shows after a tile's click
  * suggest: ID                                the denoiser Suggest selected
  * preview-latency / preview-peer: ...        the preview latency benchmark (printed only)
- * progress-3d, stop                          a 3D job's progress bar, and Stop
+ * progress-3d, stop, stop-with-queued        a 3D job's progress bar, and Stop
  * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
@@ -118,6 +120,30 @@ public class GuiHarness {
         IJ.run(imp, "Denoise...", options);
         ImagePlus replay = waitImage(imp.getShortTitle() + "-nl_means");
         System.out.println("replay-identical: " + Arrays.equals(allPixels(result), allPixels(replay)));
+        // Replayed as recorded, with another image current: the lines name the panel's image.
+        ImagePlus decoy = IJ.createImage("decoy", "16-bit ramp", 64, 48, 1);
+        showCurrent(decoy, "decoy window");
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle for a second Apply");
+        final String results = imp.getShortTitle() + "-nl_means";
+        final int mark = Recorder.getInstance().getText().length(), had = countImages(results);
+        click(panel, "Apply");
+        waitFor(() -> countImages(results) == had + 1
+                && Recorder.getInstance().getText().substring(mark).contains("run(\"Denoise...\""),
+                "the line recorded with another image current");
+        String lines = Recorder.getInstance().getText().substring(mark);
+        showCurrent(decoy, "decoy window again");
+        IJ.runMacro(lines);
+        System.out.println("replayed-as-recorded: " + (countImages(results) - had - 1) + " of "
+                + imp.getTitle() + ", " + countImages("decoy-nl_means") + " of decoy: " + lines.trim().replace('\n', ' '));
+        decoy.changes = false;
+        decoy.close();
+        // A recorded value keeps a Windows path's backslashes and a quote: the macro reads
+        // them back as they were.
+        java.lang.reflect.Method quote = IJ.getClassLoader().loadClass("org.denoisekit.ij.DenoiseJob")
+                .getDeclaredMethod("macroString", String.class);
+        quote.setAccessible(true);
+        String path = "weights=[C:\\Users\\ana\\new folder\\w \"1\".json]";
+        System.out.println("path-read-back: " + path.equals(IJ.runMacro("return \"" + quote.invoke(null, path) + "\";")));
 
         imp.setRoi(new Rectangle(40, 36, 176, 128));
         IJ.run(imp, "Compare Methods...", "backend=cpu residuals tuned");
@@ -552,6 +578,17 @@ public class GuiHarness {
         click(panel, "Apply");
         waitFor(() -> countImages("stack-nl_means") == 2, "a result after Esc");
         System.out.println("after-esc: " + countImages("stack-nl_means"));
+        // A method chosen while a job runs queues its loading behind the job: Stop still
+        // stops the job, and the panel is idle once the loading ran.
+        setText(panel, "search_radius_z", "2");
+        setText(panel, "patch_radius_z", "1");
+        click(panel, "Apply");
+        waitFor(() -> bar.getValue() > 0 && !bar.isIndeterminate(), "progress before choosing another method");
+        selectMethod(panel, "gaussian");
+        click(panel, "Stop");
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle after a stop with a method queued");
+        System.out.println("stop-with-queued: " + countImages("stack-nl_means") + "; "
+                + text(panel, "progress-text").trim() + "; sigma shown: " + find(panel, "sigma").isShowing());
         panel.dispose();
     }
 
@@ -631,6 +668,12 @@ public class GuiHarness {
     }
 
     static void chooseMethod(Window panel, String id) throws Exception {
+        selectMethod(panel, id);
+        waitFor(() -> find(panel, "Apply").isEnabled(), "method " + id + " loaded");
+    }
+
+    /** Clicks method {@code id} in the list, without waiting for its fields to load. */
+    static void selectMethod(Window panel, String id) throws Exception {
         onEdt(() -> {
             javax.swing.JList<?> list = (javax.swing.JList<?>) find(panel, "methods");
             for (int i = 0; i < list.getModel().getSize(); i++) {
@@ -639,7 +682,6 @@ public class GuiHarness {
             }
         });
         waitFor(() -> id.equals(selectedMethod(panel)), "method " + id);
-        waitFor(() -> find(panel, "Apply").isEnabled(), "method " + id + " loaded");
     }
 
     static String idOf(Object methodSpec) {

@@ -88,6 +88,15 @@ final class DenoiseJob {
     }
 
     /**
+     * {@code s} as the text of a macro's string literal: the recorder writes it between
+     * quotes as it is, and the macro reads {@code \} as an escape (a Windows path
+     * {@code C:\Users\w.json} read back as {@code C:Usersw.json}).
+     */
+    static String macroString(String s) {
+        return s.replace("\\", "\\\\").replace("\"", "\\\"");
+    }
+
+    /**
      * {@code values} (one per parameter of {@code m}, in order) for a crop: what means
      * something only for the whole image left empty. A timing run sees a crop, whose
      * weights must not replace the ones the final run saves, and whose coordinates are not

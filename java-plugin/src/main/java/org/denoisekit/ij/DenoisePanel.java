@@ -27,10 +27,14 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.WeakHashMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.atomic.AtomicBoolean;
 import javax.swing.AbstractAction;
 import javax.swing.BorderFactory;
 import javax.swing.DefaultListCellRenderer;
@@ -111,7 +115,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     private final JButton stop = new JButton("Stop");
 
     private final ExecutorService tasks = Executors.newSingleThreadExecutor(daemon("DenoiseKit panel"));
-    private volatile Future<?> task;
+    /** The jobs Stop cancels, queued or running ({@link #submit}). */
+    private final Set<Future<?>> stoppable = ConcurrentHashMap.newKeySet();
     private final Previewer previewer = new Previewer();
     /** Noise-derived defaults of the method on the channel and frame on screen. */
     private Map<String, String> defaults = new HashMap<String, String>();
@@ -339,7 +344,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             setLocation(Math.min(w.x + w.width + 10, Math.max(0, screen.x + screen.width - getWidth())), w.y);
         }
         select(m.id, values);
-        submit("Noise", () -> measureNoise());
+        submit("Noise", false, () -> measureNoise(), null);
     }
 
     /** Values for the method the list is about to select (its listener takes them). */
@@ -429,7 +434,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         params.revalidate();
         params.repaint();
         pack();
-        submit("Load", () -> fill(m, given));
+        submit("Load", false, () -> fill(m, given), null);
     }
 
     /** Fills the rows: given values, else remembered ones, else the noise-derived defaults. */
@@ -457,13 +462,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             if (given == null && tunable && "denoise".equals(m.kind)) {
                 // The first preview waits for the strength (a second at most): it would
                 // otherwise compete with the timing for the cores and be replaced at once.
-                submit("Choosing the strength", () -> {
-                    try {
-                        openingStrength(m);
-                    } finally {
-                        onEdt(this::changed);
-                    }
-                });
+                submit("Choosing the strength", true, () -> openingStrength(m), this::changed);
             } else {
                 changed();
             }
@@ -962,10 +961,28 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         void run();
     }
 
-    /** Runs a task on the panel's worker, with the buttons off while it runs. */
+    /** Runs a job on the panel's worker, with the buttons off until it ends; Stop cancels it. */
     private void submit(final String what, final Task t) {
+        submit(what, true, t, null);
+    }
+
+    /**
+     * Runs a task on the panel's worker, with the buttons off until it ends. Stop cancels it,
+     * queued or running, when {@code canStop} (a job the user started); the panel's own set-up
+     * (loading a method's fields) always runs, or the fields would stay empty. {@code after}
+     * runs on the event thread once the task ended, whether it ran or was cancelled first.
+     */
+    private void submit(final String what, final boolean canStop, final Task t, final Runnable after) {
         setBusy(true, what);
-        task = tasks.submit(() -> {
+        // Whoever claims the task says it ended: its body, or a cancel before it ran (the
+        // body of a task cancelled while queued never runs, and the panel stayed busy).
+        final AtomicBoolean claimed = new AtomicBoolean();
+        final Runnable ended = () -> onEdt(() -> {
+            if (after != null) after.run();
+            setBusy(false, null);
+        });
+        FutureTask<Void> f = new FutureTask<Void>(() -> {
+            if (!claimed.compareAndSet(false, true)) return;
             try {
                 t.run();
             } catch (DenoiseKitException e) {
@@ -987,14 +1004,22 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                     progressText.setForeground(WARN);
                 });
             } finally {
-                onEdt(() -> setBusy(false, null));
+                ended.run();
             }
-        });
+        }, null) {
+            @Override
+            protected void done() {
+                stoppable.remove(this);
+                if (claimed.compareAndSet(false, true)) ended.run();
+            }
+        };
+        if (canStop) stoppable.add(f);
+        tasks.execute(f);
     }
 
+    /** Cancels every job queued or running: a method chosen during a job queues behind it. */
     private void stopTask() {
-        Future<?> f = task;
-        if (f != null) f.cancel(true);
+        for (Future<?> f : stoppable) f.cancel(true);
     }
 
     /** Tasks submitted and not finished (on the event thread): the buttons wait for all. */
@@ -1201,6 +1226,10 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         final boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(scope.getSelectedItem());
         final boolean place = inPlace.isSelected(), toFloat = floatResult.isSelected();
         remember();
+        // A recorded line runs on the macro's current image, which the recorder follows as
+        // windows are activated; the panel, not an image window, never makes its image
+        // current. Judged now: the result's window, once shown, is current.
+        final boolean other = WindowManager.getCurrentImage() != imp;
         submit("Denoising", () -> {
             complete(s);
             DenoiseJob job = new DenoiseJob(imp, s.method, s.backend, s.keys, s.values, s.images, s.titles,
@@ -1209,7 +1238,10 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             if (problem != null) throw new DenoiseKitException("InvalidInput", problem);
             final long t0 = System.nanoTime();
             DenoiseJob.Outcome o = DenoiseCommand.runLocked(job, progressTo("Denoising", t0));
-            if (Recorder.record) Recorder.record("run", "Denoise...", job.options());
+            if (Recorder.record) {
+                if (other) Recorder.record("selectWindow", DenoiseJob.macroString(imp.getTitle()));
+                Recorder.record("run", "Denoise...", DenoiseJob.macroString(job.options()));
+            }
             final String done = "Done in " + DenoiseCommand.fmt(o.ms / 1000) + " s: " + o.result.getTitle()
                     + (o.warning.isEmpty() ? "" : " (residual warning in the Log)");
             onEdt(() -> progressText.setText(done));
