@@ -658,6 +658,16 @@ fn gui_record_preview_replay_and_compare() {
         gain.is_some_and(|g| (g - 2.0).abs() < 0.2),
         "Poisson-Gaussian Auto gave gain {gain:?}:\n{log}"
     );
+    // Remembered poisson_gaussian: the panel on the next image (variance 0.2 * mean + 400)
+    // opens with the camera fitted there, not the model's placeholder gain of 1.
+    let reopened = line("pg-reopened: ");
+    let gain = reopened
+        .split_once("gain=")
+        .and_then(|(_, g)| g.split_whitespace().next()?.parse::<f64>().ok());
+    assert!(
+        reopened.starts_with("poisson_gaussian ") && gain.is_some_and(|g| (g - 0.2).abs() < 0.1),
+        "{reopened}\n{log}"
+    );
     const SHOTS: [&str; 3] = [
         "denoise-panel.png",
         "denoise-residual.png",

@@ -35,6 +35,7 @@ import javax.imageio.ImageIO;
  * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
+ * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
  * residual-contrast: mean=M std=S            the residual view's grey levels on a 32-bit image
  * learned-interims, learned-note             zs_n2n's preview while it trains: intermediate
  *                                            results shown, and its progress line
@@ -326,9 +327,34 @@ public class GuiHarness {
         Thread.sleep(300);
         hideLog();
         screenshot(new File(args1, "denoise-residual.png"), union(pg.getWindow().getBounds(), panel.getBounds()));
+        // Applied under poisson_gaussian, the model is remembered: the panel opens on the next
+        // image with it and the camera fitted to that image. That image's noise barely
+        // depends on the signal (variance 0.2 * mean + 400), so auto would choose gaussian
+        // there, and the panel opened with the model's placeholder gain of 1.
+        waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle before Apply");
+        click(panel, "Apply");
+        ImagePlus out = waitImage("pg-gaussian");
         panel.dispose();
+        out.changes = false;
+        out.close();
         pg.changes = false;
         pg.close();
+        ImagePlus weak = IJ.createImage("weak", "32-bit black", w, h, 1);
+        px = (float[]) weak.getProcessor().getPixels();
+        for (int y = 0; y < h; y++) {
+            double level = 100 + 60 * (y / 16);
+            for (int x = 0; x < w; x++) px[y * w + x] = (float) (level + Math.sqrt(0.2 * level + 400) * r.nextGaussian());
+        }
+        weak.resetDisplayRange();
+        showCurrent(weak, "weak window");
+        IJ.doCommand("Denoise...");
+        Window again = waitPanel("weak");
+        waitFor(() -> find(again, "Apply").isEnabled(), "the fields of the panel on the next image");
+        System.out.println("pg-reopened: " + ((javax.swing.JComboBox<?>) find(again, "noise_model")).getSelectedItem()
+                + " gain=" + text(again, "gain") + " offset=" + text(again, "offset"));
+        again.dispose();
+        weak.changes = false;
+        weak.close();
     }
 
     static File args1;

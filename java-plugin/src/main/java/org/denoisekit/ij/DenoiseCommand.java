@@ -226,7 +226,7 @@ public class DenoiseCommand implements PlugIn {
      * that says what it chose, or null if the model was not auto.
      */
     static String pinAutoNoiseModel(String[] k, String[] v, Map<String, String> resolved) {
-        int model = Arrays.asList(k).indexOf("noise_model");
+        int model = Arrays.asList(k).indexOf(DenoiseJob.NOISE_MODEL);
         if (model < 0 || !"auto".equals(v[model])) return null;
         // The noise model's parameters are the shared block that every denoiser's list
         // ends with, from noise_model on (MethodDescriptor::all_params).

@@ -31,6 +31,8 @@ final class DenoiseJob {
     static final List<String> FLAGS = Arrays.asList(IN_PLACE, FLOAT_RESULT, NAN_MASKED);
     /** The job's choices as {@link #options} records them, each with its values. */
     static final String SCOPE = "scope", Z_AXIS = "z_axis";
+    /** The key of the noise model every denoiser shares (the core's NOISE_MODEL_PARAMS). */
+    static final String NOISE_MODEL = "noise_model";
     static final String STACK = "stack", SLICE = "slice", SLICES = "slices", FRAMES = "frames";
     static final List<String> SCOPES = Arrays.asList(STACK, SLICE);
     static final List<String> Z_AXES = Arrays.asList(SLICES, FRAMES);

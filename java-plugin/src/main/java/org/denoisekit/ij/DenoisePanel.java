@@ -439,10 +439,24 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     /** Fills the rows: given values, else remembered ones, else the noise-derived defaults. */
     private void fill(final MethodSpec m, final Map<String, String> given) {
-        Pixels here = plane();
-        final Map<String, String> d = DenoiseCommand.parseOptions(NativeBridge.resolve(m.id, here.data, here.dims,
-                null, null));
         final Map<String, String> remembered = DenoiseCommand.parseOptions(Prefs.get(PREF + m.id, ""));
+        // The strength and the camera follow the model the fields will hold: a remembered
+        // poisson_gaussian opened with gain 1, offset 0 and a strength in grey levels where
+        // the image's own choice was gaussian.
+        String model = given != null && given.containsKey(DenoiseJob.NOISE_MODEL) ? given.get(DenoiseJob.NOISE_MODEL)
+                : remembered.get(DenoiseJob.NOISE_MODEL);
+        Map<String, String> under;
+        try {
+            under = defaultsUnder(m, model, given);
+        } catch (DenoiseKitException e) {
+            // The remembered model's camera does not fit this image: it opens at the image's
+            // own choice, and says why.
+            IJ.log("DenoiseKit: " + DenoiseJob.NOISE_MODEL + "=" + model + " not restored on " + imp.getTitle()
+                    + ": " + DenoiseCommand.explain(e));
+            remembered.remove(DenoiseJob.NOISE_MODEL);
+            under = defaultsUnder(m, null, given);
+        }
+        final Map<String, String> d = under;
         onEdt(() -> {
             if (method != m) return;
             defaults = d;
@@ -591,7 +605,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     /** The settings with noise_model=auto pinned and the image inputs read (off the event thread). */
     private void complete(Settings s) {
-        int model = java.util.Arrays.asList(s.keys).indexOf("noise_model");
+        int model = java.util.Arrays.asList(s.keys).indexOf(DenoiseJob.NOISE_MODEL);
         if (model >= 0 && "auto".equals(s.values[model])) {
             Map<String, String> chosen;
             boolean fresh = false;
@@ -602,13 +616,13 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             if (chosen == null) {
                 Pixels here = plane();
                 chosen = DenoiseCommand.parseOptions(NativeBridge.resolve(s.method.id, here.data, here.dims,
-                        new String[] {"noise_model"}, new String[] {"auto"}));
+                        new String[] {DenoiseJob.NOISE_MODEL}, new String[] {"auto"}));
                 synchronized (autoNoise) {
                     autoNoise.put(key, chosen);
                 }
                 fresh = true;
-                final String line = "Noise model: auto chose " + chosen.get("noise_model")
-                        + ("poisson_gaussian".equals(chosen.get("noise_model")) ? " (gain " + shortValue(chosen.get("gain"))
+                final String line = "Noise model: auto chose " + chosen.get(DenoiseJob.NOISE_MODEL)
+                        + ("poisson_gaussian".equals(chosen.get(DenoiseJob.NOISE_MODEL)) ? " (gain " + shortValue(chosen.get("gain"))
                                 + ", offset " + shortValue(chosen.get("offset")) + ", read noise "
                                 + shortValue(chosen.get("read_noise")) + ")" : "")
                         + " on the plane on screen.";
@@ -1154,45 +1168,88 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
 
     /** Under the Poisson-Gaussian model, the camera's gain, offset and read noise fitted to the image. */
     private Map<String, String> fitCamera(MethodSpec m) {
-        String model = onEdtGet(() -> {
-            for (ParamRow r : rows) {
-                if ("noise_model".equals(r.spec.key)) return r.value();
-            }
-            return null;
-        });
-        if (!"poisson_gaussian".equals(model)) return null;
+        final Map<String, String> camera = cameraFor(m, onEdtGet(() -> rowValue(DenoiseJob.NOISE_MODEL)));
+        if (camera != null) onEdt(() -> setFields(camera));
+        return camera;
+    }
+
+    /**
+     * The camera fitted to the slice on screen (logged) when {@code model} has camera fields
+     * (Poisson-Gaussian), else null. Off the event thread.
+     *
+     * @throws DenoiseKitException when the image has too little to fit them on
+     */
+    private Map<String, String> cameraFor(MethodSpec m, String model) {
+        if (cameraKeys(m, model).isEmpty()) return null;
         Pixels on = slice();
         String fit = NativeBridge.estimatePoissonGaussian(on.data, on.dims);
+        Map<String, String> camera = DenoiseCommand.parseOptions(fit);
+        if (!model.equals(camera.remove(DenoiseJob.NOISE_MODEL))) return null;
         IJ.log("DenoiseKit: camera noise fitted: " + fit);
-        final Map<String, String> camera = DenoiseCommand.parseOptions(fit);
-        camera.remove("noise_model");
-        onEdt(() -> setFields(camera));
         return camera;
+    }
+
+    /**
+     * The method's defaults on the image on screen under noise model {@code model} (null or
+     * auto: the image's own choice), the camera fitted to the image where the model has one;
+     * values in {@code given} (null for none) are kept. Off the event thread.
+     */
+    private Map<String, String> defaultsUnder(MethodSpec m, String model, Map<String, String> given) {
+        Pixels here = plane();
+        boolean modelled = pins(m, model);
+        Map<String, String> pinned = new LinkedHashMap<String, String>();
+        if (modelled) {
+            pinned.put(DenoiseJob.NOISE_MODEL, model);
+            List<String> camera = cameraKeys(m, model);
+            if (given == null || !given.keySet().containsAll(camera)) {
+                Map<String, String> fitted = cameraFor(m, model);
+                if (fitted != null) pinned.putAll(fitted);
+            }
+            for (String k : camera) {
+                if (given != null && given.containsKey(k)) pinned.put(k, given.get(k));
+            }
+        }
+        String[] k = pinned.keySet().toArray(new String[0]);
+        String[] v = pinned.values().toArray(new String[0]);
+        return DenoiseCommand.parseOptions(NativeBridge.resolve(m.id, here.data, here.dims,
+                modelled ? k : null, modelled ? v : null));
+    }
+
+    /** The camera's fields under noise model {@code model}: those shown only under it. */
+    private static List<String> cameraKeys(MethodSpec m, String model) {
+        List<String> keys = new ArrayList<String>();
+        for (ParamSpec p : m.params) {
+            if (p.when != null && p.when[0].equals(DenoiseJob.NOISE_MODEL) && p.when[1].equalsIgnoreCase(model)) {
+                keys.add(p.key);
+            }
+        }
+        return keys;
+    }
+
+    /**
+     * Whether noise model {@code model} (null for none) is one that {@code m}'s defaults are
+     * resolved under: not its default (auto), which is the image's own choice.
+     */
+    private static boolean pins(MethodSpec m, String model) {
+        ParamSpec spec = m.param(DenoiseJob.NOISE_MODEL);
+        return spec != null && model != null && !model.equalsIgnoreCase(spec.defaultChoice);
     }
 
     private void resetToDefaults() {
         MethodSpec m = method;
-        Map<String, String> camera = fitCamera(m);
-        Map<String, String> values = defaults;
-        if (camera != null) {
-            Pixels here = plane();
-            String[] k = camera.keySet().toArray(new String[0]);
-            String[] v = new String[k.length];
-            for (int i = 0; i < k.length; i++) v[i] = camera.get(k[i]);
-            values = DenoiseCommand.parseOptions(NativeBridge.resolve(m.id, here.data, here.dims,
-                    append(k, "noise_model"), append(v, "poisson_gaussian")));
-        }
-        final Map<String, String> set = values;
+        final Map<String, String> set = defaultsUnder(m, onEdtGet(() -> rowValue(DenoiseJob.NOISE_MODEL)), null);
         onEdt(() -> {
             setFields(set);
             strengthLine.setText("Strength: from the noise estimate");
         });
     }
 
-    private static String[] append(String[] a, String x) {
-        String[] out = java.util.Arrays.copyOf(a, a.length + 1);
-        out[a.length] = x;
-        return out;
+    /** The value of the field {@code key}, or null when the method has none. On the EDT. */
+    private String rowValue(String key) {
+        for (ParamRow r : rows) {
+            if (key.equals(r.spec.key)) return r.value();
+        }
+        return null;
     }
 
     /** Every denoiser tuned on the slice on screen and ranked; the expected best selected with its tuned values. */
