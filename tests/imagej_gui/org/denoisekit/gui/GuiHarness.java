@@ -33,6 +33,7 @@ import javax.imageio.ImageIO;
  * preview-latency / preview-peer: ...        the preview latency benchmark (printed only)
  * progress-3d, stop, stop-with-queued        a 3D job's progress bar, and Stop
  * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
+ * z-axis-refused: MESSAGE; result: false      z_axis=frames on an image of slices only
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -207,6 +208,19 @@ public class GuiHarness {
             for (int i = 0; i < now.length; i++) ok &= Float.isNaN(now[i]) == (c == 1 && i == 5 * 40 + 5);
         }
         System.out.println("nan-masked: " + ok);
+        // A line recorded on a time-lapse (z_axis=frames), replayed on planes that opened as
+        // plain slices: it denoised each slice alone and said nothing; now it is refused.
+        ImagePlus slices = IJ.createImage("slices", "32-bit ramp", 40, 32, 6);
+        IJ.redirectErrorMessages();
+        try {
+            IJ.run(slices, "Denoise...", "method=gaussian sigma=2 sigma_z=1 z_axis=frames");
+        } catch (RuntimeException aborted) {
+            // As above.
+        }
+        String log = IJ.getLog() == null ? "" : IJ.getLog();
+        at = log.indexOf("z_axis=frames");
+        System.out.println("z-axis-refused: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0])
+                + "; result: " + (WindowManager.getImage("slices-gaussian") != null));
     }
 
     /**

@@ -81,6 +81,19 @@ public final class ParamSpec {
         return "choice".equals(kind);
     }
 
+    /**
+     * {@code v} as this parameter spells it: a choice in the case of its option (the library
+     * reads Auto as auto, and the plugin's own comparisons must too), anything else as given.
+     */
+    public String spelled(String v) {
+        if (isChoice()) {
+            for (String o : options) {
+                if (o.equalsIgnoreCase(v)) return o;
+            }
+        }
+        return v;
+    }
+
     public boolean isFile() {
         return "file".equals(kind);
     }

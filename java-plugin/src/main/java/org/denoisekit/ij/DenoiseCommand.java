@@ -194,9 +194,7 @@ public class DenoiseCommand implements PlugIn {
             b.put(in.key, px.data, px.dims);
         }
         Images images = b.build();
-        Pixels.Axis axis = DenoiseJob.FRAMES.equals(given.get(DenoiseJob.Z_AXIS))
-                || (!given.containsKey(DenoiseJob.Z_AXIS) && imp.getNFrames() > 1 && imp.getNSlices() == 1)
-                ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
+        Pixels.Axis axis = axisOf(imp, given.get(DenoiseJob.Z_AXIS));
         // Values left out are resolved as the panel opens them: on the channel and frame on
         // screen (noise_model=auto pinned there too), one set for every channel and frame.
         Pixels here = Pixels.measured(imp, imp.getC(), 1, imp.getNSlices(), imp.getT());
@@ -206,7 +204,8 @@ public class DenoiseCommand implements PlugIn {
         String[] values = new String[keys.length];
         for (int i = 0; i < keys.length; i++) {
             keys[i] = method.params.get(i).key;
-            values[i] = given.containsKey(keys[i]) ? given.get(keys[i]) : all.get(keys[i]);
+            values[i] = given.containsKey(keys[i]) ? method.params.get(i).spelled(given.get(keys[i]))
+                    : all.get(keys[i]);
         }
         String chose = pinAutoNoiseModel(keys, values, all);
         if (chose != null) IJ.log(chose);
@@ -217,6 +216,29 @@ public class DenoiseCommand implements PlugIn {
         String problem = job.check();
         if (problem != null) throw new DenoiseKitException("InvalidInput", problem);
         return job;
+    }
+
+    /**
+     * The third axis {@code z_axis} names ({@link DenoiseJob#defaultAxis} when null). An axis
+     * the image has only one plane along while the other has several is refused: a line
+     * recorded on a time-lapse, replayed on a stack that opened as plain slices, denoised
+     * each slice alone and said nothing.
+     */
+    static Pixels.Axis axisOf(ImagePlus imp, String zAxis) {
+        if (zAxis == null) return DenoiseJob.defaultAxis(imp);
+        // checkWords refused any other value.
+        boolean frames = DenoiseJob.FRAMES.equals(zAxis);
+        Pixels.Axis axis = frames ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
+        int along = frames ? imp.getNFrames() : imp.getNSlices();
+        int other = frames ? imp.getNSlices() : imp.getNFrames();
+        if (along == 1 && other > 1) {
+            throw new DenoiseKitException("InvalidInput", DenoiseJob.Z_AXIS + "=" + zAxis + ", but \"" + imp.getTitle()
+                    + "\" has 1 " + (frames ? "frame" : "slice") + " and " + other + " " + (frames ? "slices" : "frames")
+                    + ": use " + DenoiseJob.Z_AXIS + "=" + (frames ? DenoiseJob.SLICES : DenoiseJob.FRAMES)
+                    + ", or make them " + (frames ? "frames" : "slices")
+                    + " with Image > Hyperstacks > Re-order Hyperstacks");
+        }
+        return axis;
     }
 
     /**

@@ -134,12 +134,21 @@ final class DenoiseJob {
     }
 
     /**
-     * Denoises {@code region} of the current plane exactly as the final run would: on the
-     * region grown by the method's support in x, y and z. Returns a region-sized plane.
+     * The third axis a job runs along unless told: the frames of a time-lapse of single
+     * planes, else the slices.
+     */
+    static Pixels.Axis defaultAxis(ImagePlus imp) {
+        return imp.getNFrames() > 1 && imp.getNSlices() == 1 ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
+    }
+
+    /**
+     * Denoises {@code region} of the current plane exactly as a run with the default options
+     * would ({@link #defaultAxis}): on the region grown by the method's support in x, y and
+     * along the third axis. Returns a region-sized plane.
      */
     static float[] denoiseRegion(ImagePlus imp, MethodSpec method, String[] keys, String[] values, String backend,
             Rectangle region, long job) {
-        return denoiseRegion(imp, Pixels.Axis.SLICES, method, keys, values, null, backend, region, null, job);
+        return denoiseRegion(imp, defaultAxis(imp), method, keys, values, null, backend, region, null, job);
     }
 
     /**

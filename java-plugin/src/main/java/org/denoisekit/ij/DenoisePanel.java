@@ -280,7 +280,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             options.add(new JLabel("3rd axis:"));
             options.add(zAxis);
             // A time-lapse of single planes is denoised across time by default.
-            zAxis.setSelectedItem(imp.getNSlices() > 1 ? DenoiseJob.SLICES : DenoiseJob.FRAMES);
+            zAxis.setSelectedItem(DenoiseJob.defaultAxis(imp) == Pixels.Axis.FRAMES ? DenoiseJob.FRAMES
+                    : DenoiseJob.SLICES);
         }
         options.add(inPlace);
         options.add(floatResult);
