@@ -628,6 +628,12 @@ fn gui_record_preview_replay_and_compare() {
             && refused.ends_with("result: false"),
         "{refused}"
     );
+    let unknown = line("unknown-option: ");
+    assert!(
+        unknown.contains("its parameters are sigma,")
+            && unknown.contains("every method takes backend, scope, z_axis and the checkboxes in_place,"),
+        "{unknown}"
+    );
     // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
     assert_eq!(line("nan-on-screen: "), "true", "{log}");
     // Undo after an in-place run restores the plane as it was just before it.

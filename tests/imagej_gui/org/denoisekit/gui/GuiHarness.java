@@ -34,6 +34,7 @@ import javax.imageio.ImageIO;
  * progress-3d, stop, stop-with-queued        a 3D job's progress bar, and Stop
  * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
  * z-axis-refused: MESSAGE; result: false      z_axis=frames on an image of slices only
+ * unknown-option: MESSAGE                    a misspelt option
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -221,6 +222,16 @@ public class GuiHarness {
         at = log.indexOf("z_axis=frames");
         System.out.println("z-axis-refused: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0])
                 + "; result: " + (WindowManager.getImage("slices-gaussian") != null));
+        // A misspelt option names every option the command takes, not only the method's.
+        IJ.redirectErrorMessages();
+        try {
+            IJ.run(slices, "Denoise...", "method=gaussian sigma=2 zaxis=frames");
+        } catch (RuntimeException aborted) {
+            // As above.
+        }
+        log = IJ.getLog() == null ? "" : IJ.getLog();
+        at = log.indexOf("unknown option zaxis=");
+        System.out.println("unknown-option: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0]));
     }
 
     /**

@@ -61,13 +61,19 @@ final class CancelWatch implements AutoCloseable {
                     }
                     long now = System.currentTimeMillis();
                     if (progress != null && now - lastReport >= PROGRESS_MS) {
-                        double f = NativeBridge.progress(job);
-                        String note = f >= 0 ? NativeBridge.note(job) : "";
-                        if (!note.isEmpty()) progress.note(note);
-                        float[] interim = f >= 0 && progress.wantsInterim() ? NativeBridge.interim(job) : null;
-                        if (interim != null) progress.interim(interim);
-                        if (f >= 0) progress.update((stage + f) / stages);
                         lastReport = now;
+                        try {
+                            double f = NativeBridge.progress(job);
+                            String note = f >= 0 ? NativeBridge.note(job) : "";
+                            if (!note.isEmpty()) progress.note(note);
+                            float[] interim = f >= 0 && progress.wantsInterim() ? NativeBridge.interim(job) : null;
+                            if (interim != null) progress.interim(interim);
+                            if (f >= 0) progress.update((stage + f) / stages);
+                        } catch (RuntimeException | OutOfMemoryError e) {
+                            // A report that failed (an intermediate result the heap cannot
+                            // hold, a stack changed under the view) is dropped: the watch
+                            // goes on, or Stop and Esc would no longer reach the job.
+                        }
                     }
                     try {
                         Thread.sleep(POLL_MS);

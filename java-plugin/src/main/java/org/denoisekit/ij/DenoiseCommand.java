@@ -163,8 +163,11 @@ public class DenoiseCommand implements PlugIn {
             if (!known.contains(k)) {
                 List<String> keys = new ArrayList<String>();
                 for (ParamSpec p : method.params) keys.add(p.key);
+                for (MethodSpec.ImageInput in : method.images) keys.add(in.key);
                 throw new DenoiseKitException("InvalidInput", "unknown option " + k + "= for " + method.id
-                        + "; its parameters are " + String.join(", ", keys));
+                        + "; its parameters are " + String.join(", ", keys) + ", and every method takes backend, "
+                        + String.join(", ", new java.util.TreeSet<String>(CHOICES.keySet())) + " and the checkboxes "
+                        + String.join(", ", DenoiseJob.FLAGS));
             }
         }
         List<String> gk = new ArrayList<String>();
@@ -385,6 +388,9 @@ public class DenoiseCommand implements PlugIn {
         ij.gui.Roi roi = imp.getRoi();
         java.awt.Rectangle full = new java.awt.Rectangle(0, 0, imp.getWidth(), imp.getHeight());
         java.awt.Rectangle r = roi != null && roi.isArea() ? roi.getBounds().intersection(full) : full;
+        // A selection wholly outside the image (moved off it, or kept from a larger one)
+        // selects nothing of it: the slice, as without one.
+        if (r.isEmpty()) r = full;
         int w = Math.min(r.width, MAX_SIDE), h = Math.min(r.height, MAX_SIDE);
         return new java.awt.Rectangle(r.x + (r.width - w) / 2, r.y + (r.height - h) / 2, w, h);
     }
