@@ -624,14 +624,16 @@ fn gui_record_preview_replay_and_compare() {
     // slice by slice in 2D.
     let refused = line("z-axis-refused: ");
     assert!(
-        refused.contains("z_axis=frames, but \"slices\" has 1 frame and 6 slices: use z_axis=slices")
+        refused
+            .contains("z_axis=frames, but \"slices\" has 1 frame and 6 slices: use z_axis=slices")
             && refused.ends_with("result: false"),
         "{refused}"
     );
     let unknown = line("unknown-option: ");
     assert!(
         unknown.contains("its parameters are sigma,")
-            && unknown.contains("every method takes backend, scope, z_axis and the checkboxes in_place,"),
+            && unknown
+                .contains("every method takes backend, scope, z_axis and the checkboxes in_place,"),
         "{unknown}"
     );
     // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
@@ -770,7 +772,8 @@ fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
     // The result's Info records the values used, not "auto".
     let info = log.lines().find(|l| l.starts_with("info:")).unwrap_or("");
     assert!(
-        info.contains("noise_model=poisson_gaussian") && !info.to_lowercase().contains("noise_model=auto"),
+        info.contains("noise_model=poisson_gaussian")
+            && !info.to_lowercase().contains("noise_model=auto"),
         "{info}"
     );
 }
