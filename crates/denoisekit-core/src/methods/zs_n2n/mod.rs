@@ -232,8 +232,9 @@ crate::method_params! {
         /// taken one smaller, as the sub-images pair pixels), at most the image or its
         /// training region. Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
-        /// The rectangle of each plane to train on, `x,y,width,height` in pixels (at least
-        /// 2x2), such as the cells of a field that is mostly background: patches are drawn
+        /// The rectangle of each plane to train on, `x,y,width,height` in pixels (large enough
+        /// to hold the network's view: 4 x layers + 2 a side under training=self, 2 x layers
+        /// + 1 otherwise), such as the cells of a field that is mostly background: patches are drawn
         /// from it only (with training=synthetic: the scenes' intensities, and their noise
         /// unless a Poisson–Gaussian model gives it, are measured in it), and the network is
         /// then applied to the whole image. Empty: the whole plane. In Fiji, the Selection
@@ -785,7 +786,7 @@ pub fn train_or_load(
 ///
 /// # Errors
 /// [`DenoiseError::InvalidParamValue`] naming `train_region` when it does not lie inside
-/// the plane or is smaller than 2x2.
+/// the plane or cannot hold the network's view.
 pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
     let Some(r) = p.train_region.0 else {
         return Ok(Rect {
@@ -807,12 +808,23 @@ pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
             s.width, s.height, s.width, s.height
         )));
     }
-    if r.width < 2 || r.height < 2 {
-        return Err(refuse(
-            "at least 2x2 pixels: each step trains on a patch and its half-resolution \
-             sub-images"
-                .into(),
-        ));
+    // A region that cannot hold the network's view trains it on padding alone, and the
+    // image it is applied to gets a network that never saw its inside.
+    let view = 2 * p.layers + 1;
+    let (least, why) = if p.training == Training::Zero {
+        (
+            2 * view,
+            "training draws half-resolution sub-images from it, each of which must hold",
+        )
+    } else {
+        (view, "each training patch must hold")
+    };
+    if r.width < least || r.height < least {
+        return Err(refuse(format!(
+            "at least {least}x{least} pixels with {} layers: {why} the network's {view}x{view} \
+             view (or fewer layers)",
+            p.layers
+        )));
     }
     Ok(r)
 }
@@ -2024,8 +2036,10 @@ mod tests {
         let values = crate::ParamValues::new().set("weights", path);
         let e = crate::run("zs_n2n", img.view(), &values, &Control::new()).unwrap_err();
         assert!(e.to_string().contains("`width` = 1000000000 is outside"), "{e}");
-        // A file without `layers` (written before the depth could be chosen) holds 2.
-        refuse(&good.replace("\"layers\":3,", ""), "w2 has 288 values, width 4 with 2 layers needs 144");
+        // Only a version 1 file may leave out `layers` (it was written before the depth
+        // could be chosen, and holds 2); it may not claim more.
+        refuse(&good.replace("\"layers\":3,", ""), "damaged: version 2 says its `layers`, and it has none");
+        refuse(&good.replace("\"version\":2", "\"version\":1"), "damaged: version 1 holds 2 layers, and it says 3");
         let two = Net::init(4, 2, &mut Rng::new(5));
         weights::save(&two, on.clone(), &file, "save_weights").unwrap();
         let old = std::fs::read_to_string(&file).unwrap();
@@ -2138,7 +2152,8 @@ mod tests {
     }
 
     /// Training on a region draws every patch from inside it, on every plane, and a region
-    /// outside the plane or under 2x2 is refused naming it and the plane's size.
+    /// outside the plane or too small for the network's view is refused naming it and the
+    /// size it needs.
     #[test]
     fn training_draws_patches_from_the_region_only() {
         let s = Shape::new(2, 30, 40);
@@ -2178,7 +2193,7 @@ mod tests {
             firsts.insert(step.patch[0].to_bits());
         }
         assert!(firsts.len() > 3, "patches come from several places");
-        for (x, y, width, height, why) in [(30, 0, 11, 4, "inside the 40x30 plane"), (0, 29, 4, 2, "inside the 40x30 plane"), (0, 0, 1, 5, "at least 2x2")] {
+        for (x, y, width, height, why) in [(30, 0, 11, 4, "inside the 40x30 plane"), (0, 29, 4, 2, "inside the 40x30 plane"), (0, 0, 1, 5, "at least 10x10"), (0, 0, 20, 9, "at least 10x10 pixels with 2 layers")] {
             p.train_region = Region(Some(Rect { x, y, width, height }));
             let e = train(Data::of(&norm), s, &p, |_, _| Ok(())).unwrap_err().to_string();
             assert!(e.contains("train_region") && e.contains(why), "{e}");

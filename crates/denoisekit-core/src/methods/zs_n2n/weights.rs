@@ -101,15 +101,29 @@ struct File<T = Tensors> {
     version: u32,
     method: String,
     width: usize,
-    /// Absent from files written before the depth could be chosen, which had 2.
-    #[serde(default = "two_layers")]
-    layers: usize,
+    /// Absent from version 1 files written before the depth could be chosen, which had 2
+    /// ([`File::layers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
     trained_on: TrainedOn,
     tensors: T,
 }
 
-const fn two_layers() -> usize {
-    2
+impl<T> File<T> {
+    /// The network's depth: as the file says, or 2 for version 1, which holds two layers.
+    ///
+    /// # Errors
+    /// The reason, when a version 1 file says another depth or a later one says none.
+    fn layers(&self) -> std::result::Result<usize, String> {
+        match (self.version, self.layers) {
+            (TWO_LAYERS, None | Some(2)) => Ok(2),
+            (TWO_LAYERS, Some(n)) => Err(format!(
+                "damaged: version {TWO_LAYERS} holds 2 layers, and it says {n}"
+            )),
+            (_, Some(n)) => Ok(n),
+            (v, None) => Err(format!("damaged: version {v} says its `layers`, and it has none")),
+        }
+    }
 }
 
 impl TrainedOn {
@@ -144,7 +158,7 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
         version: if net.layers == 2 { TWO_LAYERS } else { VERSION },
         method: METHOD.into(),
         width: net.c,
-        layers: net.layers,
+        layers: Some(net.layers),
         trained_on,
         tensors: Tensors::of(net),
     };
@@ -199,10 +213,11 @@ pub fn is_weights_file(path: &Path) -> bool {
 pub fn network_of(path: &Path) -> Option<(usize, usize)> {
     let text = read_text(path).ok()?;
     let file: File<serde::de::IgnoredAny> = serde_json::from_str(&text).ok()?;
+    let layers = file.layers().ok()?;
     // A network out of range is not sized (a width of 1e9 was stated as petabytes): the
     // load refuses it with the range.
-    (file.format == FORMAT && file.method == METHOD && in_range(file.width, file.layers).is_ok())
-        .then_some((file.width, file.layers))
+    (file.format == FORMAT && file.method == METHOD && in_range(file.width, layers).is_ok())
+        .then_some((file.width, layers))
 }
 
 /// The most a weights file can hold: the widest, deepest network's tensors as text.
@@ -277,7 +292,7 @@ pub fn load(path: &Path, key: &str) -> Result<(Net, TrainedOn)> {
         return Err(bad(format!("it holds weights of method {}", head.method)));
     }
     let file: File = serde_json::from_str(&text).map_err(|e| bad(format!("damaged: {e}")))?;
-    let (c, layers) = (file.width, file.layers);
+    let (c, layers) = (file.width, file.layers().map_err(bad)?);
     in_range(c, layers).map_err(|e| bad(e.to_string()))?;
     let tensors = file.tensors.in_order();
     for ((name, v), want) in (Tensors::NAMES.iter().zip(&tensors)).zip(Net::lengths(c, layers)) {
