@@ -312,16 +312,8 @@ public class GuiHarness {
      * view has its own contrast (it was a black square on 32-bit images).
      */
     static void poissonGaussianAuto() throws Exception {
-        int w = 256, h = 256;
-        ImagePlus pg = IJ.createImage("pg", "32-bit black", w, h, 1);
-        float[] px = (float[]) pg.getProcessor().getPixels();
         java.util.Random r = new java.util.Random(3);
-        for (int y = 0; y < h; y++) {
-            double mean = 100 + 60 * (y / 16);
-            for (int x = 0; x < w; x++) px[y * w + x] = (float) (mean + Math.sqrt(2 * mean + 25) * r.nextGaussian());
-        }
-        pg.resetDisplayRange();
-        showCurrent(pg, "pg window");
+        ImagePlus pg = cameraImage("pg", 2, 25, r);
         IJ.doCommand("Denoise...");
         Window panel = waitPanel("pg");
         chooseMethod(panel, "gaussian");
@@ -364,14 +356,7 @@ public class GuiHarness {
         out.close();
         pg.changes = false;
         pg.close();
-        ImagePlus weak = IJ.createImage("weak", "32-bit black", w, h, 1);
-        px = (float[]) weak.getProcessor().getPixels();
-        for (int y = 0; y < h; y++) {
-            double level = 100 + 60 * (y / 16);
-            for (int x = 0; x < w; x++) px[y * w + x] = (float) (level + Math.sqrt(0.2 * level + 400) * r.nextGaussian());
-        }
-        weak.resetDisplayRange();
-        showCurrent(weak, "weak window");
+        ImagePlus weak = cameraImage("weak", 0.2, 400, r);
         IJ.doCommand("Denoise...");
         Window again = waitPanel("weak");
         waitFor(() -> find(again, "Apply").isEnabled(), "the fields of the panel on the next image");
@@ -383,6 +368,23 @@ public class GuiHarness {
     }
 
     static File args1;
+
+    /**
+     * A 256x256 32-bit image of bands of rising level whose noise variance is
+     * {@code gain * level + variance}, shown as the current image.
+     */
+    static ImagePlus cameraImage(String title, double gain, double variance, java.util.Random r) throws Exception {
+        int w = 256, h = 256;
+        ImagePlus imp = IJ.createImage(title, "32-bit black", w, h, 1);
+        float[] px = (float[]) imp.getProcessor().getPixels();
+        for (int y = 0; y < h; y++) {
+            double level = 100 + 60 * (y / 16);
+            for (int x = 0; x < w; x++) px[y * w + x] = (float) (level + Math.sqrt(gain * level + variance) * r.nextGaussian());
+        }
+        imp.resetDisplayRange();
+        showCurrent(imp, title + " window");
+        return imp;
+    }
 
     /** Suggest selects the denoiser the ranking expects best, with its tuned values. */
     /**
