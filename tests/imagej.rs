@@ -629,6 +629,7 @@ fn gui_record_preview_replay_and_compare() {
             && refused.ends_with("result: false"),
         "{refused}"
     );
+    assert_eq!(line("slices-on-time-lapse: "), "true", "{log}");
     let unknown = line("unknown-option: ");
     assert!(
         unknown.contains("its parameters are sigma,")

@@ -34,6 +34,7 @@ import javax.imageio.ImageIO;
  * progress-3d, stop, stop-with-queued        a 3D job's progress bar, and Stop
  * in-place-failure, in-place-unchanged, nan-masked   NaN handling from a macro
  * z-axis-refused: MESSAGE; result: false      z_axis=frames on an image of slices only
+ * slices-on-time-lapse: true|false           z_axis=slices on a time-lapse of single planes runs
  * unknown-option: MESSAGE                    a misspelt option
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
@@ -222,6 +223,11 @@ public class GuiHarness {
         at = log.indexOf("z_axis=frames");
         System.out.println("z-axis-refused: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0])
                 + "; result: " + (WindowManager.getImage("slices-gaussian") != null));
+        // Slices on a time-lapse of single planes is a choice the panel offers (each frame
+        // alone): its recorded line still runs.
+        ImagePlus lapse = IJ.createImage("lapse", "32-bit ramp", 40, 32, 1, 1, 3);
+        IJ.run(lapse, "Denoise...", "method=gaussian sigma=2 z_axis=slices");
+        System.out.println("slices-on-time-lapse: " + (WindowManager.getImage("lapse-gaussian") != null));
         // A misspelt option names every option the command takes, not only the method's.
         IJ.redirectErrorMessages();
         try {

@@ -41,6 +41,8 @@ final class CancelWatch implements AutoCloseable {
     /** A run of several native calls: which call of how many runs now. */
     private volatile int stage;
     private volatile int stages = 1;
+    /** A progress report failed once: said, and no intermediate results fetched since. */
+    private boolean reportFailed;
 
     CancelWatch(Thread waiter, boolean escapeCancels) {
         this(waiter, escapeCancels, null);
@@ -66,13 +68,17 @@ final class CancelWatch implements AutoCloseable {
                             double f = NativeBridge.progress(job);
                             String note = f >= 0 ? NativeBridge.note(job) : "";
                             if (!note.isEmpty()) progress.note(note);
-                            float[] interim = f >= 0 && progress.wantsInterim() ? NativeBridge.interim(job) : null;
+                            float[] interim = f >= 0 && !reportFailed && progress.wantsInterim()
+                                    ? NativeBridge.interim(job) : null;
                             if (interim != null) progress.interim(interim);
                             if (f >= 0) progress.update((stage + f) / stages);
                         } catch (RuntimeException | OutOfMemoryError e) {
                             // A report that failed (an intermediate result the heap cannot
                             // hold, a stack changed under the view) is dropped: the watch
-                            // goes on, or Stop and Esc would no longer reach the job.
+                            // goes on, or Stop and Esc would no longer reach the job. Said
+                            // once; intermediate results are not fetched again.
+                            if (!reportFailed) IJ.log("DenoiseKit: a progress report failed, the job goes on: " + e);
+                            reportFailed = true;
                         }
                     }
                     try {

@@ -222,26 +222,22 @@ public class DenoiseCommand implements PlugIn {
     }
 
     /**
-     * The third axis {@code z_axis} names ({@link DenoiseJob#defaultAxis} when null). An axis
-     * the image has only one plane along while the other has several is refused: a line
-     * recorded on a time-lapse, replayed on a stack that opened as plain slices, denoised
-     * each slice alone and said nothing.
+     * The third axis {@code z_axis} names ({@link DenoiseJob#defaultAxis} when null). Frames
+     * on an image of one frame and several slices are refused: a line recorded on a
+     * time-lapse, replayed on files that opened as plain slices, denoised each slice alone
+     * and said nothing. (Slices on a time-lapse of single planes is a choice the panel
+     * offers: each frame alone.)
      */
     static Pixels.Axis axisOf(ImagePlus imp, String zAxis) {
         if (zAxis == null) return DenoiseJob.defaultAxis(imp);
         // checkWords refused any other value.
-        boolean frames = DenoiseJob.FRAMES.equals(zAxis);
-        Pixels.Axis axis = frames ? Pixels.Axis.FRAMES : Pixels.Axis.SLICES;
-        int along = frames ? imp.getNFrames() : imp.getNSlices();
-        int other = frames ? imp.getNSlices() : imp.getNFrames();
-        if (along == 1 && other > 1) {
+        if (!DenoiseJob.FRAMES.equals(zAxis)) return Pixels.Axis.SLICES;
+        if (imp.getNFrames() == 1 && imp.getNSlices() > 1) {
             throw new DenoiseKitException("InvalidInput", DenoiseJob.Z_AXIS + "=" + zAxis + ", but \"" + imp.getTitle()
-                    + "\" has 1 " + (frames ? "frame" : "slice") + " and " + other + " " + (frames ? "slices" : "frames")
-                    + ": use " + DenoiseJob.Z_AXIS + "=" + (frames ? DenoiseJob.SLICES : DenoiseJob.FRAMES)
-                    + ", or make them " + (frames ? "frames" : "slices")
-                    + " with Image > Hyperstacks > Re-order Hyperstacks");
+                    + "\" has 1 frame and " + imp.getNSlices() + " slices: use " + DenoiseJob.Z_AXIS + "="
+                    + DenoiseJob.SLICES + ", or make them frames with Image > Hyperstacks > Re-order Hyperstacks");
         }
-        return axis;
+        return Pixels.Axis.FRAMES;
     }
 
     /**

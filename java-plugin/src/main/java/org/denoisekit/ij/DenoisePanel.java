@@ -450,6 +450,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         try {
             under = defaultsUnder(m, model, given);
         } catch (DenoiseKitException e) {
+            if (model == null) throw e;
             // The remembered model's camera does not fit this image: it opens at the image's
             // own choice, and says why.
             IJ.log("DenoiseKit: " + DenoiseJob.NOISE_MODEL + "=" + model + " not restored on " + imp.getTitle()
@@ -1284,10 +1285,6 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         final boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(scope.getSelectedItem());
         final boolean place = inPlace.isSelected(), toFloat = floatResult.isSelected();
         remember();
-        // A recorded line runs on the macro's current image, which the recorder follows as
-        // windows are activated; the panel, not an image window, never makes its image
-        // current. Judged now: the result's window, once shown, is current.
-        final boolean other = WindowManager.getCurrentImage() != imp;
         submit("Denoising", () -> {
             complete(s);
             DenoiseJob job = new DenoiseJob(imp, s.method, s.backend, s.keys, s.values, s.images, s.titles,
@@ -1297,7 +1294,10 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             final long t0 = System.nanoTime();
             DenoiseJob.Outcome o = DenoiseCommand.runLocked(job, progressTo("Denoising", t0));
             if (Recorder.record) {
-                if (other) Recorder.record("selectWindow", DenoiseJob.macroString(imp.getTitle()));
+                // The line runs on the macro's current image, which the recorder follows as
+                // windows are activated: the panel, not an image window, never makes its
+                // image current, and the result's window, shown, was recorded as current.
+                Recorder.record("selectWindow", DenoiseJob.macroString(imp.getTitle()));
                 Recorder.record("run", "Denoise...", DenoiseJob.macroString(job.options()));
             }
             final String done = "Done in " + DenoiseCommand.fmt(o.ms / 1000) + " s: " + o.result.getTitle()
