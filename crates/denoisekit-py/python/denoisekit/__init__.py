@@ -139,11 +139,13 @@ def _split(method: str, params: Mapping[str, Any]):
     """Scalar parameters as ``key=value`` strings; image inputs (a measured PSF) as
     float32 volumes; a parameter given as None is left out (its default applies)."""
     image_keys = _image_keys(method)
+    known = image_keys | {p["key"] for p in describe(method)["params"]}
     pairs, images = [], []
     for k, v in params.items():
         # None is "not given", as in the OME-Zarr driver: never the text "None" (a
-        # `save_weights=None` wrote a file of that name).
-        if v is None:
+        # `save_weights=None` wrote a file of that name). A key the method does not have
+        # goes on, to be refused by name.
+        if v is None and k in known:
             continue
         if k in image_keys:
             images.append((k, _volume(v, what=k)[0]))

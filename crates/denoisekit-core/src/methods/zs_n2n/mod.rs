@@ -234,7 +234,7 @@ crate::method_params! {
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (large enough
         /// to hold the network's view: 4 x layers + 2 a side under training=self, 2 x layers
-        /// + 1 otherwise), such as the cells of a field that is mostly background: patches are drawn
+        /// + 2 otherwise), such as the cells of a field that is mostly background: patches are drawn
         /// from it only (with training=synthetic: the scenes' intensities, and their noise
         /// unless a Poisson–Gaussian model gives it, are measured in it), and the network is
         /// then applied to the whole image. Empty: the whole plane. In Fiji, the Selection
@@ -817,7 +817,8 @@ pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
             "training draws half-resolution sub-images from it, each of which must hold",
         )
     } else {
-        (view, "each training patch must hold")
+        // Patches have an even side ([`side_within`]).
+        (view + 1, "each training patch must hold")
     };
     if r.width < least || r.height < least {
         return Err(refuse(format!(
@@ -2039,7 +2040,10 @@ mod tests {
         // Only a version 1 file may leave out `layers` (it was written before the depth
         // could be chosen, and holds 2); it may not claim more.
         refuse(&good.replace("\"layers\":3,", ""), "damaged: version 2 says its `layers`, and it has none");
-        refuse(&good.replace("\"version\":2", "\"version\":1"), "damaged: version 1 holds 2 layers, and it says 3");
+        // Builds between the depth parameter and version 2 wrote deeper networks as version
+        // 1 with their layers: read as they say.
+        std::fs::write(&file, good.replace("\"version\":2", "\"version\":1")).unwrap();
+        assert_eq!(weights::load(&file, "weights").unwrap().0.layers, 3);
         let two = Net::init(4, 2, &mut Rng::new(5));
         weights::save(&two, on.clone(), &file, "save_weights").unwrap();
         let old = std::fs::read_to_string(&file).unwrap();

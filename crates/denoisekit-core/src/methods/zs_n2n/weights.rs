@@ -110,17 +110,16 @@ struct File<T = Tensors> {
 }
 
 impl<T> File<T> {
-    /// The network's depth: as the file says, or 2 for version 1, which holds two layers.
+    /// The network's depth: as the file says, or 2 for a version 1 file that says none
+    /// (written before the depth could be chosen; builds between that and version 2 wrote
+    /// deeper networks as version 1 with their `layers`, which are read as they say).
     ///
     /// # Errors
-    /// The reason, when a version 1 file says another depth or a later one says none.
+    /// The reason, when a later version says none.
     fn layers(&self) -> std::result::Result<usize, String> {
         match (self.version, self.layers) {
-            (TWO_LAYERS, None | Some(2)) => Ok(2),
-            (TWO_LAYERS, Some(n)) => Err(format!(
-                "damaged: version {TWO_LAYERS} holds 2 layers, and it says {n}"
-            )),
             (_, Some(n)) => Ok(n),
+            (TWO_LAYERS, None) => Ok(2),
             (v, None) => Err(format!("damaged: version {v} says its `layers`, and it has none")),
         }
     }
@@ -151,7 +150,12 @@ pub fn save(net: &Net, trained_on: TrainedOn, path: &Path, key: &str) -> Result<
     // JSON has no non-finite numbers: such a file could not be read back, and it would
     // replace weights that could.
     if net.tensors().iter().any(|t| t.iter().any(|x| !x.is_finite())) {
-        return Err(unwritable(path, key, &"the trained weights are not finite numbers"));
+        return Err(unwritable(
+            path,
+            key,
+            &"the trained weights are not finite numbers: the training diverged; a smaller \
+              learning_rate",
+        ));
     }
     let file = File {
         format: FORMAT.into(),
