@@ -209,7 +209,7 @@ fn applying_saved_weights_states_the_saved_networks_need() {
     // applying job does not use.
     let save = (model.clone())
         .set("steps", 1)
-        .set("patch", 16)
+        .set("patch", 40)
         .set("width", 32)
         .set("layers", 8)
         .set("save_weights", path.display().to_string());

@@ -811,7 +811,7 @@ fn zs_n2n_trains_on_the_gpu_as_on_the_cpu() {
         (5, 2, 16, 30, target),
         (24, 2, 64, 30, target),
         (6, 3, 32, 1, diagonal),
-        (5, 4, 16, 30, diagonal),
+        (5, 4, 18, 30, diagonal),
         (24, 4, 64, 30, diagonal),
         (5, 5, 16, 30, target),
         (8, 2, 32, 1, chequer),
@@ -893,7 +893,7 @@ fn zs_n2n_training_on_the_gpu_shows_interim_results_and_cancels() {
     .noisy;
     let values = ParamValues::new()
         .set("steps", 100_000)
-        .set("patch", 16)
+        .set("patch", 20)
         .set("width", 4);
     let (_, resolved) = denoisekit_core::prepare("zs_n2n", &img.view(), &values).unwrap();
     let ctl = Control::new();

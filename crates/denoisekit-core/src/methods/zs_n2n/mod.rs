@@ -225,12 +225,14 @@ crate::method_params! {
         /// on real widefield noise). Each one widens what the network sees by 2 pixels
         /// (2·layers + 1 across) and adds 9·width² weights and as many multiply-adds per
         /// pixel.
-        layers: usize = ParamSpec::int("Layers", 2, 8, 4).unit(Unit::Count),
+        layers: usize = ParamSpec::int("Layers", MIN_LAYERS as i64, 8, 4).unit(Unit::Count),
         /// Adam's step size on the normalised image.
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
         /// Side of the square patch each step trains on, in pixels: even (an odd side is
         /// taken one smaller, as the sub-images pair pixels), at most the image or its
-        /// training region. Larger patches give smoother gradients and cost their area.
+        /// training region, and at least what holds the network's view (4 x layers + 2
+        /// under training=self, 2 x layers + 2 otherwise; the image or region too).
+        /// Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (large enough
         /// to hold the network's view: 4 x layers + 2 a side under training=self, 2 x layers
@@ -786,48 +788,78 @@ pub fn train_or_load(
 ///
 /// # Errors
 /// [`DenoiseError::InvalidParamValue`] naming `train_region` when it does not lie inside
-/// the plane or cannot hold the network's view.
+/// the plane, and naming `train_region` or `patch` when the patches training draws cannot
+/// hold the network's view; [`DenoiseError::InvalidInput`] when the whole plane cannot.
 pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
-    let Some(r) = p.train_region.0 else {
-        return Ok(Rect {
-            x: 0,
-            y: 0,
-            width: s.width,
-            height: s.height,
-        });
+    let whole = Rect {
+        x: 0,
+        y: 0,
+        width: s.width,
+        height: s.height,
     };
-    let refuse = |expected: String| DenoiseError::InvalidParamValue {
+    let area = match p.train_region.0 {
+        None => whole,
+        Some(r) if r.fits(s) => r,
+        Some(r) => {
+            return Err(DenoiseError::InvalidParamValue {
+                name: "train_region".into(),
+                value: r.to_string(),
+                expected: format!(
+                    "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + \
+                     height <= {}), or empty for the whole plane",
+                    s.width, s.height, s.width, s.height
+                ),
+            });
+        }
+    };
+    // A patch that cannot hold the network's view trains it on padding alone, and the
+    // image it is applied to gets a network that never saw its inside. Checked on the
+    // patches as drawn: a small region, a small `patch` and a small image all shrink them.
+    // Patches have an even side ([`side_within`]), and so has each bound, so the side
+    // drawn reaches it exactly when the smallest of its bounds does.
+    let least_for = |layers: usize| match p.training {
+        Training::Zero => 2 * (2 * layers + 1),
+        _ => 2 * layers + 2,
+    };
+    let side = side_within(p.patch, area.height, area.width);
+    let (least, view) = (least_for(p.layers), 2 * p.layers + 1);
+    if side >= least {
+        return Ok(area);
+    }
+    let why = match p.training {
+        Training::Zero => "training draws half-resolution sub-images from each patch, each of which must hold",
+        _ => "each training patch must hold",
+    };
+    let need = format!(
+        "at least {least}x{least} pixels with {} layers: {why} the network's {view}x{view} view",
+        p.layers
+    );
+    if area.width.min(area.height) >= least {
+        return Err(DenoiseError::InvalidParamValue {
+            name: "patch".into(),
+            value: p.patch.to_string(),
+            expected: format!("{need}: patch = {least} or more, or fewer layers"),
+        });
+    }
+    // The deepest network the area could train, if any.
+    let fewer = (MIN_LAYERS..p.layers).rev().find(|&l| side >= least_for(l)).map(|l| match l {
+        MIN_LAYERS => format!("layers = {l}"),
+        _ => format!("layers = {l} or fewer"),
+    });
+    let Some(r) = p.train_region.0 else {
+        let instead = fewer.map_or(String::new(), |l| format!("use {l}, or "));
+        return Err(DenoiseError::invalid(format!(
+            "the image is {}x{} pixels; training zs_n2n on it needs {need}: {instead}train \
+             on a larger image with save_weights and apply the weights here with weights=",
+            s.width, s.height
+        )));
+    };
+    let instead = fewer.map_or(String::new(), |l| format!("{l}, or "));
+    Err(DenoiseError::InvalidParamValue {
         name: "train_region".into(),
         value: r.to_string(),
-        expected,
-    };
-    if !r.fits(s) {
-        return Err(refuse(format!(
-            "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + height \
-             <= {}), or empty for the whole plane",
-            s.width, s.height, s.width, s.height
-        )));
-    }
-    // A region that cannot hold the network's view trains it on padding alone, and the
-    // image it is applied to gets a network that never saw its inside.
-    let view = 2 * p.layers + 1;
-    let (least, why) = if p.training == Training::Zero {
-        (
-            2 * view,
-            "training draws half-resolution sub-images from it, each of which must hold",
-        )
-    } else {
-        // Patches have an even side ([`side_within`]).
-        (view + 1, "each training patch must hold")
-    };
-    if r.width < least || r.height < least {
-        return Err(refuse(format!(
-            "at least {least}x{least} pixels with {} layers: {why} the network's {view}x{view} \
-             view (or fewer layers)",
-            p.layers
-        )));
-    }
-    Ok(r)
+        expected: format!("{need} ({instead}a larger region)"),
+    })
 }
 
 /// Side of the square patches training draws: even, at most the training area (the
@@ -836,6 +868,9 @@ pub fn patch_side(s: Shape, p: &ZsN2nParams) -> usize {
     let (h, w) = training_area(s, p).map_or((s.height, s.width), |r| (r.height, r.width));
     side_within(p.patch, h, w)
 }
+
+/// The fewest 3x3 convolutions a network has: `layers`' least value.
+const MIN_LAYERS: usize = 2;
 
 /// The even patch side at most `patch`, `h` and `w`, and at least 2.
 fn side_within(patch: usize, h: usize, w: usize) -> usize {
@@ -2209,6 +2244,26 @@ mod tests {
             let e = denoise_zs_n2n(img.view(), &untrained, &Control::new()).unwrap_err().to_string();
             assert!(e.contains("train_region") && e.contains(why), "{e}");
         }
+        // The patches as drawn are checked, whatever bounds them: a small `patch` (an odd
+        // one is taken one smaller)...
+        p.train_region = Region::default();
+        p.patch = 10;
+        assert!(training_area(s, &p).is_ok());
+        p.patch = 9;
+        let e = train(Data::of(&norm), s, &p, |_, _| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("patch") && e.contains("patch = 10 or more"), "{e}");
+        // ... or a small image, which fewer layers fit.
+        (p.patch, p.layers) = (64, 3);
+        let small = Shape::new(1, 12, 40);
+        let e = train(Data::of(&norm[..480]), small, &p, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(e, DenoiseError::InvalidInput { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("the image is 40x12") && e.contains("at least 14x14") && e.contains("use layers = 2, or train"), "{e}");
+        // Supervised patches are not halved: they need the view alone.
+        assert!(training_area(small, &ZsN2nParams { training: Training::Pairs, ..p.clone() }).is_ok());
+        let tiny = Shape::new(1, 5, 40);
+        let e = training_area(tiny, &ZsN2nParams { training: Training::Pairs, ..p.clone() }).unwrap_err().to_string();
+        assert!(e.contains("at least 8x8") && e.contains("needs at least 8x8 pixels with 3 layers: each training patch must hold the network's 7x7 view: train on a larger image"), "{e}");
     }
 
     /// A watched training publishes what its current weights make of the image, on the
@@ -2223,7 +2278,7 @@ mod tests {
         });
         let values = crate::ParamValues::new()
             .set("steps", 100_000)
-            .set("patch", 16)
+            .set("patch", 20)
             .set("noise_model", "poisson_gaussian")
             .set("gain", 2.0);
         let ctl = Control::new();
@@ -2353,7 +2408,7 @@ mod tests {
         assert!(!trained.load(std::sync::atomic::Ordering::Relaxed), "refused after training");
         std::fs::remove_dir_all(&dir).unwrap();
         // Asking to save when nothing is trained is refused rather than silently ignored.
-        let flat = Array3::<f32>::from_elem((1, 8, 8), 3.0);
+        let flat = Array3::<f32>::from_elem((1, 24, 24), 3.0);
         for (case, why) in [
             (ZsN2nParams { steps: 0, ..q.clone() }, "steps = 0"),
             (ZsN2nParams { weights: FilePath("w.json"), ..q.clone() }, "weights are applied"),
