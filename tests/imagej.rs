@@ -637,6 +637,18 @@ fn gui_record_preview_replay_and_compare() {
                 .contains("every method takes backend, scope, z_axis and the checkboxes in_place,"),
         "{unknown}"
     );
+    // A PSF per channel deconvolves each channel with its own, as each channel alone.
+    assert_eq!(line("psf-per-channel: "), "c1 true, c2 true", "{log}");
+    let channels = line("psf-channels-refused: ");
+    assert!(
+        channels.contains("psf_image=[psf3] has 3 channels and the image 2: give one for all, or one per channel"),
+        "{channels}"
+    );
+    let pixels = line("psf-pixels-refused: ");
+    assert!(
+        pixels.contains("psf_image=[psf fine] has a pixel width of 0.1 micron and the image 0.25 micron"),
+        "{pixels}"
+    );
     // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
     assert_eq!(line("nan-on-screen: "), "true", "{log}");
     // Undo after an in-place run restores the plane as it was just before it.

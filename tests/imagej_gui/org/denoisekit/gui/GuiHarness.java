@@ -4,7 +4,10 @@ import ij.IJ;
 import ij.ImageJ;
 import ij.ImagePlus;
 import ij.WindowManager;
+import ij.measure.Calibration;
+import ij.plugin.Duplicator;
 import ij.plugin.frame.Recorder;
+import ij.process.ImageProcessor;
 import java.awt.Rectangle;
 import java.awt.Robot;
 import java.awt.Window;
@@ -36,6 +39,8 @@ import javax.imageio.ImageIO;
  * z-axis-refused: MESSAGE; result: false      z_axis=frames on an image of slices only
  * slices-on-time-lapse: true|false           z_axis=slices on a time-lapse of single planes runs
  * unknown-option: MESSAGE                    a misspelt option
+ * psf-per-channel: c1 B, c2 B                a PSF per channel, against each channel alone
+ * psf-channels-refused, psf-pixels-refused   a PSF of another channel count or pixel size
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -170,6 +175,7 @@ public class GuiHarness {
         userMends();
         rgbWayForward();
         poissonGaussianAuto();
+        psfPerChannel();
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -238,6 +244,85 @@ public class GuiHarness {
         log = IJ.getLog() == null ? "" : IJ.getLog();
         at = log.indexOf("unknown option zaxis=");
         System.out.println("unknown-option: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0]));
+    }
+
+    /**
+     * A measured PSF per channel: a two-channel image deconvolved with a two-channel PSF
+     * gives each channel its own (the first channel's served both), as each channel
+     * deconvolved alone with its PSF does. A PSF of another channel count, or with pixels
+     * of another size, is refused.
+     */
+    static void psfPerChannel() throws Exception {
+        ImagePlus img = IJ.createHyperStack("cells", 40, 32, 2, 3, 1, 32);
+        for (int i = 1; i <= img.getStackSize(); i++) {
+            ImageProcessor ip = img.getStack().getProcessor(i);
+            for (int y = 0; y < 32; y++) {
+                for (int x = 0; x < 40; x++) {
+                    boolean spot = (x % 9 == 4 && y % 7 == 3) || (x + i) % 13 == 0;
+                    ip.setf(x, y, 100 + (spot ? 400 : 0) + 10 * i);
+                }
+            }
+        }
+        ImagePlus psf = IJ.createHyperStack("psf2", 9, 9, 2, 3, 1, 32);
+        for (int c = 1; c <= 2; c++) {
+            // Channel 2's PSF is twice as wide: the channels' results differ clearly.
+            double sigma = c == 1 ? 0.8 : 1.6;
+            for (int z = 1; z <= 3; z++) {
+                ImageProcessor ip = psf.getStack().getProcessor(psf.getStackIndex(c, z, 1));
+                for (int y = 0; y < 9; y++) {
+                    for (int x = 0; x < 9; x++) {
+                        double r2 = (x - 4) * (x - 4) + (y - 4) * (y - 4) + 2 * (z - 2) * (z - 2);
+                        ip.setf(x, y, (float) Math.exp(-r2 / (2 * sigma * sigma)));
+                    }
+                }
+            }
+        }
+        for (ImagePlus im : new ImagePlus[] {img, psf}) {
+            Calibration cal = im.getCalibration();
+            cal.pixelWidth = cal.pixelHeight = 0.25;
+            cal.pixelDepth = 0.8;
+            cal.setUnit("micron");
+        }
+        psf.show();
+        String options = "method=richardson_lucy iterations=5 psf=image psf_image=";
+        IJ.run(img, "Denoise...", options + "[psf2]");
+        ImagePlus both = WindowManager.getImage("cells-richardson_lucy");
+        StringBuilder line = new StringBuilder("psf-per-channel:");
+        for (int c = 1; c <= 2; c++) {
+            ImagePlus one = new Duplicator().run(img, c, c, 1, 3, 1, 1);
+            one.setTitle("cells c" + c);
+            ImagePlus own = new Duplicator().run(psf, c, c, 1, 3, 1, 1);
+            own.setTitle("psf c" + c);
+            own.show();
+            IJ.run(one, "Denoise...", options + "[psf c" + c + "]");
+            ImagePlus alone = WindowManager.getImage("cells c" + c + "-richardson_lucy");
+            boolean same = both != null && alone != null;
+            for (int z = 1; same && z <= 3; z++) {
+                float[] a = (float[]) both.getStack().getProcessor(both.getStackIndex(c, z, 1)).getPixels();
+                float[] b = (float[]) alone.getStack().getProcessor(z).getPixels();
+                same = java.util.Arrays.equals(a, b);
+            }
+            line.append(c == 1 ? " c" : ", c").append(c).append(' ').append(same);
+        }
+        System.out.println(line);
+        ImagePlus three = IJ.createHyperStack("psf3", 9, 9, 3, 3, 1, 32);
+        three.setCalibration(psf.getCalibration().copy());
+        three.show();
+        ImagePlus fine = new Duplicator().run(psf, 1, 1, 1, 3, 1, 1);
+        fine.setTitle("psf fine");
+        fine.getCalibration().pixelWidth = fine.getCalibration().pixelHeight = 0.1;
+        fine.show();
+        for (String[] c : new String[][] {{"psf3", "psf-channels-refused: "}, {"psf fine", "psf-pixels-refused: "}}) {
+            IJ.redirectErrorMessages();
+            try {
+                IJ.run(img, "Denoise...", options + "[" + c[0] + "]");
+            } catch (RuntimeException aborted) {
+                // ImageJ aborts the calling "macro" after a command's error: expected here.
+            }
+            String log = IJ.getLog() == null ? "" : IJ.getLog();
+            int at = log.lastIndexOf("psf_image=[" + c[0] + "]");
+            System.out.println(c[1] + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0]));
+        }
     }
 
     /**

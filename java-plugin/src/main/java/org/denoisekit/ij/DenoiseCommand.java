@@ -17,7 +17,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.denoisekit.DenoiseKitException;
-import org.denoisekit.Images;
 import org.denoisekit.MethodSpec;
 import org.denoisekit.NativeBridge;
 import org.denoisekit.ParamSpec;
@@ -179,30 +178,18 @@ public class DenoiseCommand implements PlugIn {
             }
         }
         String[] titles = new String[method.images.size()];
-        Images.Builder b = new Images.Builder();
         for (int i = 0; i < titles.length; i++) {
-            MethodSpec.ImageInput in = method.images.get(i);
-            String title = given.get(in.key);
+            String title = given.get(method.images.get(i).key);
             titles[i] = title == null ? DenoiseJob.NONE : title;
-            if (title == null) continue;
-            ImagePlus src = WindowManager.getImage(title);
-            if (src == null) {
-                throw new DenoiseKitException("InvalidInput", in.key + "=[" + title + "]: no open image has that title");
-            }
-            if (src.getBitDepth() == 24) {
-                throw new DenoiseKitException("InvalidInput", in.key + "=[" + title + "] is RGB; it must be a grey "
-                        + "image (Image > Type > 32-bit)");
-            }
-            Pixels px = Pixels.of(src, 1, 1);
-            b.put(in.key, px.data, px.dims);
         }
-        Images images = b.build();
         Pixels.Axis axis = axisOf(imp, given.get(DenoiseJob.Z_AXIS));
+        ImageInputs inputs = ImageInputs.of(imp, axis, method, gk.toArray(new String[0]), gv.toArray(new String[0]),
+                titles);
         // Values left out are resolved as the panel opens them: on the channel and frame on
         // screen (noise_model=auto pinned there too), one set for every channel and frame.
         Pixels here = Pixels.measured(imp, imp.getC(), 1, imp.getNSlices(), imp.getT());
         Map<String, String> all = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims,
-                gk.toArray(new String[0]), gv.toArray(new String[0]), images));
+                gk.toArray(new String[0]), gv.toArray(new String[0]), inputs.at(axis, imp.getC(), axis.other(imp))));
         String[] keys = new String[method.params.size()];
         String[] values = new String[keys.length];
         for (int i = 0; i < keys.length; i++) {
@@ -213,7 +200,7 @@ public class DenoiseCommand implements PlugIn {
         String chose = pinAutoNoiseModel(keys, values, all);
         if (chose != null) IJ.log(chose);
         boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(given.get(DenoiseJob.SCOPE));
-        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, images, titles, oneSlice, axis,
+        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, inputs, titles, oneSlice, axis,
                 flag(options, DenoiseJob.IN_PLACE), flag(options, DenoiseJob.FLOAT_RESULT),
                 flag(options, DenoiseJob.NAN_MASKED));
         String problem = job.check();

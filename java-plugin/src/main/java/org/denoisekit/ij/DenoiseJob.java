@@ -43,7 +43,7 @@ final class DenoiseJob {
     /** Every parameter, in descriptor order, as the text passed to the library. */
     final String[] keys;
     final String[] values;
-    final Images images;
+    final ImageInputs images;
     /** The image chosen for each of the method's image inputs ("none" if none). */
     final String[] imageTitles;
     final boolean oneSlice;
@@ -53,7 +53,7 @@ final class DenoiseJob {
     /** NaN pixels treated as masked-out ({@link NanFill}) instead of refused. */
     final boolean nanMasked;
 
-    DenoiseJob(ImagePlus imp, MethodSpec method, String backend, String[] keys, String[] values, Images images,
+    DenoiseJob(ImagePlus imp, MethodSpec method, String backend, String[] keys, String[] values, ImageInputs images,
             String[] imageTitles, boolean oneSlice, Pixels.Axis axis, boolean inPlace, boolean floatResult,
             boolean nanMasked) {
         this.imp = imp;
@@ -283,13 +283,14 @@ final class DenoiseJob {
                 watch.stage(done, groups);
                 int a0 = oneSlice ? axis.current(imp) : 1, a1 = oneSlice ? axis.current(imp) : len;
                 int[] indices = axis.indices(imp, c, o, a0, a1);
+                Images here = images.at(axis, c, o);
                 float[] out;
                 Pixels v = Pixels.of(imp, indices, full, fill);
                 if (oneSlice) {
-                    out = denoiseRegion(imp, axis, method, keys, values, images, backend, full, fill, watch.job);
+                    out = denoiseRegion(imp, axis, method, keys, values, here, backend, full, fill, watch.job);
                     info[0] = "the current plane";
                 } else {
-                    out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, images, backend, info,
+                    out = NativeBridge.denoise(method.id, v.data, v.dims, keys, values, here, backend, info,
                             watch.job);
                     if (fill != null) NanFill.restore(Pixels.of(imp, indices, full).data, out);
                 }

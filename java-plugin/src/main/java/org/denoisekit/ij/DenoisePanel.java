@@ -636,19 +636,14 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             String chose = DenoiseCommand.pinAutoNoiseModel(s.keys, s.values, chosen);
             if (fresh && chose != null) IJ.log(chose);
         }
-        Images.Builder b = new Images.Builder();
-        for (int i = 0; i < s.titles.length; i++) {
-            MethodSpec.ImageInput in = s.method.images.get(i);
-            if (!in.chosenBy(s.keys, s.values)) continue;
-            ImagePlus src = DenoiseJob.NONE.equals(s.titles[i]) ? null : WindowManager.getImage(s.titles[i]);
-            if (src == null) {
-                throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs " + in.key
-                        + ": open the image (" + in.label + ") and choose it");
-            }
-            Pixels px = Pixels.of(src, 1, 1);
-            b.put(in.key, px.data, px.dims);
+        // A title left in a list whose switch is off is not sent (the library refuses an
+        // image nothing chose).
+        String[] sent = s.titles.clone();
+        for (int i = 0; i < sent.length; i++) {
+            if (!s.method.images.get(i).chosenBy(s.keys, s.values)) sent[i] = DenoiseJob.NONE;
         }
-        s.images = b.build();
+        s.inputs = ImageInputs.of(imp, s.axis, s.method, s.keys, s.values, sent);
+        s.images = s.inputs.at(s.axis, imp.getC(), s.axis.other(imp));
     }
 
     /** A number to four significant digits for people; anything else as it is. */
@@ -669,6 +664,9 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         String[] keys;
         String[] values;
         String[] titles;
+        /** The image inputs, read per channel and position by a job. */
+        ImageInputs inputs;
+        /** The image inputs of the plane on screen. */
         Images images;
         Rectangle region;
         String problem;
@@ -1287,7 +1285,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         remember();
         submit("Denoising", () -> {
             complete(s);
-            DenoiseJob job = new DenoiseJob(imp, s.method, s.backend, s.keys, s.values, s.images, s.titles,
+            DenoiseJob job = new DenoiseJob(imp, s.method, s.backend, s.keys, s.values, s.inputs, s.titles,
                     oneSlice, s.axis, place, toFloat, s.nanMasked);
             String problem = job.check();
             if (problem != null) throw new DenoiseKitException("InvalidInput", problem);

@@ -1,0 +1,124 @@
+package org.denoisekit.ij;
+
+import ij.ImagePlus;
+import ij.WindowManager;
+import ij.measure.Calibration;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.denoisekit.DenoiseKitException;
+import org.denoisekit.Images;
+import org.denoisekit.MethodSpec;
+
+/**
+ * The open images a job takes besides its own (a measured PSF, a clean target), checked
+ * against the job's image once, then read for each channel and position the job runs on:
+ * an image with one channel serves every channel, one with as many channels as the job's
+ * image gives each channel its own (a PSF per wavelength, a target per channel), and the
+ * same for time points (or slices, when the job runs along frames).
+ */
+final class ImageInputs {
+    static final ImageInputs NONE = new ImageInputs(null);
+
+    private final ImagePlus imp;
+    private final List<String> keys = new ArrayList<String>();
+    private final List<ImagePlus> sources = new ArrayList<ImagePlus>();
+
+    private ImageInputs(ImagePlus imp) {
+        this.imp = imp;
+    }
+
+    /**
+     * The images {@code titles} name for {@code m}'s image inputs, in order ({@link
+     * DenoiseJob#NONE} or null: none), for a job on {@code imp} along {@code axis}.
+     *
+     * @throws DenoiseKitException naming the input when a chosen one is missing, not open,
+     *     RGB, of another channel or time count than {@code imp}, or of another pixel size
+     */
+    static ImageInputs of(ImagePlus imp, Pixels.Axis axis, MethodSpec m, String[] keys, String[] values,
+            String[] titles) {
+        ImageInputs out = new ImageInputs(imp);
+        for (int i = 0; i < titles.length; i++) {
+            MethodSpec.ImageInput in = m.images.get(i);
+            String title = titles[i];
+            if (title == null || DenoiseJob.NONE.equals(title)) {
+                if (in.chosenBy(keys, values)) {
+                    throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs "
+                            + in.key + "=[title of an open image] (" + in.label + ")");
+                }
+                continue;
+            }
+            String named = in.key + "=[" + title + "]";
+            ImagePlus src = WindowManager.getImage(title);
+            if (src == null) throw new DenoiseKitException("InvalidInput", named + ": no open image has that title");
+            if (src.getBitDepth() == 24) {
+                throw new DenoiseKitException("InvalidInput", named + " is RGB; it must be a grey image "
+                        + "(Image > Type > 32-bit)");
+            }
+            matches(named, "channels", src.getNChannels(), imp.getNChannels());
+            matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp));
+            samePixels(named, src.getCalibration(), imp.getCalibration(), src.getNSlices() > 1 && imp.getNSlices() > 1);
+            out.keys.add(in.key);
+            out.sources.add(src);
+        }
+        return out;
+    }
+
+    /**
+     * The images for channel {@code c} at position {@code other} along the axis the job
+     * does not run along ({@link Pixels.Axis#other}), each its whole volume along {@code
+     * axis} there.
+     */
+    Images at(Pixels.Axis axis, int c, int other) {
+        Images.Builder b = new Images.Builder();
+        for (int i = 0; i < keys.size(); i++) {
+            ImagePlus src = sources.get(i);
+            String named = keys.get(i) + "=[" + src.getTitle() + "]";
+            int sc = matches(named, "channels", src.getNChannels(), imp.getNChannels()) ? c : 1;
+            int so = matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp)) ? other : 1;
+            Pixels px = Pixels.of(src, axis.indices(src, sc, so, 1, axis.length(src)),
+                    new java.awt.Rectangle(0, 0, src.getWidth(), src.getHeight()));
+            b.put(keys.get(i), px.data, px.dims);
+        }
+        return b.build();
+    }
+
+    /** The dimension a job along {@code axis} runs once per position of. */
+    private static String along(Pixels.Axis axis) {
+        return axis == Pixels.Axis.SLICES ? "time points" : "slices";
+    }
+
+    /**
+     * Whether an input of {@code n} positions along a dimension gives each of the job's
+     * {@code of} positions its own (false: its one position serves them all).
+     */
+    private static boolean matches(String named, String what, int n, int of) {
+        if (n == 1) return false;
+        if (n == of) return true;
+        throw new DenoiseKitException("InvalidInput", named + " has " + n + " " + what + " and the image " + of
+                + ": give one for all, or one per " + what.replaceFirst("s$", "")
+                + " (Image > Stacks > Tools > Make Substack picks one)");
+    }
+
+    /**
+     * Refuses an input whose pixels are another size than the image's, where both are
+     * calibrated in the same unit: a PSF measured at another magnification blurs by the
+     * wrong amount, and a target of another scale is another image.
+     */
+    private static void samePixels(String named, Calibration a, Calibration b, boolean depth) {
+        if (!a.scaled() || !b.scaled() || !a.getUnit().equals(b.getUnit())) return;
+        String[] axes = {"width", "height", "depth"};
+        double[] sa = {a.pixelWidth, a.pixelHeight, a.pixelDepth};
+        double[] sb = {b.pixelWidth, b.pixelHeight, b.pixelDepth};
+        for (int k = 0; k < (depth ? 3 : 2); k++) {
+            // Calibrations written to 4 or 5 significant digits differ in the last one.
+            if (Math.abs(sa[k] - sb[k]) > 1e-3 * Math.max(Math.abs(sa[k]), Math.abs(sb[k]))) {
+                throw new DenoiseKitException("InvalidInput", named + " has a pixel " + axes[k] + " of "
+                        + DenoiseCommand.fmt(sa[k]) + " " + a.getUnit() + " and the image "
+                        + DenoiseCommand.fmt(sb[k]) + " " + b.getUnit() + ": scale it to the image's pixels "
+                        + "(Image > Scale), or set its calibration (Image > Properties) if it is wrong");
+            }
+        }
+    }
+}
