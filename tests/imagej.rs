@@ -649,6 +649,9 @@ fn gui_record_preview_replay_and_compare() {
         pixels.contains("psf_image=[psf fine] has a pixel width of 0.1 micron and the image 0.25 micron"),
         "{pixels}"
     );
+    // A float result of a signed 16-bit image holds its calibrated values and display range.
+    let signed = line("signed16-float: ");
+    assert!(signed.starts_with("true"), "{signed}");
     // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
     assert_eq!(line("nan-on-screen: "), "true", "{log}");
     // Undo after an in-place run restores the plane as it was just before it.

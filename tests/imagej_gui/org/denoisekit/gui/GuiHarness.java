@@ -41,6 +41,7 @@ import javax.imageio.ImageIO;
  * unknown-option: MESSAGE                    a misspelt option
  * psf-per-channel: c1 B, c2 B                a PSF per channel, against each channel alone
  * psf-channels-refused, psf-pixels-refused   a PSF of another channel count or pixel size
+ * signed16-float: B (...)                    float_result of a signed 16-bit image holds its values
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -176,6 +177,7 @@ public class GuiHarness {
         rgbWayForward();
         poissonGaussianAuto();
         psfPerChannel();
+        signedFloat();
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -244,6 +246,25 @@ public class GuiHarness {
         log = IJ.getLog() == null ? "" : IJ.getLog();
         at = log.indexOf("unknown option zaxis=");
         System.out.println("unknown-option: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0]));
+    }
+
+    /**
+     * float_result on a signed 16-bit image: ImageJ has no calibration function on 32-bit
+     * images, so the result must hold the calibrated values (as Image > Type > 32-bit
+     * gives), not the raw ones 32768 higher.
+     */
+    static void signedFloat() {
+        ImagePlus s16 = IJ.createImage("signed", "16-bit ramp", 64, 48, 1);
+        s16.getCalibration().setSigned16BitCalibration();
+        s16.setDisplayRange(1000, 60000);
+        IJ.run(s16, "Denoise...", "method=gaussian sigma=0 sigma_z=0 float_result");
+        ImagePlus f = WindowManager.getImage("signed-gaussian");
+        double want = s16.getStatistics().mean, got = f == null ? Double.NaN : f.getStatistics().mean;
+        Calibration c = s16.getCalibration();
+        boolean shown = f != null && f.getDisplayRangeMin() == c.getCValue(1000) && f.getDisplayRangeMax() == c.getCValue(60000);
+        System.out.println("signed16-float: " + (want == got && !f.getCalibration().calibrated() && shown) + " (mean "
+                + got + " of " + want + ", display " + (f == null ? "" : f.getDisplayRangeMin() + ".." + f.getDisplayRangeMax())
+                + ")");
     }
 
     /**

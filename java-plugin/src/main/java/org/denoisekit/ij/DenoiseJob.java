@@ -6,6 +6,7 @@ import ij.ImagePlus;
 import ij.ImageStack;
 import ij.Undo;
 import ij.gui.Roi;
+import ij.measure.Calibration;
 import ij.process.ByteProcessor;
 import ij.process.FloatProcessor;
 import ij.process.LUT;
@@ -346,14 +347,25 @@ final class DenoiseJob {
             return new Outcome(imp, note, warning, ms);
         }
         ImagePlus out = oneSlice ? singleSlice(outs) : wholeStack(outs, stack, nc, nz, nt);
-        out.setCalibration(imp.getCalibration().copy());
+        // A float result holds calibrated values ({@link #toProcessor}), as Image > Type >
+        // 32-bit gives: ImageJ has no calibration function on 32-bit images, so the raw
+        // values of a signed 16-bit image would read 32768 too high.
+        Calibration cal = imp.getCalibration().copy();
+        if (valueTable() != null) cal.disableDensityCalibration();
+        out.setCalibration(cal);
         String srcInfo = (String) imp.getProperty("Info");
         if (srcInfo != null) out.setProperty("Info", srcInfo);
         appendInfo(out, note);
         if (imp.getOverlay() != null) out.setOverlay(imp.getOverlay().duplicate());
         if (!oneSlice && imp.isComposite() && nc > 1) {
             CompositeImage ci = new CompositeImage(out, ((CompositeImage) imp).getMode());
-            ci.setLuts(((CompositeImage) imp).getLuts());
+            LUT[] luts = ((CompositeImage) imp).getLuts();
+            for (int i = 0; i < luts.length; i++) {
+                luts[i] = (LUT) luts[i].clone();
+                luts[i].min = calibrated(luts[i].min);
+                luts[i].max = calibrated(luts[i].max);
+            }
+            ci.setLuts(luts);
             out = ci;
         } else {
             // The channel's own LUT and display range, as Duplicate keeps them: a composite's
@@ -362,10 +374,10 @@ final class DenoiseJob {
             LUT lut = imp.isComposite() ? ((CompositeImage) imp).getChannelLut(imp.getC()) : null;
             if (lut != null) {
                 out.getProcessor().setColorModel(lut);
-                out.setDisplayRange(lut.min, lut.max);
+                out.setDisplayRange(calibrated(lut.min), calibrated(lut.max));
             } else {
                 out.getProcessor().setColorModel(imp.getProcessor().getColorModel());
-                out.setDisplayRange(imp.getDisplayRangeMin(), imp.getDisplayRangeMax());
+                out.setDisplayRange(calibrated(imp.getDisplayRangeMin()), calibrated(imp.getDisplayRangeMax()));
             }
         }
         return new Outcome(out, note, warning, ms);
@@ -428,6 +440,35 @@ final class DenoiseJob {
         }
         Rectangle full = new Rectangle(0, 0, w, h);
         Pixels.write(ip, src, offset, w, full, full);
+        if (valueTable() != null) {
+            float[] px = (float[]) ip.getPixels();
+            for (int i = 0; i < px.length; i++) px[i] = (float) calibrated(px[i]);
+        }
         return ip;
+    }
+
+    /**
+     * The calibration table of an 8- or 16-bit source whose values a float result must
+     * hold calibrated (its calibration function, signed 16-bit among them), or null.
+     */
+    private float[] valueTable() {
+        if (!floatResult || imp.getBitDepth() == 32 || !imp.getCalibration().calibrated()) return null;
+        if (table == null) table = imp.getCalibration().getCTable();
+        return table;
+    }
+
+    private float[] table;
+
+    /**
+     * A raw value (a denoised one lies between the source's integer levels) as the
+     * calibrated value of a float result: linear between the table's levels, the ends
+     * beyond them. The raw value as it is when no table applies.
+     */
+    private double calibrated(double raw) {
+        float[] t = valueTable();
+        if (t == null || Double.isNaN(raw)) return raw;
+        double at = Math.max(0, Math.min(t.length - 1, raw));
+        int i = (int) Math.min(t.length - 2, Math.floor(at));
+        return t[i] + (at - i) * (t[i + 1] - t[i]);
     }
 }
