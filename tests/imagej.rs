@@ -641,17 +641,32 @@ fn gui_record_preview_replay_and_compare() {
     assert_eq!(line("psf-per-channel: "), "c1 true, c2 true", "{log}");
     let channels = line("psf-channels-refused: ");
     assert!(
-        channels.contains("psf_image=[psf3] has 3 channels and the image 2: give one for all, or one per channel"),
+        channels.contains(
+            "psf_image=[psf3] has 3 channels and the image 2: give one for all, or one per channel"
+        ),
         "{channels}"
     );
     let pixels = line("psf-pixels-refused: ");
     assert!(
-        pixels.contains("psf_image=[psf fine] has a pixel width of 0.1 micron and the image 0.25 micron"),
+        pixels.contains(
+            "psf_image=[psf fine] has a pixel width of 0.1 micron and the image 0.25 micron"
+        ),
         "{pixels}"
     );
     // A float result of a signed 16-bit image holds its calibrated values and display range.
     let signed = line("signed16-float: ");
     assert!(signed.starts_with("true"), "{signed}");
+    // Compare Methods on a strip too thin for the learned method: the others are compared
+    // (the original and every method but one), and the log says why it is left out.
+    let strip = line("compare-strip: ");
+    let all = line("montage: ");
+    let all = all.split(", ").nth(1).unwrap_or(&all);
+    let one_less = all.split(' ').next().unwrap().parse::<usize>().unwrap() - 1;
+    assert!(
+        strip.starts_with(&format!("{one_less} methods; zs_n2n "))
+            && strip.contains("not compared: invalid input: the image is 96x14 pixels"),
+        "{strip}"
+    );
     // A NaN on the plane on screen, masked; the title keeps a dot inside the name.
     assert_eq!(line("nan-on-screen: "), "true", "{log}");
     // Undo after an in-place run restores the plane as it was just before it.

@@ -230,8 +230,9 @@ crate::method_params! {
         learning_rate: f64 = ParamSpec::float("Learning rate", 1e-6, 0.1, DefaultValue::Fixed(0.002)).scale(Scale::Log),
         /// Side of the square patch each step trains on, in pixels: even (an odd side is
         /// taken one smaller, as the sub-images pair pixels), at most the image or its
-        /// training region, and at least what holds the network's view (4 x layers + 2
-        /// under training=self, 2 x layers + 2 otherwise; the image or region too).
+        /// training region (under training=synthetic they come from the scenes: the image
+        /// bounds them only down to the network's view), and at least what holds the
+        /// network's view: 4 x layers + 2 under training=self, 2 x layers + 2 otherwise.
         /// Larger patches give smoother gradients and cost their area.
         patch: usize = ParamSpec::int("Patch size", 2, 256, 64).unit(Unit::Pixels),
         /// The rectangle of each plane to train on, `x,y,width,height` in pixels (large enough
@@ -788,43 +789,56 @@ pub fn train_or_load(
 ///
 /// # Errors
 /// [`DenoiseError::InvalidParamValue`] naming `train_region` when it does not lie inside
-/// the plane, and naming `train_region` or `patch` when the patches training draws cannot
-/// hold the network's view; [`DenoiseError::InvalidInput`] when the whole plane cannot.
+/// the plane.
 pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
-    let whole = Rect {
-        x: 0,
-        y: 0,
-        width: s.width,
-        height: s.height,
+    let Some(r) = p.train_region.0 else {
+        return Ok(Rect {
+            x: 0,
+            y: 0,
+            width: s.width,
+            height: s.height,
+        });
     };
-    let area = match p.train_region.0 {
-        None => whole,
-        Some(r) if r.fits(s) => r,
-        Some(r) => {
-            return Err(DenoiseError::InvalidParamValue {
-                name: "train_region".into(),
-                value: r.to_string(),
-                expected: format!(
-                    "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + \
-                     height <= {}), or empty for the whole plane",
-                    s.width, s.height, s.width, s.height
-                ),
-            });
-        }
-    };
-    // A patch that cannot hold the network's view trains it on padding alone, and the
-    // image it is applied to gets a network that never saw its inside. Checked on the
-    // patches as drawn: a small region, a small `patch` and a small image all shrink them.
-    // Patches have an even side ([`side_within`]), and so has each bound, so the side
-    // drawn reaches it exactly when the smallest of its bounds does.
-    let least_for = |layers: usize| match p.training {
+    if !r.fits(s) {
+        return Err(DenoiseError::InvalidParamValue {
+            name: "train_region".into(),
+            value: r.to_string(),
+            expected: format!(
+                "a rectangle x,y,width,height inside the {}x{} plane (x + width <= {}, y + height \
+                 <= {}), or empty for the whole plane",
+                s.width, s.height, s.width, s.height
+            ),
+        });
+    }
+    Ok(r)
+}
+
+/// The least side of a training patch that holds the network's view (`2·layers + 1`
+/// across): twice that under `training = self`, whose half-resolution sub-images must
+/// each hold it, else one more (patches have an even side, [`side_within`]).
+fn least_side(training: Training, layers: usize) -> usize {
+    match training {
         Training::Zero => 2 * (2 * layers + 1),
         _ => 2 * layers + 2,
-    };
-    let side = side_within(p.patch, area.height, area.width);
-    let (least, view) = (least_for(p.layers), 2 * p.layers + 1);
+    }
+}
+
+/// Checks that the patches training draws on a stack of shape `s` hold the network's
+/// view: a patch that cannot trains the network on padding alone, and the image it is
+/// applied to gets a network that never saw its inside. A small `patch`, a small region
+/// and a small image all shrink the patches; scenes of `training = synthetic` are large,
+/// whatever the image.
+///
+/// # Errors
+/// [`training_area`]'s; [`DenoiseError::InvalidParamValue`] naming `patch` or
+/// `train_region`, whichever keeps the patches too small;
+/// [`DenoiseError::InvalidInput`] when the whole plane is too small.
+pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
+    let area = training_area(s, p)?;
+    let side = patch_side(s, p);
+    let (least, view) = (least_side(p.training, p.layers), 2 * p.layers + 1);
     if side >= least {
-        return Ok(area);
+        return Ok(());
     }
     let why = match p.training {
         Training::Zero => "training draws half-resolution sub-images from each patch, each of which must hold",
@@ -834,39 +848,60 @@ pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
         "at least {least}x{least} pixels with {} layers: {why} the network's {view}x{view} view",
         p.layers
     );
-    if area.width.min(area.height) >= least {
+    // The deepest network these patches could train, if any.
+    let fewer = (MIN_LAYERS..p.layers)
+        .rev()
+        .find(|&l| side >= least_side(p.training, l))
+        .map(|l| match l {
+            MIN_LAYERS => format!("layers = {l}"),
+            _ => format!("layers = {l} or fewer"),
+        });
+    // Both bounds are even, so each limits the side exactly when it is below `least`.
+    let bounded = p.training != Training::Synthetic;
+    if !bounded || area.width.min(area.height) >= least {
+        let deeper = if p.layers > MIN_LAYERS { ", or fewer layers" } else { "" };
         return Err(DenoiseError::InvalidParamValue {
             name: "patch".into(),
             value: p.patch.to_string(),
-            expected: format!("{need}: patch = {least} or more, or fewer layers"),
+            expected: format!("{need}: patch = {least} or more{deeper}"),
         });
     }
-    // The deepest network the area could train, if any.
-    let fewer = (MIN_LAYERS..p.layers).rev().find(|&l| side >= least_for(l)).map(|l| match l {
-        MIN_LAYERS => format!("layers = {l}"),
-        _ => format!("layers = {l} or fewer"),
-    });
+    let or = |l: &String| format!("{l}, or ");
     let Some(r) = p.train_region.0 else {
-        let instead = fewer.map_or(String::new(), |l| format!("use {l}, or "));
+        let instead = fewer.as_ref().map_or(String::new(), |l| format!("use {l}, or "));
         return Err(DenoiseError::invalid(format!(
-            "the image is {}x{} pixels; training zs_n2n on it needs {need}: {instead}train \
-             on a larger image with save_weights and apply the weights here with weights=",
+            "the image is {}x{} pixels; training zs_n2n on it needs {need}: {instead}train on \
+             a larger image with save_weights and apply the weights here with weights=",
             s.width, s.height
         )));
     };
-    let instead = fewer.map_or(String::new(), |l| format!("{l}, or "));
+    let larger = if s.width.min(s.height) >= least {
+        "a larger region"
+    } else {
+        "training on a larger image (this one is smaller than that)"
+    };
     Err(DenoiseError::InvalidParamValue {
         name: "train_region".into(),
         value: r.to_string(),
-        expected: format!("{need} ({instead}a larger region)"),
+        expected: format!("{need} ({}{larger})", fewer.as_ref().map_or(String::new(), or)),
     })
 }
 
-/// Side of the square patches training draws: even, at most the training area (the
-/// whole plane where `train_region` is not usable, which [`training_area`] refuses).
+/// Side of the square patches training draws: even, at most `patch` and the training
+/// area (the whole plane where `train_region` is not usable, which [`training_area`]
+/// refuses). Under `training = synthetic` the patches come from the generated scenes:
+/// the image bounds them only to keep a step's cost what the image makes it, never
+/// below what the network's view needs.
 pub fn patch_side(s: Shape, p: &ZsN2nParams) -> usize {
     let (h, w) = training_area(s, p).map_or((s.height, s.width), |r| (r.height, r.width));
-    side_within(p.patch, h, w)
+    let side = side_within(p.patch, h, w);
+    match p.training {
+        Training::Synthetic => {
+            let least = least_side(p.training, p.layers);
+            side.max(side_within(p.patch, least, least))
+        }
+        _ => side,
+    }
 }
 
 /// The fewest 3x3 convolutions a network has: `layers`' least value.
@@ -953,10 +988,15 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
         None => None,
     };
     let s = Shape::of(&input);
-    // Before the image's values are looked at: a region outside it is refused whatever
-    // it holds, and with steps = 0 too, so that a macro's mistake shows on its first run.
+    // Before the image's values are looked at: a region outside it, or a region or patch
+    // too small for the network, is refused whatever the image holds, and with steps = 0
+    // too, so that a macro's mistake shows on its first run. A whole image too small is
+    // refused only when it is trained on (a constant one is returned as it is).
     if loaded.is_none() {
-        training_area(s, p)?;
+        match check_view(s, p) {
+            Err(DenoiseError::InvalidInput { .. }) | Ok(()) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     // Checked before the image's values too; a target is only used for training.
     let target = match p.trains_towards_target() {
@@ -1451,8 +1491,9 @@ impl<'a> Schedule<'a> {
     /// The schedule of training on `data` and the initial network.
     ///
     /// # Errors
-    /// A `train_region` that [`training_area`] refuses.
+    /// Patches that [`check_view`] refuses.
     pub fn new(data: Data<'a>, s: Shape, p: &ZsN2nParams) -> Result<(Self, Net)> {
+        check_view(s, p)?;
         let area = training_area(s, p)?;
         let mut rng = Rng::new(p.seed as u64 ^ 0x2a5e_2e2a);
         let net = Net::init(p.width, p.layers, &mut rng);
@@ -1461,7 +1502,7 @@ impl<'a> Schedule<'a> {
             s,
             area,
             rng,
-            side: side_within(p.patch, area.height, area.width),
+            side: patch_side(s, p),
             steps: p.steps,
             learning_rate: p.learning_rate,
             step: 0,
@@ -2248,22 +2289,43 @@ mod tests {
         // one is taken one smaller)...
         p.train_region = Region::default();
         p.patch = 10;
-        assert!(training_area(s, &p).is_ok());
+        assert!(check_view(s, &p).is_ok());
         p.patch = 9;
         let e = train(Data::of(&norm), s, &p, |_, _| Ok(())).unwrap_err().to_string();
-        assert!(e.contains("patch") && e.contains("patch = 10 or more"), "{e}");
-        // ... or a small image, which fewer layers fit.
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 10 or more"), "{e}");
+        // ... a small region, where fewer layers would fit...
         (p.patch, p.layers) = (64, 3);
+        p.train_region = Region(Some(Rect { x: 3, y: 2, width: 12, height: 20 }));
+        let e = train(Data::of(&norm), s, &p, |_, _| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("`train_region`") && e.contains("at least 14x14") && e.contains("(layers = 2, or a larger region)"), "{e}");
+        // ... or a small image.
+        p.train_region = Region::default();
         let small = Shape::new(1, 12, 40);
         let e = train(Data::of(&norm[..480]), small, &p, |_, _| Ok(())).unwrap_err();
         assert!(matches!(e, DenoiseError::InvalidInput { .. }), "{e}");
         let e = e.to_string();
         assert!(e.contains("the image is 40x12") && e.contains("at least 14x14") && e.contains("use layers = 2, or train"), "{e}");
+        // Only when it is trained on: untrained, or constant, it is returned as it is.
+        let img = Array3::from_shape_vec((1, 12, 40), norm[..480].to_vec()).unwrap();
+        let untrained = ZsN2nParams { steps: 0, ..p.clone() };
+        assert_eq!(denoise_zs_n2n(img.view(), &untrained, &Control::new()).unwrap(), img);
+        let flat = Array3::from_elem((1, 12, 40), 5.0f32);
+        assert_eq!(denoise_zs_n2n(flat.view(), &p, &Control::new()).unwrap(), flat);
+        assert!(denoise_zs_n2n(img.view(), &p, &Control::new()).is_err());
         // Supervised patches are not halved: they need the view alone.
-        assert!(training_area(small, &ZsN2nParams { training: Training::Pairs, ..p.clone() }).is_ok());
+        let pairs = ZsN2nParams { training: Training::Pairs, ..p.clone() };
+        assert!(check_view(small, &pairs).is_ok());
         let tiny = Shape::new(1, 5, 40);
-        let e = training_area(tiny, &ZsN2nParams { training: Training::Pairs, ..p.clone() }).unwrap_err().to_string();
-        assert!(e.contains("at least 8x8") && e.contains("needs at least 8x8 pixels with 3 layers: each training patch must hold the network's 7x7 view: train on a larger image"), "{e}");
+        let e = check_view(tiny, &pairs).unwrap_err().to_string();
+        assert!(e.contains("needs at least 8x8 pixels with 3 layers: each training patch must hold the network's 7x7 view: train on a larger image"), "{e}");
+        // Synthetic scenes are large whatever the image: its size bounds the patches only
+        // down to the view, and only `patch` itself can be too small.
+        let synthetic = ZsN2nParams { training: Training::Synthetic, ..p.clone() };
+        assert!(check_view(tiny, &synthetic).is_ok());
+        assert_eq!(patch_side(tiny, &synthetic), 8);
+        assert_eq!(patch_side(s, &synthetic), 30);
+        let e = check_view(tiny, &ZsN2nParams { patch: 5, ..synthetic }).unwrap_err().to_string();
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 8 or more, or fewer layers"), "{e}");
     }
 
     /// A watched training publishes what its current weights make of the image, on the

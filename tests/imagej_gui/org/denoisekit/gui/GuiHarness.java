@@ -42,6 +42,7 @@ import javax.imageio.ImageIO;
  * psf-per-channel: c1 B, c2 B                a PSF per channel, against each channel alone
  * psf-channels-refused, psf-pixels-refused   a PSF of another channel count or pixel size
  * signed16-float: B (...)                    float_result of a signed 16-bit image holds its values
+ * compare-strip: N tiles; LINE               Compare Methods where the learned method cannot train
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -158,7 +159,8 @@ public class GuiHarness {
         imp.setRoi(new Rectangle(40, 36, 176, 128));
         IJ.run(imp, "Compare Methods...", "backend=cpu residuals tuned");
         ImagePlus montage = WindowManager.getCurrentImage();
-        System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight());
+        System.out.println("montage: " + montage.getWidth() + "x" + montage.getHeight() + ", " + tiles(montage)
+                + " methods");
         // Tuned, each denoiser's loss is logged and the expected best named.
         for (String line : IJ.getLog().split("\n")) {
             if (line.contains("expected best by the self-supervised loss: ")) {
@@ -178,6 +180,7 @@ public class GuiHarness {
         poissonGaussianAuto();
         psfPerChannel();
         signedFloat();
+        compareOnAStrip();
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -246,6 +249,31 @@ public class GuiHarness {
         log = IJ.getLog() == null ? "" : IJ.getLog();
         at = log.indexOf("unknown option zaxis=");
         System.out.println("unknown-option: " + (at < 0 ? "(no error logged)" : log.substring(at).split("\n")[0]));
+    }
+
+    /**
+     * Compare Methods on a strip thinner than the learned method's network view: it is
+     * left out with its reason, and every other method is compared.
+     */
+    static void compareOnAStrip() throws Exception {
+        ImagePlus strip = IJ.createImage("strip", "32-bit ramp", 96, 14, 1);
+        strip.getProcessor().noise(0.05);
+        IJ.run(strip, "Compare Methods...", "backend=cpu");
+        ImagePlus montage = WindowManager.getImage("Compare Methods - strip");
+        String log = IJ.getLog() == null ? "" : IJ.getLog();
+        int at = log.lastIndexOf("not compared: ");
+        int from = log.lastIndexOf('\n', Math.max(0, at)) + 1;
+        System.out.println("compare-strip: " + tiles(montage) + " methods; "
+                + (at < 0 ? "(nothing left out)" : log.substring(from).split("\n")[0].trim()));
+    }
+
+    /** How many methods a Compare Methods montage shows (its click map's entries). */
+    static int tiles(ImagePlus montage) throws Exception {
+        Object t = montage == null ? null : montage.getProperty("denoisekit.compare.tiles");
+        if (t == null) return 0;
+        java.lang.reflect.Field f = t.getClass().getDeclaredField("idAndOptions");
+        f.setAccessible(true);
+        return ((java.util.List<?>) f.get(t)).size();
     }
 
     /**

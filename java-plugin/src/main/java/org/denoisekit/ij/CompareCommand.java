@@ -129,9 +129,20 @@ public class CompareCommand implements PlugIn {
             for (int i = 0; i < keys.length; i++) {
                 if (m.quick.containsKey(keys[i])) quick[i] = m.quick.get(keys[i]);
             }
-            DenoiseJob.denoiseRegion(imp, m, keys, quick, backend, warm, watch.job);
-            long t0 = System.nanoTime();
-            float[] out = DenoiseJob.denoiseRegion(imp, m, keys, values, backend, r, watch.job);
+            float[] out;
+            long t0;
+            try {
+                DenoiseJob.denoiseRegion(imp, m, keys, quick, backend, warm, watch.job);
+                t0 = System.nanoTime();
+                out = DenoiseJob.denoiseRegion(imp, m, keys, values, backend, r, watch.job);
+            } catch (DenoiseKitException e) {
+                if ("Cancelled".equals(e.getKind())) throw e;
+                // One method that cannot run here (the learned one on a plane smaller than
+                // its network's view) must not cost the user the others' comparison.
+                IJ.log(String.format("  %-22s not compared: %s", m.id, e.getMessage()));
+                done++;
+                continue;
+            }
             double ms = (System.nanoTime() - t0) / 1e6;
             String score = rank != null ? (m.id.equals(best) ? "* " : "") + "loss "
                     + DenoiseCommand.fmt(Double.parseDouble(rank[1])) : tuned ? "defaults" : "automatic";

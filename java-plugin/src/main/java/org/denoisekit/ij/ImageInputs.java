@@ -19,8 +19,6 @@ import org.denoisekit.MethodSpec;
  * same for time points (or slices, when the job runs along frames).
  */
 final class ImageInputs {
-    static final ImageInputs NONE = new ImageInputs(null);
-
     private final ImagePlus imp;
     private final List<String> keys = new ArrayList<String>();
     private final List<ImagePlus> sources = new ArrayList<ImagePlus>();
@@ -42,10 +40,12 @@ final class ImageInputs {
         for (int i = 0; i < titles.length; i++) {
             MethodSpec.ImageInput in = m.images.get(i);
             String title = titles[i];
+            boolean chosen = in.chosenBy(keys, values);
             if (title == null || DenoiseJob.NONE.equals(title)) {
-                if (in.chosenBy(keys, values)) {
-                    throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs "
-                            + in.key + "=[title of an open image] (" + in.label + ")");
+                if (chosen) {
+                    throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs an image as "
+                            + in.key + " (" + in.label + "): open it and choose it, or name it as " + in.key
+                            + "=[title]");
                 }
                 continue;
             }
@@ -56,9 +56,14 @@ final class ImageInputs {
                 throw new DenoiseKitException("InvalidInput", named + " is RGB; it must be a grey image "
                         + "(Image > Type > 32-bit)");
             }
-            matches(named, "channels", src.getNChannels(), imp.getNChannels());
-            matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp));
-            samePixels(named, src.getCalibration(), imp.getCalibration(), src.getNSlices() > 1 && imp.getNSlices() > 1);
+            // An image given with its switch off is sent as it is: the library refuses it
+            // for that, the real mistake.
+            if (chosen) {
+                matches(named, "channels", src.getNChannels(), imp.getNChannels());
+                matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp));
+                samePixels(named, src.getCalibration(), imp.getCalibration(),
+                        axis == Pixels.Axis.SLICES && src.getNSlices() > 1 && imp.getNSlices() > 1);
+            }
             out.keys.add(in.key);
             out.sources.add(src);
         }
@@ -75,8 +80,8 @@ final class ImageInputs {
         for (int i = 0; i < keys.size(); i++) {
             ImagePlus src = sources.get(i);
             String named = keys.get(i) + "=[" + src.getTitle() + "]";
-            int sc = matches(named, "channels", src.getNChannels(), imp.getNChannels()) ? c : 1;
-            int so = matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp)) ? other : 1;
+            int sc = src.getNChannels() == imp.getNChannels() ? c : 1;
+            int so = axis.otherLength(src) == axis.otherLength(imp) ? other : 1;
             Pixels px = Pixels.of(src, axis.indices(src, sc, so, 1, axis.length(src)),
                     new java.awt.Rectangle(0, 0, src.getWidth(), src.getHeight()));
             b.put(keys.get(i), px.data, px.dims);
@@ -90,15 +95,18 @@ final class ImageInputs {
     }
 
     /**
-     * Whether an input of {@code n} positions along a dimension gives each of the job's
-     * {@code of} positions its own (false: its one position serves them all).
+     * Refuses an input of {@code n} positions along a dimension unless it has one (which
+     * serves all) or one for each of the job's {@code of}.
      */
-    private static boolean matches(String named, String what, int n, int of) {
-        if (n == 1) return false;
-        if (n == of) return true;
+    private static void matches(String named, String what, int n, int of) {
+        if (n == 1 || n == of) return;
+        // Along frames, the other axis is the slices: a z-stack PSF on a time-lapse of
+        // single planes, which runs along frames unless z_axis says otherwise.
+        String frames = "slices".equals(what) ? "; the image runs along frames (z_axis=frames), where a 3D PSF "
+                + "does not apply: give its in-focus plane" : "";
         throw new DenoiseKitException("InvalidInput", named + " has " + n + " " + what + " and the image " + of
                 + ": give one for all, or one per " + what.replaceFirst("s$", "")
-                + " (Image > Stacks > Tools > Make Substack picks one)");
+                + " (Image > Stacks > Tools > Make Substack picks them)" + frames);
     }
 
     /**
@@ -107,18 +115,37 @@ final class ImageInputs {
      * wrong amount, and a target of another scale is another image.
      */
     private static void samePixels(String named, Calibration a, Calibration b, boolean depth) {
-        if (!a.scaled() || !b.scaled() || !a.getUnit().equals(b.getUnit())) return;
+        double ua = microns(a.getUnit()), ub = microns(b.getUnit());
+        boolean same = a.getUnit().equals(b.getUnit());
+        if (!a.scaled() || !b.scaled() || !same && (Double.isNaN(ua) || Double.isNaN(ub))) return;
+        if (same) ua = ub = 1;
         String[] axes = {"width", "height", "depth"};
         double[] sa = {a.pixelWidth, a.pixelHeight, a.pixelDepth};
         double[] sb = {b.pixelWidth, b.pixelHeight, b.pixelDepth};
         for (int k = 0; k < (depth ? 3 : 2); k++) {
+            double x = sa[k] * ua, y = sb[k] * ub;
             // Calibrations written to 4 or 5 significant digits differ in the last one.
-            if (Math.abs(sa[k] - sb[k]) > 1e-3 * Math.max(Math.abs(sa[k]), Math.abs(sb[k]))) {
+            if (Math.abs(x - y) > 1e-3 * Math.max(Math.abs(x), Math.abs(y))) {
                 throw new DenoiseKitException("InvalidInput", named + " has a pixel " + axes[k] + " of "
                         + DenoiseCommand.fmt(sa[k]) + " " + a.getUnit() + " and the image "
                         + DenoiseCommand.fmt(sb[k]) + " " + b.getUnit() + ": scale it to the image's pixels "
                         + "(Image > Scale), or set its calibration (Image > Properties) if it is wrong");
             }
+        }
+    }
+
+    /** Micrometres in one {@code unit} of length as ImageJ spells them; NaN if not one. */
+    static double microns(String unit) {
+        switch (unit.toLowerCase(java.util.Locale.ROOT)) {
+            case "nm": case "nanometer": case "nanometre": case "nanometers": case "nanometres":
+                return 1e-3;
+            case "\u00b5m": case "\u03bcm": case "um": case "micron": case "microns": case "micrometer": case "micrometre":
+            case "micrometers": case "micrometres":
+                return 1;
+            case "mm": case "millimeter": case "millimetre": case "millimeters": case "millimetres":
+                return 1e3;
+            default:
+                return Double.NaN;
         }
     }
 }
