@@ -2176,15 +2176,22 @@ mod tests {
         }
     }
 
+    /// A 24x24 noisy image, and a two-layer network trained on it for `steps` and saved
+    /// in a fresh folder for `test`: the folder, the file, the image and the settings.
+    fn saved_two_layers(test: &str, steps: usize) -> (std::path::PathBuf, std::path::PathBuf, Volume, ZsN2nParams) {
+        let (dir, file, path) = weights_file(test, "w.json");
+        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
+        let p = saving(path, steps, 2);
+        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        (dir, file, img, p)
+    }
+
     /// A training whose loss stops being finite ends there, naming the learning rate,
     /// and leaves the weights saved before as they were; non-finite weights are never
     /// written (JSON cannot hold them, so the file could not be read back).
     #[test]
     fn a_diverged_training_keeps_the_saved_weights() {
-        let (dir, file, path) = weights_file("diverged", "w.json");
-        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
-        let p = saving(path, 3, 2);
-        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        let (dir, file, img, p) = saved_two_layers("diverged", 3);
         let good = std::fs::read(&file).unwrap();
         let steps = std::cell::Cell::new(0);
         let diverging = |_: Data<'_>, _: Shape, _: &ZsN2nParams, step_done: &mut StepDone<'_, DenoiseError>| {
@@ -2214,10 +2221,7 @@ mod tests {
     /// refused, not written as an image of NaN.
     #[test]
     fn weights_that_overflow_are_refused_not_applied() {
-        let (dir, file, path) = weights_file("huge", "huge.json");
-        let img = Array3::from_shape_vec((1, 24, 24), noisy_patch(24, 6)).unwrap();
-        let p = saving(path, 2, 2);
-        denoise_zs_n2n(img.view(), &p, &Control::new()).unwrap();
+        let (dir, file, img, _) = saved_two_layers("huge", 2);
         let (mut net, on) = weights::load(&file, "weights").unwrap();
         for w in [&mut net.w1, &mut net.w2, &mut net.w3] {
             w.iter_mut().for_each(|v| *v = 3e38);

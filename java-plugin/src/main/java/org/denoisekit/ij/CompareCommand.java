@@ -33,7 +33,7 @@ public class CompareCommand implements PlugIn {
             return;
         }
         GenericDialog gd = new GenericDialog("Compare Methods");
-        gd.addChoice("backend", NativeBridge.backends(), "auto");
+        gd.addChoice("backend", NativeBridge.backends(), NativeBridge.backends()[0]);
         gd.addCheckbox("residuals (input minus output, underneath)", false);
         gd.addCheckbox("tuned (each denoiser tuned self-supervised, ranked by one loss; slower)", true);
         gd.showDialog();

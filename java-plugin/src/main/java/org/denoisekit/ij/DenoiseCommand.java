@@ -154,7 +154,7 @@ public class DenoiseCommand implements PlugIn {
             throw new DenoiseKitException("InvalidInput", "Denoise... needs method=, one of " + idList());
         }
         MethodSpec method = NativeBridge.method(id);
-        String backend = given.containsKey("backend") ? given.get("backend") : "auto";
+        String backend = given.containsKey("backend") ? given.get("backend") : NativeBridge.backends()[0];
         Set<String> known = new HashSet<String>(JOB_KEYS);
         for (ParamSpec p : method.params) known.add(p.key);
         for (MethodSpec.ImageInput in : method.images) known.add(in.key);
@@ -197,7 +197,7 @@ public class DenoiseCommand implements PlugIn {
             values[i] = given.containsKey(keys[i]) ? method.params.get(i).spelled(given.get(keys[i]))
                     : all.get(keys[i]);
         }
-        String chose = pinAutoNoiseModel(keys, values, all);
+        String chose = pinAutoNoiseModel(method, keys, values, all);
         if (chose != null) IJ.log(chose);
         boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(given.get(DenoiseJob.SCOPE));
         DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, inputs, titles, oneSlice, axis,
@@ -231,11 +231,11 @@ public class DenoiseCommand implements PlugIn {
      * Replaces noise_model=auto by the model it chose in {@code resolved} (measured on the
      * plane on screen) with its gain, offset and read noise: every channel, frame and
      * preview region then runs with the very same values. Returns the line for the Log
-     * that says what it chose, or null if the model was not auto.
+     * that says what it chose, or null if the model was not auto ({@link DenoiseJob#autoModel}).
      */
-    static String pinAutoNoiseModel(String[] k, String[] v, Map<String, String> resolved) {
+    static String pinAutoNoiseModel(MethodSpec m, String[] k, String[] v, Map<String, String> resolved) {
         int model = Arrays.asList(k).indexOf(DenoiseJob.NOISE_MODEL);
-        if (model < 0 || !"auto".equals(v[model])) return null;
+        if (model < 0 || !DenoiseJob.autoModel(m, v[model])) return null;
         // The noise model's parameters are the shared block that every denoiser's list
         // ends with, from noise_model on (MethodDescriptor::all_params).
         StringBuilder chose = new StringBuilder();

@@ -19,6 +19,7 @@ import java.util.List;
 import org.denoisekit.Images;
 import org.denoisekit.MethodSpec;
 import org.denoisekit.NativeBridge;
+import org.denoisekit.ParamSpec;
 
 /**
  * One Denoise... run, fully specified: what the panel's Apply and a macro's
@@ -34,6 +35,16 @@ final class DenoiseJob {
     static final String SCOPE = "scope", Z_AXIS = "z_axis";
     /** The key of the noise model every denoiser shares (the core's NOISE_MODEL_PARAMS). */
     static final String NOISE_MODEL = "noise_model";
+
+    /**
+     * Whether {@code value} of {@code m}'s noise model lets the image choose: the model's
+     * default in the descriptor (auto), under which the noise model and camera are
+     * measured, not given.
+     */
+    static boolean autoModel(MethodSpec m, String value) {
+        ParamSpec spec = m.param(NOISE_MODEL);
+        return spec != null && spec.defaultChoice != null && spec.defaultChoice.equalsIgnoreCase(value);
+    }
     static final String STACK = "stack", SLICE = "slice", SLICES = "slices", FRAMES = "frames";
     static final List<String> SCOPES = Arrays.asList(STACK, SLICE);
     static final List<String> Z_AXES = Arrays.asList(SLICES, FRAMES);

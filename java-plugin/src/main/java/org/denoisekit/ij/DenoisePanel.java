@@ -327,7 +327,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
                 stopTask();
             }
         });
-        deviceLine.setText("Device: " + DenoiseCommand.deviceLine("auto"));
+        deviceLine.setText("Device: " + DenoiseCommand.deviceLine(NativeBridge.backends()[0]));
         residualLine.setText("Residual check: shown with the preview");
     }
 
@@ -608,7 +608,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
     /** The settings with noise_model=auto pinned and the image inputs read (off the event thread). */
     private void complete(Settings s) {
         int model = java.util.Arrays.asList(s.keys).indexOf(DenoiseJob.NOISE_MODEL);
-        if (model >= 0 && "auto".equals(s.values[model])) {
+        if (model >= 0 && DenoiseJob.autoModel(s.method, s.values[model])) {
             Map<String, String> chosen;
             boolean fresh = false;
             String key = s.method.id + "@" + imp.getC() + "," + imp.getT();
@@ -618,22 +618,27 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
             if (chosen == null) {
                 Pixels here = plane();
                 chosen = DenoiseCommand.parseOptions(NativeBridge.resolve(s.method.id, here.data, here.dims,
-                        new String[] {DenoiseJob.NOISE_MODEL}, new String[] {"auto"}));
+                        new String[] {DenoiseJob.NOISE_MODEL}, new String[] {s.values[model]}));
                 synchronized (autoNoise) {
                     autoNoise.put(key, chosen);
                 }
                 fresh = true;
-                final String line = "Noise model: auto chose " + chosen.get(DenoiseJob.NOISE_MODEL)
-                        + ("poisson_gaussian".equals(chosen.get(DenoiseJob.NOISE_MODEL)) ? " (gain " + shortValue(chosen.get("gain"))
-                                + ", offset " + shortValue(chosen.get("offset")) + ", read noise "
-                                + shortValue(chosen.get("read_noise")) + ")" : "")
+                String picked = chosen.get(DenoiseJob.NOISE_MODEL);
+                StringBuilder camera = new StringBuilder();
+                for (String k : cameraKeys(s.method, picked)) {
+                    camera.append(camera.length() == 0 ? " (" : ", ")
+                            .append(s.method.param(k).label.toLowerCase(java.util.Locale.ROOT)).append(' ')
+                            .append(shortValue(chosen.get(k)));
+                }
+                if (camera.length() > 0) camera.append(')');
+                final String line = "Noise model: " + s.values[model] + " chose " + picked + camera
                         + " on the plane on screen.";
                 onEdt(() -> {
                     modelText = line;
                     showNoiseLine();
                 });
             }
-            String chose = DenoiseCommand.pinAutoNoiseModel(s.keys, s.values, chosen);
+            String chose = DenoiseCommand.pinAutoNoiseModel(s.method, s.keys, s.values, chosen);
             if (fresh && chose != null) IJ.log(chose);
         }
         // A title left in a list whose switch is off is not sent (the library refuses an
@@ -1231,8 +1236,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
      * resolved under: not its default (auto), which is the image's own choice.
      */
     private static boolean pins(MethodSpec m, String model) {
-        ParamSpec spec = m.param(DenoiseJob.NOISE_MODEL);
-        return spec != null && model != null && !model.equalsIgnoreCase(spec.defaultChoice);
+        return m.param(DenoiseJob.NOISE_MODEL) != null && model != null && !DenoiseJob.autoModel(m, model);
     }
 
     private void resetToDefaults() {
