@@ -660,8 +660,12 @@ fn gui_record_preview_replay_and_compare() {
     // (the original and every method but one), and the log says why it is left out.
     let strip = line("compare-strip: ");
     let all = line("montage: ");
-    let all = all.split(", ").nth(1).unwrap_or(&all);
-    let one_less = all.split(' ').next().unwrap().parse::<usize>().unwrap() - 1;
+    let one_less = all
+        .split(", ")
+        .nth(1)
+        .and_then(|n| n.split(' ').next()?.parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1))
+        .unwrap_or_else(|| panic!("no methods in the montage line {all:?}"));
     assert!(
         strip.starts_with(&format!("{one_less} methods; zs_n2n "))
             && strip.contains("not compared: invalid input: the image is 96x14 pixels"),

@@ -835,8 +835,23 @@ fn least_side(training: Training, layers: usize) -> usize {
 /// [`DenoiseError::InvalidInput`] when the whole plane is too small.
 pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
     let area = training_area(s, p)?;
-    let side = patch_side(s, p);
     let (least, view) = (least_side(p.training, p.layers), 2 * p.layers + 1);
+    // Scenes take their intensities and noise from a region: one smaller than a patch
+    // would be measures little.
+    if let (Training::Synthetic, Some(r)) = (p.training, p.train_region.0)
+        && r.width.min(r.height) < least
+    {
+        return Err(DenoiseError::InvalidParamValue {
+            name: "train_region".into(),
+            value: r.to_string(),
+            expected: format!(
+                "at least {least}x{least} pixels with {} layers: the synthetic scenes' \
+                 intensities and noise are measured in it",
+                p.layers
+            ),
+        });
+    }
+    let side = patch_side(s, p);
     if side >= least {
         return Ok(());
     }
@@ -878,7 +893,7 @@ pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
     let larger = if s.width.min(s.height) >= least {
         "a larger region"
     } else {
-        "training on a larger image (this one is smaller than that)"
+        "training on a larger image, as this one is smaller than that"
     };
     Err(DenoiseError::InvalidParamValue {
         name: "train_region".into(),
@@ -992,12 +1007,14 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
     // too small for the network, is refused whatever the image holds, and with steps = 0
     // too, so that a macro's mistake shows on its first run. A whole image too small is
     // refused only when it is trained on (a constant one is returned as it is).
-    if loaded.is_none() {
-        match check_view(s, p) {
-            Err(DenoiseError::InvalidInput { .. }) | Ok(()) => {}
+    let too_small = match loaded {
+        Some(_) => None,
+        None => match check_view(s, p) {
+            Err(e @ DenoiseError::InvalidInput { .. }) => Some(e),
+            Ok(()) => None,
             Err(e) => return Err(e.into()),
-        }
-    }
+        },
+    };
     // Checked before the image's values too; a target is only used for training.
     let target = match p.trains_towards_target() {
         true => Some(target_of(s, teacher.target())?),
@@ -1020,6 +1037,9 @@ pub fn train_or_load_with<E: From<DenoiseError>>(
             .into());
         }
         return Ok(None);
+    }
+    if let Some(e) = too_small {
+        return Err(e.into());
     }
     // After the refusals above, which would otherwise leave the folders it makes behind.
     if let Some(path) = p.save_weights.get() {
@@ -1495,6 +1515,14 @@ impl<'a> Schedule<'a> {
     pub fn new(data: Data<'a>, s: Shape, p: &ZsN2nParams) -> Result<(Self, Net)> {
         check_view(s, p)?;
         let area = training_area(s, p)?;
+        let side = patch_side(s, p);
+        // Only synthetic settings on data other than the scenes they are made for.
+        if side > area.width.min(area.height) {
+            return Err(DenoiseError::invalid(format!(
+                "training patches of {side}x{side} pixels do not fit the {}x{} training area",
+                area.width, area.height
+            )));
+        }
         let mut rng = Rng::new(p.seed as u64 ^ 0x2a5e_2e2a);
         let net = Net::init(p.width, p.layers, &mut rng);
         let schedule = Self {
@@ -1502,7 +1530,7 @@ impl<'a> Schedule<'a> {
             s,
             area,
             rng,
-            side: patch_side(s, p),
+            side,
             steps: p.steps,
             learning_rate: p.learning_rate,
             step: 0,
@@ -2316,6 +2344,12 @@ mod tests {
         let flat = Array3::from_elem((1, 12, 40), 5.0f32);
         assert_eq!(denoise_zs_n2n(flat.view(), &p, &Control::new()).unwrap(), flat);
         assert!(denoise_zs_n2n(img.view(), &p, &Control::new()).is_err());
+        // Refused before save_weights makes its folders.
+        let dir = std::env::temp_dir().join(format!("dk-zs-small-{}", std::process::id()));
+        let path: &'static str = Box::leak(dir.join("new").join("w.json").display().to_string().into_boxed_str());
+        let saving_small = ZsN2nParams { save_weights: FilePath(path), ..p.clone() };
+        assert!(denoise_zs_n2n(img.view(), &saving_small, &Control::new()).is_err());
+        assert!(!dir.exists(), "{} was made", dir.display());
         // Supervised patches are not halved: they need the view alone.
         let pairs = ZsN2nParams { training: Training::Pairs, ..p.clone() };
         assert!(check_view(small, &pairs).is_ok());
@@ -2328,6 +2362,9 @@ mod tests {
         assert!(check_view(tiny, &synthetic).is_ok());
         assert_eq!(patch_side(tiny, &synthetic), 8);
         assert_eq!(patch_side(s, &synthetic), 30);
+        let region = Region(Some(Rect { x: 0, y: 0, width: 7, height: 5 }));
+        let e = check_view(s, &ZsN2nParams { train_region: region, ..synthetic.clone() }).unwrap_err().to_string();
+        assert!(e.contains("`train_region`") && e.contains("at least 8x8 pixels with 3 layers: the synthetic"), "{e}");
         let e = check_view(tiny, &ZsN2nParams { patch: 5, ..synthetic }).unwrap_err().to_string();
         assert!(e.contains("`patch`") && e.ends_with("view: patch = 8 or more, or fewer layers"), "{e}");
     }

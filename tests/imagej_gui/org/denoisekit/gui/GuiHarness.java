@@ -285,7 +285,7 @@ public class GuiHarness {
         ImagePlus s16 = IJ.createImage("signed", "16-bit ramp", 64, 48, 1);
         s16.getCalibration().setSigned16BitCalibration();
         s16.setDisplayRange(1000, 60000);
-        IJ.run(s16, "Denoise...", "method=gaussian sigma=0 sigma_z=0 float_result");
+        IJ.run(s16, "Denoise...", "method=gaussian sigma=0 sigma_z=0 noise_model=gaussian float_result");
         ImagePlus f = WindowManager.getImage("signed-gaussian");
         double want = s16.getStatistics().mean, got = f == null ? Double.NaN : f.getStatistics().mean;
         Calibration c = s16.getCalibration();

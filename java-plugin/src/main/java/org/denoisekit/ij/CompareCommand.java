@@ -117,22 +117,29 @@ public class CompareCommand implements PlugIn {
             // Automatic parameters come from the noise in the compared region; pinning them
             // lets the halo-grown computation use the very same values.
             String[] rank = ranked.get(m.id);
-            String autoOptions = rank != null ? rank[2] : NativeBridge.resolve(m.id, input.data, input.dims, null, null);
-            Map<String, String> auto = DenoiseCommand.parseOptions(autoOptions);
-            String[] keys = auto.keySet().toArray(new String[0]);
-            String[] values = new String[keys.length];
-            for (int i = 0; i < keys.length; i++) values[i] = auto.get(keys[i]);
-            watch.stage(done, methods.size());
-            // At the method's quick settings: zs_n2n's full training took most of Compare's
-            // time in its warm-up alone.
-            String[] quick = values.clone();
-            for (int i = 0; i < keys.length; i++) {
-                if (m.quick.containsKey(keys[i])) quick[i] = m.quick.get(keys[i]);
-            }
+            String autoOptions;
             float[] out;
             long t0;
             try {
-                DenoiseJob.denoiseRegion(imp, m, keys, quick, backend, warm, watch.job);
+                autoOptions = rank != null ? rank[2] : NativeBridge.resolve(m.id, input.data, input.dims, null, null);
+                Map<String, String> auto = DenoiseCommand.parseOptions(autoOptions);
+                String[] keys = auto.keySet().toArray(new String[0]);
+                String[] values = new String[keys.length];
+                for (int i = 0; i < keys.length; i++) values[i] = auto.get(keys[i]);
+                watch.stage(done, methods.size());
+                // At the method's quick settings: zs_n2n's full training took most of
+                // Compare's time in its warm-up alone.
+                String[] quick = values.clone();
+                for (int i = 0; i < keys.length; i++) {
+                    if (m.quick.containsKey(keys[i])) quick[i] = m.quick.get(keys[i]);
+                }
+                try {
+                    DenoiseJob.denoiseRegion(imp, m, keys, quick, backend, warm, watch.job);
+                } catch (DenoiseKitException e) {
+                    // Only for the times shown: the compared region may suit the method
+                    // where the small warm-up region does not.
+                    if ("Cancelled".equals(e.getKind())) throw e;
+                }
                 t0 = System.nanoTime();
                 out = DenoiseJob.denoiseRegion(imp, m, keys, values, backend, r, watch.job);
             } catch (DenoiseKitException e) {
@@ -155,6 +162,10 @@ public class CompareCommand implements PlugIn {
             IJ.log(String.format("  %-22s %8.1f ms  %s%s", m.id, ms,
                     rank != null ? "loss " + DenoiseCommand.fmt(Double.parseDouble(rank[1])) + "  " : "", autoOptions));
             done++;
+        }
+        if (tiles.isEmpty()) {
+            throw new DenoiseKitException("InvalidInput", "no method could run on this region: the Log says why for "
+                    + "each");
         }
         int n = top.getSize();
         // Panels become 8-bit with shared ranges: every denoised panel on the original's

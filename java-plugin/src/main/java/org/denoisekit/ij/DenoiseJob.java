@@ -64,6 +64,11 @@ final class DenoiseJob {
     final boolean floatResult;
     /** NaN pixels treated as masked-out ({@link NanFill}) instead of refused. */
     final boolean nanMasked;
+    /**
+     * The calibration table of an 8- or 16-bit source whose values a float result holds
+     * calibrated (its calibration function, signed 16-bit's among them), or null.
+     */
+    private final float[] table;
 
     DenoiseJob(ImagePlus imp, MethodSpec method, String backend, String[] keys, String[] values, ImageInputs images,
             String[] imageTitles, boolean oneSlice, Pixels.Axis axis, boolean inPlace, boolean floatResult,
@@ -80,6 +85,8 @@ final class DenoiseJob {
         this.inPlace = inPlace;
         this.floatResult = floatResult;
         this.nanMasked = nanMasked;
+        Calibration cal = imp.getCalibration();
+        this.table = floatResult && imp.getBitDepth() != 32 && cal.calibrated() ? cal.getCTable() : null;
     }
 
     /** A problem with the output options, or null. */
@@ -362,7 +369,7 @@ final class DenoiseJob {
         // 32-bit gives: ImageJ has no calibration function on 32-bit images, so the raw
         // values of a signed 16-bit image would read 32768 too high.
         Calibration cal = imp.getCalibration().copy();
-        if (valueTable() != null) cal.disableDensityCalibration();
+        if (table != null) cal.disableDensityCalibration();
         out.setCalibration(cal);
         String srcInfo = (String) imp.getProperty("Info");
         if (srcInfo != null) out.setProperty("Info", srcInfo);
@@ -451,7 +458,7 @@ final class DenoiseJob {
         }
         Rectangle full = new Rectangle(0, 0, w, h);
         Pixels.write(ip, src, offset, w, full, full);
-        if (valueTable() != null) {
+        if (table != null) {
             float[] px = (float[]) ip.getPixels();
             for (int i = 0; i < px.length; i++) px[i] = (float) calibrated(px[i]);
         }
@@ -459,27 +466,16 @@ final class DenoiseJob {
     }
 
     /**
-     * The calibration table of an 8- or 16-bit source whose values a float result must
-     * hold calibrated (its calibration function, signed 16-bit among them), or null.
-     */
-    private float[] valueTable() {
-        if (!floatResult || imp.getBitDepth() == 32 || !imp.getCalibration().calibrated()) return null;
-        if (table == null) table = imp.getCalibration().getCTable();
-        return table;
-    }
-
-    private float[] table;
-
-    /**
      * A raw value (a denoised one lies between the source's integer levels) as the
-     * calibrated value of a float result: linear between the table's levels, the ends
-     * beyond them. The raw value as it is when no table applies.
+     * calibrated value of a float result: linear between the table's levels, and beyond
+     * its ends along its end segments (a float result keeps values outside the source's
+     * range, such as a deconvolution's overshoot; exact for a straight-line calibration,
+     * signed 16-bit's). The raw value as it is when no table applies.
      */
     private double calibrated(double raw) {
-        float[] t = valueTable();
+        float[] t = table;
         if (t == null || Double.isNaN(raw)) return raw;
-        double at = Math.max(0, Math.min(t.length - 1, raw));
-        int i = (int) Math.min(t.length - 2, Math.floor(at));
-        return t[i] + (at - i) * (t[i + 1] - t[i]);
+        int i = (int) Math.max(0, Math.min(t.length - 2, Math.floor(raw)));
+        return t[i] + (raw - i) * (t[i + 1] - t[i]);
     }
 }

@@ -79,7 +79,6 @@ final class ImageInputs {
         Images.Builder b = new Images.Builder();
         for (int i = 0; i < keys.size(); i++) {
             ImagePlus src = sources.get(i);
-            String named = keys.get(i) + "=[" + src.getTitle() + "]";
             int sc = src.getNChannels() == imp.getNChannels() ? c : 1;
             int so = axis.otherLength(src) == axis.otherLength(imp) ? other : 1;
             Pixels px = Pixels.of(src, axis.indices(src, sc, so, 1, axis.length(src)),
@@ -102,8 +101,8 @@ final class ImageInputs {
         if (n == 1 || n == of) return;
         // Along frames, the other axis is the slices: a z-stack PSF on a time-lapse of
         // single planes, which runs along frames unless z_axis says otherwise.
-        String frames = "slices".equals(what) ? "; the image runs along frames (z_axis=frames), where a 3D PSF "
-                + "does not apply: give its in-focus plane" : "";
+        String frames = "slices".equals(what) ? "; the image runs along frames (z_axis=frames), so one plane "
+                + "serves each of its slices (for a 3D PSF, its in-focus plane)" : "";
         throw new DenoiseKitException("InvalidInput", named + " has " + n + " " + what + " and the image " + of
                 + ": give one for all, or one per " + what.replaceFirst("s$", "")
                 + " (Image > Stacks > Tools > Make Substack picks them)" + frames);
