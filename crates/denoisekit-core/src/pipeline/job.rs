@@ -310,3 +310,20 @@ pub fn wraps(id: &str, values: &ParamValues) -> Result<bool> {
         &find(id)?.resolve(values, || Ok(1.0))?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    /// Front ends offer the first name as the default (Fiji's dialogs do): it must be the
+    /// library's own default, and every name must parse as the backend it names.
+    #[test]
+    fn backend_names_parse_with_the_default_first() {
+        let parsed: Vec<Backend> = Backend::NAMES
+            .iter()
+            .map(|n| Backend::from_name(n).unwrap())
+            .collect();
+        assert_eq!(parsed, [Backend::Auto, Backend::Cpu, Backend::Gpu]);
+        assert_eq!(parsed[0], Backend::default());
+    }
+}

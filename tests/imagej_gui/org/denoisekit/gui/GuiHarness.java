@@ -749,8 +749,11 @@ public class GuiHarness {
         }
         waitImage("stack-nl_means");
         System.out.println("progress-3d: " + seen.size() + " values between 0 and 100%; last text: " + eta);
-        // Stop: the same job again, cancelled once it reports progress.
+        // Stop: the same job again, cancelled once it reports progress. A wider search
+        // makes it several times longer than the one above (which reports progress only
+        // a few times), so that it is still running when Stop is clicked on a busy machine.
         waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle again");
+        setText(panel, "search_radius", "15");
         click(panel, "Apply");
         waitFor(() -> bar.getValue() > 0 && !bar.isIndeterminate(), "progress to stop");
         click(panel, "Stop");
@@ -768,6 +771,7 @@ public class GuiHarness {
         waitFor(() -> find(panel, "Apply").isEnabled(), "the panel idle after Esc");
         setText(panel, "search_radius_z", "0");
         setText(panel, "patch_radius_z", "0");
+        setText(panel, "search_radius", "6");
         click(panel, "Apply");
         waitFor(() -> countImages("stack-nl_means") == 2, "a result after Esc");
         System.out.println("after-esc: " + countImages("stack-nl_means"));
@@ -775,6 +779,7 @@ public class GuiHarness {
         // stops the job, and the panel is idle once the loading ran.
         setText(panel, "search_radius_z", "2");
         setText(panel, "patch_radius_z", "1");
+        setText(panel, "search_radius", "15");
         click(panel, "Apply");
         waitFor(() -> bar.getValue() > 0 && !bar.isIndeterminate(), "progress before choosing another method");
         selectMethod(panel, "gaussian");

@@ -380,8 +380,9 @@ final class DenoiseJob {
             LUT[] luts = ((CompositeImage) imp).getLuts();
             for (int i = 0; i < luts.length; i++) {
                 luts[i] = (LUT) luts[i].clone();
-                luts[i].min = calibrated(luts[i].min);
-                luts[i].max = calibrated(luts[i].max);
+                double[] range = calibratedRange(luts[i].min, luts[i].max);
+                luts[i].min = range[0];
+                luts[i].max = range[1];
             }
             ci.setLuts(luts);
             out = ci;
@@ -392,10 +393,12 @@ final class DenoiseJob {
             LUT lut = imp.isComposite() ? ((CompositeImage) imp).getChannelLut(imp.getC()) : null;
             if (lut != null) {
                 out.getProcessor().setColorModel(lut);
-                out.setDisplayRange(calibrated(lut.min), calibrated(lut.max));
+                double[] range = calibratedRange(lut.min, lut.max);
+                out.setDisplayRange(range[0], range[1]);
             } else {
                 out.getProcessor().setColorModel(imp.getProcessor().getColorModel());
-                out.setDisplayRange(calibrated(imp.getDisplayRangeMin()), calibrated(imp.getDisplayRangeMax()));
+                double[] range = calibratedRange(imp.getDisplayRangeMin(), imp.getDisplayRangeMax());
+                out.setDisplayRange(range[0], range[1]);
             }
         }
         return new Outcome(out, note, warning, ms);
@@ -463,6 +466,15 @@ final class DenoiseJob {
             for (int i = 0; i < px.length; i++) px[i] = (float) calibrated(px[i]);
         }
         return ip;
+    }
+
+    /**
+     * A display range as the float result shows it: its ends {@link #calibrated}, in
+     * order (a decreasing calibration, as optical density, swaps them).
+     */
+    private double[] calibratedRange(double min, double max) {
+        double a = calibrated(min), b = calibrated(max);
+        return new double[] {Math.min(a, b), Math.max(a, b)};
     }
 
     /**
