@@ -466,6 +466,17 @@ impl Rect {
         }
     }
 
+    /// The whole of a plane of an image of shape `s`.
+    #[must_use]
+    pub const fn plane(s: crate::volume::Shape) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            width: s.width,
+            height: s.height,
+        }
+    }
+
     /// Whether it lies inside a plane of an image of this shape. A shape, not two bare
     /// numbers: the text form is x,y,width,height, arrays are (height, width), and two
     /// sizes in either order would compile.

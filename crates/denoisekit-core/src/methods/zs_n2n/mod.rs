@@ -792,12 +792,7 @@ pub fn train_or_load(
 /// the plane.
 pub fn training_area(s: Shape, p: &ZsN2nParams) -> Result<Rect> {
     let Some(r) = p.train_region.0 else {
-        return Ok(Rect {
-            x: 0,
-            y: 0,
-            width: s.width,
-            height: s.height,
-        });
+        return Ok(Rect::plane(s));
     };
     if !r.fits(s) {
         return Err(DenoiseError::InvalidParamValue {
@@ -834,6 +829,11 @@ fn least_side(training: Training, layers: usize) -> usize {
 /// `train_region`, whichever keeps the patches too small;
 /// [`DenoiseError::InvalidInput`] when the whole plane is too small.
 pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
+    checked_patches(s, p).map(|_| ())
+}
+
+/// [`check_view`], giving the training area and the patch side it checked.
+fn checked_patches(s: Shape, p: &ZsN2nParams) -> Result<(Rect, usize)> {
     let area = training_area(s, p)?;
     let (least, view) = (least_side(p.training, p.layers), 2 * p.layers + 1);
     // Scenes take their intensities and noise from a region: one smaller than a patch
@@ -851,9 +851,9 @@ pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
             ),
         });
     }
-    let side = patch_side(s, p);
+    let side = side_in(area, p);
     if side >= least {
-        return Ok(());
+        return Ok((area, side));
     }
     let why = match p.training {
         Training::Zero => "training draws half-resolution sub-images from each patch, each of which must hold",
@@ -872,8 +872,10 @@ pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
             _ => format!("layers = {l} or fewer"),
         });
     // Both bounds are even, so each limits the side exactly when it is below `least`.
+    // `patch` is named first when it alone is too small, as the other bounds are
+    // refused only once the image is trained on.
     let bounded = p.training != Training::Synthetic;
-    if !bounded || area.width.min(area.height) >= least {
+    if !bounded || area.width.min(area.height) >= least || side_within(p.patch, least, least) < least {
         let deeper = if p.layers > MIN_LAYERS { ", or fewer layers" } else { "" };
         return Err(DenoiseError::InvalidParamValue {
             name: "patch".into(),
@@ -908,8 +910,12 @@ pub fn check_view(s: Shape, p: &ZsN2nParams) -> Result<()> {
 /// the image bounds them only to keep a step's cost what the image makes it, never
 /// below what the network's view needs.
 pub fn patch_side(s: Shape, p: &ZsN2nParams) -> usize {
-    let (h, w) = training_area(s, p).map_or((s.height, s.width), |r| (r.height, r.width));
-    let side = side_within(p.patch, h, w);
+    side_in(training_area(s, p).unwrap_or(Rect::plane(s)), p)
+}
+
+/// [`patch_side`] in the training area `area`.
+fn side_in(area: Rect, p: &ZsN2nParams) -> usize {
+    let side = side_within(p.patch, area.height, area.width);
     match p.training {
         Training::Synthetic => {
             let least = least_side(p.training, p.layers);
@@ -1513,9 +1519,7 @@ impl<'a> Schedule<'a> {
     /// # Errors
     /// Patches that [`check_view`] refuses.
     pub fn new(data: Data<'a>, s: Shape, p: &ZsN2nParams) -> Result<(Self, Net)> {
-        check_view(s, p)?;
-        let area = training_area(s, p)?;
-        let side = patch_side(s, p);
+        let (area, side) = checked_patches(s, p)?;
         // Only synthetic settings on data other than the scenes they are made for.
         if side > area.width.min(area.height) {
             return Err(DenoiseError::invalid(format!(
@@ -2344,6 +2348,9 @@ mod tests {
         let flat = Array3::from_elem((1, 12, 40), 5.0f32);
         assert_eq!(denoise_zs_n2n(flat.view(), &p, &Control::new()).unwrap(), flat);
         assert!(denoise_zs_n2n(img.view(), &p, &Control::new()).is_err());
+        // A patch too small is named even then, as the image would hide it until trained.
+        let e = denoise_zs_n2n(img.view(), &ZsN2nParams { patch: 8, ..untrained }, &Control::new()).unwrap_err().to_string();
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 14 or more, or fewer layers"), "{e}");
         // Refused before save_weights makes its folders.
         let dir = std::env::temp_dir().join(format!("dk-zs-small-{}", std::process::id()));
         let path: &'static str = Box::leak(dir.join("new").join("w.json").display().to_string().into_boxed_str());
