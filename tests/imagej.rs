@@ -656,6 +656,11 @@ fn gui_record_preview_replay_and_compare() {
     // A float result of a signed 16-bit image holds its calibrated values and display range.
     let signed = line("signed16-float: ");
     assert!(signed.starts_with("true"), "{signed}");
+    let composite = line("signed16-composite: ");
+    assert!(composite.starts_with("true"), "{composite}");
+    // A Compare tile on a frame of a time-lapse is Denoise... on that frame.
+    let frames = line("compare-frames: ");
+    assert!(frames.starts_with("true; "), "{frames}");
     // Compare Methods on a strip too thin for the learned method: the others are compared
     // (the original and every method but one), and the log says why it is left out.
     let strip = line("compare-strip: ");

@@ -1,5 +1,6 @@
 package org.denoisekit.gui;
 
+import ij.CompositeImage;
 import ij.IJ;
 import ij.ImageJ;
 import ij.ImagePlus;
@@ -8,6 +9,7 @@ import ij.measure.Calibration;
 import ij.plugin.Duplicator;
 import ij.plugin.frame.Recorder;
 import ij.process.ImageProcessor;
+import ij.process.LUT;
 import java.awt.Rectangle;
 import java.awt.Robot;
 import java.awt.Window;
@@ -43,6 +45,8 @@ import javax.imageio.ImageIO;
  * psf-channels-refused, psf-pixels-refused   a PSF of another channel count or pixel size
  * signed16-float: B (...)                    float_result of a signed 16-bit image holds its values
  * compare-strip: N tiles; LINE               Compare Methods where the learned method cannot train
+ * compare-frames: B; OPTIONS                 a Compare tile on a time-lapse equals Denoise... there
+ * signed16-composite: B (RANGES)             the same on a composite: each channel's range mapped
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -181,6 +185,7 @@ public class GuiHarness {
         psfPerChannel();
         signedFloat();
         compareOnAStrip();
+        compareAlongFrames();
         recorder.close();
         System.out.flush();
         System.exit(0);
@@ -267,13 +272,81 @@ public class GuiHarness {
                 + (at < 0 ? "(nothing left out)" : log.substring(from).split("\n")[0].trim()));
     }
 
+    /**
+     * Compare Methods on a frame of a time-lapse of single planes: a method's tile is what
+     * Denoise... with the tile's options gives on the frame on screen (at Compare's
+     * defaults every method runs plane by plane, so no halo reaches other frames).
+     */
+    static void compareAlongFrames() throws Exception {
+        ImagePlus movie = IJ.createHyperStack("movie", 48, 40, 1, 1, 5, 32);
+        for (int t = 1; t <= 5; t++) {
+            ImageProcessor ip = movie.getStack().getProcessor(t);
+            for (int y = 0; y < 40; y++) {
+                for (int x = 0; x < 48; x++) ip.setf(x, y, (float) (100 + 50 * Math.sin((x + 3 * t) / 5.0) + 7 * ((x * 7 + y * 13 + t * 5) % 11)));
+            }
+        }
+        movie.show();
+        movie.setT(3);
+        movie.setRoi(new Rectangle(8, 6, 30, 26));
+        IJ.run(movie, "Compare Methods...", "backend=cpu");
+        ImagePlus montage = WindowManager.getImage("Compare Methods - movie");
+        java.util.List<String[]> shown = tileList(montage);
+        String line = "no montage";
+        if (!shown.isEmpty()) {
+            int at = -1;
+            for (int i = 0; i < shown.size(); i++) {
+                if ("nl_means".equals(shown.get(i)[0])) at = i;
+            }
+            String options = at < 0 ? "" : shown.get(at)[1];
+            movie.deleteRoi();
+            IJ.run(movie, "Denoise...", "method=nl_means " + options);
+            ImagePlus whole = WindowManager.getImage("movie-nl_means");
+            line = at < 0 || whole == null ? "nl_means not shown" : String.valueOf(sameTile(montage, movie, whole, at + 2,
+                    new Rectangle(8, 6, 30, 26), shown.size() + 1));
+            line += "; " + options;
+        }
+        System.out.println("compare-frames: " + line);
+    }
+
+    /**
+     * Whether tile {@code tile} (1: the original) of a montage of {@code n} tiles shows
+     * frame 3's {@code r} of {@code result}, drawn as Compare draws it (8 bits on the
+     * original's range).
+     */
+    static boolean sameTile(ImagePlus montage, ImagePlus src, ImagePlus result, int tile, Rectangle r, int n) {
+        ImageProcessor orig = src.getStack().getProcessor(3).duplicate();
+        orig.setRoi(r);
+        orig = orig.crop();
+        orig.resetMinAndMax();
+        ImageProcessor mine = result.getStack().getProcessor(3).duplicate();
+        mine.setRoi(r);
+        mine = mine.crop();
+        mine.setMinAndMax(orig.getMin(), orig.getMax());
+        ImageProcessor b = mine.convertToByte(true);
+        int tileW = montage.getWidth() / n;
+        int x0 = (tile - 1) * tileW + (tileW - r.width) / 2;
+        ImageProcessor m = montage.getProcessor();
+        for (int y = 0; y < r.height; y++) {
+            for (int x = 0; x < r.width; x++) {
+                if (m.get(x0 + x, y) != b.get(x, y)) return false;
+            }
+        }
+        return true;
+    }
+
     /** How many methods a Compare Methods montage shows (its click map's entries). */
     static int tiles(ImagePlus montage) throws Exception {
+        return tileList(montage).size();
+    }
+
+    /** The method id and options of each of a montage's tiles after the original. */
+    @SuppressWarnings("unchecked")
+    static java.util.List<String[]> tileList(ImagePlus montage) throws Exception {
         Object t = montage == null ? null : montage.getProperty("denoisekit.compare.tiles");
-        if (t == null) return 0;
+        if (t == null) return java.util.Collections.emptyList();
         java.lang.reflect.Field f = t.getClass().getDeclaredField("idAndOptions");
         f.setAccessible(true);
-        return ((java.util.List<?>) f.get(t)).size();
+        return (java.util.List<String[]>) f.get(t);
     }
 
     /**
@@ -292,6 +365,24 @@ public class GuiHarness {
         boolean shown = f != null && f.getDisplayRangeMin() == c.getCValue(1000) && f.getDisplayRangeMax() == c.getCValue(60000);
         System.out.println("signed16-float: " + (want == got && !f.getCalibration().calibrated() && shown) + " (mean "
                 + got + " of " + want + ", display " + (f == null ? "" : f.getDisplayRangeMin() + ".." + f.getDisplayRangeMax())
+                + ")");
+        // A composite keeps each channel's LUT, its range mapped too.
+        ImagePlus two = IJ.createHyperStack("signed2", 64, 48, 2, 1, 1, 16);
+        two.getCalibration().setSigned16BitCalibration();
+        two = new CompositeImage(two, IJ.COMPOSITE);
+        two.setC(1);
+        two.setDisplayRange(1000, 60000);
+        two.setC(2);
+        two.setDisplayRange(30000, 40000);
+        IJ.run(two, "Denoise...", "method=gaussian sigma=0 sigma_z=0 noise_model=gaussian float_result");
+        ImagePlus f2 = WindowManager.getImage("signed2-gaussian");
+        StringBuilder ranges = new StringBuilder();
+        if (f2 instanceof CompositeImage) {
+            for (LUT lut : ((CompositeImage) f2).getLuts()) ranges.append(' ').append(lut.min).append("..").append(lut.max);
+        }
+        String want2 = " " + c.getCValue(1000) + ".." + c.getCValue(60000) + " " + c.getCValue(30000) + ".."
+                + c.getCValue(40000);
+        System.out.println("signed16-composite: " + want2.equals(ranges.toString()) + " (" + ranges.toString().trim()
                 + ")");
     }
 

@@ -184,12 +184,12 @@ public class DenoiseCommand implements PlugIn {
         }
         Pixels.Axis axis = axisOf(imp, given.get(DenoiseJob.Z_AXIS));
         ImageInputs inputs = ImageInputs.of(imp, axis, method, gk.toArray(new String[0]), gv.toArray(new String[0]),
-                titles);
+                titles, true);
         // Values left out are resolved as the panel opens them: on the channel and frame on
         // screen (noise_model=auto pinned there too), one set for every channel and frame.
         Pixels here = Pixels.measured(imp, imp.getC(), 1, imp.getNSlices(), imp.getT());
         Map<String, String> all = parseOptions(NativeBridge.resolve(method.id, here.data, here.dims,
-                gk.toArray(new String[0]), gv.toArray(new String[0]), inputs.at(axis, imp.getC(), axis.other(imp))));
+                gk.toArray(new String[0]), gv.toArray(new String[0]), inputs.at(imp.getC(), axis.other(imp))));
         String[] keys = new String[method.params.size()];
         String[] values = new String[keys.length];
         for (int i = 0; i < keys.length; i++) {
@@ -200,7 +200,7 @@ public class DenoiseCommand implements PlugIn {
         String chose = pinAutoNoiseModel(method, keys, values, all);
         if (chose != null) IJ.log(chose);
         boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(given.get(DenoiseJob.SCOPE));
-        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, inputs, titles, oneSlice, axis,
+        DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, inputs, titles, oneSlice,
                 flag(options, DenoiseJob.IN_PLACE), flag(options, DenoiseJob.FLOAT_RESULT),
                 flag(options, DenoiseJob.NAN_MASKED));
         String problem = job.check();

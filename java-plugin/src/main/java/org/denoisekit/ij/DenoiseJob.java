@@ -71,7 +71,7 @@ final class DenoiseJob {
     private final float[] table;
 
     DenoiseJob(ImagePlus imp, MethodSpec method, String backend, String[] keys, String[] values, ImageInputs images,
-            String[] imageTitles, boolean oneSlice, Pixels.Axis axis, boolean inPlace, boolean floatResult,
+            String[] imageTitles, boolean oneSlice, boolean inPlace, boolean floatResult,
             boolean nanMasked) {
         this.imp = imp;
         this.method = method;
@@ -81,7 +81,7 @@ final class DenoiseJob {
         this.images = images;
         this.imageTitles = imageTitles;
         this.oneSlice = oneSlice;
-        this.axis = axis;
+        this.axis = images.axis();
         this.inPlace = inPlace;
         this.floatResult = floatResult;
         this.nanMasked = nanMasked;
@@ -302,7 +302,7 @@ final class DenoiseJob {
                 watch.stage(done, groups);
                 int a0 = oneSlice ? axis.current(imp) : 1, a1 = oneSlice ? axis.current(imp) : len;
                 int[] indices = axis.indices(imp, c, o, a0, a1);
-                Images here = images.at(axis, c, o);
+                Images here = images.at(c, o);
                 float[] out;
                 Pixels v = Pixels.of(imp, indices, full, fill);
                 if (oneSlice) {

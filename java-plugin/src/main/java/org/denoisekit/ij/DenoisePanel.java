@@ -643,12 +643,8 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         }
         // A title left in a list whose switch is off is not sent (the library refuses an
         // image nothing chose).
-        String[] sent = s.titles.clone();
-        for (int i = 0; i < sent.length; i++) {
-            if (!s.method.images.get(i).chosenBy(s.keys, s.values)) sent[i] = DenoiseJob.NONE;
-        }
-        s.inputs = ImageInputs.of(imp, s.axis, s.method, s.keys, s.values, sent);
-        s.images = s.inputs.at(s.axis, imp.getC(), s.axis.other(imp));
+        s.inputs = ImageInputs.of(imp, s.axis, s.method, s.keys, s.values, s.titles, false);
+        s.images = s.inputs.at(imp.getC(), s.axis.other(imp));
     }
 
     /** A number to four significant digits for people; anything else as it is. */
@@ -1290,7 +1286,7 @@ public final class DenoisePanel extends JFrame implements ImageListener, RoiList
         submit("Denoising", () -> {
             complete(s);
             DenoiseJob job = new DenoiseJob(imp, s.method, s.backend, s.keys, s.values, s.inputs, s.titles,
-                    oneSlice, s.axis, place, toFloat, s.nanMasked);
+                    oneSlice, place, toFloat, s.nanMasked);
             String problem = job.check();
             if (problem != null) throw new DenoiseKitException("InvalidInput", problem);
             final long t0 = System.nanoTime();

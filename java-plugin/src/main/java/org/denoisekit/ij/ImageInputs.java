@@ -5,7 +5,9 @@ import ij.WindowManager;
 import ij.measure.Calibration;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import org.denoisekit.DenoiseKitException;
 import org.denoisekit.Images;
@@ -20,27 +22,38 @@ import org.denoisekit.MethodSpec;
  */
 final class ImageInputs {
     private final ImagePlus imp;
+    private final Pixels.Axis axis;
     private final List<String> keys = new ArrayList<String>();
     private final List<ImagePlus> sources = new ArrayList<ImagePlus>();
+    /**
+     * Per input, its copies by channel where it has one position (a PSF serving every
+     * frame of a time-lapse is read once per channel, not once per frame); other inputs
+     * are read where they are used, each position once by a job.
+     */
+    private final List<Map<Integer, Pixels>> shared = new ArrayList<Map<Integer, Pixels>>();
 
-    private ImageInputs(ImagePlus imp) {
+    private ImageInputs(ImagePlus imp, Pixels.Axis axis) {
         this.imp = imp;
+        this.axis = axis;
     }
 
     /**
      * The images {@code titles} name for {@code m}'s image inputs, in order ({@link
-     * DenoiseJob#NONE} or null: none), for a job on {@code imp} along {@code axis}.
+     * DenoiseJob#NONE} or null: none), for a job on {@code imp} along {@code axis}. An
+     * image named for an input whose switch is off is dropped where {@code unchosen} is
+     * false (the panel keeps a list's title while its switch is off), and otherwise passed
+     * as it is, unchecked, for the library to refuse for that (a macro's mistake).
      *
      * @throws DenoiseKitException naming the input when a chosen one is missing, not open,
      *     RGB, of another channel or time count than {@code imp}, or of another pixel size
      */
     static ImageInputs of(ImagePlus imp, Pixels.Axis axis, MethodSpec m, String[] keys, String[] values,
-            String[] titles) {
-        ImageInputs out = new ImageInputs(imp);
+            String[] titles, boolean unchosen) {
+        ImageInputs out = new ImageInputs(imp, axis);
         for (int i = 0; i < titles.length; i++) {
             MethodSpec.ImageInput in = m.images.get(i);
-            String title = titles[i];
             boolean chosen = in.chosenBy(keys, values);
+            String title = chosen || unchosen ? titles[i] : null;
             if (title == null || DenoiseJob.NONE.equals(title)) {
                 if (chosen) {
                     throw new DenoiseKitException("InvalidInput", in.whenKey + "=" + in.whenValue + " needs an image as "
@@ -56,8 +69,6 @@ final class ImageInputs {
                 throw new DenoiseKitException("InvalidInput", named + " is RGB; it must be a grey image "
                         + "(Image > Type > 32-bit)");
             }
-            // An image given with its switch off is sent as it is: the library refuses it
-            // for that, the real mistake.
             if (chosen) {
                 matches(named, "channels", src.getNChannels(), imp.getNChannels());
                 matches(named, along(axis), axis.otherLength(src), axis.otherLength(imp));
@@ -66,26 +77,37 @@ final class ImageInputs {
             }
             out.keys.add(in.key);
             out.sources.add(src);
+            out.shared.add(axis.otherLength(src) == 1 ? new HashMap<Integer, Pixels>() : null);
         }
         return out;
     }
 
     /**
      * The images for channel {@code c} at position {@code other} along the axis the job
-     * does not run along ({@link Pixels.Axis#other}), each its whole volume along {@code
-     * axis} there.
+     * does not run along ({@link Pixels.Axis#other}), each its whole volume along the
+     * job's axis there.
      */
-    Images at(Pixels.Axis axis, int c, int other) {
+    synchronized Images at(int c, int other) {
         Images.Builder b = new Images.Builder();
         for (int i = 0; i < keys.size(); i++) {
             ImagePlus src = sources.get(i);
             int sc = src.getNChannels() == imp.getNChannels() ? c : 1;
-            int so = axis.otherLength(src) == axis.otherLength(imp) ? other : 1;
-            Pixels px = Pixels.of(src, axis.indices(src, sc, so, 1, axis.length(src)),
-                    new java.awt.Rectangle(0, 0, src.getWidth(), src.getHeight()));
+            Map<Integer, Pixels> copies = shared.get(i);
+            Pixels px = copies == null ? null : copies.get(sc);
+            if (px == null) {
+                int so = axis.otherLength(src) == axis.otherLength(imp) ? other : 1;
+                px = Pixels.of(src, axis.indices(src, sc, so, 1, axis.length(src)),
+                        new java.awt.Rectangle(0, 0, src.getWidth(), src.getHeight()));
+                if (copies != null) copies.put(sc, px);
+            }
             b.put(keys.get(i), px.data, px.dims);
         }
         return b.build();
+    }
+
+    /** The axis the job runs along, which the inputs were checked for. */
+    Pixels.Axis axis() {
+        return axis;
     }
 
     /** The dimension a job along {@code axis} runs once per position of. */
