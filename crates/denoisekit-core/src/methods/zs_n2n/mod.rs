@@ -871,12 +871,11 @@ fn checked_patches(s: Shape, p: &ZsN2nParams) -> Result<(Rect, usize)> {
             MIN_LAYERS => format!("layers = {l}"),
             _ => format!("layers = {l} or fewer"),
         });
-    // Both bounds are even, so each limits the side exactly when it is below `least`.
-    // `patch` is named first when it alone is too small, as the other bounds are
-    // refused only once the image is trained on.
-    let bounded = p.training != Training::Synthetic;
-    if !bounded || area.width.min(area.height) >= least || side_within(p.patch, least, least) < least {
-        let deeper = if p.layers > MIN_LAYERS { ", or fewer layers" } else { "" };
+    // `least` is even, so the patch alone keeps the side below it exactly when `patch`
+    // is (under synthetic training, only then). It is named first, whatever else is too
+    // small: a whole image too small is refused only when trained on, and would hide it.
+    if p.patch < least {
+        let deeper = fewer.as_ref().map_or(String::new(), |l| format!(", or {l}"));
         return Err(DenoiseError::InvalidParamValue {
             name: "patch".into(),
             value: p.patch.to_string(),
@@ -2350,7 +2349,14 @@ mod tests {
         assert!(denoise_zs_n2n(img.view(), &p, &Control::new()).is_err());
         // A patch too small is named even then, as the image would hide it until trained.
         let e = denoise_zs_n2n(img.view(), &ZsN2nParams { patch: 8, ..untrained }, &Control::new()).unwrap_err().to_string();
-        assert!(e.contains("`patch`") && e.ends_with("view: patch = 14 or more, or fewer layers"), "{e}");
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 14 or more"), "{e}");
+        // Fewer layers are offered where they would fit; a patch is named before a region
+        // that is too small as well.
+        let e = check_view(s, &ZsN2nParams { patch: 12, ..p.clone() }).unwrap_err().to_string();
+        assert!(e.ends_with("view: patch = 14 or more, or layers = 2"), "{e}");
+        let region = Region(Some(Rect { x: 0, y: 0, width: 12, height: 12 }));
+        let e = check_view(s, &ZsN2nParams { patch: 8, train_region: region, ..p.clone() }).unwrap_err().to_string();
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 14 or more"), "{e}");
         // Refused before save_weights makes its folders.
         let dir = std::env::temp_dir().join(format!("dk-zs-small-{}", std::process::id()));
         let path: &'static str = Box::leak(dir.join("new").join("w.json").display().to_string().into_boxed_str());
@@ -2363,6 +2369,8 @@ mod tests {
         let tiny = Shape::new(1, 5, 40);
         let e = check_view(tiny, &pairs).unwrap_err().to_string();
         assert!(e.contains("needs at least 8x8 pixels with 3 layers: each training patch must hold the network's 7x7 view: train on a larger image"), "{e}");
+        let e = check_view(small, &ZsN2nParams { patch: 7, ..pairs.clone() }).unwrap_err().to_string();
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 8 or more, or layers = 2"), "{e}");
         // Synthetic scenes are large whatever the image: its size bounds the patches only
         // down to the view, and only `patch` itself can be too small.
         let synthetic = ZsN2nParams { training: Training::Synthetic, ..p.clone() };
@@ -2373,7 +2381,7 @@ mod tests {
         let e = check_view(s, &ZsN2nParams { train_region: region, ..synthetic.clone() }).unwrap_err().to_string();
         assert!(e.contains("`train_region`") && e.contains("at least 8x8 pixels with 3 layers: the synthetic"), "{e}");
         let e = check_view(tiny, &ZsN2nParams { patch: 5, ..synthetic }).unwrap_err().to_string();
-        assert!(e.contains("`patch`") && e.ends_with("view: patch = 8 or more, or fewer layers"), "{e}");
+        assert!(e.contains("`patch`") && e.ends_with("view: patch = 8 or more"), "{e}");
     }
 
     /// A watched training publishes what its current weights make of the image, on the

@@ -45,8 +45,8 @@ import javax.imageio.ImageIO;
  * psf-channels-refused, psf-pixels-refused   a PSF of another channel count or pixel size
  * signed16-float: B (...)                    float_result of a signed 16-bit image holds its values
  * compare-strip: N tiles; LINE               Compare Methods where the learned method cannot train
- * compare-frames: B; OPTIONS                 a Compare tile on a time-lapse equals Denoise... there
  * signed16-composite: B (RANGES)             the same on a composite: each channel's range mapped
+ * compare-frames: B; OPTIONS                 a Compare tile on a time-lapse equals Denoise... there
  * rgb-copy, rgb-macro                        the way forward for an RGB image
  * noise-line-pg, camera-fields, pg-auto      the camera fields and Auto (Poisson-Gaussian)
  * pg-reopened: MODEL gain=G offset=O          the panel on the next image after an Apply under it
@@ -323,6 +323,8 @@ public class GuiHarness {
         mine = mine.crop();
         mine.setMinAndMax(orig.getMin(), orig.getMax());
         ImageProcessor b = mine.convertToByte(true);
+        // Compare scales tiles wider than 256 pixels.
+        if (r.width > 256) throw new IllegalArgumentException("a region Compare shows unscaled");
         int tileW = montage.getWidth() / n;
         int x0 = (tile - 1) * tileW + (tileW - r.width) / 2;
         ImageProcessor m = montage.getProcessor();
@@ -393,7 +395,8 @@ public class GuiHarness {
      * of another size, is refused.
      */
     static void psfPerChannel() throws Exception {
-        ImagePlus img = IJ.createHyperStack("cells", 40, 32, 2, 3, 1, 32);
+        // Two time points: the PSF's copies, read once per channel, serve both.
+        ImagePlus img = IJ.createHyperStack("cells", 40, 32, 2, 3, 2, 32);
         for (int i = 1; i <= img.getStackSize(); i++) {
             ImageProcessor ip = img.getStack().getProcessor(i);
             for (int y = 0; y < 32; y++) {
@@ -429,18 +432,21 @@ public class GuiHarness {
         ImagePlus both = WindowManager.getImage("cells-richardson_lucy");
         StringBuilder line = new StringBuilder("psf-per-channel:");
         for (int c = 1; c <= 2; c++) {
-            ImagePlus one = new Duplicator().run(img, c, c, 1, 3, 1, 1);
-            one.setTitle("cells c" + c);
             ImagePlus own = new Duplicator().run(psf, c, c, 1, 3, 1, 1);
             own.setTitle("psf c" + c);
             own.show();
-            IJ.run(one, "Denoise...", options + "[psf c" + c + "]");
-            ImagePlus alone = WindowManager.getImage("cells c" + c + "-richardson_lucy");
-            boolean same = both != null && alone != null;
-            for (int z = 1; same && z <= 3; z++) {
-                float[] a = (float[]) both.getStack().getProcessor(both.getStackIndex(c, z, 1)).getPixels();
-                float[] b = (float[]) alone.getStack().getProcessor(z).getPixels();
-                same = java.util.Arrays.equals(a, b);
+            boolean same = both != null;
+            for (int t = 1; t <= 2; t++) {
+                ImagePlus one = new Duplicator().run(img, c, c, 1, 3, t, t);
+                one.setTitle("cells c" + c + " t" + t);
+                IJ.run(one, "Denoise...", options + "[psf c" + c + "]");
+                ImagePlus alone = WindowManager.getImage("cells c" + c + " t" + t + "-richardson_lucy");
+                same &= alone != null;
+                for (int z = 1; same && z <= 3; z++) {
+                    float[] a = (float[]) both.getStack().getProcessor(both.getStackIndex(c, z, t)).getPixels();
+                    float[] b = (float[]) alone.getStack().getProcessor(z).getPixels();
+                    same = java.util.Arrays.equals(a, b);
+                }
             }
             line.append(c == 1 ? " c" : ", c").append(c).append(' ').append(same);
         }

@@ -26,9 +26,11 @@ final class ImageInputs {
     private final List<String> keys = new ArrayList<String>();
     private final List<ImagePlus> sources = new ArrayList<ImagePlus>();
     /**
-     * Per input, its copies by channel where it has one position (a PSF serving every
-     * frame of a time-lapse is read once per channel, not once per frame); other inputs
-     * are read where they are used, each position once by a job.
+     * Per input, its copies by channel where a job asks for the same one again: an input
+     * of one position on an image of several (a PSF serving every frame of a time-lapse
+     * is read once per channel, not once per frame), or of one channel serving several.
+     * Other inputs are read where they are used, each copy once by a job, so that a
+     * large target is not held whole as floats.
      */
     private final List<Map<Integer, Pixels>> shared = new ArrayList<Map<Integer, Pixels>>();
 
@@ -77,7 +79,9 @@ final class ImageInputs {
             }
             out.keys.add(in.key);
             out.sources.add(src);
-            out.shared.add(axis.otherLength(src) == 1 ? new HashMap<Integer, Pixels>() : null);
+            boolean reused = axis.otherLength(src) == 1
+                    && (axis.otherLength(imp) > 1 || src.getNChannels() < imp.getNChannels());
+            out.shared.add(reused ? new HashMap<Integer, Pixels>() : null);
         }
         return out;
     }
