@@ -288,6 +288,12 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
             sig4(sigma)
         )));
     }
+    // A quarter of the image, its darkest pixels included, brought to one value is not a
+    // camera model but a flattened background (8-bit data stretched to 16 bits and
+    // clipped at zero fitted an offset above 47% of it, and came back lifted to it).
+    if let Some(why) = g.flattens(v) {
+        return Ok(gaussian(format!("Gaussian (sigma {}): {why}", sig4(sigma))));
+    }
     Ok(NoiseChoice {
         reason: format!(
             "Poisson-Gaussian (gain {a_text}, {} levels): the noise's standard deviation changes \

@@ -158,10 +158,8 @@ impl Gat {
     /// # Errors
     /// [`crate::DenoiseError::InvalidParamValue`] for `offset`, with the image's range.
     fn check_fits(&self, v: &VolumeView<'_>, (lo, hi): (f32, f32)) -> Result<()> {
-        let floor = self.offset - self.gain * self.c();
-        let (below, data) = v.iter().filter(|&&z| z > lo).fold((0, 0), |(b, n), &z| {
-            (b + usize::from(f64::from(z) <= floor), n + 1)
-        });
+        let floor = self.floor();
+        let (below, data) = self.at_floor(v, Some(lo));
         if below * 4 < data || data == 0 {
             return Ok(());
         }
@@ -181,6 +179,42 @@ impl Gat {
                 crate::fmt_num(f64::from(hi)),
                 crate::fmt_num(floor)
             ),
+        })
+    }
+
+    /// The value at and below which [`Gat::forward`] gives 0: every pixel there comes
+    /// back as one value.
+    fn floor(&self) -> f64 {
+        self.offset - self.gain * self.c()
+    }
+
+    /// How many of `v`'s pixels lie at or below [`Gat::floor`], of how many counted: all,
+    /// or those above `lo` (an image's minimum, left out as fill).
+    fn at_floor(&self, v: &VolumeView<'_>, lo: Option<f32>) -> (usize, usize) {
+        let floor = self.floor();
+        v.iter()
+            .filter(|&&z| lo.is_none_or(|lo| z > lo))
+            .fold((0, 0), |(b, n), &z| {
+                (b + usize::from(f64::from(z) <= floor), n + 1)
+            })
+    }
+
+    /// Why this model, fitted to `v`, should not be chosen for it: it maps a quarter of
+    /// `v` or more, its minimum included, to one value; `None` otherwise.
+    /// [`Gat::check_fits`] leaves fill at the minimum out, so as not to refuse a camera the
+    /// user gave; a choice between models counts it, since the model lifts those pixels
+    /// too (a background-subtracted image clipped at zero, or the padding of a deskewed
+    /// volume, would come back at the offset).
+    pub(crate) fn flattens(&self, v: &VolumeView<'_>) -> Option<String> {
+        let (below, n) = self.at_floor(v, None);
+        (below * 4 >= n && n > 0).then(|| {
+            format!(
+                "the fitted camera (gain {}, offset {}) would bring {:.0}% of the image, its \
+                 darkest pixels included, to one value",
+                crate::fmt_num(self.gain),
+                crate::fmt_num(self.offset),
+                100.0 * below as f64 / n as f64
+            )
         })
     }
 
@@ -487,6 +521,42 @@ fn expectation_table(s: f64) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::phantom::Rng;
+
+    /// The pollen stack's case: 8-bit data stretched to 16 bits, clipped at zero. Its
+    /// fitted camera puts the floor above the zeros (left out of the run's check as
+    /// fill) and the next level: the run accepts it, a choice between models does not.
+    #[test]
+    fn the_floor_share_counts_the_minimum() {
+        let g = Gat::new(1018.0, 756.4, 0.0);
+        // Percent of the pixels at each level.
+        let image = |levels: &[(f32, usize)]| {
+            let data: Vec<f32> = levels
+                .iter()
+                .flat_map(|&(v, n)| std::iter::repeat_n(v, n))
+                .collect();
+            ndarray::Array3::from_shape_vec((1, 1, data.len()), data).unwrap()
+        };
+        let v = image(&[
+            (0.0, 34),
+            (257.0, 13),
+            (771.0, 9),
+            (2056.0, 30),
+            (20560.0, 14),
+        ]);
+        assert!(
+            g.check_fits(&v.view(), crate::volume::min_max(&v.view()))
+                .is_ok()
+        );
+        let why = g.flattens(&v.view());
+        assert!(
+            why.as_ref()
+                .is_some_and(|w| w.contains("offset 756.4) would bring 47% of the image")),
+            "{why:?}"
+        );
+        // Without the zeros, 13 of 66 lie at the floor: the model is kept.
+        let v = image(&[(257.0, 13), (771.0, 9), (2056.0, 30), (20560.0, 14)]);
+        assert_eq!(g.flattens(&v.view()), None);
+    }
 
     #[test]
     fn forward_mean_is_what_the_inverse_maps_back() {
