@@ -144,7 +144,7 @@ def test_2d_strided_and_out_arguments(noisy2d, noisy3d):
 
 
 def test_bad_input_gets_a_clear_error(noisy2d):
-    with pytest.raises(ValueError, match=r"`h` = -1 is outside \[0, inf\]"):
+    with pytest.raises(ValueError, match=r"`h` = -1 is outside \[0, inf\)"):
         dk.denoise(noisy2d, "nl_means", h=-1)
     with pytest.raises(ValueError, match="has no parameter `hh`"):
         dk.denoise(noisy2d, "nl_means", hh=1)

@@ -130,8 +130,8 @@ pub(crate) enum Cmd {
     /// Time methods on an image: one warm-up, then the median of N runs.
     Bench {
         input: PathBuf,
-        /// Methods to time (default: all).
-        #[arg(long = "method")]
+        /// Methods to time, comma-separated or the option repeated (default: all).
+        #[arg(long = "method", visible_alias = "methods", value_delimiter = ',')]
         methods: Vec<String>,
         /// Parameters as key=value, applied to every timed method that has them.
         params: Vec<String>,

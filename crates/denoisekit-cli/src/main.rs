@@ -107,6 +107,10 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 .into());
             }
             let (mut img, bits) = tiffio::read(&input)?;
+            let bits = if float { Bits::F32 } else { bits };
+            // Before the work: an output that cannot be written (a missing drive, a
+            // folder, a read-only file) is named now, not after a long run.
+            tiffio::PageWriter::probe(&output)?;
             let mut out: Option<Volume> = None;
             for g in &groups {
                 let copy = g.gather(&img);
@@ -150,12 +154,10 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 }
             }
             let out = out.unwrap_or(img);
-            tiffio::write_calibrated(
-                &output,
-                &out,
-                if float { Bits::F32 } else { bits },
-                &layout.calibration,
-            )?;
+            let mut writer = tiffio::PageWriter::create(&output, bits, out.len() as u64)?;
+            writer.write_volume(&out, &layout.calibration)?;
+            warn_saturated(&writer, bits, out.len());
+            writer.finish()?;
             Ok(())
         }
         Cmd::Tune {
@@ -398,6 +400,23 @@ fn refuse_forgotten_output(method: &str, output: &Path) -> CliResult<()> {
         .into());
     }
     Ok(())
+}
+
+/// Says how many of a result's `total` pixels lay above the output type's largest value
+/// and were written as it, where any did: documented, but a deconvolution's peaks lost
+/// that way are lost silently otherwise.
+pub(crate) fn warn_saturated(writer: &tiffio::PageWriter, bits: Bits, total: usize) {
+    let (n, Some(top)) = (writer.saturated(), bits.max()) else {
+        return;
+    };
+    if n > 0 {
+        eprintln!(
+            "warning: {n} pixels ({:.2}% of the result) came out above {top}, the largest of \
+             {}, and were written as {top}: --float keeps their values",
+            100.0 * n as f64 / total.max(1) as f64,
+            bits.describe()
+        );
+    }
 }
 
 /// A TIFF input's output is TIFF, whatever its name says: the extension of another

@@ -148,6 +148,7 @@ pub(crate) fn stream(
     // Closed before the rename: on a FAT or SMB volume Windows cannot replace a file that
     // is open, and the output may replace the input.
     drop(reader);
+    crate::warn_saturated(&writer, bits, shape.len().unwrap_or(usize::MAX));
     writer.finish()?;
     drop(bar);
     eprintln!(

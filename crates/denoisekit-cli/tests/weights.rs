@@ -255,6 +255,52 @@ fn a_forgotten_or_foreign_output_name_is_refused() {
     ]));
 }
 
+/// An output that cannot be written is named before the work (a training run wrote its
+/// weights, then failed to write its image), and a result clipped to the output's type is
+/// said, with the way to keep it.
+#[test]
+fn an_unwritable_output_is_named_before_the_work_and_clipping_is_said() {
+    let d = dir().join("unwritable");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "9");
+    let ai = a.to_str().unwrap();
+    let w = d.join("w.json");
+    let ws = format!("save_weights={}", w.display());
+    // A folder named as the output, and a file inside a file.
+    for (out, says) in [(d.clone(), "it is a folder"), (a.join("o.tif"), "a.tif")] {
+        let o = cli(&["run", "zs_n2n", ai, out.to_str().unwrap(), "steps=20", &ws]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{err}");
+        assert!(
+            !w.exists(),
+            "the network was trained before {} was refused",
+            out.display()
+        );
+    }
+    // Deconvolved, a bright phantom's peaks pass the 16 bits it was read in.
+    let bright = d.join("bright.tif");
+    let bi = bright.to_str().unwrap();
+    ok(&cli(&[
+        "phantom", bi, "--shape", "1", "64", "72", "--scale", "50000", "--bits", "16",
+    ]));
+    let out = d.join("rl.tif");
+    let o = ok(&cli(&[
+        "run",
+        "richardson_lucy",
+        bi,
+        out.to_str().unwrap(),
+        "iterations=50",
+        "psf_sigma=2.5",
+    ]));
+    assert!(
+        o.contains("came out above 65535, the largest of 16-bit unsigned integers, and were written as 65535: --float keeps their values"),
+        "{o}"
+    );
+    let o = ok(&cli(&["run", "gaussian", bi, out.to_str().unwrap()]));
+    assert!(!o.contains("came out above"), "{o}");
+}
+
 #[test]
 fn an_integer_phantom_is_neither_a_handful_of_levels_nor_clipped() {
     let d = dir().join("phantoms");

@@ -575,7 +575,7 @@ fn typed_params_reject_out_of_range_values() {
         search_radius_z: 0,
     };
     let e = denoisekit_core::denoise_nl_means(img.view(), &p, &Control::new()).unwrap_err();
-    assert_eq!(e.to_string(), "parameter `h` = -1 is outside [0, inf]");
+    assert_eq!(e.to_string(), "parameter `h` = -1 is outside [0, inf)");
 }
 
 #[test]

@@ -1075,6 +1075,8 @@ pub struct PageWriter {
     calibration: Option<Calibration>,
     /// Every page's photometric interpretation (see [`Calibration::white_is_zero`]).
     white_is_zero: bool,
+    /// See [`PageWriter::saturated`].
+    saturated: u64,
 }
 
 /// Classic TIFF offsets are 32-bit; leave room for the directories.
@@ -1148,6 +1150,7 @@ impl PageWriter {
             bits,
             calibration: None,
             white_is_zero: false,
+            saturated: 0,
         };
         let enc = if big {
             TiffEncoder::new_big(sink).map(Encoder::Big)
@@ -1156,6 +1159,30 @@ impl PageWriter {
         };
         w.enc = Some(enc.map_err(|e| w.write_error(e))?);
         Ok(w)
+    }
+
+    /// Checks that `path` could be written as [`PageWriter::create`] would (its folder
+    /// made, a read-only file refused, a file written beside it), leaving nothing behind:
+    /// for a run to name an unwritable output before its work rather than after. A
+    /// target that is not a regular file (a pipe) is not opened twice.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file.
+    pub fn probe(path: &Path) -> Result<(), TiffIoError> {
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if target.is_dir() {
+            return Err(TiffIoError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "it is a folder: name a file in it, such as out.tif",
+                ),
+            });
+        }
+        if std::fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
+            return Ok(());
+        }
+        Self::create_as(path, Bits::F32, false).map(drop)
     }
 
     fn write_error(&self, e: impl std::fmt::Display) -> TiffIoError {
@@ -1167,7 +1194,7 @@ impl PageWriter {
 
     /// Gives the first page an input's [`Calibration`]; call before the first page.
     /// Pages are written as they come: a description written for reordered pages
-    /// ([`Calibration::order`]) is not carried (only [`write_calibrated`] reorders).
+    /// ([`Calibration::order`]) is not carried (only [`PageWriter::write_volume`] reorders).
     pub fn calibrate(&mut self, c: &Calibration) {
         self.white_is_zero = c.white_is_zero;
         let mut c = c.clone();
@@ -1199,6 +1226,41 @@ impl PageWriter {
         Ok(())
     }
 
+    /// Appends every plane of `v`, the first carrying `calibration`, in its page order
+    /// ([`Calibration::order`]) where it has one.
+    ///
+    /// # Errors
+    /// [`TiffIoError`] naming the file.
+    pub fn write_volume(
+        &mut self,
+        v: &Volume,
+        calibration: &Calibration,
+    ) -> Result<(), TiffIoError> {
+        let (_, h, w) = v.dim();
+        self.calibrate(&Calibration {
+            order: None,
+            ..calibration.clone()
+        });
+        let pages: Vec<usize> = calibration
+            .order
+            .clone()
+            .unwrap_or_else(|| (0..v.dim().0).collect());
+        for &k in &pages {
+            let plane = v.index_axis(ndarray::Axis(0), k);
+            match plane.as_slice() {
+                Some(px) => self.write_page(w, h, px)?,
+                None => self.write_page(w, h, &plane.iter().copied().collect::<Vec<_>>())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// How many pixels written so far lay above the type's largest value and were
+    /// written as it (a deconvolution's peaks can pass 65535); 0 for floats.
+    pub fn saturated(&self) -> u64 {
+        self.saturated
+    }
+
     /// Appends one page of `width` x `height` pixels (row-major), quantised to the type.
     ///
     /// # Errors
@@ -1214,6 +1276,9 @@ impl PageWriter {
             u32::try_from(height).map_err(|_| self.write_error(tiff::TiffError::IntSizeError))?,
         );
         let (bits, text) = (self.bits, self.calibration.take());
+        if let Some(top) = bits.max() {
+            self.saturated += px.iter().filter(|&&x| x.round() > top).count() as u64;
+        }
         let page = Page {
             size: (w, h),
             bits,
@@ -1322,21 +1387,8 @@ pub fn write_calibrated(
     bits: Bits,
     calibration: &Calibration,
 ) -> Result<(), TiffIoError> {
-    let (_, h, w) = v.dim();
     let mut out = PageWriter::create(path, bits, v.len() as u64)?;
-    let order = calibration.order.clone();
-    out.calibrate(&Calibration {
-        order: None,
-        ..calibration.clone()
-    });
-    let pages: Vec<usize> = order.unwrap_or_else(|| (0..v.dim().0).collect());
-    for &k in &pages {
-        let plane = v.index_axis(ndarray::Axis(0), k);
-        match plane.as_slice() {
-            Some(px) => out.write_page(w, h, px)?,
-            None => out.write_page(w, h, &plane.iter().copied().collect::<Vec<_>>())?,
-        }
-    }
+    out.write_volume(v, calibration)?;
     out.finish()
 }
 

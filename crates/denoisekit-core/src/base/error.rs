@@ -16,7 +16,7 @@ pub enum DenoiseError {
         reason: String,
     },
     /// A parameter value lies outside its allowed range.
-    #[error("parameter `{name}` = {value} is outside [{min}, {max}]")]
+    #[error("parameter `{name}` = {value} is outside {}", interval(min, max))]
     ParamOutOfRange {
         /// The parameter key.
         name: String,
@@ -122,3 +122,12 @@ pub type Result<T, E = DenoiseError> = std::result::Result<T, E>;
 /// suffix (binary units): `DENOISEKIT_MEMORY_LIMIT=8G`. Declared with the error whose
 /// message names it ([`DenoiseError::TooLarge`]); read by [`crate::budget::limit`].
 pub const MEMORY_LIMIT_ENV: &str = "DENOISEKIT_MEMORY_LIMIT";
+
+/// `[min, max]`, or the half-open `[min, inf)` for a range with no upper bound: "inf is
+/// outside [0, inf]" read as a contradiction.
+fn interval(min: &str, max: &str) -> String {
+    match max {
+        "inf" => format!("[{min}, inf)"),
+        _ => format!("[{min}, {max}]"),
+    }
+}

@@ -201,7 +201,10 @@ pub fn check_input(v: &VolumeView<'_>) -> Result<()> {
                  ±{MAX_ABS_PIXEL:e} (rescale the image first)"
             )
         } else {
-            format!("pixel (x={x}, y={y}, z={z}) is {val}; all pixels must be finite numbers")
+            format!(
+                "pixel (x={x}, y={y}, z={z}) is {val}; all pixels must be finite numbers: \
+                 fill them first, for example with the background level"
+            )
         }));
     }
     Ok(())
