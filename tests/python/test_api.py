@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -312,6 +313,15 @@ def test_noise_estimate_and_model_choice():
     p = dk.estimate_noise(photons.astype(np.float32))
     assert p.model == "poisson_gaussian", p
     assert abs(p.params["gain"] - gain / 4) < 0.15 * gain / 4, p
+    # A strength given by hand is then read in stabilised units: said, unless the model
+    # is named.
+    img = photons.astype(np.float32)
+    with pytest.warns(UserWarning, match="h=12 is read in the stabilised image's units"):
+        dk.denoise(img, "nl_means", h=12, search_radius=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dk.denoise(img, "nl_means", h=12, search_radius=2, noise_model="gaussian")
+        dk.denoise(img, "nl_means", search_radius=2)
 
 
 def test_tune_and_rank(noisy2d):

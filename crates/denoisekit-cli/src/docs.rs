@@ -185,7 +185,9 @@ pub(crate) fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
           With `noise_model=poisson_gaussian` the image is variance-stabilised by the \
           generalized Anscombe transform before denoising and mapped back by its exact \
           unbiased inverse (Mäkitalo & Foi, IEEE TIP 2013, doi:10.1109/TIP.2012.2202675); \
-          noise-derived defaults are then measured on the stabilised image.\n\n\
+          noise-derived defaults are then measured on the stabilised image, and strengths \
+          in grey levels set by hand are read in its units (the noise is 1 there): with \
+          `noise_model=auto`, the default, the run warns when that happens.\n\n\
           | key | range | default | unit | help |\n|---|---|---|---|---|\n";
     for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
         s += &markdown_row(p);

@@ -127,6 +127,11 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
                 // A pixel or value the error names is in this channel or time point.
                 .map_err(|e| format!("{}{e}", g.label()))?;
                 drop(bar);
+                if let Some(w) =
+                    denoisekit_core::strength_units_warning(&method, &values, &done.params)?
+                {
+                    eprintln!("warning: {}{w}", g.label());
+                }
                 if denoisekit_core::find(&method)?.kind == MethodKind::Denoise
                     && let Some(w) = denoisekit_core::metrics::residual_warning(
                         &part.view(),

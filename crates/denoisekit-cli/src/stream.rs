@@ -36,6 +36,9 @@ pub(crate) fn streaming_plan(
     };
     // So is the noise model judged: a window mostly of background would fail it alone.
     denoisekit_core::judge_noise_model(sample.view(), &r)?;
+    if let Some(w) = denoisekit_core::strength_units_warning(method, values, &r)? {
+        eprintln!("warning: {w}");
+    }
     let plane = (height * width * 4) as u64;
     match tiling::plan(m, shape, &r, limit, plane)? {
         Some(plan) => Ok(Some((shape, r, plan))),

@@ -398,7 +398,7 @@ fn denoise<'py>(
     memory_limit: Option<String>,
     out: Option<Bound<'py, PyArray3<f32>>>,
     model_judged: bool,
-) -> PyResult<(Bound<'py, PyArray3<f32>>, String, Pairs)> {
+) -> PyResult<Denoised<'py>> {
     let backend = Backend::from_name(backend).map_err(|e| to_py(e.into()))?;
     if let Some(o) = &out
         && o.shape() != image.shape()
@@ -435,6 +435,8 @@ fn denoise<'py>(
     })?;
     let device = done.device.to_string();
     let resolved = pairs(&done.params);
+    let units = denoisekit_core::strength_units_warning(method, &v, &done.params)
+        .map_err(|e| to_py(e.into()))?;
     if let Some(t) = target.as_mut() {
         t.as_array_mut().assign(&done.volume);
     }
@@ -443,8 +445,12 @@ fn denoise<'py>(
         Some(o) => o,
         None => owned(py, done.volume),
     };
-    Ok((arr, device, resolved))
+    Ok((arr, device, resolved, units))
 }
+
+/// What `denoise` returns: the result, the device it ran on, every value it used, and
+/// [`denoisekit_core::strength_units_warning`]'s warning.
+type Denoised<'py> = (Bound<'py, PyArray3<f32>>, String, Pairs, Option<String>);
 
 fn owned(py: Python<'_>, v: Volume) -> Bound<'_, PyArray3<f32>> {
     numpy::IntoPyArray::into_pyarray(v, py)

@@ -33,7 +33,9 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
          the model and values it used, which replay exactly. gaussian: the noise does not \
          depend on the signal. poisson_gaussian: photon noise plus read noise \
          (fluorescence, low-dose EM): the image is variance-stabilised before denoising \
-         and mapped back without bias.",
+         and mapped back without bias; strengths in grey levels (h, sigma, lambda...) are \
+         then in the stabilised image's units, where the noise is 1, so name the model \
+         when you set one by hand.",
     ),
     ParamSpec::float("Gain", 1e-6, 1e6, DefaultValue::Fixed(1.0))
         .scale(Scale::Log)

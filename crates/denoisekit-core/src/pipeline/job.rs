@@ -167,6 +167,57 @@ pub fn judge_noise_model(image: VolumeView<'_>, resolved: &Resolved) -> Result<(
     }
 }
 
+/// A warning for the user when strengths given by hand in grey levels (`h=12`) are read
+/// in the stabilised image's units instead, where the noise is 1: `noise_model=auto`,
+/// given or by default, chose Poisson–Gaussian for this image. The same `h=12` means 12
+/// grey levels on an image auto judges Gaussian, so a batch over a folder would treat its
+/// images differently; `None` when no such value was given, or the model was named.
+///
+/// # Errors
+/// [`DenoiseError::UnknownMethod`].
+pub fn strength_units_warning(
+    id: &str,
+    given: &ParamValues,
+    resolved: &Resolved,
+) -> Result<Option<String>> {
+    let m = crate::find(id)?;
+    let named = given
+        .pairs()
+        .iter()
+        .any(|(k, v)| k == "noise_model" && v.trim() != vst::NoiseModelChoice::Auto.name());
+    let chose_pg = matches!(
+        resolved.get::<vst::NoiseModelChoice>("noise_model"),
+        Ok(vst::NoiseModelChoice::PoissonGaussian)
+    );
+    if named || !chose_pg {
+        return Ok(None);
+    }
+    let hand: Vec<String> = given
+        .pairs()
+        .iter()
+        .filter(|(k, _)| {
+            m.params
+                .iter()
+                .any(|p| p.key == k && p.unit == crate::Unit::Intensity)
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let (last, verb) = match hand.len() {
+        0 => return Ok(None),
+        1 => (hand[0].clone(), "is"),
+        n => (
+            format!("{} and {}", hand[..n - 1].join(", "), hand[n - 1]),
+            "are",
+        ),
+    };
+    Ok(Some(format!(
+        "{last} {verb} read in the stabilised image's units, where the noise is 1, not in \
+         grey levels: noise_model=auto chose poisson_gaussian for this image. Add \
+         noise_model=gaussian to give grey levels, or name the model either way so that \
+         every image is treated alike"
+    )))
+}
+
 /// Refuses a result with a NaN or infinite value: the input was checked finite, so the
 /// settings took the arithmetic out of float range (a weights file of huge values), or a
 /// device computed wrongly; either way the image would be silently wrong.
@@ -313,7 +364,51 @@ pub fn wraps(id: &str, values: &ParamValues) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::Backend;
+    use super::*;
+
+    /// A strength given in grey levels is said to be read in stabilised units only where
+    /// auto chose Poisson–Gaussian and no model was named.
+    #[test]
+    fn strengths_set_by_hand_under_auto_poisson_gaussian_are_warned_of() {
+        let mut rng = crate::rng::Rng::new(3);
+        let photons = ndarray::Array3::from_shape_fn((1, 96, 96), |(_, y, x)| {
+            let level = 5.0 + 200.0 * ((x / 24 + y / 24) % 2) as f64;
+            (4.0 * rng.poisson(level) + 100.0) as f32
+        });
+        let flat = ndarray::Array3::from_shape_fn((1, 96, 96), |(_, y, x)| {
+            (100.0 + 50.0 * ((x / 24 + y / 24) % 2) as f64 + 5.0 * rng.normal()) as f32
+        });
+        let warned = |img: &Volume, given: ParamValues| {
+            let (_, r) = prepare("nl_means", &img.view(), &given).unwrap();
+            strength_units_warning("nl_means", &given, &r).unwrap()
+        };
+        let w = warned(
+            &photons,
+            ParamValues::new().set("h", 12).set("search_radius", 3),
+        );
+        assert!(
+            w.as_ref()
+                .is_some_and(|w| w.starts_with("h=12 is read in the stabilised")),
+            "{w:?}"
+        );
+        let w = warned(&photons, ParamValues::new().set("h", 12).set("sigma", 9));
+        assert!(
+            w.as_ref()
+                .is_some_and(|w| w.starts_with("h=12 and sigma=9 are read")),
+            "{w:?}"
+        );
+        assert_eq!(
+            warned(&photons, ParamValues::new().set("search_radius", 3)),
+            None
+        );
+        let named = ParamValues::new()
+            .set("h", 12)
+            .set("noise_model", "poisson_gaussian")
+            .set("gain", 4)
+            .set("offset", 100);
+        assert_eq!(warned(&photons, named), None);
+        assert_eq!(warned(&flat, ParamValues::new().set("h", 12)), None);
+    }
 
     /// Front ends offer the first name as the default (Fiji's dialogs do): it must be the
     /// library's own default, and every name must parse as the backend it names.

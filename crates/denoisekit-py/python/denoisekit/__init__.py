@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
@@ -306,10 +307,13 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     pairs, images = _split(method, params)
     # As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G").
     limit = None if memory_limit is None else str(memory_limit)
-    res, device, _ = _native.denoise(
+    res, device, _, units = _native.denoise(
         vol, method, pairs, images, backend, _threads(threads), limit, target, part
     )
     log.info("%s ran on %s", method, device)
+    if units is not None:
+        # Once per call site, as Python shows warnings: a Dask run's chunks say it once.
+        warnings.warn(units, UserWarning, stacklevel=3)
     return res
 
 
