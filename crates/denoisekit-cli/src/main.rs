@@ -35,6 +35,7 @@ use stream::{stream, streaming_plan};
 type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
+    quiet_wayland_probe();
     // wgpu-hal logs each backend it probes and cannot open (DX12 under Wine, Vulkan
     // without a driver) as an error; the one line that matters, "no usable GPU ...;
     // running on the CPU", is ours. RUST_LOG shows them again.
@@ -421,6 +422,25 @@ pub(crate) fn warn_saturated(writer: &tiffio::PageWriter, bits: Bits, total: usi
             100.0 * n as f64 / total.max(1) as f64,
             bits.describe()
         );
+    }
+}
+
+/// Mesa's device-select Vulkan layer asks libwayland for a display as wgpu lists the
+/// GPUs, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set" wherever a
+/// session has none (cron, ssh, a cluster's batch job): every successful batch run
+/// looked failed. Where no Wayland display could be reached anyway, the layer is turned
+/// off by its own switch; wgpu ranks the GPUs itself (a discrete one first), so only
+/// DRI_PRIME's choice is lost, and a user's own setting is kept. In `main`, before any
+/// thread reads the environment; the library does not touch a host process's.
+fn quiet_wayland_probe() {
+    let absolute =
+        |key: &str| std::env::var_os(key).is_some_and(|v| v.to_string_lossy().starts_with('/'));
+    let wayland = absolute("XDG_RUNTIME_DIR")
+        || absolute("WAYLAND_DISPLAY")
+        || std::env::var_os("WAYLAND_SOCKET").is_some();
+    if cfg!(target_os = "linux") && !wayland && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the first thing `main` does, while the process has one thread.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 

@@ -351,3 +351,29 @@ fn options_a_command_would_ignore_are_refused() {
         assert!(!o.status.success() && err.contains(said), "{args:?}: {err}");
     }
 }
+
+/// A session with no display (cron, ssh, a cluster's batch job): a successful run prints
+/// no "error:" line. Mesa's device-select layer, where installed (lavapipe here), made
+/// libwayland print one as the GPUs were listed.
+#[test]
+fn a_session_without_a_display_gets_no_error_line() {
+    let d = dir().join("headless");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tif");
+    phantom(&a, "10");
+    let o = Command::new(CLI)
+        .args([
+            "run",
+            "gaussian",
+            a.to_str().unwrap(),
+            d.join("o.tif").to_str().unwrap(),
+        ])
+        .args(["--backend", "auto"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let err = ok(&o);
+    assert!(!err.contains("error"), "{err}");
+}
