@@ -278,6 +278,21 @@ fn an_unwritable_output_is_named_before_the_work_and_clipping_is_said() {
             out.display()
         );
     }
+    // A run refused after the check leaves no folder for its output behind.
+    let fresh = d.join("new").join("sub").join("o.tif");
+    let o = cli(&[
+        "run",
+        "tikhonov",
+        ai,
+        fresh.to_str().unwrap(),
+        "lambda=0",
+        "psf_sigma=2",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        !d.join("new").exists(),
+        "the output's folders were made for a failed run"
+    );
     // Deconvolved, a bright phantom's peaks pass the 16 bits it was read in.
     let bright = d.join("bright.tif");
     let bi = bright.to_str().unwrap();

@@ -1182,7 +1182,29 @@ impl PageWriter {
         if std::fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
             return Ok(());
         }
-        Self::create_as(path, Bits::F32, false).map(drop)
+        // Folders the output needs are made only when it is written: a run that fails
+        // leaves none. Where they are missing, the nearest folder that exists must take
+        // a file (the folders would be made in it).
+        let parent = target.parent().filter(|d| !d.as_os_str().is_empty());
+        match parent.filter(|d| !d.exists()) {
+            None => Self::create_as(path, Bits::F32, false).map(drop),
+            Some(missing) => {
+                let existing = missing
+                    .ancestors()
+                    .find(|a| a.exists())
+                    .unwrap_or(Path::new("."));
+                let trial = denoisekit_core::files::part_beside(&existing.join("probe"));
+                std::fs::write(&trial, b"")
+                    .map(|()| drop(std::fs::remove_file(&trial)))
+                    .map_err(|source| TiffIoError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::new(
+                            source.kind(),
+                            format!("{source} (making its folder in {})", existing.display()),
+                        ),
+                    })
+            }
+        }
     }
 
     fn write_error(&self, e: impl std::fmt::Display) -> TiffIoError {

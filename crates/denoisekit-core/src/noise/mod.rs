@@ -323,7 +323,7 @@ pub(crate) fn intensity_percentiles(v: &VolumeView<'_>, p: f64, q: f64) -> (f64,
 }
 
 /// `x` to four significant digits: no fit here is more precise than that.
-fn sig4(x: f64) -> String {
+pub(crate) fn sig4(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return crate::format::fmt_num(x);
     }

@@ -202,17 +202,22 @@ impl Gat {
     /// Why this model, fitted to `v`, should not be chosen for it: it maps a quarter of
     /// `v` or more, its minimum included, to one value; `None` otherwise.
     /// [`Gat::check_fits`] leaves fill at the minimum out, so as not to refuse a camera the
-    /// user gave; a choice between models counts it, since the model lifts those pixels
-    /// too (a background-subtracted image clipped at zero, or the padding of a deskewed
-    /// volume, would come back at the offset).
+    /// user gave; a choice between models counts it where the floor lies a quarter of a
+    /// photon or more above it, since the model lifts those pixels by that much (a
+    /// background-subtracted image clipped at zero, or the padding of a deskewed volume,
+    /// would come back at the offset). Closer, they are a photon-counting image's zeros,
+    /// which a fitted offset of a fraction of a photon lifts by less than the counting's
+    /// own step.
     pub(crate) fn flattens(&self, v: &VolumeView<'_>) -> Option<String> {
-        let (below, n) = self.at_floor(v, None);
+        let lo = crate::volume::min_max(v).0;
+        let lifted = self.floor() - f64::from(lo) >= 0.25 * self.gain;
+        let (below, n) = self.at_floor(v, (!lifted).then_some(lo));
         (below * 4 >= n && n > 0).then(|| {
             format!(
                 "the fitted camera (gain {}, offset {}) would bring {:.0}% of the image, its \
                  darkest pixels included, to one value",
-                crate::fmt_num(self.gain),
-                crate::fmt_num(self.offset),
+                crate::noise::sig4(self.gain),
+                crate::noise::sig4(self.offset),
                 100.0 * below as f64 / n as f64
             )
         })
@@ -553,6 +558,11 @@ mod tests {
                 .is_some_and(|w| w.contains("offset 756.4) would bring 47% of the image")),
             "{why:?}"
         );
+        // A photon-counting image's zeros, a fitted offset of 0.42 photons above them (the
+        // floor 0.05 photons up): counting, not flattening.
+        let counts = Gat::new(1.0, 0.42, 0.0);
+        let v = image(&[(0.0, 34), (1.0, 30), (2.0, 20), (3.0, 10), (5.0, 6)]);
+        assert_eq!(counts.flattens(&v.view()), None);
         // Without the zeros, 13 of 66 lie at the floor: the model is kept.
         let v = image(&[(257.0, 13), (771.0, 9), (2056.0, 30), (20560.0, 14)]);
         assert_eq!(g.flattens(&v.view()), None);

@@ -81,6 +81,17 @@ pub fn prepare(
     Ok((m, resolved))
 }
 
+/// Whether `values` leave the noise model to `auto`: given so (in any spelling the
+/// choice parses), or unset, the descriptor's default.
+fn asks_auto(values: &ParamValues) -> Result<bool> {
+    let spec = &vst::NOISE_MODEL_PARAMS[0];
+    let auto = vst::NoiseModelChoice::Auto.value();
+    Ok(match values.pairs().iter().find(|(k, _)| k == spec.key) {
+        Some((_, v)) => spec.parse(v)? == auto,
+        None => spec.default_value(|| Ok(0.0))? == auto,
+    })
+}
+
 /// `values` with `noise_model=auto` (given, or unset: the default) replaced by the model
 /// this image calls for and that
 /// model's gain, offset and read noise ([`noise::choose_noise_model`]): the run, what it
@@ -93,13 +104,7 @@ pub fn resolve_noise_model<'v>(
     input: &VolumeView<'_>,
     values: &'v ParamValues,
 ) -> Result<std::borrow::Cow<'v, ParamValues>> {
-    // Unset, the model is the descriptor's default (auto).
-    let spec = &vst::NOISE_MODEL_PARAMS[0];
-    let auto = match values.pairs().iter().find(|(k, _)| k == spec.key) {
-        Some((_, v)) => spec.parse(v)? == vst::NoiseModelChoice::Auto.value(),
-        None => spec.default_value(|| Ok(0.0))? == vst::NoiseModelChoice::Auto.value(),
-    };
-    if !auto {
+    if !asks_auto(values)? {
         return Ok(std::borrow::Cow::Borrowed(values));
     }
     let choice = noise::choose_noise_model(input)?;
@@ -181,15 +186,11 @@ pub fn strength_units_warning(
     resolved: &Resolved,
 ) -> Result<Option<String>> {
     let m = crate::find(id)?;
-    let named = given
-        .pairs()
-        .iter()
-        .any(|(k, v)| k == "noise_model" && v.trim() != vst::NoiseModelChoice::Auto.name());
     let chose_pg = matches!(
         resolved.get::<vst::NoiseModelChoice>("noise_model"),
         Ok(vst::NoiseModelChoice::PoissonGaussian)
     );
-    if named || !chose_pg {
+    if !chose_pg || !asks_auto(given)? {
         return Ok(None);
     }
     let hand: Vec<String> = given
@@ -401,6 +402,8 @@ mod tests {
             warned(&photons, ParamValues::new().set("search_radius", 3)),
             None
         );
+        let spelt = ParamValues::new().set("h", 12).set("noise_model", "AUTO");
+        assert!(warned(&photons, spelt).is_some());
         let named = ParamValues::new()
             .set("h", 12)
             .set("noise_model", "poisson_gaussian")

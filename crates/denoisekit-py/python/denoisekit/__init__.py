@@ -312,7 +312,7 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     )
     log.info("%s ran on %s", method, device)
     if units is not None:
-        # Once per call site, as Python shows warnings: a Dask run's chunks say it once.
+        # Dask's chunks are given the pinned model, so only a whole-array call says it.
         warnings.warn(units, UserWarning, stacklevel=3)
     return res
 
