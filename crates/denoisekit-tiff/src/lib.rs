@@ -1161,8 +1161,9 @@ impl PageWriter {
         Ok(w)
     }
 
-    /// Checks that `path` could be written as [`PageWriter::create`] would (its folder
-    /// made, a read-only file refused, a file written beside it), leaving nothing behind:
+    /// Checks that `path` could be written as [`PageWriter::create`] would (a read-only
+    /// file refused, a file written beside it, or in the nearest existing folder where its
+    /// own is still to be made), leaving nothing behind, no folders either:
     /// for a run to name an unwritable output before its work rather than after. A
     /// target that is not a regular file (a pipe) is not opened twice.
     ///

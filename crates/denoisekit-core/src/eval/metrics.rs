@@ -195,14 +195,14 @@ fn noise_correlations(noisy: &VolumeView<'_>) -> [f64; 2] {
 /// The "imager beware" message when [`residual_structure`] exceeds
 /// [`RESIDUAL_STRUCTURE_WARNING`], shared by the command line and the plugin.
 ///
-/// # Errors
-/// [`DenoiseError::InvalidInput`] for different shapes.
-///
 /// Where the noise itself is correlated between neighbours (the scan noise of electron
 /// microscopes, binned or interpolated images), removed noise is as correlated as it, so
 /// the bound is that correlation plus [`RESIDUAL_STRUCTURE_WARNING`]: on an ssTEM plane
 /// (noise correlation 0.52) NL-means at its defaults removed almost nothing and was
 /// still told it removed signal (0.08).
+///
+/// # Errors
+/// [`DenoiseError::InvalidInput`] for different shapes.
 pub fn residual_warning(
     noisy: &VolumeView<'_>,
     denoised: &VolumeView<'_>,
