@@ -112,7 +112,7 @@ def noise_model(noisy):
     opts = dict(kv.split("=") for kv in out.strip().splitlines()[-1].split())
     if opts.get("noise_model") != "poisson_gaussian":
         sys.exit(f"{noisy}: expected a Poisson-Gaussian fit, got {out}")
-    sd = float(out.split("pointwise noise sd ")[1].split()[0])
+    sd = float(out.split("; noise sd ")[1].split()[0])
     return float(opts["gain"]), float(opts["offset"]), float(opts["read_noise"]), sd
 
 

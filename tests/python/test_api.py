@@ -308,6 +308,18 @@ def test_noise_estimate_and_model_choice():
     g = dk.estimate_noise((clean + rng.normal(0, 10, clean.shape)).astype(np.float32))
     assert g.model == "gaussian" and abs(g.sigma - 10) < 1.0, g
     assert g.correlation_radius == 0
+    # Noise shared by neighbours as 2x2 binning shares it: the level is each pixel's own
+    # (the finest wavelet details alone see about half of it), and the defaults scale so.
+    white = rng.normal(0, 20, (257, 257))
+    binned = (white[:-1, :-1] + white[1:, :-1] + white[:-1, 1:] + white[1:, 1:]) / 4
+    gentle = (400 + 50 * np.sin(x / 37.0) * np.cos(y / 29.0) + binned).astype(np.float32)
+    b = dk.estimate_noise(gentle)
+    assert b.correlation_radius == 1 and abs(b.sigma - 10) < 1.0, b
+    assert dk.resolve("nl_means", gentle)["h"] == pytest.approx(0.8 * b.sigma)
+    # Too few pixels to measure the correlation: the level and the model still come back.
+    small = dk.estimate_noise((clean[:24, :24] + rng.normal(0, 10, (24, 24))).astype(np.float32))
+    assert small.correlation.startswith("not measured: ") and small.correlation_radius == 0, small
+    assert small.model == "gaussian" and small.sigma > 0, small
     gain = 3.0
     photons = rng.poisson(clean / gain * 4) * gain / 4
     p = dk.estimate_noise(photons.astype(np.float32))

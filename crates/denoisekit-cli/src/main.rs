@@ -249,9 +249,9 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             let correlated = |choice: &denoisekit_core::noise::NoiseChoice| {
                 match denoisekit_core::correlation::estimate_correlation_for(&img.view(), choice) {
                     Ok(c) => format!(
-                        "{}; pointwise noise sd {:.4}{}",
+                        "{}; noise sd {:.4}{}",
                         c.describe(),
-                        c.variance.sqrt(),
+                        c.sigma,
                         if matches!(
                             choice.model,
                             denoisekit_core::noise::NoiseModel::Gaussian { .. }

@@ -515,14 +515,26 @@ fn estimate_noise(
     run_job(py, None, &Control::new(), |_| {
         let sigma = denoisekit_core::estimate_sigma(&view)?;
         let choice = denoisekit_core::noise::choose_noise_model(&view)?;
-        let c = denoisekit_core::correlation::estimate_correlation_for(&view, &choice)?;
+        // An image with too few smooth pixels still has a noise level and a model; the
+        // correlation is then said to be unmeasured, as the CLI and the panel say it.
+        let (summary, radius) =
+            match denoisekit_core::correlation::estimate_correlation_for(&view, &choice) {
+                Ok(c) => (c.summary(), c.radius),
+                Err(e) => (
+                    format!(
+                        "not measured: {}",
+                        e.to_string().trim_start_matches("invalid input: ")
+                    ),
+                    0,
+                ),
+            };
         let opts = choice
             .options()
             .split_whitespace()
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Ok((sigma, opts, choice.reason, c.summary(), c.radius))
+        Ok((sigma, opts, choice.reason, summary, radius))
     })
 }
 

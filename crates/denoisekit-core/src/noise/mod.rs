@@ -10,6 +10,15 @@
 //! whole support is flat (clipped background, saturated areas) are excluded: they would
 //! otherwise pull the estimate to zero on images that are mostly clipped background.
 //!
+//! The finest diagonal band sees the noise's pointwise variance only when neighbouring
+//! pixels' noise is independent. Correlated noise (EM scans, binned or interpolated
+//! cameras) puts its variance at lower frequencies, and the band sees a fraction
+//! `f = Σₖ R(k)·ρ(k)` of it, where `R` is the 2D autocorrelation of the separable detail
+//! filter and `ρ` the noise's correlation coefficients ([`correlation`]); with a
+//! correlation of 0.5 between neighbours `f` is about 0.2, and the uncorrected estimate
+//! is half the noise. [`estimate_sigma`] divides by `√f`, measured on a sample of the
+//! image; noise-derived defaults then scale with the noise the pixels carry.
+//!
 //! # References
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
 //! Biometrika 81(3), 1994, doi:10.1093/biomet/81.3.425.
@@ -33,7 +42,10 @@ const HAAR_HI: [f64; 2] = [
     std::f64::consts::FRAC_1_SQRT_2,
 ];
 
-/// Estimates the standard deviation of additive Gaussian noise, in intensity units.
+/// Estimates the standard deviation of additive Gaussian noise, in intensity units: the
+/// noise each pixel carries, corrected for the spatial correlation measured on the image
+/// (see the module's documentation). Where the correlation cannot be measured (an image
+/// smaller than 16×16, or with too few smooth pixels) the noise is taken as independent.
 ///
 /// Planes narrower than 4 pixels fall back to the Haar wavelet.
 ///
@@ -41,7 +53,50 @@ const HAAR_HI: [f64; 2] = [
 /// [`crate::DenoiseError::InvalidInput`] for an image smaller than 2×2 or with non-finite pixels.
 pub fn estimate_sigma(v: &VolumeView<'_>) -> Result<f64> {
     crate::volume::check_input(v)?;
-    Ok(finest_details(v, None).sigma)
+    Ok(sigma_of_checked(v))
+}
+
+/// [`estimate_sigma`] of an image already checked.
+fn sigma_of_checked(v: &VolumeView<'_>) -> f64 {
+    correlation::estimate_correlation(v).map_or_else(|_| sigma_with(v, None), |c| c.sigma)
+}
+
+/// [`estimate_sigma`] of an image already checked, with its correlation `c` measured
+/// already (`None`: independent, or not measurable).
+pub(crate) fn sigma_with(v: &VolumeView<'_>, c: Option<&correlation::NoiseCorrelation>) -> f64 {
+    let share = c.map_or(1.0, |c| detail_share(c, detail_filter(Shape::of(v))));
+    finest_details(v, None).sigma / share.max(MIN_DETAIL_SHARE).sqrt()
+}
+
+/// The smallest share of the noise's variance the finest diagonal band is taken to see:
+/// correlation coefficients near their bound make the measured share small and uncertain,
+/// and the estimate is raised at most five-fold.
+const MIN_DETAIL_SHARE: f64 = 1.0 / 25.0;
+
+/// The 1D detail filter [`finest_details`] uses on planes of this shape.
+fn detail_filter(s: Shape) -> &'static [f64] {
+    if s.width >= 4 && s.height >= 4 {
+        &DB2_HI
+    } else {
+        &HAAR_HI
+    }
+}
+
+/// The share of the noise's pointwise variance that the finest diagonal details
+/// (filtered by `hi` along both axes) carry, for the correlation `c`: `Σₖ R(k)·ρ(k)`, with
+/// `R(dy, dx) = r(dy)·r(dx)` and `r` the filter's autocorrelation. Lags whose correlation
+/// does not count ([`correlation::NoiseCorrelation::significant`]) are taken as zero, so
+/// independent noise gives exactly 1.
+fn detail_share(c: &correlation::NoiseCorrelation, hi: &[f64]) -> f64 {
+    let r = |lag: i32| -> f64 {
+        let k = lag.unsigned_abs() as usize;
+        hi.iter().zip(hi.iter().skip(k)).map(|(a, b)| a * b).sum()
+    };
+    1.0 + c
+        .significant()
+        .iter()
+        .map(|&((dy, dx), rho)| r(dy) * r(dx) * rho)
+        .sum::<f64>()
 }
 
 /// The finest diagonal details' noise estimate, and how many supports it was read from.
@@ -62,11 +117,7 @@ pub(crate) fn finest_details(
     mask: Option<(&VolumeView<'_>, f32, f32)>,
 ) -> Details {
     let s = Shape::of(v);
-    let hi: &[f64] = if s.width >= 4 && s.height >= 4 {
-        &DB2_HI
-    } else {
-        &HAAR_HI
-    };
+    let hi = detail_filter(s);
     let k = hi.len();
     let src = v.as_standard_layout();
     let data = src.as_slice().expect("standard layout is contiguous");
@@ -195,7 +246,7 @@ impl PoissonGaussian {
 pub enum NoiseModel {
     /// Signal-independent noise of this standard deviation, grey levels.
     Gaussian {
-        /// The wavelet estimate ([`estimate_sigma`]).
+        /// The noise's standard deviation ([`estimate_sigma`]).
         sigma: f64,
     },
     /// Signal-dependent (photon) noise, `var = a · mean + b`.
@@ -239,9 +290,12 @@ const SD_SPREAD_KEPT_GAUSSIAN: f64 = 1.2;
 /// # Errors
 /// [`crate::DenoiseError::InvalidInput`] for an invalid image (see [`estimate_sigma`]).
 pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
-    let sigma = estimate_sigma(v)?;
+    crate::volume::check_input(v)?;
+    // Measured only for the Gaussian model, which reports it: its correlation sample is
+    // the larger part of its cost.
+    let sigma = std::cell::LazyCell::new(|| sigma_of_checked(v));
     let gaussian = |reason: String| NoiseChoice {
-        model: NoiseModel::Gaussian { sigma },
+        model: NoiseModel::Gaussian { sigma: *sigma },
         reason,
     };
     let fit = match estimate_poisson_gaussian(v) {
@@ -249,7 +303,7 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
         Err(e) => {
             return Ok(gaussian(format!(
                 "Gaussian (sigma {}): no Poisson-Gaussian fit ({e})",
-                sig4(sigma)
+                sig4(*sigma)
             )));
         }
     };
@@ -259,7 +313,7 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
     if !significant {
         return Ok(gaussian(format!(
             "Gaussian (sigma {}): the noise does not grow measurably with the signal (gain {a_text})",
-            sig4(sigma)
+            sig4(*sigma)
         )));
     }
     let (p10, p90) = intensity_percentiles(v, 0.1, 0.9);
@@ -273,7 +327,7 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
         return Ok(gaussian(format!(
             "Gaussian (sigma {}): the noise's standard deviation changes by a factor of only {:.2} \
              between the image's 10th and 90th percentile (gain {a_text})",
-            sig4(sigma),
+            sig4(*sigma),
             spread
         )));
     }
@@ -285,14 +339,17 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
             "Gaussian (sigma {}): the fitted camera (gain {a_text}) does not fit the whole \
              image (its offset lies above many pixels, or its noise far from what the \
              image shows)",
-            sig4(sigma)
+            sig4(*sigma)
         )));
     }
     // A quarter of the image, its darkest pixels included, brought to one value is not a
     // camera model but a flattened background (8-bit data stretched to 16 bits and
     // clipped at zero fitted an offset above 47% of it, and came back lifted to it).
     if let Some(why) = g.flattens(v) {
-        return Ok(gaussian(format!("Gaussian (sigma {}): {why}", sig4(sigma))));
+        return Ok(gaussian(format!(
+            "Gaussian (sigma {}): {why}",
+            sig4(*sigma)
+        )));
     }
     Ok(NoiseChoice {
         reason: format!(

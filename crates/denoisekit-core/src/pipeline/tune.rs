@@ -396,15 +396,13 @@ impl Sample {
         let stack = stack_planes(&tiles);
         // Correlated noise breaks both losses' premise (a pixel's noise is independent of
         // its neighbours'); when it is measured, the mask hides the correlated neighbours
-        // too and SURE weighs its divergence by the covariance. Its variance is the
-        // pointwise one, which the wavelet estimate understates on correlated noise.
+        // too and SURE weighs its divergence by the covariance. The noise level is the one
+        // defaults derive from, corrected by this measurement.
+        crate::volume::check_input(&stack.view())?;
         let correlation = crate::correlation::estimate_correlation(&stack.view())
             .ok()
             .filter(|c| c.radius > 0);
-        let sigma = match &correlation {
-            Some(c) => c.variance.sqrt(),
-            None => crate::noise::estimate_sigma(&stack.view())?,
-        };
+        let sigma = crate::noise::sigma_with(&stack.view(), correlation.as_ref());
         // Every denoiser's strength scales with the noise: with none measured (nothing
         // above the 32-bit rounding of the tiles it was measured on, stabilised when the
         // model asks) there is no range to search, and every setting scores the same. Said

@@ -387,7 +387,9 @@ def rank(image: Any, methods: Sequence[str] = (), *, threads: Optional[int] = No
 class NoiseEstimate:
     """The image's noise, as ``noise_model=auto`` sees it."""
 
-    #: Gaussian noise standard deviation, grey levels (wavelet MAD).
+    #: The noise's standard deviation, grey levels: the finest wavelet details' median
+    #: estimate, corrected for the noise's spatial correlation. Noise-derived defaults
+    #: are multiples of it.
     sigma: float
     #: ``"gaussian"`` or ``"poisson_gaussian"``.
     model: str
@@ -395,7 +397,9 @@ class NoiseEstimate:
     params: dict[str, Any] = field(default_factory=dict)
     #: Why this model, with the numbers.
     reason: str = ""
-    #: The noise's spatial correlation in a few words, and how far it reaches (pixels).
+    #: The noise's spatial correlation in a few words (``"not measured: ..."`` on an image
+    #: with too few smooth pixels), and how far it reaches (pixels; 0 when independent or
+    #: not measured).
     correlation: str = ""
     correlation_radius: int = 0
 
