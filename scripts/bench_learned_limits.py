@@ -106,7 +106,12 @@ class Net(nn.Module if torch else object):
 
 
 def noise_model(noisy):
-    """(gain, offset, read noise, stabilised noise deviation) as `denoisekit noise` fits them."""
+    """(gain, offset, read noise, stabilised noise deviation) as `denoisekit noise` fits them.
+
+    The deviation is the noise level `noise --correlation` prints. The published table was
+    made when that line printed the correlation fit's least-squares variance instead (on
+    these independent captures the two differ by up to 6%: 0.81 then, 0.76 now on
+    w2s_120_0)."""
     out = subprocess.run([CLI, "noise", "--auto", "--correlation", noisy], check=True,
                          capture_output=True, text=True).stdout
     opts = dict(kv.split("=") for kv in out.strip().splitlines()[-1].split())

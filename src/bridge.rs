@@ -428,6 +428,32 @@ pub fn support<'l>(
     Ok(out)
 }
 
+/// `strengthUnitsWarning`: [`denoisekit_core::strength_units_warning`] for a run given
+/// `given` whose every value is `all` (noise_model=auto already pinned), else "".
+pub fn strength_units_warning<'l>(
+    env: &mut Env<'l>,
+    method: &JString<'_>,
+    given: (
+        &JObjectArray<'_, JString<'_>>,
+        &JObjectArray<'_, JString<'_>>,
+    ),
+    all: (
+        &JObjectArray<'_, JString<'_>>,
+        &JObjectArray<'_, JString<'_>>,
+    ),
+) -> Result<JString<'l>> {
+    let method = read_string(env, method, "method")?;
+    let given = read_params(env, given.0, given.1)?;
+    let all = read_params(env, all.0, all.1)?;
+    let resolved = denoisekit_core::find(&method)?.resolve(&all, || {
+        Err(DenoiseError::InvalidInput {
+            reason: "strengthUnitsWarning needs every noise-dependent parameter given".into(),
+        })
+    })?;
+    let warning = denoisekit_core::strength_units_warning(&method, &given, &resolved)?;
+    Ok(env.new_string(warning.unwrap_or_default())?)
+}
+
 /// `residualCheck`: an "imager beware" warning when the residual `noisy − denoised` holds
 /// image structure (see `denoisekit_core::metrics::residual_structure`), else "".
 pub fn residual_check<'l>(
@@ -472,8 +498,7 @@ pub fn noise_correlation<'l>(
     dims: &JIntArray<'_>,
 ) -> Result<JString<'l>> {
     let img = read_volume(env, pixels, dims)?;
-    let choice = denoisekit_core::noise::choose_noise_model(&img.view())?;
-    let c = denoisekit_core::correlation::estimate_correlation_for(&img.view(), &choice)?;
+    let c = denoisekit_core::correlation::estimate_correlation_auto(&img.view())?;
     Ok(env.new_string(c.summary())?)
 }
 

@@ -166,6 +166,25 @@ pub extern "system" fn Java_org_denoisekit_NativeBridge_noiseCorrelation0<'l>(
         .resolve::<Throw>()
 }
 
+/// `private static native String strengthUnitsWarning0(String method, String[] givenKeys,
+/// String[] givenValues, String[] keys, String[] values)`: see
+/// [`bridge::strength_units_warning`].
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_org_denoisekit_NativeBridge_strengthUnitsWarning0<'l>(
+    mut env: EnvUnowned<'l>,
+    _c: JClass<'l>,
+    method: JString<'l>,
+    given_keys: JObjectArray<'l, JString<'l>>,
+    given_values: JObjectArray<'l, JString<'l>>,
+    keys: JObjectArray<'l, JString<'l>>,
+    values: JObjectArray<'l, JString<'l>>,
+) -> JString<'l> {
+    env.with_env(|env| {
+        bridge::strength_units_warning(env, &method, (&given_keys, &given_values), (&keys, &values))
+    })
+    .resolve::<Throw>()
+}
+
 /// `private static native int selfTest0(int what)`: see [`bridge::self_test`].
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_org_denoisekit_NativeBridge_selfTest0<'l>(

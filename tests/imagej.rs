@@ -809,6 +809,14 @@ fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
         log.contains("noise_model=auto chose: noise_model=poisson_gaussian gain="),
         "{log}"
     );
+    // h and sigma were given by hand and are read in stabilised units: said as the CLI
+    // says it.
+    assert!(
+        log.contains(
+            "DenoiseKit warning: h=0.8 and sigma=1 are read in the stabilised image's units"
+        ),
+        "{log}"
+    );
     // The result's Info records the values used, not "auto".
     let info = log.lines().find(|l| l.starts_with("info:")).unwrap_or("");
     assert!(

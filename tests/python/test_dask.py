@@ -1,5 +1,7 @@
 """Dask arrays: chunked results equal the whole-volume result, bit for bit."""
 
+import warnings
+
 import dask
 import dask.array as da
 import numpy as np
@@ -324,3 +326,21 @@ def test_a_dark_chunk_is_not_judged_apart_from_the_image():
     # A model the image itself does not fit is still refused, before any chunk runs.
     with pytest.raises(ValueError, match="offset"):
         dkd.denoise(da.from_array(img, chunks=32), "gaussian", **dict(p, offset=500.0))
+
+
+def test_a_strength_read_in_stabilised_units_is_said_once_by_the_driver():
+    # Photon counts: auto chooses Poisson-Gaussian on the driver's sample and pins it for
+    # every chunk, whose runs then cannot tell that h was read in stabilised units.
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:128, 0:128]
+    clean = 400 + 300 * np.sin(x / 17.0) * np.cos(y / 23.0)
+    img = (rng.poisson(clean / 0.75) * 0.75).astype(np.float32)
+    arr = da.from_array(img, chunks=64)
+    with pytest.warns(UserWarning, match="h=12 is read in the stabilised image's units") as w:
+        dkd.denoise(arr, "nl_means", h=12, search_radius=2).compute()
+    assert len([m for m in w if "stabilised" in str(m.message)]) == 1
+    with pytest.warns(UserWarning, match="h=12 is read in the stabilised image's units"):
+        dk.resolve("nl_means", img, h=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dkd.denoise(arr, "nl_means", h=12, search_radius=2, noise_model="gaussian").compute()

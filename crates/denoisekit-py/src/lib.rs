@@ -344,7 +344,9 @@ fn wraps(method: &str, params: Vec<(String, String)>) -> PyResult<bool> {
 
 /// Every parameter's value as the method would use it; noise-derived ones measured on
 /// `image` (without an image they must be given), whose noise model is then judged
-/// against it as a run would (the Dask driver's chunks rely on it).
+/// against it as a run would (the Dask driver's chunks rely on it). With
+/// [`denoisekit_core::strength_units_warning`]'s warning: Dask's and OME-Zarr's chunks run
+/// with the model pinned here, so this is where they can say it.
 #[pyfunction]
 #[pyo3(signature = (method, params, images, image=None))]
 fn resolve(
@@ -353,7 +355,7 @@ fn resolve(
     params: Vec<(String, String)>,
     images: Vec<(String, PyReadonlyArray3<'_, f32>)>,
     image: Option<PyReadonlyArray3<'_, f32>>,
-) -> PyResult<Vec<(String, String)>> {
+) -> PyResult<(Pairs, Option<String>)> {
     let v = with_images(values(params), images)?;
     match image {
         Some(img) => {
@@ -361,7 +363,8 @@ fn resolve(
             run_job(py, None, &Control::new(), |_| {
                 let (_, r) = denoisekit_core::prepare(method, &view, &v)?;
                 denoisekit_core::judge_noise_model(view.view(), &r)?;
-                Ok(pairs(&r))
+                let units = denoisekit_core::strength_units_warning(method, &v, &r)?;
+                Ok((pairs(&r), units))
             })
         }
         None => {
@@ -376,7 +379,7 @@ fn resolve(
                     })
                 })
                 .map_err(|e| to_py(e.into()))?;
-            Ok(pairs(&r))
+            Ok((pairs(&r), None))
         }
     }
 }
@@ -513,8 +516,14 @@ fn estimate_noise(
 ) -> PyResult<(f64, Pairs, String, String, usize)> {
     let view = view(&image, "image")?;
     run_job(py, None, &Control::new(), |_| {
-        let sigma = denoisekit_core::estimate_sigma(&view)?;
         let choice = denoisekit_core::noise::choose_noise_model(&view)?;
+        // The Gaussian model's reason measured the level already.
+        let sigma = match choice.model {
+            denoisekit_core::noise::NoiseModel::Gaussian { sigma } => sigma,
+            denoisekit_core::noise::NoiseModel::PoissonGaussian(_) => {
+                denoisekit_core::estimate_sigma(&view)?
+            }
+        };
         // An image with too few smooth pixels still has a noise level and a model; the
         // correlation is then said to be unmeasured, as the CLI and the panel say it.
         let (summary, radius) =

@@ -14,10 +14,17 @@
 //! pixels' noise is independent. Correlated noise (EM scans, binned or interpolated
 //! cameras) puts its variance at lower frequencies, and the band sees a fraction
 //! `f = Σₖ R(k)·ρ(k)` of it, where `R` is the 2D autocorrelation of the separable detail
-//! filter and `ρ` the noise's correlation coefficients ([`correlation`]); with a
-//! correlation of 0.5 between neighbours `f` is about 0.2, and the uncorrected estimate
-//! is half the noise. [`estimate_sigma`] divides by `√f`, measured on a sample of the
-//! image; noise-derived defaults then scale with the noise the pixels carry.
+//! filter and `ρ` the noise's correlation coefficients ([`correlation`]): for 2x2
+//! binning (0.5 with edge neighbours, 0.25 diagonally) `f` is 0.19, and the uncorrected
+//! estimate is 44% of the noise; for noise smeared along x only (0.67 with the next pixel
+//! in x), 0.25. [`estimate_sigma`] divides by `√f`, measured on a sample of the image;
+//! noise-derived defaults then scale with the noise the pixels carry.
+//!
+//! Limits: the correlation is modelled up to 2 pixels, and `f` is floored at 1/25 (the
+//! estimate is raised at most five-fold), so noise correlated over longer distances
+//! (smoothed with a Gaussian of a pixel or more) is still underestimated; a stack gets
+//! one correction, measured on up to four planes spread through it, so a stack whose
+//! planes were acquired differently gets a blend (measure them apart).
 //!
 //! # References
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
@@ -84,18 +91,25 @@ fn detail_filter(s: Shape) -> &'static [f64] {
 
 /// The share of the noise's pointwise variance that the finest diagonal details
 /// (filtered by `hi` along both axes) carry, for the correlation `c`: `Σₖ R(k)·ρ(k)`, with
-/// `R(dy, dx) = r(dy)·r(dx)` and `r` the filter's autocorrelation. Lags whose correlation
-/// does not count ([`correlation::NoiseCorrelation::significant`]) are taken as zero, so
-/// independent noise gives exactly 1.
+/// `R(dy, dx) = r(dy)·r(dx)` and `r` the filter's autocorrelation.
+///
+/// Independent noise ([`correlation::NoiseCorrelation::radius`] 0) gives exactly 1, so
+/// such images keep the plain estimate. Correlated noise uses every lag measured, not only
+/// those that count: a diagonal lag weighs `r(1)² ≈ 0.32`, and dropping one of 0.09 (under
+/// the bar of 0.1) beside neighbours of 0.3 would put the estimate 16% high.
 fn detail_share(c: &correlation::NoiseCorrelation, hi: &[f64]) -> f64 {
+    if c.radius == 0 {
+        return 1.0;
+    }
     let r = |lag: i32| -> f64 {
         let k = lag.unsigned_abs() as usize;
         hi.iter().zip(hi.iter().skip(k)).map(|(a, b)| a * b).sum()
     };
+    // Each lag of the half plane stands for itself and its opposite, of equal weight.
     1.0 + c
-        .significant()
+        .lags
         .iter()
-        .map(|&((dy, dx), rho)| r(dy) * r(dx) * rho)
+        .map(|&((dy, dx), rho, _)| 2.0 * r(dy) * r(dx) * rho)
         .sum::<f64>()
 }
 
@@ -291,30 +305,35 @@ const SD_SPREAD_KEPT_GAUSSIAN: f64 = 1.2;
 /// [`crate::DenoiseError::InvalidInput`] for an invalid image (see [`estimate_sigma`]).
 pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
     crate::volume::check_input(v)?;
-    // Measured only for the Gaussian model, which reports it: its correlation sample is
-    // the larger part of its cost.
-    let sigma = std::cell::LazyCell::new(|| sigma_of_checked(v));
-    let gaussian = |reason: String| NoiseChoice {
-        model: NoiseModel::Gaussian { sigma: *sigma },
-        reason,
-    };
-    let fit = match estimate_poisson_gaussian(v) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(gaussian(format!(
-                "Gaussian (sigma {}): no Poisson-Gaussian fit ({e})",
-                sig4(*sigma)
-            )));
+    Ok(match photon_model(v) {
+        Ok((fit, reason)) => NoiseChoice {
+            model: NoiseModel::PoissonGaussian(fit),
+            reason,
+        },
+        Err(why) => {
+            let sigma = sigma_of_checked(v);
+            NoiseChoice {
+                model: NoiseModel::Gaussian { sigma },
+                reason: format!("Gaussian (sigma {}): {why}", sig4(sigma)),
+            }
         }
-    };
+    })
+}
+
+/// [`choose_noise_model`]'s decision on an image already checked, without the Gaussian
+/// model's noise level (whose correlation measurement is most of its cost): the
+/// Poisson–Gaussian fit kept and why, or why the Gaussian model is chosen instead.
+pub(crate) fn photon_model(
+    v: &VolumeView<'_>,
+) -> std::result::Result<(PoissonGaussian, String), String> {
+    let fit = estimate_poisson_gaussian(v).map_err(|e| format!("no Poisson-Gaussian fit ({e})"))?;
     let a_text = format!("{} ± {}", sig4(fit.a), sig4(fit.a_se));
     // Written so that a NaN standard error also counts as "not significant".
     let significant = fit.a > 0.0 && fit.a > 3.0 * fit.a_se;
     if !significant {
-        return Ok(gaussian(format!(
-            "Gaussian (sigma {}): the noise does not grow measurably with the signal (gain {a_text})",
-            sig4(*sigma)
-        )));
+        return Err(format!(
+            "the noise does not grow measurably with the signal (gain {a_text})"
+        ));
     }
     let (p10, p90) = intensity_percentiles(v, 0.1, 0.9);
     let var = |y: f64| fit.a * y + fit.b;
@@ -324,46 +343,37 @@ pub fn choose_noise_model(v: &VolumeView<'_>) -> Result<NoiseChoice> {
         f64::INFINITY
     };
     if spread < SD_SPREAD_KEPT_GAUSSIAN {
-        return Ok(gaussian(format!(
-            "Gaussian (sigma {}): the noise's standard deviation changes by a factor of only {:.2} \
-             between the image's 10th and 90th percentile (gain {a_text})",
-            sig4(*sigma),
-            spread
-        )));
+        return Err(format!(
+            "the noise's standard deviation changes by a factor of only {spread:.2} between \
+             the image's 10th and 90th percentile (gain {a_text})"
+        ));
     }
     // The flat blocks the fit measures can misjudge an image whose noise is not white; a
     // model the run would refuse ([`vst::Gat::check`]) is not chosen.
     let g = fit.gat();
     if g.check(v, &g.forward(v).view()).is_err() {
-        return Ok(gaussian(format!(
-            "Gaussian (sigma {}): the fitted camera (gain {a_text}) does not fit the whole \
-             image (its offset lies above many pixels, or its noise far from what the \
-             image shows)",
-            sig4(*sigma)
-        )));
+        return Err(format!(
+            "the fitted camera (gain {a_text}) does not fit the whole image (its offset lies \
+             above many pixels, or its noise far from what the image shows)"
+        ));
     }
     // A quarter of the image, its darkest pixels included, brought to one value is not a
     // camera model but a flattened background (8-bit data stretched to 16 bits and
     // clipped at zero fitted an offset above 47% of it, and came back lifted to it).
     if let Some(why) = g.flattens(v) {
-        return Ok(gaussian(format!(
-            "Gaussian (sigma {}): {why}",
-            sig4(*sigma)
-        )));
+        return Err(why);
     }
-    Ok(NoiseChoice {
-        reason: format!(
-            "Poisson-Gaussian (gain {a_text}, {} levels): the noise's standard deviation changes \
-             by a factor of {} between the image's 10th and 90th percentile",
-            fit.levels,
-            if spread.is_finite() {
-                format!("{spread:.2}")
-            } else {
-                "more than 10".to_string()
-            }
-        ),
-        model: NoiseModel::PoissonGaussian(fit),
-    })
+    let reason = format!(
+        "Poisson-Gaussian (gain {a_text}, {} levels): the noise's standard deviation changes \
+         by a factor of {} between the image's 10th and 90th percentile",
+        fit.levels,
+        if spread.is_finite() {
+            format!("{spread:.2}")
+        } else {
+            "more than 10".to_string()
+        }
+    );
+    Ok((fit, reason))
 }
 
 /// The `p` and `q` quantiles of the image's values, from a sample of at most 2^20 pixels.

@@ -64,19 +64,23 @@ pub fn prepare(
             supported: m.dims.label().to_string(),
         });
     }
-    let values = &*match m.kind {
-        MethodKind::Denoise => resolve_noise_model(input, values)?,
-        _ => std::borrow::Cow::Borrowed(values),
+    // The Gaussian model auto chooses carries the noise level its reason gave: the
+    // defaults take that, rather than measure it again.
+    let (values, chosen_sigma) = match m.kind {
+        MethodKind::Denoise => choose_noise_model_for(input, values)?,
+        _ => (std::borrow::Cow::Borrowed(values), None),
     };
+    let values = &*values;
     // With a Poisson-Gaussian model the method sees the stabilised image, so its
     // noise-derived defaults are measured there.
     let gat = match m.kind {
         MethodKind::Denoise => vst::Gat::from_values(values)?,
         _ => None,
     };
-    let resolved = m.resolve(values, || match &gat {
-        Some(g) => estimate_sigma(&g.forward(input).view()),
-        None => estimate_sigma(input),
+    let resolved = m.resolve(values, || match (&gat, chosen_sigma) {
+        (Some(g), _) => estimate_sigma(&g.forward(input).view()),
+        (None, Some(sigma)) => Ok(sigma),
+        (None, None) => estimate_sigma(input),
     })?;
     Ok((m, resolved))
 }
@@ -104,10 +108,23 @@ pub fn resolve_noise_model<'v>(
     input: &VolumeView<'_>,
     values: &'v ParamValues,
 ) -> Result<std::borrow::Cow<'v, ParamValues>> {
+    Ok(choose_noise_model_for(input, values)?.0)
+}
+
+/// [`resolve_noise_model`], with the noise level of the Gaussian model when auto chose
+/// it.
+fn choose_noise_model_for<'v>(
+    input: &VolumeView<'_>,
+    values: &'v ParamValues,
+) -> Result<(std::borrow::Cow<'v, ParamValues>, Option<f64>)> {
     if !asks_auto(values)? {
-        return Ok(std::borrow::Cow::Borrowed(values));
+        return Ok((std::borrow::Cow::Borrowed(values), None));
     }
     let choice = noise::choose_noise_model(input)?;
+    let sigma = match choice.model {
+        noise::NoiseModel::Gaussian { sigma } => Some(sigma),
+        noise::NoiseModel::PoissonGaussian(_) => None,
+    };
     log::info!("DenoiseKit: noise_model=auto: {}", choice.reason);
     let mut chosen = values.clone();
     for pair in choice.options().split_whitespace() {
@@ -115,7 +132,7 @@ pub fn resolve_noise_model<'v>(
             chosen.insert(k, v);
         }
     }
-    Ok(std::borrow::Cow::Owned(chosen))
+    Ok((std::borrow::Cow::Owned(chosen), sigma))
 }
 
 /// Runs `f` on the input as the noise model asks: directly, or between the generalized

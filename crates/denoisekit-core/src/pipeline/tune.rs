@@ -402,7 +402,10 @@ impl Sample {
         let correlation = crate::correlation::estimate_correlation(&stack.view())
             .ok()
             .filter(|c| c.radius > 0);
-        let sigma = crate::noise::sigma_with(&stack.view(), correlation.as_ref());
+        let sigma = correlation.as_ref().map_or_else(
+            || crate::noise::sigma_with(&stack.view(), None),
+            |c| c.sigma,
+        );
         // Every denoiser's strength scales with the noise: with none measured (nothing
         // above the 32-bit rounding of the tiles it was measured on, stabilised when the
         // model asks) there is no range to search, and every setting scores the same. Said
@@ -489,13 +492,9 @@ impl Variance {
     /// local mean (SURE for independent noise of unequal variances).
     /// The photon-noise fit of `image` when its noise is signal-dependent by that rule.
     fn photon_fit(image: &Volume) -> Option<crate::noise::PoissonGaussian> {
-        match crate::noise::choose_noise_model(&image.view()) {
-            Ok(crate::noise::NoiseChoice {
-                model: crate::noise::NoiseModel::PoissonGaussian(fit),
-                ..
-            }) => Some(fit),
-            _ => None,
-        }
+        crate::noise::photon_model(&image.view())
+            .ok()
+            .map(|(fit, _)| fit)
     }
 
     /// `fit`: [`Variance::photon_fit`] of the image `image` was sampled from.

@@ -312,7 +312,7 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     )
     log.info("%s ran on %s", method, device)
     if units is not None:
-        # Dask's chunks are given the pinned model, so only a whole-array call says it.
+        # Dask's chunks are given the pinned model: their driver's resolve says it.
         warnings.warn(units, UserWarning, stacklevel=3)
     return res
 
@@ -329,7 +329,12 @@ def _resolve(method: str, vol: Optional[np.ndarray], params: Mapping[str, Any]) 
     """:func:`resolve` on a (z, y, x) float32 volume, no shape heuristics (the Dask
     driver's sample of an array whose axes were named)."""
     pairs, images = _split(method, params)
-    resolved = _typed(method, _native.resolve(method, pairs, images, vol))
+    got, units = _native.resolve(method, pairs, images, vol)
+    if units is not None:
+        # The Dask and OME-Zarr drivers pin the model chosen here for every chunk: their
+        # runs say it here, once per channel.
+        warnings.warn(units, UserWarning, stacklevel=3)
+    resolved = _typed(method, got)
     image_keys = _image_keys(method)
     resolved.update((k, v) for k, v in params.items() if k in image_keys)
     return resolved
@@ -388,8 +393,9 @@ class NoiseEstimate:
     """The image's noise, as ``noise_model=auto`` sees it."""
 
     #: The noise's standard deviation, grey levels: the finest wavelet details' median
-    #: estimate, corrected for the noise's spatial correlation. Noise-derived defaults
-    #: are multiples of it.
+    #: estimate, corrected for the noise's spatial correlation. Under the Gaussian model
+    #: noise-derived defaults are multiples of it (under the Poisson-Gaussian model, of
+    #: the same estimate on the variance-stabilised image).
     sigma: float
     #: ``"gaussian"`` or ``"poisson_gaussian"``.
     model: str

@@ -55,8 +55,8 @@
 //! as the signal's power. The network sees 9x9 pixels; the refinement averages blocks
 //! matched across the window, which a network trained on one image in seconds did not
 //! learn (below: neither a wider view, a larger network nor clean targets closed that gap).
-//! The noise is taken as `refine` times the measured noise (the finest wavelet details'
-//! estimate, the defaults' for every method), not once: the network's output keeps some
+//! The noise is taken as `refine` times the measured noise ([`crate::estimate_sigma`], the
+//! defaults' for every method; the factor was chosen on independent noise), not once: the network's output keeps some
 //! of each pixel's own noise and errs where the signal is weak, so its spectra overstate
 //! the signal's power and a Wiener filter fed them smooths too little (with a pilot error
 //! of power E on a coefficient of power S, the filter is right at √(1 + E/S) times the

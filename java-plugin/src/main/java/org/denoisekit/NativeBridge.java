@@ -60,6 +60,8 @@ public final class NativeBridge {
     private static native double estimateNoise0(float[] pixels, int[] dims);
     private static native String estimatePoissonGaussian0(float[] pixels, int[] dims);
     private static native String noiseCorrelation0(float[] pixels, int[] dims);
+    private static native String strengthUnitsWarning0(String method, String[] givenKeys, String[] givenValues,
+            String[] keys, String[] values);
     private static native int selfTest0(int what);
     private static native boolean gpuCompiled0();
 
@@ -551,7 +553,7 @@ public final class NativeBridge {
         return residualCheck0(noisy, denoised, dims);
     }
 
-    /** Standard deviation of Gaussian noise in grey levels (wavelet MAD estimate). */
+    /** Standard deviation of the noise in grey levels (wavelet MAD estimate, corrected for correlated noise). */
     public static double estimateNoise(float[] pixels, int[] dims) {
         ensureLoaded();
         return estimateNoise0(pixels, dims);
@@ -575,6 +577,17 @@ public final class NativeBridge {
     public static String noiseCorrelation(float[] pixels, int[] dims) {
         ensureLoaded();
         return noiseCorrelation0(pixels, dims);
+    }
+
+    /**
+     * The warning for strengths given by hand ({@code givenKeys}) that a run with every value
+     * {@code keys}/{@code values} (noise_model=auto pinned to what it chose) reads in the
+     * variance-stabilised image's units, or "" when none is.
+     */
+    public static String strengthUnitsWarning(String method, String[] givenKeys, String[] givenValues,
+            String[] keys, String[] values) {
+        ensureLoaded();
+        return strengthUnitsWarning0(method, givenKeys, givenValues, keys, values);
     }
 
     /** Whether this build has GPU kernels (the macOS builds run on the CPU only). */

@@ -198,7 +198,22 @@ public class DenoiseCommand implements PlugIn {
                     : all.get(keys[i]);
         }
         String chose = pinAutoNoiseModel(method, keys, values, all);
-        if (chose != null) IJ.log(chose);
+        if (chose != null) {
+            IJ.log(chose);
+            // A strength the macro gives is read in stabilised units when auto chose photon
+            // noise: said as the CLI says it, since the recorded line would name the model.
+            List<String> ak = new ArrayList<String>();
+            List<String> av = new ArrayList<String>();
+            for (int i = 0; i < keys.length; i++) {
+                if (values[i] != null) {
+                    ak.add(keys[i]);
+                    av.add(values[i]);
+                }
+            }
+            String units = NativeBridge.strengthUnitsWarning(method.id, gk.toArray(new String[0]),
+                    gv.toArray(new String[0]), ak.toArray(new String[0]), av.toArray(new String[0]));
+            if (!units.isEmpty()) IJ.log("DenoiseKit warning: " + units);
+        }
         boolean oneSlice = imp.getStackSize() > 1 && DenoiseJob.SLICE.equals(given.get(DenoiseJob.SCOPE));
         DenoiseJob job = new DenoiseJob(imp, method, backend, keys, values, inputs, titles, oneSlice,
                 flag(options, DenoiseJob.IN_PLACE), flag(options, DenoiseJob.FLOAT_RESULT),
