@@ -1,7 +1,7 @@
 //! Reading and writing grey-level TIFF images and multi-page stacks, whole or page by page.
 //!
-//! 8-bit, 16-bit and 32-bit float data (and 16/32-bit signed integers, 32-bit unsigned and
-//! 64-bit floats, converted to f32) are read without rescaling. Every page must have the
+//! 8-bit, 16-bit and 32-bit float data (and 16/32-bit signed integers, 32-bit unsigned,
+//! 16- and 64-bit floats, converted to f32) are read without rescaling. Every page must have the
 //! same size and sample type. Output keeps the input's type by default, rounding and
 //! clamping only to that type's own range, or is written as 32-bit float; files that would
 //! pass 4 GiB are written as BigTIFF.
@@ -178,7 +178,7 @@ fn plain(e: &tiff::TiffError) -> String {
 
 /// The sample types a page may hold, as an error names them.
 const SUPPORTED: &str = "grey levels of 8-, 16- and 32-bit unsigned, 16- and 32-bit signed \
-                         integers, 32- and 64-bit floats";
+                         integers, 16-, 32- and 64-bit floats";
 
 /// The leading sizes of a series tifffile described as `{"shape": [..., height, width]}`
 /// (before the plane's), with their axis letters when the description gives `"axes"`
@@ -825,12 +825,14 @@ impl<R: Read + Seek> PageReader<R> {
             DecodingResult::I32(v) => (Bits::F32, self.narrow(v.into_iter().map(f64::from))),
             DecodingResult::U32(v) => (Bits::F32, self.narrow(v.into_iter().map(f64::from))),
             DecodingResult::F64(v) => (Bits::F32, self.narrow(v.into_iter())),
+            // Every half-precision value, subnormals and infinities included, is a 32-bit
+            // float exactly.
+            DecodingResult::F16(v) => (Bits::F32, v.into_iter().map(|h| h.to_f32()).collect()),
             other => {
                 let name = match other {
                     DecodingResult::U64(_) => "64-bit unsigned integers",
                     DecodingResult::I8(_) => "8-bit signed integers",
                     DecodingResult::I64(_) => "64-bit signed integers",
-                    DecodingResult::F16(_) => "16-bit floats",
                     _ => "an unknown type",
                 };
                 return Err(self.fmt(format!("page {n} holds {name}; supported: {SUPPORTED}")));
@@ -1715,6 +1717,40 @@ mod tests {
                 let l = layout(&path).unwrap();
                 assert_eq!((l.pages, l.height, l.width), (3, 5, 7));
             }
+        }
+    }
+
+    #[test]
+    fn half_precision_floats_are_read_exactly_as_32_bit_floats() {
+        // napari, numpy and some cameras' exports write float16; the encoder has no such
+        // colour type, so the test names one.
+        struct GrayF16;
+        impl colortype::ColorType for GrayF16 {
+            type Inner = u16;
+            const TIFF_VALUE: tiff::tags::PhotometricInterpretation =
+                tiff::tags::PhotometricInterpretation::BlackIsZero;
+            const BITS_PER_SAMPLE: &'static [u16] = &[16];
+            const SAMPLE_FORMAT: &'static [tiff::tags::SampleFormat] =
+                &[tiff::tags::SampleFormat::IEEEFP];
+            fn horizontal_predict(row: &[u16], result: &mut Vec<u16>) {
+                result.extend_from_slice(row);
+            }
+        }
+        // 1, 2.5, -0.5, the largest half (65504), the smallest normal one (2^-14) and the
+        // smallest subnormal one (2^-24).
+        let bits: [u16; 6] = [0x3c00, 0x4100, 0xb800, 0x7bff, 0x0400, 0x0001];
+        let want = [1.0, 2.5, -0.5, 65504.0, 2f32.powi(-14), 2f32.powi(-24)];
+        let path = tmp("half.tif");
+        let mut enc = TiffEncoder::new(std::fs::File::create(&path).unwrap()).unwrap();
+        for _ in 0..2 {
+            enc.write_image::<GrayF16>(3, 2, &bits).unwrap();
+        }
+        drop(enc);
+        let (v, b) = read(&path).unwrap();
+        assert_eq!(b, Bits::F32);
+        assert_eq!(v.dim(), (2, 2, 3));
+        for plane in v.outer_iter() {
+            assert_eq!(plane.iter().copied().collect::<Vec<f32>>(), want);
         }
     }
 
