@@ -811,10 +811,20 @@ fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
     );
     // h and sigma were given by hand and are read in stabilised units: said as the CLI
     // says it.
+    let units = "DenoiseKit warning: h=0.8 and sigma=1 are read in the stabilised image's units";
+    assert!(log.contains(units), "{log}");
+    // A hand-written macro that leaves the model out gets auto, its default, and is told
+    // the same.
+    let (unnamed, _, log) = imagej_with(
+        &env,
+        &input,
+        "method=nl_means backend=cpu h=0.8 sigma=1",
+        None,
+    );
+    assert_eq!(unnamed, ij);
     assert!(
-        log.contains(
-            "DenoiseKit warning: h=0.8 and sigma=1 are read in the stabilised image's units"
-        ),
+        log.contains("noise_model=auto chose: noise_model=poisson_gaussian gain=")
+            && log.contains(units),
         "{log}"
     );
     // The result's Info records the values used, not "auto".

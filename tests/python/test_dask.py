@@ -338,7 +338,8 @@ def test_a_strength_read_in_stabilised_units_is_said_once_by_the_driver():
     arr = da.from_array(img, chunks=64)
     with pytest.warns(UserWarning, match="h=12 is read in the stabilised image's units") as w:
         dkd.denoise(arr, "nl_means", h=12, search_radius=2).compute()
-    assert len([m for m in w if "stabilised" in str(m.message)]) == 1
+    said = [m for m in w if "stabilised" in str(m.message)]
+    assert len(said) == 1 and said[0].filename == __file__, said
     with pytest.warns(UserWarning, match="h=12 is read in the stabilised image's units"):
         dk.resolve("nl_means", img, h=12)
     with warnings.catch_warnings():

@@ -186,6 +186,15 @@ fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
         &Control::new(),
     );
     let tiny_budget = run("gaussian", img.view(), &ParamValues::new(), &Control::new());
+    // Above what every job needs besides its image, but not enough for one large plane.
+    memory::set_limit(Some(20 << 20));
+    let plane = scene((1, 1024, 1024));
+    let one_plane = run(
+        "fourier_filter",
+        plane.view(),
+        &ParamValues::new(),
+        &Control::new(),
+    );
     memory::set_limit(None);
     for r in [coupled, tiny_budget] {
         let e = r.unwrap_err();
@@ -193,8 +202,21 @@ fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
         let msg = e.to_string();
         assert!(msg.contains("64x64x4"), "{msg}");
         assert!(msg.contains("more than the limit of 1.0 MiB"), "{msg}");
-        assert!(msg.contains(memory::LIMIT_ENV), "{msg}");
+        // Fewer planes would not help under the fixed allowance.
+        assert!(
+            msg.contains(&format!("set {} to ", memory::LIMIT_ENV))
+                && msg.contains("or more: every job needs 16.0 MiB besides its image")
+                && !msg.contains("fewer planes"),
+            "{msg}"
+        );
     }
+    let msg = one_plane.unwrap_err().to_string();
+    assert!(
+        msg.contains("1024x1024")
+            && msg.contains("more than the limit of 20.0 MiB")
+            && msg.contains("or process a smaller part of the plane"),
+        "{msg}"
+    );
     // And the library still works at the default budget.
     run("gaussian", img.view(), &ParamValues::new(), &Control::new()).unwrap();
 }

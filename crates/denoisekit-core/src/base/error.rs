@@ -67,15 +67,15 @@ pub enum DenoiseError {
     },
     /// The job needs more memory than allowed.
     #[error(
-        "{job} needs {} of working memory, more than the limit of {} \
-         (set {} to change it, or process fewer planes)",
+        "{job} needs {} of working memory, more than the limit of {} ({way})",
         crate::format::fmt_bytes(*.bytes),
-        crate::format::fmt_bytes(*.limit),
-        MEMORY_LIMIT_ENV
+        crate::format::fmt_bytes(*.limit)
     )]
     TooLarge {
         /// The job, with its method and image size.
         job: String,
+        /// The way forward, for this image and limit.
+        way: String,
         /// Bytes the job would need.
         bytes: u64,
         /// The configured limit.

@@ -23,8 +23,9 @@
 //! Limits: the correlation is modelled up to 2 pixels, and `f` is floored at 1/25 (the
 //! estimate is raised at most five-fold), so noise correlated over longer distances
 //! (smoothed with a Gaussian of a pixel or more) is still underestimated; a stack gets
-//! one correction, measured on up to four planes spread through it, so a stack whose
-//! planes were acquired differently gets a blend (measure them apart).
+//! one correction, measured on at most 2^20 pixels (whole planes spread through the
+//! stack, the central 1024x1024 of a larger plane), so a stack whose planes were acquired
+//! differently gets a blend (measure them apart).
 //!
 //! # References
 //! D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",

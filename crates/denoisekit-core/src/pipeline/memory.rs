@@ -59,8 +59,22 @@ pub fn noise_model_copies(r: &Resolved) -> f32 {
 
 /// The `TooLarge` error for a job that needs `bytes` against `limit`.
 pub fn too_large(m: &MethodDescriptor, shape: Shape, bytes: u64, limit: u64) -> DenoiseError {
+    // Fewer planes cannot help one plane, nor any image under a limit below what every job
+    // needs besides its image.
+    let way = if limit < FIXED {
+        format!(
+            "set {LIMIT_ENV} to {} or more: every job needs {} besides its image",
+            fmt_bytes(bytes),
+            fmt_bytes(FIXED)
+        )
+    } else if shape.depth > 1 {
+        format!("set {LIMIT_ENV} to change it, or process fewer planes")
+    } else {
+        format!("set {LIMIT_ENV} to change it, or process a smaller part of the plane")
+    };
     DenoiseError::TooLarge {
         job: format!("{} on a {shape} image", m.id),
+        way,
         bytes,
         limit,
     }

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,6 +62,18 @@ __all__ = [
 __version__: str = _native.version()
 
 log = logging.getLogger("denoisekit")
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_user(message: str) -> None:
+    """A UserWarning located at the user's call: the first frame outside this package,
+    however deep the package's own calls (``denoise``, Dask's and OME-Zarr's drivers)."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 #: Input dtypes, converted to float32 in their own units (never rescaled). The wider
 #: ones (32- and 64-bit integers, float64) only where float32 keeps their detail
@@ -313,7 +327,7 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     log.info("%s ran on %s", method, device)
     if units is not None:
         # Dask's chunks are given the pinned model: their driver's resolve says it.
-        warnings.warn(units, UserWarning, stacklevel=3)
+        _warn_user(units)
     return res
 
 
@@ -332,8 +346,8 @@ def _resolve(method: str, vol: Optional[np.ndarray], params: Mapping[str, Any]) 
     got, units = _native.resolve(method, pairs, images, vol)
     if units is not None:
         # The Dask and OME-Zarr drivers pin the model chosen here for every chunk: their
-        # runs say it here, once per channel.
-        warnings.warn(units, UserWarning, stacklevel=3)
+        # runs say it here.
+        _warn_user(units)
     resolved = _typed(method, got)
     image_keys = _image_keys(method)
     resolved.update((k, v) for k, v in params.items() if k in image_keys)

@@ -117,7 +117,10 @@ class HardeningTest {
                         }
                         break;
                     case 4:
-                        NativeBridge.support(method, keys, values);
+                        if (r.nextBoolean()) NativeBridge.support(method, keys, values);
+                        // Given and every value: hostile in either, or null arrays.
+                        else NativeBridge.strengthUnitsWarning(method, keys, values, r.nextBoolean() ? keys : null,
+                                values);
                         break;
                     case 5:
                         float[] other = px == null || r.nextInt(4) == 0 ? image(r.nextInt(40), i) : px.clone();

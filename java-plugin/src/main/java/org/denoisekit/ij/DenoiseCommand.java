@@ -193,9 +193,14 @@ public class DenoiseCommand implements PlugIn {
         String[] keys = new String[method.params.size()];
         String[] values = new String[keys.length];
         for (int i = 0; i < keys.length; i++) {
-            keys[i] = method.params.get(i).key;
-            values[i] = given.containsKey(keys[i]) ? method.params.get(i).spelled(given.get(keys[i]))
-                    : all.get(keys[i]);
+            ParamSpec p = method.params.get(i);
+            keys[i] = p.key;
+            if (given.containsKey(keys[i])) values[i] = p.spelled(given.get(keys[i]));
+            // Left out, the noise model is its default, auto, as if named: pinned below to
+            // what resolve chose, with the Log saying so (and warning of strengths it reads
+            // in stabilised units).
+            else if (DenoiseJob.NOISE_MODEL.equals(keys[i]) && p.defaultChoice != null) values[i] = p.defaultChoice;
+            else values[i] = all.get(keys[i]);
         }
         String chose = pinAutoNoiseModel(method, keys, values, all);
         if (chose != null) {
