@@ -186,12 +186,26 @@ fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
         &Control::new(),
     );
     let tiny_budget = run("gaussian", img.view(), &ParamValues::new(), &Control::new());
-    // Above what every job needs besides its image, but not enough for one large plane.
+    // Above what every job needs besides its image, but not enough for one large plane,
+    // nor for a stack that the method couples whole, nor for one window of planes.
     memory::set_limit(Some(20 << 20));
     let plane = scene((1, 1024, 1024));
     let one_plane = run(
         "fourier_filter",
         plane.view(),
+        &ParamValues::new(),
+        &Control::new(),
+    );
+    let stack = scene((4, 512, 512));
+    let coupled_stack = run(
+        "fourier_filter",
+        stack.view(),
+        &ParamValues::new().set("cutoff_z", 0.2),
+        &Control::new(),
+    );
+    let planes_apart = run(
+        "fourier_filter",
+        stack.view(),
         &ParamValues::new(),
         &Control::new(),
     );
@@ -204,19 +218,26 @@ fn a_job_that_cannot_be_split_is_refused_naming_the_sizes() {
         assert!(msg.contains("more than the limit of 1.0 MiB"), "{msg}");
         // Fewer planes would not help under the fixed allowance.
         assert!(
-            msg.contains(&format!("set {} to ", memory::LIMIT_ENV))
+            msg.contains(&format!("raise the limit ({}) to ", memory::LIMIT_ENV))
                 && msg.contains("or more: every job needs 16.0 MiB besides its image")
                 && !msg.contains("fewer planes"),
             "{msg}"
         );
     }
-    let msg = one_plane.unwrap_err().to_string();
+    let msg = coupled_stack.unwrap_err().to_string();
     assert!(
-        msg.contains("1024x1024")
-            && msg.contains("more than the limit of 20.0 MiB")
-            && msg.contains("or process a smaller part of the plane"),
+        msg.contains("more than the limit of 20.0 MiB")
+            && msg.contains("or process fewer planes: fourier_filter with these settings couples"),
         "{msg}"
     );
+    for r in [one_plane, planes_apart] {
+        let msg = r.unwrap_err().to_string();
+        assert!(
+            msg.contains("more than the limit of 20.0 MiB")
+                && msg.contains("or process a smaller part of each plane"),
+            "{msg}"
+        );
+    }
     // And the library still works at the default budget.
     run("gaussian", img.view(), &ParamValues::new(), &Control::new()).unwrap();
 }

@@ -57,20 +57,33 @@ pub fn noise_model_copies(r: &Resolved) -> f32 {
     }
 }
 
-/// The `TooLarge` error for a job that needs `bytes` against `limit`.
-pub fn too_large(m: &MethodDescriptor, shape: Shape, bytes: u64, limit: u64) -> DenoiseError {
-    // Fewer planes cannot help one plane, nor any image under a limit below what every job
-    // needs besides its image.
+/// The `TooLarge` error for a job of method `m` with values `r` that needs `bytes` against
+/// `limit`, with the way forward that can help: fewer planes only where the method
+/// couples the whole stack (otherwise windows of planes were tried, down to one), a
+/// higher limit where it is below what every job needs besides its image.
+pub fn too_large(
+    m: &MethodDescriptor,
+    shape: Shape,
+    r: &Resolved,
+    bytes: u64,
+    limit: u64,
+) -> DenoiseError {
+    let coupled = (m.support)(r).map_or(true, |s| s[0] >= GLOBAL_SUPPORT);
     let way = if limit < FIXED {
         format!(
-            "set {LIMIT_ENV} to {} or more: every job needs {} besides its image",
+            "raise the limit ({LIMIT_ENV}) to {} or more: every job needs {} besides its \
+             image",
             fmt_bytes(bytes),
             fmt_bytes(FIXED)
         )
-    } else if shape.depth > 1 {
-        format!("set {LIMIT_ENV} to change it, or process fewer planes")
+    } else if coupled && shape.depth > 1 {
+        format!(
+            "set {LIMIT_ENV} to change it, or process fewer planes: {} with these settings \
+             couples the whole stack",
+            m.id
+        )
     } else {
-        format!("set {LIMIT_ENV} to change it, or process a smaller part of the plane")
+        format!("set {LIMIT_ENV} to change it, or process a smaller part of each plane")
     };
     DenoiseError::TooLarge {
         job: format!("{} on a {shape} image", m.id),

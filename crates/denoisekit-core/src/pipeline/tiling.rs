@@ -249,7 +249,7 @@ pub fn run_in_memory(
     // The output is allocated whole up front; windows share what is left.
     let out_bytes = (input.len() as u64).saturating_mul(4);
     let plan = plan(m, shape, r, budget.saturating_sub(out_bytes), 0)?
-        .ok_or_else(|| memory::too_large(m, shape, whole, budget))?;
+        .ok_or_else(|| memory::too_large(m, shape, r, whole, budget))?;
     log::info!(
         "{} on {shape}: {} needed, budget {}: running in windows of {} planes (halo {})",
         m.id,

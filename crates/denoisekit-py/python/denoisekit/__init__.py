@@ -70,7 +70,7 @@ def _warn_user(message: str) -> None:
     """A UserWarning located at the user's call: the first frame outside this package,
     however deep the package's own calls (``denoise``, Dask's and OME-Zarr's drivers)."""
     level, frame = 2, sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
         frame = frame.f_back
         level += 1
     warnings.warn(message, UserWarning, stacklevel=level)

@@ -192,15 +192,21 @@ public class DenoiseCommand implements PlugIn {
                 gk.toArray(new String[0]), gv.toArray(new String[0]), inputs.at(imp.getC(), axis.other(imp))));
         String[] keys = new String[method.params.size()];
         String[] values = new String[keys.length];
+        // The noise model's block (noise_model, gain, offset, ...) ends every denoiser's list.
+        int model = -1;
+        boolean cameraGiven = false;
         for (int i = 0; i < keys.length; i++) {
             ParamSpec p = method.params.get(i);
             keys[i] = p.key;
-            if (given.containsKey(keys[i])) values[i] = p.spelled(given.get(keys[i]));
-            // Left out, the noise model is its default, auto, as if named: pinned below to
-            // what resolve chose, with the Log saying so (and warning of strengths it reads
-            // in stabilised units).
-            else if (DenoiseJob.NOISE_MODEL.equals(keys[i]) && p.defaultChoice != null) values[i] = p.defaultChoice;
-            else values[i] = all.get(keys[i]);
+            values[i] = given.containsKey(keys[i]) ? p.spelled(given.get(keys[i])) : all.get(keys[i]);
+            if (DenoiseJob.NOISE_MODEL.equals(keys[i])) model = i;
+            if (model >= 0 && given.containsKey(keys[i])) cameraGiven = true;
+        }
+        // Nothing of it given, the model is its default, auto, as if named: pinned below
+        // to what resolve chose, with the Log saying so (and warning of strengths read in
+        // stabilised units). A macro giving a gain or offset keeps them, as before.
+        if (model >= 0 && !cameraGiven && method.params.get(model).defaultChoice != null) {
+            values[model] = method.params.get(model).defaultChoice;
         }
         String chose = pinAutoNoiseModel(method, keys, values, all);
         if (chose != null) {
