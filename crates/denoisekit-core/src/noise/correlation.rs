@@ -170,7 +170,13 @@ pub fn estimate_correlation_for(
 pub fn estimate_correlation_auto(v: &VolumeView<'_>) -> Result<NoiseCorrelation> {
     crate::volume::check_input(v)?;
     match crate::noise::photon_model(v) {
-        Ok((fit, _)) => estimate_correlation(&fit.gat().forward(v).view()),
+        Ok((fit, reason)) => estimate_correlation_for(
+            v,
+            &crate::noise::NoiseChoice {
+                model: crate::noise::NoiseModel::PoissonGaussian(fit),
+                reason,
+            },
+        ),
         Err(_) => estimate_correlation(v),
     }
 }
@@ -226,15 +232,25 @@ pub fn estimate_correlation(v: &VolumeView<'_>) -> Result<NoiseCorrelation> {
         .unwrap_or(0);
     let mut c = NoiseCorrelation {
         lags,
+        variance: wide.variance,
+        sigma: 0.0,
         radius,
-        ..wide
+        pixels: wide.pixels,
     };
     c.sigma = crate::noise::sigma_with(v, Some(&c));
     Ok(c)
 }
 
+/// What one smoother's residual gives: every lag's (coefficient, standard error), the
+/// pointwise variance, and the pixels measured.
+struct OneSmoother {
+    lags: Vec<(Lag, f64, f64)>,
+    variance: f64,
+    pixels: usize,
+}
+
 /// [`estimate_correlation`] through the residual of one smoother.
-fn estimate_with(v: &VolumeView<'_>, sg: [f64; 7]) -> Result<NoiseCorrelation> {
+fn estimate_with(v: &VolumeView<'_>, sg: [f64; 7]) -> Result<OneSmoother> {
     crate::volume::check_input(v)?;
     let s = Shape::of(v);
     let (h, w) = (s.height, s.width);
@@ -348,18 +364,9 @@ fn estimate_with(v: &VolumeView<'_>, sg: [f64; 7]) -> Result<NoiseCorrelation> {
             (lag, rho[n], se)
         })
         .collect();
-    let radius = lags
-        .iter()
-        .filter(|(_, r, se)| counts(*r, *se))
-        .map(|((dy, dx), _, _)| dy.abs().max(dx.abs()) as usize)
-        .max()
-        .unwrap_or(0);
-    Ok(NoiseCorrelation {
+    Ok(OneSmoother {
         lags,
         variance,
-        // Set from both smoothers' correlation by the caller.
-        sigma: f64::NAN,
-        radius,
         pixels,
     })
 }
