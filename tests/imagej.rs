@@ -895,4 +895,10 @@ fn an_ome_tiff_output_opens_in_imagej_as_its_hyperstack() {
         (ij.len(), untouched.len()),
         (6 * (w * h) as usize, ij.len())
     );
+    // ImageJ reads every plane of the file where the file put it (an `images=` line in
+    // the description made it read them as one block, shifted by the page directories).
+    assert!(
+        untouched == read_tiff(&out),
+        "ImageJ read other pixels than the file holds"
+    );
 }

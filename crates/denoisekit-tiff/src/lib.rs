@@ -195,15 +195,23 @@ fn shaped(description: &str) -> Option<(Vec<usize>, Option<Vec<u8>>)> {
             .map(str::trim_start)
     };
     let list = value("shape")?.strip_prefix('[')?;
-    let dims: Vec<usize> = list[..list.find(']')?]
+    let mut dims: Vec<usize> = list[..list.find(']')?]
         .split(',')
         .map(|d| d.trim().parse().ok())
         .collect::<Option<_>>()?;
-    let axes = value("axes").and_then(|v| {
+    let mut axes = value("axes").and_then(|v| {
         let v = v.strip_prefix('"')?;
         let letters = v[..v.find('"')?].to_ascii_uppercase().into_bytes();
         (letters.len() == dims.len()).then_some(letters)
     });
+    // A grey array saved with a trailing axis of length 1 (`img[..., None]`, axes YXS or
+    // ZYXC) has plain grey pages: that axis is not part of the plane's sizes.
+    while dims.len() > 2 && dims.last() == Some(&1) {
+        dims.pop();
+        if let Some(a) = axes.as_mut() {
+            a.pop();
+        }
+    }
     let leading = dims.len().checked_sub(2)?;
     let sizes = dims[..leading].to_vec();
     match axes {
@@ -440,6 +448,11 @@ pub struct Calibration {
     /// then the bytes): slice labels, display ranges, channel LUTs, the Info text. Its
     /// entries are per image in page order, which an output keeps.
     pub imagej_metadata: Option<(Vec<u32>, Vec<u8>)>,
+    /// The pages' colour map (TIFF's ColorMap: red, green, then blue, `3 · 2^bits`
+    /// entries) when they are palette images, as ImageJ saves an 8-bit image with a
+    /// coloured LUT: the values are read as grey levels, as ImageJ reads them, and an
+    /// output of the same type shows them through the same LUT.
+    pub palette: Option<Vec<u16>>,
 }
 
 /// ImageJ's metadata blocks (`counts` bytes each, the first a header) in little-endian
@@ -574,7 +587,7 @@ fn per_unit(size: f64) -> Option<(u32, u32)> {
 
 /// Reads the pages of a TIFF one at a time, checking that each matches the first.
 pub struct PageReader<R: Read + Seek> {
-    dec: Decoder<R>,
+    dec: Decoder<PaletteAsGrey<R>>,
     path: String,
     width: u32,
     height: u32,
@@ -629,6 +642,10 @@ impl<R: Read + Seek> PageReader<R> {
         let budget = usize::try_from(limit).unwrap_or(usize::MAX);
         limits.decoding_buffer_size = limits.decoding_buffer_size.max(budget);
         limits.intermediate_buffer_size = limits.intermediate_buffer_size.max(budget);
+        let reader = PaletteAsGrey::new(reader).map_err(|source| TiffIoError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let mut dec = Decoder::new(reader).map_err(fmt)?.with_limits(limits);
         while auxiliary(&mut dec) && dec.more_images() {
             dec.next_image().map_err(fmt)?;
@@ -671,6 +688,13 @@ impl<R: Read + Seek> PageReader<R> {
             .flatten()
             .or(r.calibration.resolution.map(|_| 2));
         r.calibration.white_is_zero = r.white_is_zero();
+        if r.dec.inner().palette {
+            r.calibration.palette = r
+                .dec
+                .find_tag_unsigned_vec::<u16>(tiff::tags::Tag::ColorMap)
+                .ok()
+                .flatten();
+        }
         match description {
             Some(d) if d.starts_with("ImageJ=") => {
                 r.calibration.imagej = Some(d);
@@ -906,6 +930,157 @@ impl<R: Read + Seek> PageReader<R> {
 /// transparency mask, by its NewSubfileType or old SubfileType: Zeiss LSM files follow
 /// every plane with one, and some scanners end with one. They are not planes of the stack:
 /// reading them would refuse the file for a page of another size.
+/// A TIFF whose palette pages (PhotometricInterpretation 3) read as grey-level pages
+/// (BlackIsZero): the decoder refuses palette images, and ImageJ, which saves an 8-bit
+/// image with a coloured LUT as one, reads their values as grey levels under that LUT.
+/// The photometric value of each such directory is replaced as it is read; the file is
+/// not changed.
+pub struct PaletteAsGrey<R> {
+    inner: R,
+    pos: u64,
+    /// File offsets of the values replaced, and the bytes read there instead (ascending).
+    patches: Vec<(u64, [u8; 2])>,
+    /// Whether the first directory is a palette image.
+    palette: bool,
+}
+
+/// Directories walked at most looking for palette pages (a stack's pages).
+const MAX_DIRECTORIES: usize = 1 << 20;
+
+impl<R: Read + Seek> PaletteAsGrey<R> {
+    fn new(mut inner: R) -> std::io::Result<Self> {
+        let patches = palette_directories(&mut inner).unwrap_or_default();
+        inner.seek(SeekFrom::Start(0))?;
+        Ok(Self {
+            inner,
+            pos: 0,
+            palette: !patches.is_empty(),
+            patches,
+        })
+    }
+}
+
+/// Where the palette directories' photometric values are, walking the chain of image
+/// directories only when the first is one (a grey file costs one directory's read). A
+/// damaged chain ends the walk: the decoder reports it.
+fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [u8; 2])>> {
+    let mut head = [0u8; 16];
+    r.seek(SeekFrom::Start(0))?;
+    r.read_exact(&mut head[..8])?;
+    let big_endian = match &head[..2] {
+        b"II" => false,
+        b"MM" => true,
+        _ => return Ok(Vec::new()),
+    };
+    let u16_at = |b: &[u8]| {
+        let b = [b[0], b[1]];
+        if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |b: &[u8]| {
+        let b = [b[0], b[1], b[2], b[3]];
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let u64_at = |b: &[u8]| {
+        let b: [u8; 8] = b[..8].try_into().expect("8 bytes");
+        if big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        }
+    };
+    let bigtiff = match u16_at(&head[2..4]) {
+        42 => false,
+        43 => {
+            r.read_exact(&mut head[8..16])?;
+            true
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let grey = if big_endian { [0, 1] } else { [1, 0] };
+    let (entry, count_bytes, value_at) = if bigtiff { (20, 8, 12) } else { (12, 2, 8) };
+    let mut next = if bigtiff {
+        u64_at(&head[8..16])
+    } else {
+        u64::from(u32_at(&head[4..8]))
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut patches = Vec::new();
+    while next != 0 && seen.insert(next) && seen.len() <= MAX_DIRECTORIES {
+        r.seek(SeekFrom::Start(next))?;
+        let mut n = [0u8; 8];
+        r.read_exact(&mut n[..count_bytes])?;
+        let count = if bigtiff {
+            u64_at(&n)
+        } else {
+            u64::from(u16_at(&n))
+        };
+        let count = usize::try_from(count.min(1 << 16)).unwrap_or(1 << 16);
+        let mut entries = vec![0u8; count * entry + if bigtiff { 8 } else { 4 }];
+        r.read_exact(&mut entries)?;
+        let palette = entries.chunks_exact(entry).take(count).position(|e| {
+            // PhotometricInterpretation, one SHORT of value 3 (palette).
+            u16_at(&e[0..2]) == 262
+                && u16_at(&e[2..4]) == 3
+                && (if bigtiff {
+                    u64_at(&e[4..12])
+                } else {
+                    u64::from(u32_at(&e[4..8]))
+                }) == 1
+                && u16_at(&e[value_at..value_at + 2]) == 3
+        });
+        match palette {
+            Some(k) => {
+                let at = next + count_bytes as u64 + (k * entry + value_at) as u64;
+                patches.push((at, grey));
+            }
+            // A grey first page: nothing to replace, and no walk through the stack.
+            None if patches.is_empty() => return Ok(patches),
+            None => {}
+        }
+        let tail = &entries[count * entry..];
+        next = if bigtiff {
+            u64_at(tail)
+        } else {
+            u64::from(u32_at(tail))
+        };
+    }
+    patches.sort_unstable_by_key(|p| p.0);
+    Ok(patches)
+}
+
+impl<R: Read> Read for PaletteAsGrey<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let end = self.pos + n as u64;
+        let first = self.patches.partition_point(|p| p.0 + 2 <= self.pos);
+        for &(at, bytes) in self.patches[first..].iter().take_while(|p| p.0 < end) {
+            for (k, b) in bytes.iter().enumerate() {
+                let p = at + k as u64;
+                if (self.pos..end).contains(&p) {
+                    buf[(p - self.pos) as usize] = *b;
+                }
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for PaletteAsGrey<R> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
 fn auxiliary<R: Read + Seek>(dec: &mut Decoder<R>) -> bool {
     let new = dec
         .find_tag_unsigned::<u32>(tiff::tags::Tag::NewSubfileType)
@@ -1077,6 +1252,8 @@ pub struct PageWriter {
     calibration: Option<Calibration>,
     /// Every page's photometric interpretation (see [`Calibration::white_is_zero`]).
     white_is_zero: bool,
+    /// Every page's colour map (see [`Calibration::palette`]), when it fits the type.
+    palette: Option<std::sync::Arc<Vec<u16>>>,
     /// See [`PageWriter::saturated`].
     saturated: u64,
 }
@@ -1152,6 +1329,7 @@ impl PageWriter {
             bits,
             calibration: None,
             white_is_zero: false,
+            palette: None,
             saturated: 0,
         };
         let enc = if big {
@@ -1222,6 +1400,18 @@ impl PageWriter {
     /// ([`Calibration::order`]) is not carried (only [`PageWriter::write_volume`] reorders).
     pub fn calibrate(&mut self, c: &Calibration) {
         self.white_is_zero = c.white_is_zero;
+        // A colour map has an entry per value of the type: a 32-bit float output of a
+        // palette image is grey.
+        let entries = match self.bits {
+            Bits::U8 => 3 << 8,
+            Bits::U16 => 3 << 16,
+            Bits::F32 => 0,
+        };
+        self.palette = c
+            .palette
+            .clone()
+            .filter(|p| p.len() == entries)
+            .map(std::sync::Arc::new);
         let mut c = c.clone();
         if c.order.take().is_some() {
             c.imagej = None;
@@ -1308,6 +1498,7 @@ impl PageWriter {
             size: (w, h),
             bits,
             white_is_zero: self.white_is_zero,
+            palette: self.palette.clone(),
         };
         match self.enc.as_mut() {
             Some(Encoder::Standard(e)) => write_into(e, &page, px, text),
@@ -1332,6 +1523,7 @@ struct Page {
     size: (u32, u32),
     bits: Bits,
     white_is_zero: bool,
+    palette: Option<std::sync::Arc<Vec<u16>>>,
 }
 
 fn write_into<K: TiffKind>(
@@ -1356,11 +1548,17 @@ fn write_into<K: TiffKind>(
                 .encoder()
                 .write_tag(tiff::tags::Tag::PhotometricInterpretation, 0u16)?;
         }
+        if let Some(map) = &p.palette {
+            let enc = image.encoder();
+            enc.write_tag(tiff::tags::Tag::PhotometricInterpretation, 3u16)?;
+            enc.write_tag(tiff::tags::Tag::ColorMap, map.as_slice())?;
+        }
         let c = calibration.unwrap_or_default();
         if let Some(text) = &c.imagej {
-            image
-                .encoder()
-                .write_tag(tiff::tags::Tag::ImageDescription, text.as_str())?;
+            image.encoder().write_tag(
+                tiff::tags::Tag::ImageDescription,
+                imagej_description(text).as_str(),
+            )?;
         }
         if let Some((counts, bytes)) = &c.imagej_metadata {
             let enc = image.encoder();
@@ -1391,6 +1589,18 @@ fn write_into<K: TiffKind>(
         }
         Bits::F32 => page::<K, colortype::Gray32Float>(enc, p, px, calibration),
     }
+}
+
+/// An ImageJ description as an output carries it: without its `images=` line. ImageJ
+/// takes that line as a promise that the planes lie one after another from the first
+/// page's offset, and then reads no other page directory; this writer puts each page's
+/// directory after its plane, so every plane after the first would open shifted. Without
+/// it ImageJ reads each page where its directory says, and still takes the channels,
+/// slices and frames from the description.
+fn imagej_description(text: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|line| !line.starts_with("images="))
+        .collect()
 }
 
 /// Writes a volume as a (multi-page) TIFF of the given type, replacing the file only once
@@ -1640,6 +1850,13 @@ mod tests {
             (4, 2, 3, *b"ZCT")
         );
         assert_eq!((named.page(1, 0, 0), named.page(0, 1, 0)), (3, 1));
+        // A trailing axis of length 1 (img[..., None]) is not part of the plane.
+        let trailing = Axes::parse("{\"shape\": [8, 8, 1]}").unwrap();
+        assert_eq!((trailing.slices, trailing.declared), (1, false));
+        let trailing = Axes::parse("{\"shape\": [5, 8, 8, 1]}").unwrap();
+        assert_eq!((trailing.slices, trailing.channels), (5, 1));
+        let trailing = Axes::parse("{\"axes\": \"ZYXC\", \"shape\": [3, 8, 8, 1]}").unwrap();
+        assert_eq!((trailing.slices, trailing.channels), (3, 1));
         let generic = Axes::parse("{\"axes\": \"IYX\", \"shape\": [5, 8, 8]}").unwrap();
         assert_eq!(generic.slices, 5);
         let e = Axes::parse("{\"shape\": [3, 5, 8, 8], \"axes\": \"EZYX\"}").unwrap_err();
@@ -1672,15 +1889,18 @@ mod tests {
 
         // One directory, `images=4`: what ImageJ writes above 4 GiB.
         let path = tmp("one-directory.tif");
-        let mut w = PageWriter::create(&path, Bits::U16, 16).unwrap();
-        w.calibrate(&Calibration {
-            imagej: Some("ImageJ=1.54f\nimages=4\nslices=4\n".into()),
-            resolution: Some([(1000, 65), (1000, 66)]),
-            unit: Some(3),
-            ..Default::default()
-        });
-        w.write_page(4, 4, &[7.0; 16]).unwrap();
-        w.finish().unwrap();
+        {
+            let mut enc = TiffEncoder::new(File::create(&path).unwrap()).unwrap();
+            let mut image = enc.new_image::<colortype::Gray16>(4, 4).unwrap();
+            let e = image.encoder();
+            let description = "ImageJ=1.54f\nimages=4\nslices=4\n";
+            e.write_tag(tiff::tags::Tag::ImageDescription, description)
+                .unwrap();
+            image.x_resolution(tiff::encoder::Rational { n: 1000, d: 65 });
+            image.y_resolution(tiff::encoder::Rational { n: 1000, d: 66 });
+            image.resolution_unit(tiff::tags::ResolutionUnit::Centimeter);
+            image.write_data(&[7u16; 16]).unwrap();
+        }
         let e = read(&path).unwrap_err().to_string();
         assert!(
             e.contains("holds 4 images, but it has one image directory"),
@@ -1697,6 +1917,19 @@ mod tests {
         assert_eq!(
             (c.resolution, c.unit),
             (Some([(1000, 65), (1000, 66)]), Some(3))
+        );
+        // An output carries it without `images=`, which would make ImageJ read its
+        // planes as one block (this writer puts a directory after each plane).
+        let out = tmp("one-directory-out.tif");
+        let mut w = PageWriter::create(&out, Bits::U16, 32).unwrap();
+        w.calibrate(c);
+        w.write_page(4, 4, &[7.0; 16]).unwrap();
+        w.write_page(4, 4, &[8.0; 16]).unwrap();
+        w.finish().unwrap();
+        let back = PageReader::open(&out).unwrap();
+        assert_eq!(
+            back.calibration().imagej.as_deref(),
+            Some("ImageJ=1.54f\nslices=4\n")
         );
     }
 
@@ -1751,6 +1984,86 @@ mod tests {
         assert_eq!(v.dim(), (2, 2, 3));
         for plane in v.outer_iter() {
             assert_eq!(plane.iter().copied().collect::<Vec<f32>>(), want);
+        }
+    }
+
+    /// A big-endian classic TIFF of `pages` 4x3 8-bit palette pages, as ImageJ saves an
+    /// 8-bit stack with a coloured LUT (the decoder's encoder cannot write one).
+    fn imagej_palette_stack(pages: u8) -> (Vec<u8>, Vec<u16>) {
+        let map: Vec<u16> = (0..768u32)
+            .map(|i| ((i % 256) * 257 * (i / 256)) as u16)
+            .collect();
+        let mut f = b"MM\0\x2a\0\0\0\0".to_vec();
+        let map_at = f.len() as u32;
+        f.extend(map.iter().flat_map(|v| v.to_be_bytes()));
+        let mut link = 4;
+        for p in 0..pages {
+            let data_at = f.len() as u32;
+            f.extend((0..12u8).map(|i| i * 10 + p));
+            let ifd = f.len() as u32;
+            f[link..link + 4].copy_from_slice(&ifd.to_be_bytes());
+            let short = |v: u16| [v.to_be_bytes()[0], v.to_be_bytes()[1], 0, 0];
+            let entries: [(u16, u16, u32, [u8; 4]); 10] = [
+                (256, 3, 1, short(4)),
+                (257, 3, 1, short(3)),
+                (258, 3, 1, short(8)),
+                (259, 3, 1, short(1)),
+                (262, 3, 1, short(3)),
+                (273, 4, 1, data_at.to_be_bytes()),
+                (277, 3, 1, short(1)),
+                (278, 3, 1, short(3)),
+                (279, 4, 1, 12u32.to_be_bytes()),
+                (320, 3, 768, map_at.to_be_bytes()),
+            ];
+            f.extend((entries.len() as u16).to_be_bytes());
+            for (tag, ty, n, v) in entries {
+                f.extend(tag.to_be_bytes());
+                f.extend(ty.to_be_bytes());
+                f.extend(n.to_be_bytes());
+                f.extend(v);
+            }
+            link = f.len();
+            f.extend([0; 4]);
+        }
+        (f, map)
+    }
+
+    #[test]
+    fn palette_pages_read_as_grey_levels_and_keep_their_colour_map() {
+        let (file, map) = imagej_palette_stack(3);
+        let input = tmp("palette.tif");
+        std::fs::write(&input, &file).unwrap();
+        let mut r = PageReader::open(&input).unwrap();
+        assert_eq!(r.calibration().palette.as_deref(), Some(map.as_slice()));
+        for p in 0..3u8 {
+            let px = r.next_page().unwrap().unwrap();
+            let want: Vec<f32> = (0..12u8).map(|i| f32::from(i * 10 + p)).collect();
+            assert_eq!(px, want, "page {p}");
+        }
+        assert_eq!(r.bits(), Some(Bits::U8));
+        assert!(r.next_page().unwrap().is_none());
+        // The file itself is not changed.
+        assert_eq!(std::fs::read(&input).unwrap(), file);
+        // An 8-bit output shows the same LUT; a float one is grey.
+        let (v, _) = read(&input).unwrap();
+        for (bits, photometric) in [(Bits::U8, 3u16), (Bits::F32, 1)] {
+            let out = tmp(&format!("palette-out-{bits:?}.tif"));
+            let mut w = PageWriter::create_as(&out, bits, false).unwrap();
+            w.write_volume(&v, r.calibration()).unwrap();
+            w.finish().unwrap();
+            let mut dec = Decoder::new(BufReader::new(File::open(&out).unwrap())).unwrap();
+            for page in 0..3 {
+                let tag = |d: &mut Decoder<_>, t| d.find_tag_unsigned_vec::<u16>(t).unwrap();
+                let got = tag(&mut dec, tiff::tags::Tag::PhotometricInterpretation);
+                assert_eq!(got, Some(vec![photometric]), "{bits:?} page {page}");
+                let colours = tag(&mut dec, tiff::tags::Tag::ColorMap);
+                assert_eq!(colours.is_some(), photometric == 3, "{bits:?}");
+                if page < 2 {
+                    dec.next_image().unwrap();
+                }
+            }
+            let (back, _) = read(&out).unwrap();
+            assert_eq!(back, v, "{bits:?}");
         }
     }
 
