@@ -86,14 +86,25 @@ pub fn prepare(
 }
 
 /// Whether `values` leave the noise model to `auto`: given so (in any spelling the
-/// choice parses), or unset, the descriptor's default.
+/// choice parses), or unset, the descriptor's default, with no camera value given (see
+/// [`camera_without_model`]).
 fn asks_auto(values: &ParamValues) -> Result<bool> {
     let spec = &vst::NOISE_MODEL_PARAMS[0];
     let auto = vst::NoiseModelChoice::Auto.value();
     Ok(match values.pairs().iter().find(|(k, _)| k == spec.key) {
         Some((_, v)) => spec.parse(v)? == auto,
-        None => spec.default_value(|| Ok(0.0))? == auto,
+        None => !camera_without_model(values) && spec.default_value(|| Ok(0.0))? == auto,
     })
+}
+
+/// Whether `values` give a camera value (gain, offset or read noise) and no noise model:
+/// the camera the user means, so the model is `poisson_gaussian` with it. Auto would fit
+/// its own camera and drop the values given (the CLI and Python did so silently, and
+/// Fiji kept them only where auto chose photon noise).
+fn camera_without_model(values: &ParamValues) -> bool {
+    let [model, camera @ ..] = &vst::NOISE_MODEL_PARAMS;
+    let given = |key: &str| values.pairs().iter().any(|(k, _)| k == key);
+    !given(model.key) && camera.iter().any(|p| given(p.key))
 }
 
 /// `values` with `noise_model=auto` (given, or unset: the default) replaced by the model
@@ -117,6 +128,14 @@ fn choose_noise_model_for<'v>(
     input: &VolumeView<'_>,
     values: &'v ParamValues,
 ) -> Result<(std::borrow::Cow<'v, ParamValues>, Option<f64>)> {
+    if camera_without_model(values) {
+        let mut named = values.clone();
+        named.insert(
+            vst::NOISE_MODEL_PARAMS[0].key,
+            vst::NoiseModelChoice::PoissonGaussian.name(),
+        );
+        return Ok((std::borrow::Cow::Owned(named), None));
+    }
     if !asks_auto(values)? {
         return Ok((std::borrow::Cow::Borrowed(values), None));
     }
@@ -428,6 +447,47 @@ mod tests {
             .set("offset", 100);
         assert_eq!(warned(&photons, named), None);
         assert_eq!(warned(&flat, ParamValues::new().set("h", 12)), None);
+    }
+
+    /// A camera value given with no noise model is the user's camera: the run is
+    /// poisson_gaussian with it, whatever auto would judge the image, and the strengths
+    /// are not warned of (the model is as good as named).
+    #[test]
+    fn a_camera_given_without_a_model_is_used_as_given() {
+        let mut rng = crate::rng::Rng::new(5);
+        let photons = ndarray::Array3::from_shape_fn((1, 96, 96), |(_, y, x)| {
+            let level = 5.0 + 200.0 * ((x / 24 + y / 24) % 2) as f64;
+            (4.0 * rng.poisson(level) + 100.0) as f32
+        });
+        let flat = ndarray::Array3::from_shape_fn((1, 96, 96), |(_, y, x)| {
+            (300.0 + 50.0 * ((x / 24 + y / 24) % 2) as f64 + 5.0 * rng.normal()) as f32
+        });
+        for img in [&photons, &flat] {
+            let given = ParamValues::new()
+                .set("h", 1)
+                .set("gain", 2)
+                .set("offset", 90);
+            let (_, r) = prepare("nl_means", &img.view(), &given).unwrap();
+            assert_eq!(
+                r.get::<vst::NoiseModelChoice>("noise_model").unwrap(),
+                vst::NoiseModelChoice::PoissonGaussian
+            );
+            assert_eq!(
+                (
+                    r.get::<f64>("gain").unwrap(),
+                    r.get::<f64>("offset").unwrap()
+                ),
+                (2.0, 90.0)
+            );
+            assert_eq!(
+                strength_units_warning("nl_means", &given, &r).unwrap(),
+                None
+            );
+        }
+        // Named auto fits its own camera.
+        let auto = ParamValues::new().set("noise_model", "auto");
+        let (_, r) = prepare("nl_means", &photons.view(), &auto).unwrap();
+        assert_ne!(r.get::<f64>("gain").unwrap(), 2.0);
     }
 
     /// Front ends offer the first name as the default (Fiji's dialogs do): it must be the
