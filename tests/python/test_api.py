@@ -1,6 +1,8 @@
 """The Python API against the registry, the command line and its own promises."""
 
 import json
+import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -365,6 +367,73 @@ def test_thread_count_per_call_does_not_change_pixels(noisy3d):
     with pytest.raises(ValueError, match=rf"outside \[0, {most}\]"):
         dk.set_num_threads(most + 1)
     dk.denoise(noisy3d, "gaussian", threads=16)
+
+
+def test_a_gpu_asked_for_by_name_but_not_used_is_said(noisy2d):
+    try:
+        with pytest.warns(UserWarning, match="backend='gpu': wavelet ran on the CPU"):
+            dk.denoise(noisy2d, "wavelet", backend="gpu")
+    except dk.BackendUnavailableError:
+        pytest.skip("no usable GPU here")
+
+
+def test_idle_threads_are_bounded_over_a_sweep_of_counts():
+    """Each thread count's pool is kept for the next call, but not every one for ever."""
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counts threads through /proc")
+    img = np.random.default_rng(0).normal(100, 10, (32, 32)).astype(np.float32)
+    before = len(os.listdir("/proc/self/task"))
+    for n in range(1, 41):
+        dk.denoise(img, "median", backend="cpu", threads=n)
+    # Kept: up to twice the cores' threads (16 at least), and the last pool whatever its
+    # size (40 threads). A dropped pool's threads end shortly after, not at once.
+    most = max(2 * len(os.sched_getaffinity(0)), 16) + 40 + 1
+    for _ in range(40):
+        grown = len(os.listdir("/proc/self/task")) - before
+        if grown <= most:
+            break
+        time.sleep(0.05)
+    assert grown <= most, grown
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="no fork start method here")
+def test_a_forked_process_runs_jobs_after_its_parent_did():
+    """multiprocessing's default on Linux: the child inherits the pools without threads."""
+    code = r"""
+import multiprocessing as mp, numpy as np, denoisekit as dk
+img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+want = dk.denoise(img, "median", backend="cpu")
+dk.denoise(img, "median", backend="cpu", threads=1)
+try:
+    dk.denoise(img, "median", backend="gpu")
+    gpu = True
+except dk.BackendUnavailableError:
+    gpu = False
+
+def child(q):
+    same = lambda **kw: bool(np.array_equal(dk.denoise(img, "median", **kw), want))
+    r = [same(backend="cpu"), same(backend="cpu", threads=1), same()]
+    if gpu:
+        try:
+            dk.denoise(img, "median", backend="gpu")
+            r.append("the GPU ran in a forked child")
+        except dk.BackendUnavailableError as e:
+            r.append("spawn" in str(e))
+    q.put(r)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,), daemon=True)
+    p.start()
+    print(q.get(timeout=120))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = out.stdout.strip()
+    assert got in ("[True, True, True]", "[True, True, True, True]"), out
 
 
 def test_the_gil_is_released_while_a_job_runs():

@@ -101,6 +101,16 @@ def test_bad_axes_are_refused(noisy3d):
         dkd.denoise(arr, "gaussian")
     with pytest.raises(ValueError, match="name each of the 4 axes once"):
         dkd.denoise(arr, "gaussian", axes="zzyx")
+    # Wrong types and shapes of argument are named, not an AttributeError or KeyError.
+    with pytest.raises(ValueError, match="must be a string naming the axes"):
+        dkd.denoise(arr, "gaussian", axes=["c", "z", "y", "x"])
+    with pytest.raises(ValueError, match="params_per_channel is a list of dicts"):
+        dkd.denoise(arr, "gaussian", axes="czyx", params_per_channel={"sigma": 2})
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        flat = da.from_array(np.ones((6, 8, 8), np.float32), chunks=2)
+        dkd.denoise(flat[flat.mean(axis=(1, 2)) > 0], "gaussian")
+    with pytest.raises(ValueError, match="parameter `sigma`: a boolean"):
+        dk.denoise(np.ones((8, 8), np.float32), "gaussian", sigma=True)
 
 
 def test_periodic_border_in_3d(noisy3d):

@@ -5,6 +5,7 @@ import os
 import pathlib
 
 import dask
+import dask.array as da
 import numpy as np
 import pytest
 import zarr
@@ -163,6 +164,32 @@ def test_an_output_that_would_destroy_the_input_or_a_folder_is_refused(source, t
     with pytest.raises(ValueError, match="not a Zarr store"):
         dkd.denoise_ome_zarr(src, str(folder), "gaussian", overwrite=True)
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_resume_reads_the_parameters_as_a_run_does(source, tmp_path):
+    src, _ = source
+    dst = str(tmp_path / "median.ome.zarr")
+    with dask.config.set(scheduler="synchronous"):
+        dkd.denoise_ome_zarr(src, dst, "median", radius=2)
+        # 2.0 is the whole number a run takes; text is named by its parameter.
+        assert dkd.denoise_ome_zarr(src, dst, "median", resume=True, radius=2.0)["tasks"] == 0
+        with pytest.raises(ValueError, match="parameter `radius` = 'abc' is not a number"):
+            dkd.denoise_ome_zarr(src, dst, "median", resume=True, radius="abc")
+        with pytest.raises(ValueError, match="radius=2 vs 3"):
+            dkd.denoise_ome_zarr(src, dst, "median", resume=True, radius=3)
+
+
+@pytest.mark.parametrize("bad", [dict(backend="foo"), dict(threads=-1),
+                                 dict(memory_limit="abc")])
+def test_a_run_option_every_task_would_refuse_is_refused_before_the_output(source,
+                                                                           tmp_path, bad):
+    src, _ = source
+    dst = str(tmp_path / "out.ome.zarr")
+    with pytest.raises(ValueError):
+        dkd.denoise_ome_zarr(src, dst, "median", **bad)
+    assert not os.path.exists(dst)
+    with pytest.raises(ValueError):
+        dkd.denoise(da.zeros((16, 16), chunks=8), "median", **bad)
 
 
 @pytest.mark.parametrize("z, y, x", [(7, 30, 38), (10, 5, 40)])

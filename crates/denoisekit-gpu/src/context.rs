@@ -117,6 +117,10 @@ impl Drop for Pooled<'_> {
 }
 
 static SHARED: OnceLock<Result<GpuContext, GpuError>> = OnceLock::new();
+/// The process that created [`SHARED`]. A process forked from it (Python's
+/// `multiprocessing` on Linux) inherits the device but not the driver's threads: a
+/// dispatch there waited for ever.
+static CREATED_IN: OnceLock<u32> = OnceLock::new();
 
 /// For tests, the crate's and its test binaries': the shared context, or `None` (the test
 /// then skips) when there is no adapter; with `DENOISEKIT_REQUIRE_GPU` set (CI sets it) a
@@ -138,11 +142,22 @@ pub fn test_context() -> Option<&'static GpuContext> {
 /// The process-wide context, created on first use. `Err` (logged once) when there is no
 /// usable adapter, or after the device was lost; callers then run on the CPU.
 pub fn shared() -> Result<&'static GpuContext, GpuError> {
+    if CREATED_IN.get().is_some_and(|&p| p != std::process::id()) {
+        return Err(GpuError::Device(
+            "this process was forked from one that had opened the GPU, and a forked \
+             process cannot use it: start worker processes with the spawn method (Python: \
+             multiprocessing.set_start_method('spawn')), or use the GPU only in the workers"
+                .into(),
+        ));
+    }
     let ctx = SHARED
         .get_or_init(|| {
             let r = GpuContext::new();
             match &r {
-                Ok(c) => log::info!("DenoiseKit GPU: {}", c.describe()),
+                Ok(c) => {
+                    CREATED_IN.get_or_init(std::process::id);
+                    log::info!("DenoiseKit GPU: {}", c.describe());
+                }
                 Err(e) => log::info!("DenoiseKit: no usable GPU ({e}); running on the CPU"),
             }
             r

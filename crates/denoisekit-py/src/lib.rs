@@ -29,13 +29,16 @@ pyo3::create_exception!(
     _native,
     BackendUnavailableError,
     PyRuntimeError,
-    "backend='gpu' was asked for and no usable GPU (or no GPU kernel for the method) exists."
+    "backend='gpu' was asked for and no usable GPU exists. (A method or settings without a \
+     GPU kernel run on the CPU instead, with a UserWarning saying so.)"
 );
 
 /// Why a job ended without a result.
 enum Failure {
     Core(DenoiseError),
     Panic(String),
+    /// The call's threads could not be started.
+    Threads(String),
 }
 
 impl From<DenoiseError> for Failure {
@@ -63,6 +66,7 @@ fn to_py(f: Failure) -> PyErr {
             // The error type is non-exhaustive: a kind added later is still reported.
             _ => PyRuntimeError::new_err(e.to_string()),
         },
+        Failure::Threads(msg) => PyRuntimeError::new_err(msg),
         Failure::Panic(msg) => PyRuntimeError::new_err(format!(
             "internal error in DenoiseKit (please report it): {msg}"
         )),
@@ -72,21 +76,48 @@ fn to_py(f: Failure) -> PyErr {
 /// Threads for calls that do not say: 0 = rayon's global pool (every core).
 static DEFAULT_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Idle pools by thread count. A pool is checked out for one call at a time: two calls
-/// sharing a pool would queue behind each other (Dask runs a call per worker thread, all
-/// with `threads=1`), and a spawned thread per call costs more than keeping them.
-static IDLE: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new());
+/// Idle pools by thread count, with the process that started them. A pool is checked out
+/// for one call at a time: two calls sharing a pool would queue behind each other (Dask
+/// runs a call per worker thread, all with `threads=1`), and a spawned thread per call
+/// costs more than keeping them.
+static IDLE: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
+
+struct Pool {
+    threads: usize,
+    process: u32,
+    pool: rayon::ThreadPool,
+}
 
 /// A pool lent to one call; back to [`IDLE`] when dropped.
-struct Lent(Option<(usize, rayon::ThreadPool)>);
+struct Lent(Option<Pool>);
 
 impl Drop for Lent {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            IDLE.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push(p);
+            // A sweep over thread counts (or one large count) would otherwise keep every
+            // pool's threads for the life of the process: the oldest go first.
+            // The pool just returned stays, however large: the next call likely asks for it.
+            let cap = idle_threads_max();
+            while idle.iter().map(|p| p.threads).sum::<usize>() > cap && idle.len() > 1 {
+                drop(idle.remove(0));
+            }
         }
     }
 }
+
+/// Idle threads kept at most: twice the cores, and at least 16 (a Dask worker per core,
+/// each with `threads=1`, keeps its pool).
+fn idle_threads_max() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| (2 * std::thread::available_parallelism().map_or(1, usize::from)).max(16))
+}
+
+/// The process the module was loaded in. A process forked from it (`multiprocessing`'s
+/// default start method on Linux) inherits the pools, rayon's global one included, but
+/// none of their threads: a job sent to them waited for ever.
+static LOADED_IN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 /// The most threads a call may ask for: 1024, or four per core available to the process
 /// where that is more. A count typed wrongly (`threads=10**6`) spent minutes spawning
@@ -117,25 +148,51 @@ fn memory_limit(text: Option<String>) -> PyResult<Option<u64>> {
     .transpose()
 }
 
-fn pool(threads: Option<i64>) -> PyResult<Lent> {
-    let n = match threads {
-        Some(n) => check_threads("threads", n)?,
-        None => DEFAULT_THREADS.load(Ordering::Relaxed),
+/// The threads a call asks for (0: rayon's global pool), checked.
+fn pool_size(threads: Option<i64>) -> PyResult<usize> {
+    match threads {
+        Some(n) => check_threads("threads", n),
+        None => Ok(DEFAULT_THREADS.load(Ordering::Relaxed)),
+    }
+}
+
+/// A pool of `n` threads for one call (`n` 0: rayon's global pool). Called without the
+/// GIL: starting many threads takes a while.
+fn pool(n: usize) -> Result<Lent, String> {
+    let me = std::process::id();
+    let forked = LOADED_IN.get().is_some_and(|&p| p != me);
+    // In a forked child the global pool has no threads: one of the child's own instead.
+    let n = match n {
+        // The count the parent's global pool had (RAYON_NUM_THREADS included): reading it
+        // dispatches nothing.
+        0 if forked => rayon::current_num_threads(),
+        n => n,
     };
     if n == 0 {
         return Ok(Lent(None));
     }
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = idle.iter().position(|(k, _)| *k == n) {
+    if forked {
+        // The parent's pools are forgotten, not dropped: dropping one wakes threads that
+        // are not in this process.
+        let (mine, parents): (Vec<Pool>, Vec<Pool>) = idle.drain(..).partition(|p| p.process == me);
+        parents.into_iter().for_each(std::mem::forget);
+        *idle = mine;
+    }
+    if let Some(i) = idle.iter().position(|p| p.threads == n) {
         return Ok(Lent(Some(idle.swap_remove(i))));
     }
     drop(idle);
-    let p = rayon::ThreadPoolBuilder::new()
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(move |i| format!("denoisekit-{n}-{i}"))
         .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))?;
-    Ok(Lent(Some((n, p))))
+        .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+    Ok(Lent(Some(Pool {
+        threads: n,
+        process: me,
+        pool,
+    })))
 }
 
 /// Runs `job` with the GIL released on a thread of its own (inside the pool for
@@ -158,14 +215,18 @@ fn run_job<T: Send>(
     ctl: &Control,
     job: impl FnOnce(&Control) -> Result<T, DenoiseError> + Send,
 ) -> PyResult<T> {
-    let pool = pool(threads)?;
+    let n = pool_size(threads)?;
     let epoch = INTERRUPTS.load(Ordering::SeqCst);
     let outcome = py.detach(move || {
+        let pool = match pool(n) {
+            Ok(p) => p,
+            Err(e) => return (Err(Failure::Threads(e)), None),
+        };
         std::thread::scope(|s| {
             let (tx, rx) = channel();
             s.spawn(move || {
                 let run = || match &pool.0 {
-                    Some((_, p)) => p.install(|| job(ctl)),
+                    Some(p) => p.pool.install(|| job(ctl)),
                     None => job(ctl),
                 };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
@@ -369,6 +430,8 @@ fn resolve(
         }
         None => {
             let m = denoisekit_core::find(method).map_err(|e| to_py(e.into()))?;
+            // A camera given without a model names poisson_gaussian, as a run does.
+            let v = denoisekit_core::implied_noise_model(&v);
             let r = m
                 .resolve(&v, || {
                     Err(DenoiseError::InvalidInput {
@@ -382,6 +445,22 @@ fn resolve(
             Ok((pairs(&r), None))
         }
     }
+}
+
+/// Refuses a backend, thread count or memory limit that every job would refuse: the
+/// Dask drivers ask on the client, before planning or creating an output, rather than
+/// have each chunk's task fail alike on the workers.
+#[pyfunction]
+#[pyo3(signature = (backend, threads=None, memory_limit=None))]
+fn check_job_options(
+    backend: &str,
+    threads: Option<i64>,
+    memory_limit: Option<String>,
+) -> PyResult<()> {
+    Backend::from_name(backend).map_err(|e| to_py(e.into()))?;
+    pool_size(threads)?;
+    self::memory_limit(memory_limit)?;
+    Ok(())
 }
 
 /// Denoises `image` (float32, z/y/x); returns the result and the device that ran it.
@@ -575,6 +654,7 @@ fn residual_check(
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    LOADED_IN.get_or_init(std::process::id);
     // Named by their real module, so that pickling (a Dask worker's error on its way to
     // the client) finds the same classes again and `except TooLargeError` works there.
     for (name, ty) in [
@@ -602,6 +682,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(noise_sample, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(denoise, m)?)?;
+    m.add_function(wrap_pyfunction!(check_job_options, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(rank, m)?)?;
     m.add_function(wrap_pyfunction!(estimate_noise, m)?)?;

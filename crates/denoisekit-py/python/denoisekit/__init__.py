@@ -134,9 +134,9 @@ def get_num_threads() -> int:
     return _native.get_num_threads()
 
 
-def _format(value: Any) -> str:
+def _format(value: Any, key: str = "") -> str:
     if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"a boolean ({value}) is not a parameter value")
+        raise ValueError(f"parameter `{key}`: a boolean ({value}) is not a parameter value")
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
@@ -165,7 +165,7 @@ def _split(method: str, params: Mapping[str, Any]):
         if k in image_keys:
             images.append((k, _volume(v, what=k)[0]))
         else:
-            pairs.append((k, _format(v)))
+            pairs.append((k, _format(v, k)))
     return pairs, images
 
 
@@ -174,7 +174,19 @@ def _typed(method: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
         kind = kinds.get(k)
-        out[k] = int(v) if kind == "int" else float(v) if kind == "float" else v
+        if kind in ("int", "float"):
+            try:
+                x = float(v)
+            except ValueError:
+                raise ValueError(f"parameter `{k}` = {v!r} is not a number") from None
+            if kind == "int":
+                # 2.0 is 2, as a run reads it; 2.5 is no whole number.
+                if not math.isfinite(x) or x != int(x):
+                    raise ValueError(f"parameter `{k}` = {v} is not a whole number")
+                x = int(x)
+            out[k] = x
+        else:
+            out[k] = v
     return out
 
 
@@ -196,16 +208,26 @@ def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
     # By kind and size: a big-endian float64 ('>f8', from FITS or a big-endian TIFF) is
     # not == np.float64.
     if a.dtype.kind in "fiu" and a.dtype.itemsize >= 4 and a.dtype != np.float32 and a.size:
-        a = a.astype(np.float64, copy=False)
-        lo, hi = float(np.fmin.reduce(a, axis=None)), float(np.fmax.reduce(a, axis=None))
+        # In blocks of about a million values: whole-array float64 copies took several
+        # times the image before the memory budget could refuse the job.
+        lo, hi, most = math.inf, -math.inf, 0.0
+        planes = a if a.ndim == 3 else a[np.newaxis]
+        f32s = f32 if f32.ndim == 3 else f32[np.newaxis]
+        step = max(1, (1 << 20) // max(1, planes.shape[-1]))
+        for z in range(planes.shape[0]):
+            for r0 in range(0, planes.shape[1], step):
+                block = planes[z, r0:r0 + step].astype(np.float64)
+                lo = min(lo, float(np.fmin.reduce(block, axis=None)))
+                hi = max(hi, float(np.fmax.reduce(block, axis=None)))
+                moved = np.abs(block - f32s[z, r0:r0 + step])
+                most = max(most, float(np.fmax.reduce(moved, axis=None)))
         top = float(np.finfo(np.float32).max)
         if max(abs(lo), abs(hi)) > top and math.isfinite(lo) and math.isfinite(hi):
             raise ValueError(
                 f"{what}: its values reach {max(abs(lo), abs(hi)):.3e}, beyond 32-bit floats "
                 f"(at most {top:.3e}), which DenoiseKit computes in: scale the image down "
                 f"first (NumPy: image / 1e30)")
-        moved = np.abs(a - f32)
-        why = _native.float32_precision_loss(lo, hi, float(np.fmax.reduce(moved, axis=None)))
+        why = _native.float32_precision_loss(lo, hi, most)
         if why:
             raise ValueError(f"{what}: {why}")
 
@@ -313,6 +335,13 @@ def denoise(
     return res[0] if two_d else res
 
 
+def _check_job_options(backend, threads, memory_limit) -> None:
+    """Refuses what every job would refuse (the backend's name, the thread count, the
+    memory limit), as :func:`denoise` does."""
+    limit = None if memory_limit is None else str(memory_limit)
+    _native.check_job_options(backend, _threads(threads), limit)
+
+
 def _run(vol, method, params, backend, threads, memory_limit, target=None, part=False):
     """One (z, y, x) float32 volume through the core, no shape heuristics (the Dask
     driver's chunks come here: an edge chunk 3 pixels wide is not a colour image).
@@ -325,6 +354,9 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
         vol, method, pairs, images, backend, _threads(threads), limit, target, part
     )
     log.info("%s ran on %s", method, device)
+    if str(backend).lower() == "gpu" and device.startswith("CPU"):
+        # Asked for by name: said where it is seen, not only in the log.
+        _warn_user(f"backend='gpu': {method} ran on the {device}")
     if units is not None:
         # Dask's chunks are given the pinned model: their driver's resolve says it.
         _warn_user(units)

@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -53,6 +54,15 @@ MAX_CHUNK_BYTES = 2 << 30
 SPATIAL = "zyx"
 
 
+def _check_per_channel(params_per_channel) -> None:
+    if params_per_channel is not None and (
+            isinstance(params_per_channel, (Mapping, str))
+            or not all(isinstance(p, Mapping) for p in params_per_channel)):
+        raise ValueError(
+            "params_per_channel is a list of dicts, one per channel (what "
+            f"denoisekit_params holds), not {params_per_channel!r}")
+
+
 def _axes_for(ndim: int, axes: Optional[str], shape: Sequence[int] = ()) -> str:
     if axes is None:
         # As denoisekit.denoise judges a NumPy image, with this driver's way forward.
@@ -68,6 +78,8 @@ def _axes_for(ndim: int, axes: Optional[str], shape: Sequence[int] = ()) -> str:
         raise ValueError(
             f"a {ndim}D array needs axes=, e.g. axes='tczyx', 'czyx' or 'tyx'"
         )
+    if not isinstance(axes, str):
+        raise ValueError(f"axes={axes!r} must be a string naming the axes, e.g. 'zyx'")
     axes = axes.lower()
     if len(axes) != ndim or len(set(axes)) != ndim or not set(axes) <= set("tczyx"):
         raise ValueError(
@@ -107,6 +119,7 @@ def resolve_params(arr, method: str, axes: Optional[str] = None,
     axes = _axes_for(arr.ndim, axes, arr.shape)
     _dk._check_dtype(arr.dtype)
     channels = arr.shape[axes.index("c")] if "c" in axes else 1
+    _check_per_channel(params_per_channel)
     if params_per_channel is not None:
         if params:
             raise ValueError(
@@ -317,10 +330,16 @@ def denoise(arr, method: str, *, axes: Optional[str] = None, backend: str = "cpu
     replay a run (one dict per channel, in place of the keywords). ``backend`` defaults
     to the CPU: a cluster's workers rarely share one GPU well. An image input (a
     measured ``psf_image``) goes to every chunk, which holds the axes it couples whole."""
+    _check_per_channel(params_per_channel)
     _refuse_writes(method, [params] + list(params_per_channel or []))
+    _dk._check_job_options(backend, threads, memory_limit)
     _dk._chain_sigint()
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
+    if any(math.isnan(c) for cs in arr.chunks for c in cs):
+        raise ValueError(
+            "the array's chunk sizes are unknown (as after boolean indexing): call "
+            "arr.compute_chunk_sizes() first; halos need them")
     axes = _axes_for(arr.ndim, axes, arr.shape)
     per_channel = resolve_params(arr, method, axes, params_per_channel, **params)
     depth, chunks = _plan_channels(arr.shape, arr.chunks, axes, method, per_channel,
@@ -642,6 +661,8 @@ def denoise_ome_zarr(src: str, dst: str, method: str, *, resume: bool = False,
             "pip install 'zarr>=3' (Dask arrays, denoisekit.dask.denoise, need no zarr)")
 
     t0 = time.perf_counter()
+    # Before the output is created: every chunk's task would refuse them alike.
+    _dk._check_job_options(backend, threads, memory_limit)
     _refuse_clash(src, dst, overwrite, resume)
     sg = zarr.open_group(src, mode="r")
     ome, version = _ome(sg)
