@@ -196,6 +196,7 @@ pub(crate) fn bench(
     backend: Backend,
     save: Option<&Path>,
 ) -> CliResult<()> {
+    crate::volumes::refuse_pooled(input, "bench")?;
     let (img, _) = tiffio::read(input)?;
     let given = parse_params(params)?;
     let selected: Vec<&MethodDescriptor> = if methods.is_empty() {

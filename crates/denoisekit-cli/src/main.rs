@@ -112,6 +112,15 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             // Before the work: an output that cannot be written (a missing drive, a
             // folder, a read-only file) is named now, not after a long run.
             tiffio::PageWriter::probe(&output)?;
+            // Every volume's pixels before any is denoised: a NaN in the last channel was
+            // refused only after the first had been reported done (and nothing written).
+            if groups.len() > 1 {
+                for g in &groups {
+                    let copy = g.gather(&img);
+                    denoisekit_core::check_input(&copy.as_ref().unwrap_or(&img).view())
+                        .map_err(|e| format!("{}{e}", g.label()))?;
+                }
+            }
             let mut out: Option<Volume> = None;
             for g in &groups {
                 let copy = g.gather(&img);
@@ -311,6 +320,7 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             scale,
             bits,
         } => {
+            refuse_foreign_extension(&output)?;
             let bits = match bits {
                 8 => Bits::U8,
                 16 => Bits::U16,
@@ -457,8 +467,8 @@ fn refuse_foreign_extension(output: &Path) -> CliResult<()> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     if let Some(ext) = ext.filter(|e| OTHER_FORMATS.contains(&e.as_str())) {
         return Err(format!(
-            "the output {} ends in .{ext}, but a TIFF input is written as TIFF: name it \
-             .tif or .tiff (OME-Zarr output needs an OME-Zarr input)",
+            "the output {} ends in .{ext}, but it is written as TIFF: name it .tif or \
+             .tiff (OME-Zarr output needs an OME-Zarr input)",
             output.display()
         )
         .into());
@@ -564,7 +574,16 @@ fn parse_params(params: &[String]) -> CliResult<ParamValues> {
             )
             .into());
         }
+        if k == "backend" {
+            // As a recorded macro line writes it: here it is an option of the command.
+            return Err(format!(
+                "backend={val} is not a parameter here: `run`, `bench` and `demo` take it as \
+                 --backend {val} (`tune` and `noise` run on the CPU)"
+            )
+            .into());
+        }
         if is_image_key(k) {
+            volumes::refuse_hyperstack_input(Path::new(val), k)?;
             let (image, _) = tiffio::read(Path::new(val))?;
             v.insert_image(k, image);
         } else {
@@ -639,6 +658,11 @@ mod tests {
             "parameter sigma is given twice (sigma=1 and sigma=2): give it once"
         );
         assert!(parse_params(&["sigma=1".into(), "sigma=1".into()]).is_err());
+        // Pasted from a recorded macro line.
+        let e = parse_params(&["backend=auto".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("take it as --backend auto"), "{e}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(crate) fn streaming_plan(
         .to_owned();
     let (_, r) = if depth > 1 && sample.dim().0 == 1 {
         // A one-plane sample would be judged as a 2D image.
-        return Err(memory::too_large(m, shape, &sizing, whole, limit).into());
+        return Err(memory::too_large(m, shape, &sizing, whole, limit, None).into());
     } else {
         denoisekit_core::prepare(method, &sample.view(), values)?
     };
@@ -42,7 +42,10 @@ pub(crate) fn streaming_plan(
     let plane = (height * width * 4) as u64;
     match tiling::plan(m, shape, &r, limit, plane)? {
         Some(plan) => Ok(Some((shape, r, plan))),
-        None => Err(memory::too_large(m, shape, &r, whole, limit).into()),
+        None => {
+            let least = tiling::one_plane_need(m, shape, &r, plane)?;
+            Err(memory::too_large(m, shape, &r, whole, limit, least).into())
+        }
     }
 }
 

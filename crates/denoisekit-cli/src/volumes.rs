@@ -103,8 +103,26 @@ pub fn too_large_to_split(path: &Path, groups: &[Group]) -> String {
     )
 }
 
-/// Refuses `what` (a command that measures the whole file) on a hyperstack, whose
-/// channels or time points it would pool.
+/// Refuses a hyperstack as the image input `key` (a PSF, a training target): one image
+/// serves the whole run, and a hyperstack's channels would be read as its planes.
+pub fn refuse_hyperstack_input(path: &Path, key: &str) -> CliResult<()> {
+    let groups = of(path, &tiffio::layout(path)?)?;
+    if groups.len() > 1 {
+        return Err(format!(
+            "{key}={}: a hyperstack of {} volumes (channels, time points), whose channels \
+             would be read as planes of one image. Save the one that belongs to the image \
+             (Fiji: Image > Stacks > Tools > Reduce Dimensionality, or Split Channels), and \
+             run each channel of a hyperstack with its own",
+            path.display(),
+            groups.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses `what` (a command that measures or times the whole file) on a hyperstack,
+/// whose channels or time points it would pool.
 pub fn refuse_pooled(path: &Path, what: &str) -> CliResult<()> {
     let groups = of(path, &tiffio::layout(path)?)?;
     if groups.len() > 1 {

@@ -266,26 +266,74 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
     }
     let r = denoisekit_tiff::PageReader::open(&out).unwrap();
     let c = r.calibration();
-    assert_eq!(c.imagej.as_deref(), Some(description));
+    // Less the image count, which would make ImageJ read the planes as one block.
+    assert_eq!(c.imagej, Some(description.replace("images=6\n", "")));
     assert_eq!(
         (c.resolution, c.unit),
         (Some([(100, 65), (100, 65)]), Some(1))
     );
     assert_eq!(c.imagej_metadata, calibration.imagej_metadata);
-    // Commands that measure the whole file refuse to pool the channels, and one weights
-    // file cannot hold two channels' training.
+    // Commands that measure or time the whole file refuse to pool the channels, one
+    // weights file cannot hold two channels' training, and a hyperstack as a PSF or a
+    // target would be read with its channels as planes.
     let w = d.join("hyper.json");
     let save = format!("save_weights={}", w.display());
+    let (psf, target) = (format!("psf_image={i}"), format!("target={i}"));
+    let bench_out = d.join("bench-out");
     for cmd in [
         vec!["noise", i],
         vec!["tune", "gaussian", i],
         vec!["run", "zs_n2n", i, o, "steps=2", &save],
+        vec![
+            "bench",
+            i,
+            "--method",
+            "gaussian",
+            "--save",
+            bench_out.to_str().unwrap(),
+        ],
+        vec!["run", "richardson_lucy", o, o, "psf=image", &psf],
+        vec!["run", "zs_n2n", o, o, "training=pairs", &target],
     ] {
         let e = cli(&cmd, None);
         assert!(!e.status.success());
         let err = String::from_utf8_lossy(&e.stderr);
         assert!(err.contains("a hyperstack of 2 volumes"), "{err}");
     }
+}
+
+#[test]
+fn a_bad_pixel_in_any_channel_is_refused_before_the_first_is_run() {
+    let d = dir();
+    let input = d.join("hyper-nan.tif");
+    let mut w = denoisekit_tiff::PageWriter::create(&input, denoisekit_tiff::Bits::F32, 0).unwrap();
+    w.calibrate(&denoisekit_tiff::Calibration {
+        imagej: Some("ImageJ=1.54f\nchannels=2\nslices=2\nhyperstack=true\n".into()),
+        ..Default::default()
+    });
+    for page in 0..4 {
+        let mut px: Vec<f32> = (0..32 * 32)
+            .map(|i| ((i * 7919 + page * 31) % 23) as f32)
+            .collect();
+        if page == 3 {
+            px[5] = f32::NAN;
+        }
+        w.write_page(32, 32, &px).unwrap();
+    }
+    w.finish().unwrap();
+    let out = d.join("hyper-nan-out.tif");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let e = cli(
+        &["run", "gaussian", i, o, "sigma=1", "--backend", "cpu"],
+        None,
+    );
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success() && !out.exists());
+    assert!(err.contains("channel 2") && err.contains("NaN"), "{err}");
+    assert!(
+        !err.contains("channel 1: gaussian"),
+        "a channel reported done: {err}"
+    );
 }
 
 #[test]

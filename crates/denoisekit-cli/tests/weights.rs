@@ -244,9 +244,15 @@ fn a_forgotten_or_foreign_output_name_is_refused() {
         let out = d.join(name);
         let o = cli(&["run", "gaussian", ai, out.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("a TIFF input is written as TIFF"), "{err}");
+        assert!(err.contains("but it is written as TIFF"), "{err}");
         assert!(!out.exists(), "{name}");
     }
+    // So would a phantom (and its clean scene would go beside it as .tif).
+    let png = d.join("scene.png");
+    let o = cli(&["phantom", png.to_str().unwrap(), "--shape", "1", "32", "32"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("but it is written as TIFF"), "{err}");
+    assert!(!png.exists() && !d.join("scene_clean.tif").exists());
     ok(&cli(&[
         "run",
         "gaussian",

@@ -39,8 +39,9 @@ pub use descriptor::{
 pub use error::{DenoiseError, Result};
 pub use format::fmt_num;
 pub use job::{
-    Backend, NOISE_SAMPLE, judge_noise_model, noise_sample, prepare, resolve_noise_model, run,
-    run_resolved, strength_units_warning, support, with_noise_model, wraps,
+    Backend, NOISE_SAMPLE, implied_noise_model, judge_noise_model, noise_sample, prepare,
+    resolve_noise_model, run, run_resolved, strength_units_warning, support, with_noise_model,
+    wraps,
 };
 pub use methods::api::*;
 pub use methods::{find, registry};

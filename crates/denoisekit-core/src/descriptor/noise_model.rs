@@ -30,7 +30,8 @@ pub static NOISE_MODEL_PARAMS: [ParamSpec; 4] = [
         "noise_model",
         "auto (the default): gaussian or poisson_gaussian, chosen from the image with its \
          gain, offset and read noise (`denoisekit noise --auto` says why); the run reports \
-         the model and values it used, which replay exactly. gaussian: the noise does not \
+         the model and values it used, which replay exactly. Left out where a gain, offset \
+         or read noise is given, it is poisson_gaussian with them. gaussian: the noise does not \
          depend on the signal. poisson_gaussian: photon noise plus read noise \
          (fluorescence, low-dose EM): the image is variance-stabilised before denoising \
          and mapped back without bias; strengths in grey levels (h, sigma, lambda...) are \

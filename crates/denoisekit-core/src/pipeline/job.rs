@@ -107,6 +107,22 @@ fn camera_without_model(values: &ParamValues) -> bool {
     !given(model.key) && camera.iter().any(|p| given(p.key))
 }
 
+/// `values` with the noise model a camera value given without one implies
+/// (`poisson_gaussian`, see [`resolve_noise_model`]) named; otherwise as they are. What
+/// resolving without an image (nothing to choose `auto` on) must apply too, so that its
+/// values replay as the run.
+pub fn implied_noise_model(values: &ParamValues) -> std::borrow::Cow<'_, ParamValues> {
+    if !camera_without_model(values) {
+        return std::borrow::Cow::Borrowed(values);
+    }
+    let mut named = values.clone();
+    named.insert(
+        vst::NOISE_MODEL_PARAMS[0].key,
+        vst::NoiseModelChoice::PoissonGaussian.name(),
+    );
+    std::borrow::Cow::Owned(named)
+}
+
 /// `values` with `noise_model=auto` (given, or unset: the default) replaced by the model
 /// this image calls for and that
 /// model's gain, offset and read noise ([`noise::choose_noise_model`]): the run, what it
@@ -129,12 +145,7 @@ fn choose_noise_model_for<'v>(
     values: &'v ParamValues,
 ) -> Result<(std::borrow::Cow<'v, ParamValues>, Option<f64>)> {
     if camera_without_model(values) {
-        let mut named = values.clone();
-        named.insert(
-            vst::NOISE_MODEL_PARAMS[0].key,
-            vst::NoiseModelChoice::PoissonGaussian.name(),
-        );
-        return Ok((std::borrow::Cow::Owned(named), None));
+        return Ok((implied_noise_model(values), None));
     }
     if !asks_auto(values)? {
         return Ok((std::borrow::Cow::Borrowed(values), None));
@@ -226,7 +237,8 @@ pub fn strength_units_warning(
         resolved.get::<vst::NoiseModelChoice>("noise_model"),
         Ok(vst::NoiseModelChoice::PoissonGaussian)
     );
-    if !chose_pg || !asks_auto(given)? {
+    let implied = camera_without_model(given);
+    if !chose_pg || !(implied || asks_auto(given)?) {
         return Ok(None);
     }
     let hand: Vec<String> = given
@@ -247,11 +259,15 @@ pub fn strength_units_warning(
             "are",
         ),
     };
+    let why = if implied {
+        "a camera value given without noise_model means poisson_gaussian"
+    } else {
+        "noise_model=auto chose poisson_gaussian for this image"
+    };
     Ok(Some(format!(
         "{last} {verb} read in the stabilised image's units, where the noise is 1, not in \
-         grey levels: noise_model=auto chose poisson_gaussian for this image. Add \
-         noise_model=gaussian to give grey levels, or name the model either way so that \
-         every image is treated alike"
+         grey levels: {why}. Add noise_model=gaussian to give grey levels, or name the \
+         model either way so that every image is treated alike"
     )))
 }
 
@@ -450,8 +466,8 @@ mod tests {
     }
 
     /// A camera value given with no noise model is the user's camera: the run is
-    /// poisson_gaussian with it, whatever auto would judge the image, and the strengths
-    /// are not warned of (the model is as good as named).
+    /// poisson_gaussian with it, whatever auto would judge the image, and a strength set
+    /// by hand is warned of (read in stabilised units, though no model was named).
     #[test]
     fn a_camera_given_without_a_model_is_used_as_given() {
         let mut rng = crate::rng::Rng::new(5);
@@ -479,10 +495,18 @@ mod tests {
                 ),
                 (2.0, 90.0)
             );
-            assert_eq!(
-                strength_units_warning("nl_means", &given, &r).unwrap(),
-                None
+            // h given by hand is read in stabilised units: said, with the reason.
+            let w = strength_units_warning("nl_means", &given, &r).unwrap();
+            assert!(
+                w.as_ref()
+                    .is_some_and(|w| w.starts_with("h=1 is read in the stabilised")
+                        && w.contains("a camera value given without noise_model means")),
+                "{w:?}"
             );
+            // Resolving without an image names the same model.
+            let named = implied_noise_model(&given);
+            let pg = ("noise_model".to_string(), "poisson_gaussian".to_string());
+            assert!(named.pairs().contains(&pg));
         }
         // Named auto fits its own camera.
         let auto = ParamValues::new().set("noise_model", "auto");

@@ -97,25 +97,8 @@ pub fn plan(
     if halo >= GLOBAL_SUPPORT {
         return Ok(None);
     }
-    let plane_bytes = (shape.height as u64)
-        .saturating_mul(shape.width as u64)
-        .saturating_mul(4);
-    let wraps = crate::BorderMode::wraps_in(r);
     let fits = |window: usize| -> Result<bool> {
-        // A wrapped halo may repeat planes when the stack is shallow.
-        let planes = if wraps && window < shape.depth {
-            window + 2 * halo
-        } else {
-            (window + 2 * halo).min(shape.depth)
-        };
-        let sub = Shape {
-            depth: planes,
-            ..shape
-        };
-        let own = memory::need(m, sub, r)?
-            .saturating_add(plane_bytes.saturating_mul(planes as u64))
-            .saturating_add(extra_per_plane.saturating_mul(planes as u64));
-        Ok(own <= budget)
+        Ok(window_need(m, shape, r, window, halo, extra_per_plane)? <= budget)
     };
     if !fits(1)? {
         return Ok(None);
@@ -131,6 +114,52 @@ pub fn plan(
         }
     }
     Ok(Some(Plan { window: lo, halo }))
+}
+
+/// What a window of `window` planes (with its `halo`) takes: its input, its output and
+/// the method's working memory, and `extra_per_plane` per plane read.
+fn window_need(
+    m: &MethodDescriptor,
+    shape: Shape,
+    r: &Resolved,
+    window: usize,
+    halo: usize,
+    extra_per_plane: u64,
+) -> Result<u64> {
+    let plane_bytes = (shape.height as u64)
+        .saturating_mul(shape.width as u64)
+        .saturating_mul(4);
+    // A wrapped halo may repeat planes when the stack is shallow.
+    let planes = if crate::BorderMode::wraps_in(r) && window < shape.depth {
+        window + 2 * halo
+    } else {
+        (window + 2 * halo).min(shape.depth)
+    };
+    let sub = Shape {
+        depth: planes,
+        ..shape
+    };
+    Ok(memory::need(m, sub, r)?
+        .saturating_add(plane_bytes.saturating_mul(planes as u64))
+        .saturating_add(extra_per_plane.saturating_mul(planes as u64)))
+}
+
+/// The least budget [`plan`] finds a window for (one plane and its halo); `None` when
+/// the method couples the whole stack.
+///
+/// # Errors
+/// The parameter errors of the method's support function.
+pub fn one_plane_need(
+    m: &MethodDescriptor,
+    shape: Shape,
+    r: &Resolved,
+    extra_per_plane: u64,
+) -> Result<Option<u64>> {
+    let halo = (m.support)(r)?[0];
+    if halo >= GLOBAL_SUPPORT {
+        return Ok(None);
+    }
+    window_need(m, shape, r, 1, halo, extra_per_plane).map(Some)
 }
 
 /// Runs `m` window by window: `read(range)` returns the input planes of `range`, the
@@ -248,8 +277,10 @@ pub fn run_in_memory(
     let whole = memory::need(m, shape, r)?;
     // The output is allocated whole up front; windows share what is left.
     let out_bytes = (input.len() as u64).saturating_mul(4);
-    let plan = plan(m, shape, r, budget.saturating_sub(out_bytes), 0)?
-        .ok_or_else(|| memory::too_large(m, shape, r, whole, budget))?;
+    let Some(plan) = plan(m, shape, r, budget.saturating_sub(out_bytes), 0)? else {
+        let least = one_plane_need(m, shape, r, 0)?.map(|n| n.saturating_add(out_bytes));
+        return Err(memory::too_large(m, shape, r, whole, budget, least));
+    };
     log::info!(
         "{} on {shape}: {} needed, budget {}: running in windows of {} planes (halo {})",
         m.id,

@@ -150,26 +150,11 @@ fn tune_here(id: &str, input: VolumeView<'_>, fixed: &ParamValues, ctl: &Control
             (d > 0.0).then(|| (p.key, d, (d / 8.0).max(min), (d * 8.0).min(max)))
         })
         .collect();
-    if !m.params.iter().any(|p| p.tunable) {
-        return Err(DenoiseError::invalid(format!(
-            "{id} has no strength to tune: none of its parameters is tuned by the \
-             self-supervised loss (set them by hand; `denoisekit methods` lists them)"
-        )));
+    if let Some(e) = untunable(m, &resolved, fixed) {
+        return Err(e);
     }
     if targets.is_empty() {
-        return Err(DenoiseError::invalid(format!(
-            "{id} has nothing to tune: its tunable parameters are fixed, unused under these \
-             settings ({}), or their defaults are 0 (a noise-free image)",
-            m.params
-                .iter()
-                .filter(|p| p.tunable)
-                .map(|p| match p.when {
-                    Some((k, v)) => format!("{} only with {k}={v}", p.key),
-                    None => p.key.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(nothing_to_tune(m));
     }
     let mut evaluations = 0usize;
     let mut loss = |values: &ParamValues| pooled_loss(id, &scores, values, ctl, &mut evaluations);
@@ -235,6 +220,51 @@ fn trial_values(
         base.insert_image(k.clone(), image.clone());
     }
     base
+}
+
+/// Why `m` has nothing to tune under `resolved` (its values, `fixed` those given), as
+/// far as the settings alone tell: no tunable parameter, or none left unfixed and used.
+/// (A default of 0, from a noise-free image, is found once the noise is measured.)
+fn untunable(
+    m: &crate::MethodDescriptor,
+    resolved: &crate::Resolved,
+    fixed: &ParamValues,
+) -> Option<DenoiseError> {
+    if !m.params.iter().any(|p| p.tunable) {
+        return Some(DenoiseError::invalid(format!(
+            "{} has no strength to tune: none of its parameters is tuned by the \
+             self-supervised loss (set them by hand; `denoisekit methods` lists them)",
+            m.id
+        )));
+    }
+    let open = m.params.iter().any(|p| {
+        p.tunable
+            && !fixed.pairs().iter().any(|(k, _)| k == p.key)
+            && p.applies(|key| {
+                resolved
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            })
+    });
+    (!open).then(|| nothing_to_tune(m))
+}
+
+fn nothing_to_tune(m: &crate::MethodDescriptor) -> DenoiseError {
+    DenoiseError::invalid(format!(
+        "{} has nothing to tune: its tunable parameters are fixed, unused under these \
+         settings ({}), or their defaults are 0 (a noise-free image)",
+        m.id,
+        m.params
+            .iter()
+            .filter(|p| p.tunable)
+            .map(|p| match p.when {
+                Some((k, v)) => format!("{} only with {k}={v}", p.key),
+                None => p.key.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Every tile's squared errors with method `id` at `values`, pooled (SURE's per pixel,
@@ -323,6 +353,15 @@ pub fn rank(
                 "{} is not a denoiser: only denoisers are ranked by the self-supervised loss",
                 m.id
             )));
+        }
+        // Every method's settings are checked before any is tuned: one with nothing to
+        // tune at the end of the list refused only after the others' time was spent.
+        for &id in &ids {
+            let m = crate::methods::find(id)?;
+            let resolved = m.resolve(fixed, || Ok(1.0))?;
+            if let Some(e) = untunable(m, &resolved, fixed) {
+                return Err(e);
+            }
         }
         let Some(&first) = ids.first() else {
             return Err(DenoiseError::invalid("no method to rank"));
@@ -813,6 +852,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no noise measured in the image"), "{e}");
+    }
+
+    #[test]
+    fn a_method_with_nothing_to_tune_is_refused_before_any_is_tuned() {
+        // The run is cancelled from the start: tuning bm3d first would stop there, and
+        // the list's last method would never be judged.
+        let p = crate::phantom::phantom(&crate::phantom::PhantomSpec {
+            shape: (1, 96, 96),
+            seed: 2,
+            ..Default::default()
+        });
+        let ctl = Control::new();
+        ctl.cancel();
+        for (last, said) in [
+            ("median", "median has no strength to tune"),
+            ("zs_n2n", "zs_n2n has nothing to tune"),
+        ] {
+            let e = rank(&["bm3d", last], p.noisy.view(), &ParamValues::new(), &ctl)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(said), "{e}");
+        }
     }
 
     #[test]
