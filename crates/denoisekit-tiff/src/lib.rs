@@ -154,6 +154,13 @@ fn plain(e: &tiff::TiffError) -> String {
                         describe_colour(*ct)
                     )
                 }
+                // Palette pages after a grey first page (the adapter replaces them only
+                // in files that start with one).
+                U::InterpretationWithBits(tiff::tags::PhotometricInterpretation::RGBPalette, _) => {
+                    "its pages mix palette (colour-mapped) and grey-level images: save it \
+                     again as one type (Fiji: Image > Type > 8-bit, then File > Save As > Tiff)"
+                        .to_string()
+                }
                 // The decoder's words for these say "samples per pixel" or "channel".
                 U::UnsupportedSampleDepth(bits) | U::UnsupportedBitsPerChannel(bits) => {
                     format!("its pages have {bits} bits per sample; supported: {SUPPORTED}")
@@ -926,10 +933,6 @@ impl<R: Read + Seek> PageReader<R> {
     }
 }
 
-/// Whether the decoder's page is another page's thumbnail (reduced resolution) or
-/// transparency mask, by its NewSubfileType or old SubfileType: Zeiss LSM files follow
-/// every plane with one, and some scanners end with one. They are not planes of the stack:
-/// reading them would refuse the file for a page of another size.
 /// A TIFF whose palette pages (PhotometricInterpretation 3) read as grey-level pages
 /// (BlackIsZero): the decoder refuses palette images, and ImageJ, which saves an 8-bit
 /// image with a coloured LUT as one, reads their values as grey levels under that LUT.
@@ -949,7 +952,11 @@ const MAX_DIRECTORIES: usize = 1 << 20;
 
 impl<R: Read + Seek> PaletteAsGrey<R> {
     fn new(mut inner: R) -> std::io::Result<Self> {
-        let patches = palette_directories(&mut inner).unwrap_or_default();
+        let mut patches = Vec::new();
+        // A damaged chain ends the walk, keeping what it found: the decoder then reports
+        // the damage itself, where it meets it.
+        let _ = palette_directories(&mut inner, &mut patches);
+        patches.sort_unstable_by_key(|p: &(u64, [u8; 2])| p.0);
         inner.seek(SeekFrom::Start(0))?;
         Ok(Self {
             inner,
@@ -960,17 +967,20 @@ impl<R: Read + Seek> PaletteAsGrey<R> {
     }
 }
 
-/// Where the palette directories' photometric values are, walking the chain of image
-/// directories only when the first is one (a grey file costs one directory's read). A
-/// damaged chain ends the walk: the decoder reports it.
-fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [u8; 2])>> {
+/// Where the palette directories' photometric values are (into `patches`), walking the
+/// chain of image directories only when the first is one (a grey file costs one
+/// directory's read).
+fn palette_directories<R: Read + Seek>(
+    r: &mut R,
+    patches: &mut Vec<(u64, [u8; 2])>,
+) -> std::io::Result<()> {
     let mut head = [0u8; 16];
     r.seek(SeekFrom::Start(0))?;
     r.read_exact(&mut head[..8])?;
     let big_endian = match &head[..2] {
         b"II" => false,
         b"MM" => true,
-        _ => return Ok(Vec::new()),
+        _ => return Ok(()),
     };
     let u16_at = |b: &[u8]| {
         let b = [b[0], b[1]];
@@ -1002,7 +1012,7 @@ fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [
             r.read_exact(&mut head[8..16])?;
             true
         }
-        _ => return Ok(Vec::new()),
+        _ => return Ok(()),
     };
     let grey = if big_endian { [0, 1] } else { [1, 0] };
     let (entry, count_bytes, value_at) = if bigtiff { (20, 8, 12) } else { (12, 2, 8) };
@@ -1012,7 +1022,6 @@ fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [
         u64::from(u32_at(&head[4..8]))
     };
     let mut seen = std::collections::HashSet::new();
-    let mut patches = Vec::new();
     while next != 0 && seen.insert(next) && seen.len() <= MAX_DIRECTORIES {
         r.seek(SeekFrom::Start(next))?;
         let mut n = [0u8; 8];
@@ -1042,7 +1051,7 @@ fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [
                 patches.push((at, grey));
             }
             // A grey first page: nothing to replace, and no walk through the stack.
-            None if patches.is_empty() => return Ok(patches),
+            None if patches.is_empty() => return Ok(()),
             None => {}
         }
         let tail = &entries[count * entry..];
@@ -1052,8 +1061,7 @@ fn palette_directories<R: Read + Seek>(r: &mut R) -> std::io::Result<Vec<(u64, [
             u64::from(u32_at(tail))
         };
     }
-    patches.sort_unstable_by_key(|p| p.0);
-    Ok(patches)
+    Ok(())
 }
 
 impl<R: Read> Read for PaletteAsGrey<R> {
@@ -1081,6 +1089,10 @@ impl<R: Seek> Seek for PaletteAsGrey<R> {
     }
 }
 
+/// Whether the decoder's page is another page's thumbnail (reduced resolution) or
+/// transparency mask, by its NewSubfileType or old SubfileType: Zeiss LSM files follow
+/// every plane with one, and some scanners end with one. They are not planes of the stack:
+/// reading them would refuse the file for a page of another size.
 fn auxiliary<R: Read + Seek>(dec: &mut Decoder<R>) -> bool {
     let new = dec
         .find_tag_unsigned::<u32>(tiff::tags::Tag::NewSubfileType)
@@ -2046,9 +2058,13 @@ mod tests {
         assert_eq!(std::fs::read(&input).unwrap(), file);
         // An 8-bit output shows the same LUT; a float one is grey.
         let (v, _) = read(&input).unwrap();
-        for (bits, photometric) in [(Bits::U8, 3u16), (Bits::F32, 1)] {
-            let out = tmp(&format!("palette-out-{bits:?}.tif"));
-            let mut w = PageWriter::create_as(&out, bits, false).unwrap();
+        for (bits, big, photometric) in [
+            (Bits::U8, false, 3u16),
+            (Bits::U8, true, 3),
+            (Bits::F32, false, 1),
+        ] {
+            let out = tmp(&format!("palette-out-{bits:?}-{big}.tif"));
+            let mut w = PageWriter::create_as(&out, bits, big).unwrap();
             w.write_volume(&v, r.calibration()).unwrap();
             w.finish().unwrap();
             let mut dec = Decoder::new(BufReader::new(File::open(&out).unwrap())).unwrap();
@@ -2063,8 +2079,19 @@ mod tests {
                 }
             }
             let (back, _) = read(&out).unwrap();
-            assert_eq!(back, v, "{bits:?}");
+            assert_eq!(back, v, "{bits:?} big={big}");
+            if photometric == 3 {
+                // Read back as palette pages too, the BigTIFF chain included.
+                let again = PageReader::open(&out).unwrap();
+                assert_eq!(again.calibration().palette.as_deref(), Some(map.as_slice()));
+            }
         }
+        // Cut inside the last page's directory: the pages before it are still palette
+        // pages read as grey, and the error is the truncation, not the palette.
+        let cut = tmp("palette-cut.tif");
+        std::fs::write(&cut, &file[..file.len() - 20]).unwrap();
+        let e = read(&cut).unwrap_err().to_string();
+        assert!(e.contains("the file ends before its data does"), "{e}");
     }
 
     #[test]
