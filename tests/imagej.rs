@@ -681,13 +681,19 @@ fn gui_record_preview_replay_and_compare() {
     // Undo after an in-place run restores the plane as it was just before it.
     assert_eq!(line("undo: "), "changed true, restored true", "{log}");
     assert_eq!(line("flag-with-value: "), "true", "{log}");
+    // A key given twice, or a value with no key, is refused, as on the command line.
+    assert_eq!(line("key-twice: "), "true, no key: true", "{log}");
     assert_eq!(
         line("in-place-selection: "),
         "inside true, outside 0",
         "{log}"
     );
-    // A composite's one-plane result has its channel's LUT and display range.
-    assert_eq!(line("slice-lut: "), "true range 1000-30000", "{log}");
+    // A composite's one-plane result has its channel's LUT, display range and label.
+    assert_eq!(
+        line("slice-lut: "),
+        "true range 1000-30000 label the second channel",
+        "{log}"
+    );
     // After Esc stopped one job, the next runs.
     assert_eq!(line("after-esc: "), "2", "{log}");
     // Stopped with another method's loading queued behind the job: no result, and the
@@ -833,6 +839,36 @@ fn noise_model_auto_is_chosen_once_on_the_plane_and_matches_the_cli() {
         info.contains("noise_model=poisson_gaussian")
             && !info.to_lowercase().contains("noise_model=auto"),
         "{info}"
+    );
+    // A camera given without the model is that camera under poisson_gaussian, in the
+    // macro as on the command line (the CLI let auto replace it), and the strengths are
+    // said to be in stabilised units.
+    let camera = "h=0.8 sigma=1 gain=2 offset=90";
+    let cli_camera = env.tmp.join("cli_camera.tif");
+    let mut args = vec![
+        "run",
+        "nl_means",
+        input.to_str().unwrap(),
+        cli_camera.to_str().unwrap(),
+    ];
+    args.extend(["--backend", "cpu"]);
+    args.extend(camera.split_whitespace());
+    cli(&env, &args);
+    let (given, _, log) = imagej_with(
+        &env,
+        &input,
+        &format!("method=nl_means backend=cpu {camera}"),
+        None,
+    );
+    assert_eq!(
+        given,
+        read_tiff(&cli_camera),
+        "ImageJ and the CLI used other cameras"
+    );
+    assert!(
+        log.contains("a camera value given without noise_model means poisson_gaussian")
+            && !log.contains("noise_model=auto chose"),
+        "{log}"
     );
 }
 

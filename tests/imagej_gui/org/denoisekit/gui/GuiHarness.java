@@ -525,10 +525,23 @@ public class GuiHarness {
         }
         String log = IJ.getLog() == null ? "" : IJ.getLog();
         System.out.println("flag-with-value: " + log.contains("float_result is a checkbox"));
+        for (String options : new String[] {"method=gaussian sigma=2 sigma=3", "method=gaussian =2"}) {
+            // To the Log, not a modal dialog: ImageJ clears this after each error.
+            IJ.redirectErrorMessages();
+            try {
+                IJ.run(nan, "Denoise...", options);
+            } catch (RuntimeException aborted) {
+                // As above.
+            }
+        }
+        log = IJ.getLog() == null ? "" : IJ.getLog();
+        System.out.println("key-twice: " + log.contains("sigma is given twice (sigma=2 and sigma=3): give it once")
+                + ", no key: " + log.contains("\"=2\" in the options has no key"));
 
         ImagePlus three = IJ.createImage("three", "16-bit ramp", 32, 24, 3, 1, 1);
         ij.CompositeImage ci = new ij.CompositeImage(three, ij.CompositeImage.COMPOSITE);
         ci.setPosition(2, 1, 1);
+        ci.getStack().setSliceLabel("the second channel", 2);
         ci.setDisplayRange(1000, 30000);
         IJ.run(ci, "Denoise...", "method=gaussian sigma=1 scope=slice");
         ImagePlus one = WindowManager.getImage("three-gaussian");
@@ -540,7 +553,9 @@ public class GuiHarness {
             got.getGreens(b);
         }
         System.out.println("slice-lut: " + (got != null && Arrays.equals(a, b)) + " range "
-                + (one == null ? "none" : (int) one.getDisplayRangeMin() + "-" + (int) one.getDisplayRangeMax()));
+                + (one == null ? "none" : (int) one.getDisplayRangeMin() + "-" + (int) one.getDisplayRangeMax())
+                // Where ImageJ keeps a single image's label (getInfo("slice.label") reads it).
+                + " label " + (one == null ? "none" : one.getProperty("Label")));
     }
 
     /**

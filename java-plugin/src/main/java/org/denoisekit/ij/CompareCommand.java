@@ -47,7 +47,7 @@ public class CompareCommand implements PlugIn {
             attachClicks(montage);
         } catch (DenoiseKitException e) {
             if ("Cancelled".equals(e.getKind())) IJ.showStatus("Compare Methods: cancelled");
-            else IJ.error("DenoiseKit", DenoiseCommand.explain(e));
+            else IJ.error("DenoiseKit", DenoiseCommand.explain(e, false));
         }
     }
 

@@ -209,10 +209,11 @@ public class DenoiseCommand implements PlugIn {
             values[model] = method.params.get(model).defaultChoice;
         }
         String chose = pinAutoNoiseModel(method, keys, values, all);
-        if (chose != null) {
-            IJ.log(chose);
+        if (chose != null) IJ.log(chose);
+        if (chose != null || (model >= 0 && !given.containsKey(DenoiseJob.NOISE_MODEL))) {
             // A strength the macro gives is read in stabilised units when auto chose photon
-            // noise: said as the CLI says it, since the recorded line would name the model.
+            // noise, or a camera given alone implied it: said as the CLI says it, since the
+            // recorded line would name the model.
             List<String> ak = new ArrayList<String>();
             List<String> av = new ArrayList<String>();
             for (int i = 0; i < keys.length; i++) {
@@ -278,10 +279,18 @@ public class DenoiseCommand implements PlugIn {
      * pixel (a masked-out background) can be treated as masked-out with nan_masked.
      */
     static String explain(DenoiseKitException e) {
+        return explain(e, true);
+    }
+
+    /** As {@link #explain(DenoiseKitException)}; {@code canMask}: the command has nan_masked. */
+    static String explain(DenoiseKitException e, boolean canMask) {
         String m = e.getMessage();
         if (m != null && m.contains("must be finite numbers")) {
-            m += "; to treat NaN pixels as masked-out (filled from their neighbours for the computation, NaN "
-                    + "again in the result) tick nan_masked, or add nan_masked to the macro's options";
+            m += canMask
+                    ? "; to treat NaN pixels as masked-out (filled from their neighbours for the computation, NaN "
+                            + "again in the result) tick nan_masked, or add nan_masked to the macro's options"
+                    : "; Compare Methods does not mask NaN pixels: compare on a selection without them, or run "
+                            + "Denoise... with nan_masked";
         }
         return m;
     }
@@ -299,9 +308,20 @@ public class DenoiseCommand implements PlugIn {
      * and a job choice outside its values.
      */
     static void checkWords(String options) {
+        Map<String, String> seen = new HashMap<String, String>();
         for (String t : tokens(options)) {
             int eq = t.indexOf('=');
             String key = eq < 0 ? t : t.substring(0, eq);
+            if (eq == 0) {
+                throw new DenoiseKitException("InvalidInput", "\"" + t + "\" in the options has no key: write key=value");
+            }
+            // As the command line says it: a repeated key (a line pasted over another) would
+            // otherwise run with whichever came last.
+            String earlier = seen.put(key, t);
+            if (earlier != null) {
+                throw new DenoiseKitException("InvalidInput", key + " is given twice (" + earlier + " and " + t
+                        + "): give it once");
+            }
             if (eq < 0 && !DenoiseJob.FLAGS.contains(t)) {
                 throw new DenoiseKitException("InvalidInput", "\"" + t + "\" in the options is neither key=value nor "
                         + "a checkbox (" + String.join(", ", DenoiseJob.FLAGS) + "); a value with spaces goes in brackets: "

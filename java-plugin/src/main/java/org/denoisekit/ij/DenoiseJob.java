@@ -412,7 +412,11 @@ final class DenoiseJob {
 
     private ImagePlus singleSlice(ImageProcessor[] outs) {
         int index = imp.getCurrentSlice();
-        return new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, outs[index - 1]);
+        ImagePlus out = new ImagePlus(stripExtension(imp.getTitle()) + "-" + method.id, outs[index - 1]);
+        // A single image keeps its slice's label as ImageJ's Duplicate does.
+        String label = imp.getStack().getSliceLabel(index);
+        if (label != null) out.setProperty("Label", label);
+        return out;
     }
 
     private ImagePlus wholeStack(ImageProcessor[] outs, ImageStack stack, int nc, int nz, int nt) {

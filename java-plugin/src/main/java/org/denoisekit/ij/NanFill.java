@@ -57,7 +57,8 @@ final class NanFill {
                 if (k) return out;
             }
             throw new DenoiseKitException("InvalidInput",
-                    "a plane has no finite pixel: nothing to fill its NaN pixels from");
+                    "a plane has no finite pixel (every pixel is NaN or infinite): there is nothing to denoise "
+                            + "in it, or to fill its masked-out pixels from");
         }
         while (head < tail) {
             int i = queue[head++];
