@@ -187,7 +187,8 @@ pub(crate) fn methods_markdown(reg: &[&MethodDescriptor]) -> String {
           unbiased inverse (Mäkitalo & Foi, IEEE TIP 2013, doi:10.1109/TIP.2012.2202675); \
           noise-derived defaults are then measured on the stabilised image, and strengths \
           in grey levels set by hand are read in its units (the noise is 1 there): with \
-          `noise_model=auto`, the default, the run warns when that happens.\n\n\
+          `noise_model=auto`, the default, or a camera given without a model, the run warns \
+          when that happens.\n\n\
           | key | range | default | unit | help |\n|---|---|---|---|---|\n";
     for p in &denoisekit_core::vst::NOISE_MODEL_PARAMS {
         s += &markdown_row(p);

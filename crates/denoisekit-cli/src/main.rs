@@ -91,7 +91,8 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             refuse_foreign_extension(&output)?;
             let layout = tiffio::layout(&input)?;
             let groups = volumes::of(&input, &layout)?;
-            if let Some(plan) = streaming_plan(&method, &input, &layout, &values)? {
+            if let Some(plan) = streaming_plan(&method, &input, &layout, &values, groups.len() > 1)?
+            {
                 if groups.len() > 1 {
                     return Err(volumes::too_large_to_split(&input, &groups).into());
                 }

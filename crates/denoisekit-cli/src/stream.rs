@@ -10,6 +10,7 @@ pub(crate) fn streaming_plan(
     input: &Path,
     layout: &tiffio::Layout,
     values: &ParamValues,
+    hyperstack: bool,
 ) -> CliResult<Option<(Shape, Resolved, Plan)>> {
     let m = denoisekit_core::find(method)?;
     let (depth, height, width) = (layout.pages, layout.height, layout.width);
@@ -43,7 +44,12 @@ pub(crate) fn streaming_plan(
     match tiling::plan(m, shape, &r, limit, plane)? {
         Some(plan) => Ok(Some((shape, r, plan))),
         None => {
-            let least = tiling::one_plane_need(m, shape, &r, plane)?;
+            // A hyperstack is never streamed (its volumes would run together): only the
+            // whole job's need runs it.
+            let least = match hyperstack {
+                true => None,
+                false => tiling::one_plane_need(m, shape, &r, plane)?,
+            };
             Err(memory::too_large(m, shape, &r, whole, limit, least).into())
         }
     }

@@ -300,6 +300,18 @@ fn a_hyperstack_runs_channel_by_channel_and_keeps_its_axes() {
         let err = String::from_utf8_lossy(&e.stderr);
         assert!(err.contains("a hyperstack of 2 volumes"), "{err}");
     }
+    // Over the limit, a hyperstack is not offered windows of planes: it is never
+    // streamed (its volumes would run together).
+    let e = cli(
+        &["run", "gaussian", i, o, "--backend", "cpu"],
+        Some("16388K"),
+    );
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && err.contains("more than the limit"),
+        "{err}"
+    );
+    assert!(!err.contains("windows of planes"), "{err}");
 }
 
 #[test]

@@ -39,6 +39,17 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `17 bytes`.
 pub fn fmt_bytes(b: u64) -> String {
+    scaled(b, |x| x)
+}
+
+/// [`fmt_bytes`] rounded up, never below `b`: for a size to reach (a limit to set), where
+/// rounding to nearest could name one that still falls short.
+pub fn fmt_bytes_up(b: u64) -> String {
+    scaled(b, |x| (x * 10.0).ceil() / 10.0)
+}
+
+/// `b` in the largest binary unit under it, `round` applied before the one decimal shown.
+fn scaled(b: u64, round: impl Fn(f64) -> f64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if b < 1024 {
         return format!("{b} bytes");
@@ -49,5 +60,5 @@ pub fn fmt_bytes(b: u64) -> String {
         x /= 1024.0;
         u += 1;
     }
-    format!("{x:.1} {}", UNITS[u])
+    format!("{:.1} {}", round(x), UNITS[u])
 }

@@ -107,11 +107,18 @@ pub const MAX_ABS_PIXEL: f32 = 1e12;
 pub fn float32_precision_loss(lo: f64, hi: f64, moved: f64) -> Option<String> {
     let range = hi - lo;
     let magnitude = lo.abs().max(hi.abs());
-    if range.is_nan() || range < MIN_RANGE || magnitude > f64::from(MAX_ABS_PIXEL) {
-        // Constant, NaN, a range too small for 32-bit floats (an offset subtracted would
-        // not help: the image needs scaling), or beyond the pixel limit: check_input
-        // names those.
+    if range.is_nan() || range <= 0.0 || magnitude > f64::from(MAX_ABS_PIXEL) {
+        // Constant, NaN, or beyond the pixel limit: check_input names those.
         return None;
+    }
+    if range < MIN_RANGE {
+        // Subtracting an offset would not help (the values would still flush to one
+        // level as 32-bit floats, which check_input then takes for a constant image).
+        return Some(format!(
+            "its values span only {range:.3e}, below {MIN_RANGE:e}, the least range \
+             DenoiseKit computes with in 32-bit floats: scale the image first (NumPy: \
+             (image - image.min()) / (image.max() - image.min()))"
+        ));
     }
     (moved * 1024.0 > range).then(|| {
         format!(
@@ -249,16 +256,21 @@ mod tests {
         ] {
             assert_eq!(float32_precision_loss(lo, hi, m), None, "{lo}..{hi}");
         }
-        // Constant, NaN, beyond the pixel limit and a range too small to scale by an
-        // offset (1e-300: subtracting one would be refused again) are left to check_input.
+        // Constant, NaN and beyond the pixel limit are left to check_input.
         for (lo, hi) in [
             (5.0, 5.0),
             (f64::NAN, 1.0),
             (0.0, 3.4e38),
             (1e13, 1e13 + 1.0),
-            (0.0, 1e-298),
         ] {
             assert_eq!(float32_precision_loss(lo, hi, 1.0), None, "{lo}..{hi}");
+        }
+        // A range below 32-bit floats' reach needs scaling: an offset subtracted (the
+        // advice before) would be refused again, and a float32 copy is flat, which
+        // check_input would take for a constant image.
+        for (lo, hi) in [(0.0, 1e-298), (1.0, 1.0 + 5e-16)] {
+            let said = float32_precision_loss(lo, hi, 1e-16).unwrap_or_default();
+            assert!(said.contains("scale the image first"), "{lo}..{hi}: {said}");
         }
     }
 

@@ -221,9 +221,10 @@ pub fn judge_noise_model(image: VolumeView<'_>, resolved: &Resolved) -> Result<(
 
 /// A warning for the user when strengths given by hand in grey levels (`h=12`) are read
 /// in the stabilised image's units instead, where the noise is 1: `noise_model=auto`,
-/// given or by default, chose Poisson–Gaussian for this image. The same `h=12` means 12
+/// given or by default, chose Poisson–Gaussian for this image (the same `h=12` means 12
 /// grey levels on an image auto judges Gaussian, so a batch over a folder would treat its
-/// images differently; `None` when no such value was given, or the model was named.
+/// images differently), or a camera value given without a model implied it; `None` when
+/// no such value was given, or the model was named.
 ///
 /// # Errors
 /// [`DenoiseError::UnknownMethod`].
@@ -259,15 +260,23 @@ pub fn strength_units_warning(
             "are",
         ),
     };
-    let why = if implied {
-        "a camera value given without noise_model means poisson_gaussian"
+    let (why, way) = if implied {
+        (
+            "a camera value given without noise_model means poisson_gaussian",
+            "Name noise_model=poisson_gaussian beside the camera to say so, and give the \
+             strengths in those units (noise_model=gaussian reads grey levels, without the \
+             camera)",
+        )
     } else {
-        "noise_model=auto chose poisson_gaussian for this image"
+        (
+            "noise_model=auto chose poisson_gaussian for this image",
+            "Add noise_model=gaussian to give grey levels, or name the model either way so \
+             that every image is treated alike",
+        )
     };
     Ok(Some(format!(
         "{last} {verb} read in the stabilised image's units, where the noise is 1, not in \
-         grey levels: {why}. Add noise_model=gaussian to give grey levels, or name the \
-         model either way so that every image is treated alike"
+         grey levels: {why}. {way}"
     )))
 }
 

@@ -17,7 +17,7 @@ pub use crate::budget::{LIMIT_ENV, available, limit, set_limit};
 pub use crate::descriptor::Memory;
 use crate::descriptor::{GLOBAL_SUPPORT, MethodDescriptor, Resolved};
 use crate::error::{DenoiseError, Result};
-pub use crate::format::{fmt_bytes, parse_size};
+pub use crate::format::{fmt_bytes, fmt_bytes_up, parse_size};
 use crate::volume::Shape;
 
 /// Fixed allowance on top of the stated copies: thread stacks, kernels, lookup tables.
@@ -77,14 +77,14 @@ pub fn too_large(
         format!(
             "raise the limit ({LIMIT_ENV}) to {} or more, which runs it in windows of planes \
              ({} holds it whole), or process a smaller part of each plane",
-            fmt_bytes(least),
+            fmt_bytes_up(least),
             fmt_bytes(bytes)
         )
     } else if limit < FIXED {
         format!(
             "raise the limit ({LIMIT_ENV}) to {} or more: every job needs {} besides its \
              image",
-            fmt_bytes(bytes),
+            fmt_bytes_up(bytes),
             fmt_bytes(FIXED)
         )
     } else if coupled && shape.depth > 1 {
@@ -120,5 +120,9 @@ mod tests {
         }
         assert_eq!(fmt_bytes(3 << 29), "1.5 GiB");
         assert_eq!(fmt_bytes(17), "17 bytes");
+        // A limit to reach is rounded up: 18.0 MiB would fall a byte short.
+        assert_eq!(fmt_bytes((18 << 20) + 1), "18.0 MiB");
+        assert_eq!(fmt_bytes_up((18 << 20) + 1), "18.1 MiB");
+        assert_eq!(fmt_bytes_up(18 << 20), "18.0 MiB");
     }
 }

@@ -213,13 +213,18 @@ def _keeps_detail(a: np.ndarray, f32: np.ndarray, what: str = "image") -> None:
         lo, hi, most = math.inf, -math.inf, 0.0
         planes = a if a.ndim == 3 else a[np.newaxis]
         f32s = f32 if f32.ndim == 3 else f32[np.newaxis]
-        step = max(1, (1 << 20) // max(1, planes.shape[-1]))
-        for z in range(planes.shape[0]):
-            for r0 in range(0, planes.shape[1], step):
-                block = planes[z, r0:r0 + step].astype(np.float64)
+        h, w = planes.shape[1:]
+        # Whole planes where they are small (a stack of many small planes would otherwise
+        # take a Python iteration each), rows of one plane where they are large.
+        per = max(1, (1 << 20) // max(1, h * w))
+        rows = h if per > 1 else max(1, (1 << 20) // max(1, w))
+        for z in range(0, planes.shape[0], per):
+            for r0 in range(0, h, rows):
+                part = (slice(z, z + per), slice(r0, r0 + rows))
+                block = planes[part].astype(np.float64)
                 lo = min(lo, float(np.fmin.reduce(block, axis=None)))
                 hi = max(hi, float(np.fmax.reduce(block, axis=None)))
-                moved = np.abs(block - f32s[z, r0:r0 + step])
+                moved = np.abs(block - f32s[part])
                 most = max(most, float(np.fmax.reduce(moved, axis=None)))
         top = float(np.finfo(np.float32).max)
         if max(abs(lo), abs(hi)) > top and math.isfinite(lo) and math.isfinite(hi):
