@@ -115,7 +115,8 @@ fn dispatch(cmd: Cmd) -> CliResult<()> {
             tiffio::PageWriter::probe(&output)?;
             // Every volume's pixels before any is denoised: a NaN in the last channel was
             // refused only after the first had been reported done (and nothing written).
-            if groups.len() > 1 {
+            // The whole file in one pass; a volume is gathered only to name the bad one.
+            if groups.len() > 1 && denoisekit_core::check_input(&img.view()).is_err() {
                 for g in &groups {
                     let copy = g.gather(&img);
                     denoisekit_core::check_input(&copy.as_ref().unwrap_or(&img).view())

@@ -695,7 +695,7 @@ impl<R: Read + Seek> PageReader<R> {
             .flatten()
             .or(r.calibration.resolution.map(|_| 2));
         r.calibration.white_is_zero = r.white_is_zero();
-        if r.dec.inner().palette {
+        if r.dec.inner().palette() {
             r.calibration.palette = r
                 .dec
                 .find_tag_unsigned_vec::<u16>(tiff::tags::Tag::ColorMap)
@@ -941,10 +941,9 @@ impl<R: Read + Seek> PageReader<R> {
 pub struct PaletteAsGrey<R> {
     inner: R,
     pos: u64,
-    /// File offsets of the values replaced, and the bytes read there instead (ascending).
+    /// File offsets of the values replaced, and the bytes read there instead (ascending);
+    /// empty unless the first directory is a palette image.
     patches: Vec<(u64, [u8; 2])>,
-    /// Whether the first directory is a palette image.
-    palette: bool,
 }
 
 /// Directories walked at most looking for palette pages (a stack's pages).
@@ -961,9 +960,13 @@ impl<R: Read + Seek> PaletteAsGrey<R> {
         Ok(Self {
             inner,
             pos: 0,
-            palette: !patches.is_empty(),
             patches,
         })
+    }
+
+    /// Whether the pages are palette images (read as grey).
+    fn palette(&self) -> bool {
+        !self.patches.is_empty()
     }
 }
 

@@ -144,8 +144,8 @@ fn choose_noise_model_for<'v>(
     input: &VolumeView<'_>,
     values: &'v ParamValues,
 ) -> Result<(std::borrow::Cow<'v, ParamValues>, Option<f64>)> {
-    if camera_without_model(values) {
-        return Ok((implied_noise_model(values), None));
+    if let named @ std::borrow::Cow::Owned(_) = implied_noise_model(values) {
+        return Ok((named, None));
     }
     if !asks_auto(values)? {
         return Ok((std::borrow::Cow::Borrowed(values), None));

@@ -340,11 +340,15 @@ def denoise(
     return res[0] if two_d else res
 
 
+def _limit_text(memory_limit) -> Optional[str]:
+    """As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G")."""
+    return None if memory_limit is None else str(memory_limit)
+
+
 def _check_job_options(backend, threads, memory_limit) -> None:
     """Refuses what every job would refuse (the backend's name, the thread count, the
     memory limit), as :func:`denoise` does."""
-    limit = None if memory_limit is None else str(memory_limit)
-    _native.check_job_options(backend, _threads(threads), limit)
+    _native.check_job_options(backend, _threads(threads), _limit_text(memory_limit))
 
 
 def _run(vol, method, params, backend, threads, memory_limit, target=None, part=False):
@@ -353,10 +357,9 @@ def _run(vol, method, params, backend, threads, memory_limit, target=None, part=
     ``part``: a chunk of an image whose noise model :func:`_resolve` judged on its sample
     (a chunk mostly of background would fail that judgement alone)."""
     pairs, images = _split(method, params)
-    # As text: the core reads it as it reads DENOISEKIT_MEMORY_LIMIT (bytes, or "8G").
-    limit = None if memory_limit is None else str(memory_limit)
     res, device, _, units = _native.denoise(
-        vol, method, pairs, images, backend, _threads(threads), limit, target, part
+        vol, method, pairs, images, backend, _threads(threads), _limit_text(memory_limit),
+        target, part
     )
     log.info("%s ran on %s", method, device)
     if str(backend).lower() == "gpu" and device.startswith("CPU"):

@@ -288,9 +288,10 @@ public class DenoiseCommand implements PlugIn {
         if (m != null && m.contains("must be finite numbers")) {
             m += canMask
                     ? "; to treat NaN pixels as masked-out (filled from their neighbours for the computation, NaN "
-                            + "again in the result) tick nan_masked, or add nan_masked to the macro's options"
+                            + "again in the result) tick " + DenoiseJob.NAN_MASKED + ", or add "
+                            + DenoiseJob.NAN_MASKED + " to the macro's options"
                     : "; Compare Methods does not mask NaN pixels: compare on a selection without them, or run "
-                            + "Denoise... with nan_masked";
+                            + "Denoise... with " + DenoiseJob.NAN_MASKED;
         }
         return m;
     }
